@@ -1,0 +1,138 @@
+import COpenBLAS
+
+/// Whether a GEMM operand is used as stored or transposed.
+public enum Transpose: Sendable, Equatable, CustomStringConvertible {
+  /// The operand as stored (row-major).
+  case none
+  /// The operand's transpose.
+  case transposed
+
+  @usableFromInline var cblas: CBLAS_TRANSPOSE {
+    self == .none ? CblasNoTrans : CblasTrans
+  }
+
+  public var description: String { self == .none ? "N" : "T" }
+}
+
+/// The calls Herd makes into OpenBLAS (CBLAS, 32-bit integers, row-major).
+///
+/// OpenBLAS's thread count is process-global: set it once at start-up with
+/// ``setThreadCount(_:)`` and log it; nothing in Herd changes it as a side effect.
+public enum BLAS {
+  /// Sets OpenBLAS's thread count for the whole process.
+  ///
+  /// - Parameter count: threads, at least 1. Actors sharing cores with a learner
+  ///   usually want 1.
+  public static func setThreadCount(_ count: Int) {
+    openblas_set_num_threads(Int32(max(1, count)))
+  }
+
+  /// OpenBLAS's current thread count.
+  public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+  /// OpenBLAS's build configuration and the kernel it chose ("Haswell", "SkylakeX"...).
+  public static var configuration: String {
+    let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
+    let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+    return "\(config) core=\(core)"
+  }
+
+  /// `C = alpha * op(A) * op(B) + beta * C`, row-major, through `cblas_sgemm`.
+  ///
+  /// `op(A)` is `[m, k]`, `op(B)` is `[k, n]`, `C` is `[m, n]`. Leading dimensions
+  /// are row strides in elements, so a matrix whose rows are spaced (a time step of
+  /// `[N, T, F]`: `lda = T * F`) needs no copy. With `k == 0`, C is scaled by beta.
+  public static func gemm(
+    _ transA: Transpose, _ transB: Transpose,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    if let recorder = GemmRecorder.current {
+      recorder.record(GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: beta))
+    }
+    guard m > 0, n > 0 else { return }
+    guard k > 0 else {
+      for row in 0..<m {
+        let crow = c + row &* ldc
+        if beta == 0 {
+          crow.update(repeating: 0, count: n)
+        } else if beta != 1 {
+          for col in 0..<n { crow[col] *= beta }
+        }
+      }
+      return
+    }
+    cblas_sgemm(
+      CblasRowMajor, transA.cblas, transB.cblas,
+      Int32(m), Int32(n), Int32(k),
+      alpha, a, Int32(lda), b, Int32(ldb),
+      beta, c, Int32(ldc))
+  }
+
+  /// Dot product of two contiguous vectors (`cblas_sdot`).
+  public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
+    guard count > 0 else { return 0 }
+    return cblas_sdot(Int32(count), x, 1, y, 1)
+  }
+
+  /// `y += alpha * x` over contiguous vectors (`cblas_saxpy`).
+  public static func axpy(
+    _ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    guard count > 0 else { return }
+    cblas_saxpy(Int32(count), alpha, x, 1, y, 1)
+  }
+
+  /// `x *= alpha` over a contiguous vector (`cblas_sscal`).
+  public static func scale(_ alpha: Float, _ x: UnsafeMutablePointer<Float>, count: Int) {
+    guard count > 0 else { return }
+    cblas_sscal(Int32(count), alpha, x, 1)
+  }
+}
+
+/// One `cblas_sgemm` call's shape, as recorded by a ``GemmRecorder``.
+public struct GemmShape: Sendable, Equatable, Hashable, CustomStringConvertible {
+  public var transA: Transpose
+  public var transB: Transpose
+  public var m: Int
+  public var n: Int
+  public var k: Int
+  public var lda: Int
+  public var ldb: Int
+  public var ldc: Int
+  public var beta: Float
+
+  /// Floating-point operations of the product (`2 m n k`).
+  public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+
+  public var description: String { "\(transA)\(transB) m=\(m) n=\(n) k=\(k)" }
+}
+
+/// Records the shape of every GEMM issued on this thread (or task) while bound.
+///
+/// The benchmark binds one around a layer's forward and backward to learn exactly
+/// which matrix products it issues, then times those products alone: the floor.
+///
+/// ```swift
+/// let recorder = GemmRecorder()
+/// GemmRecorder.$current.withValue(recorder) { lstm.forward(...) }
+/// ```
+public final class GemmRecorder: @unchecked Sendable {
+  /// The recorder bound for the current task or thread, if any.
+  @TaskLocal public static var current: GemmRecorder?
+
+  private let lock = SpinlessLock()
+  private var storage: [GemmShape] = []
+
+  /// An empty recorder.
+  public init() {}
+
+  /// The recorded shapes, in call order.
+  public var shapes: [GemmShape] { lock.withLock { storage } }
+
+  func record(_ shape: GemmShape) { lock.withLock { storage.append(shape) } }
+}

@@ -1,0 +1,170 @@
+/// Elementwise kernels over contiguous Float32 buffers.
+///
+/// Shapes: every function takes `count` scalars; `input` and `output` may be the
+/// same buffer. The activations run eight lanes at a time with the functions in
+/// FastMath.swift; the tail is padded into one more vector so each value takes the
+/// same path wherever it sits.
+public enum Kernels {
+  /// Applies `f` lane-wise from `input` to `output` over `count` scalars.
+  @inlinable @inline(__always)
+  public static func map8(
+    _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int,
+    _ f: (Float8) -> Float8
+  ) {
+    var i = 0
+    let raw = UnsafeRawPointer(input)
+    let out = UnsafeMutableRawPointer(output)
+    while i &+ 8 <= count {
+      let v = raw.loadUnaligned(fromByteOffset: i &* 4, as: Float8.self)
+      out.storeBytes(of: f(v), toByteOffset: i &* 4, as: Float8.self)
+      i &+= 8
+    }
+    if i < count {
+      var v = Float8(repeating: 0)
+      for j in 0..<(count &- i) { v[j] = input[i &+ j] }
+      let r = f(v)
+      for j in 0..<(count &- i) { output[i &+ j] = r[j] }
+    }
+  }
+
+  /// `output = sigmoid(input)`.
+  @inlinable
+  public static func sigmoid(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+    map8(input, output, count: count, simdSigmoid)
+  }
+
+  /// `output = tanh(input)`.
+  @inlinable
+  public static func tanh(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+    map8(input, output, count: count, simdTanh)
+  }
+
+  /// `output = exp(input)`.
+  @inlinable
+  public static func exp(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+    map8(input, output, count: count, simdExp)
+  }
+
+  /// `output = max(input, 0)`.
+  @inlinable
+  public static func relu(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+    map8(input, output, count: count) { pointwiseMax($0, Float8(repeating: 0)) }
+  }
+
+  // MARK: Derivatives, written in terms of the activation's output y
+
+  /// `dx = dy * y * (1 - y)` where `y = sigmoid(x)`.
+  @inlinable
+  public static func sigmoidBackward(
+    output y: UnsafePointer<Float>, gradOutput dy: UnsafePointer<Float>,
+    gradInput dx: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    for i in 0..<count { dx[i] = dy[i] * y[i] * (1 - y[i]) }
+  }
+
+  /// `dx = dy * (1 - y^2)` where `y = tanh(x)`.
+  @inlinable
+  public static func tanhBackward(
+    output y: UnsafePointer<Float>, gradOutput dy: UnsafePointer<Float>,
+    gradInput dx: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    for i in 0..<count { dx[i] = dy[i] * (1 - y[i] * y[i]) }
+  }
+
+  /// `dx = dy` where `y > 0`, else 0, where `y = relu(x)`.
+  @inlinable
+  public static func reluBackward(
+    output y: UnsafePointer<Float>, gradOutput dy: UnsafePointer<Float>,
+    gradInput dx: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    for i in 0..<count { dx[i] = y[i] > 0 ? dy[i] : 0 }
+  }
+
+  // MARK: Row-wise softmax over [rows, cols]
+
+  /// Row-wise log-softmax of `[rows, cols]`, stabilised by the row maximum.
+  public static func logSoftmax(
+    _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, cols: Int
+  ) {
+    for r in 0..<rows {
+      let x = input + r &* cols
+      let y = output + r &* cols
+      var m = -Float.infinity
+      for j in 0..<cols { m = max(m, x[j]) }
+      var s: Float = 0
+      for j in 0..<cols { s += expf(x[j] - m) }
+      let lse = m + logf(s)
+      for j in 0..<cols { y[j] = x[j] - lse }
+    }
+  }
+
+  /// Row-wise softmax of `[rows, cols]`, stabilised by the row maximum.
+  public static func softmax(
+    _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, rows: Int, cols: Int
+  ) {
+    logSoftmax(input, output, rows: rows, cols: cols)
+    for i in 0..<(rows &* cols) { output[i] = expf(output[i]) }
+  }
+
+  /// Gradient of row-wise log-softmax: `dx = dy - softmax(x) * sum_j dy_j`.
+  ///
+  /// - Parameter logProbs: the forward output `log softmax(x)`, `[rows, cols]`.
+  public static func logSoftmaxBackward(
+    logProbs: UnsafePointer<Float>, gradOutput dy: UnsafePointer<Float>,
+    gradInput dx: UnsafeMutablePointer<Float>, rows: Int, cols: Int
+  ) {
+    for r in 0..<rows {
+      let lp = logProbs + r &* cols
+      let g = dy + r &* cols
+      let o = dx + r &* cols
+      var s: Float = 0
+      for j in 0..<cols { s += g[j] }
+      for j in 0..<cols { o[j] = g[j] - expf(lp[j]) * s }
+    }
+  }
+
+  // MARK: Reductions and row operations
+
+  /// `out[j] (+)= sum_i a[i, j]` over `[rows, cols]` with row stride `lda`.
+  @inlinable
+  public static func columnSums(
+    _ a: UnsafePointer<Float>, rows: Int, cols: Int, lda: Int,
+    into out: UnsafeMutablePointer<Float>, accumulate: Bool
+  ) {
+    if !accumulate { out.update(repeating: 0, count: cols) }
+    for r in 0..<rows {
+      let row = a + r &* lda
+      for j in 0..<cols { out[j] += row[j] }
+    }
+  }
+
+  /// Adds the vector `bias[cols]` to every row of `a[rows, cols]` (row stride `lda`).
+  @inlinable
+  public static func addRowVector(
+    _ bias: UnsafePointer<Float>, to a: UnsafeMutablePointer<Float>, rows: Int, cols: Int, lda: Int
+  ) {
+    for r in 0..<rows {
+      let row = a + r &* lda
+      for j in 0..<cols { row[j] += bias[j] }
+    }
+  }
+
+  /// Sum of squares of a contiguous buffer, accumulated in Double.
+  public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+    // Blocks of 4096 through BLAS, summed in Double: accurate and vectorised.
+    var total: Double = 0
+    var i = 0
+    while i < count {
+      let n = min(4096, count &- i)
+      total += Double(BLAS.dot(x + i, x + i, count: n))
+      i &+= n
+    }
+    return total
+  }
+}
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif

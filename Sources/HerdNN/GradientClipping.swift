@@ -1,0 +1,48 @@
+import HerdMath
+
+/// Global-norm gradient clipping (PyTorch's `clip_grad_norm_`, IMPALA's default 40).
+public enum GradientClipping {
+  /// Scales `grads` so their global L2 norm is at most `maxNorm` and returns the norm
+  /// before clipping. The scale is `maxNorm / (norm + 1e-6)` when the norm exceeds
+  /// `maxNorm`, as PyTorch does.
+  ///
+  /// - Throws: ``NNError/nonFiniteGradient(norm:)`` when any gradient is NaN or
+  ///   infinite. The gradients are left as they are (never rescaled into garbage):
+  ///   the caller skips the update and reports it.
+  @discardableResult
+  public static func clipGlobalNorm(_ grads: UnsafeMutableBufferPointer<Float>, maxNorm: Float) throws -> Float {
+    guard let base = grads.baseAddress, grads.count > 0 else { return 0 }
+    let sumSq = Kernels.sumOfSquares(base, count: grads.count)
+    let norm = sumSq.squareRoot()
+    guard norm.isFinite else { throw NNError.nonFiniteGradient(norm: norm) }
+    if maxNorm > 0, norm > Double(maxNorm) {
+      BLAS.scale(Float(Double(maxNorm) / (norm + 1e-6)), base, count: grads.count)
+    }
+    return Float(norm)
+  }
+}
+
+/// Linear learning-rate decay from `initial` to `final` over `totalSteps` (IMPALA's
+/// schedule decays to zero over the run); constant after.
+public struct LinearDecay: Sendable, Equatable, Codable {
+  /// Learning rate at step 0.
+  public var initial: Float
+  /// Learning rate at and after `totalSteps`.
+  public var final: Float
+  /// Steps over which to decay; 0 means constant `initial`.
+  public var totalSteps: Int
+
+  /// A schedule; `totalSteps` 0 keeps the rate constant.
+  public init(initial: Float, final: Float = 0, totalSteps: Int) {
+    self.initial = initial
+    self.final = final
+    self.totalSteps = totalSteps
+  }
+
+  /// The learning rate at `step`.
+  public func rate(at step: Int) -> Float {
+    guard totalSteps > 0 else { return initial }
+    let frac = min(1, max(0, Double(step) / Double(totalSteps)))
+    return Float(Double(initial) + (Double(final) - Double(initial)) * frac)
+  }
+}

@@ -1,0 +1,87 @@
+import HerdMath
+
+extension LSTM {
+  public func backward(
+    _ p: Parameters, x: UnsafePointer<Float>, dH: UnsafePointer<Float>, cache: RecurrentCache,
+    dx: UnsafeMutablePointer<Float>?, dh0: UnsafeMutablePointer<Float>?,
+    dc0: UnsafeMutablePointer<Float>?
+  ) {
+    guard let packing = cache.packing else { preconditionFailure("LSTM.backward before forward") }
+    let hs = hiddenSize
+    let g4 = 4 &* hs
+    let rows = packing.rowCount
+    let nSeq = packing.sequenceCount
+    let gates = cache.gates.pointer
+    let cell = cache.cell.pointer
+    let tanhCell = cache.tanhCell.pointer
+    let dG = cache.gradGates.reserve(rows &* g4)
+    // Carries into step t-1; rows past the active prefix stay zero.
+    let dhCarry = cache.dhCarry.zeroed(nSeq &* hs)
+    let dcCarry = cache.dcCarry.zeroed(nSeq &* hs)
+    for t in stride(from: packing.stepCount - 1, through: 0, by: -1) {
+      let n = packing.batchSizes[t]
+      let off = packing.offsets[t]
+      let prevC = t == 0 ? cache.c0.pointer : cell + packing.offsets[t - 1] &* hs
+      for j in 0..<n {
+        let r = off &+ j
+        Self.cellBackward(
+          gates: gates + r &* g4, cPrev: prevC + j &* hs, tanhC: tanhCell + r &* hs,
+          dhOut: dH + r &* hs, dhCarry: dhCarry + j &* hs, dcCarry: dcCarry + j &* hs,
+          dGates: dG + r &* g4, hiddenSize: hs)
+      }
+      // dh_{t-1} = dG_t W_hh for the active prefix.
+      BLAS.gemm(
+        .none, .none, m: n, n: hs, k: g4, a: dG + off &* g4, lda: g4,
+        b: p.value(weightHH), ldb: hs, beta: 0, c: dhCarry, ldc: hs)
+    }
+    // Weight gradients over every packed row at once.
+    BLAS.gemm(
+      .transposed, .none, m: g4, n: inputSize, k: rows, a: dG, lda: g4, b: x, ldb: inputSize,
+      beta: 1, c: p.grad(weightIH), ldc: inputSize)
+    BLAS.gemm(
+      .transposed, .none, m: g4, n: hs, k: rows, a: dG, lda: g4, b: cache.hPrev.pointer, ldb: hs,
+      beta: 1, c: p.grad(weightHH), ldc: hs)
+    let db = cache.biasGrad.reserve(g4)
+    Kernels.columnSums(dG, rows: rows, cols: g4, lda: g4, into: db, accumulate: false)
+    BLAS.axpy(1, db, p.grad(biasIH), count: g4)
+    BLAS.axpy(1, db, p.grad(biasHH), count: g4)
+    if let dx {
+      BLAS.gemm(
+        .none, .none, m: rows, n: inputSize, k: g4, a: dG, lda: g4, b: p.value(weightIH),
+        ldb: inputSize, beta: 0, c: dx, ldc: inputSize)
+    }
+    if let dh0 { packing.scatterRows(dhCarry, features: hs, into: dh0) }
+    if let dc0 { packing.scatterRows(dcCarry, features: hs, into: dc0) }
+  }
+
+  /// One row of BPTT. Reads the carries from step t+1, writes dc into `dcCarry` for
+  /// step t-1 and the pre-activation gate gradients into `dGates` (i, f, g, o).
+  @inlinable @inline(__always)
+  static func cellBackward(
+    gates: UnsafePointer<Float>, cPrev: UnsafePointer<Float>, tanhC: UnsafePointer<Float>,
+    dhOut: UnsafePointer<Float>, dhCarry: UnsafePointer<Float>, dcCarry: UnsafeMutablePointer<Float>,
+    dGates: UnsafeMutablePointer<Float>, hiddenSize hs: Int
+  ) {
+    var k = 0
+    while k < hs {
+      let n = min(8, hs &- k)
+      let i = Float8.load(gates + k, count: n)
+      let f = Float8.load(gates + (hs &+ k), count: n)
+      let g = Float8.load(gates + (2 &* hs &+ k), count: n)
+      let o = Float8.load(gates + (3 &* hs &+ k), count: n)
+      let tc = Float8.load(tanhC + k, count: n)
+      let dh = Float8.load(dhOut + k, count: n) + Float8.load(dhCarry + k, count: n)
+      let dc = Float8.load(dcCarry + k, count: n) + dh * o * (1 - tc * tc)
+      let dO = dh * tc
+      let dI = dc * g
+      let dGg = dc * i
+      let dF = dc * Float8.load(cPrev + k, count: n)
+      (dc * f).store(dcCarry + k, count: n)
+      (dI * i * (1 - i)).store(dGates + k, count: n)
+      (dF * f * (1 - f)).store(dGates + (hs &+ k), count: n)
+      (dGg * (1 - g * g)).store(dGates + (2 &* hs &+ k), count: n)
+      (dO * o * (1 - o)).store(dGates + (3 &* hs &+ k), count: n)
+      k &+= 8
+    }
+  }
+}

@@ -1,0 +1,146 @@
+import HerdMath
+
+/// A long short-term memory layer with PyTorch's `nn.LSTM` semantics (one layer,
+/// unidirectional).
+///
+/// Per step (Hochreiter & Schmidhuber 1997; PyTorch's formulation and gate order):
+/// ```
+/// [i, f, g, o] = x W_ih^T + b_ih + h W_hh^T + b_hh        (gates, 4H, in that order)
+/// i, f, o = sigmoid(.)   g = tanh(.)
+/// c' = f * c + i * g     h' = o * tanh(c')
+/// ```
+/// Parameters (PyTorch names without the `_l0` suffix): `weight_ih [4H, I]`,
+/// `weight_hh [4H, H]`, `bias_ih [4H]`, `bias_hh [4H]`, rows in gate order i, f, g, o,
+/// all ~ U(-1/sqrt(H), 1/sqrt(H)).
+///
+/// Cost per sequence batch: one GEMM for the input projection of all packed rows,
+/// one per step for the recurrence on the active prefix; backward one per step plus
+/// three batched ones for the weight and input gradients.
+public struct LSTM: RecurrentLayer, Equatable {
+  public let inputSize: Int
+  public let hiddenSize: Int
+  public var stateCount: Int { 2 }
+  /// `[4H, I]`.
+  public let weightIH: ParameterSlot
+  /// `[4H, H]`.
+  public let weightHH: ParameterSlot
+  /// `[4H]`.
+  public let biasIH: ParameterSlot
+  /// `[4H]`.
+  public let biasHH: ParameterSlot
+
+  /// Declares `name.weight_ih`, `name.weight_hh`, `name.bias_ih`, `name.bias_hh`.
+  public init(_ name: String, inputSize: Int, hiddenSize: Int, layout: inout ParameterLayout) {
+    precondition(inputSize > 0 && hiddenSize > 0, "LSTM \(name): \(inputSize) -> \(hiddenSize)")
+    self.inputSize = inputSize
+    self.hiddenSize = hiddenSize
+    let k = ParameterInit.uniform(bound: 1 / Float(hiddenSize).squareRoot())
+    weightIH = layout.declare("\(name).weight_ih", shape: [4 * hiddenSize, inputSize], initializer: k)
+    weightHH = layout.declare("\(name).weight_hh", shape: [4 * hiddenSize, hiddenSize], initializer: k)
+    biasIH = layout.declare("\(name).bias_ih", shape: [4 * hiddenSize], initializer: k)
+    biasHH = layout.declare("\(name).bias_hh", shape: [4 * hiddenSize], initializer: k)
+  }
+
+  // MARK: Forward
+
+  @discardableResult
+  public func forward(
+    _ p: Parameters, x: UnsafePointer<Float>, packing: PackedSequences,
+    h0: UnsafePointer<Float>?, c0: UnsafePointer<Float>?, cache: RecurrentCache
+  ) -> UnsafePointer<Float> {
+    let hs = hiddenSize
+    let g4 = 4 &* hs
+    let rows = packing.rowCount
+    cache.packing = packing
+    cache.rankStates(packing, hiddenSize: hs, h0: h0, c0: c0, needsCell: true)
+    // Input projection of every packed row at once, on top of the summed biases.
+    let gates = cache.gates.reserve(rows &* g4)
+    let bias = combinedBias(p, cache)
+    for r in 0..<rows { (gates + r &* g4).update(from: bias, count: g4) }
+    BLAS.gemm(
+      .none, .transposed, m: rows, n: g4, k: inputSize, a: x, lda: inputSize,
+      b: p.value(weightIH), ldb: inputSize, beta: 1, c: gates, ldc: g4)
+    let hPrev = cache.hPrev.reserve(rows &* hs)
+    let cell = cache.cell.reserve(rows &* hs)
+    let tanhCell = cache.tanhCell.reserve(rows &* hs)
+    let h = cache.h.reserve(rows &* hs)
+    for t in 0..<packing.stepCount {
+      let n = packing.batchSizes[t]
+      let off = packing.offsets[t]
+      let prevH = t == 0 ? cache.h0.pointer : h + packing.offsets[t - 1] &* hs
+      let prevC = t == 0 ? cache.c0.pointer : cell + packing.offsets[t - 1] &* hs
+      (hPrev + off &* hs).update(from: prevH, count: n &* hs)
+      BLAS.gemm(
+        .none, .transposed, m: n, n: g4, k: hs, a: hPrev + off &* hs, lda: hs,
+        b: p.value(weightHH), ldb: hs, beta: 1, c: gates + off &* g4, ldc: g4)
+      for j in 0..<n {
+        let r = off &+ j
+        Self.cellForward(
+          gates: gates + r &* g4, cPrev: prevC + j &* hs, c: cell + r &* hs,
+          tanhC: tanhCell + r &* hs, h: h + r &* hs, hiddenSize: hs)
+      }
+    }
+    return UnsafePointer(h)
+  }
+
+  public func step(
+    _ p: Parameters, x: UnsafePointer<Float>, rows: Int, h: UnsafeMutablePointer<Float>,
+    c: UnsafeMutablePointer<Float>?, cache: RecurrentCache
+  ) {
+    guard let c else { preconditionFailure("LSTM.step needs a cell state") }
+    let hs = hiddenSize
+    let g4 = 4 &* hs
+    // The same operations, in the same order, as forward: bias, += x W_ih^T, += h W_hh^T.
+    let gates = cache.gates.reserve(rows &* g4)
+    let bias = combinedBias(p, cache)
+    for r in 0..<rows { (gates + r &* g4).update(from: bias, count: g4) }
+    BLAS.gemm(
+      .none, .transposed, m: rows, n: g4, k: inputSize, a: x, lda: inputSize,
+      b: p.value(weightIH), ldb: inputSize, beta: 1, c: gates, ldc: g4)
+    BLAS.gemm(
+      .none, .transposed, m: rows, n: g4, k: hs, a: h, lda: hs,
+      b: p.value(weightHH), ldb: hs, beta: 1, c: gates, ldc: g4)
+    let tanhCell = cache.tanhCell.reserve(rows &* hs)
+    for j in 0..<rows {
+      Self.cellForward(
+        gates: gates + j &* g4, cPrev: c + j &* hs, c: c + j &* hs,
+        tanhC: tanhCell + j &* hs, h: h + j &* hs, hiddenSize: hs)
+    }
+  }
+
+  private func combinedBias(_ p: Parameters, _ cache: RecurrentCache) -> UnsafePointer<Float> {
+    let g4 = 4 &* hiddenSize
+    let b = cache.bias.reserve(g4)
+    let bi = p.value(biasIH)
+    let bh = p.value(biasHH)
+    for k in 0..<g4 { b[k] = bi[k] + bh[k] }
+    return UnsafePointer(b)
+  }
+
+  /// One row's gate activations and state update. `gates` holds pre-activations on
+  /// entry and activations (i, f, g, o) on exit; `cPrev` may equal `c`.
+  @inlinable @inline(__always)
+  static func cellForward(
+    gates: UnsafeMutablePointer<Float>, cPrev: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+    tanhC: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, hiddenSize hs: Int
+  ) {
+    var k = 0
+    while k < hs {
+      let n = min(8, hs &- k)
+      let i = simdSigmoid(Float8.load(gates + k, count: n))
+      let f = simdSigmoid(Float8.load(gates + (hs &+ k), count: n))
+      let g = simdTanh(Float8.load(gates + (2 &* hs &+ k), count: n))
+      let o = simdSigmoid(Float8.load(gates + (3 &* hs &+ k), count: n))
+      let cNew = f * Float8.load(cPrev + k, count: n) + i * g
+      let tc = simdTanh(cNew)
+      i.store(gates + k, count: n)
+      f.store(gates + (hs &+ k), count: n)
+      g.store(gates + (2 &* hs &+ k), count: n)
+      o.store(gates + (3 &* hs &+ k), count: n)
+      cNew.store(c + k, count: n)
+      tc.store(tanhC + k, count: n)
+      (o * tc).store(h + k, count: n)
+      k &+= 8
+    }
+  }
+}

@@ -1,0 +1,183 @@
+import HerdMath
+
+/// An optimiser over a model's flat parameter buffer.
+///
+/// State buffers have the parameters' layout, so they are saved beside them by name.
+public protocol Optimizer: AnyObject {
+  /// A short name ("rmsprop", "adam") recorded in parameter files.
+  var kind: String { get }
+  /// Updates taken so far.
+  var stepCount: Int { get }
+  /// Applies one update with learning rate `lr` from `p.grads` to `p.values`.
+  func step(_ p: Parameters, lr: Float)
+  /// Named state buffers, each with one scalar per parameter (for saving).
+  func stateBuffers() -> [(name: String, values: [Float])]
+  /// Restores the state saved by ``stateBuffers()`` and the step count.
+  func restore(buffers: [String: [Float]], stepCount: Int) throws
+}
+
+/// RMSProp with PyTorch's semantics (`torch.optim.RMSprop`), as IMPALA uses it.
+///
+/// ```
+/// v = alpha * v + (1 - alpha) * g^2
+/// centered: m_g = alpha * m_g + (1 - alpha) * g;  d = sqrt(v - m_g^2) + eps
+/// otherwise: d = sqrt(v) + eps                    (eps added after the root)
+/// momentum > 0: b = momentum * b + g / d;  p -= lr * b
+/// otherwise:    p -= lr * g / d
+/// ```
+/// Defaults are IMPALA's: alpha (decay) 0.99, eps 0.01, no momentum, not centered.
+public final class RMSProp: Optimizer {
+  public let kind = "rmsprop"
+  /// Smoothing constant of the squared-gradient average.
+  public let alpha: Float
+  /// Added to the root of the average.
+  public let eps: Float
+  /// Momentum factor; 0 turns it off.
+  public let momentum: Float
+  /// Normalise by the variance instead of the second moment.
+  public let centered: Bool
+  public private(set) var stepCount = 0
+  private var squareAvg: [Float]
+  private var gradAvg: [Float]
+  private var momentumBuffer: [Float]
+
+  /// An optimiser for `count` parameters.
+  public init(count: Int, alpha: Float = 0.99, eps: Float = 0.01, momentum: Float = 0, centered: Bool = false) {
+    self.alpha = alpha
+    self.eps = eps
+    self.momentum = momentum
+    self.centered = centered
+    squareAvg = [Float](repeating: 0, count: count)
+    gradAvg = centered ? [Float](repeating: 0, count: count) : []
+    momentumBuffer = momentum > 0 ? [Float](repeating: 0, count: count) : []
+  }
+
+  public func step(_ p: Parameters, lr: Float) {
+    let n = p.count
+    let (alpha, eps, momentum, centered) = (alpha, eps, momentum, centered)
+    let w = p.values.baseAddress.unsafelyUnwrapped
+    let g = p.grads.baseAddress.unsafelyUnwrapped
+    squareAvg.withMutablePointer { v in
+      gradAvg.withMutablePointer { mg in
+        momentumBuffer.withMutablePointer { b in
+          for i in 0..<n {
+            let gi = g[i]
+            v[i] = alpha * v[i] + (1 - alpha) * gi * gi
+            var avg = v[i]
+            if centered {
+              mg[i] = alpha * mg[i] + (1 - alpha) * gi
+              avg -= mg[i] * mg[i]
+            }
+            let d = avg.squareRoot() + eps
+            if momentum > 0 {
+              b[i] = momentum * b[i] + gi / d
+              w[i] -= lr * b[i]
+            } else {
+              w[i] -= lr * gi / d
+            }
+          }
+        }
+      }
+    }
+    stepCount += 1
+  }
+
+  public func stateBuffers() -> [(name: String, values: [Float])] {
+    var out: [(String, [Float])] = [("square_avg", squareAvg)]
+    if centered { out.append(("grad_avg", gradAvg)) }
+    if momentum > 0 { out.append(("momentum_buffer", momentumBuffer)) }
+    return out
+  }
+
+  public func restore(buffers: [String: [Float]], stepCount: Int) throws {
+    // Validate everything before assigning anything.
+    let sq = try Self.take("square_avg", buffers, count: squareAvg.count)
+    let ga = centered ? try Self.take("grad_avg", buffers, count: gradAvg.count) : gradAvg
+    let mb = momentum > 0 ? try Self.take("momentum_buffer", buffers, count: momentumBuffer.count) : momentumBuffer
+    (squareAvg, gradAvg, momentumBuffer) = (sq, ga, mb)
+    self.stepCount = stepCount
+  }
+
+  static func take(_ name: String, _ buffers: [String: [Float]], count: Int) throws -> [Float] {
+    guard let b = buffers[name] else {
+      throw NNError.invalidValue(name: "optimizer state", value: name, reason: "missing from the file")
+    }
+    guard b.count == count else {
+      throw NNError.shapeMismatch(context: "optimizer state \(name)", expected: [count], actual: [b.count])
+    }
+    return b
+  }
+}
+
+/// Adam with PyTorch's semantics (`torch.optim.Adam`, no AMSGrad).
+///
+/// ```
+/// g += weight_decay * p
+/// m = b1 m + (1 - b1) g      v = b2 v + (1 - b2) g^2       (t = step, from 1)
+/// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+/// ```
+public final class Adam: Optimizer {
+  public let kind = "adam"
+  /// First-moment decay.
+  public let beta1: Float
+  /// Second-moment decay.
+  public let beta2: Float
+  /// Added to the bias-corrected root.
+  public let eps: Float
+  /// L2 penalty added to the gradient.
+  public let weightDecay: Float
+  public private(set) var stepCount = 0
+  private var m: [Float]
+  private var v: [Float]
+
+  /// An optimiser for `count` parameters with PyTorch's defaults.
+  public init(count: Int, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0) {
+    self.beta1 = beta1
+    self.beta2 = beta2
+    self.eps = eps
+    self.weightDecay = weightDecay
+    m = [Float](repeating: 0, count: count)
+    v = [Float](repeating: 0, count: count)
+  }
+
+  public func step(_ p: Parameters, lr: Float) {
+    stepCount += 1
+    let n = p.count
+    let (b1, b2, eps, wd) = (beta1, beta2, eps, weightDecay)
+    let t = Float(stepCount)
+    let bc1 = 1 - _pow(b1, t)
+    let bc2Root = (1 - _pow(b2, t)).squareRoot()
+    let stepSize = lr / bc1
+    let w = p.values.baseAddress.unsafelyUnwrapped
+    let g = p.grads.baseAddress.unsafelyUnwrapped
+    m.withMutablePointer { m in
+      v.withMutablePointer { v in
+        for i in 0..<n {
+          let gi = g[i] + wd * w[i]
+          m[i] = b1 * m[i] + (1 - b1) * gi
+          v[i] = b2 * v[i] + (1 - b2) * gi * gi
+          w[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Root + eps)
+        }
+      }
+    }
+  }
+
+  public func stateBuffers() -> [(name: String, values: [Float])] {
+    [("exp_avg", m), ("exp_avg_sq", v)]
+  }
+
+  public func restore(buffers: [String: [Float]], stepCount: Int) throws {
+    let newM = try RMSProp.take("exp_avg", buffers, count: m.count)
+    let newV = try RMSProp.take("exp_avg_sq", buffers, count: v.count)
+    (m, v) = (newM, newV)
+    self.stepCount = stepCount
+  }
+}
+
+#if canImport(Glibc)
+  import Glibc
+  @usableFromInline func _pow(_ x: Float, _ y: Float) -> Float { powf(x, y) }
+#else
+  import Foundation
+  @usableFromInline func _pow(_ x: Float, _ y: Float) -> Float { Foundation.pow(x, y) }
+#endif

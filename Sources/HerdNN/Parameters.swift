@@ -1,0 +1,166 @@
+import HerdMath
+
+/// How a parameter is initialised.
+///
+/// Herd follows PyTorch's defaults so that a config moved from PyTorch behaves the
+/// same at step 0:
+/// - `nn.Linear(in, out)`: weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming
+///   uniform with a = sqrt(5) reduces to this bound for the weight).
+/// - `nn.LSTM` / `nn.GRU` with hidden size H: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)).
+public enum ParameterInit: Sendable, Equatable, Codable {
+  /// Uniform on `[-bound, bound)`.
+  case uniform(bound: Float)
+  /// Every entry equal to `value`.
+  case constant(Float)
+}
+
+/// Where one named parameter sits in a model's contiguous buffer.
+public struct ParameterSlot: Sendable, Equatable {
+  /// Offset of the first scalar in the buffer.
+  public let offset: Int
+  /// Number of scalars.
+  public let count: Int
+  /// Shape, row-major.
+  public let shape: [Int]
+}
+
+/// The names, shapes and offsets of every parameter of a model, in one buffer.
+///
+/// Layers declare their parameters into a layout as they are built; the layout then
+/// sizes one ``Parameters`` buffer. Names follow PyTorch's `state_dict` keys
+/// (`encoder.0.weight`, `lstm.weight_ih`, ...).
+public struct ParameterLayout: Sendable, Equatable {
+  /// One declared parameter.
+  public struct Entry: Sendable, Equatable {
+    /// Unique dotted name.
+    public let name: String
+    /// Position in the buffer.
+    public let slot: ParameterSlot
+    /// Initialiser.
+    public let initializer: ParameterInit
+  }
+
+  /// Entries in declaration order (also buffer order).
+  public private(set) var entries: [Entry] = []
+  /// Total scalars.
+  public private(set) var count = 0
+
+  /// An empty layout.
+  public init() {}
+
+  /// Declares a parameter and returns its slot; names must be unique.
+  public mutating func declare(_ name: String, shape: [Int], initializer: ParameterInit) -> ParameterSlot {
+    precondition(!entries.contains { $0.name == name }, "parameter \(name) declared twice")
+    precondition(shape.allSatisfy { $0 > 0 }, "parameter \(name) has shape \(shape)")
+    let n = shape.reduce(1, *)
+    let slot = ParameterSlot(offset: count, count: n, shape: shape)
+    entries.append(Entry(name: name, slot: slot, initializer: initializer))
+    count += n
+    return slot
+  }
+
+  /// The entry called `name`, if any.
+  public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+}
+
+/// A model's parameters and their gradients, each in one contiguous buffer.
+///
+/// One blob per model, so weights go over the wire and into checkpoints as a single
+/// array, and optimisers and clipping run over flat memory. Owned by one thread.
+public final class Parameters {
+  /// What is where.
+  public let layout: ParameterLayout
+  /// All parameter values, `layout.count` scalars.
+  public let values: UnsafeMutableBufferPointer<Float>
+  /// Gradients, same layout as `values`; layers accumulate into them.
+  public let grads: UnsafeMutableBufferPointer<Float>
+
+  /// Zero-filled parameters and gradients for `layout`.
+  public init(layout: ParameterLayout) {
+    self.layout = layout
+    let n = max(layout.count, 1)
+    values = .allocate(capacity: n)
+    values.initialize(repeating: 0)
+    grads = .allocate(capacity: n)
+    grads.initialize(repeating: 0)
+  }
+
+  /// Parameters initialised per entry (PyTorch's defaults, see ``ParameterInit``),
+  /// in declaration order from `rng`.
+  public convenience init<G: RandomNumberGenerator>(layout: ParameterLayout, rng: inout G) {
+    self.init(layout: layout)
+    for entry in layout.entries {
+      let p = values.baseAddress.unsafelyUnwrapped + entry.slot.offset
+      switch entry.initializer {
+      case .uniform(let bound):
+        for i in 0..<entry.slot.count { p[i] = bound * (2 * rng.nextUnitFloat() - 1) }
+      case .constant(let v):
+        p.update(repeating: v, count: entry.slot.count)
+      }
+    }
+  }
+
+  deinit {
+    values.deallocate()
+    grads.deallocate()
+  }
+
+  /// Total scalars.
+  public var count: Int { layout.count }
+
+  /// Pointer to a parameter's values.
+  @inlinable public func value(_ slot: ParameterSlot) -> UnsafeMutablePointer<Float> {
+    values.baseAddress.unsafelyUnwrapped + slot.offset
+  }
+
+  /// Pointer to a parameter's gradient.
+  @inlinable public func grad(_ slot: ParameterSlot) -> UnsafeMutablePointer<Float> {
+    grads.baseAddress.unsafelyUnwrapped + slot.offset
+  }
+
+  /// Sets every gradient to zero.
+  public func zeroGrads() { grads.update(repeating: 0) }
+
+  /// All values as one array (the blob that travels and is saved).
+  public var flatValues: [Float] { Array(values.prefix(count)) }
+
+  /// All gradients as one array.
+  public var flatGrads: [Float] { Array(grads.prefix(count)) }
+
+  /// Replaces all values from a blob of exactly ``count`` scalars.
+  public func load(flatValues blob: [Float]) throws {
+    guard blob.count == count else {
+      throw NNError.shapeMismatch(context: "parameter blob", expected: [count], actual: [blob.count])
+    }
+    blob.withPointer { src in values.baseAddress.unsafelyUnwrapped.update(from: src, count: count) }
+  }
+
+  /// A copy of the parameter called `name` as a tensor.
+  public func tensor(named name: String) throws -> Tensor {
+    guard let e = layout.entry(named: name) else {
+      throw NNError.invalidValue(
+        name: "parameter", value: name,
+        reason: "no such parameter; known: \(layout.entries.map(\.name).joined(separator: ", "))")
+    }
+    return try Tensor(shape: e.slot.shape, scalars: Array(UnsafeBufferPointer(start: value(e.slot), count: e.slot.count)))
+  }
+
+  /// A copy of the gradient of the parameter called `name` as a tensor.
+  public func gradTensor(named name: String) throws -> Tensor {
+    guard let e = layout.entry(named: name) else {
+      throw NNError.invalidValue(name: "parameter", value: name, reason: "no such parameter")
+    }
+    return try Tensor(shape: e.slot.shape, scalars: Array(UnsafeBufferPointer(start: grad(e.slot), count: e.slot.count)))
+  }
+
+  /// Overwrites the parameter called `name`; the tensor's shape must match.
+  public func set(_ name: String, _ tensor: Tensor) throws {
+    guard let e = layout.entry(named: name) else {
+      throw NNError.invalidValue(name: "parameter", value: name, reason: "no such parameter")
+    }
+    guard tensor.shape == e.slot.shape else {
+      throw NNError.shapeMismatch(context: "parameter \(name)", expected: e.slot.shape, actual: tensor.shape)
+    }
+    tensor.scalars.withPointer { value(e.slot).update(from: $0, count: e.slot.count) }
+  }
+}

@@ -1,0 +1,16 @@
+import ArgumentParser
+import HerdMath
+
+/// The `herd` command line: one binary, one subcommand per role.
+@main
+struct Herd: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "herd",
+    abstract: "An IMPALA-style distributed actor-learner for recurrent policies.",
+    discussion: """
+      Herd trains recurrent (LSTM/GRU) policies with V-trace: rollout workers step
+      environments and stream trajectory fragments to a learner over ZeroMQ.
+      """,
+    subcommands: [Bench.self]
+  )
+}
