@@ -79,6 +79,12 @@ public enum BLAS {
     return cblas_sdot(Int32(count), x, 1, y, 1)
   }
 
+  /// Euclidean norm of a contiguous vector (`cblas_snrm2`, scaled against overflow).
+  public static func norm2(_ x: UnsafePointer<Float>, count: Int) -> Float {
+    guard count > 0 else { return 0 }
+    return cblas_snrm2(Int32(count), x, 1)
+  }
+
   /// `y += alpha * x` over contiguous vectors (`cblas_saxpy`).
   public static func axpy(
     _ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int

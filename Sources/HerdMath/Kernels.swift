@@ -149,17 +149,19 @@ public enum Kernels {
     }
   }
 
-  /// Sum of squares of a contiguous buffer, accumulated in Double.
-  public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
-    // Blocks of 4096 through BLAS, summed in Double: accurate and vectorised.
-    var total: Double = 0
+  /// Euclidean norm of a contiguous buffer without overflow: `cblas_snrm2` (which
+  /// scales) over blocks of 4096, combined in Double. NaN or infinity gives a
+  /// non-finite result.
+  public static func norm2(_ x: UnsafePointer<Float>, count: Int) -> Double {
+    var sumSq: Double = 0
     var i = 0
     while i < count {
       let n = min(4096, count &- i)
-      total += Double(BLAS.dot(x + i, x + i, count: n))
+      let blockNorm = Double(BLAS.norm2(x + i, count: n))
+      sumSq += blockNorm * blockNorm
       i &+= n
     }
-    return total
+    return sumSq.squareRoot()
   }
 }
 

@@ -47,7 +47,6 @@ public struct GRU: RecurrentLayer, Equatable {
     cache.packing = packing
     cache.rankStates(packing, hiddenSize: hs, h0: h0, c0: nil, needsCell: false)
     let gates = cache.gates.reserve(rows &* g3)
-    project(p, x: x, rows: rows, into: gates, weight: weightIH, bias: biasIH, k: inputSize)
     let hidden = cache.hidden.reserve(rows &* g3)
     let hPrev = cache.hPrev.reserve(rows &* hs)
     let h = cache.h.reserve(rows &* hs)
@@ -55,14 +54,10 @@ public struct GRU: RecurrentLayer, Equatable {
       let n = packing.batchSizes[t]
       let off = packing.offsets[t]
       let prevH = t == 0 ? cache.h0.pointer : h + packing.offsets[t - 1] &* hs
-      (hPrev + off &* hs).update(from: prevH, count: n &* hs)
-      project(p, x: hPrev + off &* hs, rows: n, into: hidden + off &* g3, weight: weightHH, bias: biasHH, k: hs)
-      for j in 0..<n {
-        let r = off &+ j
-        Self.cellForward(
-          gates: gates + r &* g3, hidden: hidden + r &* g3, hPrev: hPrev + r &* hs,
-          h: h + r &* hs, hiddenSize: hs)
-      }
+      (hPrev + off &* hs).update(from: prevH, count: n &* hs)  // kept for dW_hh
+      stepRows(
+        p, x: x + off &* inputSize, hPrev: hPrev + off &* hs, rows: n, gates: gates + off &* g3,
+        hidden: hidden + off &* g3, h: h + off &* hs)
     }
     return UnsafePointer(h)
   }
@@ -73,13 +68,25 @@ public struct GRU: RecurrentLayer, Equatable {
   ) {
     let hs = hiddenSize
     let g3 = 3 &* hs
-    let gates = cache.gates.reserve(rows &* g3)
-    let hidden = cache.hidden.reserve(rows &* g3)
+    stepRows(
+      p, x: x, hPrev: h, rows: rows, gates: cache.gates.reserve(rows &* g3),
+      hidden: cache.hidden.reserve(rows &* g3), h: h)
+  }
+
+  /// One time step for `rows` rows, shared by ``forward`` and ``step`` (same rows,
+  /// same products, same bits; see ``LSTM``). `hPrev` may equal `h`.
+  @inline(__always)
+  private func stepRows(
+    _ p: Parameters, x: UnsafePointer<Float>, hPrev: UnsafePointer<Float>, rows: Int,
+    gates: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>
+  ) {
+    let hs = hiddenSize
+    let g3 = 3 &* hs
     project(p, x: x, rows: rows, into: gates, weight: weightIH, bias: biasIH, k: inputSize)
-    project(p, x: h, rows: rows, into: hidden, weight: weightHH, bias: biasHH, k: hs)
+    project(p, x: hPrev, rows: rows, into: hidden, weight: weightHH, bias: biasHH, k: hs)
     for j in 0..<rows {
       Self.cellForward(
-        gates: gates + j &* g3, hidden: hidden + j &* g3, hPrev: h + j &* hs, h: h + j &* hs,
+        gates: gates + j &* g3, hidden: hidden + j &* g3, hPrev: hPrev + j &* hs, h: h + j &* hs,
         hiddenSize: hs)
     }
   }

@@ -12,8 +12,7 @@ public enum GradientClipping {
   @discardableResult
   public static func clipGlobalNorm(_ grads: UnsafeMutableBufferPointer<Float>, maxNorm: Float) throws -> Float {
     guard let base = grads.baseAddress, grads.count > 0 else { return 0 }
-    let sumSq = Kernels.sumOfSquares(base, count: grads.count)
-    let norm = sumSq.squareRoot()
+    let norm = Kernels.norm2(base, count: grads.count)
     guard norm.isFinite else { throw NNError.nonFiniteGradient(norm: norm) }
     if maxNorm > 0, norm > Double(maxNorm) {
       BLAS.scale(Float(Double(maxNorm) / (norm + 1e-6)), base, count: grads.count)

@@ -13,9 +13,9 @@ import HerdMath
 /// `weight_hh [4H, H]`, `bias_ih [4H]`, `bias_hh [4H]`, rows in gate order i, f, g, o,
 /// all ~ U(-1/sqrt(H), 1/sqrt(H)).
 ///
-/// Cost per sequence batch: one GEMM for the input projection of all packed rows,
-/// one per step for the recurrence on the active prefix; backward one per step plus
-/// three batched ones for the weight and input gradients.
+/// Cost per sequence batch: two GEMMs per step on the active prefix (input and
+/// recurrent projections); backward one per step plus three over all packed rows
+/// for the weight and input gradients.
 public struct LSTM: RecurrentLayer, Equatable {
   public let inputSize: Int
   public let hiddenSize: Int
@@ -49,17 +49,11 @@ public struct LSTM: RecurrentLayer, Equatable {
     h0: UnsafePointer<Float>?, c0: UnsafePointer<Float>?, cache: RecurrentCache
   ) -> UnsafePointer<Float> {
     let hs = hiddenSize
-    let g4 = 4 &* hs
     let rows = packing.rowCount
     cache.packing = packing
     cache.rankStates(packing, hiddenSize: hs, h0: h0, c0: c0, needsCell: true)
-    // Input projection of every packed row at once, on top of the summed biases.
-    let gates = cache.gates.reserve(rows &* g4)
     let bias = combinedBias(p, cache)
-    for r in 0..<rows { (gates + r &* g4).update(from: bias, count: g4) }
-    BLAS.gemm(
-      .none, .transposed, m: rows, n: g4, k: inputSize, a: x, lda: inputSize,
-      b: p.value(weightIH), ldb: inputSize, beta: 1, c: gates, ldc: g4)
+    let gates = cache.gates.reserve(rows &* 4 &* hs)
     let hPrev = cache.hPrev.reserve(rows &* hs)
     let cell = cache.cell.reserve(rows &* hs)
     let tanhCell = cache.tanhCell.reserve(rows &* hs)
@@ -69,16 +63,10 @@ public struct LSTM: RecurrentLayer, Equatable {
       let off = packing.offsets[t]
       let prevH = t == 0 ? cache.h0.pointer : h + packing.offsets[t - 1] &* hs
       let prevC = t == 0 ? cache.c0.pointer : cell + packing.offsets[t - 1] &* hs
-      (hPrev + off &* hs).update(from: prevH, count: n &* hs)
-      BLAS.gemm(
-        .none, .transposed, m: n, n: g4, k: hs, a: hPrev + off &* hs, lda: hs,
-        b: p.value(weightHH), ldb: hs, beta: 1, c: gates + off &* g4, ldc: g4)
-      for j in 0..<n {
-        let r = off &+ j
-        Self.cellForward(
-          gates: gates + r &* g4, cPrev: prevC + j &* hs, c: cell + r &* hs,
-          tanhC: tanhCell + r &* hs, h: h + r &* hs, hiddenSize: hs)
-      }
+      (hPrev + off &* hs).update(from: prevH, count: n &* hs)  // kept for dW_hh
+      stepRows(
+        p, bias: bias, x: x + off &* inputSize, hPrev: hPrev + off &* hs, cPrev: prevC, rows: n,
+        gates: gates + off &* 4 &* hs, c: cell + off &* hs, tanhC: tanhCell + off &* hs, h: h + off &* hs)
     }
     return UnsafePointer(h)
   }
@@ -89,22 +77,39 @@ public struct LSTM: RecurrentLayer, Equatable {
   ) {
     guard let c else { preconditionFailure("LSTM.step needs a cell state") }
     let hs = hiddenSize
+    stepRows(
+      p, bias: combinedBias(p, cache), x: x, hPrev: h, cPrev: c, rows: rows,
+      gates: cache.gates.reserve(rows &* 4 &* hs), c: c, tanhC: cache.tanhCell.reserve(rows &* hs), h: h)
+  }
+
+  /// One time step for `rows` rows, shared by ``forward`` and ``step`` so that the
+  /// same rows give the same bits on both paths:
+  /// `gates = (b_ih + b_hh) + x W_ih^T + h W_hh^T`, then the cell.
+  ///
+  /// OpenBLAS computes a row differently depending on how many rows share the
+  /// product (on Haswell, rows in full blocks of 12 take the wide micro-kernel, the
+  /// rest narrower ones), so bitwise equality holds when the row counts are equal:
+  /// a rollout of K envs against training on the same K sequences.
+  /// `hPrev` may equal `h` and `cPrev` may equal `c` (in-place rollout update).
+  @inline(__always)
+  private func stepRows(
+    _ p: Parameters, bias: UnsafePointer<Float>, x: UnsafePointer<Float>, hPrev: UnsafePointer<Float>,
+    cPrev: UnsafePointer<Float>, rows: Int, gates: UnsafeMutablePointer<Float>,
+    c: UnsafeMutablePointer<Float>, tanhC: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>
+  ) {
+    let hs = hiddenSize
     let g4 = 4 &* hs
-    // The same operations, in the same order, as forward: bias, += x W_ih^T, += h W_hh^T.
-    let gates = cache.gates.reserve(rows &* g4)
-    let bias = combinedBias(p, cache)
     for r in 0..<rows { (gates + r &* g4).update(from: bias, count: g4) }
     BLAS.gemm(
       .none, .transposed, m: rows, n: g4, k: inputSize, a: x, lda: inputSize,
       b: p.value(weightIH), ldb: inputSize, beta: 1, c: gates, ldc: g4)
     BLAS.gemm(
-      .none, .transposed, m: rows, n: g4, k: hs, a: h, lda: hs,
+      .none, .transposed, m: rows, n: g4, k: hs, a: hPrev, lda: hs,
       b: p.value(weightHH), ldb: hs, beta: 1, c: gates, ldc: g4)
-    let tanhCell = cache.tanhCell.reserve(rows &* hs)
     for j in 0..<rows {
       Self.cellForward(
-        gates: gates + j &* g4, cPrev: c + j &* hs, c: c + j &* hs,
-        tanhC: tanhCell + j &* hs, h: h + j &* hs, hiddenSize: hs)
+        gates: gates + j &* g4, cPrev: cPrev + j &* hs, c: c + j &* hs,
+        tanhC: tanhC + j &* hs, h: h + j &* hs, hiddenSize: hs)
     }
   }
 

@@ -81,7 +81,7 @@ extension Linear {
     guard x.rank == 2, x.shape[1] == inFeatures else {
       throw NNError.shapeMismatch(context: "Linear input", expected: [x.shape.first ?? 0, inFeatures], actual: x.shape)
     }
-    try dy.expectShape([x.shape[0], outFeatures], "Linear gradOutput")
+    try dy.require([x.shape[0], outFeatures], "Linear gradOutput")
     var dx = Tensor(shape: x.shape)
     x.scalars.withPointer { px in
       dy.scalars.withPointer { pdy in

@@ -113,8 +113,8 @@ extension MLP {
 
   /// Tensor form of backward after ``forward(_:_:cache:)``; returns dx `[M, in]`.
   public func backward(_ p: Parameters, x: Tensor, gradOutput dy: Tensor, cache: MLPCache) throws -> Tensor {
-    try dy.expectShape([cache.rows, outFeatures], "MLP gradOutput")
-    try x.expectShape([cache.rows, inFeatures], "MLP input")
+    try dy.require([cache.rows, outFeatures], "MLP gradOutput")
+    try x.require([cache.rows, inFeatures], "MLP input")
     var dx = Tensor(shape: x.shape)
     x.scalars.withPointer { px in
       dy.scalars.withPointer { pdy in

@@ -1,3 +1,5 @@
+import HerdMath
+
 /// Errors from layers, optimisers and parameter files.
 public enum NNError: Error, Equatable, CustomStringConvertible {
   /// An input's shape does not fit the layer; `context` names the layer and operand.
@@ -23,6 +25,15 @@ public enum NNError: Error, Equatable, CustomStringConvertible {
       return "\(name) = \(value) is invalid: \(reason)"
     case .badParameterFile(let path, let reason):
       return "parameter file \(path): \(reason)"
+    }
+  }
+}
+
+extension Tensor {
+  /// Throws ``NNError/shapeMismatch(context:expected:actual:)`` unless the shape is `expected`.
+  func require(_ expected: [Int], _ context: @autoclosure () -> String) throws {
+    guard shape == expected else {
+      throw NNError.shapeMismatch(context: context(), expected: expected, actual: shape)
     }
   }
 }

@@ -17,12 +17,12 @@ extension RecurrentLayer {
     }
     let (nSeq, steps, hs) = (input.shape[0], input.shape[1], hiddenSize)
     if let s = initialState {
-      try s.h.expectShape([nSeq, hs], "\(Self.self) initial h")
+      try s.h.require([nSeq, hs], "\(Self.self) initial h")
       if stateCount == 2 {
         guard let c = s.c else {
           throw NNError.shapeMismatch(context: "\(Self.self) initial c (missing)", expected: [nSeq, hs], actual: [])
         }
-        try c.expectShape([nSeq, hs], "\(Self.self) initial c")
+        try c.require([nSeq, hs], "\(Self.self) initial c")
       }
     }
     let packing = try PackedSequences(seqLens: seqLens, maxLength: steps)
@@ -67,7 +67,7 @@ extension RecurrentLayer {
       throw NNError.invalidValue(name: "cache", value: "empty", reason: "call forward first")
     }
     let (nSeq, steps, hs) = (packing.sequenceCount, packing.maxLength, hiddenSize)
-    try gradOutput.expectShape([nSeq, steps, hs], "\(Self.self) gradOutput")
+    try gradOutput.require([nSeq, steps, hs], "\(Self.self) gradOutput")
     let rows = packing.rowCount
     let dHp = cache.dHPacked.reserve(max(1, rows &* hs))
     gradOutput.scalars.withPointer { packing.pack($0, features: hs, into: dHp) }

@@ -118,7 +118,7 @@ func apply(_ f: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     }
   }
 
-  @Test func columnSumsAndSumOfSquares() {
+  @Test func columnSumsAndNorm() {
     var rng = SeededGenerator(seed: 3)
     let a = randomArray(7 * 5, rng: &rng)
     var out = [Float](repeating: 1, count: 4)
@@ -128,8 +128,12 @@ func apply(_ f: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
       #expect(abs(out[j] - expected) < 1e-5)
     }
     let big = randomArray(10_000, rng: &rng)
-    let ss = big.withPointer { Kernels.sumOfSquares($0, count: big.count) }
-    let expected = big.reduce(0.0) { $0 + Double($1) * Double($1) }
-    #expect(abs(ss - expected) < 1e-6 * expected)
+    let norm = big.withPointer { Kernels.norm2($0, count: big.count) }
+    let expected = big.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+    #expect(abs(norm - expected) < 1e-5 * expected)
+    let huge: [Float] = [3e30, 4e30]
+    #expect(abs(huge.withPointer { Kernels.norm2($0, count: 2) } - 5e30) < 1e25)
+    let nan: [Float] = [1, .nan]
+    #expect(nan.withPointer { Kernels.norm2($0, count: 2) }.isNaN)
   }
 }

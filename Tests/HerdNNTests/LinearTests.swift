@@ -1,0 +1,130 @@
+import HerdMath
+import HerdNN
+import HerdTestSupport
+import Testing
+
+@Suite struct LinearTests {
+  @Test func agreesWithPyTorch() throws {
+    let f = try Fixture("linear")
+    var layout = ParameterLayout()
+    let layer = Linear("fc", inFeatures: 5, outFeatures: 3, layout: &layout)
+    let p = Parameters(layout: layout)
+    try p.set("fc.weight", try f.tensor("weight"))
+    try p.set("fc.bias", try f.tensor("bias"))
+    let x = try f.tensor("x")
+    let y = try layer.forward(p, x)
+    #expect(closeness(y.scalars, try f.tensor("y").scalars).ok)
+    let dx = try layer.backward(p, x: x, gradOutput: try f.tensor("dy"))
+    #expect(closeness(dx.scalars, try f.tensor("grad_x").scalars).ok)
+    #expect(closeness(try p.gradTensor(named: "fc.weight").scalars, try f.tensor("grad_weight").scalars).ok)
+    #expect(closeness(try p.gradTensor(named: "fc.bias").scalars, try f.tensor("grad_bias").scalars).ok)
+  }
+
+  @Test(arguments: [(1, 1, 1), (4, 5, 3), (7, 16, 9)])
+  func gradientsMatchFiniteDifferences(shape: (Int, Int, Int)) throws {
+    let (rows, inp, out) = shape
+    var layout = ParameterLayout()
+    let layer = Linear("fc", inFeatures: inp, outFeatures: out, layout: &layout)
+    var rng = SeededGenerator(seed: UInt64(rows * inp * out))
+    let p = Parameters(layout: layout, rng: &rng)
+    var x = Tensor(uniform: [rows, inp], using: &rng)
+    let w = Tensor(uniform: [rows, out], using: &rng)
+    let dx = try layer.backward(p, x: x, gradOutput: w)
+    for e in layout.entries {
+      let analytic = try p.gradTensor(named: e.name).scalars
+      for j in 0..<e.slot.count {
+        let numeric = try numericDerivative(p.value(e.slot) + j) { weightedSum(try layer.forward(p, x).scalars, w.scalars) }
+        #expect(gradientAgrees(analytic[j], numeric), "d/d\(e.name)[\(j)]")
+      }
+    }
+    for j in 0..<x.count {
+      let saved = x.scalars[j]
+      x.scalars[j] = saved + 1e-2
+      let plus = weightedSum(try layer.forward(p, x).scalars, w.scalars)
+      x.scalars[j] = saved - 1e-2
+      let minus = weightedSum(try layer.forward(p, x).scalars, w.scalars)
+      x.scalars[j] = saved
+      #expect(gradientAgrees(dx.scalars[j], (plus - minus) / 2e-2), "d/dx[\(j)]")
+    }
+  }
+
+  @Test func rejectsWrongShapes() {
+    var layout = ParameterLayout()
+    let layer = Linear("fc", inFeatures: 5, outFeatures: 3, layout: &layout)
+    let p = Parameters(layout: layout)
+    #expect(throws: NNError.shapeMismatch(context: "Linear input", expected: [2, 5], actual: [2, 4])) {
+      try layer.forward(p, Tensor(shape: [2, 4]))
+    }
+    #expect(throws: NNError.self) { try layer.backward(p, x: Tensor(shape: [2, 5]), gradOutput: Tensor(shape: [2, 4])) }
+  }
+
+  @Test func pyTorchDefaultInitialisationBounds() throws {
+    var layout = ParameterLayout()
+    _ = Linear("fc", inFeatures: 16, outFeatures: 40, layout: &layout)
+    var rng = SeededGenerator(seed: 1)
+    let p = Parameters(layout: layout, rng: &rng)
+    let w = try p.tensor(named: "fc.weight").scalars
+    #expect(w.allSatisfy { abs($0) <= 0.25 })
+    #expect(w.max()! > 0.2 && w.min()! < -0.2)
+  }
+}
+
+@Suite struct MLPTests {
+  @Test(arguments: Activation.allCases)
+  func gradientsMatchFiniteDifferences(activation: Activation) throws {
+    var layout = ParameterLayout()
+    let mlp = MLP("encoder", inFeatures: 4, hiddenSizes: [6, 5], activation: activation, layout: &layout)
+    var rng = SeededGenerator(seed: 9)
+    let p = Parameters(layout: layout, rng: &rng)
+    let x = Tensor(uniform: [3, 4], using: &rng)
+    let w = Tensor(uniform: [3, 5], using: &rng)
+    let cache = MLPCache()
+    _ = try mlp.forward(p, x, cache: cache)
+    let dx = try mlp.backward(p, x: x, gradOutput: w, cache: cache)
+    func loss(_ x: Tensor) throws -> Double { weightedSum(try mlp.forward(p, x, cache: MLPCache()).scalars, w.scalars) }
+    for e in layout.entries {
+      let analytic = try p.gradTensor(named: e.name).scalars
+      for j in 0..<e.slot.count {
+        let numeric = try numericDerivative(p.value(e.slot) + j) { try loss(x) }
+        // relu has kinks: skip points within eps of one (none expected at these values).
+        #expect(gradientAgrees(analytic[j], numeric), "\(activation) d/d\(e.name)[\(j)]")
+      }
+    }
+    for j in 0..<x.count {
+      var xp = x
+      xp.scalars[j] += 1e-2
+      var xm = x
+      xm.scalars[j] -= 1e-2
+      #expect(gradientAgrees(dx.scalars[j], (try loss(xp) - loss(xm)) / 2e-2), "\(activation) d/dx[\(j)]")
+    }
+  }
+
+  @Test func forwardIsLayersAndActivationsInOrder() throws {
+    var layout = ParameterLayout()
+    let mlp = MLP("encoder", inFeatures: 3, hiddenSizes: [4, 2], activation: .tanh, layout: &layout)
+    #expect(layout.entries.map(\.name) == ["encoder.0.weight", "encoder.0.bias", "encoder.1.weight", "encoder.1.bias"])
+    var rng = SeededGenerator(seed: 2)
+    let p = Parameters(layout: layout, rng: &rng)
+    let x = Tensor(uniform: [5, 3], using: &rng)
+    let y = try mlp.forward(p, x, cache: MLPCache())
+    func dense(_ x: Tensor, _ i: Int) throws -> Tensor {
+      var z = try mlp.layers[i].forward(p, x)
+      z.scalars = z.scalars.map { Float(_tanh(Double($0))) }
+      return z
+    }
+    let expected = try dense(try dense(x, 0), 1)
+    #expect(closeness(y.scalars, expected.scalars, rtol: 1e-6, atol: 1e-6).ok)
+  }
+
+  @Test func noHiddenLayersIsTheIdentity() throws {
+    var layout = ParameterLayout()
+    let mlp = MLP("encoder", inFeatures: 3, hiddenSizes: [], activation: .relu, layout: &layout)
+    #expect(layout.count == 0 && mlp.outFeatures == 3)
+    let p = Parameters(layout: layout)
+    let x = try Tensor(shape: [2, 3], scalars: [1, -2, 3, -4, 5, -6])
+    #expect(try mlp.forward(p, x, cache: MLPCache()) == x)
+  }
+}
+
+import Foundation
+func _tanh(_ x: Double) -> Double { Foundation.tanh(x) }

@@ -1,0 +1,87 @@
+import HerdMath
+import HerdNN
+import HerdTestSupport
+import Testing
+
+/// Parameters holding one flat vector, as the fixtures' single tensor.
+func flatParameters(_ values: [Float]) throws -> Parameters {
+  var layout = ParameterLayout()
+  _ = layout.declare("p", shape: [values.count], initializer: .constant(0))
+  let p = Parameters(layout: layout)
+  try p.load(flatValues: values)
+  return p
+}
+
+@Suite struct OptimizerTests {
+  @Test(arguments: ["rmsprop", "rmsprop_momentum_centered", "adam", "adam_weight_decay"])
+  func agreesWithPyTorch(name: String) throws {
+    let f = try Fixture(name)
+    let p = try flatParameters(try f.tensor("initial").scalars)
+    let opt: Optimizer
+    if name.hasPrefix("rmsprop") {
+      opt = RMSProp(
+        count: p.count, alpha: Float(try f.number("alpha")), eps: Float(try f.number("eps")),
+        momentum: Float(try f.number("momentum")), centered: name.contains("centered"))
+    } else {
+      let betas = name == "adam" ? (Float(0.9), Float(0.999)) : (Float(0.8), Float(0.9))
+      opt = Adam(count: p.count, beta1: betas.0, beta2: betas.1, eps: Float(try f.number("eps")), weightDecay: Float(try f.number("weight_decay")))
+    }
+    let lr = Float(try f.number("lr"))
+    for (step, (g, expected)) in zip(try f.tensors("grads"), try f.tensors("params")).enumerated() {
+      g.scalars.withPointer { p.grads.baseAddress!.update(from: $0, count: p.count) }
+      opt.step(p, lr: lr)
+      let r = closeness(p.flatValues, expected.scalars, rtol: 1e-5, atol: 1e-6)
+      #expect(r.ok, "\(name) step \(step + 1): \(r)")
+    }
+    #expect(opt.stepCount == 4)
+  }
+
+  @Test func clippingScalesToTheMaximumNormAndReportsTheNormBefore() throws {
+    let p = try flatParameters([0, 0, 0])
+    p.grads.update(fromContentsOf: [3, 4, 0] as [Float])
+    let norm = try GradientClipping.clipGlobalNorm(p.grads, maxNorm: 1)
+    #expect(norm == 5)
+    #expect(closeness(p.flatGrads, [0.6, 0.8, 0], rtol: 1e-5).ok)
+    // Under the maximum: untouched.
+    p.grads.update(fromContentsOf: [0.3, 0.4, 0] as [Float])
+    #expect(try GradientClipping.clipGlobalNorm(p.grads, maxNorm: 40) == 0.5)
+    #expect(p.flatGrads == [0.3, 0.4, 0])
+  }
+
+  @Test func nonFiniteGradientIsReportedAndLeftUntouched() throws {
+    let p = try flatParameters([0, 0, 0, 0])
+    for bad: Float in [.nan, .infinity] {
+      p.grads.update(fromContentsOf: [1, bad, 2, 3] as [Float])
+      #expect(throws: NNError.self) { try GradientClipping.clipGlobalNorm(p.grads, maxNorm: 1) }
+      #expect(p.grads[0] == 1 && p.grads[2] == 2 && p.grads[3] == 3, "not rescaled into garbage")
+    }
+    // Overflowing squares of finite values must not be mistaken for NaN either.
+    p.grads.update(fromContentsOf: [3e30, 4e30, 0, 0] as [Float])
+    let norm = try GradientClipping.clipGlobalNorm(p.grads, maxNorm: 1)
+    #expect(abs(norm - 5e30) / 5e30 < 1e-5)
+  }
+
+  @Test func linearDecayGoesFromInitialToFinal() {
+    let d = LinearDecay(initial: 0.01, final: 0, totalSteps: 100)
+    #expect(d.rate(at: 0) == 0.01)
+    #expect(abs(d.rate(at: 50) - 0.005) < 1e-9)
+    #expect(d.rate(at: 100) == 0)
+    #expect(d.rate(at: 500) == 0)
+    #expect(LinearDecay(initial: 0.3, totalSteps: 0).rate(at: 10) == 0.3)
+  }
+
+  @Test func stateRoundTripsThroughRestore() throws {
+    let p = try flatParameters([1, 2])
+    let a = RMSProp(count: 2, momentum: 0.9, centered: true)
+    p.grads.update(fromContentsOf: [0.5, -0.5] as [Float])
+    a.step(p, lr: 0.1)
+    let b = RMSProp(count: 2, momentum: 0.9, centered: true)
+    try b.restore(buffers: Dictionary(uniqueKeysWithValues: a.stateBuffers().map { ($0.name, $0.values) }), stepCount: a.stepCount)
+    let q = try flatParameters(p.flatValues)
+    q.grads.update(fromContentsOf: [0.5, -0.5] as [Float])
+    a.step(p, lr: 0.1)
+    b.step(q, lr: 0.1)
+    #expect(p.flatValues == q.flatValues)
+    #expect(throws: NNError.self) { try b.restore(buffers: ["square_avg": [0]], stepCount: 1) }
+  }
+}
