@@ -7,18 +7,47 @@
 //           -> HerdLearner/HerdWorker/HerdStats -> herd
 import PackageDescription
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+// MARK: - Code generation for the numeric core
+
+/// `-target-cpu haswell` (AVX2 + FMA vectors for SIMD8<Float>) when the build host
+/// has AVX2 and FMA: the elementwise kernels run twice as wide as on baseline x86-64.
+/// `HERD_PORTABLE=1 swift build` builds for baseline x86-64 instead (for binaries
+/// copied to older machines).
+func numericSettings() -> [SwiftSetting] {
+  #if os(Linux) && arch(x86_64)
+    if getenv("HERD_PORTABLE") != nil { return [] }
+    guard let f = fopen("/proc/cpuinfo", "r") else { return [] }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 8192)
+    while fgets(&line, Int32(line.count), f) != nil {
+      let text = String(cString: line)
+      if text.hasPrefix("flags") {
+        let flags = Set(text.split(separator: " ").map(String.init))
+        return flags.contains("avx2") && flags.contains("fma") ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
+      }
+    }
+  #endif
+  return []
+}
+
 // MARK: - Public modules
 
 let publicTargets: [Target] = [
   .target(
     name: "HerdMath",
     dependencies: ["COpenBLAS"],
-    path: "Sources/HerdMath"
+    path: "Sources/HerdMath",
+    swiftSettings: numericSettings()
   ),
   .target(
     name: "HerdNN",
     dependencies: ["HerdMath"],
-    path: "Sources/HerdNN"
+    path: "Sources/HerdNN",
+    swiftSettings: numericSettings()
   ),
   .executableTarget(
     name: "herd",

@@ -20,7 +20,10 @@ public typealias Float8 = SIMD8<Float>
 /// e^x per lane; NaN stays NaN, large arguments saturate (no inf below e^88.37).
 @inlinable @inline(__always)
 public func simdExp(_ x: Float8) -> Float8 {
-  let xc = pointwiseMax(pointwiseMin(x, Float8(repeating: expHi)), Float8(repeating: expLo))
+  // Clamp with mask selects: the generic pointwiseMin/Max are not inlined.
+  let hi = Float8(repeating: expHi)
+  let lo = Float8(repeating: expLo)
+  let xc = x.replacing(with: hi, where: x .> hi).replacing(with: lo, where: x .< lo)
   // n = round(x / ln2), kept both as a float and in the low mantissa bits of t.
   let t = xc * log2e + roundMagic
   let n = t - roundMagic
@@ -47,7 +50,8 @@ public func simdSigmoid(_ x: Float8) -> Float8 {
 /// tanh(x) per lane: an odd polynomial near zero, 1 - 2/(e^2|x| + 1) elsewhere.
 @inlinable @inline(__always)
 public func simdTanh(_ x: Float8) -> Float8 {
-  let ax = pointwiseMin(x.replacing(with: -x, where: x .< 0), Float8(repeating: 20))
+  let ax0 = x.replacing(with: -x, where: x .< 0)
+  let ax = ax0.replacing(with: Float8(repeating: 20), where: ax0 .> 20)
   // |x| >= 0.625
   let big = 1 - 2 / (simdExp(ax + ax) + 1)
   // |x| < 0.625

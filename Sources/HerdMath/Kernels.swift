@@ -48,7 +48,7 @@ public enum Kernels {
   /// `output = max(input, 0)`.
   @inlinable
   public static func relu(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
-    map8(input, output, count: count) { pointwiseMax($0, Float8(repeating: 0)) }
+    map8(input, output, count: count) { $0.replacing(with: 0, where: $0 .< 0) }
   }
 
   // MARK: Derivatives, written in terms of the activation's output y

@@ -17,6 +17,7 @@ extension LSTM {
     let dG = cache.gradGates.reserve(rows &* g4)
     // Carries into step t-1; rows past the active prefix stay zero.
     let dhCarry = cache.dhCarry.zeroed(nSeq &* hs)
+    let db = cache.biasGrad.zeroed(g4)  // summed as the cells write dG: no second pass
     let dcCarry = cache.dcCarry.zeroed(nSeq &* hs)
     for t in stride(from: packing.stepCount - 1, through: 0, by: -1) {
       let n = packing.batchSizes[t]
@@ -27,7 +28,7 @@ extension LSTM {
         Self.cellBackward(
           gates: gates + r &* g4, cPrev: prevC + j &* hs, tanhC: tanhCell + r &* hs,
           dhOut: dH + r &* hs, dhCarry: dhCarry + j &* hs, dcCarry: dcCarry + j &* hs,
-          dGates: dG + r &* g4, hiddenSize: hs)
+          dGates: dG + r &* g4, biasGrad: db, hiddenSize: hs)
       }
       // dh_{t-1} = dG_t W_hh for the active prefix.
       BLAS.gemm(
@@ -41,8 +42,6 @@ extension LSTM {
     BLAS.gemm(
       .transposed, .none, m: g4, n: hs, k: rows, a: dG, lda: g4, b: cache.hPrev.pointer, ldb: hs,
       beta: 1, c: p.grad(weightHH), ldc: hs)
-    let db = cache.biasGrad.reserve(g4)
-    Kernels.columnSums(dG, rows: rows, cols: g4, lda: g4, into: db, accumulate: false)
     BLAS.axpy(1, db, p.grad(biasIH), count: g4)
     BLAS.axpy(1, db, p.grad(biasHH), count: g4)
     if let dx {
@@ -60,7 +59,7 @@ extension LSTM {
   static func cellBackward(
     gates: UnsafePointer<Float>, cPrev: UnsafePointer<Float>, tanhC: UnsafePointer<Float>,
     dhOut: UnsafePointer<Float>, dhCarry: UnsafePointer<Float>, dcCarry: UnsafeMutablePointer<Float>,
-    dGates: UnsafeMutablePointer<Float>, hiddenSize hs: Int
+    dGates: UnsafeMutablePointer<Float>, biasGrad db: UnsafeMutablePointer<Float>, hiddenSize hs: Int
   ) {
     var k = 0
     while k < hs {
@@ -77,10 +76,18 @@ extension LSTM {
       let dGg = dc * i
       let dF = dc * Float8.load(cPrev + k, count: n)
       (dc * f).store(dcCarry + k, count: n)
-      (dI * i * (1 - i)).store(dGates + k, count: n)
-      (dF * f * (1 - f)).store(dGates + (hs &+ k), count: n)
-      (dGg * (1 - g * g)).store(dGates + (2 &* hs &+ k), count: n)
-      (dO * o * (1 - o)).store(dGates + (3 &* hs &+ k), count: n)
+      let gi = dI * i * (1 - i)
+      let gf = dF * f * (1 - f)
+      let gg = dGg * (1 - g * g)
+      let go = dO * o * (1 - o)
+      gi.store(dGates + k, count: n)
+      gf.store(dGates + (hs &+ k), count: n)
+      gg.store(dGates + (2 &* hs &+ k), count: n)
+      go.store(dGates + (3 &* hs &+ k), count: n)
+      (Float8.load(db + k, count: n) + gi).store(db + k, count: n)
+      (Float8.load(db + (hs &+ k), count: n) + gf).store(db + (hs &+ k), count: n)
+      (Float8.load(db + (2 &* hs &+ k), count: n) + gg).store(db + (2 &* hs &+ k), count: n)
+      (Float8.load(db + (3 &* hs &+ k), count: n) + go).store(db + (3 &* hs &+ k), count: n)
       k &+= 8
     }
   }

@@ -84,7 +84,7 @@ public struct LSTM: RecurrentLayer, Equatable {
 
   /// One time step for `rows` rows, shared by ``forward`` and ``step`` so that the
   /// same rows give the same bits on both paths:
-  /// `gates = (b_ih + b_hh) + x W_ih^T + h W_hh^T`, then the cell.
+  /// `gates = x W_ih^T + h W_hh^T`, then the cell adds `b_ih + b_hh` as it reads them.
   ///
   /// OpenBLAS computes a row differently depending on how many rows share the
   /// product (on Haswell, rows in full blocks of 12 take the wide micro-kernel, the
@@ -99,16 +99,15 @@ public struct LSTM: RecurrentLayer, Equatable {
   ) {
     let hs = hiddenSize
     let g4 = 4 &* hs
-    for r in 0..<rows { (gates + r &* g4).update(from: bias, count: g4) }
     BLAS.gemm(
       .none, .transposed, m: rows, n: g4, k: inputSize, a: x, lda: inputSize,
-      b: p.value(weightIH), ldb: inputSize, beta: 1, c: gates, ldc: g4)
+      b: p.value(weightIH), ldb: inputSize, beta: 0, c: gates, ldc: g4)
     BLAS.gemm(
       .none, .transposed, m: rows, n: g4, k: hs, a: hPrev, lda: hs,
       b: p.value(weightHH), ldb: hs, beta: 1, c: gates, ldc: g4)
     for j in 0..<rows {
       Self.cellForward(
-        gates: gates + j &* g4, cPrev: cPrev + j &* hs, c: c + j &* hs,
+        gates: gates + j &* g4, bias: bias, cPrev: cPrev + j &* hs, c: c + j &* hs,
         tanhC: tanhC + j &* hs, h: h + j &* hs, hiddenSize: hs)
     }
   }
@@ -122,20 +121,22 @@ public struct LSTM: RecurrentLayer, Equatable {
     return UnsafePointer(b)
   }
 
-  /// One row's gate activations and state update. `gates` holds pre-activations on
-  /// entry and activations (i, f, g, o) on exit; `cPrev` may equal `c`.
+  /// One row's gate activations and state update. `gates` holds the products
+  /// (pre-activations less the bias `[4H]`) on entry and activations (i, f, g, o) on
+  /// exit; `cPrev` may equal `c`.
   @inlinable @inline(__always)
   static func cellForward(
-    gates: UnsafeMutablePointer<Float>, cPrev: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+    gates: UnsafeMutablePointer<Float>, bias b: UnsafePointer<Float>, cPrev: UnsafePointer<Float>,
+    c: UnsafeMutablePointer<Float>,
     tanhC: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, hiddenSize hs: Int
   ) {
     var k = 0
     while k < hs {
       let n = min(8, hs &- k)
-      let i = simdSigmoid(Float8.load(gates + k, count: n))
-      let f = simdSigmoid(Float8.load(gates + (hs &+ k), count: n))
-      let g = simdTanh(Float8.load(gates + (2 &* hs &+ k), count: n))
-      let o = simdSigmoid(Float8.load(gates + (3 &* hs &+ k), count: n))
+      let i = simdSigmoid(Float8.load(gates + k, count: n) + Float8.load(b + k, count: n))
+      let f = simdSigmoid(Float8.load(gates + (hs &+ k), count: n) + Float8.load(b + (hs &+ k), count: n))
+      let g = simdTanh(Float8.load(gates + (2 &* hs &+ k), count: n) + Float8.load(b + (2 &* hs &+ k), count: n))
+      let o = simdSigmoid(Float8.load(gates + (3 &* hs &+ k), count: n) + Float8.load(b + (3 &* hs &+ k), count: n))
       let cNew = f * Float8.load(cPrev + k, count: n) + i * g
       let tc = simdTanh(cNew)
       i.store(gates + k, count: n)

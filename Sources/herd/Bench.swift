@@ -5,6 +5,11 @@ import HerdMath
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Measure Herd's speed on this machine.",
-    subcommands: []
+    discussion: """
+      Each benchmark measures Herd beside a reference measured in the same run
+      (interleaved rounds, medians), because these machines are shared and noisy.
+      Report ratios, with the command and whether the other core was busy.
+      """,
+    subcommands: [BenchRecurrent.self]
   )
 }

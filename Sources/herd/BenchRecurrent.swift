@@ -1,0 +1,168 @@
+import ArgumentParser
+import Foundation
+import HerdMath
+import HerdNN
+
+/// `herd bench lstm`: recurrent layer forward+backward against its matrix-product floor.
+struct BenchRecurrent: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "lstm",
+    abstract: "Time LSTM/GRU forward+backward (BPTT) against the GEMMs it issues.",
+    discussion: """
+      Runs forward and backward over N sequences of T steps, records every cblas_sgemm
+      call the layer makes, then times exactly those products alone on buffers of the
+      same sizes: the floor. Rounds alternate between the two so both see the same
+      machine. Prints timesteps/s, GFLOP/s (matrix-product FLOPs), and the ratio of
+      the layer's speed to the floor's on a line of its own (1.0 = no time lost
+      outside the matrix products).
+
+      Example: herd bench lstm --threads 1
+      """
+  )
+
+  @Option(name: .customLong("sequences"), help: "Sequences per batch (N).")
+  var sequences = 32
+  @Option(name: .customLong("time"), help: "Steps per sequence (T, max_seq_len).")
+  var steps = 20
+  @Option(help: "Input features per step (F).")
+  var features = 67
+  @Option(help: "Cell size (H, lstm_cell_size).")
+  var hidden = 256
+  @Option(help: "Recurrent cell: lstm or gru.")
+  var cell = "lstm"
+  @Option(help: "OpenBLAS threads for this run (set once at start-up).")
+  var threads = 1
+  @Option(help: "Alternating rounds; medians are reported.")
+  var rounds = 7
+  @Option(help: "Seconds per round per side.")
+  var seconds = 0.5
+  @Flag(help: "Give sequences random lengths in 1...T instead of all T (packing skips the padding).")
+  var unevenLengths = false
+  @Option(help: "Random seed for weights and inputs.")
+  var seed: UInt64 = 1
+
+  func validate() throws {
+    for (name, v) in [("--sequences", sequences), ("--time", steps), ("--features", features), ("--hidden", hidden), ("--threads", threads), ("--rounds", rounds)] where v < 1 {
+      throw ValidationError("\(name) must be at least 1, got \(v)")
+    }
+    guard ["lstm", "gru"].contains(cell) else { throw ValidationError("--cell must be lstm or gru, got '\(cell)'") }
+    guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
+  }
+
+  func run() throws {
+    BLAS.setThreadCount(threads)
+    let env = ProcessInfo.processInfo.environment
+    print("herd bench lstm: cell=\(cell) N=\(sequences) T=\(steps) F=\(features) H=\(hidden) lengths=\(unevenLengths ? "uneven" : "all T")")
+    print("OpenBLAS: \(BLAS.configuration), threads \(BLAS.threadCount), OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)")")
+
+    // Model and data.
+    var layout = ParameterLayout()
+    let layer: any RecurrentLayer =
+      cell == "lstm"
+      ? LSTM("rnn", inputSize: features, hiddenSize: hidden, layout: &layout)
+      : GRU("rnn", inputSize: features, hiddenSize: hidden, layout: &layout)
+    var rng = SeededGenerator(seed: seed)
+    let p = Parameters(layout: layout, rng: &rng)
+    let seqLens = (0..<sequences).map { _ in unevenLengths ? 1 + Int(rng.next() % UInt64(steps)) : steps }
+    let packing = try PackedSequences(seqLens: seqLens, maxLength: steps)
+    let rows = packing.rowCount
+    let x = (0..<(rows * features)).map { _ in 2 * rng.nextUnitFloat() - 1 }
+    let dH = (0..<(rows * hidden)).map { _ in (2 * rng.nextUnitFloat() - 1) * 0.01 }
+    let h0 = (0..<(sequences * hidden)).map { _ in 2 * rng.nextUnitFloat() - 1 }
+    var dx = [Float](repeating: 0, count: rows * features)
+    let cache = RecurrentCache()
+
+    func trainStep() {
+      x.withPointer { px in
+        h0.withPointer { ph in
+          layer.forward(p, x: px, packing: packing, h0: ph, c0: ph, cache: cache)
+          dH.withPointer { pdh in
+            dx.withMutablePointer { pdx in
+              layer.backward(p, x: px, dH: pdh, cache: cache, dx: pdx, dh0: nil, dc0: nil)
+            }
+          }
+        }
+      }
+    }
+
+    // The products the layer issues, recorded from one real step.
+    let recorder = GemmRecorder()
+    GemmRecorder.$current.withValue(recorder) { trainStep() }
+    let shapes = recorder.shapes
+    let flops = shapes.reduce(0) { $0 + $1.flops }
+    print("matrix products per step: \(shapes.count) GEMMs, \(String(format: "%.1f", flops / 1e6)) MFLOP for \(rows) timesteps")
+    let floor = GemmReplay(shapes: shapes, rng: &rng)
+
+    // Alternate rounds; report medians.
+    var layerRates: [Double] = []
+    var floorRates: [Double] = []
+    trainStep()
+    floor.run()
+    for round in 1...rounds {
+      layerRates.append(Double(rows) / timePerCall(seconds: seconds, trainStep))
+      floorRates.append(Double(rows) / timePerCall(seconds: seconds, floor.run))
+      FileHandle.standardError.write(
+        "round \(round)/\(rounds): \(Int(layerRates.last!)) vs floor \(Int(floorRates.last!)) timesteps/s\n".data(using: .utf8)!)
+    }
+    let layerRate = median(layerRates)
+    let floorRate = median(floorRates)
+    let gflops = { (rate: Double) in rate / Double(rows) * flops / 1e9 }
+    print(String(format: "%@ forward+backward: %.0f timesteps/s, %.1f GFLOP/s (median of %d rounds)", cell.uppercased(), layerRate, gflops(layerRate), rounds))
+    print(String(format: "GEMM floor (the same %d products alone): %.0f timesteps/s, %.1f GFLOP/s", shapes.count, floorRate, gflops(floorRate)))
+    print(String(format: "ratio: %.2f", layerRate / floorRate))
+  }
+}
+
+/// Seconds per call of `body`, averaged over as many calls as fit in `seconds`.
+func timePerCall(seconds: Double, _ body: () -> Void) -> Double {
+  let clock = ContinuousClock()
+  var calls = 0
+  let start = clock.now
+  var elapsed = 0.0
+  repeat {
+    body()
+    calls += 1
+    let d = clock.now - start
+    elapsed = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+  } while elapsed < seconds
+  return elapsed / Double(calls)
+}
+
+/// The median of a non-empty list.
+func median(_ xs: [Double]) -> Double {
+  let s = xs.sorted()
+  return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// Replays recorded GEMM shapes on buffers of the same sizes.
+final class GemmReplay {
+  let shapes: [GemmShape]
+  let a: [Float]
+  let b: [Float]
+  var c: [Float]
+
+  init<G: RandomNumberGenerator>(shapes: [GemmShape], rng: inout G) {
+    self.shapes = shapes
+    func rowsA(_ s: GemmShape) -> Int { s.transA == .none ? s.m : s.k }
+    func rowsB(_ s: GemmShape) -> Int { s.transB == .none ? s.k : s.n }
+    let na = shapes.map { rowsA($0) * $0.lda }.max() ?? 1
+    let nb = shapes.map { rowsB($0) * $0.ldb }.max() ?? 1
+    let nc = shapes.map { $0.m * $0.ldc }.max() ?? 1
+    a = (0..<na).map { _ in rng.nextUnitFloat() - 0.5 }
+    b = (0..<nb).map { _ in rng.nextUnitFloat() - 0.5 }
+    c = [Float](repeating: 0, count: nc)
+  }
+
+  func run() {
+    a.withPointer { pa in
+      b.withPointer { pb in
+        c.withMutablePointer { pc in
+          for s in shapes {
+            // beta 0: C's contents do not matter, and accumulation cannot overflow.
+            BLAS.gemm(s.transA, s.transB, m: s.m, n: s.n, k: s.k, a: pa, lda: s.lda, b: pb, ldb: s.ldb, beta: s.beta == 0 ? 0 : 1, c: pc, ldc: s.ldc)
+          }
+        }
+      }
+    }
+  }
+}
