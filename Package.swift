@@ -99,7 +99,7 @@ let package = Package(
   ],
   dependencies: [
     // CLI parsing; ~10 s of a clean debug build.
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
   ],
   targets: publicTargets + shimTargets + testTargets
 )

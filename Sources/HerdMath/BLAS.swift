@@ -52,7 +52,8 @@ public enum BLAS {
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
     if let recorder = GemmRecorder.current {
-      recorder.record(GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: beta))
+      recorder.record(
+        GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: beta))
     }
     guard m > 0, n > 0 else { return }
     guard k > 0 else {

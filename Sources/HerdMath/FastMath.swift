@@ -36,7 +36,8 @@ public func simdExp(_ x: Float8) -> Float8 {
   p = p * r + 1.6666665459e-1
   p = p * r + 5.0000001201e-1
   p = p * r2 + r + 1
-  let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- unsafeBitCast(Float8(repeating: roundMagic), to: SIMD8<Int32>.self)
+  let ni =
+    unsafeBitCast(t, to: SIMD8<Int32>.self) &- unsafeBitCast(Float8(repeating: roundMagic), to: SIMD8<Int32>.self)
   let scale = unsafeBitCast((ni &+ 127) &<< 23, to: Float8.self)
   return (p * scale).replacing(with: x, where: x .!= x)
 }

@@ -109,8 +109,12 @@ extension Tensor {
   public static func matmul(
     _ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false
   ) throws -> Tensor {
-    guard a.rank == 2 else { throw TensorError.shapeMismatch(context: "matmul lhs rank", expected: [-1, -1], actual: a.shape) }
-    guard b.rank == 2 else { throw TensorError.shapeMismatch(context: "matmul rhs rank", expected: [-1, -1], actual: b.shape) }
+    guard a.rank == 2 else {
+      throw TensorError.shapeMismatch(context: "matmul lhs rank", expected: [-1, -1], actual: a.shape)
+    }
+    guard b.rank == 2 else {
+      throw TensorError.shapeMismatch(context: "matmul rhs rank", expected: [-1, -1], actual: b.shape)
+    }
     let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
     let (kb, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
     guard k == kb else {

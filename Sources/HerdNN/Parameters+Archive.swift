@@ -42,7 +42,9 @@ extension Parameters {
     }
     if let optimizer {
       guard let kind = archive.metadata["optimizer"] else { throw fail("no optimizer state in the file") }
-      guard kind == optimizer.kind else { throw fail("optimizer is \(kind) in the file, \(optimizer.kind) in the config") }
+      guard kind == optimizer.kind else {
+        throw fail("optimizer is \(kind) in the file, \(optimizer.kind) in the config")
+      }
       var buffers: [String: [Float]] = [:]
       for e in archive.entries where e.name.hasPrefix("optim/") { buffers[String(e.name.dropFirst(6))] = e.values }
       let steps = Int(archive.metadata["optimizer_steps"] ?? "") ?? 0

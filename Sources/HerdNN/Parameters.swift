@@ -142,7 +142,8 @@ public final class Parameters {
         name: "parameter", value: name,
         reason: "no such parameter; known: \(layout.entries.map(\.name).joined(separator: ", "))")
     }
-    return try Tensor(shape: e.slot.shape, scalars: Array(UnsafeBufferPointer(start: value(e.slot), count: e.slot.count)))
+    return try Tensor(
+      shape: e.slot.shape, scalars: Array(UnsafeBufferPointer(start: value(e.slot), count: e.slot.count)))
   }
 
   /// A copy of the gradient of the parameter called `name` as a tensor.
@@ -150,7 +151,8 @@ public final class Parameters {
     guard let e = layout.entry(named: name) else {
       throw NNError.invalidValue(name: "parameter", value: name, reason: "no such parameter")
     }
-    return try Tensor(shape: e.slot.shape, scalars: Array(UnsafeBufferPointer(start: grad(e.slot), count: e.slot.count)))
+    return try Tensor(
+      shape: e.slot.shape, scalars: Array(UnsafeBufferPointer(start: grad(e.slot), count: e.slot.count)))
   }
 
   /// Overwrites the parameter called `name`; the tensor's shape must match.

@@ -12,7 +12,8 @@ extension RecurrentLayer {
   ) throws -> RecurrentOutput {
     guard input.rank == 3, input.shape[0] == seqLens.count, input.shape[2] == inputSize else {
       throw NNError.shapeMismatch(
-        context: "\(Self.self) input [N, T, I]", expected: [seqLens.count, input.shape.count > 1 ? input.shape[1] : 0, inputSize],
+        context: "\(Self.self) input [N, T, I]",
+        expected: [seqLens.count, input.shape.count > 1 ? input.shape[1] : 0, inputSize],
         actual: input.shape)
     }
     let (nSeq, steps, hs) = (input.shape[0], input.shape[1], hiddenSize)
@@ -45,10 +46,12 @@ extension RecurrentLayer {
     for i in 0..<nSeq {
       let len = seqLens[i]
       let r = packing.rank[i]
-      let hsrc = len > 0 ? packedOut + packing.row(sequence: i, time: len - 1) &* hs : UnsafePointer(cache.h0.pointer + r &* hs)
+      let hsrc =
+        len > 0 ? packedOut + packing.row(sequence: i, time: len - 1) &* hs : UnsafePointer(cache.h0.pointer + r &* hs)
       fh.scalars.withMutablePointer { ($0 + i &* hs).update(from: hsrc, count: hs) }
       if stateCount == 2 {
-        let csrc = len > 0 ? cache.cell.pointer + packing.row(sequence: i, time: len - 1) &* hs : cache.c0.pointer + r &* hs
+        let csrc =
+          len > 0 ? cache.cell.pointer + packing.row(sequence: i, time: len - 1) &* hs : cache.c0.pointer + r &* hs
         fc.scalars.withMutablePointer { ($0 + i &* hs).update(from: csrc, count: hs) }
       }
     }

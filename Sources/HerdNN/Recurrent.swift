@@ -90,7 +90,11 @@ public final class RecurrentCache {
     if let src { packing.gatherRows(src, features: hiddenSize, into: hr) } else { hr.update(repeating: 0, count: n) }
     if needsCell {
       let cr = c0.reserve(n)
-      if let csrc { packing.gatherRows(csrc, features: hiddenSize, into: cr) } else { cr.update(repeating: 0, count: n) }
+      if let csrc {
+        packing.gatherRows(csrc, features: hiddenSize, into: cr)
+      } else {
+        cr.update(repeating: 0, count: n)
+      }
     }
   }
 }

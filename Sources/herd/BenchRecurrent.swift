@@ -42,7 +42,10 @@ struct BenchRecurrent: ParsableCommand {
   var seed: UInt64 = 1
 
   func validate() throws {
-    for (name, v) in [("--sequences", sequences), ("--time", steps), ("--features", features), ("--hidden", hidden), ("--threads", threads), ("--rounds", rounds)] where v < 1 {
+    for (name, v) in [
+      ("--sequences", sequences), ("--time", steps), ("--features", features), ("--hidden", hidden),
+      ("--threads", threads), ("--rounds", rounds),
+    ] where v < 1 {
       throw ValidationError("\(name) must be at least 1, got \(v)")
     }
     guard ["lstm", "gru"].contains(cell) else { throw ValidationError("--cell must be lstm or gru, got '\(cell)'") }
@@ -52,8 +55,12 @@ struct BenchRecurrent: ParsableCommand {
   func run() throws {
     BLAS.setThreadCount(threads)
     let env = ProcessInfo.processInfo.environment
-    print("herd bench lstm: cell=\(cell) N=\(sequences) T=\(steps) F=\(features) H=\(hidden) lengths=\(unevenLengths ? "uneven" : "all T")")
-    print("OpenBLAS: \(BLAS.configuration), threads \(BLAS.threadCount), OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)")")
+    print(
+      "herd bench lstm: cell=\(cell) N=\(sequences) T=\(steps) F=\(features) H=\(hidden) lengths=\(unevenLengths ? "uneven" : "all T")"
+    )
+    print(
+      "OpenBLAS: \(BLAS.configuration), threads \(BLAS.threadCount), OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)")"
+    )
 
     // Model and data.
     var layout = ParameterLayout()
@@ -90,7 +97,9 @@ struct BenchRecurrent: ParsableCommand {
     GemmRecorder.$current.withValue(recorder) { trainStep() }
     let shapes = recorder.shapes
     let flops = shapes.reduce(0) { $0 + $1.flops }
-    print("matrix products per step: \(shapes.count) GEMMs, \(String(format: "%.1f", flops / 1e6)) MFLOP for \(rows) timesteps")
+    print(
+      "matrix products per step: \(shapes.count) GEMMs, \(String(format: "%.1f", flops / 1e6)) MFLOP for \(rows) timesteps"
+    )
     let floor = GemmReplay(shapes: shapes, rng: &rng)
 
     // Alternate rounds; report medians.
@@ -101,14 +110,20 @@ struct BenchRecurrent: ParsableCommand {
     for round in 1...rounds {
       layerRates.append(Double(rows) / timePerCall(seconds: seconds, trainStep))
       floorRates.append(Double(rows) / timePerCall(seconds: seconds, floor.run))
-      FileHandle.standardError.write(
-        "round \(round)/\(rounds): \(Int(layerRates.last!)) vs floor \(Int(floorRates.last!)) timesteps/s\n".data(using: .utf8)!)
+      printError(
+        "round \(round)/\(rounds): \(Int(layerRates[round - 1])) vs floor \(Int(floorRates[round - 1])) timesteps/s")
     }
     let layerRate = median(layerRates)
     let floorRate = median(floorRates)
     let gflops = { (rate: Double) in rate / Double(rows) * flops / 1e9 }
-    print(String(format: "%@ forward+backward: %.0f timesteps/s, %.1f GFLOP/s (median of %d rounds)", cell.uppercased(), layerRate, gflops(layerRate), rounds))
-    print(String(format: "GEMM floor (the same %d products alone): %.0f timesteps/s, %.1f GFLOP/s", shapes.count, floorRate, gflops(floorRate)))
+    print(
+      String(
+        format: "%@ forward+backward: %.0f timesteps/s, %.1f GFLOP/s (median of %d rounds)", cell.uppercased(),
+        layerRate, gflops(layerRate), rounds))
+    print(
+      String(
+        format: "GEMM floor (the same %d products alone): %.0f timesteps/s, %.1f GFLOP/s", shapes.count, floorRate,
+        gflops(floorRate)))
     print(String(format: "ratio: %.2f", layerRate / floorRate))
   }
 }
@@ -159,7 +174,9 @@ final class GemmReplay {
         c.withMutablePointer { pc in
           for s in shapes {
             // beta 0: C's contents do not matter, and accumulation cannot overflow.
-            BLAS.gemm(s.transA, s.transB, m: s.m, n: s.n, k: s.k, a: pa, lda: s.lda, b: pb, ldb: s.ldb, beta: s.beta == 0 ? 0 : 1, c: pc, ldc: s.ldc)
+            BLAS.gemm(
+              s.transA, s.transB, m: s.m, n: s.n, k: s.k, a: pa, lda: s.lda, b: pb, ldb: s.ldb,
+              beta: s.beta == 0 ? 0 : 1, c: pc, ldc: s.ldc)
           }
         }
       }

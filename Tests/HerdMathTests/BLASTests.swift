@@ -37,7 +37,8 @@ func textbookGemm(
         let a = randomArray((ta ? k : m) * lda, rng: &rng)
         let b = randomArray((tb ? n : k) * ldb, rng: &rng)
         var c = randomArray(m * ldc, rng: &rng)
-        let expected = textbookGemm(ta, tb, m: m, n: n, k: k, alpha: 0.75, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        let expected = textbookGemm(
+          ta, tb, m: m, n: n, k: k, alpha: 0.75, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         a.withPointer { pa in
           b.withPointer { pb in
             c.withMutablePointer { pc in

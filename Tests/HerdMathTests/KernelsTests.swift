@@ -11,7 +11,8 @@ func apply(_ f: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
 
 @Suite struct KernelsTests {
   /// A sweep across the whole useful range, plus the edges.
-  static let sweep: [Float] = stride(from: -30.0, through: 30.0, by: 0.0137).map { Float($0) }
+  static let sweep: [Float] =
+    stride(from: -30.0, through: 30.0, by: 0.0137).map { Float($0) }
     + [0, -0.0, 1e-8, -1e-8, 0.6249, 0.625, -0.625, 87, 88.7, -87, -100, 100, 1e-3, -1e-3]
 
   @Test func expMatchesLibm() {
@@ -62,10 +63,19 @@ func apply(_ f: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     let dy = randomArray(x.count, rng: &rng)
     let eps: Float = 1e-2
     for (f, back) in [
-      ({ Kernels.sigmoid($0, $1, count: $2) } as (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
-       { Kernels.sigmoidBackward(output: $0, gradOutput: $1, gradInput: $2, count: $3) } as (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void),
-      ({ Kernels.tanh($0, $1, count: $2) }, { Kernels.tanhBackward(output: $0, gradOutput: $1, gradInput: $2, count: $3) }),
-      ({ Kernels.relu($0, $1, count: $2) }, { Kernels.reluBackward(output: $0, gradOutput: $1, gradInput: $2, count: $3) }),
+      (
+        { Kernels.sigmoid($0, $1, count: $2) } as (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
+        { Kernels.sigmoidBackward(output: $0, gradOutput: $1, gradInput: $2, count: $3) }
+          as (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+      ),
+      (
+        { Kernels.tanh($0, $1, count: $2) },
+        { Kernels.tanhBackward(output: $0, gradOutput: $1, gradInput: $2, count: $3) }
+      ),
+      (
+        { Kernels.relu($0, $1, count: $2) },
+        { Kernels.reluBackward(output: $0, gradOutput: $1, gradInput: $2, count: $3) }
+      ),
     ] {
       let y = apply(f, x)
       var dx = [Float](repeating: 0, count: x.count)
@@ -102,7 +112,13 @@ func apply(_ f: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     // Gradient of sum(w * logsoftmax(x)) by finite differences.
     let w = randomArray(x.count, rng: &rng)
     var dx = [Float](repeating: 0, count: x.count)
-    ls.withPointer { pl in w.withPointer { pw in dx.withMutablePointer { Kernels.logSoftmaxBackward(logProbs: pl, gradOutput: pw, gradInput: $0, rows: rows, cols: cols) } } }
+    ls.withPointer { pl in
+      w.withPointer { pw in
+        dx.withMutablePointer {
+          Kernels.logSoftmaxBackward(logProbs: pl, gradOutput: pw, gradInput: $0, rows: rows, cols: cols)
+        }
+      }
+    }
     func loss(_ v: [Float]) -> Double {
       var o = [Float](repeating: 0, count: v.count)
       v.withPointer { p in o.withMutablePointer { Kernels.logSoftmax(p, $0, rows: rows, cols: cols) } }
@@ -122,7 +138,9 @@ func apply(_ f: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     var rng = SeededGenerator(seed: 3)
     let a = randomArray(7 * 5, rng: &rng)
     var out = [Float](repeating: 1, count: 4)
-    a.withPointer { pa in out.withMutablePointer { Kernels.columnSums(pa, rows: 7, cols: 4, lda: 5, into: $0, accumulate: true) } }
+    a.withPointer { pa in
+      out.withMutablePointer { Kernels.columnSums(pa, rows: 7, cols: 4, lda: 5, into: $0, accumulate: true) }
+    }
     for j in 0..<4 {
       let expected = 1 + (0..<7).reduce(Float(0)) { $0 + a[$1 * 5 + j] }
       #expect(abs(out[j] - expected) < 1e-5)

@@ -1,13 +1,12 @@
 import HerdMath
 import HerdNN
 import HerdTestSupport
+import Testing
 
 enum CellKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
   case lstm, gru
   var testDescription: String { rawValue }
 }
-
-import Testing
 
 /// A recurrent layer with PyTorch-default-initialised parameters.
 func makeRecurrent(_ kind: CellKind, input: Int, hidden: Int, seed: UInt64) -> (any RecurrentLayer, Parameters) {
@@ -28,7 +27,9 @@ func maskPadding(_ x: inout Tensor, seqLens: [Int]) {
 
 /// Central finite difference of `loss` w.r.t. `values[index]` (a pointer into live
 /// parameter or input storage), restoring the value afterwards.
-func numericDerivative(_ target: UnsafeMutablePointer<Float>, eps: Float = 1e-2, _ loss: () throws -> Double) rethrows -> Double {
+func numericDerivative(
+  _ target: UnsafeMutablePointer<Float>, eps: Float = 1e-2, _ loss: () throws -> Double
+) rethrows -> Double {
   let saved = target.pointee
   target.pointee = saved + eps
   let plus = try loss()

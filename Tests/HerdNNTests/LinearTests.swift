@@ -1,3 +1,4 @@
+import Foundation
 import HerdMath
 import HerdNN
 import HerdTestSupport
@@ -33,7 +34,9 @@ import Testing
     for e in layout.entries {
       let analytic = try p.gradTensor(named: e.name).scalars
       for j in 0..<e.slot.count {
-        let numeric = try numericDerivative(p.value(e.slot) + j) { weightedSum(try layer.forward(p, x).scalars, w.scalars) }
+        let numeric = try numericDerivative(p.value(e.slot) + j) {
+          weightedSum(try layer.forward(p, x).scalars, w.scalars)
+        }
         #expect(gradientAgrees(analytic[j], numeric), "d/d\(e.name)[\(j)]")
       }
     }
@@ -55,7 +58,9 @@ import Testing
     #expect(throws: NNError.shapeMismatch(context: "Linear input", expected: [2, 5], actual: [2, 4])) {
       try layer.forward(p, Tensor(shape: [2, 4]))
     }
-    #expect(throws: NNError.self) { try layer.backward(p, x: Tensor(shape: [2, 5]), gradOutput: Tensor(shape: [2, 4])) }
+    #expect(throws: NNError.self) {
+      try layer.backward(p, x: Tensor(shape: [2, 5]), gradOutput: Tensor(shape: [2, 4]))
+    }
   }
 
   @Test func pyTorchDefaultInitialisationBounds() throws {
@@ -126,5 +131,4 @@ import Testing
   }
 }
 
-import Foundation
 func _tanh(_ x: Double) -> Double { Foundation.tanh(x) }

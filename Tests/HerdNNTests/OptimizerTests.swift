@@ -24,7 +24,9 @@ func flatParameters(_ values: [Float]) throws -> Parameters {
         momentum: Float(try f.number("momentum")), centered: name.contains("centered"))
     } else {
       let betas = name == "adam" ? (Float(0.9), Float(0.999)) : (Float(0.8), Float(0.9))
-      opt = Adam(count: p.count, beta1: betas.0, beta2: betas.1, eps: Float(try f.number("eps")), weightDecay: Float(try f.number("weight_decay")))
+      opt = Adam(
+        count: p.count, beta1: betas.0, beta2: betas.1, eps: Float(try f.number("eps")),
+        weightDecay: Float(try f.number("weight_decay")))
     }
     let lr = Float(try f.number("lr"))
     for (step, (g, expected)) in zip(try f.tensors("grads"), try f.tensors("params")).enumerated() {
@@ -76,7 +78,8 @@ func flatParameters(_ values: [Float]) throws -> Parameters {
     p.grads.update(fromContentsOf: [0.5, -0.5] as [Float])
     a.step(p, lr: 0.1)
     let b = RMSProp(count: 2, momentum: 0.9, centered: true)
-    try b.restore(buffers: Dictionary(uniqueKeysWithValues: a.stateBuffers().map { ($0.name, $0.values) }), stepCount: a.stepCount)
+    try b.restore(
+      buffers: Dictionary(uniqueKeysWithValues: a.stateBuffers().map { ($0.name, $0.values) }), stepCount: a.stepCount)
     let q = try flatParameters(p.flatValues)
     q.grads.update(fromContentsOf: [0.5, -0.5] as [Float])
     a.step(p, lr: 0.1)

@@ -81,18 +81,26 @@ import Testing
       let analytic = try p.gradTensor(named: entry.name).scalars
       for j in 0..<entry.slot.count {
         let numeric = try numericDerivative(p.value(entry.slot) + j) {
-          weightedSum(try layer.forward(p, input: x, seqLens: seqLens, initialState: state, cache: RecurrentCache()).output.scalars, w.scalars)
+          weightedSum(
+            try layer.forward(p, input: x, seqLens: seqLens, initialState: state, cache: RecurrentCache()).output
+              .scalars, w.scalars)
         }
         #expect(gradientAgrees(analytic[j], numeric), "\(kind) d/d\(entry.name)[\(j)]: \(analytic[j]) vs \(numeric)")
       }
     }
     // Inputs and initial states.
     func lossWith(_ x: Tensor, _ s: RecurrentState) throws -> Double {
-      weightedSum(try layer.forward(p, input: x, seqLens: seqLens, initialState: s, cache: RecurrentCache()).output.scalars, w.scalars)
+      weightedSum(
+        try layer.forward(p, input: x, seqLens: seqLens, initialState: s, cache: RecurrentCache()).output.scalars,
+        w.scalars)
     }
     for j in 0..<x.count where seqLens[j / (steps * inp)] > (j / inp) % steps {
       var xv = x
-      let numeric = try xv.scalars.withMutablePointer { px in try numericDerivative(px + j) { try lossWith(Tensor(shape: x.shape, scalars: Array(UnsafeBufferPointer(start: px, count: x.count))), state) } }
+      let numeric = try xv.scalars.withMutablePointer { px in
+        try numericDerivative(px + j) {
+          try lossWith(Tensor(shape: x.shape, scalars: Array(UnsafeBufferPointer(start: px, count: x.count))), state)
+        }
+      }
       #expect(gradientAgrees(grads.input.scalars[j], numeric), "\(kind) d/dx[\(j)]")
     }
     // Padding gets exactly zero gradient.

@@ -89,7 +89,9 @@ import Testing
   @Test func wrongVersionAndMagicAreNamed() throws {
     let (p, _) = model()
     var bytes = p.archive().encoded()
-    #expect(throws: NNError.self) { try TensorArchive(decoding: Array("NOTHERD!".utf8) + bytes.dropFirst(8), source: "x") }
+    #expect(throws: NNError.self) {
+      try TensorArchive(decoding: Array("NOTHERD!".utf8) + bytes.dropFirst(8), source: "x")
+    }
     bytes[8] = 2
     // Re-seal the checksum so only the version is wrong.
     let body = bytes.prefix(bytes.count - 4)

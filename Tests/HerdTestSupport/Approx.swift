@@ -13,7 +13,8 @@ public struct Closeness: CustomStringConvertible, Sendable {
   public let worstRatio: Double
 
   public var description: String {
-    ok ? "close (worst ratio \(worstRatio))"
+    ok
+      ? "close (worst ratio \(worstRatio))"
       : "not close at [\(worstIndex)]: got \(actual), expected \(expected) (ratio \(worstRatio))"
   }
 }
@@ -21,7 +22,8 @@ public struct Closeness: CustomStringConvertible, Sendable {
 /// Compares `actual` with `expected` elementwise; NaN never counts as close.
 public func closeness(_ actual: [Float], _ expected: [Float], rtol: Double = 1e-5, atol: Double = 1e-6) -> Closeness {
   guard actual.count == expected.count else {
-    return Closeness(ok: false, worstIndex: -1, actual: Float(actual.count), expected: Float(expected.count), worstRatio: .infinity)
+    return Closeness(
+      ok: false, worstIndex: -1, actual: Float(actual.count), expected: Float(expected.count), worstRatio: .infinity)
   }
   var worst = 0
   var ratio = 0.0
@@ -40,6 +42,8 @@ public func closeness(_ actual: [Float], _ expected: [Float], rtol: Double = 1e-
 }
 
 /// Random floats uniform in `[low, high)`.
-public func randomArray<G: RandomNumberGenerator>(_ count: Int, low: Float = -1, high: Float = 1, rng: inout G) -> [Float] {
+public func randomArray<G: RandomNumberGenerator>(
+  _ count: Int, low: Float = -1, high: Float = 1, rng: inout G
+) -> [Float] {
   (0..<count).map { _ in low + (high - low) * rng.nextUnitFloat() }
 }

@@ -1,0 +1,40 @@
+# Herd's two entry points: `make train` (the main job) and `make test` (every test).
+# Both install what is missing on a fresh Debian machine first.
+SHELL := /bin/bash
+APT_PACKAGES := libzmq3-dev libopenblas-dev
+SWIFT ?= swift
+
+.PHONY: deps build test train bench format clean
+
+## deps: install the Debian packages Herd links against, when missing
+deps:
+	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found; install Swift 6 from swift.org" >&2; exit 1; }
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+## build: the release binary .build/release/herd
+build: deps
+	$(SWIFT) build -c release --product herd
+
+## test: build once (release: numeric code is 10-50x slower in debug) and run every test
+test: deps
+	$(SWIFT) test -c release
+
+## train: train a recurrent policy with a local learner and workers
+train: build
+	.build/release/herd train
+
+## bench: the LSTM forward+backward benchmark against its GEMM floor
+bench: build
+	.build/release/herd bench lstm --threads 1
+
+## format: reformat the sources with swift-format (.swift-format)
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+
+clean:
+	rm -rf .build
