@@ -49,11 +49,24 @@ let publicTargets: [Target] = [
     path: "Sources/HerdNN",
     swiftSettings: numericSettings()
   ),
+  .target(
+    name: "HerdEnvs",
+    dependencies: ["HerdMath"],
+    path: "Sources/HerdEnvs"
+  ),
+  .target(
+    name: "HerdRL",
+    dependencies: ["HerdMath", "HerdNN", "HerdEnvs"],
+    path: "Sources/HerdRL",
+    swiftSettings: numericSettings()
+  ),
   .executableTarget(
     name: "herd",
     dependencies: [
       "HerdMath",
       "HerdNN",
+      "HerdEnvs",
+      "HerdRL",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     path: "Sources/herd"
@@ -82,6 +95,16 @@ let testTargets: [Target] = [
     name: "HerdMathTests",
     dependencies: ["HerdMath", "HerdTestSupport"],
     path: "Tests/HerdMathTests"
+  ),
+  .testTarget(
+    name: "HerdEnvsTests",
+    dependencies: ["HerdEnvs", "HerdMath", "HerdTestSupport"],
+    path: "Tests/HerdEnvsTests"
+  ),
+  .testTarget(
+    name: "HerdRLTests",
+    dependencies: ["HerdRL", "HerdNN", "HerdEnvs", "HerdMath", "HerdTestSupport"],
+    path: "Tests/HerdRLTests"
   ),
   .testTarget(
     name: "HerdNNTests",

@@ -3,7 +3,8 @@ import HerdMath
 
 /// Reference values written by Tests/Fixtures/make_reference.py (PyTorch).
 public struct Fixture {
-  let object: [String: Any]
+  /// The decoded JSON object.
+  public let object: [String: Any]
 
   /// Loads `Tests/Fixtures/reference/<name>.json` from the source tree.
   public init(_ name: String, filePath: String = #filePath) throws {

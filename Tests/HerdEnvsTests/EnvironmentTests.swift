@@ -1,0 +1,131 @@
+import HerdEnvs
+import HerdMath
+import HerdTestSupport
+import Testing
+
+@Suite struct CartPoleTests {
+  /// Herd's CartPole replays Gymnasium's trajectories from the same initial states.
+  @Test func agreesWithGymnasium() throws {
+    let f = try Fixture("cartpole")
+    guard let episodes = f.object["episodes"] as? [[String: Any]] else { throw FixtureError.missing("episodes") }
+    #expect(episodes.count == 10)
+    var truncations = 0
+    for episode in episodes {
+      // Hex floats: exact (Foundation's JSON parser can be 1 ulp off, which grows).
+      let s = try #require(episode["initial_state"] as? [String]).compactMap(Double.init)
+      try #require(s.count == 4)
+      let steps = try #require(episode["steps"] as? [[String: Any]])
+      var env = CartPole()
+      var obs = [Float](repeating: 0, count: 4)
+      obs.withMutablePointer { env.start(from: (s[0], s[1], s[2], s[3]), observation: $0) }
+      for (t, step) in steps.enumerated() {
+        let action = try #require(step["action"] as? Int)
+        let expected = try #require(step["obs"] as? [Double]).map(Float.init)
+        let outcome = obs.withMutablePointer { env.step(action, observation: $0) }
+        let r = closeness(obs, expected, rtol: 1e-5, atol: 1e-6)
+        #expect(r.ok, "seed \(episode["seed"] ?? "?") step \(t): \(r)")
+        #expect(outcome.reward == Float(try #require(step["reward"] as? Double)))
+        #expect(outcome.terminated == (step["terminated"] as? Bool), "terminated at step \(t)")
+        #expect(outcome.truncated == (step["truncated"] as? Bool), "truncated at step \(t)")
+        if outcome.truncated { truncations += 1 }
+      }
+    }
+    #expect(truncations == 2, "the fixture covers the 500-step time limit")
+  }
+
+  @Test func resetIsSeededAndSmall() {
+    var a = CartPole()
+    var b = CartPole()
+    let oa = a.reset(seed: 42)
+    #expect(oa == b.reset(seed: 42))
+    #expect(oa != b.reset(seed: 43))
+    #expect(oa.allSatisfy { abs($0) <= 0.05 })
+    #expect(a.observationSpace.size == 4 && a.actionSpace == .discrete(2))
+  }
+
+  @Test func statelessCartPoleShowsPositionAndAngleOnly() {
+    var full = CartPole()
+    var stateless = StatelessCartPole()
+    let o = full.reset(seed: 7)
+    let s = stateless.reset(seed: 7)
+    #expect(s == [o[0], o[2]])
+    for action in [1, 1, 0, 1, 0, 0, 1] {
+      let (fo, fout) = full.step(action)
+      let (so, sout) = stateless.step(action)
+      #expect(so == [fo[0], fo[2]])
+      #expect(fout == sout)
+    }
+    #expect(stateless.observationSpace.size == 2)
+  }
+}
+
+@Suite struct MemoryChainTests {
+  @Test(arguments: [1, 2, 10, 30])
+  func contextFirstQueryLastRewardForTheRightAnswer(length: Int) {
+    for seed in UInt64(0)..<20 {
+      for answerRight in [true, false] {
+        var env = MemoryChain(length: length)
+        let first = env.reset(seed: seed)
+        #expect(first[0] == 1)
+        #expect(abs(first[2]) == 1, "context shown on the first step")
+        #expect(first[1] == (length == 1 ? 1 : 0))
+        let context = first[2] > 0 ? 1 : 0
+        var total: Float = 0
+        for t in 0..<length {
+          let action = t == length - 1 ? (answerRight ? context : 1 - context) : Int(seed % 2)
+          let (obs, out) = env.step(action)
+          total += out.reward
+          #expect(out.terminated == (t == length - 1))
+          #expect(!out.truncated)
+          if t < length - 1 {
+            #expect(out.reward == 0)
+            #expect(obs[2] == 0, "context hidden after the first step")
+            #expect(obs[1] == (t + 1 == length - 1 ? 1 : 0), "query flag on the last step only")
+          }
+        }
+        #expect(total == (answerRight ? 1 : -1))
+      }
+    }
+  }
+
+  @Test func contextsAreBalanced() {
+    var env = MemoryChain(length: 3, seed: 5)
+    var plus = 0
+    for _ in 0..<2000 where env.reset(seed: nil)[2] > 0 { plus += 1 }
+    #expect(plus > 900 && plus < 1100)
+  }
+}
+
+@Suite struct VectorEnvironmentTests {
+  @Test func copiesAreSeededPerIndexAndResetAutomatically() {
+    let venv = VectorEnvironment(count: 3, seed: 10) { _ in MemoryChain(length: 2) }
+    venv.reset()
+    var single = MemoryChain(length: 2)
+    #expect(Array(venv.observations[3..<6]) == single.reset(seed: 11))
+    let actions: [Int32] = [0, 1, 0]
+    actions.withUnsafeBufferPointer { venv.step($0.baseAddress!) }
+    #expect(venv.outcomes.allSatisfy { !$0.done })
+    actions.withUnsafeBufferPointer { venv.step($0.baseAddress!) }
+    #expect(venv.outcomes.allSatisfy { $0.terminated })
+    // The final observation of the ended episode, and a fresh first observation.
+    for i in 0..<3 {
+      #expect(venv.finalObservations[i * 3] == 0, "time remaining 0 at the end")
+      #expect(venv.observations[i * 3] == 1, "time remaining 1 after the reset")
+      #expect(abs(venv.observations[i * 3 + 2]) == 1)
+    }
+  }
+
+  @Test func truncationKeepsTheFinalObservation() {
+    let venv = VectorEnvironment(count: 2, seed: 3) { _ in CartPole(maxEpisodeSteps: 5) }
+    venv.reset()
+    let actions: [Int32] = [0, 1]
+    var last = venv.observations
+    for t in 0..<5 {
+      actions.withUnsafeBufferPointer { venv.step($0.baseAddress!) }
+      if t < 4 { last = venv.observations }
+    }
+    #expect(venv.outcomes.allSatisfy { $0.truncated })
+    #expect(venv.finalObservations != last, "final observation is the step after the previous one")
+    #expect(venv.observations.allSatisfy { abs($0) <= 0.05 }, "new episodes started")
+  }
+}
