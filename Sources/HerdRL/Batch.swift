@@ -1,0 +1,98 @@
+import HerdNN
+
+/// A training batch: N = B / T fragments as `[N, T, ...]` tensors (DESIGN.md "Batch").
+///
+/// Shapes: `obs [N, T+1, F]` (slot `seqLens[i]` holds fragment i's bootstrap
+/// observation), `prevActions [N, T+1]` and `prevRewards [N, T+1]` (the previous
+/// action/reward each step's input sees, through the bootstrap slot), `actions [N, T]`,
+/// `rewards [N, T]`, `behaviourLogits [N, T, A]`, `mask [N, T]` (1 for steps
+/// `< seqLens[i]`), `seqLens [N]`, `stateIn [N, S]`. Everything past a fragment's
+/// length is zero padding: it never reaches the loss, V-trace or a gradient.
+public struct Batch: Sendable {
+  public let sequences: Int
+  public let maxLength: Int
+  public let observationSize: Int
+  public let actionCount: Int
+  public let stateSize: Int
+  public var obs: [Float]
+  public var prevActions: [Int32]
+  public var prevRewards: [Float]
+  public var actions: [Int32]
+  public var rewards: [Float]
+  public var behaviourLogits: [Float]
+  public var mask: [Float]
+  public var seqLens: [Int]
+  public var stateIn: [Float]
+  public var ends: [FragmentEnd]
+  public var policyVersions: [Int]
+
+  /// Valid steps in the batch (sum of seqLens).
+  public var validSteps: Int { seqLens.reduce(0, +) }
+}
+
+/// Errors from assembling a batch.
+public enum BatchError: Error, Equatable, CustomStringConvertible {
+  /// A fragment does not fit the model or T; the reason names the field.
+  case badFragment(index: Int, reason: String)
+
+  public var description: String {
+    switch self {
+    case .badFragment(let i, let reason): return "fragment \(i): \(reason)"
+    }
+  }
+}
+
+extension Batch {
+  /// Builds the padded batch from fragments.
+  ///
+  /// - Throws: ``BatchError/badFragment(index:reason:)`` when a fragment is empty,
+  ///   longer than T, or its arrays do not match F, A or S.
+  public init(
+    fragments: [Fragment], maxLength t: Int, observationSize f: Int, actionCount a: Int, stateSize s: Int
+  ) throws {
+    let n = fragments.count
+    sequences = n
+    maxLength = t
+    observationSize = f
+    actionCount = a
+    stateSize = s
+    obs = [Float](repeating: 0, count: n * (t + 1) * f)
+    prevActions = [Int32](repeating: 0, count: n * (t + 1))
+    prevRewards = [Float](repeating: 0, count: n * (t + 1))
+    actions = [Int32](repeating: 0, count: n * t)
+    rewards = [Float](repeating: 0, count: n * t)
+    behaviourLogits = [Float](repeating: 0, count: n * t * a)
+    mask = [Float](repeating: 0, count: n * t)
+    seqLens = [Int](repeating: 0, count: n)
+    stateIn = [Float](repeating: 0, count: n * s)
+    ends = []
+    policyVersions = []
+    for (i, fr) in fragments.enumerated() {
+      let len = fr.length
+      func bad(_ reason: String) -> BatchError { .badFragment(index: i, reason: reason) }
+      guard len >= 1 && len <= t else { throw bad("length \(len), must be in 1...\(t) (max_seq_len)") }
+      guard fr.observations.count == (len + 1) * f else { throw bad("observations hold \(fr.observations.count) floats, expected (\(len) + 1) x \(f)") }
+      guard fr.rewards.count == len else { throw bad("rewards hold \(fr.rewards.count), expected \(len)") }
+      guard fr.behaviourLogits.count == len * a else { throw bad("behaviour logits hold \(fr.behaviourLogits.count), expected \(len) x \(a)") }
+      guard fr.stateIn.count == s else { throw bad("state_in holds \(fr.stateIn.count) floats, expected \(s)") }
+      if let act = fr.actions.first(where: { $0 < 0 || Int($0) >= a }) { throw bad("action \(act) outside 0..<\(a)") }
+      seqLens[i] = len
+      for k in 0..<((len + 1) * f) { obs[i * (t + 1) * f + k] = fr.observations[k] }
+      for k in 0..<len {
+        actions[i * t + k] = fr.actions[k]
+        rewards[i * t + k] = fr.rewards[k]
+        mask[i * t + k] = 1
+      }
+      for k in 0..<(len * a) { behaviourLogits[i * t * a + k] = fr.behaviourLogits[k] }
+      prevActions[i * (t + 1)] = fr.prevAction
+      prevRewards[i * (t + 1)] = fr.prevReward
+      for k in 1...len {
+        prevActions[i * (t + 1) + k] = fr.actions[k - 1]
+        prevRewards[i * (t + 1) + k] = fr.rewards[k - 1]
+      }
+      for k in 0..<s { stateIn[i * s + k] = fr.stateIn[k] }
+      ends.append(fr.end)
+      policyVersions.append(fr.policyVersion)
+    }
+  }
+}

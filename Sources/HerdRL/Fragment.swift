@@ -1,0 +1,130 @@
+/// How a fragment ends, which fixes what it bootstraps from.
+public enum FragmentEnd: UInt8, Sendable, Codable, CaseIterable {
+  /// The episode reached a terminal state: bootstrap value 0.
+  case terminated = 0
+  /// The episode hit its time limit: bootstrap with V(o_n) of the same episode.
+  case truncated = 1
+  /// The fragment reached T steps mid-episode: bootstrap with V(o_n).
+  case cut = 2
+}
+
+/// At most T consecutive steps of one episode of one env: the unit workers send.
+///
+/// Shapes (n = ``length`` <= T, F observation floats, A actions, S state floats):
+/// `observations [(n + 1) * F]` (index n holds the bootstrap observation o_n),
+/// `actions [n]`, `rewards [n]`, `behaviourLogits [n * A]`, `stateIn [S]`
+/// (h then c, zeros at an episode start). It never crosses an episode boundary.
+public struct Fragment: Sendable, Equatable {
+  /// Recurrent state before the first step (S floats; empty without a core).
+  public var stateIn: [Float]
+  /// Observations o_0 ... o_n, the last one the bootstrap observation.
+  public var observations: [Float]
+  /// Actions a_0 ... a_{n-1}.
+  public var actions: [Int32]
+  /// Rewards r_0 ... r_{n-1} (as the environment gave them).
+  public var rewards: [Float]
+  /// Logits of the behaviour policy at each step.
+  public var behaviourLogits: [Float]
+  /// The action before the first step (0 at an episode start).
+  public var prevAction: Int32
+  /// The reward before the first step (0 at an episode start).
+  public var prevReward: Float
+  /// How it ends.
+  public var end: FragmentEnd
+  /// Policy version that acted at its first step.
+  public var policyVersion: Int
+  /// Worker that produced it.
+  public var workerID: Int
+  /// The worker's random run id (a restarted worker has a new one).
+  public var runID: UInt64
+  /// Env index within the worker.
+  public var envIndex: Int
+  /// Episode id, unique within the worker's run.
+  public var episodeID: UInt64
+  /// Index of the first step within its episode.
+  public var indexInEpisode: Int
+
+  /// Number of steps n.
+  public var length: Int { actions.count }
+}
+
+/// Records one env's steps into fragments of at most T steps.
+public struct FragmentBuilder: Sendable {
+  /// T.
+  public let maxLength: Int
+  let observationSize: Int
+  let actionCount: Int
+  var current: Fragment?
+
+  /// A builder for fragments of at most `maxLength` steps.
+  public init(maxLength: Int, observationSize: Int, actionCount: Int) {
+    self.maxLength = maxLength
+    self.observationSize = observationSize
+    self.actionCount = actionCount
+  }
+
+  /// Steps recorded in the open fragment.
+  public var count: Int { current?.length ?? 0 }
+
+  /// Records one step: the observation acted on, the action, its logits and the
+  /// reward it got. `origin` is asked only when this step opens a fragment.
+  public mutating func record(
+    observation: UnsafePointer<Float>, action: Int32, logits: UnsafePointer<Float>, reward: Float,
+    origin: () -> FragmentOrigin
+  ) {
+    if current == nil {
+      let o = origin()
+      var f = Fragment(
+        stateIn: o.stateIn, observations: [], actions: [], rewards: [], behaviourLogits: [],
+        prevAction: o.prevAction, prevReward: o.prevReward, end: .cut, policyVersion: o.policyVersion,
+        workerID: o.workerID, runID: o.runID, envIndex: o.envIndex, episodeID: o.episodeID,
+        indexInEpisode: o.indexInEpisode)
+      f.observations.reserveCapacity((maxLength + 1) * observationSize)
+      f.actions.reserveCapacity(maxLength)
+      f.rewards.reserveCapacity(maxLength)
+      f.behaviourLogits.reserveCapacity(maxLength * actionCount)
+      current = f
+    }
+    current?.observations.append(contentsOf: UnsafeBufferPointer(start: observation, count: observationSize))
+    current?.actions.append(action)
+    current?.rewards.append(reward)
+    current?.behaviourLogits.append(contentsOf: UnsafeBufferPointer(start: logits, count: actionCount))
+  }
+
+  /// Closes the open fragment with its bootstrap observation and end, and returns it.
+  public mutating func finish(bootstrap: UnsafePointer<Float>, end: FragmentEnd) -> Fragment? {
+    guard var f = current else { return nil }
+    f.observations.append(contentsOf: UnsafeBufferPointer(start: bootstrap, count: observationSize))
+    f.end = end
+    current = nil
+    return f
+  }
+}
+
+/// Where a fragment starts: who produced it and the inputs before its first step.
+public struct FragmentOrigin: Sendable {
+  public var stateIn: [Float]
+  public var prevAction: Int32
+  public var prevReward: Float
+  public var policyVersion: Int
+  public var workerID: Int
+  public var runID: UInt64
+  public var envIndex: Int
+  public var episodeID: UInt64
+  public var indexInEpisode: Int
+
+  public init(
+    stateIn: [Float], prevAction: Int32, prevReward: Float, policyVersion: Int, workerID: Int, runID: UInt64,
+    envIndex: Int, episodeID: UInt64, indexInEpisode: Int
+  ) {
+    self.stateIn = stateIn
+    self.prevAction = prevAction
+    self.prevReward = prevReward
+    self.policyVersion = policyVersion
+    self.workerID = workerID
+    self.runID = runID
+    self.envIndex = envIndex
+    self.episodeID = episodeID
+    self.indexInEpisode = indexInEpisode
+  }
+}

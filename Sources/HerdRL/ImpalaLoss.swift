@@ -1,0 +1,155 @@
+import HerdMath
+import HerdNN
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The IMPALA loss over a batch (Espeholt et al. 2018, section 4.2), averaged over
+/// valid steps:
+/// ```
+/// pg       = -min(rho_bar_pg, pi/mu) * (r_t + gamma_t v_{t+1} - V(x_t)) * log pi(a_t|x_t)
+/// baseline = vf_loss_coeff * 0.5 * (v_t - V(x_t))^2
+/// entropy  = -entropy_coeff * H(pi(.|x_t))
+/// ```
+/// The V-trace targets `v_t` and advantages are constants (no gradient flows
+/// through them). Padding and each fragment's bootstrap step contribute nothing.
+public enum ImpalaLoss {
+  /// Per-batch loss terms (means over valid steps) and diagnostics.
+  public struct Terms: Sendable, Equatable {
+    public var policy: Float = 0
+    public var baseline: Float = 0
+    /// Mean entropy H (the loss term is `-entropy_coeff * entropy`).
+    public var entropy: Float = 0
+    public var total: Float = 0
+    /// Mean importance ratio pi/mu before clipping.
+    public var meanRho: Float = 0
+    /// Mean V-trace target.
+    public var meanTarget: Float = 0
+    public var validSteps = 0
+  }
+
+  /// Coefficients and V-trace settings from a config.
+  public struct Settings: Sendable {
+    public var gamma: Float
+    public var vfLossCoeff: Float
+    public var entropyCoeff: Float
+    public var clipping: VTrace.Clipping
+    public var clipRewards: Bool
+
+    /// The settings of `config`.
+    public init(_ config: TrainingConfig) {
+      gamma = config.gamma
+      vfLossCoeff = config.vf_loss_coeff
+      entropyCoeff = config.entropy_coeff
+      clipping = VTrace.Clipping(
+        rho: config.vtrace_clip_rho_threshold, pgRho: config.vtrace_clip_pg_rho_threshold,
+        c: config.vtrace_clip_c_threshold, lambda: config.vtrace_lambda)
+      clipRewards = config.reward_clipping == "abs_one"
+    }
+  }
+
+  /// V-trace targets and advantages per valid step, packed like the batch rows.
+  public struct Targets: Sendable {
+    /// `v_t` per packed row (0 on bootstrap rows).
+    public var vs: [Float]
+    /// Policy-gradient advantages per packed row (0 on bootstrap rows).
+    public var advantages: [Float]
+    /// Mean unclipped ratio.
+    public var meanRho: Float
+  }
+
+  /// Computes V-trace from the forward's logits and values.
+  public static func targets(batch: Batch, ws: TrainingWorkspace, settings: Settings) -> Targets {
+    guard let packing = ws.packing else { preconditionFailure("targets before forward") }
+    let a = batch.actionCount
+    let t1 = batch.maxLength
+    var vsOut = [Float](repeating: 0, count: packing.rowCount)
+    var advOut = [Float](repeating: 0, count: packing.rowCount)
+    var rhoSum: Double = 0
+    var logProbs = [Float](repeating: 0, count: a)
+    var behaviour = [Float](repeating: 0, count: a)
+    for i in 0..<batch.sequences {
+      let n = batch.seqLens[i]
+      var logRhos = [Float](repeating: 0, count: n)
+      var discounts = [Float](repeating: settings.gamma, count: n)
+      var rewards = [Float](repeating: 0, count: n)
+      var values = [Float](repeating: 0, count: n)
+      for t in 0..<n {
+        let r = packing.row(sequence: i, time: t)
+        let act = Int(batch.actions[i * t1 + t])
+        logProbs.withMutablePointer { Kernels.logSoftmax(ws.logits.pointer + r * a, $0, rows: 1, cols: a) }
+        batch.behaviourLogits.withPointer { bl in
+          behaviour.withMutablePointer { Kernels.logSoftmax(bl + (i * t1 + t) * a, $0, rows: 1, cols: a) }
+        }
+        logRhos[t] = logProbs[act] - behaviour[act]
+        rhoSum += Double(expf(logRhos[t]))
+        let reward = batch.rewards[i * t1 + t]
+        rewards[t] = settings.clipRewards ? max(-1, min(1, reward)) : reward
+        values[t] = ws.values.pointer[r]
+      }
+      let terminated = batch.ends[i] == .terminated
+      if terminated { discounts[n - 1] = 0 }
+      let bootstrap = terminated ? 0 : ws.values.pointer[packing.row(sequence: i, time: n)]
+      let (vs, adv) = VTrace.compute(
+        logRhos: logRhos, discounts: discounts, rewards: rewards, values: values, bootstrapValue: bootstrap,
+        clipping: settings.clipping)
+      for t in 0..<n {
+        let r = packing.row(sequence: i, time: t)
+        vsOut[r] = vs[t]
+        advOut[r] = adv[t]
+      }
+    }
+    return Targets(vs: vsOut, advantages: advOut, meanRho: Float(rhoSum / Double(max(1, batch.validSteps))))
+  }
+
+  /// The loss terms for fixed `targets`, and its gradient w.r.t. the logits and
+  /// values in `ws.gradLogits` / `ws.gradValues` (zero on bootstrap rows).
+  public static func evaluate(batch: Batch, ws: TrainingWorkspace, targets: Targets, settings: Settings) -> Terms {
+    guard let packing = ws.packing else { preconditionFailure("loss before forward") }
+    let a = batch.actionCount
+    let rows = packing.rowCount
+    let count = batch.validSteps
+    let scale = 1 / Float(max(1, count))
+    let dLogits = ws.gradLogits.zeroed(rows * a)
+    let dValues = ws.gradValues.zeroed(rows)
+    var pg: Double = 0
+    var base: Double = 0
+    var ent: Double = 0
+    var targetSum: Double = 0
+    var logProbs = [Float](repeating: 0, count: a)
+    for i in 0..<batch.sequences {
+      for t in 0..<batch.seqLens[i] {
+        let r = packing.row(sequence: i, time: t)
+        let act = Int(batch.actions[i * batch.maxLength + t])
+        logProbs.withMutablePointer { Kernels.logSoftmax(ws.logits.pointer + r * a, $0, rows: 1, cols: a) }
+        var h: Float = 0
+        for j in 0..<a { h -= expf(logProbs[j]) * logProbs[j] }
+        let adv = targets.advantages[r]
+        let v = ws.values.pointer[r]
+        let err = targets.vs[r] - v
+        pg -= Double(adv * logProbs[act])
+        base += Double(0.5 * err * err)
+        ent += Double(h)
+        targetSum += Double(targets.vs[r])
+        // d/dlogits of (-adv log pi(a) - entropy_coeff H), then d/dV of the baseline.
+        let g = dLogits + r * a
+        for j in 0..<a {
+          let pj = expf(logProbs[j])
+          g[j] = (-adv * ((j == act ? 1 : 0) - pj) + settings.entropyCoeff * pj * (logProbs[j] + h)) * scale
+        }
+        dValues[r] = -settings.vfLossCoeff * err * scale
+      }
+    }
+    let c = Double(max(1, count))
+    var terms = Terms()
+    terms.policy = Float(pg / c)
+    terms.baseline = Float(base / c)
+    terms.entropy = Float(ent / c)
+    terms.total = terms.policy + settings.vfLossCoeff * terms.baseline - settings.entropyCoeff * terms.entropy
+    terms.meanRho = targets.meanRho
+    terms.meanTarget = Float(targetSum / c)
+    terms.validSteps = count
+    return terms
+  }
+}

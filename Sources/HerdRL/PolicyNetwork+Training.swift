@@ -1,0 +1,115 @@
+import HerdMath
+import HerdNN
+
+/// Learner-side workspaces of a ``PolicyNetwork``, reused across batches.
+///
+/// The batch's sequences run packed (``PackedSequences``) with lengths `n_i + 1`:
+/// each fragment's steps plus its bootstrap step, whose value bootstraps V-trace
+/// and whose outputs get no gradient.
+public final class TrainingWorkspace {
+  /// Packing of the last forward (lengths n_i + 1 over T + 1).
+  public internal(set) var packing: PackedSequences?
+  let encoder = MLPCache()
+  let core = RecurrentCache()
+  let obs = FloatBuffer()  // [P, F]
+  var prevActionStore: [Int32] = []
+  var prevRewardStore: [Float] = []
+  let coreInput = FloatBuffer()  // [P, coreIn]
+  let h0 = FloatBuffer()  // [N, H]
+  let c0 = FloatBuffer()  // [N, H]
+  /// Packed logits `[P, A]`.
+  public let logits = FloatBuffer()
+  /// Packed values `[P]`.
+  public let values = FloatBuffer()
+  /// Gradient of the loss w.r.t. the logits `[P, A]` (set by the loss).
+  public let gradLogits = FloatBuffer()
+  /// Gradient of the loss w.r.t. the values `[P]` (set by the loss).
+  public let gradValues = FloatBuffer()
+  let gradFeatures = FloatBuffer()  // [P, H]
+  let gradCoreInput = FloatBuffer()  // [P, coreIn]
+  let gradEncoder = FloatBuffer()  // [P, Z]
+
+  /// Empty workspaces.
+  public init() {}
+
+  /// Packed rows P of the last forward.
+  public var rows: Int { packing?.rowCount ?? 0 }
+}
+
+extension PolicyNetwork {
+  /// Forward over a batch: logits and values for every packed row (all valid steps
+  /// and each fragment's bootstrap step), kept in `ws` for the loss and backward.
+  public func forward(_ p: Parameters, batch: Batch, ws: TrainingWorkspace) throws {
+    let lens = batch.seqLens.map { $0 + 1 }
+    let packing = try PackedSequences(seqLens: lens, maxLength: batch.maxLength + 1)
+    ws.packing = packing
+    let rows = packing.rowCount
+    // Inputs in packed order.
+    let obs = ws.obs.reserve(rows &* observationSize)
+    batch.obs.withPointer { packing.pack($0, features: observationSize, into: obs) }
+    ws.prevActionStore = [Int32](repeating: 0, count: rows)
+    ws.prevRewardStore = [Float](repeating: 0, count: rows)
+    for i in 0..<batch.sequences {
+      for t in 0..<lens[i] {
+        let r = packing.row(sequence: i, time: t)
+        ws.prevActionStore[r] = batch.prevActions[i * (batch.maxLength + 1) + t]
+        ws.prevRewardStore[r] = batch.prevRewards[i * (batch.maxLength + 1) + t]
+      }
+    }
+    // Encoder -> core input.
+    let z = encoder.forward(p, x: obs, rows: rows, cache: ws.encoder)
+    let x = ws.coreInput.reserve(rows &* coreInputSize)
+    ws.prevActionStore.withUnsafeBufferPointer { pa in
+      ws.prevRewardStore.withPointer { pr in
+        assembleCoreInput(z: z, prevActions: pa.baseAddress.unsafelyUnwrapped, prevRewards: pr, rows: rows, into: x)
+      }
+    }
+    // Core over each sequence from its stored state (a constant).
+    let features: UnsafePointer<Float>
+    if let core {
+      let hs = core.hiddenSize
+      let h0 = ws.h0.reserve(batch.sequences &* hs)
+      let c0 = ws.c0.reserve(batch.sequences &* hs)
+      for i in 0..<batch.sequences {
+        for k in 0..<hs {
+          h0[i &* hs &+ k] = batch.stateIn[i * stateSize + k]
+          if core.stateCount == 2 { c0[i &* hs &+ k] = batch.stateIn[i * stateSize + hs + k] }
+        }
+      }
+      features = core.forward(p, x: x, packing: packing, h0: h0, c0: c0, cache: ws.core)
+    } else {
+      features = UnsafePointer(x)
+    }
+    policyHead.forward(p, x: features, rows: rows, y: ws.logits.reserve(rows &* actionCount))
+    valueHead.forward(p, x: features, rows: rows, y: ws.values.reserve(rows))
+  }
+
+  /// Backward from `ws.gradLogits` and `ws.gradValues` (set by the loss) to every
+  /// parameter; accumulates into `p.grads`.
+  public func backward(_ p: Parameters, ws: TrainingWorkspace) {
+    guard let packing = ws.packing else { preconditionFailure("backward before forward") }
+    let rows = packing.rowCount
+    let fs = featureSize
+    let features: UnsafePointer<Float> = core != nil ? ws.core.outputs : UnsafePointer(ws.coreInput.pointer)
+    // Heads.
+    let dF = ws.gradFeatures.reserve(rows &* fs)
+    policyHead.backward(p, x: features, dy: ws.gradLogits.pointer, rows: rows, dx: dF)
+    valueHead.backward(p, x: features, dy: ws.gradValues.pointer, rows: rows, dx: dF, accumulateInput: true)
+    // Core (BPTT within each fragment).
+    let ci = coreInputSize
+    let dX: UnsafePointer<Float>
+    if let core {
+      let g = ws.gradCoreInput.reserve(rows &* ci)
+      core.backward(p, x: ws.coreInput.pointer, dH: dF, cache: ws.core, dx: g, dh0: nil, dc0: nil)
+      dX = UnsafePointer(g)
+    } else {
+      dX = UnsafePointer(dF)
+    }
+    // Encoder: the z columns of the core input's gradient.
+    guard !encoder.layers.isEmpty else { return }
+    let zs = encoder.outFeatures
+    let dZ = ws.gradEncoder.reserve(rows &* zs)
+    for r in 0..<rows { (dZ + r &* zs).update(from: dX + r &* ci, count: zs) }
+    encoder.backward(p, x: ws.obs.pointer, dy: dZ, cache: ws.encoder, dx: nil)
+  }
+}

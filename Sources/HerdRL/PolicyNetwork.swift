@@ -1,0 +1,127 @@
+import HerdMath
+import HerdNN
+
+/// The policy of DESIGN.md, one forward step:
+/// ```
+/// o_t --encoder (MLP)--> z_t
+/// x_t = [ z_t ; onehot(a_{t-1}) if lstm_use_prev_action ; r_{t-1} if lstm_use_prev_reward ]
+/// (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1}))      (GRU: h only; no core: h_t = x_t)
+/// logits_t = W_pi h_t + b_pi        value_t = w_v . h_t + b_v
+/// ```
+/// Parameters live in one ``Parameters`` buffer: `encoder.*`, `core.*`, `pi.*`, `vf.*`.
+public struct PolicyNetwork: Sendable {
+  /// Observation floats F.
+  public let observationSize: Int
+  /// Discrete actions A.
+  public let actionCount: Int
+  /// The encoder.
+  public let encoder: MLP
+  /// The recurrent core, nil for a feed-forward policy.
+  public let core: (any RecurrentLayer)?
+  /// Policy head `[A, H]`.
+  public let policyHead: Linear
+  /// Value head `[1, H]`.
+  public let valueHead: Linear
+  /// Append the previous action (one-hot) to the core input.
+  public let usePrevAction: Bool
+  /// Append the previous reward to the core input.
+  public let usePrevReward: Bool
+  /// All parameters' layout.
+  public let layout: ParameterLayout
+
+  /// Builds the network for `config` over an environment's spaces.
+  public init(config: TrainingConfig, observationSize: Int, actionCount: Int) {
+    self.observationSize = observationSize
+    self.actionCount = actionCount
+    usePrevAction = config.lstm_use_prev_action
+    usePrevReward = config.lstm_use_prev_reward
+    var layout = ParameterLayout()
+    encoder = MLP(
+      "encoder", inFeatures: observationSize, hiddenSizes: config.fcnet_hiddens,
+      activation: Activation(rawValue: config.fcnet_activation) ?? .tanh, layout: &layout)
+    let coreIn = encoder.outFeatures + (usePrevAction ? actionCount : 0) + (usePrevReward ? 1 : 0)
+    if config.use_lstm {
+      core =
+        config.rnn_type == "gru"
+        ? GRU("core", inputSize: coreIn, hiddenSize: config.lstm_cell_size, layout: &layout)
+        : LSTM("core", inputSize: coreIn, hiddenSize: config.lstm_cell_size, layout: &layout)
+    } else {
+      core = nil
+    }
+    let features = core?.hiddenSize ?? coreIn
+    // Heads start small (as IMPALA's and RLlib's do) so the first policy is near uniform.
+    policyHead = Linear("pi", inFeatures: features, outFeatures: actionCount, layout: &layout, weightBound: 0.01)
+    valueHead = Linear("vf", inFeatures: features, outFeatures: 1, layout: &layout, weightBound: 0.01)
+    self.layout = layout
+  }
+
+  /// Floats of the core's input per step: encoder features plus the extras.
+  public var coreInputSize: Int { encoder.outFeatures + (usePrevAction ? actionCount : 0) + (usePrevReward ? 1 : 0) }
+  /// Floats of the heads' input per step (H, or the core input without a core).
+  public var featureSize: Int { core?.hiddenSize ?? coreInputSize }
+  /// Floats of recurrent state per sequence: 2H (LSTM: h then c), H (GRU), 0.
+  public var stateSize: Int { core.map { $0.hiddenSize * $0.stateCount } ?? 0 }
+
+  /// Writes `x = [z ; onehot(prevAction) ; prevReward]` for `rows` rows.
+  @inlinable
+  func assembleCoreInput(
+    z: UnsafePointer<Float>, prevActions: UnsafePointer<Int32>, prevRewards: UnsafePointer<Float>,
+    rows: Int, into x: UnsafeMutablePointer<Float>
+  ) {
+    let zs = encoder.outFeatures
+    let width = coreInputSize
+    for r in 0..<rows {
+      let row = x + r &* width
+      row.update(from: z + r &* zs, count: zs)
+      var k = zs
+      if usePrevAction {
+        (row + k).update(repeating: 0, count: actionCount)
+        let a = Int(prevActions[r])
+        if a >= 0 && a < actionCount { row[k &+ a] = 1 }
+        k &+= actionCount
+      }
+      if usePrevReward { row[k] = prevRewards[r] }
+    }
+  }
+}
+
+/// Rollout-side workspaces of a ``PolicyNetwork`` (one per worker).
+public final class PolicyWorkspace {
+  let encoder = MLPCache()
+  let core = RecurrentCache()
+  let coreInput = FloatBuffer()
+  /// Logits of the last step `[K, A]`.
+  public let logits = FloatBuffer()
+  /// Values of the last step `[K]`.
+  public let values = FloatBuffer()
+
+  /// Empty workspaces.
+  public init() {}
+}
+
+extension PolicyNetwork {
+  /// One rollout step for K rows: updates `state` (`[K, stateSize]`, h then c per
+  /// row block) in place and writes logits `[K, A]` and values `[K]` into `ws`.
+  ///
+  /// - Parameters:
+  ///   - obs: `[K, F]`; prevActions, prevRewards: `[K]` (zeros at episode starts).
+  ///   - h, c: `[K, H]` each (c only for the LSTM; both unused without a core).
+  public func step(
+    _ p: Parameters, obs: UnsafePointer<Float>, prevActions: UnsafePointer<Int32>,
+    prevRewards: UnsafePointer<Float>, rows: Int, h: UnsafeMutablePointer<Float>,
+    c: UnsafeMutablePointer<Float>, ws: PolicyWorkspace
+  ) {
+    let z = encoder.forward(p, x: obs, rows: rows, cache: ws.encoder)
+    let x = ws.coreInput.reserve(rows &* coreInputSize)
+    assembleCoreInput(z: z, prevActions: prevActions, prevRewards: prevRewards, rows: rows, into: x)
+    let features: UnsafePointer<Float>
+    if let core {
+      core.step(p, x: x, rows: rows, h: h, c: core.stateCount == 2 ? c : nil, cache: ws.core)
+      features = UnsafePointer(h)
+    } else {
+      features = UnsafePointer(x)
+    }
+    policyHead.forward(p, x: features, rows: rows, y: ws.logits.reserve(rows &* actionCount))
+    valueHead.forward(p, x: features, rows: rows, y: ws.values.reserve(rows))
+  }
+}

@@ -1,0 +1,204 @@
+import Foundation
+
+/// A bad configuration: names the key, the value and what would be valid.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+  /// The message.
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}
+
+extension TrainingConfig {
+  /// The environments Herd knows, by name.
+  public static let environmentNames = ["CartPole-v1", "StatelessCartPole-v1", "MemoryChain-v0"]
+
+  /// Every top-level key, in declaration order (for messages and `--set`).
+  public static var keys: [String] {
+    Mirror(reflecting: TrainingConfig()).children.compactMap(\.label)
+  }
+
+  /// The defaults shipped for `env` (tuned; see configs/ and the README), or the
+  /// library defaults for an unknown name (``validate()`` then rejects it).
+  public static func defaults(for env: String) -> TrainingConfig {
+    var c = TrainingConfig()
+    c.env = env
+    // Tuned on the 2-core machines (README "Learning results"): what mattered was
+    // observation normalisation (StatelessCartPole's positions are ~0.05), Adam at
+    // 2e-3, and the previous action as an LSTM input; RMSProp at IMPALA's 5e-4 and
+    // a bigger or smaller batch were slower. MemoryChain uses a GRU: with
+    // PyTorch's initialisation the LSTM did not learn to hold the context for 30
+    // steps within 30 s, the GRU did (across a fragment boundary at T = 20).
+    switch env {
+    case "CartPole-v1", "StatelessCartPole-v1":
+      c.optimizer = "adam"
+      c.lr = 0.002
+      c.observation_filter = "MeanStdFilter"
+      c.lstm_use_prev_action = true
+    case "MemoryChain-v0":
+      c.optimizer = "adam"
+      c.lr = 0.001
+      c.rnn_type = "gru"
+      c.env_config.length = 10
+    default:
+      break
+    }
+    return c
+  }
+
+  /// Decodes a JSON object over `base`: keys present replace the base's values,
+  /// unknown keys are errors naming the key and listing the valid ones.
+  public static func decode(json: Data, over base: TrainingConfig, source: String) throws -> TrainingConfig {
+    let object: Any
+    do {
+      object = try JSONSerialization.jsonObject(with: json)
+    } catch {
+      throw ConfigError("\(source): not valid JSON (\(error.localizedDescription))")
+    }
+    guard let dict = object as? [String: Any] else { throw ConfigError("\(source): must be a JSON object") }
+    return try base.merging(dict, source: source)
+  }
+
+  /// Reads a config file (JSON) over the defaults for the env it names (or `env`).
+  public static func load(path: String, env: String?) throws -> TrainingConfig {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw ConfigError("config file \(path) cannot be read")
+    }
+    var envName = env
+    if envName == nil, let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+      envName = obj["env"] as? String
+    }
+    return try decode(json: data, over: defaults(for: envName ?? TrainingConfig().env), source: path)
+  }
+
+  /// Applies `KEY=VALUE` overrides (`--set`); dotted keys reach into `env_config`.
+  /// VALUE is JSON when it parses as JSON (`3`, `false`, `[64, 64]`), else a string.
+  public func applying(overrides: [String]) throws -> TrainingConfig {
+    var config = self
+    for item in overrides {
+      guard let eq = item.firstIndex(of: "=") else {
+        throw ConfigError("--set \(item): expected KEY=VALUE, e.g. --set lstm_cell_size=128")
+      }
+      let key = String(item[..<eq]).trimmingCharacters(in: .whitespaces)
+      let raw = String(item[item.index(after: eq)...])
+      let value: Any =
+        (try? JSONSerialization.jsonObject(with: Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
+      let parts = key.split(separator: ".").map(String.init)
+      var dict: [String: Any]
+      if parts.count == 1 {
+        dict = [key: value]
+      } else if parts.count == 2 {
+        dict = [parts[0]: [parts[1]: value]]
+      } else {
+        throw ConfigError("--set \(item): keys have at most one dot (env_config.length)")
+      }
+      config = try config.merging(dict, source: "--set \(item)")
+    }
+    return config
+  }
+
+  /// This config with the keys of `dict` replaced, validated by type and name.
+  func merging(_ dict: [String: Any], source: String) throws -> TrainingConfig {
+    let known = Set(Self.keys)
+    for key in dict.keys where !known.contains(key) {
+      throw ConfigError("\(source): unknown key '\(key)'; valid keys: \(Self.keys.joined(separator: ", "))")
+    }
+    var current = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as? [String: Any] ?? [:]
+    for (key, value) in dict {
+      if key == "env_config" {
+        guard let sub = value as? [String: Any] else {
+          throw ConfigError("\(source): env_config must be an object, e.g. {\"length\": 30}")
+        }
+        var merged = current["env_config"] as? [String: Any] ?? [:]
+        let subKeys = ["length", "max_episode_steps"]
+        for (k, v) in sub {
+          guard subKeys.contains(k) else {
+            throw ConfigError("\(source): unknown key 'env_config.\(k)'; valid: \(subKeys.map { "env_config.\($0)" }.joined(separator: ", "))")
+          }
+          merged[k] = v
+        }
+        current[key] = merged
+      } else {
+        current[key] = value
+      }
+    }
+    let data = try JSONSerialization.data(withJSONObject: current)
+    do {
+      return try JSONDecoder().decode(TrainingConfig.self, from: data)
+    } catch let DecodingError.typeMismatch(type, context) {
+      throw ConfigError("\(source): '\(context.codingPath.map(\.stringValue).joined(separator: "."))' must be \(Self.typeName(type))")
+    } catch let DecodingError.dataCorrupted(context) {
+      throw ConfigError("\(source): '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has an unusable value (\(context.debugDescription))")
+    } catch {
+      throw ConfigError("\(source): \(error)")
+    }
+  }
+
+  static func typeName(_ type: Any.Type) -> String {
+    switch type {
+    case is Int.Type, is UInt64.Type: return "an integer"
+    case is Float.Type, is Double.Type: return "a number"
+    case is Bool.Type: return "true or false"
+    case is String.Type: return "a string"
+    case is [Int].Type: return "a list of integers, e.g. [64, 64]"
+    default: return "\(type)"
+    }
+  }
+
+  /// Checks every value; the error names the key, the value and what is valid.
+  public func validate() throws {
+    func fail(_ key: String, _ value: Any, _ valid: String) -> ConfigError {
+      ConfigError("\(key) = \(value) is invalid: \(valid)")
+    }
+    guard Self.environmentNames.contains(env) else {
+      throw fail("env", "'\(env)'", "known environments are \(Self.environmentNames.joined(separator: ", "))")
+    }
+    if env_config.length < 1 { throw fail("env_config.length", env_config.length, "must be at least 1") }
+    if env_config.max_episode_steps < 1 { throw fail("env_config.max_episode_steps", env_config.max_episode_steps, "must be at least 1") }
+    for (k, v) in [
+      ("num_envs_per_worker", num_envs_per_worker), ("num_workers", num_workers), ("lstm_cell_size", lstm_cell_size),
+      ("max_seq_len", max_seq_len), ("train_batch_size", train_batch_size), ("max_policy_lag", max_policy_lag),
+      ("broadcast_interval", broadcast_interval), ("learner_queue_size", learner_queue_size),
+    ] where v < 1 {
+      throw fail(k, v, "must be at least 1")
+    }
+    if lr_decay_env_steps < 0 { throw fail("lr_decay_env_steps", lr_decay_env_steps, "must be 0 (constant) or positive") }
+    if train_batch_size < max_seq_len {
+      throw fail("train_batch_size", train_batch_size, "must be at least max_seq_len (\(max_seq_len)): a batch is train_batch_size / max_seq_len fragments")
+    }
+    if let bad = fcnet_hiddens.first(where: { $0 < 1 }) { throw fail("fcnet_hiddens", fcnet_hiddens, "sizes must be at least 1 (got \(bad))") }
+    guard ["tanh", "relu", "linear"].contains(fcnet_activation) else { throw fail("fcnet_activation", "'\(fcnet_activation)'", "use tanh, relu or linear") }
+    guard ["lstm", "gru"].contains(rnn_type) else { throw fail("rnn_type", "'\(rnn_type)'", "use lstm or gru") }
+    guard ["rmsprop", "adam"].contains(optimizer) else { throw fail("optimizer", "'\(optimizer)'", "use rmsprop or adam") }
+    guard ["NoFilter", "MeanStdFilter"].contains(observation_filter) else {
+      throw fail("observation_filter", "'\(observation_filter)'", "use NoFilter or MeanStdFilter")
+    }
+    guard ["none", "abs_one"].contains(reward_clipping) else { throw fail("reward_clipping", "'\(reward_clipping)'", "use none or abs_one") }
+    for (k, v) in [("lr", lr), ("rmsprop_epsilon", rmsprop_epsilon), ("adam_epsilon", adam_epsilon)] where !(v > 0) || !v.isFinite {
+      throw fail(k, v, "must be a positive number")
+    }
+    for (k, v) in [
+      ("lr_final", lr_final), ("grad_clip", grad_clip), ("vf_loss_coeff", vf_loss_coeff), ("entropy_coeff", entropy_coeff),
+      ("momentum", momentum),
+    ] where !(v >= 0) || !v.isFinite {
+      throw fail(k, v, "must be 0 or positive")
+    }
+    for (k, v) in [("gamma", gamma), ("rmsprop_alpha", rmsprop_alpha), ("adam_beta1", adam_beta1), ("adam_beta2", adam_beta2), ("vtrace_lambda", vtrace_lambda)]
+    where !(v >= 0 && v <= 1) {
+      throw fail(k, v, "must be in [0, 1]")
+    }
+    for (k, v) in [
+      ("vtrace_clip_rho_threshold", vtrace_clip_rho_threshold), ("vtrace_clip_pg_rho_threshold", vtrace_clip_pg_rho_threshold),
+      ("vtrace_clip_c_threshold", vtrace_clip_c_threshold),
+    ] where !(v > 0) {
+      throw fail(k, v, "must be positive")
+    }
+    if !(checkpoint_interval_seconds > 0) { throw fail("checkpoint_interval_seconds", checkpoint_interval_seconds, "must be positive") }
+    if !(progress_interval_seconds > 0) { throw fail("progress_interval_seconds", progress_interval_seconds, "must be positive") }
+  }
+
+  /// The config as pretty JSON with sorted keys (what the run directory records).
+  public func prettyJSON() throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return String(decoding: try encoder.encode(self), as: UTF8.self)
+  }
+}

@@ -1,0 +1,114 @@
+import HerdNN
+
+/// Everything a training run needs, with RLlib's names where RLlib has one
+/// (`fcnet_hiddens`, `use_lstm`, `max_seq_len`, `lstm_cell_size`,
+/// `lstm_use_prev_action`, `lstm_use_prev_reward`, `train_batch_size`,
+/// `vf_loss_coeff`, `entropy_coeff`, `grad_clip`, `vtrace_clip_rho_threshold`...), so
+/// a config moves over from RLlib. RLlib nests the model keys under `model`; Herd
+/// keeps every key at the top level.
+///
+/// Files are JSON objects; every field is optional (defaults below, then the
+/// per-environment defaults of ``defaults(for:)``), unknown keys are errors, and
+/// ``validate()`` names any bad value.
+public struct TrainingConfig: Codable, Sendable, Equatable {
+  // MARK: Environment
+  /// `CartPole-v1`, `StatelessCartPole-v1` or `MemoryChain-v0`.
+  public var env = "StatelessCartPole-v1"
+  /// Environment options: `length` (MemoryChain's episode length),
+  /// `max_episode_steps` (CartPole's time limit).
+  public var env_config = EnvConfig()
+  /// Environments per rollout worker, stepped as one batch (K).
+  public var num_envs_per_worker = 32
+  /// Rollout workers (threads in one process for now).
+  public var num_workers = 1
+  /// `NoFilter` or `MeanStdFilter` (running normalisation of observations, RLlib's names).
+  public var observation_filter = "NoFilter"
+
+  // MARK: Model
+  /// Encoder hidden sizes.
+  public var fcnet_hiddens = [64]
+  /// Encoder activation: `tanh`, `relu` or `linear`.
+  public var fcnet_activation = "tanh"
+  /// A recurrent core after the encoder (false: feed-forward policy).
+  public var use_lstm = true
+  /// The recurrent cell when `use_lstm`: `lstm` or `gru`.
+  public var rnn_type = "lstm"
+  /// Cell size H.
+  public var lstm_cell_size = 64
+  /// Fragment length T: the most steps a fragment holds and BPTT runs over.
+  public var max_seq_len = 20
+  /// Feed the previous action (one-hot) to the core.
+  public var lstm_use_prev_action = false
+  /// Feed the previous reward to the core.
+  public var lstm_use_prev_reward = false
+
+  // MARK: Learning (IMPALA, Espeholt et al. 2018)
+  /// Timesteps per batch B; the learner takes B / T fragments.
+  public var train_batch_size = 640
+  /// Discount.
+  public var gamma: Float = 0.99
+  /// Learning rate at the start.
+  public var lr: Float = 0.0005
+  /// Learning rate reached after `lr_decay_env_steps` (linear decay); IMPALA decays to 0.
+  public var lr_final: Float = 0
+  /// Env steps over which the rate decays; 0 keeps `lr` constant.
+  public var lr_decay_env_steps = 0
+  /// `rmsprop` (IMPALA's) or `adam`.
+  public var optimizer = "rmsprop"
+  /// RMSProp decay (alpha).
+  public var rmsprop_alpha: Float = 0.99
+  /// RMSProp epsilon (added after the root).
+  public var rmsprop_epsilon: Float = 0.01
+  /// RMSProp momentum.
+  public var momentum: Float = 0
+  /// Adam betas and epsilon.
+  public var adam_beta1: Float = 0.9
+  public var adam_beta2: Float = 0.999
+  public var adam_epsilon: Float = 1e-8
+  /// Global-norm gradient clip; 0 turns clipping off.
+  public var grad_clip: Float = 40
+  /// Baseline loss weight.
+  public var vf_loss_coeff: Float = 0.5
+  /// Entropy bonus weight.
+  public var entropy_coeff: Float = 0.01
+  /// V-trace rho-bar (value targets).
+  public var vtrace_clip_rho_threshold: Float = 1
+  /// V-trace rho-bar for the policy-gradient advantages.
+  public var vtrace_clip_pg_rho_threshold: Float = 1
+  /// V-trace c-bar.
+  public var vtrace_clip_c_threshold: Float = 1
+  /// V-trace lambda (multiplies c).
+  public var vtrace_lambda: Float = 1
+  /// `none` or `abs_one` (clip rewards to [-1, 1] for learning).
+  public var reward_clipping = "none"
+  /// Fragments older than this many updates are dropped (and counted).
+  public var max_policy_lag = 100
+  /// Updates between weight broadcasts to the workers.
+  public var broadcast_interval = 1
+  /// Fragments the learner's queue holds before workers wait (backpressure).
+  public var learner_queue_size = 256
+
+  // MARK: Run
+  /// Seed for weights, environments and sampling.
+  public var seed: UInt64 = 0
+  /// Seconds between checkpoints (also written at the end and on Ctrl-C).
+  public var checkpoint_interval_seconds: Double = 60
+  /// Seconds between progress lines and `progress.jsonl` records.
+  public var progress_interval_seconds: Double = 2
+
+  /// Environment options.
+  public struct EnvConfig: Codable, Sendable, Equatable {
+    /// MemoryChain's episode length L.
+    public var length = 10
+    /// CartPole's time limit.
+    public var max_episode_steps = 500
+
+    public init() {}
+  }
+
+  /// The library defaults (not tuned for any environment).
+  public init() {}
+
+  /// Derived: fragments per batch (B / T, at least 1).
+  public var fragmentsPerBatch: Int { max(1, train_batch_size / max(1, max_seq_len)) }
+}

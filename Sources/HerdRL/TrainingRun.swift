@@ -1,0 +1,243 @@
+import Foundation
+import HerdMath
+import HerdNN
+import Synchronization
+
+/// When a run stops (any criterion that is set).
+public struct StopCriteria: Sendable, Equatable {
+  /// Mean return over the last 100 episodes at or above this (checked once 100 episodes are done).
+  public var reward: Float?
+  /// Env steps sampled.
+  public var envSteps: Int?
+  /// Wall-clock seconds.
+  public var seconds: Double?
+
+  public init(reward: Float? = nil, envSteps: Int? = nil, seconds: Double? = nil) {
+    self.reward = reward
+    self.envSteps = envSteps
+    self.seconds = seconds
+  }
+}
+
+/// A flag threads poll to stop (set by signals, stop criteria or errors).
+public final class StopFlag: Sendable {
+  private let flag = Atomic<Bool>(false)
+  public init() {}
+  public func set() { flag.store(true, ordering: .releasing) }
+  public var isSet: Bool { flag.load(ordering: .acquiring) }
+}
+
+/// What `summary.json` holds.
+public struct RunSummary: Codable, Sendable {
+  public var env: String
+  public var env_steps: Int
+  public var trained_steps: Int
+  public var updates: Int
+  public var episodes: Int
+  public var wall_seconds: Double
+  public var final_mean_return: Float?
+  public var best_mean_return: Float?
+  public var stop_reward: Float?
+  public var stop_reward_reached: Bool
+  public var env_steps_to_stop_reward: Int?
+  public var seconds_to_stop_reward: Double?
+  public var stopped_because: String
+  public var dropped_stale_fragments: Int
+  public var skipped_updates: Int
+  public var use_lstm: Bool
+  public var run_dir: String
+
+  /// Encodes every key, with `null` for absent values (scripts test for them).
+  public func encode(to encoder: Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(env, forKey: .env)
+    try c.encode(env_steps, forKey: .env_steps)
+    try c.encode(trained_steps, forKey: .trained_steps)
+    try c.encode(updates, forKey: .updates)
+    try c.encode(episodes, forKey: .episodes)
+    try c.encode(wall_seconds, forKey: .wall_seconds)
+    try c.encode(final_mean_return, forKey: .final_mean_return)
+    try c.encode(best_mean_return, forKey: .best_mean_return)
+    try c.encode(stop_reward, forKey: .stop_reward)
+    try c.encode(stop_reward_reached, forKey: .stop_reward_reached)
+    try c.encode(env_steps_to_stop_reward, forKey: .env_steps_to_stop_reward)
+    try c.encode(seconds_to_stop_reward, forKey: .seconds_to_stop_reward)
+    try c.encode(stopped_because, forKey: .stopped_because)
+    try c.encode(dropped_stale_fragments, forKey: .dropped_stale_fragments)
+    try c.encode(skipped_updates, forKey: .skipped_updates)
+    try c.encode(use_lstm, forKey: .use_lstm)
+    try c.encode(run_dir, forKey: .run_dir)
+  }
+}
+
+/// One training run in one process: `num_workers` rollout threads and the learner
+/// on the calling thread, joined by an in-memory ``FragmentQueue`` and ``WeightBoard``
+/// (the ZeroMQ channels' in-process stand-ins).
+public final class TrainingRun {
+  public let config: TrainingConfig
+  public let stop: StopCriteria
+  public let runDirectory: RunDirectory
+  let log: (String) -> Void
+
+  /// A run of `config` writing into `runDirectory`; `log` receives progress lines.
+  public init(config: TrainingConfig, stop: StopCriteria, runDirectory: RunDirectory, log: @escaping (String) -> Void) {
+    self.config = config
+    self.stop = stop
+    self.runDirectory = runDirectory
+    self.log = log
+  }
+
+  /// Trains until a stop criterion, `interrupted` or an error; always writes the
+  /// checkpoint and `summary.json` before returning.
+  public func run(interrupted: StopFlag) throws -> RunSummary {
+    // Set-up: model, learner, channels, stats.
+    let spaces = try EnvironmentFactory.spaces(config)
+    let network = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: network)
+    let queue = FragmentQueue(capacity: config.learner_queue_size)
+    let board = WeightBoard()
+    let stats = RunStats(window: 100)
+    let workersStop = StopFlag()
+    let failure = FailureBox()
+    board.publish(version: learner.version, weights: learner.parameters.flatValues)
+    try runDirectory.writeAtomically("config.json", try config.prettyJSON() + "\n")
+    log("run: env \(config.env), \(network.layout.count) parameters, \(config.num_workers) worker thread(s) x \(config.num_envs_per_worker) envs, batch \(config.fragmentsPerBatch) x \(config.max_seq_len), run dir \(runDirectory.path)")
+
+    // Workers: act -> step -> record -> send, picking up new weights between steps.
+    var threads: [Thread] = []
+    let cfg = config
+    for w in 0..<config.num_workers {
+      let t = Thread {
+        do {
+          let worker = try RolloutWorker(config: cfg, network: network, workerID: w, seed: cfg.seed)
+          while !workersStop.isSet {
+            if let (v, blob) = board.latest(newerThan: worker.policyVersion) { try worker.setWeights(blob, version: v) }
+            let before = worker.envSteps
+            worker.step(emit: { f in _ = queue.send(f) }, episode: stats.record)
+            stats.addEnvSteps(worker.envSteps - before)
+          }
+        } catch {
+          failure.set("worker \(w): \(error)")
+          workersStop.set()
+        }
+      }
+      t.name = "herd-worker-\(w)"
+      t.stackSize = 8 << 20
+      threads.append(t)
+      t.start()
+    }
+
+    // Learner loop: batch -> update -> publish -> stats, until a stop criterion.
+    let clock = ContinuousClock()
+    let start = clock.now
+    func seconds() -> Double { let d = clock.now - start; return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+    var pending: [Fragment] = []
+    let n = config.fragmentsPerBatch
+    var last: LearnerStepStats?
+    var lastProgress = 0.0
+    var lastCheckpoint = 0.0
+    var lastSteps = 0
+    var lastTrained = 0
+    var best: Float?
+    var reachedAt: (steps: Int, seconds: Double)?
+    var reason = "stop criteria"
+    while true {
+      // Intake: fresh fragments only.
+      let incoming = queue.receive(max: n - pending.count, timeout: 0.05)
+      let fresh = incoming.filter { learner.version - $0.policyVersion <= config.max_policy_lag }
+      if fresh.count < incoming.count { stats.addDroppedStale(incoming.count - fresh.count) }
+      pending += fresh
+      // Update and publish.
+      if pending.count >= n {
+        let s = try learner.step(pending)
+        pending.removeAll(keepingCapacity: true)
+        if s.skipped { stats.addSkippedUpdate() }
+        stats.recordLags(s.lags)
+        last = s
+        if learner.version % config.broadcast_interval == 0 {
+          board.publish(version: learner.version, weights: learner.parameters.flatValues)
+        }
+      }
+      // Progress, checkpoints, stop criteria.
+      let now = seconds()
+      let snap = stats.snapshotPeek()
+      if let m = snap.meanReturn, snap.windowEpisodes >= 100 { best = max(best ?? m, m) }
+      if reachedAt == nil, let r = stop.reward, let m = snap.meanReturn, snap.windowEpisodes >= 100, m >= r {
+        reachedAt = (snap.envSteps, now)
+      }
+      var finished = false
+      if let f = failure.message { reason = "error: \(f)"; finished = true }
+      if interrupted.isSet { reason = "interrupted"; finished = true }
+      if reachedAt != nil { reason = "stop_reward reached"; finished = true }
+      if let s = stop.envSteps, snap.envSteps >= s { reason = "stop_steps reached"; finished = true }
+      if let s = stop.seconds, now >= s { reason = "stop_seconds reached"; finished = true }
+      if now - lastProgress >= config.progress_interval_seconds || finished {
+        let full = stats.snapshot()
+        let dt = max(1e-9, now - lastProgress)
+        let sps = Double(full.envSteps - lastSteps) / dt
+        let tps = Double(learner.trainedSteps - lastTrained) / dt
+        lastProgress = now
+        lastSteps = full.envSteps
+        lastTrained = learner.trainedSteps
+        writeProgress(full, last, learner: learner, now: now, sps: sps, tps: tps, queueDepth: queue.depth)
+      }
+      if now - lastCheckpoint >= config.checkpoint_interval_seconds {
+        try checkpoint(learner, stats.snapshotPeek())
+        lastCheckpoint = now
+      }
+      if finished { break }
+    }
+
+    // Shutdown: stop workers (unblock their sends), join, checkpoint, summary.
+    workersStop.set()
+    queue.close()
+    for t in threads { while !t.isFinished { usleep(1000) } }
+    let final = stats.snapshotPeek()
+    try checkpoint(learner, final)
+    let summary = RunSummary(
+      env: config.env, env_steps: final.envSteps, trained_steps: learner.trainedSteps, updates: learner.version,
+      episodes: final.episodes, wall_seconds: seconds(), final_mean_return: final.meanReturn, best_mean_return: best,
+      stop_reward: stop.reward, stop_reward_reached: reachedAt != nil, env_steps_to_stop_reward: reachedAt?.steps,
+      seconds_to_stop_reward: reachedAt?.seconds, stopped_because: reason, dropped_stale_fragments: final.droppedStale,
+      skipped_updates: final.skippedUpdates, use_lstm: config.use_lstm, run_dir: runDirectory.path)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try runDirectory.writeAtomically("summary.json", String(decoding: try encoder.encode(summary), as: UTF8.self) + "\n")
+    if let f = failure.message { throw ConfigError(f) }
+    return summary
+  }
+
+  private func checkpoint(_ learner: Learner, _ s: RunStats.Snapshot) throws {
+    try runDirectory.writeCheckpoint(learner, metadata: ["env_steps": String(s.envSteps), "episodes": String(s.episodes)])
+  }
+
+  private func writeProgress(
+    _ s: RunStats.Snapshot, _ l: LearnerStepStats?, learner: Learner, now: Double, sps: Double, tps: Double, queueDepth: Int
+  ) {
+    runDirectory.appendProgress([
+      "wall_seconds": now, "env_steps": s.envSteps, "trained_steps": learner.trainedSteps, "updates": learner.version,
+      "policy_version": learner.version, "episodes": s.episodes, "mean_return": jsonNumber(s.meanReturn),
+      "min_return": jsonNumber(s.minReturn), "max_return": jsonNumber(s.maxReturn), "mean_length": jsonNumber(s.meanLength),
+      "steps_per_second": sps, "trained_steps_per_second": tps,
+      "losses/pg": jsonNumber(l?.terms.policy), "losses/baseline": jsonNumber(l?.terms.baseline),
+      "losses/entropy": jsonNumber(l.map { -config.entropy_coeff * $0.terms.entropy }),
+      "entropy": jsonNumber(l?.terms.entropy), "grad_norm": jsonNumber(l?.gradNorm), "lr": jsonNumber(l?.learningRate),
+      "mean_rho": jsonNumber(l?.terms.meanRho), "policy_lag_p50": s.lagP50, "policy_lag_p95": s.lagP95,
+      "policy_lag_max": s.lagMax, "dropped_stale": s.droppedStale, "queue_depth": queueDepth,
+    ])
+    func f(_ x: Float?, _ digits: Int = 2) -> String { x.map { String(format: "%.\(digits)f", $0) } ?? "-" }
+    let ret = s.meanReturn.map { "\(f($0)) (\(s.windowEpisodes) ep)" } ?? "- (no episode yet)"
+    log(String(
+      format: "%7.1fs  steps %@ (%@/s)  updates %d  return %@  loss pg %@ vf %@ ent %@  lag p50 %d max %d",
+      now, Int(s.envSteps).formatted(), Int(sps).formatted(), learner.version, ret,
+      f(l?.terms.policy, 3), f(l?.terms.baseline, 3), f(l?.terms.entropy, 3), s.lagP50, s.lagMax))
+  }
+}
+
+/// The first error a worker thread hit.
+final class FailureBox: @unchecked Sendable {
+  private let lock = SpinlessLock()
+  private var text: String?
+  func set(_ s: String) { lock.withLock { if text == nil { text = s } } }
+  var message: String? { lock.withLock { text } }
+}

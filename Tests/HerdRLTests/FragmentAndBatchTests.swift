@@ -1,0 +1,106 @@
+import HerdEnvs
+import HerdMath
+import HerdNN
+@testable import HerdRL
+import HerdTestSupport
+import Testing
+
+func smallConfig(_ env: String = "MemoryChain-v0") -> TrainingConfig {
+  var c = TrainingConfig.defaults(for: env)
+  c.num_envs_per_worker = 4
+  c.max_seq_len = 4
+  c.lstm_cell_size = 8
+  c.fcnet_hiddens = [6]
+  c.env_config.length = 6
+  return c
+}
+
+@Suite struct FragmentTests {
+  /// Fragments hold at most T steps, never cross an episode, carry the right end
+  /// flag and bootstrap observation, and tile each episode exactly.
+  @Test(arguments: ["MemoryChain-v0", "CartPole-v1"])
+  func fragmentsTileEpisodesWithoutCrossingThem(env: String) throws {
+    var config = smallConfig(env)
+    config.env_config.max_episode_steps = 9  // CartPole: truncations too
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let worker = try RolloutWorker(config: config, network: net, workerID: 2, seed: 1)
+    var fragments: [Fragment] = []
+    var episodes: [EpisodeRecord] = []
+    for _ in 0..<60 { worker.step(emit: { fragments.append($0) }, episode: { episodes.append($0) }) }
+    #expect(!fragments.isEmpty && !episodes.isEmpty)
+    var byEpisode: [UInt64: [Fragment]] = [:]
+    for f in fragments {
+      #expect(f.length >= 1 && f.length <= config.max_seq_len)
+      #expect(f.observations.count == (f.length + 1) * spaces.observationSize)
+      #expect(f.workerID == 2 && f.runID == worker.runID)
+      if f.indexInEpisode == 0 { #expect(f.stateIn.allSatisfy { $0 == 0 } && f.prevAction == 0 && f.prevReward == 0) }
+      byEpisode[f.episodeID, default: []].append(f)
+    }
+    for (_, list) in byEpisode {
+      let sorted = list.sorted { $0.indexInEpisode < $1.indexInEpisode }
+      var next = 0
+      for (k, f) in sorted.enumerated() {
+        #expect(f.indexInEpisode == next, "contiguous within the episode")
+        next += f.length
+        if k < sorted.count - 1 {
+          #expect(f.end == .cut && f.length == config.max_seq_len)
+          // A cut fragment bootstraps from the next fragment's first observation,
+          // and the next one starts with this one's last action and reward.
+          let nf = sorted[k + 1]
+          #expect(nf.prevAction == f.actions.last && nf.prevReward == f.rewards.last)
+        } else if f.end != .cut {
+          #expect(f.end == (env == "MemoryChain-v0" ? .terminated : f.end))
+        }
+      }
+    }
+    if env == "MemoryChain-v0" {
+      #expect(fragments.filter { $0.end == .terminated }.allSatisfy { $0.indexInEpisode + $0.length == 6 })
+      #expect(!fragments.contains { $0.end == .truncated })
+    } else {
+      #expect(fragments.contains { $0.end == .truncated || $0.end == .terminated })
+      for f in fragments where f.end == .truncated { #expect(f.indexInEpisode + f.length == 9) }
+    }
+  }
+}
+
+@Suite struct BatchTests {
+  func fragment(_ n: Int, f: Int = 2, a: Int = 3, s: Int = 4, end: FragmentEnd = .cut, version: Int = 0) -> Fragment {
+    Fragment(
+      stateIn: (0..<s).map { Float($0) + 0.5 }, observations: (0..<((n + 1) * f)).map { Float($0 + 1) },
+      actions: (0..<n).map { Int32($0 % a) }, rewards: (0..<n).map { Float($0) * 0.5 + 1 },
+      behaviourLogits: (0..<(n * a)).map { Float($0) * 0.1 }, prevAction: 2, prevReward: -1, end: end,
+      policyVersion: version, workerID: 0, runID: 1, envIndex: 0, episodeID: 0, indexInEpisode: 5)
+  }
+
+  @Test func buildsPaddedTensorsWithMaskAndShiftedPreviousInputs() throws {
+    let b = try Batch(fragments: [fragment(3), fragment(1, end: .terminated)], maxLength: 4, observationSize: 2, actionCount: 3, stateSize: 4)
+    #expect(b.seqLens == [3, 1])
+    #expect(b.mask == [1, 1, 1, 0, 1, 0, 0, 0])
+    #expect(b.obs.count == 2 * 5 * 2)
+    // Bootstrap observation in slot seq_len; zeros after it.
+    #expect(Array(b.obs[6..<8]) == [7, 8])
+    #expect(Array(b.obs[8..<10]) == [0, 0])
+    #expect(Array(b.obs[10..<14]) == [1, 2, 3, 4])
+    #expect(Array(b.obs[14..<20]).allSatisfy { $0 == 0 })
+    #expect(Array(b.prevActions[0..<4]) == [2, 0, 1, 2])
+    #expect(Array(b.prevRewards[0..<4]) == [-1, 1, 1.5, 2])
+    #expect(Array(b.actions[4..<8]) == [0, 0, 0, 0])
+    #expect(b.stateIn == [0.5, 1.5, 2.5, 3.5, 0.5, 1.5, 2.5, 3.5])
+    #expect(b.ends == [.cut, .terminated])
+    #expect(b.validSteps == 4)
+  }
+
+  @Test func rejectsFragmentsThatDoNotFit() {
+    func build(_ f: Fragment) throws { _ = try Batch(fragments: [f], maxLength: 4, observationSize: 2, actionCount: 3, stateSize: 4) }
+    #expect(throws: BatchError.self) { try build(fragment(5)) }
+    #expect(throws: BatchError.self) { try build(fragment(2, f: 3)) }
+    #expect(throws: BatchError.self) { try build(fragment(2, s: 2)) }
+    var bad = fragment(2)
+    bad.actions[1] = 7
+    #expect(throws: BatchError.self) { try build(bad) }
+    var empty = fragment(1)
+    empty.actions = []
+    #expect(throws: BatchError.self) { try build(empty) }
+  }
+}

@@ -1,0 +1,64 @@
+import Foundation
+@testable import HerdRL
+import Testing
+
+@Suite struct TrainingConfigTests {
+  @Test func everyEnvironmentsDefaultsValidate() throws {
+    for env in TrainingConfig.environmentNames { try TrainingConfig.defaults(for: env).validate() }
+  }
+
+  @Test func overridesReachTopLevelAndEnvConfigKeys() throws {
+    let c = try TrainingConfig.defaults(for: "MemoryChain-v0").applying(overrides: [
+      "use_lstm=false", "env_config.length=30", "lstm_cell_size=128", "fcnet_hiddens=[32, 16]", "optimizer=rmsprop", "lr=0.002",
+    ])
+    #expect(!c.use_lstm && c.env_config.length == 30 && c.lstm_cell_size == 128 && c.fcnet_hiddens == [32, 16])
+    #expect(c.optimizer == "rmsprop" && c.lr == 0.002)
+  }
+
+  @Test func unknownKeysAndBadValuesAreNamed() throws {
+    func message(_ body: () throws -> Void) -> String {
+      do {
+        try body()
+        return ""
+      } catch { return "\(error)" }
+    }
+    let base = TrainingConfig()
+    #expect(message { _ = try base.applying(overrides: ["lstm_size=3"]) }.contains("unknown key 'lstm_size'"))
+    #expect(message { _ = try base.applying(overrides: ["env_config.len=3"]) }.contains("env_config.len"))
+    #expect(message { _ = try base.applying(overrides: ["lstm_cell_size=big"]) }.contains("lstm_cell_size"))
+    #expect(message { _ = try base.applying(overrides: ["novalue"]) }.contains("KEY=VALUE"))
+    for (set, key) in [
+      ("max_seq_len=0", "max_seq_len"), ("lstm_cell_size=-4", "lstm_cell_size"), ("env=Pong", "env"),
+      ("gamma=1.5", "gamma"), ("optimizer=sgd", "optimizer"), ("fcnet_hiddens=[0]", "fcnet_hiddens"),
+      ("train_batch_size=5", "train_batch_size"), ("observation_filter=Max", "observation_filter"),
+    ] {
+      let m = message { try base.applying(overrides: [set]).validate() }
+      #expect(m.contains(key), "\(set): \(m)")
+    }
+  }
+
+  @Test func configFilesLayOverTheEnvironmentDefaults() throws {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("herd-config-\(UUID().uuidString).json").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try Data(#"{"env": "MemoryChain-v0", "env_config": {"length": 30}, "max_seq_len": 40}"#.utf8).write(to: URL(fileURLWithPath: path))
+    let c = try TrainingConfig.load(path: path, env: nil)
+    #expect(c.env == "MemoryChain-v0" && c.env_config.length == 30 && c.max_seq_len == 40)
+    #expect(c.optimizer == TrainingConfig.defaults(for: "MemoryChain-v0").optimizer)
+    try Data(#"{"env": "MemoryChain-v0", "bogus": 1}"#.utf8).write(to: URL(fileURLWithPath: path))
+    #expect(throws: ConfigError.self) { try TrainingConfig.load(path: path, env: nil) }
+    try Data("not json".utf8).write(to: URL(fileURLWithPath: path))
+    #expect(throws: ConfigError.self) { try TrainingConfig.load(path: path, env: nil) }
+  }
+
+  /// configs/ ships each environment's defaults; they must be what the binary uses.
+  @Test func shippedConfigFilesMatchTheBuiltInDefaults() throws {
+    var url = URL(fileURLWithPath: #filePath)
+    while url.lastPathComponent != "Tests" { url.deleteLastPathComponent() }
+    let dir = url.deletingLastPathComponent().appendingPathComponent("configs")
+    for env in TrainingConfig.environmentNames {
+      let path = dir.appendingPathComponent("\(env).json").path
+      let loaded = try TrainingConfig.load(path: path, env: nil)
+      #expect(loaded == TrainingConfig.defaults(for: env), "\(path) differs from TrainingConfig.defaults(for: \"\(env)\"): regenerate it with herd train --env \(env) --print-config")
+    }
+  }
+}
