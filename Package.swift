@@ -106,6 +106,12 @@ let testTargets: [Target] = [
     dependencies: ["HerdRL", "HerdNN", "HerdEnvs", "HerdMath", "HerdTestSupport"],
     path: "Tests/HerdRLTests"
   ),
+  // Runs the real `herd` binary (built beside the tests) on small budgets.
+  .testTarget(
+    name: "IntegrationTests",
+    dependencies: ["herd", "HerdNN"],
+    path: "Tests/IntegrationTests"
+  ),
   .testTarget(
     name: "HerdNNTests",
     dependencies: ["HerdNN", "HerdMath", "HerdTestSupport"],

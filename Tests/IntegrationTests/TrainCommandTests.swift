@@ -1,0 +1,83 @@
+import Foundation
+import HerdNN
+import Testing
+
+/// The real `herd train` binary, small budgets, fixed seeds, generous thresholds.
+@Suite(.serialized) struct TrainCommandTests {
+  @Test func memoryChainIsSolvedAndTheRunDirectoryIsComplete() throws {
+    let dir = HerdBinary.tempDir("mc")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run([
+      "train", "--env", "MemoryChain-v0", "--stop-reward", "0.9", "--stop-steps", "3000000", "--seed", "1", "--run-dir", dir,
+    ])
+    #expect(r.status == 0, "stderr: \(r.stderr)")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    #expect(summary["stop_reward_reached"] as? Bool == true, "\(summary)")
+    #expect(summary["env"] as? String == "MemoryChain-v0")
+    for key in ["env_steps", "updates", "wall_seconds", "final_mean_return", "best_mean_return", "stop_reward", "env_steps_to_stop_reward", "seconds_to_stop_reward"] {
+      #expect(summary[key] != nil && !(summary[key] is NSNull), "summary.\(key)")
+    }
+    // The config used, progress records with the documented keys, a loadable checkpoint.
+    let config = try HerdBinary.json(dir + "/config.json")
+    #expect(config["rnn_type"] as? String == "gru")
+    let lines = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n")
+    #expect(!lines.isEmpty)
+    let record = try JSONSerialization.jsonObject(with: Data(lines[lines.count - 1].utf8)) as? [String: Any] ?? [:]
+    for key in ["env_steps", "updates", "policy_version", "wall_seconds", "episodes", "mean_return", "steps_per_second", "losses/pg", "losses/baseline", "losses/entropy", "entropy", "grad_norm", "policy_lag_p50", "policy_lag_max"] {
+      #expect(record[key] != nil, "progress.\(key)")
+    }
+    let archive = try TensorArchive.read(from: dir + "/checkpoint.herd")
+    #expect(archive.entry("param/core.weight_ih") != nil && archive.metadata["optimizer"] == "adam")
+    #expect(Int(archive.metadata["policy_version"] ?? "") == summary["updates"] as? Int)
+  }
+
+  /// Memory is the point: over the same budget the feed-forward policy cannot
+  /// answer better than chance, the recurrent one can.
+  @Test func feedForwardStaysAtChanceWhereMemoryIsNeeded() throws {
+    let dir = HerdBinary.tempDir("ff")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run([
+      "train", "--env", "MemoryChain-v0", "--set", "use_lstm=false", "--stop-steps", "400000", "--seed", "1", "--run-dir", dir, "--quiet",
+    ])
+    #expect(r.status == 0, "stderr: \(r.stderr)")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    let final = summary["final_mean_return"] as? Double ?? 9
+    #expect(abs(final) < 0.4, "feed-forward mean return \(final) should be near 0 (50% right)")
+    #expect(summary["stop_reward_reached"] as? Bool == false)
+    #expect(summary["seconds_to_stop_reward"] is NSNull, "null when not reached")
+  }
+
+  @Test func cartPoleLearnsBeyondRandomInASmallBudget() throws {
+    let dir = HerdBinary.tempDir("cp")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run(["train", "--env", "CartPole-v1", "--stop-steps", "1500000", "--seed", "2", "--run-dir", dir, "--quiet"])
+    #expect(r.status == 0, "stderr: \(r.stderr)")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    // A random policy averages about 22; allow a wide margin below what runs reach.
+    #expect((summary["best_mean_return"] as? Double ?? 0) > 60, "\(summary)")
+  }
+
+  @Test(arguments: [
+    (["--env", "Pong-v5"], "Pong-v5"),
+    (["--set", "max_seq_len=0"], "max_seq_len"),
+    (["--set", "lstm_cell_size=-3"], "lstm_cell_size"),
+    (["--set", "no_such_key=1"], "no_such_key"),
+    (["--config", "/nonexistent/herd.json"], "/nonexistent/herd.json"),
+    (["--stop-steps", "0"], "--stop-steps"),
+  ])
+  func badConfigurationIsAClearErrorAndANonZeroExit(args: [String], named: String) throws {
+    let budget = args.contains("--stop-steps") ? [] : ["--stop-steps", "1000"]
+    let r = try HerdBinary.run(["train"] + args + budget + ["--run-dir", HerdBinary.tempDir("bad")])
+    #expect(r.status != 0)
+    #expect(r.stderr.contains(named), "stderr should name \(named): \(r.stderr)")
+    #expect(!r.stderr.contains("Fatal error"), "an error, not a crash")
+  }
+
+  @Test func helpExplainsTheOptions() throws {
+    let r = try HerdBinary.run(["train", "--help"])
+    #expect(r.status == 0)
+    for option in ["--env", "--config", "--set", "--stop-reward", "--stop-steps", "--stop-seconds", "--seed", "--run-dir"] {
+      #expect(r.stdout.contains(option), "help mentions \(option)")
+    }
+  }
+}
