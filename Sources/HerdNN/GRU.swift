@@ -26,14 +26,10 @@ public struct GRU: RecurrentLayer, Equatable {
 
   /// Declares `name.weight_ih`, `name.weight_hh`, `name.bias_ih`, `name.bias_hh`.
   public init(_ name: String, inputSize: Int, hiddenSize: Int, layout: inout ParameterLayout) {
-    precondition(inputSize > 0 && hiddenSize > 0, "GRU \(name): \(inputSize) -> \(hiddenSize)")
     self.inputSize = inputSize
     self.hiddenSize = hiddenSize
-    let k = ParameterInit.uniform(bound: 1 / Float(hiddenSize).squareRoot())
-    weightIH = layout.declare("\(name).weight_ih", shape: [3 * hiddenSize, inputSize], initializer: k)
-    weightHH = layout.declare("\(name).weight_hh", shape: [3 * hiddenSize, hiddenSize], initializer: k)
-    biasIH = layout.declare("\(name).bias_ih", shape: [3 * hiddenSize], initializer: k)
-    biasHH = layout.declare("\(name).bias_hh", shape: [3 * hiddenSize], initializer: k)
+    let w = RecurrentWeights(name, gates: 3, inputSize: inputSize, hiddenSize: hiddenSize, layout: &layout)
+    (weightIH, weightHH, biasIH, biasHH) = (w.weightIH, w.weightHH, w.biasIH, w.biasHH)
   }
 
   @discardableResult

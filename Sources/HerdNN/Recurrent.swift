@@ -120,3 +120,22 @@ public struct RecurrentOutput: Sendable {
   /// State after each sequence's last step (the initial state for length 0).
   public var final: RecurrentState
 }
+
+/// PyTorch's four parameters of a one-layer recurrent cell with `gates` gate blocks
+/// (4 for the LSTM, 3 for the GRU): `weight_ih [G*H, I]`, `weight_hh [G*H, H]`,
+/// `bias_ih [G*H]`, `bias_hh [G*H]`, all ~ U(-1/sqrt(H), 1/sqrt(H)).
+struct RecurrentWeights {
+  let weightIH: ParameterSlot
+  let weightHH: ParameterSlot
+  let biasIH: ParameterSlot
+  let biasHH: ParameterSlot
+
+  init(_ name: String, gates: Int, inputSize: Int, hiddenSize: Int, layout: inout ParameterLayout) {
+    precondition(inputSize > 0 && hiddenSize > 0, "\(name): \(inputSize) -> \(hiddenSize)")
+    let k = ParameterInit.uniform(bound: 1 / Float(hiddenSize).squareRoot())
+    weightIH = layout.declare("\(name).weight_ih", shape: [gates * hiddenSize, inputSize], initializer: k)
+    weightHH = layout.declare("\(name).weight_hh", shape: [gates * hiddenSize, hiddenSize], initializer: k)
+    biasIH = layout.declare("\(name).bias_ih", shape: [gates * hiddenSize], initializer: k)
+    biasHH = layout.declare("\(name).bias_hh", shape: [gates * hiddenSize], initializer: k)
+  }
+}

@@ -46,6 +46,28 @@ public struct Fragment: Sendable, Equatable {
 
   /// Number of steps n.
   public var length: Int { actions.count }
+
+  /// A fragment from its parts (decoders and tools; workers use ``FragmentBuilder``).
+  public init(
+    stateIn: [Float], observations: [Float], actions: [Int32], rewards: [Float], behaviourLogits: [Float],
+    prevAction: Int32, prevReward: Float, end: FragmentEnd, policyVersion: Int, workerID: Int, runID: UInt64,
+    envIndex: Int, episodeID: UInt64, indexInEpisode: Int
+  ) {
+    self.stateIn = stateIn
+    self.observations = observations
+    self.actions = actions
+    self.rewards = rewards
+    self.behaviourLogits = behaviourLogits
+    self.prevAction = prevAction
+    self.prevReward = prevReward
+    self.end = end
+    self.policyVersion = policyVersion
+    self.workerID = workerID
+    self.runID = runID
+    self.envIndex = envIndex
+    self.episodeID = episodeID
+    self.indexInEpisode = indexInEpisode
+  }
 }
 
 /// Records one env's steps into fragments of at most T steps.

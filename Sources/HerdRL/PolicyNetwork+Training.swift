@@ -47,8 +47,11 @@ extension PolicyNetwork {
     // Inputs in packed order.
     let obs = ws.obs.reserve(rows &* observationSize)
     batch.obs.withPointer { packing.pack($0, features: observationSize, into: obs) }
-    ws.prevActionStore = [Int32](repeating: 0, count: rows)
-    ws.prevRewardStore = [Float](repeating: 0, count: rows)
+    // Reused across batches: no allocation once the sizes have been seen.
+    ws.prevActionStore.removeAll(keepingCapacity: true)
+    ws.prevActionStore.append(contentsOf: repeatElement(0, count: rows))
+    ws.prevRewardStore.removeAll(keepingCapacity: true)
+    ws.prevRewardStore.append(contentsOf: repeatElement(0, count: rows))
     for i in 0..<batch.sequences {
       for t in 0..<lens[i] {
         let r = packing.row(sequence: i, time: t)

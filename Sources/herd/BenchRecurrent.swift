@@ -102,19 +102,8 @@ struct BenchRecurrent: ParsableCommand {
     )
     let floor = GemmReplay(shapes: shapes, rng: &rng)
 
-    // Alternate rounds; report medians.
-    var layerRates: [Double] = []
-    var floorRates: [Double] = []
-    trainStep()
-    floor.run()
-    for round in 1...rounds {
-      layerRates.append(Double(rows) / timePerCall(seconds: seconds, trainStep))
-      floorRates.append(Double(rows) / timePerCall(seconds: seconds, floor.run))
-      printError(
-        "round \(round)/\(rounds): \(Int(layerRates[round - 1])) vs floor \(Int(floorRates[round - 1])) timesteps/s")
-    }
-    let layerRate = median(layerRates)
-    let floorRate = median(floorRates)
+    let (layerRate, floorRate) = alternatingRounds(
+      rounds: rounds, seconds: seconds, timesteps: Double(rows), subject: { trainStep() }, floor: { floor.run() })
     let gflops = { (rate: Double) in rate / Double(rows) * flops / 1e9 }
     print(
       String(

@@ -88,14 +88,3 @@ import Testing
     #expect(learner.trainedSteps == fragments.reduce(0) { $0 + $1.length })
   }
 }
-
-// Local copies of the NN test helpers (test targets do not share files).
-func numericDerivative(_ target: UnsafeMutablePointer<Float>, eps: Float = 1e-2, _ loss: () throws -> Double) rethrows -> Double {
-  let saved = target.pointee
-  target.pointee = saved + eps
-  let plus = try loss()
-  target.pointee = saved - eps
-  let minus = try loss()
-  target.pointee = saved
-  return (plus - minus) / Double(2 * eps)
-}
