@@ -24,7 +24,7 @@ func numericSettings() -> [SwiftSetting] {
     defer { fclose(f) }
     var line = [CChar](repeating: 0, count: 8192)
     while fgets(&line, Int32(line.count), f) != nil {
-      let text = String(cString: line)
+      let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
       if text.hasPrefix("flags") {
         let flags = Set(text.split(separator: " ").map(String.init))
         return flags.contains("avx2") && flags.contains("fma") ? [.unsafeFlags(["-target-cpu", "haswell"])] : []

@@ -19,7 +19,7 @@ public final class RunDirectory {
     }
     let progressPath = file("progress.jsonl")
     if !FileManager.default.fileExists(atPath: progressPath) {
-      FileManager.default.createFile(atPath: progressPath, contents: nil)
+      _ = FileManager.default.createFile(atPath: progressPath, contents: nil)
     }
     progress = FileHandle(forWritingAtPath: progressPath)
     progress?.seekToEndOfFile()
@@ -38,7 +38,7 @@ public final class RunDirectory {
 
   /// Appends one record to `progress.jsonl`.
   public func appendProgress(_ record: [String: Any]) {
-    guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
+    guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
     progress?.write(data + Data("\n".utf8))
   }
 

@@ -198,7 +198,7 @@ extension TrainingConfig {
   /// The config as pretty JSON with sorted keys (what the run directory records).
   public func prettyJSON() throws -> String {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try encoder.encode(self), as: UTF8.self)
   }
 }

@@ -201,7 +201,7 @@ public final class TrainingRun {
       seconds_to_stop_reward: reachedAt?.seconds, stopped_because: reason, dropped_stale_fragments: final.droppedStale,
       skipped_updates: final.skippedUpdates, use_lstm: config.use_lstm, run_dir: runDirectory.path)
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     try runDirectory.writeAtomically("summary.json", String(decoding: try encoder.encode(summary), as: UTF8.self) + "\n")
     if let f = failure.message { throw ConfigError(f) }
     return summary

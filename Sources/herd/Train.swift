@@ -125,7 +125,7 @@ struct Train: ParsableCommand {
     }
     let summary = try run.run(interrupted: interruptFlag)
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try encoder.encode(summary), as: UTF8.self))
     if interruptFlag.isSet { throw ExitCode(130) }
   }
