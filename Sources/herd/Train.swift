@@ -100,13 +100,9 @@ struct Train: ParsableCommand {
   }
 
   func run() throws {
-    var config: TrainingConfig
-    do {
-      config = try options.resolve()
-      if let w = workers { config.num_workers = w }
-    } catch {
-      throw ValidationError("\(error)")
-    }
+    // Config errors name the key and value; no usage line (the command line is fine).
+    var config = try options.resolve()
+    if let w = workers { config.num_workers = w }
     if printConfig {
       print(try config.prettyJSON())
       return
