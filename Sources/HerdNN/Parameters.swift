@@ -75,6 +75,11 @@ public final class Parameters {
   /// Gradients, same layout as `values`; layers accumulate into them.
   public let grads: UnsafeMutableBufferPointer<Float>
 
+  /// Whether `values` is this object's own storage (false for a gradient shard).
+  private let ownsValues: Bool
+  /// Keeps the owner of shared values alive.
+  private let valueOwner: Parameters?
+
   /// Zero-filled parameters and gradients for `layout`.
   public init(layout: ParameterLayout) {
     self.layout = layout
@@ -83,6 +88,19 @@ public final class Parameters {
     values.initialize(repeating: 0)
     grads = .allocate(capacity: n)
     grads.initialize(repeating: 0)
+    ownsValues = true
+    valueOwner = nil
+  }
+
+  /// A gradient shard: the same values as `owner` (shared, not copied) with
+  /// gradients of its own, so threads can backpropagate parts of one batch at once.
+  public init(sharingValuesWith owner: Parameters) {
+    layout = owner.layout
+    values = owner.values
+    grads = .allocate(capacity: max(layout.count, 1))
+    grads.initialize(repeating: 0)
+    ownsValues = false
+    valueOwner = owner
   }
 
   /// Parameters initialised per entry (PyTorch's defaults, see ``ParameterInit``),
@@ -101,7 +119,7 @@ public final class Parameters {
   }
 
   deinit {
-    values.deallocate()
+    if ownsValues { values.deallocate() }
     grads.deallocate()
   }
 

@@ -105,12 +105,19 @@ public enum ImpalaLoss {
 
   /// The loss terms for fixed `targets`, and its gradient w.r.t. the logits and
   /// values in `ws.gradLogits` / `ws.gradValues` (zero on bootstrap rows).
-  public static func evaluate(batch: Batch, ws: TrainingWorkspace, targets: Targets, settings: Settings) -> Terms {
+  ///
+  /// - Parameter normalizer: valid steps the gradient is averaged over (default:
+  ///   this batch's); a shard of a larger batch passes the whole batch's count so the
+  ///   shards' gradients add up to the batch's. The returned terms are means over
+  ///   this batch's own steps.
+  public static func evaluate(
+    batch: Batch, ws: TrainingWorkspace, targets: Targets, settings: Settings, normalizer: Int? = nil
+  ) -> Terms {
     guard let packing = ws.packing else { preconditionFailure("loss before forward") }
     let a = batch.actionCount
     let rows = packing.rowCount
     let count = batch.validSteps
-    let scale = 1 / Float(max(1, count))
+    let scale = 1 / Float(max(1, normalizer ?? count))
     let dLogits = ws.gradLogits.zeroed(rows * a)
     let dValues = ws.gradValues.zeroed(rows)
     var pg: Double = 0

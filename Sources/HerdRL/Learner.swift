@@ -26,9 +26,12 @@ public final class Learner {
   public private(set) var version = 0
   /// Env steps trained so far (drives the learning-rate schedule).
   public var trainedSteps = 0
-  let workspace = TrainingWorkspace()
   let settings: ImpalaLoss.Settings
   let schedule: LinearDecay
+  /// One workspace and one gradient buffer per shard (shard 0 uses `parameters`).
+  let workspaces: [TrainingWorkspace]
+  let shardParameters: [Parameters]
+  let pool: ShardPool
 
   /// A learner with freshly initialised parameters (PyTorch's defaults) from `config.seed`.
   public init(config: TrainingConfig, network: PolicyNetwork) {
@@ -42,7 +45,13 @@ public final class Learner {
       : RMSProp(count: network.layout.count, alpha: config.rmsprop_alpha, eps: config.rmsprop_epsilon, momentum: config.momentum)
     settings = ImpalaLoss.Settings(config)
     schedule = LinearDecay(initial: config.lr, final: config.lr_final, totalSteps: config.lr_decay_env_steps)
+    let shards = max(1, config.learner_threads)
+    workspaces = (0..<shards).map { _ in TrainingWorkspace() }
+    shardParameters = [parameters] + (1..<shards).map { [parameters] _ in Parameters(sharingValuesWith: parameters) }
+    pool = ShardPool(count: shards)
   }
+
+  deinit { pool.shutdown() }
 
   /// Sets the version after restoring a checkpoint.
   public func restore(version: Int, trainedSteps: Int) {
@@ -52,25 +61,58 @@ public final class Learner {
 
   /// One update: batch -> forward -> V-trace -> loss -> backward -> clip -> optimiser.
   ///
+  /// With `learner_threads` > 1 the fragments are split into that many shards,
+  /// each batched, run forward, through V-trace and the loss (normalised by the
+  /// whole batch's valid steps) and backward on its own thread; the shards'
+  /// gradients are summed before clipping, so the update is the whole batch's.
+  ///
   /// - Throws: ``BatchError`` for fragments that do not fit the model.
   public func step(_ fragments: [Fragment]) throws -> LearnerStepStats {
-    // Batch: [N, T+1, F] and friends.
-    let batch = try Batch(
-      fragments: fragments, maxLength: config.max_seq_len, observationSize: network.observationSize,
-      actionCount: network.actionCount, stateSize: network.stateSize)
-    // Forward over every fragment from its stored state.
-    try network.forward(parameters, batch: batch, ws: workspace)
-    // V-trace targets (constants), then the loss and its gradient at the heads.
-    let targets = ImpalaLoss.targets(batch: batch, ws: workspace, settings: settings)
-    let terms = ImpalaLoss.evaluate(batch: batch, ws: workspace, targets: targets, settings: settings)
-    // Backward through heads, core (BPTT within fragments) and encoder.
-    parameters.zeroGrads()
-    network.backward(parameters, ws: workspace)
-    // Clip; a non-finite gradient skips the update.
+    // Batch: [N, T+1, F] and friends, one per shard.
+    let shards = split(fragments)
+    let batches = try shards.map {
+      try Batch(
+        fragments: $0, maxLength: config.max_seq_len, observationSize: network.observationSize,
+        actionCount: network.actionCount, stateSize: network.stateSize)
+    }
+    let total = batches.reduce(0) { $0 + $1.validSteps }
+    // Forward from the stored states, V-trace (constants), loss, backward.
+    let results = ShardResults(count: batches.count)
+    pool.run { [self] s in
+      guard s < batches.count else { return }
+      let ws = workspaces[s]
+      let p = shardParameters[s]
+      do {
+        try network.forward(p, batch: batches[s], ws: ws)
+        let targets = ImpalaLoss.targets(batch: batches[s], ws: ws, settings: settings)
+        let terms = ImpalaLoss.evaluate(batch: batches[s], ws: ws, targets: targets, settings: settings, normalizer: total)
+        p.zeroGrads()
+        network.backward(p, ws: ws)
+        results.set(s, .success(terms))
+      } catch {
+        results.set(s, .failure(error))
+      }
+    }
+    var terms = ImpalaLoss.Terms()
+    for (s, result) in results.all.enumerated() {
+      let t = try result.get()
+      let w = Float(batches[s].validSteps) / Float(max(1, total))
+      terms.policy += w * t.policy
+      terms.baseline += w * t.baseline
+      terms.entropy += w * t.entropy
+      terms.meanRho += w * t.meanRho
+      terms.meanTarget += w * t.meanTarget
+      if s > 0 {
+        BLAS.axpy(1, shardParameters[s].grads.baseAddress.unsafelyUnwrapped, parameters.grads.baseAddress.unsafelyUnwrapped, count: parameters.count)
+      }
+    }
+    terms.validSteps = total
+    terms.total = terms.policy + settings.vfLossCoeff * terms.baseline - settings.entropyCoeff * terms.entropy
     let lr = schedule.rate(at: trainedSteps)
     var stats = LearnerStepStats(
-      terms: terms, gradNorm: 0, learningRate: lr, timesteps: batch.validSteps,
-      lags: batch.policyVersions.map { version - $0 }, skipped: false)
+      terms: terms, gradNorm: 0, learningRate: lr, timesteps: total,
+      lags: fragments.map { version - $0.policyVersion }, skipped: false)
+    // Clip; a non-finite gradient skips the update.
     do {
       stats.gradNorm = try GradientClipping.clipGlobalNorm(parameters.grads, maxNorm: config.grad_clip)
     } catch {
@@ -81,7 +123,31 @@ public final class Learner {
     // Optimiser: a new policy version.
     optimizer.step(parameters, lr: lr)
     version += 1
-    trainedSteps += batch.validSteps
+    trainedSteps += total
     return stats
   }
+
+  /// Contiguous groups of fragments with about equal step counts, one per shard.
+  func split(_ fragments: [Fragment]) -> [[Fragment]] {
+    let n = min(workspaces.count, fragments.count)
+    guard n > 1 else { return [fragments] }
+    let total = fragments.reduce(0) { $0 + $1.length }
+    var groups: [[Fragment]] = [[]]
+    var acc = 0
+    for f in fragments {
+      if acc >= total * groups.count / n && groups.count < n && !groups[groups.count - 1].isEmpty { groups.append([]) }
+      groups[groups.count - 1].append(f)
+      acc += f.length
+    }
+    return groups
+  }
+}
+
+/// Results written by shard threads, read after they finish.
+final class ShardResults: @unchecked Sendable {
+  private let lock = SpinlessLock()
+  private var items: [Result<ImpalaLoss.Terms, Error>]
+  init(count: Int) { items = Array(repeating: .failure(CancellationError()), count: count) }
+  func set(_ i: Int, _ r: Result<ImpalaLoss.Terms, Error>) { lock.withLock { items[i] = r } }
+  var all: [Result<ImpalaLoss.Terms, Error>] { lock.withLock { items } }
 }

@@ -157,6 +157,7 @@ extension TrainingConfig {
       ("num_envs_per_worker", num_envs_per_worker), ("num_workers", num_workers), ("lstm_cell_size", lstm_cell_size),
       ("max_seq_len", max_seq_len), ("train_batch_size", train_batch_size), ("max_policy_lag", max_policy_lag),
       ("broadcast_interval", broadcast_interval), ("learner_queue_size", learner_queue_size),
+      ("learner_threads", learner_threads),
     ] where v < 1 {
       throw fail(k, v, "must be at least 1")
     }

@@ -87,6 +87,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var broadcast_interval = 1
   /// Fragments the learner's queue holds before workers wait (backpressure).
   public var learner_queue_size = 256
+  /// Threads the learner splits each batch over (data parallel, gradients summed;
+  /// each shard uses single-threaded BLAS). 1 on a machine shared with workers.
+  public var learner_threads = 1
 
   // MARK: Run
   /// Seed for weights, environments and sampling.

@@ -39,13 +39,15 @@ struct BenchLearner: ParsableCommand {
   var optimizer = "rmsprop"
   @Option(help: "OpenBLAS threads for this run.")
   var threads = 1
+  @Option(help: "Learner threads: the batch is split into this many shards computed in parallel (learner_threads).")
+  var learnerThreads = 1
   @Option(help: "Alternating rounds; medians are reported.")
   var rounds = 7
   @Option(help: "Seconds per round per side.")
   var seconds = 0.5
 
   func validate() throws {
-    try requirePositive([("--sequences", sequences), ("--time", steps), ("--features", features), ("--actions", actions), ("--hidden", hidden), ("--threads", threads), ("--rounds", rounds)])
+    try requirePositive([("--sequences", sequences), ("--time", steps), ("--features", features), ("--actions", actions), ("--hidden", hidden), ("--threads", threads), ("--learner-threads", learnerThreads), ("--rounds", rounds)])
     guard ["lstm", "gru"].contains(cell) else { throw ValidationError("--cell must be lstm or gru, got '\(cell)'") }
     guard ["rmsprop", "adam"].contains(optimizer) else { throw ValidationError("--optimizer must be rmsprop or adam, got '\(optimizer)'") }
     guard fcnet.isEmpty || fcnet.split(separator: ",").allSatisfy({ Int($0).map { $0 > 0 } ?? false }) else {
@@ -62,9 +64,10 @@ struct BenchLearner: ParsableCommand {
     config.max_seq_len = steps
     config.train_batch_size = sequences * steps
     config.optimizer = optimizer
+    config.learner_threads = learnerThreads
     let network = PolicyNetwork(config: config, observationSize: features, actionCount: actions)
     let learner = Learner(config: config, network: network)
-    print("herd bench learner: N=\(sequences) T=\(steps) F=\(features) A=\(actions) fcnet=[\(fcnet)] \(cell.uppercased())(\(hidden)) \(optimizer), \(network.layout.count) parameters")
+    print("herd bench learner: N=\(sequences) T=\(steps) F=\(features) A=\(actions) fcnet=[\(fcnet)] \(cell.uppercased())(\(hidden)) \(optimizer), \(network.layout.count) parameters, \(learnerThreads) learner thread(s)")
     print(openBLASLine())
 
     var rng = SeededGenerator(seed: 1)
@@ -78,6 +81,18 @@ struct BenchLearner: ParsableCommand {
     }
     let timesteps = Double(sequences * steps)
     let step = { _ = try? learner.step(fragments) }
+    // The floor is measured for the single-threaded step only: the recorder sees
+    // the calling thread's products, and sharded steps run them on several threads.
+    guard learnerThreads == 1 else {
+      var rates: [Double] = []
+      step()
+      for round in 1...rounds {
+        rates.append(timesteps / timePerCall(seconds: seconds, { step() }))
+        printError("round \(round)/\(rounds): \(Int(rates[round - 1])) timesteps/s")
+      }
+      print(String(format: "learner step: %.0f timesteps/s (median of %d rounds; %d shards in parallel, no GEMM floor measured)", median(rates), rounds, learnerThreads))
+      return
+    }
     let recorder = GemmRecorder()
     GemmRecorder.$current.withValue(recorder) { step() }
     let shapes = recorder.shapes

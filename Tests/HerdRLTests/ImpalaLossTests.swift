@@ -88,3 +88,34 @@ import Testing
     #expect(learner.trainedSteps == fragments.reduce(0) { $0 + $1.length })
   }
 }
+
+@Suite struct ShardedLearnerTests {
+  /// Splitting a batch over threads and summing the shards' gradients is the same
+  /// update as the whole batch at once (to float summation order).
+  @Test(arguments: [2, 3])
+  func shardedStepEqualsTheWholeBatchStep(threads: Int) throws {
+    var config = smallConfig("CartPole-v1")
+    config.env_config.max_episode_steps = 11
+    config.train_batch_size = 40
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let single = Learner(config: config, network: net)
+    var sharded = config
+    sharded.learner_threads = threads
+    let parallel = Learner(config: sharded, network: net)
+    #expect(single.parameters.flatValues == parallel.parameters.flatValues, "same seed, same start")
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 5)
+    try worker.setWeights(single.parameters.flatValues, version: 0)
+    var fragments: [Fragment] = []
+    while fragments.count < 10 { worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    for _ in 0..<3 {
+      let a = try single.step(fragments)
+      let b = try parallel.step(fragments)
+      #expect(abs(a.terms.total - b.terms.total) <= 1e-5 * max(1, abs(a.terms.total)))
+      #expect(abs(a.gradNorm - b.gradNorm) <= 1e-4 * max(1, a.gradNorm))
+      let r = closeness(parallel.parameters.flatValues, single.parameters.flatValues, rtol: 1e-4, atol: 1e-5)
+      #expect(r.ok, "\(threads) shards: \(r)")
+    }
+    #expect(parallel.version == 3 && parallel.trainedSteps == single.trainedSteps)
+  }
+}
