@@ -71,9 +71,13 @@ extension Batch {
       let len = fr.length
       func bad(_ reason: String) -> BatchError { .badFragment(index: i, reason: reason) }
       guard len >= 1 && len <= t else { throw bad("length \(len), must be in 1...\(t) (max_seq_len)") }
-      guard fr.observations.count == (len + 1) * f else { throw bad("observations hold \(fr.observations.count) floats, expected (\(len) + 1) x \(f)") }
+      guard fr.observations.count == (len + 1) * f else {
+        throw bad("observations hold \(fr.observations.count) floats, expected (\(len) + 1) x \(f)")
+      }
       guard fr.rewards.count == len else { throw bad("rewards hold \(fr.rewards.count), expected \(len)") }
-      guard fr.behaviourLogits.count == len * a else { throw bad("behaviour logits hold \(fr.behaviourLogits.count), expected \(len) x \(a)") }
+      guard fr.behaviourLogits.count == len * a else {
+        throw bad("behaviour logits hold \(fr.behaviourLogits.count), expected \(len) x \(a)")
+      }
       guard fr.stateIn.count == s else { throw bad("state_in holds \(fr.stateIn.count) floats, expected \(s)") }
       if let act = fr.actions.first(where: { $0 < 0 || Int($0) >= a }) { throw bad("action \(act) outside 0..<\(a)") }
       seqLens[i] = len

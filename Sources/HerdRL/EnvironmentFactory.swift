@@ -13,7 +13,9 @@ public enum EnvironmentFactory {
       let length = config.env_config.length
       return { _ in MemoryChain(length: length) }
     default:
-      throw ConfigError("env = '\(config.env)' is invalid: known environments are \(TrainingConfig.environmentNames.joined(separator: ", "))")
+      throw ConfigError(
+        "env = '\(config.env)' is invalid: known environments are \(TrainingConfig.environmentNames.joined(separator: ", "))"
+      )
     }
   }
 

@@ -42,7 +42,9 @@ public final class Learner {
     optimizer =
       config.optimizer == "adam"
       ? Adam(count: network.layout.count, beta1: config.adam_beta1, beta2: config.adam_beta2, eps: config.adam_epsilon)
-      : RMSProp(count: network.layout.count, alpha: config.rmsprop_alpha, eps: config.rmsprop_epsilon, momentum: config.momentum)
+      : RMSProp(
+        count: network.layout.count, alpha: config.rmsprop_alpha, eps: config.rmsprop_epsilon, momentum: config.momentum
+      )
     settings = ImpalaLoss.Settings(config)
     schedule = LinearDecay(initial: config.lr, final: config.lr_final, totalSteps: config.lr_decay_env_steps)
     let shards = max(1, config.learner_threads)
@@ -85,7 +87,8 @@ public final class Learner {
       do {
         try network.forward(p, batch: batches[s], ws: ws)
         let targets = ImpalaLoss.targets(batch: batches[s], ws: ws, settings: settings)
-        let terms = ImpalaLoss.evaluate(batch: batches[s], ws: ws, targets: targets, settings: settings, normalizer: total)
+        let terms = ImpalaLoss.evaluate(
+          batch: batches[s], ws: ws, targets: targets, settings: settings, normalizer: total)
         p.zeroGrads()
         network.backward(p, ws: ws)
         results.set(s, .success(terms))
@@ -103,7 +106,9 @@ public final class Learner {
       terms.meanRho += w * t.meanRho
       terms.meanTarget += w * t.meanTarget
       if s > 0 {
-        BLAS.axpy(1, shardParameters[s].grads.baseAddress.unsafelyUnwrapped, parameters.grads.baseAddress.unsafelyUnwrapped, count: parameters.count)
+        BLAS.axpy(
+          1, shardParameters[s].grads.baseAddress.unsafelyUnwrapped, parameters.grads.baseAddress.unsafelyUnwrapped,
+          count: parameters.count)
       }
     }
     terms.validSteps = total

@@ -7,6 +7,12 @@ public struct EpisodeRecord: Sendable, Equatable {
   public var workerID: Int
   public var envReturn: Float
   public var length: Int
+
+  public init(workerID: Int, envReturn: Float, length: Int) {
+    self.workerID = workerID
+    self.envReturn = envReturn
+    self.length = length
+  }
 }
 
 /// The rollout side: K environments stepped as one batch with a recurrent state
@@ -54,7 +60,8 @@ public final class RolloutWorker {
     runID = rng.next()
     self.rng = rng
     let k = config.num_envs_per_worker
-    envs = VectorEnvironment(count: k, seed: seed &* 1000 &+ UInt64(workerID) &* 100_000, make: try EnvironmentFactory.maker(config))
+    envs = VectorEnvironment(
+      count: k, seed: seed &* 1000 &+ UInt64(workerID) &* 100_000, make: try EnvironmentFactory.maker(config))
     parameters = Parameters(layout: network.layout)
     maxLength = config.max_seq_len
     let hs = network.core?.hiddenSize ?? 0
@@ -63,7 +70,10 @@ public final class RolloutWorker {
     prevActions = [Int32](repeating: 0, count: k)
     prevRewards = [Float](repeating: 0, count: k)
     actions = prevActions
-    builders = (0..<k).map { _ in FragmentBuilder(maxLength: config.max_seq_len, observationSize: network.observationSize, actionCount: network.actionCount) }
+    builders = (0..<k).map { _ in
+      FragmentBuilder(
+        maxLength: config.max_seq_len, observationSize: network.observationSize, actionCount: network.actionCount)
+    }
     episodeIDs = (0..<k).map { UInt64($0) }
     nextEpisodeID = UInt64(k)
     stepInEpisode = [Int](repeating: 0, count: k)
@@ -106,7 +116,9 @@ public final class RolloutWorker {
         prevRewards.withPointer { pr in
           h.withMutablePointer { ph in
             c.withMutablePointer { pc in
-              network.step(parameters, obs: obs, prevActions: pa.baseAddress.unsafelyUnwrapped, prevRewards: pr, rows: k, h: ph, c: pc, ws: ws)
+              network.step(
+                parameters, obs: obs, prevActions: pa.baseAddress.unsafelyUnwrapped, prevRewards: pr, rows: k, h: ph,
+                c: pc, ws: ws)
             }
           }
         }
@@ -121,7 +133,8 @@ public final class RolloutWorker {
     obsBefore.withPointer { obs in
       for i in 0..<k {
         let outcome = envs.outcomes[i]
-        builders[i].record(observation: obs + i * f, action: actions[i], logits: logits + i * a, reward: outcome.reward) {
+        builders[i].record(observation: obs + i * f, action: actions[i], logits: logits + i * a, reward: outcome.reward)
+        {
           FragmentOrigin(
             stateIn: openingState[i].count == stateSize ? openingState[i] : [Float](repeating: 0, count: stateSize),
             prevAction: prevActions[i], prevReward: prevRewards[i], policyVersion: policyVersion, workerID: workerID,
@@ -134,7 +147,9 @@ public final class RolloutWorker {
             filteredBootstrap.withMutablePointer { filter.apply(fin + i * f, rows: 1, into: $0) }
           }
           filteredBootstrap.withPointer { b in
-            if let fr = builders[i].finish(bootstrap: b, end: outcome.terminated ? .terminated : .truncated) { emit(fr) }
+            if let fr = builders[i].finish(bootstrap: b, end: outcome.terminated ? .terminated : .truncated) {
+              emit(fr)
+            }
           }
           episode(EpisodeRecord(workerID: workerID, envReturn: episodeReturns[i], length: stepInEpisode[i]))
           // New episode: zero state, zero previous action and reward.
@@ -167,7 +182,8 @@ public final class RolloutWorker {
 
 /// Samples an index from softmax(`logits[count]`) with `rng`.
 @inlinable
-public func sampleCategorical<G: RandomNumberGenerator>(_ logits: UnsafePointer<Float>, count: Int, rng: inout G) -> Int {
+public func sampleCategorical<G: RandomNumberGenerator>(_ logits: UnsafePointer<Float>, count: Int, rng: inout G) -> Int
+{
   var m = -Float.infinity
   for j in 0..<count { m = max(m, logits[j]) }
   var total: Float = 0

@@ -38,7 +38,9 @@ public final class RunDirectory {
 
   /// Appends one record to `progress.jsonl`.
   public func appendProgress(_ record: [String: Any]) {
-    guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+    guard
+      let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes])
+    else { return }
     progress?.write(data + Data("\n".utf8))
   }
 

@@ -52,7 +52,9 @@ public final class RunStats: @unchecked Sendable {
       let recent = returns.suffix(window)
       let recentLengths = lengths.suffix(window)
       let sortedLags = resetLags ? lags.sorted() : []  // percentiles only for progress records
-      func pct(_ q: Double) -> Int { sortedLags.isEmpty ? 0 : sortedLags[min(sortedLags.count - 1, Int(q * Double(sortedLags.count)))] }
+      func pct(_ q: Double) -> Int {
+        sortedLags.isEmpty ? 0 : sortedLags[min(sortedLags.count - 1, Int(q * Double(sortedLags.count)))]
+      }
       let s = Snapshot(
         episodes: episodes, envSteps: envSteps,
         meanReturn: recent.isEmpty ? nil : recent.reduce(0, +) / Float(recent.count),

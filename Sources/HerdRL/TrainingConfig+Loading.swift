@@ -111,7 +111,9 @@ extension TrainingConfig {
         let subKeys = ["length", "max_episode_steps"]
         for (k, v) in sub {
           guard subKeys.contains(k) else {
-            throw ConfigError("\(source): unknown key 'env_config.\(k)'; valid: \(subKeys.map { "env_config.\($0)" }.joined(separator: ", "))")
+            throw ConfigError(
+              "\(source): unknown key 'env_config.\(k)'; valid: \(subKeys.map { "env_config.\($0)" }.joined(separator: ", "))"
+            )
           }
           merged[k] = v
         }
@@ -124,9 +126,12 @@ extension TrainingConfig {
     do {
       return try JSONDecoder().decode(TrainingConfig.self, from: data)
     } catch let DecodingError.typeMismatch(type, context) {
-      throw ConfigError("\(source): '\(context.codingPath.map(\.stringValue).joined(separator: "."))' must be \(Self.typeName(type))")
+      throw ConfigError(
+        "\(source): '\(context.codingPath.map(\.stringValue).joined(separator: "."))' must be \(Self.typeName(type))")
     } catch let DecodingError.dataCorrupted(context) {
-      throw ConfigError("\(source): '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has an unusable value (\(context.debugDescription))")
+      throw ConfigError(
+        "\(source): '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has an unusable value (\(context.debugDescription))"
+      )
     } catch {
       throw ConfigError("\(source): \(error)")
     }
@@ -152,7 +157,9 @@ extension TrainingConfig {
       throw fail("env", "'\(env)'", "known environments are \(Self.environmentNames.joined(separator: ", "))")
     }
     if env_config.length < 1 { throw fail("env_config.length", env_config.length, "must be at least 1") }
-    if env_config.max_episode_steps < 1 { throw fail("env_config.max_episode_steps", env_config.max_episode_steps, "must be at least 1") }
+    if env_config.max_episode_steps < 1 {
+      throw fail("env_config.max_episode_steps", env_config.max_episode_steps, "must be at least 1")
+    }
     for (k, v) in [
       ("num_envs_per_worker", num_envs_per_worker), ("num_workers", num_workers), ("lstm_cell_size", lstm_cell_size),
       ("max_seq_len", max_seq_len), ("train_batch_size", train_batch_size), ("max_policy_lag", max_policy_lag),
@@ -161,39 +168,61 @@ extension TrainingConfig {
     ] where v < 1 {
       throw fail(k, v, "must be at least 1")
     }
-    if lr_decay_env_steps < 0 { throw fail("lr_decay_env_steps", lr_decay_env_steps, "must be 0 (constant) or positive") }
-    if train_batch_size < max_seq_len {
-      throw fail("train_batch_size", train_batch_size, "must be at least max_seq_len (\(max_seq_len)): a batch is train_batch_size / max_seq_len fragments")
+    if lr_decay_env_steps < 0 {
+      throw fail("lr_decay_env_steps", lr_decay_env_steps, "must be 0 (constant) or positive")
     }
-    if let bad = fcnet_hiddens.first(where: { $0 < 1 }) { throw fail("fcnet_hiddens", fcnet_hiddens, "sizes must be at least 1 (got \(bad))") }
-    guard ["tanh", "relu", "linear"].contains(fcnet_activation) else { throw fail("fcnet_activation", "'\(fcnet_activation)'", "use tanh, relu or linear") }
+    if train_batch_size < max_seq_len {
+      throw fail(
+        "train_batch_size", train_batch_size,
+        "must be at least max_seq_len (\(max_seq_len)): a batch is train_batch_size / max_seq_len fragments")
+    }
+    if let bad = fcnet_hiddens.first(where: { $0 < 1 }) {
+      throw fail("fcnet_hiddens", fcnet_hiddens, "sizes must be at least 1 (got \(bad))")
+    }
+    guard ["tanh", "relu", "linear"].contains(fcnet_activation) else {
+      throw fail("fcnet_activation", "'\(fcnet_activation)'", "use tanh, relu or linear")
+    }
     guard ["lstm", "gru"].contains(rnn_type) else { throw fail("rnn_type", "'\(rnn_type)'", "use lstm or gru") }
-    guard ["rmsprop", "adam"].contains(optimizer) else { throw fail("optimizer", "'\(optimizer)'", "use rmsprop or adam") }
+    guard ["rmsprop", "adam"].contains(optimizer) else {
+      throw fail("optimizer", "'\(optimizer)'", "use rmsprop or adam")
+    }
     guard ["NoFilter", "MeanStdFilter"].contains(observation_filter) else {
       throw fail("observation_filter", "'\(observation_filter)'", "use NoFilter or MeanStdFilter")
     }
-    guard ["none", "abs_one"].contains(reward_clipping) else { throw fail("reward_clipping", "'\(reward_clipping)'", "use none or abs_one") }
-    for (k, v) in [("lr", lr), ("rmsprop_epsilon", rmsprop_epsilon), ("adam_epsilon", adam_epsilon)] where !(v > 0) || !v.isFinite {
+    guard ["none", "abs_one"].contains(reward_clipping) else {
+      throw fail("reward_clipping", "'\(reward_clipping)'", "use none or abs_one")
+    }
+    for (k, v) in [("lr", lr), ("rmsprop_epsilon", rmsprop_epsilon), ("adam_epsilon", adam_epsilon)]
+    where !(v > 0) || !v.isFinite {
       throw fail(k, v, "must be a positive number")
     }
     for (k, v) in [
-      ("lr_final", lr_final), ("grad_clip", grad_clip), ("vf_loss_coeff", vf_loss_coeff), ("entropy_coeff", entropy_coeff),
+      ("lr_final", lr_final), ("grad_clip", grad_clip), ("vf_loss_coeff", vf_loss_coeff),
+      ("entropy_coeff", entropy_coeff),
       ("momentum", momentum),
     ] where !(v >= 0) || !v.isFinite {
       throw fail(k, v, "must be 0 or positive")
     }
-    for (k, v) in [("gamma", gamma), ("rmsprop_alpha", rmsprop_alpha), ("adam_beta1", adam_beta1), ("adam_beta2", adam_beta2), ("vtrace_lambda", vtrace_lambda)]
+    for (k, v) in [
+      ("gamma", gamma), ("rmsprop_alpha", rmsprop_alpha), ("adam_beta1", adam_beta1), ("adam_beta2", adam_beta2),
+      ("vtrace_lambda", vtrace_lambda),
+    ]
     where !(v >= 0 && v <= 1) {
       throw fail(k, v, "must be in [0, 1]")
     }
     for (k, v) in [
-      ("vtrace_clip_rho_threshold", vtrace_clip_rho_threshold), ("vtrace_clip_pg_rho_threshold", vtrace_clip_pg_rho_threshold),
+      ("vtrace_clip_rho_threshold", vtrace_clip_rho_threshold),
+      ("vtrace_clip_pg_rho_threshold", vtrace_clip_pg_rho_threshold),
       ("vtrace_clip_c_threshold", vtrace_clip_c_threshold),
     ] where !(v > 0) {
       throw fail(k, v, "must be positive")
     }
-    if !(checkpoint_interval_seconds > 0) { throw fail("checkpoint_interval_seconds", checkpoint_interval_seconds, "must be positive") }
-    if !(progress_interval_seconds > 0) { throw fail("progress_interval_seconds", progress_interval_seconds, "must be positive") }
+    if !(checkpoint_interval_seconds > 0) {
+      throw fail("checkpoint_interval_seconds", checkpoint_interval_seconds, "must be positive")
+    }
+    if !(progress_interval_seconds > 0) {
+      throw fail("progress_interval_seconds", progress_interval_seconds, "must be positive")
+    }
   }
 
   /// The config as pretty JSON with sorted keys (what the run directory records).

@@ -92,7 +92,8 @@ public final class TrainingRun {
   public func run(interrupted: StopFlag) throws -> RunSummary {
     // Set-up: model, learner, channels, stats.
     let spaces = try EnvironmentFactory.spaces(config)
-    let network = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let network = PolicyNetwork(
+      config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
     let learner = Learner(config: config, network: network)
     let queue = FragmentQueue(capacity: config.learner_queue_size)
     let board = WeightBoard()
@@ -101,7 +102,9 @@ public final class TrainingRun {
     let failure = FailureBox()
     board.publish(version: learner.version, weights: learner.parameters.flatValues)
     try runDirectory.writeAtomically("config.json", try config.prettyJSON() + "\n")
-    log("run: env \(config.env), \(network.layout.count) parameters, \(config.num_workers) worker thread(s) x \(config.num_envs_per_worker) envs, batch \(config.fragmentsPerBatch) x \(config.max_seq_len), run dir \(runDirectory.path)")
+    log(
+      "run: env \(config.env), \(network.layout.count) parameters, \(config.num_workers) worker thread(s) x \(config.num_envs_per_worker) envs, batch \(config.fragmentsPerBatch) x \(config.max_seq_len), run dir \(runDirectory.path)"
+    )
 
     // Workers: act -> step -> record -> send, picking up new weights between steps.
     var threads: [Thread] = []
@@ -130,7 +133,9 @@ public final class TrainingRun {
     // Learner loop: batch -> update -> publish -> stats, until a stop criterion.
     let clock = ContinuousClock()
     let start = clock.now
-    func seconds() -> Double { let d = clock.now - start; return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+    func seconds() -> Double {
+      let d = clock.now - start; return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
     var pending: [Fragment] = []
     let n = config.fragmentsPerBatch
     var last: LearnerStepStats?
@@ -202,22 +207,26 @@ public final class TrainingRun {
       skipped_updates: final.skippedUpdates, use_lstm: config.use_lstm, run_dir: runDirectory.path)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    try runDirectory.writeAtomically("summary.json", String(decoding: try encoder.encode(summary), as: UTF8.self) + "\n")
+    try runDirectory.writeAtomically(
+      "summary.json", String(decoding: try encoder.encode(summary), as: UTF8.self) + "\n")
     if let f = failure.message { throw ConfigError(f) }
     return summary
   }
 
   private func checkpoint(_ learner: Learner, _ s: RunStats.Snapshot) throws {
-    try runDirectory.writeCheckpoint(learner, metadata: ["env_steps": String(s.envSteps), "episodes": String(s.episodes)])
+    try runDirectory.writeCheckpoint(
+      learner, metadata: ["env_steps": String(s.envSteps), "episodes": String(s.episodes)])
   }
 
   private func writeProgress(
-    _ s: RunStats.Snapshot, _ l: LearnerStepStats?, learner: Learner, now: Double, sps: Double, tps: Double, queueDepth: Int
+    _ s: RunStats.Snapshot, _ l: LearnerStepStats?, learner: Learner, now: Double, sps: Double, tps: Double,
+    queueDepth: Int
   ) {
     runDirectory.appendProgress([
       "wall_seconds": now, "env_steps": s.envSteps, "trained_steps": learner.trainedSteps, "updates": learner.version,
       "policy_version": learner.version, "episodes": s.episodes, "mean_return": jsonNumber(s.meanReturn),
-      "min_return": jsonNumber(s.minReturn), "max_return": jsonNumber(s.maxReturn), "mean_length": jsonNumber(s.meanLength),
+      "min_return": jsonNumber(s.minReturn), "max_return": jsonNumber(s.maxReturn),
+      "mean_length": jsonNumber(s.meanLength),
       "steps_per_second": sps, "trained_steps_per_second": tps,
       "losses/pg": jsonNumber(l?.terms.policy), "losses/baseline": jsonNumber(l?.terms.baseline),
       "losses/entropy": jsonNumber(l.map { -config.entropy_coeff * $0.terms.entropy }),
@@ -227,10 +236,11 @@ public final class TrainingRun {
     ])
     func f(_ x: Float?, _ digits: Int = 2) -> String { x.map { String(format: "%.\(digits)f", $0) } ?? "-" }
     let ret = s.meanReturn.map { "\(f($0)) (\(s.windowEpisodes) ep)" } ?? "- (no episode yet)"
-    log(String(
-      format: "%7.1fs  steps %@ (%@/s)  updates %d  return %@  loss pg %@ vf %@ ent %@  lag p50 %d max %d",
-      now, Int(s.envSteps).formatted(), Int(sps).formatted(), learner.version, ret,
-      f(l?.terms.policy, 3), f(l?.terms.baseline, 3), f(l?.terms.entropy, 3), s.lagP50, s.lagMax))
+    log(
+      String(
+        format: "%7.1fs  steps %@ (%@/s)  updates %d  return %@  loss pg %@ vf %@ ent %@  lag p50 %d max %d",
+        now, Int(s.envSteps).formatted(), Int(sps).formatted(), learner.version, ret,
+        f(l?.terms.policy, 3), f(l?.terms.baseline, 3), f(l?.terms.entropy, 3), s.lagP50, s.lagMax))
   }
 }
 

@@ -47,7 +47,8 @@ public enum VTrace {
     clipping: Clipping = Clipping()
   ) -> (vs: [Float], pgAdvantages: [Float]) {
     let n = values.count
-    precondition(logRhos.count == n && discounts.count == n && rewards.count == n, "V-trace inputs of different lengths")
+    precondition(
+      logRhos.count == n && discounts.count == n && rewards.count == n, "V-trace inputs of different lengths")
     var vs = [Float](repeating: 0, count: n)
     var adv = [Float](repeating: 0, count: n)
     var nextV = bootstrapValue  // V(x_{s+1})

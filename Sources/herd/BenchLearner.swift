@@ -47,9 +47,14 @@ struct BenchLearner: ParsableCommand {
   var seconds = 0.5
 
   func validate() throws {
-    try requirePositive([("--sequences", sequences), ("--time", steps), ("--features", features), ("--actions", actions), ("--hidden", hidden), ("--threads", threads), ("--learner-threads", learnerThreads), ("--rounds", rounds)])
+    try requirePositive([
+      ("--sequences", sequences), ("--time", steps), ("--features", features), ("--actions", actions),
+      ("--hidden", hidden), ("--threads", threads), ("--learner-threads", learnerThreads), ("--rounds", rounds),
+    ])
     guard ["lstm", "gru"].contains(cell) else { throw ValidationError("--cell must be lstm or gru, got '\(cell)'") }
-    guard ["rmsprop", "adam"].contains(optimizer) else { throw ValidationError("--optimizer must be rmsprop or adam, got '\(optimizer)'") }
+    guard ["rmsprop", "adam"].contains(optimizer) else {
+      throw ValidationError("--optimizer must be rmsprop or adam, got '\(optimizer)'")
+    }
     guard fcnet.isEmpty || fcnet.split(separator: ",").allSatisfy({ Int($0).map { $0 > 0 } ?? false }) else {
       throw ValidationError("--fcnet must be comma-separated positive sizes, e.g. 256,256; got '\(fcnet)'")
     }
@@ -67,14 +72,17 @@ struct BenchLearner: ParsableCommand {
     config.learner_threads = learnerThreads
     let network = PolicyNetwork(config: config, observationSize: features, actionCount: actions)
     let learner = Learner(config: config, network: network)
-    print("herd bench learner: N=\(sequences) T=\(steps) F=\(features) A=\(actions) fcnet=[\(fcnet)] \(cell.uppercased())(\(hidden)) \(optimizer), \(network.layout.count) parameters, \(learnerThreads) learner thread(s)")
+    print(
+      "herd bench learner: N=\(sequences) T=\(steps) F=\(features) A=\(actions) fcnet=[\(fcnet)] \(cell.uppercased())(\(hidden)) \(optimizer), \(network.layout.count) parameters, \(learnerThreads) learner thread(s)"
+    )
     print(openBLASLine())
 
     var rng = SeededGenerator(seed: 1)
     func r() -> Float { 2 * rng.nextUnitFloat() - 1 }
     let fragments = (0..<sequences).map { i in
       Fragment(
-        stateIn: (0..<network.stateSize).map { _ in 0.5 * r() }, observations: (0..<((steps + 1) * features)).map { _ in r() },
+        stateIn: (0..<network.stateSize).map { _ in 0.5 * r() },
+        observations: (0..<((steps + 1) * features)).map { _ in r() },
         actions: (0..<steps).map { _ in Int32(rng.next() % UInt64(actions)) }, rewards: (0..<steps).map { _ in r() },
         behaviourLogits: (0..<(steps * actions)).map { _ in 0.1 * r() }, prevAction: 0, prevReward: 0, end: .cut,
         policyVersion: 0, workerID: 0, runID: 0, envIndex: i, episodeID: UInt64(i), indexInEpisode: 0)
@@ -90,17 +98,26 @@ struct BenchLearner: ParsableCommand {
         rates.append(timesteps / timePerCall(seconds: seconds, { step() }))
         printError("round \(round)/\(rounds): \(Int(rates[round - 1])) timesteps/s")
       }
-      print(String(format: "learner step: %.0f timesteps/s (median of %d rounds; %d shards in parallel, no GEMM floor measured)", median(rates), rounds, learnerThreads))
+      print(
+        String(
+          format: "learner step: %.0f timesteps/s (median of %d rounds; %d shards in parallel, no GEMM floor measured)",
+          median(rates), rounds, learnerThreads))
       return
     }
     let recorder = GemmRecorder()
     GemmRecorder.$current.withValue(recorder) { step() }
     let shapes = recorder.shapes
     let flops = shapes.reduce(0) { $0 + $1.flops }
-    print("matrix products per step: \(shapes.count) GEMMs, \(String(format: "%.1f", flops / 1e6)) MFLOP for \(Int(timesteps)) timesteps")
+    print(
+      "matrix products per step: \(shapes.count) GEMMs, \(String(format: "%.1f", flops / 1e6)) MFLOP for \(Int(timesteps)) timesteps"
+    )
     let floor = GemmReplay(shapes: shapes, rng: &rng)
-    let (s, f) = alternatingRounds(rounds: rounds, seconds: seconds, timesteps: timesteps, subject: { step() }, floor: { floor.run() })
-    print(String(format: "learner step: %.0f timesteps/s, %.1f GFLOP/s in matrix products (median of %d rounds)", s, s / timesteps * flops / 1e9, rounds))
+    let (s, f) = alternatingRounds(
+      rounds: rounds, seconds: seconds, timesteps: timesteps, subject: { step() }, floor: { floor.run() })
+    print(
+      String(
+        format: "learner step: %.0f timesteps/s, %.1f GFLOP/s in matrix products (median of %d rounds)", s,
+        s / timesteps * flops / 1e9, rounds))
     print(String(format: "GEMM floor (the same %d products alone): %.0f timesteps/s", shapes.count, f))
     print(String(format: "ratio: %.2f", s / f))
   }

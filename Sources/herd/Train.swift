@@ -2,16 +2,24 @@ import ArgumentParser
 import Foundation
 import HerdMath
 import HerdRL
+import Synchronization
 
 /// Options shared by every command that builds a config (`train`, `explain`, ...).
 struct ConfigOptions: ParsableArguments {
-  @Option(help: "Environment: \(TrainingConfig.environmentNames.joined(separator: ", ")). Picks that environment's tuned defaults.")
+  @Option(
+    help:
+      "Environment: \(TrainingConfig.environmentNames.joined(separator: ", ")). Picks that environment's tuned defaults."
+  )
   var env: String?
 
   @Option(help: "A JSON config file; its keys override the environment's defaults (see configs/).")
   var config: String?
 
-  @Option(name: .customLong("set"), help: ArgumentHelp("Override one config key, e.g. --set lstm_cell_size=128 or --set env_config.length=30 (repeatable).", valueName: "KEY=VALUE"))
+  @Option(
+    name: .customLong("set"),
+    help: ArgumentHelp(
+      "Override one config key, e.g. --set lstm_cell_size=128 or --set env_config.length=30 (repeatable).",
+      valueName: "KEY=VALUE"))
   var overrides: [String] = []
 
   @Option(help: "Random seed (overrides the config's seed).")
@@ -46,8 +54,6 @@ func installStopSignals() {
   signal(SIGINT, handler)
   signal(SIGTERM, handler)
 }
-
-import Synchronization
 
 /// `herd train`: learner and rollout workers in one process.
 struct Train: ParsableCommand {
@@ -115,7 +121,8 @@ struct Train: ParsableCommand {
     let dir = runDir ?? "runs/\(config.env)-\(Self.timestamp())"
     let runDirectory = try RunDirectory(path: dir)
     installStopSignals()
-    printError("herd train: OpenBLAS threads 1 (\(BLAS.configuration)); stop at \(Self.describe(stop)); Ctrl-C stops cleanly")
+    printError(
+      "herd train: OpenBLAS threads 1 (\(BLAS.configuration)); stop at \(Self.describe(stop)); Ctrl-C stops cleanly")
     let run = TrainingRun(config: config, stop: stop, runDirectory: runDirectory) { line in
       if !quiet { printError(line) }
     }

@@ -1,0 +1,292 @@
+import Foundation
+import HerdRL
+import SwiftProtobuf
+
+#if _endian(big)
+  #error("Herd's wire tensors are little-endian; add byte swapping for this platform")
+#endif
+
+/// This build's protocol version (herd.v1.ProtocolVersion.PROTOCOL_VERSION_CURRENT).
+public let protocolVersion = UInt32(Herd_V1_ProtocolVersion.current.rawValue)
+
+/// Why an incoming message was dropped: the label of its drop counter.
+public enum DropReason: String, CaseIterable, Sendable, Codable {
+  /// Not a valid protobuf message of the channel's type.
+  case undecodable
+  /// A protocol version other than this build's.
+  case protocolVersion = "protocol_version"
+  /// From a worker the learner has not welcomed (or a stale run id).
+  case unknownWorker = "unknown_worker"
+  /// A tensor whose dtype, shape or byte count is wrong.
+  case badTensor = "bad_tensor"
+  /// Shapes that do not fit the model spec (F, A, S, T).
+  case badShape = "bad_shape"
+  /// NaN or infinity where numbers must be finite.
+  case nonFinite = "non_finite"
+  /// An action outside 0..<A.
+  case badAction = "bad_action"
+  /// A message that makes no sense on its channel (e.g. a Welcome sent to the learner).
+  case unexpected = "unexpected_message"
+  /// Too old: more than max_policy_lag updates behind.
+  case stale = "stale_policy"
+}
+
+/// A message that failed validation: the reason (for counting) and a detail (for the
+/// log line printed once per reason).
+public struct WireError: Error, Equatable, CustomStringConvertible {
+  public let reason: DropReason
+  public let detail: String
+  public init(_ reason: DropReason, _ detail: String) {
+    self.reason = reason
+    self.detail = detail
+  }
+  public var description: String { "\(reason.rawValue): \(detail)" }
+}
+
+/// What every fragment and weight blob must fit (sent in the Welcome).
+public struct WireModelSpec: Sendable, Equatable {
+  public var env: String
+  public var observationSize: Int
+  public var actionCount: Int
+  public var stateSize: Int
+  public var maxSeqLen: Int
+  public var parameterCount: Int
+
+  public init(env: String, observationSize: Int, actionCount: Int, stateSize: Int, maxSeqLen: Int, parameterCount: Int)
+  {
+    self.env = env
+    self.observationSize = observationSize
+    self.actionCount = actionCount
+    self.stateSize = stateSize
+    self.maxSeqLen = maxSeqLen
+    self.parameterCount = parameterCount
+  }
+
+  var proto: Herd_V1_ModelSpec {
+    var m = Herd_V1_ModelSpec()
+    m.env = env
+    m.observationSize = Int32(observationSize)
+    m.actionCount = Int32(actionCount)
+    m.stateSize = Int32(stateSize)
+    m.maxSeqLen = Int32(maxSeqLen)
+    m.parameterCount = Int64(parameterCount)
+    return m
+  }
+
+  init(proto m: Herd_V1_ModelSpec) throws {
+    guard m.observationSize > 0, m.actionCount > 0, m.stateSize >= 0, m.maxSeqLen > 0, m.parameterCount > 0 else {
+      throw WireError(.badShape, "model spec has non-positive sizes: \(m)")
+    }
+    self.init(
+      env: m.env, observationSize: Int(m.observationSize), actionCount: Int(m.actionCount), stateSize: Int(m.stateSize),
+      maxSeqLen: Int(m.maxSeqLen), parameterCount: Int(m.parameterCount))
+  }
+}
+
+// MARK: - Tensors
+
+/// Raw little-endian tensors (`Herd_V1_Tensor`) to and from Swift arrays.
+public enum TensorCodec {
+  /// A float32 tensor of `shape` holding `values`.
+  public static func encode(_ values: [Float], shape: [Int]) -> Herd_V1_Tensor {
+    var t = Herd_V1_Tensor()
+    t.dtype = .float32
+    t.shape = shape.map(Int64.init)
+    t.data = values.withUnsafeBytes { Data($0) }
+    return t
+  }
+
+  /// An int32 tensor of `shape` holding `values`.
+  public static func encode(_ values: [Int32], shape: [Int]) -> Herd_V1_Tensor {
+    var t = Herd_V1_Tensor()
+    t.dtype = .int32
+    t.shape = shape.map(Int64.init)
+    t.data = values.withUnsafeBytes { Data($0) }
+    return t
+  }
+
+  /// Checks dtype, shape (exactly `shape`) and byte count, then returns the floats;
+  /// with `finite`, any NaN or infinity is an error.
+  public static func floats(_ t: Herd_V1_Tensor, shape: [Int], name: String, finite: Bool = true) throws -> [Float] {
+    try check(t, .float32, shape: shape, name: name)
+    let n = shape.reduce(1, *)
+    var out = [Float](repeating: 0, count: n)
+    out.withUnsafeMutableBytes { dst in t.data.withUnsafeBytes { src in dst.copyMemory(from: src) } }
+    if finite, out.contains(where: { !$0.isFinite }) { throw WireError(.nonFinite, "\(name) holds NaN or infinity") }
+    return out
+  }
+
+  /// Checks dtype, shape and byte count, then returns the int32 values.
+  public static func ints(_ t: Herd_V1_Tensor, shape: [Int], name: String) throws -> [Int32] {
+    try check(t, .int32, shape: shape, name: name)
+    var out = [Int32](repeating: 0, count: shape.reduce(1, *))
+    out.withUnsafeMutableBytes { dst in t.data.withUnsafeBytes { src in dst.copyMemory(from: src) } }
+    return out
+  }
+
+  static func check(_ t: Herd_V1_Tensor, _ dtype: Herd_V1_Tensor.DType, shape: [Int], name: String) throws {
+    guard t.dtype == dtype else { throw WireError(.badTensor, "\(name) has dtype \(t.dtype), expected \(dtype)") }
+    guard t.shape == shape.map(Int64.init) else {
+      throw WireError(.badShape, "\(name) has shape \(t.shape), expected \(shape)")
+    }
+    guard t.data.count == shape.reduce(1, *) * 4 else {
+      throw WireError(.badTensor, "\(name) holds \(t.data.count) bytes, shape \(shape) needs \(shape.reduce(1, *) * 4)")
+    }
+  }
+}
+
+// MARK: - Fragments
+
+/// Fragment batches on the fragments channel.
+public enum FragmentCodec {
+  /// The wire form of a fragment.
+  public static func encode(_ f: Fragment, spec: WireModelSpec) -> Herd_V1_Fragment {
+    var m = Herd_V1_Fragment()
+    m.workerID = Int32(f.workerID)
+    m.runID = f.runID
+    m.envIndex = Int32(f.envIndex)
+    m.episodeID = f.episodeID
+    m.indexInEpisode = Int64(f.indexInEpisode)
+    m.policyVersion = Int64(f.policyVersion)
+    m.end = Herd_V1_Fragment.End(rawValue: Int(f.end.rawValue)) ?? .cut
+    m.prevAction = f.prevAction
+    m.prevReward = f.prevReward
+    let n = f.length
+    m.stateIn = TensorCodec.encode(f.stateIn, shape: [f.stateIn.count])
+    m.observations = TensorCodec.encode(f.observations, shape: [n + 1, spec.observationSize])
+    m.actions = TensorCodec.encode(f.actions, shape: [n])
+    m.rewards = TensorCodec.encode(f.rewards, shape: [n])
+    m.behaviourLogits = TensorCodec.encode(f.behaviourLogits, shape: [n, spec.actionCount])
+    return m
+  }
+
+  /// A validated fragment: every shape against `spec`, finite numbers, actions in range.
+  public static func decode(_ m: Herd_V1_Fragment, spec: WireModelSpec) throws -> Fragment {
+    guard m.actions.shape.count == 1 else {
+      throw WireError(.badShape, "actions must be a vector, shape \(m.actions.shape)")
+    }
+    let n64 = m.actions.shape[0]
+    guard n64 >= 1 && n64 <= Int64(spec.maxSeqLen) else {
+      throw WireError(.badShape, "fragment length \(n64), must be in 1...\(spec.maxSeqLen) (max_seq_len)")
+    }
+    let n = Int(n64)
+    let actions = try TensorCodec.ints(m.actions, shape: [n], name: "actions")
+    if let bad = actions.first(where: { $0 < 0 || Int($0) >= spec.actionCount }) {
+      throw WireError(.badAction, "action \(bad) outside 0..<\(spec.actionCount)")
+    }
+    guard (0..<spec.actionCount).contains(Int(m.prevAction)) || (m.prevAction == 0) else {
+      throw WireError(.badAction, "prev_action \(m.prevAction) outside 0..<\(spec.actionCount)")
+    }
+    guard m.prevReward.isFinite else { throw WireError(.nonFinite, "prev_reward is \(m.prevReward)") }
+    guard let end = FragmentEnd(rawValue: UInt8(clamping: max(0, m.end.rawValue))), m.end.rawValue <= 2 else {
+      throw WireError(.badShape, "unknown fragment end \(m.end.rawValue)")
+    }
+    return Fragment(
+      stateIn: try TensorCodec.floats(m.stateIn, shape: [spec.stateSize], name: "state_in"),
+      observations: try TensorCodec.floats(m.observations, shape: [n + 1, spec.observationSize], name: "observations"),
+      actions: actions,
+      rewards: try TensorCodec.floats(m.rewards, shape: [n], name: "rewards"),
+      behaviourLogits: try TensorCodec.floats(
+        m.behaviourLogits, shape: [n, spec.actionCount], name: "behaviour_logits"),
+      prevAction: m.prevAction, prevReward: m.prevReward, end: end, policyVersion: Int(m.policyVersion),
+      workerID: Int(m.workerID), runID: m.runID, envIndex: Int(m.envIndex), episodeID: m.episodeID,
+      indexInEpisode: Int(m.indexInEpisode))
+  }
+
+  /// The bytes of a FragmentBatch message.
+  public static func encodeBatch(
+    _ fragments: [Fragment], episodes: [EpisodeRecord], envSteps: Int, workerID: Int, runID: UInt64, spec: WireModelSpec
+  ) throws -> [UInt8] {
+    var b = Herd_V1_FragmentBatch()
+    b.protocolVersion = protocolVersion
+    b.workerID = Int32(workerID)
+    b.runID = runID
+    b.fragments = fragments.map { encode($0, spec: spec) }
+    b.episodes = episodes.map {
+      var e = Herd_V1_Episode()
+      e.episodeReturn = $0.envReturn
+      e.length = Int32($0.length)
+      return e
+    }
+    b.envSteps = Int64(envSteps)
+    return try Array(b.serializedData())
+  }
+
+  /// A decoded batch: the fragments that passed validation, the errors of those that
+  /// did not (one per dropped fragment), the episodes and env steps reported.
+  public struct DecodedBatch: Sendable {
+    public var workerID: Int
+    public var runID: UInt64
+    public var fragments: [Fragment]
+    public var dropped: [WireError]
+    public var episodes: [EpisodeRecord]
+    public var envSteps: Int
+  }
+
+  /// Decodes a FragmentBatch; a batch-level problem (bytes, version, header) throws,
+  /// a bad fragment is dropped on its own and reported in `dropped`.
+  public static func decodeBatch(_ bytes: [UInt8], spec: WireModelSpec) throws -> DecodedBatch {
+    let b: Herd_V1_FragmentBatch
+    do {
+      b = try Herd_V1_FragmentBatch(serializedBytes: bytes)
+    } catch {
+      throw WireError(.undecodable, "fragment batch of \(bytes.count) bytes: \(error)")
+    }
+    guard b.protocolVersion == protocolVersion else {
+      throw WireError(
+        .protocolVersion,
+        "fragment batch has protocol version \(b.protocolVersion), this learner speaks \(protocolVersion)")
+    }
+    var out = DecodedBatch(
+      workerID: Int(b.workerID), runID: b.runID, fragments: [], dropped: [], episodes: [], envSteps: Int(b.envSteps))
+    guard b.envSteps >= 0 else { throw WireError(.badShape, "env_steps \(b.envSteps) is negative") }
+    for m in b.fragments {
+      do {
+        let f = try decode(m, spec: spec)
+        guard f.workerID == out.workerID && f.runID == out.runID else {
+          throw WireError(.unknownWorker, "fragment from worker \(f.workerID) in a batch from worker \(out.workerID)")
+        }
+        out.fragments.append(f)
+      } catch let e as WireError {
+        out.dropped.append(e)
+      }
+    }
+    for e in b.episodes {
+      guard e.episodeReturn.isFinite, e.length >= 0 else {
+        out.dropped.append(WireError(.nonFinite, "episode return \(e.episodeReturn), length \(e.length)"))
+        continue
+      }
+      out.episodes.append(EpisodeRecord(workerID: out.workerID, envReturn: e.episodeReturn, length: Int(e.length)))
+    }
+    return out
+  }
+}
+
+// MARK: - Weights
+
+/// Weight broadcasts on the weights channel.
+public enum WeightsCodec {
+  public static func encode(version: Int, weights: [Float]) throws -> [UInt8] {
+    var w = Herd_V1_Weights()
+    w.protocolVersion = protocolVersion
+    w.policyVersion = Int64(version)
+    w.weights = TensorCodec.encode(weights, shape: [weights.count])
+    return try Array(w.serializedData())
+  }
+
+  /// A validated weight blob of exactly `spec.parameterCount` finite floats.
+  public static func decode(_ bytes: [UInt8], spec: WireModelSpec) throws -> (version: Int, weights: [Float]) {
+    let w: Herd_V1_Weights
+    do {
+      w = try Herd_V1_Weights(serializedBytes: bytes)
+    } catch {
+      throw WireError(.undecodable, "weights message of \(bytes.count) bytes: \(error)")
+    }
+    guard w.protocolVersion == protocolVersion else {
+      throw WireError(
+        .protocolVersion, "weights have protocol version \(w.protocolVersion), this worker speaks \(protocolVersion)")
+    }
+    guard w.policyVersion >= 0 else { throw WireError(.badShape, "policy version \(w.policyVersion)") }
+    return (Int(w.policyVersion), try TensorCodec.floats(w.weights, shape: [spec.parameterCount], name: "weights"))
+  }
+}

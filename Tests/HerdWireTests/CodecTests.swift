@@ -1,0 +1,146 @@
+import Foundation
+import HerdMath
+import HerdRL
+import HerdTestSupport
+import Testing
+
+@testable import HerdWire
+
+let spec = WireModelSpec(
+  env: "CartPole-v1", observationSize: 3, actionCount: 2, stateSize: 4, maxSeqLen: 5, parameterCount: 7)
+
+func sampleFragment(_ n: Int = 3, seed: UInt64 = 1) -> Fragment {
+  var rng = SeededGenerator(seed: seed)
+  return Fragment(
+    stateIn: randomArray(4, rng: &rng), observations: randomArray((n + 1) * 3, rng: &rng),
+    actions: (0..<n).map { Int32($0 % 2) }, rewards: randomArray(n, rng: &rng),
+    behaviourLogits: randomArray(n * 2, rng: &rng),
+    prevAction: 1, prevReward: 0.5, end: .truncated, policyVersion: 9, workerID: 3, runID: 77, envIndex: 2,
+    episodeID: 11, indexInEpisode: 5)
+}
+
+@Suite struct CodecTests {
+  @Test func fragmentBatchRoundTripsExactly() throws {
+    let fragments = [sampleFragment(3, seed: 1), sampleFragment(5, seed: 2), sampleFragment(1, seed: 3)]
+    let bytes = try FragmentCodec.encodeBatch(
+      fragments, episodes: [EpisodeRecord(workerID: 3, envReturn: 12, length: 12)], envSteps: 40, workerID: 3,
+      runID: 77, spec: spec)
+    let d = try FragmentCodec.decodeBatch(bytes, spec: spec)
+    #expect(d.fragments == fragments)
+    #expect(d.dropped.isEmpty && d.envSteps == 40 && d.episodes.first?.envReturn == 12)
+    // Floats travel as raw bytes: about 4 bytes each, not a varint list.
+    let floats = fragments.reduce(0) {
+      $0 + $1.observations.count + $1.rewards.count + $1.behaviourLogits.count + $1.stateIn.count
+    }
+    #expect(bytes.count < floats * 4 + 400)
+  }
+
+  @Test func weightsRoundTripAndAreValidated() throws {
+    let w: [Float] = [1, 2, 3, 4, 5, 6, 7]
+    let bytes = try WeightsCodec.encode(version: 12, weights: w)
+    let d = try WeightsCodec.decode(bytes, spec: spec)
+    #expect(d.version == 12 && d.weights == w)
+    #expect(throws: WireError.self) {
+      try WeightsCodec.decode(try WeightsCodec.encode(version: 1, weights: [1, 2]), spec: spec)
+    }
+    #expect(throws: WireError.self) {
+      try WeightsCodec.decode(try WeightsCodec.encode(version: 1, weights: [1, 2, 3, 4, 5, 6, .nan]), spec: spec)
+    }
+  }
+
+  /// Each way a fragment can be wrong is dropped with its own reason, and the good
+  /// fragments of the same batch still arrive.
+  @Test func badFragmentsAreDroppedByReason() throws {
+    func reason(_ mutate: (inout Herd_V1_Fragment) -> Void) throws -> DropReason? {
+      var m = FragmentCodec.encode(sampleFragment(), spec: spec)
+      mutate(&m)
+      var b = Herd_V1_FragmentBatch()
+      b.protocolVersion = protocolVersion
+      b.workerID = 3
+      b.runID = 77
+      b.fragments = [m, FragmentCodec.encode(sampleFragment(2), spec: spec)]
+      let d = try FragmentCodec.decodeBatch(Array(try b.serializedData()), spec: spec)
+      #expect(d.fragments.count + d.dropped.count == 2)
+      #expect(d.fragments.contains(sampleFragment(2)), "the good fragment survives")
+      return d.dropped.first?.reason
+    }
+    #expect(try reason { _ in } == nil)
+    #expect(
+      try reason { $0.observations = TensorCodec.encode([Float](repeating: 0, count: 4 * 4), shape: [4, 4]) }
+        == .badShape)
+    #expect(try reason { $0.stateIn = TensorCodec.encode([Float](repeating: 0, count: 3), shape: [3]) } == .badShape)
+    #expect(try reason { $0.rewards.data.removeLast() } == .badTensor)
+    #expect(try reason { $0.rewards.dtype = .int32 } == .badTensor)
+    #expect(try reason { $0.rewards = TensorCodec.encode([1, .nan, 2], shape: [3]) } == .nonFinite)
+    #expect(
+      try reason { $0.behaviourLogits = TensorCodec.encode([1, 2, .infinity, 2, 3, 4], shape: [3, 2]) } == .nonFinite)
+    #expect(try reason { $0.actions = TensorCodec.encode([Int32(0), 5, 1], shape: [3]) } == .badAction)
+    #expect(try reason { $0.actions = TensorCodec.encode([Int32](repeating: 0, count: 9), shape: [9]) } == .badShape)
+    #expect(try reason { $0.workerID = 99 } == .unknownWorker)
+  }
+
+  @Test func wrongProtocolVersionAndGarbageAreBatchErrors() throws {
+    var b = Herd_V1_FragmentBatch()
+    b.protocolVersion = 7
+    do {
+      _ = try FragmentCodec.decodeBatch(Array(try b.serializedData()), spec: spec)
+      Issue.record("version not checked")
+    } catch let e as WireError {
+      #expect(e.reason == .protocolVersion && e.detail.contains("7") && e.detail.contains("\(protocolVersion)"))
+    }
+    #expect(throws: WireError(.undecodable, "")) {
+      do { _ = try FragmentCodec.decodeBatch([0xFF, 0xFF, 0xFF, 0x07], spec: spec) } catch let e as WireError {
+        throw WireError(e.reason, "")
+      }
+    }
+  }
+
+  /// Random mutations of valid messages (bit flips, truncations, insertions, random
+  /// bytes) through every decoder: each either decodes to something that passed
+  /// validation or is a WireError; nothing crashes.
+  @Test func fuzzedMessagesNeverCrashTheDecoders() throws {
+    var rng = SeededGenerator(seed: 2026)
+    let batch = try FragmentCodec.encodeBatch(
+      [sampleFragment(3), sampleFragment(5, seed: 4)], episodes: [EpisodeRecord(workerID: 3, envReturn: 1, length: 2)],
+      envSteps: 8, workerID: 3, runID: 77, spec: spec)
+    let weights = try WeightsCodec.encode(version: 3, weights: [1, 2, 3, 4, 5, 6, 7])
+    let control = try ControlCodec.encode(.hello(Hello(runID: 5, host: "h", pid: 1, numEnvs: 8)))
+    var outcomes: [String: Int] = [:]
+    for i in 0..<6000 {
+      let base = [batch, weights, control][i % 3]
+      var m = base
+      switch rng.next() % 5 {
+      case 0:
+        for _ in 0..<(1 + rng.next() % 4) {
+          let k = Int(rng.next() % UInt64(m.count)); m[k] ^= UInt8(1 << (rng.next() % 8))
+        }
+      case 1: m = Array(m.prefix(Int(rng.next() % UInt64(m.count))))
+      case 2: m.insert(UInt8(truncatingIfNeeded: rng.next()), at: Int(rng.next() % UInt64(m.count)))
+      case 3: m = (0..<Int(rng.next() % 64)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+      default: let k = Int(rng.next() % UInt64(m.count)); m[k] = UInt8(truncatingIfNeeded: rng.next())
+      }
+      do {
+        switch i % 3 {
+        case 0:
+          let d = try FragmentCodec.decodeBatch(m, spec: spec)
+          for f in d.fragments {
+            #expect(f.length >= 1 && f.length <= spec.maxSeqLen)
+            #expect(f.observations.allSatisfy(\.isFinite) && f.actions.allSatisfy { $0 >= 0 && $0 < 2 })
+          }
+          outcomes["batch ok", default: 0] += 1
+        case 1:
+          let w = try WeightsCodec.decode(m, spec: spec)
+          #expect(w.weights.count == 7 && w.weights.allSatisfy(\.isFinite))
+          outcomes["weights ok", default: 0] += 1
+        default:
+          _ = try ControlCodec.decode(m)
+          outcomes["control ok", default: 0] += 1
+        }
+      } catch let e as WireError {
+        outcomes[e.reason.rawValue, default: 0] += 1
+      }
+    }
+    #expect((outcomes["undecodable"] ?? 0) > 100, "\(outcomes)")
+    #expect(outcomes.values.reduce(0, +) == 6000)
+  }
+}
