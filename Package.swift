@@ -68,6 +68,16 @@ let publicTargets: [Target] = [
     ],
     path: "Sources/HerdWire"
   ),
+  .target(
+    name: "HerdLearner",
+    dependencies: ["HerdWire", "HerdRL", "HerdMath"],
+    path: "Sources/HerdLearner"
+  ),
+  .target(
+    name: "HerdWorker",
+    dependencies: ["HerdWire", "HerdRL", "HerdMath"],
+    path: "Sources/HerdWorker"
+  ),
   .executableTarget(
     name: "herd",
     dependencies: [
@@ -75,6 +85,9 @@ let publicTargets: [Target] = [
       "HerdNN",
       "HerdEnvs",
       "HerdRL",
+      "HerdWire",
+      "HerdLearner",
+      "HerdWorker",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     path: "Sources/herd"

@@ -52,12 +52,13 @@ public final class RolloutWorker {
   /// Env steps taken.
   public private(set) var envSteps = 0
 
-  /// A worker for `config` with env seeds `seed * 1000 + i` and its own sampling RNG.
-  public init(config: TrainingConfig, network: PolicyNetwork, workerID: Int, seed: UInt64) throws {
+  /// A worker for `config` with env seeds `seed * 1000 + i` and its own sampling RNG;
+  /// `runID` identifies the process session (drawn from the seed when nil).
+  public init(config: TrainingConfig, network: PolicyNetwork, workerID: Int, seed: UInt64, runID: UInt64? = nil) throws {
     self.network = network
     self.workerID = workerID
     var rng = SeededGenerator(seed: seed &* 7919 &+ UInt64(workerID))
-    runID = rng.next()
+    self.runID = runID ?? rng.next()
     self.rng = rng
     let k = config.num_envs_per_worker
     envs = VectorEnvironment(

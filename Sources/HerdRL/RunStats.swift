@@ -32,6 +32,14 @@ public final class RunStats: @unchecked Sendable {
     }
   }
 
+  /// Starts the counters from a checkpoint's values.
+  public func restore(envSteps: Int, episodes: Int) {
+    lock.withLock {
+      self.envSteps = envSteps
+      self.episodes = episodes
+    }
+  }
+
   /// Adds sampled env steps.
   public func addEnvSteps(_ n: Int) { lock.withLock { envSteps += n } }
   /// Records the policy lags of a trained batch (kept for percentiles until the next snapshot).

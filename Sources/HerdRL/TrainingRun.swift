@@ -87,24 +87,46 @@ public final class TrainingRun {
     self.log = log
   }
 
-  /// Trains until a stop criterion, `interrupted` or an error; always writes the
-  /// checkpoint and `summary.json` before returning.
-  public func run(interrupted: StopFlag) throws -> RunSummary {
-    // Set-up: model, learner, channels, stats.
+  /// Everything a run's learner side holds: model, learner, channels, stats.
+  public struct Parts {
+    public let network: PolicyNetwork
+    public let learner: Learner
+    public let queue: FragmentQueue
+    public let board: WeightBoard
+    public let stats: RunStats
+  }
+
+  /// Builds the model, learner (restored from `RUN_DIR/checkpoint.herd` when
+  /// `resume`), queue and weight board, and records the config.
+  public func prepare(resume: Bool = false) throws -> Parts {
     let spaces = try EnvironmentFactory.spaces(config)
-    let network = PolicyNetwork(
-      config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let network = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
     let learner = Learner(config: config, network: network)
-    let queue = FragmentQueue(capacity: config.learner_queue_size)
-    let board = WeightBoard()
     let stats = RunStats(window: 100)
-    let workersStop = StopFlag()
-    let failure = FailureBox()
+    if resume {
+      let path = runDirectory.file("checkpoint.herd")
+      let archive = try TensorArchive.read(from: path)
+      try learner.parameters.restore(from: archive, optimizer: learner.optimizer, source: path)
+      let meta = archive.metadata
+      learner.restore(version: Int(meta["policy_version"] ?? "") ?? 0, trainedSteps: Int(meta["trained_steps"] ?? "") ?? 0)
+      stats.restore(envSteps: Int(meta["env_steps"] ?? "") ?? 0, episodes: Int(meta["episodes"] ?? "") ?? 0)
+      log("resumed from \(path): policy version \(learner.version), \(stats.snapshotPeek().envSteps) env steps")
+    }
+    let board = WeightBoard()
     board.publish(version: learner.version, weights: learner.parameters.flatValues)
     try runDirectory.writeAtomically("config.json", try config.prettyJSON() + "\n")
-    log(
-      "run: env \(config.env), \(network.layout.count) parameters, \(config.num_workers) worker thread(s) x \(config.num_envs_per_worker) envs, batch \(config.fragmentsPerBatch) x \(config.max_seq_len), run dir \(runDirectory.path)"
-    )
+    return Parts(network: network, learner: learner, queue: FragmentQueue(capacity: config.learner_queue_size), board: board, stats: stats)
+  }
+
+  /// Trains with `num_workers` rollout threads in this process until a stop
+  /// criterion, `interrupted` or an error; always writes the checkpoint and
+  /// `summary.json` before returning.
+  public func run(interrupted: StopFlag) throws -> RunSummary {
+    let parts = try prepare()
+    let (network, queue, board, stats) = (parts.network, parts.queue, parts.board, parts.stats)
+    let workersStop = StopFlag()
+    let failure = FailureBox()
+    log("run: env \(config.env), \(network.layout.count) parameters, \(config.num_workers) worker thread(s) x \(config.num_envs_per_worker) envs, batch \(config.fragmentsPerBatch) x \(config.max_seq_len), run dir \(runDirectory.path)")
 
     // Workers: act -> step -> record -> send, picking up new weights between steps.
     var threads: [Thread] = []
@@ -129,7 +151,21 @@ public final class TrainingRun {
       threads.append(t)
       t.start()
     }
+    return try trainLoop(parts, interrupted: interrupted, failure: { failure.message }) {
+      workersStop.set()
+      queue.close()
+      for t in threads { while !t.isFinished { usleep(1000) } }
+    }
+  }
 
+  /// The learner loop: batch -> update -> publish -> stats, until a stop criterion,
+  /// `interrupted` or `failure()` says so; then `shutdown()` (stop the producers),
+  /// the final checkpoint and `summary.json`. Fragments arrive in `parts.queue` from
+  /// worker threads or from the network.
+  public func trainLoop(
+    _ parts: Parts, interrupted: StopFlag, failure: () -> String?, shutdown: () -> Void
+  ) throws -> RunSummary {
+    let (learner, queue, board, stats) = (parts.learner, parts.queue, parts.board, parts.stats)
     // Learner loop: batch -> update -> publish -> stats, until a stop criterion.
     let clock = ContinuousClock()
     let start = clock.now
@@ -171,7 +207,7 @@ public final class TrainingRun {
         reachedAt = (snap.envSteps, now)
       }
       var finished = false
-      if let f = failure.message { reason = "error: \(f)"; finished = true }
+      if let f = failure() { reason = "error: \(f)"; finished = true }
       if interrupted.isSet { reason = "interrupted"; finished = true }
       if reachedAt != nil { reason = "stop_reward reached"; finished = true }
       if let s = stop.envSteps, snap.envSteps >= s { reason = "stop_steps reached"; finished = true }
@@ -193,10 +229,8 @@ public final class TrainingRun {
       if finished { break }
     }
 
-    // Shutdown: stop workers (unblock their sends), join, checkpoint, summary.
-    workersStop.set()
-    queue.close()
-    for t in threads { while !t.isFinished { usleep(1000) } }
+    // Shutdown: stop the producers (unblock their sends), checkpoint, summary.
+    shutdown()
     let final = stats.snapshotPeek()
     try checkpoint(learner, final)
     let summary = RunSummary(
@@ -209,7 +243,7 @@ public final class TrainingRun {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     try runDirectory.writeAtomically(
       "summary.json", String(decoding: try encoder.encode(summary), as: UTF8.self) + "\n")
-    if let f = failure.message { throw ConfigError(f) }
+    if let f = failure() { throw ConfigError(f) }
     return summary
   }
 

@@ -35,6 +35,13 @@ public final class FragmentQueue: FragmentSink, FragmentSource, @unchecked Senda
     return items.count - head
   }
 
+  /// Whether a send would not wait now.
+  public var hasRoom: Bool {
+    condition.lock()
+    defer { condition.unlock() }
+    return items.count - head < capacity
+  }
+
   public func send(_ fragment: Fragment) -> Bool {
     condition.lock()
     defer { condition.unlock() }
@@ -61,6 +68,19 @@ public final class FragmentQueue: FragmentSink, FragmentSource, @unchecked Senda
     }
     condition.broadcast()
     return out
+  }
+
+  /// Appends without waiting, even past capacity (a network thread that must not
+  /// block, and reads only while ``hasRoom``, overshoots by at most one message).
+  /// Returns false when closed.
+  @discardableResult
+  public func enqueue(_ fragments: [Fragment]) -> Bool {
+    condition.lock()
+    defer { condition.unlock() }
+    if closed { return false }
+    items += fragments
+    condition.broadcast()
+    return true
   }
 
   /// Wakes everyone; later sends fail and receives return what is left.

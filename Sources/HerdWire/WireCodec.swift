@@ -62,7 +62,7 @@ public struct WireModelSpec: Sendable, Equatable {
     self.parameterCount = parameterCount
   }
 
-  var proto: Herd_V1_ModelSpec {
+  public var proto: Herd_V1_ModelSpec {
     var m = Herd_V1_ModelSpec()
     m.env = env
     m.observationSize = Int32(observationSize)
@@ -73,7 +73,7 @@ public struct WireModelSpec: Sendable, Equatable {
     return m
   }
 
-  init(proto m: Herd_V1_ModelSpec) throws {
+  public init(proto m: Herd_V1_ModelSpec) throws {
     guard m.observationSize > 0, m.actionCount > 0, m.stateSize >= 0, m.maxSeqLen > 0, m.parameterCount > 0 else {
       throw WireError(.badShape, "model spec has non-positive sizes: \(m)")
     }

@@ -99,7 +99,7 @@ public final class ZMQSocket: @unchecked Sendable {
     handle = nil
   }
 
-  private func socket() throws -> UnsafeMutableRawPointer {
+  fileprivate func socket() throws -> UnsafeMutableRawPointer {
     guard let h = handle else { throw ZMQError.closed }
     return h
   }
@@ -127,6 +127,14 @@ public final class ZMQSocket: @unchecked Sendable {
   public func setHighWaterMarks(send: Int32, receive: Int32) throws {
     try setOption(ZMQ_SNDHWM, send)
     try setOption(ZMQ_RCVHWM, receive)
+  }
+
+  /// Kernel socket buffer sizes in bytes (ZMQ_SNDBUF / ZMQ_RCVBUF). High-water marks
+  /// count messages in ZeroMQ's queues; the kernel's TCP buffers (megabytes by
+  /// default) hold more on top, so bounding them is what bounds data in flight.
+  public func setKernelBuffers(send: Int32, receive: Int32) throws {
+    try setOption(ZMQ_SNDBUF, send)
+    try setOption(ZMQ_RCVBUF, receive)
   }
 
   /// Reconnect backoff: first retry after `initialMs`, doubling up to `maxMs`.
@@ -211,5 +219,19 @@ public final class ZMQSocket: @unchecked Sendable {
     var more: Int32 = 0
     var size = MemoryLayout<Int32>.size
     return zmq_getsockopt(s, ZMQ_RCVMORE, &more, &size) == 0 && more != 0
+  }
+}
+
+extension ZMQSocket {
+  /// Waits up to `timeoutMs` until any of `sockets` has a message to read; returns
+  /// which ones do (all false on timeout or an interrupted wait).
+  public static func poll(_ sockets: [ZMQSocket], timeoutMs: Int32) throws -> [Bool] {
+    var items = try sockets.map { zmq_pollitem_t(socket: try $0.socket(), fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+    let rc = zmq_poll(&items, Int32(items.count), Int(timeoutMs))
+    if rc < 0 {
+      if zmq_errno() == EINTR { return sockets.map { _ in false } }
+      throw ZMQError.last("zmq_poll")
+    }
+    return items.map { ($0.revents & Int16(ZMQ_POLLIN)) != 0 }
   }
 }

@@ -41,6 +41,34 @@ struct ConfigOptions: ParsableArguments {
   }
 }
 
+/// Stop criteria options shared by `train` and `learner`.
+struct StopOptions: ParsableArguments {
+  @Option(help: "Stop when the mean return over the last 100 episodes reaches this.")
+  var stopReward: Float?
+  @Option(help: "Stop after this many env steps.")
+  var stopSteps: Int?
+  @Option(help: "Stop after this many seconds.")
+  var stopSeconds: Double?
+
+  func validate() throws {
+  }
+
+  /// The criteria; with none given, the env's solved return or 600 s.
+  func criteria(for env: String) -> StopCriteria {
+    StopCriteria(
+      reward: stopReward ?? (stopSteps == nil && stopSeconds == nil ? Train.solvedReturn(env) : nil),
+      envSteps: stopSteps,
+      seconds: stopSeconds ?? (stopReward == nil && stopSteps == nil ? 600 : nil))
+  }
+}
+
+/// Prints a run summary as JSON on stdout.
+func printSummary(_ summary: RunSummary) {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+  if let data = try? encoder.encode(summary) { print(String(decoding: data, as: UTF8.self)) }
+}
+
 /// Set by SIGINT/SIGTERM; a second signal exits at once.
 let interruptFlag = StopFlag()
 let interruptCount = Atomic<Int>(0)
@@ -53,6 +81,13 @@ func installStopSignals() {
   }
   signal(SIGINT, handler)
   signal(SIGTERM, handler)
+  // A process may inherit these blocked (posix_spawn keeps the parent thread's
+  // mask; test runners block them): unblock, or SIGTERM would never arrive.
+  var set = sigset_t()
+  sigemptyset(&set)
+  sigaddset(&set, SIGINT)
+  sigaddset(&set, SIGTERM)
+  pthread_sigmask(SIG_UNBLOCK, &set, nil)
 }
 
 /// `herd train`: learner and rollout workers in one process.
@@ -77,14 +112,7 @@ struct Train: ParsableCommand {
 
   @OptionGroup var options: ConfigOptions
 
-  @Option(help: "Stop when the mean return over the last 100 episodes reaches this.")
-  var stopReward: Float?
-
-  @Option(help: "Stop after this many env steps.")
-  var stopSteps: Int?
-
-  @Option(help: "Stop after this many seconds.")
-  var stopSeconds: Double?
+  @OptionGroup var stopping: StopOptions
 
   @Option(help: "Run folder for config.json, progress.jsonl, checkpoint.herd, summary.json (default runs/ENV-TIME).")
   var runDir: String?
@@ -99,9 +127,6 @@ struct Train: ParsableCommand {
   var quiet = false
 
   func validate() throws {
-    if let r = stopReward, !r.isFinite { throw ValidationError("--stop-reward must be a number, got \(r)") }
-    if let s = stopSteps, s < 1 { throw ValidationError("--stop-steps must be at least 1, got \(s)") }
-    if let s = stopSeconds, !(s > 0) { throw ValidationError("--stop-seconds must be positive, got \(s)") }
     if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1, got \(w)") }
   }
 
@@ -114,10 +139,7 @@ struct Train: ParsableCommand {
       return
     }
     BLAS.setThreadCount(1)
-    let stop = StopCriteria(
-      reward: stopReward ?? (stopSteps == nil && stopSeconds == nil ? Self.solvedReturn(config.env) : nil),
-      envSteps: stopSteps,
-      seconds: stopSeconds ?? (stopReward == nil && stopSteps == nil ? 600 : nil))
+    let stop = stopping.criteria(for: config.env)
     let dir = runDir ?? "runs/\(config.env)-\(Self.timestamp())"
     let runDirectory = try RunDirectory(path: dir)
     installStopSignals()
@@ -127,9 +149,7 @@ struct Train: ParsableCommand {
       if !quiet { printError(line) }
     }
     let summary = try run.run(interrupted: interruptFlag)
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+    printSummary(summary)
     if interruptFlag.isSet { throw ExitCode(130) }
   }
 

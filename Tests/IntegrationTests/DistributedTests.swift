@@ -1,0 +1,125 @@
+import Foundation
+import HerdNN
+import Testing
+
+/// A child `herd` process with its output in files.
+final class HerdProcess {
+  let process = Process()
+  let errPath: String
+  let outPath: String
+
+  init(_ args: [String]) throws {
+    let base = HerdBinary.tempDir("proc")
+    errPath = base + ".stderr"
+    outPath = base + ".stdout"
+    FileManager.default.createFile(atPath: errPath, contents: nil)
+    FileManager.default.createFile(atPath: outPath, contents: nil)
+    process.executableURL = URL(fileURLWithPath: HerdBinary.path)
+    process.arguments = args
+    process.standardError = FileHandle(forWritingAtPath: errPath)
+    process.standardOutput = FileHandle(forWritingAtPath: outPath)
+    try process.run()
+  }
+
+  var stderr: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
+  var stdout: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+
+  /// Waits until `predicate(stderr)` holds, at most `timeout` seconds.
+  func waitFor(_ timeout: Double, _ predicate: (String) -> Bool) -> Bool {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while Date() < deadline {
+      if predicate(stderr) { return true }
+      usleep(50_000)
+    }
+    return predicate(stderr)
+  }
+
+  /// Waits for exit, at most `timeout` seconds (then kills); returns the status.
+  func wait(_ timeout: Double) -> Int32 {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while process.isRunning && Date() < deadline { usleep(50_000) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+    return process.terminationStatus
+  }
+
+  func signal(_ s: Int32) { kill(process.processIdentifier, s) }
+
+  deinit {
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    try? FileManager.default.removeItem(atPath: errPath)
+    try? FileManager.default.removeItem(atPath: outPath)
+  }
+
+  /// The control endpoint a learner printed.
+  var controlEndpoint: String? {
+    guard let r = stderr.range(of: "control tcp://") else { return nil }
+    let rest = stderr[r.upperBound...]
+    return "tcp://" + rest.prefix { $0 != "," && $0 != "\n" }
+  }
+}
+
+/// The real binaries as separate processes on loopback.
+@Suite(.serialized) struct DistributedTests {
+  @Test func learnerAndTwoWorkersTrainAndAWorkerCanDieAndJoin() throws {
+    let dir = HerdBinary.tempDir("dist")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let learner = try HerdProcess([
+      "learner", "--env", "StatelessCartPole-v1", "--port", "0", "--run-dir", dir, "--stop-steps", "2500000", "--stop-seconds", "90",
+    ])
+    #expect(learner.waitFor(10) { $0.contains("control tcp://") })
+    let endpoint = try #require(learner.controlEndpoint)
+    let a = try HerdProcess(["worker", "--learner", endpoint, "--seed", "1"])
+    let b = try HerdProcess(["worker", "--learner", endpoint, "--seed", "2"])
+    #expect(learner.waitFor(20) { $0.contains("worker 1 joined") && $0.contains("worker 2 joined") }, "\(learner.stderr)")
+    #expect(learner.waitFor(30) { $0.contains("updates") && !$0.contains("updates 0 ") })
+    // Kill one worker outright; training goes on with the other.
+    a.signal(SIGKILL)
+    _ = a.wait(5)
+    let linesBefore = learner.stderr.components(separatedBy: "\n").filter { $0.contains("steps ") }.count
+    #expect(learner.waitFor(20) { s in s.components(separatedBy: "\n").filter { $0.contains("steps ") }.count >= linesBefore + 2 })
+    // A new worker joins mid-run and gets the current weights in its welcome.
+    let c = try HerdProcess(["worker", "--learner", endpoint, "--seed", "3"])
+    #expect(learner.waitFor(20) { $0.contains("worker 3 joined") })
+    let joined = learner.stderr.components(separatedBy: "\n").first { $0.contains("worker 3 joined") } ?? ""
+    #expect(!joined.hasSuffix("policy version 0"), "a late joiner starts from the current weights: \(joined)")
+    #expect(learner.wait(120) == 0, "\(learner.stderr.suffix(2000))")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    #expect((summary["env_steps"] as? Int ?? 0) >= 2_500_000)
+    #expect((summary["best_mean_return"] as? Double ?? 0) > 40, "\(summary)")
+    #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.herd"))
+    b.signal(SIGTERM)
+    c.signal(SIGTERM)
+    let (sb, sc) = (b.wait(15), c.wait(15))
+    #expect(sb == 0 && sc == 0, "workers exit cleanly on SIGTERM: \(sb) \(sc)\n\(b.stderr.suffix(800))\n\(c.stderr.suffix(800))")
+  }
+
+  @Test func aKilledLearnerResumesAndWorkersReconnectByThemselves() throws {
+    let dir = HerdBinary.tempDir("resume")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let port = 20_000 + Int(getpid() % 20_000)
+    let common = ["--env", "MemoryChain-v0", "--port", String(port), "--run-dir", dir, "--set", "checkpoint_interval_seconds=1"]
+    let first = try HerdProcess(["learner"] + common + ["--stop-seconds", "60"])
+    #expect(first.waitFor(10) { $0.contains("control tcp://") })
+    let worker = try HerdProcess(["worker", "--learner", "tcp://127.0.0.1:\(port)", "--seed", "1"])
+    #expect(first.waitFor(20) { $0.contains("worker 1 joined") })
+    // Let it train and checkpoint, then kill it without warning.
+    Thread.sleep(forTimeInterval: 3)
+    first.signal(SIGKILL)
+    _ = first.wait(5)
+    let checkpoint = try TensorArchive.read(from: dir + "/checkpoint.herd")
+    let version = Int(checkpoint.metadata["policy_version"] ?? "") ?? 0
+    #expect(version > 0)
+    // Restart with --resume on the same port: the worker finds it again by itself.
+    let second = try HerdProcess(["learner"] + common + ["--resume", "--stop-seconds", "8"])
+    #expect(second.waitFor(10) { $0.contains("resumed from") }, "\(second.stderr)")
+    #expect(second.waitFor(30) { $0.contains("joined") }, "the worker says hello again: \(second.stderr)")
+    #expect(second.wait(60) == 0, "\(second.stderr.suffix(2000))")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    #expect((summary["updates"] as? Int ?? 0) > version, "training continued from the checkpoint's version \(version)")
+    worker.signal(SIGTERM)
+    let status = worker.wait(15)
+    #expect(status == 0, "status \(status): \(worker.stderr.suffix(1500))")
+    #expect(!worker.stderr.contains("Fatal error"))
+  }
+}
