@@ -57,6 +57,11 @@ struct LearnerCommand: ParsableCommand {
   @Flag(help: "No progress lines.")
   var quiet = false
 
+  func validate() throws {
+    try stopping.validate()
+    try endpoints.validate()
+  }
+
   func run() throws {
     let config = try options.resolve()
     if resume && runDir == nil { throw ValidationError("--resume needs --run-dir (the run to continue)") }

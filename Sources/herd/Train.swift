@@ -51,6 +51,9 @@ struct StopOptions: ParsableArguments {
   var stopSeconds: Double?
 
   func validate() throws {
+    if let r = stopReward, !r.isFinite { throw ValidationError("--stop-reward must be a number, got \(r)") }
+    if let s = stopSteps, s < 1 { throw ValidationError("--stop-steps must be at least 1, got \(s)") }
+    if let s = stopSeconds, !(s > 0) { throw ValidationError("--stop-seconds must be positive, got \(s)") }
   }
 
   /// The criteria; with none given, the env's solved return or 600 s.
@@ -127,6 +130,7 @@ struct Train: ParsableCommand {
   var quiet = false
 
   func validate() throws {
+    try stopping.validate()
     if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1, got \(w)") }
   }
 
