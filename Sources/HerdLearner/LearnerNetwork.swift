@@ -206,7 +206,8 @@ public final class LearnerNetwork: @unchecked Sendable {
     let id = lock.withLock { () -> Int in
       nextWorkerID += 1
       let id = nextWorkerID
-      sessions[id] = WorkerSession(id: id, runID: h.runID, host: h.host, pid: Int(h.pid), envs: Int(h.numEnvs), lastSeen: Date())
+      let envs = h.numEnvs > 0 ? Int(h.numEnvs) : config.num_envs_per_worker
+      sessions[id] = WorkerSession(id: id, runID: h.runID, host: h.host, pid: Int(h.pid), envs: envs, lastSeen: Date())
       return id
     }
     var w = Welcome()
@@ -221,7 +222,7 @@ public final class LearnerNetwork: @unchecked Sendable {
     w.weightsEndpoint = bound.weights
     do {
       try socket.send([identity, try ControlCodec.encode(.welcome(w))])
-      log("worker \(id) joined: \(h.host) pid \(h.pid), \(h.numEnvs) envs, run \(String(h.runID, radix: 16)); sent policy version \(version)")
+      log("worker \(id) joined: \(h.host) pid \(h.pid), \(h.numEnvs > 0 ? Int(h.numEnvs) : config.num_envs_per_worker) envs, run \(String(h.runID, radix: 16)); sent policy version \(version)")
     } catch {
       log("welcome to \(h.host) pid \(h.pid) failed: \(error)")
     }

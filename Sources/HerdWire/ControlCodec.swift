@@ -56,7 +56,7 @@ public enum ControlCodec {
     }
     switch m.kind {
     case .hello(let h):
-      guard h.numEnvs >= 1, h.numEnvs <= 65_536, h.host.utf8.count <= 256 else {
+      guard h.numEnvs >= 0, h.numEnvs <= 65_536, h.host.utf8.count <= 256 else {
         throw WireError(.badShape, "hello with num_envs \(h.numEnvs), host of \(h.host.utf8.count) bytes")
       }
       return .hello(h)

@@ -72,8 +72,8 @@ public final class RemoteWorker {
   /// Sends a hello and waits up to 3 s for the answer: a welcome, nil on silence;
   /// a reject is fatal unless it asks for another hello.
   func hello(_ control: ZMQSocket, stop: StopFlag) throws -> Welcome? {
-    // K is known only after the welcome when --envs is not given; 1 stands for "the run's default".
-    let h = Hello(runID: runID, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()), numEnvs: envs ?? 1, build: "herd")
+    // 0 envs: the run's num_envs_per_worker (the worker learns it from the welcome).
+    let h = Hello(runID: runID, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()), numEnvs: envs ?? 0, build: "herd")
     try control.send([try ControlCodec.encode(.hello(h))], dontWait: true)
     let deadline = Date(timeIntervalSinceNow: 3)
     while Date() < deadline && !stop.isSet {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HerdMath
+import HerdLearner
 import HerdRL
 import Synchronization
 
@@ -120,8 +121,11 @@ struct Train: ParsableCommand {
   @Option(help: "Run folder for config.json, progress.jsonl, checkpoint.herd, summary.json (default runs/ENV-TIME).")
   var runDir: String?
 
-  @Option(help: "Rollout workers (threads in this process).")
+  @Option(help: "Rollout worker processes (threads with --in-process); default num_workers (1).")
   var workers: Int?
+
+  @Flag(help: "Run workers as threads in this process, joined by in-memory queues (tests, debugging).")
+  var inProcess = false
 
   @Flag(help: "Print the effective config as JSON and exit.")
   var printConfig = false
@@ -152,9 +156,43 @@ struct Train: ParsableCommand {
     let run = TrainingRun(config: config, stop: stop, runDirectory: runDirectory) { line in
       if !quiet { printError(line) }
     }
-    let summary = try run.run(interrupted: interruptFlag)
+    let summary: RunSummary
+    if inProcess {
+      summary = try run.run(interrupted: interruptFlag)
+    } else {
+      summary = try runWithWorkerProcesses(run, config: config)
+    }
     printSummary(summary)
     if interruptFlag.isSet { throw ExitCode(130) }
+  }
+
+  /// A learner in this process and `num_workers` `herd worker` child processes
+  /// connected over loopback ZeroMQ; the children are stopped (SIGTERM, then
+  /// SIGKILL after 5 s) when the run ends.
+  func runWithWorkerProcesses(_ run: TrainingRun, config: TrainingConfig) throws -> RunSummary {
+    var children: [Process] = []
+    defer {
+      for c in children where c.isRunning { kill(c.processIdentifier, SIGTERM) }
+      let deadline = Date(timeIntervalSinceNow: 5)
+      while children.contains(where: { $0.isRunning }) && Date() < deadline { usleep(20_000) }
+      for c in children where c.isRunning { kill(c.processIdentifier, SIGKILL) }
+    }
+    let endpoints = LearnerEndpoints(host: "127.0.0.1", controlPort: 0, fragmentPort: 0, weightsPort: 0)
+    return try serve(run, endpoints: endpoints, resume: false, interrupted: interruptFlag) { control in
+      let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+      for i in 0..<config.num_workers {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = ["worker", "--learner", control, "--seed", String(config.seed &+ UInt64(i) &+ 1)]
+        do {
+          try p.run()
+          children.append(p)
+        } catch {
+          printError("could not start worker \(i): \(error)")
+        }
+      }
+      printError("started \(children.count) worker process(es) for \(control)")
+    }
   }
 
   /// The return at which an environment counts as solved.

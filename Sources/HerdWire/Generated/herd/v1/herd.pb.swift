@@ -180,7 +180,7 @@ public nonisolated struct Herd_V1_Hello: Sendable {
 
   public var pid: Int32 = 0
 
-  /// Environments the worker steps (K).
+  /// Environments the worker steps (K); 0: the run's num_envs_per_worker.
   public var numEnvs: Int32 = 0
 
   /// The worker's build (herd version string).
