@@ -135,7 +135,7 @@ let testTargets: [Target] = [
   // Runs the real `herd` binary (built beside the tests) on small budgets.
   .testTarget(
     name: "IntegrationTests",
-    dependencies: ["herd", "HerdNN"],
+    dependencies: ["herd", "HerdNN", "HerdWire", "HerdRL"],
     path: "Tests/IntegrationTests"
   ),
   .testTarget(
