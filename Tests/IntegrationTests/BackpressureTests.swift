@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+/// Resident memory of a process in MiB, from /proc.
+func residentMiB(_ pid: Int32) -> Double? {
+  guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+    let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+    let kb = Double(line.split(separator: " ").dropFirst().first ?? "")
+  else { return nil }
+  return kb / 1024
+}
+
+@Suite(.serialized) struct BackpressureTests {
+  /// Workers that produce far faster than the learner trains slow down; the
+  /// learner's memory stays flat instead of queueing everything.
+  @Test func aSlowLearnersMemoryStaysFlat() throws {
+    let dir = HerdBinary.tempDir("slow")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    // A cheap environment and a learner made slow by a large model and batch.
+    let learner = try HerdProcess([
+      "learner", "--env", "MemoryChain-v0", "--port", "0", "--run-dir", dir, "--stop-seconds", "16",
+      "--set", "lstm_cell_size=384", "--set", "train_batch_size=5120", "--set", "fcnet_hiddens=[256]",
+    ])
+    #expect(learner.waitFor(10) { $0.contains("control tcp://") })
+    let endpoint = try #require(learner.controlEndpoint)
+    let worker = try HerdProcess(["worker", "--learner", endpoint, "--seed", "1"])
+    #expect(learner.waitFor(20) { $0.contains("worker 1 joined") })
+    Thread.sleep(forTimeInterval: 3)  // queues fill
+    var samples: [Double] = []
+    for _ in 0..<8 {
+      if let m = residentMiB(learner.process.processIdentifier) { samples.append(m) }
+      Thread.sleep(forTimeInterval: 1)
+    }
+    #expect(samples.count >= 6)
+    let growth = (samples.max() ?? 0) - (samples.min() ?? 0)
+    print("slow learner RSS samples (MiB): \(samples.map { Int($0) })")
+    #expect(growth < 40, "learner RSS over 8 s: \(samples.map { Int($0) }) MiB")
+    #expect(learner.wait(60) == 0)
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    let sampled = summary["env_steps"] as? Int ?? 0
+    let trained = summary["trained_steps"] as? Int ?? 0
+    print("slow learner: sampled \(sampled), trained \(trained), updates \(summary["updates"] ?? "?")")
+    // Backpressure: what was sampled is close to what was trained, not far ahead.
+    #expect(sampled > 0 && trained > 0)
+    #expect(Double(sampled) < 1.5 * Double(trained) + 200_000, "sampled \(sampled) vs trained \(trained)")
+    worker.signal(SIGTERM)
+    _ = worker.wait(10)
+  }
+}
