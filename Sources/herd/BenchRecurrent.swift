@@ -20,63 +20,39 @@ struct BenchRecurrent: ParsableCommand {
       """
   )
 
-  @Option(name: .customLong("sequences"), help: "Sequences per batch (N).")
-  var sequences = 32
-  @Option(name: .customLong("time"), help: "Steps per sequence (T, max_seq_len).")
-  var steps = 20
-  @Option(help: "Input features per step (F).")
-  var features = 67
-  @Option(help: "Cell size (H, lstm_cell_size).")
-  var hidden = 256
-  @Option(help: "Recurrent cell: lstm or gru.")
-  var cell = "lstm"
-  @Option(help: "OpenBLAS threads for this run (set once at start-up).")
-  var threads = 1
-  @Option(help: "Alternating rounds; medians are reported.")
-  var rounds = 7
-  @Option(help: "Seconds per round per side.")
-  var seconds = 0.5
+  @OptionGroup var shape: BatchShapeOptions
   @Flag(help: "Give sequences random lengths in 1...T instead of all T (packing skips the padding).")
   var unevenLengths = false
   @Option(help: "Random seed for weights and inputs.")
   var seed: UInt64 = 1
 
   func validate() throws {
-    for (name, v) in [
-      ("--sequences", sequences), ("--time", steps), ("--features", features), ("--hidden", hidden),
-      ("--threads", threads), ("--rounds", rounds),
-    ] where v < 1 {
-      throw ValidationError("\(name) must be at least 1, got \(v)")
-    }
-    guard ["lstm", "gru"].contains(cell) else { throw ValidationError("--cell must be lstm or gru, got '\(cell)'") }
-    guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
+    try shape.validate()
   }
 
+
   func run() throws {
-    BLAS.setThreadCount(threads)
-    let env = ProcessInfo.processInfo.environment
+    BLAS.setThreadCount(shape.threads)
     print(
-      "herd bench lstm: cell=\(cell) N=\(sequences) T=\(steps) F=\(features) H=\(hidden) lengths=\(unevenLengths ? "uneven" : "all T")"
+      "herd bench lstm: cell=\(shape.cell) N=\(shape.sequences) T=\(shape.steps) F=\(shape.features) H=\(shape.hidden) lengths=\(unevenLengths ? "uneven" : "all T")"
     )
-    print(
-      "OpenBLAS: \(BLAS.configuration), threads \(BLAS.threadCount), OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)")"
-    )
+    print(openBLASLine())
 
     // Model and data.
     var layout = ParameterLayout()
     let layer: any RecurrentLayer =
-      cell == "lstm"
-      ? LSTM("rnn", inputSize: features, hiddenSize: hidden, layout: &layout)
-      : GRU("rnn", inputSize: features, hiddenSize: hidden, layout: &layout)
+      shape.cell == "lstm"
+      ? LSTM("rnn", inputSize: shape.features, hiddenSize: shape.hidden, layout: &layout)
+      : GRU("rnn", inputSize: shape.features, hiddenSize: shape.hidden, layout: &layout)
     var rng = SeededGenerator(seed: seed)
     let p = Parameters(layout: layout, rng: &rng)
-    let seqLens = (0..<sequences).map { _ in unevenLengths ? 1 + Int(rng.next() % UInt64(steps)) : steps }
-    let packing = try PackedSequences(seqLens: seqLens, maxLength: steps)
+    let seqLens = (0..<shape.sequences).map { _ in unevenLengths ? 1 + Int(rng.next() % UInt64(shape.steps)) : shape.steps }
+    let packing = try PackedSequences(seqLens: seqLens, maxLength: shape.steps)
     let rows = packing.rowCount
-    let x = (0..<(rows * features)).map { _ in 2 * rng.nextUnitFloat() - 1 }
-    let dH = (0..<(rows * hidden)).map { _ in (2 * rng.nextUnitFloat() - 1) * 0.01 }
-    let h0 = (0..<(sequences * hidden)).map { _ in 2 * rng.nextUnitFloat() - 1 }
-    var dx = [Float](repeating: 0, count: rows * features)
+    let x = (0..<(rows * shape.features)).map { _ in 2 * rng.nextUnitFloat() - 1 }
+    let dH = (0..<(rows * shape.hidden)).map { _ in (2 * rng.nextUnitFloat() - 1) * 0.01 }
+    let h0 = (0..<(shape.sequences * shape.hidden)).map { _ in 2 * rng.nextUnitFloat() - 1 }
+    var dx = [Float](repeating: 0, count: rows * shape.features)
     let cache = RecurrentCache()
 
     func trainStep() {
@@ -103,12 +79,12 @@ struct BenchRecurrent: ParsableCommand {
     let floor = GemmReplay(shapes: shapes, rng: &rng)
 
     let (layerRate, floorRate) = alternatingRounds(
-      rounds: rounds, seconds: seconds, timesteps: Double(rows), subject: { trainStep() }, floor: { floor.run() })
+      rounds: shape.rounds, seconds: shape.seconds, timesteps: Double(rows), subject: { trainStep() }, floor: { floor.run() })
     let gflops = { (rate: Double) in rate / Double(rows) * flops / 1e9 }
     print(
       String(
-        format: "%@ forward+backward: %.0f timesteps/s, %.1f GFLOP/s (median of %d rounds)", cell.uppercased(),
-        layerRate, gflops(layerRate), rounds))
+        format: "%@ forward+backward: %.0f timesteps/s, %.1f GFLOP/s (median of %d rounds)", shape.cell.uppercased(),
+        layerRate, gflops(layerRate), shape.rounds))
     print(
       String(
         format: "GEMM floor (the same %d products alone): %.0f timesteps/s, %.1f GFLOP/s", shapes.count, floorRate,

@@ -28,3 +28,29 @@ func requirePositive(_ options: [(String, Int)]) throws {
 func openBLASLine() -> String {
   "OpenBLAS: \(BLAS.configuration), threads \(BLAS.threadCount), OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)")"
 }
+
+/// The batch shape and timing options of the GEMM-floor benchmarks.
+struct BatchShapeOptions: ParsableArguments {
+  @Option(name: .customLong("sequences"), help: "Sequences (fragments) per batch (N).")
+  var sequences = 32
+  @Option(name: .customLong("time"), help: "Steps per sequence (T, max_seq_len).")
+  var steps = 20
+  @Option(help: "Input features per step (F).")
+  var features = 67
+  @Option(help: "Cell size (H, lstm_cell_size).")
+  var hidden = 256
+  @Option(help: "Recurrent cell: lstm or gru.")
+  var cell = "lstm"
+  @Option(help: "OpenBLAS threads for this run (set once at start-up).")
+  var threads = 1
+  @Option(help: "Alternating rounds; medians are reported.")
+  var rounds = 7
+  @Option(help: "Seconds per round per side.")
+  var seconds = 0.5
+
+  func validate() throws {
+    try requirePositive([("--sequences", sequences), ("--time", steps), ("--features", features), ("--hidden", hidden), ("--threads", threads), ("--rounds", rounds)])
+    guard ["lstm", "gru"].contains(cell) else { throw ValidationError("--cell must be lstm or gru, got '\(cell)'") }
+    guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
+  }
+}
