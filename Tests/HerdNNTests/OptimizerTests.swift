@@ -40,12 +40,12 @@ func flatParameters(_ values: [Float]) throws -> Parameters {
 
   @Test func clippingScalesToTheMaximumNormAndReportsTheNormBefore() throws {
     let p = try flatParameters([0, 0, 0])
-    p.grads.update(fromContentsOf: [3, 4, 0] as [Float])
+    _ = p.grads.update(fromContentsOf: [3, 4, 0] as [Float])
     let norm = try GradientClipping.clipGlobalNorm(p.grads, maxNorm: 1)
     #expect(norm == 5)
     #expect(closeness(p.flatGrads, [0.6, 0.8, 0], rtol: 1e-5).ok)
     // Under the maximum: untouched.
-    p.grads.update(fromContentsOf: [0.3, 0.4, 0] as [Float])
+    _ = p.grads.update(fromContentsOf: [0.3, 0.4, 0] as [Float])
     #expect(try GradientClipping.clipGlobalNorm(p.grads, maxNorm: 40) == 0.5)
     #expect(p.flatGrads == [0.3, 0.4, 0])
   }
@@ -53,12 +53,12 @@ func flatParameters(_ values: [Float]) throws -> Parameters {
   @Test func nonFiniteGradientIsReportedAndLeftUntouched() throws {
     let p = try flatParameters([0, 0, 0, 0])
     for bad: Float in [.nan, .infinity] {
-      p.grads.update(fromContentsOf: [1, bad, 2, 3] as [Float])
+      _ = p.grads.update(fromContentsOf: [1, bad, 2, 3] as [Float])
       #expect(throws: NNError.self) { try GradientClipping.clipGlobalNorm(p.grads, maxNorm: 1) }
       #expect(p.grads[0] == 1 && p.grads[2] == 2 && p.grads[3] == 3, "not rescaled into garbage")
     }
     // Overflowing squares of finite values must not be mistaken for NaN either.
-    p.grads.update(fromContentsOf: [3e30, 4e30, 0, 0] as [Float])
+    _ = p.grads.update(fromContentsOf: [3e30, 4e30, 0, 0] as [Float])
     let norm = try GradientClipping.clipGlobalNorm(p.grads, maxNorm: 1)
     #expect(abs(norm - 5e30) / 5e30 < 1e-5)
   }
@@ -75,13 +75,13 @@ func flatParameters(_ values: [Float]) throws -> Parameters {
   @Test func stateRoundTripsThroughRestore() throws {
     let p = try flatParameters([1, 2])
     let a = RMSProp(count: 2, momentum: 0.9, centered: true)
-    p.grads.update(fromContentsOf: [0.5, -0.5] as [Float])
+    _ = p.grads.update(fromContentsOf: [0.5, -0.5] as [Float])
     a.step(p, lr: 0.1)
     let b = RMSProp(count: 2, momentum: 0.9, centered: true)
     try b.restore(
       buffers: Dictionary(uniqueKeysWithValues: a.stateBuffers().map { ($0.name, $0.values) }), stepCount: a.stepCount)
     let q = try flatParameters(p.flatValues)
-    q.grads.update(fromContentsOf: [0.5, -0.5] as [Float])
+    _ = q.grads.update(fromContentsOf: [0.5, -0.5] as [Float])
     a.step(p, lr: 0.1)
     b.step(q, lr: 0.1)
     #expect(p.flatValues == q.flatValues)

@@ -12,8 +12,8 @@ final class HerdProcess {
     let base = HerdBinary.tempDir("proc")
     errPath = base + ".stderr"
     outPath = base + ".stdout"
-    FileManager.default.createFile(atPath: errPath, contents: nil)
-    FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
     process.executableURL = URL(fileURLWithPath: HerdBinary.path)
     process.arguments = args
     process.standardError = FileHandle(forWritingAtPath: errPath)
