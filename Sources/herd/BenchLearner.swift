@@ -87,21 +87,7 @@ struct BenchLearner: ParsableCommand {
           median(rates), shape.rounds, learnerThreads))
       return
     }
-    let recorder = GemmRecorder()
-    GemmRecorder.$current.withValue(recorder) { step() }
-    let shapes = recorder.shapes
-    let flops = shapes.reduce(0) { $0 + $1.flops }
-    print(
-      "matrix products per step: \(shapes.count) GEMMs, \(String(format: "%.1f", flops / 1e6)) MFLOP for \(Int(timesteps)) timesteps"
-    )
-    let floor = GemmReplay(shapes: shapes, rng: &rng)
-    let (s, f) = alternatingRounds(
-      rounds: shape.rounds, seconds: shape.seconds, timesteps: timesteps, subject: { step() }, floor: { floor.run() })
-    print(
-      String(
-        format: "learner step: %.0f timesteps/s, %.1f GFLOP/s in matrix products (median of %d rounds)", s,
-        s / timesteps * flops / 1e9, shape.rounds))
-    print(String(format: "GEMM floor (the same %d products alone): %.0f timesteps/s", shapes.count, f))
-    print(String(format: "ratio: %.2f", s / f))
+    benchAgainstFloor(
+      label: "learner step", timesteps: timesteps, rounds: shape.rounds, seconds: shape.seconds, rng: &rng, step: step)
   }
 }

@@ -68,28 +68,9 @@ struct BenchRecurrent: ParsableCommand {
       }
     }
 
-    // The products the layer issues, recorded from one real step.
-    let recorder = GemmRecorder()
-    GemmRecorder.$current.withValue(recorder) { trainStep() }
-    let shapes = recorder.shapes
-    let flops = shapes.reduce(0) { $0 + $1.flops }
-    print(
-      "matrix products per step: \(shapes.count) GEMMs, \(String(format: "%.1f", flops / 1e6)) MFLOP for \(rows) timesteps"
-    )
-    let floor = GemmReplay(shapes: shapes, rng: &rng)
-
-    let (layerRate, floorRate) = alternatingRounds(
-      rounds: shape.rounds, seconds: shape.seconds, timesteps: Double(rows), subject: { trainStep() }, floor: { floor.run() })
-    let gflops = { (rate: Double) in rate / Double(rows) * flops / 1e9 }
-    print(
-      String(
-        format: "%@ forward+backward: %.0f timesteps/s, %.1f GFLOP/s (median of %d rounds)", shape.cell.uppercased(),
-        layerRate, gflops(layerRate), shape.rounds))
-    print(
-      String(
-        format: "GEMM floor (the same %d products alone): %.0f timesteps/s, %.1f GFLOP/s", shapes.count, floorRate,
-        gflops(floorRate)))
-    print(String(format: "ratio: %.2f", layerRate / floorRate))
+    benchAgainstFloor(
+      label: "\(shape.cell.uppercased()) forward+backward", timesteps: Double(rows), rounds: shape.rounds,
+      seconds: shape.seconds, rng: &rng, step: trainStep)
   }
 }
 
