@@ -1,0 +1,84 @@
+import HerdNN
+
+/// `herd explain`: the model's data flow and every tensor shape for a config, in
+/// rollout (2-D, one step per env) and in training (3-D, `[B/T, T, F]`), and the
+/// parameter count per tensor.
+public enum Explain {
+  /// The explanation of `config` for an environment with `observationSize` floats
+  /// and `actionCount` actions.
+  public static func text(_ config: TrainingConfig, observationSize f: Int, actionCount a: Int) -> String {
+    let net = PolicyNetwork(config: config, observationSize: f, actionCount: a)
+    let k = config.num_envs_per_worker
+    let t = config.max_seq_len
+    let n = config.fragmentsPerBatch
+    let b = n * t
+    let z = net.encoder.outFeatures
+    let x = net.coreInputSize
+    let h = net.core?.hiddenSize ?? 0
+    let cell = config.use_lstm ? config.rnn_type.uppercased() : "none"
+    let stateParts = net.core.map { $0.stateCount == 2 ? "(h, c)" : "h" } ?? "none"
+    var extras: [String] = []
+    if net.usePrevAction { extras.append("onehot(a_{t-1}) [\(a)]") }
+    if net.usePrevReward { extras.append("r_{t-1} [1]") }
+    var out: [String] = []
+    func line(_ s: String = "") { out.append(s) }
+
+    line("herd explain: \(config.env), \(config.use_lstm ? "\(cell)(\(h))" : "feed-forward") policy")
+    line()
+    line("Model, one step of one env:")
+    line("  observation o_t              [\(f)]" + (config.observation_filter == "MeanStdFilter" ? "   filtered in the worker: (o - running mean) / std, clipped to +-10" : ""))
+    let hidden = config.fcnet_hiddens.map(String.init).joined(separator: " -> ")
+    line("  " + "encoder (MLP, \(config.fcnet_activation))".padding(toLength: 29, withPad: " ", startingAt: 0) + "[\(f)] -> \(hidden.isEmpty ? "identity" : hidden) = z_t [\(z)]   features, not logits")
+    line("  core input x_t               [z_t [\(z)]" + extras.map { " ; " + $0 }.joined() + "] = [\(x)]")
+    if !net.usePrevAction { line("                               previous action: not an input (lstm_use_prev_action = false)") }
+    if !net.usePrevReward { line("                               previous reward: not an input (lstm_use_prev_reward = false)") }
+    if let core = net.core {
+      line("  \(cell) core, cell size \(h)      \(stateParts) = \(core.stateCount) x [\(h)] per episode, zeros at the episode's start")
+      line("                               remembers across steps of one episode, never across episodes")
+    } else {
+      line("  no recurrent core            the heads see x_t only: nothing is remembered between steps")
+    }
+    line("  heads                        logits_t = W_pi h_t + b_pi [\(a)],  value_t = w_v . h_t + b_v [1]   (h_t [\(net.featureSize)])")
+    line()
+    line("Rollout (a worker, K = \(k) envs): 2-D, one step at a time")
+    line("  obs [\(k), \(f)] -> encoder [\(k), \(z)] -> x [\(k), \(x)]" + (net.core != nil ? " -> \(cell) step with \(stateParts) [\(k), \(h)]\(net.core?.stateCount == 2 ? " each" : "")" : "") + " -> logits [\(k), \(a)], values [\(k)]")
+    if net.core != nil || net.usePrevAction || net.usePrevReward {
+      line("  each env carries its own \(net.core != nil ? "state" : "previous action/reward"); when its episode ends \(net.core != nil ? "the state" : "they")\(net.core != nil && (net.usePrevAction || net.usePrevReward) ? " and a_{t-1}, r_{t-1}" : "") reset to zeros")
+    } else {
+      line("  nothing is carried from one step to the next")
+    }
+    if net.core != nil {
+      line("  fragments: at most T = \(t) steps of one episode (never across one), with state_in = the state before")
+      line("  their first step, the bootstrap observation o_n, and an end: terminated, truncated or cut")
+    } else {
+      line("  fragments: at most T = \(t) steps of one episode (never across one), with the bootstrap observation o_n")
+      line("  and an end: terminated, truncated or cut (no recurrent state to carry)")
+    }
+    line()
+    line("Training (the learner): B = \(config.train_batch_size) timesteps -> N = B / T = \(n) fragments: 3-D")
+    line("  obs [\(n), \(t + 1), \(f)]            slot seq_lens[i] holds fragment i's bootstrap observation o_n")
+    line("  actions, rewards [\(n), \(t)]   behaviour logits [\(n), \(t), \(a)]   mask [\(n), \(t)]   seq_lens [\(n)] in 1...\(t)")
+    if h > 0 {
+      line("  state_in \(stateParts) [\(n), \(h)]\(net.core?.stateCount == 2 ? " each" : "")   a constant: no gradient flows into the worker's state")
+    }
+    line("  padding: steps past seq_lens[i] are zeros, masked out of the loss and V-trace, get no gradient, and cost")
+    line("           no arithmetic (sequences ranked by length; each time step multiplies only the rows still running)")
+    line("  forward: each fragment runs seq_len + 1 steps\(net.core != nil ? " from its state_in" : ""); the extra step gives V(o_n)")
+    if net.core != nil {
+      line("  BPTT: within each fragment only (truncated at T = \(t)); up to \(b) timesteps per update")
+    } else {
+      line("  no recurrence: every step is an independent row; up to \(b) timesteps per update")
+    }
+    line("  bootstrap: terminated -> 0;  truncated or cut -> V(o_n) of the same episode")
+    line("  V-trace (rho-bar \(config.vtrace_clip_rho_threshold), c-bar \(config.vtrace_clip_c_threshold), gamma \(config.gamma)) -> loss = pg + \(config.vf_loss_coeff) x baseline - \(config.entropy_coeff) x entropy, mean over valid steps")
+    line()
+    line("Parameters:")
+    let width = net.layout.entries.map(\.name.count).max() ?? 10
+    for e in net.layout.entries {
+      let shape = "[" + e.slot.shape.map(String.init).joined(separator: ", ") + "]"
+      line("  " + e.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + shape.padding(toLength: 14, withPad: " ", startingAt: 0) + String(e.slot.count))
+    }
+    line("  " + "total".padding(toLength: width + 16, withPad: " ", startingAt: 0) + String(net.layout.count))
+    return out.joined(separator: "\n")
+  }
+}

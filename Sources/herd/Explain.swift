@@ -1,0 +1,26 @@
+import ArgumentParser
+import HerdRL
+
+/// `herd explain`: what the model sees, remembers and how batches are shaped.
+struct ExplainCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "explain",
+    abstract: "Print the model's data flow and every tensor shape for a config, in rollout and in training.",
+    discussion: """
+      Answers the recurring questions about recurrent policies for your config: what
+      the LSTM sees, what it remembers, why batches are 2-D in rollout and 3-D in
+      training, where padding goes, what each fragment bootstraps from, and the
+      parameter count per tensor.
+
+      Example: herd explain --env MemoryChain-v0 --set lstm_use_prev_reward=true
+      """
+  )
+
+  @OptionGroup var options: ConfigOptions
+
+  func run() throws {
+    let config = try options.resolve()
+    let spaces = try EnvironmentFactory.spaces(config)
+    print(Explain.text(config, observationSize: spaces.observationSize, actionCount: spaces.actionCount))
+  }
+}
