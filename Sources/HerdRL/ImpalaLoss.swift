@@ -67,7 +67,7 @@ public enum ImpalaLoss {
     var vsOut = [Float](repeating: 0, count: packing.rowCount)
     var advOut = [Float](repeating: 0, count: packing.rowCount)
     var rhoSum: Double = 0
-    var logProbs = [Float](repeating: 0, count: a)
+    let logProbs = ws.logProbs.pointer
     var behaviour = [Float](repeating: 0, count: a)
     for i in 0..<batch.sequences {
       let n = batch.seqLens[i]
@@ -78,11 +78,10 @@ public enum ImpalaLoss {
       for t in 0..<n {
         let r = packing.row(sequence: i, time: t)
         let act = Int(batch.actions[i * t1 + t])
-        logProbs.withMutablePointer { Kernels.logSoftmax(ws.logits.pointer + r * a, $0, rows: 1, cols: a) }
         batch.behaviourLogits.withPointer { bl in
           behaviour.withMutablePointer { Kernels.logSoftmax(bl + (i * t1 + t) * a, $0, rows: 1, cols: a) }
         }
-        logRhos[t] = logProbs[act] - behaviour[act]
+        logRhos[t] = logProbs[r * a + act] - behaviour[act]
         rhoSum += Double(expf(logRhos[t]))
         let reward = batch.rewards[i * t1 + t]
         rewards[t] = settings.clipRewards ? max(-1, min(1, reward)) : reward
@@ -124,12 +123,11 @@ public enum ImpalaLoss {
     var base: Double = 0
     var ent: Double = 0
     var targetSum: Double = 0
-    var logProbs = [Float](repeating: 0, count: a)
     for i in 0..<batch.sequences {
       for t in 0..<batch.seqLens[i] {
         let r = packing.row(sequence: i, time: t)
         let act = Int(batch.actions[i * batch.maxLength + t])
-        logProbs.withMutablePointer { Kernels.logSoftmax(ws.logits.pointer + r * a, $0, rows: 1, cols: a) }
+        let logProbs = ws.logProbs.pointer + r * a
         var h: Float = 0
         for j in 0..<a { h -= expf(logProbs[j]) * logProbs[j] }
         let adv = targets.advantages[r]

@@ -21,6 +21,9 @@ public final class TrainingWorkspace {
   public let logits = FloatBuffer()
   /// Packed values `[P]`.
   public let values = FloatBuffer()
+  /// Packed log pi(.|x) `[P, A]`: the log-softmax of `logits`, computed once by the
+  /// forward and read by V-trace and the loss.
+  public let logProbs = FloatBuffer()
   /// Gradient of the loss w.r.t. the logits `[P, A]` (set by the loss).
   public let gradLogits = FloatBuffer()
   /// Gradient of the loss w.r.t. the values `[P]` (set by the loss).
@@ -83,7 +86,9 @@ extension PolicyNetwork {
     } else {
       features = UnsafePointer(x)
     }
-    policyHead.forward(p, x: features, rows: rows, y: ws.logits.reserve(rows &* actionCount))
+    let logits = ws.logits.reserve(rows &* actionCount)
+    policyHead.forward(p, x: features, rows: rows, y: logits)
+    Kernels.logSoftmax(logits, ws.logProbs.reserve(rows &* actionCount), rows: rows, cols: actionCount)
     valueHead.forward(p, x: features, rows: rows, y: ws.values.reserve(rows))
   }
 
