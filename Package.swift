@@ -78,6 +78,14 @@ let publicTargets: [Target] = [
     dependencies: ["HerdWire", "HerdRL", "HerdMath"],
     path: "Sources/HerdWorker"
   ),
+  // The stats endpoint: a small HTTP/1.1 server and client on POSIX sockets (no
+  // SwiftNIO: four GET routes do not justify minutes of build), the /stats JSON,
+  // Prometheus text and the dashboard page.
+  .target(
+    name: "HerdStats",
+    dependencies: ["HerdLearner", "HerdWire", "HerdRL", "HerdMath"],
+    path: "Sources/HerdStats"
+  ),
   .executableTarget(
     name: "herd",
     dependencies: [
@@ -88,6 +96,7 @@ let publicTargets: [Target] = [
       "HerdWire",
       "HerdLearner",
       "HerdWorker",
+      "HerdStats",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ],
     path: "Sources/herd"
@@ -137,6 +146,11 @@ let testTargets: [Target] = [
     name: "IntegrationTests",
     dependencies: ["herd", "HerdNN", "HerdWire", "HerdRL"],
     path: "Tests/IntegrationTests"
+  ),
+  .testTarget(
+    name: "HerdStatsTests",
+    dependencies: ["HerdStats", "HerdLearner", "HerdRL", "HerdTestSupport"],
+    path: "Tests/HerdStatsTests"
   ),
   .testTarget(
     name: "HerdNNTests",

@@ -37,6 +37,8 @@ public struct WorkerSession: Sendable {
   public var policyVersion: Int64 = 0
   public var lastSeen: Date
   public var connected = true
+  /// The worker said goodbye (a clean stop), as opposed to going silent.
+  public var saidGoodbye = false
 }
 
 /// The learner's network thread: owns the control ROUTER, the fragment PULL and the
@@ -174,7 +176,7 @@ public final class LearnerNetwork: @unchecked Sendable {
         s.meanReturn = b.meanReturn
         s.policyVersion = b.policyVersion
         s.lastSeen = Date()
-        if !s.connected { s.connected = true }
+        if !s.connected { (s.connected, s.saidGoodbye) = (true, false) }
         sessions[s.id] = s
         return true
       }
@@ -187,7 +189,10 @@ public final class LearnerNetwork: @unchecked Sendable {
         _ = try? socket.send([identity, try ControlCodec.encode(.reject(r))], dontWait: true)
       }
     case .goodbye(let g):
-      lock.withLock { sessions[Int(g.workerID)]?.connected = false }
+      lock.withLock {
+        sessions[Int(g.workerID)]?.connected = false
+        sessions[Int(g.workerID)]?.saidGoodbye = true
+      }
       log("worker \(g.workerID) left: \(g.reason)")
     case .welcome, .reject:
       drop(WireError(.unexpected, "a worker sent a learner-only message"))

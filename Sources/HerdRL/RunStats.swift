@@ -11,13 +11,21 @@ public final class RunStats: @unchecked Sendable {
   private var episodes = 0
   private var envSteps = 0
   private var lags: [Int] = []
+  private var lagNext = 0
+  private var lastEnvStepsAt: ContinuousClock.Instant?
   private var droppedStale = 0
   private var skippedUpdates = 0
   /// Episodes in the mean-return window.
   public let window: Int
+  /// Fragments in the policy-lag window.
+  public let lagWindow: Int
 
-  /// Stats with a mean-return window of `window` episodes.
-  public init(window: Int = 100) { self.window = window }
+  /// Stats with a mean-return window of `window` episodes and policy-lag percentiles
+  /// over the last `lagWindow` trained fragments.
+  public init(window: Int = 100, lagWindow: Int = 1000) {
+    self.window = window
+    self.lagWindow = max(1, lagWindow)
+  }
 
   /// Records a finished episode.
   public func record(_ e: EpisodeRecord) {
@@ -40,38 +48,50 @@ public final class RunStats: @unchecked Sendable {
     }
   }
 
-  /// Adds sampled env steps.
-  public func addEnvSteps(_ n: Int) { lock.withLock { envSteps += n } }
-  /// Records the policy lags of a trained batch (kept for percentiles until the next snapshot).
-  public func recordLags(_ l: [Int]) { lock.withLock { lags += l } }
+  /// Adds sampled env steps (a fragment batch arrived).
+  public func addEnvSteps(_ n: Int) {
+    let now = ContinuousClock.now
+    lock.withLock {
+      envSteps += n
+      lastEnvStepsAt = now
+    }
+  }
+  /// Records the policy lags of a trained batch (the window keeps the last `lagWindow`).
+  public func recordLags(_ l: [Int]) {
+    lock.withLock {
+      for x in l {
+        if lags.count < lagWindow {
+          lags.append(x)
+        } else {
+          lags[lagNext] = x
+        }
+        lagNext = (lagNext + 1) % lagWindow
+      }
+    }
+  }
   /// Counts fragments dropped for being older than `max_policy_lag`.
   public func addDroppedStale(_ n: Int) { lock.withLock { droppedStale += n } }
   /// Counts updates skipped for a non-finite gradient.
   public func addSkippedUpdate() { lock.withLock { skippedUpdates += 1 } }
 
-  /// A consistent copy of everything, resetting the lag sample.
-  public func snapshot() -> Snapshot { take(resetLags: true) }
-
-  /// A consistent copy of everything, keeping the lag sample.
-  public func snapshotPeek() -> Snapshot { take(resetLags: false) }
-
-  private func take(resetLags: Bool) -> Snapshot {
+  /// A consistent copy of everything; `lags: false` skips the percentiles (cheap,
+  /// for the trainer's stop checks).
+  public func snapshot(lags withLags: Bool = true) -> Snapshot {
     lock.withLock {
       let recent = returns.suffix(window)
       let recentLengths = lengths.suffix(window)
-      let sortedLags = resetLags ? lags.sorted() : []  // percentiles only for progress records
+      let sortedLags = withLags ? lags.sorted() : []
       func pct(_ q: Double) -> Int {
         sortedLags.isEmpty ? 0 : sortedLags[min(sortedLags.count - 1, Int(q * Double(sortedLags.count)))]
       }
-      let s = Snapshot(
+      return Snapshot(
         episodes: episodes, envSteps: envSteps,
         meanReturn: recent.isEmpty ? nil : recent.reduce(0, +) / Float(recent.count),
         minReturn: recent.min(), maxReturn: recent.max(),
         meanLength: recentLengths.isEmpty ? nil : Float(recentLengths.reduce(0, +)) / Float(recentLengths.count),
         windowEpisodes: recent.count, lagP50: pct(0.5), lagP95: pct(0.95), lagMax: sortedLags.last ?? 0,
-        droppedStale: droppedStale, skippedUpdates: skippedUpdates)
-      if resetLags { lags.removeAll(keepingCapacity: true) }
-      return s
+        droppedStale: droppedStale, skippedUpdates: skippedUpdates,
+        secondsSinceEnvSteps: lastEnvStepsAt.map { ($0.duration(to: .now)).seconds })
     }
   }
 
@@ -91,5 +111,12 @@ public final class RunStats: @unchecked Sendable {
     public var lagMax: Int
     public var droppedStale: Int
     public var skippedUpdates: Int
+    /// Seconds since env steps last arrived (nil before the first).
+    public var secondsSinceEnvSteps: Double?
   }
+}
+
+extension Duration {
+  /// The duration in seconds.
+  public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

@@ -94,6 +94,8 @@ public final class TrainingRun {
     public let queue: FragmentQueue
     public let board: WeightBoard
     public let stats: RunStats
+    /// The trainer's published status and curves (the stats endpoint reads it).
+    public let status: StatusBoard
   }
 
   /// Builds the model, learner (restored from `RUN_DIR/checkpoint.herd` when
@@ -110,19 +112,22 @@ public final class TrainingRun {
       let meta = archive.metadata
       learner.restore(version: Int(meta["policy_version"] ?? "") ?? 0, trainedSteps: Int(meta["trained_steps"] ?? "") ?? 0)
       stats.restore(envSteps: Int(meta["env_steps"] ?? "") ?? 0, episodes: Int(meta["episodes"] ?? "") ?? 0)
-      log("resumed from \(path): policy version \(learner.version), \(stats.snapshotPeek().envSteps) env steps")
+      log("resumed from \(path): policy version \(learner.version), \(stats.snapshot(lags: false).envSteps) env steps")
     }
     let board = WeightBoard()
     board.publish(version: learner.version, weights: learner.parameters.flatValues)
     try runDirectory.writeAtomically("config.json", try config.prettyJSON() + "\n")
-    return Parts(network: network, learner: learner, queue: FragmentQueue(capacity: config.learner_queue_size), board: board, stats: stats)
+    return Parts(network: network, learner: learner, queue: FragmentQueue(capacity: config.learner_queue_size), board: board, stats: stats,
+      status: StatusBoard())
   }
 
   /// Trains with `num_workers` rollout threads in this process until a stop
   /// criterion, `interrupted` or an error; always writes the checkpoint and
-  /// `summary.json` before returning.
-  public func run(interrupted: StopFlag) throws -> RunSummary {
+  /// `summary.json` before returning. `started` sees the parts before training
+  /// begins (a stats endpoint reads their status board).
+  public func run(interrupted: StopFlag, started: (Parts) throws -> Void = { _ in }) throws -> RunSummary {
     let parts = try prepare()
+    try started(parts)
     let (network, queue, board, stats) = (parts.network, parts.queue, parts.board, parts.stats)
     let workersStop = StopFlag()
     let failure = FailureBox()
@@ -176,13 +181,27 @@ public final class TrainingRun {
     let n = config.fragmentsPerBatch
     var last: LearnerStepStats?
     var lastProgress = 0.0
+    var lastStatus = -1.0
     var lastCheckpoint = 0.0
-    var lastSteps = 0
-    var lastTrained = 0
+    var rates = RateWindow(seconds: 5)
     var best: Float?
     var reachedAt: (steps: Int, seconds: Double)?
     var reason = "stop criteria"
+    func report(now: Double, stopped: String? = nil) -> TrainerStatus {
+      let full = stats.snapshot()
+      let r = rates.add(t: now, sampled: full.envSteps, trained: learner.trainedSteps)
+      return TrainerStatus(
+        wallSeconds: now, stats: full, updates: learner.version, trainedSteps: learner.trainedSteps,
+        sampledPerSecond: r.sampled, trainedPerSecond: r.trained,
+        lastUpdate: last.map {
+          .init(
+            policyLoss: $0.terms.policy, baselineLoss: $0.terms.baseline,
+            entropyLoss: -config.entropy_coeff * $0.terms.entropy, entropy: $0.terms.entropy, gradNorm: $0.gradNorm,
+            learningRate: $0.learningRate, meanRho: $0.terms.meanRho)
+        }, queueDepth: queue.depth, queueCapacity: queue.capacity, stoppedBecause: stopped)
+    }
     while true {
+      parts.status.beat()
       // Intake: fresh fragments only.
       let incoming = queue.receive(max: n - pending.count, timeout: 0.05)
       let fresh = incoming.filter { learner.version - $0.policyVersion <= config.max_policy_lag }
@@ -199,9 +218,9 @@ public final class TrainingRun {
           board.publish(version: learner.version, weights: learner.parameters.flatValues)
         }
       }
-      // Progress, checkpoints, stop criteria.
+      // Status, progress, checkpoints, stop criteria.
       let now = seconds()
-      let snap = stats.snapshotPeek()
+      let snap = stats.snapshot(lags: false)
       if let m = snap.meanReturn, snap.windowEpisodes >= 100 { best = max(best ?? m, m) }
       if reachedAt == nil, let r = stop.reward, let m = snap.meanReturn, snap.windowEpisodes >= 100, m >= r {
         reachedAt = (snap.envSteps, now)
@@ -212,18 +231,17 @@ public final class TrainingRun {
       if reachedAt != nil { reason = "stop_reward reached"; finished = true }
       if let s = stop.envSteps, snap.envSteps >= s { reason = "stop_steps reached"; finished = true }
       if let s = stop.seconds, now >= s { reason = "stop_seconds reached"; finished = true }
-      if now - lastProgress >= config.progress_interval_seconds || finished {
-        let full = stats.snapshot()
-        let dt = max(1e-9, now - lastProgress)
-        let sps = Double(full.envSteps - lastSteps) / dt
-        let tps = Double(learner.trainedSteps - lastTrained) / dt
-        lastProgress = now
-        lastSteps = full.envSteps
-        lastTrained = learner.trainedSteps
-        writeProgress(full, last, learner: learner, now: now, sps: sps, tps: tps, queueDepth: queue.depth)
+      if now - lastStatus >= 1 || finished {
+        let status = report(now: now, stopped: finished ? reason : nil)
+        parts.status.publish(status)
+        lastStatus = now
+        if now - lastProgress >= config.progress_interval_seconds || finished {
+          writeProgress(status)
+          lastProgress = now
+        }
       }
       if now - lastCheckpoint >= config.checkpoint_interval_seconds {
-        try checkpoint(learner, stats.snapshotPeek())
+        try checkpoint(learner, snap)
         lastCheckpoint = now
       }
       if finished { break }
@@ -231,7 +249,7 @@ public final class TrainingRun {
 
     // Shutdown: stop the producers (unblock their sends), checkpoint, summary.
     shutdown()
-    let final = stats.snapshotPeek()
+    let final = stats.snapshot(lags: false)
     try checkpoint(learner, final)
     let summary = RunSummary(
       env: config.env, env_steps: final.envSteps, trained_steps: learner.trainedSteps, updates: learner.version,
@@ -252,29 +270,34 @@ public final class TrainingRun {
       learner, metadata: ["env_steps": String(s.envSteps), "episodes": String(s.episodes)])
   }
 
-  private func writeProgress(
-    _ s: RunStats.Snapshot, _ l: LearnerStepStats?, learner: Learner, now: Double, sps: Double, tps: Double,
-    queueDepth: Int
-  ) {
+  private func writeProgress(_ t: TrainerStatus) {
+    let s = t.stats
+    let u = t.lastUpdate
     runDirectory.appendProgress([
-      "wall_seconds": now, "env_steps": s.envSteps, "trained_steps": learner.trainedSteps, "updates": learner.version,
-      "policy_version": learner.version, "episodes": s.episodes, "mean_return": jsonNumber(s.meanReturn),
+      "wall_seconds": t.wallSeconds, "env_steps": s.envSteps, "trained_steps": t.trainedSteps, "updates": t.updates,
+      "policy_version": t.updates, "episodes": s.episodes, "mean_return": jsonNumber(s.meanReturn),
       "min_return": jsonNumber(s.minReturn), "max_return": jsonNumber(s.maxReturn),
       "mean_length": jsonNumber(s.meanLength),
-      "steps_per_second": sps, "trained_steps_per_second": tps,
-      "losses/pg": jsonNumber(l?.terms.policy), "losses/baseline": jsonNumber(l?.terms.baseline),
-      "losses/entropy": jsonNumber(l.map { -config.entropy_coeff * $0.terms.entropy }),
-      "entropy": jsonNumber(l?.terms.entropy), "grad_norm": jsonNumber(l?.gradNorm), "lr": jsonNumber(l?.learningRate),
-      "mean_rho": jsonNumber(l?.terms.meanRho), "policy_lag_p50": s.lagP50, "policy_lag_p95": s.lagP95,
-      "policy_lag_max": s.lagMax, "dropped_stale": s.droppedStale, "queue_depth": queueDepth,
+      "steps_per_second": t.sampledPerSecond, "trained_steps_per_second": t.trainedPerSecond,
+      "losses/pg": jsonNumber(u?.policyLoss), "losses/baseline": jsonNumber(u?.baselineLoss),
+      "losses/entropy": jsonNumber(u?.entropyLoss),
+      "entropy": jsonNumber(u?.entropy), "grad_norm": jsonNumber(u?.gradNorm), "lr": jsonNumber(u?.learningRate),
+      "mean_rho": jsonNumber(u?.meanRho), "policy_lag_p50": s.lagP50, "policy_lag_p95": s.lagP95,
+      "policy_lag_max": s.lagMax, "dropped_stale": s.droppedStale, "queue_depth": t.queueDepth,
     ])
+    log(Self.progressLine(t))
+  }
+
+  /// The one-line progress report the learner logs every few seconds.
+  public static func progressLine(_ t: TrainerStatus) -> String {
+    let s = t.stats
     func f(_ x: Float?, _ digits: Int = 2) -> String { x.map { String(format: "%.\(digits)f", $0) } ?? "-" }
     let ret = s.meanReturn.map { "\(f($0)) (\(s.windowEpisodes) ep)" } ?? "- (no episode yet)"
-    log(
-      String(
-        format: "%7.1fs  steps %@ (%@/s)  updates %d  return %@  loss pg %@ vf %@ ent %@  lag p50 %d max %d",
-        now, Int(s.envSteps).formatted(), Int(sps).formatted(), learner.version, ret,
-        f(l?.terms.policy, 3), f(l?.terms.baseline, 3), f(l?.terms.entropy, 3), s.lagP50, s.lagMax))
+    return String(
+      format: "%7.1fs  steps %@ (%@/s)  updates %d  return %@  loss pg %@ vf %@ ent %@  lag p50 %d max %d",
+      t.wallSeconds, Int(s.envSteps).formatted(), Int(t.sampledPerSecond).formatted(), t.updates, ret,
+      f(t.lastUpdate?.policyLoss, 3), f(t.lastUpdate?.baselineLoss, 3), f(t.lastUpdate?.entropy, 3), s.lagP50,
+      s.lagMax)
   }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import HerdLearner
 import HerdMath
 import HerdRL
+import HerdStats
 import HerdWire
 import HerdWorker
 
@@ -50,6 +51,7 @@ struct LearnerCommand: ParsableCommand {
   @OptionGroup var options: ConfigOptions
   @OptionGroup var endpoints: EndpointOptions
   @OptionGroup var stopping: StopOptions
+  @OptionGroup var stats: StatsOptions
   @Option(help: "Run folder (default runs/ENV-TIME).")
   var runDir: String?
   @Flag(help: "Continue from RUN_DIR/checkpoint.herd (policy version, optimiser state, counters).")
@@ -60,6 +62,7 @@ struct LearnerCommand: ParsableCommand {
   func validate() throws {
     try stopping.validate()
     try endpoints.validate()
+    try stats.validate()
   }
 
   func run() throws {
@@ -72,14 +75,20 @@ struct LearnerCommand: ParsableCommand {
     let run = TrainingRun(config: config, stop: stopping.criteria(for: config.env), runDirectory: runDirectory) { line in
       if !q { printError(line) }
     }
-    let summary = try serve(run, endpoints: endpoints.endpoints, resume: resume, interrupted: interruptFlag) { _ in }
+    let e = endpoints.endpoints
+    let summary = try serve(
+      run, endpoints: e, stats: stats, defaultStatsPort: e.controlPort == 0 ? 0 : e.controlPort + 3, resume: resume,
+      interrupted: interruptFlag
+    ) { _ in }
     printSummary(summary)
   }
 }
 
-/// Runs a learner daemon for `run`; `ready` receives the bound control endpoint.
+/// Runs a learner daemon for `run` with its stats endpoint; `ready` receives the
+/// bound control endpoint.
 func serve(
-  _ run: TrainingRun, endpoints: LearnerEndpoints, resume: Bool, interrupted: StopFlag, ready: (String) -> Void
+  _ run: TrainingRun, endpoints: LearnerEndpoints, stats: StatsOptions, defaultStatsPort: Int, resume: Bool,
+  interrupted: StopFlag, ready: (String) -> Void
 ) throws -> RunSummary {
   let parts = try run.prepare(resume: resume)
   let spec = WireModelSpec(
@@ -91,10 +100,22 @@ func serve(
   if endpoints.host != "127.0.0.1" && endpoints.host != "localhost" {
     printError("warning: serving on \(endpoints.host) without authentication: anyone who reaches these ports can feed this learner")
   }
+  let sources = StatsSources(
+    env: run.config.env, runID: StatsEndpoint.newSessionID(), runDir: run.runDirectory.path, board: parts.status,
+    workers: { network.workers }, drops: { network.drops },
+    endpoints: ["control": network.bound.control, "fragments": network.bound.fragments, "weights": network.bound.weights])
+  let endpoint: StatsEndpoint?
+  do {
+    endpoint = try stats.start(sources: sources, host: endpoints.host, defaultPort: defaultStatsPort)
+  } catch {
+    network.shutdown()
+    throw error
+  }
   ready(network.bound.control)
   return try run.trainLoop(parts, interrupted: interrupted, failure: { nil }) {
     parts.queue.close()
     network.shutdown()
+    endpoint?.stop()
     let drops = network.drops
     if !drops.isEmpty {
       printError("dropped messages by reason: " + drops.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(separator: ", "))

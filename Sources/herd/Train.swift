@@ -3,6 +3,7 @@ import Foundation
 import HerdMath
 import HerdLearner
 import HerdRL
+import HerdStats
 import Synchronization
 
 /// Options shared by every command that builds a config (`train`, `explain`, ...).
@@ -117,6 +118,7 @@ struct Train: ParsableCommand {
   @OptionGroup var options: ConfigOptions
 
   @OptionGroup var stopping: StopOptions
+  @OptionGroup var stats: StatsOptions
 
   @Option(help: "Run folder for config.json, progress.jsonl, checkpoint.herd, summary.json (default runs/ENV-TIME).")
   var runDir: String?
@@ -135,6 +137,7 @@ struct Train: ParsableCommand {
 
   func validate() throws {
     try stopping.validate()
+    try stats.validate()
     if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1, got \(w)") }
   }
 
@@ -158,7 +161,14 @@ struct Train: ParsableCommand {
     }
     let summary: RunSummary
     if inProcess {
-      summary = try run.run(interrupted: interruptFlag)
+      var endpoint: StatsEndpoint?
+      defer { endpoint?.stop() }
+      summary = try run.run(interrupted: interruptFlag) { parts in
+        let sources = StatsSources(
+          env: config.env, runID: StatsEndpoint.newSessionID(), runDir: dir, board: parts.status,
+          endpoints: ["transport": "in-process"])
+        endpoint = try stats.start(sources: sources, host: "127.0.0.1", defaultPort: 5558)
+      }
     } else {
       summary = try runWithWorkerProcesses(run, config: config)
     }
@@ -178,7 +188,9 @@ struct Train: ParsableCommand {
       for c in children where c.isRunning { kill(c.processIdentifier, SIGKILL) }
     }
     let endpoints = LearnerEndpoints(host: "127.0.0.1", controlPort: 0, fragmentPort: 0, weightsPort: 0)
-    return try serve(run, endpoints: endpoints, resume: false, interrupted: interruptFlag) { control in
+    return try serve(
+      run, endpoints: endpoints, stats: stats, defaultStatsPort: 5558, resume: false, interrupted: interruptFlag
+    ) { control in
       let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
       for i in 0..<config.num_workers {
         let p = Process()

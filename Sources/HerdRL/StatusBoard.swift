@@ -1,0 +1,119 @@
+import Foundation
+import HerdMath
+
+/// What the trainer reports about itself, once a second: a value, so readers
+/// (the stats endpoint, progress lines) never touch the trainer's state.
+public struct TrainerStatus: Sendable {
+  /// Seconds since the run started.
+  public var wallSeconds: Double
+  public var stats: RunStats.Snapshot
+  /// Updates applied (= policy version).
+  public var updates: Int
+  public var trainedSteps: Int
+  /// Env steps sampled per second over the last few seconds.
+  public var sampledPerSecond: Double
+  /// Env steps trained per second over the last few seconds.
+  public var trainedPerSecond: Double
+  /// The latest update's loss terms and optimiser figures (nil before the first).
+  public var lastUpdate: UpdateFigures?
+  public var queueDepth: Int
+  public var queueCapacity: Int
+  /// Why the run stopped (nil while it runs).
+  public var stoppedBecause: String?
+
+  /// One update's figures, as reported.
+  public struct UpdateFigures: Sendable {
+    public var policyLoss: Float
+    public var baselineLoss: Float
+    /// The entropy term as it enters the loss: -entropy_coeff * entropy.
+    public var entropyLoss: Float
+    public var entropy: Float
+    public var gradNorm: Float
+    public var learningRate: Float
+    public var meanRho: Float
+  }
+}
+
+/// One point of the learning curves the dashboard draws.
+public struct HistoryPoint: Sendable, Equatable {
+  public var wallSeconds: Double
+  public var envSteps: Int
+  public var meanReturn: Float?
+  public var sampledPerSecond: Double
+  public var trainedPerSecond: Double
+  public var policyLoss: Float?
+  public var baselineLoss: Float?
+  public var entropyLoss: Float?
+  public var lagP50: Int
+  public var lagP95: Int
+}
+
+/// The trainer's published status and curves, read by the stats endpoint and the
+/// progress display. The trainer writes (a copy under a short lock); readers copy.
+/// The history keeps at most `capacity` points over the whole run: when full, every
+/// second point goes and new points are kept half as often.
+public final class StatusBoard: @unchecked Sendable {
+  private let lock = SpinlessLock()
+  private var latest: TrainerStatus?
+  private var points: [HistoryPoint] = []
+  private var stride = 1
+  private var offered = 0
+  private var lastBeat = ContinuousClock.now
+  private var publishedAt = ContinuousClock.now
+  /// Most history points kept.
+  public let capacity: Int
+  /// When the board (the run) started.
+  public let started = Date()
+
+  public init(capacity: Int = 1024) { self.capacity = max(4, capacity) }
+
+  /// Publishes a status and offers its point to the history.
+  public func publish(_ status: TrainerStatus) {
+    let point = HistoryPoint(
+      wallSeconds: status.wallSeconds, envSteps: status.stats.envSteps, meanReturn: status.stats.meanReturn,
+      sampledPerSecond: status.sampledPerSecond, trainedPerSecond: status.trainedPerSecond,
+      policyLoss: status.lastUpdate?.policyLoss, baselineLoss: status.lastUpdate?.baselineLoss,
+      entropyLoss: status.lastUpdate?.entropyLoss, lagP50: status.stats.lagP50, lagP95: status.stats.lagP95)
+    lock.withLock {
+      latest = status
+      lastBeat = .now
+      publishedAt = lastBeat
+      if offered % stride == 0 {
+        points.append(point)
+        if points.count >= capacity {
+          points = points.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+          stride *= 2
+        }
+      }
+      offered += 1
+    }
+  }
+
+  /// Marks the trainer's loop as alive (called every iteration; cheap).
+  public func beat() { lock.withLock { lastBeat = .now } }
+
+  /// The latest status (nil before the trainer's first).
+  public var status: TrainerStatus? { lock.withLock { latest } }
+  /// The curves so far, oldest first.
+  public var history: [HistoryPoint] { lock.withLock { points } }
+  /// Seconds since the latest status was published.
+  public var secondsSincePublish: Double { lock.withLock { publishedAt }.duration(to: .now).seconds }
+  /// Seconds since the trainer's loop last went round.
+  public var secondsSinceBeat: Double { lock.withLock { lastBeat }.duration(to: .now).seconds }
+}
+
+/// Sampled and trained rates over a sliding window of a few seconds.
+struct RateWindow {
+  private var samples: [(t: Double, sampled: Int, trained: Int)] = []
+  let seconds: Double
+
+  init(seconds: Double) { self.seconds = seconds }
+
+  /// Adds a sample and returns the rates since the oldest one still in the window.
+  mutating func add(t: Double, sampled: Int, trained: Int) -> (sampled: Double, trained: Double) {
+    samples.append((t, sampled, trained))
+    while samples.count > 2, t - samples[1].t >= seconds { samples.removeFirst() }
+    guard let first = samples.first, t - first.t > 1e-6 else { return (0, 0) }
+    return (Double(sampled - first.sampled) / (t - first.t), Double(trained - first.trained) / (t - first.t))
+  }
+}

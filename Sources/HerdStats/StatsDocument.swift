@@ -1,0 +1,179 @@
+import Foundation
+
+/// What `GET /stats` returns: flat, namespaced keys (`losses/pg`, `policy_lag/p95`)
+/// that stay stable across versions, every key always present (`null` when there is
+/// no value yet), plus `dropped` (every reason, zeros included), `endpoints` and one
+/// row per worker. `herd stats` decodes the same type.
+public struct StatsDocument: Codable, Sendable, Equatable {
+  public var schema = 1
+  public var env: String
+  /// A random id of this learner process: it changes when the learner restarts.
+  public var runID: String
+  public var runDir: String
+  /// `training`, `starting`, `stalled` or `stopped`.
+  public var status: String
+  /// Why the status is what it is (the /healthz reason).
+  public var statusReason: String
+  public var uptimeSeconds: Double
+  public var policyVersion: Int
+  public var updates: Int
+  public var envStepsSampled: Int
+  public var envStepsTrained: Int
+  public var sampledPerSecond: Double
+  public var trainedPerSecond: Double
+  public var episodes: Int
+  /// Episodes in the return window (up to 100).
+  public var episodesWindow: Int
+  public var returnMean: Float?
+  public var returnMin: Float?
+  public var returnMax: Float?
+  public var lengthMean: Float?
+  public var lossPG: Float?
+  public var lossBaseline: Float?
+  public var lossEntropy: Float?
+  public var entropy: Float?
+  public var gradNorm: Float?
+  public var learningRate: Float?
+  public var meanRho: Float?
+  public var skippedUpdates: Int
+  public var lagP50: Int
+  public var lagP95: Int
+  public var lagMax: Int
+  public var queueDepth: Int
+  public var queueCapacity: Int
+  public var secondsSinceFragments: Double?
+  public var dropped: [String: Int]
+  public var endpoints: [String: String]
+  public var workers: [WorkerRow]
+
+  enum CodingKeys: String, CodingKey {
+    case schema
+    case env = "run/env"
+    case runID = "run/learner_session"
+    case runDir = "run/dir"
+    case status = "run/status"
+    case statusReason = "run/status_reason"
+    case uptimeSeconds = "run/uptime_seconds"
+    case policyVersion = "learner/policy_version"
+    case updates = "learner/updates"
+    case envStepsSampled = "env_steps/sampled"
+    case envStepsTrained = "env_steps/trained"
+    case sampledPerSecond = "throughput/sampled_per_second"
+    case trainedPerSecond = "throughput/trained_per_second"
+    case episodes = "episodes/total"
+    case episodesWindow = "episodes/window"
+    case returnMean = "episode_return/mean"
+    case returnMin = "episode_return/min"
+    case returnMax = "episode_return/max"
+    case lengthMean = "episode_length/mean"
+    case lossPG = "losses/pg"
+    case lossBaseline = "losses/baseline"
+    case lossEntropy = "losses/entropy"
+    case entropy = "learner/entropy"
+    case gradNorm = "learner/grad_norm"
+    case learningRate = "learner/lr"
+    case meanRho = "learner/mean_rho"
+    case skippedUpdates = "learner/skipped_updates"
+    case lagP50 = "policy_lag/p50"
+    case lagP95 = "policy_lag/p95"
+    case lagMax = "policy_lag/max"
+    case queueDepth = "queue/depth"
+    case queueCapacity = "queue/capacity"
+    case secondsSinceFragments = "intake/seconds_since_fragments"
+    case dropped
+    case endpoints
+    case workers
+  }
+
+  /// Every key, `null` for absent values (synthesised Codable would leave them out).
+  public func encode(to encoder: Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(schema, forKey: .schema)
+    try c.encode(env, forKey: .env)
+    try c.encode(runID, forKey: .runID)
+    try c.encode(runDir, forKey: .runDir)
+    try c.encode(status, forKey: .status)
+    try c.encode(statusReason, forKey: .statusReason)
+    try c.encode(uptimeSeconds, forKey: .uptimeSeconds)
+    try c.encode(policyVersion, forKey: .policyVersion)
+    try c.encode(updates, forKey: .updates)
+    try c.encode(envStepsSampled, forKey: .envStepsSampled)
+    try c.encode(envStepsTrained, forKey: .envStepsTrained)
+    try c.encode(sampledPerSecond, forKey: .sampledPerSecond)
+    try c.encode(trainedPerSecond, forKey: .trainedPerSecond)
+    try c.encode(episodes, forKey: .episodes)
+    try c.encode(episodesWindow, forKey: .episodesWindow)
+    try c.encode(returnMean, forKey: .returnMean)
+    try c.encode(returnMin, forKey: .returnMin)
+    try c.encode(returnMax, forKey: .returnMax)
+    try c.encode(lengthMean, forKey: .lengthMean)
+    try c.encode(lossPG, forKey: .lossPG)
+    try c.encode(lossBaseline, forKey: .lossBaseline)
+    try c.encode(lossEntropy, forKey: .lossEntropy)
+    try c.encode(entropy, forKey: .entropy)
+    try c.encode(gradNorm, forKey: .gradNorm)
+    try c.encode(learningRate, forKey: .learningRate)
+    try c.encode(meanRho, forKey: .meanRho)
+    try c.encode(skippedUpdates, forKey: .skippedUpdates)
+    try c.encode(lagP50, forKey: .lagP50)
+    try c.encode(lagP95, forKey: .lagP95)
+    try c.encode(lagMax, forKey: .lagMax)
+    try c.encode(queueDepth, forKey: .queueDepth)
+    try c.encode(queueCapacity, forKey: .queueCapacity)
+    try c.encode(secondsSinceFragments, forKey: .secondsSinceFragments)
+    try c.encode(dropped, forKey: .dropped)
+    try c.encode(endpoints, forKey: .endpoints)
+    try c.encode(workers, forKey: .workers)
+  }
+
+  /// One worker, as its heartbeats describe it.
+  public struct WorkerRow: Codable, Sendable, Equatable {
+    public var id: Int
+    public var host: String
+    public var pid: Int
+    public var envs: Int
+    public var envSteps: Int
+    public var stepsPerSecond: Double
+    public var episodes: Int
+    /// Mean return of the worker's last 100 episodes (null before its first).
+    public var meanReturn: Float?
+    /// The policy version the worker acts with.
+    public var policyVersion: Int
+    public var secondsSinceHeartbeat: Double
+    /// `connected`, `lost` (silent for 10 s) or `left` (said goodbye).
+    public var state: String
+
+    enum CodingKeys: String, CodingKey {
+      case id, host, pid, envs
+      case envSteps = "env_steps"
+      case stepsPerSecond = "steps_per_second"
+      case episodes
+      case meanReturn = "mean_return"
+      case policyVersion = "policy_version"
+      case secondsSinceHeartbeat = "seconds_since_heartbeat"
+      case state
+    }
+
+    public func encode(to encoder: Encoder) throws {
+      var c = encoder.container(keyedBy: CodingKeys.self)
+      try c.encode(id, forKey: .id)
+      try c.encode(host, forKey: .host)
+      try c.encode(pid, forKey: .pid)
+      try c.encode(envs, forKey: .envs)
+      try c.encode(envSteps, forKey: .envSteps)
+      try c.encode(stepsPerSecond, forKey: .stepsPerSecond)
+      try c.encode(episodes, forKey: .episodes)
+      try c.encode(meanReturn, forKey: .meanReturn)
+      try c.encode(policyVersion, forKey: .policyVersion)
+      try c.encode(secondsSinceHeartbeat, forKey: .secondsSinceHeartbeat)
+      try c.encode(state, forKey: .state)
+    }
+  }
+
+  /// Pretty, sorted JSON.
+  public func json() throws -> [UInt8] {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    return Array(try e.encode(self)) + [10]
+  }
+}
