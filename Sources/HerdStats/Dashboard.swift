@@ -96,16 +96,25 @@ enum Dashboard {
       g.font = "11px system-ui, sans-serif"; g.fillStyle = "#6b7482"; g.strokeStyle = "#e3e6ea";
       if (xs.length < 2 || lo === Infinity) { g.fillText("waiting for data", L, h / 2); return; }
       if (hi === lo) { hi += Math.abs(hi) * 0.1 + 1; lo -= Math.abs(lo) * 0.1 + 1; }
-      const pad = (hi - lo) * 0.06; hi += pad; lo -= pad;
+      // Round ticks (1, 2 or 5 times a power of ten); a non-negative series keeps 0 as its floor.
+      const raw = (hi - lo) / 4, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+      const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+      const nonNegative = lo >= 0;
+      lo = Math.floor(lo / step) * step; hi = Math.ceil(hi / step) * step;
+      if (nonNegative && lo < 0) lo = 0;
       const x0 = xs[0], x1 = xs[xs.length - 1] === x0 ? x0 + 1 : xs[xs.length - 1];
       const X = (x) => L + (x - x0) / (x1 - x0) * (w - L - R), Y = (y) => T + (hi - y) / (hi - lo) * (h - T - B);
       g.lineWidth = 1; g.textAlign = "right";
-      for (let i = 0; i <= 4; i++) {
-        const y = lo + (hi - lo) * i / 4, py = Math.round(Y(y)) + 0.5;
-        g.beginPath(); g.moveTo(L, py); g.lineTo(w - R, py); g.stroke(); g.fillText(si(y), L - 6, py + 4);
+      for (let y = lo; y <= hi + step / 2; y += step) {
+        const py = Math.round(Y(y)) + 0.5;
+        g.beginPath(); g.moveTo(L, py); g.lineTo(w - R, py); g.stroke();
+        g.fillText(step >= 1 && Math.abs(y) < 1e4 ? y.toFixed(0) : si(y), L - 6, py + 4);
       }
-      g.textAlign = "center";
-      for (let i = 0; i <= 4; i++) { const x = x0 + (x1 - x0) * i / 4; g.fillText(xfmt(x), X(x), h - 6); }
+      for (let i = 0; i <= 4; i++) {
+        const x = x0 + (x1 - x0) * i / 4;
+        g.textAlign = i === 0 ? "left" : i === 4 ? "right" : "center";
+        g.fillText(xfmt(x), X(x), h - 6);
+      }
       g.lineWidth = 1.8;
       for (const s of series) {
         g.strokeStyle = s.color; g.beginPath(); let pen = false;

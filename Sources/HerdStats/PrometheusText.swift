@@ -1,7 +1,8 @@
 import Foundation
 
 /// The stats in Prometheus' text exposition format (version 0.0.4), written by hand:
-/// `# HELP` and `# TYPE` before each family, counters named `..._total`, gauges for
+/// `# HELP` and `# TYPE` before each family, counters named `..._total` (in their
+/// HELP and TYPE lines too), gauges for
 /// levels, one label set per worker, label values escaped, absent values left out
 /// (no sample rather than a made-up number).
 public enum PrometheusText {
@@ -79,8 +80,10 @@ public enum PrometheusText {
   }
 
   static func text(_ f: Family) -> String {
-    var out = "# HELP \(f.name) \(f.help.replacingOccurrences(of: "\\", with: "\\\\"))\n# TYPE \(f.name) \(f.type)\n"
+    // In the 0.0.4 text format a family's HELP/TYPE name is its samples' name, so
+    // a counter is declared as `..._total` (as prometheus_client writes it too).
     let sampleName = f.type == "counter" ? f.name + "_total" : f.name
+    var out = "# HELP \(sampleName) \(f.help.replacingOccurrences(of: "\\", with: "\\\\"))\n# TYPE \(sampleName) \(f.type)\n"
     for s in f.samples {
       out += sampleName
       if !s.labels.isEmpty {

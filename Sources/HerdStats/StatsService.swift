@@ -171,20 +171,8 @@ public final class StatsService: Sendable {
   /// The learning curves, column by column (`null` where a value did not exist yet).
   func historyJSON() -> [UInt8] {
     let h = sources.board.history
-    struct Columns: Encodable {
-      var wall_seconds: [Double]
-      var env_steps: [Int]
-      var return_mean: [Float?]
-      var sampled_per_second: [Double]
-      var trained_per_second: [Double]
-      var loss_pg: [Float?]
-      var loss_baseline: [Float?]
-      var loss_entropy: [Float?]
-      var lag_p50: [Int]
-      var lag_p95: [Int]
-    }
     func finite(_ x: Float?) -> Float? { x.flatMap { $0.isFinite ? $0 : nil } }
-    let c = Columns(
+    let c = HistoryDocument(
       wall_seconds: h.map(\.wallSeconds), env_steps: h.map(\.envSteps), return_mean: h.map { finite($0.meanReturn) },
       sampled_per_second: h.map(\.sampledPerSecond), trained_per_second: h.map(\.trainedPerSecond),
       loss_pg: h.map { finite($0.policyLoss) }, loss_baseline: h.map { finite($0.baselineLoss) },

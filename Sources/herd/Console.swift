@@ -4,3 +4,10 @@ import Foundation
 func printError(_ line: String) {
   FileHandle.standardError.write(Data((line + "\n").utf8))
 }
+
+/// A failure at run time (not a usage error): printed as "Error: ..." with exit
+/// status 1 and no usage line.
+struct CommandFailure: Error, CustomStringConvertible {
+  let description: String
+  init(_ d: String) { description = d }
+}

@@ -1,0 +1,39 @@
+import Testing
+
+@testable import HerdRL
+
+@Suite struct RunStatsTests {
+  /// Rates over a sliding window of samples (5 s here).
+  @Test func rateWindowSlides() {
+    var w = RateWindow(seconds: 5)
+    #expect(w.add(t: 0, sampled: 0, trained: 0) == (0, 0))
+    #expect(w.add(t: 1, sampled: 100, trained: 50) == (100, 50))
+    #expect(w.add(t: 2, sampled: 300, trained: 100) == (150, 50))
+    _ = w.add(t: 6, sampled: 700, trained: 100)
+    // The samples at t = 0 and 1 have left the window: (1700 - 300) / (8 - 2).
+    let r = w.add(t: 8, sampled: 1700, trained: 400)
+    #expect(abs(r.sampled - 1400.0 / 6) < 1e-9)
+    #expect(abs(r.trained - 300.0 / 6) < 1e-9)
+  }
+
+  /// Lag percentiles cover the last `lagWindow` fragments only.
+  @Test func lagWindowKeepsTheLatest() {
+    let stats = RunStats(window: 100, lagWindow: 10)
+    stats.recordLags(Array(repeating: 100, count: 10))
+    #expect(stats.snapshot().lagP50 == 100)
+    stats.recordLags(Array(0..<10))
+    let s = stats.snapshot()
+    #expect(s.lagMax == 9)
+    #expect(s.lagP50 == 5)
+    #expect(stats.snapshot(lags: false).lagMax == 0, "no percentiles when not asked for")
+  }
+
+  /// The time since env steps last arrived is nil until they do.
+  @Test func secondsSinceEnvSteps() {
+    let stats = RunStats()
+    #expect(stats.snapshot().secondsSinceEnvSteps == nil)
+    stats.addEnvSteps(10)
+    let s = stats.snapshot().secondsSinceEnvSteps
+    #expect(s != nil && s! >= 0 && s! < 5)
+  }
+}
