@@ -2,14 +2,23 @@
 # Both install what is missing on a fresh Debian machine first.
 SHELL := /bin/bash
 APT_PACKAGES := libzmq3-dev libopenblas-dev
+# Test-only: Prometheus' own text parser for the /metrics test (and, in issue 6,
+# shellcheck and iproute2 for the deploy/ scripts and the multi-host test).
+TEST_PACKAGES := python3-prometheus-client
 SWIFT ?= swift
 
-.PHONY: deps build test train bench format clean
+.PHONY: deps test-deps install-packages build test train bench format clean
 
 ## deps: install the Debian packages Herd links against, when missing
 deps:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(APT_PACKAGES)"
+
+test-deps:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(APT_PACKAGES) $(TEST_PACKAGES)"
+
+install-packages:
 	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found; install Swift 6 from swift.org" >&2; exit 1; }
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
@@ -20,9 +29,10 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product herd
 
-## test: build once (release: numeric code is 10-50x slower in debug) and run every test
-test: deps
-	$(SWIFT) test -c release
+## test: build once (release: numeric code is 10-50x slower in debug) and run every
+## test; HERD_REQUIRE_TOOLS=1 turns a missing test tool into a failure, not a skip
+test: test-deps
+	HERD_REQUIRE_TOOLS=1 $(SWIFT) test -c release
 
 ## train: train a recurrent policy with a local learner and workers
 train: build

@@ -144,7 +144,7 @@ let testTargets: [Target] = [
   // Runs the real `herd` binary (built beside the tests) on small budgets.
   .testTarget(
     name: "IntegrationTests",
-    dependencies: ["herd", "HerdNN", "HerdWire", "HerdRL"],
+    dependencies: ["herd", "HerdNN", "HerdWire", "HerdRL", "HerdStats"],
     path: "Tests/IntegrationTests"
   ),
   .testTarget(

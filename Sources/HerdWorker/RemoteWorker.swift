@@ -121,11 +121,14 @@ public final class RemoteWorker {
     var lastSend = Date()
     var lastBeat = Date.distantPast
     var lastBeatSteps = 0
+    var lastWeights = Date()
+    var lastProgress = (time: Date(), steps: 0)
     while !stop.isSet {
       // New weights between steps (keep the newest).
       while let frames = try sub.receive(timeoutMs: 0) {
         if let (v, blob) = try? WeightsCodec.decode(frames[0], spec: spec), v > worker.policyVersion {
           try worker.setWeights(blob, version: v)
+          lastWeights = Date()
         }
       }
       // Act, step, record.
@@ -159,6 +162,16 @@ public final class RemoteWorker {
         _ = try control.send([try ControlCodec.encode(.heartbeat(b))], dontWait: true)
         lastBeat = Date()
         lastBeatSteps = worker.envSteps
+      }
+      // A progress line every progress_interval_seconds x 5 (10 s by default).
+      let sinceProgress = Date().timeIntervalSince(lastProgress.time)
+      if sinceProgress >= 5 * config.progress_interval_seconds {
+        let rate = Double(worker.envSteps - lastProgress.steps) / sinceProgress
+        let ret = recent.isEmpty ? "-" : String(format: "%.2f", recent.reduce(0, +) / Float(recent.count))
+        log(
+          "worker \(w.workerID): steps \(worker.envSteps.formatted()) (\(Int(rate).formatted())/s)  episodes \(totalEpisodes)  "
+            + "return \(ret)  policy version \(worker.policyVersion) (weights \(String(format: "%.1f", Date().timeIntervalSince(lastWeights))) s old)")
+        lastProgress = (Date(), worker.envSteps)
       }
       if let frames = try control.receive(timeoutMs: 0), case .reject(let r)? = try? ControlCodec.decode(frames.last ?? []) {
         log("worker \(w.workerID): the learner does not know this session (\(r.reason)); saying hello again")

@@ -1,8 +1,15 @@
 import Foundation
+import HerdMath
+import HerdRL
 
-/// Writes a line to standard error (progress and diagnostics; stdout stays for results).
+/// Writes a line to standard error (progress and diagnostics; stdout stays for
+/// results). While a ``ProgressDisplay`` is shown, the line goes above its status bar.
 func printError(_ line: String) {
-  FileHandle.standardError.write(Data((line + "\n").utf8))
+  if let display = ProgressDisplay.current.value {
+    display.log(line)
+  } else {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+  }
 }
 
 /// A failure at run time (not a usage error): printed as "Error: ..." with exit
@@ -10,4 +17,125 @@ func printError(_ line: String) {
 struct CommandFailure: Error, CustomStringConvertible {
   let description: String
   init(_ d: String) { description = d }
+}
+
+/// A lock-protected optional value shared across threads.
+final class SharedSlot<T>: @unchecked Sendable {
+  private let lock = SpinlessLock()
+  private var stored: T?
+  var value: T? {
+    get { lock.withLock { stored } }
+    set { lock.withLock { stored = newValue } }
+  }
+}
+
+/// The status bar `herd train` keeps at the bottom of a terminal: a bar toward the
+/// stop criterion, the mean return, env steps, steps/s and elapsed time, redrawn
+/// twice a second from the trainer's published status; log lines scroll above it.
+/// Only on a terminal (stderr is a TTY) and without --quiet.
+final class ProgressDisplay: @unchecked Sendable {
+  /// The display on screen, if any (``printError`` writes through it).
+  static let current = SharedSlot<ProgressDisplay>()
+
+  private let lock = SpinlessLock()
+  private let board: StatusBoard
+  private let stop: StopCriteria
+  private var statusLine = ""
+  private let done = StopFlag()
+  private var thread: Thread?
+
+  init(board: StatusBoard, stop: StopCriteria) {
+    self.board = board
+    self.stop = stop
+  }
+
+  /// Shows a display for `board` when stderr is a terminal; nil otherwise.
+  static func show(board: StatusBoard, stop: StopCriteria) -> ProgressDisplay? {
+    guard isatty(STDERR_FILENO) == 1 else { return nil }
+    let d = ProgressDisplay(board: board, stop: stop)
+    current.value = d
+    let t = Thread { [d] in
+      while !d.done.isSet {
+        d.redraw()
+        usleep(500_000)
+      }
+    }
+    t.name = "herd-progress"
+    d.thread = t
+    t.start()
+    return d
+  }
+
+  /// Writes `line` above the status bar.
+  func log(_ line: String) {
+    lock.withLock { write("\r\u{1B}[2K" + line + "\n" + statusLine) }
+  }
+
+  /// Removes the bar and restores plain output.
+  func finish() {
+    if done.isSet { return }
+    done.set()
+    while let t = thread, !t.isFinished { usleep(5000) }
+    ProgressDisplay.current.value = nil
+    lock.withLock { write("\r\u{1B}[2K") }
+  }
+
+  private func redraw() {
+    guard let s = board.status else { return }
+    let line = Self.render(s, stop: stop, width: Int(ProcessInfo.processInfo.environment["COLUMNS"] ?? "") ?? 100)
+    lock.withLock {
+      statusLine = line
+      write("\r\u{1B}[2K" + line)
+    }
+  }
+
+  private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+
+  /// The status bar for `s`: the fraction is the furthest of the stop criteria
+  /// (steps, seconds, or the mean return over the target when both are positive).
+  static func render(_ s: TrainerStatus, stop: StopCriteria, width: Int) -> String {
+    var fraction = 0.0
+    if let n = stop.envSteps { fraction = max(fraction, Double(s.stats.envSteps) / Double(n)) }
+    if let t = stop.seconds { fraction = max(fraction, s.wallSeconds / t) }
+    if let r = stop.reward, r > 0, let m = s.stats.meanReturn, m > 0 { fraction = max(fraction, Double(m / r)) }
+    fraction = min(1, fraction)
+    let barWidth = 20
+    let filled = Int((fraction * Double(barWidth)).rounded(.down))
+    let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: barWidth - filled)
+    let ret = s.stats.meanReturn.map { String(format: "%.1f", $0) } ?? "-"
+    let target = stop.reward.map { String(format: " / %g", $0) } ?? ""
+    let t = Int(s.wallSeconds)
+    let line = String(
+      format: "%@ %3d%%  return %@%@  steps %@  %@/s  updates %d  lag %d  %d:%02d",
+      bar, Int(fraction * 100), ret, target, Int(s.stats.envSteps).formatted(), Int(s.sampledPerSecond).formatted(),
+      s.updates, s.stats.lagP50, t / 60, t % 60)
+    return String(line.prefix(max(20, width - 1)))
+  }
+}
+
+/// Splits bytes from a child's stderr into lines and prints each through
+/// ``printError`` (the partial last line waits for its end).
+final class LineForwarder: @unchecked Sendable {
+  private let lock = SpinlessLock()
+  private var pending: [UInt8] = []
+  let prefix: String
+
+  init(prefix: String) { self.prefix = prefix }
+
+  func feed(_ data: Data) {
+    let lines = lock.withLock { () -> [String] in
+      if data.isEmpty {  // end of file: flush what is left
+        defer { pending = [] }
+        return pending.isEmpty ? [] : [String(decoding: pending, as: UTF8.self)]
+      }
+      pending += data
+      var out: [String] = []
+      while let nl = pending.firstIndex(of: 10) {
+        out.append(String(decoding: pending[..<nl], as: UTF8.self))
+        pending.removeSubrange(...nl)
+      }
+      return out
+    }
+    for l in lines { printError(prefix + l) }
+  }
 }

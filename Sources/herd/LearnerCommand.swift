@@ -79,7 +79,7 @@ struct LearnerCommand: ParsableCommand {
     let summary = try serve(
       run, endpoints: e, stats: stats, defaultStatsPort: e.controlPort == 0 ? 0 : e.controlPort + 3, resume: resume,
       interrupted: interruptFlag
-    ) { _ in }
+    ) { _, _ in }
     printSummary(summary)
   }
 }
@@ -88,7 +88,7 @@ struct LearnerCommand: ParsableCommand {
 /// bound control endpoint.
 func serve(
   _ run: TrainingRun, endpoints: LearnerEndpoints, stats: StatsOptions, defaultStatsPort: Int, resume: Bool,
-  interrupted: StopFlag, ready: (String) -> Void
+  interrupted: StopFlag, ready: (_ control: String, _ status: StatusBoard) -> Void
 ) throws -> RunSummary {
   let parts = try run.prepare(resume: resume)
   let spec = WireModelSpec(
@@ -111,7 +111,7 @@ func serve(
     network.shutdown()
     throw error
   }
-  ready(network.bound.control)
+  ready(network.bound.control, parts.status)
   return try run.trainLoop(parts, interrupted: interrupted, failure: { nil }) {
     parts.queue.close()
     network.shutdown()

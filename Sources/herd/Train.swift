@@ -132,8 +132,13 @@ struct Train: ParsableCommand {
   @Flag(help: "Print the effective config as JSON and exit.")
   var printConfig = false
 
-  @Flag(help: "No progress lines (summary only).")
+  @Flag(help: "No progress lines or status bar (summary only).")
   var quiet = false
+  let display = SharedSlot<ProgressDisplay>()
+
+  enum CodingKeys: CodingKey {
+    case options, stopping, stats, runDir, workers, inProcess, printConfig, quiet
+  }
 
   func validate() throws {
     try stopping.validate()
@@ -160,6 +165,7 @@ struct Train: ParsableCommand {
       if !quiet { printError(line) }
     }
     let summary: RunSummary
+    defer { display.value?.finish() }
     if inProcess {
       var endpoint: StatsEndpoint?
       defer { endpoint?.stop() }
@@ -168,10 +174,12 @@ struct Train: ParsableCommand {
           env: config.env, runID: StatsEndpoint.newSessionID(), runDir: dir, board: parts.status,
           endpoints: ["transport": "in-process"])
         endpoint = try stats.start(sources: sources, host: "127.0.0.1", defaultPort: 5558)
+        showProgress(parts.status, stop)
       }
     } else {
-      summary = try runWithWorkerProcesses(run, config: config)
+      summary = try runWithWorkerProcesses(run, config: config, stop: stop)
     }
+    display.value?.finish()
     printSummary(summary)
     if interruptFlag.isSet { throw ExitCode(130) }
   }
@@ -179,7 +187,7 @@ struct Train: ParsableCommand {
   /// A learner in this process and `num_workers` `herd worker` child processes
   /// connected over loopback ZeroMQ; the children are stopped (SIGTERM, then
   /// SIGKILL after 5 s) when the run ends.
-  func runWithWorkerProcesses(_ run: TrainingRun, config: TrainingConfig) throws -> RunSummary {
+  func runWithWorkerProcesses(_ run: TrainingRun, config: TrainingConfig, stop: StopCriteria) throws -> RunSummary {
     var children: [Process] = []
     defer {
       for c in children where c.isRunning { kill(c.processIdentifier, SIGTERM) }
@@ -190,12 +198,17 @@ struct Train: ParsableCommand {
     let endpoints = LearnerEndpoints(host: "127.0.0.1", controlPort: 0, fragmentPort: 0, weightsPort: 0)
     return try serve(
       run, endpoints: endpoints, stats: stats, defaultStatsPort: 5558, resume: false, interrupted: interruptFlag
-    ) { control in
+    ) { control, status in
       let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
       for i in 0..<config.num_workers {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = ["worker", "--learner", control, "--seed", String(config.seed &+ UInt64(i) &+ 1)]
+        // The children's log lines go through this process (above the status bar).
+        let pipe = Pipe()
+        p.standardError = pipe
+        let forward = LineForwarder(prefix: "")
+        pipe.fileHandleForReading.readabilityHandler = { h in forward.feed(h.availableData) }
         do {
           try p.run()
           children.append(p)
@@ -204,7 +217,13 @@ struct Train: ParsableCommand {
         }
       }
       printError("started \(children.count) worker process(es) for \(control)")
+      showProgress(status, stop)
     }
+  }
+
+  /// The status bar (on a terminal, without --quiet).
+  func showProgress(_ board: StatusBoard, _ stop: StopCriteria) {
+    if !quiet { display.value = ProgressDisplay.show(board: board, stop: stop) }
   }
 
   /// The return at which an environment counts as solved.
