@@ -23,6 +23,17 @@ public struct LearnerEndpoints: Sendable, Equatable {
   func endpoint(_ port: Int) -> String { "tcp://\(host):\(port == 0 ? "*" : String(port))" }
 }
 
+/// CURVE for the learner: its key pair and the worker keys it admits (name -> key).
+public struct LearnerSecurity: Sendable {
+  public var pair: CurveKeyPair
+  public var authorized: [String: CurveKey]
+
+  public init(pair: CurveKeyPair, authorized: [String: CurveKey]) {
+    self.pair = pair
+    self.authorized = authorized
+  }
+}
+
 /// One connected worker session, as the learner sees it.
 public struct WorkerSession: Sendable {
   public var id: Int
@@ -60,6 +71,7 @@ public final class LearnerNetwork: @unchecked Sendable {
   private var dropped: [DropReason: Int] = [:]
   private var nextWorkerID = 0
   private var thread: Thread?
+  private var zap: ZAPAuthenticator?
   /// The endpoints actually bound (ephemeral ports resolved), set by ``start()``.
   public private(set) var bound: (control: String, fragments: String, weights: String) = ("", "", "")
 
@@ -75,12 +87,24 @@ public final class LearnerNetwork: @unchecked Sendable {
     self.log = log
   }
 
-  /// Binds the three sockets and starts the network thread.
-  public func start(_ endpoints: LearnerEndpoints) throws {
+  /// Binds the three sockets and starts the network thread. With `security`, every
+  /// socket is a CURVE server and a ZAP handler admits only the authorised worker
+  /// keys (each refused handshake counts as an `unauthorized` drop).
+  public func start(_ endpoints: LearnerEndpoints, security: LearnerSecurity? = nil) throws {
     let ctx = try ZMQContext()
+    if let security {
+      let zap = ZAPAuthenticator(authorized: security.authorized, log: log) { [self] in
+        lock.withLock { dropped[.unauthorized, default: 0] += 1 }
+      }
+      try zap.start(ctx)  // before any CURVE socket exists: no handler would mean no check
+      self.zap = zap
+    }
     let control = try ZMQSocket(ctx, .router)
     let fragments = try ZMQSocket(ctx, .pull)
     let weights = try ZMQSocket(ctx, .pub)
+    if let security {
+      for s in [control, fragments, weights] { try s.makeCurveServer(secret: security.pair.secretKey) }
+    }
     // Bounded queues: a full learner slows the workers instead of growing memory.
     try fragments.setHighWaterMarks(send: 8, receive: 8)
     try fragments.setKernelBuffers(send: 1 << 16, receive: 1 << 16)
@@ -104,10 +128,11 @@ public final class LearnerNetwork: @unchecked Sendable {
     t.start()
   }
 
-  /// Stops the network thread and waits for it.
+  /// Stops the network thread (and the ZAP handler) and waits for them.
   public func shutdown() {
     stop.set()
     while let t = thread, !t.isFinished { usleep(1000) }
+    zap?.shutdown()
   }
 
   /// Dropped messages by reason.

@@ -29,6 +29,8 @@ public enum DropReason: String, CaseIterable, Sendable, Codable {
   case unexpected = "unexpected_message"
   /// Too old: more than max_policy_lag updates behind.
   case stale = "stale_policy"
+  /// A CURVE handshake refused: the client's key is not authorised (counted per attempt).
+  case unauthorized
 }
 
 /// A message that failed validation: the reason (for counting) and a detail (for the

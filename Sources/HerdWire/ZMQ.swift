@@ -52,7 +52,7 @@ public final class ZMQContext: @unchecked Sendable {
 
 /// The socket patterns Herd uses.
 public enum SocketType: Sendable {
-  case router, dealer, push, pull, pub, sub
+  case router, dealer, push, pull, pub, sub, rep, pair
 
   var raw: Int32 {
     switch self {
@@ -62,6 +62,8 @@ public enum SocketType: Sendable {
     case .pull: return ZMQ_PULL
     case .pub: return ZMQ_PUB
     case .sub: return ZMQ_SUB
+    case .rep: return ZMQ_REP
+    case .pair: return ZMQ_PAIR
     }
   }
 }
@@ -99,7 +101,7 @@ public final class ZMQSocket: @unchecked Sendable {
     handle = nil
   }
 
-  fileprivate func socket() throws -> UnsafeMutableRawPointer {
+  func socket() throws -> UnsafeMutableRawPointer {
     guard let h = handle else { throw ZMQError.closed }
     return h
   }
@@ -233,5 +235,39 @@ extension ZMQSocket {
       throw ZMQError.last("zmq_poll")
     }
     return items.map { ($0.revents & Int16(ZMQ_POLLIN)) != 0 }
+  }
+}
+
+extension ZMQSocket {
+  /// Handshake events of a socket, read through `zmq_socket_monitor` (a PAIR socket
+  /// on an inproc endpoint in the same context). Used by workers to tell "the learner
+  /// refused my key" from "no answer".
+  public func monitorHandshakes(_ context: ZMQContext, name: String) throws -> ZMQSocket {
+    let endpoint = "inproc://herd-monitor-\(name)"
+    let events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+      | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+    guard zmq_socket_monitor(try socket(), endpoint, events) == 0 else { throw ZMQError.last("zmq_socket_monitor") }
+    let pair = try ZMQSocket(context, .pair)
+    try pair.connect(endpoint)
+    return pair
+  }
+}
+
+/// A monitor event: what happened and its value (an error or ZAP status code).
+public struct ZMQMonitorEvent: Sendable, Equatable {
+  public var event: Int32
+  public var value: UInt32
+
+  /// Parses the first frame of a monitor message (16-bit event, 32-bit value).
+  public init?(_ frames: [[UInt8]]) {
+    guard let f = frames.first, f.count >= 6 else { return nil }
+    event = Int32(UInt16(f[0]) | UInt16(f[1]) << 8)
+    value = UInt32(f[2]) | UInt32(f[3]) << 8 | UInt32(f[4]) << 16 | UInt32(f[5]) << 24
+  }
+
+  public var isAuthFailure: Bool { event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH }
+  public var isHandshakeFailure: Bool {
+    event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+      || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
   }
 }

@@ -31,8 +31,14 @@ public final class RemoteWorker {
   let seed: UInt64
   public let runID: UInt64
   let log: (String) -> Void
+  /// CURVE: the learner's public key and this worker's pair (nil: plain TCP).
+  let curve: (server: CurveKey, pair: CurveKeyPair)?
+  private var warnedRefused = false
 
-  public init(learner: String, envs: Int?, seed: UInt64, log: @escaping (String) -> Void) throws {
+  public init(
+    learner: String, envs: Int?, seed: UInt64, curve: (server: CurveKey, pair: CurveKeyPair)? = nil,
+    log: @escaping (String) -> Void
+  ) throws {
     guard learner.hasPrefix("tcp://"), let colon = learner.lastIndex(of: ":"), colon > learner.index(learner.startIndex, offsetBy: 6),
       Int(learner[learner.index(after: colon)...]) != nil
     else { throw WorkerError.badAddress(learner) }
@@ -40,6 +46,7 @@ public final class RemoteWorker {
     learnerHost = String(learner[learner.index(learner.startIndex, offsetBy: 6)..<colon])
     self.envs = envs
     self.seed = seed
+    self.curve = curve
     var g = SystemRandomNumberGenerator()
     runID = g.next()
     self.log = log
@@ -49,11 +56,16 @@ public final class RemoteWorker {
   public func run(stop: StopFlag) throws {
     let ctx = try ZMQContext()
     var backoff = 0.5
+    var attempt = 0
     while !stop.isSet {
       let control = try ZMQSocket(ctx, .dealer)
       try control.setReconnect(initialMs: 100, maxMs: 5000)
+      try secure(control)
+      attempt += 1
+      let monitor = try control.monitorHandshakes(ctx, name: "\(runID)-\(attempt)")
+      defer { monitor.close() }
       try control.connect(learner)
-      guard let welcome = try hello(control, stop: stop) else {
+      guard let welcome = try hello(control, monitor: monitor, stop: stop) else {
         control.close()
         if stop.isSet { break }
         log("worker: no answer from \(learner); retrying in \(String(format: "%.1f", backoff)) s")
@@ -71,12 +83,22 @@ public final class RemoteWorker {
 
   /// Sends a hello and waits up to 3 s for the answer: a welcome, nil on silence;
   /// a reject is fatal unless it asks for another hello.
-  func hello(_ control: ZMQSocket, stop: StopFlag) throws -> Welcome? {
+  func hello(_ control: ZMQSocket, monitor: ZMQSocket, stop: StopFlag) throws -> Welcome? {
     // 0 envs: the run's num_envs_per_worker (the worker learns it from the welcome).
     let h = Hello(runID: runID, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()), numEnvs: envs ?? 0, build: "herd")
     try control.send([try ControlCodec.encode(.hello(h))], dontWait: true)
     let deadline = Date(timeIntervalSinceNow: 3)
     while Date() < deadline && !stop.isSet {
+      while let event = try monitor.receive(timeoutMs: 0).flatMap(ZMQMonitorEvent.init), event.isHandshakeFailure {
+        if !warnedRefused {
+          warnedRefused = true
+          let key = curve.map { "its public key \($0.pair.publicKey.z85) is not in the learner's --authorized-keys" }
+          log(
+            "worker: the learner at \(learner) refused the handshake (\(event.isAuthFailure ? "authentication, status \(event.value)" : "CURVE protocol")): "
+              + (key ?? "the learner requires CURVE keys (--learner-public-key, --curve-secret-key)")
+              + "; retrying, further refusals are not logged")
+        }
+      }
       guard let frames = try control.receive(timeoutMs: 100) else { continue }
       switch try? ControlCodec.decode(frames.last ?? []) {
       case .welcome(let w)?: return w
@@ -102,10 +124,12 @@ public final class RemoteWorker {
     let worker = try RolloutWorker(config: config, network: network, workerID: Int(w.workerID), seed: seed, runID: runID)
     try worker.setWeights(try TensorCodec.floats(w.weights, shape: [spec.parameterCount], name: "welcome weights"), version: Int(w.policyVersion))
     let push = try ZMQSocket(ctx, .push)
+    try secure(push)
     try push.setHighWaterMarks(send: 4, receive: 4)
     try push.setKernelBuffers(send: 1 << 16, receive: 1 << 16)
     try push.connect(rehost(w.fragmentEndpoint))
     let sub = try ZMQSocket(ctx, .sub)
+    try secure(sub)
     try sub.subscribe()
     try sub.connect(rehost(w.weightsEndpoint))
     log("worker \(w.workerID): welcomed by \(learner) at policy version \(w.policyVersion); \(config.num_envs_per_worker) envs of \(config.env)")
@@ -183,6 +207,11 @@ public final class RemoteWorker {
     g.runID = runID
     g.reason = "stopped"
     _ = try? control.send([try ControlCodec.encode(.goodbye(g))], dontWait: true)
+  }
+
+  /// Makes `socket` a CURVE client of the learner when keys were given.
+  func secure(_ socket: ZMQSocket) throws {
+    if let curve { try socket.makeCurveClient(server: curve.server, pair: curve.pair) }
   }
 
   /// The learner's endpoint with this worker's view of the learner's host (a learner

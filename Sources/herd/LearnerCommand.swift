@@ -52,6 +52,7 @@ struct LearnerCommand: ParsableCommand {
   @OptionGroup var endpoints: EndpointOptions
   @OptionGroup var stopping: StopOptions
   @OptionGroup var stats: StatsOptions
+  @OptionGroup var curve: LearnerCurveOptions
   @Option(help: "Run folder (default runs/ENV-TIME).")
   var runDir: String?
   @Flag(help: "Continue from RUN_DIR/checkpoint.herd (policy version, optimiser state, counters).")
@@ -63,10 +64,12 @@ struct LearnerCommand: ParsableCommand {
     try stopping.validate()
     try endpoints.validate()
     try stats.validate()
+    try curve.validate()
   }
 
   func run() throws {
     let config = try options.resolve()
+    let security = try curve.security()
     if resume && runDir == nil { throw ValidationError("--resume needs --run-dir (the run to continue)") }
     BLAS.setThreadCount(1)
     let runDirectory = try RunDirectory(path: runDir ?? "runs/\(config.env)-\(Train.timestamp())")
@@ -77,8 +80,8 @@ struct LearnerCommand: ParsableCommand {
     }
     let e = endpoints.endpoints
     let summary = try serve(
-      run, endpoints: e, stats: stats, defaultStatsPort: e.controlPort == 0 ? 0 : e.controlPort + 3, resume: resume,
-      interrupted: interruptFlag
+      run, endpoints: e, security: security, stats: stats,
+      defaultStatsPort: e.controlPort == 0 ? 0 : e.controlPort + 3, resume: resume, interrupted: interruptFlag
     ) { _, _ in }
     printSummary(summary)
   }
@@ -87,7 +90,7 @@ struct LearnerCommand: ParsableCommand {
 /// Runs a learner daemon for `run` with its stats endpoint; `ready` receives the
 /// bound control endpoint.
 func serve(
-  _ run: TrainingRun, endpoints: LearnerEndpoints, stats: StatsOptions, defaultStatsPort: Int, resume: Bool,
+  _ run: TrainingRun, endpoints: LearnerEndpoints, security: LearnerSecurity? = nil, stats: StatsOptions, defaultStatsPort: Int, resume: Bool,
   interrupted: StopFlag, ready: (_ control: String, _ status: StatusBoard) -> Void
 ) throws -> RunSummary {
   let parts = try run.prepare(resume: resume)
@@ -96,9 +99,11 @@ func serve(
     stateSize: parts.network.stateSize, maxSeqLen: run.config.max_seq_len, parameterCount: parts.network.layout.count)
   let network = LearnerNetwork(
     config: run.config, spec: spec, queue: parts.queue, board: parts.board, stats: parts.stats, log: { printError($0) })
-  try network.start(endpoints)
-  if endpoints.host != "127.0.0.1" && endpoints.host != "localhost" {
-    printError("warning: serving on \(endpoints.host) without authentication: anyone who reaches these ports can feed this learner")
+  try network.start(endpoints, security: security)
+  if endpoints.host != "127.0.0.1" && endpoints.host != "localhost" && security == nil {
+    printError(
+      "warning: serving on \(endpoints.host) without CURVE: anyone who reaches these ports can feed this learner "
+        + "(herd keys generate; --curve-secret-key, --authorized-keys)")
   }
   let sources = StatsSources(
     env: run.config.env, runID: StatsEndpoint.newSessionID(), runDir: run.runDirectory.path, board: parts.status,
@@ -144,14 +149,16 @@ struct WorkerCommand: ParsableCommand {
   var envs: Int?
   @Option(help: "Seed for this worker's environments and sampling.")
   var seed: UInt64 = 0
+  @OptionGroup var curve: WorkerCurveOptions
 
   func validate() throws {
     if let e = envs, e < 1 { throw ValidationError("--envs must be at least 1, got \(e)") }
+    try curve.validate()
   }
 
   func run() throws {
     installStopSignals()
-    let worker = try RemoteWorker(learner: learner, envs: envs, seed: seed) { printError($0) }
+    let worker = try RemoteWorker(learner: learner, envs: envs, seed: seed, curve: try curve.keys()) { printError($0) }
     printError("worker: run \(String(worker.runID, radix: 16)), connecting to \(learner)")
     try worker.run(stop: interruptFlag)
   }

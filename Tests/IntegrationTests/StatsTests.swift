@@ -97,3 +97,55 @@ extension HerdProcess {
     #expect(taken.status != 0 && taken.stderr.contains("--stats-port 70000"))
   }
 }
+
+/// CURVE between real processes: an authorised worker trains, a worker with an
+/// unknown key and one without keys are refused and cannot push a single fragment.
+@Suite(.serialized) struct CurveIntegrationTests {
+  @Test func onlyTheAuthorisedWorkerTrains() throws {
+    let dir = HerdBinary.tempDir("curve")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for (name, out) in [("learner", dir + "/keys"), ("w1", dir + "/keys/workers"), ("intruder", dir + "/keys/other")] {
+      let r = try HerdBinary.run(["keys", "generate", "--name", name, "--out", out], timeout: 10)
+      #expect(r.status == 0, "\(r.stderr)")
+    }
+    let learner = try HerdProcess([
+      "learner", "--env", "CartPole-v1", "--port", "0", "--stats-port", "0", "--run-dir", dir + "/run",
+      "--curve-secret-key", dir + "/keys/learner.key", "--authorized-keys", dir + "/keys/workers", "--stop-seconds", "60",
+    ])
+    #expect(learner.waitFor(10) { $0.contains("stats: dashboard") })
+    let url = try #require(learner.statsURL)
+    let control = try #require(learner.controlEndpoint)
+    let keys = ["--learner-public-key", dir + "/keys/learner.pub"]
+    let intruder = try HerdProcess(["worker", "--learner", control, "--curve-secret-key", dir + "/keys/other/intruder.key"] + keys)
+    let plain = try HerdProcess(["worker", "--learner", control])
+    #expect(intruder.waitFor(15) { $0.contains("refused the handshake (authentication, status 400)") }, "\(intruder.stderr)")
+    #expect(plain.waitFor(15) { $0.contains("refused the handshake") }, "\(plain.stderr)")
+    let good = try HerdProcess(["worker", "--learner", control, "--curve-secret-key", dir + "/keys/workers/w1.key"] + keys)
+
+    var doc: StatsDocument?
+    let deadline = Date(timeIntervalSinceNow: 30)
+    while Date() < deadline {
+      if let r = try? HTTPClient.get(url + "/stats"), let d = try? JSONDecoder().decode(StatsDocument.self, from: Data(r.body)),
+        d.updates >= 20
+      {
+        doc = d
+        break
+      }
+      usleep(250_000)
+    }
+    let d = try #require(doc, "no training with the authorised worker: \(learner.stderr)")
+    #expect(d.workers.count == 1, "only the authorised worker has a session")
+    #expect(d.workers.first?.pid == Int(good.process.processIdentifier))
+    #expect((d.dropped["unauthorized"] ?? 0) >= 1)
+    #expect(d.dropped["unknown_worker"] == 0 && d.dropped["undecodable"] == 0, "nothing from the refused workers got in")
+    #expect(learner.stderr.contains("is not among the authorized keys"))
+    #expect(!intruder.stderr.contains("welcomed"))
+    #expect(!plain.stderr.contains("welcomed"))
+    // A worker whose keys do not go together is a usage error naming both options.
+    let half = try HerdBinary.run(["worker", "--learner", control, "--curve-secret-key", dir + "/keys/workers/w1.key"], timeout: 10)
+    #expect(half.status != 0 && half.stderr.contains("--learner-public-key and --curve-secret-key go together"))
+    for p in [intruder, plain, good] { p.signal(SIGTERM) }
+    learner.signal(SIGTERM)
+    #expect(learner.wait(20) == 0)
+  }
+}
