@@ -2,9 +2,9 @@
 # Both install what is missing on a fresh Debian machine first.
 SHELL := /bin/bash
 APT_PACKAGES := libzmq3-dev libopenblas-dev
-# Test-only: Prometheus' own text parser for the /metrics test (and, in issue 6,
-# shellcheck and iproute2 for the deploy/ scripts and the multi-host test).
-TEST_PACKAGES := python3-prometheus-client
+# Test-only: Prometheus' own text parser for the /metrics test, iproute2 for the
+# multi-host test over network namespaces, shellcheck for the shell scripts.
+TEST_PACKAGES := python3-prometheus-client iproute2 shellcheck
 SWIFT ?= swift
 
 .PHONY: deps test-deps install-packages build test train bench format clean

@@ -18,8 +18,13 @@ struct HerdBinary {
 
   /// Runs `herd args...` and waits (at most `timeout` seconds, then kills it).
   static func run(_ args: [String], timeout: Double = 120) throws -> Result {
+    try runCommand(path, args, timeout: timeout)
+  }
+
+  /// Runs `executable args...` and waits (at most `timeout` seconds, then kills it).
+  static func runCommand(_ executable: String, _ args: [String], timeout: Double = 120) throws -> Result {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
+    p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
     // Output goes to files: nothing to drain while the child runs.
     let base = tempDir("out")
