@@ -3,8 +3,11 @@
 SHELL := /bin/bash
 APT_PACKAGES := libzmq3-dev libopenblas-dev
 # Test-only: Prometheus' own text parser for the /metrics test, iproute2 for the
-# multi-host test over network namespaces, shellcheck for the shell scripts.
+# multi-host test over network namespaces, shellcheck for the shell scripts
+# (systemd-analyze comes with Debian's systemd, where it is installed).
 TEST_PACKAGES := python3-prometheus-client iproute2 shellcheck
+# From PyPI: the Kubernetes schemas, to validate deploy/kubernetes offline.
+KUBERNETES_VALIDATE := 1.37.0
 SWIFT ?= swift
 
 .PHONY: deps test-deps install-packages build test train bench format clean
@@ -15,6 +18,7 @@ deps:
 
 test-deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(APT_PACKAGES) $(TEST_PACKAGES)"
+	@command -v kubernetes-validate >/dev/null || python3 -m pip install --quiet "kubernetes-validate==$(KUBERNETES_VALIDATE)"
 
 install-packages:
 	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found; install Swift 6 from swift.org" >&2; exit 1; }

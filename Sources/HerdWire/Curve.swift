@@ -77,7 +77,7 @@ public struct CurveError: Error, CustomStringConvertible {
 }
 
 /// Key files: a comment line, then the Z85 key. `NAME.key` holds the secret key
-/// (mode 0600: the file is refused when others can read it), `NAME.pub` the public key.
+/// (written 0600; refused when any user can read it), `NAME.pub` the public key.
 public enum Curve {
   /// Whether this libzmq was built with CURVE (Debian's is, with libsodium).
   public static var isSupported: Bool { zmq_has("curve") == 1 }
@@ -135,13 +135,15 @@ public enum Curve {
     }
   }
 
-  /// Reads a secret key file and its pair; refuses a file others can read.
+  /// Reads a secret key file and its pair; refuses a file any user can read or
+  /// anyone but its owner can write (group read is allowed: Kubernetes mounts
+  /// secrets for a pod's fsGroup that way).
   public static func readSecret(_ path: String) throws -> CurveKeyPair {
     var st = stat()
     guard stat(path, &st) == 0 else { throw CurveError("cannot read the secret key file \(path)") }
-    guard st.st_mode & 0o077 == 0 else {
+    guard st.st_mode & 0o026 == 0 else {
       throw CurveError(
-        "\(path) is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); chmod 600 it: it is a secret key")
+        "\(path) is open to others (mode \(String(st.st_mode & 0o777, radix: 8))); chmod 600 it: it is a secret key")
     }
     return try CurveKeyPair(secretKey: try readKey(path))
   }

@@ -57,6 +57,8 @@ struct LearnerCommand: ParsableCommand {
   var runDir: String?
   @Flag(help: "Continue from RUN_DIR/checkpoint.herd (policy version, optimiser state, counters).")
   var resume = false
+  @Flag(help: "Resume when RUN_DIR/checkpoint.herd exists, else start fresh (for services that restart).")
+  var resumeIfPresent = false
   @Flag(help: "No progress lines.")
   var quiet = false
 
@@ -70,9 +72,13 @@ struct LearnerCommand: ParsableCommand {
   func run() throws {
     let config = try options.resolve()
     let security = try curve.security()
-    if resume && runDir == nil { throw ValidationError("--resume needs --run-dir (the run to continue)") }
+    if (resume || resumeIfPresent) && runDir == nil {
+      throw ValidationError("--resume needs --run-dir (the run to continue)")
+    }
+    let dirPath = runDir ?? "runs/\(config.env)-\(Train.timestamp())"
+    let resuming = resume || (resumeIfPresent && FileManager.default.fileExists(atPath: dirPath + "/checkpoint.herd"))
     BLAS.setThreadCount(1)
-    let runDirectory = try RunDirectory(path: runDir ?? "runs/\(config.env)-\(Train.timestamp())")
+    let runDirectory = try RunDirectory(path: dirPath)
     installStopSignals()
     let q = quiet
     let run = TrainingRun(config: config, stop: stopping.criteria(for: config.env), runDirectory: runDirectory) { line in
@@ -81,7 +87,7 @@ struct LearnerCommand: ParsableCommand {
     let e = endpoints.endpoints
     let summary = try serve(
       run, endpoints: e, security: security, stats: stats,
-      defaultStatsPort: e.controlPort == 0 ? 0 : e.controlPort + 3, resume: resume, interrupted: interruptFlag
+      defaultStatsPort: e.controlPort == 0 ? 0 : e.controlPort + 3, resume: resuming, interrupted: interruptFlag
     ) { _, _ in }
     printSummary(summary)
   }

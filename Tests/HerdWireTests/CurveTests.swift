@@ -27,6 +27,10 @@ func tempPath(_ name: String) -> String {
     #expect(throws: CurveError.self) { try Curve.write(pair, directory: dir, name: "w1") }
     chmod(paths.secret, 0o644)
     #expect { try Curve.readSecret(paths.secret) } throws: { "\($0)".contains("chmod 600") }
+    chmod(paths.secret, 0o620)
+    #expect(throws: CurveError.self) { try Curve.readSecret(paths.secret) }
+    chmod(paths.secret, 0o440)  // a Kubernetes secret for the pod's fsGroup
+    #expect(try Curve.readSecret(paths.secret).publicKey == pair.publicKey)
   }
 
   @Test func badKeysAreNamed() throws {

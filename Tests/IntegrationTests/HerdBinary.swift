@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 /// Runs the `herd` executable built beside the test bundle.
 struct HerdBinary {
@@ -22,10 +23,15 @@ struct HerdBinary {
   }
 
   /// Runs `executable args...` and waits (at most `timeout` seconds, then kills it).
-  static func runCommand(_ executable: String, _ args: [String], timeout: Double = 120) throws -> Result {
+  static func runCommand(
+    _ executable: String, _ args: [String], environment: [String: String] = [:], timeout: Double = 120
+  ) throws -> Result {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
+    if !environment.isEmpty {
+      p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     // Output goes to files: nothing to drain while the child runs.
     let base = tempDir("out")
     let outPath = base + ".stdout"
@@ -41,7 +47,15 @@ struct HerdBinary {
     try p.run()
     let deadline = Date(timeIntervalSinceNow: timeout)
     while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning { p.terminate() }
+    if p.isRunning {
+      // Foundation sees a child as running while any descendant holds its
+      // lifetime descriptor: kill, then give up waiting after 5 s.
+      kill(p.processIdentifier, SIGKILL)
+      let grace = Date(timeIntervalSinceNow: 5)
+      while p.isRunning && Date() < grace { usleep(20_000) }
+      Issue.record("\(executable) \(args.joined(separator: " ")) did not finish within \(timeout) s")
+      return Result(status: -1, stdout: "", stderr: "timed out")
+    }
     p.waitUntilExit()
     let outData = FileManager.default.contents(atPath: outPath) ?? Data()
     let errData = FileManager.default.contents(atPath: errPath) ?? Data()
