@@ -149,3 +149,44 @@ extension HerdProcess {
     #expect(learner.wait(20) == 0)
   }
 }
+
+/// The dashboard's script in a real browser: headless Chromium loads the page from a
+/// learner with a worker, runs its script, and the DOM it leaves holds the worker
+/// row, the status badge and drawn charts. Skipped (saying so) without Chromium,
+/// which `make test` does not install (it is large); the screenshot in docs/ was
+/// checked by eye.
+@Suite(.serialized) struct DashboardBrowserTests {
+  static let chromium = which("chromium") ?? which("chromium-browser")
+
+  @Test(.enabled(if: chromium != nil, "needs Debian's chromium for a headless browser"))
+  func dashboardRendersInHeadlessChromium() throws {
+    let dir = HerdBinary.tempDir("dash")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let learner = try HerdProcess([
+      "learner", "--env", "CartPole-v1", "--port", "0", "--stats-port", "0", "--run-dir", dir + "/run",
+      "--stop-seconds", "60",
+    ])
+    #expect(learner.waitFor(10) { $0.contains("stats: dashboard") })
+    let url = try #require(learner.statsURL)
+    let worker = try HerdProcess(["worker", "--learner", try #require(learner.controlEndpoint), "--envs", "8"])
+    #expect(learner.waitFor(20) { $0.contains("steps") && $0.contains("updates") })
+    sleep(3)  // a few history points
+    let r = try HerdBinary.runCommand(
+      try #require(Self.chromium),
+      [
+        "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", "--virtual-time-budget=4000",
+        "--user-data-dir=\(dir)/profile", url + "/",
+      ], timeout: 90)
+    #expect(r.status == 0, "\(r.stderr.suffix(500))")
+    let dom = r.stdout
+    #expect(dom.contains("class=\"badge training\""), "the status badge is set from /stats")
+    #expect(dom.contains("<td>\(worker.process.processIdentifier)</td>"), "the worker row is filled in")
+    #expect(dom.contains("connected"))
+    #expect(dom.contains("<div id=\"error\" style=\"display: none;\"></div>"), "no fetch error shown")
+    #expect(dom.contains("CartPole-v1"))
+    worker.signal(SIGTERM)
+    learner.signal(SIGTERM)
+    _ = worker.wait(10)
+    #expect(learner.wait(20) == 0)
+  }
+}
