@@ -114,13 +114,18 @@ final class ProgressDisplay: @unchecked Sendable {
 }
 
 /// Splits bytes from a child's stderr into lines and prints each through
-/// ``printError`` (the partial last line waits for its end).
+/// ``printError`` (the partial last line waits for its end). With `onlyProblems`
+/// (--quiet) only lines that mention an error or a warning get through.
 final class LineForwarder: @unchecked Sendable {
   private let lock = SpinlessLock()
   private var pending: [UInt8] = []
   let prefix: String
+  let onlyProblems: Bool
 
-  init(prefix: String) { self.prefix = prefix }
+  init(prefix: String, onlyProblems: Bool = false) {
+    self.prefix = prefix
+    self.onlyProblems = onlyProblems
+  }
 
   func feed(_ data: Data) {
     let lines = lock.withLock { () -> [String] in
@@ -136,6 +141,10 @@ final class LineForwarder: @unchecked Sendable {
       }
       return out
     }
-    for l in lines { printError(prefix + l) }
+    for l in lines {
+      let lower = l.lowercased()
+      if onlyProblems && !lower.contains("error") && !lower.contains("warning") { continue }
+      printError(prefix + l)
+    }
   }
 }
