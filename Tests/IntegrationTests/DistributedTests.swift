@@ -123,3 +123,25 @@ final class HerdProcess {
     #expect(!worker.stderr.contains("Fatal error"))
   }
 }
+
+/// `--resume-if-present` (for services that restart): fresh without a checkpoint,
+/// resumed with one.
+@Suite(.serialized) struct ResumeIfPresentTests {
+  @Test func startsFreshThenResumes() throws {
+    let dir = HerdBinary.tempDir("resume-if")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let args = ["learner", "--env", "MemoryChain-v0", "--port", "0", "--no-stats", "--run-dir", dir, "--resume-if-present"]
+    let first = try HerdProcess(args)
+    #expect(first.waitFor(10) { $0.contains("control tcp://") })
+    #expect(!first.stderr.contains("resumed from"))
+    first.signal(SIGTERM)
+    #expect(first.wait(20) == 0)
+    #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.herd"), "a stopped learner leaves its checkpoint")
+    let second = try HerdProcess(args)
+    #expect(second.waitFor(10) { $0.contains("resumed from") }, "\(second.stderr)")
+    second.signal(SIGTERM)
+    #expect(second.wait(20) == 0)
+    let bad = try HerdBinary.run(["learner", "--resume-if-present", "--port", "0"], timeout: 10)
+    #expect(bad.status != 0 && bad.stderr.contains("--resume needs --run-dir"))
+  }
+}
