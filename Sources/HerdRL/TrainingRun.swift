@@ -27,7 +27,7 @@ public final class StopFlag: Sendable {
   public var isSet: Bool { flag.load(ordering: .acquiring) }
 }
 
-/// What `summary.json` holds.
+/// What `summary.json` holds (every key present: absent values are `null`).
 public struct RunSummary: Codable, Sendable {
   public var env: String
   public var env_steps: Int
@@ -35,39 +35,17 @@ public struct RunSummary: Codable, Sendable {
   public var updates: Int
   public var episodes: Int
   public var wall_seconds: Double
-  public var final_mean_return: Float?
-  public var best_mean_return: Float?
-  public var stop_reward: Float?
+  @ExplicitNull public var final_mean_return: Float?
+  @ExplicitNull public var best_mean_return: Float?
+  @ExplicitNull public var stop_reward: Float?
   public var stop_reward_reached: Bool
-  public var env_steps_to_stop_reward: Int?
-  public var seconds_to_stop_reward: Double?
+  @ExplicitNull public var env_steps_to_stop_reward: Int?
+  @ExplicitNull public var seconds_to_stop_reward: Double?
   public var stopped_because: String
   public var dropped_stale_fragments: Int
   public var skipped_updates: Int
   public var use_lstm: Bool
   public var run_dir: String
-
-  /// Encodes every key, with `null` for absent values (scripts test for them).
-  public func encode(to encoder: Encoder) throws {
-    var c = encoder.container(keyedBy: CodingKeys.self)
-    try c.encode(env, forKey: .env)
-    try c.encode(env_steps, forKey: .env_steps)
-    try c.encode(trained_steps, forKey: .trained_steps)
-    try c.encode(updates, forKey: .updates)
-    try c.encode(episodes, forKey: .episodes)
-    try c.encode(wall_seconds, forKey: .wall_seconds)
-    try c.encode(final_mean_return, forKey: .final_mean_return)
-    try c.encode(best_mean_return, forKey: .best_mean_return)
-    try c.encode(stop_reward, forKey: .stop_reward)
-    try c.encode(stop_reward_reached, forKey: .stop_reward_reached)
-    try c.encode(env_steps_to_stop_reward, forKey: .env_steps_to_stop_reward)
-    try c.encode(seconds_to_stop_reward, forKey: .seconds_to_stop_reward)
-    try c.encode(stopped_because, forKey: .stopped_because)
-    try c.encode(dropped_stale_fragments, forKey: .dropped_stale_fragments)
-    try c.encode(skipped_updates, forKey: .skipped_updates)
-    try c.encode(use_lstm, forKey: .use_lstm)
-    try c.encode(run_dir, forKey: .run_dir)
-  }
 }
 
 /// One training run in one process: `num_workers` rollout threads and the learner

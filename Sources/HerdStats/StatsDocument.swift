@@ -1,4 +1,5 @@
 import Foundation
+import HerdRL
 
 /// What `GET /stats` returns: flat, namespaced keys (`losses/pg`, `policy_lag/p95`)
 /// that stay stable across versions, every key always present (`null` when there is
@@ -24,24 +25,24 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   public var episodes: Int
   /// Episodes in the return window (up to 100).
   public var episodesWindow: Int
-  public var returnMean: Float?
-  public var returnMin: Float?
-  public var returnMax: Float?
-  public var lengthMean: Float?
-  public var lossPG: Float?
-  public var lossBaseline: Float?
-  public var lossEntropy: Float?
-  public var entropy: Float?
-  public var gradNorm: Float?
-  public var learningRate: Float?
-  public var meanRho: Float?
+  @ExplicitNull public var returnMean: Float?
+  @ExplicitNull public var returnMin: Float?
+  @ExplicitNull public var returnMax: Float?
+  @ExplicitNull public var lengthMean: Float?
+  @ExplicitNull public var lossPG: Float?
+  @ExplicitNull public var lossBaseline: Float?
+  @ExplicitNull public var lossEntropy: Float?
+  @ExplicitNull public var entropy: Float?
+  @ExplicitNull public var gradNorm: Float?
+  @ExplicitNull public var learningRate: Float?
+  @ExplicitNull public var meanRho: Float?
   public var skippedUpdates: Int
   public var lagP50: Int
   public var lagP95: Int
   public var lagMax: Int
   public var queueDepth: Int
   public var queueCapacity: Int
-  public var secondsSinceFragments: Double?
+  @ExplicitNull public var secondsSinceFragments: Double?
   public var dropped: [String: Int]
   public var endpoints: [String: String]
   public var workers: [WorkerRow]
@@ -85,47 +86,6 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case workers
   }
 
-  /// Every key, `null` for absent values (synthesised Codable would leave them out).
-  public func encode(to encoder: Encoder) throws {
-    var c = encoder.container(keyedBy: CodingKeys.self)
-    try c.encode(schema, forKey: .schema)
-    try c.encode(env, forKey: .env)
-    try c.encode(runID, forKey: .runID)
-    try c.encode(runDir, forKey: .runDir)
-    try c.encode(status, forKey: .status)
-    try c.encode(statusReason, forKey: .statusReason)
-    try c.encode(uptimeSeconds, forKey: .uptimeSeconds)
-    try c.encode(policyVersion, forKey: .policyVersion)
-    try c.encode(updates, forKey: .updates)
-    try c.encode(envStepsSampled, forKey: .envStepsSampled)
-    try c.encode(envStepsTrained, forKey: .envStepsTrained)
-    try c.encode(sampledPerSecond, forKey: .sampledPerSecond)
-    try c.encode(trainedPerSecond, forKey: .trainedPerSecond)
-    try c.encode(episodes, forKey: .episodes)
-    try c.encode(episodesWindow, forKey: .episodesWindow)
-    try c.encode(returnMean, forKey: .returnMean)
-    try c.encode(returnMin, forKey: .returnMin)
-    try c.encode(returnMax, forKey: .returnMax)
-    try c.encode(lengthMean, forKey: .lengthMean)
-    try c.encode(lossPG, forKey: .lossPG)
-    try c.encode(lossBaseline, forKey: .lossBaseline)
-    try c.encode(lossEntropy, forKey: .lossEntropy)
-    try c.encode(entropy, forKey: .entropy)
-    try c.encode(gradNorm, forKey: .gradNorm)
-    try c.encode(learningRate, forKey: .learningRate)
-    try c.encode(meanRho, forKey: .meanRho)
-    try c.encode(skippedUpdates, forKey: .skippedUpdates)
-    try c.encode(lagP50, forKey: .lagP50)
-    try c.encode(lagP95, forKey: .lagP95)
-    try c.encode(lagMax, forKey: .lagMax)
-    try c.encode(queueDepth, forKey: .queueDepth)
-    try c.encode(queueCapacity, forKey: .queueCapacity)
-    try c.encode(secondsSinceFragments, forKey: .secondsSinceFragments)
-    try c.encode(dropped, forKey: .dropped)
-    try c.encode(endpoints, forKey: .endpoints)
-    try c.encode(workers, forKey: .workers)
-  }
-
   /// One worker, as its heartbeats describe it.
   public struct WorkerRow: Codable, Sendable, Equatable {
     public var id: Int
@@ -136,7 +96,7 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     public var stepsPerSecond: Double
     public var episodes: Int
     /// Mean return of the worker's last 100 episodes (null before its first).
-    public var meanReturn: Float?
+    @ExplicitNull public var meanReturn: Float?
     /// The policy version the worker acts with.
     public var policyVersion: Int
     public var secondsSinceHeartbeat: Double
@@ -152,21 +112,6 @@ public struct StatsDocument: Codable, Sendable, Equatable {
       case policyVersion = "policy_version"
       case secondsSinceHeartbeat = "seconds_since_heartbeat"
       case state
-    }
-
-    public func encode(to encoder: Encoder) throws {
-      var c = encoder.container(keyedBy: CodingKeys.self)
-      try c.encode(id, forKey: .id)
-      try c.encode(host, forKey: .host)
-      try c.encode(pid, forKey: .pid)
-      try c.encode(envs, forKey: .envs)
-      try c.encode(envSteps, forKey: .envSteps)
-      try c.encode(stepsPerSecond, forKey: .stepsPerSecond)
-      try c.encode(episodes, forKey: .episodes)
-      try c.encode(meanReturn, forKey: .meanReturn)
-      try c.encode(policyVersion, forKey: .policyVersion)
-      try c.encode(secondsSinceHeartbeat, forKey: .secondsSinceHeartbeat)
-      try c.encode(state, forKey: .state)
     }
   }
 

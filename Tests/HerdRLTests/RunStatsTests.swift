@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import HerdRL
@@ -35,5 +36,28 @@ import Testing
     stats.addEnvSteps(10)
     let s = stats.snapshot().secondsSinceEnvSteps
     #expect(s != nil && s! >= 0 && s! < 5)
+  }
+
+  /// summary.json has every key: absent values are null, and it decodes back.
+  @Test func summaryEncodesNullsAndDecodes() throws {
+    let summary = RunSummary(
+      env: "CartPole-v1", env_steps: 10, trained_steps: 9, updates: 1, episodes: 0, wall_seconds: 1.5,
+      final_mean_return: nil, best_mean_return: 20, stop_reward: nil, stop_reward_reached: false,
+      env_steps_to_stop_reward: nil, seconds_to_stop_reward: nil, stopped_because: "interrupted",
+      dropped_stale_fragments: 0, skipped_updates: 0, use_lstm: true, run_dir: "runs/x")
+    let data = try JSONEncoder().encode(summary)
+    let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    #expect(object.count == 17)
+    for key in ["final_mean_return", "stop_reward", "env_steps_to_stop_reward", "seconds_to_stop_reward"] {
+      #expect(object[key] is NSNull, "\(key)")
+    }
+    #expect((object["best_mean_return"] as? NSNumber)?.floatValue == 20)
+    let back = try JSONDecoder().decode(RunSummary.self, from: data)
+    #expect(back.best_mean_return == 20 && back.final_mean_return == nil)
+    // A key left out decodes as nil.
+    var trimmed = object
+    trimmed.removeValue(forKey: "stop_reward")
+    let again = try JSONDecoder().decode(RunSummary.self, from: try JSONSerialization.data(withJSONObject: trimmed))
+    #expect(again.stop_reward == nil)
   }
 }
