@@ -115,7 +115,6 @@ public final class HTTPServer: @unchecked Sendable {
   private var acceptThread: Thread?
   /// The bound port (the real one when 0 was asked for).
   public private(set) var port = 0
-  public private(set) var host = ""
 
   public init(maxConnections: Int = 16, handler: @escaping Handler) {
     self.handler = handler
@@ -149,7 +148,6 @@ public final class HTTPServer: @unchecked Sendable {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) }
     }
     self.port = Int(UInt16(bigEndian: got.sin_port))
-    self.host = host
     fd = s
     let t = Thread { [self] in acceptLoop() }
     t.name = "herd-stats-accept"

@@ -119,13 +119,9 @@ final class ProgressDisplay: @unchecked Sendable {
 final class LineForwarder: @unchecked Sendable {
   private let lock = SpinlessLock()
   private var pending: [UInt8] = []
-  let prefix: String
   let onlyProblems: Bool
 
-  init(prefix: String, onlyProblems: Bool = false) {
-    self.prefix = prefix
-    self.onlyProblems = onlyProblems
-  }
+  init(onlyProblems: Bool = false) { self.onlyProblems = onlyProblems }
 
   func feed(_ data: Data) {
     let lines = lock.withLock { () -> [String] in
@@ -144,7 +140,7 @@ final class LineForwarder: @unchecked Sendable {
     for l in lines {
       let lower = l.lowercased()
       if onlyProblems && !lower.contains("error") && !lower.contains("warning") { continue }
-      printError(prefix + l)
+      printError(l)
     }
   }
 }

@@ -207,7 +207,7 @@ struct Train: ParsableCommand {
         // The children's log lines go through this process (above the status bar).
         let pipe = Pipe()
         p.standardError = pipe
-        let forward = LineForwarder(prefix: "", onlyProblems: quiet)
+        let forward = LineForwarder(onlyProblems: quiet)
         pipe.fileHandleForReading.readabilityHandler = { h in forward.feed(h.availableData) }
         do {
           try p.run()
