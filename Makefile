@@ -2,15 +2,18 @@
 # Both install what is missing on a fresh Debian machine first.
 SHELL := /bin/bash
 APT_PACKAGES := libzmq3-dev libopenblas-dev
-# Test-only: Prometheus' own text parser for the /metrics test, iproute2 for the
-# multi-host test over network namespaces, shellcheck for the shell scripts
-# (systemd-analyze comes with Debian's systemd, where it is installed).
-TEST_PACKAGES := python3-prometheus-client iproute2 shellcheck
-# From PyPI: the Kubernetes schemas, to validate deploy/kubernetes offline.
-KUBERNETES_VALIDATE := 1.37.0
+# Test-only, from Debian: python3-venv for the project's virtualenv, iproute2 for
+# the multi-host test over network namespaces, shellcheck for the shell scripts,
+# chromium for the dashboard test in a headless browser (systemd-analyze comes with
+# Debian's systemd, where it is installed).
+TEST_PACKAGES := python3-venv iproute2 shellcheck chromium
+# Test-only, from PyPI, into the project's virtualenv .venv (never the system
+# Python): Prometheus' own text parser for /metrics, the Kubernetes schemas.
+VENV := .venv
+PYTHON_TEST_TOOLS := prometheus-client==0.21.1 kubernetes-validate==1.37.0
 SWIFT ?= swift
 
-.PHONY: deps test-deps install-packages build test train bench format clean
+.PHONY: deps test-deps venv install-packages build test train bench format clean
 
 ## deps: install the Debian packages Herd links against, when missing
 deps:
@@ -18,7 +21,14 @@ deps:
 
 test-deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(APT_PACKAGES) $(TEST_PACKAGES)"
-	@command -v kubernetes-validate >/dev/null || python3 -m pip install --quiet "kubernetes-validate==$(KUBERNETES_VALIDATE)"
+	@$(MAKE) --no-print-directory venv
+
+## venv: the project's virtualenv with the Python test tools
+venv: $(VENV)/.installed
+$(VENV)/.installed: Makefile
+	@[ -x $(VENV)/bin/python ] || /usr/bin/python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet $(PYTHON_TEST_TOOLS)
+	@touch $@
 
 install-packages:
 	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found; install Swift 6 from swift.org" >&2; exit 1; }
@@ -34,9 +44,11 @@ build: deps
 	$(SWIFT) build -c release --product herd
 
 ## test: build once (release: numeric code is 10-50x slower in debug) and run every
-## test; HERD_REQUIRE_TOOLS=1 turns a missing test tool into a failure, not a skip
+## test, one at a time (processes and servers on 2 cores do not flake that way);
+## HERD_REQUIRE_TOOLS=1 turns a missing test tool into a failure, not a skip
 test: test-deps
-	HERD_REQUIRE_TOOLS=1 $(SWIFT) test -c release
+	HERD_REQUIRE_TOOLS=1 HERD_PYTHON=$(CURDIR)/$(VENV)/bin/python PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+	  $(SWIFT) test -c release --no-parallel
 
 ## train: train a recurrent policy with a local learner and workers
 train: build
@@ -51,4 +63,4 @@ format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
 
 clean:
-	rm -rf .build
+	rm -rf .build $(VENV)

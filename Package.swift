@@ -1,10 +1,11 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // Herd: an IMPALA-style distributed actor-learner for recurrent policies.
 //
-// The targets are the architecture diagram (../shared/DESIGN.md, "Layout").
+// The targets are the architecture diagram; docs/ARCHITECTURE.md says what each
+// holds, which threads and channels it runs, and the shapes it moves.
 // Dependencies point one way:
-//   C shims -> HerdMath -> HerdNN -> HerdRL/HerdEnvs -> HerdWire
-//           -> HerdLearner/HerdWorker/HerdStats -> herd
+//   C shims -> HerdMath -> HerdNN -> HerdEnvs/HerdRL -> HerdWire
+//           -> HerdStats -> HerdLearner/HerdWorker -> herd
 import PackageDescription
 
 #if canImport(Glibc)
@@ -56,7 +57,7 @@ let publicTargets: [Target] = [
   ),
   .target(
     name: "HerdRL",
-    dependencies: ["HerdMath", "HerdNN", "HerdEnvs"],
+    dependencies: ["HerdMath", "HerdNN", "HerdEnvs", .product(name: "Logging", package: "swift-log")],
     path: "Sources/HerdRL",
     swiftSettings: numericSettings()
   ),
@@ -68,24 +69,37 @@ let publicTargets: [Target] = [
     ],
     path: "Sources/HerdWire"
   ),
+  // The stats endpoint: Hummingbird on SwiftNIO (idle and read timeouts, no thread
+  // per connection), the /stats JSON, /metrics through swift-prometheus, the dashboard.
+  .target(
+    name: "HerdStats",
+    dependencies: [
+      "HerdWire", "HerdRL", "HerdMath",
+      .product(name: "Hummingbird", package: "hummingbird"),
+      .product(name: "Prometheus", package: "swift-prometheus"),
+      .product(name: "Logging", package: "swift-log"),
+      .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+    ],
+    path: "Sources/HerdStats"
+  ),
+  // The learner daemon: train loop, intake, publishing, checkpoints, run directory,
+  // stats board and endpoint; startable from code.
   .target(
     name: "HerdLearner",
-    dependencies: ["HerdWire", "HerdRL", "HerdMath"],
+    dependencies: [
+      "HerdWire", "HerdRL", "HerdMath", "HerdNN", "HerdStats",
+      .product(name: "Logging", package: "swift-log"),
+      .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    ],
     path: "Sources/HerdLearner"
   ),
   .target(
     name: "HerdWorker",
-    dependencies: ["HerdWire", "HerdRL", "HerdMath"],
+    dependencies: ["HerdWire", "HerdRL", "HerdMath", .product(name: "Logging", package: "swift-log")],
     path: "Sources/HerdWorker"
   ),
-  // The stats endpoint: a small HTTP/1.1 server and client on POSIX sockets (no
-  // SwiftNIO: four GET routes do not justify minutes of build), the /stats JSON,
-  // Prometheus text and the dashboard page.
-  .target(
-    name: "HerdStats",
-    dependencies: ["HerdLearner", "HerdWire", "HerdRL", "HerdMath"],
-    path: "Sources/HerdStats"
-  ),
+
   .executableTarget(
     name: "herd",
     dependencies: [
@@ -98,6 +112,7 @@ let publicTargets: [Target] = [
       "HerdWorker",
       "HerdStats",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      .product(name: "Logging", package: "swift-log"),
     ],
     path: "Sources/herd"
   ),
@@ -144,13 +159,18 @@ let testTargets: [Target] = [
   // Runs the real `herd` binary (built beside the tests) on small budgets.
   .testTarget(
     name: "IntegrationTests",
-    dependencies: ["herd", "HerdNN", "HerdWire", "HerdRL", "HerdStats"],
+    dependencies: ["herd", "HerdNN", "HerdWire", "HerdRL", "HerdStats", "HerdLearner"],
     path: "Tests/IntegrationTests"
   ),
   .testTarget(
     name: "HerdStatsTests",
-    dependencies: ["HerdStats", "HerdLearner", "HerdRL", "HerdTestSupport"],
+    dependencies: ["HerdStats", "HerdLearner", "HerdRL", "HerdWire", "HerdTestSupport"],
     path: "Tests/HerdStatsTests"
+  ),
+  .testTarget(
+    name: "HerdLearnerTests",
+    dependencies: ["HerdLearner", "HerdStats", "HerdRL", "HerdWire", "HerdNN", "HerdTestSupport"],
+    path: "Tests/HerdLearnerTests"
   ),
   .testTarget(
     name: "HerdNNTests",
@@ -172,6 +192,13 @@ let package = Package(
     // The protobuf runtime for the committed generated code (no build plugin: it
     // would compile protoc from C++ on every clean build); ~18 s of a clean build.
     .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    // The stats endpoint's HTTP server (SwiftNIO underneath). Without its default
+    // traits: swift-configuration and full Foundation are not needed here.
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+    // Logs with levels (--log-level), /metrics, ordered shutdown on SIGTERM/SIGINT.
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
   ],
   targets: publicTargets + shimTargets + testTargets
 )

@@ -2,6 +2,8 @@ import Foundation
 import HerdMath
 import HerdRL
 import HerdWire
+import Logging
+import Synchronization
 
 /// The learner's endpoints (DESIGN.md "Processes and channels").
 public struct LearnerEndpoints: Sendable, Equatable {
@@ -34,24 +36,6 @@ public struct LearnerSecurity: Sendable {
   }
 }
 
-/// One connected worker session, as the learner sees it.
-public struct WorkerSession: Sendable {
-  public var id: Int
-  public var runID: UInt64
-  public var host: String
-  public var pid: Int
-  public var envs: Int
-  public var envSteps: Int64 = 0
-  public var episodes: Int64 = 0
-  public var stepsPerSecond: Double = 0
-  public var meanReturn: Float = .nan
-  public var policyVersion: Int64 = 0
-  public var lastSeen: Date
-  public var connected = true
-  /// The worker said goodbye (a clean stop), as opposed to going silent.
-  public var saidGoodbye = false
-}
-
 /// The learner's network thread: owns the control ROUTER, the fragment PULL and the
 /// weight PUB sockets (one thread, as ZeroMQ requires). It answers hellos with a
 /// welcome (config, model spec, current weights, endpoints) or a reject naming the
@@ -60,41 +44,38 @@ public struct WorkerSession: Sendable {
 /// logs each reason once), and publishes new weights from the weight board.
 public final class LearnerNetwork: @unchecked Sendable {
   public let config: TrainingConfig
-  public let spec: WireModelSpec
+  public let spec: ModelSpec
   let queue: FragmentQueue
   let board: WeightBoard
   let stats: RunStats
-  let log: @Sendable (String) -> Void
+  let registry: WorkerRegistry
+  let logger: Logger
   let stop = StopFlag()
-  let lock = SpinlessLock()
-  private var sessions: [Int: WorkerSession] = [:]
-  private var dropped: [DropReason: Int] = [:]
-  private var nextWorkerID = 0
-  private var thread: Thread?
+  private let dropped = Mutex<[DropReason: Int]>([:])
+  private var sockets: (control: ZMQSocket, fragments: ZMQSocket, weights: ZMQSocket)?
   private var zap: ZAPAuthenticator?
-  /// The endpoints actually bound (ephemeral ports resolved), set by ``start()``.
+  /// The endpoints actually bound (ephemeral ports resolved), set by ``bind(_:security:)``.
   public private(set) var bound: (control: String, fragments: String, weights: String) = ("", "", "")
 
-  public init(
-    config: TrainingConfig, spec: WireModelSpec, queue: FragmentQueue, board: WeightBoard, stats: RunStats,
-    log: @escaping @Sendable (String) -> Void
-  ) {
+  public init(parts: LearnerParts, config: TrainingConfig, logger: Logger) {
     self.config = config
-    self.spec = spec
-    self.queue = queue
-    self.board = board
-    self.stats = stats
-    self.log = log
+    self.spec = parts.spec
+    self.queue = parts.queue
+    self.board = parts.board
+    self.stats = parts.stats
+    self.registry = parts.registry
+    self.logger = logger
   }
 
-  /// Binds the three sockets and starts the network thread. With `security`, every
+  /// Binds the three sockets (``run()`` then serves them). With `security`, every
   /// socket is a CURVE server and a ZAP handler admits only the authorised worker
   /// keys (each refused handshake counts as an `unauthorized` drop).
-  public func start(_ endpoints: LearnerEndpoints, security: LearnerSecurity? = nil) throws {
+  public func bind(_ endpoints: LearnerEndpoints, security: LearnerSecurity? = nil) throws {
     let ctx = try ZMQContext()
     if let security {
-      let zap = ZAPAuthenticator(authorized: security.authorized, log: log) { [self] in
-        lock.withLock { dropped[.unauthorized, default: 0] += 1 }
+      let logger = self.logger
+      let zap = ZAPAuthenticator(authorized: security.authorized, log: { logger.warning("\($0)") }) { [self] in
+        dropped.withLock { $0[.unauthorized, default: 0] += 1 }
       }
       try zap.start(ctx)  // before any CURVE socket exists: no handler would mean no check
       self.zap = zap
@@ -116,29 +97,31 @@ public final class LearnerNetwork: @unchecked Sendable {
       try fragments.bind(endpoints.endpoint(endpoints.fragmentPort)),
       try weights.bind(endpoints.endpoint(endpoints.weightsPort))
     )
-    log("learner: control \(bound.control), fragments \(bound.fragments), weights \(bound.weights)")
-    let t = Thread { [self] in
-      self.loop(control: control, fragments: fragments, weights: weights)
-      control.close()
-      fragments.close()
-      weights.close()
-    }
-    t.name = "herd-learner-network"
-    thread = t
-    t.start()
+    sockets = (control, fragments, weights)
+    logger.info("learner: control \(bound.control), fragments \(bound.fragments), weights \(bound.weights)")
   }
 
-  /// Stops the network thread (and the ZAP handler) and waits for them.
-  public func shutdown() {
-    stop.set()
-    while let t = thread, !t.isFinished { usleep(1000) }
+  /// Serves the bound sockets on the calling thread until ``requestStop()``, then
+  /// closes them and the ZAP handler.
+  public func run() {
+    guard let (control, fragments, weights) = sockets else { return }
+    loop(control: control, fragments: fragments, weights: weights)
+    control.close()
+    fragments.close()
+    weights.close()
     zap?.shutdown()
+    let drops = self.drops
+    if !drops.isEmpty {
+      logger.notice(
+        "dropped messages by reason: \(drops.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(separator: ", "))")
+    }
   }
+
+  /// Asks ``run()`` to return (within one poll, 5 ms).
+  public func requestStop() { stop.set() }
 
   /// Dropped messages by reason.
-  public var drops: [DropReason: Int] { lock.withLock { dropped } }
-  /// Worker sessions (connected and lost).
-  public var workers: [WorkerSession] { lock.withLock { Array(sessions.values).sorted { $0.id < $1.id } } }
+  public var drops: [DropReason: Int] { dropped.withLock { $0 } }
 
   // MARK: The loop
 
@@ -157,22 +140,22 @@ public final class LearnerNetwork: @unchecked Sendable {
           published = v
         }
         if Date().timeIntervalSince(lastSweep) > 1 {
-          sweepLostWorkers()
+          registry.sweep()
           lastSweep = Date()
         }
       } catch {
-        log("learner network: \(error)")
+        logger.error("learner network: \(error)")
         if case ZMQError.closed = error { return }
       }
     }
   }
 
   private func drop(_ e: WireError) {
-    let first = lock.withLock { () -> Bool in
-      dropped[e.reason, default: 0] += 1
-      return dropped[e.reason] == 1
+    let first = dropped.withLock { d -> Bool in
+      d[e.reason, default: 0] += 1
+      return d[e.reason] == 1
     }
-    if first { log("dropped a message (\(e.reason.rawValue)): \(e.detail); further drops of this kind are only counted") }
+    if first { logger.warning("dropped a message (\(e.reason.rawValue)): \(e.detail); further drops of this kind are only counted") }
   }
 
   private func handleControl(_ frames: [[UInt8]], on socket: ZMQSocket) {
@@ -193,32 +176,16 @@ public final class LearnerNetwork: @unchecked Sendable {
     switch message {
     case .hello(let h): answerHello(h, identity: identity, on: socket)
     case .heartbeat(let b):
-      let known = lock.withLock { () -> Bool in
-        guard var s = sessions[Int(b.workerID)], s.runID == b.runID else { return false }
-        s.envSteps = b.envSteps
-        s.episodes = b.episodes
-        s.stepsPerSecond = b.stepsPerSecond
-        s.meanReturn = b.meanReturn
-        s.policyVersion = b.policyVersion
-        s.lastSeen = Date()
-        if !s.connected { (s.connected, s.saidGoodbye) = (true, false) }
-        sessions[s.id] = s
-        return true
-      }
-      if !known {
+      let beat = WorkerBeat(
+        workerID: Int(b.workerID), runID: b.runID, envSteps: b.envSteps, episodes: b.episodes,
+        stepsPerSecond: b.stepsPerSecond, meanReturn: b.meanReturn, policyVersion: b.policyVersion)
+      if !registry.heartbeat(beat) {
         // A worker from before a learner restart: ask it to say hello again.
         drop(WireError(.unknownWorker, "heartbeat from worker \(b.workerID) (run \(b.runID)), not welcomed by this learner"))
-        var r = Reject()
-        r.reason = "unknown worker: say hello again"
-        r.protocolVersion = protocolVersion
-        _ = try? socket.send([identity, try ControlCodec.encode(.reject(r))], dontWait: true)
+        _ = try? socket.send([identity, try ControlCodec.encode(.reject(Refusal.unknownSession.reject))], dontWait: true)
       }
     case .goodbye(let g):
-      lock.withLock {
-        sessions[Int(g.workerID)]?.connected = false
-        sessions[Int(g.workerID)]?.saidGoodbye = true
-      }
-      log("worker \(g.workerID) left: \(g.reason)")
+      registry.goodbye(workerID: Int(g.workerID), runID: g.runID, reason: g.reason)
     case .welcome, .reject:
       drop(WireError(.unexpected, "a worker sent a learner-only message"))
     }
@@ -227,34 +194,26 @@ public final class LearnerNetwork: @unchecked Sendable {
   private func answerHello(_ h: Hello, identity: [UInt8], on socket: ZMQSocket) {
     guard h.protocolVersion == protocolVersion else {
       drop(WireError(.protocolVersion, "hello from \(h.host) pid \(h.pid) speaks protocol \(h.protocolVersion)"))
-      var r = Reject()
-      r.reason = "protocol version \(h.protocolVersion) is not supported: this learner speaks \(protocolVersion)"
-      r.protocolVersion = protocolVersion
-      _ = try? socket.send([identity, try ControlCodec.encode(.reject(r))], dontWait: true)
+      let refusal = Refusal.protocolVersion(worker: h.protocolVersion, learner: protocolVersion)
+      _ = try? socket.send([identity, try ControlCodec.encode(.reject(refusal.reject))], dontWait: true)
       return
     }
-    let id = lock.withLock { () -> Int in
-      nextWorkerID += 1
-      let id = nextWorkerID
-      let envs = h.numEnvs > 0 ? Int(h.numEnvs) : config.num_envs_per_worker
-      sessions[id] = WorkerSession(id: id, runID: h.runID, host: h.host, pid: Int(h.pid), envs: envs, lastSeen: Date())
-      return id
-    }
+    let (version, blob) = board.latest(newerThan: -1) ?? (0, [])
+    let hello = WorkerHello(runID: h.runID, host: h.host, pid: Int(h.pid), envs: h.numEnvs > 0 ? Int(h.numEnvs) : nil)
+    let id = registry.admit(hello, defaultEnvs: config.num_envs_per_worker, policyVersion: version)
     var w = Welcome()
     w.protocolVersion = protocolVersion
     w.workerID = Int32(id)
     w.configJson = (try? config.prettyJSON()) ?? "{}"
     w.model = spec.proto
-    let (version, blob) = board.latest(newerThan: -1) ?? (0, [])
     w.policyVersion = Int64(version)
     w.weights = TensorCodec.encode(blob, shape: [blob.count])
     w.fragmentEndpoint = bound.fragments
     w.weightsEndpoint = bound.weights
     do {
       try socket.send([identity, try ControlCodec.encode(.welcome(w))])
-      log("worker \(id) joined: \(h.host) pid \(h.pid), \(h.numEnvs > 0 ? Int(h.numEnvs) : config.num_envs_per_worker) envs, run \(String(h.runID, radix: 16)); sent policy version \(version)")
     } catch {
-      log("welcome to \(h.host) pid \(h.pid) failed: \(error)")
+      logger.error("welcome to \(h.host) pid \(h.pid) failed: \(error)")
     }
   }
 
@@ -272,8 +231,7 @@ public final class LearnerNetwork: @unchecked Sendable {
     } catch {
       return
     }
-    let known = lock.withLock { sessions[batch.workerID].map { $0.runID == batch.runID } ?? false }
-    guard known else {
+    guard registry.isKnown(workerID: batch.workerID, runID: batch.runID) else {
       drop(WireError(.unknownWorker, "fragments from worker \(batch.workerID) (run \(batch.runID)), not welcomed by this learner"))
       return
     }
@@ -281,18 +239,5 @@ public final class LearnerNetwork: @unchecked Sendable {
     stats.addEnvSteps(batch.envSteps)
     for e in batch.episodes { stats.record(e) }
     queue.enqueue(batch.fragments)  // never blocks this thread: it only reads while there is room
-  }
-
-  /// Marks workers silent for 10 s as lost (they may come back and say hello again).
-  private func sweepLostWorkers() {
-    let lost = lock.withLock { () -> [Int] in
-      var ids: [Int] = []
-      for (id, s) in sessions where s.connected && Date().timeIntervalSince(s.lastSeen) > 10 {
-        sessions[id]?.connected = false
-        ids.append(id)
-      }
-      return ids
-    }
-    for id in lost { log("worker \(id) lost: no heartbeat for 10 s") }
   }
 }

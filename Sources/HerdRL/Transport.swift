@@ -1,13 +1,166 @@
 import Foundation
 import HerdMath
+import Synchronization
 
-/// Where workers send fragments. The learner reads them from a ``FragmentSource``.
-/// The in-process implementation is ``FragmentQueue``; the ZeroMQ one (PUSH/PULL)
-/// implements the same protocols.
-public protocol FragmentSink: Sendable {
-  /// Hands over a fragment, waiting while the queue is full (backpressure).
-  /// Returns false when the channel is closed.
-  func send(_ fragment: Fragment) -> Bool
+// The boundary between a rollout worker and the learner. A worker talks to the
+// learner through a ``WorkerTransport``; there are two: ``InMemoryWorkerTransport``
+// (worker threads in the learner's process) and the ZeroMQ one in HerdWorker
+// (worker processes on any host). ``WorkerLoop`` runs over either.
+
+/// What a learner tells a worker it admits.
+public struct Admission: Sendable {
+  /// The id the learner gave this session.
+  public var workerID: Int
+  /// The run's config (the worker acts with its model and environment keys).
+  public var config: TrainingConfig
+  /// The model the learner trains; the worker checks it builds the same.
+  public var spec: ModelSpec
+  /// The current weights and their version.
+  public var policyVersion: Int
+  public var weights: [Float]
+
+  public init(workerID: Int, config: TrainingConfig, spec: ModelSpec, policyVersion: Int, weights: [Float]) {
+    self.workerID = workerID
+    self.config = config
+    self.spec = spec
+    self.policyVersion = policyVersion
+    self.weights = weights
+  }
+}
+
+/// Why a learner refuses a worker: a typed decision, the same on every transport
+/// (over ZeroMQ it travels as the reject's code).
+public enum Refusal: Error, Sendable, Equatable, CustomStringConvertible {
+  /// The worker speaks another protocol version: fatal, a different build.
+  case protocolVersion(worker: UInt32, learner: UInt32)
+  /// The learner does not know this session (it restarted): say hello again.
+  case unknownSession
+  /// Anything else the learner said no to (fatal), with its words.
+  case refused(String)
+
+  /// Whether the worker should give up instead of saying hello again.
+  public var isFatal: Bool { self != .unknownSession }
+
+  public var description: String {
+    switch self {
+    case .protocolVersion(let w, let l):
+      return "protocol version \(w) is not supported: this learner speaks \(l)"
+    case .unknownSession: return "unknown worker session: say hello again"
+    case .refused(let why): return why
+    }
+  }
+}
+
+/// One send's worth of a worker's output.
+public struct FragmentBatch: Sendable {
+  public var fragments: [Fragment]
+  /// Episodes that ended since the last send.
+  public var episodes: [EpisodeRecord]
+  /// Env steps taken since the last send.
+  public var envSteps: Int
+
+  public init(fragments: [Fragment], episodes: [EpisodeRecord], envSteps: Int) {
+    self.fragments = fragments
+    self.episodes = episodes
+    self.envSteps = envSteps
+  }
+}
+
+/// A worker's end of the channel to the learner. One thread uses it.
+public protocol WorkerTransport: AnyObject {
+  /// Where the learner is, for logs (`tcp://HOST:PORT`, `in-process`).
+  var learnerAddress: String { get }
+  /// Says hello and waits for the answer: an admission, or nil when none came in
+  /// time (the caller backs off and tries again). Throws a ``Refusal``.
+  func connect(_ hello: WorkerHello, stop: StopFlag) throws -> Admission?
+  /// The newest weights newer than `version`, if any have arrived.
+  func receiveWeights(newerThan version: Int) throws -> (version: Int, weights: [Float])?
+  /// Hands a batch over, waiting while the learner is full (backpressure). False
+  /// when `stop` was set or the channel closed first.
+  func send(_ batch: FragmentBatch, session: Admission, runID: UInt64, stop: StopFlag) throws -> Bool
+  /// Reports liveness and figures.
+  func heartbeat(_ beat: WorkerBeat) throws
+  /// A refusal the learner sent since the last call (e.g. it forgot the session).
+  func receiveRefusal() throws -> Refusal?
+  /// A clean goodbye (best effort).
+  func goodbye(workerID: Int, runID: UInt64, reason: String)
+  /// Closes this session's channels; ``connect(_:stop:)`` may open new ones.
+  func disconnect()
+}
+
+/// The learner's side of the in-memory transport: what worker threads in the
+/// learner's process reach directly (the queue the trainer reads, the weight
+/// board, the worker table and the run's counters).
+public final class InMemoryLearnerPort: Sendable {
+  public let config: TrainingConfig
+  public let spec: ModelSpec
+  public let queue: FragmentQueue
+  public let board: WeightBoard
+  public let stats: RunStats
+  public let registry: WorkerRegistry
+
+  public init(
+    config: TrainingConfig, spec: ModelSpec, queue: FragmentQueue, board: WeightBoard, stats: RunStats,
+    registry: WorkerRegistry
+  ) {
+    self.config = config
+    self.spec = spec
+    self.queue = queue
+    self.board = board
+    self.stats = stats
+    self.registry = registry
+  }
+
+  /// A transport for one worker thread.
+  public func connectWorker() -> InMemoryWorkerTransport { InMemoryWorkerTransport(port: self) }
+}
+
+/// A worker thread's end of the in-memory transport: hello, heartbeats and
+/// goodbye go to the same ``WorkerRegistry`` as remote workers', fragments into the
+/// trainer's queue (blocking while it is full), weights from the ``WeightBoard``.
+public final class InMemoryWorkerTransport: WorkerTransport {
+  let port: InMemoryLearnerPort
+  private var refusal: Refusal?
+
+  init(port: InMemoryLearnerPort) { self.port = port }
+
+  public var learnerAddress: String { "in-process" }
+
+  public func connect(_ hello: WorkerHello, stop: StopFlag) throws -> Admission? {
+    let (version, weights) = port.board.latest(newerThan: -1) ?? (0, [])
+    let id = port.registry.admit(hello, defaultEnvs: port.config.num_envs_per_worker, policyVersion: version)
+    return Admission(workerID: id, config: port.config, spec: port.spec, policyVersion: version, weights: weights)
+  }
+
+  public func receiveWeights(newerThan version: Int) -> (version: Int, weights: [Float])? {
+    port.board.latest(newerThan: version)
+  }
+
+  public func send(_ batch: FragmentBatch, session: Admission, runID: UInt64, stop: StopFlag) -> Bool {
+    guard port.registry.isKnown(workerID: session.workerID, runID: runID) else {
+      refusal = .unknownSession
+      return true
+    }
+    port.stats.addEnvSteps(batch.envSteps)
+    for e in batch.episodes { port.stats.record(e) }
+    for f in batch.fragments where !port.queue.send(f) { return false }
+    return !stop.isSet
+  }
+
+  public func heartbeat(_ beat: WorkerBeat) {
+    if !port.registry.heartbeat(beat) { refusal = .unknownSession }
+  }
+
+  public func receiveRefusal() -> Refusal? {
+    defer { refusal = nil }
+    return refusal
+  }
+
+  public func goodbye(workerID: Int, runID: UInt64, reason: String) {
+    port.registry.goodbye(workerID: workerID, runID: runID, reason: reason)
+  }
+
+  public func disconnect() {}
 }
 
 /// Where the learner takes fragments from.
@@ -16,8 +169,11 @@ public protocol FragmentSource: Sendable {
   func receive(max: Int, timeout: Double) -> [Fragment]
 }
 
-/// A bounded, blocking, multi-producer queue of fragments (the in-memory transport).
-public final class FragmentQueue: FragmentSink, FragmentSource, @unchecked Sendable {
+/// A bounded, blocking, multi-producer queue of fragments: the trainer reads it,
+/// worker threads and the network thread fill it.
+public final class FragmentQueue: FragmentSource, @unchecked Sendable {
+  // NSCondition: senders wait for room and the receiver for items (Mutex has no
+  // condition variable); every field below is read and written under it.
   private let condition = NSCondition()
   private var items: [Fragment] = []
   private var head = 0
@@ -42,6 +198,8 @@ public final class FragmentQueue: FragmentSink, FragmentSource, @unchecked Senda
     return items.count - head < capacity
   }
 
+  /// Hands over a fragment, waiting while the queue is full (backpressure).
+  /// Returns false when the queue is closed.
   public func send(_ fragment: Fragment) -> Bool {
     condition.lock()
     defer { condition.unlock() }
@@ -92,26 +250,21 @@ public final class FragmentQueue: FragmentSink, FragmentSource, @unchecked Senda
   }
 }
 
-/// The latest weights, for workers to pick up between steps (the in-memory stand-in
-/// for the PUB/SUB weights channel).
-public final class WeightBoard: @unchecked Sendable {
-  private let lock = SpinlessLock()
-  private var version = -1
-  private var blob: [Float] = []
+/// The latest weights, for in-process workers and the network thread's
+/// publisher to pick up.
+public final class WeightBoard: Sendable {
+  private let latest = Mutex<(version: Int, blob: [Float])>((-1, []))
 
   /// An empty board.
   public init() {}
 
   /// Posts policy `version`.
   public func publish(version: Int, weights: [Float]) {
-    lock.withLock {
-      self.version = version
-      self.blob = weights
-    }
+    latest.withLock { $0 = (version, weights) }
   }
 
   /// The weights if newer than `version`.
   public func latest(newerThan version: Int) -> (version: Int, weights: [Float])? {
-    lock.withLock { self.version > version ? (self.version, blob) : nil }
+    latest.withLock { $0.version > version ? ($0.version, $0.blob) : nil }
   }
 }

@@ -137,15 +137,15 @@ enum Dashboard {
       $("ret").textContent = si(s["episode_return/mean"]);
       $("uptime").textContent = duration(s["run/uptime_seconds"]);
       document.title = "herd " + s["run/env"] + " " + si(s["episode_return/mean"]);
-      const t = hist.wall_seconds, tf = (x) => duration(x);
-      chart("return", hist.env_steps, [{ name: "mean return", ys: hist.return_mean, color: "#2b6cb0" }], si);
-      chart("sps", t, [{ name: "sampled", ys: hist.sampled_per_second, color: "#2f855a" },
-                       { name: "trained", ys: hist.trained_per_second, color: "#c05621" }], tf);
-      chart("loss", t, [{ name: "pg", ys: hist.loss_pg, color: "#6b46c1" },
-                        { name: "baseline", ys: hist.loss_baseline, color: "#2b6cb0" },
-                        { name: "entropy", ys: hist.loss_entropy, color: "#b83280" }], tf);
-      chart("lag", t, [{ name: "p50", ys: hist.lag_p50, color: "#2f855a" },
-                       { name: "p95", ys: hist.lag_p95, color: "#c53030" }], tf);
+      const t = hist["run/wall_seconds"], tf = (x) => duration(x);
+      chart("return", hist["env_steps/sampled"], [{ name: "mean return", ys: hist["episode_return/mean"], color: "#2b6cb0" }], si);
+      chart("sps", t, [{ name: "sampled", ys: hist["throughput/sampled_per_second"], color: "#2f855a" },
+                       { name: "trained", ys: hist["throughput/trained_per_second"], color: "#c05621" }], tf);
+      chart("loss", t, [{ name: "pg", ys: hist["losses/pg"], color: "#6b46c1" },
+                        { name: "baseline", ys: hist["losses/baseline"], color: "#2b6cb0" },
+                        { name: "entropy", ys: hist["losses/entropy"], color: "#b83280" }], tf);
+      chart("lag", t, [{ name: "p50", ys: hist["policy_lag/p50"], color: "#2f855a" },
+                       { name: "p95", ys: hist["policy_lag/p95"], color: "#c53030" }], tf);
       const rows = s.workers.map((w) => `<tr class="${w.state}"><td>${w.id}</td><td>${esc(w.host)}</td><td>${w.pid}</td>
         <td>${w.envs}</td><td>${si(w.env_steps)}</td><td>${si(w.steps_per_second)}</td><td>${w.episodes}</td>
         <td>${si(w.mean_return)}</td><td>${w.policy_version}</td><td>${w.seconds_since_heartbeat.toFixed(1)} s</td>

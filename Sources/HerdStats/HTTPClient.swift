@@ -42,7 +42,7 @@ public enum HTTPClient {
   /// GETs `url`, sending `Authorization: Bearer TOKEN` when a token is given.
   public static func get(_ url: String, token: String? = nil, timeout: Double = 5) throws -> Reply {
     let (host, port, path) = try parse(url: url)
-    var addr = try HTTPServer.resolve(host: host, port: port)
+    var addr = try resolve(host: host, port: port)
     let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard s >= 0 else { throw HTTPError.posix("socket") }
     defer { close(s) }
@@ -56,7 +56,7 @@ public enum HTTPClient {
     var request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: herd\r\nConnection: close\r\n"
     if let token { request += "Authorization: Bearer \(token)\r\n" }
     request += "\r\n"
-    guard HTTPServer.write(s, Array(request.utf8)) else { throw HTTPError.posix("sending to \(host):\(port)") }
+    guard write(s, Array(request.utf8)) else { throw HTTPError.posix("sending to \(host):\(port)") }
     var data: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -66,7 +66,7 @@ public enum HTTPClient {
       data += chunk[0..<n]
       if data.count > 64 << 20 { throw HTTPError("\(url): answer over 64 MiB") }
     }
-    guard let end = HTTPServer.headEnd(data) else { throw HTTPError("\(url): not an HTTP answer") }
+    guard let end = headEnd(data) else { throw HTTPError("\(url): not an HTTP answer") }
     var lines = String(decoding: data[..<end], as: UTF8.self).components(separatedBy: "\r\n")
     let statusLine = lines.removeFirst().split(separator: " ")
     guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/"), let status = Int(statusLine[1]) else {
@@ -80,5 +80,36 @@ public enum HTTPClient {
     var body = Array(data[(end + 4)...])
     if let n = headers["content-length"].flatMap(Int.init), n < body.count { body = Array(body[..<n]) }
     return Reply(status: status, headers: headers, body: body)
+  }
+
+  static func headEnd(_ b: [UInt8]) -> Int? {
+    guard b.count >= 4 else { return nil }
+    for i in 0...(b.count - 4) where b[i] == 13 && b[i + 1] == 10 && b[i + 2] == 13 && b[i + 3] == 10 { return i }
+    return nil
+  }
+
+  @discardableResult
+  static func write(_ c: Int32, _ bytes: [UInt8]) -> Bool {
+    var sent = 0
+    while sent < bytes.count {
+      let n = bytes.withUnsafeBytes { send(c, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+      if n <= 0 { return false }
+      sent += n
+    }
+    return true
+  }
+
+  /// An IPv4 socket address for `host` ("localhost", a dotted quad, 0.0.0.0 or a name).
+  static func resolve(host: String, port: Int) throws -> sockaddr_in {
+    var hints = addrinfo()
+    hints.ai_family = AF_INET
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var result: UnsafeMutablePointer<addrinfo>?
+    let rc = getaddrinfo(host, String(port), &hints, &result)
+    guard rc == 0, let info = result, let a = info.pointee.ai_addr else {
+      throw HTTPError("cannot resolve host \"\(host)\": \(String(cString: gai_strerror(rc)))")
+    }
+    defer { freeaddrinfo(result) }
+    return a.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
   }
 }

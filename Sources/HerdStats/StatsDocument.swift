@@ -43,6 +43,10 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   public var queueDepth: Int
   public var queueCapacity: Int
   @ExplicitNull public var secondsSinceFragments: Double?
+  /// Seconds the trainer has run (the time axis of `/history` and `progress.jsonl`).
+  public var wallSeconds: Double
+  /// The last failed write to the run directory (e.g. the disk is full); null while writes succeed.
+  @ExplicitNull public var diskError: String?
   public var dropped: [String: Int]
   public var endpoints: [String: String]
   public var workers: [WorkerRow]
@@ -81,6 +85,8 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case queueDepth = "queue/depth"
     case queueCapacity = "queue/capacity"
     case secondsSinceFragments = "intake/seconds_since_fragments"
+    case wallSeconds = "run/wall_seconds"
+    case diskError = "run/disk_error"
     case dropped
     case endpoints
     case workers

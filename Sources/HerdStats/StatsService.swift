@@ -1,5 +1,4 @@
 import Foundation
-import HerdLearner
 import HerdRL
 import HerdWire
 
@@ -32,11 +31,13 @@ public struct StatsSources: Sendable {
 
 /// Whether the run makes progress, and why not.
 public struct Health: Sendable, Equatable {
-  /// `training`, `starting`, `stalled` or `stopped`.
+  /// `training`, `starting`, `degraded` (training, but the run directory refuses
+  /// writes: disk full), `stalled` or `stopped`.
   public var status: String
   public var reason: String
-  /// 200 for `training` and `starting`, 503 otherwise.
-  public var healthy: Bool { status == "training" || status == "starting" }
+  /// 200 for `training`, `starting` and `degraded`, 503 otherwise. A full disk
+  /// stays 200: restarting the learner would not free space, and it keeps training.
+  public var healthy: Bool { status == "training" || status == "starting" || status == "degraded" }
 
   /// The rule: stopped when the trainer said so; stalled when its loop has not gone
   /// round for `stallSeconds` (trainer stuck) or no fragment arrived for
@@ -61,27 +62,45 @@ public struct Health: Sendable, Equatable {
     if since > stallSeconds {
       return Health(status: "stalled", reason: "no fragments for \(f(since)) s (\(workers))")
     }
-    return Health(status: "training", reason: "fragments \(String(format: "%.1f", since)) s ago, \(workers)")
+    let fresh = "fragments \(String(format: "%.1f", since)) s ago, \(workers)"
+    if let disk = status?.diskError {
+      return Health(status: "degraded", reason: "training, but the run directory refuses writes: \(disk) (\(fresh))")
+    }
+    return Health(status: "training", reason: fresh)
   }
 }
 
 /// The stats endpoint's routes: `/healthz`, `/stats`, `/history`, `/metrics` and
-/// the dashboard at `/`. With a token, every route but `/` (a page without data)
-/// and `/healthz` (for probes) needs `Authorization: Bearer TOKEN`.
+/// the dashboard at `/`.
+///
+/// The token rule, with `--stats-token-file`: every route that carries numbers
+/// needs `Authorization: Bearer TOKEN` (a header only: a token in a URL ends up in
+/// logs and browser history). `/` is a page without data and stays open;
+/// `/healthz` stays open for probes but without the token answers only its
+/// status word (`{"status": "training"}`), with the token also the reason and
+/// the figures. Without a token file every route is open.
 public final class StatsService: Sendable {
   public let sources: StatsSources
   public let stallSeconds: Double
   let token: String?
+  let metrics: MetricsExporter
 
   public init(sources: StatsSources, stallSeconds: Double = 30, token: String? = nil) {
     self.sources = sources
     self.stallSeconds = stallSeconds
     self.token = token
+    self.metrics = MetricsExporter()
   }
 
   /// Answers one request.
   public func handle(_ r: HTTPRequest) -> HTTPResponse {
-    if let token, r.path != "/", r.path != "/healthz", r.path != "/index.html", !authorised(r, token: token) {
+    guard r.method == "GET" || r.method == "HEAD" else {
+      var res = HTTPResponse(status: 405, text: "only GET and HEAD\n")
+      res.headers.append(("Allow", "GET, HEAD"))
+      return res
+    }
+    let open = token.map { authorised(r, token: $0) } ?? true
+    if !open, r.path != "/", r.path != "/healthz", r.path != "/index.html" {
       var res = HTTPResponse(status: 401, text: "this endpoint needs Authorization: Bearer TOKEN (see --stats-token-file)\n")
       res.headers.append(("WWW-Authenticate", "Bearer realm=\"herd\""))
       return res
@@ -91,10 +110,13 @@ public final class StatsService: Sendable {
       return HTTPResponse(status: 200, text: Dashboard.html, contentType: "text/html; charset=utf-8")
     case "/healthz":
       let (doc, health) = document()
-      let body: [String: Any] = [
-        "status": health.status, "reason": health.reason, "policy_version": doc.policyVersion,
-        "env_steps": doc.envStepsSampled, "workers_connected": doc.workers.filter { $0.state == "connected" }.count,
-      ]
+      var body: [String: Any] = ["status": health.status]
+      if open {
+        body["reason"] = health.reason
+        body[MetricKey.policyVersion] = doc.policyVersion
+        body[MetricKey.envStepsSampled] = doc.envStepsSampled
+        body["workers/connected"] = doc.workers.filter { $0.state == "connected" }.count
+      }
       return json(health.healthy ? 200 : 503, body)
     case "/stats":
       do {
@@ -107,19 +129,17 @@ public final class StatsService: Sendable {
     case "/metrics":
       let (doc, health) = document()
       return HTTPResponse(
-        status: 200, text: PrometheusText.render(doc, health: health),
-        contentType: "text/plain; version=0.0.4; charset=utf-8")
+        status: 200, text: metrics.render(doc, health: health), contentType: "text/plain; version=0.0.4; charset=utf-8")
     default:
       return HTTPResponse(status: 404, text: "no route \(r.path); try /, /healthz, /stats, /history or /metrics\n")
     }
   }
 
+  /// Whether `r` carries the token in its Authorization header (compared in
+  /// constant time in the token's length).
   func authorised(_ r: HTTPRequest, token: String) -> Bool {
-    var given = r.query["token"] ?? ""
-    if let h = r.headers["authorization"], h.lowercased().hasPrefix("bearer ") {
-      given = String(h.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
-    }
-    // Constant time in the token's length.
+    guard let h = r.headers["authorization"], h.lowercased().hasPrefix("bearer ") else { return false }
+    let given = String(h.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
     let a = Array(given.utf8)
     let b = Array(token.utf8)
     var diff = UInt8(a.count == b.count ? 0 : 1)
@@ -163,7 +183,8 @@ public final class StatsService: Sendable {
       entropy: finite(u?.entropy), gradNorm: finite(u?.gradNorm), learningRate: finite(u?.learningRate),
       meanRho: finite(u?.meanRho), skippedUpdates: s?.skippedUpdates ?? 0, lagP50: s?.lagP50 ?? 0,
       lagP95: s?.lagP95 ?? 0, lagMax: s?.lagMax ?? 0, queueDepth: status?.queueDepth ?? 0,
-      queueCapacity: status?.queueCapacity ?? 0, secondsSinceFragments: sinceFragments, dropped: dropped,
+      queueCapacity: status?.queueCapacity ?? 0, secondsSinceFragments: sinceFragments,
+      wallSeconds: status?.wallSeconds ?? 0, diskError: status?.diskError, dropped: dropped,
       endpoints: sources.endpoints, workers: rows)
     return (doc, health)
   }
@@ -173,10 +194,10 @@ public final class StatsService: Sendable {
     let h = sources.board.history
     func finite(_ x: Float?) -> Float? { x.flatMap { $0.isFinite ? $0 : nil } }
     let c = HistoryDocument(
-      wall_seconds: h.map(\.wallSeconds), env_steps: h.map(\.envSteps), return_mean: h.map { finite($0.meanReturn) },
-      sampled_per_second: h.map(\.sampledPerSecond), trained_per_second: h.map(\.trainedPerSecond),
-      loss_pg: h.map { finite($0.policyLoss) }, loss_baseline: h.map { finite($0.baselineLoss) },
-      loss_entropy: h.map { finite($0.entropyLoss) }, lag_p50: h.map(\.lagP50), lag_p95: h.map(\.lagP95))
+      wallSeconds: h.map(\.wallSeconds), envSteps: h.map(\.envSteps), returnMean: h.map { finite($0.meanReturn) },
+      sampledPerSecond: h.map(\.sampledPerSecond), trainedPerSecond: h.map(\.trainedPerSecond),
+      lossPG: h.map { finite($0.policyLoss) }, lossBaseline: h.map { finite($0.baselineLoss) },
+      lossEntropy: h.map { finite($0.entropyLoss) }, lagP50: h.map(\.lagP50), lagP95: h.map(\.lagP95))
     let e = JSONEncoder()
     e.outputFormatting = [.sortedKeys]
     return Array((try? e.encode(c)) ?? Data("{}".utf8)) + [10]

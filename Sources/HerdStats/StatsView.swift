@@ -2,16 +2,30 @@ import Foundation
 
 /// The learning curves as `GET /history` returns them (column by column).
 public struct HistoryDocument: Codable, Sendable {
-  public var wall_seconds: [Double]
-  public var env_steps: [Int]
-  public var return_mean: [Float?]
-  public var sampled_per_second: [Double]
-  public var trained_per_second: [Double]
-  public var loss_pg: [Float?]
-  public var loss_baseline: [Float?]
-  public var loss_entropy: [Float?]
-  public var lag_p50: [Int]
-  public var lag_p95: [Int]
+  public var wallSeconds: [Double]
+  public var envSteps: [Int]
+  public var returnMean: [Float?]
+  public var sampledPerSecond: [Double]
+  public var trainedPerSecond: [Double]
+  public var lossPG: [Float?]
+  public var lossBaseline: [Float?]
+  public var lossEntropy: [Float?]
+  public var lagP50: [Int]
+  public var lagP95: [Int]
+
+  /// The same names as `/stats` and `progress.jsonl` (``MetricKey``).
+  enum CodingKeys: String, CodingKey {
+    case wallSeconds = "run/wall_seconds"
+    case envSteps = "env_steps/sampled"
+    case returnMean = "episode_return/mean"
+    case sampledPerSecond = "throughput/sampled_per_second"
+    case trainedPerSecond = "throughput/trained_per_second"
+    case lossPG = "losses/pg"
+    case lossBaseline = "losses/baseline"
+    case lossEntropy = "losses/entropy"
+    case lagP50 = "policy_lag/p50"
+    case lagP95 = "policy_lag/p95"
+  }
 }
 
 /// Eight-level bar sparklines.
@@ -66,11 +80,11 @@ public enum StatsView {
     out.append("policy lag  p50 \(d.lagP50)   p95 \(d.lagP95)   max \(d.lagMax)")
     let drops = d.dropped.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
     out.append("dropped     \(drops.isEmpty ? "none" : drops.joined(separator: ", "))")
-    if let h = history, !h.wall_seconds.isEmpty {
+    if let h = history, !h.wallSeconds.isEmpty {
       let w = max(10, min(60, width - 24))
       out.append("")
-      out.append("return   \(Sparkline.render(h.return_mean.map { $0.map(Double.init) }, width: w))  \(f(d.returnMean))")
-      out.append("steps/s  \(Sparkline.render(h.sampled_per_second.map { $0 }, width: w))  \(n(d.sampledPerSecond))")
+      out.append("return   \(Sparkline.render(h.returnMean.map { $0.map(Double.init) }, width: w))  \(f(d.returnMean))")
+      out.append("steps/s  \(Sparkline.render(h.sampledPerSecond.map { $0 }, width: w))  \(n(d.sampledPerSecond))")
     }
     out.append("")
     let header = ["id", "host", "pid", "envs", "env steps", "steps/s", "episodes", "return", "policy", "heartbeat", "state"]

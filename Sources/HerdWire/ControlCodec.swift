@@ -1,4 +1,5 @@
 import Foundation
+import HerdRL
 import SwiftProtobuf
 
 /// Swift names for the control channel's messages (the generated types).
@@ -70,6 +71,30 @@ public enum ControlCodec {
       return .heartbeat(b)
     case .goodbye(let g): return .goodbye(g)
     case nil: throw WireError(.undecodable, "control message with no kind set")
+    }
+  }
+}
+
+extension Refusal {
+  /// The reject that carries this refusal (its code decides; the reason is for people).
+  public var reject: Reject {
+    var r = Reject()
+    r.protocolVersion = HerdWire.protocolVersion
+    r.reason = description
+    switch self {
+    case .protocolVersion: r.code = .protocolVersion
+    case .unknownSession: r.code = .unknownSession
+    case .refused: r.code = .refused
+    }
+    return r
+  }
+
+  /// The refusal a reject carries, decided by its code.
+  public init(_ r: Reject) {
+    switch r.code {
+    case .unknownSession: self = .unknownSession
+    case .protocolVersion: self = .protocolVersion(worker: HerdWire.protocolVersion, learner: r.protocolVersion)
+    case .refused, .unspecified, .UNRECOGNIZED: self = .refused(r.reason)
     }
   }
 }

@@ -45,25 +45,10 @@ public struct WireError: Error, Equatable, CustomStringConvertible {
   public var description: String { "\(reason.rawValue): \(detail)" }
 }
 
-/// What every fragment and weight blob must fit (sent in the Welcome).
-public struct WireModelSpec: Sendable, Equatable {
-  public var env: String
-  public var observationSize: Int
-  public var actionCount: Int
-  public var stateSize: Int
-  public var maxSeqLen: Int
-  public var parameterCount: Int
+/// The model spec on the wire (``ModelSpec`` from HerdRL, with its protobuf form).
+public typealias WireModelSpec = ModelSpec
 
-  public init(env: String, observationSize: Int, actionCount: Int, stateSize: Int, maxSeqLen: Int, parameterCount: Int)
-  {
-    self.env = env
-    self.observationSize = observationSize
-    self.actionCount = actionCount
-    self.stateSize = stateSize
-    self.maxSeqLen = maxSeqLen
-    self.parameterCount = parameterCount
-  }
-
+extension ModelSpec {
   public var proto: Herd_V1_ModelSpec {
     var m = Herd_V1_ModelSpec()
     m.env = env

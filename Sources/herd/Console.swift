@@ -1,6 +1,9 @@
 import Foundation
 import HerdMath
 import HerdRL
+import HerdLearner
+import HerdStats
+import Synchronization
 
 /// Writes a line to standard error (progress and diagnostics; stdout stays for
 /// results). While a ``ProgressDisplay`` is shown, the line goes above its status bar.
@@ -20,12 +23,11 @@ struct CommandFailure: Error, CustomStringConvertible {
 }
 
 /// A lock-protected optional value shared across threads.
-final class SharedSlot<T>: @unchecked Sendable {
-  private let lock = SpinlessLock()
-  private var stored: T?
+final class SharedSlot<T: Sendable>: Sendable {
+  private let stored = Mutex<T?>(nil)
   var value: T? {
-    get { lock.withLock { stored } }
-    set { lock.withLock { stored = newValue } }
+    get { stored.withLock { $0 } }
+    set { stored.withLock { $0 = newValue } }
   }
 }
 
@@ -37,12 +39,11 @@ final class ProgressDisplay: @unchecked Sendable {
   /// The display on screen, if any (``printError`` writes through it).
   static let current = SharedSlot<ProgressDisplay>()
 
-  private let lock = SpinlessLock()
+  private let statusLine = Mutex("")
   private let board: StatusBoard
   private let stop: StopCriteria
-  private var statusLine = ""
   private let done = StopFlag()
-  private var thread: Thread?
+  private var thread: JoinableThread?
 
   init(board: StatusBoard, stop: StopCriteria) {
     self.board = board
@@ -54,37 +55,34 @@ final class ProgressDisplay: @unchecked Sendable {
     guard isatty(STDERR_FILENO) == 1 else { return nil }
     let d = ProgressDisplay(board: board, stop: stop)
     current.value = d
-    let t = Thread { [d] in
+    d.thread = JoinableThread(name: "herd-progress") { [d] in
       while !d.done.isSet {
         d.redraw()
-        usleep(500_000)
+        d.done.wait(seconds: 0.5)
       }
     }
-    t.name = "herd-progress"
-    d.thread = t
-    t.start()
     return d
   }
 
   /// Writes `line` above the status bar.
   func log(_ line: String) {
-    lock.withLock { write("\r\u{1B}[2K" + line + "\n" + statusLine) }
+    statusLine.withLock { write("\r\u{1B}[2K" + line + "\n" + $0) }
   }
 
   /// Removes the bar and restores plain output.
   func finish() {
     if done.isSet { return }
     done.set()
-    while let t = thread, !t.isFinished { usleep(5000) }
+    thread?.join()
     ProgressDisplay.current.value = nil
-    lock.withLock { write("\r\u{1B}[2K") }
+    statusLine.withLock { _ in write("\r\u{1B}[2K") }
   }
 
   private func redraw() {
     guard let s = board.status else { return }
     let line = Self.render(s, stop: stop, width: Int(ProcessInfo.processInfo.environment["COLUMNS"] ?? "") ?? 100)
-    lock.withLock {
-      statusLine = line
+    statusLine.withLock {
+      $0 = line
       write("\r\u{1B}[2K" + line)
     }
   }
@@ -114,17 +112,13 @@ final class ProgressDisplay: @unchecked Sendable {
 }
 
 /// Splits bytes from a child's stderr into lines and prints each through
-/// ``printError`` (the partial last line waits for its end). With `onlyProblems`
-/// (--quiet) only lines that mention an error or a warning get through.
-final class LineForwarder: @unchecked Sendable {
-  private let lock = SpinlessLock()
-  private var pending: [UInt8] = []
-  let onlyProblems: Bool
-
-  init(onlyProblems: Bool = false) { self.onlyProblems = onlyProblems }
+/// ``printError`` (the partial last line waits for its end). The child filters
+/// its own lines by the `--log-level` it was given.
+final class LineForwarder: Sendable {
+  private let pending = Mutex<[UInt8]>([])
 
   func feed(_ data: Data) {
-    let lines = lock.withLock { () -> [String] in
+    let lines = pending.withLock { pending -> [String] in
       if data.isEmpty {  // end of file: flush what is left
         defer { pending = [] }
         return pending.isEmpty ? [] : [String(decoding: pending, as: UTF8.self)]
@@ -137,10 +131,6 @@ final class LineForwarder: @unchecked Sendable {
       }
       return out
     }
-    for l in lines {
-      let lower = l.lowercased()
-      if onlyProblems && !lower.contains("error") && !lower.contains("warning") { continue }
-      printError(l)
-    }
+    for l in lines { printError(l) }
   }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import HerdLearner
 import HerdWire
 
@@ -58,12 +59,12 @@ struct LearnerCurveOptions: ParsableArguments {
   }
 
   /// The security settings (nil without CURVE).
-  func security() throws -> LearnerSecurity? {
+  func security(logger: Logger) throws -> LearnerSecurity? {
     guard let secret = curveSecretKey, let dir = authorizedKeys else { return nil }
     do {
       let pair = try Curve.readSecret(secret)
       let keys = try Curve.readAuthorized(dir)
-      printError("curve: on; learner public key \(pair.publicKey.z85); \(keys.count) authorized worker key(s) in \(dir)")
+      logger.info("curve: on; learner public key \(pair.publicKey.z85); \(keys.count) authorized worker key(s) in \(dir)")
       return LearnerSecurity(pair: pair, authorized: keys)
     } catch {
       throw ValidationError("\(error)")

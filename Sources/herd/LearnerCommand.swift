@@ -53,84 +53,43 @@ struct LearnerCommand: ParsableCommand {
   @OptionGroup var stopping: StopOptions
   @OptionGroup var stats: StatsOptions
   @OptionGroup var curve: LearnerCurveOptions
+  @OptionGroup var logs: LogOptions
   @Option(help: "Run folder (default runs/ENV-TIME).")
   var runDir: String?
   @Flag(help: "Continue from RUN_DIR/checkpoint.herd (policy version, optimiser state, counters).")
   var resume = false
   @Flag(help: "Resume when RUN_DIR/checkpoint.herd exists, else start fresh (for services that restart).")
   var resumeIfPresent = false
-  @Flag(help: "No progress lines.")
-  var quiet = false
 
   func validate() throws {
     try stopping.validate()
     try endpoints.validate()
     try stats.validate()
     try curve.validate()
-  }
-
-  func run() throws {
-    let config = try options.resolve()
-    let security = try curve.security()
     if (resume || resumeIfPresent) && runDir == nil {
       throw ValidationError("--resume needs --run-dir (the run to continue)")
     }
+  }
+
+  func run() throws {
+    let logger = logs.bootstrap(label: "herd.learner")
+    let config = try options.resolve()
+    let security = try curve.security(logger: logger)
     let dirPath = runDir ?? "runs/\(config.env)-\(Train.timestamp())"
     let resuming = resume || (resumeIfPresent && FileManager.default.fileExists(atPath: dirPath + "/checkpoint.herd"))
     BLAS.setThreadCount(1)
-    let runDirectory = try RunDirectory(path: dirPath)
-    installStopSignals()
-    let q = quiet
-    let run = TrainingRun(config: config, stop: stopping.criteria(for: config.env), runDirectory: runDirectory) { line in
-      if !q { printError(line) }
-    }
+    StopSignals.install(interruptFlag)
     let e = endpoints.endpoints
-    let summary = try serve(
-      run, endpoints: e, security: security, stats: stats,
-      defaultStatsPort: e.controlPort == 0 ? 0 : e.controlPort + 3, resume: resuming, interrupted: interruptFlag
-    ) { _, _ in }
-    printSummary(summary)
-  }
-}
-
-/// Runs a learner daemon for `run` with its stats endpoint; `ready` receives the
-/// bound control endpoint.
-func serve(
-  _ run: TrainingRun, endpoints: LearnerEndpoints, security: LearnerSecurity? = nil, stats: StatsOptions, defaultStatsPort: Int, resume: Bool,
-  interrupted: StopFlag, ready: (_ control: String, _ status: StatusBoard) -> Void
-) throws -> RunSummary {
-  let parts = try run.prepare(resume: resume)
-  let spec = WireModelSpec(
-    env: run.config.env, observationSize: parts.network.observationSize, actionCount: parts.network.actionCount,
-    stateSize: parts.network.stateSize, maxSeqLen: run.config.max_seq_len, parameterCount: parts.network.layout.count)
-  let network = LearnerNetwork(
-    config: run.config, spec: spec, queue: parts.queue, board: parts.board, stats: parts.stats, log: { printError($0) })
-  try network.start(endpoints, security: security)
-  if endpoints.host != "127.0.0.1" && endpoints.host != "localhost" && security == nil {
-    printError(
-      "warning: serving on \(endpoints.host) without CURVE: anyone who reaches these ports can feed this learner "
-        + "(herd keys generate; --curve-secret-key, --authorized-keys)")
-  }
-  let sources = StatsSources(
-    env: run.config.env, runID: StatsEndpoint.newSessionID(), runDir: run.runDirectory.path, board: parts.status,
-    workers: { network.workers }, drops: { network.drops },
-    endpoints: ["control": network.bound.control, "fragments": network.bound.fragments, "weights": network.bound.weights])
-  let endpoint: StatsEndpoint?
-  do {
-    endpoint = try stats.start(sources: sources, host: endpoints.host, defaultPort: defaultStatsPort)
-  } catch {
-    network.shutdown()
-    throw error
-  }
-  ready(network.bound.control, parts.status)
-  return try run.trainLoop(parts, interrupted: interrupted, failure: { nil }) {
-    parts.queue.close()
-    network.shutdown()
-    endpoint?.stop()
-    let drops = network.drops
-    if !drops.isEmpty {
-      printError("dropped messages by reason: " + drops.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(separator: ", "))
+    var settings = LearnerSettings(runDirectory: dirPath, stop: stopping.criteria(for: config.env))
+    settings.resume = resuming
+    settings.network = NetworkSettings(endpoints: e, security: security)
+    settings.stats = try stats.settings(host: e.host, defaultPort: e.controlPort == 0 ? 0 : e.controlPort + 3)
+    let summary = try LearnerDaemon(config: config, settings: settings, logger: logger).run(interrupted: interruptFlag) {
+      ready in
+      if let url = ready.statsURL { stats.announce(url, host: e.host, logger: logger) }
     }
+    printSummary(summary)
+    if summary.disk_error != nil { throw ExitCode(1) }
   }
 }
 
@@ -156,6 +115,7 @@ struct WorkerCommand: ParsableCommand {
   @Option(help: "Seed for this worker's environments and sampling.")
   var seed: UInt64 = 0
   @OptionGroup var curve: WorkerCurveOptions
+  @OptionGroup var logs: LogOptions
 
   func validate() throws {
     if let e = envs, e < 1 { throw ValidationError("--envs must be at least 1, got \(e)") }
@@ -163,9 +123,16 @@ struct WorkerCommand: ParsableCommand {
   }
 
   func run() throws {
-    installStopSignals()
-    let worker = try RemoteWorker(learner: learner, envs: envs, seed: seed, curve: try curve.keys()) { printError($0) }
-    printError("worker: run \(String(worker.runID, radix: 16)), connecting to \(learner)")
-    try worker.run(stop: interruptFlag)
+    let logger = logs.bootstrap(label: "herd.worker")
+    StopSignals.install(interruptFlag)
+    BLAS.setThreadCount(1)
+    let transport = try ZMQWorkerTransport(learner: learner, curve: try curve.keys(), logger: logger)
+    let loop = WorkerLoop(transport: transport, envs: envs, seed: seed, logger: logger)
+    logger.info("worker: run \(String(loop.runID, radix: 16)), connecting to \(learner)")
+    do {
+      try loop.run(stop: interruptFlag)
+    } catch let r as Refusal {
+      throw CommandFailure("the learner refused this worker: \(r)")
+    }
   }
 }

@@ -50,7 +50,7 @@ struct StatsCommand: ParsableCommand {
       try show(base, token: token, live: false, pretty: true)
       return
     }
-    installStopSignals()
+    StopSignals.install(interruptFlag)
     if live && !json { print("\u{1B}[?25l", terminator: "") }  // hide the cursor
     defer { if live && !json { print("\u{1B}[?25h", terminator: "") } }
     while !interruptFlag.isSet {
@@ -62,7 +62,7 @@ struct StatsCommand: ParsableCommand {
       }
       fflush(nil)
       let end = Date(timeIntervalSinceNow: interval)
-      while Date() < end && !interruptFlag.isSet { usleep(50_000) }
+      interruptFlag.wait(seconds: end.timeIntervalSinceNow)
     }
   }
 

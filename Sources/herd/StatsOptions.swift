@@ -3,6 +3,7 @@ import Foundation
 import HerdLearner
 import HerdRL
 import HerdStats
+import Logging
 
 /// Options of the learner's HTTP stats endpoint (`herd learner`, `herd train`).
 struct StatsOptions: ParsableArguments {
@@ -20,7 +21,8 @@ struct StatsOptions: ParsableArguments {
   @Option(
     help: """
       A file holding a bearer token that /stats, /history and /metrics then require \
-      (Authorization: Bearer TOKEN). / and /healthz stay open: they show no numbers but health.
+      (Authorization: Bearer TOKEN header). / stays open (no data); /healthz stays open but without \
+      the token answers only its status word.
       """)
   var statsTokenFile: String?
 
@@ -43,25 +45,23 @@ struct StatsOptions: ParsableArguments {
     return t
   }
 
-  /// Starts the endpoint on `host` (nil with --no-stats). Without --stats-port,
-  /// `defaultPort` is tried and, if it is taken, any free port.
-  func start(sources: StatsSources, host: String, defaultPort: Int) throws -> StatsEndpoint? {
+  /// The daemon's stats settings on `host` (nil with --no-stats). Without
+  /// --stats-port, `defaultPort` is tried and, if it is taken, any free port.
+  func settings(host: String, defaultPort: Int) throws -> StatsSettings? {
     if noStats { return nil }
-    let service = StatsService(sources: sources, stallSeconds: stallSeconds, token: try token())
-    let endpoint: StatsEndpoint
-    if let p = statsPort {
-      endpoint = try StatsEndpoint(service: service, host: host, port: p)
-    } else if let e = try? StatsEndpoint(service: service, host: host, port: defaultPort) {
-      endpoint = e
-    } else {
-      endpoint = try StatsEndpoint(service: service, host: host, port: 0)
-      printError("stats: port \(defaultPort) is taken; using \(endpoint.url) instead")
-    }
-    let reach = host == "0.0.0.0" ? endpoint.url.replacingOccurrences(of: "0.0.0.0", with: ProcessInfo.processInfo.hostName) : endpoint.url
-    printError("stats: dashboard \(reach)/ (also /healthz, /stats, /metrics; `herd stats \(reach)`)")
+    var s = StatsSettings(host: host, port: statsPort ?? defaultPort)
+    s.anyPortIfTaken = statsPort == nil
+    s.stallSeconds = stallSeconds
+    s.token = try token()
+    return s
+  }
+
+  /// Logs where the endpoint is, and warns when it is open on a network.
+  func announce(_ url: String, host: String, logger: Logger) {
+    let reach = host == "0.0.0.0" ? url.replacingOccurrences(of: "0.0.0.0", with: ProcessInfo.processInfo.hostName) : url
+    logger.info("stats: dashboard \(reach)/ (also /healthz, /stats, /metrics; `herd stats \(reach)`)")
     if host != "127.0.0.1" && host != "localhost" && statsTokenFile == nil {
-      printError("warning: the stats endpoint on \(host) has no token: anyone who reaches it reads the run (see --stats-token-file)")
+      logger.warning("the stats endpoint on \(host) has no token: anyone who reaches it reads the run (see --stats-token-file)")
     }
-    return endpoint
   }
 }

@@ -4,7 +4,7 @@ import HerdMath
 import HerdLearner
 import HerdRL
 import HerdStats
-import Synchronization
+import Logging
 
 /// Options shared by every command that builds a config (`train`, `explain`, ...).
 struct ConfigOptions: ParsableArguments {
@@ -74,26 +74,8 @@ func printSummary(_ summary: RunSummary) {
   if let data = try? encoder.encode(summary) { print(String(decoding: data, as: UTF8.self)) }
 }
 
-/// Set by SIGINT/SIGTERM; a second signal exits at once.
+/// Set by SIGINT/SIGTERM (``StopSignals``); a second signal exits at once.
 let interruptFlag = StopFlag()
-let interruptCount = Atomic<Int>(0)
-
-/// Installs SIGINT and SIGTERM handlers that ask the run to stop cleanly.
-func installStopSignals() {
-  let handler: @convention(c) (Int32) -> Void = { _ in
-    if interruptCount.add(1, ordering: .relaxed).newValue >= 2 { _exit(130) }
-    interruptFlag.set()
-  }
-  signal(SIGINT, handler)
-  signal(SIGTERM, handler)
-  // A process may inherit these blocked (posix_spawn keeps the parent thread's
-  // mask; test runners block them): unblock, or SIGTERM would never arrive.
-  var set = sigset_t()
-  sigemptyset(&set)
-  sigaddset(&set, SIGINT)
-  sigaddset(&set, SIGTERM)
-  pthread_sigmask(SIG_UNBLOCK, &set, nil)
-}
 
 /// `herd train`: learner and rollout workers in one process.
 struct Train: ParsableCommand {
@@ -132,12 +114,11 @@ struct Train: ParsableCommand {
   @Flag(help: "Print the effective config as JSON and exit.")
   var printConfig = false
 
-  @Flag(help: "No progress lines or status bar (summary only).")
-  var quiet = false
+  @OptionGroup var logs: LogOptions
   let display = SharedSlot<ProgressDisplay>()
 
   enum CodingKeys: CodingKey {
-    case options, stopping, stats, runDir, workers, inProcess, printConfig, quiet
+    case options, stopping, stats, runDir, workers, inProcess, printConfig, logs
   }
 
   func validate() throws {
@@ -154,76 +135,44 @@ struct Train: ParsableCommand {
       print(try config.prettyJSON())
       return
     }
+    let logger = logs.bootstrap(label: "herd.train")
     BLAS.setThreadCount(1)
     let stop = stopping.criteria(for: config.env)
-    let dir = runDir ?? "runs/\(config.env)-\(Self.timestamp())"
-    let runDirectory = try RunDirectory(path: dir)
-    installStopSignals()
-    printError(
+    StopSignals.install(interruptFlag)
+    logger.info(
       "herd train: OpenBLAS threads 1 (\(BLAS.configuration)); stop at \(Self.describe(stop)); Ctrl-C stops cleanly")
-    let run = TrainingRun(config: config, stop: stop, runDirectory: runDirectory) { line in
-      if !quiet { printError(line) }
-    }
-    let summary: RunSummary
-    defer { display.value?.finish() }
+    var settings = LearnerSettings(runDirectory: runDir ?? "runs/\(config.env)-\(Self.timestamp())", stop: stop)
+    settings.stats = try stats.settings(host: "127.0.0.1", defaultPort: 5558)
     if inProcess {
-      var endpoint: StatsEndpoint?
-      defer { endpoint?.stop() }
-      summary = try run.run(interrupted: interruptFlag) { parts in
-        let sources = StatsSources(
-          env: config.env, runID: StatsEndpoint.newSessionID(), runDir: dir, board: parts.status,
-          endpoints: ["transport": "in-process"])
-        endpoint = try stats.start(sources: sources, host: "127.0.0.1", defaultPort: 5558)
-        showProgress(parts.status, stop)
-      }
+      settings.inProcessWorkers = config.num_workers
     } else {
-      summary = try runWithWorkerProcesses(run, config: config, stop: stop)
+      settings.network = NetworkSettings(
+        endpoints: LearnerEndpoints(host: "127.0.0.1", controlPort: 0, fragmentPort: 0, weightsPort: 0))
     }
+    let children = ChildWorkers()
+    defer {
+      children.stop()
+      display.value?.finish()
+    }
+    let summary = try LearnerDaemon(config: config, settings: settings, logger: logger).run(interrupted: interruptFlag) {
+      ready in
+      if let url = ready.statsURL { stats.announce(url, host: "127.0.0.1", logger: logger) }
+      if let control = ready.control {
+        children.start(count: config.num_workers, control: control, seed: config.seed, logLevel: logs.level)
+        logger.info("started \(children.count) worker process(es) for \(control)")
+      }
+      showProgress(ready.status, stop)
+    }
+    children.stop()
     display.value?.finish()
     printSummary(summary)
     if interruptFlag.isSet { throw ExitCode(130) }
+    if summary.disk_error != nil { throw ExitCode(1) }
   }
 
-  /// A learner in this process and `num_workers` `herd worker` child processes
-  /// connected over loopback ZeroMQ; the children are stopped (SIGTERM, then
-  /// SIGKILL after 5 s) when the run ends.
-  func runWithWorkerProcesses(_ run: TrainingRun, config: TrainingConfig, stop: StopCriteria) throws -> RunSummary {
-    var children: [Process] = []
-    defer {
-      for c in children where c.isRunning { kill(c.processIdentifier, SIGTERM) }
-      let deadline = Date(timeIntervalSinceNow: 5)
-      while children.contains(where: { $0.isRunning }) && Date() < deadline { usleep(20_000) }
-      for c in children where c.isRunning { kill(c.processIdentifier, SIGKILL) }
-    }
-    let endpoints = LearnerEndpoints(host: "127.0.0.1", controlPort: 0, fragmentPort: 0, weightsPort: 0)
-    return try serve(
-      run, endpoints: endpoints, stats: stats, defaultStatsPort: 5558, resume: false, interrupted: interruptFlag
-    ) { control, status in
-      let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-      for i in 0..<config.num_workers {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["worker", "--learner", control, "--seed", String(config.seed &+ UInt64(i) &+ 1)]
-        // The children's log lines go through this process (above the status bar).
-        let pipe = Pipe()
-        p.standardError = pipe
-        let forward = LineForwarder(onlyProblems: quiet)
-        pipe.fileHandleForReading.readabilityHandler = { h in forward.feed(h.availableData) }
-        do {
-          try p.run()
-          children.append(p)
-        } catch {
-          printError("could not start worker \(i): \(error)")
-        }
-      }
-      printError("started \(children.count) worker process(es) for \(control)")
-      showProgress(status, stop)
-    }
-  }
-
-  /// The status bar (on a terminal, without --quiet).
+  /// The status bar (on a terminal, at log level info or below).
   func showProgress(_ board: StatusBoard, _ stop: StopCriteria) {
-    if !quiet { display.value = ProgressDisplay.show(board: board, stop: stop) }
+    if logs.level <= .info { display.value = ProgressDisplay.show(board: board, stop: stop) }
   }
 
   /// The return at which an environment counts as solved.
@@ -243,5 +192,45 @@ struct Train: ParsableCommand {
     let f = DateFormatter()
     f.dateFormat = "yyyyMMdd-HHmmss"
     return f.string(from: Date())
+  }
+}
+
+/// `herd train`'s worker child processes: `herd worker` connected to the learner
+/// over loopback, their log lines forwarded through this process (above the
+/// status bar), stopped with SIGTERM (then SIGKILL after 5 s) when the run ends.
+final class ChildWorkers: @unchecked Sendable {
+  // Touched by the command's thread only (start in the ready callback, stop after).
+  private var children: [Process] = []
+  var count: Int { children.count }
+
+  func start(count: Int, control: String, seed: UInt64, logLevel: Logger.Level) {
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    for i in 0..<count {
+      let p = Process()
+      p.executableURL = URL(fileURLWithPath: exe)
+      p.arguments = [
+        "worker", "--learner", control, "--seed", String(seed &+ UInt64(i) &+ 1), "--log-level", logLevel.rawValue,
+      ]
+      let pipe = Pipe()
+      p.standardError = pipe
+      let forward = LineForwarder()
+      pipe.fileHandleForReading.readabilityHandler = { h in forward.feed(h.availableData) }
+      do {
+        try p.run()
+        children.append(p)
+      } catch {
+        printError("error: could not start worker \(i): \(error)")
+      }
+    }
+  }
+
+  func stop() {
+    for c in children where c.isRunning { kill(c.processIdentifier, SIGTERM) }
+    let deadline = Date(timeIntervalSinceNow: 5)
+    for c in children {
+      while c.isRunning && Date() < deadline { usleep(20_000) }
+      if c.isRunning { kill(c.processIdentifier, SIGKILL) }
+    }
+    children.removeAll()
   }
 }

@@ -54,7 +54,8 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
     #expect(health.status == 200)
     let h = try #require(try JSONSerialization.jsonObject(with: Data(health.body)) as? [String: Any])
     #expect(h["status"] as? String == "training")
-    #expect(h["workers_connected"] as? Int == 1)
+    #expect(h["workers/connected"] as? Int == 1)
+    #expect(h["learner/policy_version"] as? Int == 77, "no token: the figures are open")
 
     let stats = try HTTPClient.get(endpoint.url + "/stats")
     #expect(stats.status == 200)
@@ -84,7 +85,7 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
 
     let history = try HTTPClient.get(endpoint.url + "/history")
     let hist = try JSONDecoder().decode(HistoryDocument.self, from: Data(history.body))
-    #expect(hist.env_steps == [123_456])
+    #expect(hist.envSteps == [123_456])
 
     #expect(try HTTPClient.get(endpoint.url + "/nope").status == 404)
   }
@@ -101,7 +102,8 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
       "episode_return/mean", "episode_return/min", "episode_return/max", "episode_length/mean", "losses/pg",
       "losses/baseline", "losses/entropy", "learner/entropy", "learner/grad_norm", "learner/lr", "learner/mean_rho",
       "learner/skipped_updates", "policy_lag/p50", "policy_lag/p95", "policy_lag/max", "queue/depth",
-      "queue/capacity", "intake/seconds_since_fragments", "dropped", "endpoints", "workers",
+      "queue/capacity", "intake/seconds_since_fragments", "dropped", "endpoints", "workers", "run/wall_seconds",
+      "run/disk_error",
     ]
     #expect(Set(object.keys) == expected)
     #expect(object["episode_return/mean"] is NSNull)
@@ -151,7 +153,8 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
     #expect(judge(sampleStatus(stopped: "interrupted")).reason.contains("interrupted"))
   }
 
-  /// With a token: data routes need it (header or ?token=), / and /healthz do not.
+  /// With a token: data routes need it in the Authorization header (never in the
+  /// URL); / stays open, /healthz stays open but says only its status word.
   @Test func bearerToken() throws {
     let board = StatusBoard()
     board.publish(sampleStatus())
@@ -162,9 +165,60 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
     #expect(try HTTPClient.get(endpoint.url + "/metrics", token: "wrong").status == 401)
     #expect(try HTTPClient.get(endpoint.url + "/stats", token: token + "x").status == 401)
     #expect(try HTTPClient.get(endpoint.url + "/stats", token: token).status == 200)
-    #expect(try HTTPClient.get(endpoint.url + "/metrics?token=\(token)").status == 200)
+    #expect(try HTTPClient.get(endpoint.url + "/metrics?token=\(token)").status == 401, "a token in the URL is refused")
+    #expect(try HTTPClient.get(endpoint.url + "/history?token=\(token)").status == 401)
     #expect(try HTTPClient.get(endpoint.url + "/").status == 200)
-    #expect(try HTTPClient.get(endpoint.url + "/healthz").status == 200)
+    let open = try HTTPClient.get(endpoint.url + "/healthz")
+    #expect(open.status == 200)
+    let bare = try #require(try JSONSerialization.jsonObject(with: Data(open.body)) as? [String: Any])
+    #expect(Set(bare.keys) == ["status"], "without the token /healthz carries no numbers: \(open.text)")
+    let full = try #require(
+      try JSONSerialization.jsonObject(with: Data(try HTTPClient.get(endpoint.url + "/healthz", token: token).body))
+        as? [String: Any])
+    #expect(full["env_steps/sampled"] as? Int == 123_456)
+    #expect((full["reason"] as? String)?.contains("worker") == true)
+  }
+
+  /// Slow and idle clients cannot lock /healthz out: 40 connections dripping a
+  /// request head a byte at a time plus 40 idle ones, and /healthz still answers
+  /// at once; the dripping ones are closed after the idle timeout. (The old
+  /// server had 16 slots and a per-recv timeout: it answered 503 "busy".)
+  @Test func slowClientsDoNotLockOutHealthz() throws {
+    let board = StatusBoard()
+    board.publish(sampleStatus())
+    let endpoint = try StatsEndpoint(
+      service: makeService(board: board), host: "127.0.0.1", port: 0, idleTimeout: 1.5)
+    defer { endpoint.stop() }
+    let port = try HTTPClient.parse(url: endpoint.url).port
+    func open() throws -> Int32 {
+      let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+      var addr = try HTTPClient.resolve(host: "127.0.0.1", port: port)
+      let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+      }
+      #expect(rc == 0)
+      return s
+    }
+    let slow = try (0..<40).map { _ in try open() }
+    let idle = try (0..<40).map { _ in try open() }
+    defer { for s in slow + idle { close(s) } }
+    let head = Array("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)
+    for i in 0..<6 {
+      for s in slow { _ = HTTPClient.write(s, [head[i]]) }
+      let r = try HTTPClient.get(endpoint.url + "/healthz", timeout: 2)
+      #expect(r.status == 200, "round \(i): \(r.status) \(r.text)")
+      usleep(200_000)
+    }
+    // Past the idle timeout the dripping connections are closed by the server.
+    usleep(1_500_000)
+    var closed = 0
+    for s in slow {
+      var tv = timeval(tv_sec: 2, tv_usec: 0)
+      setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+      var b = [UInt8](repeating: 0, count: 16)
+      if b.withUnsafeMutableBytes({ recv(s, $0.baseAddress, $0.count, 0) }) == 0 { closed += 1 }
+    }
+    #expect(closed == slow.count, "every slow connection closed by the server (\(closed) of \(slow.count))")
   }
 
   /// Garbage, other methods and oversized heads get an answer; the server goes on.
@@ -175,12 +229,14 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
     func raw(_ bytes: [UInt8]) throws -> String {
       let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
       defer { close(s) }
-      var addr = try HTTPServer.resolve(host: "127.0.0.1", port: endpoint.server.port)
+      var addr = try HTTPClient.resolve(host: "127.0.0.1", port: try HTTPClient.parse(url: endpoint.url).port)
       let rc = withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
       }
       #expect(rc == 0)
-      _ = HTTPServer.write(s, bytes)
+      var tv = timeval(tv_sec: 3, tv_usec: 0)
+      setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+      _ = HTTPClient.write(s, bytes)
       var out: [UInt8] = []
       var chunk = [UInt8](repeating: 0, count: 4096)
       while true {
@@ -190,11 +246,14 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
       }
       return String(decoding: out, as: UTF8.self)
     }
-    #expect(try raw(Array("hello there\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 400"))
-    #expect(try raw(Array("POST /stats HTTP/1.1\r\nHost: x\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 405"))
-    #expect(try raw(Array("GET /stats HTTP/1.1\r\nX: \(String(repeating: "a", count: 20000))".utf8)).hasPrefix("HTTP/1.1 413"))
-    let head = try raw(Array("HEAD /healthz HTTP/1.1\r\n\r\n".utf8))
-    #expect(head.hasPrefix("HTTP/1.1 200") && head.hasSuffix("\r\n\r\n"), "HEAD has no body")
+    // Garbage: an error answer or a closed connection, never a hang.
+    let garbage = try raw(Array("hello there\r\n\r\n".utf8))
+    #expect(garbage.isEmpty || garbage.hasPrefix("HTTP/1.1 4"), "\(garbage)")
+    #expect(try raw(Array("POST /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 405"))
+    let huge = try raw(Array("GET /stats HTTP/1.1\r\nX: \(String(repeating: "a", count: 200_000))\r\n\r\n".utf8))
+    #expect(huge.isEmpty || huge.hasPrefix("HTTP/1.1 4"), "a 200 KB head is refused: \(huge.prefix(40))")
+    let head = try raw(Array("HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+    #expect(head.hasPrefix("HTTP/1.1 200") && head.hasSuffix("\r\n\r\n"), "HEAD has no body: \(head)")
     var random = SystemRandomNumberGenerator()
     for _ in 0..<20 { _ = try raw((0..<300).map { _ in UInt8.random(in: 0...255, using: &random) } + [13, 10, 13, 10]) }
     #expect(try HTTPClient.get(endpoint.url + "/healthz").status == 200)

@@ -37,7 +37,7 @@ import Testing
     let dir = HerdBinary.tempDir("ff")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let r = try HerdBinary.run([
-      "train", "--env", "MemoryChain-v0", "--set", "use_lstm=false", "--stop-steps", "400000", "--seed", "1", "--run-dir", dir, "--quiet",
+      "train", "--env", "MemoryChain-v0", "--set", "use_lstm=false", "--stop-steps", "400000", "--seed", "1", "--run-dir", dir, "--log-level", "warning",
     ])
     #expect(r.status == 0, "stderr: \(r.stderr)")
     let summary = try HerdBinary.json(dir + "/summary.json")
@@ -50,7 +50,7 @@ import Testing
   @Test func cartPoleLearnsBeyondRandomInASmallBudget() throws {
     let dir = HerdBinary.tempDir("cp")
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let r = try HerdBinary.run(["train", "--env", "CartPole-v1", "--stop-steps", "1500000", "--seed", "2", "--run-dir", dir, "--quiet"])
+    let r = try HerdBinary.run(["train", "--env", "CartPole-v1", "--stop-steps", "1500000", "--seed", "2", "--run-dir", dir, "--log-level", "warning"])
     #expect(r.status == 0, "stderr: \(r.stderr)")
     let summary = try HerdBinary.json(dir + "/summary.json")
     // A random policy averages about 22; allow a wide margin below what runs reach.

@@ -251,7 +251,60 @@ public nonisolated struct Herd_V1_Reject: Sendable {
 
   public var protocolVersion: UInt32 = 0
 
+  public var code: Herd_V1_Reject.Code = .unspecified
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  /// What the worker should do is decided by `code`; `reason` is for people.
+  public nonisolated enum Code: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+
+    /// A learner older than the codes: treat as REFUSED.
+    case unspecified // = 0
+
+    /// The worker speaks another protocol version: fatal.
+    case protocolVersion // = 1
+
+    /// The learner does not know this worker session (it restarted): say hello again.
+    case unknownSession // = 2
+
+    /// Refused for another reason, given in `reason`: fatal.
+    case refused // = 3
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .protocolVersion
+      case 2: self = .unknownSession
+      case 3: self = .refused
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .protocolVersion: return 1
+      case .unknownSession: return 2
+      case .refused: return 3
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Herd_V1_Reject.Code] = [
+      .unspecified,
+      .protocolVersion,
+      .unknownSession,
+      .refused,
+    ]
+
+  }
 
   public init() {}
 }
@@ -820,7 +873,7 @@ nonisolated extension Herd_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Herd_V1_Reject: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Reject"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reason\0\u{3}protocol_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reason\0\u{3}protocol_version\0\u{1}code\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -830,6 +883,7 @@ nonisolated extension Herd_V1_Reject: SwiftProtobuf.Message, SwiftProtobuf._Mess
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.code) }()
       default: break
       }
     }
@@ -842,15 +896,23 @@ nonisolated extension Herd_V1_Reject: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.protocolVersion != 0 {
       try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 2)
     }
+    if self.code != .unspecified {
+      try visitor.visitSingularEnumField(value: self.code, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Herd_V1_Reject, rhs: Herd_V1_Reject) -> Bool {
     if lhs.reason != rhs.reason {return false}
     if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.code != rhs.code {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
+}
+
+nonisolated extension Herd_V1_Reject.Code: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CODE_UNSPECIFIED\0\u{1}CODE_PROTOCOL_VERSION\0\u{1}CODE_UNKNOWN_SESSION\0\u{1}CODE_REFUSED\0")
 }
 
 nonisolated extension Herd_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

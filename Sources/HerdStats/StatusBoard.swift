@@ -1,5 +1,7 @@
 import Foundation
 import HerdMath
+import HerdRL
+import Synchronization
 
 /// What the trainer reports about itself, once a second: a value, so readers
 /// (the stats endpoint, progress lines) never touch the trainer's state.
@@ -20,6 +22,8 @@ public struct TrainerStatus: Sendable {
   public var queueCapacity: Int
   /// Why the run stopped (nil while it runs).
   public var stoppedBecause: String?
+  /// The last failed write to the run directory (disk full...), nil once writes succeed again.
+  public var diskError: String? = nil
 
   /// One update's figures, as reported.
   public struct UpdateFigures: Sendable {
@@ -31,6 +35,37 @@ public struct TrainerStatus: Sendable {
     public var gradNorm: Float
     public var learningRate: Float
     public var meanRho: Float
+
+    public init(
+      policyLoss: Float, baselineLoss: Float, entropyLoss: Float, entropy: Float, gradNorm: Float, learningRate: Float,
+      meanRho: Float
+    ) {
+      self.policyLoss = policyLoss
+      self.baselineLoss = baselineLoss
+      self.entropyLoss = entropyLoss
+      self.entropy = entropy
+      self.gradNorm = gradNorm
+      self.learningRate = learningRate
+      self.meanRho = meanRho
+    }
+  }
+
+  public init(
+    wallSeconds: Double, stats: RunStats.Snapshot, updates: Int, trainedSteps: Int, sampledPerSecond: Double,
+    trainedPerSecond: Double, lastUpdate: UpdateFigures?, queueDepth: Int, queueCapacity: Int,
+    stoppedBecause: String?, diskError: String? = nil
+  ) {
+    self.wallSeconds = wallSeconds
+    self.stats = stats
+    self.updates = updates
+    self.trainedSteps = trainedSteps
+    self.sampledPerSecond = sampledPerSecond
+    self.trainedPerSecond = trainedPerSecond
+    self.lastUpdate = lastUpdate
+    self.queueDepth = queueDepth
+    self.queueCapacity = queueCapacity
+    self.stoppedBecause = stoppedBecause
+    self.diskError = diskError
   }
 }
 
@@ -52,14 +87,16 @@ public struct HistoryPoint: Sendable, Equatable {
 /// progress display. The trainer writes (a copy under a short lock); readers copy.
 /// The history keeps at most `capacity` points over the whole run: when full, every
 /// second point goes and new points are kept half as often.
-public final class StatusBoard: @unchecked Sendable {
-  private let lock = SpinlessLock()
-  private var latest: TrainerStatus?
-  private var points: [HistoryPoint] = []
-  private var stride = 1
-  private var offered = 0
-  private var lastBeat = ContinuousClock.now
-  private var publishedAt = ContinuousClock.now
+public final class StatusBoard: Sendable {
+  private struct State {
+    var latest: TrainerStatus?
+    var points: [HistoryPoint] = []
+    var stride = 1
+    var offered = 0
+    var lastBeat = ContinuousClock.now
+    var publishedAt = ContinuousClock.now
+  }
+  private let state = Mutex(State())
   /// Most history points kept.
   public let capacity: Int
   /// When the board (the run) started.
@@ -74,43 +111,44 @@ public final class StatusBoard: @unchecked Sendable {
       sampledPerSecond: status.sampledPerSecond, trainedPerSecond: status.trainedPerSecond,
       policyLoss: status.lastUpdate?.policyLoss, baselineLoss: status.lastUpdate?.baselineLoss,
       entropyLoss: status.lastUpdate?.entropyLoss, lagP50: status.stats.lagP50, lagP95: status.stats.lagP95)
-    lock.withLock {
-      latest = status
-      lastBeat = .now
-      publishedAt = lastBeat
-      if offered % stride == 0 {
-        points.append(point)
-        if points.count >= capacity {
-          points = points.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
-          stride *= 2
+    let capacity = self.capacity
+    state.withLock { s in
+      s.latest = status
+      s.lastBeat = .now
+      s.publishedAt = s.lastBeat
+      if s.offered % s.stride == 0 {
+        s.points.append(point)
+        if s.points.count >= capacity {
+          s.points = s.points.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+          s.stride *= 2
         }
       }
-      offered += 1
+      s.offered += 1
     }
   }
 
   /// Marks the trainer's loop as alive (called every iteration; cheap).
-  public func beat() { lock.withLock { lastBeat = .now } }
+  public func beat() { state.withLock { $0.lastBeat = .now } }
 
   /// The latest status (nil before the trainer's first).
-  public var status: TrainerStatus? { lock.withLock { latest } }
+  public var status: TrainerStatus? { state.withLock { $0.latest } }
   /// The curves so far, oldest first.
-  public var history: [HistoryPoint] { lock.withLock { points } }
+  public var history: [HistoryPoint] { state.withLock { $0.points } }
   /// Seconds since the latest status was published.
-  public var secondsSincePublish: Double { lock.withLock { publishedAt }.duration(to: .now).seconds }
+  public var secondsSincePublish: Double { state.withLock { $0.publishedAt }.duration(to: .now).seconds }
   /// Seconds since the trainer's loop last went round.
-  public var secondsSinceBeat: Double { lock.withLock { lastBeat }.duration(to: .now).seconds }
+  public var secondsSinceBeat: Double { state.withLock { $0.lastBeat }.duration(to: .now).seconds }
 }
 
 /// Sampled and trained rates over a sliding window of a few seconds.
-struct RateWindow {
+public struct RateWindow {
   private var samples: [(t: Double, sampled: Int, trained: Int)] = []
   let seconds: Double
 
-  init(seconds: Double) { self.seconds = seconds }
+  public init(seconds: Double) { self.seconds = seconds }
 
   /// Adds a sample and returns the rates since the oldest one still in the window.
-  mutating func add(t: Double, sampled: Int, trained: Int) -> (sampled: Double, trained: Double) {
+  public mutating func add(t: Double, sampled: Int, trained: Int) -> (sampled: Double, trained: Double) {
     samples.append((t, sampled, trained))
     while samples.count > 2, t - samples[1].t >= seconds { samples.removeFirst() }
     guard let first = samples.first, t - first.t > 1e-6 else { return (0, 0) }

@@ -1,7 +1,9 @@
 import Foundation
 import Testing
 
+@testable import HerdLearner
 @testable import HerdRL
+@testable import HerdStats
 
 @Suite struct RunStatsTests {
   /// Rates over a sliding window of samples (5 s here).
@@ -44,11 +46,11 @@ import Testing
       env: "CartPole-v1", env_steps: 10, trained_steps: 9, updates: 1, episodes: 0, wall_seconds: 1.5,
       final_mean_return: nil, best_mean_return: 20, stop_reward: nil, stop_reward_reached: false,
       env_steps_to_stop_reward: nil, seconds_to_stop_reward: nil, stopped_because: "interrupted",
-      dropped_stale_fragments: 0, skipped_updates: 0, use_lstm: true, run_dir: "runs/x")
+      dropped_stale_fragments: 0, skipped_updates: 0, use_lstm: true, run_dir: "runs/x", disk_error: nil)
     let data = try JSONEncoder().encode(summary)
     let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    #expect(object.count == 17)
-    for key in ["final_mean_return", "stop_reward", "env_steps_to_stop_reward", "seconds_to_stop_reward"] {
+    #expect(object.count == 18)
+    for key in ["final_mean_return", "stop_reward", "env_steps_to_stop_reward", "seconds_to_stop_reward", "disk_error"] {
       #expect(object[key] is NSNull, "\(key)")
     }
     #expect((object["best_mean_return"] as? NSNumber)?.floatValue == 20)

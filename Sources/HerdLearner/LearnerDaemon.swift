@@ -1,0 +1,260 @@
+import Foundation
+import HerdMath
+import HerdRL
+import HerdStats
+import HerdWire
+import Logging
+import ServiceLifecycle
+
+/// How a learner daemon is reached and what it runs beside the trainer.
+public struct LearnerSettings: Sendable {
+  /// The run folder (config.json, progress.jsonl, checkpoint.herd, summary.json).
+  public var runDirectory: String
+  public var stop: StopCriteria
+  /// Continue from RUN_DIR/checkpoint.herd.
+  public var resume = false
+  /// ZeroMQ endpoints for worker processes (nil: none, in-process workers only).
+  public var network: NetworkSettings?
+  /// Rollout worker threads in this process (the in-memory transport).
+  public var inProcessWorkers = 0
+  /// The HTTP stats endpoint (nil: none).
+  public var stats: StatsSettings?
+  /// SIGTERM and SIGINT stop the run cleanly (set by the command line, not by tests).
+  public var handleSignals = false
+
+  public init(runDirectory: String, stop: StopCriteria) {
+    self.runDirectory = runDirectory
+    self.stop = stop
+  }
+}
+
+/// The learner's ZeroMQ side.
+public struct NetworkSettings: Sendable {
+  public var endpoints: LearnerEndpoints
+  public var security: LearnerSecurity?
+
+  public init(endpoints: LearnerEndpoints, security: LearnerSecurity? = nil) {
+    self.endpoints = endpoints
+    self.security = security
+  }
+}
+
+/// The stats endpoint's settings.
+public struct StatsSettings: Sendable {
+  public var host: String
+  /// The port (0: any free port).
+  public var port: Int
+  /// When `port` is taken, take any free port instead of failing.
+  public var anyPortIfTaken = false
+  public var stallSeconds: Double = 30
+  public var token: String?
+
+  public init(host: String, port: Int) {
+    self.host = host
+    self.port = port
+  }
+}
+
+/// What a started daemon tells its caller before training begins.
+public struct LearnerReady: Sendable {
+  /// The control endpoint workers connect to (nil without a network).
+  public var control: String?
+  /// `http://HOST:PORT` of the stats endpoint (nil without one).
+  public var statsURL: String?
+  /// The trainer's status board (progress displays read it).
+  public var status: StatusBoard
+}
+
+/// A learner daemon, startable from code: the trainer, the intake and weight
+/// publishing (the ZeroMQ network thread and/or in-process worker threads over the
+/// in-memory transport), checkpoints and the run directory, the status board and
+/// the stats endpoint.
+///
+/// The parts run as services of one `ServiceGroup` (swift-service-lifecycle), in
+/// this order: stats server, network, in-process workers, trainer. They stop in
+/// reverse: the trainer first (final checkpoint, summary), then the workers, the
+/// network, and the stats server last, so `/healthz` says "stopped" to the end.
+/// The group stops when the trainer finishes (a stop criterion), on SIGTERM/SIGINT
+/// (with ``LearnerSettings/handleSignals``), or when `interrupted` is set.
+public final class LearnerDaemon {
+  public let config: TrainingConfig
+  public let settings: LearnerSettings
+  let logger: Logger
+
+  public init(config: TrainingConfig, settings: LearnerSettings, logger: Logger) {
+    self.config = config
+    self.settings = settings
+    self.logger = logger
+  }
+
+  /// Runs until the trainer finishes; `ready` is called once every endpoint is
+  /// bound, before training begins. Returns the run's summary.
+  public func run(interrupted: StopFlag = StopFlag(), ready: (LearnerReady) throws -> Void = { _ in }) throws
+    -> RunSummary
+  {
+    let runDirectory = try RunDirectory(path: settings.runDirectory)
+    let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
+    let parts = try trainer.prepare(resume: settings.resume)
+    logger.info(
+      "run: env \(config.env), \(parts.network.layout.count) parameters, batch \(config.fragmentsPerBatch) x \(config.max_seq_len), run dir \(runDirectory.path)"
+    )
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+
+    // Stats endpoint.
+    var endpoints: [String: String] = [:]
+    var network: LearnerNetwork?
+    if let n = settings.network {
+      let net = LearnerNetwork(parts: parts, config: config, logger: logger)
+      try net.bind(n.endpoints, security: n.security)
+      if !["127.0.0.1", "localhost"].contains(n.endpoints.host) && n.security == nil {
+        logger.warning(
+          "serving on \(n.endpoints.host) without CURVE: anyone who reaches these ports can feed this learner (herd keys generate; --curve-secret-key, --authorized-keys)"
+        )
+      }
+      endpoints = ["control": net.bound.control, "fragments": net.bound.fragments, "weights": net.bound.weights]
+      network = net
+    }
+    if settings.inProcessWorkers > 0 { endpoints["in_process_workers"] = String(settings.inProcessWorkers) }
+    var statsServer: StatsServer?
+    if let s = settings.stats {
+      let network = network
+      let sources = StatsSources(
+        env: config.env, runID: StatsEndpoint.newSessionID(), runDir: runDirectory.path, board: parts.status,
+        workers: { parts.registry.sessions }, drops: { network?.drops ?? [:] }, endpoints: endpoints)
+      let service = StatsService(sources: sources, stallSeconds: s.stallSeconds, token: s.token)
+      var port = s.port
+      if s.anyPortIfTaken, port != 0, !Self.portIsFree(host: s.host, port: port) {
+        logger.notice("stats: port \(port) is taken; using any free port instead")
+        port = 0
+      }
+      let server = StatsServer(service: service, host: s.host, port: port, logger: logger)
+      services.append(.init(service: server))
+      statsServer = server
+    }
+
+    // Network thread.
+    if let network {
+      services.append(
+        .init(service: BlockingService(name: "herd-learner-network", body: { network.run() }, stop: { network.requestStop() })))
+    }
+
+    // In-process worker threads over the in-memory transport.
+    let failure = FailureBox()
+    if settings.inProcessWorkers > 0 {
+      let port = InMemoryLearnerPort(
+        config: config, spec: parts.spec, queue: parts.queue, board: parts.board, stats: parts.stats,
+        registry: parts.registry)
+      let workersStop = StopFlag()
+      let count = settings.inProcessWorkers
+      let (cfg, logger) = (config, self.logger)
+      services.append(
+        .init(
+          service: BlockingService(
+            name: "herd-workers",
+            body: {
+              let threads = (0..<count).map { w in
+                JoinableThread(name: "herd-worker-\(w)") {
+                  let loop = WorkerLoop(
+                    transport: port.connectWorker(), envs: nil, seed: cfg.seed &+ UInt64(w), logger: logger)
+                  do {
+                    try loop.run(stop: workersStop)
+                  } catch {
+                    failure.set("worker thread \(w): \(error)")
+                  }
+                }
+              }
+              for t in threads { t.join() }
+            },
+            stop: {
+              workersStop.set()
+              parts.queue.close()  // unblocks a worker waiting for room
+            })))
+    }
+
+    // The trainer, last: the first to stop.
+    let summary = SummaryBox()
+    services.append(
+      .init(
+        service: BlockingService(
+          name: "herd-trainer",
+          body: { summary.value = trainer.run(parts, interrupted: interrupted, failure: { failure.message }) },
+          stop: { interrupted.set() }),
+        successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
+
+    let runner = ServiceRunner(
+      services: services, signals: settings.handleSignals ? [.sigterm, .sigint] : [], logger: logger,
+      name: "herd-learner-services")
+    do {
+      let statsURL = try statsServer.map { "http://\($0.host):\(try $0.waitUntilBound())" }
+      try ready(LearnerReady(control: network?.bound.control, statsURL: statsURL, status: parts.status))
+    } catch {
+      interrupted.set()
+      runner.shutdown()
+      throw error
+    }
+    try runner.wait()
+    guard let result = summary.value else { throw RunDirectoryError("the trainer ended without a summary") }
+    if let f = failure.message { throw LearnerError.workerFailed(f) }
+    return result
+  }
+
+  /// Whether `host:port` can be bound now (for ``StatsSettings/anyPortIfTaken``).
+  static func portIsFree(host: String, port: Int) -> Bool {
+    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard s >= 0 else { return false }
+    defer { close(s) }
+    var one: Int32 = 1
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
+    return withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+  }
+}
+
+/// Errors that end a learner daemon.
+public enum LearnerError: Error, CustomStringConvertible {
+  /// An in-process worker thread failed (its error).
+  case workerFailed(String)
+
+  public var description: String {
+    switch self {
+    case .workerFailed(let why): return why
+    }
+  }
+}
+
+/// The summary the trainer's thread hands back.
+final class SummaryBox: @unchecked Sendable {
+  // Written once by the trainer's thread before its service returns; read after
+  // the service group has ended (the group's end orders the two).
+  var value: RunSummary?
+}
+
+/// A blocking loop on its own thread as a service: graceful shutdown calls `stop`,
+/// and the service ends when `body` returns.
+struct BlockingService: Service {
+  let name: String
+  let body: @Sendable () -> Void
+  let stop: @Sendable () -> Void
+
+  func run() async throws {
+    await withGracefulShutdownHandler {
+      await withTaskCancellationHandler {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+          _ = JoinableThread(name: name) {
+            body()
+            c.resume()
+          }
+        }
+      } onCancel: {
+        stop()
+      }
+    } onGracefulShutdown: {
+      stop()
+    }
+  }
+}

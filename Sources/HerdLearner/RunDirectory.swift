@@ -1,0 +1,164 @@
+import Foundation
+import HerdNN
+import HerdRL
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A write to the run directory that failed (the disk is full, the folder went
+/// away...): names the file and the system's reason.
+public struct RunDirectoryError: Error, CustomStringConvertible, Equatable {
+  public let description: String
+  init(_ d: String) { description = d }
+}
+
+/// A run's folder: `config.json` (the config used), `progress.jsonl` (one JSON
+/// object per progress interval), `checkpoint.herd` (parameters, optimiser state,
+/// counters and config) and `summary.json` at the end.
+///
+/// Every write reports failure as a ``RunDirectoryError`` instead of ending the
+/// process: files are replaced atomically (temporary file, fsync, rename; the
+/// temporary file removed on failure, so a full disk leaves the last good file
+/// intact), and a progress record that cannot be written whole is cut back off,
+/// so `progress.jsonl` never ends in half a line.
+public final class RunDirectory: Sendable {
+  /// The folder.
+  public let path: String
+  private let progressFD: Int32
+
+  /// Creates the folder (and parents) and opens `progress.jsonl` for appending.
+  public init(path: String) throws {
+    self.path = path
+    do {
+      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    } catch {
+      throw RunDirectoryError("--run-dir \(path): cannot create the folder (\(Self.reason(error)))")
+    }
+    let progress = (path as NSString).appendingPathComponent("progress.jsonl")
+    let fd = open(progress, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw RunDirectoryError("cannot open \(progress): \(Self.errnoText())") }
+    progressFD = fd
+  }
+
+  deinit { close(progressFD) }
+
+  /// Path of a file in the run folder.
+  public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+
+  /// Writes `text` to `name` atomically (temporary file, fsync, rename).
+  public func writeAtomically(_ name: String, _ text: String) throws {
+    let target = file(name)
+    let tmp = target + ".tmp.\(getpid())"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw RunDirectoryError("cannot write \(target): \(Self.errnoText())") }
+    let bytes = Array(text.utf8)
+    let failure = Self.writeAll(fd, bytes) ? (fsync(fd) == 0 ? nil : Self.errnoText()) : Self.errnoText()
+    close(fd)
+    if let failure {
+      unlink(tmp)
+      throw RunDirectoryError("cannot write \(target): \(failure)")
+    }
+    guard rename(tmp, target) == 0 else {
+      let why = Self.errnoText()
+      unlink(tmp)
+      throw RunDirectoryError("cannot replace \(target): \(why)")
+    }
+  }
+
+  /// Appends one record to `progress.jsonl`, whole or not at all.
+  public func appendProgress(_ record: [String: Any]) throws {
+    guard
+      let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes])
+    else { throw RunDirectoryError("a progress record is not JSON: \(record)") }
+    let before = lseek(progressFD, 0, SEEK_END)
+    if !Self.writeAll(progressFD, Array(data) + [10]) {
+      let why = Self.errnoText()
+      if before >= 0 { _ = ftruncate(progressFD, before) }  // no half line left behind
+      throw RunDirectoryError("cannot append to \(file("progress.jsonl")): \(why)")
+    }
+  }
+
+  /// Writes `checkpoint.herd`: parameters, optimiser state, and `metadata`
+  /// (plus the policy version, trained steps and config).
+  public func writeCheckpoint(_ learner: Learner, metadata: [String: String]) throws {
+    var meta = metadata
+    meta[CheckpointKey.policyVersion] = String(learner.version)
+    meta[CheckpointKey.trainedSteps] = String(learner.trainedSteps)
+    meta[CheckpointKey.config] = (try? learner.config.prettyJSON()) ?? ""
+    do {
+      try learner.parameters.archive(optimizer: learner.optimizer, metadata: meta).write(to: file("checkpoint.herd"))
+    } catch {
+      throw RunDirectoryError("cannot write the checkpoint: \(error)")
+    }
+  }
+
+  /// Writes all of `bytes`; false (errno set) when the system refuses some.
+  static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    bytes.withUnsafeBytes { raw in
+      var done = 0
+      while done < raw.count {
+        let n = write(fd, raw.baseAddress! + done, raw.count - done)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 {
+          if n == 0 { errno = ENOSPC }
+          return false
+        }
+        done += n
+      }
+      return true
+    }
+  }
+
+  static func errnoText() -> String { String(cString: strerror(errno)) }
+
+  /// The system's words for a Foundation error (not its NSCocoaErrorDomain dump).
+  static func reason(_ error: any Error) -> String {
+    let ns = error as NSError
+    if let posix = ns.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
+      return String(cString: strerror(Int32(posix.code)))
+    }
+    return ns.localizedDescription
+  }
+}
+
+/// The metadata keys of `checkpoint.herd`.
+public enum CheckpointKey {
+  public static let policyVersion = "policy_version"
+  public static let trainedSteps = "trained_steps"
+  public static let envSteps = "env_steps"
+  public static let episodes = "episodes"
+  public static let config = "config"
+}
+
+/// The counters a checkpoint carries, read strictly: a checkpoint without them
+/// cannot be resumed (it would silently start again from version 0).
+public struct CheckpointCounters: Equatable, Sendable {
+  public var policyVersion: Int
+  public var trainedSteps: Int
+  public var envSteps: Int
+  public var episodes: Int
+
+  /// Reads the counters of `archive` (from `source`), naming any that is missing or not a count.
+  public init(_ archive: TensorArchive, source: String) throws {
+    func count(_ key: String) throws -> Int {
+      guard let text = archive.metadata[key] else {
+        throw RunDirectoryError(
+          "\(source) has no \(key) in its metadata: it is not a checkpoint Herd can resume (it would restart from version 0)"
+        )
+      }
+      guard let n = Int(text), n >= 0 else { throw RunDirectoryError("\(source): \(key) is \"\(text)\", not a count") }
+      return n
+    }
+    policyVersion = try count(CheckpointKey.policyVersion)
+    trainedSteps = try count(CheckpointKey.trainedSteps)
+    envSteps = try count(CheckpointKey.envSteps)
+    episodes = try count(CheckpointKey.episodes)
+  }
+}
+
+/// JSON helpers: finite numbers or null.
+public func jsonNumber(_ x: Float?) -> Any {
+  guard let x, x.isFinite else { return NSNull() }
+  return Double(x)
+}

@@ -1,0 +1,291 @@
+import Foundation
+import HerdMath
+import HerdNN
+import HerdRL
+import HerdStats
+import Logging
+
+/// When a run stops (any criterion that is set).
+public struct StopCriteria: Sendable, Equatable {
+  /// Mean return over the last 100 episodes at or above this (checked once 100 episodes are done).
+  public var reward: Float?
+  /// Env steps sampled.
+  public var envSteps: Int?
+  /// Wall-clock seconds.
+  public var seconds: Double?
+
+  public init(reward: Float? = nil, envSteps: Int? = nil, seconds: Double? = nil) {
+    self.reward = reward
+    self.envSteps = envSteps
+    self.seconds = seconds
+  }
+}
+
+/// What `summary.json` holds (every key present: absent values are `null`).
+public struct RunSummary: Codable, Sendable {
+  public var env: String
+  public var env_steps: Int
+  public var trained_steps: Int
+  public var updates: Int
+  public var episodes: Int
+  public var wall_seconds: Double
+  @ExplicitNull public var final_mean_return: Float?
+  @ExplicitNull public var best_mean_return: Float?
+  @ExplicitNull public var stop_reward: Float?
+  public var stop_reward_reached: Bool
+  @ExplicitNull public var env_steps_to_stop_reward: Int?
+  @ExplicitNull public var seconds_to_stop_reward: Double?
+  public var stopped_because: String
+  public var dropped_stale_fragments: Int
+  public var skipped_updates: Int
+  public var use_lstm: Bool
+  public var run_dir: String
+  /// The last write the run directory refused (null when every write succeeded in
+  /// the end): when set, the final checkpoint may be an older one.
+  @ExplicitNull public var disk_error: String?
+}
+
+/// Everything the learner's side of a run holds: model, learner, channels, stats.
+public struct LearnerParts: Sendable {
+  public let network: PolicyNetwork
+  public let learner: Learner
+  public let spec: ModelSpec
+  public let queue: FragmentQueue
+  public let board: WeightBoard
+  public let stats: RunStats
+  public let registry: WorkerRegistry
+  /// The trainer's published status and curves (the stats endpoint reads it).
+  public let status: StatusBoard
+}
+
+extension PolicyNetwork: @unchecked Sendable {}
+extension Learner: @unchecked Sendable {}
+
+/// The learner loop: batch -> update -> publish -> stats, until a stop criterion,
+/// `interrupted` or a failure; then the final checkpoint and `summary.json`. It
+/// only learns: fragments arrive in the queue from worker threads or the network
+/// thread, and the status it publishes once a second is what everyone else reads.
+/// A run directory that refuses writes (disk full) does not stop it: the failure
+/// is logged, shown on `/healthz`, and checkpoints are retried every few seconds.
+final class Trainer: @unchecked Sendable {
+  // Used by one thread at a time: prepared on the caller's, then run on the trainer's.
+  let config: TrainingConfig
+  let stop: StopCriteria
+  let runDirectory: RunDirectory
+  let logger: Logger
+  /// Whether `config.json` still has to be written (it is retried like checkpoints).
+  private var configPending = true
+  private var diskError: String?
+
+  init(config: TrainingConfig, stop: StopCriteria, runDirectory: RunDirectory, logger: Logger) {
+    self.config = config
+    self.stop = stop
+    self.runDirectory = runDirectory
+    self.logger = logger
+  }
+
+  /// Builds the model, learner (restored from `RUN_DIR/checkpoint.herd` when
+  /// `resume`), queue, weight board and worker table.
+  func prepare(resume: Bool) throws -> LearnerParts {
+    let spaces = try EnvironmentFactory.spaces(config)
+    let network = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: network)
+    let stats = RunStats(window: 100)
+    if resume {
+      let path = runDirectory.file("checkpoint.herd")
+      let archive = try TensorArchive.read(from: path)
+      let counters = try CheckpointCounters(archive, source: path)
+      try learner.parameters.restore(from: archive, optimizer: learner.optimizer, source: path)
+      learner.restore(version: counters.policyVersion, trainedSteps: counters.trainedSteps)
+      stats.restore(envSteps: counters.envSteps, episodes: counters.episodes)
+      logger.info("resumed from \(path): policy version \(learner.version), \(counters.envSteps) env steps")
+    }
+    let board = WeightBoard()
+    board.publish(version: learner.version, weights: learner.parameters.flatValues)
+    writeConfig()
+    return LearnerParts(
+      network: network, learner: learner, spec: ModelSpec(config: config, network: network),
+      queue: FragmentQueue(capacity: config.learner_queue_size), board: board, stats: stats,
+      registry: WorkerRegistry(logger: logger), status: StatusBoard())
+  }
+
+  /// Trains until a stop criterion, `interrupted` or `failure()`; always writes the
+  /// final checkpoint and `summary.json` (as far as the disk allows).
+  func run(_ parts: LearnerParts, interrupted: StopFlag, failure: () -> String?) -> RunSummary {
+    let (learner, queue, board, stats) = (parts.learner, parts.queue, parts.board, parts.stats)
+    let clock = ContinuousClock()
+    let start = clock.now
+    func seconds() -> Double {
+      let d = clock.now - start
+      return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+    var pending: [Fragment] = []
+    let n = config.fragmentsPerBatch
+    var last: LearnerStepStats?
+    var lastProgress = 0.0
+    var lastStatus = -1.0
+    var lastCheckpoint = 0.0
+    var rates = RateWindow(seconds: 5)
+    var best: Float?
+    var reachedAt: (steps: Int, seconds: Double)?
+    var reason = "stop criteria"
+    func report(now: Double, stopped: String? = nil) -> TrainerStatus {
+      let full = stats.snapshot()
+      let r = rates.add(t: now, sampled: full.envSteps, trained: learner.trainedSteps)
+      return TrainerStatus(
+        wallSeconds: now, stats: full, updates: learner.version, trainedSteps: learner.trainedSteps,
+        sampledPerSecond: r.sampled, trainedPerSecond: r.trained,
+        lastUpdate: last.map {
+          .init(
+            policyLoss: $0.terms.policy, baselineLoss: $0.terms.baseline,
+            entropyLoss: -config.entropy_coeff * $0.terms.entropy, entropy: $0.terms.entropy, gradNorm: $0.gradNorm,
+            learningRate: $0.learningRate, meanRho: $0.terms.meanRho)
+        }, queueDepth: queue.depth, queueCapacity: queue.capacity, stoppedBecause: stopped, diskError: diskError)
+    }
+    while true {
+      parts.status.beat()
+      // Intake: fresh fragments only.
+      let incoming = queue.receive(max: n - pending.count, timeout: 0.05)
+      let fresh = incoming.filter { learner.version - $0.policyVersion <= config.max_policy_lag }
+      if fresh.count < incoming.count { stats.addDroppedStale(incoming.count - fresh.count) }
+      pending += fresh
+      // Update and publish.
+      if pending.count >= n {
+        do {
+          let s = try learner.step(pending)
+          if s.skipped { stats.addSkippedUpdate() }
+          stats.recordLags(s.lags)
+          last = s
+        } catch {
+          reason = "error: the learner step failed: \(error)"
+          pending.removeAll()
+          break
+        }
+        pending.removeAll(keepingCapacity: true)
+        if learner.version % config.broadcast_interval == 0 {
+          board.publish(version: learner.version, weights: learner.parameters.flatValues)
+        }
+      }
+      // Status, progress, checkpoints, stop criteria.
+      let now = seconds()
+      let snap = stats.snapshot(lags: false)
+      if let m = snap.meanReturn, snap.windowEpisodes >= 100 { best = max(best ?? m, m) }
+      if reachedAt == nil, let r = stop.reward, let m = snap.meanReturn, snap.windowEpisodes >= 100, m >= r {
+        reachedAt = (snap.envSteps, now)
+      }
+      var finished = false
+      if let f = failure() { (reason, finished) = ("error: \(f)", true) }
+      if interrupted.isSet { (reason, finished) = ("interrupted", true) }
+      if reachedAt != nil { (reason, finished) = ("stop_reward reached", true) }
+      if let s = stop.envSteps, snap.envSteps >= s { (reason, finished) = ("stop_steps reached", true) }
+      if let s = stop.seconds, now >= s { (reason, finished) = ("stop_seconds reached", true) }
+      if now - lastStatus >= 1 || finished {
+        let status = report(now: now, stopped: finished ? reason : nil)
+        parts.status.publish(status)
+        lastStatus = now
+        if now - lastProgress >= config.progress_interval_seconds || finished {
+          writeProgress(status)
+          lastProgress = now
+        }
+      }
+      // A failing disk is retried every 5 s rather than every interval.
+      let interval = diskError == nil ? config.checkpoint_interval_seconds : min(5, config.checkpoint_interval_seconds)
+      if now - lastCheckpoint >= interval {
+        checkpoint(learner, snap)
+        lastCheckpoint = now
+      }
+      if finished { break }
+    }
+
+    // The end: final checkpoint and summary.
+    let final = stats.snapshot(lags: false)
+    checkpoint(learner, final)
+    let summary = RunSummary(
+      env: config.env, env_steps: final.envSteps, trained_steps: learner.trainedSteps, updates: learner.version,
+      episodes: final.episodes, wall_seconds: seconds(), final_mean_return: final.meanReturn, best_mean_return: best,
+      stop_reward: stop.reward, stop_reward_reached: reachedAt != nil, env_steps_to_stop_reward: reachedAt?.steps,
+      seconds_to_stop_reward: reachedAt?.seconds, stopped_because: reason, dropped_stale_fragments: final.droppedStale,
+      skipped_updates: final.skippedUpdates, use_lstm: config.use_lstm, run_dir: runDirectory.path,
+      disk_error: nil)
+    var written = summary
+    written.disk_error = diskError
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    if let data = try? encoder.encode(written) {
+      attempt("summary.json") { try runDirectory.writeAtomically("summary.json", String(decoding: data, as: UTF8.self) + "\n") }
+    }
+    written.disk_error = diskError
+    // The final status says why the run stopped, and whether the disk took it all.
+    parts.status.publish(report(now: seconds(), stopped: reason))
+    return written
+  }
+
+  /// Runs a write to the run directory; a failure is logged (once per distinct
+  /// reason) and remembered for `/healthz`, and a success after failures clears it.
+  private func attempt(_ what: String, _ write: () throws -> Void) {
+    do {
+      try write()
+      if let was = diskError {
+        logger.notice("run directory writable again (\(what) written); it had refused: \(was)")
+        diskError = nil
+      }
+    } catch {
+      let text = "\(error)"
+      if text != diskError {
+        logger.error("\(text); training goes on, the last good checkpoint stays, writes are retried every 5 s")
+      }
+      diskError = text
+    }
+  }
+
+  private func writeConfig() {
+    guard configPending, let json = try? config.prettyJSON() else { return }
+    attempt("config.json") { try runDirectory.writeAtomically("config.json", json + "\n") }
+    if diskError == nil { configPending = false }
+  }
+
+  private func checkpoint(_ learner: Learner, _ s: RunStats.Snapshot) {
+    writeConfig()
+    attempt("checkpoint.herd") {
+      try runDirectory.writeCheckpoint(
+        learner, metadata: [CheckpointKey.envSteps: String(s.envSteps), CheckpointKey.episodes: String(s.episodes)])
+    }
+  }
+
+  private func writeProgress(_ t: TrainerStatus) {
+    attempt("progress.jsonl") { try runDirectory.appendProgress(Self.progressRecord(t)) }
+    logger.info("\(Self.progressLine(t))")
+  }
+
+  /// One `progress.jsonl` record, with the `/stats` names (``MetricKey``).
+  static func progressRecord(_ t: TrainerStatus) -> [String: Any] {
+    let s = t.stats
+    let u = t.lastUpdate
+    return [
+      MetricKey.wallSeconds: t.wallSeconds, MetricKey.envStepsSampled: s.envSteps,
+      MetricKey.envStepsTrained: t.trainedSteps, MetricKey.updates: t.updates, MetricKey.policyVersion: t.updates,
+      MetricKey.episodes: s.episodes, MetricKey.episodesWindow: s.windowEpisodes,
+      MetricKey.returnMean: jsonNumber(s.meanReturn), MetricKey.returnMin: jsonNumber(s.minReturn),
+      MetricKey.returnMax: jsonNumber(s.maxReturn), MetricKey.lengthMean: jsonNumber(s.meanLength),
+      MetricKey.sampledPerSecond: t.sampledPerSecond, MetricKey.trainedPerSecond: t.trainedPerSecond,
+      MetricKey.lossPG: jsonNumber(u?.policyLoss), MetricKey.lossBaseline: jsonNumber(u?.baselineLoss),
+      MetricKey.lossEntropy: jsonNumber(u?.entropyLoss), MetricKey.entropy: jsonNumber(u?.entropy),
+      MetricKey.gradNorm: jsonNumber(u?.gradNorm), MetricKey.learningRate: jsonNumber(u?.learningRate),
+      MetricKey.meanRho: jsonNumber(u?.meanRho), MetricKey.skippedUpdates: s.skippedUpdates,
+      MetricKey.lagP50: s.lagP50, MetricKey.lagP95: s.lagP95, MetricKey.lagMax: s.lagMax,
+      MetricKey.droppedStale: s.droppedStale, MetricKey.queueDepth: t.queueDepth,
+    ]
+  }
+
+  /// The one-line progress report the learner logs every few seconds.
+  public static func progressLine(_ t: TrainerStatus) -> String {
+    let s = t.stats
+    func f(_ x: Float?, _ digits: Int = 2) -> String { x.map { String(format: "%.\(digits)f", $0) } ?? "-" }
+    let ret = s.meanReturn.map { "\(f($0)) (\(s.windowEpisodes) ep)" } ?? "- (no episode yet)"
+    return String(
+      format: "%7.1fs  steps %@ (%@/s)  updates %d  return %@  loss pg %@ vf %@ ent %@  lag p50 %d max %d",
+      t.wallSeconds, Int(s.envSteps).formatted(), Int(t.sampledPerSecond).formatted(), t.updates, ret,
+      f(t.lastUpdate?.policyLoss, 3), f(t.lastUpdate?.baselineLoss, 3), f(t.lastUpdate?.entropy, 3), s.lagP50,
+      s.lagMax)
+  }
+}

@@ -1,0 +1,38 @@
+/// What a worker must know to build the learner's model and check what it sends:
+/// sizes only, no weights. The learner builds it from its config; a worker gets it
+/// in its admission (over ZeroMQ, the welcome's `ModelSpec` message).
+public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
+  /// Environment id.
+  public var env: String
+  /// F: observation features.
+  public var observationSize: Int
+  /// A: discrete actions.
+  public var actionCount: Int
+  /// Recurrent state floats per sequence (2H for an LSTM, H for a GRU, 0 feed-forward).
+  public var stateSize: Int
+  /// T: the most steps in a fragment.
+  public var maxSeqLen: Int
+  /// Floats in the flat weight blob.
+  public var parameterCount: Int
+
+  public init(env: String, observationSize: Int, actionCount: Int, stateSize: Int, maxSeqLen: Int, parameterCount: Int)
+  {
+    self.env = env
+    self.observationSize = observationSize
+    self.actionCount = actionCount
+    self.stateSize = stateSize
+    self.maxSeqLen = maxSeqLen
+    self.parameterCount = parameterCount
+  }
+
+  /// The spec of `network` trained with `config`.
+  public init(config: TrainingConfig, network: PolicyNetwork) {
+    self.init(
+      env: config.env, observationSize: network.observationSize, actionCount: network.actionCount,
+      stateSize: network.stateSize, maxSeqLen: config.max_seq_len, parameterCount: network.layout.count)
+  }
+
+  public var description: String {
+    "\(env): F \(observationSize), A \(actionCount), state \(stateSize), T \(maxSeqLen), \(parameterCount) parameters"
+  }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import HerdMath
+import Logging
+
+/// The one rollout loop every worker runs, in a thread of the learner's process or
+/// in a worker process on another host; only the ``WorkerTransport`` differs.
+///
+/// Connect (backing off while the learner does not answer) -> session: pick up new
+/// weights -> act -> step -> record -> send -> heartbeat, until `stop` or the
+/// learner forgets the session (then say hello again). A fatal ``Refusal`` ends it.
+public final class WorkerLoop {
+  let transport: any WorkerTransport
+  /// Environments to step (nil: the run's `num_envs_per_worker`).
+  let envs: Int?
+  let seed: UInt64
+  /// Random per worker start: the learner tells a restarted worker by it.
+  public let runID: UInt64
+  let logger: Logger
+  /// Host name and pid reported in the hello.
+  let host: String
+  let pid: Int
+
+  /// Fragments per send, and the longest a completed fragment waits to be sent.
+  public var sendEvery = (fragments: 8, seconds: 0.1)
+  /// Seconds between heartbeats.
+  public var heartbeatSeconds = 2.0
+
+  public init(
+    transport: any WorkerTransport, envs: Int?, seed: UInt64, runID: UInt64? = nil, logger: Logger,
+    host: String = ProcessInfo.processInfo.hostName, pid: Int = Int(getpid())
+  ) {
+    self.transport = transport
+    self.envs = envs
+    self.seed = seed
+    var g = SystemRandomNumberGenerator()
+    self.runID = runID ?? g.next()
+    self.logger = logger
+    self.host = host
+    self.pid = pid
+  }
+
+  /// Runs sessions until `stop` is set; between sessions it reconnects with
+  /// backoff (0.5 s doubling to 10 s). Throws a fatal ``Refusal`` or a local error.
+  public func run(stop: StopFlag) throws {
+    var backoff = 0.5
+    while !stop.isSet {
+      let hello = WorkerHello(runID: runID, host: host, pid: pid, envs: envs)
+      guard let admission = try transport.connect(hello, stop: stop) else {
+        transport.disconnect()
+        if stop.isSet { break }
+        logger.info(
+          "worker: no answer from \(transport.learnerAddress); retrying in \(String(format: "%.1f", backoff)) s")
+        _ = stop.wait(seconds: backoff)
+        backoff = min(backoff * 2, 10)
+        continue
+      }
+      backoff = 0.5
+      defer { transport.disconnect() }
+      try session(admission, stop: stop)
+    }
+  }
+
+  /// One session: from an admission until `stop` or the learner forgets it.
+  func session(_ a: Admission, stop: StopFlag) throws {
+    var config = a.config
+    if let envs { config.num_envs_per_worker = envs }
+    let network = PolicyNetwork(
+      config: config, observationSize: a.spec.observationSize, actionCount: a.spec.actionCount)
+    guard ModelSpec(config: config, network: network) == a.spec else {
+      throw Refusal.refused(
+        "the learner's model (\(a.spec)) is not the one its config builds here (\(ModelSpec(config: config, network: network)))"
+      )
+    }
+    let worker = try RolloutWorker(config: config, network: network, workerID: a.workerID, seed: seed, runID: runID)
+    try worker.setWeights(a.weights, version: a.policyVersion)
+    logger.info(
+      "worker \(a.workerID): welcomed by \(transport.learnerAddress) at policy version \(a.policyVersion); \(config.num_envs_per_worker) envs of \(config.env)"
+    )
+    var pending: [Fragment] = []
+    var episodes: [EpisodeRecord] = []
+    var recent: [Float] = []
+    var stepsSinceSend = 0
+    var totalEpisodes = 0
+    let clock = ContinuousClock()
+    var lastSend = clock.now
+    var lastBeat: ContinuousClock.Instant?
+    var lastBeatSteps = 0
+    var lastWeights = clock.now
+    var lastProgress = (time: clock.now, steps: 0)
+    func seconds(since t: ContinuousClock.Instant) -> Double {
+      let d = clock.now - t
+      return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+    func meanRecent() -> Float { recent.isEmpty ? .nan : recent.reduce(0, +) / Float(recent.count) }
+
+    while !stop.isSet {
+      // Weights: keep the newest that arrived.
+      if let (v, blob) = try transport.receiveWeights(newerThan: worker.policyVersion) {
+        try worker.setWeights(blob, version: v)
+        lastWeights = clock.now
+      }
+      // Act, step, record.
+      let before = worker.envSteps
+      worker.step(emit: { pending.append($0) }, episode: { episodes.append($0) })
+      stepsSinceSend += worker.envSteps - before
+      // Send what completed; a full learner makes this wait (backpressure).
+      if pending.count >= sendEvery.fragments || (!pending.isEmpty && seconds(since: lastSend) > sendEvery.seconds) {
+        let batch = FragmentBatch(fragments: pending, episodes: episodes, envSteps: stepsSinceSend)
+        if !(try transport.send(batch, session: a, runID: runID, stop: stop)) { break }
+        for e in episodes { recent.append(e.envReturn) }
+        if recent.count > 100 { recent.removeFirst(recent.count - 100) }
+        totalEpisodes += episodes.count
+        pending.removeAll(keepingCapacity: true)
+        episodes.removeAll(keepingCapacity: true)
+        stepsSinceSend = 0
+        lastSend = clock.now
+      }
+      // Heartbeat.
+      if lastBeat.map({ seconds(since: $0) >= heartbeatSeconds }) ?? true {
+        let dt = lastBeat.map { seconds(since: $0) } ?? 1
+        try transport.heartbeat(
+          WorkerBeat(
+            workerID: a.workerID, runID: runID, envSteps: Int64(worker.envSteps), episodes: Int64(totalEpisodes),
+            stepsPerSecond: Double(worker.envSteps - lastBeatSteps) / max(dt, 1e-3), meanReturn: meanRecent(),
+            policyVersion: Int64(worker.policyVersion)))
+        lastBeat = clock.now
+        lastBeatSteps = worker.envSteps
+      }
+      // A progress line every 5 progress intervals (10 s by default).
+      let sinceProgress = seconds(since: lastProgress.time)
+      if sinceProgress >= 5 * config.progress_interval_seconds {
+        let rate = Double(worker.envSteps - lastProgress.steps) / sinceProgress
+        let ret = recent.isEmpty ? "-" : String(format: "%.2f", meanRecent())
+        logger.info(
+          "worker \(a.workerID): steps \(worker.envSteps.formatted()) (\(Int(rate).formatted())/s)  episodes \(totalEpisodes)  return \(ret)  policy version \(worker.policyVersion) (weights \(String(format: "%.1f", seconds(since: lastWeights))) s old)"
+        )
+        lastProgress = (clock.now, worker.envSteps)
+      }
+      // The learner's decisions.
+      if let r = try transport.receiveRefusal() {
+        if r.isFatal { throw r }
+        logger.notice("worker \(a.workerID): the learner does not know this session (\(r)); saying hello again")
+        return
+      }
+    }
+    transport.goodbye(workerID: a.workerID, runID: runID, reason: "stopped")
+  }
+}

@@ -1,0 +1,32 @@
+/// The metric names, one set for `/stats`, `/history` and each `progress.jsonl`
+/// record (cleanrl-style namespaces: `losses/pg`, `policy_lag/p95`). `/metrics`
+/// spells them the Prometheus way (`herd_loss{term="pg"}`).
+public enum MetricKey {
+  public static let wallSeconds = "run/wall_seconds"
+  public static let envStepsSampled = "env_steps/sampled"
+  public static let envStepsTrained = "env_steps/trained"
+  public static let updates = "learner/updates"
+  public static let policyVersion = "learner/policy_version"
+  public static let episodes = "episodes/total"
+  public static let episodesWindow = "episodes/window"
+  public static let returnMean = "episode_return/mean"
+  public static let returnMin = "episode_return/min"
+  public static let returnMax = "episode_return/max"
+  public static let lengthMean = "episode_length/mean"
+  public static let sampledPerSecond = "throughput/sampled_per_second"
+  public static let trainedPerSecond = "throughput/trained_per_second"
+  public static let lossPG = "losses/pg"
+  public static let lossBaseline = "losses/baseline"
+  public static let lossEntropy = "losses/entropy"
+  public static let entropy = "learner/entropy"
+  public static let gradNorm = "learner/grad_norm"
+  public static let learningRate = "learner/lr"
+  public static let meanRho = "learner/mean_rho"
+  public static let skippedUpdates = "learner/skipped_updates"
+  public static let lagP50 = "policy_lag/p50"
+  public static let lagP95 = "policy_lag/p95"
+  public static let lagMax = "policy_lag/max"
+  public static let queueDepth = "queue/depth"
+  public static let droppedStale = "dropped/stale_policy"
+  public static let diskError = "run/disk_error"
+}

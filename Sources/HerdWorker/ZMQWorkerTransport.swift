@@ -1,0 +1,178 @@
+import Foundation
+import HerdMath
+import HerdRL
+import HerdWire
+import Logging
+
+/// Errors in a worker's set-up.
+public enum WorkerError: Error, CustomStringConvertible {
+  /// `--learner` is not `tcp://HOST:PORT`.
+  case badAddress(String)
+
+  public var description: String {
+    switch self {
+    case .badAddress(let a): return "--learner \(a) is not tcp://HOST:PORT"
+    }
+  }
+}
+
+/// A worker process's end of the ZeroMQ channels: control DEALER to the learner's
+/// ROUTER (hello, heartbeats, goodbye; welcome and rejects back), fragments PUSH,
+/// weights SUB. One address, the learner's control endpoint, is all it needs: the
+/// welcome brings the config, the model spec, the weights and the other endpoints.
+/// With CURVE keys every socket is a CURVE client, and a refused handshake is
+/// logged with its cause.
+public final class ZMQWorkerTransport: WorkerTransport {
+  public let learnerAddress: String
+  let learnerHost: String
+  /// CURVE: the learner's public key and this worker's pair (nil: plain TCP).
+  let curve: (server: CurveKey, pair: CurveKeyPair)?
+  let logger: Logger
+  let ctx: ZMQContext
+  private var attempt = 0
+  private var warnedRefused = false
+  private var control: ZMQSocket?
+  private var monitor: ZMQSocket?
+  private var push: ZMQSocket?
+  private var sub: ZMQSocket?
+  private var spec: ModelSpec?
+  private var refusal: Refusal?
+
+  public init(learner: String, curve: (server: CurveKey, pair: CurveKeyPair)? = nil, logger: Logger) throws {
+    guard learner.hasPrefix("tcp://"), let colon = learner.lastIndex(of: ":"),
+      colon > learner.index(learner.startIndex, offsetBy: 6), Int(learner[learner.index(after: colon)...]) != nil
+    else { throw WorkerError.badAddress(learner) }
+    learnerAddress = learner
+    learnerHost = String(learner[learner.index(learner.startIndex, offsetBy: 6)..<colon])
+    self.curve = curve
+    self.logger = logger
+    ctx = try ZMQContext()
+  }
+
+  /// Sends a hello and waits up to 3 s for the welcome (nil on silence).
+  public func connect(_ hello: WorkerHello, stop: StopFlag) throws -> Admission? {
+    let control = try ZMQSocket(ctx, .dealer)
+    try control.setReconnect(initialMs: 100, maxMs: 5000)
+    try secure(control)
+    attempt += 1
+    let monitor = try control.monitorHandshakes(ctx, name: "\(hello.runID)-\(attempt)")
+    self.control = control
+    self.monitor = monitor
+    try control.connect(learnerAddress)
+    let h = Hello(runID: hello.runID, host: hello.host, pid: hello.pid, numEnvs: hello.envs ?? 0, build: "herd")
+    try control.send([try ControlCodec.encode(.hello(h))], dontWait: true)
+    let deadline = Date(timeIntervalSinceNow: 3)
+    while Date() < deadline && !stop.isSet {
+      while let event = try monitor.receive(timeoutMs: 0).flatMap(ZMQMonitorEvent.init), event.isHandshakeFailure {
+        if !warnedRefused {
+          warnedRefused = true
+          let key = curve.map { "its public key \($0.pair.publicKey.z85) is not in the learner's --authorized-keys" }
+          logger.error(
+            "worker: the learner at \(learnerAddress) refused the handshake (\(event.isAuthFailure ? "authentication, status \(event.value)" : "CURVE protocol")): \(key ?? "the learner requires CURVE keys (--learner-public-key, --curve-secret-key)"); retrying, further refusals are not logged"
+          )
+        }
+      }
+      guard let frames = try control.receive(timeoutMs: 100) else { continue }
+      switch try? ControlCodec.decode(frames.last ?? []) {
+      case .welcome(let w)?: return try admit(w)
+      case .reject(let r)?:
+        let refusal = Refusal(r)
+        if refusal.isFatal { throw refusal }
+      default: continue
+      }
+    }
+    return nil
+  }
+
+  /// Opens the fragment and weight channels a welcome names.
+  private func admit(_ w: Welcome) throws -> Admission {
+    let config = try TrainingConfig.decode(json: Data(w.configJson.utf8), over: TrainingConfig(), source: "welcome")
+    let spec = try ModelSpec(proto: w.model)
+    let weights = try TensorCodec.floats(w.weights, shape: [spec.parameterCount], name: "welcome weights")
+    let push = try ZMQSocket(ctx, .push)
+    try secure(push)
+    try push.setHighWaterMarks(send: 4, receive: 4)
+    try push.setKernelBuffers(send: 1 << 16, receive: 1 << 16)
+    try push.connect(rehost(w.fragmentEndpoint))
+    let sub = try ZMQSocket(ctx, .sub)
+    try secure(sub)
+    try sub.subscribe()
+    try sub.connect(rehost(w.weightsEndpoint))
+    (self.push, self.sub, self.spec) = (push, sub, spec)
+    return Admission(
+      workerID: Int(w.workerID), config: config, spec: spec, policyVersion: Int(w.policyVersion), weights: weights)
+  }
+
+  public func receiveWeights(newerThan version: Int) throws -> (version: Int, weights: [Float])? {
+    guard let sub, let spec else { return nil }
+    var newest: (version: Int, weights: [Float])?
+    while let frames = try sub.receive(timeoutMs: 0) {
+      if let (v, blob) = try? WeightsCodec.decode(frames[0], spec: spec), v > max(version, newest?.version ?? -1) {
+        newest = (v, blob)
+      }
+    }
+    return newest
+  }
+
+  public func send(_ batch: FragmentBatch, session: Admission, runID: UInt64, stop: StopFlag) throws -> Bool {
+    guard let push else { return false }
+    let bytes = try FragmentCodec.encodeBatch(
+      batch.fragments, episodes: batch.episodes, envSteps: batch.envSteps, workerID: session.workerID, runID: runID,
+      spec: session.spec)
+    // A full learner: wait for room, a millisecond at a time, while watching `stop`.
+    while !(try push.send([bytes], dontWait: true)) {
+      if stop.wait(seconds: 0.001) { return false }
+    }
+    return true
+  }
+
+  public func heartbeat(_ beat: WorkerBeat) throws {
+    guard let control else { return }
+    var b = Heartbeat()
+    b.workerID = Int32(beat.workerID)
+    b.runID = beat.runID
+    b.envSteps = beat.envSteps
+    b.episodes = beat.episodes
+    b.meanReturn = beat.meanReturn
+    b.stepsPerSecond = beat.stepsPerSecond
+    b.policyVersion = beat.policyVersion
+    _ = try control.send([try ControlCodec.encode(.heartbeat(b))], dontWait: true)
+  }
+
+  public func receiveRefusal() throws -> Refusal? {
+    guard let control else { return nil }
+    while let frames = try control.receive(timeoutMs: 0) {
+      if case .reject(let r)? = try? ControlCodec.decode(frames.last ?? []) { refusal = Refusal(r) }
+    }
+    defer { refusal = nil }
+    return refusal
+  }
+
+  public func goodbye(workerID: Int, runID: UInt64, reason: String) {
+    var g = Goodbye()
+    g.workerID = Int32(workerID)
+    g.runID = runID
+    g.reason = reason
+    _ = try? control?.send([try ControlCodec.encode(.goodbye(g))], dontWait: true)
+  }
+
+  public func disconnect() {
+    push?.close()
+    sub?.close()
+    monitor?.close()
+    control?.close()
+    (push, sub, monitor, control, spec, refusal) = (nil, nil, nil, nil, nil, nil)
+  }
+
+  /// Makes `socket` a CURVE client of the learner when keys were given.
+  func secure(_ socket: ZMQSocket) throws {
+    if let curve { try socket.makeCurveClient(server: curve.server, pair: curve.pair) }
+  }
+
+  /// The learner's endpoint with this worker's view of the learner's host (a learner
+  /// bound to 0.0.0.0 reports that address, which is not where to connect).
+  func rehost(_ endpoint: String) -> String {
+    guard let colon = endpoint.lastIndex(of: ":") else { return endpoint }
+    return "tcp://\(learnerHost)\(endpoint[colon...])"
+  }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import HerdRL
+import Logging
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// `--log-level` and `--quiet`, shared by every long-running command.
+struct LogOptions: ParsableArguments {
+  @Option(
+    help: ArgumentHelp(
+      "Lowest level logged to stderr: trace, debug, info (progress lines, joins), notice, warning, error, critical.",
+      valueName: "level"))
+  var logLevel: Logger.Level = .info
+  @Flag(help: "Only warnings and errors (--log-level warning).")
+  var quiet = false
+
+  var level: Logger.Level { quiet ? max(logLevel, .warning) : logLevel }
+
+  /// Sends swift-log's output to stderr at this level and returns the command's logger.
+  func bootstrap(label: String) -> Logger {
+    let level = self.level
+    LoggingSystem.bootstrap { name in
+      var h = StderrLogHandler(label: name)
+      h.logLevel = level
+      return h
+    }
+    return Logger(label: label)
+  }
+}
+
+/// Writes each log message as one line on stderr (above the status bar when one
+/// is shown): the message alone at info and notice, `warning: ` / `error: ` and
+/// so on before it at other levels. Metadata, when any, follows as key=value.
+struct StderrLogHandler: LogHandler {
+  let label: String
+  var logLevel: Logger.Level = .info
+  var metadata: Logger.Metadata = [:]
+
+  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    get { metadata[key] }
+    set { metadata[key] = newValue }
+  }
+
+  func log(event: LogEvent) {
+    var line = Self.prefix(event.level) + event.message.description
+    let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+    if !merged.isEmpty { line += " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
+    printError(line)
+  }
+
+  static func prefix(_ level: Logger.Level) -> String {
+    switch level {
+    case .info, .notice: return ""
+    case .trace: return "trace: "
+    case .debug: return "debug: "
+    case .warning: return "warning: "
+    case .error: return "error: "
+    case .critical: return "critical: "
+    }
+  }
+}
+
+/// SIGINT and SIGTERM for commands: the first sets `flag` (a clean stop), a second
+/// exits at once with status 130. Signals a test runner or a parent left blocked
+/// are unblocked first, or SIGTERM would never arrive.
+enum StopSignals {
+  nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+
+  static func install(_ flag: StopFlag) {
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    sigaddset(&set, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    for sig in [SIGINT, SIGTERM] {
+      signal(sig, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+      source.setEventHandler {
+        if flag.isSet { _exit(130) }
+        flag.set()
+      }
+      source.resume()
+      sources.append(source)
+    }
+  }
+}

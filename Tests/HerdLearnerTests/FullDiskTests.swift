@@ -1,0 +1,144 @@
+import Foundation
+import HerdNN
+import Testing
+
+@testable import HerdLearner
+@testable import HerdRL
+@testable import HerdStats
+
+/// A small tmpfs mounted for one test (root only), with a filler file that takes
+/// every free byte.
+struct TinyDisk {
+  let path: String
+
+  static var canMount: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/bin/mount") }
+
+  init(megabytes: Int) throws {
+    path = NSTemporaryDirectory() + "herd-tinydisk-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    try Self.sh("/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", path])
+  }
+
+  /// Fills the disk to the last byte.
+  func fill() {
+    let fd = open(path + "/filler", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    let chunk = [UInt8](repeating: 7, count: 4096)
+    while chunk.withUnsafeBytes({ write(fd, $0.baseAddress, 4096) }) > 0 {}
+    var one: UInt8 = 1
+    while write(fd, &one, 1) > 0 {}
+    close(fd)
+  }
+
+  func free() { unlink(path + "/filler") }
+
+  func unmount() {
+    try? Self.sh("/bin/umount", [path])
+    try? FileManager.default.removeItem(atPath: path)
+  }
+
+  static func sh(_ exe: String, _ args: [String]) throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = args
+    try p.run()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { throw RunDirectoryError("\(exe) \(args) exited \(p.terminationStatus)") }
+  }
+}
+
+@Suite(.serialized) struct FullDiskTests {
+  /// The run folder's disk is full before the first checkpoint: the learner keeps
+  /// training, says so (status `degraded`, the reason, a log line), writes no half
+  /// progress line, and once space returns writes config.json and the checkpoint.
+  /// (It used to die with SIGILL in FileHandle.write, leaving no checkpoint.)
+  @Test(.enabled(if: TinyDisk.canMount || ProcessInfo.processInfo.environment["HERD_REQUIRE_TOOLS"] == "1"))
+  func aFullDiskDoesNotStopTraining() throws {
+    let disk = try TinyDisk(megabytes: 2)
+    defer { disk.unmount() }
+    let dir = disk.path + "/run"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    disk.fill()
+
+    var config = TrainingConfig.defaults(for: "MemoryChain-v0")
+    config.num_envs_per_worker = 8
+    config.checkpoint_interval_seconds = 1
+    config.progress_interval_seconds = 0.5
+    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(seconds: 60))
+    settings.inProcessWorkers = 1
+    let logs = CollectedLogs()
+    let interrupted = StopFlag()
+    let board = SharedBoard()
+    let result = SharedResult()
+    let thread = JoinableThread(name: "test-daemon") {
+      do {
+        let s = try LearnerDaemon(config: config, settings: settings, logger: logs.logger()).run(interrupted: interrupted) {
+          board.set($0.status)
+        }
+        result.set(.success(s))
+      } catch {
+        result.set(.failure(error))
+      }
+    }
+    defer {
+      interrupted.set()
+      thread.join()
+    }
+    // Degraded, with the reason, while the disk is full.
+    let full = try waitFor(seconds: 20) { board.get()?.status.flatMap { $0.updates > 0 ? $0.diskError : nil } }
+    #expect(full.contains("No space left on device"), "\(full)")
+    let health = Health.judge(
+      status: board.get()?.status, uptime: 5, secondsSinceBeat: 0, secondsSinceFragments: 0, workersConnected: 1,
+      stallSeconds: 30)
+    #expect(health.status == "degraded" && health.healthy && health.reason.contains("No space left"))
+    #expect(logs.all.contains { $0.hasPrefix("error") && $0.contains("No space left") && $0.contains("training goes on") })
+    #expect(!FileManager.default.fileExists(atPath: dir + "/checkpoint.herd"))
+
+    // Space again: the retried writes land.
+    disk.free()
+    _ = try waitFor(seconds: 20) { board.get()?.status.flatMap { $0.diskError == nil ? true : nil } }
+    #expect(FileManager.default.fileExists(atPath: dir + "/config.json"))
+    let archive = try TensorArchive.read(from: dir + "/checkpoint.herd")
+    #expect(try CheckpointCounters(archive, source: "checkpoint").policyVersion > 0)
+    #expect(logs.all.contains { $0.contains("writable again") })
+
+    // Full again mid-run: the last good checkpoint stays whole and loadable.
+    disk.fill()
+    _ = try waitFor(seconds: 20) { board.get()?.status?.diskError }
+    interrupted.set()
+    thread.join()
+    let summary = try #require(try result.get()?.get())
+    #expect(summary.disk_error != nil, "the final checkpoint could not be written, and the summary says so")
+    let kept = try TensorArchive.read(from: dir + "/checkpoint.herd")
+    #expect(try CheckpointCounters(kept, source: "checkpoint").policyVersion > 0)
+    // Every progress line is whole JSON.
+    let text = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8)
+    for line in text.split(separator: "\n") {
+      #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "half a line: \(line.prefix(80))")
+    }
+    #expect(text.isEmpty || text.hasSuffix("\n"))
+  }
+}
+
+/// Polls `probe` every 0.1 s until it gives a value, failing after `seconds`.
+func waitFor<T>(seconds: Double, _ probe: () -> T?) throws -> T {
+  let deadline = Date(timeIntervalSinceNow: seconds)
+  while Date() < deadline {
+    if let v = probe() { return v }
+    usleep(100_000)
+  }
+  throw RunDirectoryError("timed out after \(seconds) s")
+}
+
+final class SharedBoard: @unchecked Sendable {
+  private let lock = NSLock()
+  private var board: StatusBoard?
+  func set(_ b: StatusBoard) { lock.withLock { board = b } }
+  func get() -> StatusBoard? { lock.withLock { board } }
+}
+
+final class SharedResult: @unchecked Sendable {
+  private let lock = NSLock()
+  private var value: Result<RunSummary, any Error>?
+  func set(_ r: Result<RunSummary, any Error>) { lock.withLock { value = r } }
+  func get() -> Result<RunSummary, any Error>? { lock.withLock { value } }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import HerdNN
+import Logging
+import Synchronization
+import Testing
+
+@testable import HerdLearner
+@testable import HerdRL
+@testable import HerdStats
+
+/// A log handler that keeps every message (what the learner tells its operator).
+final class CollectedLogs: Sendable {
+  let lines = Mutex<[String]>([])
+  var all: [String] { lines.withLock { $0 } }
+
+  func logger() -> Logger {
+    Logger(label: "test") { _ in Handler(logs: self) }
+  }
+
+  struct Handler: LogHandler {
+    let logs: CollectedLogs
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+      get { metadata[key] }
+      set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { logs.lines.withLock { $0.append("\(event.level): \(event.message)") } }
+  }
+}
+
+@Suite struct WorkerRegistryTests {
+  /// Joined, lost and back again are each logged (the learner used to say nothing
+  /// when a lost worker's heartbeats returned).
+  @Test func aLostWorkerThatComesBackIsLogged() {
+    let logs = CollectedLogs()
+    let registry = WorkerRegistry(logger: logs.logger(), lostAfter: 10)
+    let id = registry.admit(WorkerHello(runID: 7, host: "h", pid: 1, envs: nil), defaultEnvs: 4, policyVersion: 0)
+    #expect(registry.sessions.first?.envs == 4)
+    #expect(registry.sweep(now: Date(timeIntervalSinceNow: 11)) == [id])
+    #expect(registry.sessions.first?.connected == false)
+    let beat = WorkerBeat(workerID: id, runID: 7, envSteps: 5, episodes: 0, stepsPerSecond: 1, meanReturn: .nan, policyVersion: 0)
+    #expect(registry.heartbeat(beat))
+    #expect(registry.sessions.first?.connected == true)
+    let lines = logs.all
+    #expect(lines.contains { $0.contains("worker \(id) joined") })
+    #expect(lines.contains { $0.hasPrefix("warning") && $0.contains("worker \(id) lost") })
+    #expect(lines.contains { $0.contains("worker \(id) is back") }, "\(lines)")
+    // A second heartbeat is not news.
+    #expect(registry.heartbeat(beat))
+    #expect(logs.all.filter { $0.contains("is back") }.count == 1)
+    // Another run id under the same worker id is not this session.
+    var stranger = beat
+    stranger.runID = 8
+    #expect(!registry.heartbeat(stranger))
+  }
+}
+
+@Suite struct CheckpointTests {
+  func archive(_ meta: [String: String]) -> TensorArchive { TensorArchive(metadata: meta, entries: []) }
+
+  /// A checkpoint without its counters is refused, naming what is missing (it used
+  /// to resume silently from policy version 0).
+  @Test func countersAreRequired() throws {
+    let full = ["policy_version": "12", "trained_steps": "340", "env_steps": "400", "episodes": "9"]
+    let c = try CheckpointCounters(archive(full), source: "x.herd")
+    #expect(c == CheckpointCounters.make(policyVersion: 12, trainedSteps: 340, envSteps: 400, episodes: 9))
+    for key in full.keys {
+      var meta = full
+      meta.removeValue(forKey: key)
+      #expect {
+        try CheckpointCounters(archive(meta), source: "x.herd")
+      } throws: { "\($0)".contains("has no \(key)") && "\($0)".contains("x.herd") }
+    }
+    var bad = full
+    bad["policy_version"] = "twelve"
+    #expect { try CheckpointCounters(archive(bad), source: "x.herd") } throws: { "\($0)".contains("\"twelve\"") }
+  }
+
+  /// The daemon refuses to resume from such a checkpoint (and says why).
+  @Test func resumeRefusesACheckpointWithoutAVersion() throws {
+    let dir = NSTemporaryDirectory() + "herd-resume-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var config = TrainingConfig.defaults(for: "MemoryChain-v0")
+    config.num_envs_per_worker = 2
+    let network = PolicyNetwork(config: config, observationSize: 3, actionCount: 2)
+    let learner = Learner(config: config, network: network)
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    try learner.parameters.archive(optimizer: learner.optimizer, metadata: ["env_steps": "5"]).write(
+      to: dir + "/checkpoint.herd")
+    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(seconds: 1))
+    settings.resume = true
+    #expect {
+      try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
+    } throws: { "\($0)".contains("has no policy_version") }
+  }
+}
+
+extension CheckpointCounters {
+  static func make(policyVersion: Int, trainedSteps: Int, envSteps: Int, episodes: Int) -> CheckpointCounters {
+    let meta = [
+      "policy_version": String(policyVersion), "trained_steps": String(trainedSteps), "env_steps": String(envSteps),
+      "episodes": String(episodes),
+    ]
+    // swift-format-ignore: the initialiser reads the same keys.
+    return try! CheckpointCounters(TensorArchive(metadata: meta, entries: []), source: "made")
+  }
+}
+
+@Suite(.serialized) struct LearnerDaemonTests {
+  /// Started from code with in-process workers over the in-memory transport: the
+  /// same worker loop and worker table as remote workers, a summary at the end.
+  @Test func trainsFromCodeWithInProcessWorkers() throws {
+    let dir = NSTemporaryDirectory() + "herd-daemon-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var config = TrainingConfig.defaults(for: "MemoryChain-v0")
+    config.num_envs_per_worker = 8
+    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(envSteps: 30_000, seconds: 60))
+    settings.inProcessWorkers = 2
+    let logs = CollectedLogs()
+    var board: StatusBoard?
+    let summary = try LearnerDaemon(config: config, settings: settings, logger: logs.logger()).run { ready in
+      board = ready.status
+      #expect(ready.control == nil && ready.statsURL == nil)
+    }
+    #expect(summary.stopped_because == "stop_steps reached")
+    #expect(summary.env_steps >= 30_000 && summary.updates > 0)
+    #expect(summary.disk_error == nil)
+    #expect(board?.status?.stoppedBecause == "stop_steps reached")
+    #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.herd"))
+    let joined = logs.all.filter { $0.contains("joined") }
+    #expect(joined.count == 2, "both threads say hello to the worker table: \(joined)")
+    #expect(logs.all.filter { $0.contains("left: stopped") }.count == 2, "and goodbye")
+  }
+}
