@@ -204,7 +204,9 @@ public final class StatsService: Sendable {
   }
 
   func json(_ status: Int, _ object: [String: Any]) -> HTTPResponse {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    let data =
+      (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+      ?? Data("{}".utf8)
     return HTTPResponse(status: status, contentType: "application/json", body: Array(data) + [10])
   }
 }

@@ -69,9 +69,10 @@ struct TinyDisk {
     let interrupted = StopFlag()
     let board = SharedBoard()
     let result = SharedResult()
+    let (cfg, set) = (config, settings)
     let thread = JoinableThread(name: "test-daemon") {
       do {
-        let s = try LearnerDaemon(config: config, settings: settings, logger: logs.logger()).run(interrupted: interrupted) {
+        let s = try LearnerDaemon(config: cfg, settings: set, logger: logs.logger()).run(interrupted: interrupted) {
           board.set($0.status)
         }
         result.set(.success(s))

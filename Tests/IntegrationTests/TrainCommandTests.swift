@@ -1,4 +1,5 @@
 import Foundation
+import HerdStats
 import HerdNN
 import Testing
 
@@ -23,8 +24,22 @@ import Testing
     let lines = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n")
     #expect(!lines.isEmpty)
     let record = try JSONSerialization.jsonObject(with: Data(lines[lines.count - 1].utf8)) as? [String: Any] ?? [:]
-    for key in ["env_steps", "updates", "policy_version", "wall_seconds", "episodes", "mean_return", "steps_per_second", "losses/pg", "losses/baseline", "losses/entropy", "entropy", "grad_norm", "policy_lag_p50", "policy_lag_max"] {
+    for key in [
+      "env_steps/sampled", "learner/updates", "learner/policy_version", "run/wall_seconds", "episodes/total",
+      "episode_return/mean", "throughput/sampled_per_second", "losses/pg", "losses/baseline", "losses/entropy",
+      "learner/entropy", "learner/grad_norm", "policy_lag/p50", "policy_lag/max",
+    ] {
       #expect(record[key] != nil, "progress.\(key)")
+    }
+    // One set of names: every progress key is a /stats key (drop counters nest under `dropped`).
+    let statsKeys = try #require(
+      try JSONSerialization.jsonObject(
+        with: Data(
+          try StatsService(sources: StatsSources(env: "e", runID: "r", runDir: "d", board: StatusBoard())).document().0
+            .json())) as? [String: Any]
+    ).keys
+    for key in record.keys where !key.hasPrefix("dropped/") {
+      #expect(statsKeys.contains(key), "progress key \(key) is not a /stats key")
     }
     let archive = try TensorArchive.read(from: dir + "/checkpoint.herd")
     #expect(archive.entry("param/core.weight_ih") != nil && archive.metadata["optimizer"] == "adam")
