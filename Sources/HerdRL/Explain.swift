@@ -15,7 +15,7 @@ public enum Explain {
     let z = net.encoder.outFeatures
     let x = net.coreInputSize
     let h = net.core?.hiddenSize ?? 0
-    let cell = config.use_lstm ? config.rnn_type.uppercased() : "none"
+    let cell = config.use_lstm ? config.rnn_type.rawValue.uppercased() : "none"
     let stateParts = net.core.map { $0.stateCount == 2 ? "(h, c)" : "h" } ?? "none"
     var extras: [String] = []
     if net.usePrevAction { extras.append("onehot(a_{t-1}) [\(a)]") }
@@ -26,9 +26,9 @@ public enum Explain {
     line("herd explain: \(config.env), \(config.use_lstm ? "\(cell)(\(h))" : "feed-forward") policy")
     line()
     line("Model, one step of one env:")
-    line("  observation o_t              [\(f)]" + (config.observation_filter == "MeanStdFilter" ? "   filtered in the worker: (o - running mean) / std, clipped to +-10" : ""))
+    line("  observation o_t              [\(f)]" + (config.observation_filter == .MeanStdFilter ? "   filtered in the worker: (o - running mean) / std, clipped to +-10" : ""))
     let hidden = config.fcnet_hiddens.map(String.init).joined(separator: " -> ")
-    line("  " + "encoder (MLP, \(config.fcnet_activation))".padding(toLength: 29, withPad: " ", startingAt: 0) + "[\(f)] -> \(hidden.isEmpty ? "identity" : hidden) = z_t [\(z)]   features, not logits")
+    line("  " + "encoder (MLP, \(config.fcnet_activation.rawValue))".padding(toLength: 29, withPad: " ", startingAt: 0) + "[\(f)] -> \(hidden.isEmpty ? "identity" : hidden) = z_t [\(z)]   features, not logits")
     line("  core input x_t               [z_t [\(z)]" + extras.map { " ; " + $0 }.joined() + "] = [\(x)]")
     if !net.usePrevAction { line("                               previous action: not an input (lstm_use_prev_action = false)") }
     if !net.usePrevReward { line("                               previous reward: not an input (lstm_use_prev_reward = false)") }

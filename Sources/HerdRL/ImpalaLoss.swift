@@ -45,7 +45,7 @@ public enum ImpalaLoss {
       clipping = VTrace.Clipping(
         rho: config.vtrace_clip_rho_threshold, pgRho: config.vtrace_clip_pg_rho_threshold,
         c: config.vtrace_clip_c_threshold, lambda: config.vtrace_lambda)
-      clipRewards = config.reward_clipping == "abs_one"
+      clipRewards = config.reward_clipping == .abs_one
     }
   }
 

@@ -1,3 +1,4 @@
+import Synchronization
 import HerdMath
 import HerdNN
 
@@ -40,7 +41,7 @@ public final class Learner {
     var rng = SeededGenerator(seed: config.seed)
     parameters = Parameters(layout: network.layout, rng: &rng)
     optimizer =
-      config.optimizer == "adam"
+      config.optimizer == .adam
       ? Adam(count: network.layout.count, beta1: config.adam_beta1, beta2: config.adam_beta2, eps: config.adam_epsilon)
       : RMSProp(
         count: network.layout.count, alpha: config.rmsprop_alpha, eps: config.rmsprop_epsilon, momentum: config.momentum
@@ -149,10 +150,9 @@ public final class Learner {
 }
 
 /// Results written by shard threads, read after they finish.
-final class ShardResults: @unchecked Sendable {
-  private let lock = SpinlessLock()
-  private var items: [Result<ImpalaLoss.Terms, Error>]
-  init(count: Int) { items = Array(repeating: .failure(CancellationError()), count: count) }
-  func set(_ i: Int, _ r: Result<ImpalaLoss.Terms, Error>) { lock.withLock { items[i] = r } }
-  var all: [Result<ImpalaLoss.Terms, Error>] { lock.withLock { items } }
+final class ShardResults: Sendable {
+  private let items: Mutex<[Result<ImpalaLoss.Terms, any Error>]>
+  init(count: Int) { items = Mutex(Array(repeating: .failure(CancellationError()), count: count)) }
+  func set(_ i: Int, _ r: Result<ImpalaLoss.Terms, any Error>) { items.withLock { $0[i] = r } }
+  var all: [Result<ImpalaLoss.Terms, any Error>] { items.withLock { $0 } }
 }

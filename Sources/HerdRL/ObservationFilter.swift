@@ -16,8 +16,8 @@ public struct ObservationFilter: Sendable, Equatable {
   private var m2: [Double]
 
   /// A filter for `features` floats; `kind` is `NoFilter` or `MeanStdFilter`.
-  public init(kind: String, features: Int) {
-    enabled = kind == "MeanStdFilter"
+  public init(kind: ObservationFilterKind, features: Int) {
+    enabled = kind == .MeanStdFilter
     mean = [Double](repeating: 0, count: features)
     m2 = mean
   }

@@ -38,11 +38,11 @@ public struct PolicyNetwork: Sendable {
     var layout = ParameterLayout()
     encoder = MLP(
       "encoder", inFeatures: observationSize, hiddenSizes: config.fcnet_hiddens,
-      activation: Activation(rawValue: config.fcnet_activation) ?? .tanh, layout: &layout)
+      activation: config.fcnet_activation, layout: &layout)
     let coreIn = encoder.outFeatures + (usePrevAction ? actionCount : 0) + (usePrevReward ? 1 : 0)
     if config.use_lstm {
       core =
-        config.rnn_type == "gru"
+        config.rnn_type == .gru
         ? GRU("core", inputSize: coreIn, hiddenSize: config.lstm_cell_size, layout: &layout)
         : LSTM("core", inputSize: coreIn, hiddenSize: config.lstm_cell_size, layout: &layout)
     } else {

@@ -1,4 +1,5 @@
 import Foundation
+import HerdNN
 
 /// A bad configuration: names the key, the value and what would be valid.
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
@@ -29,14 +30,14 @@ extension TrainingConfig {
     // steps within 30 s, the GRU did (across a fragment boundary at T = 20).
     switch env {
     case "CartPole-v1", "StatelessCartPole-v1":
-      c.optimizer = "adam"
+      c.optimizer = .adam
       c.lr = 0.002
-      c.observation_filter = "MeanStdFilter"
+      c.observation_filter = .MeanStdFilter
       c.lstm_use_prev_action = true
     case "MemoryChain-v0":
-      c.optimizer = "adam"
+      c.optimizer = .adam
       c.lr = 0.001
-      c.rnn_type = "gru"
+      c.rnn_type = .gru
       c.env_config.length = 10
     default:
       break
@@ -101,6 +102,12 @@ extension TrainingConfig {
     for key in dict.keys where !known.contains(key) {
       throw ConfigError("\(source): unknown key '\(key)'; valid keys: \(Self.keys.joined(separator: ", "))")
     }
+    for (key, valid) in Self.choiceKeys {
+      guard let value = dict[key] else { continue }
+      guard let name = value as? String, valid.names.contains(name) else {
+        throw ConfigError("\(source): \(key) = '\(value)' is invalid: use \(valid.text)")
+      }
+    }
     var current = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as? [String: Any] ?? [:]
     for (key, value) in dict {
       if key == "env_config" {
@@ -135,6 +142,17 @@ extension TrainingConfig {
     } catch {
       throw ConfigError("\(source): \(error)")
     }
+  }
+
+  /// The keys whose values are a ``ConfigChoice``, with their valid names.
+  static let choiceKeys: [(String, (names: [String], text: String))] = [
+    ("fcnet_activation", choice(Activation.self)), ("rnn_type", choice(RNNType.self)),
+    ("optimizer", choice(OptimizerKind.self)), ("observation_filter", choice(ObservationFilterKind.self)),
+    ("reward_clipping", choice(RewardClipping.self)),
+  ]
+
+  static func choice<C: ConfigChoice>(_: C.Type) -> (names: [String], text: String) {
+    (C.allCases.map(\.rawValue), C.choices)
   }
 
   static func typeName(_ type: Any.Type) -> String {
@@ -178,19 +196,6 @@ extension TrainingConfig {
     }
     if let bad = fcnet_hiddens.first(where: { $0 < 1 }) {
       throw fail("fcnet_hiddens", fcnet_hiddens, "sizes must be at least 1 (got \(bad))")
-    }
-    guard ["tanh", "relu", "linear"].contains(fcnet_activation) else {
-      throw fail("fcnet_activation", "'\(fcnet_activation)'", "use tanh, relu or linear")
-    }
-    guard ["lstm", "gru"].contains(rnn_type) else { throw fail("rnn_type", "'\(rnn_type)'", "use lstm or gru") }
-    guard ["rmsprop", "adam"].contains(optimizer) else {
-      throw fail("optimizer", "'\(optimizer)'", "use rmsprop or adam")
-    }
-    guard ["NoFilter", "MeanStdFilter"].contains(observation_filter) else {
-      throw fail("observation_filter", "'\(observation_filter)'", "use NoFilter or MeanStdFilter")
-    }
-    guard ["none", "abs_one"].contains(reward_clipping) else {
-      throw fail("reward_clipping", "'\(reward_clipping)'", "use none or abs_one")
     }
     for (k, v) in [("lr", lr), ("rmsprop_epsilon", rmsprop_epsilon), ("adam_epsilon", adam_epsilon)]
     where !(v > 0) || !v.isFinite {

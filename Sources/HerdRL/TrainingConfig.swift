@@ -22,17 +22,17 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// Rollout workers (threads in one process for now).
   public var num_workers = 1
   /// `NoFilter` or `MeanStdFilter` (running normalisation of observations, RLlib's names).
-  public var observation_filter = "NoFilter"
+  public var observation_filter = ObservationFilterKind.NoFilter
 
   // MARK: Model
   /// Encoder hidden sizes.
   public var fcnet_hiddens = [64]
   /// Encoder activation: `tanh`, `relu` or `linear`.
-  public var fcnet_activation = "tanh"
+  public var fcnet_activation = Activation.tanh
   /// A recurrent core after the encoder (false: feed-forward policy).
   public var use_lstm = true
   /// The recurrent cell when `use_lstm`: `lstm` or `gru`.
-  public var rnn_type = "lstm"
+  public var rnn_type = RNNType.lstm
   /// Cell size H.
   public var lstm_cell_size = 64
   /// Fragment length T: the most steps a fragment holds and BPTT runs over.
@@ -54,7 +54,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// Env steps over which the rate decays; 0 keeps `lr` constant.
   public var lr_decay_env_steps = 0
   /// `rmsprop` (IMPALA's) or `adam`.
-  public var optimizer = "rmsprop"
+  public var optimizer = OptimizerKind.rmsprop
   /// RMSProp decay (alpha).
   public var rmsprop_alpha: Float = 0.99
   /// RMSProp epsilon (added after the root).
@@ -80,7 +80,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// V-trace lambda (multiplies c).
   public var vtrace_lambda: Float = 1
   /// `none` or `abs_one` (clip rewards to [-1, 1] for learning).
-  public var reward_clipping = "none"
+  public var reward_clipping = RewardClipping.none
   /// Fragments older than this many updates are dropped (and counted).
   public var max_policy_lag = 100
   /// Updates between weight broadcasts to the workers.
@@ -115,3 +115,46 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// Derived: fragments per batch (B / T, at least 1).
   public var fragmentsPerBatch: Int { max(1, train_batch_size / max(1, max_seq_len)) }
 }
+
+/// A config value with a fixed set of choices: an enum whose raw values are the
+/// names in config files. An unknown name is an error listing the valid ones.
+public protocol ConfigChoice: RawRepresentable, CaseIterable, Codable, Sendable where RawValue == String {}
+
+extension ConfigChoice {
+  /// The valid names, e.g. "rmsprop or adam".
+  public static var choices: String {
+    let names = allCases.map(\.rawValue)
+    return names.count < 2 ? names.joined() : names.dropLast().joined(separator: ", ") + " or " + names.last!
+  }
+}
+
+/// The optimiser (`optimizer`).
+public enum OptimizerKind: String, ConfigChoice {
+  /// RMSProp as IMPALA uses it (`rmsprop_alpha`, `rmsprop_epsilon`, `momentum`).
+  case rmsprop
+  /// Adam (`adam_beta1`, `adam_beta2`, `adam_epsilon`).
+  case adam
+}
+
+/// The recurrent cell (`rnn_type`) when `use_lstm` is true.
+public enum RNNType: String, ConfigChoice {
+  case lstm
+  case gru
+}
+
+/// Observation normalisation in the workers (`observation_filter`, RLlib's names).
+public enum ObservationFilterKind: String, ConfigChoice {
+  /// Observations as the environment gives them.
+  case NoFilter
+  /// Running mean and standard deviation, clipped to +-10.
+  case MeanStdFilter
+}
+
+/// Reward clipping for learning (`reward_clipping`).
+public enum RewardClipping: String, ConfigChoice {
+  case none
+  /// Clip to [-1, 1].
+  case abs_one
+}
+
+extension Activation: ConfigChoice {}

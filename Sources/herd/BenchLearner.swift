@@ -26,17 +26,14 @@ struct BenchLearner: ParsableCommand {
   var actions = 6
   @Option(help: "Encoder hidden sizes, comma-separated (empty: none).")
   var fcnet = ""
-  @Option(help: "Optimiser: rmsprop or adam.")
-  var optimizer = "rmsprop"
+  @Option(help: "Optimiser.")
+  var optimizer = OptimizerKind.rmsprop
   @Option(help: "Learner threads: the batch is split into this many shards computed in parallel (learner_threads).")
   var learnerThreads = 1
 
   func validate() throws {
     try shape.validate()
     try requirePositive([("--actions", actions), ("--learner-threads", learnerThreads)])
-    guard ["rmsprop", "adam"].contains(optimizer) else {
-      throw ValidationError("--optimizer must be rmsprop or adam, got '\(optimizer)'")
-    }
     guard fcnet.isEmpty || fcnet.split(separator: ",").allSatisfy({ Int($0).map { $0 > 0 } ?? false }) else {
       throw ValidationError("--fcnet must be comma-separated positive sizes, e.g. 256,256; got '\(fcnet)'")
     }
@@ -56,7 +53,7 @@ struct BenchLearner: ParsableCommand {
     let network = PolicyNetwork(config: config, observationSize: shape.features, actionCount: actions)
     let learner = Learner(config: config, network: network)
     print(
-      "herd bench learner: N=\(shape.sequences) T=\(shape.steps) F=\(shape.features) A=\(actions) fcnet=[\(fcnet)] \(shape.cell.uppercased())(\(shape.hidden)) \(optimizer), \(network.layout.count) parameters, \(learnerThreads) learner thread(s)"
+      "herd bench learner: N=\(shape.sequences) T=\(shape.steps) F=\(shape.features) A=\(actions) fcnet=[\(fcnet)] \(shape.cell.rawValue.uppercased())(\(shape.hidden)) \(optimizer), \(network.layout.count) parameters, \(learnerThreads) learner thread(s)"
     )
     print(openBLASLine())
 

@@ -41,7 +41,7 @@ struct BenchRecurrent: ParsableCommand {
     // Model and data.
     var layout = ParameterLayout()
     let layer: any RecurrentLayer =
-      shape.cell == "lstm"
+      shape.cell == .lstm
       ? LSTM("rnn", inputSize: shape.features, hiddenSize: shape.hidden, layout: &layout)
       : GRU("rnn", inputSize: shape.features, hiddenSize: shape.hidden, layout: &layout)
     var rng = SeededGenerator(seed: seed)
@@ -69,7 +69,7 @@ struct BenchRecurrent: ParsableCommand {
     }
 
     benchAgainstFloor(
-      label: "\(shape.cell.uppercased()) forward+backward", timesteps: Double(rows), rounds: shape.rounds,
+      label: "\(shape.cell.rawValue.uppercased()) forward+backward", timesteps: Double(rows), rounds: shape.rounds,
       seconds: shape.seconds, rng: &rng, step: trainStep)
   }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HerdRL
 import HerdMath
 
 /// Times `subject` and `floor` in alternating rounds (so both see the same machine
@@ -39,8 +40,8 @@ struct BatchShapeOptions: ParsableArguments {
   var features = 67
   @Option(help: "Cell size (H, lstm_cell_size).")
   var hidden = 256
-  @Option(help: "Recurrent cell: lstm or gru.")
-  var cell = "lstm"
+  @Option(help: "Recurrent cell.")
+  var cell = RNNType.lstm
   @Option(help: "OpenBLAS threads for this run (set once at start-up).")
   var threads = 1
   @Option(help: "Alternating rounds; medians are reported.")
@@ -50,7 +51,6 @@ struct BatchShapeOptions: ParsableArguments {
 
   func validate() throws {
     try requirePositive([("--sequences", sequences), ("--time", steps), ("--features", features), ("--hidden", hidden), ("--threads", threads), ("--rounds", rounds)])
-    guard ["lstm", "gru"].contains(cell) else { throw ValidationError("--cell must be lstm or gru, got '\(cell)'") }
     guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
   }
 }
@@ -73,3 +73,6 @@ func benchAgainstFloor<G: RandomNumberGenerator>(
   print(String(format: "GEMM floor (the same %d products alone): %.0f timesteps/s, %.1f GFLOP/s", shapes.count, floorRate, gflops(floorRate)))
   print(String(format: "ratio: %.2f", rate / floorRate))
 }
+
+extension RNNType: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}

@@ -15,7 +15,7 @@ import Testing
     var config = smallConfig("CartPole-v1")
     config.env_config.max_episode_steps = 7
     config.use_lstm = core != "none"
-    config.rnn_type = core == "gru" ? "gru" : "lstm"
+    config.rnn_type = core == "gru" ? .gru : .lstm
     config.lstm_use_prev_action = true
     config.lstm_use_prev_reward = true
     config.entropy_coeff = 0.05

@@ -17,7 +17,7 @@ import Testing
     config.max_seq_len = 5
     config.num_envs_per_worker = 6
     config.use_lstm = core != "none"
-    config.rnn_type = core == "gru" ? "gru" : "lstm"
+    config.rnn_type = core == "gru" ? .gru : .lstm
     config.lstm_cell_size = 16
     config.fcnet_hiddens = [8]
     config.lstm_use_prev_action = prevInputs

@@ -12,7 +12,7 @@ import Testing
       "use_lstm=false", "env_config.length=30", "lstm_cell_size=128", "fcnet_hiddens=[32, 16]", "optimizer=rmsprop", "lr=0.002",
     ])
     #expect(!c.use_lstm && c.env_config.length == 30 && c.lstm_cell_size == 128 && c.fcnet_hiddens == [32, 16])
-    #expect(c.optimizer == "rmsprop" && c.lr == 0.002)
+    #expect(c.optimizer == .rmsprop && c.lr == 0.002)
   }
 
   @Test func unknownKeysAndBadValuesAreNamed() throws {
@@ -34,6 +34,36 @@ import Testing
     ] {
       let m = message { try base.applying(overrides: [set]).validate() }
       #expect(m.contains(key), "\(set): \(m)")
+    }
+  }
+
+  /// Keys with a fixed set of choices are enums: an unknown name (or a number) is
+  /// an error that lists every valid one, never a silent fallback; each valid name
+  /// round-trips through config.json.
+  @Test func choicesAreEnumsThatNameTheValidValues() throws {
+    func message(_ body: () throws -> Void) -> String {
+      do {
+        try body()
+        return "no error"
+      } catch {
+        return "\(error)"
+      }
+    }
+    let base = TrainingConfig()
+    for (key, valid) in [
+      ("optimizer", ["rmsprop", "adam"]), ("rnn_type", ["lstm", "gru"]), ("fcnet_activation", ["tanh", "relu", "linear"]),
+      ("observation_filter", ["NoFilter", "MeanStdFilter"]), ("reward_clipping", ["none", "abs_one"]),
+    ] {
+      for bad in ["bogus", "3", "Adam"] where !valid.contains(bad) {
+        let m = message { _ = try base.applying(overrides: ["\(key)=\(bad)"]) }
+        #expect(m.contains(key) && valid.allSatisfy { m.contains($0) }, "\(key)=\(bad): \(m)")
+      }
+      for name in valid {
+        let c = try base.applying(overrides: ["\(key)=\(name)"])
+        let json = try c.prettyJSON()
+        #expect(json.contains("\"\(key)\" : \"\(name)\""), "\(key)=\(name) in \(json)")
+        #expect(try TrainingConfig.decode(json: Data(json.utf8), over: TrainingConfig(), source: "t") == c)
+      }
     }
   }
 
