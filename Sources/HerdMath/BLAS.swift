@@ -1,3 +1,4 @@
+import Synchronization
 import COpenBLAS
 
 /// Whether a GEMM operand is used as stored or transposed.
@@ -128,18 +129,17 @@ public struct GemmShape: Sendable, Equatable, Hashable, CustomStringConvertible 
 /// let recorder = GemmRecorder()
 /// GemmRecorder.$current.withValue(recorder) { lstm.forward(...) }
 /// ```
-public final class GemmRecorder: @unchecked Sendable {
+public final class GemmRecorder: Sendable {
   /// The recorder bound for the current task or thread, if any.
   @TaskLocal public static var current: GemmRecorder?
 
-  private let lock = SpinlessLock()
-  private var storage: [GemmShape] = []
+  private let storage = Mutex<[GemmShape]>([])
 
   /// An empty recorder.
   public init() {}
 
   /// The recorded shapes, in call order.
-  public var shapes: [GemmShape] { lock.withLock { storage } }
+  public var shapes: [GemmShape] { storage.withLock { $0 } }
 
-  func record(_ shape: GemmShape) { lock.withLock { storage.append(shape) } }
+  func record(_ shape: GemmShape) { storage.withLock { $0.append(shape) } }
 }

@@ -1,20 +1,22 @@
 import Foundation
 import HerdMath
+import Synchronization
 
 /// Counters and windows shared by workers (episodes, env steps) and the learner
 /// (updates, losses, lag), read as a snapshot by progress output. Thread-safe.
-public final class RunStats: @unchecked Sendable {
-  private let lock = SpinlessLock()
-  private var returns: [Float] = []
-  private var lengths: [Int] = []
-  private var windowStart = 0
-  private var episodes = 0
-  private var envSteps = 0
-  private var lags: [Int] = []
-  private var lagNext = 0
-  private var lastEnvStepsAt: ContinuousClock.Instant?
-  private var droppedStale = 0
-  private var skippedUpdates = 0
+public final class RunStats: Sendable {
+  private struct State {
+    var returns: [Float] = []
+    var lengths: [Int] = []
+    var episodes = 0
+    var envSteps = 0
+    var lags: [Int] = []
+    var lagNext = 0
+    var lastEnvStepsAt: ContinuousClock.Instant?
+    var droppedStale = 0
+    var skippedUpdates = 0
+  }
+  private let state = Mutex(State())
   /// Episodes in the mean-return window.
   public let window: Int
   /// Fragments in the policy-lag window.
@@ -29,69 +31,72 @@ public final class RunStats: @unchecked Sendable {
 
   /// Records a finished episode.
   public func record(_ e: EpisodeRecord) {
-    lock.withLock {
-      returns.append(e.envReturn)
-      lengths.append(e.length)
-      episodes += 1
-      if returns.count > 4 * window {
-        returns.removeFirst(returns.count - window)
-        lengths.removeFirst(lengths.count - window)
+    let window = self.window
+    state.withLock { s in
+      s.returns.append(e.envReturn)
+      s.lengths.append(e.length)
+      s.episodes += 1
+      if s.returns.count > 4 * window {
+        s.returns.removeFirst(s.returns.count - window)
+        s.lengths.removeFirst(s.lengths.count - window)
       }
     }
   }
 
   /// Starts the counters from a checkpoint's values.
   public func restore(envSteps: Int, episodes: Int) {
-    lock.withLock {
-      self.envSteps = envSteps
-      self.episodes = episodes
+    state.withLock { s in
+      s.envSteps = envSteps
+      s.episodes = episodes
     }
   }
 
   /// Adds sampled env steps (a fragment batch arrived).
   public func addEnvSteps(_ n: Int) {
     let now = ContinuousClock.now
-    lock.withLock {
-      envSteps += n
-      lastEnvStepsAt = now
+    state.withLock { s in
+      s.envSteps += n
+      s.lastEnvStepsAt = now
     }
   }
   /// Records the policy lags of a trained batch (the window keeps the last `lagWindow`).
   public func recordLags(_ l: [Int]) {
-    lock.withLock {
+    let lagWindow = self.lagWindow
+    state.withLock { s in
       for x in l {
-        if lags.count < lagWindow {
-          lags.append(x)
+        if s.lags.count < lagWindow {
+          s.lags.append(x)
         } else {
-          lags[lagNext] = x
+          s.lags[s.lagNext] = x
         }
-        lagNext = (lagNext + 1) % lagWindow
+        s.lagNext = (s.lagNext + 1) % lagWindow
       }
     }
   }
   /// Counts fragments dropped for being older than `max_policy_lag`.
-  public func addDroppedStale(_ n: Int) { lock.withLock { droppedStale += n } }
+  public func addDroppedStale(_ n: Int) { state.withLock { $0.droppedStale += n } }
   /// Counts updates skipped for a non-finite gradient.
-  public func addSkippedUpdate() { lock.withLock { skippedUpdates += 1 } }
+  public func addSkippedUpdate() { state.withLock { $0.skippedUpdates += 1 } }
 
   /// A consistent copy of everything; `lags: false` skips the percentiles (cheap,
   /// for the trainer's stop checks).
   public func snapshot(lags withLags: Bool = true) -> Snapshot {
-    lock.withLock {
-      let recent = returns.suffix(window)
-      let recentLengths = lengths.suffix(window)
-      let sortedLags = withLags ? lags.sorted() : []
+    let window = self.window
+    return state.withLock { s in
+      let recent = s.returns.suffix(window)
+      let recentLengths = s.lengths.suffix(window)
+      let sortedLags = withLags ? s.lags.sorted() : []
       func pct(_ q: Double) -> Int {
         sortedLags.isEmpty ? 0 : sortedLags[min(sortedLags.count - 1, Int(q * Double(sortedLags.count)))]
       }
       return Snapshot(
-        episodes: episodes, envSteps: envSteps,
+        episodes: s.episodes, envSteps: s.envSteps,
         meanReturn: recent.isEmpty ? nil : recent.reduce(0, +) / Float(recent.count),
         minReturn: recent.min(), maxReturn: recent.max(),
         meanLength: recentLengths.isEmpty ? nil : Float(recentLengths.reduce(0, +)) / Float(recentLengths.count),
         windowEpisodes: recent.count, lagP50: pct(0.5), lagP95: pct(0.95), lagMax: sortedLags.last ?? 0,
-        droppedStale: droppedStale, skippedUpdates: skippedUpdates,
-        secondsSinceEnvSteps: lastEnvStepsAt.map { ($0.duration(to: .now)).seconds })
+        droppedStale: s.droppedStale, skippedUpdates: s.skippedUpdates,
+        secondsSinceEnvSteps: s.lastEnvStepsAt.map { ($0.duration(to: .now)).seconds })
     }
   }
 

@@ -1,7 +1,8 @@
 import CZeroMQ
 import Foundation
-import HerdMath
 import HerdRL
+import Synchronization
+import HerdMath
 
 /// ZeroMQ's authentication protocol (ZAP, RFC 27) for CURVE: a REP socket bound to
 /// `inproc://zeromq.zap.01` in the learner's context, on its own thread, answering
@@ -14,12 +15,14 @@ public final class ZAPAuthenticator: @unchecked Sendable {
   let authorized: [[UInt8]: String]
   let log: @Sendable (String) -> Void
   let onRefused: @Sendable () -> Void
-  private let lock = SpinlessLock()
-  private var refusedKeys: Set<String> = []
-  private var admitted = 0
-  private var refused = 0
+  private struct Tally {
+    var refusedKeys: Set<String> = []
+    var admitted = 0
+    var refused = 0
+  }
+  private let tally = Mutex(Tally())
   private let stop = StopFlag()
-  private var thread: Thread?
+  private var thread: JoinableThread?
 
   /// An authenticator admitting `authorized` (name -> key); `onRefused` runs for each refusal.
   public init(
@@ -37,7 +40,7 @@ public final class ZAPAuthenticator: @unchecked Sendable {
   public func start(_ context: ZMQContext) throws {
     let socket = try ZMQSocket(context, .rep)
     try socket.bind("inproc://zeromq.zap.01")
-    let t = Thread { [self] in
+    thread = JoinableThread(name: "herd-zap") { [self] in
       while !stop.isSet {
         do {
           guard let frames = try socket.receive(timeoutMs: 100) else { continue }
@@ -49,19 +52,16 @@ public final class ZAPAuthenticator: @unchecked Sendable {
       }
       socket.close()
     }
-    t.name = "herd-zap"
-    thread = t
-    t.start()
   }
 
   /// Stops answering and waits for the thread.
   public func shutdown() {
     stop.set()
-    while let t = thread, !t.isFinished { usleep(1000) }
+    thread?.join()
   }
 
   /// Handshakes admitted and refused so far.
-  public var counts: (admitted: Int, refused: Int) { lock.withLock { (admitted, refused) } }
+  public var counts: (admitted: Int, refused: Int) { tally.withLock { ($0.admitted, $0.refused) } }
 
   /// The reply to one ZAP request: version, request id, domain, address, identity,
   /// mechanism, credentials... -> version, request id, status code, status text,
@@ -81,7 +81,7 @@ public final class ZAPAuthenticator: @unchecked Sendable {
       return reply("400", "CURVE required")
     }
     if let name = authorized[f[6]] {
-      lock.withLock { admitted += 1 }
+      tally.withLock { $0.admitted += 1 }
       return reply("200", "OK", user: name)
     }
     let key = (try? CurveKey(bytes: f[6]).z85) ?? "?"
@@ -90,9 +90,9 @@ public final class ZAPAuthenticator: @unchecked Sendable {
   }
 
   private func refuse(key: String, address: String) {
-    let first = lock.withLock { () -> Bool in
-      refused += 1
-      return refusedKeys.insert(key).inserted
+    let first = tally.withLock { t -> Bool in
+      t.refused += 1
+      return t.refusedKeys.insert(key).inserted
     }
     onRefused()
     if first {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import HerdMath
 import HerdNN
 import HerdRL
@@ -62,12 +63,11 @@ struct BenchWire: ParsableCommand {
     let pull = try ZMQSocket(ctx, .pull)
     let endpoint = try pull.bind("tcp://127.0.0.1:*")
     let stop = StopFlag()
-    let pusher = Thread {
+    let pusher = JoinableThread(name: "bench-pusher") {
       guard let push = try? ZMQSocket(ctx, .push), (try? push.connect(endpoint)) != nil else { return }
       while !stop.isSet { _ = try? push.send([batch], dontWait: true) }
       push.close()
     }
-    pusher.start()
     var received = 0
     let start = Date()
     while Date().timeIntervalSince(start) < seconds {
@@ -75,7 +75,7 @@ struct BenchWire: ParsableCommand {
     }
     let elapsed = Date().timeIntervalSince(start)
     stop.set()
-    while !pusher.isFinished { usleep(1000) }
+    pusher.join()
     print(String(format: "intake over loopback PUSH/PULL: %.0f fragments/s, %.0f MB/s", Double(received) / elapsed, Double(received / 8 * batch.count) / elapsed / 1e6))
 
     // Weight broadcast to N subscribers.
@@ -83,9 +83,9 @@ struct BenchWire: ParsableCommand {
     let wEndpoint = try pub.bind("tcp://127.0.0.1:*")
     let weights = (0..<net.layout.count).map { _ in r() }
     let counter = BroadcastCounter()
-    var threads: [Thread] = []
+    var threads: [JoinableThread] = []
     for _ in 0..<subscribers {
-      let t = Thread {
+      let t = JoinableThread(name: "bench-subscriber") {
         guard let sub = try? ZMQSocket(ctx, .sub) else { return }
         try? sub.subscribe()
         try? sub.connect(wEndpoint)
@@ -95,7 +95,6 @@ struct BenchWire: ParsableCommand {
         sub.close()
       }
       threads.append(t)
-      t.start()
     }
     // Warm-up: wait until every subscriber receives something.
     var version = 0
@@ -113,18 +112,17 @@ struct BenchWire: ParsableCommand {
       times.append(Date().timeIntervalSince(t0))
     }
     counter.finish()
-    for t in threads { while !t.isFinished { usleep(1000) } }
+    for t in threads { t.join() }
     print(String(format: "weight broadcast of %.1f MB to %d subscribers: median %.1f ms (encode + send + all received)", Double(weights.count * 4) / 1e6, subscribers, median(times) * 1e3))
   }
 }
 
 /// Which versions each subscriber has received.
-final class BroadcastCounter: @unchecked Sendable {
-  private let lock = SpinlessLock()
-  private var counts: [Int: Int] = [:]
-  private var finished = false
-  func got(_ v: Int) { lock.withLock { counts[v, default: 0] += 1 } }
-  func receivers(of v: Int) -> Int { lock.withLock { counts[v] ?? 0 } }
-  func finish() { lock.withLock { finished = true } }
-  var done: Bool { lock.withLock { finished } }
+final class BroadcastCounter: Sendable {
+  private let counts = Mutex<[Int: Int]>([:])
+  private let finished = StopFlag()
+  func got(_ v: Int) { counts.withLock { $0[v, default: 0] += 1 } }
+  func receivers(of v: Int) -> Int { counts.withLock { $0[v] ?? 0 } }
+  func finish() { finished.set() }
+  var done: Bool { finished.isSet }
 }

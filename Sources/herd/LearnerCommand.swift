@@ -60,6 +60,7 @@ struct LearnerCommand: ParsableCommand {
   var resume = false
   @Flag(help: "Resume when RUN_DIR/checkpoint.herd exists, else start fresh (for services that restart).")
   var resumeIfPresent = false
+  @OptionGroup var ready: ReadyOptions
 
   func validate() throws {
     try stopping.validate()
@@ -85,8 +86,9 @@ struct LearnerCommand: ParsableCommand {
     settings.network = NetworkSettings(endpoints: e, security: security)
     settings.stats = try stats.settings(host: e.host, defaultPort: e.controlPort == 0 ? 0 : e.controlPort + 3)
     let summary = try LearnerDaemon(config: config, settings: settings, logger: logger).run(interrupted: interruptFlag) {
-      ready in
-      if let url = ready.statsURL { stats.announce(url, host: e.host, logger: logger) }
+      r in
+      if let url = r.statsURL { stats.announce(url, host: e.host, logger: logger) }
+      try ready.write(r, runDirectory: dirPath)
     }
     printSummary(summary)
     if summary.disk_error != nil { throw ExitCode(1) }
@@ -133,6 +135,31 @@ struct WorkerCommand: ParsableCommand {
       try loop.run(stop: interruptFlag)
     } catch let r as Refusal {
       throw CommandFailure("the learner refused this worker: \(r)")
+    }
+  }
+}
+
+/// `--ready-file`: a readiness signal with a defined format for scripts, tests and
+/// supervisors, instead of reading log lines.
+struct ReadyOptions: ParsableArguments {
+  @Option(
+    help: """
+      Once every endpoint is bound, write {"control", "stats", "pid", "run_dir"} as one JSON \
+      object to this file (atomically; "control" and "stats" are null when not served).
+      """)
+  var readyFile: String?
+
+  /// Writes the ready file, if one was asked for.
+  func write(_ r: LearnerReady, runDirectory: String) throws {
+    guard let path = readyFile else { return }
+    let object: [String: Any] = [
+      "control": r.control ?? NSNull(), "stats": r.statsURL ?? NSNull(), "pid": Int(getpid()), "run_dir": runDirectory,
+    ]
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    do {
+      try (data + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
+    } catch {
+      throw CommandFailure("--ready-file \(path): cannot write it (\((error as NSError).localizedDescription))")
     }
   }
 }

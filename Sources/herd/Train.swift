@@ -115,10 +115,11 @@ struct Train: ParsableCommand {
   var printConfig = false
 
   @OptionGroup var logs: LogOptions
+  @OptionGroup var ready: ReadyOptions
   let display = SharedSlot<ProgressDisplay>()
 
   enum CodingKeys: CodingKey {
-    case options, stopping, stats, runDir, workers, inProcess, printConfig, logs
+    case options, stopping, stats, runDir, workers, inProcess, printConfig, logs, ready
   }
 
   func validate() throws {
@@ -154,14 +155,16 @@ struct Train: ParsableCommand {
       children.stop()
       display.value?.finish()
     }
+    let runDirectory = settings.runDirectory
     let summary = try LearnerDaemon(config: config, settings: settings, logger: logger).run(interrupted: interruptFlag) {
-      ready in
-      if let url = ready.statsURL { stats.announce(url, host: "127.0.0.1", logger: logger) }
-      if let control = ready.control {
+      r in
+      if let url = r.statsURL { stats.announce(url, host: "127.0.0.1", logger: logger) }
+      if let control = r.control {
         children.start(count: config.num_workers, control: control, seed: config.seed, logLevel: logs.level)
         logger.info("started \(children.count) worker process(es) for \(control)")
       }
-      showProgress(ready.status, stop)
+      try ready.write(r, runDirectory: runDirectory)
+      showProgress(r.status, stop)
     }
     children.stop()
     display.value?.finish()
@@ -201,6 +204,8 @@ struct Train: ParsableCommand {
 final class ChildWorkers: @unchecked Sendable {
   // Touched by the command's thread only (start in the ready callback, stop after).
   private var children: [Process] = []
+  /// Entered once per child, left when it exits (no polling to wait for them).
+  private let running = DispatchGroup()
   var count: Int { children.count }
 
   func start(count: Int, control: String, seed: UInt64, logLevel: Logger.Level) {
@@ -215,10 +220,14 @@ final class ChildWorkers: @unchecked Sendable {
       p.standardError = pipe
       let forward = LineForwarder()
       pipe.fileHandleForReading.readabilityHandler = { h in forward.feed(h.availableData) }
+      running.enter()
+      let group = running
+      p.terminationHandler = { _ in group.leave() }
       do {
         try p.run()
         children.append(p)
       } catch {
+        running.leave()
         printError("error: could not start worker \(i): \(error)")
       }
     }
@@ -226,10 +235,8 @@ final class ChildWorkers: @unchecked Sendable {
 
   func stop() {
     for c in children where c.isRunning { kill(c.processIdentifier, SIGTERM) }
-    let deadline = Date(timeIntervalSinceNow: 5)
-    for c in children {
-      while c.isRunning && Date() < deadline { usleep(20_000) }
-      if c.isRunning { kill(c.processIdentifier, SIGKILL) }
+    if running.wait(timeout: .now() + 5) == .timedOut {
+      for c in children where c.isRunning { kill(c.processIdentifier, SIGKILL) }
     }
     children.removeAll()
   }

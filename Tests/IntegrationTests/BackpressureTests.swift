@@ -21,10 +21,10 @@ func residentMiB(_ pid: Int32) -> Double? {
       "learner", "--env", "MemoryChain-v0", "--port", "0", "--run-dir", dir, "--stop-seconds", "16",
       "--set", "lstm_cell_size=384", "--set", "train_batch_size=5120", "--set", "fcnet_hiddens=[256]",
     ])
-    #expect(learner.waitFor(10) { $0.contains("control tcp://") })
+    #expect(learner.waitReady(10), "\(learner.stderr)")
     let endpoint = try #require(learner.controlEndpoint)
     let worker = try HerdProcess(["worker", "--learner", endpoint, "--seed", "1"])
-    #expect(learner.waitFor(20) { $0.contains("worker 1 joined") })
+    #expect(learner.waitForWorkers(1, 20), "\(learner.stderr)")
     Thread.sleep(forTimeInterval: 3)  // queues fill
     var samples: [Double] = []
     for _ in 0..<8 {

@@ -61,7 +61,7 @@ func repositoryFiles(_ folder: String, _ suffixes: [String]) -> [String] {
       "learner", "--env", "CartPole-v1", "--port", "0", "--stats-port", "0", "--run-dir", dir + "/run",
       "--stop-seconds", "60",
     ])
-    #expect(learner.waitFor(10) { $0.contains("stats: dashboard") })
+    #expect(learner.waitReady(10), "\(learner.stderr)")
     let url = try #require(learner.statsURL)
     let control = try #require(learner.controlEndpoint)
     let common = ["-f", dir + "/hosts", "-b", HerdBinary.path]

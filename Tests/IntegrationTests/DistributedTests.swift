@@ -1,5 +1,6 @@
 import Foundation
 import HerdNN
+import HerdStats
 import Testing
 
 /// A child `herd` process with its output in files.
@@ -7,11 +8,18 @@ final class HerdProcess {
   let process = Process()
   let errPath: String
   let outPath: String
+  /// Where a learner (or `herd train`) writes its ready file.
+  let readyPath: String
 
   init(_ args: [String]) throws {
     let base = HerdBinary.tempDir("proc")
     errPath = base + ".stderr"
     outPath = base + ".stdout"
+    readyPath = base + ".ready"
+    var args = args
+    if ["learner", "train"].contains(args.first) && !args.contains("--print-config") {
+      args += ["--ready-file", readyPath]
+    }
     _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     _ = FileManager.default.createFile(atPath: outPath, contents: nil)
     process.executableURL = URL(fileURLWithPath: HerdBinary.path)
@@ -47,15 +55,50 @@ final class HerdProcess {
 
   deinit {
     if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    try? FileManager.default.removeItem(atPath: errPath)
-    try? FileManager.default.removeItem(atPath: outPath)
+    for path in [errPath, outPath, readyPath] { try? FileManager.default.removeItem(atPath: path) }
   }
 
-  /// The control endpoint a learner printed.
-  var controlEndpoint: String? {
-    guard let r = stderr.range(of: "control tcp://") else { return nil }
-    let rest = stderr[r.upperBound...]
-    return "tcp://" + rest.prefix { $0 != "," && $0 != "\n" }
+  /// The learner's ready file, once it is written (its endpoints are bound).
+  var readyInfo: [String: Any]? {
+    guard let data = FileManager.default.contents(atPath: readyPath) else { return nil }
+    return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+  }
+
+  /// Waits for the ready file, at most `timeout` seconds.
+  func waitReady(_ timeout: Double) -> Bool {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while Date() < deadline {
+      if readyInfo != nil { return true }
+      usleep(50_000)
+    }
+    return readyInfo != nil
+  }
+
+  /// The control endpoint from the ready file.
+  var controlEndpoint: String? { readyInfo?["control"] as? String }
+  /// The stats endpoint from the ready file.
+  var statsURL: String? { readyInfo?["stats"] as? String }
+
+  /// Waits until `/stats` shows at least `count` connected workers whose ids are
+  /// above `after` (a worker that joined after that one), at most `timeout` seconds.
+  func waitForWorkers(_ count: Int, after: Int = 0, _ timeout: Double) -> Bool {
+    waitForStats(timeout) { d in d.workers.filter { $0.state == "connected" && $0.id > after }.count >= count }
+  }
+
+  /// The learner's `/stats` now (nil when it does not answer).
+  var stats: StatsDocument? {
+    guard let url = statsURL, let r = try? HTTPClient.get(url + "/stats", timeout: 2) else { return nil }
+    return try? JSONDecoder().decode(StatsDocument.self, from: Data(r.body))
+  }
+
+  /// Waits until `/stats` satisfies `predicate`, at most `timeout` seconds.
+  func waitForStats(_ timeout: Double, _ predicate: (StatsDocument) -> Bool) -> Bool {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while Date() < deadline {
+      if let d = stats, predicate(d) { return true }
+      usleep(100_000)
+    }
+    return false
   }
 }
 
@@ -67,20 +110,20 @@ final class HerdProcess {
     let learner = try HerdProcess([
       "learner", "--env", "StatelessCartPole-v1", "--port", "0", "--run-dir", dir, "--stop-steps", "2500000", "--stop-seconds", "90",
     ])
-    #expect(learner.waitFor(10) { $0.contains("control tcp://") })
+    #expect(learner.waitReady(10), "\(learner.stderr)")
     let endpoint = try #require(learner.controlEndpoint)
     let a = try HerdProcess(["worker", "--learner", endpoint, "--seed", "1"])
     let b = try HerdProcess(["worker", "--learner", endpoint, "--seed", "2"])
-    #expect(learner.waitFor(20) { $0.contains("worker 1 joined") && $0.contains("worker 2 joined") }, "\(learner.stderr)")
-    #expect(learner.waitFor(30) { $0.contains("updates") && !$0.contains("updates 0 ") })
+    #expect(learner.waitForWorkers(2, 20), "\(learner.stderr)")
+    #expect(learner.waitForStats(30) { $0.updates > 0 }, "\(learner.stderr)")
     // Kill one worker outright; training goes on with the other.
     a.signal(SIGKILL)
     _ = a.wait(5)
-    let linesBefore = learner.stderr.components(separatedBy: "\n").filter { $0.contains("steps ") }.count
-    #expect(learner.waitFor(20) { s in s.components(separatedBy: "\n").filter { $0.contains("steps ") }.count >= linesBefore + 2 })
+    let updatesBefore = learner.stats?.updates ?? 0
+    #expect(learner.waitForStats(20) { $0.updates > updatesBefore + 50 }, "training goes on: \(learner.stderr.suffix(800))")
     // A new worker joins mid-run and gets the current weights in its welcome.
     let c = try HerdProcess(["worker", "--learner", endpoint, "--seed", "3"])
-    #expect(learner.waitFor(20) { $0.contains("worker 3 joined") })
+    #expect(learner.waitForWorkers(1, after: 2, 20), "a third worker joins: \(learner.stderr)")
     let joined = learner.stderr.components(separatedBy: "\n").first { $0.contains("worker 3 joined") } ?? ""
     #expect(!joined.hasSuffix("policy version 0"), "a late joiner starts from the current weights: \(joined)")
     #expect(learner.wait(120) == 0, "\(learner.stderr.suffix(2000))")
@@ -100,9 +143,9 @@ final class HerdProcess {
     let port = 20_000 + Int(getpid() % 20_000)
     let common = ["--env", "MemoryChain-v0", "--port", String(port), "--run-dir", dir, "--set", "checkpoint_interval_seconds=1"]
     let first = try HerdProcess(["learner"] + common + ["--stop-seconds", "60"])
-    #expect(first.waitFor(10) { $0.contains("control tcp://") })
+    #expect(first.waitReady(10), "\(first.stderr)")
     let worker = try HerdProcess(["worker", "--learner", "tcp://127.0.0.1:\(port)", "--seed", "1"])
-    #expect(first.waitFor(20) { $0.contains("worker 1 joined") })
+    #expect(first.waitForWorkers(1, 20), "\(first.stderr)")
     // Let it train and checkpoint, then kill it without warning.
     Thread.sleep(forTimeInterval: 3)
     first.signal(SIGKILL)
@@ -113,7 +156,7 @@ final class HerdProcess {
     // Restart with --resume on the same port: the worker finds it again by itself.
     let second = try HerdProcess(["learner"] + common + ["--resume", "--stop-seconds", "8"])
     #expect(second.waitFor(10) { $0.contains("resumed from") }, "\(second.stderr)")
-    #expect(second.waitFor(30) { $0.contains("joined") }, "the worker says hello again: \(second.stderr)")
+    #expect(second.waitReady(10) && second.waitForWorkers(1, 30), "the worker says hello again: \(second.stderr)")
     #expect(second.wait(60) == 0, "\(second.stderr.suffix(2000))")
     let summary = try HerdBinary.json(dir + "/summary.json")
     #expect((summary["updates"] as? Int ?? 0) > version, "training continued from the checkpoint's version \(version)")
@@ -132,7 +175,7 @@ final class HerdProcess {
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let args = ["learner", "--env", "MemoryChain-v0", "--port", "0", "--no-stats", "--run-dir", dir, "--resume-if-present"]
     let first = try HerdProcess(args)
-    #expect(first.waitFor(10) { $0.contains("control tcp://") })
+    #expect(first.waitReady(10), "\(first.stderr)")
     #expect(!first.stderr.contains("resumed from"))
     first.signal(SIGTERM)
     #expect(first.wait(20) == 0)

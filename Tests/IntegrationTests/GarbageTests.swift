@@ -13,9 +13,9 @@ import Testing
     let learner = try HerdProcess([
       "learner", "--env", "MemoryChain-v0", "--port", String(port), "--run-dir", dir, "--stop-seconds", "10",
     ])
-    #expect(learner.waitFor(10) { $0.contains("control tcp://") })
+    #expect(learner.waitReady(10), "\(learner.stderr)")
     let worker = try HerdProcess(["worker", "--learner", "tcp://127.0.0.1:\(port)", "--seed", "1"])
-    #expect(learner.waitFor(20) { $0.contains("worker 1 joined") })
+    #expect(learner.waitForWorkers(1, 20), "\(learner.stderr)")
 
     let ctx = try ZMQContext()
     let control = try ZMQSocket(ctx, .dealer)

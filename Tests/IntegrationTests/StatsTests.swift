@@ -2,15 +2,6 @@ import Foundation
 import HerdStats
 import Testing
 
-extension HerdProcess {
-  /// The stats URL a learner printed ("stats: dashboard http://HOST:PORT/").
-  var statsURL: String? {
-    guard let r = stderr.range(of: "stats: dashboard ") else { return nil }
-    let url = stderr[r.upperBound...].prefix { $0 != " " && $0 != "\n" }
-    return url.hasSuffix("/") ? String(url.dropLast()) : String(url)
-  }
-}
-
 /// The stats endpoint of a real learner with a real worker, over loopback.
 @Suite(.serialized) struct StatsIntegrationTests {
   @Test func learnerStatsShowTheWorkerAndGoStaleWhenItLeaves() throws {
@@ -20,7 +11,7 @@ extension HerdProcess {
       "learner", "--env", "CartPole-v1", "--port", "0", "--stats-port", "0", "--stall-seconds", "3", "--run-dir", dir,
       "--stop-seconds", "90",
     ])
-    #expect(learner.waitFor(10) { $0.contains("stats: dashboard") })
+    #expect(learner.waitReady(10), "\(learner.stderr)")
     let url = try #require(learner.statsURL, "no stats URL in: \(learner.stderr)")
     let control = try #require(learner.controlEndpoint)
 
@@ -112,7 +103,7 @@ extension HerdProcess {
       "learner", "--env", "CartPole-v1", "--port", "0", "--stats-port", "0", "--run-dir", dir + "/run",
       "--curve-secret-key", dir + "/keys/learner.key", "--authorized-keys", dir + "/keys/workers", "--stop-seconds", "60",
     ])
-    #expect(learner.waitFor(10) { $0.contains("stats: dashboard") })
+    #expect(learner.waitReady(10), "\(learner.stderr)")
     let url = try #require(learner.statsURL)
     let control = try #require(learner.controlEndpoint)
     let keys = ["--learner-public-key", dir + "/keys/learner.pub"]
@@ -166,10 +157,10 @@ extension HerdProcess {
       "learner", "--env", "CartPole-v1", "--port", "0", "--stats-port", "0", "--run-dir", dir + "/run",
       "--stop-seconds", "60",
     ])
-    #expect(learner.waitFor(10) { $0.contains("stats: dashboard") })
+    #expect(learner.waitReady(10), "\(learner.stderr)")
     let url = try #require(learner.statsURL)
     let worker = try HerdProcess(["worker", "--learner", try #require(learner.controlEndpoint), "--envs", "8"])
-    #expect(learner.waitFor(20) { $0.contains("steps") && $0.contains("updates") })
+    #expect(learner.waitForStats(20) { $0.updates > 0 && $0.envStepsSampled > 0 }, "\(learner.stderr)")
     sleep(3)  // a few history points
     let r = try HerdBinary.runCommand(
       try #require(Self.chromium),
