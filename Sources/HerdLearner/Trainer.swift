@@ -76,6 +76,8 @@ final class Trainer: @unchecked Sendable {
   /// Whether `config.json` still has to be written (it is retried like checkpoints).
   private var configPending = true
   private var diskError: String?
+  /// Files whose last write failed, with the reason.
+  private var failing: [String: String] = [:]
 
   init(config: TrainingConfig, stop: StopCriteria, runDirectory: RunDirectory, logger: Logger) {
     self.config = config
@@ -220,28 +222,30 @@ final class Trainer: @unchecked Sendable {
     return written
   }
 
-  /// Runs a write to the run directory; a failure is logged (once per distinct
-  /// reason) and remembered for `/healthz`, and a success after failures clears it.
+  /// Runs a write to the run directory. A failure is logged (once per file and
+  /// reason) and shown on `/healthz` until that same file is written again; when
+  /// no file is failing any more, one line says the directory is writable again.
+  /// (Per file: on a nearly full disk a short progress line may still fit while a
+  /// checkpoint does not.)
   private func attempt(_ what: String, _ write: () throws -> Void) {
     do {
       try write()
-      if let was = diskError {
+      if let was = failing.removeValue(forKey: what), failing.isEmpty {
         logger.notice("run directory writable again (\(what) written); it had refused: \(was)")
-        diskError = nil
       }
     } catch {
       let text = "\(error)"
-      if text != diskError {
+      if failing.updateValue(text, forKey: what) != text {
         logger.error("\(text); training goes on, the last good checkpoint stays, writes are retried every 5 s")
       }
-      diskError = text
     }
+    diskError = failing.sorted { $0.key < $1.key }.first?.value
   }
 
   private func writeConfig() {
     guard configPending, let json = try? config.prettyJSON() else { return }
     attempt("config.json") { try runDirectory.writeAtomically("config.json", json + "\n") }
-    if diskError == nil { configPending = false }
+    if failing["config.json"] == nil { configPending = false }
   }
 
   private func checkpoint(_ learner: Learner, _ s: RunStats.Snapshot) {
