@@ -49,16 +49,14 @@ final class ConditionBox: @unchecked Sendable {
 }
 
 /// A thread that can be joined: ``join()`` waits for its body to return (no
-/// polling), ``join(timeout:)`` at most that long.
+/// polling).
 public final class JoinableThread: Sendable {
   private let finished = DispatchSemaphore(value: 0)
-  private let done = Atomic<Bool>(false)
 
   /// Starts `body` on a new thread called `name` with an 8 MiB stack.
   public init(name: String, _ body: @escaping @Sendable () -> Void) {
     let t = Thread { [self] in
       body()
-      done.store(true, ordering: .releasing)
       finished.signal()
     }
     t.name = name
@@ -66,21 +64,10 @@ public final class JoinableThread: Sendable {
     t.start()
   }
 
-  /// Whether the body has returned.
-  public var isFinished: Bool { done.load(ordering: .acquiring) }
-
   /// Waits for the body to return.
   public func join() {
     finished.wait()
     finished.signal()  // later joins return at once
-  }
-
-  /// Waits at most `timeout` seconds; returns whether the body returned.
-  @discardableResult
-  public func join(timeout: Double) -> Bool {
-    guard finished.wait(timeout: .now() + timeout) == .success else { return false }
-    finished.signal()
-    return true
   }
 }
 

@@ -163,15 +163,9 @@ public final class InMemoryWorkerTransport: WorkerTransport {
   public func disconnect() {}
 }
 
-/// Where the learner takes fragments from.
-public protocol FragmentSource: Sendable {
-  /// Up to `max` fragments, waiting at most `timeout` seconds for the first.
-  func receive(max: Int, timeout: Double) -> [Fragment]
-}
-
 /// A bounded, blocking, multi-producer queue of fragments: the trainer reads it,
 /// worker threads and the network thread fill it.
-public final class FragmentQueue: FragmentSource, @unchecked Sendable {
+public final class FragmentQueue: @unchecked Sendable {
   // NSCondition: senders wait for room and the receiver for items (Mutex has no
   // condition variable); every field below is read and written under it.
   private let condition = NSCondition()
@@ -210,6 +204,7 @@ public final class FragmentQueue: FragmentSource, @unchecked Sendable {
     return true
   }
 
+  /// Up to `max` fragments, waiting at most `timeout` seconds for the first.
   public func receive(max: Int, timeout: Double) -> [Fragment] {
     condition.lock()
     defer { condition.unlock() }

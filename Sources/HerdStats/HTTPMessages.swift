@@ -1,5 +1,4 @@
 import Foundation
-import HerdMath
 
 #if canImport(Glibc)
   import Glibc
@@ -19,33 +18,6 @@ public struct HTTPRequest: Sendable {
     self.path = path
     self.query = query
     self.headers = headers
-  }
-
-  /// Parses a request head (request line and headers, up to the blank line).
-  public static func parse(_ head: String) -> HTTPRequest? {
-    var lines = head.components(separatedBy: "\r\n")
-    guard !lines.isEmpty else { return nil }
-    let parts = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: true)
-    guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else { return nil }
-    let target = String(parts[1])
-    guard target.hasPrefix("/") else { return nil }
-    var path = target
-    var query: [String: String] = [:]
-    if let q = target.firstIndex(of: "?") {
-      path = String(target[..<q])
-      for pair in target[target.index(after: q)...].split(separator: "&") {
-        let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-        let key = String(kv[0]).removingPercentEncoding ?? String(kv[0])
-        let value = kv.count > 1 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""
-        query[key] = value
-      }
-    }
-    var headers: [String: String] = [:]
-    for line in lines where !line.isEmpty {
-      guard let colon = line.firstIndex(of: ":") else { return nil }
-      headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-    }
-    return HTTPRequest(method: String(parts[0]), path: path, query: query, headers: headers)
   }
 }
 
