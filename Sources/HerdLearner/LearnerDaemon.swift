@@ -100,7 +100,7 @@ public final class LearnerDaemon {
     )
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
 
-    // Stats endpoint.
+    // ZeroMQ sockets: bound now, so the stats endpoint can list them.
     var endpoints: [String: String] = [:]
     var network: LearnerNetwork?
     if let n = settings.network {
@@ -115,6 +115,7 @@ public final class LearnerDaemon {
       network = net
     }
     if settings.inProcessWorkers > 0 { endpoints["in_process_workers"] = String(settings.inProcessWorkers) }
+    // Stats endpoint (first service: it stops last).
     var statsServer: StatsServer?
     if let s = settings.stats {
       let network = network

@@ -75,9 +75,10 @@ final class Trainer: @unchecked Sendable {
   let logger: Logger
   /// Whether `config.json` still has to be written (it is retried like checkpoints).
   private var configPending = true
-  private var diskError: String?
   /// Files whose last write failed, with the reason.
   private var failing: [String: String] = [:]
+  /// What `/healthz` and the summary show while any write is failing.
+  private var diskError: String? { failing.min { $0.key < $1.key }?.value }
 
   init(config: TrainingConfig, stop: StopCriteria, runDirectory: RunDirectory, logger: Logger) {
     self.config = config
@@ -202,24 +203,22 @@ final class Trainer: @unchecked Sendable {
     // The end: final checkpoint and summary.
     let final = stats.snapshot(lags: false)
     checkpoint(learner, final)
-    let summary = RunSummary(
+    var summary = RunSummary(
       env: config.env, env_steps: final.envSteps, trained_steps: learner.trainedSteps, updates: learner.version,
       episodes: final.episodes, wall_seconds: seconds(), final_mean_return: final.meanReturn, best_mean_return: best,
       stop_reward: stop.reward, stop_reward_reached: reachedAt != nil, env_steps_to_stop_reward: reachedAt?.steps,
       seconds_to_stop_reward: reachedAt?.seconds, stopped_because: reason, dropped_stale_fragments: final.droppedStale,
       skipped_updates: final.skippedUpdates, use_lstm: config.use_lstm, run_dir: runDirectory.path,
-      disk_error: nil)
-    var written = summary
-    written.disk_error = diskError
+      disk_error: diskError)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    if let data = try? encoder.encode(written) {
+    if let data = try? encoder.encode(summary) {
       attempt("summary.json") { try runDirectory.writeAtomically("summary.json", String(decoding: data, as: UTF8.self) + "\n") }
     }
-    written.disk_error = diskError
+    summary.disk_error = diskError  // summary.json itself may have failed
     // The final status says why the run stopped, and whether the disk took it all.
     parts.status.publish(report(now: seconds(), stopped: reason))
-    return written
+    return summary
   }
 
   /// Runs a write to the run directory. A failure is logged (once per file and
@@ -239,7 +238,6 @@ final class Trainer: @unchecked Sendable {
         logger.error("\(text); training goes on, the last good checkpoint stays, writes are retried every 5 s")
       }
     }
-    diskError = failing.sorted { $0.key < $1.key }.first?.value
   }
 
   private func writeConfig() {
