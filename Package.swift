@@ -52,7 +52,7 @@ let publicTargets: [Target] = [
   ),
   .target(
     name: "HerdEnvs",
-    dependencies: ["HerdMath"],
+    dependencies: ["HerdMath", "CLinux"],
     path: "Sources/HerdEnvs"
   ),
   .target(
@@ -126,6 +126,8 @@ let shimTargets: [Target] = [
   // Debian's libopenblas-dev: CBLAS through `<cblas.h>`, link -lopenblas
   // (not -lblas: only libopenblas exports openblas_set_num_threads).
   .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+  // memfd_create (glibc, needs _GNU_SOURCE): the env host's shared memory.
+  .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
 ]
 
 // MARK: - Tests

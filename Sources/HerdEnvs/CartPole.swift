@@ -13,6 +13,12 @@ import HerdMath
 /// (Gymnasium's TimeLimit for v1). Reset draws each state variable from
 /// U(-0.05, 0.05). Observations are the state as Float32.
 public struct CartPole: Environment, Sendable {
+  public static let registration = EnvironmentRegistration(
+    id: "CartPole-v1", summary: "balance a pole on a cart (Gymnasium's dynamics, 500-step limit)",
+    options: ["max_episode_steps": 500],
+    trainingDefaults: #"{"optimizer": "adam", "lr": 0.002, "observation_filter": "MeanStdFilter", "lstm_use_prev_action": true}"#
+  ) { CartPole(maxEpisodeSteps: $0["max_episode_steps"] ?? 500) }
+
   /// Gymnasium's constants.
   public static let gravity = 9.8
   public static let massCart = 1.0
@@ -94,6 +100,12 @@ public struct CartPole: Environment, Sendable {
 /// `StatelessCartPole` example defines it. A policy must infer the velocities from
 /// the history, so without memory (or frame stacking) it cannot be solved.
 public struct StatelessCartPole: Environment, Sendable {
+  public static let registration = EnvironmentRegistration(
+    id: "StatelessCartPole-v1", summary: "CartPole seeing only positions: needs memory",
+    options: ["max_episode_steps": 500],
+    trainingDefaults: #"{"optimizer": "adam", "lr": 0.002, "observation_filter": "MeanStdFilter", "lstm_use_prev_action": true}"#
+  ) { StatelessCartPole(maxEpisodeSteps: $0["max_episode_steps"] ?? 500) }
+
   /// The full CartPole underneath.
   public private(set) var inner: CartPole
   private var full = (Float(0), Float(0), Float(0), Float(0))

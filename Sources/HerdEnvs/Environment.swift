@@ -1,26 +1,3 @@
-/// An observation or action space, in Gymnasium's terms.
-public enum Space: Sendable, Equatable, CustomStringConvertible {
-  /// A box of floats with per-dimension bounds (`.infinity` for unbounded).
-  case box(low: [Float], high: [Float])
-  /// The integers `0..<n`.
-  case discrete(Int)
-
-  /// Number of floats in an observation (box) or actions (discrete).
-  public var size: Int {
-    switch self {
-    case .box(let low, _): return low.count
-    case .discrete(let n): return n
-    }
-  }
-
-  public var description: String {
-    switch self {
-    case .box(let low, _): return "Box(\(low.count))"
-    case .discrete(let n): return "Discrete(\(n))"
-    }
-  }
-}
-
 /// One step's outcome (the observation is written into the caller's buffer).
 public struct StepOutcome: Sendable, Equatable {
   /// Reward for the action just taken.

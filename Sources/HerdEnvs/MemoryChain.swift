@@ -16,6 +16,11 @@ import HerdMath
 /// the bit asked (always 0 with one bit) and repeats the first observation once;
 /// here the query is a flag and each step has its own observation.
 public struct MemoryChain: Environment, Sendable {
+  public static let registration = EnvironmentRegistration(
+    id: "MemoryChain-v0", summary: "remember a bit for `length` steps (bsuite's memory task)",
+    options: ["length": 10], trainingDefaults: #"{"optimizer": "adam", "lr": 0.001, "rnn_type": "gru"}"#
+  ) { MemoryChain(length: max(1, $0["length"] ?? 10)) }
+
   /// Steps per episode (at least 1).
   public let length: Int
   /// This episode's context bit: 0 (shown as -1) or 1 (shown as +1).

@@ -1,46 +1,103 @@
-/// K copies of an environment stepped together, with automatic reset.
+/// K environments stepped as one batch: the one boundary between a rollout worker
+/// and its environments. Built-in Swift environments (``VectorEnvironment``) and
+/// Gymnasium environments in Python host processes (``HostedEnvironments``) both sit
+/// behind it.
 ///
-/// Copy i is seeded with `seed + i` at the first reset. After a step that ends an
-/// episode, `observations` already holds the next episode's first observation and
-/// `finalObservations` holds the last observation of the episode that ended (what a
-/// truncated episode bootstraps from). Observations `[K, F]` are contiguous rows.
-public final class VectorEnvironment {
+/// Rows are split into ``groups``; a group is stepped by ``beginStep(group:actions:)``
+/// and collected by ``finishStep(group:)``, so the worker can run the policy for one
+/// group while another steps (one group: no overlap). Buffers are owned by the
+/// environment and read by the caller between calls.
+///
+/// Semantics are Gymnasium's with same-step autoreset: copy i is seeded with
+/// `seed + i` at ``reset()``; after a step that ends an episode, ``observations``
+/// already holds the next episode's first observation and ``finalObservations``
+/// the last observation of the episode that ended (what a truncated episode
+/// bootstraps from).
+public protocol VectorEnv: AnyObject {
+  /// What the learner is told: id, options and spaces.
+  var spec: EnvSpec { get }
   /// Number of copies K.
-  public let count: Int
-  /// Floats per observation F.
-  public let observationSize: Int
-  /// Actions per copy A.
-  public let actionCount: Int
+  var count: Int { get }
+  /// Floats per flat observation F.
+  var observationSize: Int { get }
+  /// Integers per action D (1 for Discrete, the components of a MultiDiscrete).
+  var actionDims: Int { get }
+  /// Row ranges stepped together.
+  var groups: [Range<Int>] { get }
   /// Current observations `[K, F]`.
-  public private(set) var observations: [Float]
-  /// Last observation of each episode that ended at the last step `[K, F]`
-  /// (valid for rows where `outcomes[i].done`).
-  public private(set) var finalObservations: [Float]
+  var observations: [Float] { get }
+  /// Last observation of each episode that ended at the group's last step `[K, F]`
+  /// (valid for rows whose outcome is done).
+  var finalObservations: [Float] { get }
   /// The last step's outcome per copy.
+  var outcomes: [StepOutcome] { get }
+  /// Faults so far (environment errors, restarted hosts, non-finite observations).
+  var faults: EnvFaults { get }
+  /// Starts every copy (copy i with seed `seed + i`).
+  func reset() throws
+  /// Starts stepping the rows of `group` with `actions[row * D ..< (row + 1) * D]`
+  /// (indices into the whole `[K, D]` array).
+  func beginStep(group: Int, actions: UnsafePointer<Int32>) throws
+  /// Waits for `group`'s step; its rows of the buffers are then current.
+  func finishStep(group: Int) throws
+  /// Stops the environments (host processes exit); later calls fail.
+  func close()
+}
+
+/// Environment faults a worker counts and reports (the learner's `/stats`).
+public struct EnvFaults: Sendable, Equatable {
+  /// Steps that raised: the episode ended (truncated) and the environment was made again.
+  public var stepErrors = 0
+  /// Host processes that died and were started again.
+  public var hostRestarts = 0
+  /// Observations with NaN or infinity: the episode ended (truncated) and was reset.
+  public var nonFiniteObservations = 0
+  public init() {}
+}
+
+/// K copies of a Swift ``Environment`` stepped together, with automatic reset, in
+/// one group (stepping is synchronous: ``beginStep(group:actions:)`` does it).
+/// Observations `[K, F]` are contiguous rows.
+public final class VectorEnvironment: VectorEnv {
+  public let spec: EnvSpec
+  public let count: Int
+  public let observationSize: Int
+  public let actionDims = 1
+  public var groups: [Range<Int>] { [0..<count] }
+  /// Actions per copy A (a Discrete space).
+  public let actionCount: Int
+  public private(set) var observations: [Float]
+  public private(set) var finalObservations: [Float]
   public private(set) var outcomes: [StepOutcome]
+  public var faults: EnvFaults { EnvFaults() }
   private var envs: [any Environment]
   private let seed: UInt64
 
-  /// K copies from `make(i)`, seeded `seed + i` at ``reset()``.
-  public init(count: Int, seed: UInt64, make: (Int) -> any Environment) {
+  /// K copies from `make(i)`, seeded `seed + i` at ``reset()``; `id` and `config`
+  /// name them in the spec.
+  public init(count: Int, seed: UInt64, id: String = "", config: String = "{}", make: (Int) -> any Environment) {
     precondition(count >= 1, "VectorEnvironment needs at least one copy")
     self.count = count
     self.seed = seed
     envs = (0..<count).map(make)
-    observationSize = envs[0].observationSpace.size
-    actionCount = envs[0].actionSpace.size
+    spec = EnvSpec(id: id, config: config, observation: envs[0].observationSpace, action: envs[0].actionSpace)
+    observationSize = envs[0].observationSpace.flatSize
+    actionCount = envs[0].actionSpace.flatSize
     observations = [Float](repeating: 0, count: count * observationSize)
     finalObservations = observations
     outcomes = [StepOutcome](repeating: StepOutcome(reward: 0, terminated: false, truncated: false), count: count)
   }
 
-  /// Starts every copy (copy i with seed `seed + i`).
   public func reset() {
     let f = observationSize
     observations.withUnsafeMutableBufferPointer { obs in
       for i in 0..<count { envs[i].reset(seed: seed &+ UInt64(i), observation: obs.baseAddress.unsafelyUnwrapped + i * f) }
     }
   }
+
+  public func beginStep(group: Int, actions: UnsafePointer<Int32>) { step(actions) }
+  public func finishStep(group: Int) {}
+  public func close() {}
 
   /// Steps copy i with `actions[i]`; copies whose episode ended start a new one.
   public func step(_ actions: UnsafePointer<Int32>) {

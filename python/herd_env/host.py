@@ -1,0 +1,247 @@
+"""The env host process: K Gymnasium environments stepped for a Herd worker.
+
+Started by the worker as ``python -m herd_env.host --env ID --config JSON --count K
+--seed S --first-index I`` with fd 0 its command pipe, fd 1 its reply pipe and fd 3
+an anonymous shared-memory file (see ``herd_env.layout``). The environments'
+own prints go to stderr, which the worker forwards.
+
+1. The host makes its K environments and writes one JSON line on the reply pipe:
+   the spec (``{"id", "config", "observation", "action"}``), or ``{"error": ...}``
+   (then it exits with status 2).
+2. ``M``: the worker sized the shared memory; the host maps it and answers ``m``.
+3. ``R``: reset copy i with seed ``S + I + i``; answer ``r``.
+   ``S``: step every copy with the actions in shared memory; answer ``s``.
+   ``Q`` or the end of the command pipe: close the environments and exit.
+
+A step is Gymnasium's with same-step autoreset: when an episode ends, the final
+observation goes to its own rows and the environment is reset at once. A step
+that raises ends the episode (truncated, reward 0, flag bit 2): the traceback is
+logged once per exception type, and the environment is closed, made again and reset
+with seed ``S + I + i + 1000003 * n`` for its n-th remaking. A non-finite
+observation or reward ends the episode the same way (flag bit 3) after a reset.
+"""
+
+import argparse
+import json
+import math
+import mmap
+import os
+import signal
+import sys
+import traceback
+
+import numpy as np
+
+from herd_env import layout as L
+from herd_env.make import make_env
+from herd_env.spaces import ActionMapper, Flattener, describe
+
+REMAKE_SEED_STRIDE = 1000003
+
+
+def _die_with_parent():
+    """Asks Linux to kill this process when the worker that started it dies."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except Exception:  # not Linux: the closed command pipe still ends the host
+        pass
+
+
+def _log(message):
+    print(f"herd_env[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
+
+
+class Host:
+    def __init__(self, env_id, config, count, seed, first_index):
+        self.env_id = env_id
+        self.config = config
+        self.count = count
+        self.base_seed = seed + first_index
+        self.remakes = [0] * count
+        self.logged = set()
+        self.envs = [make_env(env_id, config) for _ in range(count)]
+        env = self.envs[0]
+        self.observation_space = env.observation_space
+        self.action_space = env.action_space
+        self.flatten = Flattener(self.observation_space)
+        if self.flatten.size == 0:
+            raise ValueError(
+                f"observation space {self.observation_space} has no numbers Herd can use: it reads Box, Discrete, "
+                "MultiBinary, MultiDiscrete and Dict/Tuple of these"
+            )
+        self.mapper = ActionMapper(self.action_space)
+        self.is_float = self.flatten.dtype == np.float32
+        self.views = None
+
+    def spec(self, config_text):
+        return {
+            "id": self.env_id,
+            "config": config_text,
+            "observation": describe(self.observation_space),
+            "action": describe(self.action_space),
+        }
+
+    def attach(self, buf):
+        lay = L.Layout(self.count, self.flatten.size, self.mapper.dims, np.dtype(self.flatten.dtype).itemsize)
+        lay.check_header(buf)
+        v = lay.views(buf, self.flatten.dtype)
+        self.actions, self.rewards, self.flags = v["actions"], v["rewards"], v["flags"]
+        self.obs, self.final = v["observations"], v["final_observations"]
+
+    def reset(self):
+        for i, env in enumerate(self.envs):
+            obs, _ = env.reset(seed=self.base_seed + i)
+            self.flatten(obs, self.obs[i])
+        self.rewards[:] = 0
+        self.flags[:] = 0
+
+    def _log_once(self, key, message):
+        if key not in self.logged:
+            self.logged.add(key)
+            _log(message + " (logged once)")
+
+    def _remake(self, i):
+        try:
+            self.envs[i].close()
+        except Exception:
+            pass
+        self.remakes[i] += 1
+        self.envs[i] = make_env(self.env_id, self.config)
+        obs, _ = self.envs[i].reset(seed=self.base_seed + i + REMAKE_SEED_STRIDE * self.remakes[i])
+        self.flatten(obs, self.obs[i])
+
+    def step(self):
+        actions = self.mapper.actions(self.actions)
+        obs, final, flatten = self.obs, self.final, self.flatten
+        previous = obs.copy() if self.is_float else None
+        rewards = [0.0] * self.count
+        flags = [0] * self.count
+        for i, env in enumerate(self.envs):
+            try:
+                o, r, terminated, truncated, _ = env.step(actions[i])
+            except Exception as e:
+                self._log_once(
+                    ("step", type(e).__name__),
+                    f"{self.env_id} copy {i} raised in step; the episode ends and the environment is made again:\n"
+                    + traceback.format_exc().rstrip(),
+                )
+                final[i] = obs[i]
+                flags[i] = L.TRUNCATED | L.STEP_ERROR
+                self._remake(i)
+                continue
+            r = float(r)
+            if not math.isfinite(r):
+                r = 0.0
+                flags[i] = L.NON_FINITE
+            rewards[i] = r
+            if terminated or truncated:
+                flatten(o, final[i])
+                o, _ = env.reset()
+                flags[i] |= (L.TERMINATED if terminated else 0) | (L.TRUNCATED if truncated else 0)
+            flatten(o, obs[i])
+        if self.is_float and not (np.isfinite(obs).all() and np.isfinite(final).all()):
+            self._non_finite(previous, flags)
+        self.rewards[:] = rewards
+        self.flags[:] = flags
+        for i, f in enumerate(flags):
+            if f & L.NON_FINITE:
+                self._nonfinite_episode(i, previous, flags)
+
+    def _non_finite(self, previous, flags):
+        bad = ~(np.isfinite(self.obs).all(axis=1) & np.isfinite(self.final).all(axis=1))
+        for i in np.nonzero(bad)[0]:
+            flags[i] |= L.NON_FINITE
+
+    def _nonfinite_episode(self, i, previous, flags):
+        """Ends copy i's episode after a non-finite observation or reward."""
+        self._log_once(
+            ("nonfinite",),
+            f"{self.env_id} copy {i} gave a non-finite observation or reward; the episode ends and is reset",
+        )
+        if not np.isfinite(self.final[i]).all() or not flags[i] & (L.TERMINATED | L.TRUNCATED):
+            self.final[i] = previous[i] if previous is not None else self.obs[i]
+        if not np.isfinite(self.final[i]).all():
+            self.final[i] = 0
+        for attempt in range(3):
+            o, _ = self.envs[i].reset()
+            self.flatten(o, self.obs[i])
+            if np.isfinite(self.obs[i]).all():
+                break
+        else:
+            raise RuntimeError(f"{self.env_id} copy {i} gives non-finite observations after reset")
+        self.flags[i] = (flags[i] & ~L.TERMINATED) | L.TRUNCATED | L.NON_FINITE
+        self.rewards[i] = self.rewards[i] if math.isfinite(self.rewards[i]) else 0.0
+
+    def close(self):
+        for env in self.envs:
+            try:
+                env.close()
+            except Exception:
+                pass
+
+
+def _write_line(fd, obj):
+    os.write(fd, (json.dumps(obj) + "\n").encode())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m herd_env.host", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", required=True, help="Gymnasium id, optionally module:id")
+    parser.add_argument("--config", default="{}", help="JSON object passed to gymnasium.make as keyword arguments")
+    parser.add_argument("--count", type=int, required=True, help="environments in this process (K)")
+    parser.add_argument("--seed", type=int, default=0, help="seed base S")
+    parser.add_argument("--first-index", type=int, default=0, help="index I of this host's first copy")
+    parser.add_argument("--shm-fd", type=int, default=3, help="the shared-memory file descriptor")
+    args = parser.parse_args(argv)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when the host stops
+    _die_with_parent()
+    commands = os.dup(0)
+    replies = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # an environment's prints must not reach the reply pipe
+    sys.stdout = sys.stderr
+
+    try:
+        config = json.loads(args.config)
+        if not isinstance(config, dict):
+            raise ValueError(f"env_config must be a JSON object, not {args.config}")
+        host = Host(args.env, config, args.count, args.seed, args.first_index)
+    except Exception as e:
+        _write_line(replies, {"error": f"{type(e).__name__}: {e}"})
+        return 2
+    _write_line(replies, host.spec(args.config))
+
+    buf = None
+    try:
+        while True:
+            c = os.read(commands, 1)
+            if c == b"S":
+                host.step()
+                os.write(replies, b"s")
+            elif c == b"R":
+                host.reset()
+                os.write(replies, b"r")
+            elif c == b"M":
+                size = os.fstat(args.shm_fd).st_size
+                buf = mmap.mmap(args.shm_fd, size)
+                host.attach(buf)
+                os.write(replies, b"m")
+            elif c in (b"Q", b""):
+                break
+            else:
+                raise ValueError(f"unknown command {c!r}")
+    except BrokenPipeError:
+        pass
+    finally:
+        host.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The shared-memory layout one host process and its worker agree on.
+
+Offsets in bytes, each region aligned to 64:
+
+- header (64 bytes): magic ``HERD``, then uint32 version, K, F, D, itemsize;
+- actions: int32 ``[K, D]`` (written by the worker);
+- rewards: float32 ``[K]``;
+- flags: uint8 ``[K]``: bit 0 terminated, bit 1 truncated, bit 2 the step raised
+  (the environment was made again), bit 3 a non-finite observation or reward (the
+  episode was reset);
+- observations: ``[K, F]`` of the flat dtype (float32 or uint8);
+- final observations: ``[K, F]``, valid for rows whose episode ended.
+
+The same function is in Sources/HerdEnvs/HostedEnvironments.swift.
+"""
+
+import struct
+
+import numpy as np
+
+MAGIC = b"HERD"
+VERSION = 1
+TERMINATED, TRUNCATED, STEP_ERROR, NON_FINITE = 1, 2, 4, 8
+
+
+def _align(x):
+    return (x + 63) // 64 * 64
+
+
+class Layout:
+    def __init__(self, k, f, d, itemsize):
+        self.k, self.f, self.d, self.itemsize = k, f, d, itemsize
+        off = 64
+        self.actions = off
+        off = _align(off + 4 * k * d)
+        self.rewards = off
+        off = _align(off + 4 * k)
+        self.flags = off
+        off = _align(off + k)
+        self.observations = off
+        off = _align(off + k * f * itemsize)
+        self.final_observations = off
+        off = _align(off + k * f * itemsize)
+        self.size = off
+
+    def header(self):
+        return MAGIC + struct.pack("<5I", VERSION, self.k, self.f, self.d, self.itemsize) + bytes(40)
+
+    def check_header(self, buf):
+        got = bytes(buf[:24])
+        if got != self.header()[:24]:
+            raise ValueError(f"shared memory header {got!r} is not this host's {self.header()[:24]!r}")
+
+    def views(self, buf, dtype):
+        k, f, d = self.k, self.f, self.d
+        return dict(
+            actions=np.frombuffer(buf, np.int32, k * d, self.actions).reshape(k, d),
+            rewards=np.frombuffer(buf, np.float32, k, self.rewards),
+            flags=np.frombuffer(buf, np.uint8, k, self.flags),
+            observations=np.frombuffer(buf, dtype, k * f, self.observations).reshape(k, f),
+            final_observations=np.frombuffer(buf, dtype, k * f, self.final_observations).reshape(k, f),
+        )

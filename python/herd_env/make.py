@@ -1,0 +1,38 @@
+"""Making a Gymnasium environment from a Herd env id."""
+
+import importlib
+
+import gymnasium
+
+# Packages that register environments when imported; tried, when installed, for
+# an id Gymnasium does not know yet (so "popgym-RepeatPreviousEasy-v0" works
+# without naming its module).
+KNOWN_PACKAGES = ["popgym", "minigrid", "ale_py", "miniworld"]
+
+
+def _import_known():
+    for name in KNOWN_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+def resolve(env_id):
+    """Imports what ``env_id`` needs and returns the id Gymnasium knows.
+
+    ``module:Name-v0`` imports ``module`` first (Gymnasium's convention), so a
+    user's package registers its environments.
+    """
+    if ":" in env_id:
+        module, name = env_id.split(":", 1)
+        importlib.import_module(module)
+        env_id = name
+    if env_id not in gymnasium.registry:
+        _import_known()
+    return env_id
+
+
+def make_env(env_id, config=None):
+    """``gymnasium.make(id, **config)`` after :func:`resolve`."""
+    return gymnasium.make(resolve(env_id), **(config or {}))

@@ -1,0 +1,89 @@
+"""Small environments that misbehave on purpose, for Herd's fault tests.
+
+Importing this module registers them (``gym:herd_env.testing_envs:HerdTest/Flaky-v0``):
+
+- ``HerdTest/Flaky-v0``: a counter task whose ``step`` raises every ``fail_every``-th call
+  (counting across episodes of one instance);
+- ``HerdTest/NonFinite-v0``: its observation is NaN every ``bad_every``-th step;
+- ``HerdTest/Spaces-v0``: a Dict observation with every kind of space Herd reads
+  and one it drops (Text), and a MultiDiscrete action.
+"""
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+
+class Flaky(gymnasium.Env):
+    """Observation: the step count scaled to [0, 1]; reward 1 per step; 10 steps."""
+
+    def __init__(self, fail_every=7, length=10):
+        self.observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.fail_every = fail_every
+        self.length = length
+        self.calls = 0
+        self.t = 0
+
+    def _obs(self):
+        return np.array([self.t / self.length], np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.calls += 1
+        if self.fail_every and self.calls % self.fail_every == 0:
+            raise RuntimeError(f"Flaky fails on call {self.calls}")
+        self.t += 1
+        return self._obs(), 1.0, self.t >= self.length, False, {}
+
+
+class NonFinite(Flaky):
+    def __init__(self, bad_every=5, length=10):
+        super().__init__(fail_every=0, length=length)
+        self.bad_every = bad_every
+
+    def step(self, action):
+        obs, r, term, trunc, info = super().step(action)
+        if self.calls % self.bad_every == 0:
+            obs = np.array([np.nan], np.float32)
+        return obs, r, term, trunc, info
+
+
+class AllSpaces(gymnasium.Env):
+    """Reward 1 when the first action component equals the observed Discrete."""
+
+    def __init__(self):
+        self.observation_space = spaces.Dict(
+            {
+                "box": spaces.Box(-1.0, 1.0, (2, 2), np.float32),
+                "cat": spaces.Discrete(3, start=1),
+                "bits": spaces.MultiBinary(3),
+                "multi": spaces.MultiDiscrete([2, 3]),
+                "pair": spaces.Tuple((spaces.Discrete(2), spaces.Box(0, 255, (2,), np.uint8))),
+                "text": spaces.Text(8),
+            }
+        )
+        self.action_space = spaces.MultiDiscrete([3, 2])
+        self.t = 0
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.observation_space.seed(int(self.np_random.integers(1 << 30)))
+        self.t = 0
+        self.last = self.observation_space.sample()
+        return self.last, {}
+
+    def step(self, action):
+        self.t += 1
+        reward = 1.0 if int(action[0]) + 1 == int(self.last["cat"]) else 0.0
+        self.last = self.observation_space.sample()
+        return self.last, reward, False, self.t >= 8, {}
+
+
+gymnasium.register("HerdTest/Flaky-v0", entry_point=Flaky)
+gymnasium.register("HerdTest/NonFinite-v0", entry_point=NonFinite)
+gymnasium.register("HerdTest/Spaces-v0", entry_point=AllSpaces)

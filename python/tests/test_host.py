@@ -1,0 +1,175 @@
+"""The host against plain Gymnasium, its faults, and the process protocol."""
+
+import json
+import os
+import subprocess
+import sys
+
+import gymnasium
+import numpy as np
+import pytest
+
+import herd_env.testing_envs  # noqa: F401
+from herd_env import layout as L
+from herd_env.host import REMAKE_SEED_STRIDE, Host
+from herd_env.make import make_env
+from herd_env.spaces import Flattener
+
+
+def attached(env_id, config, count, seed, first_index=0):
+    host = Host(env_id, config, count, seed, first_index)
+    lay = L.Layout(count, host.flatten.size, host.mapper.dims, np.dtype(host.flatten.dtype).itemsize)
+    buf = bytearray(lay.size)
+    buf[:64] = lay.header()
+    host.attach(buf)
+    return host
+
+
+@pytest.mark.parametrize(
+    "env_id, config",
+    [
+        ("CartPole-v1", {"max_episode_steps": 25}),  # terminations and truncations
+        ("popgym-RepeatPreviousEasy-v0", {}),
+        ("MiniGrid-MemoryS7-v0", {}),
+    ],
+)
+def test_host_steps_exactly_like_gymnasium(env_id, config):
+    """Same seeds, same actions: every observation, reward and flag equal, across
+    episodes and autoresets (same-step autoreset: the final observation in its own
+    rows, the next episode's first observation in place)."""
+    k, seed, first = 3, 11, 5
+    host = attached(env_id, config, k, seed, first)
+    plain = [make_env(env_id, config) for _ in range(k)]
+    flat = Flattener(plain[0].observation_space)
+    expect = np.zeros(host.flatten.size, host.flatten.dtype)
+    host.reset()
+    current = [env.reset(seed=seed + first + i)[0] for i, env in enumerate(plain)]
+    for i in range(k):
+        flat(current[i], expect)
+        assert np.array_equal(host.obs[i], expect)
+    rng = np.random.default_rng(0)
+    episodes = 0
+    for _ in range(300):
+        actions = rng.integers(0, plain[0].action_space.n, size=k)
+        host.actions[:, 0] = actions
+        host.step()
+        for i, env in enumerate(plain):
+            o, r, term, trunc, _ = env.step(int(actions[i]))
+            assert host.rewards[i] == np.float32(r)
+            assert bool(host.flags[i] & L.TERMINATED) == term and bool(host.flags[i] & L.TRUNCATED) == trunc
+            if term or trunc:
+                episodes += 1
+                flat(o, expect)
+                assert np.array_equal(host.final[i], expect)
+                o, _ = env.reset()
+            flat(o, expect)
+            assert np.array_equal(host.obs[i], expect)
+    assert episodes >= 6, "the comparison must cross several episode ends"
+
+
+def test_a_step_that_raises_ends_the_episode_and_remakes_the_env():
+    host = attached("HerdTest/Flaky-v0", {"fail_every": 4}, 2, 0)
+    host.reset()
+    seen = []
+    for n in range(5):
+        before = host.obs.copy()
+        host.step()
+        seen.append(host.flags.tolist())
+        if n == 3:
+            # The 4th call raises: truncated + error, final = the observation before
+            # the step, and the remade env starts at t = 0.
+            assert np.array_equal(host.final, before) and before[0, 0] == np.float32(0.3)
+            assert host.obs.tolist() == [[0.0], [0.0]]
+    assert seen[3] == [L.TRUNCATED | L.STEP_ERROR] * 2
+    assert host.remakes == [1, 1]
+    assert seen[4] == [0, 0]  # the new env counts its own calls
+
+
+def test_remade_env_gets_its_own_seed():
+    host = attached("HerdTest/Flaky-v0", {"fail_every": 1}, 1, 100, 2)
+    host.reset()
+    host.step()
+    assert host.envs[0].np_random_seed == 100 + 2 + REMAKE_SEED_STRIDE
+
+
+def test_non_finite_observation_ends_the_episode_and_resets():
+    host = attached("HerdTest/NonFinite-v0", {"bad_every": 3}, 1, 0)
+    host.reset()
+    for _ in range(2):
+        host.step()
+        assert host.flags[0] == 0
+    before = host.obs.copy()
+    host.step()
+    assert host.flags[0] == L.TRUNCATED | L.NON_FINITE
+    assert np.isfinite(host.obs).all() and host.obs[0, 0] == 0.0
+    assert np.array_equal(host.final, before)
+
+
+def spawn(args, shm_fd):
+    return subprocess.Popen(
+        [sys.executable, "-m", "herd_env.host", *args, "--shm-fd", str(shm_fd)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(shm_fd,),
+        cwd=os.path.join(os.path.dirname(__file__), ".."),
+    )
+
+
+def test_process_protocol_over_pipes_and_shared_memory():
+    fd = os.memfd_create("herd-test")
+    p = spawn(["--env", "CartPole-v1", "--config", '{"max_episode_steps": 5}', "--count", "2", "--seed", "3"], fd)
+    spec = json.loads(p.stdout.readline())
+    assert spec["id"] == "CartPole-v1" and spec["config"] == '{"max_episode_steps": 5}'
+    assert spec["observation"]["shape"] == [4] and spec["action"] == {"type": "discrete", "n": 2, "start": 0}
+    lay = L.Layout(2, 4, 1, 4)
+    os.ftruncate(fd, lay.size)
+    os.pwrite(fd, lay.header(), 0)
+    import mmap
+
+    buf = mmap.mmap(fd, lay.size)
+    v = lay.views(buf, np.float32)
+
+    def ask(c):
+        p.stdin.write(c)
+        p.stdin.flush()
+        return p.stdout.read(1)
+
+    assert ask(b"M") == b"m" and ask(b"R") == b"r"
+    expect = gymnasium.make("CartPole-v1").reset(seed=3)[0]
+    assert np.array_equal(v["observations"][0], expect)
+    for _ in range(5):
+        v["actions"][:, 0] = 1
+        assert ask(b"S") == b"s"
+    assert (v["flags"] & L.TRUNCATED).all()  # the 5-step limit
+    p.stdin.write(b"Q")
+    p.stdin.close()
+    assert p.wait(timeout=10) == 0
+
+
+def test_unknown_id_is_one_error_line_and_status_2():
+    fd = os.memfd_create("herd-test")
+    p = spawn(["--env", "NoSuchEnv-v9", "--count", "1"], fd)
+    line = json.loads(p.stdout.readline())
+    assert "NoSuchEnv" in line["error"]
+    assert p.wait(timeout=10) == 2
+
+
+def test_closing_the_command_pipe_ends_the_host():
+    fd = os.memfd_create("herd-test")
+    p = spawn(["--env", "CartPole-v1", "--count", "1"], fd)
+    json.loads(p.stdout.readline())
+    p.stdin.close()
+    assert p.wait(timeout=10) == 0
+
+
+def test_an_environments_prints_do_not_reach_the_reply_pipe():
+    fd = os.memfd_create("herd-test")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(__file__))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "herd_env.host", "--env", "chatty_env:Chatty-v0", "--count", "1", "--shm-fd", str(fd)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(fd,), env=env,
+        cwd=os.path.join(os.path.dirname(__file__), ".."),
+    )
+    spec = json.loads(p.stdout.readline())
+    assert spec["id"] == "chatty_env:Chatty-v0"
+    p.stdin.close()
+    assert p.wait(timeout=10) == 0
+    assert b"hello from Chatty" in p.stderr.read()
