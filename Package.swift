@@ -88,7 +88,7 @@ let publicTargets: [Target] = [
   .target(
     name: "HerdLearner",
     dependencies: [
-      "HerdWire", "HerdRL", "HerdMath", "HerdNN", "HerdStats",
+      "HerdWire", "HerdRL", "HerdEnvs", "HerdMath", "HerdNN", "HerdStats",
       .product(name: "Logging", package: "swift-log"),
       .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
     ],
@@ -96,7 +96,7 @@ let publicTargets: [Target] = [
   ),
   .target(
     name: "HerdWorker",
-    dependencies: ["HerdWire", "HerdRL", "HerdMath", .product(name: "Logging", package: "swift-log")],
+    dependencies: ["HerdWire", "HerdRL", "HerdEnvs", "HerdMath", .product(name: "Logging", package: "swift-log")],
     path: "Sources/HerdWorker"
   ),
 

@@ -52,7 +52,11 @@ public struct EnvFaults: Sendable, Equatable {
   public var hostRestarts = 0
   /// Observations with NaN or infinity: the episode ended (truncated) and was reset.
   public var nonFiniteObservations = 0
-  public init() {}
+  public init(stepErrors: Int = 0, hostRestarts: Int = 0, nonFiniteObservations: Int = 0) {
+    self.stepErrors = stepErrors
+    self.hostRestarts = hostRestarts
+    self.nonFiniteObservations = nonFiniteObservations
+  }
 }
 
 /// K copies of a Swift ``Environment`` stepped together, with automatic reset, in

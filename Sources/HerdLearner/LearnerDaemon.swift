@@ -17,6 +17,8 @@ public struct LearnerSettings: Sendable {
   public var network: NetworkSettings?
   /// Rollout worker threads in this process (the in-memory transport).
   public var inProcessWorkers = 0
+  /// How in-process workers host Gymnasium environments.
+  public var envHost = EnvHostSettings()
   /// The HTTP stats endpoint (nil: none).
   public var stats: StatsSettings?
   /// SIGTERM and SIGINT stop the run cleanly (set by the command line, not by tests).
@@ -95,9 +97,7 @@ public final class LearnerDaemon {
     let runDirectory = try RunDirectory(path: settings.runDirectory)
     let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
     let parts = try trainer.prepare(resume: settings.resume)
-    logger.info(
-      "run: env \(config.env), \(parts.network.layout.count) parameters, batch \(config.fragmentsPerBatch) x \(config.max_seq_len), run dir \(runDirectory.path)"
-    )
+    logger.info("run: env \(config.env), run dir \(runDirectory.path)")
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
 
     // ZeroMQ sockets: bound now, so the stats endpoint can list them.
@@ -143,11 +143,11 @@ public final class LearnerDaemon {
     let failure = FailureBox()
     if settings.inProcessWorkers > 0 {
       let port = InMemoryLearnerPort(
-        config: config, spec: parts.spec, queue: parts.queue, board: parts.board, stats: parts.stats,
+        config: config, model: parts.model, queue: parts.queue, board: parts.board, stats: parts.stats,
         registry: parts.registry)
       let workersStop = StopFlag()
       let count = settings.inProcessWorkers
-      let (cfg, logger) = (config, self.logger)
+      let (cfg, logger, envHost) = (config, self.logger, settings.envHost)
       services.append(
         .init(
           service: BlockingService(
@@ -156,7 +156,8 @@ public final class LearnerDaemon {
               let threads = (0..<count).map { w in
                 JoinableThread(name: "herd-worker-\(w)") {
                   let loop = WorkerLoop(
-                    transport: port.connectWorker(), envs: nil, seed: cfg.seed &+ UInt64(w), logger: logger)
+                    transport: port.connectWorker(), envs: nil, seed: cfg.seed &+ UInt64(w), logger: logger,
+                    envHost: envHost)
                   do {
                     try loop.run(stop: workersStop)
                   } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import HerdEnvs
 import HerdMath
 import HerdRL
 import HerdWire
@@ -44,7 +45,8 @@ public struct LearnerSecurity: Sendable {
 /// logs each reason once), and publishes new weights from the weight board.
 public final class LearnerNetwork: @unchecked Sendable {
   public let config: TrainingConfig
-  public let spec: ModelSpec
+  /// The run's environment spec and model (fixed by the first worker's hello).
+  public let model: RunModel
   let queue: FragmentQueue
   let board: WeightBoard
   let stats: RunStats
@@ -59,7 +61,7 @@ public final class LearnerNetwork: @unchecked Sendable {
 
   public init(parts: LearnerParts, config: TrainingConfig, logger: Logger) {
     self.config = config
-    self.spec = parts.spec
+    self.model = parts.model
     self.queue = parts.queue
     self.board = parts.board
     self.stats = parts.stats
@@ -178,7 +180,10 @@ public final class LearnerNetwork: @unchecked Sendable {
     case .heartbeat(let b):
       let beat = WorkerBeat(
         workerID: Int(b.workerID), runID: b.runID, envSteps: b.envSteps, episodes: b.episodes,
-        stepsPerSecond: b.stepsPerSecond, meanReturn: b.meanReturn, policyVersion: b.policyVersion)
+        stepsPerSecond: b.stepsPerSecond, meanReturn: b.meanReturn, policyVersion: b.policyVersion,
+        faults: EnvFaults(
+          stepErrors: Int(clamping: b.envStepErrors), hostRestarts: Int(clamping: b.envHostRestarts),
+          nonFiniteObservations: Int(clamping: b.envNonfinite)))
       if !registry.heartbeat(beat) {
         // A worker from before a learner restart: ask it to say hello again.
         drop(WireError(.unknownWorker, "heartbeat from worker \(b.workerID) (run \(b.runID)), not welcomed by this learner"))
@@ -198,13 +203,31 @@ public final class LearnerNetwork: @unchecked Sendable {
       _ = try? socket.send([identity, try ControlCodec.encode(.reject(refusal.reject))], dontWait: true)
       return
     }
+    var w = Welcome()
+    w.protocolVersion = protocolVersion
+    w.configJson = (try? config.prettyJSON()) ?? "{}"
+    guard !h.envSpecJson.isEmpty else {
+      // No spec yet: the config alone, to make the environments from.
+      do {
+        try socket.send([identity, try ControlCodec.encode(.welcome(w))])
+      } catch {
+        logger.error("config to \(h.host) pid \(h.pid) failed: \(error)")
+      }
+      return
+    }
+    let spec: ModelSpec
+    do {
+      spec = try model.admit(try EnvSpec(json: h.envSpecJson))
+    } catch {
+      let refusal = (error as? Refusal) ?? .refused("\(error)")
+      logger.warning("refused the worker on \(h.host) pid \(h.pid): \(refusal)")
+      _ = try? socket.send([identity, try ControlCodec.encode(.reject(refusal.reject))], dontWait: true)
+      return
+    }
     let (version, blob) = board.latest(newerThan: -1) ?? (0, [])
     let hello = WorkerHello(runID: h.runID, host: h.host, pid: Int(h.pid), envs: h.numEnvs > 0 ? Int(h.numEnvs) : nil)
     let id = registry.admit(hello, defaultEnvs: config.num_envs_per_worker, policyVersion: version)
-    var w = Welcome()
-    w.protocolVersion = protocolVersion
     w.workerID = Int32(id)
-    w.configJson = (try? config.prettyJSON()) ?? "{}"
     w.model = spec.proto
     w.policyVersion = Int64(version)
     w.weights = TensorCodec.encode(blob, shape: [blob.count])
@@ -220,6 +243,10 @@ public final class LearnerNetwork: @unchecked Sendable {
   private func handleFragments(_ frames: [[UInt8]]) {
     guard frames.count == 1 else {
       drop(WireError(.undecodable, "fragment message with \(frames.count) frames"))
+      return
+    }
+    guard let spec = model.current?.model else {
+      drop(WireError(.unknownWorker, "fragments before any worker was admitted"))
       return
     }
     let batch: FragmentCodec.DecodedBatch

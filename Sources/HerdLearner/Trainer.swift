@@ -1,4 +1,5 @@
 import Foundation
+import HerdEnvs
 import HerdMath
 import HerdNN
 import HerdRL
@@ -47,9 +48,9 @@ public struct RunSummary: Codable, Sendable {
 
 /// Everything the learner's side of a run holds: model, learner, channels, stats.
 public struct LearnerParts: Sendable {
-  public let network: PolicyNetwork
-  public let learner: Learner
-  public let spec: ModelSpec
+  /// The run's environment spec and model: built when the first worker describes
+  /// its environments (or at once on resume).
+  public let model: RunModel
   public let queue: FragmentQueue
   public let board: WeightBoard
   public let stats: RunStats
@@ -87,13 +88,55 @@ final class Trainer: @unchecked Sendable {
     self.logger = logger
   }
 
-  /// Builds the model, learner (restored from `RUN_DIR/checkpoint.herd` when
-  /// `resume`), queue, weight board and worker table.
+  /// Sets up the queue, weight board, worker table and the run model, whose first
+  /// environment spec builds the network and learner (restored from
+  /// `RUN_DIR/checkpoint.herd` when `resume`; the spec then comes from
+  /// `RUN_DIR/env_spec.json`, so the model exists before any worker).
   func prepare(resume: Bool) throws -> LearnerParts {
-    let spaces = try EnvironmentFactory.spaces(config)
-    let network = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
-    let learner = Learner(config: config, network: network)
     let stats = RunStats(window: 100)
+    let board = WeightBoard()
+    let model = RunModel { [self] spec in try self.build(spec, resume: resume, stats: stats, board: board) }
+    if resume {
+      let spec = try resumedSpec()
+      do {
+        _ = try model.admit(spec)
+      } catch {
+        throw RunDirectoryError("cannot resume \(runDirectory.path): \(error)")
+      }
+    }
+    writeConfig()
+    return LearnerParts(
+      model: model, queue: FragmentQueue(capacity: config.learner_queue_size), board: board, stats: stats,
+      registry: WorkerRegistry(logger: logger), status: StatusBoard())
+  }
+
+  /// The spec a resumed run continues with: `env_spec.json`, or for a built-in
+  /// environment of a run directory from before env_spec.json, its registration's.
+  private func resumedSpec() throws -> EnvSpec {
+    let path = runDirectory.file("env_spec.json")
+    if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+      return try EnvSpec(json: text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+    guard config.gymID == nil else {
+      throw RunDirectoryError("cannot resume \(runDirectory.path): env_spec.json is missing")
+    }
+    return try EnvironmentFactory.spec(config)
+  }
+
+  /// The network and learner for the run's environment (called once, by the run
+  /// model, under its lock): restores the checkpoint on resume, publishes the first
+  /// weights and records `env_spec.json`.
+  private func build(_ spec: EnvSpec, resume: Bool, stats: RunStats, board: WeightBoard) throws -> ModelSpec {
+    guard spec.id == (config.gymID ?? config.env) else {
+      throw Refusal.refused("this worker's environment is \(spec.id), the run's is \(config.env)")
+    }
+    guard spec.config == config.env_config.json else {
+      throw Refusal.refused("this worker's env_config is \(spec.config), the run's is \(config.env_config.json)")
+    }
+    try spec.observation.checkObservation()
+    let network = PolicyNetwork(
+      config: config, observationSize: spec.observationSize, actionCount: try spec.actionCount())
+    let learner = Learner(config: config, network: network)
     if resume {
       let path = runDirectory.file("checkpoint.herd")
       let archive = try TensorArchive.read(from: path)
@@ -103,25 +146,57 @@ final class Trainer: @unchecked Sendable {
       stats.restore(envSteps: counters.envSteps, episodes: counters.episodes)
       logger.info("resumed from \(path): policy version \(learner.version), \(counters.envSteps) env steps")
     }
-    let board = WeightBoard()
     board.publish(version: learner.version, weights: learner.parameters.flatValues)
-    writeConfig()
-    return LearnerParts(
-      network: network, learner: learner, spec: ModelSpec(config: config, network: network),
-      queue: FragmentQueue(capacity: config.learner_queue_size), board: board, stats: stats,
-      registry: WorkerRegistry(logger: logger), status: StatusBoard())
+    self.network = network
+    self.learner = learner
+    let model = ModelSpec(config: config, network: network)
+    logger.info(
+      "run: \(spec.id) observations \(spec.observation) (\(spec.observationSize) floats), actions \(spec.action); model \(network.layout.count) parameters, batch \(config.fragmentsPerBatch) x \(config.max_seq_len)"
+    )
+    attempt("env_spec.json") { try runDirectory.writeAtomically("env_spec.json", spec.json() + "\n") }
+    return model
   }
+
+  /// Set by ``build(_:resume:stats:board:)`` under the run model's lock; read by
+  /// the trainer's thread after ``RunModel/wait(stop:)`` (the lock orders the two).
+  private var network: PolicyNetwork?
+  private var learner: Learner?
 
   /// Trains until a stop criterion, `interrupted` or `failure()`; always writes the
   /// final checkpoint and `summary.json` (as far as the disk allows).
   func run(_ parts: LearnerParts, interrupted: StopFlag, failure: () -> String?) -> RunSummary {
-    let (learner, queue, board, stats) = (parts.learner, parts.queue, parts.board, parts.stats)
+    let (queue, board, stats) = (parts.queue, parts.board, parts.stats)
     let clock = ContinuousClock()
     let start = clock.now
     func seconds() -> Double {
       let d = clock.now - start
       return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
+    // The model exists once a worker has described its environments.
+    var waitingSince = -1.0
+    while parts.model.current == nil {
+      parts.status.beat()
+      var reason: String?
+      if let f = failure() { reason = "error: \(f)" }
+      if interrupted.isSet { reason = "interrupted" }
+      if let s = stop.seconds, seconds() >= s { reason = "stop_seconds reached" }
+      if let reason {
+        logger.warning("stopped before any worker described its environments (\(reason)); no model, no checkpoint")
+        let summary = RunSummary(
+          env: config.env, env_steps: 0, trained_steps: 0, updates: 0, episodes: 0, wall_seconds: seconds(),
+          final_mean_return: nil, best_mean_return: nil, stop_reward: stop.reward, stop_reward_reached: false,
+          env_steps_to_stop_reward: nil, seconds_to_stop_reward: nil, stopped_because: reason,
+          dropped_stale_fragments: 0, skipped_updates: 0, use_lstm: config.use_lstm, run_dir: runDirectory.path,
+          disk_error: diskError)
+        return summary
+      }
+      if waitingSince < 0 || seconds() - waitingSince >= 30 {
+        logger.info("waiting for a worker to describe the environments of \(config.env) (the model is built from them)")
+        waitingSince = seconds()
+      }
+      _ = interrupted.wait(seconds: 0.1)
+    }
+    guard let learner = self.learner else { preconditionFailure("run model adopted without a learner") }
     var pending: [Fragment] = []
     let n = config.fragmentsPerBatch
     var last: LearnerStepStats?

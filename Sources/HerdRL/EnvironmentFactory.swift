@@ -1,27 +1,77 @@
+import Foundation
 import HerdEnvs
 
-/// Builds the environment a config names.
+/// How a worker runs Gymnasium environments (its command line's `--python` and
+/// `--env-processes`); built-in environments ignore it.
+public struct EnvHostSettings: Sendable, Equatable {
+  /// The interpreter with herd_env installed.
+  public var python: String
+  /// Host processes per worker P (nil: ``defaultProcesses``).
+  public var processes: Int?
+
+  /// Two hosts: while one group of environments steps, the worker runs the policy
+  /// for the other (double buffering); more rarely pay on two cores.
+  public static let defaultProcesses = 2
+
+  public init(python: String = EnvHostSettings.defaultPython, processes: Int? = nil) {
+    self.python = python
+    self.processes = processes
+  }
+
+  /// `$HERD_PYTHON`, else the project's virtualenv `.venv/bin/python` when the
+  /// current directory has one (what `make` installs herd_env into), else `python3`.
+  public static var defaultPython: String {
+    if let p = ProcessInfo.processInfo.environment["HERD_PYTHON"], !p.isEmpty { return p }
+    if FileManager.default.isExecutableFile(atPath: ".venv/bin/python") {
+      return FileManager.default.currentDirectoryPath + "/.venv/bin/python"
+    }
+    return "python3"
+  }
+}
+
+/// Builds the environments a config names: built-in Swift ones in this thread, or
+/// Gymnasium ones (`gym:ID`) in env host processes.
 public enum EnvironmentFactory {
-  /// A constructor for copy `i` of `config.env` (seeds are applied by the
+  /// K = `count` copies of `config.env`, copy i seeded `seed + i`.
+  public static func make(
+    _ config: TrainingConfig, count: Int, seed: UInt64, host: EnvHostSettings = EnvHostSettings(),
+    log: @escaping (String) -> Void = { _ in }
+  ) throws -> any VectorEnv {
+    if let id = config.gymID {
+      var o = HostedEnvironments.Options(
+        id: id, config: config.env_config.json, count: count,
+        processes: host.processes ?? EnvHostSettings.defaultProcesses, seed: seed, python: host.python)
+      o.processes = min(o.processes, count)
+      let envs = try HostedEnvironments(o, log: log)
+      return envs
+    }
+    let make = try maker(config)
+    return VectorEnvironment(count: count, seed: seed, id: config.env, config: config.env_config.json, make: make)
+  }
+
+  /// A constructor for copy `i` of a built-in `config.env` (seeds are applied by the
   /// vectorised environment at reset).
   public static func maker(_ config: TrainingConfig) throws -> (Int) -> any Environment {
-    let steps = config.env_config.max_episode_steps
-    switch config.env {
-    case "CartPole-v1": return { _ in CartPole(maxEpisodeSteps: steps) }
-    case "StatelessCartPole-v1": return { _ in StatelessCartPole(maxEpisodeSteps: steps) }
-    case "MemoryChain-v0":
-      let length = config.env_config.length
-      return { _ in MemoryChain(length: length) }
-    default:
-      throw ConfigError(
-        "env = '\(config.env)' is invalid: known environments are \(TrainingConfig.environmentNames.joined(separator: ", "))"
-      )
+    guard let r = BuiltInEnvironments.named(config.env) else {
+      throw ConfigError("env = '\(config.env)' is invalid: use \(TrainingConfig.environmentChoices)")
     }
+    var options: [String: Int] = [:]
+    for (key, fallback) in r.options { options[key] = config.env_config[key]?.intValue ?? fallback }
+    return { [options] _ in r.make(options) }
+  }
+
+  /// The spec of `config.env` (a Gymnasium one is asked through one env host).
+  public static func spec(_ config: TrainingConfig, host: EnvHostSettings = EnvHostSettings()) throws -> EnvSpec {
+    let envs = try make(config, count: 1, seed: config.seed, host: EnvHostSettings(python: host.python, processes: 1))
+    defer { envs.close() }
+    return envs.spec
   }
 
   /// Observation size and action count of `config.env`.
-  public static func spaces(_ config: TrainingConfig) throws -> (observationSize: Int, actionCount: Int) {
-    let env = try maker(config)(0)
-    return (env.observationSpace.size, env.actionSpace.size)
+  public static func spaces(_ config: TrainingConfig, host: EnvHostSettings = EnvHostSettings()) throws -> (
+    observationSize: Int, actionCount: Int
+  ) {
+    let s = try spec(config, host: host)
+    return (s.observationSize, try s.actionCount())
   }
 }

@@ -1,9 +1,49 @@
+import HerdEnvs
 import HerdNN
 
 /// `herd explain`: the model's data flow and every tensor shape for a config, in
 /// rollout (2-D, one step per env) and in training (3-D, `[B/T, T, F]`), and the
 /// parameter count per tensor.
 public enum Explain {
+  /// The explanation of `config` for the environment `spec` describes: its spaces,
+  /// how observations flatten, then the model.
+  public static func text(_ config: TrainingConfig, spec: EnvSpec) throws -> String {
+    var out = ["Environment \(config.env)" + (spec.config == "{}" ? "" : " with env_config \(spec.config)") + ":"]
+    out.append("  observation space  \(spec.observation)")
+    out.append(
+      "  flattened          [\(spec.observationSize)] \(spec.observation.flatIsBytes ? "uint8 (bytes through the env host, floats from the worker on)" : "float32"), in this order:"
+    )
+    var offset = 0
+    for (path, part) in flatParts(spec.observation, "") {
+      let n = part.flatSize
+      let how: String
+      switch part {
+      case .discrete: how = "one-hot"
+      case .multiDiscrete: how = "one one-hot per component"
+      case .multiBinary: how = "0/1"
+      default: how = "as is, C order"
+      }
+      out.append("    [\(offset)..<\(offset + n)]".padding(toLength: 22, withPad: " ", startingAt: 0) + "\(path.isEmpty ? "observation" : path): \(part) \(how)")
+      offset += n
+    }
+    for d in spec.observation.droppedParts { out.append("    dropped             \(d): not numbers, the policy does not see it") }
+    let heads = try spec.action.actionHeads()
+    out.append("  action space       \(spec.action): \(heads.count == 1 ? "one categorical head of \(heads[0])" : "\(heads.count) categorical heads \(heads)")")
+    out.append("")
+    return out.joined(separator: "\n") + "\n"
+      + text(config, observationSize: spec.observationSize, actionCount: heads.reduce(0, +))
+  }
+
+  /// The leaves that flatten to numbers, with their paths, in flat order.
+  static func flatParts(_ s: Space, _ path: String) -> [(String, Space)] {
+    switch s {
+    case .dict(let entries): return entries.flatMap { flatParts($0.space, path.isEmpty ? $0.key : "\(path).\($0.key)") }
+    case .tuple(let spaces): return spaces.enumerated().flatMap { flatParts($1, "\(path)[\($0)]") }
+    case .other: return []
+    default: return [(path, s)]
+    }
+  }
+
   /// The explanation of `config` for an environment with `observationSize` floats
   /// and `actionCount` actions.
   public static func text(_ config: TrainingConfig, observationSize f: Int, actionCount a: Int) -> String {

@@ -18,16 +18,19 @@ public struct EpisodeRecord: Sendable, Equatable {
 /// The rollout side: K environments stepped as one batch with a recurrent state
 /// per env, recording fragments as it goes (DESIGN.md "Rollout").
 ///
-/// Each step: act (one batched forward for the K observations with each env's
-/// carried state, sample actions) -> step the envs -> record -> send finished
-/// fragments. An env whose episode ended starts the next step from zero state and
-/// zero previous action/reward.
+/// The environments' rows come in groups (one per env host process, one for the
+/// built-in environments). For each group, a step is: collect the group's last step
+/// and record it -> act (one batched forward for the group's observations with each
+/// env's carried state, sample actions) -> start the group's next step. With two
+/// groups the policy runs for one while the other's environments step. An env whose
+/// episode ended starts the next step from zero state and zero previous
+/// action/reward.
 public final class RolloutWorker {
   public let network: PolicyNetwork
   public let workerID: Int
   /// Random per run: a restarted worker has a new one.
   public let runID: UInt64
-  public let envs: VectorEnvironment
+  public let envs: any VectorEnv
   let parameters: Parameters
   /// Policy version of the weights in use.
   public private(set) var policyVersion = 0
@@ -39,6 +42,8 @@ public final class RolloutWorker {
   var prevActions: [Int32]
   var prevRewards: [Float]
   var actions: [Int32]
+  /// The logits each env's last action was drawn from `[K, A]`.
+  var logits: [Float]
   var builders: [FragmentBuilder]
   var episodeIDs: [UInt64]
   var stepInEpisode: [Int]
@@ -46,23 +51,43 @@ public final class RolloutWorker {
   var openingState: [[Float]]
   /// The worker's observation filter (see ``ObservationFilter``).
   public private(set) var filter: ObservationFilter
+  /// The filtered observations each env's last action was taken on `[K, F]`.
   var filtered: [Float]
   var filteredBootstrap: [Float]
   var nextEpisodeID: UInt64 = 0
-  /// Env steps taken.
+  /// Groups whose step is under way.
+  var inFlight: [Bool]
+  /// Env steps taken (recorded).
   public private(set) var envSteps = 0
 
-  /// A worker for `config` with env seeds `seed * 1000 + i` and its own sampling RNG;
-  /// `runID` identifies the process session (drawn from the seed when nil).
-  public init(config: TrainingConfig, network: PolicyNetwork, workerID: Int, seed: UInt64, runID: UInt64? = nil) throws {
+  /// A worker for `config` over built-in environments made here, with env seeds
+  /// `seed * 1000 + workerID * 100000 + i` (tests and tools).
+  public convenience init(
+    config: TrainingConfig, network: PolicyNetwork, workerID: Int, seed: UInt64, runID: UInt64? = nil
+  ) throws {
+    let envs = try EnvironmentFactory.make(
+      config, count: config.num_envs_per_worker, seed: Self.envSeed(seed: seed, workerID: workerID))
+    try self.init(config: config, network: network, envs: envs, workerID: workerID, seed: seed, runID: runID)
+  }
+
+  /// The seed of a worker's first env.
+  public static func envSeed(seed: UInt64, workerID: Int) -> UInt64 { seed &* 1000 &+ UInt64(workerID) &* 100_000 }
+
+  /// A worker stepping `envs` (reset here) with its own sampling RNG; `runID`
+  /// identifies the process session (drawn from the seed when nil).
+  public init(
+    config: TrainingConfig, network: PolicyNetwork, envs: any VectorEnv, workerID: Int, seed: UInt64,
+    runID: UInt64? = nil
+  ) throws {
+    precondition(envs.observationSize == network.observationSize, "environments and network disagree on F")
+    precondition(envs.actionDims == 1, "one action per step")
     self.network = network
     self.workerID = workerID
     var rng = SeededGenerator(seed: seed &* 7919 &+ UInt64(workerID))
     self.runID = runID ?? rng.next()
     self.rng = rng
-    let k = config.num_envs_per_worker
-    envs = VectorEnvironment(
-      count: k, seed: seed &* 1000 &+ UInt64(workerID) &* 100_000, make: try EnvironmentFactory.maker(config))
+    self.envs = envs
+    let k = envs.count
     parameters = Parameters(layout: network.layout)
     maxLength = config.max_seq_len
     let hs = network.core?.hiddenSize ?? 0
@@ -71,6 +96,7 @@ public final class RolloutWorker {
     prevActions = [Int32](repeating: 0, count: k)
     prevRewards = [Float](repeating: 0, count: k)
     actions = prevActions
+    logits = [Float](repeating: 0, count: k * network.actionCount)
     builders = (0..<k).map { _ in
       FragmentBuilder(
         maxLength: config.max_seq_len, observationSize: network.observationSize, actionCount: network.actionCount)
@@ -83,7 +109,8 @@ public final class RolloutWorker {
     filter = ObservationFilter(kind: config.observation_filter, features: network.observationSize)
     filtered = [Float](repeating: 0, count: k * network.observationSize)
     filteredBootstrap = [Float](repeating: 0, count: network.observationSize)
-    envs.reset()
+    inFlight = [Bool](repeating: false, count: envs.groups.count)
+    try envs.reset()
   }
 
   /// Replaces the weights (between steps) with policy `version`.
@@ -92,87 +119,119 @@ public final class RolloutWorker {
     policyVersion = version
   }
 
-  /// One step of all K envs; finished fragments go to `emit`, finished episodes to `episode`.
-  public func step(emit: (Fragment) -> Void, episode: (EpisodeRecord) -> Void) {
-    let k = envs.count
+  /// One step of all K envs, group by group; finished fragments go to `emit`,
+  /// finished episodes to `episode`. A group's step is recorded by the next call.
+  public func step(emit: (Fragment) -> Void, episode: (EpisodeRecord) -> Void) throws {
+    for (g, rows) in envs.groups.enumerated() {
+      if inFlight[g] {
+        inFlight[g] = false
+        try envs.finishStep(group: g)
+        record(rows, emit: emit, episode: episode)
+      }
+      act(rows)
+      try actions.withUnsafeBufferPointer { try envs.beginStep(group: g, actions: $0.baseAddress.unsafelyUnwrapped) }
+      inFlight[g] = true
+    }
+  }
+
+  /// Waits for the steps under way and drops them (the session ends).
+  public func drain() {
+    for g in envs.groups.indices where inFlight[g] {
+      inFlight[g] = false
+      try? envs.finishStep(group: g)
+    }
+  }
+
+  /// The policy for `rows`: filter their observations, one batched forward, sample.
+  func act(_ rows: Range<Int>) {
     let f = network.observationSize
     let a = network.actionCount
     let hs = network.core?.hiddenSize ?? 0
     // The state a fragment starts from is the state before its first step: keep a
     // copy for envs about to open one (the forward updates the state in place).
-    let stateSize = network.stateSize
     let cells = network.core?.stateCount ?? 0
-    for i in 0..<k where builders[i].count == 0 {
+    for i in rows where builders[i].count == 0 {
       openingState[i] = Array(h[(i * hs)..<((i + 1) * hs)]) + (cells == 2 ? Array(c[(i * hs)..<((i + 1) * hs)]) : [])
     }
+    let r0 = rows.lowerBound
+    let n = rows.count
     // Filter the observations (the policy and the fragments see filtered ones).
     envs.observations.withPointer { raw in
-      filter.update(raw, rows: k)
-      filtered.withMutablePointer { filter.apply(raw, rows: k, into: $0) }
+      filter.update(raw + r0 * f, rows: n)
+      filtered.withMutablePointer { filter.apply(raw + r0 * f, rows: n, into: $0 + r0 * f) }
     }
-    // Act: one batched forward with each env's carried state, then sample.
-    let obsBefore = filtered
-    obsBefore.withPointer { obs in
+    filtered.withPointer { obs in
       prevActions.withUnsafeBufferPointer { pa in
         prevRewards.withPointer { pr in
           h.withMutablePointer { ph in
             c.withMutablePointer { pc in
               network.step(
-                parameters, obs: obs, prevActions: pa.baseAddress.unsafelyUnwrapped, prevRewards: pr, rows: k, h: ph,
-                c: pc, ws: ws)
+                parameters, obs: obs + r0 * f, prevActions: pa.baseAddress.unsafelyUnwrapped + r0,
+                prevRewards: pr + r0, rows: n, h: ph + r0 * hs, c: pc + r0 * hs, ws: ws)
             }
           }
         }
       }
     }
-    let logits = ws.logits.pointer
-    for i in 0..<k { actions[i] = Int32(sampleCategorical(logits + i * a, count: a, rng: &rng)) }
-    // Step the envs (auto-reset).
-    actions.withUnsafeBufferPointer { envs.step($0.baseAddress.unsafelyUnwrapped) }
-    envSteps += k
-    // Record; close fragments at episode ends and at T steps.
-    obsBefore.withPointer { obs in
-      for i in 0..<k {
-        let outcome = envs.outcomes[i]
-        builders[i].record(observation: obs + i * f, action: actions[i], logits: logits + i * a, reward: outcome.reward)
-        {
-          FragmentOrigin(
-            stateIn: openingState[i].count == stateSize ? openingState[i] : [Float](repeating: 0, count: stateSize),
-            prevAction: prevActions[i], prevReward: prevRewards[i], policyVersion: policyVersion, workerID: workerID,
-            runID: runID, envIndex: i, episodeID: episodeIDs[i], indexInEpisode: stepInEpisode[i])
-        }
-        stepInEpisode[i] += 1
-        episodeReturns[i] += outcome.reward
-        if outcome.done {
-          envs.finalObservations.withPointer { fin in
-            filteredBootstrap.withMutablePointer { filter.apply(fin + i * f, rows: 1, into: $0) }
+    let out = ws.logits.pointer
+    logits.withMutablePointer { dst in
+      (dst + r0 * a).update(from: out, count: n * a)
+      for i in rows { actions[i] = Int32(sampleCategorical(dst + i * a, count: a, rng: &rng)) }
+    }
+  }
+
+  /// Records the last step of `rows`; closes fragments at episode ends and at T steps.
+  func record(_ rows: Range<Int>, emit: (Fragment) -> Void, episode: (EpisodeRecord) -> Void) {
+    let f = network.observationSize
+    let a = network.actionCount
+    let hs = network.core?.hiddenSize ?? 0
+    let stateSize = network.stateSize
+    envSteps += rows.count
+    filtered.withPointer { obs in
+      logits.withPointer { lg in
+        for i in rows {
+          let outcome = envs.outcomes[i]
+          builders[i].record(observation: obs + i * f, action: actions[i], logits: lg + i * a, reward: outcome.reward)
+          {
+            FragmentOrigin(
+              stateIn: openingState[i].count == stateSize ? openingState[i] : [Float](repeating: 0, count: stateSize),
+              prevAction: prevActions[i], prevReward: prevRewards[i], policyVersion: policyVersion,
+              workerID: workerID, runID: runID, envIndex: i, episodeID: episodeIDs[i],
+              indexInEpisode: stepInEpisode[i])
           }
-          filteredBootstrap.withPointer { b in
-            if let fr = builders[i].finish(bootstrap: b, end: outcome.terminated ? .terminated : .truncated) {
-              emit(fr)
-            }
-          }
-          episode(EpisodeRecord(workerID: workerID, envReturn: episodeReturns[i], length: stepInEpisode[i]))
-          // New episode: zero state, zero previous action and reward.
-          for j in 0..<hs {
-            h[i * hs + j] = 0
-            c[i * hs + j] = 0
-          }
-          prevActions[i] = 0
-          prevRewards[i] = 0
-          episodeReturns[i] = 0
-          stepInEpisode[i] = 0
-          episodeIDs[i] = nextEpisodeID
-          nextEpisodeID += 1
-        } else {
-          prevActions[i] = actions[i]
-          prevRewards[i] = outcome.reward
-          if builders[i].count == maxLength {
-            envs.observations.withPointer { next in
-              filteredBootstrap.withMutablePointer { filter.apply(next + i * f, rows: 1, into: $0) }
+          stepInEpisode[i] += 1
+          episodeReturns[i] += outcome.reward
+          if outcome.done {
+            envs.finalObservations.withPointer { fin in
+              filteredBootstrap.withMutablePointer { filter.apply(fin + i * f, rows: 1, into: $0) }
             }
             filteredBootstrap.withPointer { b in
-              if let fr = builders[i].finish(bootstrap: b, end: .cut) { emit(fr) }
+              if let fr = builders[i].finish(bootstrap: b, end: outcome.terminated ? .terminated : .truncated) {
+                emit(fr)
+              }
+            }
+            episode(EpisodeRecord(workerID: workerID, envReturn: episodeReturns[i], length: stepInEpisode[i]))
+            // New episode: zero state, zero previous action and reward.
+            for j in 0..<hs {
+              h[i * hs + j] = 0
+              c[i * hs + j] = 0
+            }
+            prevActions[i] = 0
+            prevRewards[i] = 0
+            episodeReturns[i] = 0
+            stepInEpisode[i] = 0
+            episodeIDs[i] = nextEpisodeID
+            nextEpisodeID += 1
+          } else {
+            prevActions[i] = actions[i]
+            prevRewards[i] = outcome.reward
+            if builders[i].count == maxLength {
+              envs.observations.withPointer { next in
+                filteredBootstrap.withMutablePointer { filter.apply(next + i * f, rows: 1, into: $0) }
+              }
+              filteredBootstrap.withPointer { b in
+                if let fr = builders[i].finish(bootstrap: b, end: .cut) { emit(fr) }
+              }
             }
           }
         }

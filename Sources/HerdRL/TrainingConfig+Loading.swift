@@ -1,4 +1,5 @@
 import Foundation
+import HerdEnvs
 import HerdNN
 
 /// A bad configuration: names the key, the value and what would be valid.
@@ -9,8 +10,28 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 }
 
 extension TrainingConfig {
-  /// The environments Herd knows, by name.
-  public static let environmentNames = ["CartPole-v1", "StatelessCartPole-v1", "MemoryChain-v0"]
+  /// The built-in environments, by name.
+  public static var environmentNames: [String] { BuiltInEnvironments.ids }
+
+  /// The prefix of a Gymnasium environment's name (`gym:CartPole-v1`).
+  public static let gymPrefix = "gym:"
+
+  /// What `env` may be, in words (for errors and help).
+  public static var environmentChoices: String {
+    environmentNames.joined(separator: ", ") + ", or gym:ID for a Gymnasium environment (gym:CartPole-v1, gym:my_package.envs:MyEnv-v0)"
+  }
+
+  /// The Gymnasium id when `env` names one (`gym:ID`), else nil.
+  public var gymID: String? {
+    env.hasPrefix(Self.gymPrefix) ? String(env.dropFirst(Self.gymPrefix.count)) : nil
+  }
+
+  /// Training defaults for a Gymnasium environment Herd has never seen (see the
+  /// README, "Bring your own environment"): Adam at 1e-3, observations normalised
+  /// by a running mean and std (a new environment's scales are unknown), and the
+  /// previous action and reward as core inputs.
+  public static let gymTrainingDefaults =
+    #"{"optimizer": "adam", "lr": 0.001, "observation_filter": "MeanStdFilter", "lstm_use_prev_action": true, "lstm_use_prev_reward": true}"#
 
   /// Every top-level key, in declaration order (for messages and `--set`).
   public static var keys: [String] {
@@ -22,27 +43,21 @@ extension TrainingConfig {
   public static func defaults(for env: String) -> TrainingConfig {
     var c = TrainingConfig()
     c.env = env
-    // Tuned on the 2-core machines (README "Learning results"): what mattered was
-    // observation normalisation (StatelessCartPole's positions are ~0.05), Adam at
-    // 2e-3, and the previous action as an LSTM input; RMSProp at IMPALA's 5e-4 and
-    // a bigger or smaller batch were slower. MemoryChain uses a GRU: with
-    // PyTorch's initialisation the LSTM did not learn to hold the context for 30
-    // steps within 30 s, the GRU did (across a fragment boundary at T = 20).
-    switch env {
-    case "CartPole-v1", "StatelessCartPole-v1":
-      c.optimizer = .adam
-      c.lr = 0.002
-      c.observation_filter = .MeanStdFilter
-      c.lstm_use_prev_action = true
-    case "MemoryChain-v0":
-      c.optimizer = .adam
-      c.lr = 0.001
-      c.rnn_type = .gru
-      c.env_config.length = 10
-    default:
-      break
+    // The built-in environments' tuned keys live in their registrations (see their
+    // files); a Gymnasium environment gets ``gymTrainingDefaults``.
+    let tuned: String
+    if let r = BuiltInEnvironments.named(env) {
+      tuned = r.trainingDefaults
+      c.env_config = EnvConfig(r.options.mapValues { .number(Double($0)) })
+    } else if env.hasPrefix(gymPrefix) {
+      tuned = gymTrainingDefaults
+    } else {
+      return c
     }
-    return c
+    guard let data = tuned.data(using: .utf8), let tuned = try? decode(json: data, over: c, source: env) else {
+      preconditionFailure("the training defaults of \(env) do not parse")
+    }
+    return tuned
   }
 
   /// Decodes a JSON object over `base`: keys present replace the base's values,
@@ -114,12 +129,15 @@ extension TrainingConfig {
         guard let sub = value as? [String: Any] else {
           throw ConfigError("\(source): env_config must be an object, e.g. {\"length\": 30}")
         }
+        // A built-in environment has its own keys; a Gymnasium one takes any.
+        let envName = dict["env"] as? String ?? env
         var merged = current["env_config"] as? [String: Any] ?? [:]
-        let subKeys = ["length", "max_episode_steps"]
+        let builtIn = BuiltInEnvironments.named(envName)
         for (k, v) in sub {
-          guard subKeys.contains(k) else {
+          if let builtIn, builtIn.options[k] == nil {
+            let valid = builtIn.options.keys.sorted().map { "env_config.\($0)" }
             throw ConfigError(
-              "\(source): unknown key 'env_config.\(k)'; valid: \(subKeys.map { "env_config.\($0)" }.joined(separator: ", "))"
+              "\(source): unknown key 'env_config.\(k)' for \(envName); valid: \(valid.isEmpty ? "none" : valid.joined(separator: ", "))"
             )
           }
           merged[k] = v
@@ -171,12 +189,18 @@ extension TrainingConfig {
     func fail(_ key: String, _ value: Any, _ valid: String) -> ConfigError {
       ConfigError("\(key) = \(value) is invalid: \(valid)")
     }
-    guard Self.environmentNames.contains(env) else {
-      throw fail("env", "'\(env)'", "known environments are \(Self.environmentNames.joined(separator: ", "))")
-    }
-    if env_config.length < 1 { throw fail("env_config.length", env_config.length, "must be at least 1") }
-    if env_config.max_episode_steps < 1 {
-      throw fail("env_config.max_episode_steps", env_config.max_episode_steps, "must be at least 1")
+    if let id = gymID {
+      guard !id.isEmpty, !id.contains(where: \.isWhitespace) else {
+        throw fail("env", "'\(env)'", "gym: needs a Gymnasium id without spaces, e.g. gym:CartPole-v1")
+      }
+    } else if let builtIn = BuiltInEnvironments.named(env) {
+      for key in builtIn.options.keys.sorted() {
+        guard let v = env_config[key]?.intValue, v >= 1 else {
+          throw fail("env_config.\(key)", env_config[key]?.description ?? "null", "must be an integer of at least 1")
+        }
+      }
+    } else {
+      throw fail("env", "'\(env)'", "use \(Self.environmentChoices)")
     }
     for (k, v) in [
       ("num_envs_per_worker", num_envs_per_worker), ("num_workers", num_workers), ("lstm_cell_size", lstm_cell_size),

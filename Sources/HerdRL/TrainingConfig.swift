@@ -1,3 +1,4 @@
+import HerdEnvs
 import HerdNN
 
 /// Everything a training run needs, with RLlib's names where RLlib has one
@@ -12,7 +13,9 @@ import HerdNN
 /// ``validate()`` names any bad value.
 public struct TrainingConfig: Codable, Sendable, Equatable {
   // MARK: Environment
-  /// `CartPole-v1`, `StatelessCartPole-v1` or `MemoryChain-v0`.
+  /// A built-in environment (`CartPole-v1`, `StatelessCartPole-v1`,
+  /// `MemoryChain-v0`) or a Gymnasium one, `gym:ID` (`gym:CartPole-v1`,
+  /// `gym:my_package.envs:MyEnv-v0`), stepped in Python env host processes.
   public var env = "StatelessCartPole-v1"
   /// Environment options: `length` (MemoryChain's episode length),
   /// `max_episode_steps` (CartPole's time limit).
@@ -99,14 +102,43 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// Seconds between progress lines and `progress.jsonl` records.
   public var progress_interval_seconds: Double = 2
 
-  /// Environment options.
+  /// Environment options: a JSON object. A built-in environment reads its own keys
+  /// (MemoryChain's `length`, CartPole's `max_episode_steps`); a Gymnasium one gets
+  /// them all as keyword arguments of `gymnasium.make`.
   public struct EnvConfig: Codable, Sendable, Equatable {
-    /// MemoryChain's episode length L.
-    public var length = 10
-    /// CartPole's time limit.
-    public var max_episode_steps = 500
+    public var values: [String: JSONValue]
 
-    public init() {}
+    public init(_ values: [String: JSONValue] = [:]) { self.values = values }
+
+    public init(from decoder: any Decoder) throws {
+      values = try decoder.singleValueContainer().decode([String: JSONValue].self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+      var c = encoder.singleValueContainer()
+      try c.encode(values)
+    }
+
+    public subscript(key: String) -> JSONValue? {
+      get { values[key] }
+      set { values[key] = newValue }
+    }
+
+    /// MemoryChain's episode length L (10 when unset).
+    public var length: Int {
+      get { values["length"]?.intValue ?? 10 }
+      set { values["length"] = .number(Double(newValue)) }
+    }
+
+    /// CartPole's time limit (500 when unset).
+    public var max_episode_steps: Int {
+      get { values["max_episode_steps"]?.intValue ?? 500 }
+      set { values["max_episode_steps"] = .number(Double(newValue)) }
+    }
+
+    /// The object as compact JSON with sorted keys: what the environment is made
+    /// with and what its spec records.
+    public var json: String { JSONValue.object(values).description }
   }
 
   /// The library defaults (not tuned for any environment).

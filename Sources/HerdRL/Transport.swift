@@ -1,4 +1,5 @@
 import Foundation
+import HerdEnvs
 import HerdMath
 import Synchronization
 
@@ -25,6 +26,81 @@ public struct Admission: Sendable {
     self.spec = spec
     self.policyVersion = policyVersion
     self.weights = weights
+  }
+}
+
+/// The learner's answer to a hello.
+public enum Handshake: Sendable {
+  /// The worker is admitted.
+  case admitted(Admission)
+  /// The hello carried no environment spec: here is the run's config; make the
+  /// environments it names and say hello again with their spec.
+  case describe(TrainingConfig)
+}
+
+/// The run's environment spec and model, fixed by the first worker that describes
+/// its environments (or by the run directory on resume): the learner never makes an
+/// environment itself. Later workers must describe the same environment.
+public final class RunModel: @unchecked Sendable {
+  /// The spec and the model built from it.
+  public struct Adopted: Sendable {
+    public var env: EnvSpec
+    public var model: ModelSpec
+    public init(env: EnvSpec, model: ModelSpec) {
+      self.env = env
+      self.model = model
+    }
+  }
+
+  // NSCondition: the trainer waits for the first spec; every field is read and
+  // written under it.
+  private let condition = NSCondition()
+  private var adopted: Adopted?
+  private let build: @Sendable (EnvSpec) throws -> ModelSpec
+
+  /// A gate whose first spec is turned into a model by `build` (which also
+  /// publishes the first weights), under the gate's lock.
+  public init(build: @escaping @Sendable (EnvSpec) throws -> ModelSpec) {
+    self.build = build
+  }
+
+  /// The adopted spec and model, if any yet.
+  public var current: Adopted? {
+    condition.lock()
+    defer { condition.unlock() }
+    return adopted
+  }
+
+  /// The model for a worker whose environments are `spec`: the first spec is
+  /// adopted (the model is built from it); a different one is refused, naming the
+  /// difference.
+  public func admit(_ spec: EnvSpec) throws(Refusal) -> ModelSpec {
+    condition.lock()
+    defer { condition.unlock() }
+    if let a = adopted {
+      if let diff = spec.difference(from: a.env) {
+        throw Refusal.refused("this worker's environment differs from the run's: \(diff)")
+      }
+      return a.model
+    }
+    do {
+      let model = try build(spec)
+      adopted = Adopted(env: spec, model: model)
+      condition.broadcast()
+      return model
+    } catch let r as Refusal {
+      throw r
+    } catch {
+      throw Refusal.refused("the learner cannot build a model for \(spec): \(error)")
+    }
+  }
+
+  /// Waits until a spec is adopted, or `stop` is set (nil), checking every 0.1 s.
+  public func wait(stop: StopFlag) -> Adopted? {
+    condition.lock()
+    defer { condition.unlock() }
+    while adopted == nil && !stop.isSet { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1)) }
+    return adopted
   }
 }
 
@@ -70,9 +146,10 @@ public struct FragmentBatch: Sendable {
 public protocol WorkerTransport: AnyObject {
   /// Where the learner is, for logs (`tcp://HOST:PORT`, `in-process`).
   var learnerAddress: String { get }
-  /// Says hello and waits for the answer: an admission, or nil when none came in
-  /// time (the caller backs off and tries again). Throws a ``Refusal``.
-  func connect(_ hello: WorkerHello, stop: StopFlag) throws -> Admission?
+  /// Says hello and waits for the answer: an admission, the run's config (a hello
+  /// without an environment spec), or nil when none came in time (the caller backs
+  /// off and tries again). Throws a ``Refusal``.
+  func connect(_ hello: WorkerHello, stop: StopFlag) throws -> Handshake?
   /// The newest weights newer than `version`, if any have arrived.
   func receiveWeights(newerThan version: Int) throws -> (version: Int, weights: [Float])?
   /// Hands a batch over, waiting while the learner is full (backpressure). False
@@ -93,18 +170,18 @@ public protocol WorkerTransport: AnyObject {
 /// board, the worker table and the run's counters).
 public final class InMemoryLearnerPort: Sendable {
   public let config: TrainingConfig
-  public let spec: ModelSpec
+  public let model: RunModel
   public let queue: FragmentQueue
   public let board: WeightBoard
   public let stats: RunStats
   public let registry: WorkerRegistry
 
   public init(
-    config: TrainingConfig, spec: ModelSpec, queue: FragmentQueue, board: WeightBoard, stats: RunStats,
+    config: TrainingConfig, model: RunModel, queue: FragmentQueue, board: WeightBoard, stats: RunStats,
     registry: WorkerRegistry
   ) {
     self.config = config
-    self.spec = spec
+    self.model = model
     self.queue = queue
     self.board = board
     self.stats = stats
@@ -126,10 +203,13 @@ public final class InMemoryWorkerTransport: WorkerTransport {
 
   public var learnerAddress: String { "in-process" }
 
-  public func connect(_ hello: WorkerHello, stop: StopFlag) throws -> Admission? {
+  public func connect(_ hello: WorkerHello, stop: StopFlag) throws -> Handshake? {
+    guard let envSpec = hello.envSpec else { return .describe(port.config) }
+    let spec = try port.model.admit(envSpec)
     let (version, weights) = port.board.latest(newerThan: -1) ?? (0, [])
     let id = port.registry.admit(hello, defaultEnvs: port.config.num_envs_per_worker, policyVersion: version)
-    return Admission(workerID: id, config: port.config, spec: port.spec, policyVersion: version, weights: weights)
+    return .admitted(
+      Admission(workerID: id, config: port.config, spec: spec, policyVersion: version, weights: weights))
   }
 
   public func receiveWeights(newerThan version: Int) -> (version: Int, weights: [Float])? {

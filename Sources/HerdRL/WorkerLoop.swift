@@ -1,4 +1,5 @@
 import Foundation
+import HerdEnvs
 import HerdMath
 import Logging
 
@@ -19,6 +20,10 @@ public final class WorkerLoop {
   /// Host name and pid reported in the hello.
   let host: String
   let pid: Int
+  /// How Gymnasium environments are hosted.
+  let envHost: EnvHostSettings
+  /// The environments, made once from the run's config and kept across sessions.
+  private var made: (envs: any VectorEnv, config: TrainingConfig)?
 
   /// Fragments per send, and the longest a completed fragment waits to be sent.
   public var sendEvery = (fragments: 8, seconds: 0.1)
@@ -27,8 +32,10 @@ public final class WorkerLoop {
 
   public init(
     transport: any WorkerTransport, envs: Int?, seed: UInt64, runID: UInt64? = nil, logger: Logger,
-    host: String = ProcessInfo.processInfo.hostName, pid: Int = Int(getpid())
+    host: String = ProcessInfo.processInfo.hostName, pid: Int = Int(getpid()),
+    envHost: EnvHostSettings = EnvHostSettings()
   ) {
+    self.envHost = envHost
     self.transport = transport
     self.envs = envs
     self.seed = seed
@@ -40,12 +47,18 @@ public final class WorkerLoop {
   }
 
   /// Runs sessions until `stop` is set; between sessions it reconnects with
-  /// backoff (0.5 s doubling to 10 s). Throws a fatal ``Refusal`` or a local error.
+  /// backoff (0.5 s doubling to 10 s). The first answer is the run's config: the
+  /// worker makes its environments from it, then says hello with their spec. Throws
+  /// a fatal ``Refusal`` or a local error (environments that cannot be made).
   public func run(stop: StopFlag) throws {
+    defer {
+      made?.envs.close()
+      made = nil
+    }
     var backoff = 0.5
     while !stop.isSet {
-      let hello = WorkerHello(runID: runID, host: host, pid: pid, envs: envs)
-      guard let admission = try transport.connect(hello, stop: stop) else {
+      let hello = WorkerHello(runID: runID, host: host, pid: pid, envs: envs, envSpec: made?.envs.spec)
+      guard let answer = try transport.connect(hello, stop: stop) else {
         transport.disconnect()
         if stop.isSet { break }
         logger.info(
@@ -55,15 +68,51 @@ public final class WorkerLoop {
         continue
       }
       backoff = 0.5
-      defer { transport.disconnect() }
-      try session(admission, stop: stop)
+      switch answer {
+      case .describe(var config):
+        transport.disconnect()
+        if let envs { config.num_envs_per_worker = envs }
+        try makeEnvironments(config)
+      case .admitted(let admission):
+        defer { transport.disconnect() }
+        try session(admission, stop: stop)
+      }
     }
+  }
+
+  /// Makes the run's environments (once; again only if the run's environment changed).
+  func makeEnvironments(_ config: TrainingConfig) throws {
+    if let m = made, m.config.env == config.env, m.config.env_config == config.env_config,
+      m.envs.count == config.num_envs_per_worker
+    {
+      return
+    }
+    made?.envs.close()
+    made = nil
+    let logger = self.logger
+    let envs = try EnvironmentFactory.make(
+      config, count: config.num_envs_per_worker, seed: RolloutWorker.envSeed(seed: seed, workerID: 0),
+      host: envHost, log: { logger.warning("\($0)") })
+    let spec = envs.spec
+    if (try? spec.action.actionHeads().count) != 1 {
+      envs.close()
+      throw Refusal.refused(
+        "\(config.env): action space \(spec.action) is not supported yet: Herd trains Discrete action spaces")
+    }
+    for part in spec.observation.droppedParts {
+      logger.notice("\(config.env): observation part \(part) is not numbers; the policy does not see it")
+    }
+    logger.info(
+      "worker: \(envs.count) envs of \(config.env)\(envs.groups.count > 1 ? " in \(envs.groups.count) env host processes" : config.gymID != nil ? " in 1 env host process" : ""): observations \(spec.observation) (\(spec.observationSize) floats), actions \(spec.action)"
+    )
+    made = (envs, config)
   }
 
   /// One session: from an admission until `stop` or the learner forgets it.
   func session(_ a: Admission, stop: StopFlag) throws {
     var config = a.config
     if let envs { config.num_envs_per_worker = envs }
+    guard let made else { throw Refusal.refused("admitted before the environments were made") }
     let network = PolicyNetwork(
       config: config, observationSize: a.spec.observationSize, actionCount: a.spec.actionCount)
     guard ModelSpec(config: config, network: network) == a.spec else {
@@ -71,7 +120,9 @@ public final class WorkerLoop {
         "the learner's model (\(a.spec)) is not the one its config builds here (\(ModelSpec(config: config, network: network)))"
       )
     }
-    let worker = try RolloutWorker(config: config, network: network, workerID: a.workerID, seed: seed, runID: runID)
+    let worker = try RolloutWorker(
+      config: config, network: network, envs: made.envs, workerID: a.workerID, seed: seed, runID: runID)
+    defer { worker.drain() }
     try worker.setWeights(a.weights, version: a.policyVersion)
     logger.info(
       "worker \(a.workerID): welcomed by \(transport.learnerAddress) at policy version \(a.policyVersion); \(config.num_envs_per_worker) envs of \(config.env)"
@@ -101,7 +152,7 @@ public final class WorkerLoop {
       }
       // Act, step, record.
       let before = worker.envSteps
-      worker.step(emit: { pending.append($0) }, episode: { episodes.append($0) })
+      try worker.step(emit: { pending.append($0) }, episode: { episodes.append($0) })
       stepsSinceSend += worker.envSteps - before
       // Send what completed; a full learner makes this wait (backpressure).
       if pending.count >= sendEvery.fragments || (!pending.isEmpty && seconds(since: lastSend) > sendEvery.seconds) {
@@ -122,7 +173,7 @@ public final class WorkerLoop {
           WorkerBeat(
             workerID: a.workerID, runID: runID, envSteps: Int64(worker.envSteps), episodes: Int64(totalEpisodes),
             stepsPerSecond: Double(worker.envSteps - lastBeatSteps) / max(dt, 1e-3), meanReturn: meanRecent(),
-            policyVersion: Int64(worker.policyVersion)))
+            policyVersion: Int64(worker.policyVersion), faults: worker.envs.faults))
         lastBeat = clock.now
         lastBeatSteps = worker.envSteps
       }

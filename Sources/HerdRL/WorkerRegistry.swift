@@ -1,4 +1,5 @@
 import Foundation
+import HerdEnvs
 import Logging
 import Synchronization
 
@@ -15,6 +16,8 @@ public struct WorkerSession: Sendable {
   public var stepsPerSecond: Double = 0
   public var meanReturn: Float = .nan
   public var policyVersion: Int64 = 0
+  /// Its environments' faults, as its last heartbeat said.
+  public var faults = EnvFaults()
   public var lastSeen: Date
   public var connected = true
   /// The worker said goodbye (a clean stop), as opposed to going silent.
@@ -37,12 +40,16 @@ public struct WorkerHello: Sendable, Equatable {
   public var pid: Int
   /// Environments it will step; nil takes the run's `num_envs_per_worker`.
   public var envs: Int?
+  /// What its environments are (nil: it has not made them yet and asks for the
+  /// run's config first).
+  public var envSpec: EnvSpec?
 
-  public init(runID: UInt64, host: String, pid: Int, envs: Int?) {
+  public init(runID: UInt64, host: String, pid: Int, envs: Int?, envSpec: EnvSpec? = nil) {
     self.runID = runID
     self.host = host
     self.pid = pid
     self.envs = envs
+    self.envSpec = envSpec
   }
 }
 
@@ -55,11 +62,14 @@ public struct WorkerBeat: Sendable, Equatable {
   public var stepsPerSecond: Double
   public var meanReturn: Float
   public var policyVersion: Int64
+  /// Its environments' faults so far.
+  public var faults: EnvFaults
 
   public init(
     workerID: Int, runID: UInt64, envSteps: Int64, episodes: Int64, stepsPerSecond: Double, meanReturn: Float,
-    policyVersion: Int64
+    policyVersion: Int64, faults: EnvFaults = EnvFaults()
   ) {
+    self.faults = faults
     self.workerID = workerID
     self.runID = runID
     self.envSteps = envSteps
@@ -118,6 +128,7 @@ public final class WorkerRegistry: Sendable {
       w.stepsPerSecond = b.stepsPerSecond
       w.meanReturn = b.meanReturn
       w.policyVersion = b.policyVersion
+      w.faults = b.faults
       w.lastSeen = Date()
       let back = !w.connected
       if back { (w.connected, w.saidGoodbye) = (true, false) }

@@ -1,4 +1,5 @@
 import Foundation
+import HerdEnvs
 import HerdMath
 import HerdRL
 import HerdWire
@@ -50,7 +51,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
   }
 
   /// Sends a hello and waits up to 3 s for the welcome (nil on silence).
-  public func connect(_ hello: WorkerHello, stop: StopFlag) throws -> Admission? {
+  public func connect(_ hello: WorkerHello, stop: StopFlag) throws -> Handshake? {
     let control = try ZMQSocket(ctx, .dealer)
     try control.setReconnect(initialMs: 100, maxMs: 5000)
     try secure(control)
@@ -59,7 +60,8 @@ public final class ZMQWorkerTransport: WorkerTransport {
     self.control = control
     self.monitor = monitor
     try control.connect(learnerAddress)
-    let h = Hello(runID: hello.runID, host: hello.host, pid: hello.pid, numEnvs: hello.envs ?? 0, build: "herd")
+    var h = Hello(runID: hello.runID, host: hello.host, pid: hello.pid, numEnvs: hello.envs ?? 0, build: "herd")
+    h.envSpecJson = hello.envSpec?.json() ?? ""
     try control.send([try ControlCodec.encode(.hello(h))], dontWait: true)
     let deadline = Date(timeIntervalSinceNow: 3)
     while Date() < deadline && !stop.isSet {
@@ -74,7 +76,11 @@ public final class ZMQWorkerTransport: WorkerTransport {
       }
       guard let frames = try control.receive(timeoutMs: 100) else { continue }
       switch try? ControlCodec.decode(frames.last ?? []) {
-      case .welcome(let w)?: return try admit(w)
+      case .welcome(let w)? where !w.hasModel:
+        // No model yet: the run's config, to make the environments from.
+        return .describe(
+          try TrainingConfig.decode(json: Data(w.configJson.utf8), over: TrainingConfig(), source: "welcome"))
+      case .welcome(let w)?: return .admitted(try admit(w))
       case .reject(let r)?:
         let refusal = Refusal(r)
         if refusal.isFatal { throw refusal }
@@ -136,6 +142,9 @@ public final class ZMQWorkerTransport: WorkerTransport {
     b.meanReturn = beat.meanReturn
     b.stepsPerSecond = beat.stepsPerSecond
     b.policyVersion = beat.policyVersion
+    b.envStepErrors = Int64(beat.faults.stepErrors)
+    b.envHostRestarts = Int64(beat.faults.hostRestarts)
+    b.envNonfinite = Int64(beat.faults.nonFiniteObservations)
     _ = try control.send([try ControlCodec.encode(.heartbeat(b))], dontWait: true)
   }
 

@@ -59,7 +59,7 @@ struct BenchWorker: ParsableCommand {
       var pending: [Fragment] = []
       var bytes = 0
       let step = {
-        worker.step(emit: { pending.append($0) }, episode: { _ in })
+        _ = try? worker.step(emit: { pending.append($0) }, episode: { _ in })
         if pending.count >= 8 {
           bytes += (try? FragmentCodec.encodeBatch(pending, episodes: [], envSteps: 0, workerID: 1, runID: worker.runID, spec: spec).count) ?? 0
           pending.removeAll(keepingCapacity: true)

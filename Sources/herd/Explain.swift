@@ -12,15 +12,18 @@ struct ExplainCommand: ParsableCommand {
       training, where padding goes, what each fragment bootstraps from, and the
       parameter count per tensor.
 
-      Example: herd explain --env MemoryChain-v0 --set lstm_use_prev_reward=true
+      Examples: herd explain --env MemoryChain-v0 --set lstm_use_prev_reward=true
+                herd explain --env gym:MiniGrid-MemoryS7-v0
       """
   )
 
   @OptionGroup var options: ConfigOptions
+  @OptionGroup var envHost: EnvHostOptions
 
   func run() throws {
     let config = try options.resolve()
-    let spaces = try EnvironmentFactory.spaces(config)
-    print(Explain.text(config, observationSize: spaces.observationSize, actionCount: spaces.actionCount))
+    // A gym:ID environment is asked for its spaces through one env host.
+    let spec = try EnvironmentFactory.spec(config, host: envHost.settings)
+    print(try Explain.text(config, spec: spec))
   }
 }

@@ -101,8 +101,10 @@ struct WorkerCommand: ParsableCommand {
     commandName: "worker",
     abstract: "Run a rollout worker that connects to a learner.",
     discussion: """
-      The learner's control address is all a worker needs: its welcome brings the
-      config, the model and the current weights. The worker reconnects with backoff
+      The learner's control address is all a worker needs: its first answer brings the
+      run's config; the worker makes the environments it names (gym:ID ones in env
+      host processes), says hello with their spaces, and the welcome brings the model
+      and the current weights. The worker reconnects with backoff
       when the learner goes away and says hello again to a restarted one. SIGTERM or
       Ctrl-C: goodbye and exit.
 
@@ -116,11 +118,13 @@ struct WorkerCommand: ParsableCommand {
   var envs: Int?
   @Option(help: "Seed for this worker's environments and sampling.")
   var seed: UInt64 = 0
+  @OptionGroup var envHost: EnvHostOptions
   @OptionGroup var curve: WorkerCurveOptions
   @OptionGroup var logs: LogOptions
 
   func validate() throws {
     if let e = envs, e < 1 { throw ValidationError("--envs must be at least 1, got \(e)") }
+    try envHost.validate()
     try curve.validate()
   }
 
@@ -129,7 +133,7 @@ struct WorkerCommand: ParsableCommand {
     StopSignals.install(interruptFlag)
     BLAS.setThreadCount(1)
     let transport = try ZMQWorkerTransport(learner: learner, curve: try curve.keys(), logger: logger)
-    let loop = WorkerLoop(transport: transport, envs: envs, seed: seed, logger: logger)
+    let loop = WorkerLoop(transport: transport, envs: envs, seed: seed, logger: logger, envHost: envHost.settings)
     logger.info("worker: run \(String(loop.runID, radix: 16)), connecting to \(learner)")
     do {
       try loop.run(stop: interruptFlag)
@@ -161,5 +165,35 @@ struct ReadyOptions: ParsableArguments {
     } catch {
       throw CommandFailure("--ready-file \(path): cannot write it (\((error as NSError).localizedDescription))")
     }
+  }
+}
+
+/// How a worker hosts Gymnasium environments (`gym:ID`); built-in ones ignore it.
+struct EnvHostOptions: ParsableArguments {
+  @Option(
+    help: """
+      Python interpreter with herd_env, gymnasium and the environment's package installed, for gym:ID \
+      environments (default: $HERD_PYTHON, else ./.venv/bin/python when present, else python3).
+      """)
+  var python: String?
+  @Option(
+    help: """
+      Env host processes per worker for gym:ID environments (default \(EnvHostSettings.defaultProcesses)): with 2 or \
+      more, the policy runs for one group of environments while another steps.
+      """)
+  var envProcesses: Int?
+
+  func validate() throws {
+    if let p = envProcesses, p < 1 { throw ValidationError("--env-processes must be at least 1, got \(p)") }
+    if let p = python, p.isEmpty { throw ValidationError("--python must name an interpreter") }
+  }
+
+  var settings: EnvHostSettings {
+    EnvHostSettings(python: python ?? EnvHostSettings.defaultPython, processes: envProcesses)
+  }
+
+  /// The same options for a child `herd worker`.
+  var arguments: [String] {
+    ["--python", settings.python] + (envProcesses.map { ["--env-processes", String($0)] } ?? [])
   }
 }

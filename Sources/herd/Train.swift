@@ -114,18 +114,21 @@ struct Train: ParsableCommand {
   @Flag(help: "Print the effective config as JSON and exit.")
   var printConfig = false
 
+  @OptionGroup var envHost: EnvHostOptions
+
   @OptionGroup var logs: LogOptions
   @OptionGroup var ready: ReadyOptions
   let display = SharedSlot<ProgressDisplay>()
 
   enum CodingKeys: CodingKey {
-    case options, stopping, stats, runDir, workers, inProcess, printConfig, logs, ready
+    case options, stopping, stats, runDir, workers, inProcess, printConfig, envHost, logs, ready
   }
 
   func validate() throws {
     try stopping.validate()
     try stats.validate()
     if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1, got \(w)") }
+    try envHost.validate()
   }
 
   func run() throws {
@@ -146,6 +149,7 @@ struct Train: ParsableCommand {
     settings.stats = try stats.settings(host: "127.0.0.1", defaultPort: 5558)
     if inProcess {
       settings.inProcessWorkers = config.num_workers
+      settings.envHost = envHost.settings
     } else {
       settings.network = NetworkSettings(
         endpoints: LearnerEndpoints(host: "127.0.0.1", controlPort: 0, fragmentPort: 0, weightsPort: 0))
@@ -160,7 +164,9 @@ struct Train: ParsableCommand {
       r in
       if let url = r.statsURL { stats.announce(url, host: "127.0.0.1", logger: logger) }
       if let control = r.control {
-        children.start(count: config.num_workers, control: control, seed: config.seed, logLevel: logs.level)
+        children.start(
+          count: config.num_workers, control: control, seed: config.seed, logLevel: logs.level,
+          extra: config.gymID != nil ? envHost.arguments : [])
         logger.info("started \(children.count) worker process(es) for \(control)")
       }
       try ready.write(r, runDirectory: runDirectory)
@@ -208,14 +214,14 @@ final class ChildWorkers: @unchecked Sendable {
   private let running = DispatchGroup()
   var count: Int { children.count }
 
-  func start(count: Int, control: String, seed: UInt64, logLevel: Logger.Level) {
+  func start(count: Int, control: String, seed: UInt64, logLevel: Logger.Level, extra: [String] = []) {
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     for i in 0..<count {
       let p = Process()
       p.executableURL = URL(fileURLWithPath: exe)
       p.arguments = [
         "worker", "--learner", control, "--seed", String(seed &+ UInt64(i) &+ 1), "--log-level", logLevel.rawValue,
-      ]
+      ] + extra
       let pipe = Pipe()
       p.standardError = pipe
       let forward = LineForwarder()

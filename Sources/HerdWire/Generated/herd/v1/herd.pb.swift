@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// Herd's wire protocol, version 1 (DESIGN.md "Processes and channels").
+/// Herd's wire protocol, version 1 (docs/ARCHITECTURE.md, "Channels").
 ///
 /// Three ZeroMQ channels:
 ///   control    DEALER (worker) -> ROUTER (learner): ControlMessage
@@ -186,6 +186,11 @@ public nonisolated struct Herd_V1_Hello: Sendable {
   /// The worker's build (herd version string).
   public var build: String = String()
 
+  /// The worker's environments as JSON (HerdEnvs' EnvSpec: id, config, observation
+  /// and action spaces); empty when it has not made them yet: the learner then
+  /// answers with a welcome holding only the run's config (no model).
+  public var envSpecJson: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -332,6 +337,14 @@ public nonisolated struct Herd_V1_Heartbeat: Sendable {
 
   /// Policy version the worker acts with.
   public var policyVersion: Int64 = 0
+
+  /// Environment faults so far: steps that raised, env host processes restarted,
+  /// non-finite observations or rewards.
+  public var envStepErrors: Int64 = 0
+
+  public var envHostRestarts: Int64 = 0
+
+  public var envNonfinite: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -749,7 +762,7 @@ nonisolated extension Herd_V1_ModelSpec: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Herd_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}run_id\0\u{1}host\0\u{1}pid\0\u{3}num_envs\0\u{1}build\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}run_id\0\u{1}host\0\u{1}pid\0\u{3}num_envs\0\u{1}build\0\u{3}env_spec_json\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -763,6 +776,7 @@ nonisolated extension Herd_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Messa
       case 4: try { try decoder.decodeSingularInt32Field(value: &self.pid) }()
       case 5: try { try decoder.decodeSingularInt32Field(value: &self.numEnvs) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.build) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.envSpecJson) }()
       default: break
       }
     }
@@ -787,6 +801,9 @@ nonisolated extension Herd_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if !self.build.isEmpty {
       try visitor.visitSingularStringField(value: self.build, fieldNumber: 6)
     }
+    if !self.envSpecJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.envSpecJson, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -797,6 +814,7 @@ nonisolated extension Herd_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if lhs.pid != rhs.pid {return false}
     if lhs.numEnvs != rhs.numEnvs {return false}
     if lhs.build != rhs.build {return false}
+    if lhs.envSpecJson != rhs.envSpecJson {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -917,7 +935,7 @@ nonisolated extension Herd_V1_Reject.Code: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Herd_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}run_id\0\u{3}env_steps\0\u{1}episodes\0\u{3}mean_return\0\u{3}steps_per_second\0\u{3}policy_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}run_id\0\u{3}env_steps\0\u{1}episodes\0\u{3}mean_return\0\u{3}steps_per_second\0\u{3}policy_version\0\u{3}env_step_errors\0\u{3}env_host_restarts\0\u{3}env_nonfinite\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -932,6 +950,9 @@ nonisolated extension Herd_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
       case 5: try { try decoder.decodeSingularFloatField(value: &self.meanReturn) }()
       case 6: try { try decoder.decodeSingularDoubleField(value: &self.stepsPerSecond) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.policyVersion) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.envStepErrors) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.envHostRestarts) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.envNonfinite) }()
       default: break
       }
     }
@@ -959,6 +980,15 @@ nonisolated extension Herd_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.policyVersion != 0 {
       try visitor.visitSingularInt64Field(value: self.policyVersion, fieldNumber: 7)
     }
+    if self.envStepErrors != 0 {
+      try visitor.visitSingularInt64Field(value: self.envStepErrors, fieldNumber: 8)
+    }
+    if self.envHostRestarts != 0 {
+      try visitor.visitSingularInt64Field(value: self.envHostRestarts, fieldNumber: 9)
+    }
+    if self.envNonfinite != 0 {
+      try visitor.visitSingularInt64Field(value: self.envNonfinite, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -970,6 +1000,9 @@ nonisolated extension Herd_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.meanReturn != rhs.meanReturn {return false}
     if lhs.stepsPerSecond != rhs.stepsPerSecond {return false}
     if lhs.policyVersion != rhs.policyVersion {return false}
+    if lhs.envStepErrors != rhs.envStepErrors {return false}
+    if lhs.envHostRestarts != rhs.envHostRestarts {return false}
+    if lhs.envNonfinite != rhs.envNonfinite {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

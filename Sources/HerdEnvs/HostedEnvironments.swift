@@ -1,0 +1,466 @@
+import CLinux
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Gymnasium environments stepped in Python host processes (`python -m
+/// herd_env.host`, the package in `python/`): K copies split over P processes, one
+/// group of rows per process.
+///
+/// Each host gets three file descriptors: a command pipe (fd 0), a reply pipe
+/// (fd 1) and an anonymous shared-memory file (fd 3, `memfd_create`: it has no name,
+/// so nothing is left in /dev/shm however the worker ends). Observations, actions,
+/// rewards and flags travel through the shared memory (the layout is
+/// ``HostLayout``); a one-byte command and a one-byte reply on the pipes are the
+/// wake-ups, so both sides block instead of spinning. Hosts die with the worker
+/// (`PR_SET_PDEATHSIG`, and the command pipe closes).
+///
+/// A host that dies is started again (counted in ``faults``): the episodes it held
+/// end as truncated, bootstrapping from their last observation.
+public final class HostedEnvironments: VectorEnv {
+  public let spec: EnvSpec
+  public let count: Int
+  public let observationSize: Int
+  public let actionDims: Int
+  public let groups: [Range<Int>]
+  public private(set) var observations: [Float]
+  public private(set) var finalObservations: [Float]
+  public private(set) var outcomes: [StepOutcome]
+  public private(set) var faults = EnvFaults()
+  /// Whether observations travel as bytes (every observation leaf is a uint8 Box).
+  public let bytes: Bool
+  let options: Options
+  private var hosts: [Host]
+  private var restartTimes: [Date] = []
+  private let log: (String) -> Void
+
+  /// How to start the hosts.
+  public struct Options: Sendable {
+    /// The Gymnasium id (`CartPole-v1`, `my_package.envs:MyEnv-v0`).
+    public var id: String
+    /// `env_config` as a JSON object (keyword arguments of `gymnasium.make`).
+    public var config: String
+    /// Copies K in all.
+    public var count: Int
+    /// Host processes P (at most K).
+    public var processes: Int
+    /// Copy i is seeded `seed + i` at ``reset()``.
+    public var seed: UInt64
+    /// The Python interpreter that has herd_env, gymnasium and the environment's package.
+    public var python: String
+    /// Seconds a host may take to start (imports, making K environments).
+    public var startSeconds: Double = 120
+    /// Seconds one step of one group may take before the host is killed as hung.
+    public var stepSeconds: Double = 60
+
+    public init(id: String, config: String, count: Int, processes: Int, seed: UInt64, python: String) {
+      self.id = id
+      self.config = config
+      self.count = count
+      self.processes = processes
+      self.seed = seed
+      self.python = python
+    }
+  }
+
+  /// One host process and its channels.
+  final class Host {
+    let rows: Range<Int>
+    var pid: pid_t = 0
+    var command: Int32 = -1
+    var reply: Int32 = -1
+    let memory: Int32
+    let base: UnsafeMutableRawPointer
+    var inFlight = false
+
+    init(rows: Range<Int>, memory: Int32, base: UnsafeMutableRawPointer) {
+      self.rows = rows
+      self.memory = memory
+      self.base = base
+    }
+  }
+
+  /// Starts P hosts, reads their spec (every host must report the same one), maps
+  /// the shared memory. Throws an ``EnvHostError`` naming the environment when a
+  /// host cannot start or its spaces are unusable.
+  public init(_ options: Options, log: @escaping (String) -> Void) throws {
+    precondition(options.count >= 1 && options.processes >= 1)
+    signal(SIGPIPE, SIG_IGN)  // a dead host's pipe must not kill the worker
+    self.options = options
+    self.log = log
+    count = options.count
+    let p = min(options.processes, options.count)
+    groups = (0..<p).map { g in (g * options.count / p)..<((g + 1) * options.count / p) }
+    // Start every host, then read the specs (they import and make in parallel).
+    var started: [(rows: Range<Int>, pid: pid_t, command: Int32, reply: Int32, memory: Int32)] = []
+    do {
+      for rows in groups {
+        let memory = herd_memfd_create("herd-env")
+        guard memory >= 0 else { throw EnvHostError("memfd_create failed: \(String(cString: strerror(errno)))") }
+        let (pid, command, reply) = try Self.spawn(options, rows: rows, restarts: 0, memory: memory)
+        started.append((rows, pid, command, reply, memory))
+      }
+      var specs: [EnvSpec] = []
+      for s in started {
+        specs.append(try Self.readSpec(reply: s.reply, pid: s.pid, options: options))
+      }
+      let first = specs[0]
+      for (g, s) in specs.enumerated() where s != first {
+        throw EnvHostError(
+          "\(options.id): host \(g) reports \(s.difference(from: first) ?? "a different spec") (host 0: \(first))")
+      }
+      try first.observation.checkObservation()
+      let heads = try first.action.actionHeads()
+      spec = first
+      observationSize = first.observation.flatSize
+      actionDims = heads.count
+      bytes = first.observation.flatIsBytes
+    } catch {
+      for s in started { Self.terminate(pid: s.pid, command: s.command, reply: s.reply) }
+      for s in started { Glibc.close(s.memory) }
+      throw error
+    }
+    var made: [Host] = []
+    for s in started {
+      let lay = HostLayout(k: s.rows.count, f: observationSize, d: actionDims, itemSize: bytes ? 1 : 4)
+      guard ftruncate(s.memory, off_t(lay.size)) == 0,
+        let base = mmap(nil, lay.size, PROT_READ | PROT_WRITE, MAP_SHARED, s.memory, 0), base != MAP_FAILED
+      else {
+        for s in started { Self.terminate(pid: s.pid, command: s.command, reply: s.reply) }
+        throw EnvHostError("shared memory of \(lay.size) bytes: \(String(cString: strerror(errno)))")
+      }
+      lay.writeHeader(base)
+      let h = Host(rows: s.rows, memory: s.memory, base: base)
+      (h.pid, h.command, h.reply) = (s.pid, s.command, s.reply)
+      made.append(h)
+    }
+    hosts = made
+    observations = [Float](repeating: 0, count: count * observationSize)
+    finalObservations = observations
+    outcomes = [StepOutcome](repeating: StepOutcome(reward: 0, terminated: false, truncated: false), count: count)
+    do {
+      for h in hosts { try attach(h) }
+    } catch {
+      close()
+      throw error
+    }
+  }
+
+  deinit { close() }
+
+  // MARK: VectorEnv
+
+  public func reset() throws {
+    for h in hosts where h.inFlight { try finish(h) }
+    for h in hosts { try ask(h, "R", expect: "r") }
+    for h in hosts { copyObservations(h, rows: h.rows) }
+  }
+
+  public func beginStep(group: Int, actions: UnsafePointer<Int32>) throws {
+    let h = hosts[group]
+    let lay = HostLayout(k: h.rows.count, f: observationSize, d: actionDims, itemSize: bytes ? 1 : 4)
+    let dst = (h.base + lay.actions).assumingMemoryBound(to: Int32.self)
+    dst.update(from: actions + h.rows.lowerBound * actionDims, count: h.rows.count * actionDims)
+    if !write(h.command, "S") {
+      h.inFlight = true  // the restart in finishStep handles it
+      return
+    }
+    h.inFlight = true
+  }
+
+  public func finishStep(group: Int) throws { try finish(hosts[group]) }
+
+  public func close() {
+    for h in hosts where h.pid > 0 {
+      Self.terminate(pid: h.pid, command: h.command, reply: h.reply)
+      h.pid = 0
+      let lay = HostLayout(k: h.rows.count, f: observationSize, d: actionDims, itemSize: bytes ? 1 : 4)
+      munmap(h.base, lay.size)
+      Glibc.close(h.memory)
+    }
+    hosts.removeAll()
+  }
+
+  /// The pids of the host processes (tests and logs).
+  public var hostPIDs: [Int32] { hosts.map(\.pid) }
+
+  // MARK: Steps
+
+  private func finish(_ h: Host) throws {
+    guard h.inFlight else { return }
+    h.inFlight = false
+    if read(h.reply, expect: "s", seconds: options.stepSeconds) {
+      collect(h)
+      return
+    }
+    // The host died (or hung): its episodes end here, truncated.
+    try restart(h)
+    for i in h.rows {
+      outcomes[i] = StepOutcome(reward: 0, terminated: false, truncated: true)
+      let f = observationSize
+      for j in 0..<f { finalObservations[i * f + j] = observations[i * f + j] }
+    }
+    copyObservations(h, rows: h.rows)
+  }
+
+  /// Copies a finished step's rows out of shared memory.
+  private func collect(_ h: Host) {
+    let lay = HostLayout(k: h.rows.count, f: observationSize, d: actionDims, itemSize: bytes ? 1 : 4)
+    let rewards = (h.base + lay.rewards).assumingMemoryBound(to: Float.self)
+    let flags = (h.base + lay.flags).assumingMemoryBound(to: UInt8.self)
+    let f = observationSize
+    for (r, i) in h.rows.enumerated() {
+      let flag = flags[r]
+      outcomes[i] = StepOutcome(
+        reward: rewards[r], terminated: flag & HostLayout.terminated != 0, truncated: flag & HostLayout.truncated != 0)
+      if flag & HostLayout.stepError != 0 { faults.stepErrors += 1 }
+      if flag & HostLayout.nonFinite != 0 { faults.nonFiniteObservations += 1 }
+      if outcomes[i].done {
+        finalObservations.withUnsafeMutableBufferPointer { fin in
+          copyRow(h.base + lay.finalObservations, row: r, into: fin.baseAddress.unsafelyUnwrapped + i * f)
+        }
+      }
+    }
+    copyObservations(h, rows: h.rows)
+  }
+
+  private func copyObservations(_ h: Host, rows: Range<Int>) {
+    let lay = HostLayout(k: h.rows.count, f: observationSize, d: actionDims, itemSize: bytes ? 1 : 4)
+    let f = observationSize
+    observations.withUnsafeMutableBufferPointer { obs in
+      for (r, i) in rows.enumerated() {
+        copyRow(h.base + lay.observations, row: r, into: obs.baseAddress.unsafelyUnwrapped + i * f)
+      }
+    }
+  }
+
+  private func copyRow(_ region: UnsafeMutableRawPointer, row: Int, into dst: UnsafeMutablePointer<Float>) {
+    let f = observationSize
+    if bytes {
+      let src = region.assumingMemoryBound(to: UInt8.self) + row * f
+      for j in 0..<f { dst[j] = Float(src[j]) }
+    } else {
+      dst.update(from: region.assumingMemoryBound(to: Float.self) + row * f, count: f)
+    }
+  }
+
+  // MARK: Processes
+
+  /// Sends `command` and waits for `expect`; a dead host is restarted and asked again.
+  private func ask(_ h: Host, _ command: Character, expect: Character) throws {
+    for _ in 0..<3 {
+      if write(h.command, command), read(h.reply, expect: expect, seconds: options.stepSeconds) { return }
+      try restart(h)
+    }
+    throw EnvHostError("\(options.id): the env host does not answer '\(command)'")
+  }
+
+  private func attach(_ h: Host) throws {
+    guard write(h.command, "M"), read(h.reply, expect: "m", seconds: options.startSeconds) else {
+      throw EnvHostError("\(options.id): the env host (pid \(h.pid)) ended before mapping its shared memory")
+    }
+  }
+
+  /// Starts a dead or hung host again over the same shared memory. Gives up when
+  /// hosts died 5 times within a minute.
+  private func restart(_ h: Host) throws {
+    let status = Self.terminate(pid: h.pid, command: h.command, reply: h.reply)
+    faults.hostRestarts += 1
+    let now = Date()
+    restartTimes = restartTimes.filter { now.timeIntervalSince($0) < 60 } + [now]
+    guard restartTimes.count <= 5 else {
+      throw EnvHostError(
+        "\(options.id): env hosts died \(restartTimes.count) times within a minute (last: \(status)); giving up")
+    }
+    log(
+      "env host for copies \(h.rows.lowerBound)..<\(h.rows.upperBound) of \(options.id) (pid \(h.pid)) \(status); starting it again (restart \(faults.hostRestarts))"
+    )
+    let (pid, command, reply) = try Self.spawn(options, rows: h.rows, restarts: faults.hostRestarts, memory: h.memory)
+    (h.pid, h.command, h.reply) = (pid, command, reply)
+    let again = try Self.readSpec(reply: reply, pid: pid, options: options)
+    guard again == spec else { throw EnvHostError("\(options.id): the restarted host reports \(again), not \(spec)") }
+    try attach(h)
+    guard write(h.command, "R"), read(h.reply, expect: "r", seconds: options.startSeconds) else {
+      throw EnvHostError("\(options.id): the restarted env host (pid \(pid)) does not reset")
+    }
+  }
+
+  /// Spawns one host with its pipes and the shared memory on fd 3.
+  static func spawn(_ o: Options, rows: Range<Int>, restarts: Int, memory: Int32) throws -> (pid_t, Int32, Int32) {
+    var commandPipe: [Int32] = [0, 0]
+    var replyPipe: [Int32] = [0, 0]
+    guard pipe2(&commandPipe, O_CLOEXEC) == 0, pipe2(&replyPipe, O_CLOEXEC) == 0 else {
+      throw EnvHostError("pipe: \(String(cString: strerror(errno)))")
+    }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    // Move the shared memory out of 0...3 first so the dup2s cannot clobber it.
+    let mem = fcntl(memory, F_DUPFD_CLOEXEC, 10)
+    defer { Glibc.close(mem) }
+    posix_spawn_file_actions_adddup2(&actions, commandPipe[0], 0)
+    posix_spawn_file_actions_adddup2(&actions, replyPipe[1], 1)
+    posix_spawn_file_actions_adddup2(&actions, mem, 3)
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    // Default dispositions and no blocked signals: the worker ignores or blocks some.
+    var all = sigset_t()
+    sigfillset(&all)
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigdefault(&attr, &all)
+    posix_spawnattr_setsigmask(&attr, &none)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+    // A restarted host draws new episodes: its seeds move on by a stride per restart.
+    let seed = o.seed &+ UInt64(restarts) &* 7_000_003
+    let args = [
+      o.python, "-m", "herd_env.host", "--env", o.id, "--config", o.config, "--count", String(rows.count),
+      "--seed", String(seed), "--first-index", String(rows.lowerBound), "--shm-fd", "3",
+    ]
+    var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    var pid: pid_t = 0
+    let rc = posix_spawnp(&pid, o.python, &actions, &attr, &argv, Glibc.environ)
+    Glibc.close(commandPipe[0])
+    Glibc.close(replyPipe[1])
+    guard rc == 0 else {
+      Glibc.close(commandPipe[1])
+      Glibc.close(replyPipe[0])
+      throw EnvHostError(
+        "cannot start \(o.python) for the env host: \(String(cString: strerror(rc))) (set --python or HERD_PYTHON to an interpreter with herd_env installed: make venv)"
+      )
+    }
+    return (pid, commandPipe[1], replyPipe[0])
+  }
+
+  /// Reads the host's first line: its spec, or its error.
+  static func readSpec(reply: Int32, pid: pid_t, options o: Options) throws -> EnvSpec {
+    var line: [UInt8] = []
+    let deadline = Date().addingTimeInterval(o.startSeconds)
+    while line.last != UInt8(ascii: "\n") {
+      let left = deadline.timeIntervalSinceNow
+      guard left > 0 else { throw EnvHostError("\(o.id): the env host (pid \(pid)) did not start within \(Int(o.startSeconds)) s") }
+      var p = pollfd(fd: reply, events: Int16(POLLIN), revents: 0)
+      let r = poll(&p, 1, Int32(min(left, 1) * 1000))
+      if r < 0 && errno == EINTR { continue }
+      if r == 0 { continue }
+      var buf = [UInt8](repeating: 0, count: 4096)
+      let n = Glibc.read(reply, &buf, buf.count)
+      if n < 0 && errno == EINTR { continue }
+      guard n > 0 else {
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        throw EnvHostError(
+          "\(o.id): the env host (\(o.python) -m herd_env.host) exited with status \(status >> 8) before describing the environment; its error is above. Is herd_env installed in that interpreter (make venv, or pip install -e python/)?"
+        )
+      }
+      line += buf[0..<n]
+    }
+    let text = String(decoding: line.dropLast(), as: UTF8.self)
+    if let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], let e = obj["error"] as? String {
+      throw EnvHostError("environment \(o.id) cannot be made: \(e)")
+    }
+    return try EnvSpec(json: text)
+  }
+
+  /// Ends a host: quit command, closed pipes, then SIGKILL if it has not exited
+  /// within 3 s. Returns how it ended, in words.
+  @discardableResult
+  static func terminate(pid: pid_t, command: Int32, reply: Int32) -> String {
+    _ = Self.writeByte(command, UInt8(ascii: "Q"))
+    Glibc.close(command)
+    Glibc.close(reply)
+    guard pid > 0 else { return "was not running" }
+    var status: Int32 = 0
+    for _ in 0..<300 {
+      let r = waitpid(pid, &status, WNOHANG)
+      if r == pid { return describe(status) }
+      if r < 0 { return "is gone" }
+      usleep(10_000)
+    }
+    kill(pid, SIGKILL)
+    waitpid(pid, &status, 0)
+    return "did not exit and was killed"
+  }
+
+  static func describe(_ status: Int32) -> String {
+    let sig = status & 0x7f
+    if sig != 0 { return "was killed by signal \(sig)" }
+    return "exited with status \((status >> 8) & 0xff)"
+  }
+
+  private func write(_ fd: Int32, _ c: Character) -> Bool { Self.writeByte(fd, c.asciiValue ?? 0) }
+
+  static func writeByte(_ fd: Int32, _ b: UInt8) -> Bool {
+    var byte = b
+    while true {
+      let n = Glibc.write(fd, &byte, 1)
+      if n == 1 { return true }
+      if n < 0 && errno == EINTR { continue }
+      return false
+    }
+  }
+
+  /// Blocks (poll, no spinning) for one byte; false on EOF, a wrong byte or timeout.
+  private func read(_ fd: Int32, expect: Character, seconds: Double) -> Bool {
+    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    let deadline = Date().addingTimeInterval(seconds)
+    while true {
+      let left = deadline.timeIntervalSinceNow
+      if left <= 0 {
+        log("env host did not answer within \(Int(seconds)) s; treating it as hung")
+        return false
+      }
+      let r = poll(&p, 1, Int32(min(left, 3600) * 1000))
+      if r < 0 && errno == EINTR { continue }
+      if r <= 0 { continue }
+      var byte: UInt8 = 0
+      let n = Glibc.read(fd, &byte, 1)
+      if n < 0 && errno == EINTR { continue }
+      return n == 1 && byte == expect.asciiValue
+    }
+  }
+}
+
+/// The shared-memory layout a host and its worker agree on (herd_env/layout.py has
+/// the same function). Regions, each aligned to 64 bytes: a 64-byte header (`HERD`,
+/// then uint32 version 1, K, F, D, item size), int32 actions `[K, D]`, float32
+/// rewards `[K]`, uint8 flags `[K]`, observations `[K, F]` and final observations
+/// `[K, F]` (float32, or uint8 when every observation leaf is a uint8 Box).
+public struct HostLayout: Sendable, Equatable {
+  public static let terminated: UInt8 = 1
+  public static let truncated: UInt8 = 2
+  public static let stepError: UInt8 = 4
+  public static let nonFinite: UInt8 = 8
+
+  public let k: Int, f: Int, d: Int, itemSize: Int
+  public let actions: Int, rewards: Int, flags: Int, observations: Int, finalObservations: Int, size: Int
+
+  public init(k: Int, f: Int, d: Int, itemSize: Int) {
+    func align(_ x: Int) -> Int { (x + 63) / 64 * 64 }
+    (self.k, self.f, self.d, self.itemSize) = (k, f, d, itemSize)
+    actions = 64
+    rewards = align(actions + 4 * k * d)
+    flags = align(rewards + 4 * k)
+    observations = align(flags + k)
+    finalObservations = align(observations + k * f * itemSize)
+    size = align(finalObservations + k * f * itemSize)
+  }
+
+  func writeHeader(_ base: UnsafeMutableRawPointer) {
+    let magic: [UInt8] = Array("HERD".utf8)
+    for (i, b) in magic.enumerated() { base.storeBytes(of: b, toByteOffset: i, as: UInt8.self) }
+    for (i, v) in [1, k, f, d, itemSize].enumerated() {
+      base.storeBytes(of: UInt32(v).littleEndian, toByteOffset: 4 + 4 * i, as: UInt32.self)
+    }
+  }
+}
+
+/// An env host that cannot start or keeps failing; names the environment.
+public struct EnvHostError: Error, CustomStringConvertible, Equatable {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+}
