@@ -7,10 +7,13 @@ APT_PACKAGES := libzmq3-dev libopenblas-dev
 # chromium for the dashboard test in a headless browser (systemd-analyze comes with
 # Debian's systemd, where it is installed).
 TEST_PACKAGES := python3-venv iproute2 shellcheck chromium
-# Test-only, from PyPI, into the project's virtualenv .venv (never the system
-# Python): Prometheus' own text parser for /metrics, the Kubernetes schemas.
+# From PyPI, into the project's virtualenv .venv (never the system Python): the env
+# host package herd_env (python/, editable) with Gymnasium and the environment
+# packages the tests and examples use; test-only: pytest, Prometheus' own text
+# parser for /metrics, the Kubernetes schemas.
 VENV := .venv
-PYTHON_TEST_TOOLS := prometheus-client==0.21.1 kubernetes-validate==1.37.0
+PYTHON_ENV_PACKAGES := gymnasium==1.4.0 numpy==2.4.6 popgym==1.0.7 minigrid==3.2.0
+PYTHON_TEST_TOOLS := pytest==9.2.0 prometheus-client==0.21.1 kubernetes-validate==1.37.0
 SWIFT ?= swift
 
 .PHONY: deps test-deps venv install-packages build test train bench format clean
@@ -23,11 +26,15 @@ test-deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(APT_PACKAGES) $(TEST_PACKAGES)"
 	@$(MAKE) --no-print-directory venv
 
-## venv: the project's virtualenv with the Python test tools
+## venv: the project's virtualenv: herd_env (the env host for gym:ID environments),
+## Gymnasium, POPGym, MiniGrid and the Python test tools
 venv: $(VENV)/.installed
-$(VENV)/.installed: Makefile
+$(VENV)/.installed: Makefile python/pyproject.toml
+	@command -v python3 >/dev/null && python3 -c 'import ensurepip' 2>/dev/null || \
+	  $(MAKE) --no-print-directory install-packages PACKAGES="python3-venv"
 	@[ -x $(VENV)/bin/python ] || /usr/bin/python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet $(PYTHON_TEST_TOOLS)
+	$(VENV)/bin/python -m pip install --quiet $(PYTHON_ENV_PACKAGES) $(PYTHON_TEST_TOOLS)
+	$(VENV)/bin/python -m pip install --quiet --no-deps -e python
 	@touch $@
 
 install-packages:
@@ -47,6 +54,7 @@ build: deps
 ## test, one at a time (processes and servers on 2 cores do not flake that way);
 ## HERD_REQUIRE_TOOLS=1 turns a missing test tool into a failure, not a skip
 test: test-deps
+	cd python && ../$(VENV)/bin/python -m pytest -q
 	HERD_REQUIRE_TOOLS=1 HERD_PYTHON=$(CURDIR)/$(VENV)/bin/python PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
 	  $(SWIFT) test -c release --no-parallel
 

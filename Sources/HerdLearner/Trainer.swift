@@ -153,7 +153,6 @@ final class Trainer: @unchecked Sendable {
     logger.info(
       "run: \(spec.id) observations \(spec.observation) (\(spec.observationSize) floats), actions \(spec.action); model \(network.layout.count) parameters, batch \(config.fragmentsPerBatch) x \(config.max_seq_len)"
     )
-    attempt("env_spec.json") { try runDirectory.writeAtomically("env_spec.json", spec.json() + "\n") }
     return model
   }
 
@@ -196,7 +195,17 @@ final class Trainer: @unchecked Sendable {
       }
       _ = interrupted.wait(seconds: 0.1)
     }
-    guard let learner = self.learner else { preconditionFailure("run model adopted without a learner") }
+    guard let learner = self.learner, let adopted = parts.model.current else {
+      preconditionFailure("run model adopted without a learner")
+    }
+    // What the model was built from, for `--resume` (retried with the checkpoints).
+    var specPending = true
+    func writeSpec() {
+      guard specPending else { return }
+      attempt("env_spec.json") { try runDirectory.writeAtomically("env_spec.json", adopted.env.json() + "\n") }
+      specPending = failing["env_spec.json"] != nil
+    }
+    writeSpec()
     var pending: [Fragment] = []
     let n = config.fragmentsPerBatch
     var last: LearnerStepStats?
@@ -269,6 +278,7 @@ final class Trainer: @unchecked Sendable {
       // A failing disk is retried every 5 s rather than every interval.
       let interval = diskError == nil ? config.checkpoint_interval_seconds : min(5, config.checkpoint_interval_seconds)
       if now - lastCheckpoint >= interval {
+        writeSpec()
         checkpoint(learner, snap)
         lastCheckpoint = now
       }

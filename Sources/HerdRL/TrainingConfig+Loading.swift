@@ -195,8 +195,9 @@ extension TrainingConfig {
       }
     } else if let builtIn = BuiltInEnvironments.named(env) {
       for key in builtIn.options.keys.sorted() {
-        guard let v = env_config[key]?.intValue, v >= 1 else {
-          throw fail("env_config.\(key)", env_config[key]?.description ?? "null", "must be an integer of at least 1")
+        guard let value = env_config[key] else { continue }  // absent: the registration's default
+        guard let v = value.intValue, v >= 1 else {
+          throw fail("env_config.\(key)", value.description, "must be an integer of at least 1")
         }
       }
     } else {

@@ -50,6 +50,11 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   public var dropped: [String: Int]
   public var endpoints: [String: String]
   public var workers: [WorkerRow]
+  /// Environment faults summed over the workers' last heartbeats: steps that
+  /// raised, env host processes started again, non-finite observations or rewards.
+  public var envStepErrors = 0
+  public var envHostRestarts = 0
+  public var envNonFinite = 0
 
   enum CodingKeys: String, CodingKey {
     case schema
@@ -90,6 +95,9 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case dropped
     case endpoints
     case workers
+    case envStepErrors = "env/step_errors"
+    case envHostRestarts = "env/host_restarts"
+    case envNonFinite = "env/nonfinite"
   }
 
   /// One worker, as its heartbeats describe it.
@@ -108,6 +116,10 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     public var secondsSinceHeartbeat: Double
     /// `connected`, `lost` (silent for 10 s) or `left` (said goodbye).
     public var state: String
+    /// Its environments' faults (see the document's `env/` keys).
+    public var envStepErrors = 0
+    public var envHostRestarts = 0
+    public var envNonFinite = 0
 
     enum CodingKeys: String, CodingKey {
       case id, host, pid, envs
@@ -118,6 +130,9 @@ public struct StatsDocument: Codable, Sendable, Equatable {
       case policyVersion = "policy_version"
       case secondsSinceHeartbeat = "seconds_since_heartbeat"
       case state
+      case envStepErrors = "env_step_errors"
+      case envHostRestarts = "env_host_restarts"
+      case envNonFinite = "env_nonfinite"
     }
   }
 

@@ -161,7 +161,9 @@ public final class StatsService: Sendable {
         stepsPerSecond: w.stepsPerSecond.isFinite ? w.stepsPerSecond : 0, episodes: Int(w.episodes),
         meanReturn: w.meanReturn.isFinite ? w.meanReturn : nil, policyVersion: Int(w.policyVersion),
         secondsSinceHeartbeat: now.timeIntervalSince(w.lastSeen),
-        state: w.connected ? "connected" : (w.saidGoodbye ? "left" : "lost"))
+        state: w.connected ? "connected" : (w.saidGoodbye ? "left" : "lost"),
+        envStepErrors: w.faults.stepErrors, envHostRestarts: w.faults.hostRestarts,
+        envNonFinite: w.faults.nonFiniteObservations)
     }
     let health = Health.judge(
       status: status, uptime: uptime, secondsSinceBeat: board.secondsSinceBeat, secondsSinceFragments: sinceFragments,
@@ -172,7 +174,7 @@ public final class StatsService: Sendable {
     let s = status?.stats
     let u = status?.lastUpdate
     func finite(_ x: Float?) -> Float? { x.flatMap { $0.isFinite ? $0 : nil } }
-    let doc = StatsDocument(
+    var doc = StatsDocument(
       env: sources.env, runID: sources.runID, runDir: sources.runDir, status: health.status,
       statusReason: health.reason, uptimeSeconds: uptime, policyVersion: status?.updates ?? 0,
       updates: status?.updates ?? 0, envStepsSampled: s?.envSteps ?? 0, envStepsTrained: status?.trainedSteps ?? 0,
@@ -186,6 +188,9 @@ public final class StatsService: Sendable {
       queueCapacity: status?.queueCapacity ?? 0, secondsSinceFragments: sinceFragments,
       wallSeconds: status?.wallSeconds ?? 0, diskError: status?.diskError, dropped: dropped,
       endpoints: sources.endpoints, workers: rows)
+    doc.envStepErrors = rows.reduce(0) { $0 + $1.envStepErrors }
+    doc.envHostRestarts = rows.reduce(0) { $0 + $1.envHostRestarts }
+    doc.envNonFinite = rows.reduce(0) { $0 + $1.envNonFinite }
     return (doc, health)
   }
 

@@ -27,7 +27,7 @@ func smallConfig(_ env: String = "MemoryChain-v0") -> TrainingConfig {
     let worker = try RolloutWorker(config: config, network: net, workerID: 2, seed: 1)
     var fragments: [Fragment] = []
     var episodes: [EpisodeRecord] = []
-    for _ in 0..<60 { worker.step(emit: { fragments.append($0) }, episode: { episodes.append($0) }) }
+    for _ in 0..<60 { try worker.step(emit: { fragments.append($0) }, episode: { episodes.append($0) }) }
     #expect(!fragments.isEmpty && !episodes.isEmpty)
     var byEpisode: [UInt64: [Fragment]] = [:]
     for f in fragments {

@@ -30,7 +30,7 @@ import Testing
     for i in behaviour.indices { behaviour[i] += 0.3 * (rng.nextUnitFloat() - 0.5) }
     try worker.setWeights(behaviour, version: 0)
     var fragments: [Fragment] = []
-    while fragments.count < 8 { worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    while fragments.count < 8 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
     let batch = try Batch(fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize, actionCount: net.actionCount, stateSize: net.stateSize)
     #expect(Set(batch.ends).count >= 2, "mixed fragment ends")
     let settings = ImpalaLoss.Settings(config)
@@ -79,7 +79,7 @@ import Testing
     let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 1)
     try worker.setWeights(learner.parameters.flatValues, version: 0)
     var fragments: [Fragment] = []
-    while fragments.count < config.fragmentsPerBatch { worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    while fragments.count < config.fragmentsPerBatch { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
     let before = learner.parameters.flatValues
     let s = try learner.step(fragments)
     #expect(learner.version == 1 && !s.skipped && s.gradNorm > 0)
@@ -107,7 +107,7 @@ import Testing
     let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 5)
     try worker.setWeights(single.parameters.flatValues, version: 0)
     var fragments: [Fragment] = []
-    while fragments.count < 10 { worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    while fragments.count < 10 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
     for _ in 0..<3 {
       let a = try single.step(fragments)
       let b = try parallel.step(fragments)

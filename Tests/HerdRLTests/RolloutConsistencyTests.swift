@@ -30,7 +30,7 @@ import Testing
     let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 3)
     try worker.setWeights(learner.parameters.flatValues, version: 0)
     var fragments: [Fragment] = []
-    for _ in 0..<40 { worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    for _ in 0..<40 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
     #expect(fragments.contains { $0.end == .cut && $0.indexInEpisode > 0 && $0.stateIn.contains { $0 != 0 } } || core == "none")
     #expect(fragments.contains { $0.end == .terminated })
     let batch = try Batch(

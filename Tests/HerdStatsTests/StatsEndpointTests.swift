@@ -103,7 +103,7 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
       "losses/baseline", "losses/entropy", "learner/entropy", "learner/grad_norm", "learner/lr", "learner/mean_rho",
       "learner/skipped_updates", "policy_lag/p50", "policy_lag/p95", "policy_lag/max", "queue/depth",
       "queue/capacity", "intake/seconds_since_fragments", "dropped", "endpoints", "workers", "run/wall_seconds",
-      "run/disk_error",
+      "run/disk_error", "env/step_errors", "env/host_restarts", "env/nonfinite",
     ]
     #expect(Set(object.keys) == expected)
     #expect(object["episode_return/mean"] is NSNull)
@@ -113,6 +113,7 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
       Set(worker.keys)
         == [
           "id", "host", "pid", "envs", "env_steps", "steps_per_second", "episodes", "mean_return", "policy_version",
+          "env_step_errors", "env_host_restarts", "env_nonfinite",
           "seconds_since_heartbeat", "state",
         ])
     #expect(worker["mean_return"] is NSNull)

@@ -11,7 +11,7 @@ final class HerdProcess {
   /// Where a learner (or `herd train`) writes its ready file.
   let readyPath: String
 
-  init(_ args: [String]) throws {
+  init(_ args: [String], environment: [String: String] = [:]) throws {
     let base = HerdBinary.tempDir("proc")
     errPath = base + ".stderr"
     outPath = base + ".stdout"
@@ -24,6 +24,9 @@ final class HerdProcess {
     _ = FileManager.default.createFile(atPath: outPath, contents: nil)
     process.executableURL = URL(fileURLWithPath: HerdBinary.path)
     process.arguments = args
+    if !environment.isEmpty {
+      process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     process.standardError = FileHandle(forWritingAtPath: errPath)
     process.standardOutput = FileHandle(forWritingAtPath: outPath)
     try process.run()
@@ -177,8 +180,13 @@ final class HerdProcess {
     let first = try HerdProcess(args)
     #expect(first.waitReady(10), "\(first.stderr)")
     #expect(!first.stderr.contains("resumed from"))
+    // The model exists once a worker has described its environments.
+    let worker = try HerdProcess(["worker", "--learner", try #require(first.controlEndpoint)])
+    #expect(first.waitFor(20) { $0.contains("worker 1 joined") }, "\(first.stderr)")
     first.signal(SIGTERM)
     #expect(first.wait(20) == 0)
+    worker.signal(SIGTERM)
+    _ = worker.wait(10)
     #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.herd"), "a stopped learner leaves its checkpoint")
     let second = try HerdProcess(args)
     #expect(second.waitFor(10) { $0.contains("resumed from") }, "\(second.stderr)")

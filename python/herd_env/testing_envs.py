@@ -9,16 +9,21 @@ Importing this module registers them (``gym:herd_env.testing_envs:HerdTest/Flaky
   and one it drops (Text), and a MultiDiscrete action.
 """
 
+import os
+
 import gymnasium
 import numpy as np
 from gymnasium import spaces
 
 
 class Flaky(gymnasium.Env):
-    """Observation: the step count scaled to [0, 1]; reward 1 per step; 10 steps."""
+    """Observation: the step count scaled to [0, 1] (repeated ``$HERD_TEST_FLAKY_SIZE``
+    times, 1 by default: a stand-in for a package whose version changes its spaces);
+    reward 1 per step; 10 steps."""
 
     def __init__(self, fail_every=7, length=10):
-        self.observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.size = int(os.environ.get("HERD_TEST_FLAKY_SIZE", "1"))
+        self.observation_space = spaces.Box(0.0, 1.0, (self.size,), np.float32)
         self.action_space = spaces.Discrete(2)
         self.fail_every = fail_every
         self.length = length
@@ -26,7 +31,7 @@ class Flaky(gymnasium.Env):
         self.t = 0
 
     def _obs(self):
-        return np.array([self.t / self.length], np.float32)
+        return np.full(self.size, self.t / self.length, np.float32)
 
     def reset(self, seed=None, options=None):
         super().reset(seed=seed)
@@ -49,7 +54,7 @@ class NonFinite(Flaky):
     def step(self, action):
         obs, r, term, trunc, info = super().step(action)
         if self.calls % self.bad_every == 0:
-            obs = np.array([np.nan], np.float32)
+            obs = np.full(self.size, np.nan, np.float32)
         return obs, r, term, trunc, info
 
 
@@ -87,3 +92,21 @@ class AllSpaces(gymnasium.Env):
 gymnasium.register("HerdTest/Flaky-v0", entry_point=Flaky)
 gymnasium.register("HerdTest/NonFinite-v0", entry_point=NonFinite)
 gymnasium.register("HerdTest/Spaces-v0", entry_point=AllSpaces)
+
+
+class Null(gymnasium.Env):
+    """Does nothing, as fast as an environment can: the bridge's own cost shows."""
+
+    def __init__(self, size=4):
+        self.observation_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.obs = np.zeros(size, np.float32)
+
+    def reset(self, seed=None, options=None):
+        return self.obs, {}
+
+    def step(self, action):
+        return self.obs, 0.0, False, False, {}
+
+
+gymnasium.register("HerdTest/Null-v0", entry_point=Null)

@@ -1,0 +1,194 @@
+import ArgumentParser
+import Foundation
+import HerdEnvs
+import HerdMath
+import HerdNN
+import HerdRL
+
+/// `herd bench envhost`: Gymnasium environments through Herd's env host, beside the
+/// same environments in one Python process (a plain loop, SyncVectorEnv,
+/// AsyncVectorEnv with shared memory), the bridge's own cost per step, and a
+/// worker's end-to-end rate with its LSTM policy.
+struct BenchEnvHost: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "envhost",
+    abstract: "Env host throughput against Gymnasium's vector environments, the bridge's cost, a worker's rate.",
+    discussion: """
+      Random actions everywhere; rounds alternate between Herd and the references,
+      medians are printed. The bridge's cost is measured with an environment that does
+      nothing (HerdTest/Null-v0): host time per step minus a plain Python loop's time
+      per step over the same environments, so what remains is the shared memory, the
+      wake-ups, the flattening and Herd's copies.
+
+      Example: herd bench envhost --env CartPole-v1 --envs 8,32,64
+      """
+  )
+
+  @Option(help: "Gymnasium id (without gym:).")
+  var env = "CartPole-v1"
+  @Option(help: "Comma-separated K values.")
+  var envs = "8,32,64"
+  @Option(help: "Seconds per measurement.")
+  var seconds = 2.0
+  @Option(help: "Alternating rounds; medians are reported.")
+  var rounds = 3
+  @Option(help: "Python interpreter with herd_env (default: as for herd worker).")
+  var python: String?
+  @Flag(help: "Skip AsyncVectorEnv (one process per environment: slow to start at K = 64).")
+  var noAsync = false
+
+  func validate() throws {
+    guard envs.split(separator: ",").allSatisfy({ (Int($0) ?? 0) > 0 }) else {
+      throw ValidationError("--envs must be comma-separated positive counts, got '\(envs)'")
+    }
+    try requirePositive([("--rounds", rounds)])
+    guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
+  }
+
+  var interpreter: String { python ?? EnvHostSettings.defaultPython }
+
+  func run() throws {
+    BLAS.setThreadCount(1)
+    print("herd bench envhost: \(env), random actions, \(rounds) alternating rounds of \(seconds) s, medians")
+    print(openBLASLine())
+    print("python: \(interpreter)")
+    let ks = envs.split(separator: ",").compactMap { Int($0) }
+    print("\n   K   host P=1   host P=2   py loop    SyncVectorEnv  AsyncVectorEnv(shm)   (env steps/s)")
+    for k in ks {
+      var rows: [String: [Double]] = [:]
+      for _ in 0..<rounds {
+        rows["h1", default: []].append(try hostRate(env, k: k, processes: 1))
+        rows["h2", default: []].append(try hostRate(env, k: k, processes: 2))
+        rows["loop", default: []].append(try pythonRate(env, k: k, mode: "loop"))
+        rows["sync", default: []].append(try pythonRate(env, k: k, mode: "sync"))
+        if !noAsync { rows["async", default: []].append(try pythonRate(env, k: k, mode: "async")) }
+      }
+      func m(_ key: String) -> String { rows[key].map { String(format: "%9.0f", median($0)) } ?? "        -" }
+      print(String(format: "%4d  ", k) + [m("h1"), m("h2"), m("loop"), "   " + m("sync"), "      " + m("async")].joined(separator: "  "))
+    }
+
+    // The bridge's own cost at K = 32.
+    let null = "herd_env.testing_envs:HerdTest/Null-v0"
+    var host: [Double] = []
+    var loop: [Double] = []
+    for _ in 0..<rounds {
+      host.append(try hostRate(null, k: 32, processes: 1))
+      loop.append(try pythonRate(null, k: 32, mode: "loop"))
+    }
+    let bridge = 1e6 / median(host) - 1e6 / median(loop)
+    print(
+      String(
+        format: "\nbridge at K = 32 (Null env, F = 4): host %.2f us/step, plain loop %.2f us/step: bridge %.2f us per env step",
+        1e6 / median(host), 1e6 / median(loop), bridge))
+
+    // A worker end to end: LSTM policy + env host, fragments recorded (not sent).
+    var config = TrainingConfig.defaults(for: "gym:\(env)")
+    config.num_envs_per_worker = 32
+    print("\nworker end to end, K = 32, \(config.use_lstm ? "LSTM(\(config.lstm_cell_size))" : "feed-forward") policy, encoder \(config.fcnet_hiddens):")
+    var envOnly: [Double] = []
+    var inference: [Double] = []
+    var worker1: [Double] = []
+    var worker2: [Double] = []
+    for _ in 0..<rounds {
+      envOnly.append(try hostRate(env, k: 32, processes: 1))
+      inference.append(try inferenceRate(config))
+      worker1.append(try workerRate(config, processes: 1))
+      worker2.append(try workerRate(config, processes: 2))
+    }
+    let floor = min(median(envOnly), median(inference))
+    print(String(format: "  env only (host, P = 1)   %9.0f steps/s", median(envOnly)))
+    print(String(format: "  inference only           %9.0f steps/s", median(inference)))
+    print(String(format: "  worker, P = 1            %9.0f steps/s  = %.2f of min(env, inference)", median(worker1), median(worker1) / floor))
+    print(String(format: "  worker, P = 2            %9.0f steps/s  = %.2f of env only (one process)", median(worker2), median(worker2) / median(envOnly)))
+  }
+
+  /// Env steps/s through the host with random actions.
+  func hostRate(_ id: String, k: Int, processes: Int) throws -> Double {
+    let envs = try HostedEnvironments(
+      .init(id: id, config: "{}", count: k, processes: processes, seed: 1, python: interpreter), log: { printError($0) })
+    defer { envs.close() }
+    try envs.reset()
+    var rng = SeededGenerator(seed: 3)
+    var actions = [Int32](repeating: 0, count: k)
+    let n = Int32((try? envs.spec.action.actionHeads().first) ?? 2) ?? 2
+    let perCall = timePerCall(seconds: seconds) {
+      for i in 0..<k { actions[i] = Int32(rng.next() % UInt64(n)) }
+      actions.withUnsafeBufferPointer { a in
+        for g in envs.groups.indices { try? envs.beginStep(group: g, actions: a.baseAddress!) }
+        for g in envs.groups.indices { try? envs.finishStep(group: g) }
+      }
+    }
+    return Double(k) / perCall
+  }
+
+  /// Env steps/s of `python -m herd_env.bench --mode MODE`.
+  func pythonRate(_ id: String, k: Int, mode: String) throws -> Double {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: interpreter.contains("/") ? interpreter : "/usr/bin/env")
+    p.arguments = (interpreter.contains("/") ? [] : [interpreter]) + [
+      "-m", "herd_env.bench", "--env", id, "--count", String(k), "--seconds", String(seconds), "--mode", mode,
+    ]
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+      let rate = obj["steps_per_second"] as? Double
+    else { throw CommandFailure("herd_env.bench --mode \(mode) failed: \(String(decoding: data, as: UTF8.self))") }
+    return rate
+  }
+
+  /// Policy steps/s alone: the worker's batched forward and sampling on fixed observations.
+  func inferenceRate(_ config: TrainingConfig) throws -> Double {
+    let k = config.num_envs_per_worker
+    let net = PolicyNetwork(config: config, observationSize: 4, actionCount: 2)
+    var rng = SeededGenerator(seed: 1)
+    let params = Parameters(layout: net.layout, rng: &rng)
+    let ws = PolicyWorkspace()
+    let obs = (0..<(k * 4)).map { _ in Float(rng.nextUnitFloat() - 0.5) }
+    var h = [Float](repeating: 0, count: k * config.lstm_cell_size)
+    var c = h
+    let prev = [Int32](repeating: 0, count: k)
+    let rewards = [Float](repeating: 0, count: k)
+    var sink = 0
+    let perCall = timePerCall(seconds: seconds) {
+      obs.withPointer { o in
+        prev.withUnsafeBufferPointer { pa in
+          rewards.withPointer { pr in
+            h.withMutablePointer { ph in
+              c.withMutablePointer { pc in
+                net.step(params, obs: o, prevActions: pa.baseAddress!, prevRewards: pr, rows: k, h: ph, c: pc, ws: ws)
+              }
+            }
+          }
+        }
+      }
+      for i in 0..<k { sink &+= sampleCategorical(ws.logits.pointer + i * 2, count: 2, rng: &rng) }
+    }
+    if sink == -1 { print(sink) }
+    return Double(k) / perCall
+  }
+
+  /// Env steps/s of a rollout worker over the host (fragments recorded, then dropped).
+  func workerRate(_ config: TrainingConfig, processes: Int) throws -> Double {
+    let envs = try EnvironmentFactory.make(
+      config, count: config.num_envs_per_worker, seed: 1,
+      host: EnvHostSettings(python: interpreter, processes: processes), log: { printError($0) })
+    defer { envs.close() }
+    let net = PolicyNetwork(config: config, observationSize: envs.observationSize, actionCount: 2)
+    var rng = SeededGenerator(seed: 1)
+    let params = Parameters(layout: net.layout, rng: &rng)
+    let worker = try RolloutWorker(config: config, network: net, envs: envs, workerID: 1, seed: 1)
+    try worker.setWeights(params.flatValues, version: 0)
+    var fragments = 0
+    _ = try? worker.step(emit: { _ in }, episode: { _ in })
+    let start = worker.envSteps
+    let perCall = timePerCall(seconds: seconds) {
+      _ = try? worker.step(emit: { _ in fragments += 1 }, episode: { _ in })
+    }
+    _ = start
+    worker.drain()
+    return Double(config.num_envs_per_worker) / perCall
+  }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+
+@testable import HerdEnvs
+
+/// The interpreter with herd_env (make test sets HERD_PYTHON to the project's
+/// virtualenv); without one these tests skip, unless HERD_REQUIRE_TOOLS=1.
+enum EnvHostPython {
+  static var path: String? {
+    if let p = ProcessInfo.processInfo.environment["HERD_PYTHON"], !p.isEmpty { return p }
+    let venv = FileManager.default.currentDirectoryPath + "/.venv/bin/python"
+    return FileManager.default.isExecutableFile(atPath: venv) ? venv : nil
+  }
+  static var available: Bool { path != nil || ProcessInfo.processInfo.environment["HERD_REQUIRE_TOOLS"] == "1" }
+
+  static func options(_ id: String, config: String = "{}", count: Int, processes: Int, seed: UInt64 = 7)
+    -> HostedEnvironments.Options
+  {
+    HostedEnvironments.Options(
+      id: id, config: config, count: count, processes: processes, seed: seed, python: path ?? "python3")
+  }
+}
+
+func isAlive(_ pid: Int32) -> Bool {
+  // A zombie is dead: look at /proc's state letter.
+  guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+  return !stat.contains(") Z ")
+}
+
+@Suite(.serialized, .enabled(if: EnvHostPython.available, "needs herd_env in a Python (make venv)"))
+struct HostedEnvironmentsTests {
+  /// Steps every group with `action` and collects it.
+  func stepAll(_ envs: HostedEnvironments, action: Int32 = 1) throws {
+    let actions = [Int32](repeating: action, count: envs.count)
+    try actions.withUnsafeBufferPointer { a in
+      for g in envs.groups.indices { try envs.beginStep(group: g, actions: a.baseAddress!) }
+      for g in envs.groups.indices { try envs.finishStep(group: g) }
+    }
+  }
+
+  @Test func cartPoleThroughTwoHostsHasGymnasiumsSpacesAndEpisodes() throws {
+    let envs = try HostedEnvironments(
+      EnvHostPython.options("CartPole-v1", config: #"{"max_episode_steps":30}"#, count: 6, processes: 2), log: { _ in })
+    defer { envs.close() }
+    #expect(envs.groups == [0..<3, 3..<6])
+    #expect(envs.spec.id == "CartPole-v1" && envs.spec.action == .discrete(n: 2, start: 0))
+    guard case .box(let shape, "float32", let low, _) = envs.spec.observation else {
+      Issue.record("observation space \(envs.spec.observation)")
+      return
+    }
+    #expect(shape == [4] && low.count == 4 && low[1] == -.infinity)
+    try envs.reset()
+    // Reset observations are Gymnasium's U(-0.05, 0.05) draws, distinct per copy (seed + i).
+    #expect(envs.observations.allSatisfy { abs($0) <= 0.05 })
+    #expect(Set(stride(from: 0, to: 24, by: 4).map { envs.observations[$0] }).count == 6)
+    var ends = 0
+    for _ in 0..<40 {
+      try stepAll(envs)
+      for (i, o) in envs.outcomes.enumerated() where o.done {
+        ends += 1
+        // The final observation is the episode's last; the row already holds the next start.
+        #expect(envs.finalObservations[(i * 4)..<(i * 4 + 4)] != envs.observations[(i * 4)..<(i * 4 + 4)])
+        #expect(envs.observations[(i * 4)..<(i * 4 + 4)].allSatisfy { abs($0) <= 0.05 })
+      }
+    }
+    #expect(ends >= 6, "always pushing right ends every episode within 40 steps")
+    #expect(envs.faults == EnvFaults())
+  }
+
+  @Test func aKilledHostIsStartedAgainAndItsEpisodesEndTruncated() throws {
+    var lines: [String] = []
+    let envs = try HostedEnvironments(
+      EnvHostPython.options("CartPole-v1", count: 4, processes: 2), log: { lines.append($0) })
+    defer { envs.close() }
+    try envs.reset()
+    try stepAll(envs, action: 0)
+    let before = envs.hostPIDs
+    let rowsBefore = Array(envs.observations[0..<8])
+    kill(before[0], SIGKILL)
+    try stepAll(envs, action: 0)
+    #expect(envs.faults.hostRestarts == 1)
+    #expect(envs.hostPIDs[0] != before[0] && envs.hostPIDs[1] == before[1])
+    #expect(!isAlive(before[0]))
+    #expect(envs.outcomes[0..<2].allSatisfy { $0.truncated && !$0.terminated && $0.reward == 0 })
+    #expect(Array(envs.finalObservations[0..<8]) == rowsBefore, "bootstrap from the last observation seen")
+    #expect(lines.contains { $0.contains("was killed by signal 9") && $0.contains("starting it again") }, "\(lines)")
+    // And it goes on stepping.
+    for _ in 0..<5 { try stepAll(envs) }
+    #expect(envs.faults.hostRestarts == 1)
+  }
+
+  @Test func stepErrorsAndNonFiniteObservationsAreCountedAndTrainingGoesOn() throws {
+    let flaky = try HostedEnvironments(
+      EnvHostPython.options(
+        "herd_env.testing_envs:HerdTest/Flaky-v0", config: #"{"fail_every":4}"#, count: 2, processes: 1),
+      log: { _ in })
+    defer { flaky.close() }
+    try flaky.reset()
+    for _ in 0..<8 { try stepAll(flaky) }
+    #expect(flaky.faults.stepErrors == 4)  // calls 4 and 8 of each copy
+    let bad = try HostedEnvironments(
+      EnvHostPython.options(
+        "herd_env.testing_envs:HerdTest/NonFinite-v0", config: #"{"bad_every":3}"#, count: 2, processes: 1),
+      log: { _ in })
+    defer { bad.close() }
+    try bad.reset()
+    for _ in 0..<6 {
+      try stepAll(bad)
+      #expect(bad.observations.allSatisfy(\.isFinite) && bad.finalObservations.allSatisfy(\.isFinite))
+    }
+    #expect(bad.faults.nonFiniteObservations == 4)
+  }
+
+  @Test func everySpaceKindFlattensAsDocumented() throws {
+    let envs = try HostedEnvironments(
+      EnvHostPython.options("herd_env.testing_envs:HerdTest/Spaces-v0", count: 1, processes: 1), log: { _ in })
+    defer { envs.close() }
+    #expect(envs.observationSize == 3 + 4 + 3 + 5 + 2 + 2)
+    #expect(envs.spec.observation.droppedParts == ["text (Text)"])
+    #expect(envs.actionDims == 2)
+    #expect(try envs.spec.action.actionHeads() == [3, 2])
+    try envs.reset()
+    let o = envs.observations
+    #expect(o[0..<3].allSatisfy { $0 == 0 || $0 == 1 })  // bits
+    #expect(o[7..<10].reduce(0, +) == 1)  // cat: one-hot
+    #expect(o[10..<12].reduce(0, +) == 1 && o[12..<15].reduce(0, +) == 1)  // multi: two one-hots
+  }
+
+  @Test func startupErrorsNameTheEnvironment() throws {
+    func message(_ o: HostedEnvironments.Options) -> String {
+      do {
+        _ = try HostedEnvironments(o, log: { _ in })
+        return "no error"
+      } catch { return "\(error)" }
+    }
+    let unknown = message(EnvHostPython.options("NoSuchEnv-v3", count: 1, processes: 1))
+    #expect(unknown.contains("NoSuchEnv-v3") && unknown.contains("cannot be made"), "\(unknown)")
+    let noModule = message(EnvHostPython.options("no_such_module:Thing-v0", count: 1, processes: 1))
+    #expect(noModule.contains("no_such_module"), "\(noModule)")
+    let boxActions = message(EnvHostPython.options("Pendulum-v1", count: 1, processes: 1))
+    #expect(boxActions.contains("Box") && boxActions.contains("Discrete"), "\(boxActions)")
+    var badPython = EnvHostPython.options("CartPole-v1", count: 1, processes: 1)
+    badPython.python = "/nonexistent/python"
+    #expect(message(badPython).contains("--python"))
+  }
+
+  @Test func closingLeavesNoHostProcess() throws {
+    let envs = try HostedEnvironments(EnvHostPython.options("CartPole-v1", count: 2, processes: 2), log: { _ in })
+    let pids = envs.hostPIDs
+    #expect(pids.allSatisfy(isAlive))
+    envs.close()
+    #expect(!pids.contains(where: isAlive))
+  }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import HerdStats
+import Testing
+
+/// The interpreter with herd_env (make test sets HERD_PYTHON).
+let envHostPython: String? = {
+  if let p = ProcessInfo.processInfo.environment["HERD_PYTHON"], !p.isEmpty { return p }
+  let venv = FileManager.default.currentDirectoryPath + "/.venv/bin/python"
+  return FileManager.default.isExecutableFile(atPath: venv) ? venv : nil
+}()
+
+/// Live (not zombie) processes whose parent is `pid`.
+func childPIDs(of pid: Int32) -> [Int32] {
+  let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+  return entries.compactMap { name -> Int32? in
+    guard let child = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+      let close = stat.lastIndex(of: ")")
+    else { return nil }
+    let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+    guard fields.count > 2, fields[0] != "Z", Int32(fields[1]) == pid else { return nil }
+    return child
+  }
+}
+
+func processAlive(_ pid: Int32) -> Bool {
+  guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+  return !stat.contains(") Z ")
+}
+
+func waitUntil(_ timeout: Double, _ predicate: () -> Bool) -> Bool {
+  let deadline = Date(timeIntervalSinceNow: timeout)
+  while Date() < deadline {
+    if predicate() { return true }
+    usleep(100_000)
+  }
+  return predicate()
+}
+
+/// Gymnasium environments through real env host processes under real worker and
+/// learner processes on loopback.
+@Suite(.serialized, .enabled(if: envHostPython != nil || requireTools, "needs herd_env in a Python (make venv)"))
+struct EnvHostTests {
+  let python = envHostPython ?? "python3"
+
+  @Test func aKilledHostIsRestartedCountedAndSIGTERMLeavesNothingBehind() throws {
+    let dir = HerdBinary.tempDir("gym")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let shmBefore = Set((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? [])
+    let learner = try HerdProcess([
+      "learner", "--env", "gym:CartPole-v1", "--port", "0", "--run-dir", dir, "--stop-seconds", "150",
+    ])
+    #expect(learner.waitReady(10), "\(learner.stderr)")
+    let endpoint = try #require(learner.controlEndpoint)
+    let worker = try HerdProcess([
+      "worker", "--learner", endpoint, "--python", python, "--env-processes", "2", "--envs", "8",
+    ])
+    #expect(learner.waitForWorkers(1, 60), "\(learner.stderr)\n\(worker.stderr)")
+    #expect(learner.waitForStats(30) { $0.updates > 0 }, "\(learner.stderr.suffix(1500))")
+    #expect(learner.stderr.contains("observations Box(4, float32)"), "the learner built its model from the worker's spec")
+    let hosts = childPIDs(of: worker.process.processIdentifier)
+    #expect(hosts.count == 2, "two env host processes: \(hosts)")
+    // SIGKILL one host: the worker starts it again, counts it, and training goes on.
+    kill(hosts[0], SIGKILL)
+    #expect(learner.waitForStats(20) { $0.envHostRestarts == 1 }, "\(worker.stderr.suffix(1500))")
+    #expect(worker.stderr.contains("was killed by signal 9; starting it again"))
+    let updates = learner.stats?.updates ?? 0
+    #expect(learner.waitForStats(20) { $0.updates > updates + 20 }, "training goes on")
+    let hostsNow = childPIDs(of: worker.process.processIdentifier)
+    #expect(hostsNow.count == 2 && !hostsNow.contains(hosts[0]))
+    // SIGTERM: the worker says goodbye, its hosts exit, and no shared memory has a name.
+    worker.signal(SIGTERM)
+    #expect(worker.wait(20) == 0, "\(worker.stderr.suffix(1500))")
+    #expect(waitUntil(5) { !hostsNow.contains(where: processAlive) }, "no env host left: \(hostsNow)")
+    let shmAfter = Set((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? [])
+    #expect(shmAfter.subtracting(shmBefore).isEmpty, "nothing left in /dev/shm: \(shmAfter.subtracting(shmBefore))")
+    learner.signal(SIGTERM)
+    #expect(learner.wait(20) == 0)
+    let spec = try String(contentsOfFile: dir + "/env_spec.json", encoding: .utf8)
+    #expect(spec.contains(#""id":"CartPole-v1""#), "\(spec)")
+  }
+
+  @Test func aWorkerWhoseEnvironmentDiffersIsRefusedOnBothSides() throws {
+    let dir = HerdBinary.tempDir("gymdiff")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let learner = try HerdProcess([
+      "learner", "--env", "gym:herd_env.testing_envs:HerdTest/Flaky-v0", "--port", "0", "--run-dir", dir,
+      "--stop-seconds", "120",
+    ])
+    #expect(learner.waitReady(10), "\(learner.stderr)")
+    let endpoint = try #require(learner.controlEndpoint)
+    let first = try HerdProcess(["worker", "--learner", endpoint, "--python", python, "--envs", "4"])
+    #expect(learner.waitForWorkers(1, 60), "\(learner.stderr)\n\(first.stderr)")
+    // The same id, but this host's package makes a bigger observation.
+    let other = try HerdProcess(
+      ["worker", "--learner", endpoint, "--python", python, "--envs", "4"],
+      environment: ["HERD_TEST_FLAKY_SIZE": "2"])
+    #expect(other.wait(60) != 0, "the different worker gives up")
+    let difference = "observation space Box(2, float32) here, Box(1, float32) in the run"
+    #expect(other.stderr.contains(difference), "\(other.stderr.suffix(1500))")
+    #expect(learner.stderr.contains("refused the worker") && learner.stderr.contains(difference))
+    // Step errors from the first worker's Flaky environments reach /stats.
+    #expect(learner.waitForStats(30) { $0.envStepErrors > 0 }, "\(learner.stats.map { "\($0.workers)" } ?? "")")
+    first.signal(SIGTERM)
+    learner.signal(SIGTERM)
+    #expect(first.wait(20) == 0 && learner.wait(20) == 0)
+  }
+
+  @Test func ctrlCInHerdTrainLeavesNoHostProcess() throws {
+    let dir = HerdBinary.tempDir("gymint")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let train = try HerdProcess([
+      "train", "--env", "gym:CartPole-v1", "--in-process", "--python", python, "--run-dir", dir,
+      "--stop-seconds", "120", "--set", "num_envs_per_worker=8",
+    ])
+    #expect(train.waitReady(10), "\(train.stderr)")
+    #expect(waitUntil(60) { childPIDs(of: train.process.processIdentifier).count == 2 }, "\(train.stderr)")
+    #expect(train.waitForStats(30) { $0.updates > 0 }, "\(train.stderr.suffix(1500))")
+    let hosts = childPIDs(of: train.process.processIdentifier)
+    train.signal(SIGINT)
+    #expect(train.wait(30) == 130, "\(train.stderr.suffix(1500))")
+    #expect(waitUntil(5) { !hosts.contains(where: processAlive) }, "no env host left: \(hosts)")
+    #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.herd"))
+  }
+}
