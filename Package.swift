@@ -161,7 +161,7 @@ let testTargets: [Target] = [
   // Runs the real `herd` binary (built beside the tests) on small budgets.
   .testTarget(
     name: "IntegrationTests",
-    dependencies: ["herd", "HerdNN", "HerdWire", "HerdRL", "HerdStats", "HerdLearner"],
+    dependencies: ["herd", "HerdNN", "HerdWire", "HerdRL", "HerdStats", "HerdLearner", "HerdTestSupport"],
     path: "Tests/IntegrationTests"
   ),
   .testTarget(

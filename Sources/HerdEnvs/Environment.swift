@@ -21,7 +21,7 @@ public struct StepOutcome: Sendable, Equatable {
 /// A reinforcement-learning environment with Gymnasium's semantics: `reset(seed:)`,
 /// then `step(action)` giving observation, reward, `terminated`, `truncated`.
 ///
-/// Observations are written into a caller-owned buffer of `observationSpace.size`
+/// Observations are written into a caller-owned buffer of `observationSpace.flatSize`
 /// floats, so a vectorised environment stepping thousands of times a second
 /// allocates nothing. Time limits are part of the environment (`truncated`).
 public protocol Environment {
@@ -31,21 +31,21 @@ public protocol Environment {
   var actionSpace: Space { get }
   /// Starts an episode. A seed makes this and every later episode reproducible.
   mutating func reset(seed: UInt64?, observation: UnsafeMutablePointer<Float>)
-  /// Takes `action` (in `0..<actionSpace.size`) and writes the next observation.
+  /// Takes `action` (in `0..<actionSpace.flatSize`) and writes the next observation.
   mutating func step(_ action: Int, observation: UnsafeMutablePointer<Float>) -> StepOutcome
 }
 
 extension Environment {
   /// `reset` returning the observation (tests and tools).
   public mutating func reset(seed: UInt64? = nil) -> [Float] {
-    var obs = [Float](repeating: 0, count: observationSpace.size)
+    var obs = [Float](repeating: 0, count: observationSpace.flatSize)
     obs.withUnsafeMutableBufferPointer { reset(seed: seed, observation: $0.baseAddress.unsafelyUnwrapped) }
     return obs
   }
 
   /// `step` returning the observation (tests and tools).
   public mutating func step(_ action: Int) -> (observation: [Float], outcome: StepOutcome) {
-    var obs = [Float](repeating: 0, count: observationSpace.size)
+    var obs = [Float](repeating: 0, count: observationSpace.flatSize)
     let outcome = obs.withUnsafeMutableBufferPointer { step(action, observation: $0.baseAddress.unsafelyUnwrapped) }
     return (obs, outcome)
   }

@@ -73,12 +73,14 @@ public final class HostedEnvironments: VectorEnv {
     var reply: Int32 = -1
     let memory: Int32
     let base: UnsafeMutableRawPointer
+    let layout: HostLayout
     var inFlight = false
 
-    init(rows: Range<Int>, memory: Int32, base: UnsafeMutableRawPointer) {
+    init(rows: Range<Int>, memory: Int32, base: UnsafeMutableRawPointer, layout: HostLayout) {
       self.rows = rows
       self.memory = memory
       self.base = base
+      self.layout = layout
     }
   }
 
@@ -132,7 +134,7 @@ public final class HostedEnvironments: VectorEnv {
         throw EnvHostError("shared memory of \(lay.size) bytes: \(String(cString: strerror(errno)))")
       }
       lay.writeHeader(base)
-      let h = Host(rows: s.rows, memory: s.memory, base: base)
+      let h = Host(rows: s.rows, memory: s.memory, base: base, layout: lay)
       (h.pid, h.command, h.reply) = (s.pid, s.command, s.reply)
       made.append(h)
     }
@@ -155,18 +157,14 @@ public final class HostedEnvironments: VectorEnv {
   public func reset() throws {
     for h in hosts where h.inFlight { try finish(h) }
     for h in hosts { try ask(h, "R", expect: "r") }
-    for h in hosts { copyObservations(h, rows: h.rows) }
+    for h in hosts { copyObservations(h) }
   }
 
   public func beginStep(group: Int, actions: UnsafePointer<Int32>) throws {
     let h = hosts[group]
-    let lay = HostLayout(k: h.rows.count, f: observationSize, d: actionDims, itemSize: bytes ? 1 : 4)
-    let dst = (h.base + lay.actions).assumingMemoryBound(to: Int32.self)
+    let dst = (h.base + h.layout.actions).assumingMemoryBound(to: Int32.self)
     dst.update(from: actions + h.rows.lowerBound * actionDims, count: h.rows.count * actionDims)
-    if !write(h.command, "S") {
-      h.inFlight = true  // the restart in finishStep handles it
-      return
-    }
+    _ = write(h.command, "S")  // a dead host: finishStep sees no answer and restarts it
     h.inFlight = true
   }
 
@@ -176,8 +174,7 @@ public final class HostedEnvironments: VectorEnv {
     for h in hosts where h.pid > 0 {
       Self.terminate(pid: h.pid, command: h.command, reply: h.reply)
       h.pid = 0
-      let lay = HostLayout(k: h.rows.count, f: observationSize, d: actionDims, itemSize: bytes ? 1 : 4)
-      munmap(h.base, lay.size)
+      munmap(h.base, h.layout.size)
       Glibc.close(h.memory)
     }
     hosts.removeAll()
@@ -202,12 +199,12 @@ public final class HostedEnvironments: VectorEnv {
       let f = observationSize
       for j in 0..<f { finalObservations[i * f + j] = observations[i * f + j] }
     }
-    copyObservations(h, rows: h.rows)
+    copyObservations(h)
   }
 
   /// Copies a finished step's rows out of shared memory.
   private func collect(_ h: Host) {
-    let lay = HostLayout(k: h.rows.count, f: observationSize, d: actionDims, itemSize: bytes ? 1 : 4)
+    let lay = h.layout
     let rewards = (h.base + lay.rewards).assumingMemoryBound(to: Float.self)
     let flags = (h.base + lay.flags).assumingMemoryBound(to: UInt8.self)
     let f = observationSize
@@ -217,21 +214,24 @@ public final class HostedEnvironments: VectorEnv {
         reward: rewards[r], terminated: flag & HostLayout.terminated != 0, truncated: flag & HostLayout.truncated != 0)
       if flag & HostLayout.stepError != 0 { faults.stepErrors += 1 }
       if flag & HostLayout.nonFinite != 0 { faults.nonFiniteObservations += 1 }
-      if outcomes[i].done {
+      if flag & (HostLayout.stepError | HostLayout.nonFinite) != 0 {
+        // No final observation from the host: bootstrap from the one the action was
+        // taken on (this row still holds it).
+        for j in 0..<f { finalObservations[i * f + j] = observations[i * f + j] }
+      } else if outcomes[i].done {
         finalObservations.withUnsafeMutableBufferPointer { fin in
           copyRow(h.base + lay.finalObservations, row: r, into: fin.baseAddress.unsafelyUnwrapped + i * f)
         }
       }
     }
-    copyObservations(h, rows: h.rows)
+    copyObservations(h)
   }
 
-  private func copyObservations(_ h: Host, rows: Range<Int>) {
-    let lay = HostLayout(k: h.rows.count, f: observationSize, d: actionDims, itemSize: bytes ? 1 : 4)
+  private func copyObservations(_ h: Host) {
     let f = observationSize
     observations.withUnsafeMutableBufferPointer { obs in
-      for (r, i) in rows.enumerated() {
-        copyRow(h.base + lay.observations, row: r, into: obs.baseAddress.unsafelyUnwrapped + i * f)
+      for (r, i) in h.rows.enumerated() {
+        copyRow(h.base + h.layout.observations, row: r, into: obs.baseAddress.unsafelyUnwrapped + i * f)
       }
     }
   }

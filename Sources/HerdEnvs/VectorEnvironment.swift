@@ -68,8 +68,6 @@ public final class VectorEnvironment: VectorEnv {
   public let observationSize: Int
   public let actionDims = 1
   public var groups: [Range<Int>] { [0..<count] }
-  /// Actions per copy A (a Discrete space).
-  public let actionCount: Int
   public private(set) var observations: [Float]
   public private(set) var finalObservations: [Float]
   public private(set) var outcomes: [StepOutcome]
@@ -86,7 +84,6 @@ public final class VectorEnvironment: VectorEnv {
     envs = (0..<count).map(make)
     spec = EnvSpec(id: id, config: config, observation: envs[0].observationSpace, action: envs[0].actionSpace)
     observationSize = envs[0].observationSpace.flatSize
-    actionCount = envs[0].actionSpace.flatSize
     observations = [Float](repeating: 0, count: count * observationSize)
     finalObservations = observations
     outcomes = [StepOutcome](repeating: StepOutcome(reward: 0, terminated: false, truncated: false), count: count)

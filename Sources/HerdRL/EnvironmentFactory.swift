@@ -38,12 +38,11 @@ public enum EnvironmentFactory {
     log: @escaping (String) -> Void = { _ in }
   ) throws -> any VectorEnv {
     if let id = config.gymID {
-      var o = HostedEnvironments.Options(
-        id: id, config: config.env_config.json, count: count,
-        processes: host.processes ?? EnvHostSettings.defaultProcesses, seed: seed, python: host.python)
-      o.processes = min(o.processes, count)
-      let envs = try HostedEnvironments(o, log: log)
-      return envs
+      return try HostedEnvironments(
+        .init(
+          id: id, config: config.env_config.json, count: count,
+          processes: host.processes ?? EnvHostSettings.defaultProcesses, seed: seed, python: host.python),
+        log: log)
     }
     let make = try maker(config)
     return VectorEnvironment(count: count, seed: seed, id: config.env, config: config.env_config.json, make: make)

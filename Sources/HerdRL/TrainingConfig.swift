@@ -124,15 +124,15 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
       set { values[key] = newValue }
     }
 
-    /// MemoryChain's episode length L (10 when unset).
+    /// MemoryChain's episode length L (its registration's default when unset).
     public var length: Int {
-      get { values["length"]?.intValue ?? 10 }
+      get { values["length"]?.intValue ?? MemoryChain.registration.options["length"] ?? 10 }
       set { values["length"] = .number(Double(newValue)) }
     }
 
-    /// CartPole's time limit (500 when unset).
+    /// CartPole's time limit (its registration's default when unset).
     public var max_episode_steps: Int {
-      get { values["max_episode_steps"]?.intValue ?? 500 }
+      get { values["max_episode_steps"]?.intValue ?? CartPole.registration.options["max_episode_steps"] ?? 500 }
       set { values["max_episode_steps"] = .number(Double(newValue)) }
     }
 

@@ -41,7 +41,7 @@ public enum Handshake: Sendable {
 /// The run's environment spec and model, fixed by the first worker that describes
 /// its environments (or by the run directory on resume): the learner never makes an
 /// environment itself. Later workers must describe the same environment.
-public final class RunModel: @unchecked Sendable {
+public final class RunModel: Sendable {
   /// The spec and the model built from it.
   public struct Adopted: Sendable {
     public var env: EnvSpec
@@ -52,10 +52,7 @@ public final class RunModel: @unchecked Sendable {
     }
   }
 
-  // NSCondition: the trainer waits for the first spec; every field is read and
-  // written under it.
-  private let condition = NSCondition()
-  private var adopted: Adopted?
+  private let adopted = Mutex<Adopted?>(nil)
   private let build: @Sendable (EnvSpec) throws -> ModelSpec
 
   /// A gate whose first spec is turned into a model by `build` (which also
@@ -65,42 +62,30 @@ public final class RunModel: @unchecked Sendable {
   }
 
   /// The adopted spec and model, if any yet.
-  public var current: Adopted? {
-    condition.lock()
-    defer { condition.unlock() }
-    return adopted
-  }
+  public var current: Adopted? { adopted.withLock { $0 } }
 
   /// The model for a worker whose environments are `spec`: the first spec is
   /// adopted (the model is built from it); a different one is refused, naming the
   /// difference.
   public func admit(_ spec: EnvSpec) throws(Refusal) -> ModelSpec {
-    condition.lock()
-    defer { condition.unlock() }
-    if let a = adopted {
-      if let diff = spec.difference(from: a.env) {
-        throw Refusal.refused("this worker's environment differs from the run's: \(diff)")
+    try adopted.withLock { (a: inout Adopted?) throws(Refusal) -> ModelSpec in
+      if let a {
+        if let diff = spec.difference(from: a.env) {
+          throw Refusal.refused("this worker's environment differs from the run's: \(diff)")
+        }
+        return a.model
       }
-      return a.model
-    }
-    do {
-      let model = try build(spec)
-      adopted = Adopted(env: spec, model: model)
-      condition.broadcast()
+      let model: ModelSpec
+      do {
+        model = try build(spec)
+      } catch let r as Refusal {
+        throw r
+      } catch {
+        throw Refusal.refused("the learner cannot build a model for \(spec): \(error)")
+      }
+      a = Adopted(env: spec, model: model)
       return model
-    } catch let r as Refusal {
-      throw r
-    } catch {
-      throw Refusal.refused("the learner cannot build a model for \(spec): \(error)")
     }
-  }
-
-  /// Waits until a spec is adopted, or `stop` is set (nil), checking every 0.1 s.
-  public func wait(stop: StopFlag) -> Adopted? {
-    condition.lock()
-    defer { condition.unlock() }
-    while adopted == nil && !stop.isSet { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1)) }
-    return adopted
   }
 }
 

@@ -181,13 +181,8 @@ struct BenchEnvHost: ParsableCommand {
     let params = Parameters(layout: net.layout, rng: &rng)
     let worker = try RolloutWorker(config: config, network: net, envs: envs, workerID: 1, seed: 1)
     try worker.setWeights(params.flatValues, version: 0)
-    var fragments = 0
     _ = try? worker.step(emit: { _ in }, episode: { _ in })
-    let start = worker.envSteps
-    let perCall = timePerCall(seconds: seconds) {
-      _ = try? worker.step(emit: { _ in fragments += 1 }, episode: { _ in })
-    }
-    _ = start
+    let perCall = timePerCall(seconds: seconds) { _ = try? worker.step(emit: { _ in }, episode: { _ in }) }
     worker.drain()
     return Double(config.num_envs_per_worker) / perCall
   }

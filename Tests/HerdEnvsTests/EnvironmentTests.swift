@@ -40,7 +40,7 @@ import Testing
     #expect(oa == b.reset(seed: 42))
     #expect(oa != b.reset(seed: 43))
     #expect(oa.allSatisfy { abs($0) <= 0.05 })
-    #expect(a.observationSpace.size == 4 && a.actionSpace == .discrete(2))
+    #expect(a.observationSpace.flatSize == 4 && a.actionSpace == .discrete(2))
   }
 
   @Test func statelessCartPoleShowsPositionAndAngleOnly() {
@@ -55,7 +55,7 @@ import Testing
       #expect(so == [fo[0], fo[2]])
       #expect(fout == sout)
     }
-    #expect(stateless.observationSpace.size == 2)
+    #expect(stateless.observationSpace.flatSize == 2)
   }
 }
 

@@ -1,30 +1,19 @@
 import Foundation
+import HerdTestSupport
 import Testing
 
 @testable import HerdEnvs
 
-/// The interpreter with herd_env (make test sets HERD_PYTHON to the project's
-/// virtualenv); without one these tests skip, unless HERD_REQUIRE_TOOLS=1.
+/// Options for an env host test with the interpreter that has herd_env.
 enum EnvHostPython {
-  static var path: String? {
-    if let p = ProcessInfo.processInfo.environment["HERD_PYTHON"], !p.isEmpty { return p }
-    let venv = FileManager.default.currentDirectoryPath + "/.venv/bin/python"
-    return FileManager.default.isExecutableFile(atPath: venv) ? venv : nil
-  }
-  static var available: Bool { path != nil || ProcessInfo.processInfo.environment["HERD_REQUIRE_TOOLS"] == "1" }
+  static var available: Bool { envHostPython != nil || requireTools }
 
   static func options(_ id: String, config: String = "{}", count: Int, processes: Int, seed: UInt64 = 7)
     -> HostedEnvironments.Options
   {
     HostedEnvironments.Options(
-      id: id, config: config, count: count, processes: processes, seed: seed, python: path ?? "python3")
+      id: id, config: config, count: count, processes: processes, seed: seed, python: envHostPython ?? "python3")
   }
-}
-
-func isAlive(_ pid: Int32) -> Bool {
-  // A zombie is dead: look at /proc's state letter.
-  guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
-  return !stat.contains(") Z ")
 }
 
 @Suite(.serialized, .enabled(if: EnvHostPython.available, "needs herd_env in a Python (make venv)"))
@@ -80,7 +69,7 @@ struct HostedEnvironmentsTests {
     try stepAll(envs, action: 0)
     #expect(envs.faults.hostRestarts == 1)
     #expect(envs.hostPIDs[0] != before[0] && envs.hostPIDs[1] == before[1])
-    #expect(!isAlive(before[0]))
+    #expect(!processAlive(before[0]))
     #expect(envs.outcomes[0..<2].allSatisfy { $0.truncated && !$0.terminated && $0.reward == 0 })
     #expect(Array(envs.finalObservations[0..<8]) == rowsBefore, "bootstrap from the last observation seen")
     #expect(lines.contains { $0.contains("was killed by signal 9") && $0.contains("starting it again") }, "\(lines)")
@@ -96,7 +85,17 @@ struct HostedEnvironmentsTests {
       log: { _ in })
     defer { flaky.close() }
     try flaky.reset()
-    for _ in 0..<8 { try stepAll(flaky) }
+    for n in 1...8 {
+      let before = flaky.observations
+      try stepAll(flaky)
+      if n == 4 {
+        // The 4th call raises: truncated, and the bootstrap is the observation the
+        // action was taken on (t = 3); the remade environment starts again at t = 0.
+        #expect(flaky.outcomes.allSatisfy { $0.truncated && $0.reward == 0 })
+        #expect(flaky.finalObservations == before && before == [0.3, 0.3])
+        #expect(flaky.observations == [0, 0])
+      }
+    }
     #expect(flaky.faults.stepErrors == 4)  // calls 4 and 8 of each copy
     let bad = try HostedEnvironments(
       EnvHostPython.options(
@@ -147,8 +146,8 @@ struct HostedEnvironmentsTests {
   @Test func closingLeavesNoHostProcess() throws {
     let envs = try HostedEnvironments(EnvHostPython.options("CartPole-v1", count: 2, processes: 2), log: { _ in })
     let pids = envs.hostPIDs
-    #expect(pids.allSatisfy(isAlive))
+    #expect(pids.allSatisfy(processAlive))
     envs.close()
-    #expect(!pids.contains(where: isAlive))
+    #expect(!pids.contains(where: processAlive))
   }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HerdTestSupport
 import HerdStats
 import Testing
 
@@ -8,8 +9,6 @@ func which(_ tool: String) -> String? {
   return path.split(separator: ":").map { "\($0)/\(tool)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
 }
 
-/// `make test` sets HERD_REQUIRE_TOOLS=1: a missing tool then fails instead of skipping.
-let requireTools = ProcessInfo.processInfo.environment["HERD_REQUIRE_TOOLS"] == "1"
 
 /// The repository's root (this file is Tests/IntegrationTests/DeployTests.swift).
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

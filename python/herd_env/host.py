@@ -18,7 +18,10 @@ observation goes to its own rows and the environment is reset at once. A step
 that raises ends the episode (truncated, reward 0, flag bit 2): the traceback is
 logged once per exception type, and the environment is closed, made again and reset
 with seed ``S + I + i + 1000003 * n`` for its n-th remaking. A non-finite
-observation or reward ends the episode the same way (flag bit 3) after a reset.
+observation or reward ends the episode the same way (flag bit 3, reward 0 when it
+was the reward) after a reset. For rows with bit 2 or 3 the host writes no final
+observation: the worker bootstraps from the observation the action was taken on,
+which it still holds.
 """
 
 import argparse
@@ -31,6 +34,7 @@ import sys
 import traceback
 
 import numpy as np
+from gymnasium import spaces
 
 from herd_env import layout as L
 from herd_env.make import make_env
@@ -91,6 +95,13 @@ class Host:
         v = lay.views(buf, self.flatten.dtype)
         self.actions, self.rewards, self.flags = v["actions"], v["rewards"], v["flags"]
         self.obs, self.final = v["observations"], v["final_observations"]
+        # A Box observation is written straight into its row (no flattening call):
+        # the rows seen with the Box's own shape.
+        if isinstance(self.observation_space, spaces.Box):
+            shape = (self.count,) + tuple(self.observation_space.shape)
+            self.obs_rows, self.final_rows = self.obs.reshape(shape), self.final.reshape(shape)
+        else:
+            self.obs_rows = self.final_rows = None
 
     def reset(self):
         for i, env in enumerate(self.envs):
@@ -117,9 +128,10 @@ class Host:
     def step(self):
         actions = self.mapper.actions(self.actions)
         obs, final, flatten = self.obs, self.final, self.flatten
-        previous = obs.copy() if self.is_float else None
+        obs_rows, final_rows = self.obs_rows, self.final_rows
         rewards = [0.0] * self.count
         flags = [0] * self.count
+        ended = []
         for i, env in enumerate(self.envs):
             try:
                 o, r, terminated, truncated, _ = env.step(actions[i])
@@ -129,52 +141,52 @@ class Host:
                     f"{self.env_id} copy {i} raised in step; the episode ends and the environment is made again:\n"
                     + traceback.format_exc().rstrip(),
                 )
-                final[i] = obs[i]
                 flags[i] = L.TRUNCATED | L.STEP_ERROR
                 self._remake(i)
                 continue
-            r = float(r)
-            if not math.isfinite(r):
-                r = 0.0
-                flags[i] = L.NON_FINITE
             rewards[i] = r
             if terminated or truncated:
-                flatten(o, final[i])
+                if final_rows is None:
+                    flatten(o, final[i])
+                else:
+                    final_rows[i] = o
+                ended.append(i)
                 o, _ = env.reset()
-                flags[i] |= (L.TERMINATED if terminated else 0) | (L.TRUNCATED if truncated else 0)
-            flatten(o, obs[i])
-        if self.is_float and not (np.isfinite(obs).all() and np.isfinite(final).all()):
-            self._non_finite(previous, flags)
+                flags[i] = (L.TERMINATED if terminated else 0) | (L.TRUNCATED if truncated else 0)
+            if obs_rows is None:
+                flatten(o, obs[i])
+            else:
+                obs_rows[i] = o
         self.rewards[:] = rewards
+        # One check over the whole block; rows are looked at only when it fails.
+        if not np.isfinite(self.rewards).all() or (
+            self.is_float and not (np.isfinite(obs).all() and (not ended or np.isfinite(final[ended]).all()))
+        ):
+            self._non_finite(flags, ended)
         self.flags[:] = flags
-        for i, f in enumerate(flags):
-            if f & L.NON_FINITE:
-                self._nonfinite_episode(i, previous, flags)
 
-    def _non_finite(self, previous, flags):
-        bad = ~(np.isfinite(self.obs).all(axis=1) & np.isfinite(self.final).all(axis=1))
-        for i in np.nonzero(bad)[0]:
-            flags[i] |= L.NON_FINITE
-
-    def _nonfinite_episode(self, i, previous, flags):
-        """Ends copy i's episode after a non-finite observation or reward."""
-        self._log_once(
-            ("nonfinite",),
-            f"{self.env_id} copy {i} gave a non-finite observation or reward; the episode ends and is reset",
-        )
-        if not np.isfinite(self.final[i]).all() or not flags[i] & (L.TERMINATED | L.TRUNCATED):
-            self.final[i] = previous[i] if previous is not None else self.obs[i]
-        if not np.isfinite(self.final[i]).all():
-            self.final[i] = 0
-        for attempt in range(3):
-            o, _ = self.envs[i].reset()
-            self.flatten(o, self.obs[i])
-            if np.isfinite(self.obs[i]).all():
-                break
-        else:
-            raise RuntimeError(f"{self.env_id} copy {i} gives non-finite observations after reset")
-        self.flags[i] = (flags[i] & ~L.TERMINATED) | L.TRUNCATED | L.NON_FINITE
-        self.rewards[i] = self.rewards[i] if math.isfinite(self.rewards[i]) else 0.0
+    def _non_finite(self, flags, ended):
+        """Ends (and resets) the episodes whose observation or reward is not finite."""
+        ok = np.isfinite(self.rewards)
+        if self.is_float:
+            ok &= np.isfinite(self.obs).all(axis=1)
+            done = np.zeros(self.count, bool)
+            done[ended] = True
+            ok &= ~done | np.isfinite(self.final).all(axis=1)
+        for i in np.nonzero(~ok)[0]:
+            self._log_once(
+                ("nonfinite",),
+                f"{self.env_id} copy {i} gave a non-finite observation or reward; the episode ends and is reset",
+            )
+            self.rewards[i] = 0.0 if not math.isfinite(self.rewards[i]) else self.rewards[i]
+            for attempt in range(3):
+                o, _ = self.envs[i].reset()
+                self.flatten(o, self.obs[i])
+                if not self.is_float or np.isfinite(self.obs[i]).all():
+                    break
+            else:
+                raise RuntimeError(f"{self.env_id} copy {i} gives non-finite observations after reset")
+            flags[i] = (flags[i] & ~L.TERMINATED) | L.TRUNCATED | L.NON_FINITE
 
     def close(self):
         for env in self.envs:
