@@ -30,6 +30,7 @@ PY
 for seed in "${seeds[@]}"; do
   run "CartPole-v1 (built-in)"                    475 90  "$seed" --env CartPole-v1
   run "gym:CartPole-v1"                           475 90  "$seed" --env gym:CartPole-v1
+  run "gym:CartPole-v1, built-in's tuned keys"    475 90  "$seed" --env gym:CartPole-v1 --set lr=0.002 --set lstm_use_prev_reward=false
   run "gym:popgym-RepeatPreviousEasy-v0 LSTM"     0.9 90  "$seed" --env gym:popgym-RepeatPreviousEasy-v0
   run "gym:popgym-RepeatPreviousEasy-v0 FF"       0.9 90  "$seed" --env gym:popgym-RepeatPreviousEasy-v0 --set use_lstm=false
   run "gym:popgym-PositionOnlyCartPoleEasy-v0 LSTM" 0.95 90 "$seed" --env gym:popgym-PositionOnlyCartPoleEasy-v0

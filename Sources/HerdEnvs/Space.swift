@@ -61,9 +61,6 @@ public indirect enum Space: Sendable, Equatable, Codable, CustomStringConvertibl
     }
   }
 
-  /// Legacy name for ``flatSize``: floats in an observation, or actions of a Discrete space.
-  public var size: Int { flatSize }
-
   /// Whether the flat vector is bytes: every kept leaf is a uint8 Box.
   public var flatIsBytes: Bool {
     let leaves = self.leaves.filter { if case .other = $0 { return false } else { return true } }
@@ -98,6 +95,15 @@ public indirect enum Space: Sendable, Equatable, Codable, CustomStringConvertibl
     switch self {
     case .discrete(let n, _) where n >= 1: return [n]
     case .multiDiscrete(let nvec, _) where !nvec.isEmpty && nvec.allSatisfy({ $0 >= 1 }):
+      // An action travels as one Int32 (the components in mixed radix).
+      var product = 1
+      for n in nvec {
+        let (p, overflow) = product.multipliedReportingOverflow(by: n)
+        guard !overflow, p <= Int(Int32.max) else {
+          throw SpaceError("action space \(self) has more than 2^31 joint actions: Herd packs an action into an Int32")
+        }
+        product = p
+      }
       return nvec
     default:
       throw SpaceError(

@@ -135,7 +135,8 @@ final class Trainer: @unchecked Sendable {
     }
     try spec.observation.checkObservation()
     let network = PolicyNetwork(
-      config: config, observationSize: spec.observationSize, actionCount: try spec.actionCount())
+      config: config, observationSize: spec.observationSize, actionCount: try spec.actionCount(),
+      actionHeads: try spec.action.actionHeads())
     let learner = Learner(config: config, network: network)
     if resume {
       let path = runDirectory.file("checkpoint.herd")

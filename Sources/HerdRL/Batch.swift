@@ -13,6 +13,8 @@ public struct Batch: Sendable {
   public let maxLength: Int
   public let observationSize: Int
   public let actionCount: Int
+  /// The action heads (actions are packed in mixed radix, see ``ActionHeads``).
+  public let heads: ActionHeads
   public let stateSize: Int
   public var obs: [Float]
   public var prevActions: [Int32]
@@ -48,8 +50,11 @@ extension Batch {
   /// - Throws: ``BatchError/badFragment(index:reason:)`` when a fragment is empty,
   ///   longer than T, or its arrays do not match F, A or S.
   public init(
-    fragments: [Fragment], maxLength t: Int, observationSize f: Int, actionCount a: Int, stateSize s: Int
+    fragments: [Fragment], maxLength t: Int, observationSize f: Int, actionCount a: Int, stateSize s: Int,
+    heads: ActionHeads? = nil
   ) throws {
+    let heads = heads ?? ActionHeads(single: a)
+    self.heads = heads
     let n = fragments.count
     sequences = n
     maxLength = t
@@ -79,7 +84,9 @@ extension Batch {
         throw bad("behaviour logits hold \(fr.behaviourLogits.count), expected \(len) x \(a)")
       }
       guard fr.stateIn.count == s else { throw bad("state_in holds \(fr.stateIn.count) floats, expected \(s)") }
-      if let act = fr.actions.first(where: { $0 < 0 || Int($0) >= a }) { throw bad("action \(act) outside 0..<\(a)") }
+      if let act = fr.actions.first(where: { $0 < 0 || Int($0) >= heads.values }) {
+        throw bad("action \(act) outside 0..<\(heads.values)")
+      }
       seqLens[i] = len
       for k in 0..<((len + 1) * f) { obs[i * (t + 1) * f + k] = fr.observations[k] }
       for k in 0..<len {

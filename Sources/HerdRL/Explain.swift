@@ -31,7 +31,7 @@ public enum Explain {
     out.append("  action space       \(spec.action): \(heads.count == 1 ? "one categorical head of \(heads[0])" : "\(heads.count) categorical heads \(heads)")")
     out.append("")
     return out.joined(separator: "\n") + "\n"
-      + text(config, observationSize: spec.observationSize, actionCount: heads.reduce(0, +))
+      + text(config, observationSize: spec.observationSize, actionCount: heads.reduce(0, +), actionHeads: heads)
   }
 
   /// The leaves that flatten to numbers, with their paths, in flat order.
@@ -46,8 +46,10 @@ public enum Explain {
 
   /// The explanation of `config` for an environment with `observationSize` floats
   /// and `actionCount` actions.
-  public static func text(_ config: TrainingConfig, observationSize f: Int, actionCount a: Int) -> String {
-    let net = PolicyNetwork(config: config, observationSize: f, actionCount: a)
+  public static func text(_ config: TrainingConfig, observationSize f: Int, actionCount a: Int, actionHeads: [Int]? = nil)
+    -> String
+  {
+    let net = PolicyNetwork(config: config, observationSize: f, actionCount: a, actionHeads: actionHeads)
     let k = config.num_envs_per_worker
     let t = config.max_seq_len
     let n = config.fragmentsPerBatch

@@ -68,6 +68,7 @@ public enum ImpalaLoss {
     var advOut = [Float](repeating: 0, count: packing.rowCount)
     var rhoSum: Double = 0
     let logProbs = ws.logProbs.pointer
+    let heads = batch.heads
     var behaviour = [Float](repeating: 0, count: a)
     for i in 0..<batch.sequences {
       let n = batch.seqLens[i]
@@ -78,10 +79,21 @@ public enum ImpalaLoss {
       for t in 0..<n {
         let r = packing.row(sequence: i, time: t)
         let act = Int(batch.actions[i * t1 + t])
+        // log pi(a) - log mu(a), summed over the heads (independent categoricals).
         batch.behaviourLogits.withPointer { bl in
-          behaviour.withMutablePointer { Kernels.logSoftmax(bl + (i * t1 + t) * a, $0, rows: 1, cols: a) }
+          behaviour.withMutablePointer { mu in
+            for h in 0..<heads.count {
+              let o = heads.offsets[h]
+              Kernels.logSoftmax(bl + (i * t1 + t) * a + o, mu + o, rows: 1, cols: heads.sizes[h])
+            }
+          }
         }
-        logRhos[t] = logProbs[r * a + act] - behaviour[act]
+        var logRho: Float = 0
+        for h in 0..<heads.count {
+          let j = heads.offsets[h] + heads.component(act, head: h)
+          logRho += logProbs[r * a + j] - behaviour[j]
+        }
+        logRhos[t] = logRho
         rhoSum += Double(expf(logRhos[t]))
         let reward = batch.rewards[i * t1 + t]
         rewards[t] = settings.clipRewards ? max(-1, min(1, reward)) : reward
@@ -117,6 +129,7 @@ public enum ImpalaLoss {
     let rows = packing.rowCount
     let count = batch.validSteps
     let scale = 1 / Float(max(1, normalizer ?? count))
+    let heads = batch.heads
     let dLogits = ws.gradLogits.zeroed(rows * a)
     let dValues = ws.gradValues.zeroed(rows)
     var pg: Double = 0
@@ -128,20 +141,26 @@ public enum ImpalaLoss {
         let r = packing.row(sequence: i, time: t)
         let act = Int(batch.actions[i * batch.maxLength + t])
         let logProbs = ws.logProbs.pointer + r * a
-        var h: Float = 0
-        for j in 0..<a { h -= expf(logProbs[j]) * logProbs[j] }
         let adv = targets.advantages[r]
         let v = ws.values.pointer[r]
         let err = targets.vs[r] - v
-        pg -= Double(adv * logProbs[act])
         base += Double(0.5 * err * err)
-        ent += Double(h)
         targetSum += Double(targets.vs[r])
-        // d/dlogits of (-adv log pi(a) - entropy_coeff H), then d/dV of the baseline.
+        // Per head: d/dlogits of (-adv log pi_h(a_h) - entropy_coeff H_h); log pi
+        // and H are sums over the heads.
         let g = dLogits + r * a
-        for j in 0..<a {
-          let pj = expf(logProbs[j])
-          g[j] = (-adv * ((j == act ? 1 : 0) - pj) + settings.entropyCoeff * pj * (logProbs[j] + h)) * scale
+        for hd in 0..<heads.count {
+          let o = heads.offsets[hd]
+          let lp = logProbs + o
+          let chosen = heads.component(act, head: hd)
+          var h: Float = 0
+          for j in 0..<heads.sizes[hd] { h -= expf(lp[j]) * lp[j] }
+          pg -= Double(adv * lp[chosen])
+          ent += Double(h)
+          for j in 0..<heads.sizes[hd] {
+            let pj = expf(lp[j])
+            g[o + j] = (-adv * ((j == chosen ? 1 : 0) - pj) + settings.entropyCoeff * pj * (lp[j] + h)) * scale
+          }
         }
         dValues[r] = -settings.vfLossCoeff * err * scale
       }

@@ -76,7 +76,7 @@ public final class Learner {
     let batches = try shards.map {
       try Batch(
         fragments: $0, maxLength: config.max_seq_len, observationSize: network.observationSize,
-        actionCount: network.actionCount, stateSize: network.stateSize)
+        actionCount: network.actionCount, stateSize: network.stateSize, heads: network.heads)
     }
     let total = batches.reduce(0) { $0 + $1.validSteps }
     // Forward from the stored states, V-trace (constants), loss, backward.

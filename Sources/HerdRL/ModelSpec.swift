@@ -6,8 +6,10 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
   public var env: String
   /// F: observation features.
   public var observationSize: Int
-  /// A: discrete actions.
+  /// A: logits per step (the sum of the action heads).
   public var actionCount: Int
+  /// The categorical heads' sizes ([A] for a Discrete action space).
+  public var actionHeads: [Int]
   /// Recurrent state floats per sequence (2H for an LSTM, H for a GRU, 0 feed-forward).
   public var stateSize: Int
   /// T: the most steps in a fragment.
@@ -15,11 +17,14 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
   /// Floats in the flat weight blob.
   public var parameterCount: Int
 
-  public init(env: String, observationSize: Int, actionCount: Int, stateSize: Int, maxSeqLen: Int, parameterCount: Int)
-  {
+  public init(
+    env: String, observationSize: Int, actionCount: Int, actionHeads: [Int]? = nil, stateSize: Int, maxSeqLen: Int,
+    parameterCount: Int
+  ) {
     self.env = env
     self.observationSize = observationSize
     self.actionCount = actionCount
+    self.actionHeads = actionHeads ?? [actionCount]
     self.stateSize = stateSize
     self.maxSeqLen = maxSeqLen
     self.parameterCount = parameterCount
@@ -29,10 +34,10 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
   public init(config: TrainingConfig, network: PolicyNetwork) {
     self.init(
       env: config.env, observationSize: network.observationSize, actionCount: network.actionCount,
-      stateSize: network.stateSize, maxSeqLen: config.max_seq_len, parameterCount: network.layout.count)
+      actionHeads: network.heads.sizes, stateSize: network.stateSize, maxSeqLen: config.max_seq_len, parameterCount: network.layout.count)
   }
 
   public var description: String {
-    "\(env): F \(observationSize), A \(actionCount), state \(stateSize), T \(maxSeqLen), \(parameterCount) parameters"
+    "\(env): F \(observationSize), A \(actionCount)\(actionHeads.count > 1 ? " in heads \(actionHeads)" : ""), state \(stateSize), T \(maxSeqLen), \(parameterCount) parameters"
   }
 }

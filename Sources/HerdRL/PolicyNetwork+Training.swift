@@ -88,7 +88,18 @@ extension PolicyNetwork {
     }
     let logits = ws.logits.reserve(rows &* actionCount)
     policyHead.forward(p, x: features, rows: rows, y: logits)
-    Kernels.logSoftmax(logits, ws.logProbs.reserve(rows &* actionCount), rows: rows, cols: actionCount)
+    let logProbs = ws.logProbs.reserve(rows &* actionCount)
+    if heads.count == 1 {
+      Kernels.logSoftmax(logits, logProbs, rows: rows, cols: actionCount)
+    } else {
+      // Each head is its own distribution.
+      for r in 0..<rows {
+        for h in 0..<heads.count {
+          let o = r &* actionCount &+ heads.offsets[h]
+          Kernels.logSoftmax(logits + o, logProbs + o, rows: 1, cols: heads.sizes[h])
+        }
+      }
+    }
     valueHead.forward(p, x: features, rows: rows, y: ws.values.reserve(rows))
   }
 

@@ -12,8 +12,10 @@ import HerdNN
 public struct PolicyNetwork: Sendable {
   /// Observation floats F.
   public let observationSize: Int
-  /// Discrete actions A.
+  /// Logits per step A (the sum of the heads' sizes).
   public let actionCount: Int
+  /// The categorical heads (one for a Discrete action space).
+  public let heads: ActionHeads
   /// The encoder.
   public let encoder: MLP
   /// The recurrent core, nil for a feed-forward policy.
@@ -29,10 +31,13 @@ public struct PolicyNetwork: Sendable {
   /// All parameters' layout.
   public let layout: ParameterLayout
 
-  /// Builds the network for `config` over an environment's spaces.
-  public init(config: TrainingConfig, observationSize: Int, actionCount: Int) {
+  /// Builds the network for `config` over an environment's spaces: `actionCount`
+  /// logits in `actionHeads` (nil: one head of `actionCount`).
+  public init(config: TrainingConfig, observationSize: Int, actionCount: Int, actionHeads: [Int]? = nil) {
     self.observationSize = observationSize
     self.actionCount = actionCount
+    heads = ActionHeads(actionHeads ?? [actionCount])
+    precondition(heads.logits == actionCount, "heads \(heads.sizes) do not sum to \(actionCount) logits")
     usePrevAction = config.lstm_use_prev_action
     usePrevReward = config.lstm_use_prev_reward
     var layout = ParameterLayout()
@@ -75,9 +80,12 @@ public struct PolicyNetwork: Sendable {
       row.update(from: z + r &* zs, count: zs)
       var k = zs
       if usePrevAction {
+        // One one-hot per head (the action's components).
         (row + k).update(repeating: 0, count: actionCount)
         let a = Int(prevActions[r])
-        if a >= 0 && a < actionCount { row[k &+ a] = 1 }
+        if a >= 0 && a < heads.values {
+          for h in 0..<heads.count { row[k &+ heads.offsets[h] &+ heads.component(a, head: h)] = 1 }
+        }
         k &+= actionCount
       }
       if usePrevReward { row[k] = prevRewards[r] }

@@ -41,7 +41,10 @@ public final class RolloutWorker {
   var c: [Float]
   var prevActions: [Int32]
   var prevRewards: [Float]
+  /// Each env's last action, packed (``ActionHeads``): what fragments record.
   var actions: [Int32]
+  /// The same actions as components `[K, D]`, what the environments take (D > 1 only).
+  var envActions: [Int32]
   /// The logits each env's last action was drawn from `[K, A]`.
   var logits: [Float]
   var builders: [FragmentBuilder]
@@ -80,7 +83,7 @@ public final class RolloutWorker {
     runID: UInt64? = nil
   ) throws {
     precondition(envs.observationSize == network.observationSize, "environments and network disagree on F")
-    precondition(envs.actionDims == 1, "one action per step")
+    precondition(envs.actionDims == network.heads.count, "environments and network disagree on the action heads")
     self.network = network
     self.workerID = workerID
     var rng = SeededGenerator(seed: seed &* 7919 &+ UInt64(workerID))
@@ -96,6 +99,7 @@ public final class RolloutWorker {
     prevActions = [Int32](repeating: 0, count: k)
     prevRewards = [Float](repeating: 0, count: k)
     actions = prevActions
+    envActions = network.heads.count > 1 ? [Int32](repeating: 0, count: k * network.heads.count) : []
     logits = [Float](repeating: 0, count: k * network.actionCount)
     builders = (0..<k).map { _ in
       FragmentBuilder(
@@ -129,7 +133,9 @@ public final class RolloutWorker {
         record(rows, emit: emit, episode: episode)
       }
       act(rows)
-      try actions.withUnsafeBufferPointer { try envs.beginStep(group: g, actions: $0.baseAddress.unsafelyUnwrapped) }
+      try (envActions.isEmpty ? actions : envActions).withUnsafeBufferPointer {
+        try envs.beginStep(group: g, actions: $0.baseAddress.unsafelyUnwrapped)
+      }
       inFlight[g] = true
     }
   }
@@ -176,7 +182,21 @@ public final class RolloutWorker {
     let out = ws.logits.pointer
     logits.withMutablePointer { dst in
       (dst + r0 * a).update(from: out, count: n * a)
-      for i in rows { actions[i] = Int32(sampleCategorical(dst + i * a, count: a, rng: &rng)) }
+      let heads = network.heads
+      if heads.count == 1 {
+        for i in rows { actions[i] = Int32(sampleCategorical(dst + i * a, count: a, rng: &rng)) }
+      } else {
+        // One independent draw per head; the action is their mixed-radix packing.
+        for i in rows {
+          var packed = 0
+          for h in 0..<heads.count {
+            let c = sampleCategorical(dst + i * a + heads.offsets[h], count: heads.sizes[h], rng: &rng)
+            envActions[i * heads.count + h] = Int32(c)
+            packed += c * heads.strides[h]
+          }
+          actions[i] = Int32(packed)
+        }
+      }
     }
   }
 

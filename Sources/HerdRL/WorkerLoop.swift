@@ -94,11 +94,6 @@ public final class WorkerLoop {
       config, count: config.num_envs_per_worker, seed: RolloutWorker.envSeed(seed: seed, workerID: 0),
       host: envHost, log: { logger.warning("\($0)") })
     let spec = envs.spec
-    if (try? spec.action.actionHeads().count) != 1 {
-      envs.close()
-      throw Refusal.refused(
-        "\(config.env): action space \(spec.action) is not supported yet: Herd trains Discrete action spaces")
-    }
     for part in spec.observation.droppedParts {
       logger.notice("\(config.env): observation part \(part) is not numbers; the policy does not see it")
     }
@@ -114,7 +109,8 @@ public final class WorkerLoop {
     if let envs { config.num_envs_per_worker = envs }
     guard let made else { throw Refusal.refused("admitted before the environments were made") }
     let network = PolicyNetwork(
-      config: config, observationSize: a.spec.observationSize, actionCount: a.spec.actionCount)
+      config: config, observationSize: a.spec.observationSize, actionCount: a.spec.actionCount,
+      actionHeads: a.spec.actionHeads)
     guard ModelSpec(config: config, network: network) == a.spec else {
       throw Refusal.refused(
         "the learner's model (\(a.spec)) is not the one its config builds here (\(ModelSpec(config: config, network: network)))"

@@ -57,6 +57,7 @@ extension ModelSpec {
     m.stateSize = Int32(stateSize)
     m.maxSeqLen = Int32(maxSeqLen)
     m.parameterCount = Int64(parameterCount)
+    m.actionHeads = actionHeads.map { Int32($0) }
     return m
   }
 
@@ -64,8 +65,13 @@ extension ModelSpec {
     guard m.observationSize > 0, m.actionCount > 0, m.stateSize >= 0, m.maxSeqLen > 0, m.parameterCount > 0 else {
       throw WireError(.badShape, "model spec has non-positive sizes: \(m)")
     }
+    let heads = m.actionHeads.isEmpty ? [Int(m.actionCount)] : m.actionHeads.map { Int($0) }
+    guard heads.allSatisfy({ $0 >= 1 }), heads.reduce(0, +) == Int(m.actionCount), ActionHeads.fits(heads) else {
+      throw WireError(.badShape, "model spec's action heads \(heads) do not make \(m.actionCount) logits")
+    }
     self.init(
-      env: m.env, observationSize: Int(m.observationSize), actionCount: Int(m.actionCount), stateSize: Int(m.stateSize),
+      env: m.env, observationSize: Int(m.observationSize), actionCount: Int(m.actionCount), actionHeads: heads,
+      stateSize: Int(m.stateSize),
       maxSeqLen: Int(m.maxSeqLen), parameterCount: Int(m.parameterCount))
   }
 }
@@ -158,11 +164,12 @@ public enum FragmentCodec {
     }
     let n = Int(n64)
     let actions = try TensorCodec.ints(m.actions, shape: [n], name: "actions")
-    if let bad = actions.first(where: { $0 < 0 || Int($0) >= spec.actionCount }) {
-      throw WireError(.badAction, "action \(bad) outside 0..<\(spec.actionCount)")
+    let values = spec.actionHeads.reduce(1, *)  // packed actions (checked to fit when the spec was made)
+    if let bad = actions.first(where: { $0 < 0 || Int($0) >= values }) {
+      throw WireError(.badAction, "action \(bad) outside 0..<\(values)")
     }
-    guard (0..<spec.actionCount).contains(Int(m.prevAction)) || (m.prevAction == 0) else {
-      throw WireError(.badAction, "prev_action \(m.prevAction) outside 0..<\(spec.actionCount)")
+    guard (0..<values).contains(Int(m.prevAction)) else {
+      throw WireError(.badAction, "prev_action \(m.prevAction) outside 0..<\(values)")
     }
     guard m.prevReward.isFinite else { throw WireError(.nonFinite, "prev_reward is \(m.prevReward)") }
     guard let end = FragmentEnd(rawValue: UInt8(clamping: max(0, m.end.rawValue))), m.end.rawValue <= 2 else {

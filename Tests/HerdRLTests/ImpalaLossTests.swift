@@ -21,17 +21,62 @@ import Testing
     config.entropy_coeff = 0.05
     let spaces = try EnvironmentFactory.spaces(config)
     let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 9)
+    try checkWholeLossGradient(config: config, net: net, worker: worker, label: core)
+  }
+
+  /// The same for a MultiDiscrete action space: two independent heads [3, 2]; log pi
+  /// and the entropy are sums over the heads, the gradient is per head.
+  @Test func twoHeadLossGradientMatchesFiniteDifferences() throws {
+    var config = smallConfig("CartPole-v1")
+    config.lstm_use_prev_action = true
+    config.entropy_coeff = 0.05
+    let envs = TwoHeadEnvironments(count: 4)
+    let net = PolicyNetwork(config: config, observationSize: 3, actionCount: 5, actionHeads: [3, 2])
+    let worker = try RolloutWorker(config: config, network: net, envs: envs, workerID: 0, seed: 9)
+    try checkWholeLossGradient(config: config, net: net, worker: worker, label: "heads [3, 2]")
+    // The environments got each packed action's components.
+    #expect(envs.seen.contains { $0 != [0, 0] } && envs.seen.allSatisfy { $0[0] < 3 && $0[1] < 2 })
+  }
+
+  /// The learner recomputes the worker's behaviour log-probabilities from the
+  /// stored state and logits: with the same weights every importance ratio is 1,
+  /// for one head and for two.
+  @Test(arguments: [[2], [3, 2]])
+  func sameWeightsGiveRatiosOfOne(heads: [Int]) throws {
+    var config = smallConfig("CartPole-v1")
+    config.lstm_use_prev_action = true
+    let net = PolicyNetwork(config: config, observationSize: 3, actionCount: heads.reduce(0, +), actionHeads: heads)
+    let envs = TwoHeadEnvironments(count: 4, heads: heads)
+    let learner = Learner(config: config, network: net)
+    let worker = try RolloutWorker(config: config, network: net, envs: envs, workerID: 0, seed: 3)
+    try worker.setWeights(learner.parameters.flatValues, version: 0)
+    var fragments: [Fragment] = []
+    while fragments.count < 8 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    let batch = try Batch(
+      fragments: fragments, maxLength: config.max_seq_len, observationSize: 3, actionCount: net.actionCount,
+      stateSize: net.stateSize, heads: net.heads)
+    let ws = TrainingWorkspace()
+    try net.forward(learner.parameters, batch: batch, ws: ws)
+    let targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: ImpalaLoss.Settings(config))
+    #expect(abs(targets.meanRho - 1) < 1e-5, "\(heads): mean rho \(targets.meanRho)")
+  }
+
+  /// Whole-loss gradient of `net` on fragments `worker` collects with perturbed
+  /// weights, against central differences.
+  func checkWholeLossGradient(config: TrainingConfig, net: PolicyNetwork, worker: RolloutWorker, label: String) throws {
     let learner = Learner(config: config, network: net)
     let p = learner.parameters
     for i in 0..<p.count { p.values[i] *= 3 }  // away from the tiny head init
-    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 9)
     var behaviour = p.flatValues
     var rng = SeededGenerator(seed: 4)
     for i in behaviour.indices { behaviour[i] += 0.3 * (rng.nextUnitFloat() - 0.5) }
     try worker.setWeights(behaviour, version: 0)
     var fragments: [Fragment] = []
     while fragments.count < 8 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
-    let batch = try Batch(fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize, actionCount: net.actionCount, stateSize: net.stateSize)
+    let batch = try Batch(
+      fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
+      actionCount: net.actionCount, stateSize: net.stateSize, heads: net.heads)
     #expect(Set(batch.ends).count >= 2, "mixed fragment ends")
     let settings = ImpalaLoss.Settings(config)
     let ws = TrainingWorkspace()
@@ -62,7 +107,7 @@ import Testing
       for j in Swift.stride(from: 0, to: entry.slot.count, by: stride) {
         let numeric = try numericDerivative(p.value(entry.slot) + j, eps: 3e-3) { try loss() }
         let a = analytic[entry.slot.offset + j]
-        #expect(abs(Double(a) - numeric) <= 1e-3 + 3e-2 * abs(numeric), "\(core) d/d\(entry.name)[\(j)]: \(a) vs \(numeric)")
+        #expect(abs(Double(a) - numeric) <= 1e-3 + 3e-2 * abs(numeric), "\(label) d/d\(entry.name)[\(j)]: \(a) vs \(numeric)")
         checked += 1
       }
     }
@@ -118,4 +163,59 @@ import Testing
     }
     #expect(parallel.version == 3 && parallel.trainedSteps == single.trainedSteps)
   }
+}
+
+/// K copies of a small task with a MultiDiscrete action (`heads`): observation 3
+/// random floats; reward 1 when component 0 matches the sign of the first one;
+/// episodes end terminated after 5 steps or truncated after 3, alternating by copy.
+final class TwoHeadEnvironments: VectorEnv {
+  let spec: EnvSpec
+  let count: Int
+  let observationSize = 3
+  let actionDims: Int
+  var groups: [Range<Int>] { [0..<count] }
+  private(set) var observations: [Float]
+  private(set) var finalObservations: [Float]
+  private(set) var outcomes: [StepOutcome]
+  var faults: EnvFaults { EnvFaults() }
+  /// The action components each step received, per copy.
+  private(set) var seen: [[Int32]] = []
+  private var t: [Int]
+  private var rng = SeededGenerator(seed: 5)
+
+  init(count: Int, heads: [Int] = [3, 2]) {
+    self.count = count
+    actionDims = heads.count
+    let action: Space = heads.count == 1 ? .discrete(heads[0]) : .multiDiscrete(nvec: heads, start: heads.map { _ in 0 })
+    spec = EnvSpec(id: "TwoHead", config: "{}", observation: .box(low: [-1, -1, -1], high: [1, 1, 1]), action: action)
+    observations = [Float](repeating: 0, count: count * 3)
+    finalObservations = observations
+    outcomes = [StepOutcome](repeating: StepOutcome(reward: 0, terminated: false, truncated: false), count: count)
+    t = [Int](repeating: 0, count: count)
+  }
+
+  private func draw(_ i: Int) { for j in 0..<3 { observations[i * 3 + j] = rng.nextUnitFloat() * 2 - 1 } }
+
+  func reset() { for i in 0..<count { draw(i) } }
+
+  func beginStep(group: Int, actions: UnsafePointer<Int32>) {
+    for i in 0..<count {
+      let a = Array(UnsafeBufferPointer(start: actions + i * actionDims, count: actionDims))
+      seen.append(a)
+      let right = (a[0] == 0) == (observations[i * 3] < 0)
+      t[i] += 1
+      let terminated = i % 2 == 0 && t[i] == 5
+      let truncated = i % 2 == 1 && t[i] == 3
+      outcomes[i] = StepOutcome(reward: right ? 1 : 0, terminated: terminated, truncated: truncated)
+      draw(i)
+      if terminated || truncated {
+        for j in 0..<3 { finalObservations[i * 3 + j] = observations[i * 3 + j] }
+        draw(i)
+        t[i] = 0
+      }
+    }
+  }
+
+  func finishStep(group: Int) {}
+  func close() {}
 }

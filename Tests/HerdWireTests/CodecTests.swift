@@ -79,6 +79,28 @@ func sampleFragment(_ n: Int = 3, seed: UInt64 = 1) -> Fragment {
     #expect(try reason { $0.workerID = 99 } == .unknownWorker)
   }
 
+  /// A MultiDiscrete model: heads travel in the model spec, actions are packed, and
+  /// the range check is against the joint actions (3 x 2 = 6), not the logits (5).
+  @Test func multiHeadSpecsAndPackedActions() throws {
+    let heads = WireModelSpec(
+      env: "gym:X", observationSize: 3, actionCount: 5, actionHeads: [3, 2], stateSize: 4, maxSeqLen: 5,
+      parameterCount: 7)
+    #expect(try ModelSpec(proto: heads.proto) == heads)
+    #expect(try ModelSpec(proto: spec.proto).actionHeads == [2], "no heads on the wire: one head")
+    var bad = heads.proto
+    bad.actionHeads = [3, 3]
+    #expect(throws: WireError.self) { try ModelSpec(proto: bad) }
+    func decoded(_ actions: [Int32]) throws -> Fragment? {
+      var f = sampleFragment()
+      f.actions = actions
+      f.behaviourLogits = [Float](repeating: 0.1, count: 3 * 5)
+      let bytes = try FragmentCodec.encodeBatch([f], episodes: [], envSteps: 3, workerID: 3, runID: 77, spec: heads)
+      return try FragmentCodec.decodeBatch(bytes, spec: heads).fragments.first
+    }
+    #expect(try decoded([0, 5, 4])?.actions == [0, 5, 4])
+    #expect(try decoded([0, 6, 4]) == nil, "6 is outside 0..<6")
+  }
+
   @Test func wrongProtocolVersionAndGarbageAreBatchErrors() throws {
     var b = Herd_V1_FragmentBatch()
     b.protocolVersion = 7

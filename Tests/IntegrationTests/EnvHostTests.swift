@@ -1,31 +1,7 @@
 import Foundation
 import HerdStats
+import HerdTestSupport
 import Testing
-
-/// The interpreter with herd_env (make test sets HERD_PYTHON).
-let envHostPython: String? = {
-  if let p = ProcessInfo.processInfo.environment["HERD_PYTHON"], !p.isEmpty { return p }
-  let venv = FileManager.default.currentDirectoryPath + "/.venv/bin/python"
-  return FileManager.default.isExecutableFile(atPath: venv) ? venv : nil
-}()
-
-/// Live (not zombie) processes whose parent is `pid`.
-func childPIDs(of pid: Int32) -> [Int32] {
-  let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-  return entries.compactMap { name -> Int32? in
-    guard let child = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
-      let close = stat.lastIndex(of: ")")
-    else { return nil }
-    let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-    guard fields.count > 2, fields[0] != "Z", Int32(fields[1]) == pid else { return nil }
-    return child
-  }
-}
-
-func processAlive(_ pid: Int32) -> Bool {
-  guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
-  return !stat.contains(") Z ")
-}
 
 func waitUntil(_ timeout: Double, _ predicate: () -> Bool) -> Bool {
   let deadline = Date(timeIntervalSinceNow: timeout)
@@ -120,5 +96,23 @@ struct EnvHostTests {
     #expect(train.wait(30) == 130, "\(train.stderr.suffix(1500))")
     #expect(waitUntil(5) { !hosts.contains(where: processAlive) }, "no env host left: \(hosts)")
     #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.herd"))
+  }
+
+  /// A Dict observation of every kind of space and a MultiDiscrete action [3, 2]
+  /// through one worker process: reward 1 per step when component 0 names the
+  /// observed Discrete (random: 8/3 per 8-step episode, best 8). Generous target.
+  @Test func multiDiscreteActionsTrainEndToEnd() throws {
+    let dir = HerdBinary.tempDir("gymmd")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run(
+      [
+        "train", "--env", "gym:herd_env.testing_envs:HerdTest/Spaces-v0", "--python", python, "--run-dir", dir,
+        "--stop-reward", "6", "--stop-seconds", "90", "--seed", "1", "--set", "use_lstm=false",
+      ], timeout: 150)
+    #expect(r.status == 0, "\(r.stderr.suffix(1500))")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    #expect(summary["stop_reward_reached"] as? Bool == true, "\(summary)")
+    #expect(r.stderr.contains("actions MultiDiscrete([3, 2])"), "\(r.stderr.prefix(2000))")
+    #expect(r.stderr.contains("text (Text) is not numbers"), "the dropped part is logged")
   }
 }

@@ -158,6 +158,11 @@ public nonisolated struct Herd_V1_ModelSpec: Sendable {
   /// Floats in the weight blob.
   public var parameterCount: Int64 = 0
 
+  /// The categorical heads' sizes, summing to action_count (one per component of a
+  /// MultiDiscrete action space; empty means one head). Actions travel packed in one
+  /// int32, the components in mixed radix with component 0 varying fastest.
+  public var actionHeads: [Int32] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -707,7 +712,7 @@ nonisolated extension Herd_V1_Tensor.DType: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Herd_V1_ModelSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}env\0\u{3}observation_size\0\u{3}action_count\0\u{3}state_size\0\u{3}max_seq_len\0\u{3}parameter_count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}env\0\u{3}observation_size\0\u{3}action_count\0\u{3}state_size\0\u{3}max_seq_len\0\u{3}parameter_count\0\u{3}action_heads\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -721,6 +726,7 @@ nonisolated extension Herd_V1_ModelSpec: SwiftProtobuf.Message, SwiftProtobuf._M
       case 4: try { try decoder.decodeSingularInt32Field(value: &self.stateSize) }()
       case 5: try { try decoder.decodeSingularInt32Field(value: &self.maxSeqLen) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.parameterCount) }()
+      case 7: try { try decoder.decodeRepeatedInt32Field(value: &self.actionHeads) }()
       default: break
       }
     }
@@ -745,6 +751,9 @@ nonisolated extension Herd_V1_ModelSpec: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.parameterCount != 0 {
       try visitor.visitSingularInt64Field(value: self.parameterCount, fieldNumber: 6)
     }
+    if !self.actionHeads.isEmpty {
+      try visitor.visitPackedInt32Field(value: self.actionHeads, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -755,6 +764,7 @@ nonisolated extension Herd_V1_ModelSpec: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.stateSize != rhs.stateSize {return false}
     if lhs.maxSeqLen != rhs.maxSeqLen {return false}
     if lhs.parameterCount != rhs.parameterCount {return false}
+    if lhs.actionHeads != rhs.actionHeads {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
