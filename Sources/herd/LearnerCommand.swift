@@ -178,8 +178,9 @@ struct EnvHostOptions: ParsableArguments {
   var python: String?
   @Option(
     help: """
-      Env host processes per worker for gym:ID environments (default \(EnvHostSettings.defaultProcesses)): with 2 or \
-      more, the policy runs for one group of environments while another steps.
+      Env host processes per worker for gym:ID environments (default: 1 on machines with fewer than 4 CPUs, else 2; \
+      here \(EnvHostSettings.defaultProcesses)): with 2 or more, the policy runs for one group of environments while \
+      another steps.
       """)
   var envProcesses: Int?
 

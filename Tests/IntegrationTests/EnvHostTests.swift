@@ -85,7 +85,7 @@ struct EnvHostTests {
     let dir = HerdBinary.tempDir("gymint")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let train = try HerdProcess([
-      "train", "--env", "gym:CartPole-v1", "--in-process", "--python", python, "--run-dir", dir,
+      "train", "--env", "gym:CartPole-v1", "--in-process", "--python", python, "--env-processes", "2", "--run-dir", dir,
       "--stop-seconds", "120", "--set", "num_envs_per_worker=8",
     ])
     #expect(train.waitReady(10), "\(train.stderr)")
