@@ -86,6 +86,7 @@ public final class RunDirectory: Sendable {
     meta[CheckpointKey.policyVersion] = String(learner.version)
     meta[CheckpointKey.trainedSteps] = String(learner.trainedSteps)
     meta[CheckpointKey.config] = (try? learner.config.prettyJSON()) ?? ""
+    if let stats = learner.observationStatistics { meta[CheckpointKey.observationStatistics] = try stats.json() }
     do {
       try learner.parameters.archive(optimizer: learner.optimizer, metadata: meta).write(to: file("checkpoint.herd"))
     } catch {
@@ -129,6 +130,8 @@ public enum CheckpointKey {
   public static let envSteps = "env_steps"
   public static let episodes = "episodes"
   public static let config = "config"
+  /// The observation filter's running statistics (JSON), with MeanStdFilter.
+  public static let observationStatistics = "observation_statistics"
 }
 
 /// The counters a checkpoint carries, read strictly: a checkpoint without them

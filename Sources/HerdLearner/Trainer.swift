@@ -143,7 +143,15 @@ final class Trainer: @unchecked Sendable {
       let archive = try TensorArchive.read(from: path)
       let counters = try CheckpointCounters(archive, source: path)
       try learner.parameters.restore(from: archive, optimizer: learner.optimizer, source: path)
-      learner.restore(version: counters.policyVersion, trainedSteps: counters.trainedSteps)
+      var statistics: ObservationStatistics?
+      if learner.observationStatistics != nil {
+        guard let text = archive.metadata[CheckpointKey.observationStatistics] else {
+          throw RunDirectoryError("\(path) has no observation filter statistics, but the run uses MeanStdFilter")
+        }
+        statistics = try ObservationStatistics(json: text, features: network.observationSize)
+      }
+      learner.restore(
+        version: counters.policyVersion, trainedSteps: counters.trainedSteps, observationStatistics: statistics)
       stats.restore(envSteps: counters.envSteps, episodes: counters.episodes)
       logger.info("resumed from \(path): policy version \(learner.version), \(counters.envSteps) env steps")
     }

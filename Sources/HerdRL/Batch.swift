@@ -27,6 +27,10 @@ public struct Batch: Sendable {
   public var stateIn: [Float]
   public var ends: [FragmentEnd]
   public var policyVersions: [Int]
+  /// Whether `obs` went through the observation filter already (the learner
+  /// filters each fragment with its worker's filter); raw otherwise, and the
+  /// network's forward applies its own.
+  public var observationsFiltered = false
 
   /// Valid steps in the batch (sum of seqLens).
   public var validSteps: Int { seqLens.reduce(0, +) }

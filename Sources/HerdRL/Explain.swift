@@ -68,7 +68,7 @@ public enum Explain {
     line("herd explain: \(config.env), \(config.use_lstm ? "\(cell)(\(h))" : "feed-forward") policy")
     line()
     line("Model, one step of one env:")
-    line("  observation o_t              [\(f)]" + (config.observation_filter == .MeanStdFilter ? "   filtered in the worker: (o - running mean) / std, clipped to +-10" : ""))
+    line("  observation o_t              [\(f)]" + (config.observation_filter == .MeanStdFilter ? "   filtered: (o - running mean) / std, clipped to +-10 (obs_filter.*: the learner's statistics, sent with the weights)" : ""))
     let hidden = config.fcnet_hiddens.map(String.init).joined(separator: " -> ")
     line("  " + "encoder (MLP, \(config.fcnet_activation.rawValue))".padding(toLength: 29, withPad: " ", startingAt: 0) + "[\(f)] -> \(hidden.isEmpty ? "identity" : hidden) = z_t [\(z)]   features, not logits")
     line("  core input x_t               [z_t [\(z)]" + extras.map { " ; " + $0 }.joined() + "] = [\(x)]")
@@ -119,6 +119,9 @@ public enum Explain {
     for e in net.layout.entries {
       let shape = "[" + e.slot.shape.map(String.init).joined(separator: ", ") + "]"
       line("  " + e.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + shape.padding(toLength: 14, withPad: " ", startingAt: 0) + String(e.slot.count))
+    }
+    if net.trainableCount < net.layout.count {
+      line("  " + "trained (all but obs_filter.*, which no gradient reaches)".padding(toLength: width + 16, withPad: " ", startingAt: 0) + String(net.trainableCount))
     }
     line("  " + "total".padding(toLength: width + 16, withPad: " ", startingAt: 0) + String(net.layout.count))
     return out.joined(separator: "\n")

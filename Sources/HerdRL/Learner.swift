@@ -27,6 +27,13 @@ public final class Learner {
   public private(set) var version = 0
   /// Env steps trained so far (drives the learning-rate schedule).
   public var trainedSteps = 0
+  /// The observation filter's running statistics (nil with NoFilter), updated from
+  /// every batch before it is trained on and written into the filter's parameters.
+  public private(set) var observationStatistics: ObservationStatistics?
+  /// The filter (mean then scale, 2F floats) each recent policy version was
+  /// published with: the learner filters a fragment's observations with the filter
+  /// its worker acted with, so it trains on the inputs the actor saw.
+  var filterHistory: [Int: [Float]] = [:]
   let settings: ImpalaLoss.Settings
   let schedule: LinearDecay
   /// One workspace and one gradient buffer per shard (shard 0 uses `parameters`).
@@ -52,14 +59,74 @@ public final class Learner {
     workspaces = (0..<shards).map { _ in TrainingWorkspace() }
     shardParameters = [parameters] + (1..<shards).map { [parameters] _ in Parameters(sharingValuesWith: parameters) }
     pool = ShardPool(count: shards)
+    if network.filterMean != nil { observationStatistics = ObservationStatistics(features: network.observationSize) }
+    rememberFilter()
   }
 
   deinit { pool.shutdown() }
 
-  /// Sets the version after restoring a checkpoint.
-  public func restore(version: Int, trainedSteps: Int) {
+  /// Sets the version after restoring a checkpoint, and the filter's statistics
+  /// (nil leaves them as they are: a checkpoint without them restarts them).
+  public func restore(version: Int, trainedSteps: Int, observationStatistics: ObservationStatistics? = nil) {
     self.version = version
     self.trainedSteps = trainedSteps
+    if let s = observationStatistics, self.observationStatistics != nil {
+      precondition(s.features == network.observationSize, "observation statistics do not fit the model")
+      self.observationStatistics = s
+      writeFilter()
+    } else {
+      rememberFilter()
+    }
+  }
+
+  /// Adds the raw observations the fragments' steps acted on (not their bootstrap
+  /// observations, which the next fragment or nobody acted on) to the statistics;
+  /// the next version is published with them.
+  func updateFilter(_ fragments: [Fragment]) {
+    guard var stats = observationStatistics else { return }
+    for fr in fragments {
+      fr.observations.withPointer { stats.update($0, rows: fr.length) }
+    }
+    observationStatistics = stats
+  }
+
+  /// The statistics' mean and scale into the filter's parameters (after the
+  /// optimiser too, so nothing it does to them, weight decay say, is published),
+  /// remembered as the filter of the current version.
+  func writeFilter() {
+    guard let stats = observationStatistics, let meanSlot = network.filterMean, let scaleSlot = network.filterScale
+    else { return }
+    stats.write(mean: parameters.value(meanSlot), scale: parameters.value(scaleSlot))
+    rememberFilter()
+  }
+
+  /// Records the filter in the parameters as the current version's.
+  func rememberFilter() {
+    guard let meanSlot = network.filterMean, let scaleSlot = network.filterScale else { return }
+    let f = network.observationSize
+    filterHistory[version] =
+      Array(UnsafeBufferPointer(start: parameters.value(meanSlot), count: f))
+      + Array(UnsafeBufferPointer(start: parameters.value(scaleSlot), count: f))
+    filterHistory = filterHistory.filter { $0.key >= version - config.max_policy_lag - 1 }
+  }
+
+  /// Filters each fragment's observations in `batch` with the filter its policy
+  /// version was published with (the current one when that is no longer known).
+  func filterObservations(_ batch: inout Batch, fragments: [Fragment]) {
+    guard network.filterMean != nil else { return }
+    let f = network.observationSize
+    let stride = (batch.maxLength + 1) * f
+    guard let current = filterHistory[version] else { preconditionFailure("no filter for version \(version)") }
+    batch.obs.withMutablePointer { obs in
+      for (i, fr) in fragments.enumerated() {
+        let filter = filterHistory[fr.policyVersion] ?? current
+        filter.withPointer { m in
+          ObservationFilter.apply(
+            obs + i * stride, mean: m, scale: m + f, rows: fr.length + 1, features: f, into: obs + i * stride)
+        }
+      }
+    }
+    batch.observationsFiltered = true
   }
 
   /// One update: batch -> forward -> V-trace -> loss -> backward -> clip -> optimiser.
@@ -73,12 +140,16 @@ public final class Learner {
   public func step(_ fragments: [Fragment]) throws -> LearnerStepStats {
     // Batch: [N, T+1, F] and friends, one per shard.
     let shards = split(fragments)
-    let batches = try shards.map {
+    var batches = try shards.map {
       try Batch(
         fragments: $0, maxLength: config.max_seq_len, observationSize: network.observationSize,
         actionCount: network.actionCount, stateSize: network.stateSize, heads: network.heads)
     }
     let total = batches.reduce(0) { $0 + $1.validSteps }
+    // The fragments fit the model: each is filtered as its worker filtered it, and
+    // their raw observations join the filter's statistics (for the next versions).
+    for s in batches.indices { filterObservations(&batches[s], fragments: shards[s]) }
+    updateFilter(fragments)
     // Forward from the stored states, V-trace (constants), loss, backward.
     let results = ShardResults(count: batches.count)
     pool.run { [self] s in
@@ -129,6 +200,7 @@ public final class Learner {
     // Optimiser: a new policy version.
     optimizer.step(parameters, lr: lr)
     version += 1
+    writeFilter()
     trainedSteps += total
     return stats
   }

@@ -50,6 +50,9 @@ extension PolicyNetwork {
     // Inputs in packed order.
     let obs = ws.obs.reserve(rows &* observationSize)
     batch.obs.withPointer { packing.pack($0, features: observationSize, into: obs) }
+    // The filter in place, unless the batch is filtered (the encoder's backward
+    // reads its input from here).
+    if !batch.observationsFiltered { _ = filter(p, obs: obs, rows: rows, into: obs) }
     // Reused across batches: no allocation once the sizes have been seen.
     ws.prevActionStore.removeAll(keepingCapacity: true)
     ws.prevActionStore.append(contentsOf: repeatElement(0, count: rows))

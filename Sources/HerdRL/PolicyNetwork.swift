@@ -3,12 +3,14 @@ import HerdNN
 
 /// The policy of DESIGN.md, one forward step:
 /// ```
-/// o_t --encoder (MLP)--> z_t
+/// o_t --filter (MeanStdFilter only)--> --encoder (MLP)--> z_t
 /// x_t = [ z_t ; onehot(a_{t-1}) if lstm_use_prev_action ; r_{t-1} if lstm_use_prev_reward ]
 /// (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1}))      (GRU: h only; no core: h_t = x_t)
 /// logits_t = W_pi h_t + b_pi        value_t = w_v . h_t + b_v
 /// ```
-/// Parameters live in one ``Parameters`` buffer: `encoder.*`, `core.*`, `pi.*`, `vf.*`.
+/// Parameters live in one ``Parameters`` buffer: `obs_filter.*` (with MeanStdFilter:
+/// running statistics, never trained, see ``ObservationFilter``), `encoder.*`,
+/// `core.*`, `pi.*`, `vf.*`.
 public struct PolicyNetwork: Sendable {
   /// Observation floats F.
   public let observationSize: Int
@@ -30,6 +32,9 @@ public struct PolicyNetwork: Sendable {
   public let usePrevReward: Bool
   /// All parameters' layout.
   public let layout: ParameterLayout
+  /// The observation filter's mean and scale `[F]` each (nil with NoFilter).
+  public let filterMean: ParameterSlot?
+  public let filterScale: ParameterSlot?
 
   /// Builds the network for `config` over an environment's spaces: `actionCount`
   /// logits in `actionHeads` (nil: one head of `actionCount`).
@@ -41,6 +46,15 @@ public struct PolicyNetwork: Sendable {
     usePrevAction = config.lstm_use_prev_action
     usePrevReward = config.lstm_use_prev_reward
     var layout = ParameterLayout()
+    // The filter's statistics first: constants, so they draw nothing from the RNG
+    // and the trained parameters start as they would without them.
+    if config.observation_filter == .MeanStdFilter {
+      filterMean = layout.declare("obs_filter.mean", shape: [observationSize], initializer: .constant(0))
+      filterScale = layout.declare("obs_filter.scale", shape: [observationSize], initializer: .constant(1))
+    } else {
+      filterMean = nil
+      filterScale = nil
+    }
     encoder = MLP(
       "encoder", inFeatures: observationSize, hiddenSizes: config.fcnet_hiddens,
       activation: config.fcnet_activation, layout: &layout)
@@ -64,6 +78,21 @@ public struct PolicyNetwork: Sendable {
   public var coreInputSize: Int { encoder.outFeatures + (usePrevAction ? actionCount : 0) + (usePrevReward ? 1 : 0) }
   /// Floats of the heads' input per step (H, or the core input without a core).
   public var featureSize: Int { core?.hiddenSize ?? coreInputSize }
+  /// Parameters the optimiser trains (all but the filter's statistics).
+  public var trainableCount: Int { layout.count - 2 * (filterMean == nil ? 0 : observationSize) }
+
+  /// The filtered observations for `rows` rows into `out`; nil (nothing written)
+  /// without a filter.
+  @inlinable
+  func filter(
+    _ p: Parameters, obs: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>
+  ) -> UnsafePointer<Float>? {
+    guard let filterMean, let filterScale else { return nil }
+    ObservationFilter.apply(
+      obs, mean: p.value(filterMean), scale: p.value(filterScale), rows: rows, features: observationSize, into: out)
+    return UnsafePointer(out)
+  }
+
   /// Floats of recurrent state per sequence: 2H (LSTM: h then c), H (GRU), 0.
   public var stateSize: Int { core.map { $0.hiddenSize * $0.stateCount } ?? 0 }
 
@@ -98,6 +127,7 @@ public final class PolicyWorkspace {
   let encoder = MLPCache()
   let core = RecurrentCache()
   let coreInput = FloatBuffer()
+  let filtered = FloatBuffer()
   /// Logits of the last step `[K, A]`.
   public let logits = FloatBuffer()
   /// Values of the last step `[K]`.
@@ -112,14 +142,15 @@ extension PolicyNetwork {
   /// row block) in place and writes logits `[K, A]` and values `[K]` into `ws`.
   ///
   /// - Parameters:
-  ///   - obs: `[K, F]`; prevActions, prevRewards: `[K]` (zeros at episode starts).
+  ///   - obs: `[K, F]` raw (the network applies its filter); prevActions, prevRewards: `[K]` (zeros at episode starts).
   ///   - h, c: `[K, H]` each (c only for the LSTM; both unused without a core).
   public func step(
     _ p: Parameters, obs: UnsafePointer<Float>, prevActions: UnsafePointer<Int32>,
     prevRewards: UnsafePointer<Float>, rows: Int, h: UnsafeMutablePointer<Float>,
     c: UnsafeMutablePointer<Float>, ws: PolicyWorkspace
   ) {
-    let z = encoder.forward(p, x: obs, rows: rows, cache: ws.encoder)
+    let input = filter(p, obs: obs, rows: rows, into: ws.filtered.reserve(rows &* observationSize)) ?? obs
+    let z = encoder.forward(p, x: input, rows: rows, cache: ws.encoder)
     let x = ws.coreInput.reserve(rows &* coreInputSize)
     assembleCoreInput(z: z, prevActions: prevActions, prevRewards: prevRewards, rows: rows, into: x)
     let features: UnsafePointer<Float>

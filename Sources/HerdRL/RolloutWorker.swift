@@ -52,11 +52,11 @@ public final class RolloutWorker {
   var stepInEpisode: [Int]
   var episodeReturns: [Float]
   var openingState: [[Float]]
-  /// The worker's observation filter (see ``ObservationFilter``).
-  public private(set) var filter: ObservationFilter
-  /// The filtered observations each env's last action was taken on `[K, F]`.
-  var filtered: [Float]
-  var filteredBootstrap: [Float]
+  /// The raw observations each env's last action was taken on `[K, F]` (the
+  /// environments' buffer holds the next ones by the time a step is recorded).
+  /// Fragments hold raw observations: the filter is part of the model (see
+  /// ``ObservationFilter``).
+  var actedOn: [Float]
   var nextEpisodeID: UInt64 = 0
   /// Groups whose step is under way.
   var inFlight: [Bool]
@@ -110,9 +110,7 @@ public final class RolloutWorker {
     stepInEpisode = [Int](repeating: 0, count: k)
     episodeReturns = [Float](repeating: 0, count: k)
     openingState = [[Float]](repeating: [], count: k)
-    filter = ObservationFilter(kind: config.observation_filter, features: network.observationSize)
-    filtered = [Float](repeating: 0, count: k * network.observationSize)
-    filteredBootstrap = [Float](repeating: 0, count: network.observationSize)
+    actedOn = [Float](repeating: 0, count: k * network.observationSize)
     inFlight = [Bool](repeating: false, count: envs.groups.count)
     try envs.reset()
   }
@@ -148,7 +146,7 @@ public final class RolloutWorker {
     }
   }
 
-  /// The policy for `rows`: filter their observations, one batched forward, sample.
+  /// The policy for `rows`: one batched forward over their observations, sample.
   func act(_ rows: Range<Int>) {
     let f = network.observationSize
     let a = network.actionCount
@@ -161,12 +159,11 @@ public final class RolloutWorker {
     }
     let r0 = rows.lowerBound
     let n = rows.count
-    // Filter the observations (the policy and the fragments see filtered ones).
+    // Keep the observations acted on for the fragments.
     envs.observations.withPointer { raw in
-      filter.update(raw + r0 * f, rows: n)
-      filtered.withMutablePointer { filter.apply(raw + r0 * f, rows: n, into: $0 + r0 * f) }
+      actedOn.withMutablePointer { ($0 + r0 * f).update(from: raw + r0 * f, count: n * f) }
     }
-    filtered.withPointer { obs in
+    actedOn.withPointer { obs in
       prevActions.withUnsafeBufferPointer { pa in
         prevRewards.withPointer { pr in
           h.withMutablePointer { ph in
@@ -207,7 +204,7 @@ public final class RolloutWorker {
     let hs = network.core?.hiddenSize ?? 0
     let stateSize = network.stateSize
     envSteps += rows.count
-    filtered.withPointer { obs in
+    actedOn.withPointer { obs in
       logits.withPointer { lg in
         for i in rows {
           let outcome = envs.outcomes[i]
@@ -223,10 +220,7 @@ public final class RolloutWorker {
           episodeReturns[i] += outcome.reward
           if outcome.done {
             envs.finalObservations.withPointer { fin in
-              filteredBootstrap.withMutablePointer { filter.apply(fin + i * f, rows: 1, into: $0) }
-            }
-            filteredBootstrap.withPointer { b in
-              if let fr = builders[i].finish(bootstrap: b, end: outcome.terminated ? .terminated : .truncated) {
+              if let fr = builders[i].finish(bootstrap: fin + i * f, end: outcome.terminated ? .terminated : .truncated) {
                 emit(fr)
               }
             }
@@ -247,10 +241,7 @@ public final class RolloutWorker {
             prevRewards[i] = outcome.reward
             if builders[i].count == maxLength {
               envs.observations.withPointer { next in
-                filteredBootstrap.withMutablePointer { filter.apply(next + i * f, rows: 1, into: $0) }
-              }
-              filteredBootstrap.withPointer { b in
-                if let fr = builders[i].finish(bootstrap: b, end: .cut) { emit(fr) }
+                if let fr = builders[i].finish(bootstrap: next + i * f, end: .cut) { emit(fr) }
               }
             }
           }

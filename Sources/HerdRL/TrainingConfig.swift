@@ -174,11 +174,12 @@ public enum RNNType: String, ConfigChoice {
   case gru
 }
 
-/// Observation normalisation in the workers (`observation_filter`, RLlib's names).
+/// Observation normalisation, part of the model (`observation_filter`, RLlib's names;
+/// see ``ObservationFilter``).
 public enum ObservationFilterKind: String, ConfigChoice {
   /// Observations as the environment gives them.
   case NoFilter
-  /// Running mean and standard deviation, clipped to +-10.
+  /// The learner's running mean and standard deviation, clipped to +-10.
   case MeanStdFilter
 }
 

@@ -98,6 +98,34 @@ public enum TensorCodec {
     return t
   }
 
+  /// Observations: uint8 when every value is a whole number in 0...255 (images,
+  /// one-hot codes; lossless and a quarter of the bytes), float32 otherwise.
+  public static func encodeObservations(_ values: [Float], shape: [Int]) -> Herd_V1_Tensor {
+    let bytes = values.withUnsafeBufferPointer { v -> [UInt8]? in
+      var out = [UInt8](repeating: 0, count: v.count)
+      for i in 0..<v.count {
+        let x = v[i]
+        // Whole numbers in range only (NaN fails the comparison, -0 is 0).
+        guard x >= 0 && x <= 255, let b = UInt8(exactly: x) else { return nil }
+        out[i] = b
+      }
+      return out
+    }
+    guard let bytes else { return encode(values, shape: shape) }
+    var t = Herd_V1_Tensor()
+    t.dtype = .uint8
+    t.shape = shape.map(Int64.init)
+    t.data = Data(bytes)
+    return t
+  }
+
+  /// Observations as floats from a float32 (checked finite) or uint8 tensor of `shape`.
+  public static func observations(_ t: Herd_V1_Tensor, shape: [Int], name: String) throws -> [Float] {
+    guard t.dtype == .uint8 else { return try floats(t, shape: shape, name: name) }
+    try check(t, .uint8, shape: shape, name: name)
+    return t.data.withUnsafeBytes { src in src.map { Float($0) } }
+  }
+
   /// Checks dtype, shape (exactly `shape`) and byte count, then returns the floats;
   /// with `finite`, any NaN or infinity is an error.
   public static func floats(_ t: Herd_V1_Tensor, shape: [Int], name: String, finite: Bool = true) throws -> [Float] {
@@ -122,8 +150,10 @@ public enum TensorCodec {
     guard t.shape == shape.map(Int64.init) else {
       throw WireError(.badShape, "\(name) has shape \(t.shape), expected \(shape)")
     }
-    guard t.data.count == shape.reduce(1, *) * 4 else {
-      throw WireError(.badTensor, "\(name) holds \(t.data.count) bytes, shape \(shape) needs \(shape.reduce(1, *) * 4)")
+    let size = dtype == .uint8 ? 1 : 4
+    guard t.data.count == shape.reduce(1, *) * size else {
+      throw WireError(
+        .badTensor, "\(name) holds \(t.data.count) bytes, shape \(shape) needs \(shape.reduce(1, *) * size)")
     }
   }
 }
@@ -146,7 +176,7 @@ public enum FragmentCodec {
     m.prevReward = f.prevReward
     let n = f.length
     m.stateIn = TensorCodec.encode(f.stateIn, shape: [f.stateIn.count])
-    m.observations = TensorCodec.encode(f.observations, shape: [n + 1, spec.observationSize])
+    m.observations = TensorCodec.encodeObservations(f.observations, shape: [n + 1, spec.observationSize])
     m.actions = TensorCodec.encode(f.actions, shape: [n])
     m.rewards = TensorCodec.encode(f.rewards, shape: [n])
     m.behaviourLogits = TensorCodec.encode(f.behaviourLogits, shape: [n, spec.actionCount])
@@ -177,7 +207,8 @@ public enum FragmentCodec {
     }
     return Fragment(
       stateIn: try TensorCodec.floats(m.stateIn, shape: [spec.stateSize], name: "state_in"),
-      observations: try TensorCodec.floats(m.observations, shape: [n + 1, spec.observationSize], name: "observations"),
+      observations: try TensorCodec.observations(
+        m.observations, shape: [n + 1, spec.observationSize], name: "observations"),
       actions: actions,
       rewards: try TensorCodec.floats(m.rewards, shape: [n], name: "rewards"),
       behaviourLogits: try TensorCodec.floats(

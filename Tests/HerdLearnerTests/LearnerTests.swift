@@ -132,4 +132,36 @@ extension CheckpointCounters {
     #expect(joined.count == 2, "both threads say hello to the worker table: \(joined)")
     #expect(logs.all.filter { $0.contains("left: stopped") }.count == 2, "and goodbye")
   }
+
+  /// The observation filter's statistics are saved with the checkpoint (its mean
+  /// and scale as parameters, its running sums in the metadata) and a resumed run
+  /// goes on from them instead of starting them again.
+  @Test func resumeKeepsTheObservationFilter() throws {
+    let dir = NSTemporaryDirectory() + "herd-filter-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var config = TrainingConfig.defaults(for: "StatelessCartPole-v1")
+    #expect(config.observation_filter == .MeanStdFilter)
+    config.num_envs_per_worker = 8
+    func statistics() throws -> (ObservationStatistics, TensorArchive) {
+      let archive = try TensorArchive.read(from: dir + "/checkpoint.herd")
+      let text = try #require(archive.metadata[CheckpointKey.observationStatistics])
+      return (try ObservationStatistics(json: text, features: 2), archive)
+    }
+    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(envSteps: 20_000, seconds: 60))
+    settings.inProcessWorkers = 1
+    _ = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
+    let (first, archive) = try statistics()
+    #expect(first.count >= 10_000)
+    var mean: [Float] = [0, 0]
+    var scale: [Float] = [0, 0]
+    first.write(mean: &mean, scale: &scale)
+    #expect(archive.entry("param/obs_filter.mean")?.values == mean)
+    #expect(archive.entry("param/obs_filter.scale")?.values == scale)
+    // A short resumed run: its statistics go on from the first run's.
+    settings.resume = true
+    settings.stop = StopCriteria(envSteps: 26_000, seconds: 60)
+    _ = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
+    let (second, _) = try statistics()
+    #expect(second.count > first.count, "restarted statistics would hold only the resumed run's ~6k observations")
+  }
 }

@@ -26,7 +26,9 @@ import Testing
     #expect(text.contains("obs [32, 21, 2]"))
     #expect(text.contains("state_in (h, c) [32, 64] each"))
     #expect(text.contains("previous reward: not an input"))
-    #expect(text.contains("MeanStdFilter") || text.contains("running mean"))
+    #expect(text.contains("(o - running mean) / std"))
+    #expect(text.contains("obs_filter.mean   [2]"))
+    #expect(text.contains("trained (all but obs_filter.*") && net.trainableCount == net.layout.count - 4)
     checkParameters(text, net)
   }
 

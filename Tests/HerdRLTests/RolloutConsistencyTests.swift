@@ -12,7 +12,21 @@ import Testing
   /// including fragments cut mid-episode that start from a non-zero state.
   @Test(arguments: ["lstm", "gru", "none"], [false, true])
   func learnerRecomputesTheBehaviourLogits(core: String, prevInputs: Bool) throws {
+    try recompute(core: core, prevInputs: prevInputs, filter: false)
+  }
+
+  /// With MeanStdFilter the filter is part of the weights: the worker acts with the
+  /// filter it was sent and records raw observations, and the learner applies the
+  /// same filter to the batch. (A worker that recorded filtered observations would
+  /// be filtered twice here, and disagree.)
+  @Test(arguments: ["lstm", "none"])
+  func learnerRecomputesTheBehaviourLogitsThroughTheFilter(core: String) throws {
+    try recompute(core: core, prevInputs: true, filter: true)
+  }
+
+  func recompute(core: String, prevInputs: Bool, filter: Bool) throws {
     var config = TrainingConfig.defaults(for: "MemoryChain-v0")
+    config.observation_filter = filter ? .MeanStdFilter : .NoFilter
     config.env_config.length = 13
     config.max_seq_len = 5
     config.num_envs_per_worker = 6
@@ -27,6 +41,15 @@ import Testing
     let learner = Learner(config: config, network: net)
     // Larger weights than the default init so the state matters to the logits.
     for i in 0..<learner.parameters.count { learner.parameters.values[i] *= 4 }
+    if filter {
+      // A filter far from the identity: every feature shifted and scaled.
+      let mean = learner.parameters.value(try #require(net.filterMean))
+      let scale = learner.parameters.value(try #require(net.filterScale))
+      for k in 0..<net.observationSize {
+        mean[k] = 0.3 + 0.1 * Float(k)
+        scale[k] = 2.5 - 0.2 * Float(k)
+      }
+    }
     let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 3)
     try worker.setWeights(learner.parameters.flatValues, version: 0)
     var fragments: [Fragment] = []
@@ -49,6 +72,13 @@ import Testing
       }
     }
     let c = closeness(recomputed, recorded, rtol: 1e-5, atol: 1e-5)
-    #expect(c.ok, "\(core) prev inputs \(prevInputs): \(c)")
+    #expect(c.ok, "\(core) prev inputs \(prevInputs) filter \(filter): \(c)")
+    // Raw observations in the fragments: MemoryChain's query is 0 or 1 and its
+    // context -1, 0 or +1 (filtered ones would not be).
+    let f = net.observationSize
+    #expect(
+      fragments.allSatisfy { fr in
+        (0...fr.length).allSatisfy { [0, 1].contains(fr.observations[$0 * f + 1]) && [-1, 0, 1].contains(fr.observations[$0 * f + 2]) }
+      })
   }
 }

@@ -79,6 +79,40 @@ func sampleFragment(_ n: Int = 3, seed: UInt64 = 1) -> Fragment {
     #expect(try reason { $0.workerID = 99 } == .unknownWorker)
   }
 
+  /// Observations that are all whole numbers in 0...255 (pixels, one-hot codes)
+  /// travel as uint8, a quarter of the bytes, and come back equal; any other value
+  /// keeps the fragment in float32. A uint8 tensor is checked like a float one.
+  @Test func byteObservationsTravelAsBytes() throws {
+    let f3 = WireModelSpec(
+      env: "gym:X", observationSize: 300, actionCount: 2, stateSize: 4, maxSeqLen: 5, parameterCount: 7)
+    var rng = SeededGenerator(seed: 4)
+    var pixels = sampleFragment(5)
+    pixels.observations = (0..<(6 * 300)).map { _ in Float(rng.next() % 256) }
+    pixels.observations[7] = 255
+    pixels.observations[8] = -0.0
+    var almost = pixels
+    almost.observations[9] = 3.5
+    var negative = pixels
+    negative.observations[9] = -1
+    var big = pixels
+    big.observations[9] = 256
+    for (f, bytes) in [(pixels, true), (almost, false), (negative, false), (big, false)] {
+      let m = FragmentCodec.encode(f, spec: f3)
+      #expect(m.observations.dtype == (bytes ? .uint8 : .float32))
+      #expect(m.observations.data.count == 6 * 300 * (bytes ? 1 : 4))
+      let encoded = try FragmentCodec.encodeBatch([f], episodes: [], envSteps: 5, workerID: 3, runID: 77, spec: f3)
+      #expect(try FragmentCodec.decodeBatch(encoded, spec: f3).fragments == [f])
+    }
+    var m = FragmentCodec.encode(pixels, spec: f3)
+    m.observations.data.removeLast()
+    #expect(throws: WireError.self) {
+      try FragmentCodec.decode(m, spec: f3)
+    }
+    m = FragmentCodec.encode(pixels, spec: f3)
+    m.observations.shape = [6, 299]
+    #expect(throws: WireError.self) { try FragmentCodec.decode(m, spec: f3) }
+  }
+
   /// A MultiDiscrete model: heads travel in the model spec, actions are packed, and
   /// the range check is against the joint actions (3 x 2 = 6), not the logits (5).
   @Test func multiHeadSpecsAndPackedActions() throws {

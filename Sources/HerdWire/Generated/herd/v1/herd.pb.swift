@@ -98,6 +98,9 @@ public nonisolated struct Herd_V1_Tensor: Sendable {
 
     /// Two's complement 32-bit integers, 4 bytes per element.
     case int32 // = 2
+
+    /// Unsigned bytes, 1 byte per element.
+    case uint8 // = 3
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -109,6 +112,7 @@ public nonisolated struct Herd_V1_Tensor: Sendable {
       case 0: self = .unspecified
       case 1: self = .float32
       case 2: self = .int32
+      case 3: self = .uint8
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -118,6 +122,7 @@ public nonisolated struct Herd_V1_Tensor: Sendable {
       case .unspecified: return 0
       case .float32: return 1
       case .int32: return 2
+      case .uint8: return 3
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -127,6 +132,7 @@ public nonisolated struct Herd_V1_Tensor: Sendable {
       .unspecified,
       .float32,
       .int32,
+      .uint8,
     ]
 
   }
@@ -499,7 +505,9 @@ public nonisolated struct Herd_V1_Fragment: @unchecked Sendable {
   /// Clears the value of `stateIn`. Subsequent reads from it will return its default value.
   public mutating func clearStateIn() {_uniqueStorage()._stateIn = nil}
 
-  /// Observations o_0 .. o_n (o_n is the bootstrap observation), float32 [n + 1, F].
+  /// Observations o_0 .. o_n (o_n is the bootstrap observation), [n + 1, F]:
+  /// uint8 when every value is a whole number in 0..255 (pixels, one-hot codes;
+  /// lossless, a quarter of the bytes), float32 otherwise.
   public var observations: Herd_V1_Tensor {
     get {_storage._observations ?? Herd_V1_Tensor()}
     set {_uniqueStorage()._observations = newValue}
@@ -707,7 +715,7 @@ nonisolated extension Herd_V1_Tensor: SwiftProtobuf.Message, SwiftProtobuf._Mess
 }
 
 nonisolated extension Herd_V1_Tensor.DType: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DTYPE_UNSPECIFIED\0\u{1}DTYPE_FLOAT32\0\u{1}DTYPE_INT32\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DTYPE_UNSPECIFIED\0\u{1}DTYPE_FLOAT32\0\u{1}DTYPE_INT32\0\u{1}DTYPE_UINT8\0")
 }
 
 nonisolated extension Herd_V1_ModelSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
