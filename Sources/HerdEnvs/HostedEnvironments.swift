@@ -6,8 +6,10 @@ import Foundation
 #endif
 
 /// Gymnasium environments stepped in Python host processes (`python -m
-/// herd_env.host`, the package in `python/`): K copies split over P processes, one
-/// group of rows per process.
+/// herd_env.host`, the package in `python/`): K copies split over P processes, and
+/// each process's copies split into ``Options/groupsPerHost`` groups of rows. A host
+/// steps one of its groups while the worker's policy acts for another, so neither
+/// side waits for the other (with one group per host they take turns).
 ///
 /// Each host gets three file descriptors: a command pipe (fd 0), a reply pipe
 /// (fd 1) and an anonymous shared-memory file (fd 3, `memfd_create`: it has no name,
@@ -33,6 +35,9 @@ public final class HostedEnvironments: VectorEnv {
   public let bytes: Bool
   let options: Options
   private var hosts: [Host]
+  /// Each group's host, and its index among the host's groups (-1: the host has one).
+  private let groupHost: [Int]
+  private let groupIndex: [Int]
   private var restartTimes: [Date] = []
   private let log: (String) -> Void
 
@@ -54,6 +59,9 @@ public final class HostedEnvironments: VectorEnv {
     public var startSeconds: Double = 120
     /// Seconds one step of one group may take before the host is killed as hung.
     public var stepSeconds: Double = 60
+    /// Row groups per host process (at most its copies): 2 lets a host step one
+    /// half while the policy acts for the other.
+    public var groupsPerHost = 2
 
     public init(id: String, config: String, count: Int, processes: Int, seed: UInt64, python: String) {
       self.id = id
@@ -74,7 +82,11 @@ public final class HostedEnvironments: VectorEnv {
     let memory: Int32
     let base: UnsafeMutableRawPointer
     let layout: HostLayout
-    var inFlight = false
+    /// Its groups (indices into ``HostedEnvironments/groups``).
+    var groups: [Int] = []
+    /// Groups whose step was asked for and not collected, in the order asked (the
+    /// host answers in that order).
+    var pending: [Int] = []
 
     init(rows: Range<Int>, memory: Int32, base: UnsafeMutableRawPointer, layout: HostLayout) {
       self.rows = rows
@@ -94,11 +106,25 @@ public final class HostedEnvironments: VectorEnv {
     self.log = log
     count = options.count
     let p = min(options.processes, options.count)
-    groups = (0..<p).map { g in (g * options.count / p)..<((g + 1) * options.count / p) }
+    let hostRows = (0..<p).map { g in (g * options.count / p)..<((g + 1) * options.count / p) }
+    var groups: [Range<Int>] = []
+    var groupHost: [Int] = []
+    var groupIndex: [Int] = []
+    for (h, rows) in hostRows.enumerated() {
+      let s = max(1, min(options.groupsPerHost, rows.count, 26))
+      for j in 0..<s {
+        groups.append((rows.lowerBound + j * rows.count / s)..<(rows.lowerBound + (j + 1) * rows.count / s))
+        groupHost.append(h)
+        groupIndex.append(s == 1 ? -1 : j)
+      }
+    }
+    self.groups = groups
+    self.groupHost = groupHost
+    self.groupIndex = groupIndex
     // Start every host, then read the specs (they import and make in parallel).
     var started: [(rows: Range<Int>, pid: pid_t, command: Int32, reply: Int32, memory: Int32)] = []
     do {
-      for rows in groups {
+      for rows in hostRows {
         let memory = herd_memfd_create("herd-env")
         guard memory >= 0 else { throw EnvHostError("memfd_create failed: \(String(cString: strerror(errno)))") }
         let (pid, command, reply) = try Self.spawn(options, rows: rows, restarts: 0, memory: memory)
@@ -136,6 +162,7 @@ public final class HostedEnvironments: VectorEnv {
       lay.writeHeader(base)
       let h = Host(rows: s.rows, memory: s.memory, base: base, layout: lay)
       (h.pid, h.command, h.reply) = (s.pid, s.command, s.reply)
+      h.groups = groups.indices.filter { groupHost[$0] == made.count }
       made.append(h)
     }
     hosts = made
@@ -155,20 +182,55 @@ public final class HostedEnvironments: VectorEnv {
   // MARK: VectorEnv
 
   public func reset() throws {
-    for h in hosts where h.inFlight { try finish(h) }
+    for h in hosts {
+      while let g = h.pending.first { try finishStep(group: g) }
+    }
     for h in hosts { try ask(h, "R", expect: "r") }
     for h in hosts { copyObservations(h) }
   }
 
   public func beginStep(group: Int, actions: UnsafePointer<Int32>) throws {
-    let h = hosts[group]
+    let h = hosts[groupHost[group]]
+    let rows = groups[group]
     let dst = (h.base + h.layout.actions).assumingMemoryBound(to: Int32.self)
-    dst.update(from: actions + h.rows.lowerBound * actionDims, count: h.rows.count * actionDims)
-    _ = write(h.command, "S")  // a dead host: finishStep sees no answer and restarts it
-    h.inFlight = true
+    (dst + (rows.lowerBound - h.rows.lowerBound) * actionDims).update(
+      from: actions + rows.lowerBound * actionDims, count: rows.count * actionDims)
+    let j = groupIndex[group]
+    // "S" steps all of a host's copies, "a", "b", ... one group of them. A dead
+    // host: finishStep sees no answer and restarts it.
+    _ = write(h.command, j < 0 ? "S" : Character(Unicode.Scalar(UInt8(97 + j))))
+    h.pending.append(group)
   }
 
-  public func finishStep(group: Int) throws { try finish(hosts[group]) }
+  /// Collects `group`'s step. The groups of one host must be finished in the order
+  /// they began (the rollout worker does).
+  ///
+  /// A host that died or hung is started again and every group of it under way
+  /// ends its episodes as truncated. (A group of that host that was between
+  /// finishStep and beginStep keeps observations from before the restart; the
+  /// rollout worker never leaves one there while it waits for another.)
+  public func finishStep(group: Int) throws {
+    let h = hosts[groupHost[group]]
+    guard let at = h.pending.firstIndex(of: group) else { return }  // ended by a restart, outcomes set
+    precondition(at == 0, "groups of one env host must finish in the order they began")
+    h.pending.removeFirst()
+    if read(h.reply, expect: "s", seconds: options.stepSeconds) {
+      collect(h, rows: groups[group])
+      return
+    }
+    // The host died (or hung): its episodes under way end here, truncated.
+    let lost = [group] + h.pending
+    h.pending.removeAll()
+    try restart(h)
+    let f = observationSize
+    for g in lost {
+      for i in groups[g] {
+        outcomes[i] = StepOutcome(reward: 0, terminated: false, truncated: true)
+        for j in 0..<f { finalObservations[i * f + j] = observations[i * f + j] }
+      }
+      copyObservations(h, rows: groups[g])
+    }
+  }
 
   public func close() {
     for h in hosts where h.pid > 0 {
@@ -185,30 +247,14 @@ public final class HostedEnvironments: VectorEnv {
 
   // MARK: Steps
 
-  private func finish(_ h: Host) throws {
-    guard h.inFlight else { return }
-    h.inFlight = false
-    if read(h.reply, expect: "s", seconds: options.stepSeconds) {
-      collect(h)
-      return
-    }
-    // The host died (or hung): its episodes end here, truncated.
-    try restart(h)
-    for i in h.rows {
-      outcomes[i] = StepOutcome(reward: 0, terminated: false, truncated: true)
-      let f = observationSize
-      for j in 0..<f { finalObservations[i * f + j] = observations[i * f + j] }
-    }
-    copyObservations(h)
-  }
-
-  /// Copies a finished step's rows out of shared memory.
-  private func collect(_ h: Host) {
+  /// Copies a finished step's `rows` out of shared memory.
+  private func collect(_ h: Host, rows: Range<Int>) {
     let lay = h.layout
     let rewards = (h.base + lay.rewards).assumingMemoryBound(to: Float.self)
     let flags = (h.base + lay.flags).assumingMemoryBound(to: UInt8.self)
     let f = observationSize
-    for (r, i) in h.rows.enumerated() {
+    for i in rows {
+      let r = i - h.rows.lowerBound
       let flag = flags[r]
       outcomes[i] = StepOutcome(
         reward: rewards[r], terminated: flag & HostLayout.terminated != 0, truncated: flag & HostLayout.truncated != 0)
@@ -224,13 +270,14 @@ public final class HostedEnvironments: VectorEnv {
         }
       }
     }
-    copyObservations(h)
+    copyObservations(h, rows: rows)
   }
 
-  private func copyObservations(_ h: Host) {
+  private func copyObservations(_ h: Host, rows: Range<Int>? = nil) {
     let f = observationSize
     observations.withUnsafeMutableBufferPointer { obs in
-      for (r, i) in h.rows.enumerated() {
+      for i in rows ?? h.rows {
+        let r = i - h.rows.lowerBound
         copyRow(h.base + h.layout.observations, row: r, into: obs.baseAddress.unsafelyUnwrapped + i * f)
       }
     }
@@ -319,6 +366,7 @@ public final class HostedEnvironments: VectorEnv {
     let args = [
       o.python, "-m", "herd_env.host", "--env", o.id, "--config", o.config, "--count", String(rows.count),
       "--seed", String(seed), "--first-index", String(rows.lowerBound), "--shm-fd", "3",
+      "--groups", String(max(1, min(o.groupsPerHost, rows.count, 26))),
     ]
     var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
     defer { for a in argv { free(a) } }

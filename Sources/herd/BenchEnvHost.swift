@@ -70,9 +70,12 @@ struct BenchEnvHost: ParsableCommand {
     // The bridge's own cost at K = 32.
     let null = "herd_env.testing_envs:HerdTest/Null-v0"
     var host: [Double] = []
+    var hostCPU: [Double] = []
     var loop: [Double] = []
     for _ in 0..<rounds {
-      host.append(try hostRate(null, k: 32, processes: 1))
+      let (rate, cpu) = try hostRateAndCPU(null, k: 32)
+      host.append(rate)
+      hostCPU.append(cpu)
       loop.append(try pythonRate(null, k: 32, mode: "loop"))
     }
     let bridge = 1e6 / median(host) - 1e6 / median(loop)
@@ -80,6 +83,11 @@ struct BenchEnvHost: ParsableCommand {
       String(
         format: "\nbridge at K = 32 (Null env, F = 4): host %.2f us/step, plain loop %.2f us/step: bridge %.2f us per env step",
         1e6 / median(host), 1e6 / median(loop), bridge))
+    // The loop is one busy process: its CPU time per step is its wall time per step.
+    print(
+      String(
+        format: "  in CPU time (this thread + the host process): %.2f us/step, minus the loop's %.2f: bridge %.2f us of CPU per env step",
+        median(hostCPU), 1e6 / median(loop), median(hostCPU) - 1e6 / median(loop)))
 
     // A worker end to end: LSTM policy + env host, fragments recorded (not sent).
     var config = TrainingConfig.defaults(for: "gym:\(env)")
@@ -87,25 +95,31 @@ struct BenchEnvHost: ParsableCommand {
     print("\nworker end to end, K = 32, \(config.use_lstm ? "LSTM(\(config.lstm_cell_size))" : "feed-forward") policy, encoder \(config.fcnet_hiddens):")
     var envOnly: [Double] = []
     var inference: [Double] = []
-    var worker1: [Double] = []
-    var worker2: [Double] = []
+    var workers: [String: [Double]] = [:]
+    let shapes = [(1, 1), (1, 2), (2, 1), (2, 2)]  // (P, groups per host)
     for _ in 0..<rounds {
       envOnly.append(try hostRate(env, k: 32, processes: 1))
       inference.append(try inferenceRate(config))
-      worker1.append(try workerRate(config, processes: 1))
-      worker2.append(try workerRate(config, processes: 2))
+      for (p, g) in shapes { workers["\(p)x\(g)", default: []].append(try workerRate(config, processes: p, groups: g)) }
     }
     let floor = min(median(envOnly), median(inference))
-    print(String(format: "  env only (host, P = 1)   %9.0f steps/s", median(envOnly)))
-    print(String(format: "  inference only           %9.0f steps/s", median(inference)))
-    print(String(format: "  worker, P = 1            %9.0f steps/s  = %.2f of min(env, inference)", median(worker1), median(worker1) / floor))
-    print(String(format: "  worker, P = 2            %9.0f steps/s  = %.2f of env only (one process)", median(worker2), median(worker2) / median(envOnly)))
+    print(String(format: "  env only (host, P = 1)          %9.0f steps/s", median(envOnly)))
+    print(String(format: "  inference only                  %9.0f steps/s", median(inference)))
+    for (p, g) in shapes {
+      let rate = median(workers["\(p)x\(g)"] ?? [0])
+      print(
+        String(
+          format: "  worker, P = %d, %d group%@/host     %9.0f steps/s  = %.2f of min(env, inference), %.2f of env only",
+          p, g, g == 1 ? " " : "s", rate, rate / floor, rate / median(envOnly)))
+    }
   }
 
   /// Env steps/s through the host with random actions.
   func hostRate(_ id: String, k: Int, processes: Int) throws -> Double {
-    let envs = try HostedEnvironments(
-      .init(id: id, config: "{}", count: k, processes: processes, seed: 1, python: interpreter), log: { printError($0) })
+    var options = HostedEnvironments.Options(
+      id: id, config: "{}", count: k, processes: processes, seed: 1, python: interpreter)
+    options.groupsPerHost = 1  // throughput: one command per host per step
+    let envs = try HostedEnvironments(options, log: { printError($0) })
     defer { envs.close() }
     try envs.reset()
     var rng = SeededGenerator(seed: 3)
@@ -119,6 +133,51 @@ struct BenchEnvHost: ParsableCommand {
       }
     }
     return Double(k) / perCall
+  }
+
+  /// Env steps/s through one host (one group), and the CPU time it took per env
+  /// step: this thread's plus the host process's (from /proc), in microseconds.
+  func hostRateAndCPU(_ id: String, k: Int) throws -> (rate: Double, cpuMicros: Double) {
+    var options = HostedEnvironments.Options(id: id, config: "{}", count: k, processes: 1, seed: 1, python: interpreter)
+    options.groupsPerHost = 1
+    let envs = try HostedEnvironments(options, log: { printError($0) })
+    defer { envs.close() }
+    try envs.reset()
+    let actions = [Int32](repeating: 0, count: k)
+    func step() {
+      actions.withUnsafeBufferPointer { a in
+        try? envs.beginStep(group: 0, actions: a.baseAddress!)
+        try? envs.finishStep(group: 0)
+      }
+    }
+    for _ in 0..<100 { step() }
+    let pid = envs.hostPIDs[0]
+    let cpu0 = threadCPUSeconds() + processCPUSeconds(pid)
+    var calls = 0
+    let perCall = timePerCall(seconds: seconds) {
+      step()
+      calls += 1
+    }
+    let cpu = threadCPUSeconds() + processCPUSeconds(pid) - cpu0
+    return (Double(k) / perCall, cpu * 1e6 / Double(calls * k))
+  }
+
+  /// CPU seconds of the calling thread.
+  func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+  }
+
+  /// CPU seconds (user + system) of process `pid`, from /proc (clock-tick resolution).
+  func processCPUSeconds(_ pid: Int32) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = text.lastIndex(of: ")")
+    else { return 0 }
+    // After "pid (comm)": state is field 3, utime 14 and stime 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
   }
 
   /// Env steps/s of `python -m herd_env.bench --mode MODE`.
@@ -171,10 +230,10 @@ struct BenchEnvHost: ParsableCommand {
   }
 
   /// Env steps/s of a rollout worker over the host (fragments recorded, then dropped).
-  func workerRate(_ config: TrainingConfig, processes: Int) throws -> Double {
+  func workerRate(_ config: TrainingConfig, processes: Int, groups: Int) throws -> Double {
     let envs = try EnvironmentFactory.make(
       config, count: config.num_envs_per_worker, seed: 1,
-      host: EnvHostSettings(python: interpreter, processes: processes), log: { printError($0) })
+      host: EnvHostSettings(python: interpreter, processes: processes, groups: groups), log: { printError($0) })
     defer { envs.close() }
     let net = PolicyNetwork(config: config, observationSize: envs.observationSize, actionCount: 2)
     var rng = SeededGenerator(seed: 1)

@@ -179,22 +179,30 @@ struct EnvHostOptions: ParsableArguments {
   @Option(
     help: """
       Env host processes per worker for gym:ID environments (default: 1 on machines with fewer than 4 CPUs, else 2; \
-      here \(EnvHostSettings.defaultProcesses)): with 2 or more, the policy runs for one group of environments while \
-      another steps.
+      here \(EnvHostSettings.defaultProcesses)).
       """)
   var envProcesses: Int?
+  @Option(
+    help: """
+      Row groups per env host process (at most 26): a host steps one group while the policy acts for another; 1 \
+      makes the two take turns. Default: 2 with one host process, 1 with more (they already overlap) and for `herd \
+      train` on machines with fewer than 4 CPUs (its learner keeps the other CPU busy).
+      """)
+  var envGroups: Int?
 
   func validate() throws {
     if let p = envProcesses, p < 1 { throw ValidationError("--env-processes must be at least 1, got \(p)") }
+    if let g = envGroups, !(1...26).contains(g) { throw ValidationError("--env-groups must be in 1...26, got \(g)") }
     if let p = python, p.isEmpty { throw ValidationError("--python must name an interpreter") }
   }
 
   var settings: EnvHostSettings {
-    EnvHostSettings(python: python ?? EnvHostSettings.defaultPython, processes: envProcesses)
+    EnvHostSettings(python: python ?? EnvHostSettings.defaultPython, processes: envProcesses, groups: envGroups)
   }
 
   /// The same options for a child `herd worker`.
   var arguments: [String] {
     ["--python", settings.python] + (envProcesses.map { ["--env-processes", String($0)] } ?? [])
+      + (envGroups.map { ["--env-groups", String($0)] } ?? [])
   }
 }

@@ -147,6 +147,10 @@ struct Train: ParsableCommand {
       "herd train: OpenBLAS threads 1 (\(BLAS.configuration)); stop at \(Self.describe(stop)); Ctrl-C stops cleanly")
     var settings = LearnerSettings(runDirectory: runDir ?? "runs/\(config.env)-\(Self.timestamp())", stop: stop)
     settings.stats = try stats.settings(host: "127.0.0.1", defaultPort: 5558)
+    // Beside a learner on fewer than 4 CPUs, a host's two groups cannot overlap
+    // (every CPU is busy) and their extra wake-ups cost: one group, unless asked.
+    var envHost = envHost
+    if envHost.envGroups == nil && ProcessInfo.processInfo.activeProcessorCount < 4 { envHost.envGroups = 1 }
     if inProcess {
       settings.inProcessWorkers = config.num_workers
       settings.envHost = envHost.settings

@@ -31,7 +31,7 @@ struct HostedEnvironmentsTests {
     let envs = try HostedEnvironments(
       EnvHostPython.options("CartPole-v1", config: #"{"max_episode_steps":30}"#, count: 6, processes: 2), log: { _ in })
     defer { envs.close() }
-    #expect(envs.groups == [0..<3, 3..<6])
+    #expect(envs.groups == [0..<1, 1..<3, 3..<4, 4..<6], "two groups per host by default")
     #expect(envs.spec.id == "CartPole-v1" && envs.spec.action == .discrete(n: 2, start: 0))
     guard case .box(let shape, "float32", let low, _) = envs.spec.observation else {
       Issue.record("observation space \(envs.spec.observation)")
@@ -76,6 +76,53 @@ struct HostedEnvironmentsTests {
     // And it goes on stepping.
     for _ in 0..<5 { try stepAll(envs) }
     #expect(envs.faults.hostRestarts == 1)
+  }
+
+  /// A worker's order with two groups per host: finish a group, act, begin it, then
+  /// the next. The host steps one group while the other's actions are chosen; a
+  /// host killed meanwhile ends both groups' episodes (the one under way too) and
+  /// the stepping goes on without another restart or a stray answer.
+  @Test func groupsOfOneHostInterleaveAndSurviveAKill() throws {
+    var options = EnvHostPython.options("CartPole-v1", count: 4, processes: 1)
+    options.stepSeconds = 10
+    let envs = try HostedEnvironments(options, log: { _ in })
+    defer { envs.close() }
+    #expect(envs.groups == [0..<2, 2..<4])
+    var one = EnvHostPython.options("CartPole-v1", count: 4, processes: 1)
+    one.groupsPerHost = 1
+    let single = try HostedEnvironments(one, log: { _ in })
+    defer { single.close() }
+    #expect(single.groups == [0..<4])
+    try envs.reset()
+    try single.reset()
+    let actions = [Int32](repeating: 1, count: 4)
+    func interleaved(_ rounds: Int, kill pid: Int32? = nil) throws {
+      try actions.withUnsafeBufferPointer { a in
+        for r in 0..<rounds {
+          for g in envs.groups.indices {
+            try envs.finishStep(group: g)
+            if r == 1, g == 1, let pid { kill(pid, SIGKILL) }  // group 0 is under way
+            try envs.beginStep(group: g, actions: a.baseAddress!)
+          }
+        }
+        for g in envs.groups.indices { try envs.finishStep(group: g) }
+      }
+    }
+    // Same seeds and actions, one group or two: the same episodes.
+    try interleaved(12)
+    for _ in 0..<12 {
+      try actions.withUnsafeBufferPointer { a in
+        try single.beginStep(group: 0, actions: a.baseAddress!)
+        try single.finishStep(group: 0)
+      }
+    }
+    #expect(envs.observations == single.observations)
+    let pid = envs.hostPIDs[0]
+    try interleaved(3, kill: pid)
+    #expect(envs.faults.hostRestarts == 1 && !processAlive(pid))
+    try interleaved(8)
+    #expect(envs.faults.hostRestarts == 1, "no stray or missing answer after the restart")
+    #expect(envs.observations.allSatisfy { $0.isFinite })
   }
 
   @Test func stepErrorsAndNonFiniteObservationsAreCountedAndTrainingGoesOn() throws {

@@ -11,6 +11,9 @@ own prints go to stderr, which the worker forwards.
 2. ``M``: the worker sized the shared memory; the host maps it and answers ``m``.
 3. ``R``: reset copy i with seed ``S + I + i``; answer ``r``.
    ``S``: step every copy with the actions in shared memory; answer ``s``.
+   ``a``, ``b``, ...: step only the j-th of the G row groups (``--groups G``;
+   group j holds copies ``j * K // G`` up to ``(j + 1) * K // G``); answer ``s``.
+   The worker steps one group here while its policy acts for another.
    ``Q`` or the end of the command pipe: close the environments and exit.
 
 A step is Gymnasium's with same-step autoreset: when an episode ends, the final
@@ -125,26 +128,31 @@ class Host:
         obs, _ = self.envs[i].reset(seed=self.base_seed + i + REMAKE_SEED_STRIDE * self.remakes[i])
         self.flatten(obs, self.obs[i])
 
-    def step(self):
-        actions = self.mapper.actions(self.actions)
+    def step(self, lo=0, hi=None):
+        """Steps copies ``lo`` up to ``hi`` (all by default)."""
+        hi = self.count if hi is None else hi
+        actions = self.mapper.actions(self.actions[lo:hi])
         obs, final, flatten = self.obs, self.final, self.flatten
         obs_rows, final_rows = self.obs_rows, self.final_rows
-        rewards = [0.0] * self.count
-        flags = [0] * self.count
+        envs = self.envs
+        rewards = [0.0] * (hi - lo)
+        flags = [0] * (hi - lo)
         ended = []
-        for i, env in enumerate(self.envs):
+        for j in range(hi - lo):
+            i = lo + j
+            env = envs[i]
             try:
-                o, r, terminated, truncated, _ = env.step(actions[i])
+                o, r, terminated, truncated, _ = env.step(actions[j])
             except Exception as e:
                 self._log_once(
                     ("step", type(e).__name__),
                     f"{self.env_id} copy {i} raised in step; the episode ends and the environment is made again:\n"
                     + traceback.format_exc().rstrip(),
                 )
-                flags[i] = L.TRUNCATED | L.STEP_ERROR
+                flags[j] = L.TRUNCATED | L.STEP_ERROR
                 self._remake(i)
                 continue
-            rewards[i] = r
+            rewards[j] = r
             if terminated or truncated:
                 if final_rows is None:
                     flatten(o, final[i])
@@ -152,28 +160,30 @@ class Host:
                     final_rows[i] = o
                 ended.append(i)
                 o, _ = env.reset()
-                flags[i] = (L.TERMINATED if terminated else 0) | (L.TRUNCATED if truncated else 0)
+                flags[j] = (L.TERMINATED if terminated else 0) | (L.TRUNCATED if truncated else 0)
             if obs_rows is None:
                 flatten(o, obs[i])
             else:
                 obs_rows[i] = o
-        self.rewards[:] = rewards
+        self.rewards[lo:hi] = rewards
         # One check over the whole block; rows are looked at only when it fails.
-        if not np.isfinite(self.rewards).all() or (
-            self.is_float and not (np.isfinite(obs).all() and (not ended or np.isfinite(final[ended]).all()))
+        if not np.isfinite(self.rewards[lo:hi]).all() or (
+            self.is_float
+            and not (np.isfinite(obs[lo:hi]).all() and (not ended or np.isfinite(final[ended]).all()))
         ):
-            self._non_finite(flags, ended)
-        self.flags[:] = flags
+            self._non_finite(flags, ended, lo, hi)
+        self.flags[lo:hi] = flags
 
-    def _non_finite(self, flags, ended):
-        """Ends (and resets) the episodes whose observation or reward is not finite."""
-        ok = np.isfinite(self.rewards)
+    def _non_finite(self, flags, ended, lo, hi):
+        """Ends (and resets) the episodes of copies ``lo..<hi`` whose observation or reward is not finite."""
+        ok = np.isfinite(self.rewards[lo:hi])
         if self.is_float:
-            ok &= np.isfinite(self.obs).all(axis=1)
-            done = np.zeros(self.count, bool)
-            done[ended] = True
-            ok &= ~done | np.isfinite(self.final).all(axis=1)
-        for i in np.nonzero(~ok)[0]:
+            ok &= np.isfinite(self.obs[lo:hi]).all(axis=1)
+            done = np.zeros(hi - lo, bool)
+            done[[i - lo for i in ended]] = True
+            ok &= ~done | np.isfinite(self.final[lo:hi]).all(axis=1)
+        for j in np.nonzero(~ok)[0]:
+            i = lo + int(j)
             self._log_once(
                 ("nonfinite",),
                 f"{self.env_id} copy {i} gave a non-finite observation or reward; the episode ends and is reset",
@@ -186,7 +196,7 @@ class Host:
                     break
             else:
                 raise RuntimeError(f"{self.env_id} copy {i} gives non-finite observations after reset")
-            flags[i] = (flags[i] & ~L.TERMINATED) | L.TRUNCATED | L.NON_FINITE
+            flags[j] = (flags[j] & ~L.TERMINATED) | L.TRUNCATED | L.NON_FINITE
 
     def close(self):
         for env in self.envs:
@@ -208,7 +218,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed base S")
     parser.add_argument("--first-index", type=int, default=0, help="index I of this host's first copy")
     parser.add_argument("--shm-fd", type=int, default=3, help="the shared-memory file descriptor")
+    parser.add_argument("--groups", type=int, default=1, help="row groups G the worker steps one at a time")
     args = parser.parse_args(argv)
+    if not 1 <= args.groups <= min(26, args.count):
+        parser.error(f"--groups {args.groups}: must be in 1..{min(26, args.count)}")
+    bounds = [(j * args.count // args.groups, (j + 1) * args.count // args.groups) for j in range(args.groups)]
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when the host stops
     _die_with_parent()
@@ -235,6 +249,9 @@ def main(argv=None):
             c = os.read(commands, 1)
             if c == b"S":
                 host.step()
+                os.write(replies, b"s")
+            elif b"a" <= c <= b"z" and c[0] - 97 < len(bounds):
+                host.step(*bounds[c[0] - 97])
                 os.write(replies, b"s")
             elif c == b"R":
                 host.reset()

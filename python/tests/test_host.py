@@ -33,10 +33,12 @@ def attached(env_id, config, count, seed, first_index=0):
         ("MiniGrid-MemoryS7-v0", {}),
     ],
 )
-def test_host_steps_exactly_like_gymnasium(env_id, config):
+@pytest.mark.parametrize("split", [False, True])
+def test_host_steps_exactly_like_gymnasium(env_id, config, split):
     """Same seeds, same actions: every observation, reward and flag equal, across
     episodes and autoresets (same-step autoreset: the final observation in its own
-    rows, the next episode's first observation in place)."""
+    rows, the next episode's first observation in place). Split: the copies are
+    stepped in two groups of rows, as a worker with two groups per host does."""
     k, seed, first = 3, 11, 5
     host = attached(env_id, config, k, seed, first)
     plain = [make_env(env_id, config) for _ in range(k)]
@@ -52,7 +54,11 @@ def test_host_steps_exactly_like_gymnasium(env_id, config):
     for _ in range(300):
         actions = rng.integers(0, plain[0].action_space.n, size=k)
         host.actions[:, 0] = actions
-        host.step()
+        if split:
+            host.step(0, 1)
+            host.step(1, k)
+        else:
+            host.step()
         for i, env in enumerate(plain):
             o, r, term, trunc, _ = env.step(int(actions[i]))
             assert host.rewards[i] == np.float32(r)
@@ -142,6 +148,44 @@ def test_process_protocol_over_pipes_and_shared_memory():
     p.stdin.write(b"Q")
     p.stdin.close()
     assert p.wait(timeout=10) == 0
+
+
+def test_group_commands_step_only_their_rows():
+    """With --groups 2, "a" steps copy 0 and "b" copy 1 (of 2); each answers "s"."""
+    fd = os.memfd_create("herd-test")
+    args = ["--env", "CartPole-v1", "--config", '{"max_episode_steps": 3}', "--count", "2", "--groups", "2"]
+    p = spawn(args, fd)
+    json.loads(p.stdout.readline())
+    lay = L.Layout(2, 4, 1, 4)
+    os.ftruncate(fd, lay.size)
+    os.pwrite(fd, lay.header(), 0)
+    import mmap
+
+    v = lay.views(mmap.mmap(fd, lay.size), np.float32)
+
+    def ask(c):
+        p.stdin.write(c)
+        p.stdin.flush()
+        return p.stdout.read(1)
+
+    assert ask(b"M") == b"m" and ask(b"R") == b"r"
+    v["actions"][:, 0] = 0
+    for _ in range(3):
+        assert ask(b"a") == b"s"
+    assert v["flags"][0] & L.TRUNCATED and v["flags"][1] == 0, "copy 1 has not stepped"
+    before = v["observations"][1].copy()
+    assert ask(b"b") == b"s" and not np.array_equal(v["observations"][1], before)
+    p.stdin.write(b"Q")
+    p.stdin.close()
+    assert p.wait(timeout=10) == 0
+
+
+def test_groups_outside_the_copies_are_refused():
+    p = subprocess.run(
+        [sys.executable, "-m", "herd_env.host", "--env", "CartPole-v1", "--count", "2", "--groups", "3"],
+        capture_output=True, text=True, cwd=os.path.join(os.path.dirname(__file__), ".."),
+    )
+    assert p.returncode == 2 and "--groups 3: must be in 1..2" in p.stderr
 
 
 def test_unknown_id_is_one_error_line_and_status_2():
