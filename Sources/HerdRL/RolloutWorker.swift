@@ -7,11 +7,14 @@ public struct EpisodeRecord: Sendable, Equatable {
   public var workerID: Int
   public var envReturn: Float
   public var length: Int
+  /// The env it ran in, within its worker (not sent over the wire: 0 there).
+  public var envIndex: Int
 
-  public init(workerID: Int, envReturn: Float, length: Int) {
+  public init(workerID: Int, envReturn: Float, length: Int, envIndex: Int = 0) {
     self.workerID = workerID
     self.envReturn = envReturn
     self.length = length
+    self.envIndex = envIndex
   }
 }
 
@@ -62,6 +65,8 @@ public final class RolloutWorker {
   var inFlight: [Bool]
   /// Env steps taken (recorded).
   public private(set) var envSteps = 0
+  /// Act with each head's most likely action instead of sampling (evaluation).
+  public var greedy = false
 
   /// A worker for `config` over built-in environments made here, with env seeds
   /// `seed * 1000 + workerID * 100000 + i` (tests and tools).
@@ -180,7 +185,19 @@ public final class RolloutWorker {
     logits.withMutablePointer { dst in
       (dst + r0 * a).update(from: out, count: n * a)
       let heads = network.heads
-      if heads.count == 1 {
+      if greedy {
+        for i in rows {
+          var packed = 0
+          for h in 0..<heads.count {
+            let logits = dst + i * a + heads.offsets[h]
+            var best = 0
+            for j in 1..<heads.sizes[h] where logits[j] > logits[best] { best = j }
+            if heads.count > 1 { envActions[i * heads.count + h] = Int32(best) }
+            packed += best * heads.strides[h]
+          }
+          actions[i] = Int32(packed)
+        }
+      } else if heads.count == 1 {
         for i in rows { actions[i] = Int32(sampleCategorical(dst + i * a, count: a, rng: &rng)) }
       } else {
         // One independent draw per head; the action is their mixed-radix packing.
@@ -224,7 +241,8 @@ public final class RolloutWorker {
                 emit(fr)
               }
             }
-            episode(EpisodeRecord(workerID: workerID, envReturn: episodeReturns[i], length: stepInEpisode[i]))
+            episode(
+              EpisodeRecord(workerID: workerID, envReturn: episodeReturns[i], length: stepInEpisode[i], envIndex: i))
             // New episode: zero state, zero previous action and reward.
             for j in 0..<hs {
               h[i * hs + j] = 0

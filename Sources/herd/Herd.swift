@@ -11,6 +11,6 @@ struct Herd: ParsableCommand {
       Herd trains recurrent (LSTM/GRU) policies with V-trace: rollout workers step
       environments and stream trajectory fragments to a learner over ZeroMQ.
       """,
-    subcommands: [Train.self, LearnerCommand.self, WorkerCommand.self, StatsCommand.self, KeysCommand.self, ExplainCommand.self, Bench.self]
+    subcommands: [Train.self, LearnerCommand.self, WorkerCommand.self, StatsCommand.self, KeysCommand.self, ExplainCommand.self, EvalCommand.self, Bench.self]
   )
 }

@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import HerdLearner
+import HerdRL
+
+/// `herd eval`: a trained policy, run for N episodes, its returns and lengths.
+struct EvalCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "eval",
+    abstract: "Run a trained policy for a number of episodes and report its returns and episode lengths.",
+    discussion: """
+      Reads a run directory (its checkpoint.herd, config and env_spec.json) or a
+      checkpoint file, makes the run's environment (or --env, with the same spaces)
+      and runs the policy as it acted in training: each environment carries its
+      recurrent state and previous action and reward through its episode, and they
+      start from zeros at every episode start. Actions are sampled from the policy,
+      or with --greedy each head's most likely action. Environment i runs a fixed
+      share of the episodes, so short episodes are not favoured.
+
+      Prints progress on stderr, then the result as JSON on stdout: the mean,
+      standard deviation, min and max of the return and the length. --output writes
+      the same with every episode's return and length. Ctrl-C stops early and
+      reports the episodes finished so far ("complete": false).
+
+      Examples: herd eval --checkpoint runs/demo --episodes 100 --greedy
+                herd eval --checkpoint runs/demo/checkpoint.herd --env CartPole-v1 --output eval.json
+      """
+  )
+
+  @Option(help: "A run directory (its checkpoint.herd) or a checkpoint file.")
+  var checkpoint: String
+  @Option(
+    help: """
+      Evaluate on this environment instead of the run's (a built-in name or gym:ID); its observation and action \
+      spaces must be the run's.
+      """)
+  var env: String?
+  @Option(help: "Episodes to run (at least 1).")
+  var episodes = 100
+  @Flag(help: "Act with each head's most likely action instead of sampling from the policy.")
+  var greedy = false
+  @Option(help: "Environments stepped together (default: the smaller of --episodes and the run's envs per worker).")
+  var envs: Int?
+  @Option(help: "Seed for the environments (copy i gets seed * 1000 + i) and for sampling.")
+  var seed: UInt64 = 1
+  @Option(help: "Also write the result JSON, with every episode's return and length, to this file (written whole, then renamed into place).")
+  var output: String?
+  @OptionGroup var envHost: EnvHostOptions
+
+  func validate() throws {
+    guard episodes >= 1 else { throw ValidationError("--episodes must be at least 1, got \(episodes)") }
+    if let k = envs, k < 1 { throw ValidationError("--envs must be at least 1, got \(k)") }
+    try envHost.validate()
+  }
+
+  func run() throws {
+    let policy = try TrainedPolicy.load(checkpoint, host: envHost.settings)
+    var config = policy.config
+    if let env {
+      config.env = env
+      config.env_config = TrainingConfig.defaults(for: env).env_config
+      let spec = try EnvironmentFactory.spec(config, host: envHost.settings)
+      guard spec.observation == policy.spec.observation, spec.action == policy.spec.action else {
+        throw CommandFailure(
+          "--env \(env) has observation space \(spec.observation) and action space \(spec.action); the policy was trained on \(policy.spec.observation) and \(policy.spec.action)"
+        )
+      }
+    }
+    let k = min(envs ?? min(episodes, config.num_envs_per_worker), episodes)
+    StopSignals.install(interruptFlag)
+    printError(
+      "eval: \(policy.source) (policy version \(policy.policyVersion)) on \(config.env), \(episodes) episodes in \(k) envs, \(greedy ? "greedy" : "sampled")"
+    )
+    let environments = try EnvironmentFactory.make(
+      config, count: k, seed: seed &* 1000, host: envHost.settings, log: { printError($0) })
+    defer { environments.close() }
+    let clock = ContinuousClock()
+    let start = clock.now
+    var lastShown = clock.now
+    let result = try Evaluation.run(
+      config: config, network: policy.network, weights: policy.weights, envs: environments, episodes: episodes,
+      greedy: greedy, seed: seed, stop: interruptFlag
+    ) { r in
+      guard clock.now - lastShown >= .seconds(2) else { return }
+      lastShown = clock.now
+      printError(
+        String(
+          format: "  %5.1fs  %d/%d episodes  return mean %.3f", seconds(clock.now - start), r.returns.count, episodes,
+          r.returnSummary.mean))
+    }
+    if !result.complete { printError("eval: stopped after \(result.returns.count) of \(episodes) episodes") }
+    let ret = result.returnSummary
+    let len = result.lengthSummary
+    printError(
+      String(
+        format: "eval: return %.3f +- %.3f (min %.3f, max %.3f), length %.1f +- %.1f (min %.0f, max %.0f) over %d episodes",
+        ret.mean, ret.std, ret.min, ret.max, len.mean, len.std, len.min, len.max, result.returns.count))
+    let elapsed = seconds(clock.now - start)
+    if let output {
+      let json = try report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: true)
+      let tmp = output + ".tmp"
+      try Data((json + "\n").utf8).write(to: URL(fileURLWithPath: tmp))
+      guard rename(tmp, output) == 0 else {
+        throw CommandFailure("cannot write \(output): \(String(cString: strerror(errno)))")
+      }
+    }
+    print(try report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: false))
+  }
+
+  func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+
+  /// The result as JSON; with `episodes`, every episode's return and length too.
+  func report(
+    _ r: Evaluation, policy: TrainedPolicy, config: TrainingConfig, k: Int, seconds: Double, episodes withEpisodes: Bool
+  ) throws -> String {
+    func summary(_ s: Evaluation.Summary) -> [String: Any] {
+      ["mean": s.mean.isFinite ? s.mean : NSNull(), "std": s.std.isFinite ? s.std : NSNull(),
+       "min": s.min.isFinite ? s.min : NSNull(), "max": s.max.isFinite ? s.max : NSNull()]
+    }
+    var object: [String: Any] = [
+      "checkpoint": policy.source, "policy_version": policy.policyVersion, "env": config.env,
+      "episodes": r.returns.count, "episodes_asked": episodes, "complete": r.complete, "greedy": greedy, "seed": seed,
+      "envs": k, "env_steps": r.envSteps, "wall_seconds": seconds,
+      "return": summary(r.returnSummary), "length": summary(r.lengthSummary),
+    ]
+    if withEpisodes {
+      object["returns"] = r.returns.map(Double.init)
+      object["lengths"] = r.lengths
+    }
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    return String(decoding: data, as: UTF8.self)
+  }
+}

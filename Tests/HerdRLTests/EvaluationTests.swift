@@ -1,0 +1,45 @@
+import HerdEnvs
+import HerdMath
+import HerdNN
+@testable import HerdRL
+import Testing
+
+@Suite struct EvaluationTests {
+  @Test func quotasSplitTheEpisodesEvenly() {
+    #expect(Evaluation.quotas(episodes: 10, envs: 4) == [3, 3, 2, 2])
+    #expect(Evaluation.quotas(episodes: 3, envs: 3) == [1, 1, 1])
+    #expect(Evaluation.Summary([1, 2, 3, 6]) == Evaluation.Summary(mean: 3, std: (3.5).squareRoot(), min: 1, max: 6))
+  }
+
+  /// CartPole with a policy that prefers "push right" only slightly: greedy always
+  /// pushes right and every episode ends within about 10 steps; sampled, it is a
+  /// near-random policy (episodes about 22 steps on average). Each env runs exactly
+  /// its share of the episodes.
+  @Test func greedyTakesTheLikeliestActionAndEachEnvRunsItsShare() throws {
+    var config = TrainingConfig.defaults(for: "CartPole-v1")
+    config.use_lstm = false
+    config.fcnet_hiddens = [4]
+    let net = PolicyNetwork(config: config, observationSize: 4, actionCount: 2)
+    var rng = SeededGenerator(seed: 1)
+    let p = Parameters(layout: net.layout, rng: &rng)
+    let weight = try #require(net.layout.entry(named: "pi.weight"))
+    let bias = try #require(net.layout.entry(named: "pi.bias"))
+    p.value(weight.slot).update(repeating: 0, count: weight.slot.count)
+    p.value(bias.slot)[0] = 0
+    p.value(bias.slot)[1] = 0.1
+    func run(greedy: Bool) throws -> Evaluation {
+      let envs = try EnvironmentFactory.make(config, count: 4, seed: 5)
+      return try Evaluation.run(
+        config: config, network: net, weights: p.flatValues, envs: envs, episodes: 30, greedy: greedy, seed: 2)
+    }
+    let greedy = try run(greedy: true)
+    let sampled = try run(greedy: false)
+    for r in [greedy, sampled] {
+      #expect(r.complete && r.returns.count == 30 && r.lengths.count == 30)
+      #expect((0..<4).map { i in r.envIndices.filter { $0 == i }.count } == [8, 8, 7, 7])
+      #expect(zip(r.returns, r.lengths).allSatisfy { Int($0) == $1 }, "CartPole pays 1 per step")
+    }
+    #expect(greedy.lengthSummary.max <= 12, "always pushing right falls within ~10 steps: \(greedy.lengths)")
+    #expect(sampled.lengthSummary.mean >= 15, "a near-random policy lasts ~22 steps: \(sampled.lengths)")
+  }
+}
