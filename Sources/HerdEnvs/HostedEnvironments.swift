@@ -82,8 +82,6 @@ public final class HostedEnvironments: VectorEnv {
     let memory: Int32
     let base: UnsafeMutableRawPointer
     let layout: HostLayout
-    /// Its groups (indices into ``HostedEnvironments/groups``).
-    var groups: [Int] = []
     /// Groups whose step was asked for and not collected, in the order asked (the
     /// host answers in that order).
     var pending: [Int] = []
@@ -111,7 +109,7 @@ public final class HostedEnvironments: VectorEnv {
     var groupHost: [Int] = []
     var groupIndex: [Int] = []
     for (h, rows) in hostRows.enumerated() {
-      let s = max(1, min(options.groupsPerHost, rows.count, 26))
+      let s = Self.groupCount(options, rows: rows)
       for j in 0..<s {
         groups.append((rows.lowerBound + j * rows.count / s)..<(rows.lowerBound + (j + 1) * rows.count / s))
         groupHost.append(h)
@@ -162,7 +160,6 @@ public final class HostedEnvironments: VectorEnv {
       lay.writeHeader(base)
       let h = Host(rows: s.rows, memory: s.memory, base: base, layout: lay)
       (h.pid, h.command, h.reply) = (s.pid, s.command, s.reply)
-      h.groups = groups.indices.filter { groupHost[$0] == made.count }
       made.append(h)
     }
     hosts = made
@@ -334,6 +331,10 @@ public final class HostedEnvironments: VectorEnv {
     }
   }
 
+  /// Row groups of a host with `rows`: as asked, at most one per copy and 26
+  /// (commands `a` to `z`).
+  static func groupCount(_ o: Options, rows: Range<Int>) -> Int { max(1, min(o.groupsPerHost, rows.count, 26)) }
+
   /// Spawns one host with its pipes and the shared memory on fd 3.
   static func spawn(_ o: Options, rows: Range<Int>, restarts: Int, memory: Int32) throws -> (pid_t, Int32, Int32) {
     var commandPipe: [Int32] = [0, 0]
@@ -366,7 +367,7 @@ public final class HostedEnvironments: VectorEnv {
     let args = [
       o.python, "-m", "herd_env.host", "--env", o.id, "--config", o.config, "--count", String(rows.count),
       "--seed", String(seed), "--first-index", String(rows.lowerBound), "--shm-fd", "3",
-      "--groups", String(max(1, min(o.groupsPerHost, rows.count, 26))),
+      "--groups", String(groupCount(o, rows: rows)),
     ]
     var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
     defer { for a in argv { free(a) } }

@@ -28,7 +28,8 @@ public final class Learner {
   /// Env steps trained so far (drives the learning-rate schedule).
   public var trainedSteps = 0
   /// The observation filter's running statistics (nil with NoFilter), updated from
-  /// every batch before it is trained on and written into the filter's parameters.
+  /// the raw observations of every batch trained on and written into the filter's
+  /// parameters with each new version.
   public private(set) var observationStatistics: ObservationStatistics?
   /// The filter (mean then scale, 2F floats) each recent policy version was
   /// published with: the learner filters a fragment's observations with the filter
@@ -107,7 +108,8 @@ public final class Learner {
     filterHistory[version] =
       Array(UnsafeBufferPointer(start: parameters.value(meanSlot), count: f))
       + Array(UnsafeBufferPointer(start: parameters.value(scaleSlot), count: f))
-    filterHistory = filterHistory.filter { $0.key >= version - config.max_policy_lag - 1 }
+    // Older fragments are dropped as stale; their filters are not needed.
+    filterHistory[version - config.max_policy_lag - 2] = nil
   }
 
   /// Filters each fragment's observations in `batch` with the filter its policy
