@@ -62,6 +62,9 @@ public final class HostedEnvironments: VectorEnv {
     /// Row groups per host process (at most its copies): 2 lets a host step one
     /// half while the policy acts for the other.
     public var groupsPerHost = 2
+    /// Write copy 0's first episode to this GIF file (the host renders it with
+    /// `render_mode="rgb_array"`; not again after a restart).
+    public var record: String?
 
     public init(id: String, config: String, count: Int, processes: Int, seed: UInt64, python: String) {
       self.id = id
@@ -368,7 +371,7 @@ public final class HostedEnvironments: VectorEnv {
       o.python, "-m", "herd_env.host", "--env", o.id, "--config", o.config, "--count", String(rows.count),
       "--seed", String(seed), "--first-index", String(rows.lowerBound), "--shm-fd", "3",
       "--groups", String(groupCount(o, rows: rows)),
-    ]
+    ] + (o.record != nil && rows.contains(0) && restarts == 0 ? ["--record", o.record!] : [])
     var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
     defer { for a in argv { free(a) } }
     var pid: pid_t = 0

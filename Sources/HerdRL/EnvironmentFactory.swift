@@ -26,10 +26,16 @@ public struct EnvHostSettings: Sendable, Equatable {
   /// hosts, which already overlap (two hosts with two groups each were slower).
   public static func defaultGroups(processes: Int) -> Int { processes >= 2 ? 1 : 2 }
 
-  public init(python: String = EnvHostSettings.defaultPython, processes: Int? = nil, groups: Int? = nil) {
+  /// Record copy 0's first episode to this GIF file (``HostedEnvironments/Options/record``).
+  public var record: String?
+
+  public init(
+    python: String = EnvHostSettings.defaultPython, processes: Int? = nil, groups: Int? = nil, record: String? = nil
+  ) {
     self.python = python
     self.processes = processes
     self.groups = groups
+    self.record = record
   }
 
   /// `$HERD_PYTHON`, else the project's virtualenv `.venv/bin/python` when the
@@ -56,6 +62,7 @@ public enum EnvironmentFactory {
       var options = HostedEnvironments.Options(
         id: id, config: config.env_config.json, count: count, processes: processes, seed: seed, python: host.python)
       options.groupsPerHost = host.groups ?? EnvHostSettings.defaultGroups(processes: processes)
+      options.record = host.record
       return try HostedEnvironments(options, log: log)
     }
     let make = try maker(config)

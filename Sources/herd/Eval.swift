@@ -45,6 +45,12 @@ struct EvalCommand: ParsableCommand {
   var seed: UInt64 = 1
   @Option(help: "Also write the result JSON, with every episode's return and length, to this file (written whole, then renamed into place).")
   var output: String?
+  @Option(
+    help: """
+      Write the first episode of environment 0 to this animated GIF (gym:ID environments that render rgb_array \
+      frames; needs Pillow, which make venv installs).
+      """)
+  var record: String?
   @OptionGroup var envHost: EnvHostOptions
 
   func validate() throws {
@@ -66,13 +72,20 @@ struct EvalCommand: ParsableCommand {
         )
       }
     }
+    if record != nil && config.gymID == nil {
+      throw CommandFailure(
+        "--record needs an environment that renders frames: \(config.env) is built in and has no renderer (gym:ID environments render, e.g. gym:CartPole-v1)"
+      )
+    }
     let k = min(envs ?? min(episodes, config.num_envs_per_worker), episodes)
     StopSignals.install(interruptFlag)
     printError(
       "eval: \(policy.source) (policy version \(policy.policyVersion)) on \(config.env), \(episodes) episodes in \(k) envs, \(greedy ? "greedy" : "sampled")"
     )
+    var host = envHost.settings
+    host.record = record.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     let environments = try EnvironmentFactory.make(
-      config, count: k, seed: seed &* 1000, host: envHost.settings, log: { printError($0) })
+      config, count: k, seed: seed &* 1000, host: host, log: { printError($0) })
     defer { environments.close() }
     let clock = ContinuousClock()
     let start = clock.now
@@ -89,6 +102,9 @@ struct EvalCommand: ParsableCommand {
           r.returnSummary.mean))
     }
     if !result.complete { printError("eval: stopped after \(result.returns.count) of \(episodes) episodes") }
+    if let path = host.record, !FileManager.default.fileExists(atPath: path) {
+      printError("eval: no recording in \(path): environment 0 did not finish an episode")
+    }
     let ret = result.returnSummary
     let len = result.lengthSummary
     printError(

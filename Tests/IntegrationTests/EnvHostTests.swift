@@ -18,6 +18,36 @@ func waitUntil(_ timeout: Double, _ predicate: () -> Bool) -> Bool {
 struct EnvHostTests {
   let python = envHostPython ?? "python3"
 
+  /// `herd eval` on a Gymnasium run, through the env host, and `--record`: copy 0's
+  /// first episode becomes a GIF with a frame per step plus the first; a built-in
+  /// environment has no renderer and is refused.
+  @Test func evalThroughTheEnvHostRecordsAnEpisode() throws {
+    let dir = HerdBinary.tempDir("gymeval")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let train = try HerdBinary.run([
+      "train", "--env", "gym:CartPole-v1", "--in-process", "--stop-steps", "20000", "--run-dir", dir, "--python",
+      python, "--log-level", "warning", "--no-stats",
+    ])
+    #expect(train.status == 0, "\(train.stderr)")
+    let gif = dir + "/episode.gif"
+    let r = try HerdBinary.run([
+      "eval", "--checkpoint", dir, "--episodes", "4", "--record", gif, "--python", python,
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    let out = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+    #expect(out["env"] as? String == "gym:CartPole-v1" && out["episodes"] as? Int == 4)
+    let data = try #require(FileManager.default.contents(atPath: gif))
+    #expect(data.starts(with: Array("GIF89a".utf8)), "an animated GIF")
+    #expect(r.stderr.contains("recorded an episode of"), "\(r.stderr)")
+    let builtIn = HerdBinary.tempDir("mceval")
+    defer { try? FileManager.default.removeItem(atPath: builtIn) }
+    _ = try HerdBinary.run([
+      "train", "--env", "MemoryChain-v0", "--in-process", "--stop-steps", "2000", "--run-dir", builtIn, "--no-stats",
+    ])
+    let refused = try HerdBinary.run(["eval", "--checkpoint", builtIn, "--record", builtIn + "/x.gif"])
+    #expect(refused.status != 0 && refused.stderr.contains("has no renderer"), "\(refused.stderr)")
+  }
+
   @Test func aKilledHostIsRestartedCountedAndSIGTERMLeavesNothingBehind() throws {
     let dir = HerdBinary.tempDir("gym")
     defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -16,6 +16,11 @@ own prints go to stderr, which the worker forwards.
    The worker steps one group here while its policy acts for another.
    ``Q`` or the end of the command pipe: close the environments and exit.
 
+With ``--record PATH`` copy 0 is made with ``render_mode="rgb_array"`` and its
+first episode is written to PATH as an animated GIF (Pillow) when it ends, before
+the step is answered: a frame after the reset and after every step, at most 300
+frames (longer episodes keep every k-th), at most 320 pixels wide.
+
 A step is Gymnasium's with same-step autoreset: when an episode ends, the final
 observation goes to its own rows and the environment is reset at once. A step
 that raises ends the episode (truncated, reward 0, flag bit 2): the traceback is
@@ -62,15 +67,59 @@ def _log(message):
     print(f"herd_env[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
 
 
+MAX_FRAMES = 300
+MAX_WIDTH = 320
+
+
+class EpisodeRecorder:
+    """Collects one episode's frames and writes them as an animated GIF."""
+
+    @staticmethod
+    def headless():
+        """No display or sound device for pygame-based renderers (set before making the env)."""
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+    def __init__(self, env, path):
+        self.env, self.path, self.frames = env, path, []
+        self.fps = int(env.metadata.get("render_fps") or 30)
+
+    def frame(self):
+        f = self.env.render()
+        if f is None:
+            raise ValueError(f"{self.env.spec.id if self.env.spec else self.env} renders no rgb_array frame")
+        self.frames.append(np.asarray(f, dtype=np.uint8))
+
+    def write(self):
+        from PIL import Image
+
+        step = max(1, -(-len(self.frames) // MAX_FRAMES))
+        frames = self.frames[::step]
+        images = []
+        for f in frames:
+            im = Image.fromarray(f)
+            if im.width > MAX_WIDTH:
+                im = im.resize((MAX_WIDTH, max(1, im.height * MAX_WIDTH // im.width)))
+            images.append(im.convert("P", palette=Image.Palette.ADAPTIVE))
+        tmp = self.path + ".tmp"
+        duration = max(20, int(1000 * step / self.fps))
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
+        os.replace(tmp, self.path)
+        _log(f"recorded an episode of {len(self.frames)} frames ({len(images)} in the GIF) to {self.path}")
+
+
 class Host:
-    def __init__(self, env_id, config, count, seed, first_index):
+    def __init__(self, env_id, config, count, seed, first_index, record=None):
         self.env_id = env_id
         self.config = config
         self.count = count
         self.base_seed = seed + first_index
         self.remakes = [0] * count
         self.logged = set()
-        self.envs = [make_env(env_id, config) for _ in range(count)]
+        if record:
+            EpisodeRecorder.headless()
+        self.envs = [make_env(env_id, config, render_mode="rgb_array" if record and i == 0 else None) for i in range(count)]
+        self.recorder = EpisodeRecorder(self.envs[0], record) if record else None
         env = self.envs[0]
         self.observation_space = env.observation_space
         self.action_space = env.action_space
@@ -110,6 +159,9 @@ class Host:
         for i, env in enumerate(self.envs):
             obs, _ = env.reset(seed=self.base_seed + i)
             self.flatten(obs, self.obs[i])
+        if self.recorder:
+            self.recorder.frames = []
+            self.recorder.frame()
         self.rewards[:] = 0
         self.flags[:] = 0
 
@@ -144,6 +196,8 @@ class Host:
             try:
                 o, r, terminated, truncated, _ = env.step(actions[j])
             except Exception as e:
+                if i == 0 and self.recorder:
+                    self._finish_recording()
                 self._log_once(
                     ("step", type(e).__name__),
                     f"{self.env_id} copy {i} raised in step; the episode ends and the environment is made again:\n"
@@ -153,6 +207,10 @@ class Host:
                 self._remake(i)
                 continue
             rewards[j] = r
+            if i == 0 and self.recorder:
+                self.recorder.frame()
+                if terminated or truncated:
+                    self._finish_recording()
             if terminated or truncated:
                 if final_rows is None:
                     flatten(o, final[i])
@@ -173,6 +231,11 @@ class Host:
         ):
             self._non_finite(flags, ended, lo, hi)
         self.flags[lo:hi] = flags
+
+    def _finish_recording(self):
+        """Writes the recorded episode and stops recording."""
+        recorder, self.recorder = self.recorder, None
+        recorder.write()
 
     def _non_finite(self, flags, ended, lo, hi):
         """Ends (and resets) the episodes of copies ``lo..<hi`` whose observation or reward is not finite."""
@@ -219,6 +282,7 @@ def main(argv=None):
     parser.add_argument("--first-index", type=int, default=0, help="index I of this host's first copy")
     parser.add_argument("--shm-fd", type=int, default=3, help="the shared-memory file descriptor")
     parser.add_argument("--groups", type=int, default=1, help="row groups G the worker steps one at a time")
+    parser.add_argument("--record", help="write copy 0's first episode to this GIF file")
     args = parser.parse_args(argv)
     if not 1 <= args.groups <= min(26, args.count):
         parser.error(f"--groups {args.groups}: must be in 1..{min(26, args.count)}")
@@ -237,7 +301,7 @@ def main(argv=None):
         config = json.loads(args.config)
         if not isinstance(config, dict):
             raise ValueError(f"env_config must be a JSON object, not {args.config}")
-        host = Host(args.env, config, args.count, args.seed, args.first_index)
+        host = Host(args.env, config, args.count, args.seed, args.first_index, record=args.record)
     except Exception as e:
         _write_line(replies, {"error": f"{type(e).__name__}: {e}"})
         return 2

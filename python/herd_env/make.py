@@ -33,6 +33,9 @@ def resolve(env_id):
     return env_id
 
 
-def make_env(env_id, config=None):
-    """``gymnasium.make(id, **config)`` after :func:`resolve`."""
-    return gymnasium.make(resolve(env_id), **(config or {}))
+def make_env(env_id, config=None, render_mode=None):
+    """``gymnasium.make(id, **config)`` after :func:`resolve` (with ``render_mode`` when given)."""
+    kwargs = dict(config or {})
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    return gymnasium.make(resolve(env_id), **kwargs)

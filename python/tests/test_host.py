@@ -217,3 +217,32 @@ def test_an_environments_prints_do_not_reach_the_reply_pipe():
     p.stdin.close()
     assert p.wait(timeout=10) == 0
     assert b"hello from Chatty" in p.stderr.read()
+
+
+def test_record_writes_copy_zeros_first_episode_as_a_gif(tmp_path, capfd):
+    """--record: a frame after the reset and after each step of copy 0's first
+    episode, written when it ends; later episodes are not recorded."""
+    from PIL import Image
+
+    path = str(tmp_path / "episode.gif")
+    host = Host("CartPole-v1", {"max_episode_steps": 12}, 2, 0, 0, record=path)
+    lay = L.Layout(2, 4, 1, 4)
+    buf = bytearray(lay.size)
+    buf[:64] = lay.header()
+    host.attach(buf)
+    host.reset()
+    host.actions[:, 0] = 0
+    steps = 0
+    while not host.flags[0]:
+        assert not os.path.exists(path), "written only when the episode ends"
+        host.step()
+        steps += 1
+    assert steps <= 12
+    assert f"recorded an episode of {steps + 1} frames" in capfd.readouterr().err
+    with Image.open(path) as gif:
+        # Pillow merges identical neighbouring frames.
+        assert gif.format == "GIF" and 2 <= gif.n_frames <= steps + 1 and gif.width <= 320
+    written = os.path.getmtime(path)
+    for _ in range(30):
+        host.step()
+    assert os.path.getmtime(path) == written and not os.path.exists(path + ".tmp")
