@@ -73,7 +73,7 @@ struct BenchEnvHost: ParsableCommand {
     var hostCPU: [Double] = []
     var loop: [Double] = []
     for _ in 0..<rounds {
-      let (rate, cpu) = try hostRateAndCPU(null, k: 32)
+      let (rate, cpu) = try hostRateAndCPU(null, k: 32, processes: 1)
       host.append(rate)
       hostCPU.append(cpu)
       loop.append(try pythonRate(null, k: 32, mode: "loop"))
@@ -114,52 +114,39 @@ struct BenchEnvHost: ParsableCommand {
     }
   }
 
-  /// Env steps/s through the host with random actions.
+  /// Env steps/s through the host (one group per host) with random actions.
   func hostRate(_ id: String, k: Int, processes: Int) throws -> Double {
+    try hostRateAndCPU(id, k: k, processes: processes).rate
+  }
+
+  /// Env steps/s through the host (one group per host: one command per host per
+  /// step) with random actions, and the CPU time it took per env step: this
+  /// thread's plus the host processes' (from /proc), in microseconds.
+  func hostRateAndCPU(_ id: String, k: Int, processes: Int = 1) throws -> (rate: Double, cpuMicros: Double) {
     var options = HostedEnvironments.Options(
       id: id, config: "{}", count: k, processes: processes, seed: 1, python: interpreter)
-    options.groupsPerHost = 1  // throughput: one command per host per step
+    options.groupsPerHost = 1
     let envs = try HostedEnvironments(options, log: { printError($0) })
     defer { envs.close() }
     try envs.reset()
     var rng = SeededGenerator(seed: 3)
     var actions = [Int32](repeating: 0, count: k)
     let n = Int32((try? envs.spec.action.actionHeads().first) ?? 2) ?? 2
-    let perCall = timePerCall(seconds: seconds) {
+    var calls = 0
+    func step() {
       for i in 0..<k { actions[i] = Int32(rng.next() % UInt64(n)) }
       actions.withUnsafeBufferPointer { a in
         for g in envs.groups.indices { try? envs.beginStep(group: g, actions: a.baseAddress!) }
         for g in envs.groups.indices { try? envs.finishStep(group: g) }
       }
-    }
-    return Double(k) / perCall
-  }
-
-  /// Env steps/s through one host (one group), and the CPU time it took per env
-  /// step: this thread's plus the host process's (from /proc), in microseconds.
-  func hostRateAndCPU(_ id: String, k: Int) throws -> (rate: Double, cpuMicros: Double) {
-    var options = HostedEnvironments.Options(id: id, config: "{}", count: k, processes: 1, seed: 1, python: interpreter)
-    options.groupsPerHost = 1
-    let envs = try HostedEnvironments(options, log: { printError($0) })
-    defer { envs.close() }
-    try envs.reset()
-    let actions = [Int32](repeating: 0, count: k)
-    func step() {
-      actions.withUnsafeBufferPointer { a in
-        try? envs.beginStep(group: 0, actions: a.baseAddress!)
-        try? envs.finishStep(group: 0)
-      }
-    }
-    for _ in 0..<100 { step() }
-    let pid = envs.hostPIDs[0]
-    let cpu0 = threadCPUSeconds() + processCPUSeconds(pid)
-    var calls = 0
-    let perCall = timePerCall(seconds: seconds) {
-      step()
       calls += 1
     }
-    let cpu = threadCPUSeconds() + processCPUSeconds(pid) - cpu0
-    return (Double(k) / perCall, cpu * 1e6 / Double(calls * k))
+    for _ in 0..<100 { step() }
+    calls = 0
+    func cpu() -> Double { threadCPUSeconds() + envs.hostPIDs.reduce(0) { $0 + processCPUSeconds($1) } }
+    let cpu0 = cpu()
+    let perCall = timePerCall(seconds: seconds) { step() }
+    return (Double(k) / perCall, (cpu() - cpu0) * 1e6 / Double(calls * k))
   }
 
   /// CPU seconds of the calling thread.
