@@ -9,11 +9,13 @@ APT_PACKAGES := libzmq3-dev libopenblas-dev
 TEST_PACKAGES := python3-venv iproute2 shellcheck chromium
 # From PyPI, into the project's virtualenv .venv (never the system Python): the env
 # host package herd_env (python/, editable) with Gymnasium and the environment
-# packages the tests and examples use, and Pillow for `herd eval --record`; test-only: pytest, Prometheus' own text
-# parser for /metrics, the Kubernetes schemas.
+# packages the tests and examples use, Pillow for `herd eval --record`, and herd_policy (python/, the loader of
+# `herd export`'s files); test-only: pytest, onnxruntime (runs exported policies against Herd), Prometheus' own
+# text parser for /metrics, the Kubernetes schemas. PyTorch is not installed: the export tests compare with
+# committed PyTorch outputs (Tests/Fixtures/make_export_fixtures.py writes them).
 VENV := .venv
 PYTHON_ENV_PACKAGES := gymnasium==1.4.0 numpy==2.4.6 popgym==1.0.7 minigrid==3.2.0 pillow==11.3.0
-PYTHON_TEST_TOOLS := pytest==9.2.0 prometheus-client==0.21.1 kubernetes-validate==1.37.0
+PYTHON_TEST_TOOLS := pytest==9.2.0 onnxruntime==1.32.0 prometheus-client==0.21.1 kubernetes-validate==1.37.0
 SWIFT ?= swift
 
 .PHONY: deps test-deps venv install-packages build test train bench format clean

@@ -100,6 +100,14 @@ let publicTargets: [Target] = [
     path: "Sources/HerdWorker"
   ),
 
+  // Exports a trained policy for use without Herd: safetensors with PyTorch names,
+  // a JSON sidecar, and ONNX written by hand (no protoc, no Python).
+  .target(
+    name: "HerdExport",
+    dependencies: ["HerdLearner", "HerdRL", "HerdEnvs", "HerdNN"],
+    path: "Sources/HerdExport"
+  ),
+
   .executableTarget(
     name: "herd",
     dependencies: [
@@ -111,6 +119,7 @@ let publicTargets: [Target] = [
       "HerdLearner",
       "HerdWorker",
       "HerdStats",
+      "HerdExport",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
       .product(name: "Logging", package: "swift-log"),
     ],
@@ -173,6 +182,11 @@ let testTargets: [Target] = [
     name: "HerdLearnerTests",
     dependencies: ["HerdLearner", "HerdStats", "HerdRL", "HerdWire", "HerdNN", "HerdTestSupport"],
     path: "Tests/HerdLearnerTests"
+  ),
+  .testTarget(
+    name: "HerdExportTests",
+    dependencies: ["HerdExport", "HerdLearner", "HerdRL", "HerdNN", "HerdEnvs", "HerdTestSupport"],
+    path: "Tests/HerdExportTests"
   ),
   .testTarget(
     name: "HerdNNTests",

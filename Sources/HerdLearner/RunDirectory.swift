@@ -48,21 +48,25 @@ public final class RunDirectory: Sendable {
 
   /// Writes `text` to `name` atomically (temporary file, fsync, rename).
   public func writeAtomically(_ name: String, _ text: String) throws {
-    let target = file(name)
-    let tmp = target + ".tmp.\(getpid())"
+    try Self.writeFile(file(name), bytes: Array(text.utf8))
+  }
+
+  /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
+  /// A reader sees the old file or the whole new one; a failure leaves no temporary file.
+  public static func writeFile(_ path: String, bytes: [UInt8]) throws {
+    let tmp = path + ".tmp.\(getpid())"
     let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw RunDirectoryError("cannot write \(target): \(Self.errnoText())") }
-    let bytes = Array(text.utf8)
-    let failure = Self.writeAll(fd, bytes) ? (fsync(fd) == 0 ? nil : Self.errnoText()) : Self.errnoText()
+    guard fd >= 0 else { throw RunDirectoryError("cannot write \(path): \(errnoText())") }
+    let failure = writeAll(fd, bytes) ? (fsync(fd) == 0 ? nil : errnoText()) : errnoText()
     close(fd)
     if let failure {
       unlink(tmp)
-      throw RunDirectoryError("cannot write \(target): \(failure)")
+      throw RunDirectoryError("cannot write \(path): \(failure)")
     }
-    guard rename(tmp, target) == 0 else {
-      let why = Self.errnoText()
+    guard rename(tmp, path) == 0 else {
+      let why = errnoText()
       unlink(tmp)
-      throw RunDirectoryError("cannot replace \(target): \(why)")
+      throw RunDirectoryError("cannot replace \(path): \(why)")
     }
   }
 

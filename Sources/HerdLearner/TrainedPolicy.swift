@@ -47,7 +47,13 @@ public struct TrainedPolicy: Sendable {
       config: config, observationSize: spec.observationSize, actionCount: try spec.actionCount(),
       actionHeads: try spec.action.actionHeads())
     let parameters = Parameters(layout: network.layout)
-    try parameters.restore(from: archive, source: file)
+    do {
+      try parameters.restore(from: archive, source: file)
+    } catch {
+      throw RunDirectoryError(
+        "\(file) does not fit the model its config and environment spec (\(spec.observation) -> \(spec.action)) describe: \(error)"
+      )
+    }
     return TrainedPolicy(
       config: config, spec: spec, network: network, weights: parameters.flatValues,
       policyVersion: Int(archive.metadata[CheckpointKey.policyVersion] ?? "") ?? 0, source: file)

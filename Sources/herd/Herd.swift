@@ -1,5 +1,6 @@
 import ArgumentParser
 import HerdMath
+import HerdRL
 
 /// The `herd` command line: one binary, one subcommand per role.
 @main
@@ -11,6 +12,7 @@ struct Herd: ParsableCommand {
       Herd trains recurrent (LSTM/GRU) policies with V-trace: rollout workers step
       environments and stream trajectory fragments to a learner over ZeroMQ.
       """,
-    subcommands: [Train.self, LearnerCommand.self, WorkerCommand.self, StatsCommand.self, KeysCommand.self, ExplainCommand.self, EvalCommand.self, Bench.self]
+    version: HerdVersion.string,
+    subcommands: [Train.self, LearnerCommand.self, WorkerCommand.self, StatsCommand.self, KeysCommand.self, ExplainCommand.self, EvalCommand.self, ExportCommand.self, Bench.self]
   )
 }

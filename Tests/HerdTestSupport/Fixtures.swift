@@ -58,3 +58,10 @@ public enum FixtureError: Error {
   /// A key is absent or of the wrong type.
   case missing(String)
 }
+
+/// `Tests/Fixtures` in the source tree (found from the calling file's path).
+public func fixturesDirectory(filePath: String = #filePath) -> String {
+  var url = URL(fileURLWithPath: filePath)
+  while url.lastPathComponent != "Tests" && url.path != "/" { url.deleteLastPathComponent() }
+  return url.appendingPathComponent("Fixtures").path
+}

@@ -117,6 +117,22 @@ import Testing
     #expect(wrong.status != 0 && wrong.stderr.contains("Box(4") && wrong.stderr.contains("Discrete(2)"), "\(wrong.stderr)")
     let missing = try HerdBinary.run(["eval", "--checkpoint", dir + "/nothing-here"])
     #expect(missing.status != 0 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
+    // The same run exported: three files in the run's export/, listed on stdout.
+    let export = try HerdBinary.run(["export", "--checkpoint", dir])
+    #expect(export.status == 0, "stderr: \(export.stderr)")
+    for name in ["policy.safetensors", "policy.json", "policy.onnx"] {
+      #expect(export.stdout.contains(dir + "/export/" + name), "\(export.stdout)")
+      let size = (try? FileManager.default.attributesOfItem(atPath: dir + "/export/" + name)[.size] as? Int) ?? 0
+      #expect(size > 100, "\(name) has \(size) bytes")
+    }
+    let sidecar = try HerdBinary.json(dir + "/export/policy.json")
+    #expect(sidecar["format"] as? String == "herd-policy" && (sidecar["source"] as? [String: Any])?["env"] as? String == "MemoryChain-v0")
+    let fresh = HerdBinary.tempDir("no-checkpoint")
+    try FileManager.default.createDirectory(atPath: fresh, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: fresh) }
+    let early = try HerdBinary.run(["export", "--checkpoint", fresh, "--output", fresh + "/out"])
+    #expect(early.status != 0 && early.stderr.contains("has no checkpoint.herd"), "\(early.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: fresh + "/out"), "a failed export leaves nothing behind")
   }
 
   @Test func helpExplainsTheOptions() throws {

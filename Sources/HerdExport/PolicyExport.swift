@@ -1,0 +1,312 @@
+import Foundation
+import HerdEnvs
+import HerdLearner
+import HerdNN
+import HerdRL
+
+/// A trained policy written for use without Herd: three files in one folder.
+///
+/// - `policy.safetensors`: every parameter under its PyTorch `state_dict` name
+///   (`encoder.0.weight` of an `nn.Linear`, `core.weight_ih_l0` of an `nn.LSTM` or
+///   `nn.GRU`, `pi.*`, `vf.*`, and the observation filter's `obs_filter.mean` and
+///   `obs_filter.scale` as buffers).
+/// - `policy.json`: the sidecar that says how to put them together: the spaces,
+///   the encoder, core and heads, the filter (mean, std and scale), whether the
+///   previous action and reward are inputs, the ONNX signature, Herd's version.
+///   The Python loader (`herd_policy`) rebuilds a `torch.nn.Module` from these two.
+/// - `policy.onnx`: one step of the policy (opset ``opset``) with the recurrent
+///   state as explicit inputs and outputs.
+///
+/// One step, as Herd's workers compute it (``PolicyNetwork/step``):
+/// ```
+/// x = clip((obs - obs_filter.mean) * obs_filter.scale, -10, 10)     (if the run filtered)
+/// z = act(encoder.i(x)) ...                                          (each layer)
+/// u = [z ; onehot(prev_action) per head ; prev_reward]               (the inputs in use)
+/// h', c' = core(u, (h, c))                                           (LSTM; GRU: h' only; none: h' = u)
+/// logits = pi(h')   value = vf(h')[:, 0]
+/// ```
+/// At an episode start the state is zeros and `prev_action`, `prev_reward` are 0.
+public struct PolicyExport {
+  /// The ONNX operator set the graph uses.
+  public static let opset: Int64 = 17
+  /// The sidecar's `format` and `format_version`.
+  public static let format = "herd-policy"
+  public static let formatVersion = 1
+  /// The files an export writes.
+  public static let weightsFile = "policy.safetensors"
+  public static let sidecarFile = "policy.json"
+  public static let onnxFile = "policy.onnx"
+
+  public let policy: TrainedPolicy
+
+  public init(_ policy: TrainedPolicy) { self.policy = policy }
+
+  var network: PolicyNetwork { policy.network }
+
+  // MARK: Names
+
+  /// The PyTorch name of a Herd parameter: recurrent weights gain `_l0`
+  /// (`nn.LSTM`/`nn.GRU` name their first layer so); the rest keep their names.
+  public static func torchName(_ herdName: String) -> String {
+    let recurrent = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+    if let last = herdName.split(separator: ".").last, recurrent.contains(String(last)), herdName.hasPrefix("core.") {
+      return herdName + "_l0"
+    }
+    return herdName
+  }
+
+  /// Every parameter, in Herd's layout order, under its PyTorch name.
+  public func tensors() -> [Safetensors.Tensor] {
+    network.layout.entries.map { e in
+      Safetensors.Tensor(
+        name: Self.torchName(e.name), shape: e.slot.shape,
+        values: Array(policy.weights[e.slot.offset..<(e.slot.offset + e.slot.count)]))
+    }
+  }
+
+  func values(_ slot: ParameterSlot) -> [Float] { Array(policy.weights[slot.offset..<(slot.offset + slot.count)]) }
+
+  // MARK: Files
+
+  /// `policy.safetensors`'s bytes. Its metadata is fixed (`format: pt`), so the
+  /// same weights give the same bytes.
+  public func safetensors() -> [UInt8] { Safetensors.encode(tensors(), metadata: ["format": "pt"]) }
+
+  /// One line for logs: "encoder 4-64-64 tanh, lstm(64), 2 logits, filter".
+  public var summary: String {
+    let net = network
+    let sizes = [net.observationSize] + net.encoder.layers.map(\.outFeatures)
+    let core = net.core.map { "\(coreType)(\($0.hiddenSize))" } ?? "no core"
+    return "encoder \(sizes.map(String.init).joined(separator: "-")) \(net.encoder.activation.rawValue), \(core), "
+      + "\(net.actionCount) logits\(net.filterMean == nil ? "" : ", obs filter")"
+  }
+
+  /// The core's kind as the sidecar names it.
+  var coreType: String {
+    switch network.core {
+    case is LSTM: return "lstm"
+    case is GRU: return "gru"
+    default: return "none"
+    }
+  }
+
+  /// The ONNX graph's inputs and outputs, in order.
+  var onnxInputs: [String] {
+    var names = ["obs"]
+    if network.usePrevAction { names.append("prev_action") }
+    if network.usePrevReward { names.append("prev_reward") }
+    if network.core != nil { names.append("h") }
+    if network.core is LSTM { names.append("c") }
+    return names
+  }
+
+  var onnxOutputs: [String] {
+    var names = ["logits", "value"]
+    if network.core != nil { names.append("h_out") }
+    if network.core is LSTM { names.append("c_out") }
+    return names
+  }
+
+  /// `policy.json`: everything a reader needs besides the weights.
+  public func sidecar() throws -> [String: Any] {
+    let encoder = JSONEncoder()
+    func json<T: Encodable>(_ v: T) throws -> Any {
+      try JSONSerialization.jsonObject(with: try encoder.encode(v), options: [.fragmentsAllowed])
+    }
+    let net = network
+    let heads = net.heads
+    var filter: Any = NSNull()
+    if let m = net.filterMean, let s = net.filterScale {
+      let scale = values(s)
+      filter = [
+        "mean": values(m).map(Double.init),
+        "scale": scale.map(Double.init),
+        // scale = 1 / (std + 1e-8), so std = 1 / scale - 1e-8.
+        "std": scale.map { Double(1 / $0) - 1e-8 },
+        "clip": 10,
+        "formula": "clip((obs - mean) * scale, -clip, clip), scale = 1 / (std + 1e-8)",
+      ] as [String: Any]
+    }
+    let layers: [[String: Any]] = net.encoder.layers.enumerated().map { i, l in
+      ["name": "encoder.\(i)", "in_features": l.inFeatures, "out_features": l.outFeatures]
+    }
+    var core: [String: Any] = ["type": coreType, "input_size": net.coreInputSize]
+    if let c = net.core {
+      core["hidden_size"] = c.hiddenSize
+      core["state"] = c.stateCount == 2 ? ["h", "c"] : ["h"]
+      core["gate_order"] = c.stateCount == 2 ? "i, f, g, o (nn.LSTM)" : "r, z, n (nn.GRU)"
+    }
+    let shapes = Dictionary(uniqueKeysWithValues: tensors().map { ($0.name, $0.shape) })
+    return [
+      "format": Self.format,
+      "format_version": Self.formatVersion,
+      "herd_version": HerdVersion.string,
+      "source": [
+        "checkpoint": policy.source, "policy_version": policy.policyVersion,
+        "env": policy.config.env, "env_spec": try json(policy.spec),
+      ] as [String: Any],
+      "observation": [
+        "space": try json(policy.spec.observation), "size": net.observationSize,
+        "flattening": "Herd's: Box as is, Discrete/MultiBinary/MultiDiscrete one-hot, Dict/Tuple parts concatenated",
+      ] as [String: Any],
+      "action": [
+        "space": try json(policy.spec.action),
+        "distribution": heads.count == 1 ? "categorical" : "multi_categorical",
+        "heads": heads.sizes, "logit_offsets": heads.offsets, "strides": heads.strides, "logits": heads.logits,
+        "encoding": "action index a = sum over heads of component_k * strides[k]; component_k = (a / strides[k]) % heads[k]",
+      ] as [String: Any],
+      "obs_filter": filter,
+      "encoder": ["type": "mlp", "activation": net.encoder.activation.rawValue, "layers": layers] as [String: Any],
+      "prev_action": net.usePrevAction,
+      "prev_reward": net.usePrevReward,
+      "core_input": ["encoder features"] + (net.usePrevAction ? ["one-hot of prev_action per head"] : [])
+        + (net.usePrevReward ? ["prev_reward"] : []),
+      "core": core,
+      "heads": [
+        "pi": ["in_features": net.featureSize, "out_features": net.actionCount],
+        "vf": ["in_features": net.featureSize, "out_features": 1],
+      ],
+      "episode_start": "state zeros, prev_action 0, prev_reward 0",
+      "tensors": shapes,
+      "onnx": [
+        "file": Self.onnxFile, "opset": Int(Self.opset), "inputs": onnxInputs, "outputs": onnxOutputs,
+        "prev_action_dtype": "int64",
+      ] as [String: Any],
+    ]
+  }
+
+  /// `policy.json`'s bytes (sorted keys, indented).
+  public func sidecarJSON() throws -> [UInt8] {
+    let data = try JSONSerialization.data(
+      withJSONObject: try sidecar(), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    return Array(data) + [10]
+  }
+
+  /// Writes the three files into `directory` (created if missing), each atomically.
+  /// Returns their paths.
+  @discardableResult
+  public func write(to directory: String) throws -> [String] {
+    do {
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    } catch {
+      throw ExportError("cannot create \(directory): \(error.localizedDescription)")
+    }
+    let files: [(String, [UInt8])] = [
+      (Self.weightsFile, safetensors()), (Self.sidecarFile, try sidecarJSON()), (Self.onnxFile, onnx()),
+    ]
+    var paths: [String] = []
+    for (name, bytes) in files {
+      let path = (directory as NSString).appendingPathComponent(name)
+      try RunDirectory.writeFile(path, bytes: bytes)
+      paths.append(path)
+    }
+    return paths
+  }
+}
+
+extension PolicyExport {
+  /// `policy.onnx`'s bytes: one step for a batch of N rows (N is dynamic).
+  public func onnx() -> [UInt8] {
+    let net = network
+    var m = ONNXModel(graphName: "herd_policy", opset: Self.opset, producerVersion: HerdVersion.string)
+    m.docString = "Herd policy, one step; recurrent state in and out. See policy.json."
+    m.metadata = [("herd_version", HerdVersion.string), ("env", policy.config.env)]
+    let n = ONNXModel.Value.Dim.named("N")
+    m.inputs.append(.init(name: "obs", type: .float, shape: [n, .fixed(net.observationSize)]))
+    if net.usePrevAction { m.inputs.append(.init(name: "prev_action", type: .int64, shape: [n])) }
+    if net.usePrevReward { m.inputs.append(.init(name: "prev_reward", type: .float, shape: [n])) }
+    if let core = net.core {
+      m.inputs.append(.init(name: "h", type: .float, shape: [n, .fixed(core.hiddenSize)]))
+      if core.stateCount == 2 { m.inputs.append(.init(name: "c", type: .float, shape: [n, .fixed(core.hiddenSize)])) }
+    }
+    func weight(_ slot: ParameterSlot, _ herdName: String) -> String {
+      m.constant(Self.torchName(herdName), floats: values(slot), dims: slot.shape)
+    }
+    func linear(_ x: String, _ l: Linear, _ name: String, output: String? = nil) -> String {
+      let w = weight(l.weight, "\(name).weight")
+      let b = weight(l.bias, "\(name).bias")
+      return m.node("Gemm", [x, w, b], outputs: output.map { [$0] }, [.int("transB", 1)])[0]
+    }
+
+    // The filter.
+    var x = "obs"
+    if let mean = net.filterMean, let scale = net.filterScale {
+      let centred = m.op("Sub", x, weight(mean, "obs_filter.mean"))
+      let scaled = m.op("Mul", centred, weight(scale, "obs_filter.scale"))
+      let lo = m.constant(floats: [-10], dims: [])
+      let hi = m.constant(floats: [10], dims: [])
+      x = m.node("Clip", [scaled, lo, hi])[0]
+    }
+    // The encoder.
+    for (i, layer) in net.encoder.layers.enumerated() {
+      x = linear(x, layer, "encoder.\(i)")
+      switch net.encoder.activation {
+      case .tanh: x = m.op("Tanh", x)
+      case .relu: x = m.op("Relu", x)
+      case .linear: break
+      }
+    }
+    // The core's input.
+    var parts = [x]
+    if net.usePrevAction {
+      let heads = net.heads
+      let onOff = m.constant(floats: [0, 1], dims: [2])
+      for k in 0..<heads.count {
+        var component = "prev_action"
+        if heads.count > 1 {
+          let stride = m.constant(ints: [Int64(heads.strides[k])], dims: [])
+          let size = m.constant(ints: [Int64(heads.sizes[k])], dims: [])
+          component = m.op("Mod", m.op("Div", component, stride), size)
+        }
+        let depth = m.constant(ints: [Int64(heads.sizes[k])], dims: [])
+        parts.append(m.node("OneHot", [component, depth, onOff], [.int("axis", -1)])[0])
+      }
+    }
+    if net.usePrevReward {
+      parts.append(m.op("Unsqueeze", "prev_reward", m.constant(ints: [1], dims: [1])))
+    }
+    if parts.count > 1 { x = m.node("Concat", parts, [.int("axis", 1)])[0] }
+    // The core.
+    var features = x
+    if let lstm = net.core as? LSTM {
+      let gates = m.op(
+        "Add", recurrentProjection(&m, x, lstm.weightIH, lstm.biasIH, "ih"),
+        recurrentProjection(&m, "h", lstm.weightHH, lstm.biasHH, "hh"))
+      let g = m.node("Split", [gates], count: 4, [.int("axis", 1)])
+      let i = m.op("Sigmoid", g[0])
+      let f = m.op("Sigmoid", g[1])
+      let cand = m.op("Tanh", g[2])
+      let o = m.op("Sigmoid", g[3])
+      let c2 = m.op("Add", m.op("Mul", f, "c"), m.op("Mul", i, cand), output: "c_out")
+      features = m.op("Mul", o, m.op("Tanh", c2), output: "h_out")
+    } else if let gru = net.core as? GRU {
+      let gi = m.node("Split", [recurrentProjection(&m, x, gru.weightIH, gru.biasIH, "ih")], count: 3, [.int("axis", 1)])
+      let gh = m.node("Split", [recurrentProjection(&m, "h", gru.weightHH, gru.biasHH, "hh")], count: 3, [.int("axis", 1)])
+      let r = m.op("Sigmoid", m.op("Add", gi[0], gh[0]))
+      let z = m.op("Sigmoid", m.op("Add", gi[1], gh[1]))
+      let cand = m.op("Tanh", m.op("Add", gi[2], m.op("Mul", r, gh[2])))
+      features = m.op("Add", cand, m.op("Mul", z, m.op("Sub", "h", cand)), output: "h_out")
+    }
+    // The heads.
+    _ = linear(features, net.policyHead, "pi", output: "logits")
+    let v = linear(features, net.valueHead, "vf")
+    m.node("Squeeze", [v, m.constant(ints: [1], dims: [1])], outputs: ["value"])
+
+    m.outputs.append(.init(name: "logits", type: .float, shape: [n, .fixed(net.actionCount)]))
+    m.outputs.append(.init(name: "value", type: .float, shape: [n]))
+    if let core = net.core {
+      m.outputs.append(.init(name: "h_out", type: .float, shape: [n, .fixed(core.hiddenSize)]))
+      if core.stateCount == 2 { m.outputs.append(.init(name: "c_out", type: .float, shape: [n, .fixed(core.hiddenSize)])) }
+    }
+    return m.encoded()
+  }
+
+  /// `x W^T + b` for one of the core's two projections.
+  private func recurrentProjection(
+    _ m: inout ONNXModel, _ x: String, _ w: ParameterSlot, _ b: ParameterSlot, _ side: String
+  ) -> String {
+    let wn = m.constant("core.weight_\(side)_l0", floats: values(w), dims: w.shape)
+    let bn = m.constant("core.bias_\(side)_l0", floats: values(b), dims: b.shape)
+    return m.node("Gemm", [x, wn, bn], [.int("transB", 1)])[0]
+  }
+}

@@ -1,0 +1,123 @@
+"""The exported Herd policy as a ``torch.nn.Module`` (see ``herd_policy``)."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "linear": lambda x: x}
+
+
+class ObservationFilter(nn.Module):
+    """``clip((obs - mean) * scale, -clip, clip)``; its tensors are buffers, not parameters."""
+
+    def __init__(self, size, clip):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("scale", torch.ones(size))
+        self.clip = float(clip)
+
+    def forward(self, obs):
+        return torch.clamp((obs - self.mean) * self.scale, -self.clip, self.clip)
+
+
+class HerdPolicy(nn.Module):
+    """One step of a Herd policy: ``(logits, value, new_state) = policy(obs, state, prev_action, prev_reward)``.
+
+    Layout (from policy.json): filter -> MLP encoder -> [features; one-hot(prev_action)
+    per head; prev_reward] -> nn.LSTM / nn.GRU (one layer) or nothing -> ``pi`` logits
+    and ``vf`` value. Parameter names are the safetensors names, so
+    ``load_state_dict`` takes the export's tensors as they are.
+    """
+
+    def __init__(self, meta):
+        super().__init__()
+        self.meta = meta
+        obs = meta["observation"]["size"]
+        filt = meta.get("obs_filter")
+        self.obs_filter = ObservationFilter(obs, filt["clip"]) if filt else None
+        enc = meta["encoder"]
+        if enc["type"] != "mlp":
+            raise ValueError(f"encoder type {enc['type']!r} is not known to this loader")
+        self.activation = ACTIVATIONS[enc["activation"]]
+        self.encoder = nn.ModuleList(nn.Linear(l["in_features"], l["out_features"]) for l in enc["layers"])
+        act = meta["action"]
+        self.heads = list(act["heads"])
+        self.strides = list(act["strides"])
+        self.use_prev_action = bool(meta["prev_action"])
+        self.use_prev_reward = bool(meta["prev_reward"])
+        core = meta["core"]
+        self.core_type = core["type"]
+        if self.core_type == "lstm":
+            self.core = nn.LSTM(core["input_size"], core["hidden_size"])
+        elif self.core_type == "gru":
+            self.core = nn.GRU(core["input_size"], core["hidden_size"])
+        elif self.core_type == "none":
+            self.core = None
+        else:
+            raise ValueError(f"core type {self.core_type!r} is not known to this loader")
+        heads = meta["heads"]
+        self.pi = nn.Linear(heads["pi"]["in_features"], heads["pi"]["out_features"])
+        self.vf = nn.Linear(heads["vf"]["in_features"], 1)
+
+    @classmethod
+    def from_export(cls, meta, tensors):
+        """A policy with the export's weights (``tensors``: name -> NumPy array)."""
+        policy = cls(meta)
+        state = {k: torch.from_numpy(v) for k, v in tensors.items()}
+        missing, unexpected = policy.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"the weights do not fit policy.json: missing {missing}, unexpected {unexpected}")
+        policy.eval()
+        return policy
+
+    def initial_state(self, batch=1):
+        """The state at an episode start: zeros ``[batch, H]`` (h, c for an LSTM)."""
+        if self.core is None:
+            return ()
+        h = torch.zeros(batch, self.core.hidden_size)
+        return (h, h.clone()) if self.core_type == "lstm" else (h,)
+
+    def forward(self, obs, state, prev_action=None, prev_reward=None):
+        x = torch.as_tensor(obs, dtype=torch.float32)
+        n = x.shape[0]
+        if self.obs_filter is not None:
+            x = self.obs_filter(x)
+        for layer in self.encoder:
+            x = self.activation(layer(x))
+        parts = [x]
+        if self.use_prev_action:
+            a = torch.as_tensor(prev_action if prev_action is not None else torch.zeros(n), dtype=torch.int64)
+            for size, stride in zip(self.heads, self.strides):
+                parts.append(F.one_hot((a // stride) % size, size).to(torch.float32))
+        if self.use_prev_reward:
+            r = torch.as_tensor(prev_reward if prev_reward is not None else torch.zeros(n), dtype=torch.float32)
+            parts.append(r.reshape(n, 1))
+        u = torch.cat(parts, dim=1)
+        if self.core is None:
+            features, new_state = u, ()
+        elif self.core_type == "lstm":
+            h, c = state
+            out, (h2, c2) = self.core(u.unsqueeze(0), (h.unsqueeze(0), c.unsqueeze(0)))
+            features, new_state = out[0], (h2[0], c2[0])
+        else:
+            (h,) = state
+            out, h2 = self.core(u.unsqueeze(0), h.unsqueeze(0))
+            features, new_state = out[0], (h2[0],)
+        return self.pi(features), self.vf(features)[:, 0], new_state
+
+    def split_logits(self, logits):
+        """The logits of each head, ``[N, size]`` each."""
+        return list(torch.split(logits, self.heads, dim=1))
+
+    def combine(self, components):
+        """Per-head components ``[N]`` each -> Herd's action index ``[N]``."""
+        return sum(c * s for c, s in zip(components, self.strides))
+
+    def sample(self, logits, generator=None):
+        """A sampled action index per row (each head sampled from its softmax)."""
+        comps = [torch.multinomial(torch.softmax(l, dim=1), 1, generator=generator)[:, 0] for l in self.split_logits(logits)]
+        return self.combine(comps)
+
+    def greedy(self, logits):
+        """Each head's most likely component, combined into an action index per row."""
+        return self.combine([l.argmax(dim=1) for l in self.split_logits(logits)])
