@@ -83,7 +83,9 @@ public final class LearnerDaemon {
   public let settings: LearnerSettings
   let logger: Logger
 
-  public init(config: TrainingConfig, settings: LearnerSettings, logger: Logger) {
+  /// A daemon for `config`; `logger` gets its logs (by default swift-log's
+  /// standard handler, stderr at info).
+  public init(config: TrainingConfig, settings: LearnerSettings, logger: Logger = Logger(label: "herd.learner")) {
     self.config = config
     self.settings = settings
     self.logger = logger

@@ -59,3 +59,91 @@ public struct TrainedPolicy: Sendable {
       policyVersion: Int(archive.metadata[CheckpointKey.policyVersion] ?? "") ?? 0, source: file)
   }
 }
+
+/// A trained policy ready to act from code, one step at a time, for `rows`
+/// environments at once: the caller holds the recurrent state and passes it in and
+/// out, as Herd's workers do.
+///
+/// ```swift
+/// let policy = try Policy(TrainedPolicy.load("runs/demo"))
+/// var state = policy.initialState(rows: 1)          // and again at every episode start
+/// let step = policy.step(observations: obs, state: &state, prevActions: [0], prevRewards: [0])
+/// let action = policy.greedy(step.logits)[0]
+/// ```
+/// It computes the same bits as the rollout workers (``PolicyNetwork/step``).
+public final class Policy {
+  public let trained: TrainedPolicy
+  private let parameters: Parameters
+  private let workspace = PolicyWorkspace()
+
+  /// Per-row recurrent state: `h` and `c` `[rows, H]` (`c` unused by a GRU, both
+  /// empty without a core).
+  public struct State: Sendable, Equatable {
+    public var rows: Int
+    public var h: [Float]
+    public var c: [Float]
+
+    /// Zeroes row `row` (an episode starts there).
+    public mutating func reset(row: Int) {
+      let hs = h.count / max(1, rows)
+      for k in 0..<hs {
+        h[row * hs + k] = 0
+        c[row * hs + k] = 0
+      }
+    }
+  }
+
+  /// One step's output: logits `[rows, A]` and values `[rows]`.
+  public struct Output: Sendable {
+    public var logits: [Float]
+    public var values: [Float]
+  }
+
+  public init(_ trained: TrainedPolicy) throws {
+    self.trained = trained
+    parameters = Parameters(layout: trained.network.layout)
+    try parameters.load(flatValues: trained.weights)
+  }
+
+  public var network: PolicyNetwork { trained.network }
+
+  /// The state at an episode start (zeros) for `rows` environments.
+  public func initialState(rows: Int = 1) -> State {
+    let n = rows * (network.core?.hiddenSize ?? 0)
+    return State(rows: rows, h: [Float](repeating: 0, count: n), c: [Float](repeating: 0, count: n))
+  }
+
+  /// One step: `observations` `[rows, F]` raw (the policy filters them),
+  /// `prevActions` and `prevRewards` `[rows]` (0 at episode starts); `state` is updated.
+  public func step(observations: [Float], state: inout State, prevActions: [Int32], prevRewards: [Float]) -> Output {
+    let rows = state.rows
+    let net = network
+    precondition(observations.count == rows * net.observationSize, "observations: \(observations.count) floats for \(rows) rows of \(net.observationSize)")
+    precondition(prevActions.count == rows && prevRewards.count == rows, "one previous action and reward per row")
+    var scratchH: Float = 0
+    var scratchC: Float = 0
+    if state.h.isEmpty {
+      net.step(
+        parameters, obs: observations, prevActions: prevActions, prevRewards: prevRewards, rows: rows, h: &scratchH,
+        c: &scratchC, ws: workspace)
+    } else {
+      net.step(
+        parameters, obs: observations, prevActions: prevActions, prevRewards: prevRewards, rows: rows, h: &state.h,
+        c: &state.c, ws: workspace)
+    }
+    return Output(
+      logits: Array(UnsafeBufferPointer(start: workspace.logits.pointer, count: rows * net.actionCount)),
+      values: Array(UnsafeBufferPointer(start: workspace.values.pointer, count: rows)))
+  }
+
+  /// Each row's action with every head's most likely component.
+  public func greedy(_ logits: [Float]) -> [Int32] {
+    let heads = network.heads
+    let a = network.actionCount
+    return logits.withUnsafeBufferPointer { l in
+      (0..<(l.count / a)).map { r in
+        Int32((0..<heads.count).reduce(0) { $0 + heads.mostLikely(l.baseAddress! + r * a, head: $1) * heads.strides[$1] })
+      }
+    }
+  }
+}

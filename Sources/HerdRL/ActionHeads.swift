@@ -39,6 +39,15 @@ public struct ActionHeads: Sendable, Equatable, CustomStringConvertible {
     precondition(values <= Int(Int32.max), "action heads \(sizes): \(values) actions do not fit an Int32")
   }
 
+  /// The most likely component of head `h` in one row's logits `[A]` (the first on ties).
+  @inlinable
+  public func mostLikely(_ rowLogits: UnsafePointer<Float>, head h: Int) -> Int {
+    let l = rowLogits + offsets[h]
+    var best = 0
+    for j in 1..<sizes[h] where l[j] > l[best] { best = j }
+    return best
+  }
+
   /// One categorical head of `n` choices.
   public init(single n: Int) { self.init([n]) }
 

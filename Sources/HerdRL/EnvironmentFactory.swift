@@ -72,7 +72,7 @@ public enum EnvironmentFactory {
   /// A constructor for copy `i` of a built-in `config.env` (seeds are applied by the
   /// vectorised environment at reset).
   public static func maker(_ config: TrainingConfig) throws -> (Int) -> any Environment {
-    guard let r = BuiltInEnvironments.named(config.env) else {
+    guard let r = Environments.named(config.env) else {
       throw ConfigError("env = '\(config.env)' is invalid: use \(TrainingConfig.environmentChoices)")
     }
     var options: [String: Int] = [:]

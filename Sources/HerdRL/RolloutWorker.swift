@@ -189,9 +189,7 @@ public final class RolloutWorker {
         for i in rows {
           var packed = 0
           for h in 0..<heads.count {
-            let logits = dst + i * a + heads.offsets[h]
-            var best = 0
-            for j in 1..<heads.sizes[h] where logits[j] > logits[best] { best = j }
+            let best = heads.mostLikely(dst + i * a, head: h)
             if heads.count > 1 { envActions[i * heads.count + h] = Int32(best) }
             packed += best * heads.strides[h]
           }

@@ -11,7 +11,7 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 
 extension TrainingConfig {
   /// The built-in environments, by name.
-  public static var environmentNames: [String] { BuiltInEnvironments.ids }
+  public static var environmentNames: [String] { Environments.ids }
 
   /// The prefix of a Gymnasium environment's name (`gym:CartPole-v1`).
   public static let gymPrefix = "gym:"
@@ -46,7 +46,7 @@ extension TrainingConfig {
     // The built-in environments' tuned keys live in their registrations (see their
     // files); a Gymnasium environment gets ``gymTrainingDefaults``.
     let tuned: String
-    if let r = BuiltInEnvironments.named(env) {
+    if let r = Environments.named(env) {
       tuned = r.trainingDefaults
       c.env_config = EnvConfig(r.options.mapValues { .number(Double($0)) })
     } else if env.hasPrefix(gymPrefix) {
@@ -132,7 +132,7 @@ extension TrainingConfig {
         // A built-in environment has its own keys; a Gymnasium one takes any.
         let envName = dict["env"] as? String ?? env
         var merged = current["env_config"] as? [String: Any] ?? [:]
-        let builtIn = BuiltInEnvironments.named(envName)
+        let builtIn = Environments.named(envName)
         for (k, v) in sub {
           if let builtIn, builtIn.options[k] == nil {
             let valid = builtIn.options.keys.sorted().map { "env_config.\($0)" }
@@ -193,7 +193,7 @@ extension TrainingConfig {
       guard !id.isEmpty, !id.contains(where: \.isWhitespace) else {
         throw fail("env", "'\(env)'", "gym: needs a Gymnasium id without spaces, e.g. gym:CartPole-v1")
       }
-    } else if let builtIn = BuiltInEnvironments.named(env) {
+    } else if let builtIn = Environments.named(env) {
       for key in builtIn.options.keys.sorted() {
         guard let value = env_config[key] else { continue }  // absent: the registration's default
         guard let v = value.intValue, v >= 1 else {

@@ -44,32 +44,21 @@ func readOutputs(_ path: String) throws -> Outputs {
   return out
 }
 
-/// Herd's own steps over `seq`: the worker's `PolicyNetwork.step`, the state zeroed
-/// at every reset.
-func herdSteps(_ policy: TrainedPolicy, _ seq: Sequence) throws -> Outputs {
-  let net = policy.network
-  let p = Parameters(layout: net.layout)
-  try p.load(flatValues: policy.weights)
-  let ws = PolicyWorkspace()
-  let rows = seq.obs[0].count
-  let hs = net.core?.hiddenSize ?? 0
-  var h = [Float](repeating: 0, count: max(1, rows * hs))
-  var c = h
+/// Herd's own steps over `seq` (``Policy``, which runs the workers' step), the state
+/// zeroed at every reset.
+func herdSteps(_ trained: TrainedPolicy, _ seq: Sequence) throws -> Outputs {
+  let policy = try Policy(trained)
+  var state = policy.initialState(rows: seq.obs[0].count)
   var out: Outputs = ["logits": [], "value": []]
   for t in 0..<seq.obs.count {
-    for r in 0..<rows where seq.reset[t][r] == 1 {
-      for k in 0..<hs {
-        h[r * hs + k] = 0
-        c[r * hs + k] = 0
-      }
-    }
-    let obs = seq.obs[t].flatMap { $0 }
-    net.step(
-      p, obs: obs, prevActions: seq.prevAction[t], prevRewards: seq.prevReward[t], rows: rows, h: &h, c: &c, ws: ws)
-    out["logits"]!.append(Array(UnsafeBufferPointer(start: ws.logits.pointer, count: rows * net.actionCount)))
-    out["value"]!.append(Array(UnsafeBufferPointer(start: ws.values.pointer, count: rows)))
-    if hs > 0 { out["h", default: []].append(h) }
-    if net.core is LSTM { out["c", default: []].append(c) }
+    for r in 0..<state.rows where seq.reset[t][r] == 1 { state.reset(row: r) }
+    let step = policy.step(
+      observations: seq.obs[t].flatMap { $0 }, state: &state, prevActions: seq.prevAction[t],
+      prevRewards: seq.prevReward[t])
+    out["logits"]!.append(step.logits)
+    out["value"]!.append(step.values)
+    if trained.network.core != nil { out["h", default: []].append(state.h) }
+    if trained.network.core is LSTM { out["c", default: []].append(state.c) }
   }
   return out
 }
@@ -175,8 +164,15 @@ func worstDifference(_ a: Outputs, _ b: Outputs) -> (Float, String) {
     let onnx = try #require(meta["onnx"] as? [String: Any])
     #expect(onnx["inputs"] as? [String] == ["obs", "prev_action", "prev_reward", "h"])
     #expect(onnx["outputs"] as? [String] == ["logits", "value", "h_out"])
-    let ff = try PolicyExport(TrainedPolicy.load(fixture("ff"))).sidecar()
+    let ffPolicy = try TrainedPolicy.load(fixture("ff"))
+    let ff = try PolicyExport(ffPolicy).sidecar()
     #expect(ff["obs_filter"] is NSNull && (ff["core"] as? [String: Any])?["type"] as? String == "none")
+  }
+
+  @Test func greedyActionsPackEveryHeadsMostLikelyComponent() throws {
+    let policy = try Policy(TrainedPolicy.load(fixture("gru")))  // heads [3, 2], strides [1, 3]
+    let logits: [Float] = [0.1, 0.9, 0.2, 1.0, -1, /* row 2 */ 0, 0, 5, -1, 2]
+    #expect(policy.greedy(logits) == [1, 5])
   }
 
   @Test func safetensorsRoundTripsAndRefusesDamage() throws {

@@ -3,6 +3,26 @@ import Foundation
 import Testing
 
 @Suite struct TrainingConfigTests {
+  @Test func aProgramRegistersItsOwnEnvironment() throws {
+    try Environments.register(
+      EnvironmentRegistration(
+        id: "TestMemoryChain-v9", summary: "a registered copy", options: ["length": 4],
+        trainingDefaults: #"{"lr": 0.0042}"#
+      ) { MemoryChain(length: $0["length"]!) })
+    let config = TrainingConfig.defaults(for: "TestMemoryChain-v9")
+    #expect(config.lr == 0.0042 && config.env_config["length"] == .number(4))
+    try config.validate()
+    #expect(TrainingConfig.environmentNames.contains("TestMemoryChain-v9"))
+    let spec = try EnvironmentFactory.spec(config)
+    #expect(spec.action == .discrete(2))
+    #expect(throws: SpaceError.self) {
+      try Environments.register(EnvironmentRegistration(id: "CartPole-v1", summary: "") { _ in CartPole() })
+    }
+    #expect(throws: SpaceError.self) {
+      try Environments.register(EnvironmentRegistration(id: "gym:Mine-v0", summary: "") { _ in CartPole() })
+    }
+  }
+
   @Test func everyEnvironmentsDefaultsValidate() throws {
     for env in TrainingConfig.environmentNames { try TrainingConfig.defaults(for: env).validate() }
   }
