@@ -8,32 +8,15 @@
 //           -> HerdStats -> HerdLearner/HerdWorker -> herd
 import PackageDescription
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 // MARK: - Code generation for the numeric core
-
-/// `-target-cpu haswell` (AVX2 + FMA vectors for SIMD8<Float>) when the build host
-/// has AVX2 and FMA: the elementwise kernels run twice as wide as on baseline x86-64.
-/// `HERD_PORTABLE=1 swift build` builds for baseline x86-64 instead (for binaries
-/// copied to older machines).
-func numericSettings() -> [SwiftSetting] {
-  #if os(Linux) && arch(x86_64)
-    if getenv("HERD_PORTABLE") != nil { return [] }
-    guard let f = fopen("/proc/cpuinfo", "r") else { return [] }
-    defer { fclose(f) }
-    var line = [CChar](repeating: 0, count: 8192)
-    while fgets(&line, Int32(line.count), f) != nil {
-      let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-      if text.hasPrefix("flags") {
-        let flags = Set(text.split(separator: " ").map(String.init))
-        return flags.contains("avx2") && flags.contains("fma") ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
-      }
-    }
-  #endif
-  return []
-}
+//
+// No compiler flags here: a package with unsafeFlags cannot be depended on by
+// version, and a manifest that read the build host's CPU would make binaries that
+// crash on older ones. The numeric kernels are Swift SIMD8<Float>; built for a CPU
+// with AVX2 and FMA they run 8 floats per instruction instead of 4 (rollout
+// inference measured 18% faster). `make` passes `-Xswiftc -target-cpu -Xswiftc
+// haswell` when the build host has both (not with HERD_PORTABLE=1); a program that
+// depends on Herd chooses the same way on its own command line.
 
 // MARK: - Public modules
 
@@ -41,14 +24,12 @@ let publicTargets: [Target] = [
   .target(
     name: "HerdMath",
     dependencies: ["COpenBLAS"],
-    path: "Sources/HerdMath",
-    swiftSettings: numericSettings()
+    path: "Sources/HerdMath"
   ),
   .target(
     name: "HerdNN",
     dependencies: ["HerdMath"],
-    path: "Sources/HerdNN",
-    swiftSettings: numericSettings()
+    path: "Sources/HerdNN"
   ),
   .target(
     name: "HerdEnvs",
@@ -58,8 +39,7 @@ let publicTargets: [Target] = [
   .target(
     name: "HerdRL",
     dependencies: ["HerdMath", "HerdNN", "HerdEnvs", .product(name: "Logging", package: "swift-log")],
-    path: "Sources/HerdRL",
-    swiftSettings: numericSettings()
+    path: "Sources/HerdRL"
   ),
   .target(
     name: "HerdWire",
@@ -200,6 +180,11 @@ let package = Package(
   platforms: [.macOS(.v14)],
   products: [
     .executable(name: "herd", targets: ["herd"]),
+    // Herd as a library: environments (and registering your own), the config, the
+    // policy and the algorithm, the learner daemon startable from code, trained
+    // policies that act (`Policy`), and export.
+    .library(name: "Herd", targets: ["HerdMath", "HerdNN", "HerdEnvs", "HerdRL", "HerdLearner", "HerdExport"]),
+    // The numerical core alone (layers with BPTT, optimisers, archives).
     .library(name: "HerdNN", targets: ["HerdNN"]),
   ],
   dependencies: [
