@@ -27,6 +27,8 @@ public struct RunSummary: Codable, Sendable {
   public var env: String
   public var env_steps: Int
   public var trained_steps: Int
+  /// Timesteps trained again (num_epochs passes after the first, the idle learner's reuse).
+  public var reused_steps = 0
   public var updates: Int
   public var episodes: Int
   public var wall_seconds: Double
@@ -216,6 +218,9 @@ final class Trainer: @unchecked Sendable {
     }
     writeSpec()
     var pending: [Fragment] = []
+    // The last batch trained, for the idle learner's reuse (max_sample_reuse).
+    var lastBatch: [Fragment] = []
+    var lastPublished = learner.version
     let n = config.fragmentsPerBatch
     var last: LearnerStepStats?
     var lastProgress = 0.0
@@ -228,7 +233,7 @@ final class Trainer: @unchecked Sendable {
     func report(now: Double, stopped: String? = nil) -> TrainerStatus {
       let full = stats.snapshot()
       let r = rates.add(t: now, sampled: full.envSteps, trained: learner.trainedSteps)
-      return TrainerStatus(
+      var status = TrainerStatus(
         wallSeconds: now, stats: full, updates: learner.version, trainedSteps: learner.trainedSteps,
         sampledPerSecond: r.sampled, trainedPerSecond: r.trained,
         lastUpdate: last.map {
@@ -237,6 +242,8 @@ final class Trainer: @unchecked Sendable {
             entropyLoss: -config.entropy_coeff * $0.terms.entropy, entropy: $0.terms.entropy, gradNorm: $0.gradNorm,
             learningRate: $0.learningRate, meanRho: $0.terms.meanRho)
         }, queueDepth: queue.depth, queueCapacity: queue.capacity, stoppedBecause: stopped, diskError: diskError)
+      status.reusedSteps = learner.reusedSteps
+      return status
     }
     while true {
       parts.status.beat()
@@ -248,19 +255,38 @@ final class Trainer: @unchecked Sendable {
       // Update and publish.
       if pending.count >= n {
         do {
-          let s = try learner.step(pending)
-          if s.skipped { stats.addSkippedUpdate() }
-          stats.recordLags(s.lags)
-          last = s
+          let steps = try learner.train(pending)
+          stats.addSkippedUpdates(steps.filter(\.skipped).count)
+          stats.recordLags(steps[0].lags)
+          last = steps.last
         } catch {
           reason = "error: the learner step failed: \(error)"
           pending.removeAll()
           break
         }
+        lastBatch = pending
         pending.removeAll(keepingCapacity: true)
-        if learner.version % config.broadcast_interval == 0 {
-          board.publish(version: learner.version, weights: learner.parameters.flatValues)
+      } else if incoming.isEmpty && config.max_sample_reuse > 1 && !lastBatch.isEmpty {
+        // Idle (nothing arrived within the intake wait): train the last batch again,
+        // while the reuse stays within max_sample_reuse and its fragments within
+        // max_policy_lag.
+        lastBatch.removeAll { learner.version - $0.policyVersion > config.max_policy_lag }
+        let batchSteps = lastBatch.reduce(0) { $0 + $1.length }
+        let trained = Double(learner.trainedSteps + learner.reusedSteps + batchSteps)
+        if !lastBatch.isEmpty && trained <= config.max_sample_reuse * Double(learner.trainedSteps) {
+          do {
+            let steps = try learner.train(lastBatch, passes: 1, fresh: false)
+            stats.addSkippedUpdates(steps.filter(\.skipped).count)
+            last = steps.last
+          } catch {
+            reason = "error: the learner step failed: \(error)"
+            break
+          }
         }
+      }
+      if learner.version - lastPublished >= config.broadcast_interval {
+        board.publish(version: learner.version, weights: learner.parameters.flatValues)
+        lastPublished = learner.version
       }
       // Status, progress, checkpoints, stop criteria.
       let now = seconds()
@@ -304,6 +330,7 @@ final class Trainer: @unchecked Sendable {
       seconds_to_stop_reward: reachedAt?.seconds, stopped_because: reason, dropped_stale_fragments: final.droppedStale,
       skipped_updates: final.skippedUpdates, use_lstm: config.use_lstm, run_dir: runDirectory.path,
       disk_error: diskError)
+    summary.reused_steps = learner.reusedSteps
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     if let data = try? encoder.encode(summary) {
@@ -360,6 +387,7 @@ final class Trainer: @unchecked Sendable {
     return [
       MetricKey.wallSeconds: t.wallSeconds, MetricKey.envStepsSampled: s.envSteps,
       MetricKey.envStepsTrained: t.trainedSteps, MetricKey.updates: t.updates, MetricKey.policyVersion: t.updates,
+      MetricKey.envStepsReused: t.reusedSteps, MetricKey.sampleReuse: t.sampleReuse,
       MetricKey.episodes: s.episodes, MetricKey.episodesWindow: s.windowEpisodes,
       MetricKey.returnMean: jsonNumber(s.meanReturn), MetricKey.returnMin: jsonNumber(s.minReturn),
       MetricKey.returnMax: jsonNumber(s.maxReturn), MetricKey.lengthMean: jsonNumber(s.meanLength),
@@ -378,9 +406,10 @@ final class Trainer: @unchecked Sendable {
     let s = t.stats
     func f(_ x: Float?, _ digits: Int = 2) -> String { x.map { String(format: "%.\(digits)f", $0) } ?? "-" }
     let ret = s.meanReturn.map { "\(f($0)) (\(s.windowEpisodes) ep)" } ?? "- (no episode yet)"
+    let reuse = t.reusedSteps > 0 ? String(format: "  reuse %.2fx", t.sampleReuse) : ""
     return String(
-      format: "%7.1fs  steps %@ (%@/s)  updates %d  return %@  loss pg %@ vf %@ ent %@  lag p50 %d max %d",
-      t.wallSeconds, Int(s.envSteps).formatted(), Int(t.sampledPerSecond).formatted(), t.updates, ret,
+      format: "%7.1fs  steps %@ (%@/s)  updates %d%@  return %@  loss pg %@ vf %@ ent %@  lag p50 %d max %d",
+      t.wallSeconds, Int(s.envSteps).formatted(), Int(t.sampledPerSecond).formatted(), t.updates, reuse, ret,
       f(t.lastUpdate?.policyLoss, 3), f(t.lastUpdate?.baselineLoss, 3), f(t.lastUpdate?.entropy, 3), s.lagP50,
       s.lagMax)
   }

@@ -25,8 +25,14 @@ public final class Learner {
   public let optimizer: Optimizer
   /// Policy version: the number of updates applied.
   public private(set) var version = 0
-  /// Env steps trained so far (drives the learning-rate schedule).
+  /// Env steps trained so far, each counted once however often it is reused
+  /// (drives the learning-rate schedule).
   public var trainedSteps = 0
+  /// Timesteps trained again: the passes after the first (`num_epochs`) and the
+  /// idle learner's reuse. (trainedSteps + reusedSteps) / trainedSteps is the reuse ratio.
+  public private(set) var reusedSteps = 0
+  /// Shuffles the fragments into minibatches.
+  var shuffler: SeededGenerator
   /// The observation filter's running statistics (nil with NoFilter), updated from
   /// the raw observations of every batch trained on and written into the filter's
   /// parameters with each new version.
@@ -48,6 +54,7 @@ public final class Learner {
     self.network = network
     var rng = SeededGenerator(seed: config.seed)
     parameters = Parameters(layout: network.layout, rng: &rng)
+    shuffler = SeededGenerator(seed: config.seed &+ 0x5EED_F00D)
     optimizer =
       config.optimizer == .adam
       ? Adam(count: network.layout.count, beta1: config.adam_beta1, beta2: config.adam_beta2, eps: config.adam_epsilon)
@@ -131,6 +138,32 @@ public final class Learner {
     batch.observationsFiltered = true
   }
 
+  /// Trains on a batch of fragments: `passes` passes over it (`num_epochs` unless
+  /// given), each split into minibatches of `minibatch_size` timesteps (whole
+  /// fragments, shuffled when there is more than one minibatch or pass), one update
+  /// per minibatch. Every update is off-policy-correct the same way: V-trace weighs
+  /// each fragment by its stored behaviour logits, however many updates ago it was
+  /// acted on. With `fresh` the fragments are new (their observations join the
+  /// filter's statistics and count as trained steps on the first pass); without,
+  /// they are trained again (the idle learner's reuse) and count as reused.
+  ///
+  /// - Throws: ``BatchError`` for fragments that do not fit the model.
+  public func train(_ fragments: [Fragment], passes: Int? = nil, fresh: Bool = true) throws -> [LearnerStepStats] {
+    let epochs = max(1, passes ?? config.num_epochs)
+    let perUpdate =
+      config.minibatch_size == 0 ? fragments.count : max(1, config.minibatch_size / max(1, config.max_seq_len))
+    var order = fragments
+    var out: [LearnerStepStats] = []
+    for epoch in 0..<epochs {
+      if epochs > 1 || perUpdate < order.count { order.shuffle(using: &shuffler) }
+      for start in stride(from: 0, to: order.count, by: perUpdate) {
+        let chunk = Array(order[start..<min(order.count, start + perUpdate)])
+        out.append(try step(chunk, fresh: fresh && epoch == 0))
+      }
+    }
+    return out
+  }
+
   /// One update: batch -> forward -> V-trace -> loss -> backward -> clip -> optimiser.
   ///
   /// With `learner_threads` > 1 the fragments are split into that many shards,
@@ -139,7 +172,8 @@ public final class Learner {
   /// gradients are summed before clipping, so the update is the whole batch's.
   ///
   /// - Throws: ``BatchError`` for fragments that do not fit the model.
-  public func step(_ fragments: [Fragment]) throws -> LearnerStepStats {
+  /// `fresh`: the fragments are trained on for the first time (see ``train(_:passes:fresh:)``).
+  public func step(_ fragments: [Fragment], fresh: Bool = true) throws -> LearnerStepStats {
     // Batch: [N, T+1, F] and friends, one per shard.
     let shards = split(fragments)
     var batches = try shards.map {
@@ -151,7 +185,7 @@ public final class Learner {
     // The fragments fit the model: each is filtered as its worker filtered it, and
     // their raw observations join the filter's statistics (for the next versions).
     for s in batches.indices { filterObservations(&batches[s], fragments: shards[s]) }
-    updateFilter(fragments)
+    if fresh { updateFilter(fragments) }
     // Forward from the stored states, V-trace (constants), loss, backward.
     let results = ShardResults(count: batches.count)
     pool.run { [self] s in
@@ -203,7 +237,7 @@ public final class Learner {
     optimizer.step(parameters, lr: lr)
     version += 1
     writeFilter()
-    trainedSteps += total
+    if fresh { trainedSteps += total } else { reusedSteps += total }
     return stats
   }
 

@@ -76,7 +76,7 @@ public final class RunStats: Sendable {
   /// Counts fragments dropped for being older than `max_policy_lag`.
   public func addDroppedStale(_ n: Int) { state.withLock { $0.droppedStale += n } }
   /// Counts updates skipped for a non-finite gradient.
-  public func addSkippedUpdate() { state.withLock { $0.skippedUpdates += 1 } }
+  public func addSkippedUpdates(_ n: Int) { if n > 0 { state.withLock { $0.skippedUpdates += n } } }
 
   /// A consistent copy of everything; `lags: false` skips the percentiles (cheap,
   /// for the trainer's stop checks).

@@ -207,9 +207,17 @@ extension TrainingConfig {
       ("num_envs_per_worker", num_envs_per_worker), ("num_workers", num_workers), ("lstm_cell_size", lstm_cell_size),
       ("max_seq_len", max_seq_len), ("train_batch_size", train_batch_size), ("max_policy_lag", max_policy_lag),
       ("broadcast_interval", broadcast_interval), ("learner_queue_size", learner_queue_size),
-      ("learner_threads", learner_threads),
+      ("learner_threads", learner_threads), ("num_epochs", num_epochs),
     ] where v < 1 {
       throw fail(k, v, "must be at least 1")
+    }
+    if minibatch_size != 0 && (minibatch_size < max_seq_len || minibatch_size > train_batch_size) {
+      throw fail(
+        "minibatch_size", minibatch_size,
+        "must be 0 (the whole batch) or between max_seq_len (\(max_seq_len)) and train_batch_size (\(train_batch_size))")
+    }
+    if !(max_sample_reuse >= 1) || !max_sample_reuse.isFinite {
+      throw fail("max_sample_reuse", max_sample_reuse, "must be at least 1 (1: no reuse when idle)")
     }
     if lr_decay_env_steps < 0 {
       throw fail("lr_decay_env_steps", lr_decay_env_steps, "must be 0 (constant) or positive")

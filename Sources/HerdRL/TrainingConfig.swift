@@ -90,6 +90,18 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var broadcast_interval = 1
   /// Fragments the learner's queue holds before workers wait (backpressure).
   public var learner_queue_size = 256
+  /// Passes over each batch (RLlib APPO's `num_epochs`): every pass is V-trace
+  /// corrected against the stored behaviour policy, so reuse stays off-policy
+  /// correct. 1 trains on each sample once, as IMPALA does.
+  public var num_epochs = 1
+  /// Timesteps per update within a pass (whole fragments: a multiple of
+  /// `max_seq_len`); 0 is the whole batch, one update per pass.
+  public var minibatch_size = 0
+  /// The idle learner's reuse: when no new batch is ready, train again on the last
+  /// one, until the timesteps trained reach this many times the env steps sampled.
+  /// 1 (the default) never reuses; 4 lets a slow environment's samples be used up
+  /// to four times in all. Reported as the reuse ratio in the logs and /stats.
+  public var max_sample_reuse: Double = 1
   /// Threads the learner splits each batch over (data parallel, gradients summed;
   /// each shard uses single-threaded BLAS). 1 on a machine shared with workers.
   public var learner_threads = 1

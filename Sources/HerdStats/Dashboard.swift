@@ -153,6 +153,7 @@ enum Dashboard {
       $("workers").innerHTML = rows.length ? rows.join("") : '<tr><td colspan="11">no workers yet</td></tr>';
       const dropped = Object.entries(s.dropped).filter(([, v]) => v > 0).map(([k, v]) => k + " " + v).join(", ") || "none";
       const kv = [["updates", s["learner/updates"]], ["env steps trained", si(s["env_steps/trained"])],
+        ["sample reuse", si(s["learner/sample_reuse"]) + "x (" + si(s["env_steps/reused"]) + " reused)"],
         ["episodes", s["episodes/total"]], ["return min / max", si(s["episode_return/min"]) + " / " + si(s["episode_return/max"])],
         ["episode length", si(s["episode_length/mean"])],
         ["loss pg / baseline / entropy", [s["losses/pg"], s["losses/baseline"], s["losses/entropy"]].map(si).join(" / ")],

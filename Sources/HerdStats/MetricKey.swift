@@ -5,6 +5,8 @@ public enum MetricKey {
   public static let wallSeconds = "run/wall_seconds"
   public static let envStepsSampled = "env_steps/sampled"
   public static let envStepsTrained = "env_steps/trained"
+  public static let envStepsReused = "env_steps/reused"
+  public static let sampleReuse = "learner/sample_reuse"
   public static let updates = "learner/updates"
   public static let policyVersion = "learner/policy_version"
   public static let episodes = "episodes/total"

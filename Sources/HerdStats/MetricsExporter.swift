@@ -29,6 +29,8 @@ public struct MetricsExporter: Sendable {
     counter("herd_updates", "Learner updates applied.", d.updates)
     counter("herd_env_steps_sampled", "Env steps sampled by the workers.", d.envStepsSampled)
     counter("herd_env_steps_trained", "Env steps trained on.", d.envStepsTrained)
+    counter("herd_env_steps_reused", "Timesteps trained again (num_epochs passes after the first, idle reuse).", d.envStepsReused)
+    gauge("herd_sample_reuse", "(trained + reused) / trained timesteps: 1 when each sample is trained on once.", d.sampleReuse)
     counter("herd_env_step_errors", "Environment steps that raised (the episode ended, the environment was made again).", d.envStepErrors)
     counter("herd_env_host_restarts", "Env host processes that died and were started again.", d.envHostRestarts)
     counter("herd_env_nonfinite", "Non-finite observations or rewards (the episode ended and was reset).", d.envNonFinite)

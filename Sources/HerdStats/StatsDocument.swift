@@ -20,6 +20,10 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   public var updates: Int
   public var envStepsSampled: Int
   public var envStepsTrained: Int
+  /// Timesteps trained again (passes after the first, the idle learner's reuse).
+  public var envStepsReused = 0
+  /// (trained + reused) / trained: 1 when every sample is trained on once.
+  public var sampleReuse: Double = 1
   public var sampledPerSecond: Double
   public var trainedPerSecond: Double
   public var episodes: Int
@@ -68,6 +72,8 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case updates = "learner/updates"
     case envStepsSampled = "env_steps/sampled"
     case envStepsTrained = "env_steps/trained"
+    case envStepsReused = "env_steps/reused"
+    case sampleReuse = "learner/sample_reuse"
     case sampledPerSecond = "throughput/sampled_per_second"
     case trainedPerSecond = "throughput/trained_per_second"
     case episodes = "episodes/total"

@@ -188,6 +188,8 @@ public final class StatsService: Sendable {
       queueCapacity: status?.queueCapacity ?? 0, secondsSinceFragments: sinceFragments,
       wallSeconds: status?.wallSeconds ?? 0, diskError: status?.diskError, dropped: dropped,
       endpoints: sources.endpoints, workers: rows)
+    doc.envStepsReused = status?.reusedSteps ?? 0
+    doc.sampleReuse = status?.sampleReuse ?? 1
     doc.envStepErrors = rows.reduce(0) { $0 + $1.envStepErrors }
     doc.envHostRestarts = rows.reduce(0) { $0 + $1.envHostRestarts }
     doc.envNonFinite = rows.reduce(0) { $0 + $1.envNonFinite }

@@ -24,6 +24,10 @@ public struct TrainerStatus: Sendable {
   public var stoppedBecause: String?
   /// The last failed write to the run directory (disk full...), nil once writes succeed again.
   public var diskError: String? = nil
+  /// Timesteps trained again (`num_epochs` passes after the first, the idle learner's reuse).
+  public var reusedSteps = 0
+  /// (trained + reused) / trained: how often each trained sample was used (1: once).
+  public var sampleReuse: Double { trainedSteps > 0 ? Double(trainedSteps + reusedSteps) / Double(trainedSteps) : 1 }
 
   /// One update's figures, as reported.
   public struct UpdateFigures: Sendable {

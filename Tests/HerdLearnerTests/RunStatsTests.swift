@@ -49,7 +49,7 @@ import Testing
       dropped_stale_fragments: 0, skipped_updates: 0, use_lstm: true, run_dir: "runs/x", disk_error: nil)
     let data = try JSONEncoder().encode(summary)
     let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    #expect(object.count == 18)
+    #expect(object.count == 19)
     for key in ["final_mean_return", "stop_reward", "env_steps_to_stop_reward", "seconds_to_stop_reward", "disk_error"] {
       #expect(object[key] is NSNull, "\(key)")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HerdEnvs
 @testable import HerdRL
 import Testing
 
@@ -105,7 +106,7 @@ import Testing
     var url = URL(fileURLWithPath: #filePath)
     while url.lastPathComponent != "Tests" { url.deleteLastPathComponent() }
     let dir = url.deletingLastPathComponent().appendingPathComponent("configs")
-    for env in TrainingConfig.environmentNames {
+    for env in BuiltInEnvironments.ids {
       let path = dir.appendingPathComponent("\(env).json").path
       let loaded = try TrainingConfig.load(path: path, env: nil)
       #expect(loaded == TrainingConfig.defaults(for: env), "\(path) differs from TrainingConfig.defaults(for: \"\(env)\"): regenerate it with herd train --env \(env) --print-config")

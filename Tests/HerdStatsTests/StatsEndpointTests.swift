@@ -97,7 +97,8 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
     let object = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
     let expected: Set<String> = [
       "schema", "run/env", "run/learner_session", "run/dir", "run/status", "run/status_reason", "run/uptime_seconds",
-      "learner/policy_version", "learner/updates", "env_steps/sampled", "env_steps/trained",
+      "learner/policy_version", "learner/updates", "env_steps/sampled", "env_steps/trained", "env_steps/reused",
+      "learner/sample_reuse",
       "throughput/sampled_per_second", "throughput/trained_per_second", "episodes/total", "episodes/window",
       "episode_return/mean", "episode_return/min", "episode_return/max", "episode_length/mean", "losses/pg",
       "losses/baseline", "losses/entropy", "learner/entropy", "learner/grad_norm", "learner/lr", "learner/mean_rho",

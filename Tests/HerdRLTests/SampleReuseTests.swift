@@ -1,0 +1,111 @@
+import Foundation
+import HerdEnvs
+import HerdMath
+import HerdNN
+@testable import HerdRL
+import Testing
+
+@Suite struct SampleReuseTests {
+  /// Fragments acted on by a worker holding `learner`'s current weights.
+  func fragments(_ config: TrainingConfig, _ net: PolicyNetwork, _ learner: Learner, count: Int) throws -> [Fragment] {
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 4)
+    try worker.setWeights(learner.parameters.flatValues, version: learner.version)
+    var out: [Fragment] = []
+    while out.count < count { try worker.step(emit: { out.append($0) }, episode: { _ in }) }
+    return out
+  }
+
+  /// num_epochs passes, each cut into minibatches of minibatch_size timesteps: one
+  /// update per minibatch; the samples count as trained once and as reused after;
+  /// the filter's statistics take each observation once.
+  @Test func passesAndMinibatchesMakeOneUpdateEach() throws {
+    var config = smallConfig("CartPole-v1")
+    config.observation_filter = .MeanStdFilter
+    config.num_epochs = 3
+    config.train_batch_size = 32  // 8 fragments of 4
+    config.minibatch_size = 16  // 4 fragments per update
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: net)
+    let batch = try fragments(config, net, learner, count: 8)
+    let steps = batch.reduce(0) { $0 + $1.length }
+    let stats = try learner.train(batch)
+    #expect(stats.count == 6 && learner.version == 6)
+    #expect(stats.allSatisfy { !$0.skipped && $0.timesteps > 0 })
+    #expect(stats.prefix(2).reduce(0) { $0 + $1.timesteps } == steps, "the first pass covers every fragment once")
+    #expect(learner.trainedSteps == steps && learner.reusedSteps == 2 * steps)
+    #expect(learner.observationStatistics?.count == Double(steps), "each observation joins the statistics once")
+    // The idle learner's reuse: one more pass, counted as reused.
+    _ = try learner.train(batch, passes: 1, fresh: false)
+    #expect(learner.trainedSteps == steps && learner.reusedSteps == 3 * steps && learner.version == 8)
+    #expect(learner.observationStatistics?.count == Double(steps))
+  }
+
+  /// Data trained on again is weighed against the behaviour policy stored with it,
+  /// not against the current policy: after an update, the mean importance ratio the
+  /// learner reports equals pi_current(a) / mu_stored(a) computed independently (the
+  /// rollout step from each fragment's stored state with the new weights, and the
+  /// stored behaviour logits), and is not 1.
+  @Test(arguments: ["lstm", "gru"])
+  func reusedDataIsWeighedAgainstItsStoredBehaviourPolicy(core: String) throws {
+    var config = smallConfig("CartPole-v1")
+    config.observation_filter = .NoFilter
+    config.rnn_type = core == "gru" ? .gru : .lstm
+    config.lstm_use_prev_action = true
+    config.lstm_use_prev_reward = true
+    config.lr = 0.01
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: net)
+    let batch = try fragments(config, net, learner, count: 8)
+    let first = try learner.step(batch)
+    #expect(abs(first.terms.meanRho - 1) < 1e-5, "fresh data from the same weights: ratios of 1")
+    // Independently: the new policy's log-probabilities by stepping each fragment.
+    let p = Parameters(layout: net.layout)
+    try p.load(flatValues: learner.parameters.flatValues)
+    let ws = PolicyWorkspace()
+    let (f, a, hs) = (net.observationSize, net.actionCount, net.core!.hiddenSize)
+    func logSoftmax(_ x: ArraySlice<Float>, _ k: Int) -> Double {
+      let m = Double(x.max()!)
+      return Double(x[x.startIndex + k]) - m - log(x.reduce(0) { $0 + exp(Double($1) - m) })
+    }
+    var sum = 0.0
+    var n = 0
+    for fr in batch {
+      var h = Array(fr.stateIn[0..<hs])
+      var c = net.core!.stateCount == 2 ? Array(fr.stateIn[hs..<(2 * hs)]) : [Float](repeating: 0, count: hs)
+      var (pa, pr) = (fr.prevAction, fr.prevReward)
+      for t in 0..<fr.length {
+        net.step(
+          p, obs: Array(fr.observations[(t * f)..<((t + 1) * f)]), prevActions: [pa], prevRewards: [pr], rows: 1,
+          h: &h, c: &c, ws: ws)
+        let logits = Array(UnsafeBufferPointer(start: ws.logits.pointer, count: a))
+        let act = Int(fr.actions[t])
+        sum += exp(logSoftmax(logits[...], act) - logSoftmax(fr.behaviourLogits[(t * a)..<((t + 1) * a)], act))
+        n += 1
+        (pa, pr) = (fr.actions[t], fr.rewards[t])
+      }
+    }
+    let expected = sum / Double(n)
+    let again = try learner.train(batch, passes: 1, fresh: false)
+    let reported = Double(again[0].terms.meanRho)
+    #expect(abs(reported - expected) <= 1e-4 * expected, "reported \(reported), from the stored behaviour \(expected)")
+    #expect(abs(reported - 1) > 1e-3, "after an update the ratios are not 1 (\(reported))")
+    #expect(again[0].lags.allSatisfy { $0 == 1 }, "the reused fragments are one update old")
+  }
+
+  @Test func badReuseSettingsAreNamed() throws {
+    var config = smallConfig("CartPole-v1")
+    config.minibatch_size = 2  // below max_seq_len 4
+    #expect(throws: ConfigError.self) { try config.validate() }
+    config.minibatch_size = 0
+    config.num_epochs = 0
+    #expect(throws: ConfigError.self) { try config.validate() }
+    config.num_epochs = 2
+    config.max_sample_reuse = 0.5
+    do {
+      try config.validate()
+      Issue.record("max_sample_reuse 0.5 was accepted")
+    } catch { #expect("\(error)".contains("max_sample_reuse") && "\(error)".contains("at least 1")) }
+  }
+}
