@@ -14,6 +14,15 @@ import HerdNN
 /// ```
 /// The V-trace targets `v_t` and advantages are constants (no gradient flows
 /// through them). Padding and each fragment's bootstrap step contribute nothing.
+///
+/// With `clip_param` > 0 the policy term is PPO's clipped surrogate on the V-trace
+/// targets instead (as RLlib's APPO), for training on the same data many times
+/// (`num_epochs`): with `r = pi(a_t)/mu(a_t)` against the stored behaviour policy
+/// and `A_t = r_t + gamma_t v_{t+1} - V(x_t)`,
+/// ```
+/// pg = -min(r * A_t, clip(r, 1 - clip_param, 1 + clip_param) * A_t)
+/// ```
+/// whose gradient is `-A_t r grad log pi(a_t)` where the clip does not bind, 0 where it does.
 public enum ImpalaLoss {
   /// Per-batch loss terms (means over valid steps) and diagnostics.
   public struct Terms: Sendable, Equatable {
@@ -36,6 +45,8 @@ public enum ImpalaLoss {
     public var entropyCoeff: Float
     public var clipping: VTrace.Clipping
     public var clipRewards: Bool
+    /// PPO's clip on the ratio (0: IMPALA's policy gradient).
+    public var clipParam: Float
 
     /// The settings of `config`.
     public init(_ config: TrainingConfig) {
@@ -46,6 +57,7 @@ public enum ImpalaLoss {
         rho: config.vtrace_clip_rho_threshold, pgRho: config.vtrace_clip_pg_rho_threshold,
         c: config.vtrace_clip_c_threshold, lambda: config.vtrace_lambda)
       clipRewards = config.reward_clipping == .abs_one
+      clipParam = config.clip_param
     }
   }
 
@@ -55,6 +67,10 @@ public enum ImpalaLoss {
     public var vs: [Float]
     /// Policy-gradient advantages per packed row (0 on bootstrap rows).
     public var advantages: [Float]
+    /// `r_t + gamma_t v_{t+1} - V(x_t)` (the advantage without the ratio) and
+    /// `log mu(a_t)` per packed row, for the clipped surrogate.
+    public var surrogateAdvantages: [Float]
+    public var behaviourLogProbs: [Float]
     /// Mean unclipped ratio.
     public var meanRho: Float
   }
@@ -66,6 +82,8 @@ public enum ImpalaLoss {
     let t1 = batch.maxLength
     var vsOut = [Float](repeating: 0, count: packing.rowCount)
     var advOut = [Float](repeating: 0, count: packing.rowCount)
+    var rawOut = [Float](repeating: 0, count: packing.rowCount)
+    var logMuOut = [Float](repeating: 0, count: packing.rowCount)
     var rhoSum: Double = 0
     let logProbs = ws.logProbs.pointer
     let heads = batch.heads
@@ -89,10 +107,13 @@ public enum ImpalaLoss {
           }
         }
         var logRho: Float = 0
+        var logMu: Float = 0
         for h in 0..<heads.count {
           let j = heads.offsets[h] + heads.component(act, head: h)
           logRho += logProbs[r * a + j] - behaviour[j]
+          logMu += behaviour[j]
         }
+        logMuOut[r] = logMu
         logRhos[t] = logRho
         rhoSum += Double(expf(logRhos[t]))
         let reward = batch.rewards[i * t1 + t]
@@ -109,9 +130,12 @@ public enum ImpalaLoss {
         let r = packing.row(sequence: i, time: t)
         vsOut[r] = vs[t]
         advOut[r] = adv[t]
+        rawOut[r] = rewards[t] + discounts[t] * (t + 1 < n ? vs[t + 1] : bootstrap) - values[t]
       }
     }
-    return Targets(vs: vsOut, advantages: advOut, meanRho: Float(rhoSum / Double(max(1, batch.validSteps))))
+    return Targets(
+      vs: vsOut, advantages: advOut, surrogateAdvantages: rawOut, behaviourLogProbs: logMuOut,
+      meanRho: Float(rhoSum / Double(max(1, batch.validSteps))))
   }
 
   /// The loss terms for fixed `targets`, and its gradient w.r.t. the logits and
@@ -141,7 +165,20 @@ public enum ImpalaLoss {
         let r = packing.row(sequence: i, time: t)
         let act = Int(batch.actions[i * batch.maxLength + t])
         let logProbs = ws.logProbs.pointer + r * a
-        let adv = targets.advantages[r]
+        var adv = targets.advantages[r]
+        var pgScale: Float = 1  // d pg / d log pi(a) = -adv * pgScale
+        var pgValue: Float = 0
+        if settings.clipParam > 0 {
+          // The clipped surrogate: ratio against the stored behaviour policy.
+          var logPi: Float = 0
+          for hd in 0..<heads.count { logPi += logProbs[heads.offsets[hd] + heads.component(act, head: hd)] }
+          let ratio = expf(logPi - targets.behaviourLogProbs[r])
+          adv = targets.surrogateAdvantages[r]
+          let clipped = min(max(ratio, 1 - settings.clipParam), 1 + settings.clipParam)
+          let binds = ratio * adv > clipped * adv
+          pgValue = -(binds ? clipped * adv : ratio * adv)
+          pgScale = binds ? 0 : ratio
+        }
         let v = ws.values.pointer[r]
         let err = targets.vs[r] - v
         base += Double(0.5 * err * err)
@@ -155,13 +192,15 @@ public enum ImpalaLoss {
           let chosen = heads.component(act, head: hd)
           var h: Float = 0
           for j in 0..<heads.sizes[hd] { h -= expf(lp[j]) * lp[j] }
-          pg -= Double(adv * lp[chosen])
+          if settings.clipParam == 0 { pg -= Double(adv * lp[chosen]) }
           ent += Double(h)
+          let weight = adv * pgScale
           for j in 0..<heads.sizes[hd] {
             let pj = expf(lp[j])
-            g[o + j] = (-adv * ((j == chosen ? 1 : 0) - pj) + settings.entropyCoeff * pj * (lp[j] + h)) * scale
+            g[o + j] = (-weight * ((j == chosen ? 1 : 0) - pj) + settings.entropyCoeff * pj * (lp[j] + h)) * scale
           }
         }
+        if settings.clipParam > 0 { pg += Double(pgValue) }
         dValues[r] = -settings.vfLossCoeff * err * scale
       }
     }

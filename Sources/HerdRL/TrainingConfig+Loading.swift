@@ -216,6 +216,9 @@ extension TrainingConfig {
         "minibatch_size", minibatch_size,
         "must be 0 (the whole batch) or between max_seq_len (\(max_seq_len)) and train_batch_size (\(train_batch_size))")
     }
+    if !(clip_param >= 0 && clip_param < 1) {
+      throw fail("clip_param", clip_param, "must be in [0, 1) (0: IMPALA's policy gradient; APPO uses 0.4)")
+    }
     if !(max_sample_reuse >= 1) || !max_sample_reuse.isFinite {
       throw fail("max_sample_reuse", max_sample_reuse, "must be at least 1 (1: no reuse when idle)")
     }

@@ -94,6 +94,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// corrected against the stored behaviour policy, so reuse stays off-policy
   /// correct. 1 trains on each sample once, as IMPALA does.
   public var num_epochs = 1
+  /// PPO's clip on the importance ratio (RLlib APPO's `clip_param`): with > 0 the
+  /// policy term is the clipped surrogate on the V-trace targets, which keeps many
+  /// updates on the same data (`num_epochs`) from overshooting. 0 (the default) is
+  /// IMPALA's policy gradient.
+  public var clip_param: Float = 0
   /// Timesteps per update within a pass (whole fragments: a multiple of
   /// `max_seq_len`); 0 is the whole batch, one update per pass.
   public var minibatch_size = 0

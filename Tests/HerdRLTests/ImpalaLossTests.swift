@@ -25,6 +25,23 @@ import Testing
     try checkWholeLossGradient(config: config, net: net, worker: worker, label: core)
   }
 
+  /// The same with PPO's clipped surrogate on the V-trace targets (clip_param, for
+  /// reuse): off-policy data puts some ratios outside the clip, where the policy
+  /// term is flat; the gradient still matches finite differences everywhere.
+  @Test(arguments: ["lstm", "none"])
+  func clippedSurrogateGradientMatchesFiniteDifferences(core: String) throws {
+    var config = smallConfig("CartPole-v1")
+    config.env_config.max_episode_steps = 7
+    config.use_lstm = core != "none"
+    config.lstm_use_prev_action = true
+    config.entropy_coeff = 0.05
+    config.clip_param = 0.1
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 9)
+    try checkWholeLossGradient(config: config, net: net, worker: worker, label: "clip \(core)")
+  }
+
   /// The same for a MultiDiscrete action space: two independent heads [3, 2]; log pi
   /// and the entropy are sums over the heads, the gradient is per head.
   @Test func twoHeadLossGradientMatchesFiniteDifferences() throws {

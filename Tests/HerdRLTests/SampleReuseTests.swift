@@ -102,6 +102,9 @@ import Testing
     config.num_epochs = 0
     #expect(throws: ConfigError.self) { try config.validate() }
     config.num_epochs = 2
+    config.clip_param = -0.1
+    #expect(throws: ConfigError.self) { try config.validate() }
+    config.clip_param = 0.2
     config.max_sample_reuse = 0.5
     do {
       try config.validate()

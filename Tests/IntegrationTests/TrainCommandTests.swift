@@ -136,7 +136,7 @@ import Testing
   }
 
   /// The sample-efficient preset (configs/sample-efficient.json) trains each batch
-  /// four times and solves MemoryChain (it needed 8-38k env steps in seeds 1-3; the
+  /// four times and solves MemoryChain (it needed 18-24k env steps in seeds 1-3; the
   /// defaults 38-46k). The threshold is generous; the reuse must be there.
   @Test func theSampleEfficientPresetReusesItsSamplesAndLearns() throws {
     let dir = HerdBinary.tempDir("sample-efficient")
