@@ -114,11 +114,7 @@ struct EvalCommand: ParsableCommand {
     let elapsed = seconds(clock.now - start)
     if let output {
       let json = try report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: true)
-      let tmp = output + ".tmp"
-      try Data((json + "\n").utf8).write(to: URL(fileURLWithPath: tmp))
-      guard rename(tmp, output) == 0 else {
-        throw CommandFailure("cannot write \(output): \(String(cString: strerror(errno)))")
-      }
+      try RunDirectory.writeFile(output, bytes: Array((json + "\n").utf8))
     }
     print(try report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: false))
   }

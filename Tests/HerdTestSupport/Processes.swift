@@ -29,3 +29,27 @@ public func childPIDs(of pid: Int32) -> [Int32] {
     return child
   }
 }
+
+/// A base port whose `count` consecutive ports are free now (a learner binds
+/// control, fragments and weights at base, base + 1, base + 2). Drawn below Linux's
+/// ephemeral range (32768 and up), where the system hands out ports to outgoing
+/// connections and `port 0` binds, so another test's sockets do not take it.
+public func freePortBlock(_ count: Int = 3) -> Int {
+  func free(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr = in_addr(s_addr: INADDR_ANY)
+    return withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+  }
+  for _ in 0..<200 {
+    let base = Int.random(in: 10_000..<(32_000 - count))
+    if (0..<count).allSatisfy({ free(base + $0) }) { return base }
+  }
+  preconditionFailure("no \(count) free consecutive ports below 32000")
+}

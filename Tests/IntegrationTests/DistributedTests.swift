@@ -1,6 +1,7 @@
 import Foundation
 import HerdNN
 import HerdStats
+import HerdTestSupport
 import Testing
 
 /// A child `herd` process with its output in files.
@@ -143,7 +144,7 @@ final class HerdProcess {
   @Test func aKilledLearnerResumesAndWorkersReconnectByThemselves() throws {
     let dir = HerdBinary.tempDir("resume")
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let port = 20_000 + Int(getpid() % 20_000)
+    let port = freePortBlock()
     let common = ["--env", "MemoryChain-v0", "--port", String(port), "--run-dir", dir, "--set", "checkpoint_interval_seconds=1"]
     let first = try HerdProcess(["learner"] + common + ["--stop-seconds", "60"])
     #expect(first.waitReady(10), "\(first.stderr)")

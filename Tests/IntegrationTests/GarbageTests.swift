@@ -1,6 +1,7 @@
 import Foundation
 import HerdRL
 import HerdWire
+import HerdTestSupport
 import Testing
 
 @Suite(.serialized) struct GarbageTests {
@@ -9,7 +10,7 @@ import Testing
   @Test func garbageIsCountedByReasonAndTrainingGoesOn() throws {
     let dir = HerdBinary.tempDir("garbage")
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let port = 40_000 + Int(getpid() % 20_000)
+    let port = freePortBlock()
     let learner = try HerdProcess([
       "learner", "--env", "MemoryChain-v0", "--port", String(port), "--run-dir", dir, "--stop-seconds", "10",
     ])
