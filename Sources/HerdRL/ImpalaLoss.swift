@@ -47,6 +47,9 @@ public enum ImpalaLoss {
     public var clipRewards: Bool
     /// PPO's clip on the ratio (0: IMPALA's policy gradient).
     public var clipParam: Float
+    /// Scale the policy-gradient advantages to mean 0, std 1 over each batch
+    /// (each shard's, with learner_threads > 1), as PPO implementations do.
+    public var normalizeAdvantages: Bool
 
     /// The settings of `config`.
     public init(_ config: TrainingConfig) {
@@ -58,6 +61,7 @@ public enum ImpalaLoss {
         c: config.vtrace_clip_c_threshold, lambda: config.vtrace_lambda)
       clipRewards = config.reward_clipping == .abs_one
       clipParam = config.clip_param
+      normalizeAdvantages = config.normalize_advantages
     }
   }
 
@@ -133,9 +137,35 @@ public enum ImpalaLoss {
         rawOut[r] = rewards[t] + discounts[t] * (t + 1 < n ? vs[t + 1] : bootstrap) - values[t]
       }
     }
+    if settings.normalizeAdvantages {
+      normalize(&advOut, packing: packing, batch: batch)
+      normalize(&rawOut, packing: packing, batch: batch)
+    }
     return Targets(
       vs: vsOut, advantages: advOut, surrogateAdvantages: rawOut, behaviourLogProbs: logMuOut,
       meanRho: Float(rhoSum / Double(max(1, batch.validSteps))))
+  }
+
+  /// Scales the valid rows of `x` to mean 0 and standard deviation 1 (1e-8 added).
+  static func normalize(_ x: inout [Float], packing: PackedSequences, batch: Batch) {
+    var sum = 0.0
+    var sq = 0.0
+    for i in 0..<batch.sequences {
+      for t in 0..<batch.seqLens[i] {
+        let v = Double(x[packing.row(sequence: i, time: t)])
+        sum += v
+        sq += v * v
+      }
+    }
+    let n = Double(max(1, batch.validSteps))
+    let mean = sum / n
+    let std = (max(0, sq / n - mean * mean)).squareRoot()
+    for i in 0..<batch.sequences {
+      for t in 0..<batch.seqLens[i] {
+        let r = packing.row(sequence: i, time: t)
+        x[r] = Float((Double(x[r]) - mean) / (std + 1e-8))
+      }
+    }
   }
 
   /// The loss terms for fixed `targets`, and its gradient w.r.t. the logits and

@@ -99,6 +99,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// updates on the same data (`num_epochs`) from overshooting. 0 (the default) is
   /// IMPALA's policy gradient.
   public var clip_param: Float = 0
+  /// Scale the policy-gradient advantages to mean 0 and standard deviation 1 over
+  /// each batch (PPO's habit; off by default, as in IMPALA).
+  public var normalize_advantages = false
   /// Timesteps per update within a pass (whole fragments: a multiple of
   /// `max_seq_len`); 0 is the whole batch, one update per pass.
   public var minibatch_size = 0

@@ -94,6 +94,40 @@ import Testing
     #expect(again[0].lags.allSatisfy { $0 == 1 }, "the reused fragments are one update old")
   }
 
+  /// normalize_advantages: over a batch's valid steps the advantages (both kinds)
+  /// have mean 0 and standard deviation 1, bootstrap rows stay 0, and their order is kept.
+  @Test func normalizedAdvantagesHaveMeanZeroAndUnitSpread() throws {
+    var config = smallConfig("CartPole-v1")
+    config.observation_filter = .NoFilter
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: net)
+    let batch = try Batch(
+      fragments: try fragments(config, net, learner, count: 8), maxLength: config.max_seq_len,
+      observationSize: net.observationSize, actionCount: net.actionCount, stateSize: net.stateSize, heads: net.heads)
+    let ws = TrainingWorkspace()
+    try net.forward(learner.parameters, batch: batch, ws: ws)
+    var settings = ImpalaLoss.Settings(config)
+    let plain = ImpalaLoss.targets(batch: batch, ws: ws, settings: settings)
+    settings.normalizeAdvantages = true
+    let scaled = ImpalaLoss.targets(batch: batch, ws: ws, settings: settings)
+    let packing = try #require(ws.packing)
+    for (raw, norm) in [(plain.advantages, scaled.advantages), (plain.surrogateAdvantages, scaled.surrogateAdvantages)] {
+      var valid: [(Float, Float)] = []
+      for i in 0..<batch.sequences {
+        for t in 0..<batch.seqLens[i] { valid.append((raw[packing.row(sequence: i, time: t)], norm[packing.row(sequence: i, time: t)])) }
+        #expect(norm[packing.row(sequence: i, time: batch.seqLens[i])] == 0, "bootstrap rows stay 0")
+      }
+      let n = Float(valid.count)
+      let mean = valid.reduce(0) { $0 + $1.1 } / n
+      let variance = valid.reduce(0) { $0 + ($1.1 - mean) * ($1.1 - mean) } / n
+      #expect(abs(mean) < 1e-5 && abs(variance - 1) < 1e-3, "mean \(mean), variance \(variance)")
+      let order = valid.sorted { $0.0 < $1.0 }.map(\.1)
+      #expect(order == order.sorted(), "an affine map with a positive scale keeps the order")
+    }
+    #expect(scaled.vs == plain.vs, "the value targets are not touched")
+  }
+
   @Test func badReuseSettingsAreNamed() throws {
     var config = smallConfig("CartPole-v1")
     config.minibatch_size = 2  // below max_seq_len 4
