@@ -55,6 +55,10 @@ public final class LearnerNetwork: @unchecked Sendable {
   let stop = StopFlag()
   private let dropped = Mutex<[DropReason: Int]>([:])
   private var sockets: (control: ZMQSocket, fragments: ZMQSocket, weights: ZMQSocket)?
+  /// Flow control (max_requests_in_flight_per_worker), on the network thread only:
+  /// each worker's control identity and the fragment batches taken from it so far.
+  private var identities: [Int: [UInt8]] = [:]
+  private var taken: [Int: Int64] = [:]
   private var zap: ZAPAuthenticator?
   /// The endpoints actually bound (ephemeral ports resolved), set by ``bind(_:security:)``.
   public private(set) var bound: (control: String, fragments: String, weights: String) = ("", "", "")
@@ -136,7 +140,9 @@ public final class LearnerNetwork: @unchecked Sendable {
         let room = queue.hasRoom
         let ready = try ZMQSocket.poll(room ? [control, fragments] : [control], timeoutMs: 5)
         if ready[0], let frames = try control.receive(timeoutMs: 0) { handleControl(frames, on: control) }
-        if room, ready.count > 1, ready[1], let frames = try fragments.receive(timeoutMs: 0) { handleFragments(frames) }
+        if room, ready.count > 1, ready[1], let frames = try fragments.receive(timeoutMs: 0) {
+          handleFragments(frames, control: control)
+        }
         if let (v, blob) = board.latest(newerThan: published) {
           try weights.send([try WeightsCodec.encode(version: v, weights: blob)], dontWait: true)
           published = v
@@ -184,6 +190,7 @@ public final class LearnerNetwork: @unchecked Sendable {
         faults: EnvFaults(
           stepErrors: Int(clamping: b.envStepErrors), hostRestarts: Int(clamping: b.envHostRestarts),
           nonFiniteObservations: Int(clamping: b.envNonfinite)))
+      identities[Int(b.workerID)] = identity
       if !registry.heartbeat(beat) {
         // A worker from before a learner restart: ask it to say hello again.
         drop(WireError(.unknownWorker, "heartbeat from worker \(b.workerID) (run \(b.runID)), not welcomed by this learner"))
@@ -191,7 +198,9 @@ public final class LearnerNetwork: @unchecked Sendable {
       }
     case .goodbye(let g):
       registry.goodbye(workerID: Int(g.workerID), runID: g.runID, reason: g.reason)
-    case .welcome, .reject:
+      identities[Int(g.workerID)] = nil
+      taken[Int(g.workerID)] = nil
+    case .welcome, .reject, .taken:
       drop(WireError(.unexpected, "a worker sent a learner-only message"))
     }
   }
@@ -228,6 +237,7 @@ public final class LearnerNetwork: @unchecked Sendable {
     let hello = WorkerHello(runID: h.runID, host: h.host, pid: Int(h.pid), envs: h.numEnvs > 0 ? Int(h.numEnvs) : nil)
     let id = registry.admit(hello, defaultEnvs: config.num_envs_per_worker, policyVersion: version)
     w.workerID = Int32(id)
+    identities[id] = identity
     w.model = spec.proto
     w.policyVersion = Int64(version)
     w.weights = TensorCodec.encode(blob, shape: [blob.count])
@@ -240,7 +250,7 @@ public final class LearnerNetwork: @unchecked Sendable {
     }
   }
 
-  private func handleFragments(_ frames: [[UInt8]]) {
+  private func handleFragments(_ frames: [[UInt8]], control: ZMQSocket) {
     guard frames.count == 1 else {
       drop(WireError(.undecodable, "fragment message with \(frames.count) frames"))
       return
@@ -266,5 +276,15 @@ public final class LearnerNetwork: @unchecked Sendable {
     stats.addEnvSteps(batch.envSteps)
     for e in batch.episodes { stats.record(e) }
     queue.enqueue(batch.fragments)  // never blocks this thread: it only reads while there is room
+    // Flow control: tell the worker this batch is off the wire.
+    if config.max_requests_in_flight_per_worker > 0, let identity = identities[batch.workerID] {
+      let count = taken[batch.workerID, default: 0] + 1
+      taken[batch.workerID] = count
+      var t = Taken()
+      t.workerID = Int32(batch.workerID)
+      t.runID = batch.runID
+      t.batches = count
+      _ = try? control.send([identity, try ControlCodec.encode(.taken(t))], dontWait: true)
+    }
   }
 }

@@ -211,6 +211,10 @@ extension TrainingConfig {
     ] where v < 1 {
       throw fail(k, v, "must be at least 1")
     }
+    if max_requests_in_flight_per_worker < 0 {
+      throw fail(
+        "max_requests_in_flight_per_worker", max_requests_in_flight_per_worker, "must be 0 (no limit) or at least 1")
+    }
     if minibatch_size != 0 && (minibatch_size < max_seq_len || minibatch_size > train_batch_size) {
       throw fail(
         "minibatch_size", minibatch_size,

@@ -90,6 +90,13 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var broadcast_interval = 1
   /// Fragments the learner's queue holds before workers wait (backpressure).
   public var learner_queue_size = 256
+  /// Fragment batches a worker process may have on the way to the learner that the
+  /// learner has not yet taken into its queue (RLlib's
+  /// `max_requests_in_flight_per_env_runner`); 0: no limit beyond the sockets'
+  /// buffers. With 1 the data a worker acts on next is at most the queue plus one
+  /// batch behind the learner: the low policy lag that many passes per batch need.
+  /// In-process workers are bounded by the queue alone.
+  public var max_requests_in_flight_per_worker = 0
   /// Passes over each batch (RLlib APPO's `num_epochs`): every pass is V-trace
   /// corrected against the stored behaviour policy, so reuse stays off-policy
   /// correct. 1 trains on each sample once, as IMPALA does.

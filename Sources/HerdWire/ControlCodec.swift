@@ -8,6 +8,7 @@ public typealias Welcome = Herd_V1_Welcome
 public typealias Reject = Herd_V1_Reject
 public typealias Heartbeat = Herd_V1_Heartbeat
 public typealias Goodbye = Herd_V1_Goodbye
+public typealias Taken = Herd_V1_Taken
 
 extension Herd_V1_Hello {
   /// A hello from this build.
@@ -29,6 +30,8 @@ public enum ControlMessage: Equatable, Sendable {
   case reject(Reject)
   case heartbeat(Heartbeat)
   case goodbye(Goodbye)
+  /// Learner -> worker: flow control (`max_requests_in_flight_per_worker`).
+  case taken(Taken)
 }
 
 /// The control channel's codec: ControlMessage <-> bytes, with validation of what
@@ -44,6 +47,7 @@ public enum ControlCodec {
     case .reject(let x): m.reject = x
     case .heartbeat(let x): m.heartbeat = x
     case .goodbye(let x): m.goodbye = x
+    case .taken(let x): m.taken = x
     }
     return try Array(m.serializedData())
   }
@@ -70,6 +74,9 @@ public enum ControlCodec {
       }
       return .heartbeat(b)
     case .goodbye(let g): return .goodbye(g)
+    case .taken(let t):
+      guard t.batches >= 0 else { throw WireError(.badShape, "taken with \(t.batches) batches") }
+      return .taken(t)
     case nil: throw WireError(.undecodable, "control message with no kind set")
     }
   }

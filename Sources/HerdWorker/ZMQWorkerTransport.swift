@@ -38,6 +38,10 @@ public final class ZMQWorkerTransport: WorkerTransport {
   private var sub: ZMQSocket?
   private var spec: ModelSpec?
   private var refusal: Refusal?
+  /// Flow control (max_requests_in_flight_per_worker; 0: none): fragment batches
+  /// this session sent, and how many of them the learner said it has taken.
+  private var flow = (limit: 0, workerID: -1, runID: UInt64(0), sent: Int64(0), taken: Int64(0))
+  private var warnedUntaken = false
 
   public init(learner: String, curve: (server: CurveKey, pair: CurveKeyPair)? = nil, logger: Logger) throws {
     guard learner.hasPrefix("tcp://"), let colon = learner.lastIndex(of: ":"),
@@ -60,6 +64,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
     self.control = control
     self.monitor = monitor
     try control.connect(learnerAddress)
+    flow.runID = hello.runID
     var h = Hello(runID: hello.runID, host: hello.host, pid: hello.pid, numEnvs: hello.envs ?? 0, build: "herd")
     h.envSpecJson = hello.envSpec?.json() ?? ""
     try control.send([try ControlCodec.encode(.hello(h))], dontWait: true)
@@ -105,6 +110,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
     try sub.subscribe()
     try sub.connect(rehost(w.weightsEndpoint))
     (self.push, self.sub, self.spec) = (push, sub, spec)
+    flow = (config.max_requests_in_flight_per_worker, Int(w.workerID), flow.runID, 0, 0)
     return Admission(
       workerID: Int(w.workerID), config: config, spec: spec, policyVersion: Int(w.policyVersion), weights: weights)
   }
@@ -129,7 +135,43 @@ public final class ZMQWorkerTransport: WorkerTransport {
     while !(try push.send([bytes], dontWait: true)) {
       if stop.wait(seconds: 0.001) { return false }
     }
+    flow.sent += 1
+    // Flow control: at most `limit` batches on the way that the learner has not
+    // taken into its queue, so what the worker acts on next is at most that far
+    // behind the learner. A learner that never answers (a message it could not
+    // decode) holds a send up for at most 10 s.
+    guard flow.limit > 0 else { return true }
+    let deadline = Date(timeIntervalSinceNow: 10)
+    while flow.sent - flow.taken >= Int64(flow.limit) && refusal == nil {
+      try readControl(timeoutMs: 1)
+      if stop.isSet { return false }
+      if Date() > deadline {
+        if !warnedUntaken {
+          warnedUntaken = true
+          logger.warning(
+            "worker \(session.workerID): the learner has not taken \(flow.sent - flow.taken) fragment batches in 10 s (max_requests_in_flight_per_worker \(flow.limit)); sending on, further waits are not logged"
+          )
+        }
+        flow.taken = flow.sent
+      }
+    }
     return true
+  }
+
+  /// Reads what the learner sent on the control channel: rejects (kept for
+  /// ``receiveRefusal()``) and flow control.
+  private func readControl(timeoutMs: Int32) throws {
+    guard let control else { return }
+    var wait = timeoutMs
+    while let frames = try control.receive(timeoutMs: wait) {
+      wait = 0
+      switch try? ControlCodec.decode(frames.last ?? []) {
+      case .reject(let r)?: refusal = Refusal(r)
+      case .taken(let t)? where Int(t.workerID) == flow.workerID && t.runID == flow.runID:
+        flow.taken = max(flow.taken, t.batches)
+      default: break
+      }
+    }
   }
 
   public func heartbeat(_ beat: WorkerBeat) throws {
@@ -149,10 +191,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
   }
 
   public func receiveRefusal() throws -> Refusal? {
-    guard let control else { return nil }
-    while let frames = try control.receive(timeoutMs: 0) {
-      if case .reject(let r)? = try? ControlCodec.decode(frames.last ?? []) { refusal = Refusal(r) }
-    }
+    try readControl(timeoutMs: 0)
     defer { refusal = nil }
     return refusal
   }

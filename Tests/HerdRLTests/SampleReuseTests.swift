@@ -139,6 +139,12 @@ import Testing
     config.clip_param = -0.1
     #expect(throws: ConfigError.self) { try config.validate() }
     config.clip_param = 0.2
+    config.max_requests_in_flight_per_worker = -1
+    do {
+      try config.validate()
+      Issue.record("max_requests_in_flight_per_worker -1 was accepted")
+    } catch { #expect("\(error)".contains("max_requests_in_flight_per_worker") && "\(error)".contains("-1")) }
+    config.max_requests_in_flight_per_worker = 1
     config.max_sample_reuse = 0.5
     do {
       try config.validate()

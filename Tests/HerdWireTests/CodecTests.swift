@@ -135,6 +135,22 @@ func sampleFragment(_ n: Int = 3, seed: UInt64 = 1) -> Fragment {
     #expect(try decoded([0, 6, 4]) == nil, "6 is outside 0..<6")
   }
 
+  /// Flow control's message round-trips; a negative count is refused by name.
+  @Test func takenRoundTripsAndIsValidated() throws {
+    var t = Taken()
+    t.workerID = 3
+    t.runID = 0xDEAD_BEEF_0000_0001
+    t.batches = 41
+    #expect(try ControlCodec.decode(try ControlCodec.encode(.taken(t))) == .taken(t))
+    t.batches = -1
+    do {
+      _ = try ControlCodec.decode(try ControlCodec.encode(.taken(t)))
+      Issue.record("a negative count was accepted")
+    } catch let e as WireError {
+      #expect(e.reason == .badShape && e.detail.contains("-1"))
+    }
+  }
+
   @Test func wrongProtocolVersionAndGarbageAreBatchErrors() throws {
     var b = Herd_V1_FragmentBatch()
     b.protocolVersion = 7

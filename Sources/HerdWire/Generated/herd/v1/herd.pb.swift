@@ -379,6 +379,25 @@ public nonisolated struct Herd_V1_Goodbye: Sendable {
   public init() {}
 }
 
+/// Learner -> worker, with max_requests_in_flight_per_worker > 0: how many of this
+/// worker session's fragment batches the learner has taken off the wire into its
+/// queue so far. The worker keeps at most that many more on the way.
+public nonisolated struct Herd_V1_Taken: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var workerID: Int32 = 0
+
+  public var runID: UInt64 = 0
+
+  public var batches: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// Everything on the control channel.
 public nonisolated struct Herd_V1_ControlMessage: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -427,6 +446,14 @@ public nonisolated struct Herd_V1_ControlMessage: Sendable {
     set {kind = .goodbye(newValue)}
   }
 
+  public var taken: Herd_V1_Taken {
+    get {
+      if case .taken(let v)? = kind {return v}
+      return Herd_V1_Taken()
+    }
+    set {kind = .taken(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -435,6 +462,7 @@ public nonisolated struct Herd_V1_ControlMessage: Sendable {
     case reject(Herd_V1_Reject)
     case heartbeat(Herd_V1_Heartbeat)
     case goodbye(Herd_V1_Goodbye)
+    case taken(Herd_V1_Taken)
 
   }
 
@@ -1066,9 +1094,49 @@ nonisolated extension Herd_V1_Goodbye: SwiftProtobuf.Message, SwiftProtobuf._Mes
   }
 }
 
+nonisolated extension Herd_V1_Taken: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Taken"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}run_id\0\u{1}batches\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.workerID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.runID) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.batches) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.workerID != 0 {
+      try visitor.visitSingularInt32Field(value: self.workerID, fieldNumber: 1)
+    }
+    if self.runID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.runID, fieldNumber: 2)
+    }
+    if self.batches != 0 {
+      try visitor.visitSingularInt64Field(value: self.batches, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Herd_V1_Taken, rhs: Herd_V1_Taken) -> Bool {
+    if lhs.workerID != rhs.workerID {return false}
+    if lhs.runID != rhs.runID {return false}
+    if lhs.batches != rhs.batches {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Herd_V1_ControlMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControlMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}welcome\0\u{1}reject\0\u{1}heartbeat\0\u{1}goodbye\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}welcome\0\u{1}reject\0\u{1}heartbeat\0\u{1}goodbye\0\u{1}taken\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1141,6 +1209,19 @@ nonisolated extension Herd_V1_ControlMessage: SwiftProtobuf.Message, SwiftProtob
           self.kind = .goodbye(v)
         }
       }()
+      case 6: try {
+        var v: Herd_V1_Taken?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .taken(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .taken(v)
+        }
+      }()
       default: break
       }
     }
@@ -1171,6 +1252,10 @@ nonisolated extension Herd_V1_ControlMessage: SwiftProtobuf.Message, SwiftProtob
     case .goodbye?: try {
       guard case .goodbye(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .taken?: try {
+      guard case .taken(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     }()
     case nil: break
     }
