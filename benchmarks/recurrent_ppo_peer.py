@@ -19,6 +19,7 @@ Hyperparameters:
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -88,8 +89,28 @@ def main():
     curve, returns = [], []
     start = time.perf_counter()
 
+    last_report = [start]
+
+    def dump(finished):
+        # Written at each progress report too, so a run cut short keeps its curve.
+        shown = {k: (v if isinstance(v, (int, float)) else repr(v)) for k, v in kwargs.items()}
+        with open(args.out + ".tmp", "w") as f:
+            json.dump(dict(system="sb3-contrib RecurrentPPO", env=args.env, seed=args.seed, hyperparameters=source,
+                           n_envs=n_envs, vec_normalize=normalize, settings=shown, torch_threads=args.threads,
+                           finished=finished, wall_seconds=time.perf_counter() - start,
+                           curve=[dict(env_steps=s, wall_seconds=round(t, 3), mean_return=m, episodes=n)
+                                  for s, t, m, n in curve]), f)
+        os.replace(args.out + ".tmp", args.out)
+
     class Curve(BaseCallback):
         def _on_step(self):
+            now = time.perf_counter()
+            if now - last_report[0] >= 30:
+                last_report[0] = now
+                mean = f"{np.mean(returns[-100:]):.3f}" if returns else "-"
+                print(f"{args.env} seed {args.seed}: {self.num_timesteps:,} / {args.steps:,} steps, "
+                      f"{now - start:.0f} s, mean return {mean}", file=sys.stderr, flush=True)
+                dump(False)
             for info in self.locals["infos"]:
                 if "episode" in info:
                     returns.append(info["episode"]["r"])
@@ -99,13 +120,7 @@ def main():
 
     model = RecurrentPPO("MlpLstmPolicy", venv, seed=args.seed, device="cpu", **kwargs)
     model.learn(total_timesteps=args.steps, callback=Curve())
-    shown = {k: (v if isinstance(v, (int, float)) else repr(v)) for k, v in kwargs.items()}
-    with open(args.out, "w") as f:
-        json.dump(dict(system="sb3-contrib RecurrentPPO", env=args.env, seed=args.seed, hyperparameters=source,
-                       n_envs=n_envs, vec_normalize=normalize, settings=shown, torch_threads=args.threads,
-                       wall_seconds=time.perf_counter() - start,
-                       curve=[dict(env_steps=s, wall_seconds=round(t, 3), mean_return=m, episodes=n)
-                              for s, t, m, n in curve]), f)
+    dump(True)
     best = max((m for _, _, m, n in curve if n >= 100), default=None)
     print(f"{args.env} seed {args.seed}: {args.steps} steps in {time.perf_counter() - start:.1f} s, "
           f"best mean return over 100 episodes {best}")
