@@ -27,12 +27,28 @@ public struct StepOutcome: Sendable, Equatable {
 public protocol Environment {
   /// Observation space (a Box).
   var observationSpace: Space { get }
-  /// Action space (Discrete).
+  /// Action space (Discrete, or a float Box).
   var actionSpace: Space { get }
   /// Starts an episode. A seed makes this and every later episode reproducible.
   mutating func reset(seed: UInt64?, observation: UnsafeMutablePointer<Float>)
-  /// Takes `action` (in `0..<actionSpace.flatSize`) and writes the next observation.
+  /// Takes `action` (in `0..<n` of a Discrete space) and writes the next observation.
   mutating func step(_ action: Int, observation: UnsafeMutablePointer<Float>) -> StepOutcome
+  /// Takes the Box action `action[D]` (within the space's bounds: the worker clips)
+  /// and writes the next observation.
+  mutating func step(continuous action: UnsafePointer<Float>, observation: UnsafeMutablePointer<Float>) -> StepOutcome
+}
+
+extension Environment {
+  /// Environments with one kind of action implement only its `step`.
+  public mutating func step(_ action: Int, observation: UnsafeMutablePointer<Float>) -> StepOutcome {
+    preconditionFailure("\(Self.self) takes Box actions (its action space is \(actionSpace))")
+  }
+
+  public mutating func step(continuous action: UnsafePointer<Float>, observation: UnsafeMutablePointer<Float>)
+    -> StepOutcome
+  {
+    preconditionFailure("\(Self.self) takes discrete actions (its action space is \(actionSpace))")
+  }
 }
 
 extension Environment {

@@ -26,6 +26,9 @@ public final class HostedEnvironments: VectorEnv {
   public let count: Int
   public let observationSize: Int
   public let actionDims: Int
+  /// Whether actions are float vectors (a Box action space): the actions region
+  /// holds float32 instead of int32, the same 4 bytes each.
+  public let continuous: Bool
   public let groups: [Range<Int>]
   public private(set) var observations: [Float]
   public private(set) var finalObservations: [Float]
@@ -141,10 +144,12 @@ public final class HostedEnvironments: VectorEnv {
           "\(options.id): host \(g) reports \(s.difference(from: first) ?? "a different spec") (host 0: \(first))")
       }
       try first.observation.checkObservation()
-      let heads = try first.action.actionHeads()
+      let box = try first.action.continuousAction()
+      let heads = box == nil ? try first.action.actionHeads() : []
       spec = first
       observationSize = first.observation.flatSize
-      actionDims = heads.count
+      continuous = box != nil
+      actionDims = box?.low.count ?? heads.count
       bytes = first.observation.flatIsBytes
     } catch {
       for s in started { Self.terminate(pid: s.pid, command: s.command, reply: s.reply) }
@@ -190,11 +195,21 @@ public final class HostedEnvironments: VectorEnv {
   }
 
   public func beginStep(group: Int, actions: UnsafePointer<Int32>) throws {
+    precondition(!continuous, "\(spec.id) takes float actions")
+    try begin(group: group, actions: UnsafeRawPointer(actions))
+  }
+
+  public func beginStep(group: Int, continuousActions: UnsafePointer<Float>) throws {
+    precondition(continuous, "\(spec.id) takes discrete actions")
+    try begin(group: group, actions: UnsafeRawPointer(continuousActions))
+  }
+
+  /// Copies the group's rows of `[K, D]` 4-byte actions into its host's memory and starts the step.
+  private func begin(group: Int, actions: UnsafeRawPointer) throws {
     let h = hosts[groupHost[group]]
     let rows = groups[group]
-    let dst = (h.base + h.layout.actions).assumingMemoryBound(to: Int32.self)
-    (dst + (rows.lowerBound - h.rows.lowerBound) * actionDims).update(
-      from: actions + rows.lowerBound * actionDims, count: rows.count * actionDims)
+    let dst = h.base + h.layout.actions + (rows.lowerBound - h.rows.lowerBound) * actionDims * 4
+    dst.copyMemory(from: actions + rows.lowerBound * actionDims * 4, byteCount: rows.count * actionDims * 4)
     let j = groupIndex[group]
     // "S" steps all of a host's copies, "a", "b", ... one group of them. A dead
     // host: finishStep sees no answer and restarts it.
@@ -479,7 +494,8 @@ public final class HostedEnvironments: VectorEnv {
 
 /// The shared-memory layout a host and its worker agree on (herd_env/layout.py has
 /// the same function). Regions, each aligned to 64 bytes: a 64-byte header (`HERD`,
-/// then uint32 version 1, K, F, D, item size), int32 actions `[K, D]`, float32
+/// then uint32 version 1, K, F, D, item size), actions `[K, D]` (int32, or float32 for
+/// a Box action space), float32
 /// rewards `[K]`, uint8 flags `[K]`, observations `[K, F]` and final observations
 /// `[K, F]` (float32, or uint8 when every observation leaf is a uint8 Box).
 public struct HostLayout: Sendable, Equatable {

@@ -38,6 +38,8 @@ public enum BuiltInEnvironments {
     CartPole.registration,
     StatelessCartPole.registration,
     MemoryChain.registration,
+    Pendulum.registration,
+    StatelessPendulum.registration,
   ]
 
   /// The registration for `id`, if Herd has one.

@@ -89,6 +89,34 @@ public indirect enum Space: Sendable, Equatable, Codable, CustomStringConvertibl
     }
   }
 
+  /// The bounds of a Box action space, one pair per flattened element (C order),
+  /// nil for any other space. Throws for a Box Herd cannot act in (empty, not
+  /// float, a bound not finite or low above high).
+  public func continuousAction() throws -> (low: [Float], high: [Float])? {
+    guard case .box(let shape, let dtype, let low, let high) = self else { return nil }
+    let d = shape.reduce(1, *)
+    guard d >= 1, shape.allSatisfy({ $0 >= 1 }) else { throw SpaceError("action space \(self) has no elements") }
+    guard dtype.hasPrefix("float") else {
+      throw SpaceError("action space \(self): dtype \(dtype) is not supported, Herd acts in float Box spaces")
+    }
+    func expand(_ b: [Float]) throws -> [Float] {
+      if b.count == d { return b }
+      if b.count == 1 { return [Float](repeating: b[0], count: d) }
+      throw SpaceError("action space \(self) has \(b.count) bounds for \(d) elements")
+    }
+    let lo = try expand(low)
+    let hi = try expand(high)
+    for j in 0..<d where !(lo[j] <= hi[j]) {
+      throw SpaceError("action space \(self): element \(j) has low \(lo[j]) above high \(hi[j])")
+    }
+    return (lo, hi)
+  }
+
+  /// Whether Herd can act in this space (Discrete, MultiDiscrete or a float Box).
+  public func checkAction() throws {
+    if try continuousAction() == nil { _ = try actionHeads() }
+  }
+
   /// The categorical heads of an action space: one count per head (Discrete: one
   /// head; MultiDiscrete: one per component). Throws for a space Herd cannot act in.
   public func actionHeads() throws -> [Int] {
@@ -107,7 +135,7 @@ public indirect enum Space: Sendable, Equatable, Codable, CustomStringConvertibl
       return nvec
     default:
       throw SpaceError(
-        "action space \(self) is not supported: Herd acts in Discrete and one-dimensional MultiDiscrete spaces")
+        "action space \(self) is not supported: Herd acts in Discrete, one-dimensional MultiDiscrete and float Box spaces")
     }
   }
 

@@ -20,7 +20,8 @@ public protocol VectorEnv: AnyObject {
   var count: Int { get }
   /// Floats per flat observation F.
   var observationSize: Int { get }
-  /// Integers per action D (1 for Discrete, the components of a MultiDiscrete).
+  /// Numbers per action D: integers (1 for Discrete, the components of a
+  /// MultiDiscrete) or floats (the elements of a Box).
   var actionDims: Int { get }
   /// Row ranges stepped together.
   var groups: [Range<Int>] { get }
@@ -38,10 +39,19 @@ public protocol VectorEnv: AnyObject {
   /// Starts stepping the rows of `group` with `actions[row * D ..< (row + 1) * D]`
   /// (indices into the whole `[K, D]` array).
   func beginStep(group: Int, actions: UnsafePointer<Int32>) throws
+  /// The same for a Box action space: `actions[row * D ..< (row + 1) * D]` floats,
+  /// within the space's bounds.
+  func beginStep(group: Int, continuousActions: UnsafePointer<Float>) throws
   /// Waits for `group`'s step; its rows of the buffers are then current.
   func finishStep(group: Int) throws
   /// Stops the environments (host processes exit); later calls fail.
   func close()
+}
+
+extension VectorEnv {
+  public func beginStep(group: Int, continuousActions: UnsafePointer<Float>) throws {
+    throw SpaceError("\(spec.id) takes actions in \(spec.action), not float vectors")
+  }
 }
 
 /// Environment faults a worker counts and reports (the learner's `/stats`).
@@ -66,7 +76,9 @@ public final class VectorEnvironment: VectorEnv {
   public let spec: EnvSpec
   public let count: Int
   public let observationSize: Int
-  public let actionDims = 1
+  public let actionDims: Int
+  /// Whether actions are float vectors (a Box action space).
+  public let continuous: Bool
   public var groups: [Range<Int>] { [0..<count] }
   public private(set) var observations: [Float]
   public private(set) var finalObservations: [Float]
@@ -84,6 +96,8 @@ public final class VectorEnvironment: VectorEnv {
     envs = (0..<count).map(make)
     spec = EnvSpec(id: id, config: config, observation: envs[0].observationSpace, action: envs[0].actionSpace)
     observationSize = envs[0].observationSpace.flatSize
+    continuous = (try? envs[0].actionSpace.continuousAction()) != nil
+    actionDims = continuous ? envs[0].actionSpace.flatSize : 1
     observations = [Float](repeating: 0, count: count * observationSize)
     finalObservations = observations
     outcomes = [StepOutcome](repeating: StepOutcome(reward: 0, terminated: false, truncated: false), count: count)
@@ -96,12 +110,26 @@ public final class VectorEnvironment: VectorEnv {
     }
   }
 
-  public func beginStep(group: Int, actions: UnsafePointer<Int32>) { step(actions) }
+  public func beginStep(group: Int, actions: UnsafePointer<Int32>) {
+    precondition(!continuous, "\(spec.id) takes float actions")
+    step(actions)
+  }
+
+  public func beginStep(group: Int, continuousActions: UnsafePointer<Float>) {
+    precondition(continuous, "\(spec.id) takes discrete actions")
+    let d = actionDims
+    stepEach { i, o in envs[i].step(continuous: continuousActions + i * d, observation: o) }
+  }
   public func finishStep(group: Int) {}
   public func close() {}
 
   /// Steps copy i with `actions[i]`; copies whose episode ended start a new one.
   public func step(_ actions: UnsafePointer<Int32>) {
+    stepEach { i, o in envs[i].step(Int(actions[i]), observation: o) }
+  }
+
+  /// Steps every copy with `take(i, observation row)`; copies whose episode ended start a new one.
+  private func stepEach(_ take: (Int, UnsafeMutablePointer<Float>) -> StepOutcome) {
     let f = observationSize
     observations.withUnsafeMutableBufferPointer { obsBuf in
       finalObservations.withUnsafeMutableBufferPointer { finBuf in
@@ -109,7 +137,7 @@ public final class VectorEnvironment: VectorEnv {
         let fin = finBuf.baseAddress.unsafelyUnwrapped
         for i in 0..<count {
           let o = obs + i * f
-          let outcome = envs[i].step(Int(actions[i]), observation: o)
+          let outcome = take(i, o)
           outcomes[i] = outcome
           if outcome.done {
             (fin + i * f).update(from: o, count: f)

@@ -91,6 +91,7 @@ public final class RunDirectory: Sendable {
     meta[CheckpointKey.trainedSteps] = String(learner.trainedSteps)
     meta[CheckpointKey.config] = (try? learner.config.prettyJSON()) ?? ""
     if let stats = learner.observationStatistics { meta[CheckpointKey.observationStatistics] = try stats.json() }
+    if let returns = learner.returnStatistics { meta[CheckpointKey.returnStatistics] = try returns.json() }
     do {
       try learner.parameters.archive(optimizer: learner.optimizer, metadata: meta).write(to: file("checkpoint.herd"))
     } catch {
@@ -136,6 +137,8 @@ public enum CheckpointKey {
   public static let config = "config"
   /// The observation filter's running statistics (JSON), with MeanStdFilter.
   public static let observationStatistics = "observation_statistics"
+  /// `reward_scaling`'s return statistics (``ReturnStatistics/json()``).
+  public static let returnStatistics = "return_statistics"
 }
 
 /// The counters a checkpoint carries, read strictly: a checkpoint without them

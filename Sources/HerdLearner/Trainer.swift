@@ -136,9 +136,7 @@ final class Trainer: @unchecked Sendable {
       throw Refusal.refused("this worker's env_config is \(spec.config), the run's is \(config.env_config.json)")
     }
     try spec.observation.checkObservation()
-    let network = PolicyNetwork(
-      config: config, observationSize: spec.observationSize, actionCount: try spec.actionCount(),
-      actionHeads: try spec.action.actionHeads())
+    let network = try PolicyNetwork(config: config, spec: spec)
     let learner = Learner(config: config, network: network)
     if resume {
       let path = runDirectory.file("checkpoint.herd")
@@ -152,8 +150,14 @@ final class Trainer: @unchecked Sendable {
         }
         statistics = try ObservationStatistics(json: text, features: network.observationSize)
       }
+      var returns: ReturnStatistics?
+      if learner.returnStatistics != nil {
+        // A checkpoint from before reward_scaling was turned on restarts them.
+        if let text = archive.metadata[CheckpointKey.returnStatistics] { returns = try ReturnStatistics(json: text) }
+      }
       learner.restore(
-        version: counters.policyVersion, trainedSteps: counters.trainedSteps, observationStatistics: statistics)
+        version: counters.policyVersion, trainedSteps: counters.trainedSteps, observationStatistics: statistics,
+        returnStatistics: returns)
       stats.restore(envSteps: counters.envSteps, episodes: counters.episodes)
       logger.info("resumed from \(path): policy version \(learner.version), \(counters.envSteps) env steps")
     }

@@ -13,8 +13,13 @@ public struct Batch: Sendable {
   public let maxLength: Int
   public let observationSize: Int
   public let actionCount: Int
-  /// The action heads (actions are packed in mixed radix, see ``ActionHeads``).
+  /// The action heads (actions are packed in mixed radix, see ``ActionHeads``);
+  /// one head of 1 for a Gaussian policy (whose actions are ``actionValues``).
   public let heads: ActionHeads
+  /// What `behaviourLogits` parameterise.
+  public let distribution: ActionDistribution
+  /// Box actions `[N, T, D]` (empty for discrete actions).
+  public var actionValues: [Float]
   public let stateSize: Int
   public var obs: [Float]
   public var prevActions: [Int32]
@@ -55,10 +60,15 @@ extension Batch {
   ///   longer than T, or its arrays do not match F, A or S.
   public init(
     fragments: [Fragment], maxLength t: Int, observationSize f: Int, actionCount a: Int, stateSize s: Int,
-    heads: ActionHeads? = nil
+    heads: ActionHeads? = nil, distribution: ActionDistribution? = nil
   ) throws {
-    let heads = heads ?? ActionHeads(single: a)
+    let distribution = distribution ?? .categorical(heads ?? ActionHeads(single: a))
+    let heads = distribution.heads ?? ActionHeads(single: 1)
+    precondition(distribution.inputs == a, "\(distribution) has \(distribution.inputs) inputs, not A = \(a)")
     self.heads = heads
+    self.distribution = distribution
+    let d = distribution.actionWidth
+    actionValues = [Float](repeating: 0, count: fragments.count * t * d)
     let n = fragments.count
     sequences = n
     maxLength = t
@@ -88,9 +98,15 @@ extension Batch {
         throw bad("behaviour logits hold \(fr.behaviourLogits.count), expected \(len) x \(a)")
       }
       guard fr.stateIn.count == s else { throw bad("state_in holds \(fr.stateIn.count) floats, expected \(s)") }
+      guard fr.actions.count == len else { throw bad("actions hold \(fr.actions.count), expected \(len)") }
       if let act = fr.actions.first(where: { $0 < 0 || Int($0) >= heads.values }) {
         throw bad("action \(act) outside 0..<\(heads.values)")
       }
+      guard fr.actionValues.count == len * d else {
+        throw bad("action values hold \(fr.actionValues.count) floats, expected \(len) x \(d)")
+      }
+      if let v = fr.actionValues.first(where: { !$0.isFinite }) { throw bad("action value \(v) is not finite") }
+      for k in 0..<(len * d) { actionValues[i * t * d + k] = fr.actionValues[k] }
       seqLens[i] = len
       for k in 0..<((len + 1) * f) { obs[i * (t + 1) * f + k] = fr.observations[k] }
       for k in 0..<len {
@@ -109,5 +125,13 @@ extension Batch {
       ends.append(fr.end)
       policyVersions.append(fr.policyVersion)
     }
+  }
+}
+
+extension Batch {
+  /// Multiplies the rewards the loss reads (not `prevRewards`, the network's inputs).
+  public mutating func scaleRewards(by scale: Float) {
+    guard scale != 1 else { return }
+    for k in rewards.indices { rewards[k] *= scale }
   }
 }

@@ -14,13 +14,20 @@ public enum FragmentEnd: UInt8, Sendable, Codable, CaseIterable {
 /// `observations [(n + 1) * F]` (index n holds the bootstrap observation o_n),
 /// `actions [n]`, `rewards [n]`, `behaviourLogits [n * A]`, `stateIn [S]`
 /// (h then c, zeros at an episode start). It never crosses an episode boundary.
+///
+/// With a Box action space (a Gaussian policy, ``ActionDistribution``) the actions
+/// are `actionValues [n * D]`, the unclipped samples, and `actions` holds n zeros;
+/// `behaviourLogits` holds each step's `[mean | log std]` (A = 2D).
 public struct Fragment: Sendable, Equatable {
   /// Recurrent state before the first step (S floats; empty without a core).
   public var stateIn: [Float]
   /// Observations o_0 ... o_n, the last one the bootstrap observation.
   public var observations: [Float]
-  /// Actions a_0 ... a_{n-1}.
+  /// Actions a_0 ... a_{n-1} (zeros for Box actions).
   public var actions: [Int32]
+  /// Box actions `[n, D]` as sampled (before the environment's clipping); empty
+  /// for discrete actions.
+  public var actionValues: [Float]
   /// Rewards r_0 ... r_{n-1} (as the environment gave them).
   public var rewards: [Float]
   /// Logits of the behaviour policy at each step.
@@ -51,9 +58,10 @@ public struct Fragment: Sendable, Equatable {
   public init(
     stateIn: [Float], observations: [Float], actions: [Int32], rewards: [Float], behaviourLogits: [Float],
     prevAction: Int32, prevReward: Float, end: FragmentEnd, policyVersion: Int, workerID: Int, runID: UInt64,
-    envIndex: Int, episodeID: UInt64, indexInEpisode: Int
+    envIndex: Int, episodeID: UInt64, indexInEpisode: Int, actionValues: [Float] = []
   ) {
     self.stateIn = stateIn
+    self.actionValues = actionValues
     self.observations = observations
     self.actions = actions
     self.rewards = rewards
@@ -76,13 +84,16 @@ public struct FragmentBuilder: Sendable {
   public let maxLength: Int
   let observationSize: Int
   let actionCount: Int
+  let actionWidth: Int
   var current: Fragment?
 
-  /// A builder for fragments of at most `maxLength` steps.
-  public init(maxLength: Int, observationSize: Int, actionCount: Int) {
+  /// A builder for fragments of at most `maxLength` steps; `actionWidth` D > 0 for
+  /// Box actions of D floats.
+  public init(maxLength: Int, observationSize: Int, actionCount: Int, actionWidth: Int = 0) {
     self.maxLength = maxLength
     self.observationSize = observationSize
     self.actionCount = actionCount
+    self.actionWidth = actionWidth
   }
 
   /// Steps recorded in the open fragment.
@@ -90,9 +101,10 @@ public struct FragmentBuilder: Sendable {
 
   /// Records one step: the observation acted on, the action, its logits and the
   /// reward it got. `origin` is asked only when this step opens a fragment.
+  /// Box actions come as `actionValues[D]` (with `action` 0).
   public mutating func record(
-    observation: UnsafePointer<Float>, action: Int32, logits: UnsafePointer<Float>, reward: Float,
-    origin: () -> FragmentOrigin
+    observation: UnsafePointer<Float>, action: Int32, actionValues: UnsafePointer<Float>? = nil,
+    logits: UnsafePointer<Float>, reward: Float, origin: () -> FragmentOrigin
   ) {
     if current == nil {
       let o = origin()
@@ -105,7 +117,11 @@ public struct FragmentBuilder: Sendable {
       f.actions.reserveCapacity(maxLength)
       f.rewards.reserveCapacity(maxLength)
       f.behaviourLogits.reserveCapacity(maxLength * actionCount)
+      f.actionValues.reserveCapacity(maxLength * actionWidth)
       current = f
+    }
+    if let actionValues, actionWidth > 0 {
+      current?.actionValues.append(contentsOf: UnsafeBufferPointer(start: actionValues, count: actionWidth))
     }
     current?.observations.append(contentsOf: UnsafeBufferPointer(start: observation, count: observationSize))
     current?.actions.append(action)

@@ -23,6 +23,10 @@ import HerdNN
 /// pg = -min(r * A_t, clip(r, 1 - clip_param, 1 + clip_param) * A_t)
 /// ```
 /// whose gradient is `-A_t r grad log pi(a_t)` where the clip does not bind, 0 where it does.
+///
+/// The same loss holds for every ``ActionDistribution``: log pi, log mu and H are the
+/// categorical heads' or the diagonal Gaussian's (``DiagGaussian``), of the action
+/// as sampled (a Gaussian's before the environment's clipping).
 public enum ImpalaLoss {
   /// Per-batch loss terms (means over valid steps) and diagnostics.
   public struct Terms: Sendable, Equatable {
@@ -92,6 +96,7 @@ public enum ImpalaLoss {
     let logProbs = ws.logProbs.pointer
     let heads = batch.heads
     var behaviour = [Float](repeating: 0, count: a)
+    let d = batch.distribution.actionWidth
     for i in 0..<batch.sequences {
       let n = batch.seqLens[i]
       var logRhos = [Float](repeating: 0, count: n)
@@ -101,6 +106,25 @@ public enum ImpalaLoss {
       for t in 0..<n {
         let r = packing.row(sequence: i, time: t)
         let act = Int(batch.actions[i * t1 + t])
+        if d > 0 {
+          // The Gaussian: log pi(a) - log mu(a) of the stored sample.
+          let k = i * t1 + t
+          let (logPi, logMu) = batch.actionValues.withPointer { av in
+            batch.behaviourLogits.withPointer { bl in
+              (
+                DiagGaussian.logProb(ws.logits.pointer + r * a, action: av + k * d, dims: d),
+                DiagGaussian.logProb(bl + k * a, action: av + k * d, dims: d)
+              )
+            }
+          }
+          logMuOut[r] = logMu
+          logRhos[t] = logPi - logMu
+          rhoSum += Double(expf(logRhos[t]))
+          let reward = batch.rewards[k]
+          rewards[t] = settings.clipRewards ? max(-1, min(1, reward)) : reward
+          values[t] = ws.values.pointer[r]
+          continue
+        }
         // log pi(a) - log mu(a), summed over the heads (independent categoricals).
         batch.behaviourLogits.withPointer { bl in
           behaviour.withMutablePointer { mu in
@@ -190,9 +214,21 @@ public enum ImpalaLoss {
     var base: Double = 0
     var ent: Double = 0
     var targetSum: Double = 0
+    let d = batch.distribution.actionWidth
     for i in 0..<batch.sequences {
       for t in 0..<batch.seqLens[i] {
         let r = packing.row(sequence: i, time: t)
+        if d > 0 {
+          let (p, b, h) = gaussianStep(
+            batch: batch, ws: ws, targets: targets, settings: settings, row: r, step: i * batch.maxLength + t,
+            scale: scale, into: dLogits + r * a)
+          pg += Double(p)
+          ent += Double(h)
+          base += Double(b)
+          targetSum += Double(targets.vs[r])
+          dValues[r] = -settings.vfLossCoeff * (targets.vs[r] - ws.values.pointer[r]) * scale
+          continue
+        }
         let act = Int(batch.actions[i * batch.maxLength + t])
         let logProbs = ws.logProbs.pointer + r * a
         var adv = targets.advantages[r]
@@ -244,5 +280,34 @@ public enum ImpalaLoss {
     terms.meanTarget = Float(targetSum / c)
     terms.validSteps = count
     return terms
+  }
+
+  /// One Gaussian step of ``evaluate``: its policy term, its baseline term
+  /// (unweighted) and entropy, with the gradient w.r.t. its inputs written to `g[2D]`.
+  static func gaussianStep(
+    batch: Batch, ws: TrainingWorkspace, targets: Targets, settings: Settings, row r: Int, step k: Int,
+    scale: Float, into g: UnsafeMutablePointer<Float>
+  ) -> (policy: Float, baseline: Float, entropy: Float) {
+    let d = batch.distribution.actionWidth
+    let inputs = ws.logits.pointer + r * batch.actionCount
+    return batch.actionValues.withPointer { av in
+      let action = av + k * d
+      let logPi = DiagGaussian.logProb(inputs, action: action, dims: d)
+      let h = DiagGaussian.entropy(inputs, dims: d)
+      var weight = targets.advantages[r]
+      var pgValue = -weight * logPi
+      if settings.clipParam > 0 {
+        let ratio = expf(logPi - targets.behaviourLogProbs[r])
+        let adv = targets.surrogateAdvantages[r]
+        let clipped = min(max(ratio, 1 - settings.clipParam), 1 + settings.clipParam)
+        let binds = ratio * adv > clipped * adv
+        pgValue = -(binds ? clipped * adv : ratio * adv)
+        weight = binds ? 0 : adv * ratio
+      }
+      DiagGaussian.lossGradient(
+        inputs, action: action, dims: d, weight: weight, entropyCoeff: settings.entropyCoeff, scale: scale, into: g)
+      let err = targets.vs[r] - ws.values.pointer[r]
+      return (pgValue, 0.5 * err * err, h)
+    }
   }
 }

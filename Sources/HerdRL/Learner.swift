@@ -37,6 +37,9 @@ public final class Learner {
   /// the raw observations of every batch trained on and written into the filter's
   /// parameters with each new version.
   public private(set) var observationStatistics: ObservationStatistics?
+  /// The discounted return's running statistics with `reward_scaling` (nil without):
+  /// rewards are trained on multiplied by their ``ReturnStatistics/scale``.
+  public private(set) var returnStatistics: ReturnStatistics?
   /// The filter (mean then scale, 2F floats) each recent policy version was
   /// published with: the learner filters a fragment's observations with the filter
   /// its worker acted with, so it trains on the inputs the actor saw.
@@ -68,6 +71,7 @@ public final class Learner {
     shardParameters = [parameters] + (1..<shards).map { [parameters] _ in Parameters(sharingValuesWith: parameters) }
     pool = ShardPool(count: shards)
     if network.filterMean != nil { observationStatistics = ObservationStatistics(features: network.observationSize) }
+    if config.reward_scaling { returnStatistics = ReturnStatistics(gamma: config.gamma) }
     rememberFilter()
   }
 
@@ -75,9 +79,13 @@ public final class Learner {
 
   /// Sets the version after restoring a checkpoint, and the filter's statistics
   /// (nil leaves them as they are: a checkpoint without them restarts them).
-  public func restore(version: Int, trainedSteps: Int, observationStatistics: ObservationStatistics? = nil) {
+  public func restore(
+    version: Int, trainedSteps: Int, observationStatistics: ObservationStatistics? = nil,
+    returnStatistics: ReturnStatistics? = nil
+  ) {
     self.version = version
     self.trainedSteps = trainedSteps
+    if let r = returnStatistics, self.returnStatistics != nil { self.returnStatistics = r }
     if let s = observationStatistics, self.observationStatistics != nil {
       precondition(s.features == network.observationSize, "observation statistics do not fit the model")
       self.observationStatistics = s
@@ -179,13 +187,22 @@ public final class Learner {
     var batches = try shards.map {
       try Batch(
         fragments: $0, maxLength: config.max_seq_len, observationSize: network.observationSize,
-        actionCount: network.actionCount, stateSize: network.stateSize, heads: network.heads)
+        actionCount: network.actionCount, stateSize: network.stateSize, distribution: network.distribution)
     }
     let total = batches.reduce(0) { $0 + $1.validSteps }
     // The fragments fit the model: each is filtered as its worker filtered it, and
     // their raw observations join the filter's statistics (for the next versions).
     for s in batches.indices { filterObservations(&batches[s], fragments: shards[s]) }
     if fresh { updateFilter(fragments) }
+    if var returns = returnStatistics {
+      if fresh {
+        for f in fragments { returns.update(f) }
+        returnStatistics = returns
+      }
+      // The rewards V-trace sees; the core's previous-reward inputs stay as acted on.
+      let scale = returns.scale
+      for s in batches.indices { batches[s].scaleRewards(by: scale) }
+    }
     // Forward from the stored states, V-trace (constants), loss, backward.
     let results = ShardResults(count: batches.count)
     pool.run { [self] s in

@@ -28,6 +28,7 @@ public final class TrainingWorkspace {
   public let gradLogits = FloatBuffer()
   /// Gradient of the loss w.r.t. the values `[P]` (set by the loss).
   public let gradValues = FloatBuffer()
+  let gradHead = FloatBuffer()  // [P, D] (free log std: the mean columns of gradLogits)
   let gradFeatures = FloatBuffer()  // [P, H]
   let gradCoreInput = FloatBuffer()  // [P, coreIn]
   let gradEncoder = FloatBuffer()  // [P, Z]
@@ -91,8 +92,11 @@ extension PolicyNetwork {
     }
     let logits = ws.logits.reserve(rows &* actionCount)
     policyHead.forward(p, x: features, rows: rows, y: logits)
+    spreadFreeLogStd(p, logits, rows: rows)
     let logProbs = ws.logProbs.reserve(rows &* actionCount)
-    if heads.count == 1 {
+    if distribution.isContinuous {
+      // The Gaussian's log-probabilities are of the actions taken: the loss computes them.
+    } else if heads.count == 1 {
       Kernels.logSoftmax(logits, logProbs, rows: rows, cols: actionCount)
     } else {
       // Each head is its own distribution.
@@ -115,7 +119,20 @@ extension PolicyNetwork {
     let features: UnsafePointer<Float> = core != nil ? ws.core.outputs : UnsafePointer(ws.coreInput.pointer)
     // Heads.
     let dF = ws.gradFeatures.reserve(rows &* fs)
-    policyHead.backward(p, x: features, dy: ws.gradLogits.pointer, rows: rows, dx: dF)
+    var dHead = UnsafePointer(ws.gradLogits.pointer)
+    if let logStd {
+      // The mean columns go to the head; the log std columns sum into pi.log_std.
+      let d = logStd.count
+      let g = ws.gradHead.reserve(rows &* d)
+      let gl = p.grad(logStd)
+      let src = ws.gradLogits.pointer
+      for r in 0..<rows {
+        (g + r &* d).update(from: src + r &* 2 &* d, count: d)
+        for j in 0..<d { gl[j] += src[r &* 2 &* d &+ d &+ j] }
+      }
+      dHead = UnsafePointer(g)
+    }
+    policyHead.backward(p, x: features, dy: dHead, rows: rows, dx: dF)
     valueHead.backward(p, x: features, dy: ws.gradValues.pointer, rows: rows, dx: dF, accumulateInput: true)
     // Core (BPTT within each fragment).
     let ci = coreInputSize

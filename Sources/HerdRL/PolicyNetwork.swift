@@ -1,3 +1,4 @@
+import HerdEnvs
 import HerdMath
 import HerdNN
 
@@ -8,6 +9,10 @@ import HerdNN
 /// (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1}))      (GRU: h only; no core: h_t = x_t)
 /// logits_t = W_pi h_t + b_pi        value_t = w_v . h_t + b_v
 /// ```
+/// For a Box action space the head's outputs are a diagonal Gaussian's inputs
+/// (``ActionDistribution``): `[mean ; log std] = W_pi h_t + b_pi`, or with
+/// `free_log_std` (the default) `mean = W_pi h_t + b_pi` and the log std the
+/// learned vector `pi.log_std`, the same for every state.
 /// Parameters live in one ``Parameters`` buffer: `obs_filter.*` (with MeanStdFilter:
 /// running statistics, never trained, see ``ObservationFilter``), `encoder.*`,
 /// `core.*`, `pi.*`, `vf.*`.
@@ -16,8 +21,12 @@ public struct PolicyNetwork: Sendable {
   public let observationSize: Int
   /// Logits per step A (the sum of the heads' sizes).
   public let actionCount: Int
-  /// The categorical heads (one for a Discrete action space).
+  /// The categorical heads (one for a Discrete action space; one head of 1 for a Gaussian).
   public let heads: ActionHeads
+  /// What the head's outputs parameterise.
+  public let distribution: ActionDistribution
+  /// The Gaussian's state-independent log std `[D]` (`free_log_std`), nil otherwise.
+  public let logStd: ParameterSlot?
   /// The encoder.
   public let encoder: MLP
   /// The recurrent core, nil for a feed-forward policy.
@@ -37,12 +46,24 @@ public struct PolicyNetwork: Sendable {
   public let filterScale: ParameterSlot?
 
   /// Builds the network for `config` over an environment's spaces: `actionCount`
-  /// logits in `actionHeads` (nil: one head of `actionCount`).
-  public init(config: TrainingConfig, observationSize: Int, actionCount: Int, actionHeads: [Int]? = nil) {
+  /// logits in `actionHeads` (nil: one head of `actionCount`), or with
+  /// `continuousDims` D a Gaussian over D floats (`actionCount` must be 2D).
+  public init(
+    config: TrainingConfig, observationSize: Int, actionCount: Int, actionHeads: [Int]? = nil,
+    continuousDims: Int? = nil
+  ) {
     self.observationSize = observationSize
     self.actionCount = actionCount
-    heads = ActionHeads(actionHeads ?? [actionCount])
-    precondition(heads.logits == actionCount, "heads \(heads.sizes) do not sum to \(actionCount) logits")
+    if let d = continuousDims {
+      precondition(d >= 1 && actionCount == 2 * d, "a Gaussian over \(d) dims has 2 x \(d) inputs, not \(actionCount)")
+      precondition(!config.lstm_use_prev_action, "lstm_use_prev_action is not supported with Box actions")
+      distribution = .gaussian(dims: d, freeLogStd: config.free_log_std)
+      heads = ActionHeads(single: 1)
+    } else {
+      heads = ActionHeads(actionHeads ?? [actionCount])
+      precondition(heads.logits == actionCount, "heads \(heads.sizes) do not sum to \(actionCount) logits")
+      distribution = .categorical(heads)
+    }
     usePrevAction = config.lstm_use_prev_action
     usePrevReward = config.lstm_use_prev_reward
     var layout = ParameterLayout()
@@ -69,9 +90,59 @@ public struct PolicyNetwork: Sendable {
     }
     let features = core?.hiddenSize ?? coreIn
     // Heads start small (as IMPALA's and RLlib's do) so the first policy is near uniform.
-    policyHead = Linear("pi", inFeatures: features, outFeatures: actionCount, layout: &layout, weightBound: 0.01)
+    let freeLogStd = config.free_log_std && distribution.isContinuous
+    policyHead = Linear(
+      "pi", inFeatures: features, outFeatures: freeLogStd ? actionCount / 2 : actionCount, layout: &layout,
+      weightBound: 0.01)
     valueHead = Linear("vf", inFeatures: features, outFeatures: 1, layout: &layout, weightBound: 0.01)
+    // Last, so a discrete policy's layout is what it was before Gaussians existed.
+    logStd =
+      freeLogStd ? layout.declare("pi.log_std", shape: [actionCount / 2], initializer: .constant(0)) : nil
     self.layout = layout
+  }
+
+  /// The network for `config` over `spec`'s spaces (categorical heads or a Gaussian).
+  public init(config: TrainingConfig, spec: EnvSpec) throws {
+    if let box = try spec.action.continuousAction() {
+      guard !config.lstm_use_prev_action else {
+        throw ConfigError(
+          "lstm_use_prev_action = true is not supported with the Box action space \(spec.action): set it to false")
+      }
+      self.init(
+        config: config, observationSize: spec.observationSize, actionCount: 2 * box.low.count,
+        continuousDims: box.low.count)
+    } else {
+      self.init(
+        config: config, observationSize: spec.observationSize, actionCount: try spec.actionCount(),
+        actionHeads: try spec.action.actionHeads())
+    }
+  }
+
+  /// Outputs of the policy head per step: A, or D with a free log std.
+  public var headOutputs: Int { logStd == nil ? actionCount : actionCount / 2 }
+
+  /// Writes the distribution inputs `[rows, A]` from the head's outputs `[rows, D]`
+  /// written contiguously at its start (free log std): spreads each row's mean
+  /// to stride A and fills the log std columns. Rows are walked from the last so
+  /// the spread can run in place.
+  @inlinable
+  func spreadFreeLogStd(_ p: Parameters, _ y: UnsafeMutablePointer<Float>, rows: Int) {
+    guard let logStd else { return }
+    let d = logStd.count
+    let ls = p.value(logStd)
+    var r = rows &- 1
+    while r >= 0 {
+      let src = y + r &* d
+      let dst = y + r &* 2 &* d
+      // dst >= src: copy from the back so an overlap is safe.
+      var j = d &- 1
+      while j >= 0 {
+        dst[j] = src[j]
+        j &-= 1
+      }
+      (dst + d).update(from: ls, count: d)
+      r &-= 1
+    }
   }
 
   /// Floats of the core's input per step: encoder features plus the extras.
@@ -160,7 +231,9 @@ extension PolicyNetwork {
     } else {
       features = UnsafePointer(x)
     }
-    policyHead.forward(p, x: features, rows: rows, y: ws.logits.reserve(rows &* actionCount))
+    let logits = ws.logits.reserve(rows &* actionCount)
+    policyHead.forward(p, x: features, rows: rows, y: logits)
+    spreadFreeLogStd(p, logits, rows: rows)
     valueHead.forward(p, x: features, rows: rows, y: ws.values.reserve(rows))
   }
 }

@@ -48,6 +48,13 @@ public final class RolloutWorker {
   var actions: [Int32]
   /// The same actions as components `[K, D]`, what the environments take (D > 1 only).
   var envActions: [Int32]
+  /// Box actions: each env's last action as sampled `[K, D]` (what fragments
+  /// record), and clipped to the space's bounds (what the environments take).
+  var actionValues: [Float]
+  var clippedActionValues: [Float]
+  /// The Box action space's bounds `[D]` each (empty for discrete actions).
+  let actionLow: [Float]
+  let actionHigh: [Float]
   /// The logits each env's last action was drawn from `[K, A]`.
   var logits: [Float]
   var builders: [FragmentBuilder]
@@ -88,7 +95,15 @@ public final class RolloutWorker {
     runID: UInt64? = nil
   ) throws {
     precondition(envs.observationSize == network.observationSize, "environments and network disagree on F")
-    precondition(envs.actionDims == network.heads.count, "environments and network disagree on the action heads")
+    let width = network.distribution.actionWidth
+    precondition(
+      envs.actionDims == (width > 0 ? width : network.heads.count), "environments and network disagree on the actions")
+    let bounds = try envs.spec.action.continuousAction()
+    precondition((bounds != nil) == (width > 0), "environments and network disagree on the action space")
+    actionLow = bounds?.low ?? []
+    actionHigh = bounds?.high ?? []
+    actionValues = [Float](repeating: 0, count: envs.count * width)
+    clippedActionValues = actionValues
     self.network = network
     self.workerID = workerID
     var rng = SeededGenerator(seed: seed &* 7919 &+ UInt64(workerID))
@@ -108,7 +123,8 @@ public final class RolloutWorker {
     logits = [Float](repeating: 0, count: k * network.actionCount)
     builders = (0..<k).map { _ in
       FragmentBuilder(
-        maxLength: config.max_seq_len, observationSize: network.observationSize, actionCount: network.actionCount)
+        maxLength: config.max_seq_len, observationSize: network.observationSize, actionCount: network.actionCount,
+        actionWidth: width)
     }
     episodeIDs = (0..<k).map { UInt64($0) }
     nextEpisodeID = UInt64(k)
@@ -136,8 +152,14 @@ public final class RolloutWorker {
         record(rows, emit: emit, episode: episode)
       }
       act(rows)
-      try (envActions.isEmpty ? actions : envActions).withUnsafeBufferPointer {
-        try envs.beginStep(group: g, actions: $0.baseAddress.unsafelyUnwrapped)
+      if network.distribution.isContinuous {
+        try clippedActionValues.withUnsafeBufferPointer {
+          try envs.beginStep(group: g, continuousActions: $0.baseAddress.unsafelyUnwrapped)
+        }
+      } else {
+        try (envActions.isEmpty ? actions : envActions).withUnsafeBufferPointer {
+          try envs.beginStep(group: g, actions: $0.baseAddress.unsafelyUnwrapped)
+        }
       }
       inFlight[g] = true
     }
@@ -185,7 +207,18 @@ public final class RolloutWorker {
     logits.withMutablePointer { dst in
       (dst + r0 * a).update(from: out, count: n * a)
       let heads = network.heads
-      if greedy {
+      let d = network.distribution.actionWidth
+      if d > 0 {
+        // The Gaussian: the sample (or the mean) as recorded, clipped for the environment.
+        actionValues.withMutablePointer { av in
+          for i in rows {
+            DiagGaussian.sample(dst + i * a, dims: d, greedy: greedy, rng: &rng, into: av + i * d)
+            for j in 0..<d {
+              clippedActionValues[i * d + j] = min(max(av[i * d + j], actionLow[j]), actionHigh[j])
+            }
+          }
+        }
+      } else if greedy {
         for i in rows {
           var packed = 0
           for h in 0..<heads.count {
@@ -223,13 +256,19 @@ public final class RolloutWorker {
       logits.withPointer { lg in
         for i in rows {
           let outcome = envs.outcomes[i]
-          builders[i].record(observation: obs + i * f, action: actions[i], logits: lg + i * a, reward: outcome.reward)
-          {
+          let d = network.distribution.actionWidth
+          let origin = {
             FragmentOrigin(
-              stateIn: openingState[i].count == stateSize ? openingState[i] : [Float](repeating: 0, count: stateSize),
-              prevAction: prevActions[i], prevReward: prevRewards[i], policyVersion: policyVersion,
-              workerID: workerID, runID: runID, envIndex: i, episodeID: episodeIDs[i],
-              indexInEpisode: stepInEpisode[i])
+              stateIn: self.openingState[i].count == stateSize
+                ? self.openingState[i] : [Float](repeating: 0, count: stateSize),
+              prevAction: self.prevActions[i], prevReward: self.prevRewards[i], policyVersion: self.policyVersion,
+              workerID: self.workerID, runID: self.runID, envIndex: i, episodeID: self.episodeIDs[i],
+              indexInEpisode: self.stepInEpisode[i])
+          }
+          actionValues.withPointer { av in
+            builders[i].record(
+              observation: obs + i * f, action: actions[i], actionValues: d > 0 ? av + i * d : nil, logits: lg + i * a,
+              reward: outcome.reward, origin: origin)
           }
           stepInEpisode[i] += 1
           episodeReturns[i] += outcome.reward

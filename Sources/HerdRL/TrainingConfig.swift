@@ -44,6 +44,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var lstm_use_prev_action = false
   /// Feed the previous reward to the core.
   public var lstm_use_prev_reward = false
+  /// A Box action space's Gaussian: its log standard deviation is one learned
+  /// vector shared by every state (true) or an output of the policy head (false).
+  /// RLlib's name; Herd's default is true (RLlib's is false), as CleanRL's and
+  /// Stable Baselines' continuous PPO.
+  public var free_log_std = true
 
   // MARK: Learning (IMPALA, Espeholt et al. 2018)
   /// Timesteps per batch B; the learner takes B / T fragments.
@@ -84,6 +89,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var vtrace_lambda: Float = 1
   /// `none` or `abs_one` (clip rewards to [-1, 1] for learning).
   public var reward_clipping = RewardClipping.none
+  /// Divide the rewards the learner trains on by the running standard deviation of
+  /// the discounted return (Stable Baselines' VecNormalize, Gymnasium's
+  /// NormalizeReward): one scale for rewards of any size. The statistics are the
+  /// learner's, saved in checkpoints; episode returns are reported unscaled.
+  public var reward_scaling = false
   /// Fragments older than this many updates are dropped (and counted).
   public var max_policy_lag = 100
   /// Updates between weight broadcasts to the workers.

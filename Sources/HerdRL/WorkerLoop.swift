@@ -110,7 +110,7 @@ public final class WorkerLoop {
     guard let made else { throw Refusal.refused("admitted before the environments were made") }
     let network = PolicyNetwork(
       config: config, observationSize: a.spec.observationSize, actionCount: a.spec.actionCount,
-      actionHeads: a.spec.actionHeads)
+      actionHeads: a.spec.actionHeads, continuousDims: a.spec.actionDims > 0 ? a.spec.actionDims : nil)
     guard ModelSpec(config: config, network: network) == a.spec else {
       throw Refusal.refused(
         "the learner's model (\(a.spec)) is not the one its config builds here (\(ModelSpec(config: config, network: network)))"

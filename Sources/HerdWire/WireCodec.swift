@@ -58,12 +58,25 @@ extension ModelSpec {
     m.maxSeqLen = Int32(maxSeqLen)
     m.parameterCount = Int64(parameterCount)
     m.actionHeads = actionHeads.map { Int32($0) }
+    m.actionDims = Int32(actionDims)
     return m
   }
 
   public init(proto m: Herd_V1_ModelSpec) throws {
     guard m.observationSize > 0, m.actionCount > 0, m.stateSize >= 0, m.maxSeqLen > 0, m.parameterCount > 0 else {
       throw WireError(.badShape, "model spec has non-positive sizes: \(m)")
+    }
+    if m.actionDims != 0 {
+      // A Gaussian: 2D inputs, one packed "action" (0) beside the D floats.
+      guard m.actionDims > 0, m.actionCount == 2 * m.actionDims, m.actionHeads.isEmpty || m.actionHeads == [1] else {
+        throw WireError(
+          .badShape, "model spec's Box actions of \(m.actionDims) floats do not make \(m.actionCount) inputs")
+      }
+      self.init(
+        env: m.env, observationSize: Int(m.observationSize), actionCount: Int(m.actionCount), actionHeads: [1],
+        stateSize: Int(m.stateSize), maxSeqLen: Int(m.maxSeqLen), parameterCount: Int(m.parameterCount),
+        actionDims: Int(m.actionDims))
+      return
     }
     let heads = m.actionHeads.isEmpty ? [Int(m.actionCount)] : m.actionHeads.map { Int($0) }
     guard heads.allSatisfy({ $0 >= 1 }), heads.reduce(0, +) == Int(m.actionCount), ActionHeads.fits(heads) else {
@@ -177,7 +190,9 @@ public enum FragmentCodec {
     let n = f.length
     m.stateIn = TensorCodec.encode(f.stateIn, shape: [f.stateIn.count])
     m.observations = TensorCodec.encodeObservations(f.observations, shape: [n + 1, spec.observationSize])
-    m.actions = TensorCodec.encode(f.actions, shape: [n])
+    m.actions =
+      spec.actionDims > 0
+      ? TensorCodec.encode(f.actionValues, shape: [n, spec.actionDims]) : TensorCodec.encode(f.actions, shape: [n])
     m.rewards = TensorCodec.encode(f.rewards, shape: [n])
     m.behaviourLogits = TensorCodec.encode(f.behaviourLogits, shape: [n, spec.actionCount])
     return m
@@ -185,15 +200,30 @@ public enum FragmentCodec {
 
   /// A validated fragment: every shape against `spec`, finite numbers, actions in range.
   public static func decode(_ m: Herd_V1_Fragment, spec: WireModelSpec) throws -> Fragment {
-    guard m.actions.shape.count == 1 else {
-      throw WireError(.badShape, "actions must be a vector, shape \(m.actions.shape)")
+    let d = spec.actionDims
+    guard m.actions.shape.count == (d > 0 ? 2 : 1) else {
+      throw WireError(
+        .badShape,
+        d > 0
+          ? "actions must be [n, \(d)] floats, shape \(m.actions.shape)" : "actions must be a vector, shape \(m.actions.shape)")
     }
     let n64 = m.actions.shape[0]
     guard n64 >= 1 && n64 <= Int64(spec.maxSeqLen) else {
       throw WireError(.badShape, "fragment length \(n64), must be in 1...\(spec.maxSeqLen) (max_seq_len)")
     }
     let n = Int(n64)
-    let actions = try TensorCodec.ints(m.actions, shape: [n], name: "actions")
+    var actionValues: [Float] = []
+    let actions: [Int32]
+    if d > 0 {
+      guard m.actions.dtype == .float32 else {
+        throw WireError(.badTensor, "actions must be float32 for Box actions, got \(m.actions.dtype)")
+      }
+      // Finite, of any size: the samples before the environment's clipping.
+      actionValues = try TensorCodec.floats(m.actions, shape: [n, d], name: "actions")
+      actions = [Int32](repeating: 0, count: n)
+    } else {
+      actions = try TensorCodec.ints(m.actions, shape: [n], name: "actions")
+    }
     let values = spec.actionHeads.reduce(1, *)  // packed actions (checked to fit when the spec was made)
     if let bad = actions.first(where: { $0 < 0 || Int($0) >= values }) {
       throw WireError(.badAction, "action \(bad) outside 0..<\(values)")
@@ -215,7 +245,7 @@ public enum FragmentCodec {
         m.behaviourLogits, shape: [n, spec.actionCount], name: "behaviour_logits"),
       prevAction: m.prevAction, prevReward: m.prevReward, end: end, policyVersion: Int(m.policyVersion),
       workerID: Int(m.workerID), runID: m.runID, envIndex: Int(m.envIndex), episodeID: m.episodeID,
-      indexInEpisode: Int(m.indexInEpisode))
+      indexInEpisode: Int(m.indexInEpisode), actionValues: actionValues)
   }
 
   /// The bytes of a FragmentBatch message.

@@ -129,3 +129,70 @@ import Testing
     #expect(venv.observations.allSatisfy { abs($0) <= 0.05 }, "new episodes started")
   }
 }
+
+@Suite struct PendulumTests {
+  /// Herd's Pendulum replays Gymnasium's trajectories from the same initial states,
+  /// torques beyond the bounds included (the environment clips them as Gymnasium's does).
+  @Test func agreesWithGymnasium() throws {
+    let f = try Fixture("pendulum")
+    guard let episodes = f.object["episodes"] as? [[String: Any]] else { throw FixtureError.missing("episodes") }
+    #expect(episodes.count == 4)
+    var outside = 0
+    for episode in episodes {
+      let s = try #require(episode["initial_state"] as? [String]).compactMap(Double.init)
+      try #require(s.count == 2)
+      let steps = try #require(episode["steps"] as? [[String: Any]])
+      #expect(steps.count == 200)
+      var env = Pendulum()
+      env.set(theta: s[0], thetaDot: s[1])
+      var obs = [Float](repeating: 0, count: 3)
+      for (t, step) in steps.enumerated() {
+        var u = [Float(try #require(step["action"] as? Double))]
+        if abs(u[0]) > 2 { outside += 1 }
+        let outcome = obs.withMutablePointer { o in u.withPointer { env.step(continuous: $0, observation: o) } }
+        let expected = try #require(step["obs"] as? [Double]).map(Float.init)
+        let r = closeness(obs, expected, rtol: 1e-5, atol: 1e-5)
+        #expect(r.ok, "seed \(episode["seed"] ?? "?") step \(t): \(r)")
+        let reward = try #require(step["reward"] as? Double)
+        #expect(abs(Double(outcome.reward) - reward) <= 1e-5 * max(1, abs(reward)), "reward at step \(t)")
+        #expect(!outcome.terminated)
+        #expect(outcome.truncated == (step["truncated"] as? Bool), "truncated at step \(t)")
+        u[0] = 0
+      }
+    }
+    #expect(outside > 100, "the fixture covers torques beyond the bounds")
+  }
+
+  /// StatelessPendulum shows cos and sin of the angle only, with the same dynamics.
+  @Test func statelessPendulumHidesTheVelocity() {
+    var full = Pendulum()
+    var stateless = Pendulum(hideVelocity: true)
+    let a = full.reset(seed: 5)
+    let b = stateless.reset(seed: 5)
+    #expect(a.count == 3 && b.count == 2 && Array(a.prefix(2)) == b)
+    #expect(abs(a[2]) <= 1 && a[2] != 0)
+    for _ in 0..<10 {
+      var o3 = [Float](repeating: 0, count: 3)
+      var o2 = [Float](repeating: 0, count: 2)
+      let u: [Float] = [1.5]
+      let r3 = o3.withMutablePointer { o in u.withPointer { full.step(continuous: $0, observation: o) } }
+      let r2 = o2.withMutablePointer { o in u.withPointer { stateless.step(continuous: $0, observation: o) } }
+      #expect(r3 == r2 && Array(o3.prefix(2)) == o2)
+    }
+    #expect(try! stateless.actionSpace.continuousAction()! == ([-2], [2]))
+    #expect(Environments.named("StatelessPendulum-v1") != nil && Environments.named("Pendulum-v1") != nil)
+  }
+
+  /// Box action spaces: bounds per element, and the spaces Herd refuses.
+  @Test func boxActionSpacesAreCheckedAndExpanded() throws {
+    let box = Space.box(shape: [2, 2], dtype: "float32", low: [-1], high: [3])
+    let b = try #require(try box.continuousAction())
+    #expect(b.low == [-1, -1, -1, -1] && b.high == [3, 3, 3, 3])
+    #expect(try Space.discrete(3).continuousAction() == nil)
+    #expect(throws: SpaceError.self) { try Space.box(shape: [2], dtype: "int64", low: [0], high: [3]).checkAction() }
+    #expect(throws: SpaceError.self) { try Space.box(shape: [2], dtype: "float32", low: [1, 0], high: [0, 1]).checkAction() }
+    #expect(throws: SpaceError.self) { try Space.box(shape: [3], dtype: "float32", low: [0, 0], high: [1, 1]).checkAction() }
+    #expect(throws: SpaceError.self) { try Space.box(shape: [0], dtype: "float32", low: [], high: []).checkAction() }
+    try Space.discrete(2).checkAction()
+  }
+}

@@ -135,6 +135,45 @@ func sampleFragment(_ n: Int = 3, seed: UInt64 = 1) -> Fragment {
     #expect(try decoded([0, 6, 4]) == nil, "6 is outside 0..<6")
   }
 
+  /// A Box action space: the spec carries D, actions travel as float32 [n, D]
+  /// (samples beyond the bounds included: what the policy drew) and come back
+  /// equal; NaN, a wrong shape or int32 actions are refused with their reasons.
+  @Test func boxActionsRoundTripAndAreValidated() throws {
+    let box = WireModelSpec(
+      env: "Pendulum-v1", observationSize: 3, actionCount: 4, actionHeads: [1], stateSize: 4, maxSeqLen: 5,
+      parameterCount: 7, actionDims: 2)
+    #expect(try ModelSpec(proto: box.proto) == box)
+    var bad = box.proto
+    bad.actionCount = 3
+    #expect(throws: WireError.self) { try ModelSpec(proto: bad) }
+    var f = sampleFragment()
+    f.actions = [0, 0, 0]
+    f.prevAction = 0
+    f.actionValues = [0.5, -3.5, 2.25, 0, 1e3, -1e-3]
+    f.behaviourLogits = [Float](repeating: 0.1, count: 3 * 4)
+    let bytes = try FragmentCodec.encodeBatch([f], episodes: [], envSteps: 3, workerID: 3, runID: 77, spec: box)
+    #expect(try FragmentCodec.decodeBatch(bytes, spec: box).fragments == [f])
+    let wire = FragmentCodec.encode(f, spec: box)
+    #expect(wire.actions.dtype == .float32 && wire.actions.shape == [3, 2])
+    func reason(_ mutate: (inout Herd_V1_Fragment) -> Void) throws -> DropReason? {
+      var m = FragmentCodec.encode(f, spec: box)
+      mutate(&m)
+      var b = Herd_V1_FragmentBatch()
+      b.protocolVersion = protocolVersion
+      b.workerID = 3
+      b.runID = 77
+      b.fragments = [m]
+      return try FragmentCodec.decodeBatch(Array(try b.serializedData()), spec: box).dropped.first?.reason
+    }
+    #expect(try reason { _ in } == nil)
+    #expect(try reason { $0.actions = TensorCodec.encode([0.5, .nan, 2, 0, 1, 1], shape: [3, 2]) } == .nonFinite)
+    #expect(try reason { $0.actions = TensorCodec.encode([Float](repeating: 0, count: 3), shape: [3]) } == .badShape)
+    #expect(
+      try reason { $0.actions = TensorCodec.encode([Float](repeating: 0, count: 9), shape: [3, 3]) } == .badShape)
+    #expect(try reason { $0.actions = TensorCodec.encode([Int32](repeating: 0, count: 6), shape: [3, 2]) } == .badTensor)
+    #expect(try reason { $0.prevAction = 1 } == .badAction)
+  }
+
   /// Flow control's message round-trips; a negative count is refused by name.
   @Test func takenRoundTripsAndIsValidated() throws {
     var t = Taken()

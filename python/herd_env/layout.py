@@ -3,7 +3,7 @@
 Offsets in bytes, each region aligned to 64:
 
 - header (64 bytes): magic ``HERD``, then uint32 version, K, F, D, itemsize;
-- actions: int32 ``[K, D]`` (written by the worker);
+- actions: int32 ``[K, D]`` (written by the worker; float32 bits for a Box action space);
 - rewards: float32 ``[K]``;
 - flags: uint8 ``[K]``: bit 0 terminated, bit 1 truncated, bit 2 the step raised
   (the environment was made again), bit 3 a non-finite observation or reward (the

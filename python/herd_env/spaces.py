@@ -167,10 +167,19 @@ class Flattener:
 
 
 class ActionMapper:
-    """Turns Herd's action integers (0-based per head) into the space's actions."""
+    """Turns Herd's actions into the space's: integers (0-based per head) for
+    Discrete and MultiDiscrete spaces, float32 vectors for a Box (already clipped to
+    its bounds by the worker, reshaped and cast to the Box's dtype here)."""
 
     def __init__(self, space):
-        if isinstance(space, spaces.Discrete):
+        self.box = False
+        if isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.floating) and space.shape:
+            self.dims = int(np.prod(space.shape))
+            self.shape = tuple(space.shape)
+            self.dtype = space.dtype
+            self.box = True
+            self.discrete = False
+        elif isinstance(space, spaces.Discrete):
             self.dims = 1
             self.start = int(space.start)
             self.discrete = True
@@ -181,11 +190,15 @@ class ActionMapper:
             self.discrete = False
         else:
             raise ValueError(
-                f"action space {space} is not supported: Herd acts in Discrete and one-dimensional MultiDiscrete spaces"
+                f"action space {space} is not supported: Herd acts in Discrete, one-dimensional MultiDiscrete "
+                "and float Box spaces"
             )
 
     def actions(self, block):
-        """One action per row of ``block`` ([K, dims] int32)."""
+        """One action per row of ``block`` ([K, dims] int32, or float32 bits for a Box)."""
+        if self.box:
+            rows = block.view(np.float32).reshape((block.shape[0],) + self.shape)
+            return list(rows.astype(self.dtype))
         if self.discrete:
             column = block[:, 0].tolist()
             if self.start:

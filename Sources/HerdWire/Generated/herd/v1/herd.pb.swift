@@ -152,7 +152,8 @@ public nonisolated struct Herd_V1_ModelSpec: Sendable {
   /// Floats per observation (F).
   public var observationSize: Int32 = 0
 
-  /// Discrete actions (A).
+  /// Distribution inputs per step (A): the logits of the categorical heads, or a
+  /// Gaussian's means then log standard deviations (2 x action_dims).
   public var actionCount: Int32 = 0
 
   /// Floats of recurrent state per sequence (S: 2H for an LSTM, H for a GRU, 0).
@@ -168,6 +169,11 @@ public nonisolated struct Herd_V1_ModelSpec: Sendable {
   /// MultiDiscrete action space; empty means one head). Actions travel packed in one
   /// int32, the components in mixed radix with component 0 varying fastest.
   public var actionHeads: [Int32] = []
+
+  /// Floats per action for a Box action space (D, a diagonal Gaussian policy); 0
+  /// for discrete actions. Peers that predate it read 0, and refuse the model's
+  /// parameter count or action count instead.
+  public var actionDims: Int32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -208,53 +214,70 @@ public nonisolated struct Herd_V1_Hello: Sendable {
 }
 
 /// Learner -> worker: accepted; everything the worker needs to start.
-public nonisolated struct Herd_V1_Welcome: Sendable {
+public nonisolated struct Herd_V1_Welcome: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The learner's protocol version.
-  public var protocolVersion: UInt32 = 0
+  public var protocolVersion: UInt32 {
+    get {_storage._protocolVersion}
+    set {_uniqueStorage()._protocolVersion = newValue}
+  }
 
   /// Id the learner assigned to this worker session.
-  public var workerID: Int32 = 0
+  public var workerID: Int32 {
+    get {_storage._workerID}
+    set {_uniqueStorage()._workerID = newValue}
+  }
 
   /// The run's full config (TrainingConfig as JSON): env, model, K defaults.
-  public var configJson: String = String()
+  public var configJson: String {
+    get {_storage._configJson}
+    set {_uniqueStorage()._configJson = newValue}
+  }
 
   /// What fragments must look like.
   public var model: Herd_V1_ModelSpec {
-    get {_model ?? Herd_V1_ModelSpec()}
-    set {_model = newValue}
+    get {_storage._model ?? Herd_V1_ModelSpec()}
+    set {_uniqueStorage()._model = newValue}
   }
   /// Returns true if `model` has been explicitly set.
-  public var hasModel: Bool {self._model != nil}
+  public var hasModel: Bool {_storage._model != nil}
   /// Clears the value of `model`. Subsequent reads from it will return its default value.
-  public mutating func clearModel() {self._model = nil}
+  public mutating func clearModel() {_uniqueStorage()._model = nil}
 
   /// The current policy version and its weights (a late joiner starts from them).
-  public var policyVersion: Int64 = 0
+  public var policyVersion: Int64 {
+    get {_storage._policyVersion}
+    set {_uniqueStorage()._policyVersion = newValue}
+  }
 
   public var weights: Herd_V1_Tensor {
-    get {_weights ?? Herd_V1_Tensor()}
-    set {_weights = newValue}
+    get {_storage._weights ?? Herd_V1_Tensor()}
+    set {_uniqueStorage()._weights = newValue}
   }
   /// Returns true if `weights` has been explicitly set.
-  public var hasWeights: Bool {self._weights != nil}
+  public var hasWeights: Bool {_storage._weights != nil}
   /// Clears the value of `weights`. Subsequent reads from it will return its default value.
-  public mutating func clearWeights() {self._weights = nil}
+  public mutating func clearWeights() {_uniqueStorage()._weights = nil}
 
   /// Where to push fragments and subscribe to weights (ZeroMQ endpoints).
-  public var fragmentEndpoint: String = String()
+  public var fragmentEndpoint: String {
+    get {_storage._fragmentEndpoint}
+    set {_uniqueStorage()._fragmentEndpoint = newValue}
+  }
 
-  public var weightsEndpoint: String = String()
+  public var weightsEndpoint: String {
+    get {_storage._weightsEndpoint}
+    set {_uniqueStorage()._weightsEndpoint = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _model: Herd_V1_ModelSpec? = nil
-  fileprivate var _weights: Herd_V1_Tensor? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// Learner -> worker: refused, and why (e.g. both protocol versions).
@@ -545,7 +568,8 @@ public nonisolated struct Herd_V1_Fragment: @unchecked Sendable {
   /// Clears the value of `observations`. Subsequent reads from it will return its default value.
   public mutating func clearObservations() {_uniqueStorage()._observations = nil}
 
-  /// Actions, int32 [n].
+  /// Actions: int32 [n], or for a Box action space float32 [n, D], the samples
+  /// before the environment clipped them to the bounds (finite; any value).
   public var actions: Herd_V1_Tensor {
     get {_storage._actions ?? Herd_V1_Tensor()}
     set {_uniqueStorage()._actions = newValue}
@@ -565,7 +589,8 @@ public nonisolated struct Herd_V1_Fragment: @unchecked Sendable {
   /// Clears the value of `rewards`. Subsequent reads from it will return its default value.
   public mutating func clearRewards() {_uniqueStorage()._rewards = nil}
 
-  /// Behaviour-policy logits, float32 [n, A].
+  /// Behaviour-policy distribution inputs, float32 [n, A] (logits, or a Gaussian's
+  /// means then log standard deviations).
   public var behaviourLogits: Herd_V1_Tensor {
     get {_storage._behaviourLogits ?? Herd_V1_Tensor()}
     set {_uniqueStorage()._behaviourLogits = newValue}
@@ -748,7 +773,7 @@ nonisolated extension Herd_V1_Tensor.DType: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Herd_V1_ModelSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}env\0\u{3}observation_size\0\u{3}action_count\0\u{3}state_size\0\u{3}max_seq_len\0\u{3}parameter_count\0\u{3}action_heads\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}env\0\u{3}observation_size\0\u{3}action_count\0\u{3}state_size\0\u{3}max_seq_len\0\u{3}parameter_count\0\u{3}action_heads\0\u{3}action_dims\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -763,6 +788,7 @@ nonisolated extension Herd_V1_ModelSpec: SwiftProtobuf.Message, SwiftProtobuf._M
       case 5: try { try decoder.decodeSingularInt32Field(value: &self.maxSeqLen) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.parameterCount) }()
       case 7: try { try decoder.decodeRepeatedInt32Field(value: &self.actionHeads) }()
+      case 8: try { try decoder.decodeSingularInt32Field(value: &self.actionDims) }()
       default: break
       }
     }
@@ -790,6 +816,9 @@ nonisolated extension Herd_V1_ModelSpec: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.actionHeads.isEmpty {
       try visitor.visitPackedInt32Field(value: self.actionHeads, fieldNumber: 7)
     }
+    if self.actionDims != 0 {
+      try visitor.visitSingularInt32Field(value: self.actionDims, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -801,6 +830,7 @@ nonisolated extension Herd_V1_ModelSpec: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.maxSeqLen != rhs.maxSeqLen {return false}
     if lhs.parameterCount != rhs.parameterCount {return false}
     if lhs.actionHeads != rhs.actionHeads {return false}
+    if lhs.actionDims != rhs.actionDims {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -870,66 +900,116 @@ nonisolated extension Herd_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
   public static let protoMessageName: String = _protobuf_package + ".Welcome"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}worker_id\0\u{3}config_json\0\u{1}model\0\u{3}policy_version\0\u{1}weights\0\u{3}fragment_endpoint\0\u{3}weights_endpoint\0")
 
+  fileprivate class _StorageClass {
+    var _protocolVersion: UInt32 = 0
+    var _workerID: Int32 = 0
+    var _configJson: String = String()
+    var _model: Herd_V1_ModelSpec? = nil
+    var _policyVersion: Int64 = 0
+    var _weights: Herd_V1_Tensor? = nil
+    var _fragmentEndpoint: String = String()
+    var _weightsEndpoint: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _protocolVersion = source._protocolVersion
+      _workerID = source._workerID
+      _configJson = source._configJson
+      _model = source._model
+      _policyVersion = source._policyVersion
+      _weights = source._weights
+      _fragmentEndpoint = source._fragmentEndpoint
+      _weightsEndpoint = source._weightsEndpoint
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
-      case 2: try { try decoder.decodeSingularInt32Field(value: &self.workerID) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.configJson) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._model) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.policyVersion) }()
-      case 6: try { try decoder.decodeSingularMessageField(value: &self._weights) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.fragmentEndpoint) }()
-      case 8: try { try decoder.decodeSingularStringField(value: &self.weightsEndpoint) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
+        case 2: try { try decoder.decodeSingularInt32Field(value: &_storage._workerID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._configJson) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._model) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._policyVersion) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._weights) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._fragmentEndpoint) }()
+        case 8: try { try decoder.decodeSingularStringField(value: &_storage._weightsEndpoint) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.protocolVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
-    }
-    if self.workerID != 0 {
-      try visitor.visitSingularInt32Field(value: self.workerID, fieldNumber: 2)
-    }
-    if !self.configJson.isEmpty {
-      try visitor.visitSingularStringField(value: self.configJson, fieldNumber: 3)
-    }
-    try { if let v = self._model {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    if self.policyVersion != 0 {
-      try visitor.visitSingularInt64Field(value: self.policyVersion, fieldNumber: 5)
-    }
-    try { if let v = self._weights {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
-    if !self.fragmentEndpoint.isEmpty {
-      try visitor.visitSingularStringField(value: self.fragmentEndpoint, fieldNumber: 7)
-    }
-    if !self.weightsEndpoint.isEmpty {
-      try visitor.visitSingularStringField(value: self.weightsEndpoint, fieldNumber: 8)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._protocolVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
+      }
+      if _storage._workerID != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._workerID, fieldNumber: 2)
+      }
+      if !_storage._configJson.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._configJson, fieldNumber: 3)
+      }
+      try { if let v = _storage._model {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      if _storage._policyVersion != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._policyVersion, fieldNumber: 5)
+      }
+      try { if let v = _storage._weights {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      if !_storage._fragmentEndpoint.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._fragmentEndpoint, fieldNumber: 7)
+      }
+      if !_storage._weightsEndpoint.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._weightsEndpoint, fieldNumber: 8)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Herd_V1_Welcome, rhs: Herd_V1_Welcome) -> Bool {
-    if lhs.protocolVersion != rhs.protocolVersion {return false}
-    if lhs.workerID != rhs.workerID {return false}
-    if lhs.configJson != rhs.configJson {return false}
-    if lhs._model != rhs._model {return false}
-    if lhs.policyVersion != rhs.policyVersion {return false}
-    if lhs._weights != rhs._weights {return false}
-    if lhs.fragmentEndpoint != rhs.fragmentEndpoint {return false}
-    if lhs.weightsEndpoint != rhs.weightsEndpoint {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
+        if _storage._workerID != rhs_storage._workerID {return false}
+        if _storage._configJson != rhs_storage._configJson {return false}
+        if _storage._model != rhs_storage._model {return false}
+        if _storage._policyVersion != rhs_storage._policyVersion {return false}
+        if _storage._weights != rhs_storage._weights {return false}
+        if _storage._fragmentEndpoint != rhs_storage._fragmentEndpoint {return false}
+        if _storage._weightsEndpoint != rhs_storage._weightsEndpoint {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

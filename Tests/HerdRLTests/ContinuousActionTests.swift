@@ -1,0 +1,318 @@
+import HerdEnvs
+import HerdMath
+import HerdNN
+@testable import HerdRL
+import HerdTestSupport
+import Testing
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A config for the small Pendulum tests: short episodes (truncated and cut
+/// fragments), a small model.
+func pendulumConfig(core: String = "lstm", freeLogStd: Bool = true) -> TrainingConfig {
+  var c = smallConfig("Pendulum-v1")
+  c.env_config.max_episode_steps = 7
+  c.use_lstm = core != "none"
+  c.rnn_type = core == "gru" ? .gru : .lstm
+  c.free_log_std = freeLogStd
+  c.reward_scaling = false
+  return c
+}
+
+@Suite struct DiagGaussianTests {
+  /// log p and H against their formulas, computed here in Double.
+  @Test func logProbAndEntropyFollowTheirFormulas() {
+    let inputs: [Float] = [0.3, -1.2, 2.0, -0.5, 0.7, 2.6]  // means, then log stds (the last above the clamp)
+    let action: [Float] = [1.1, -1.0, 1.9]
+    var expected = 0.0
+    var entropy = 0.0
+    for j in 0..<3 {
+      let ls = max(-20, min(2, Double(inputs[3 + j])))
+      let z = (Double(action[j]) - Double(inputs[j])) / exp(ls)
+      expected += -0.5 * z * z - ls - 0.5 * log(2 * Double.pi)
+      entropy += ls + 0.5 * log(2 * Double.pi * M_E)
+    }
+    let lp = inputs.withPointer { i in action.withPointer { DiagGaussian.logProb(i, action: $0, dims: 3) } }
+    let h = inputs.withPointer { DiagGaussian.entropy($0, dims: 3) }
+    #expect(abs(Double(lp) - expected) <= 1e-5 * max(1, abs(expected)), "\(lp) vs \(expected)")
+    #expect(abs(Double(h) - entropy) < 1e-5, "\(h) vs \(entropy)")
+  }
+
+  /// Samples have the inputs' mean and standard deviation per dimension; greedy
+  /// acting takes the mean.
+  @Test func samplesHaveTheirInputsMeanAndStd() {
+    let inputs: [Float] = [1.5, -0.25, log(0.5), log(2.0)]
+    var rng = SeededGenerator(seed: 11)
+    let n = 40_000
+    var sum = [Double](repeating: 0, count: 2)
+    var sq = [Double](repeating: 0, count: 2)
+    var out = [Float](repeating: 0, count: 2)
+    for _ in 0..<n {
+      inputs.withPointer { i in
+        out.withMutablePointer { DiagGaussian.sample(i, dims: 2, greedy: false, rng: &rng, into: $0) }
+      }
+      for j in 0..<2 {
+        sum[j] += Double(out[j])
+        sq[j] += Double(out[j]) * Double(out[j])
+      }
+    }
+    for (j, (mu, sigma)) in [(1.5, 0.5), (-0.25, 2.0)].enumerated() {
+      let mean = sum[j] / Double(n)
+      let std = (sq[j] / Double(n) - mean * mean).squareRoot()
+      // 5 standard errors.
+      #expect(abs(mean - mu) < 5 * sigma / Double(n).squareRoot(), "dim \(j): mean \(mean)")
+      #expect(abs(std / sigma - 1) < 0.02, "dim \(j): std \(std)")
+    }
+    inputs.withPointer { i in
+      out.withMutablePointer { DiagGaussian.sample(i, dims: 2, greedy: true, rng: &rng, into: $0) }
+    }
+    #expect(out == [1.5, -0.25])
+  }
+
+  /// The per-step gradient against central differences of
+  /// `-w log p(a) - c H`, inside and outside the log std clamp.
+  @Test func stepGradientMatchesFiniteDifferences() throws {
+    // [mu0, mu1, mu2 | ls0, ls1, ls2], the last log std above the clamp.
+    let inputs = UnsafeMutablePointer<Float>.allocate(capacity: 6)
+    defer { inputs.deallocate() }
+    for (k, v) in [Float(0.4), -0.3, 0.1, 0.2, -0.6, 2.5].enumerated() { inputs[k] = v }
+    let action: [Float] = [1.0, -1.3, 0.25]
+    let (w, c): (Float, Float) = (0.7, 0.05)
+    var g = [Float](repeating: 0, count: 6)
+    action.withPointer { a in
+      g.withMutablePointer {
+        DiagGaussian.lossGradient(inputs, action: a, dims: 3, weight: w, entropyCoeff: c, scale: 1, into: $0)
+      }
+    }
+    func loss() -> Double {
+      action.withPointer { a in
+        Double(-w * DiagGaussian.logProb(inputs, action: a, dims: 3) - c * DiagGaussian.entropy(inputs, dims: 3))
+      }
+    }
+    for k in 0..<6 {
+      let numeric = numericDerivative(inputs + k, eps: 1e-3) { loss() }
+      #expect(abs(Double(g[k]) - numeric) <= 1e-3 + 1e-2 * abs(numeric), "d/dinput[\(k)]: \(g[k]) vs \(numeric)")
+    }
+    #expect(g[5] == 0, "no gradient through the clamp")
+  }
+}
+
+@Suite struct ContinuousActionTests {
+  /// The whole loss's gradient (Gaussian heads, BPTT, encoder; pi.log_std with a free
+  /// log std) against central differences, on off-policy Pendulum data, with
+  /// IMPALA's policy gradient and with the clipped surrogate.
+  @Test(arguments: [("lstm", true, false), ("lstm", false, true), ("none", true, true), ("gru", false, false)])
+  func wholeLossGradientMatchesFiniteDifferences(core: String, freeLogStd: Bool, clip: Bool) throws {
+    var config = pendulumConfig(core: core, freeLogStd: freeLogStd)
+    config.lstm_use_prev_reward = true
+    config.entropy_coeff = 0.05
+    config.clip_param = clip ? 0.1 : 0
+    let spec = try EnvironmentFactory.spec(config)
+    let net = try PolicyNetwork(config: config, spec: spec)
+    #expect(net.distribution == .gaussian(dims: 1, freeLogStd: freeLogStd))
+    #expect((net.logStd != nil) == freeLogStd && net.actionCount == 2 && net.headOutputs == (freeLogStd ? 1 : 2))
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 9)
+    try ImpalaLossTests().checkWholeLossGradient(
+      config: config, net: net, worker: worker, label: "\(core) free \(freeLogStd) clip \(clip)",
+      minChecked: core == "none" ? 30 : 50)
+  }
+
+  /// The learner recomputes the worker's behaviour from each fragment's stored
+  /// state: with the same weights its [mean | log std] rows equal the stored ones
+  /// and every ratio is 1. After an update the ratios it reports are
+  /// pi_new(a) / mu(a) with mu the stored behaviour, which this test computes itself.
+  @Test(arguments: ["lstm", "none"])
+  func learnerRecomputesTheBehaviourFromTheStoredState(core: String) throws {
+    let config = pendulumConfig(core: core)
+    let net = try PolicyNetwork(config: config, spec: try EnvironmentFactory.spec(config))
+    let learner = Learner(config: config, network: net)
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 3)
+    try worker.setWeights(learner.parameters.flatValues, version: 0)
+    var fragments: [Fragment] = []
+    while fragments.count < 8 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    #expect(fragments.allSatisfy { $0.actionValues.count == $0.length && $0.actions.allSatisfy { $0 == 0 } })
+    let batch = try Batch(
+      fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
+      actionCount: net.actionCount, stateSize: net.stateSize, distribution: net.distribution)
+    let ws = TrainingWorkspace()
+    try net.forward(learner.parameters, batch: batch, ws: ws)
+    let packing = try #require(ws.packing)
+    var worst: Float = 0
+    for i in 0..<batch.sequences {
+      for t in 0..<batch.seqLens[i] {
+        let r = packing.row(sequence: i, time: t)
+        for j in 0..<2 {
+          worst = max(worst, abs(ws.logits.pointer[r * 2 + j] - fragments[i].behaviourLogits[t * 2 + j]))
+        }
+      }
+    }
+    #expect(worst < 1e-5, "\(core): behaviour recomputed within \(worst)")
+    let settings = ImpalaLoss.Settings(config)
+    #expect(abs(ImpalaLoss.targets(batch: batch, ws: ws, settings: settings).meanRho - 1) < 1e-5)
+    // One update, then the ratios against the stored behaviour.
+    _ = try learner.step(fragments)
+    try net.forward(learner.parameters, batch: batch, ws: ws)
+    let targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: settings)
+    var sum = 0.0
+    for i in 0..<batch.sequences {
+      for t in 0..<batch.seqLens[i] {
+        let r = packing.row(sequence: i, time: t)
+        let a = Double(fragments[i].actionValues[t])
+        func logp(_ mu: Float, _ ls: Float) -> Double {
+          let z = (a - Double(mu)) / exp(Double(ls))
+          return -0.5 * z * z - Double(ls) - 0.5 * log(2 * Double.pi)
+        }
+        let b = fragments[i].behaviourLogits
+        sum += exp(logp(ws.logits.pointer[r * 2], ws.logits.pointer[r * 2 + 1]) - logp(b[t * 2], b[t * 2 + 1]))
+      }
+    }
+    let mean = sum / Double(batch.validSteps)
+    #expect(abs(mean - 1) > 1e-4, "the update moved the policy")
+    #expect(abs(Double(targets.meanRho) - mean) < 1e-4 * max(1, mean), "\(targets.meanRho) vs \(mean)")
+  }
+
+  /// The environment gets each sample clipped to the bounds; the fragment keeps the
+  /// sample itself (its log-probability is the one V-trace needs).
+  @Test func rolloutClipsForTheEnvironmentAndRecordsTheSample() throws {
+    var config = pendulumConfig(core: "none")
+    config.env_config.max_episode_steps = 50
+    let net = try PolicyNetwork(config: config, spec: try EnvironmentFactory.spec(config))
+    let p = Parameters(layout: net.layout)
+    p.value(try #require(net.logStd))[0] = log(3)  // std 3: many samples beyond [-2, 2]
+    let envs = RecordingBoxEnvironments(count: 4)
+    let worker = try RolloutWorker(config: config, network: net, envs: envs, workerID: 0, seed: 5)
+    try worker.setWeights(p.flatValues, version: 0)
+    var fragments: [Fragment] = []
+    while fragments.count < 12 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    let recorded = fragments.flatMap(\.actionValues)
+    #expect(recorded.contains { abs($0) > 2 }, "samples beyond the bounds are recorded as drawn")
+    #expect(!envs.seen.isEmpty && envs.seen.allSatisfy { abs($0) <= 2 }, "the environment saw them clipped")
+    #expect(envs.seen.contains { $0 == 2 || $0 == -2 })
+  }
+
+  /// Config and spaces a Gaussian policy refuses, with errors that say why.
+  @Test func previousActionInputsAreRefusedForBoxActions() throws {
+    var config = pendulumConfig()
+    config.lstm_use_prev_action = true
+    let spec = try EnvironmentFactory.spec(config)
+    #expect {
+      _ = try PolicyNetwork(config: config, spec: spec)
+    } throws: { "\($0)".contains("lstm_use_prev_action") }
+  }
+}
+
+/// K copies of a Box([-2, 2]) environment that record every action they take.
+final class RecordingBoxEnvironments: VectorEnv {
+  let spec = EnvSpec(
+    id: "RecordingBox", config: "{}", observation: .box(low: [-1, -1, -1], high: [1, 1, 1]),
+    action: .box(shape: [1], dtype: "float32", low: [-2], high: [2]))
+  let count: Int
+  let observationSize = 3
+  let actionDims = 1
+  var groups: [Range<Int>] { [0..<count] }
+  private(set) var observations: [Float]
+  private(set) var finalObservations: [Float]
+  private(set) var outcomes: [StepOutcome]
+  var faults: EnvFaults { EnvFaults() }
+  private(set) var seen: [Float] = []
+  private var t: [Int]
+
+  init(count: Int) {
+    self.count = count
+    observations = [Float](repeating: 0.5, count: count * 3)
+    finalObservations = observations
+    outcomes = [StepOutcome](repeating: StepOutcome(reward: 0, terminated: false, truncated: false), count: count)
+    t = [Int](repeating: 0, count: count)
+  }
+
+  func reset() {}
+
+  func beginStep(group: Int, actions: UnsafePointer<Int32>) { Issue.record("discrete actions sent to a Box env") }
+
+  func beginStep(group: Int, continuousActions: UnsafePointer<Float>) {
+    for i in 0..<count {
+      seen.append(continuousActions[i])
+      t[i] += 1
+      outcomes[i] = StepOutcome(reward: -abs(continuousActions[i]), terminated: false, truncated: t[i] == 6)
+      if t[i] == 6 { t[i] = 0 }
+    }
+  }
+
+  func finishStep(group: Int) {}
+  func close() {}
+}
+
+@Suite struct RewardScalingTests {
+  func fragment(run: UInt64, env: Int, episode: UInt64, at index: Int, rewards: [Float], end: FragmentEnd) -> Fragment {
+    Fragment(
+      stateIn: [], observations: [Float](repeating: 0, count: rewards.count + 1), actions: rewards.map { _ in 0 },
+      rewards: rewards, behaviourLogits: [Float](repeating: 0, count: rewards.count * 2), prevAction: 0,
+      prevReward: 0, end: end, policyVersion: 0, workerID: 1, runID: run, envIndex: env, episodeID: episode,
+      indexInEpisode: index)
+  }
+
+  /// The discounted return runs on across an episode's fragments (interleaved with
+  /// another stream's), restarts at an episode start, and a fragment whose
+  /// predecessor is missing starts from 0. Mean, variance and scale are those of
+  /// the returns computed here directly.
+  @Test func returnsFollowEachStreamAcrossFragments() throws {
+    var stats = ReturnStatistics(gamma: 0.5)  // exact in Float
+    let a1 = fragment(run: 1, env: 0, episode: 4, at: 0, rewards: [1, -2, 3], end: .cut)
+    let b1 = fragment(run: 1, env: 1, episode: 9, at: 0, rewards: [5, 5], end: .cut)
+    let a2 = fragment(run: 1, env: 0, episode: 4, at: 3, rewards: [0.5, 4], end: .truncated)
+    let b2 = fragment(run: 1, env: 1, episode: 9, at: 7, rewards: [2], end: .terminated)  // a gap: from 0
+    for f in [a1, b1, a2, b2] { stats.update(f) }
+    var expected: [Double] = []
+    var r = 0.0
+    for x in [1.0, -2, 3, 0.5, 4] {
+      r = 0.5 * r + x
+      expected.append(r)
+    }
+    r = 0
+    for x in [5.0, 5] {
+      r = 0.5 * r + x
+      expected.append(r)
+    }
+    expected.append(2)
+    let mean = expected.reduce(0, +) / Double(expected.count)
+    let variance = expected.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(expected.count)
+    #expect(stats.count == Double(expected.count))
+    #expect(abs(stats.mean - mean) < 1e-9 && abs(stats.variance - variance) < 1e-9)
+    #expect(abs(Double(stats.scale) - 1 / (variance + 1e-8).squareRoot()) < 1e-6)
+    let back = try ReturnStatistics(json: try stats.json())
+    #expect(back.count == stats.count && back.mean == stats.mean && back.m2 == stats.m2 && back.gamma == 0.5)
+    #expect(throws: (any Error).self) { try ReturnStatistics(json: #"{"count": -1, "mean": 0, "m2": 0, "gamma": 0.5}"#) }
+  }
+
+  /// With reward_scaling the learner counts each new fragment's returns once (not
+  /// again when it reuses them) and trains on the scaled rewards; the
+  /// previous-reward inputs of the network stay as acted on.
+  @Test func theLearnerCountsNewFragmentsOnceAndScalesTheLossRewards() throws {
+    var config = pendulumConfig(core: "lstm")
+    config.reward_scaling = true
+    config.lstm_use_prev_reward = true
+    config.num_epochs = 3
+    let net = try PolicyNetwork(config: config, spec: try EnvironmentFactory.spec(config))
+    let learner = Learner(config: config, network: net)
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 3)
+    try worker.setWeights(learner.parameters.flatValues, version: 0)
+    var fragments: [Fragment] = []
+    while fragments.count < 8 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    let steps = fragments.reduce(0) { $0 + $1.length }
+    _ = try learner.train(fragments)
+    #expect(learner.returnStatistics?.count == Double(steps))
+    _ = try learner.train(fragments, passes: 1, fresh: false)
+    #expect(learner.returnStatistics?.count == Double(steps), "reuse does not count again")
+    let scale = try #require(learner.returnStatistics?.scale)
+    #expect(scale > 1.5 || scale < 0.67, "Pendulum's returns are far from unit scale (\(scale))")
+    var batch = try Batch(
+      fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
+      actionCount: net.actionCount, stateSize: net.stateSize, distribution: net.distribution)
+    let before = batch
+    batch.scaleRewards(by: scale)
+    #expect(zip(batch.rewards, before.rewards).allSatisfy { $0 == $1 * scale })
+    #expect(batch.prevRewards == before.prevRewards)
+  }
+}
