@@ -186,6 +186,11 @@ public struct PolicyExport {
   /// Returns their paths.
   @discardableResult
   public func write(to directory: String) throws -> [String] {
+    if case .gaussian = policy.network.distribution {
+      throw ExportError(
+        "\(policy.source) is a Gaussian policy (Box actions): export writes categorical policies only so far; "
+          + "use `herd eval` or the Swift `Policy` API (Policy.means) to run it")
+    }
     do {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     } catch {

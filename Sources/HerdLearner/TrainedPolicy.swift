@@ -43,9 +43,7 @@ public struct TrainedPolicy: Sendable {
     } else {
       spec = try EnvironmentFactory.spec(config, host: host)
     }
-    let network = PolicyNetwork(
-      config: config, observationSize: spec.observationSize, actionCount: try spec.actionCount(),
-      actionHeads: try spec.action.actionHeads())
+    let network = try PolicyNetwork(config: config, spec: spec)
     let parameters = Parameters(layout: network.layout)
     do {
       try parameters.restore(from: archive, source: file)
@@ -93,7 +91,7 @@ public final class Policy {
     }
   }
 
-  /// One step's output: logits `[rows, A]` and values `[rows]`.
+  /// One step's output: logits `[rows, A]` (a Gaussian's `[mean | log std]`) and values `[rows]`.
   public struct Output: Sendable {
     public var logits: [Float]
     public var values: [Float]
@@ -136,8 +134,19 @@ public final class Policy {
       values: Array(UnsafeBufferPointer(start: workspace.values.pointer, count: rows)))
   }
 
-  /// Each row's action with every head's most likely component.
+  /// A Gaussian policy's (Box actions) greedy actions: each row's mean `[rows, D]`,
+  /// to be clipped to the action space's bounds as the workers do.
+  public func means(_ output: Output) -> [Float] {
+    guard case .gaussian(let d, _) = network.distribution else {
+      preconditionFailure("means(_:) is for Gaussian policies; this one is \(network.distribution)")
+    }
+    let a = network.actionCount
+    return (0..<(output.logits.count / a)).flatMap { r in output.logits[(r * a)..<(r * a + d)] }
+  }
+
+  /// Each row's action with every head's most likely component (categorical policies).
   public func greedy(_ logits: [Float]) -> [Int32] {
+    precondition(!network.distribution.isContinuous, "greedy(_:) is for categorical policies: use means(_:)")
     let heads = network.heads
     let a = network.actionCount
     return logits.withUnsafeBufferPointer { l in

@@ -27,6 +27,16 @@ public enum Explain {
       offset += n
     }
     for d in spec.observation.droppedParts { out.append("    dropped             \(d): not numbers, the policy does not see it") }
+    if let box = try spec.action.continuousAction() {
+      let d = box.low.count
+      out.append(
+        "  action space       \(spec.action): a diagonal Gaussian over \(d) float\(d == 1 ? "" : "s"), log std \(config.free_log_std ? "a learned vector (free_log_std)" : "from the head")")
+      out.append(
+        "                     logits_t below are [mean | log std] [\(2 * d)]; the sample is clipped to [\(box.low.map { "\($0)" }.joined(separator: ", "))] .. [\(box.high.map { "\($0)" }.joined(separator: ", "))] at the environment")
+      out.append("")
+      return out.joined(separator: "\n") + "\n"
+        + text(config, observationSize: spec.observationSize, actionCount: 2 * d, continuousDims: d)
+    }
     let heads = try spec.action.actionHeads()
     out.append("  action space       \(spec.action): \(heads.count == 1 ? "one categorical head of \(heads[0])" : "\(heads.count) categorical heads \(heads)")")
     out.append("")
@@ -46,10 +56,14 @@ public enum Explain {
 
   /// The explanation of `config` for an environment with `observationSize` floats
   /// and `actionCount` actions.
-  public static func text(_ config: TrainingConfig, observationSize f: Int, actionCount a: Int, actionHeads: [Int]? = nil)
-    -> String
-  {
-    let net = PolicyNetwork(config: config, observationSize: f, actionCount: a, actionHeads: actionHeads)
+  public static func text(
+    _ config: TrainingConfig, observationSize f: Int, actionCount a: Int, actionHeads: [Int]? = nil,
+    continuousDims: Int? = nil
+  ) -> String {
+    var config = config
+    if continuousDims != nil { config.lstm_use_prev_action = false }  // refused with Box actions (the learner says so)
+    let net = PolicyNetwork(
+      config: config, observationSize: f, actionCount: a, actionHeads: actionHeads, continuousDims: continuousDims)
     let k = config.num_envs_per_worker
     let t = config.max_seq_len
     let n = config.fragmentsPerBatch

@@ -14,7 +14,7 @@ struct EvalCommand: ParsableCommand {
       and runs the policy as it acted in training: each environment carries its
       recurrent state and previous action and reward through its episode, and they
       start from zeros at every episode start. Actions are sampled from the policy,
-      or with --greedy each head's most likely action. Environment i runs a fixed
+      or with --greedy each head's most likely action (a Gaussian policy's mean). Environment i runs a fixed
       share of the episodes, so short episodes are not favoured.
 
       Prints progress on stderr, then the result as JSON on stdout: the mean,
@@ -37,7 +37,7 @@ struct EvalCommand: ParsableCommand {
   var env: String?
   @Option(help: "Episodes to run (at least 1).")
   var episodes = 100
-  @Flag(help: "Act with each head's most likely action instead of sampling from the policy.")
+  @Flag(help: "Act with each head's most likely action (a Gaussian policy's mean) instead of sampling from the policy.")
   var greedy = false
   @Option(help: "Environments stepped together (default: the smaller of --episodes and the run's envs per worker).")
   var envs: Int?

@@ -88,10 +88,13 @@ struct Train: ParsableCommand {
       the end and on Ctrl-C; RUN_DIR/summary.json is written at the end.
 
       Without stop options a run stops at the environment's solved return (475 for
-      CartPole, 0.9 for MemoryChain: 95% right) or after 10 minutes.
+      CartPole, 0.9 for MemoryChain: 95% right, -200 for Pendulum, -300 for
+      StatelessPendulum) or after 10 minutes. A negative stop reward is written
+      with an equals sign: --stop-reward=-200.
 
       Examples:
         herd train --env CartPole-v1
+        herd train --env Pendulum-v1 --stop-reward=-200
         herd train --env StatelessCartPole-v1 --set use_lstm=false --stop-steps 300000
         herd train --env MemoryChain-v0 --set env_config.length=30
       """
@@ -190,7 +193,12 @@ struct Train: ParsableCommand {
 
   /// The return at which an environment counts as solved.
   static func solvedReturn(_ env: String) -> Float {
-    env == "MemoryChain-v0" ? 0.9 : 475
+    switch env {
+    case "MemoryChain-v0": return 0.9
+    case "Pendulum-v1", "gym:Pendulum-v1": return -200
+    case "StatelessPendulum-v1": return -300
+    default: return 475
+    }
   }
 
   static func describe(_ s: StopCriteria) -> String {

@@ -135,6 +135,47 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: fresh + "/out"), "a failed export leaves nothing behind")
   }
 
+  /// A Gaussian policy learns Pendulum-v1 with its tuned defaults in a worker
+  /// process: Box actions through the rollout, the wire and the loss. A random
+  /// policy averages about -1200; runs reached -200 in 224k-500k env steps, so
+  /// -700 within 200k is generous. The checkpoint then evaluates greedily (the
+  /// Gaussian's mean) through `herd eval`, and `herd export` refuses it by name.
+  @Test func pendulumLearnsWithAGaussianPolicy() throws {
+    let dir = HerdBinary.tempDir("pendulum")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run([
+      "train", "--env", "Pendulum-v1", "--stop-steps", "200000", "--seed", "1", "--run-dir", dir, "--no-stats",
+    ])
+    #expect(r.status == 0, "stderr: \(r.stderr)")
+    #expect(r.stderr.contains("actions Box(1, float32)"), "\(r.stderr.prefix(1500))")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    let best = try #require(summary["best_mean_return"] as? Double)
+    #expect(best > -700, "\(summary)")
+    let e = try HerdBinary.run([
+      "eval", "--checkpoint", dir, "--episodes", "8", "--greedy", "--output", dir + "/eval.json",
+    ])
+    #expect(e.status == 0, "stderr: \(e.stderr)")
+    let evaluation = try HerdBinary.json(dir + "/eval.json")
+    #expect(evaluation["episodes"] as? Int == 8, "\(evaluation)")
+    let x = try HerdBinary.run(["export", "--checkpoint", dir, "--output", dir + "/export"])
+    #expect(x.status != 0 && x.stderr.contains("Gaussian policy"), "\(x.stderr)")
+  }
+
+  /// StatelessPendulum-v1 is registered with an LSTM by default and trains.
+  @Test func statelessPendulumTrainsWithItsRecurrentDefaults() throws {
+    let dir = HerdBinary.tempDir("spend")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run([
+      "train", "--env", "StatelessPendulum-v1", "--stop-steps", "30000", "--seed", "1", "--run-dir", dir, "--no-stats",
+      "--log-level", "warning",
+    ])
+    #expect(r.status == 0, "stderr: \(r.stderr)")
+    let config = try HerdBinary.json(dir + "/config.json")
+    #expect(config["use_lstm"] as? Bool == true && config["free_log_std"] as? Bool == true)
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    #expect((summary["env_steps"] as? Int ?? 0) >= 30000, "\(summary)")
+  }
+
   /// The sample-efficient preset (configs/sample-efficient.json), with its worker
   /// process under flow control, trains each batch 20 times and solves MemoryChain
   /// (it needed 3.5-3.8k env steps in seeds 1-3; the defaults 38-46k). The threshold

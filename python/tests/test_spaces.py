@@ -77,6 +77,18 @@ def test_actions_map_from_zero_based_heads():
     assert [a.tolist() for a in acts] == [[1, 1], [3, 0]]
 
 
+def test_box_actions_are_float32_bits_reshaped_and_cast():
+    m = ActionMapper(spaces.Box(-2.0, 2.0, (2, 2), np.float64))
+    assert m.dims == 4 and m.box
+    floats = np.array([[0.5, -1.0, 2.0, 1.5], [0.0, 0.25, -2.0, 1.0]], np.float32)
+    acts = m.actions(floats.view(np.int32))  # the shared memory holds them as 4-byte words
+    assert len(acts) == 2
+    assert acts[0].shape == (2, 2) and acts[0].dtype == np.float64
+    assert acts[0].tolist() == [[0.5, -1.0], [2.0, 1.5]] and acts[1].tolist() == [[0.0, 0.25], [-2.0, 1.0]]
+
+
 def test_unsupported_action_space_names_itself():
-    with pytest.raises(ValueError, match="Box.*Discrete and one-dimensional MultiDiscrete"):
-        ActionMapper(spaces.Box(-1, 1, (2,)))
+    with pytest.raises(ValueError, match="Box.*Discrete, one-dimensional MultiDiscrete and float Box"):
+        ActionMapper(spaces.Box(0, 5, (2,), np.int64))
+    with pytest.raises(ValueError, match="not supported"):
+        ActionMapper(spaces.MultiBinary(3))
