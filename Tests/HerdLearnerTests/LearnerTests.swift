@@ -164,4 +164,28 @@ extension CheckpointCounters {
     let (second, _) = try statistics()
     #expect(second.count > first.count, "restarted statistics would hold only the resumed run's ~6k observations")
   }
+
+  /// reward_scaling's return statistics are saved in the checkpoint's metadata and
+  /// a resumed run goes on from them (a Gaussian policy on Pendulum, in-process).
+  @Test func resumeKeepsTheReturnStatistics() throws {
+    let dir = NSTemporaryDirectory() + "herd-returns-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var config = TrainingConfig.defaults(for: "Pendulum-v1")
+    config.reward_scaling = true
+    config.num_envs_per_worker = 8
+    config.num_epochs = 1
+    func statistics() throws -> ReturnStatistics {
+      let archive = try TensorArchive.read(from: dir + "/checkpoint.herd")
+      return try ReturnStatistics(json: try #require(archive.metadata[CheckpointKey.returnStatistics]))
+    }
+    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(envSteps: 10_000, seconds: 60))
+    settings.inProcessWorkers = 1
+    _ = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
+    let first = try statistics()
+    #expect(first.count >= 5_000 && first.variance > 1, "Pendulum's discounted returns vary widely (\(first))")
+    settings.resume = true
+    settings.stop = StopCriteria(envSteps: 14_000, seconds: 60)
+    _ = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
+    #expect(try statistics().count > first.count, "restarted statistics would hold only the resumed run's steps")
+  }
 }
