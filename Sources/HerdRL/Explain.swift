@@ -94,7 +94,11 @@ public enum Explain {
     } else {
       line("  no recurrent core            the heads see x_t only: nothing is remembered between steps")
     }
-    line("  heads                        logits_t = W_pi h_t + b_pi [\(a)],  value_t = w_v . h_t + b_v [1]   (h_t [\(net.featureSize)])")
+    if let logStd = net.logStd {
+      line("  heads                        mean_t = W_pi h_t + b_pi [\(logStd.count)], log std = pi.log_std [\(logStd.count)] (every state),  value_t = w_v . h_t + b_v [1]   (h_t [\(net.featureSize)])")
+    } else {
+      line("  heads                        logits_t = W_pi h_t + b_pi [\(a)],  value_t = w_v . h_t + b_v [1]   (h_t [\(net.featureSize)])")
+    }
     line()
     line("Rollout (a worker, K = \(k) envs): 2-D, one step at a time")
     line("  obs [\(k), \(f)] -> encoder [\(k), \(z)] -> x [\(k), \(x)]" + (net.core != nil ? " -> \(cell) step with \(stateParts) [\(k), \(h)]\(net.core?.stateCount == 2 ? " each" : "")" : "") + " -> logits [\(k), \(a)], values [\(k)]")
@@ -113,7 +117,7 @@ public enum Explain {
     line()
     line("Training (the learner): B = \(config.train_batch_size) timesteps -> N = B / T = \(n) fragments: 3-D")
     line("  obs [\(n), \(t + 1), \(f)]            slot seq_lens[i] holds fragment i's bootstrap observation o_n")
-    line("  actions, rewards [\(n), \(t)]   behaviour logits [\(n), \(t), \(a)]   mask [\(n), \(t)]   seq_lens [\(n)] in 1...\(t)")
+    line("  actions\(net.distribution.isContinuous ? " [\(n), \(t), \(net.distribution.actionWidth)], rewards" : ", rewards") [\(n), \(t)]   behaviour logits [\(n), \(t), \(a)]   mask [\(n), \(t)]   seq_lens [\(n)] in 1...\(t)")
     if h > 0 {
       line("  state_in \(stateParts) [\(n), \(h)]\(net.core?.stateCount == 2 ? " each" : "")   a constant: no gradient flows into the worker's state")
     }
