@@ -6,7 +6,9 @@ Importing this module registers them (``gym:herd_env.testing_envs:HerdTest/Flaky
   (counting across episodes of one instance);
 - ``HerdTest/NonFinite-v0``: its observation is NaN every ``bad_every``-th step;
 - ``HerdTest/Spaces-v0``: a Dict observation with every kind of space Herd reads
-  and one it drops (Text), and a MultiDiscrete action.
+  and one it drops (Text), and a MultiDiscrete action;
+- ``HerdTest/Null-v0``: does nothing, fast (benchmarks);
+- ``HerdTest/IntBoxAction-v0``: acts in an integer Box, which Herd refuses.
 """
 
 import os
@@ -110,3 +112,14 @@ class Null(gymnasium.Env):
 
 
 gymnasium.register("HerdTest/Null-v0", entry_point=Null)
+
+
+class IntBoxAction(Null):
+    """Acts in an integer Box, a space Herd refuses (it acts in float Boxes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.action_space = spaces.Box(0, 5, (2,), np.int64)
+
+
+gymnasium.register("HerdTest/IntBoxAction-v0", entry_point=IntBoxAction)
