@@ -7,8 +7,8 @@
 # usage: benchmarks/continuous.sh TASK [SEEDS...]     (default seeds: 1 2 3)
 #   TASK: pendulum   gym:Pendulum-v1 through the env host with configs/Pendulum-v1.json,
 #                    feed-forward, then an LSTM(64); target -200, 600k steps
-#         stateless  StatelessPendulum-v1 (angle only, no velocity), LSTM(64) then
-#                    feed-forward; target -300, 2M steps
+#         stateless  StatelessPendulum-v1 (angle only, no velocity) with its defaults,
+#                    LSTM(64) then feed-forward; target -300, 2M steps
 # Environment: STEPS overrides the budget, OUT the output folder (default a new
 # temporary one). Needs `make build venv`; runs from the repository root.
 set -euo pipefail
@@ -24,7 +24,7 @@ case $task in
     base=(--config configs/Pendulum-v1.json)
     variants=("feed-forward:" "lstm:--set use_lstm=true --set lr_decay_env_steps=$steps") ;;
   stateless) env=StatelessPendulum-v1 target=-300 steps=${STEPS:-2000000}
-    base=(--set "lr_decay_env_steps=$steps")
+    base=()
     variants=("lstm:" "feed-forward:--set use_lstm=false") ;;
   *) echo "unknown TASK $task: pendulum or stateless" >&2; exit 2 ;;
 esac
@@ -38,7 +38,7 @@ for v in "${variants[@]}"; do
     dir="$out/$name-$seed"
     rm -rf "$dir"
     "$herd" train --env "$env" --run-dir "$dir" --seed "$seed" --stop-steps "$steps" "--stop-reward=$target" \
-      --no-stats --quiet "${base[@]}" ${extra[@]+"${extra[@]}"} >/dev/null 2>"$dir.log" || { cat "$dir.log" >&2; exit 1; }
+      --no-stats --quiet ${base[@]+"${base[@]}"} ${extra[@]+"${extra[@]}"} >/dev/null 2>"$dir.log" || { cat "$dir.log" >&2; exit 1; }
     python3 - "$dir" "$name" "$seed" <<'PY'
 import json, sys
 run, name, seed = sys.argv[1:]

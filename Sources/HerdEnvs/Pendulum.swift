@@ -104,13 +104,16 @@ public struct Pendulum: Environment, Sendable {
 
 /// Pendulum-v1 without the angular velocity in its observations (`[cos theta,
 /// sin theta]`): the memory test for continuous control. A feed-forward policy sees
-/// where the pendulum is but not where it is going.
+/// where the pendulum is but not where it is going. Its defaults are Pendulum's with
+/// an LSTM(64) and the learning rate decaying over 2M steps instead of 500k (the
+/// LSTM was still improving at 500k when the rate reached 0).
 public enum StatelessPendulum {
   public static let registration = EnvironmentRegistration(
     id: "StatelessPendulum-v1",
     summary: "Pendulum-v1 observing only cos and sin of the angle: needs memory (200-step limit)",
     options: ["max_episode_steps": 200],
     trainingDefaults: Pendulum.pendulumDefaults.replacingOccurrences(
-      of: #""use_lstm": false"#, with: #""use_lstm": true, "lstm_cell_size": 64"#)
+      of: #""use_lstm": false"#, with: #""use_lstm": true, "lstm_cell_size": 64"#
+    ).replacingOccurrences(of: #""lr_decay_env_steps": 500000"#, with: #""lr_decay_env_steps": 2000000"#)
   ) { Pendulum(maxEpisodeSteps: $0["max_episode_steps"] ?? 200, hideVelocity: true) }
 }
