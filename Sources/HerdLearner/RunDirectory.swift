@@ -89,6 +89,7 @@ public final class RunDirectory: Sendable {
     var meta = metadata
     meta[CheckpointKey.policyVersion] = String(learner.version)
     meta[CheckpointKey.trainedSteps] = String(learner.trainedSteps)
+    meta[CheckpointKey.reusedSteps] = String(learner.reusedSteps)
     meta[CheckpointKey.config] = (try? learner.config.prettyJSON()) ?? ""
     if let stats = learner.observationStatistics { meta[CheckpointKey.observationStatistics] = try stats.json() }
     if let returns = learner.returnStatistics { meta[CheckpointKey.returnStatistics] = try returns.json() }
@@ -132,6 +133,9 @@ public final class RunDirectory: Sendable {
 public enum CheckpointKey {
   public static let policyVersion = "policy_version"
   public static let trainedSteps = "trained_steps"
+  /// Timesteps trained again (passes after the first, idle reuse); absent in
+  /// checkpoints from before it was kept, read as 0.
+  public static let reusedSteps = "reused_steps"
   public static let envSteps = "env_steps"
   public static let episodes = "episodes"
   public static let config = "config"
@@ -146,6 +150,8 @@ public enum CheckpointKey {
 public struct CheckpointCounters: Equatable, Sendable {
   public var policyVersion: Int
   public var trainedSteps: Int
+  /// 0 when the checkpoint predates the key.
+  public var reusedSteps: Int
   public var envSteps: Int
   public var episodes: Int
 
@@ -162,6 +168,7 @@ public struct CheckpointCounters: Equatable, Sendable {
     }
     policyVersion = try count(CheckpointKey.policyVersion)
     trainedSteps = try count(CheckpointKey.trainedSteps)
+    reusedSteps = archive.metadata[CheckpointKey.reusedSteps] == nil ? 0 : try count(CheckpointKey.reusedSteps)
     envSteps = try count(CheckpointKey.envSteps)
     episodes = try count(CheckpointKey.episodes)
   }

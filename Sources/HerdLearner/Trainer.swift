@@ -156,7 +156,8 @@ final class Trainer: @unchecked Sendable {
         if let text = archive.metadata[CheckpointKey.returnStatistics] { returns = try ReturnStatistics(json: text) }
       }
       learner.restore(
-        version: counters.policyVersion, trainedSteps: counters.trainedSteps, observationStatistics: statistics,
+        version: counters.policyVersion, trainedSteps: counters.trainedSteps, reusedSteps: counters.reusedSteps,
+        observationStatistics: statistics,
         returnStatistics: returns)
       stats.restore(envSteps: counters.envSteps, episodes: counters.episodes)
       logger.info("resumed from \(path): policy version \(learner.version), \(counters.envSteps) env steps")

@@ -80,11 +80,12 @@ public final class Learner {
   /// Sets the version after restoring a checkpoint, and the filter's statistics
   /// (nil leaves them as they are: a checkpoint without them restarts them).
   public func restore(
-    version: Int, trainedSteps: Int, observationStatistics: ObservationStatistics? = nil,
+    version: Int, trainedSteps: Int, reusedSteps: Int = 0, observationStatistics: ObservationStatistics? = nil,
     returnStatistics: ReturnStatistics? = nil
   ) {
     self.version = version
     self.trainedSteps = trainedSteps
+    self.reusedSteps = reusedSteps
     if let r = returnStatistics, self.returnStatistics != nil { self.returnStatistics = r }
     if let s = observationStatistics, self.observationStatistics != nil {
       precondition(s.features == network.observationSize, "observation statistics do not fit the model")

@@ -165,27 +165,35 @@ extension CheckpointCounters {
     #expect(second.count > first.count, "restarted statistics would hold only the resumed run's ~6k observations")
   }
 
-  /// reward_scaling's return statistics are saved in the checkpoint's metadata and
-  /// a resumed run goes on from them (a Gaussian policy on Pendulum, in-process).
-  @Test func resumeKeepsTheReturnStatistics() throws {
+  /// reward_scaling's return statistics and the count of reused timesteps are saved
+  /// in the checkpoint's metadata and a resumed run goes on from them (a Gaussian
+  /// policy on Pendulum, in-process, two passes per batch).
+  @Test func resumeKeepsTheReturnStatisticsAndTheReuseCount() throws {
     let dir = NSTemporaryDirectory() + "herd-returns-\(UInt32.random(in: 0...UInt32.max))"
     defer { try? FileManager.default.removeItem(atPath: dir) }
     var config = TrainingConfig.defaults(for: "Pendulum-v1")
     config.reward_scaling = true
     config.num_envs_per_worker = 8
-    config.num_epochs = 1
+    config.num_epochs = 2
     func statistics() throws -> ReturnStatistics {
       let archive = try TensorArchive.read(from: dir + "/checkpoint.herd")
       return try ReturnStatistics(json: try #require(archive.metadata[CheckpointKey.returnStatistics]))
+    }
+    func counters() throws -> CheckpointCounters {
+      try CheckpointCounters(try TensorArchive.read(from: dir + "/checkpoint.herd"), source: "test")
     }
     var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(envSteps: 10_000, seconds: 60))
     settings.inProcessWorkers = 1
     _ = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
     let first = try statistics()
     #expect(first.count >= 5_000 && first.variance > 1, "Pendulum's discounted returns vary widely (\(first))")
+    let before = try counters()
+    #expect(before.reusedSteps == before.trainedSteps && before.trainedSteps > 0, "two passes: one reused")
     settings.resume = true
     settings.stop = StopCriteria(envSteps: 14_000, seconds: 60)
     _ = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
     #expect(try statistics().count > first.count, "restarted statistics would hold only the resumed run's steps")
+    let after = try counters()
+    #expect(after.reusedSteps == after.trainedSteps && after.reusedSteps > before.reusedSteps, "\(before) then \(after)")
   }
 }
