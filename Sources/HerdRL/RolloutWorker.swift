@@ -257,18 +257,18 @@ public final class RolloutWorker {
         for i in rows {
           let outcome = envs.outcomes[i]
           let d = network.distribution.actionWidth
-          let origin = {
-            FragmentOrigin(
-              stateIn: self.openingState[i].count == stateSize
-                ? self.openingState[i] : [Float](repeating: 0, count: stateSize),
-              prevAction: self.prevActions[i], prevReward: self.prevRewards[i], policyVersion: self.policyVersion,
-              workerID: self.workerID, runID: self.runID, envIndex: i, episodeID: self.episodeIDs[i],
-              indexInEpisode: self.stepInEpisode[i])
-          }
           actionValues.withPointer { av in
             builders[i].record(
               observation: obs + i * f, action: actions[i], actionValues: d > 0 ? av + i * d : nil, logits: lg + i * a,
-              reward: outcome.reward, origin: origin)
+              reward: outcome.reward
+            ) {
+              FragmentOrigin(
+                stateIn: openingState[i].count == stateSize
+                  ? openingState[i] : [Float](repeating: 0, count: stateSize),
+                prevAction: prevActions[i], prevReward: prevRewards[i], policyVersion: policyVersion,
+                workerID: workerID, runID: runID, envIndex: i, episodeID: episodeIDs[i],
+                indexInEpisode: stepInEpisode[i])
+            }
           }
           stepInEpisode[i] += 1
           episodeReturns[i] += outcome.reward

@@ -21,6 +21,18 @@ func pendulumConfig(core: String = "lstm", freeLogStd: Bool = true) -> TrainingC
   return c
 }
 
+/// A Pendulum network and learner for `config`, and 8 fragments a worker (seed 3)
+/// collected acting with the learner's weights.
+func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learner, [Fragment]) {
+  let net = try PolicyNetwork(config: config, spec: try EnvironmentFactory.spec(config))
+  let learner = Learner(config: config, network: net)
+  let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 3)
+  try worker.setWeights(learner.parameters.flatValues, version: 0)
+  var fragments: [Fragment] = []
+  while fragments.count < 8 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+  return (net, learner, fragments)
+}
+
 @Suite struct DiagGaussianTests {
   /// log p and H against their formulas, computed here in Double.
   @Test func logProbAndEntropyFollowTheirFormulas() {
@@ -126,12 +138,7 @@ func pendulumConfig(core: String = "lstm", freeLogStd: Bool = true) -> TrainingC
   @Test(arguments: ["lstm", "none"])
   func learnerRecomputesTheBehaviourFromTheStoredState(core: String) throws {
     let config = pendulumConfig(core: core)
-    let net = try PolicyNetwork(config: config, spec: try EnvironmentFactory.spec(config))
-    let learner = Learner(config: config, network: net)
-    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 3)
-    try worker.setWeights(learner.parameters.flatValues, version: 0)
-    var fragments: [Fragment] = []
-    while fragments.count < 8 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    let (net, learner, fragments) = try pendulumFragments(config)
     #expect(fragments.allSatisfy { $0.actionValues.count == $0.length && $0.actions.allSatisfy { $0 == 0 } })
     let batch = try Batch(
       fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
@@ -294,12 +301,7 @@ final class RecordingBoxEnvironments: VectorEnv {
     config.reward_scaling = true
     config.lstm_use_prev_reward = true
     config.num_epochs = 3
-    let net = try PolicyNetwork(config: config, spec: try EnvironmentFactory.spec(config))
-    let learner = Learner(config: config, network: net)
-    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 3)
-    try worker.setWeights(learner.parameters.flatValues, version: 0)
-    var fragments: [Fragment] = []
-    while fragments.count < 8 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    let (net, learner, fragments) = try pendulumFragments(config)
     let steps = fragments.reduce(0) { $0 + $1.length }
     _ = try learner.train(fragments)
     #expect(learner.returnStatistics?.count == Double(steps))
