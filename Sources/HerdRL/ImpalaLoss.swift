@@ -105,46 +105,38 @@ public enum ImpalaLoss {
       var values = [Float](repeating: 0, count: n)
       for t in 0..<n {
         let r = packing.row(sequence: i, time: t)
-        let act = Int(batch.actions[i * t1 + t])
-        if d > 0 {
-          // The Gaussian: log pi(a) - log mu(a) of the stored sample.
-          let k = i * t1 + t
-          let (logPi, logMu) = batch.actionValues.withPointer { av in
-            batch.behaviourLogits.withPointer { bl in
-              (
-                DiagGaussian.logProb(ws.logits.pointer + r * a, action: av + k * d, dims: d),
-                DiagGaussian.logProb(bl + k * a, action: av + k * d, dims: d)
-              )
-            }
-          }
-          logMuOut[r] = logMu
-          logRhos[t] = logPi - logMu
-          rhoSum += Double(expf(logRhos[t]))
-          let reward = batch.rewards[k]
-          rewards[t] = settings.clipRewards ? max(-1, min(1, reward)) : reward
-          values[t] = ws.values.pointer[r]
-          continue
-        }
-        // log pi(a) - log mu(a), summed over the heads (independent categoricals).
-        batch.behaviourLogits.withPointer { bl in
-          behaviour.withMutablePointer { mu in
-            for h in 0..<heads.count {
-              let o = heads.offsets[h]
-              Kernels.logSoftmax(bl + (i * t1 + t) * a + o, mu + o, rows: 1, cols: heads.sizes[h])
-            }
-          }
-        }
+        let k = i * t1 + t
         var logRho: Float = 0
         var logMu: Float = 0
-        for h in 0..<heads.count {
-          let j = heads.offsets[h] + heads.component(act, head: h)
-          logRho += logProbs[r * a + j] - behaviour[j]
-          logMu += behaviour[j]
+        if d > 0 {
+          // The Gaussian: log pi(a) - log mu(a) of the stored sample.
+          batch.actionValues.withPointer { av in
+            batch.behaviourLogits.withPointer { bl in
+              logMu = DiagGaussian.logProb(bl + k * a, action: av + k * d, dims: d)
+              logRho = DiagGaussian.logProb(ws.logits.pointer + r * a, action: av + k * d, dims: d) - logMu
+            }
+          }
+        } else {
+          // log pi(a) - log mu(a), summed over the heads (independent categoricals).
+          let act = Int(batch.actions[k])
+          batch.behaviourLogits.withPointer { bl in
+            behaviour.withMutablePointer { mu in
+              for h in 0..<heads.count {
+                let o = heads.offsets[h]
+                Kernels.logSoftmax(bl + k * a + o, mu + o, rows: 1, cols: heads.sizes[h])
+              }
+            }
+          }
+          for h in 0..<heads.count {
+            let j = heads.offsets[h] + heads.component(act, head: h)
+            logRho += logProbs[r * a + j] - behaviour[j]
+            logMu += behaviour[j]
+          }
         }
         logMuOut[r] = logMu
         logRhos[t] = logRho
         rhoSum += Double(expf(logRhos[t]))
-        let reward = batch.rewards[i * t1 + t]
+        let reward = batch.rewards[k]
         rewards[t] = settings.clipRewards ? max(-1, min(1, reward)) : reward
         values[t] = ws.values.pointer[r]
       }
