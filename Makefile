@@ -17,13 +17,21 @@ VENV := .venv
 PYTHON_ENV_PACKAGES := gymnasium==1.4.0 numpy==2.4.6 popgym==1.0.7 minigrid==3.2.0 pillow==11.3.0
 PYTHON_TEST_TOOLS := pytest==9.2.0 onnxruntime==1.32.0 prometheus-client==0.21.1 kubernetes-validate==1.37.0
 SWIFT ?= swift
-# The numeric kernels are Swift SIMD8<Float>: on a build host with AVX2 and FMA, build
-# every Swift module for it (8 floats per instruction, not 4; rollout inference
-# measured 18% faster). The binary then needs such a CPU: HERD_PORTABLE=1 builds for
-# baseline x86-64 instead. The choice lives here, not in Package.swift (a package with
-# unsafeFlags cannot be depended on by version).
+# The numeric kernels are Swift SIMD: on a build host with AVX2 and FMA, build every
+# Swift module for it (8 floats per instruction, not 4; rollout inference measured 18%
+# faster); on one with AVX-512 (F, BW, DQ, VL), for skylake-avx512 with HERD_AVX512
+# defined, which compiles the 16-wide recurrent kernels (PackedGemm.swift; they run
+# only where the CPU reports avx512f, the 8-wide ones elsewhere). The binary then
+# needs such a CPU: HERD_PORTABLE=1 builds for baseline x86-64 instead. The choice
+# lives here, not in Package.swift (a package with unsafeFlags cannot be depended on
+# by version).
+HAS_FLAGS = $(shell f=$$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null); ok=1; for x in $(1); do echo " $$f " | grep -qw $$x || ok=; done; echo $$ok)
 ifeq ($(HERD_PORTABLE),)
-SWIFT_CPU := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && echo "-Xswiftc -target-cpu -Xswiftc haswell")
+ifeq ($(call HAS_FLAGS,avx512f avx512bw avx512dq avx512vl fma),1)
+SWIFT_CPU := -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DHERD_AVX512
+else ifeq ($(call HAS_FLAGS,avx2 fma),1)
+SWIFT_CPU := -Xswiftc -target-cpu -Xswiftc haswell
+endif
 endif
 
 .PHONY: deps test-deps venv install-packages build test train bench format clean

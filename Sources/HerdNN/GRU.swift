@@ -46,14 +46,17 @@ public struct GRU: RecurrentLayer, Equatable {
     let hidden = cache.hidden.reserve(rows &* g3)
     let hPrev = cache.hPrev.reserve(rows &* hs)
     let h = cache.h.reserve(rows &* hs)
+    cache.packForward(p, weightIH: weightIH, weightHH: weightHH, gates: g3, inputSize: inputSize, hiddenSize: hs, always: true)
+    // The input projection of every step at once: its rows do not depend on h.
+    project(cache.packedIH, p.value(biasIH), x: x, rows: rows, into: gates, k: inputSize)
     for t in 0..<packing.stepCount {
       let n = packing.batchSizes[t]
       let off = packing.offsets[t]
       let prevH = t == 0 ? cache.h0.pointer : h + packing.offsets[t - 1] &* hs
       (hPrev + off &* hs).update(from: prevH, count: n &* hs)  // kept for dW_hh
-      stepRows(
-        p, x: x + off &* inputSize, hPrev: hPrev + off &* hs, rows: n, gates: gates + off &* g3,
-        hidden: hidden + off &* g3, h: h + off &* hs)
+      recurrentStep(
+        p, cache, hPrev: hPrev + off &* hs, rows: n, gates: gates + off &* g3, hidden: hidden + off &* g3,
+        h: h + off &* hs)
     }
     return UnsafePointer(h)
   }
@@ -64,22 +67,23 @@ public struct GRU: RecurrentLayer, Equatable {
   ) {
     let hs = hiddenSize
     let g3 = 3 &* hs
-    stepRows(
-      p, x: x, hPrev: h, rows: rows, gates: cache.gates.reserve(rows &* g3),
-      hidden: cache.hidden.reserve(rows &* g3), h: h)
+    cache.packForward(p, weightIH: weightIH, weightHH: weightHH, gates: g3, inputSize: inputSize, hiddenSize: hs, always: false)
+    let gates = cache.gates.reserve(rows &* g3)
+    project(cache.packedIH, p.value(biasIH), x: x, rows: rows, into: gates, k: inputSize)
+    recurrentStep(p, cache, hPrev: h, rows: rows, gates: gates, hidden: cache.hidden.reserve(rows &* g3), h: h)
   }
 
-  /// One time step for `rows` rows, shared by ``forward`` and ``step`` (same rows,
-  /// same products, same bits; see ``LSTM``). `hPrev` may equal `h`.
+  /// One time step for `rows` rows after the input projection, shared by ``forward``
+  /// and ``step`` (the same bits whatever the row counts; see ``LSTM``).
+  /// `hPrev` may equal `h`.
   @inline(__always)
-  private func stepRows(
-    _ p: Parameters, x: UnsafePointer<Float>, hPrev: UnsafePointer<Float>, rows: Int,
+  private func recurrentStep(
+    _ p: Parameters, _ cache: RecurrentCache, hPrev: UnsafePointer<Float>, rows: Int,
     gates: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>
   ) {
     let hs = hiddenSize
     let g3 = 3 &* hs
-    project(p, x: x, rows: rows, into: gates, weight: weightIH, bias: biasIH, k: inputSize)
-    project(p, x: hPrev, rows: rows, into: hidden, weight: weightHH, bias: biasHH, k: hs)
+    project(cache.packedHH, p.value(biasHH), x: hPrev, rows: rows, into: hidden, k: hs)
     for j in 0..<rows {
       Self.cellForward(
         gates: gates + j &* g3, hidden: hidden + j &* g3, hPrev: hPrev + j &* hs, h: h + j &* hs,
@@ -87,18 +91,16 @@ public struct GRU: RecurrentLayer, Equatable {
     }
   }
 
-  /// `out[rows, 3H] = b + x W^T`: bias first, then an accumulating GEMM (the same
-  /// order in forward and step, so both give the same bits).
+  /// `out[rows, 3H] = b + x W^T`: the bias first, then the packed product
+  /// accumulates onto it (the same order in forward and step, so both give the same bits).
+  @inline(__always)
   private func project(
-    _ p: Parameters, x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>,
-    weight: ParameterSlot, bias: ParameterSlot, k: Int
+    _ packed: PackedMatrix, _ b: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int,
+    into out: UnsafeMutablePointer<Float>, k: Int
   ) {
     let g3 = 3 &* hiddenSize
-    let b = p.value(bias)
     for r in 0..<rows { (out + r &* g3).update(from: b, count: g3) }
-    BLAS.gemm(
-      .none, .transposed, m: rows, n: g3, k: k, a: x, lda: k, b: p.value(weight), ldb: k,
-      beta: 1, c: out, ldc: g3)
+    packed.multiply(x, lda: k, rows: rows, into: out, ldc: g3, accumulate: true)
   }
 
   /// One row: `gates` holds x-side pre-activations on entry and (r, z, n) on exit;
@@ -141,6 +143,7 @@ extension GRU {
     let dGx = cache.gradGates.reserve(rows &* g3)
     let dGh = cache.gradHidden.reserve(rows &* g3)
     let dhCarry = cache.dhCarry.zeroed(packing.sequenceCount &* hs)
+    cache.packedHHBackward.pack(p.value(weightHH), ld: hs, transposed: false, k: g3, n: hs)
     for t in stride(from: packing.stepCount - 1, through: 0, by: -1) {
       let n = packing.batchSizes[t]
       let off = packing.offsets[t]
@@ -152,9 +155,7 @@ extension GRU {
           hiddenSize: hs)
       }
       // dh_{t-1} = z * dh (written by the cell) + dGh_t W_hh.
-      BLAS.gemm(
-        .none, .none, m: n, n: hs, k: g3, a: dGh + off &* g3, lda: g3, b: p.value(weightHH),
-        ldb: hs, beta: 1, c: dhCarry, ldc: hs)
+      cache.packedHHBackward.multiply(dGh + off &* g3, lda: g3, rows: n, into: dhCarry, ldc: hs, accumulate: true)
     }
     BLAS.gemm(
       .transposed, .none, m: g3, n: inputSize, k: rows, a: dGx, lda: g3, b: x, ldb: inputSize,

@@ -19,6 +19,8 @@ extension LSTM {
     let dhCarry = cache.dhCarry.zeroed(nSeq &* hs)
     let db = cache.biasGrad.zeroed(g4)  // summed as the cells write dG: no second pass
     let dcCarry = cache.dcCarry.zeroed(nSeq &* hs)
+    // dh_{t-1} = dG_t W_hh: W_hh [4H, H] is the right-hand side as stored.
+    cache.packedHHBackward.pack(p.value(weightHH), ld: hs, transposed: false, k: g4, n: hs)
     for t in stride(from: packing.stepCount - 1, through: 0, by: -1) {
       let n = packing.batchSizes[t]
       let off = packing.offsets[t]
@@ -31,9 +33,7 @@ extension LSTM {
           dGates: dG + r &* g4, biasGrad: db, hiddenSize: hs)
       }
       // dh_{t-1} = dG_t W_hh for the active prefix.
-      BLAS.gemm(
-        .none, .none, m: n, n: hs, k: g4, a: dG + off &* g4, lda: g4,
-        b: p.value(weightHH), ldb: hs, beta: 0, c: dhCarry, ldc: hs)
+      cache.packedHHBackward.multiply(dG + off &* g4, lda: g4, rows: n, into: dhCarry, ldc: hs, accumulate: false)
     }
     // Weight gradients over every packed row at once.
     BLAS.gemm(

@@ -13,9 +13,10 @@ import HerdMath
 /// `weight_hh [4H, H]`, `bias_ih [4H]`, `bias_hh [4H]`, rows in gate order i, f, g, o,
 /// all ~ U(-1/sqrt(H), 1/sqrt(H)).
 ///
-/// Cost per sequence batch: two GEMMs per step on the active prefix (input and
-/// recurrent projections); backward one per step plus three over all packed rows
-/// for the weight and input gradients.
+/// Cost per sequence batch: the input projection of all packed rows as one product,
+/// then the recurrent product per step on the active prefix, both on weights packed
+/// once per call (``PackedMatrix``); backward one packed product per step plus three
+/// OpenBLAS GEMMs over all packed rows for the weight and input gradients.
 public struct LSTM: RecurrentLayer, Equatable {
   public let inputSize: Int
   public let hiddenSize: Int
@@ -45,24 +46,28 @@ public struct LSTM: RecurrentLayer, Equatable {
     h0: UnsafePointer<Float>?, c0: UnsafePointer<Float>?, cache: RecurrentCache
   ) -> UnsafePointer<Float> {
     let hs = hiddenSize
+    let g4 = 4 &* hs
     let rows = packing.rowCount
     cache.packing = packing
     cache.rankStates(packing, hiddenSize: hs, h0: h0, c0: c0, needsCell: true)
     let bias = combinedBias(p, cache)
-    let gates = cache.gates.reserve(rows &* 4 &* hs)
+    let gates = cache.gates.reserve(rows &* g4)
     let hPrev = cache.hPrev.reserve(rows &* hs)
     let cell = cache.cell.reserve(rows &* hs)
     let tanhCell = cache.tanhCell.reserve(rows &* hs)
     let h = cache.h.reserve(rows &* hs)
+    cache.packForward(p, weightIH: weightIH, weightHH: weightHH, gates: g4, inputSize: inputSize, hiddenSize: hs, always: true)
+    // The input projection of every step at once: its rows do not depend on h.
+    cache.packedIH.multiply(x, lda: inputSize, rows: rows, into: gates, ldc: g4, accumulate: false)
     for t in 0..<packing.stepCount {
       let n = packing.batchSizes[t]
       let off = packing.offsets[t]
       let prevH = t == 0 ? cache.h0.pointer : h + packing.offsets[t - 1] &* hs
       let prevC = t == 0 ? cache.c0.pointer : cell + packing.offsets[t - 1] &* hs
       (hPrev + off &* hs).update(from: prevH, count: n &* hs)  // kept for dW_hh
-      stepRows(
-        p, bias: bias, x: x + off &* inputSize, hPrev: hPrev + off &* hs, cPrev: prevC, rows: n,
-        gates: gates + off &* 4 &* hs, c: cell + off &* hs, tanhC: tanhCell + off &* hs, h: h + off &* hs)
+      recurrentStep(
+        cache, bias: bias, hPrev: hPrev + off &* hs, cPrev: prevC, rows: n,
+        gates: gates + off &* g4, c: cell + off &* hs, tanhC: tanhCell + off &* hs, h: h + off &* hs)
     }
     return UnsafePointer(h)
   }
@@ -73,34 +78,32 @@ public struct LSTM: RecurrentLayer, Equatable {
   ) {
     guard let c else { preconditionFailure("LSTM.step needs a cell state") }
     let hs = hiddenSize
-    stepRows(
-      p, bias: combinedBias(p, cache), x: x, hPrev: h, cPrev: c, rows: rows,
-      gates: cache.gates.reserve(rows &* 4 &* hs), c: c, tanhC: cache.tanhCell.reserve(rows &* hs), h: h)
+    let g4 = 4 &* hs
+    cache.packForward(p, weightIH: weightIH, weightHH: weightHH, gates: g4, inputSize: inputSize, hiddenSize: hs, always: false)
+    let gates = cache.gates.reserve(rows &* g4)
+    cache.packedIH.multiply(x, lda: inputSize, rows: rows, into: gates, ldc: g4, accumulate: false)
+    recurrentStep(
+      cache, bias: combinedBias(p, cache), hPrev: h, cPrev: c, rows: rows,
+      gates: gates, c: c, tanhC: cache.tanhCell.reserve(rows &* hs), h: h)
   }
 
-  /// One time step for `rows` rows, shared by ``forward`` and ``step`` so that the
-  /// same rows give the same bits on both paths:
-  /// `gates = x W_ih^T + h W_hh^T`, then the cell adds `b_ih + b_hh` as it reads them.
+  /// One time step for `rows` rows after the input projection, shared by ``forward``
+  /// and ``step``: `gates += h W_hh^T`, then the cell adds `b_ih + b_hh` as it
+  /// reads them.
   ///
-  /// OpenBLAS computes a row differently depending on how many rows share the
-  /// product (on Haswell, rows in full blocks of 12 take the wide micro-kernel, the
-  /// rest narrower ones), so bitwise equality holds when the row counts are equal:
-  /// a rollout of K envs against training on the same K sequences.
+  /// Bit for bit the same on both paths, whatever the row counts: the packed
+  /// kernels compute each gate as one fused multiply-add chain, over x's features
+  /// and then h's, that depends on its own row only (``PackedMatrix``).
   /// `hPrev` may equal `h` and `cPrev` may equal `c` (in-place rollout update).
   @inline(__always)
-  private func stepRows(
-    _ p: Parameters, bias: UnsafePointer<Float>, x: UnsafePointer<Float>, hPrev: UnsafePointer<Float>,
+  private func recurrentStep(
+    _ cache: RecurrentCache, bias: UnsafePointer<Float>, hPrev: UnsafePointer<Float>,
     cPrev: UnsafePointer<Float>, rows: Int, gates: UnsafeMutablePointer<Float>,
     c: UnsafeMutablePointer<Float>, tanhC: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>
   ) {
     let hs = hiddenSize
     let g4 = 4 &* hs
-    BLAS.gemm(
-      .none, .transposed, m: rows, n: g4, k: inputSize, a: x, lda: inputSize,
-      b: p.value(weightIH), ldb: inputSize, beta: 0, c: gates, ldc: g4)
-    BLAS.gemm(
-      .none, .transposed, m: rows, n: g4, k: hs, a: hPrev, lda: hs,
-      b: p.value(weightHH), ldb: hs, beta: 1, c: gates, ldc: g4)
+    cache.packedHH.multiply(hPrev, lda: hs, rows: rows, into: gates, ldc: g4, accumulate: true)
     for j in 0..<rows {
       Self.cellForward(
         gates: gates + j &* g4, bias: bias, cPrev: cPrev + j &* hs, c: c + j &* hs,

@@ -53,6 +53,7 @@ public final class RMSProp: Optimizer {
   }
 
   public func step(_ p: Parameters, lr: Float) {
+    p.valuesChanged()
     let n = p.count
     let (alpha, eps, momentum, centered) = (alpha, eps, momentum, centered)
     let w = p.values.baseAddress.unsafelyUnwrapped
@@ -141,6 +142,7 @@ public final class Adam: Optimizer {
   }
 
   public func step(_ p: Parameters, lr: Float) {
+    p.valuesChanged()
     stepCount += 1
     let n = p.count
     let (b1, b2, eps, wd) = (beta1, beta2, eps, weightDecay)

@@ -79,6 +79,18 @@ public final class Parameters {
   private let ownsValues: Bool
   /// Keeps the owner of shared values alive.
   private let valueOwner: Parameters?
+  private var ownGeneration: UInt64 = 0
+
+  /// Counts changes to `values` made through Herd (initialisation, ``load(flatValues:)``,
+  /// ``set(_:_:)``, an optimiser step); a shard reports its owner's. Layers key
+  /// what they derive from the weights (the packed recurrent weights a rollout
+  /// step reuses) on it. Code that writes `values` directly calls ``valuesChanged()``.
+  public var generation: UInt64 { valueOwner?.generation ?? ownGeneration }
+
+  /// Records a change to `values` made outside Herd's own methods.
+  public func valuesChanged() {
+    if let valueOwner { valueOwner.valuesChanged() } else { ownGeneration &+= 1 }
+  }
 
   /// Zero-filled parameters and gradients for `layout`.
   public init(layout: ParameterLayout) {
@@ -116,6 +128,7 @@ public final class Parameters {
         p.update(repeating: v, count: entry.slot.count)
       }
     }
+    valuesChanged()
   }
 
   deinit {
@@ -151,6 +164,7 @@ public final class Parameters {
       throw NNError.shapeMismatch(context: "parameter blob", expected: [count], actual: [blob.count])
     }
     blob.withPointer { src in values.baseAddress.unsafelyUnwrapped.update(from: src, count: count) }
+    valuesChanged()
   }
 
   /// A copy of the parameter called `name` as a tensor.
@@ -182,5 +196,6 @@ public final class Parameters {
       throw NNError.shapeMismatch(context: "parameter \(name)", expected: e.slot.shape, actual: tensor.shape)
     }
     tensor.scalars.withPointer { value(e.slot).update(from: $0, count: e.slot.count) }
+    valuesChanged()
   }
 }

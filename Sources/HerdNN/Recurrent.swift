@@ -69,13 +69,39 @@ public final class RecurrentCache {
   let dhCarry = FloatBuffer()  // [N,H]
   let dcCarry = FloatBuffer()  // [N,H]
   let biasGrad = FloatBuffer()  // [G]
+  // Weights packed for the kernels: W_ih^T and W_hh^T for the forward products,
+  // W_hh for the backward carry. Forward packs afresh; a rollout step repacks only
+  // when the parameters' generation moved (key: which Parameters, which generation).
+  let packedIH: PackedMatrix
+  let packedHH: PackedMatrix
+  let packedHHBackward: PackedMatrix
+  var packedFor: (ObjectIdentifier, UInt64)?
   // Tensor API staging.
   let xPacked = FloatBuffer()
   let dHPacked = FloatBuffer()
   let dxPacked = FloatBuffer()
 
-  /// An empty cache.
-  public init() {}
+  /// An empty cache whose products run on `isa` (default: the widest this build and
+  /// CPU have; tests pass `.avx2` to check the 8-wide kernels on an AVX-512 machine).
+  public init(isa: KernelISA = .preferred) {
+    packedIH = PackedMatrix(isa: isa)
+    packedHH = PackedMatrix(isa: isa)
+    packedHHBackward = PackedMatrix(isa: isa)
+  }
+
+  /// Packs `W_ih^T` and `W_hh^T` (`[G, I]` and `[G, H]` as stored) for the forward
+  /// products, unless they are already packed from this generation of `p` and
+  /// `always` is false.
+  func packForward(
+    _ p: Parameters, weightIH: ParameterSlot, weightHH: ParameterSlot, gates: Int, inputSize: Int,
+    hiddenSize: Int, always: Bool
+  ) {
+    let key = (ObjectIdentifier(p), p.generation)
+    if !always, let packedFor, packedFor == key { return }
+    packedIH.pack(p.value(weightIH), ld: inputSize, transposed: true, k: inputSize, n: gates)
+    packedHH.pack(p.value(weightHH), ld: hiddenSize, transposed: true, k: hiddenSize, n: gates)
+    packedFor = key
+  }
 
   /// Packed outputs `[P, H]` of the last forward.
   public var outputs: UnsafePointer<Float> { UnsafePointer(h.pointer) }

@@ -1,0 +1,376 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The instruction set a ``PackedMatrix`` kernel runs on.
+///
+/// - `avx512`: 16-float vectors, a register tile of 8 rows x 32 columns (16 of the
+///   32 vector registers hold the tile). Compiled only when the build passes
+///   `-DHERD_AVX512` with an AVX-512 target CPU (the Makefile does on such hosts),
+///   and chosen only when the CPU reports `avx512f`.
+/// - `avx2`: 8-float vectors, a tile of 6 rows x 16 columns (12 of the 16 registers).
+///   Always available; built for a CPU without AVX2 it still runs, on SSE halves.
+public enum KernelISA: String, Sendable, CaseIterable, CustomStringConvertible {
+  case avx512
+  case avx2
+
+  /// Columns per packed panel.
+  public var panelWidth: Int { self == .avx512 ? 32 : 16 }
+  /// Rows per register tile.
+  public var tileRows: Int { self == .avx512 ? 8 : 6 }
+
+  public var description: String { rawValue }
+
+  /// Whether this build and this CPU can run the kernel.
+  public var isAvailable: Bool {
+    switch self {
+    case .avx2: return true
+    case .avx512:
+      #if HERD_AVX512
+        return CPUFeatures.has("avx512f")
+      #else
+        return false
+      #endif
+    }
+  }
+
+  /// The widest available kernel, unless `HERD_KERNEL_ISA` names another
+  /// (`avx2` forces the 8-wide path on an AVX-512 machine; an unavailable or
+  /// unknown name is ignored with the best one chosen).
+  public static let preferred: KernelISA = {
+    if let name = getenv("HERD_KERNEL_ISA").map({ String(cString: $0) }),
+      let isa = KernelISA(rawValue: name), isa.isAvailable
+    {
+      return isa
+    }
+    return KernelISA.avx512.isAvailable ? .avx512 : .avx2
+  }()
+}
+
+/// CPU feature flags as Linux reports them (`/proc/cpuinfo`), read once.
+public enum CPUFeatures {
+  static let flags: Set<Substring> = {
+    guard let f = fopen("/proc/cpuinfo", "r") else { return [] }
+    defer { fclose(f) }
+    var line: UnsafeMutablePointer<CChar>? = nil
+    var cap = 0
+    defer { free(line) }
+    while getline(&line, &cap, f) > 0 {
+      guard let line else { break }
+      let s = String(cString: line)
+      if s.hasPrefix("flags") {
+        let value = s.split(separator: ":", maxSplits: 1).last ?? ""
+        return Set(value.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }))
+      }
+    }
+    return []
+  }()
+
+  /// Whether the first CPU lists `flag` (for example `avx512f`, `avx2`, `fma`).
+  public static func has(_ flag: String) -> Bool { flags.contains(Substring(flag)) }
+}
+
+/// The right-hand side `B [k, n]` of many products `C = A B`, packed once into the
+/// layout the kernels stream (column panels of ``KernelISA/panelWidth``, each
+/// `[k][width]` contiguous, the last one zero-padded).
+///
+/// Why: the recurrent products are skinny (`[32, 256] x [256, 1024]`, once per time
+/// step), and a general GEMM repacks its right-hand side on every call. Packed once
+/// per update, the weights are reused for every step, and each output element is one
+/// fused multiply-add chain over k in order: the same bits whatever the row count
+/// or the row's position, so a rollout step of K rows and a training batch of P rows
+/// agree exactly.
+public final class PackedMatrix: @unchecked Sendable {
+  /// Inner dimension.
+  public private(set) var k = 0
+  /// Columns of B (and of C).
+  public private(set) var n = 0
+  /// The kernel the layout is for.
+  public private(set) var isa: KernelISA
+  private var storage: UnsafeMutablePointer<Float>
+  private var capacity = 0
+  /// Bumped by every ``pack(_:ld:transposed:k:n:)``; callers use it with their own
+  /// keys to know whether a packing is current.
+  public private(set) var packCount = 0
+
+  /// An empty packing for `isa` (default: the preferred kernel).
+  public init(isa: KernelISA = .preferred) {
+    precondition(isa.isAvailable, "kernel \(isa) is not available on this build or CPU")
+    self.isa = isa
+    storage = UnsafeMutablePointer<Float>.allocate(capacity: 16)
+    capacity = 16
+  }
+
+  deinit { storage.deallocate() }
+
+  /// Packs `B [k, n]`. With `transposed`, `b` holds `B^T` as `[n, k]` row-major
+  /// (a weight `W [n, k]` for `x W^T`); otherwise `b` is `B [k, n]`. `ld` is the
+  /// stored matrix's row stride.
+  public func pack(_ b: UnsafePointer<Float>, ld: Int, transposed: Bool, k: Int, n: Int) {
+    precondition(k >= 0 && n >= 0, "PackedMatrix.pack: k \(k), n \(n)")
+    let w = isa.panelWidth
+    let panels = (n &+ w &- 1) / w
+    let need = max(16, panels &* w &* k)
+    if need > capacity {
+      storage.deallocate()
+      storage = UnsafeMutablePointer<Float>.allocate(capacity: need)
+      capacity = need
+    }
+    self.k = k
+    self.n = n
+    for p in 0..<panels {
+      let panel = storage + p &* w &* k
+      let c0 = p &* w
+      let cols = min(w, n &- c0)
+      if transposed {
+        // B[kk, c0 + j] = b[(c0 + j) * ld + kk]: walk each source row once.
+        for j in 0..<cols {
+          let src = b + (c0 &+ j) &* ld
+          var dst = panel + j
+          for kk in 0..<k {
+            dst.pointee = src[kk]
+            dst += w
+          }
+        }
+      } else {
+        for kk in 0..<k {
+          (panel + kk &* w).update(from: b + (kk &* ld &+ c0), count: cols)
+        }
+      }
+      if cols < w {
+        for kk in 0..<k { (panel + kk &* w + cols).update(repeating: 0, count: w &- cols) }
+      }
+    }
+    packCount &+= 1
+  }
+
+  /// `C [m, n] = A [m, k] B` (or `C += A B` with `accumulate`), A and C row-major
+  /// with row strides `lda` and `ldc`.
+  ///
+  /// Each element is `fma` over kk = 0..<k in order, starting from 0 or from C: its
+  /// value depends on its row of A and column of B only.
+  public func multiply(
+    _ a: UnsafePointer<Float>, lda: Int, rows m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
+    accumulate: Bool
+  ) {
+    guard m > 0, n > 0 else { return }
+    if let recorder = GemmRecorder.current {
+      recorder.record(
+        GemmShape(transA: .none, transB: .none, m: m, n: n, k: k, lda: lda, ldb: n, ldc: ldc, beta: accumulate ? 1 : 0))
+    }
+    guard k > 0 else {
+      if !accumulate { for r in 0..<m { (c + r &* ldc).update(repeating: 0, count: n) } }
+      return
+    }
+    switch isa {
+    case .avx512:
+      #if HERD_AVX512
+        PackedKernels.run512(a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+      #else
+        preconditionFailure("the AVX-512 kernel is not in this build")
+      #endif
+    case .avx2:
+      PackedKernels.run256(a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+    }
+  }
+}
+
+/// The register-tile kernels behind ``PackedMatrix``.
+///
+/// A tile of R rows and two vectors of columns (2V) keeps 2R accumulators in
+/// registers; per kk it loads two vectors of the panel and broadcasts R values of
+/// A. Row tails reuse the last valid row (their results are dropped), column tails
+/// go through a small buffer, so every element takes the same instruction path.
+enum PackedKernels {
+  #if HERD_AVX512
+    @inline(never)
+    static func run512(
+      _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      run(SIMD16<Float>.self, rowsPerTile: 8, a, lda: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+    }
+  #endif
+
+  @inline(never)
+  static func run256(
+    _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    run(SIMD8<Float>.self, rowsPerTile: 6, a, lda: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+  }
+
+  @inline(__always)
+  static func run<V: SIMD>(
+    _: V.Type, rowsPerTile: Int, _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int,
+    n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) where V.Scalar == Float {
+    let w = 2 &* V.scalarCount
+    let panels = (n &+ w &- 1) / w
+    // One spare tile for column tails: [rowsPerTile][w].
+    let spare = UnsafeMutablePointer<Float>.allocate(capacity: 8 &* 32)
+    defer { spare.deallocate() }
+    var p = 0
+    while p < panels {
+      let panel = b + p &* w &* k
+      let c0 = p &* w
+      let cols = min(w, n &- c0)
+      var r = 0
+      while r < m {
+        let valid = min(rowsPerTile, m &- r)
+        if cols == w {
+          if rowsPerTile == 8 {
+            tile8(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
+          } else {
+            tile6(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
+          }
+        } else {
+          // Through the spare tile: copy in what C holds, run the full tile, copy out.
+          for i in 0..<valid {
+            let src = c + ((r &+ i) &* ldc &+ c0)
+            let dst = spare + i &* w
+            if accumulate { dst.update(from: src, count: cols) }
+            (dst + cols).update(repeating: 0, count: w &- cols)
+          }
+          if rowsPerTile == 8 {
+            tile8(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: spare, ldc: w, accumulate: accumulate)
+          } else {
+            tile6(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: spare, ldc: w, accumulate: accumulate)
+          }
+          for i in 0..<valid { (c + ((r &+ i) &* ldc &+ c0)).update(from: spare + i &* w, count: cols) }
+        }
+        r &+= rowsPerTile
+      }
+      p &+= 1
+    }
+  }
+
+  @inline(__always)
+  static func load<V: SIMD>(_: V.Type, _ c: UnsafeMutablePointer<Float>, _ off: Int, _ use: Bool) -> V where V.Scalar == Float {
+    use ? UnsafeRawPointer(c + off).loadUnaligned(as: V.self) : V()
+  }
+
+  @inline(__always)
+  static func store<V: SIMD>(_ v: V, _ c: UnsafeMutablePointer<Float>, _ off: Int) where V.Scalar == Float {
+    UnsafeMutableRawPointer(c + off).storeBytes(of: v, as: V.self)
+  }
+
+  /// 8 rows x 2 vectors.
+  @inline(__always)
+  static func tile8<V: SIMD>(
+    _: V.Type, _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) where V.Scalar == Float {
+    let v = V.scalarCount
+    let w = 2 &* v
+    // Rows past `valid` read the last valid row; their sums are not stored.
+    let a0 = a
+    let a1 = a + min(1, valid &- 1) &* lda
+    let a2 = a + min(2, valid &- 1) &* lda
+    let a3 = a + min(3, valid &- 1) &* lda
+    let a4 = a + min(4, valid &- 1) &* lda
+    let a5 = a + min(5, valid &- 1) &* lda
+    let a6 = a + min(6, valid &- 1) &* lda
+    let a7 = a + min(7, valid &- 1) &* lda
+    let c1 = c + min(1, valid &- 1) &* ldc
+    let c2 = c + min(2, valid &- 1) &* ldc
+    let c3 = c + min(3, valid &- 1) &* ldc
+    let c4 = c + min(4, valid &- 1) &* ldc
+    let c5 = c + min(5, valid &- 1) &* ldc
+    let c6 = c + min(6, valid &- 1) &* ldc
+    let c7 = c + min(7, valid &- 1) &* ldc
+    var x00 = load(V.self, c, 0, accumulate), x01 = load(V.self, c, v, accumulate)
+    var x10 = load(V.self, c1, 0, accumulate), x11 = load(V.self, c1, v, accumulate)
+    var x20 = load(V.self, c2, 0, accumulate), x21 = load(V.self, c2, v, accumulate)
+    var x30 = load(V.self, c3, 0, accumulate), x31 = load(V.self, c3, v, accumulate)
+    var x40 = load(V.self, c4, 0, accumulate), x41 = load(V.self, c4, v, accumulate)
+    var x50 = load(V.self, c5, 0, accumulate), x51 = load(V.self, c5, v, accumulate)
+    var x60 = load(V.self, c6, 0, accumulate), x61 = load(V.self, c6, v, accumulate)
+    var x70 = load(V.self, c7, 0, accumulate), x71 = load(V.self, c7, v, accumulate)
+    let raw = UnsafeRawPointer(panel)
+    var kk = 0
+    while kk < k {
+      let b0 = raw.loadUnaligned(fromByteOffset: kk &* w &* 4, as: V.self)
+      let b1 = raw.loadUnaligned(fromByteOffset: (kk &* w &+ v) &* 4, as: V.self)
+      var s = V(repeating: a0[kk])
+      x00.addProduct(s, b0); x01.addProduct(s, b1)
+      s = V(repeating: a1[kk])
+      x10.addProduct(s, b0); x11.addProduct(s, b1)
+      s = V(repeating: a2[kk])
+      x20.addProduct(s, b0); x21.addProduct(s, b1)
+      s = V(repeating: a3[kk])
+      x30.addProduct(s, b0); x31.addProduct(s, b1)
+      s = V(repeating: a4[kk])
+      x40.addProduct(s, b0); x41.addProduct(s, b1)
+      s = V(repeating: a5[kk])
+      x50.addProduct(s, b0); x51.addProduct(s, b1)
+      s = V(repeating: a6[kk])
+      x60.addProduct(s, b0); x61.addProduct(s, b1)
+      s = V(repeating: a7[kk])
+      x70.addProduct(s, b0); x71.addProduct(s, b1)
+      kk &+= 1
+    }
+    // Stores from the last row back, so a clamped row's duplicate is overwritten by
+    // the real one (row 0 last).
+    store(x70, c7, 0); store(x71, c7, v)
+    store(x60, c6, 0); store(x61, c6, v)
+    store(x50, c5, 0); store(x51, c5, v)
+    store(x40, c4, 0); store(x41, c4, v)
+    store(x30, c3, 0); store(x31, c3, v)
+    store(x20, c2, 0); store(x21, c2, v)
+    store(x10, c1, 0); store(x11, c1, v)
+    store(x00, c, 0); store(x01, c, v)
+  }
+
+  /// 6 rows x 2 vectors.
+  @inline(__always)
+  static func tile6<V: SIMD>(
+    _: V.Type, _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) where V.Scalar == Float {
+    let v = V.scalarCount
+    let w = 2 &* v
+    let a0 = a
+    let a1 = a + min(1, valid &- 1) &* lda
+    let a2 = a + min(2, valid &- 1) &* lda
+    let a3 = a + min(3, valid &- 1) &* lda
+    let a4 = a + min(4, valid &- 1) &* lda
+    let a5 = a + min(5, valid &- 1) &* lda
+    let c1 = c + min(1, valid &- 1) &* ldc
+    let c2 = c + min(2, valid &- 1) &* ldc
+    let c3 = c + min(3, valid &- 1) &* ldc
+    let c4 = c + min(4, valid &- 1) &* ldc
+    let c5 = c + min(5, valid &- 1) &* ldc
+    var x00 = load(V.self, c, 0, accumulate), x01 = load(V.self, c, v, accumulate)
+    var x10 = load(V.self, c1, 0, accumulate), x11 = load(V.self, c1, v, accumulate)
+    var x20 = load(V.self, c2, 0, accumulate), x21 = load(V.self, c2, v, accumulate)
+    var x30 = load(V.self, c3, 0, accumulate), x31 = load(V.self, c3, v, accumulate)
+    var x40 = load(V.self, c4, 0, accumulate), x41 = load(V.self, c4, v, accumulate)
+    var x50 = load(V.self, c5, 0, accumulate), x51 = load(V.self, c5, v, accumulate)
+    let raw = UnsafeRawPointer(panel)
+    var kk = 0
+    while kk < k {
+      let b0 = raw.loadUnaligned(fromByteOffset: kk &* w &* 4, as: V.self)
+      let b1 = raw.loadUnaligned(fromByteOffset: (kk &* w &+ v) &* 4, as: V.self)
+      var s = V(repeating: a0[kk])
+      x00.addProduct(s, b0); x01.addProduct(s, b1)
+      s = V(repeating: a1[kk])
+      x10.addProduct(s, b0); x11.addProduct(s, b1)
+      s = V(repeating: a2[kk])
+      x20.addProduct(s, b0); x21.addProduct(s, b1)
+      s = V(repeating: a3[kk])
+      x30.addProduct(s, b0); x31.addProduct(s, b1)
+      s = V(repeating: a4[kk])
+      x40.addProduct(s, b0); x41.addProduct(s, b1)
+      s = V(repeating: a5[kk])
+      x50.addProduct(s, b0); x51.addProduct(s, b1)
+      kk &+= 1
+    }
+    store(x50, c5, 0); store(x51, c5, v)
+    store(x40, c4, 0); store(x41, c4, v)
+    store(x30, c3, 0); store(x31, c3, v)
+    store(x20, c2, 0); store(x21, c2, v)
+    store(x10, c1, 0); store(x11, c1, v)
+    store(x00, c, 0); store(x01, c, v)
+  }
+}

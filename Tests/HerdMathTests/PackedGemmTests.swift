@@ -1,0 +1,108 @@
+import Foundation
+import HerdMath
+import HerdTestSupport
+import Testing
+
+/// The kernels this machine can run: always the 8-wide one, and the 16-wide one on
+/// an AVX-512 build and CPU (so both are checked there, the 8-wide one forced).
+let availableKernels = KernelISA.allCases.filter(\.isAvailable)
+
+@Suite struct PackedGemmTests {
+  @Test func bothKernelsAreCheckedOnAnAVX512Machine() {
+    #expect(availableKernels.contains(.avx2))
+    if CPUFeatures.has("avx512f") && ProcessInfo.processInfo.environment["HERD_PORTABLE"] == nil {
+      // `make test` builds with HERD_AVX512 on such a CPU: the 16-wide kernel must be there.
+      #expect(availableKernels.contains(.avx512), "an AVX-512 CPU, but the build lacks HERD_AVX512")
+    }
+  }
+
+  // Shapes: tails in rows and columns (not multiples of 6, 8, 16 or 32), one row,
+  // k of 0 and 1, and the LSTM's own step shape.
+  @Test(
+    arguments: [
+      (1, 1, 1), (1, 33, 5), (5, 17, 3), (7, 31, 0), (9, 40, 1), (13, 47, 29), (32, 1024, 256), (33, 96, 67),
+      (64, 20, 256),
+    ])
+  func matchesTheTripleLoop(shape: (Int, Int, Int)) {
+    let (m, n, k) = shape
+    for isa in availableKernels {
+      for transposed in [false, true] {
+        for accumulate in [false, true] {
+          var rng = SeededGenerator(seed: UInt64(m * 1000 + n * 10 + k))
+          let lda = k + 3
+          let ldc = n + 2
+          let ld = (transposed ? k : n) + 1
+          let a = randomArray(m * lda, rng: &rng)
+          let b = randomArray((transposed ? n : k) * ld, rng: &rng)
+          var c = randomArray(m * ldc, rng: &rng)
+          let expected = textbookGemm(
+            false, transposed, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ld,
+            beta: accumulate ? 1 : 0, c: c, ldc: ldc)
+          let packed = PackedMatrix(isa: isa)
+          b.withPointer { packed.pack($0, ld: ld, transposed: transposed, k: k, n: n) }
+          a.withPointer { pa in
+            c.withMutablePointer { pc in packed.multiply(pa, lda: lda, rows: m, into: pc, ldc: ldc, accumulate: accumulate) }
+          }
+          var worst: Float = 0
+          for i in 0..<m {
+            for j in 0..<ldc {
+              let got = c[i * ldc + j]
+              let want = expected[i * ldc + j]
+              worst = max(worst, abs(got - want) / max(1, abs(want)))
+            }
+          }
+          // The padding column j >= n must be untouched: expected kept its old value.
+          #expect(worst < 1e-5, "\(isa) m=\(m) n=\(n) k=\(k) transposed=\(transposed) accumulate=\(accumulate): error \(worst)")
+        }
+      }
+    }
+  }
+
+  /// A row's result does not depend on how many rows share the call or where the row
+  /// sits: the property that makes a K-row rollout step and a P-row training batch
+  /// give the same bits.
+  @Test func aRowGivesTheSameBitsWhateverTheRowCount() {
+    let (k, n) = (67, 1024 + 5)
+    var rng = SeededGenerator(seed: 7)
+    let a = randomArray(37 * k, rng: &rng)
+    let w = randomArray(n * k, rng: &rng)
+    for isa in availableKernels {
+      let packed = PackedMatrix(isa: isa)
+      w.withPointer { packed.pack($0, ld: k, transposed: true, k: k, n: n) }
+      var all = [Float](repeating: 0, count: 37 * n)
+      a.withPointer { pa in all.withMutablePointer { packed.multiply(pa, lda: k, rows: 37, into: $0, ldc: n, accumulate: false) } }
+      for (start, count) in [(0, 1), (5, 3), (11, 13), (30, 7), (36, 1)] {
+        var part = [Float](repeating: 0, count: count * n)
+        a.withPointer { pa in
+          part.withMutablePointer { packed.multiply(pa + start * k, lda: k, rows: count, into: $0, ldc: n, accumulate: false) }
+        }
+        #expect(Array(all[(start * n)..<((start + count) * n)]) == part, "\(isa) rows \(start)..<\(start + count)")
+      }
+    }
+  }
+
+  /// Both kernels compute every element as one fused multiply-add chain in k order,
+  /// so they agree bit for bit with a scalar chain, and with each other.
+  @Test func eachElementIsOneFusedChainInOrder() {
+    let (m, n, k) = (9, 45, 70)
+    var rng = SeededGenerator(seed: 3)
+    let a = randomArray(m * k, rng: &rng)
+    let b = randomArray(k * n, rng: &rng)
+    let start = randomArray(m * n, rng: &rng)
+    var chain = start
+    for i in 0..<m {
+      for j in 0..<n {
+        var s = chain[i * n + j]
+        for p in 0..<k { s = s.addingProduct(a[i * k + p], b[p * n + j]) }
+        chain[i * n + j] = s
+      }
+    }
+    for isa in availableKernels {
+      var c = start
+      let packed = PackedMatrix(isa: isa)
+      b.withPointer { packed.pack($0, ld: n, transposed: false, k: k, n: n) }
+      a.withPointer { pa in c.withMutablePointer { packed.multiply(pa, lda: k, rows: m, into: $0, ldc: n, accumulate: true) } }
+      #expect(c == chain, "\(isa)")
+    }
+  }
+}

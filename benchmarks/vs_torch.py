@@ -1,0 +1,136 @@
+"""Herd's learner and rollout kernels beside PyTorch on this machine, in one run.
+
+For every bench and thread count, each round runs `herd bench ...` once and then
+benchmarks/torch_peer.py once (alternating, so both see the same machine); it
+prints the medians over the rounds and their ratio (Herd / PyTorch, above 1 means
+Herd is faster), with the CPU model, OpenBLAS's kernel and Herd's kernel ISA.
+
+    make build bench-venv
+    .venv-bench/bin/python benchmarks/vs_torch.py                  # everything, 3 rounds
+    .venv-bench/bin/python benchmarks/vs_torch.py --benches lstm,gru --threads 1 --rounds 5
+
+Benches (N = 32 sequences of T = 20 steps, as in the issue tracker's figures):
+  learner     4 -> FC 256 -> LSTM(256), 6 actions: the whole IMPALA learner step.
+              At 2 threads Herd splits the batch into 2 shards (--learner-threads 2,
+              one OpenBLAS thread each); PyTorch runs 2 intra-op threads.
+  lstm, gru   the recurrent layer 67 -> 256 forward + backward.
+  inference   one rollout step for K = 32 and 64 rows (4 -> FC 256 -> LSTM(256) ->
+              2 actions, sampling included), one thread only.
+
+Set HERD_KERNEL_ISA=avx2 in the environment to time Herd's 8-wide kernels on an
+AVX-512 machine. Not part of `make test`.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def herd_command(herd, bench, threads, seconds, envs=None):
+    common = ["--rounds", "1", "--seconds", str(seconds)]
+    if bench == "learner":
+        if threads == 1:
+            return [herd, "bench", "learner", "--features", "4", "--fcnet", "256", "--threads", "1"] + common
+        return [herd, "bench", "learner", "--features", "4", "--fcnet", "256", "--threads", "1",
+                "--learner-threads", str(threads)] + common
+    if bench in ("lstm", "gru"):
+        return [herd, "bench", "lstm", "--cell", bench, "--threads", str(threads)] + common
+    return [herd, "bench", "inference", "--envs", str(envs)] + common
+
+
+def run_herd(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    # The layer's or step's own rate: the first "<label>: N timesteps/s" or "K=..: N steps/s".
+    for line in out.splitlines():
+        if line.startswith("GEMM floor"):
+            continue
+        m = re.search(r":\s*([0-9]+) (?:timesteps|steps)/s", line)
+        if m:
+            return float(m.group(1)), out
+    raise RuntimeError(f"no rate in the output of {' '.join(cmd)}:\n{out}")
+
+
+def run_torch(python, bench, threads, seconds, envs=None):
+    cmd = [python, os.path.join(ROOT, "benchmarks", "torch_peer.py"), bench, "--threads", str(threads),
+           "--seconds", str(seconds)]
+    if bench == "inference":
+        cmd += ["--envs", str(envs)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--herd", default=os.path.join(ROOT, ".build", "release", "herd"), help="the herd binary")
+    parser.add_argument("--benches", default="learner,lstm,gru,inference", help="comma-separated subset")
+    parser.add_argument("--threads", default="1,2", help="thread counts for learner/lstm/gru (default 1,2)")
+    parser.add_argument("--envs", default="32,64", help="K values for inference (default 32,64)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported (default 3)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="seconds per measurement (default 1)")
+    args = parser.parse_args()
+    benches = [b for b in args.benches.split(",") if b]
+    for b in benches:
+        if b not in ("learner", "lstm", "gru", "inference"):
+            parser.error(f"--benches: unknown bench '{b}' (valid: learner, lstm, gru, inference)")
+    threads = [int(t) for t in args.threads.split(",")]
+    if not os.access(args.herd, os.X_OK):
+        parser.error(f"--herd {args.herd} is not an executable; run `make build` first")
+    if args.rounds < 1 or args.seconds <= 0:
+        parser.error("--rounds must be at least 1 and --seconds positive")
+
+    cases = []
+    for b in benches:
+        if b == "inference":
+            cases += [(b, 1, int(k)) for k in args.envs.split(",")]
+        else:
+            cases += [(b, t, None) for t in threads]
+
+    header = subprocess.run([args.herd, "bench", "inference", "--envs", "1", "--rounds", "1", "--seconds", "0.05"],
+                            check=True, capture_output=True, text=True).stdout.splitlines()
+    print(f"CPU: {cpu_model()}")
+    for line in header[:2]:
+        print(line)
+    results = {c: ([], []) for c in cases}
+    torch_info = None
+    for r in range(1, args.rounds + 1):
+        for case in cases:
+            bench, t, k = case
+            h, _ = run_herd(herd_command(args.herd, bench, t, args.seconds, k))
+            info = run_torch(sys.executable, bench, t, args.seconds, k)
+            torch_info = info
+            results[case][0].append(h)
+            results[case][1].append(info["timesteps_per_s"])
+            print(f"round {r}/{args.rounds} {bench} threads={t}{'' if k is None else f' K={k}'}: "
+                  f"herd {h:.0f}, torch {info['timesteps_per_s']:.0f}", file=sys.stderr, flush=True)
+    print(f"PyTorch {torch_info['torch']} (oneDNN {'on' if torch_info['mkldnn'] else 'off'}), "
+          f"medians of {args.rounds} alternating rounds, timesteps/s")
+    print()
+    print("| bench | threads | Herd | PyTorch | Herd/PyTorch |")
+    print("|---|---|---|---|---|")
+    for case in cases:
+        bench, t, k = case
+        h = statistics.median(results[case][0])
+        p = statistics.median(results[case][1])
+        name = bench if k is None else f"inference K={k}"
+        print(f"| {name} | {t} | {h:,.0f} | {p:,.0f} | {h / p:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
