@@ -13,7 +13,9 @@ Benches (N = 32 sequences of T = 20 steps, as in the issue tracker's figures):
   learner     4 -> FC 256 -> LSTM(256), 6 actions: the whole IMPALA learner step.
               At 2 threads Herd splits the batch into 2 shards (--learner-threads 2,
               one OpenBLAS thread each); PyTorch runs 2 intra-op threads.
-  lstm, gru   the recurrent layer 67 -> 256 forward + backward.
+  lstm, gru   the recurrent layer 67 -> 256 forward + backward. At 2 threads Herd
+              splits the sequences into 2 shards (--shards 2, as the learner's
+              learner_threads does); PyTorch runs 2 intra-op threads.
   inference   one rollout step for K = 32 and 64 rows (4 -> FC 256 -> LSTM(256) ->
               2 actions, sampling included), one thread only.
 
@@ -40,7 +42,9 @@ def herd_command(herd, bench, threads, seconds, envs=None):
         return [herd, "bench", "learner", "--features", "4", "--fcnet", "256", "--threads", "1",
                 "--learner-threads", str(threads)] + common
     if bench in ("lstm", "gru"):
-        return [herd, "bench", "lstm", "--cell", bench, "--threads", str(threads)] + common
+        if threads == 1:
+            return [herd, "bench", "lstm", "--cell", bench, "--threads", "1"] + common
+        return [herd, "bench", "lstm", "--cell", bench, "--threads", "1", "--shards", str(threads)] + common
     return [herd, "bench", "inference", "--envs", str(envs)] + common
 
 

@@ -4,8 +4,9 @@ import Foundation
 /// (shard 0 on the caller's thread) and return when all are done. Used by the
 /// learner to compute parts of a batch in parallel with single-threaded BLAS:
 /// OpenBLAS's own threading scales poorly on products of 32 rows.
-final class ShardPool: @unchecked Sendable {
-  let count: Int
+public final class ShardPool: @unchecked Sendable {
+  /// Shards per call.
+  public let count: Int
   private let condition = NSCondition()
   private var job: ((Int) -> Void)?
   private var generation = 0
@@ -14,7 +15,7 @@ final class ShardPool: @unchecked Sendable {
   private var threads: [Thread] = []
 
   /// A pool running `count` shards per call (`count - 1` helper threads).
-  init(count: Int) {
+  public init(count: Int) {
     self.count = max(1, count)
     for shard in 1..<self.count {
       let t = Thread { self.loop(shard) }
@@ -25,7 +26,7 @@ final class ShardPool: @unchecked Sendable {
   }
 
   /// Stops the helper threads (they hold the pool until then).
-  func shutdown() {
+  public func shutdown() {
     condition.lock()
     stopping = true
     condition.broadcast()
@@ -33,7 +34,7 @@ final class ShardPool: @unchecked Sendable {
   }
 
   /// Runs `body(shard)` for every shard in parallel and waits for all.
-  func run(_ body: @escaping (Int) -> Void) {
+  public func run(_ body: @escaping (Int) -> Void) {
     guard count > 1 else {
       body(0)
       return

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HerdMath
 import HerdNN
+import HerdRL
 
 /// `herd bench lstm`: recurrent layer forward+backward against its matrix-product floor.
 struct BenchRecurrent: ParsableCommand {
@@ -25,9 +26,15 @@ struct BenchRecurrent: ParsableCommand {
   var unevenLengths = false
   @Option(help: "Random seed for weights and inputs.")
   var seed: UInt64 = 1
+  @Option(help: "Shards computed in parallel on this many threads (as learner_threads does).")
+  var shards = 1
 
   func validate() throws {
     try shape.validate()
+    try requirePositive([("--shards", shards)])
+    guard shards <= shape.sequences else {
+      throw ValidationError("--shards \(shards) is more than the \(shape.sequences) sequences to split")
+    }
   }
 
 
@@ -68,9 +75,78 @@ struct BenchRecurrent: ParsableCommand {
       }
     }
 
-    benchAgainstFloor(
-      label: "\(shape.cell.rawValue.uppercased()) forward+backward", timesteps: Double(rows), rounds: shape.rounds,
-      seconds: shape.seconds, rng: &rng, step: trainStep)
+    guard shards > 1 else {
+      benchAgainstFloor(
+        label: "\(shape.cell.rawValue.uppercased()) forward+backward", timesteps: Double(rows), rounds: shape.rounds,
+        seconds: shape.seconds, rng: &rng, step: trainStep)
+      return
+    }
+    // Shards: contiguous groups of sequences, each with its own cache, gradients and
+    // part of the inputs; the gradients are summed into p's at the end, as the
+    // learner does.
+    let bounds = (0...shards).map { $0 * shape.sequences / shards }
+    let parts: [ShardWork] = try (0..<shards).map { s in
+      let lens = Array(seqLens[bounds[s]..<bounds[s + 1]])
+      let pk = try PackedSequences(seqLens: lens, maxLength: shape.steps)
+      let xs = (0..<(pk.rowCount * shape.features)).map { _ in 2 * rng.nextUnitFloat() - 1 }
+      let dHs = (0..<(pk.rowCount * shape.hidden)).map { _ in (2 * rng.nextUnitFloat() - 1) * 0.01 }
+      let h0s = (0..<(lens.count * shape.hidden)).map { _ in 2 * rng.nextUnitFloat() - 1 }
+      return ShardWork(
+        packing: pk, x: xs, dH: dHs, h0: h0s, dx: [Float](repeating: 0, count: pk.rowCount * shape.features),
+        params: Parameters(sharingValuesWith: p), cache: RecurrentCache())
+    }
+    let pool = ShardPool(count: shards)
+    defer { pool.shutdown() }
+    func shardedStep() {
+      pool.run { s in parts[s].run(layer) }
+      let total = p.grads.baseAddress.unsafelyUnwrapped
+      for part in parts {
+        BLAS.axpy(1, part.params.grads.baseAddress.unsafelyUnwrapped, total, count: p.count)
+      }
+    }
+    shardedStep()
+    var rates: [Double] = []
+    for round in 1...shape.rounds {
+      rates.append(Double(rows) / timePerCall(seconds: shape.seconds, shardedStep))
+      printError("round \(round)/\(shape.rounds): \(Int(rates[round - 1])) timesteps/s")
+    }
+    print(
+      String(
+        format: "%@ forward+backward: %.0f timesteps/s (median of %d rounds; %d shards in parallel, no GEMM floor measured)",
+        shape.cell.rawValue.uppercased(), median(rates), shape.rounds, shards))
+  }
+}
+
+/// One shard of `herd bench lstm --shards`: its sequences, buffers and gradients.
+final class ShardWork: @unchecked Sendable {
+  let packing: PackedSequences
+  let x: [Float]
+  let dH: [Float]
+  let h0: [Float]
+  var dx: [Float]
+  let params: Parameters
+  let cache: RecurrentCache
+
+  init(
+    packing: PackedSequences, x: [Float], dH: [Float], h0: [Float], dx: [Float], params: Parameters,
+    cache: RecurrentCache
+  ) {
+    (self.packing, self.x, self.dH, self.h0, self.dx, self.params, self.cache) = (packing, x, dH, h0, dx, params, cache)
+  }
+
+  /// Forward and backward of this shard on the calling thread.
+  func run(_ layer: any RecurrentLayer) {
+    params.zeroGrads()
+    x.withPointer { px in
+      h0.withPointer { ph in
+        layer.forward(params, x: px, packing: packing, h0: ph, c0: ph, cache: cache)
+        dH.withPointer { pdh in
+          dx.withMutablePointer { pdx in
+            layer.backward(params, x: px, dH: pdh, cache: cache, dx: pdx, dh0: nil, dc0: nil)
+          }
+        }
+      }
+    }
   }
 }
 

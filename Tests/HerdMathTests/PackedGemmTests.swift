@@ -3,10 +3,6 @@ import HerdMath
 import HerdTestSupport
 import Testing
 
-/// The kernels this machine can run: always the 8-wide one, and the 16-wide one on
-/// an AVX-512 build and CPU (so both are checked there, the 8-wide one forced).
-let availableKernels = KernelISA.allCases.filter(\.isAvailable)
-
 @Suite struct PackedGemmTests {
   @Test func bothKernelsAreCheckedOnAnAVX512Machine() {
     #expect(availableKernels.contains(.avx2))

@@ -47,3 +47,8 @@ public func randomArray<G: RandomNumberGenerator>(
 ) -> [Float] {
   (0..<count).map { _ in low + (high - low) * rng.nextUnitFloat() }
 }
+
+/// The packed-product kernels this build and CPU can run: always the 8-wide one, and
+/// the 16-wide one on an AVX-512 build and CPU, so tests there check both (the
+/// 8-wide one forced).
+public let availableKernels = KernelISA.allCases.filter(\.isAvailable)
