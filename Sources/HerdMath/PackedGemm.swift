@@ -123,14 +123,17 @@ public final class PackedMatrix: @unchecked Sendable {
       let c0 = p &* w
       let cols = min(w, n &- c0)
       if transposed {
-        // B[kk, c0 + j] = b[(c0 + j) * ld + kk]: walk each source row once.
-        for j in 0..<cols {
-          let src = b + (c0 &+ j) &* ld
-          var dst = panel + j
-          for kk in 0..<k {
-            dst.pointee = src[kk]
-            dst += w
+        // B[kk, c0 + j] = b[(c0 + j) * ld + kk]: blocks of 16 k at a time, so the
+        // panel's rows are written whole while the `cols` source rows stay in L1.
+        var k0 = 0
+        while k0 < k {
+          let kn = min(16, k &- k0)
+          for j in 0..<cols {
+            let src = b + ((c0 &+ j) &* ld &+ k0)
+            let dst = panel + (k0 &* w &+ j)
+            for kk in 0..<kn { dst[kk &* w] = src[kk] }
           }
+          k0 &+= 16
         }
       } else {
         for kk in 0..<k {
