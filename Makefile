@@ -34,7 +34,7 @@ SWIFT_CPU := -Xswiftc -target-cpu -Xswiftc haswell
 endif
 endif
 
-.PHONY: deps test-deps venv install-packages build test train bench format clean
+.PHONY: deps test-deps venv install-packages build test train bench bench-venv format clean
 
 ## deps: install the Debian packages Herd links against, when missing
 deps:
@@ -87,9 +87,19 @@ train: build
 bench: build
 	.build/release/herd bench lstm --threads 1
 
+## bench-venv: a second virtualenv, .venv-bench, with PyTorch from PyPI for
+## benchmarks/vs_torch.py (Herd's learner beside PyTorch's); not needed by make test
+bench-venv: .venv-bench/.installed
+.venv-bench/.installed:
+	@command -v python3 >/dev/null && python3 -c 'import ensurepip' 2>/dev/null || \
+	  $(MAKE) --no-print-directory install-packages PACKAGES="python3-venv"
+	@[ -x .venv-bench/bin/python ] || /usr/bin/python3 -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet torch numpy
+	@touch $@
+
 ## format: reformat the sources with swift-format (.swift-format)
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
 
 clean:
-	rm -rf .build $(VENV)
+	rm -rf .build $(VENV) .venv-bench
