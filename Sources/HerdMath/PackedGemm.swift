@@ -35,16 +35,27 @@ public enum KernelISA: String, Sendable, CaseIterable, CustomStringConvertible {
   }
 
   /// The widest available kernel, unless `HERD_KERNEL_ISA` names another
-  /// (`avx2` forces the 8-wide path on an AVX-512 machine; an unavailable or
-  /// unknown name is ignored with the best one chosen).
+  /// (`avx2` forces the 8-wide path on an AVX-512 machine). An unknown or
+  /// unavailable name is reported on stderr once, and the widest kernel is used.
   public static let preferred: KernelISA = {
-    if let name = getenv("HERD_KERNEL_ISA").map({ String(cString: $0) }),
-      let isa = KernelISA(rawValue: name), isa.isAvailable
-    {
-      return isa
+    let best: KernelISA = KernelISA.avx512.isAvailable ? .avx512 : .avx2
+    guard let name = getenv("HERD_KERNEL_ISA").map({ String(cString: $0) }), !name.isEmpty else { return best }
+    guard let isa = KernelISA(rawValue: name) else {
+      warn("herd: HERD_KERNEL_ISA=\(name) is not one of avx512, avx2; using \(best)\n")
+      return best
     }
-    return KernelISA.avx512.isAvailable ? .avx512 : .avx2
+    guard isa.isAvailable else {
+      warn("herd: HERD_KERNEL_ISA=\(name) is not available in this build or on this CPU; using \(best)\n")
+      return best
+    }
+    return isa
   }()
+
+  /// Writes `message` to standard error (file descriptor 2).
+  private static func warn(_ message: String) {
+    var text = message
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+  }
 }
 
 /// CPU feature flags as Linux reports them (`/proc/cpuinfo`), read once.
