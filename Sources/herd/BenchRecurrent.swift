@@ -56,29 +56,15 @@ struct BenchRecurrent: ParsableCommand {
     let seqLens = (0..<shape.sequences).map { _ in unevenLengths ? 1 + Int(rng.next() % UInt64(shape.steps)) : shape.steps }
     let packing = try PackedSequences(seqLens: seqLens, maxLength: shape.steps)
     let rows = packing.rowCount
-    let x = (0..<(rows * shape.features)).map { _ in 2 * rng.nextUnitFloat() - 1 }
-    let dH = (0..<(rows * shape.hidden)).map { _ in (2 * rng.nextUnitFloat() - 1) * 0.01 }
-    let h0 = (0..<(shape.sequences * shape.hidden)).map { _ in 2 * rng.nextUnitFloat() - 1 }
-    var dx = [Float](repeating: 0, count: rows * shape.features)
-    let cache = RecurrentCache()
-
-    func trainStep() {
-      x.withPointer { px in
-        h0.withPointer { ph in
-          layer.forward(p, x: px, packing: packing, h0: ph, c0: ph, cache: cache)
-          dH.withPointer { pdh in
-            dx.withMutablePointer { pdx in
-              layer.backward(p, x: px, dH: pdh, cache: cache, dx: pdx, dh0: nil, dc0: nil)
-            }
-          }
-        }
-      }
-    }
-
     guard shards > 1 else {
+      let whole = ShardWork(
+        packing: packing, x: (0..<(rows * shape.features)).map { _ in 2 * rng.nextUnitFloat() - 1 },
+        dH: (0..<(rows * shape.hidden)).map { _ in (2 * rng.nextUnitFloat() - 1) * 0.01 },
+        h0: (0..<(shape.sequences * shape.hidden)).map { _ in 2 * rng.nextUnitFloat() - 1 },
+        dx: [Float](repeating: 0, count: rows * shape.features), params: p, cache: RecurrentCache())
       benchAgainstFloor(
         label: "\(shape.cell.rawValue.uppercased()) forward+backward", timesteps: Double(rows), rounds: shape.rounds,
-        seconds: shape.seconds, rng: &rng, step: trainStep)
+        seconds: shape.seconds, rng: &rng, step: { whole.run(layer) })
       return
     }
     // Shards: contiguous groups of sequences, each with its own cache, gradients and
@@ -117,7 +103,8 @@ struct BenchRecurrent: ParsableCommand {
   }
 }
 
-/// One shard of `herd bench lstm --shards`: its sequences, buffers and gradients.
+/// The sequences one thread runs in `herd bench lstm`: all of them, or one shard
+/// with `--shards`; with their buffers and gradients.
 final class ShardWork: @unchecked Sendable {
   let packing: PackedSequences
   let x: [Float]
@@ -134,7 +121,8 @@ final class ShardWork: @unchecked Sendable {
     (self.packing, self.x, self.dH, self.h0, self.dx, self.params, self.cache) = (packing, x, dH, h0, dx, params, cache)
   }
 
-  /// Forward and backward of this shard on the calling thread.
+  /// Forward and backward on the calling thread, from zeroed gradients (as a
+  /// training step starts).
   func run(_ layer: any RecurrentLayer) {
     params.zeroGrads()
     x.withPointer { px in
