@@ -1,4 +1,5 @@
 import HerdMath
+import Synchronization
 
 /// How a parameter is initialised.
 ///
@@ -79,17 +80,21 @@ public final class Parameters {
   private let ownsValues: Bool
   /// Keeps the owner of shared values alive.
   private let valueOwner: Parameters?
-  private var ownGeneration: UInt64 = 0
+  private var ownGeneration: UInt64 = Parameters.nextGeneration()
+  private static let generations = Atomic<UInt64>(0)
+  private static func nextGeneration() -> UInt64 { generations.add(1, ordering: .relaxed).newValue }
 
-  /// Counts changes to `values` made through Herd (initialisation, ``load(flatValues:)``,
-  /// ``set(_:_:)``, an optimiser step); a shard reports its owner's. Layers key
-  /// what they derive from the weights (the packed recurrent weights a rollout
-  /// step reuses) on it. Code that writes `values` directly calls ``valuesChanged()``.
+  /// Changes with every change to `values` made through Herd (initialisation,
+  /// ``load(flatValues:)``, ``set(_:_:)``, an optimiser step); a shard reports its
+  /// owner's. Drawn from one process-wide counter, so no two states of any two
+  /// `Parameters` share a value. Layers key what they derive from the weights (the
+  /// packed recurrent weights a rollout step reuses) on it. Code that writes
+  /// `values` directly calls ``valuesChanged()``.
   public var generation: UInt64 { valueOwner?.generation ?? ownGeneration }
 
   /// Records a change to `values` made outside Herd's own methods.
   public func valuesChanged() {
-    if let valueOwner { valueOwner.valuesChanged() } else { ownGeneration &+= 1 }
+    if let valueOwner { valueOwner.valuesChanged() } else { ownGeneration = Self.nextGeneration() }
   }
 
   /// Zero-filled parameters and gradients for `layout`.

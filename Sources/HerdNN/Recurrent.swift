@@ -71,11 +71,12 @@ public final class RecurrentCache {
   let biasGrad = FloatBuffer()  // [G]
   // Weights packed for the kernels: W_ih^T and W_hh^T for the forward products,
   // W_hh for the backward carry. Forward packs afresh; a rollout step repacks only
-  // when the parameters' generation moved (key: which Parameters, which generation).
+  // when the parameters' generation moved (process-wide unique, so it alone
+  // identifies the weights).
   let packedIH: PackedMatrix
   let packedHH: PackedMatrix
   let packedHHBackward: PackedMatrix
-  var packedFor: (ObjectIdentifier, UInt64)?
+  var packedFor: UInt64?
   // Tensor API staging.
   let xPacked = FloatBuffer()
   let dHPacked = FloatBuffer()
@@ -96,8 +97,8 @@ public final class RecurrentCache {
     _ p: Parameters, weightIH: ParameterSlot, weightHH: ParameterSlot, gates: Int, inputSize: Int,
     hiddenSize: Int, always: Bool
   ) {
-    let key = (ObjectIdentifier(p), p.generation)
-    if !always, let packedFor, packedFor == key { return }
+    let key = p.generation
+    if !always, packedFor == key { return }
     packedIH.pack(p.value(weightIH), ld: inputSize, transposed: true, k: inputSize, n: gates)
     packedHH.pack(p.value(weightHH), ld: hiddenSize, transposed: true, k: hiddenSize, n: gates)
     packedFor = key

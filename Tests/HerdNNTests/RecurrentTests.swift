@@ -224,6 +224,38 @@ import Testing
     }
   }
 
+  /// A rollout step reuses its packed weights only while they are current: after
+  /// `load`, an optimiser step, or with other `Parameters`, it gives what a fresh
+  /// cache gives.
+  @Test(arguments: CellKind.allCases)
+  func aRolloutStepRepacksAfterNewWeights(kind: CellKind) throws {
+    let (layer, p) = makeRecurrent(kind, input: 3, hidden: 5, seed: 1)
+    let (_, q) = makeRecurrent(kind, input: 3, hidden: 5, seed: 2)
+    var rng = SeededGenerator(seed: 3)
+    let x = randomArray(2 * 3, rng: &rng)
+    func step(_ params: Parameters, _ cache: RecurrentCache) -> [Float] {
+      var h = [Float](repeating: 0.1, count: 2 * 5)
+      var c = [Float](repeating: -0.2, count: 2 * 5)
+      x.withPointer { px in
+        h.withMutablePointer { ph in
+          c.withMutablePointer { pc in layer.step(params, x: px, rows: 2, h: ph, c: kind == .lstm ? pc : nil, cache: cache) }
+        }
+      }
+      return h
+    }
+    let cache = RecurrentCache()
+    let before = step(p, cache)
+    #expect(step(p, cache) == before)
+    #expect(step(q, cache) == step(q, RecurrentCache()), "other Parameters")
+    try p.load(flatValues: q.flatValues.map { $0 * 0.5 })
+    let loaded = step(p, cache)
+    #expect(loaded == step(p, RecurrentCache()), "after load")
+    #expect(loaded != before)
+    for i in 0..<p.count { p.grads[i] = 0.01 }
+    RMSProp(count: p.count).step(p, lr: 0.1)
+    #expect(step(p, cache) == step(p, RecurrentCache()), "after an optimiser step")
+  }
+
   @Test(arguments: CellKind.allCases)
   func badInputsAreErrorsNotCrashes(kind: CellKind) throws {
     let (layer, p) = makeRecurrent(kind, input: 3, hidden: 4, seed: 1)
