@@ -43,6 +43,12 @@ public struct Fixture {
     return a
   }
 
+  /// A tensor from a decoded `{"shape": ..., "data": ...}` object (`key` names it in errors).
+  public static func tensor(from object: Any, _ key: String) throws -> Tensor {
+    guard let t = object as? [String: Any] else { throw FixtureError.missing(key) }
+    return try decodeTensor(t, key)
+  }
+
   static func decodeTensor(_ t: [String: Any], _ key: String) throws -> Tensor {
     guard let shape = t["shape"] as? [Int], let data = t["data"] as? [Double] else {
       throw FixtureError.missing(key)

@@ -1,0 +1,265 @@
+import HerdMath
+
+/// The shape of one image or feature map: height x width x channels, stored
+/// channels last (NHWC: `[y][x][c]`, the channels of one pixel contiguous).
+public struct ImageShape: Sendable, Equatable, Hashable, CustomStringConvertible {
+  public let height: Int
+  public let width: Int
+  public let channels: Int
+
+  public init(height: Int, width: Int, channels: Int) {
+    self.height = height
+    self.width = width
+    self.channels = channels
+  }
+
+  /// Floats per image.
+  public var count: Int { height * width * channels }
+
+  /// "84x84x4".
+  public var description: String { "\(height)x\(width)x\(channels)" }
+}
+
+/// A 2-D convolution over images stored channels last (PyTorch's `nn.Conv2d` with
+/// square kernels, one stride and symmetric zero padding).
+///
+/// Shapes: x `[n, H, W, C]`, weight `[outC, kH, kW, C]` (PyTorch's `[outC, C, kH, kW]`
+/// with the channels moved last), bias `[outC]`, y `[n, OH, OW, outC]` with
+/// `OH = (H + 2 pad - kH) / stride + 1` (floor, as PyTorch).
+///
+/// Channels last makes one output pixel's receptive field `kH` contiguous runs of
+/// `kW * C` floats, so the lowering to a matrix product (im2col) is a few copies
+/// per row and the product `cols [M, kH kW C] x W^T` writes the output in its
+/// storage order with no transpose. The lowered rows are built a chunk at a time
+/// (about a megabyte), never for the whole batch, and rebuilt by backward instead
+/// of kept: a batch of 640 Atari frames would need 260 MB of them for the first
+/// layer alone.
+public struct Conv2D: Sendable, Equatable {
+  /// Input image shape.
+  public let input: ImageShape
+  /// Output feature-map shape.
+  public let output: ImageShape
+  public let kernelHeight: Int
+  public let kernelWidth: Int
+  public let stride: Int
+  public let padding: Int
+  /// `[outC, kH, kW, C]`.
+  public let weight: ParameterSlot
+  /// `[outC]`.
+  public let bias: ParameterSlot
+
+  /// The output shape of a convolution, or nil when the kernel does not fit.
+  public static func outputShape(
+    input: ImageShape, outChannels: Int, kernel: (Int, Int), stride: Int, padding: Int
+  ) -> ImageShape? {
+    guard outChannels > 0, kernel.0 > 0, kernel.1 > 0, stride > 0, padding >= 0 else { return nil }
+    let h = input.height + 2 * padding - kernel.0
+    let w = input.width + 2 * padding - kernel.1
+    guard h >= 0, w >= 0 else { return nil }
+    return ImageShape(height: h / stride + 1, width: w / stride + 1, channels: outChannels)
+  }
+
+  /// Declares `name.weight` and `name.bias`, initialised as PyTorch's default: both
+  /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C kH kW.
+  public init(
+    _ name: String, input: ImageShape, outChannels: Int, kernel: (Int, Int), stride: Int, padding: Int,
+    layout: inout ParameterLayout
+  ) {
+    guard
+      let out = Self.outputShape(
+        input: input, outChannels: outChannels, kernel: kernel, stride: stride, padding: padding)
+    else {
+      preconditionFailure(
+        "Conv2D \(name): kernel \(kernel) stride \(stride) padding \(padding) does not fit \(input)")
+    }
+    self.input = input
+    self.output = out
+    kernelHeight = kernel.0
+    kernelWidth = kernel.1
+    self.stride = stride
+    self.padding = padding
+    let fanIn = input.channels * kernel.0 * kernel.1
+    let bound = 1 / Float(fanIn).squareRoot()
+    weight = layout.declare(
+      "\(name).weight", shape: [outChannels, kernel.0, kernel.1, input.channels], initializer: .uniform(bound: bound))
+    bias = layout.declare("\(name).bias", shape: [outChannels], initializer: .uniform(bound: bound))
+  }
+
+  /// Floats in one lowered row: `kH kW C`.
+  public var patchSize: Int { kernelHeight * kernelWidth * input.channels }
+
+  /// Multiply-adds per image.
+  public var multiplyAddsPerImage: Int { output.height * output.width * output.channels * patchSize }
+
+  /// A 1x1 kernel with stride 1 and no padding reads its input as the lowered rows.
+  var isPointwise: Bool { kernelHeight == 1 && kernelWidth == 1 && stride == 1 && padding == 0 }
+
+  /// Output rows (pixels) per lowered chunk: about 256k floats of patches.
+  var chunkRows: Int { max(1, (1 << 18) / patchSize) }
+
+  /// Writes the lowered rows `m0 ..< m0 + count` (an output pixel each, over all
+  /// images) into `cols` `[count, patchSize]`; padding reads as zero.
+  @inlinable
+  func lower(_ x: UnsafePointer<Float>, firstRow m0: Int, count: Int, into cols: UnsafeMutablePointer<Float>) {
+    let c = input.channels
+    let runLength = kernelWidth &* c
+    let pixels = output.height &* output.width
+    var dst = cols
+    for m in m0..<(m0 &+ count) {
+      let image = m / pixels
+      let pixel = m &- image &* pixels
+      let oy = pixel / output.width
+      let ox = pixel &- oy &* output.width
+      let y0 = oy &* stride &- padding
+      let x0 = ox &* stride &- padding
+      let base = x + image &* input.count
+      for ky in 0..<kernelHeight {
+        let iy = y0 &+ ky
+        if iy < 0 || iy >= input.height {
+          dst.update(repeating: 0, count: runLength)
+        } else {
+          let row = base + iy &* input.width &* c
+          if x0 >= 0 && x0 &+ kernelWidth <= input.width {
+            dst.update(from: row + x0 &* c, count: runLength)
+          } else {
+            for kx in 0..<kernelWidth {
+              let ix = x0 &+ kx
+              if ix < 0 || ix >= input.width {
+                (dst + kx &* c).update(repeating: 0, count: c)
+              } else {
+                (dst + kx &* c).update(from: row + ix &* c, count: c)
+              }
+            }
+          }
+        }
+        dst += runLength
+      }
+    }
+  }
+
+  /// The adjoint of ``lower``: adds lowered-row gradients `dcols` `[count, patchSize]`
+  /// back into the input gradient `dx` (padding positions are dropped).
+  @inlinable
+  func raise(_ dcols: UnsafePointer<Float>, firstRow m0: Int, count: Int, into dx: UnsafeMutablePointer<Float>) {
+    let c = input.channels
+    let runLength = kernelWidth &* c
+    let pixels = output.height &* output.width
+    var src = dcols
+    for m in m0..<(m0 &+ count) {
+      let image = m / pixels
+      let pixel = m &- image &* pixels
+      let oy = pixel / output.width
+      let ox = pixel &- oy &* output.width
+      let y0 = oy &* stride &- padding
+      let x0 = ox &* stride &- padding
+      let base = dx + image &* input.count
+      for ky in 0..<kernelHeight {
+        let iy = y0 &+ ky
+        if iy >= 0 && iy < input.height {
+          let row = base + iy &* input.width &* c
+          if x0 >= 0 && x0 &+ kernelWidth <= input.width {
+            Self.add(src, into: row + x0 &* c, count: runLength)
+          } else {
+            for kx in 0..<kernelWidth {
+              let ix = x0 &+ kx
+              if ix >= 0 && ix < input.width { Self.add(src + kx &* c, into: row + ix &* c, count: c) }
+            }
+          }
+        }
+        src += runLength
+      }
+    }
+  }
+
+  @inlinable
+  static func add(_ a: UnsafePointer<Float>, into b: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i &+ 8 <= count {
+      let v = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+        + UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+      UnsafeMutableRawPointer(b + i).storeBytes(of: v, as: SIMD8<Float>.self)
+      i &+= 8
+    }
+    while i < count {
+      b[i] += a[i]
+      i &+= 1
+    }
+  }
+
+  /// `y [n, OH, OW, outC] = conv(x [n, H, W, C]) + b`. `scratch` holds one chunk of
+  /// lowered rows.
+  public func forward(
+    _ p: Parameters, x: UnsafePointer<Float>, images n: Int, y: UnsafeMutablePointer<Float>, scratch: ConvScratch
+  ) {
+    let oc = output.channels
+    let rows = n &* output.height &* output.width
+    let b = p.value(bias)
+    for r in 0..<rows { (y + r &* oc).update(from: b, count: oc) }
+    let k = patchSize
+    if isPointwise {
+      BLAS.gemm(
+        .none, .transposed, m: rows, n: oc, k: k, a: x, lda: k, b: p.value(weight), ldb: k, beta: 1, c: y, ldc: oc)
+      return
+    }
+    let chunk = min(chunkRows, max(rows, 1))
+    let cols = scratch.cols.reserve(chunk &* k)
+    var m0 = 0
+    while m0 < rows {
+      let count = min(chunk, rows &- m0)
+      lower(x, firstRow: m0, count: count, into: cols)
+      BLAS.gemm(
+        .none, .transposed, m: count, n: oc, k: k, a: cols, lda: k, b: p.value(weight), ldb: k,
+        beta: 1, c: y + m0 &* oc, ldc: oc)
+      m0 &+= count
+    }
+  }
+
+  /// Accumulates `dW += dy^T cols`, `db += sum dy`, and writes `dx` (the input
+  /// gradient, overwritten) when asked. `x` is the forward input.
+  public func backward(
+    _ p: Parameters, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, images n: Int,
+    dx: UnsafeMutablePointer<Float>?, scratch: ConvScratch
+  ) {
+    let oc = output.channels
+    let rows = n &* output.height &* output.width
+    let k = patchSize
+    Kernels.columnSums(dy, rows: rows, cols: oc, lda: oc, into: p.grad(bias), accumulate: true)
+    if isPointwise {
+      BLAS.gemm(
+        .transposed, .none, m: oc, n: k, k: rows, a: dy, lda: oc, b: x, ldb: k, beta: 1, c: p.grad(weight), ldc: k)
+      if let dx {
+        BLAS.gemm(
+          .none, .none, m: rows, n: k, k: oc, a: dy, lda: oc, b: p.value(weight), ldb: k, beta: 0, c: dx, ldc: k)
+      }
+      return
+    }
+    if let dx { dx.update(repeating: 0, count: n &* input.count) }
+    let chunk = min(chunkRows, max(rows, 1))
+    let cols = scratch.cols.reserve(chunk &* k)
+    let dcols = dx == nil ? cols : scratch.gradCols.reserve(chunk &* k)
+    var m0 = 0
+    while m0 < rows {
+      let count = min(chunk, rows &- m0)
+      let dyc = dy + m0 &* oc
+      lower(x, firstRow: m0, count: count, into: cols)
+      BLAS.gemm(
+        .transposed, .none, m: oc, n: k, k: count, a: dyc, lda: oc, b: cols, ldb: k,
+        beta: 1, c: p.grad(weight), ldc: k)
+      if let dx {
+        BLAS.gemm(
+          .none, .none, m: count, n: k, k: oc, a: dyc, lda: oc, b: p.value(weight), ldb: k,
+          beta: 0, c: dcols, ldc: k)
+        raise(dcols, firstRow: m0, count: count, into: dx)
+      }
+      m0 &+= count
+    }
+  }
+}
+
+/// Backward scratch of a ``Conv2D``: a chunk of lowered rows and of their gradients.
+public final class ConvScratch {
+  let cols = FloatBuffer()
+  let gradCols = FloatBuffer()
+
+  public init() {}
+}

@@ -1,0 +1,266 @@
+import Foundation
+import HerdMath
+@testable import HerdNN
+import HerdTestSupport
+import Testing
+
+/// The direct definition of a convolution, in Double: forward and the three
+/// gradients, for checking the lowered (im2col) implementation.
+private struct DirectConv {
+  let conv: Conv2D
+  let n: Int
+
+  func inputIndex(_ img: Int, _ y: Int, _ x: Int, _ c: Int) -> Int {
+    ((img * conv.input.height + y) * conv.input.width + x) * conv.input.channels + c
+  }
+
+  /// Calls `body(outIndex, weightIndex, inputIndex)` for every multiply-add.
+  func forEachTerm(_ body: (Int, Int, Int) -> Void) {
+    let i = conv.input, o = conv.output
+    for img in 0..<n {
+      for oy in 0..<o.height {
+        for ox in 0..<o.width {
+          for oc in 0..<o.channels {
+            let out = ((img * o.height + oy) * o.width + ox) * o.channels + oc
+            for ky in 0..<conv.kernelHeight {
+              for kx in 0..<conv.kernelWidth {
+                let iy = oy * conv.stride - conv.padding + ky
+                let ix = ox * conv.stride - conv.padding + kx
+                guard iy >= 0, iy < i.height, ix >= 0, ix < i.width else { continue }
+                for c in 0..<i.channels {
+                  let w = ((oc * conv.kernelHeight + ky) * conv.kernelWidth + kx) * i.channels + c
+                  body(out, w, inputIndex(img, iy, ix, c))
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+@Suite struct ConvTests {
+  /// (images, H, W, C, outC, kernel, stride, padding): odd sizes, strides that do
+  /// not divide, padding wider than the stride, a pointwise kernel, a kernel as
+  /// large as the padded image, one image, and rows enough for several lowered
+  /// chunks whose boundaries fall inside images.
+  static let shapes: [(Int, Int, Int, Int, Int, Int, Int, Int)] = [
+    (1, 1, 1, 1, 1, 1, 1, 0),
+    (2, 7, 5, 3, 4, 3, 2, 1),
+    (3, 9, 9, 2, 3, 4, 3, 0),
+    (1, 6, 8, 5, 7, 1, 1, 0),
+    (2, 5, 6, 3, 2, 7, 1, 1),
+    (2, 4, 4, 3, 5, 3, 1, 2),
+    (2, 22, 22, 64, 3, 8, 1, 0),
+  ]
+
+  @Test(arguments: shapes)
+  func convolutionMatchesTheDirectDefinition(shape: (Int, Int, Int, Int, Int, Int, Int, Int)) throws {
+    let (n, h, w, c, oc, k, s, pad) = shape
+    var layout = ParameterLayout()
+    let conv = Conv2D(
+      "c", input: ImageShape(height: h, width: w, channels: c), outChannels: oc, kernel: (k, k), stride: s,
+      padding: pad, layout: &layout)
+    var rng = SeededGenerator(seed: UInt64(h * 1000 + w * 10 + k))
+    let p = Parameters(layout: layout, rng: &rng)
+    let x = randomArray(n * conv.input.count, rng: &rng)
+    let dy = randomArray(n * conv.output.count, rng: &rng)
+    // Direct, in Double.
+    let direct = DirectConv(conv: conv, n: n)
+    let wv = Array(UnsafeBufferPointer(start: p.value(conv.weight), count: conv.weight.count))
+    let bv = Array(UnsafeBufferPointer(start: p.value(conv.bias), count: oc))
+    var y = (0..<(n * conv.output.count)).map { Double(bv[$0 % oc]) }
+    var dW = [Double](repeating: 0, count: wv.count)
+    var dx = [Double](repeating: 0, count: x.count)
+    direct.forEachTerm { o, wi, xi in
+      y[o] += Double(wv[wi]) * Double(x[xi])
+      dW[wi] += Double(dy[o]) * Double(x[xi])
+      dx[xi] += Double(dy[o]) * Double(wv[wi])
+    }
+    var db = [Double](repeating: 0, count: oc)
+    for (j, g) in dy.enumerated() { db[j % oc] += Double(g) }
+    // Lowered.
+    var got = [Float](repeating: 0, count: y.count)
+    var gotDx = [Float](repeating: 7, count: x.count)  // overwritten, not added to
+    let scratch = ConvScratch()
+    x.withPointer { px in
+      got.withUnsafeMutableBufferPointer {
+        conv.forward(p, x: px, images: n, y: $0.baseAddress!, scratch: scratch)
+      }
+      dy.withPointer { pdy in
+        gotDx.withUnsafeMutableBufferPointer {
+          conv.backward(p, x: px, dy: pdy, images: n, dx: $0.baseAddress!, scratch: scratch)
+        }
+      }
+    }
+    let tol = (rtol: 1e-4, atol: 1e-4)
+    #expect(closeness(got, y.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "forward")
+    #expect(closeness(gotDx, dx.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "dx")
+    #expect(
+      closeness(try p.gradTensor(named: "c.weight").scalars, dW.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok,
+      "dW")
+    #expect(closeness(try p.gradTensor(named: "c.bias").scalars, db.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "db")
+    // Without dx the parameter gradients are the same (they accumulate: twice now).
+    x.withPointer { px in
+      dy.withPointer { pdy in conv.backward(p, x: px, dy: pdy, images: n, dx: nil, scratch: scratch) }
+    }
+    #expect(
+      closeness(try p.gradTensor(named: "c.weight").scalars, dW.map { Float(2 * $0) }, rtol: tol.rtol, atol: tol.atol).ok,
+      "dW accumulates")
+  }
+
+  @Test func maxPoolTakesTheFirstMaximumAndIgnoresPadding() {
+    // One 3x4 image, 2 channels; channel 1 is constant so every window ties.
+    let input = ImageShape(height: 3, width: 4, channels: 2)
+    let pool = MaxPool2D(input: input, kernel: 3, stride: 2, padding: 1)
+    #expect(pool.output == ImageShape(height: 2, width: 2, channels: 2))
+    var x = [Float](repeating: -5, count: input.count)  // negative: padding as 0 would win
+    for yy in 0..<3 {
+      for xx in 0..<4 { x[(yy * 4 + xx) * 2] = Float(-(yy * 4 + xx)) - 1 }
+    }
+    var y = [Float](repeating: 0, count: pool.output.count)
+    var arg = [Int32](repeating: 0, count: pool.output.count)
+    x.withPointer { px in
+      y.withUnsafeMutableBufferPointer { py in
+        arg.withUnsafeMutableBufferPointer { pool.forward(x: px, images: 1, y: py.baseAddress!, argmax: $0.baseAddress!) }
+      }
+    }
+    // Channel 0: each window's top-left real pixel is its largest (values fall row-major).
+    // Windows: rows {0,1} / {1,2}, columns {0,1} / {1,2,3}.
+    #expect(y[0] == -1 && y[2] == -2 && y[4] == -5 && y[6] == -6, "\(y)")
+    // Channel 1 ties everywhere: the first pixel of the window wins.
+    #expect(y[1] == -5 && arg[1] == 1 && arg[3] == 3 && arg[5] == 4 * 2 + 1 && arg[7] == 5 * 2 + 1, "\(arg)")
+    // Backward routes each gradient to its argmax, overlapping windows add.
+    let dy: [Float] = [1, 10, 2, 20, 3, 30, 4, 40]
+    var dx = [Float](repeating: 9, count: input.count)
+    dy.withPointer { pdy in
+      arg.withUnsafeBufferPointer { pa in
+        dx.withUnsafeMutableBufferPointer { pool.backward(dy: pdy, argmax: pa.baseAddress!, images: 1, dx: $0.baseAddress!) }
+      }
+    }
+    var expected = [Float](repeating: 0, count: input.count)
+    for j in 0..<8 { expected[Int(arg[j])] += dy[j] }
+    #expect(dx == expected)
+    #expect(dx[0] == 1 && dx[2] == 2 && dx[8] == 3 && dx[10] == 4 && dx[1] == 10 && dx[3] == 20)
+  }
+
+  static func specs(_ f: Fixture) throws -> [ConvLayerSpec] {
+    guard let layers = f.object["layers"] as? [[Any]] else { throw FixtureError.missing("layers") }
+    return try layers.map { l in
+      let ints = l.dropFirst().compactMap { $0 as? Int }
+      switch l.first as? String {
+      case "conv": return .conv(outChannels: ints[0], kernel: ints[1], stride: ints[2], padding: ints[3])
+      case "pool": return .maxPool(kernel: ints[0], stride: ints[1], padding: ints[2])
+      case "res": return .residual
+      case "relu": return .activation
+      default: throw FixtureError.missing("layer \(l)")
+      }
+    }
+  }
+
+  @Test(arguments: ["mixed", "shallow", "deep_stage"])
+  func stacksAgreeWithPyTorch(name: String) throws {
+    let f = try Fixture("conv_\(name)")
+    let hwc = try f.ints("input")
+    var layout = ParameterLayout()
+    let net = try ConvNet(
+      "conv", input: ImageShape(height: hwc[0], width: hwc[1], channels: hwc[2]), specs: try Self.specs(f),
+      activation: .relu, layout: &layout)
+    let p = Parameters(layout: layout)
+    guard let params = f.object["params"] as? [String: [String: Any]] else { throw FixtureError.missing("params") }
+    #expect(Set(params.keys) == Set(layout.entries.map(\.name)), "parameter names")
+    for (key, entry) in params {
+      try p.set(key, try Fixture.tensor(from: entry["value"] as Any, key))
+    }
+    let cache = ConvNetCache()
+    let x = try f.tensor("x")
+    let y = try net.forward(p, x, cache: cache)
+    #expect(closeness(y.scalars, try f.tensor("y").scalars, rtol: 1e-4, atol: 1e-5).ok, "forward")
+    let dx = try net.backward(p, x: x, gradOutput: try f.tensor("dy"), cache: cache)
+    #expect(closeness(dx.scalars, try f.tensor("grad_x").scalars, rtol: 1e-4, atol: 1e-5).ok, "grad x")
+    for (key, entry) in params {
+      let expected = try Fixture.tensor(from: entry["grad"] as Any, key)
+      let c = closeness(try p.gradTensor(named: key).scalars, expected.scalars, rtol: 1e-4, atol: 1e-4)
+      #expect(c.ok, "grad \(key): \(c)")
+    }
+  }
+
+  /// Stacks for the finite-difference checks: each layer kind alone, then all together.
+  static let fdStacks: [String: [ConvLayerSpec]] = [
+    "conv+act": [.conv(outChannels: 3, kernel: 3, stride: 2, padding: 1), .activation],
+    "pool": [.conv(outChannels: 3, kernel: 2, stride: 1, padding: 0), .maxPool(kernel: 3, stride: 2, padding: 1)],
+    "residual": [.residual],
+    "all": [
+      .conv(outChannels: 3, kernel: 3, stride: 1, padding: 1), .activation, .maxPool(kernel: 3, stride: 2, padding: 1),
+      .residual, .activation, .conv(outChannels: 2, kernel: 2, stride: 2, padding: 0),
+    ],
+  ]
+
+  /// Every parameter and input gradient of each stack by central differences.
+  @Test(arguments: ["conv+act", "pool", "residual", "all"], [Activation.tanh, .relu])
+  func stackGradientsMatchFiniteDifferences(stack: String, activation: Activation) throws {
+    let input = ImageShape(height: 7, width: 6, channels: 2)
+    var layout = ParameterLayout()
+    let net = try ConvNet("conv", input: input, specs: Self.fdStacks[stack]!, activation: activation, layout: &layout)
+    var rng = SeededGenerator(seed: activation == .tanh ? 11 : 12)
+    let p = Parameters(layout: layout, rng: &rng)
+    let n = 2
+    var x = Tensor(uniform: [n, input.height, input.width, input.channels], using: &rng)
+    let cache = ConvNetCache()
+    let y0 = try net.forward(p, x, cache: cache)
+    let w = Tensor(uniform: y0.shape, using: &rng)
+    let dx = try net.backward(p, x: x, gradOutput: w, cache: cache)
+    let eps: Float = 1e-3
+    // A pool whose window's maximum changes within the step has no derivative
+    // there: such probes are skipped (and counted).
+    var bad: [String] = []
+    var kinks = 0
+    func loss(_ probe: Tensor) throws -> Double {
+      let c = ConvNetCache()
+      let y = try net.forward(p, probe, cache: c)
+      if c.argmax != cache.argmax { kinks += 1 }
+      return weightedSum(y.scalars, w.scalars)
+    }
+    for e in layout.entries {
+      let analytic = try p.gradTensor(named: e.name).scalars
+      for j in 0..<e.slot.count {
+        let before = kinks
+        let numeric = try numericDerivative(p.value(e.slot) + j, eps: eps) { try loss(x) }
+        if kinks == before && !gradientAgrees(analytic[j], numeric) {
+          bad.append("\(e.name)[\(j)] \(analytic[j]) vs \(numeric)")
+        }
+      }
+    }
+    for j in 0..<x.count {
+      let before = kinks
+      let numeric = try x.scalars.withUnsafeMutableBufferPointer { px in
+        try numericDerivative(px.baseAddress! + j, eps: eps) { try loss(try Tensor(shape: x.shape, scalars: Array(px))) }
+      }
+      if kinks == before && !gradientAgrees(dx.scalars[j], numeric) { bad.append("x[\(j)] \(dx.scalars[j]) vs \(numeric)") }
+    }
+    // Few enough that the check still covers the pool.
+    let probes = layout.count + x.count
+    #expect(kinks * 20 <= probes, "\(kinks) of \(probes) probes crossed a pool's tie")
+    #expect(bad.isEmpty, "\(stack) \(activation): \(bad.count) gradients disagree: \(bad.prefix(6))")
+  }
+
+  @Test func aLayerThatDoesNotFitIsNamed() {
+    var layout = ParameterLayout()
+    do {
+      _ = try ConvNet(
+        "conv", input: ImageShape(height: 10, width: 10, channels: 1),
+        specs: [.conv(outChannels: 4, kernel: 8, stride: 4, padding: 0), .conv(outChannels: 4, kernel: 3, stride: 1, padding: 0)],
+        activation: .relu, layout: &layout)
+      Issue.record("a 3x3 kernel on a 2x2 map was accepted")
+    } catch {
+      #expect(error.description.contains("layer 1") && error.description.contains("1x1x4"), "\(error)")
+    }
+    var other = ParameterLayout()
+    #expect(throws: ConvShapeError.self) {
+      _ = try ConvNet(
+        "conv", input: ImageShape(height: 5, width: 5, channels: 1), specs: [.maxPool(kernel: 2, stride: 1, padding: 2)],
+        activation: .relu, layout: &other)
+    }
+  }
+}
