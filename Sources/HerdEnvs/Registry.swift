@@ -40,6 +40,7 @@ public enum BuiltInEnvironments {
     MemoryChain.registration,
     Pendulum.registration,
     StatelessPendulum.registration,
+    PixelMemory.registration,
   ]
 
   /// The registration for `id`, if Herd has one.

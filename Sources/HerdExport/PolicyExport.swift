@@ -191,6 +191,11 @@ public struct PolicyExport {
         "\(policy.source) is a Gaussian policy (Box actions): export writes categorical policies only so far; "
           + "use `herd eval` or the Swift `Policy` API (Policy.means) to run it")
     }
+    if let conv = policy.network.convPlan {
+      throw ExportError(
+        "\(policy.source) has a convolutional encoder (\(conv.name) over \(conv.image) images): export writes MLP encoders only so far; "
+          + "use `herd eval` or the Swift `Policy` API to run it")
+    }
     do {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     } catch {

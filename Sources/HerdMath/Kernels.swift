@@ -45,6 +45,14 @@ public enum Kernels {
     map8(input, output, count: count, simdExp)
   }
 
+  /// `output = input * factor`; in place allowed.
+  @inlinable
+  public static func scale(
+    _ input: UnsafePointer<Float>, by factor: Float, into output: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    map8(input, output, count: count) { $0 * factor }
+  }
+
   /// `output = max(input, 0)`.
   @inlinable
   public static func relu(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {

@@ -35,13 +35,60 @@ public enum Explain {
         "                     logits_t below are [mean | log std] [\(2 * d)]; the sample is clipped to [\(box.low.map { "\($0)" }.joined(separator: ", "))] .. [\(box.high.map { "\($0)" }.joined(separator: ", "))] at the environment")
       out.append("")
       return out.joined(separator: "\n") + "\n"
-        + text(config, observationSize: spec.observationSize, actionCount: 2 * d, continuousDims: d)
+        + text(
+          config, observationSize: spec.observationSize, actionCount: 2 * d, continuousDims: d,
+          conv: try ConvPlan.make(config: config, observation: spec.observation))
     }
     let heads = try spec.action.actionHeads()
     out.append("  action space       \(spec.action): \(heads.count == 1 ? "one categorical head of \(heads[0])" : "\(heads.count) categorical heads \(heads)")")
     out.append("")
     return out.joined(separator: "\n") + "\n"
-      + text(config, observationSize: spec.observationSize, actionCount: heads.reduce(0, +), actionHeads: heads)
+      + text(
+        config, observationSize: spec.observationSize, actionCount: heads.reduce(0, +), actionHeads: heads,
+        conv: try ConvPlan.make(config: config, observation: spec.observation))
+  }
+
+  /// The convolutional encoder, a line per layer: what it does, its shapes and parameters.
+  static func convLines(_ conv: ConvNet, plan: ConvPlan, net: PolicyNetwork, line: (String) -> Void) {
+    func count(_ slots: [ParameterSlot]) -> String {
+      let n = slots.reduce(0) { $0 + $1.count }
+      return n == 0 ? "" : "\(n) parameters"
+    }
+    func shape(_ s: ImageShape) -> String { "[\(s.height), \(s.width), \(s.channels)]" }
+    let act = plan.activation.rawValue
+    line(
+      "  conv encoder \(plan.name)".padding(toLength: 31, withPad: " ", startingAt: 0)
+        + "image \(shape(plan.image)) (height, width, channels)"
+        + (plan.inputScale != 1 ? ", uint8 scaled to [0, 1] first" : ""))
+    var rows: [(String, String, String, String)] = []
+    for (i, layer) in conv.layers.enumerated() {
+      switch layer {
+      case .conv(let c):
+        rows.append((
+          "conv.\(i)", "conv \(c.kernelHeight)x\(c.kernelWidth) stride \(c.stride) pad \(c.padding)",
+          "\(shape(c.input)) -> \(shape(c.output))", count([c.weight, c.bias])))
+      case .activation(let s): rows.append(("", act, shape(s), ""))
+      case .maxPool(let m):
+        rows.append(("", "max-pool \(m.kernel)x\(m.kernel) stride \(m.stride) pad \(m.padding)", "\(shape(m.input)) -> \(shape(m.output))", ""))
+      case .residual(let r):
+        rows.append((
+          "conv.\(i)", "residual: x + conv(\(act)(conv(\(act)(x)))), 3x3", shape(r.shape),
+          count([r.conv0.weight, r.conv0.bias, r.conv1.weight, r.conv1.bias])))
+      }
+    }
+    rows.append(("", "flatten (y, x, channel)", "\(shape(conv.output)) -> [\(conv.output.count)]", ""))
+    for r in rows {
+      line(
+        "    " + r.0.padding(toLength: 9, withPad: " ", startingAt: 0) + r.1.padding(toLength: 44, withPad: " ", startingAt: 0)
+          + r.2.padding(toLength: 30, withPad: " ", startingAt: 0) + r.3)
+    }
+    let sizes = net.encoder.layers.map { String($0.outFeatures) }.joined(separator: " -> ")
+    line(
+      "  " + "encoder (FC, \(act))".padding(toLength: 29, withPad: " ", startingAt: 0)
+        + "[\(conv.output.count)] -> \(sizes.isEmpty ? "identity" : sizes) = z_t [\(net.encoder.outFeatures)]   features, not logits")
+    line(
+      "  " + "".padding(toLength: 29, withPad: " ", startingAt: 0)
+        + "\(conv.multiplyAddsPerImage / 1000) thousand multiply-adds per image in the convolutions")
   }
 
   /// The leaves that flatten to numbers, with their paths, in flat order.
@@ -55,15 +102,16 @@ public enum Explain {
   }
 
   /// The explanation of `config` for an environment with `observationSize` floats
-  /// and `actionCount` actions.
+  /// and `actionCount` actions (and a convolutional encoder with `conv`).
   public static func text(
     _ config: TrainingConfig, observationSize f: Int, actionCount a: Int, actionHeads: [Int]? = nil,
-    continuousDims: Int? = nil
+    continuousDims: Int? = nil, conv: ConvPlan? = nil
   ) -> String {
     var config = config
     if continuousDims != nil { config.lstm_use_prev_action = false }  // refused with Box actions (the learner says so)
     let net = PolicyNetwork(
-      config: config, observationSize: f, actionCount: a, actionHeads: actionHeads, continuousDims: continuousDims)
+      config: config, observationSize: f, actionCount: a, actionHeads: actionHeads, continuousDims: continuousDims,
+      conv: conv)
     let k = config.num_envs_per_worker
     let t = config.max_seq_len
     let n = config.fragmentsPerBatch
@@ -83,8 +131,12 @@ public enum Explain {
     line()
     line("Model, one step of one env:")
     line("  observation o_t              [\(f)]" + (config.observation_filter == .MeanStdFilter ? "   filtered: (o - running mean) / std, clipped to +-10 (obs_filter.*: the learner's statistics, sent with the weights)" : ""))
-    let hidden = config.fcnet_hiddens.map(String.init).joined(separator: " -> ")
-    line("  " + "encoder (MLP, \(config.fcnet_activation.rawValue))".padding(toLength: 29, withPad: " ", startingAt: 0) + "[\(f)] -> \(hidden.isEmpty ? "identity" : hidden) = z_t [\(z)]   features, not logits")
+    if let conv = net.convolution, let plan = net.convPlan {
+      convLines(conv, plan: plan, net: net, line: line)
+    } else {
+      let hidden = config.fcnet_hiddens.map(String.init).joined(separator: " -> ")
+      line("  " + "encoder (MLP, \(config.fcnet_activation.rawValue))".padding(toLength: 29, withPad: " ", startingAt: 0) + "[\(f)] -> \(hidden.isEmpty ? "identity" : hidden) = z_t [\(z)]   features, not logits")
+    }
     line("  core input x_t               [z_t [\(z)]" + extras.map { " ; " + $0 }.joined() + "] = [\(x)]")
     if !net.usePrevAction { line("                               previous action: not an input (lstm_use_prev_action = false)") }
     if !net.usePrevReward { line("                               previous reward: not an input (lstm_use_prev_reward = false)") }

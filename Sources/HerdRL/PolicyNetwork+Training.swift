@@ -9,6 +9,7 @@ import HerdNN
 public final class TrainingWorkspace {
   /// Packing of the last forward (lengths n_i + 1 over T + 1).
   public internal(set) var packing: PackedSequences?
+  let convolution = ConvNetCache()
   let encoder = MLPCache()
   let core = RecurrentCache()
   let obs = FloatBuffer()  // [P, F]
@@ -32,6 +33,9 @@ public final class TrainingWorkspace {
   let gradFeatures = FloatBuffer()  // [P, H]
   let gradCoreInput = FloatBuffer()  // [P, coreIn]
   let gradEncoder = FloatBuffer()  // [P, Z]
+  let gradConvolution = FloatBuffer()  // [P, conv output]
+  /// The convolutional stack's output of the last forward (inside `convolution`).
+  var convolutionOutput = UnsafePointer<Float>(bitPattern: 8).unsafelyUnwrapped
 
   /// Empty workspaces.
   public init() {}
@@ -53,7 +57,11 @@ extension PolicyNetwork {
     batch.obs.withPointer { packing.pack($0, features: observationSize, into: obs) }
     // The filter in place, unless the batch is filtered (the encoder's backward
     // reads its input from here).
-    if !batch.observationsFiltered { _ = filter(p, obs: obs, rows: rows, into: obs) }
+    if !batch.observationsFiltered {
+      _ = prepareInput(p, obs: obs, rows: rows, into: obs)
+    } else if let scale = convPlan?.inputScale, scale != 1 {
+      Kernels.scale(obs, by: scale, into: obs, count: rows &* observationSize)
+    }
     // Reused across batches: no allocation once the sizes have been seen.
     ws.prevActionStore.removeAll(keepingCapacity: true)
     ws.prevActionStore.append(contentsOf: repeatElement(0, count: rows))
@@ -67,7 +75,9 @@ extension PolicyNetwork {
       }
     }
     // Encoder -> core input.
-    let z = encoder.forward(p, x: obs, rows: rows, cache: ws.encoder)
+    let encoderInput = convolution?.forward(p, x: obs, images: rows, cache: ws.convolution) ?? UnsafePointer(obs)
+    ws.convolutionOutput = encoderInput
+    let z = encoder.forward(p, x: encoderInput, rows: rows, cache: ws.encoder)
     let x = ws.coreInput.reserve(rows &* coreInputSize)
     ws.prevActionStore.withUnsafeBufferPointer { pa in
       ws.prevRewardStore.withPointer { pr in
@@ -145,10 +155,18 @@ extension PolicyNetwork {
       dX = UnsafePointer(dF)
     }
     // Encoder: the z columns of the core input's gradient.
-    guard !encoder.layers.isEmpty else { return }
+    guard !encoder.layers.isEmpty || convolution != nil else { return }
     let zs = encoder.outFeatures
     let dZ = ws.gradEncoder.reserve(rows &* zs)
     for r in 0..<rows { (dZ + r &* zs).update(from: dX + r &* ci, count: zs) }
-    encoder.backward(p, x: ws.obs.pointer, dy: dZ, cache: ws.encoder, dx: nil)
+    guard let convolution else {
+      encoder.backward(p, x: ws.obs.pointer, dy: dZ, cache: ws.encoder, dx: nil)
+      return
+    }
+    // The fully connected layers, then the convolutions (from their flat output's gradient).
+    let convOut = convolution.output.count
+    let dC = ws.gradConvolution.reserve(rows &* convOut)
+    encoder.backward(p, x: ws.convolutionOutput, dy: dZ, cache: ws.encoder, dx: dC)
+    convolution.backward(p, x: ws.obs.pointer, dy: dC, cache: ws.convolution, dx: nil)
   }
 }

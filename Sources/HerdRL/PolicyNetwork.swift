@@ -4,7 +4,7 @@ import HerdNN
 
 /// The policy of DESIGN.md, one forward step:
 /// ```
-/// o_t --filter (MeanStdFilter only)--> --encoder (MLP)--> z_t
+/// o_t --filter (MeanStdFilter only)--> [--conv stack, flattened--> (image observations)] --encoder (MLP)--> z_t
 /// x_t = [ z_t ; onehot(a_{t-1}) if lstm_use_prev_action ; r_{t-1} if lstm_use_prev_reward ]
 /// (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1}))      (GRU: h only; no core: h_t = x_t)
 /// logits_t = W_pi h_t + b_pi        value_t = w_v . h_t + b_v
@@ -14,8 +14,10 @@ import HerdNN
 /// `free_log_std` (the default) `mean = W_pi h_t + b_pi` and the log std the
 /// learned vector `pi.log_std`, the same for every state.
 /// Parameters live in one ``Parameters`` buffer: `obs_filter.*` (with MeanStdFilter:
-/// running statistics, never trained, see ``ObservationFilter``), `encoder.*`,
-/// `core.*`, `pi.*`, `vf.*`.
+/// running statistics, never trained, see ``ObservationFilter``), `conv.*` (a
+/// convolutional encoder, ``ConvPlan``), `encoder.*`, `core.*`, `pi.*`, `vf.*`.
+/// With convolutions, `encoder.*` are the fully connected layers after the
+/// flattened feature map (y, x, channel order).
 public struct PolicyNetwork: Sendable {
   /// Observation floats F.
   public let observationSize: Int
@@ -27,7 +29,12 @@ public struct PolicyNetwork: Sendable {
   public let distribution: ActionDistribution
   /// The Gaussian's state-independent log std `[D]` (`free_log_std`), nil otherwise.
   public let logStd: ParameterSlot?
-  /// The encoder.
+  /// The convolutional stack over image observations, nil for flat ones.
+  public let convolution: ConvNet?
+  /// What the convolutional stack was built from.
+  public let convPlan: ConvPlan?
+  /// The encoder: the MLP over the flat observation, or the fully connected
+  /// layers after the convolutions.
   public let encoder: MLP
   /// The recurrent core, nil for a feed-forward policy.
   public let core: (any RecurrentLayer)?
@@ -47,10 +54,11 @@ public struct PolicyNetwork: Sendable {
 
   /// Builds the network for `config` over an environment's spaces: `actionCount`
   /// logits in `actionHeads` (nil: one head of `actionCount`), or with
-  /// `continuousDims` D a Gaussian over D floats (`actionCount` must be 2D).
+  /// `continuousDims` D a Gaussian over D floats (`actionCount` must be 2D), and
+  /// with `conv` a convolutional encoder (``ConvPlan/make(config:observation:)``).
   public init(
     config: TrainingConfig, observationSize: Int, actionCount: Int, actionHeads: [Int]? = nil,
-    continuousDims: Int? = nil
+    continuousDims: Int? = nil, conv: ConvPlan? = nil
   ) {
     self.observationSize = observationSize
     self.actionCount = actionCount
@@ -76,9 +84,26 @@ public struct PolicyNetwork: Sendable {
       filterMean = nil
       filterScale = nil
     }
-    encoder = MLP(
-      "encoder", inFeatures: observationSize, hiddenSizes: config.fcnet_hiddens,
-      activation: config.fcnet_activation, layout: &layout)
+    convPlan = conv
+    if let conv {
+      precondition(
+        conv.image.count == observationSize, "a \(conv.image) image is \(conv.image.count) floats, not \(observationSize)")
+      let net: ConvNet
+      do {
+        net = try ConvNet("conv", input: conv.image, specs: conv.layers, activation: conv.activation, layout: &layout)
+      } catch {
+        preconditionFailure("the convolutional encoder does not fit: \(error)")
+      }
+      convolution = net
+      encoder = MLP(
+        "encoder", inFeatures: net.output.count, hiddenSizes: conv.fcHiddens, activation: conv.activation,
+        layout: &layout)
+    } else {
+      convolution = nil
+      encoder = MLP(
+        "encoder", inFeatures: observationSize, hiddenSizes: config.fcnet_hiddens,
+        activation: config.fcnet_activation, layout: &layout)
+    }
     let coreIn = encoder.outFeatures + (usePrevAction ? actionCount : 0) + (usePrevReward ? 1 : 0)
     if config.use_lstm {
       core =
@@ -110,11 +135,12 @@ public struct PolicyNetwork: Sendable {
       }
       self.init(
         config: config, observationSize: spec.observationSize, actionCount: 2 * box.low.count,
-        continuousDims: box.low.count)
+        continuousDims: box.low.count, conv: try ConvPlan.make(config: config, observation: spec.observation))
     } else {
       self.init(
         config: config, observationSize: spec.observationSize, actionCount: try spec.actionCount(),
-        actionHeads: try spec.action.actionHeads())
+        actionHeads: try spec.action.actionHeads(),
+        conv: try ConvPlan.make(config: config, observation: spec.observation))
     }
   }
 
@@ -151,6 +177,19 @@ public struct PolicyNetwork: Sendable {
   public var featureSize: Int { core?.hiddenSize ?? coreInputSize }
   /// Parameters the optimiser trains (all but the filter's statistics).
   public var trainableCount: Int { layout.count - 2 * (filterMean == nil ? 0 : observationSize) }
+
+  /// The observations as the encoder reads them for `rows` rows into `out`:
+  /// filtered, or scaled (uint8 images); nil (nothing written) when they are read
+  /// as they are. `out` may be `obs`.
+  @inlinable
+  func prepareInput(
+    _ p: Parameters, obs: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>
+  ) -> UnsafePointer<Float>? {
+    if let filtered = filter(p, obs: obs, rows: rows, into: out) { return filtered }
+    guard let scale = convPlan?.inputScale, scale != 1 else { return nil }
+    Kernels.scale(obs, by: scale, into: out, count: rows &* observationSize)
+    return UnsafePointer(out)
+  }
 
   /// The filtered observations for `rows` rows into `out`; nil (nothing written)
   /// without a filter.
@@ -195,6 +234,7 @@ public struct PolicyNetwork: Sendable {
 
 /// Rollout-side workspaces of a ``PolicyNetwork`` (one per worker).
 public final class PolicyWorkspace {
+  let convolution = ConvNetCache()
   let encoder = MLPCache()
   let core = RecurrentCache()
   let coreInput = FloatBuffer()
@@ -220,8 +260,9 @@ extension PolicyNetwork {
     prevRewards: UnsafePointer<Float>, rows: Int, h: UnsafeMutablePointer<Float>,
     c: UnsafeMutablePointer<Float>, ws: PolicyWorkspace
   ) {
-    let input = filter(p, obs: obs, rows: rows, into: ws.filtered.reserve(rows &* observationSize)) ?? obs
-    let z = encoder.forward(p, x: input, rows: rows, cache: ws.encoder)
+    let input = prepareInput(p, obs: obs, rows: rows, into: ws.filtered.reserve(rows &* observationSize)) ?? obs
+    let encoderInput = convolution?.forward(p, x: input, images: rows, cache: ws.convolution) ?? input
+    let z = encoder.forward(p, x: encoderInput, rows: rows, cache: ws.encoder)
     let x = ws.coreInput.reserve(rows &* coreInputSize)
     assembleCoreInput(z: z, prevActions: prevActions, prevRewards: prevRewards, rows: rows, into: x)
     let features: UnsafePointer<Float>

@@ -166,7 +166,8 @@ extension TrainingConfig {
   static let choiceKeys: [(String, (names: [String], text: String))] = [
     ("fcnet_activation", choice(Activation.self)), ("rnn_type", choice(RNNType.self)),
     ("optimizer", choice(OptimizerKind.self)), ("observation_filter", choice(ObservationFilterKind.self)),
-    ("reward_clipping", choice(RewardClipping.self)),
+    ("reward_clipping", choice(RewardClipping.self)), ("conv_encoder", choice(ConvEncoderKind.self)),
+    ("conv_activation", choice(Activation.self)),
   ]
 
   static func choice<C: ConfigChoice>(_: C.Type) -> (names: [String], text: String) {
@@ -180,6 +181,7 @@ extension TrainingConfig {
     case is Bool.Type: return "true or false"
     case is String.Type: return "a string"
     case is [Int].Type: return "a list of integers, e.g. [64, 64]"
+    case is [[Int]].Type: return "a list of lists of integers, e.g. [[16, 8, 4], [32, 4, 2]]"
     default: return "\(type)"
     }
   }
@@ -236,6 +238,22 @@ extension TrainingConfig {
     }
     if let bad = fcnet_hiddens.first(where: { $0 < 1 }) {
       throw fail("fcnet_hiddens", fcnet_hiddens, "sizes must be at least 1 (got \(bad))")
+    }
+    if let bad = conv_fc_hiddens.first(where: { $0 < 1 }) {
+      throw fail("conv_fc_hiddens", conv_fc_hiddens, "sizes must be at least 1 (got \(bad))")
+    }
+    for (i, f) in conv_filters.enumerated()
+    where !(f.count == 3 || f.count == 4) || f.prefix(3).contains(where: { $0 < 1 }) || (f.count == 4 && f[3] < 0) {
+      throw fail(
+        "conv_filters[\(i)]", f,
+        "each filter is [channels, kernel, stride] or [channels, kernel, stride, padding], channels, kernel and stride at least 1, padding at least 0")
+    }
+    if conv_encoder == .custom && conv_filters.isEmpty {
+      throw fail("conv_encoder", "custom", "needs conv_filters, e.g. [[16, 8, 4], [32, 4, 2]]")
+    }
+    if !conv_filters.isEmpty && ![.auto, .custom].contains(conv_encoder) {
+      throw fail(
+        "conv_filters", conv_filters, "is used only with conv_encoder custom or auto (conv_encoder is \(conv_encoder.rawValue))")
     }
     for (k, v) in [("lr", lr), ("rmsprop_epsilon", rmsprop_epsilon), ("adam_epsilon", adam_epsilon)]
     where !(v > 0) || !v.isFinite {

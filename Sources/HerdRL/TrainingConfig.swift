@@ -32,6 +32,20 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var fcnet_hiddens = [64]
   /// Encoder activation: `tanh`, `relu` or `linear`.
   public var fcnet_activation = Activation.tanh
+  /// The convolutional encoder for image observations (a Box of rank 2 or 3,
+  /// height x width x channels): `auto` (`impala_shallow` for uint8 images,
+  /// `custom` when `conv_filters` is set, none otherwise), `none`, `impala_shallow`,
+  /// `impala_deep`, `nature` or `custom`. See ``ConvPlan``.
+  public var conv_encoder = ConvEncoderKind.auto
+  /// A custom stack (RLlib's format): `[[channels, kernel, stride], ...]`, with an
+  /// optional fourth entry, the padding (default 0); each layer is followed by
+  /// `conv_activation`.
+  public var conv_filters: [[Int]] = []
+  /// The activation of the convolutional encoder and its fully connected layers.
+  public var conv_activation = Activation.relu
+  /// Fully connected layers after the flattened feature map; empty: the preset's
+  /// (256 for IMPALA's encoders and `custom`, 512 for `nature`).
+  public var conv_fc_hiddens: [Int] = []
   /// A recurrent core after the encoder (false: feed-forward policy).
   public var use_lstm = true
   /// The recurrent cell when `use_lstm`: `lstm` or `gru`.
@@ -218,6 +232,23 @@ public enum ObservationFilterKind: String, ConfigChoice {
   case NoFilter
   /// The learner's running mean and standard deviation, clipped to +-10.
   case MeanStdFilter
+}
+
+/// The convolutional encoder (`conv_encoder`).
+public enum ConvEncoderKind: String, ConfigChoice {
+  /// `impala_shallow` for uint8 images, `custom` with `conv_filters`, else none.
+  case auto
+  /// No convolutions: the MLP over the flat observation.
+  case none
+  /// Espeholt et al. 2018: conv 8x8 stride 4 (16), conv 4x4 stride 2 (32), FC 256.
+  case impala_shallow
+  /// Espeholt et al. 2018: three stages (16, 32, 32) of conv 3x3, max-pool 3x3
+  /// stride 2 and two residual blocks, then FC 256.
+  case impala_deep
+  /// Mnih et al. 2015: conv 8x8/4 (32), 4x4/2 (64), 3x3/1 (64), FC 512.
+  case nature
+  /// `conv_filters`.
+  case custom
 }
 
 /// Reward clipping for learning (`reward_clipping`).

@@ -108,9 +108,15 @@ public final class WorkerLoop {
     var config = a.config
     if let envs { config.num_envs_per_worker = envs }
     guard let made else { throw Refusal.refused("admitted before the environments were made") }
+    let conv: ConvPlan?
+    do {
+      conv = try ConvPlan.make(config: config, observation: made.envs.spec.observation)
+    } catch {
+      throw Refusal.refused("the learner's config does not fit the environments here: \(error)")
+    }
     let network = PolicyNetwork(
       config: config, observationSize: a.spec.observationSize, actionCount: a.spec.actionCount,
-      actionHeads: a.spec.actionHeads, continuousDims: a.spec.actionDims > 0 ? a.spec.actionDims : nil)
+      actionHeads: a.spec.actionHeads, continuousDims: a.spec.actionDims > 0 ? a.spec.actionDims : nil, conv: conv)
     guard ModelSpec(config: config, network: network) == a.spec else {
       throw Refusal.refused(
         "the learner's model (\(a.spec)) is not the one its config builds here (\(ModelSpec(config: config, network: network)))"

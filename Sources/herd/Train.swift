@@ -88,7 +88,7 @@ struct Train: ParsableCommand {
       the end and on Ctrl-C; RUN_DIR/summary.json is written at the end.
 
       Without stop options a run stops at the environment's solved return (475 for
-      CartPole, 0.9 for MemoryChain: 95% right, -200 for Pendulum, -300 for
+      CartPole, 0.9 for MemoryChain and PixelMemory: 95% right, -200 for Pendulum, -300 for
       StatelessPendulum) or after 10 minutes. A negative stop reward is written
       with an equals sign: --stop-reward=-200.
 
@@ -194,7 +194,7 @@ struct Train: ParsableCommand {
   /// The return at which an environment counts as solved.
   static func solvedReturn(_ env: String) -> Float {
     switch env {
-    case "MemoryChain-v0": return 0.9
+    case "MemoryChain-v0", "PixelMemory-v0": return 0.9
     case "Pendulum-v1", "gym:Pendulum-v1": return -200
     case "StatelessPendulum-v1": return -300
     default: return 475
