@@ -18,6 +18,11 @@ Benches (N sequences of T steps, time-major as PyTorch wants them):
               RMSprop (alpha 0.99, eps 0.01).
   inference   one rollout step for K rows without gradients: Linear(256) + tanh ->
               LSTMCell(256) -> heads, softmax, one categorical sample per row.
+  impala_shallow, impala_deep, nature
+              a convolutional encoder forward + backward over --frames images of
+              84x84x4 (NCHW, PyTorch's layout), parameter gradients only, as
+              `herd bench cnn`: loss = sum(features * dY). The rate is in frames/s
+              (printed under "timesteps_per_s").
 
 Needs PyTorch (`make bench-venv` puts it in .venv-bench); not part of `make test`.
 """
@@ -148,9 +153,56 @@ def bench_inference(args):
     return step, k
 
 
+class Residual(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv0 = nn.Conv2d(c, c, 3, padding=1)
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv1(F.relu(self.conv0(F.relu(x))))
+
+
+def conv_encoder(name, channels, height, width):
+    """The encoders of Herd's conv_encoder presets (Herd's ConvPlan), with the FC layer."""
+    if name == "impala_shallow":
+        convs = [nn.Conv2d(channels, 16, 8, stride=4), nn.ReLU(), nn.Conv2d(16, 32, 4, stride=2), nn.ReLU()]
+        fc = 256
+    elif name == "nature":
+        convs = [nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+                 nn.Conv2d(64, 64, 3, stride=1), nn.ReLU()]
+        fc = 512
+    else:
+        convs, c = [], channels
+        for out in (16, 32, 32):
+            convs += [nn.Conv2d(c, out, 3, padding=1), nn.MaxPool2d(3, stride=2, padding=1), Residual(out), Residual(out)]
+            c = out
+        convs.append(nn.ReLU())
+        fc = 256
+    body = nn.Sequential(*convs)
+    with torch.no_grad():
+        flat = body(torch.zeros(1, channels, height, width)).numel()
+    return nn.Sequential(body, nn.Flatten(), nn.Linear(flat, fc), nn.ReLU())
+
+
+def bench_conv(args):
+    model = conv_encoder(args.bench, 4, 84, 84)
+    x = torch.rand(args.frames, 4, 84, 84)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    d_y = (torch.rand(args.frames, model[2].out_features) - 0.5) * 0.01
+
+    def step():
+        model.zero_grad(set_to_none=False)
+        (model(x) * d_y).sum().backward()
+
+    return step, args.frames
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bench", choices=["lstm", "gru", "learner", "inference"])
+    parser.add_argument("bench", choices=["lstm", "gru", "learner", "inference", "impala_shallow", "impala_deep", "nature"])
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     parser.add_argument("--sequences", type=int, default=32, help="N (default 32)")
     parser.add_argument("--time", type=int, default=20, help="T (default 20)")
@@ -159,6 +211,9 @@ def main():
     parser.add_argument("--fc", type=int, default=256, help="encoder width for learner/inference (default 256)")
     parser.add_argument("--actions", type=int, default=6, help="A (default 6; 2 for inference as CartPole)")
     parser.add_argument("--envs", type=int, default=32, help="K rows for inference (default 32)")
+    parser.add_argument("--frames", type=int, default=640, help="images for the conv benches (default 640)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="conv benches: the model and images in torch.channels_last (NHWC) memory format")
     parser.add_argument("--seconds", type=float, default=0.5, help="seconds per round (default 0.5)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds; the median is printed (default 1)")
     args = parser.parse_args()
@@ -166,7 +221,7 @@ def main():
         args.features = 67 if args.bench in ("lstm", "gru") else 4
     if args.bench == "inference" and "--actions" not in sys.argv:
         args.actions = 2
-    for name in ("threads", "sequences", "time", "features", "hidden", "fc", "actions", "envs", "rounds"):
+    for name in ("threads", "sequences", "time", "features", "hidden", "fc", "actions", "envs", "rounds", "frames"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     torch.set_num_threads(args.threads)
@@ -175,6 +230,8 @@ def main():
         step, timesteps = bench_recurrent(args)
     elif args.bench == "learner":
         step, timesteps = bench_learner(args)
+    elif args.bench in ("impala_shallow", "impala_deep", "nature"):
+        step, timesteps = bench_conv(args)
     else:
         step, timesteps = bench_inference(args)
     for _ in range(3):

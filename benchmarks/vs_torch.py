@@ -18,6 +18,13 @@ Benches (N = 32 sequences of T = 20 steps, as in the issue tracker's figures):
               learner_threads does); PyTorch runs 2 intra-op threads.
   inference   one rollout step for K = 32 and 64 rows (4 -> FC 256 -> LSTM(256) ->
               2 actions, sampling included), one thread only.
+  impala_shallow, impala_deep, nature
+              a convolutional encoder (with its FC layer) forward + backward over
+              640 frames of 84x84x4 (N x T = 32 x 20), frames/s. At 2 threads Herd
+              splits the frames into 2 shards; PyTorch runs 2 intra-op threads,
+              with the model and images in torch.channels_last (NHWC), which
+              measured about twice as fast as its default NCHW here.
+              Not in the default --benches (impala_deep takes a few seconds a step).
 
 Set HERD_KERNEL_ISA=avx2 in the environment to time Herd's 8-wide kernels on an
 AVX-512 machine. Not part of `make test`.
@@ -41,6 +48,8 @@ def herd_command(herd, bench, threads, seconds, envs=None):
             return [herd, "bench", "learner", "--features", "4", "--fcnet", "256", "--threads", "1"] + common
         return [herd, "bench", "learner", "--features", "4", "--fcnet", "256", "--threads", "1",
                 "--learner-threads", str(threads)] + common
+    if bench in ("impala_shallow", "impala_deep", "nature"):
+        return [herd, "bench", "cnn", "--encoder", bench, "--threads", "1", "--shards", str(threads)] + common
     if bench in ("lstm", "gru"):
         if threads == 1:
             return [herd, "bench", "lstm", "--cell", bench, "--threads", "1"] + common
@@ -54,7 +63,7 @@ def run_herd(cmd):
     for line in out.splitlines():
         if line.startswith("GEMM floor"):
             continue
-        m = re.search(r":\s*([0-9]+) (?:timesteps|steps)/s", line)
+        m = re.search(r":\s*([0-9]+) (?:timesteps|steps|frames)/s", line)
         if m:
             return float(m.group(1)), out
     raise RuntimeError(f"no rate in the output of {' '.join(cmd)}:\n{out}")
@@ -65,6 +74,10 @@ def run_torch(python, bench, threads, seconds, envs=None):
            "--seconds", str(seconds)]
     if bench == "inference":
         cmd += ["--envs", str(envs)]
+    if bench in ("impala_shallow", "impala_deep", "nature"):
+        # PyTorch's faster layout here: channels_last measured about 2x NCHW for
+        # these encoders on this machine's oneDNN.
+        cmd += ["--channels-last"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -91,8 +104,8 @@ def main():
     args = parser.parse_args()
     benches = [b for b in args.benches.split(",") if b]
     for b in benches:
-        if b not in ("learner", "lstm", "gru", "inference"):
-            parser.error(f"--benches: unknown bench '{b}' (valid: learner, lstm, gru, inference)")
+        if b not in ("learner", "lstm", "gru", "inference", "impala_shallow", "impala_deep", "nature"):
+            parser.error(f"--benches: unknown bench '{b}' (valid: learner, lstm, gru, inference, impala_shallow, impala_deep, nature)")
     threads = [int(t) for t in args.threads.split(",")]
     if not os.access(args.herd, os.X_OK):
         parser.error(f"--herd {args.herd} is not an executable; run `make build` first")
@@ -126,7 +139,7 @@ def main():
             print(f"round {r}/{args.rounds} {bench} threads={t}{'' if k is None else f' K={k}'}: "
                   f"herd {h:.0f}, torch {info['timesteps_per_s']:.0f}", file=sys.stderr, flush=True)
     print(f"PyTorch {torch_info['torch']} (oneDNN {'on' if torch_info['mkldnn'] else 'off'}), "
-          f"medians of {args.rounds} alternating rounds, timesteps/s")
+          f"medians of {args.rounds} alternating rounds, timesteps/s (frames/s for the conv encoders)")
     print()
     print("| bench | threads | Herd | PyTorch | Herd/PyTorch |")
     print("|---|---|---|---|---|")

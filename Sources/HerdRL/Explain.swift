@@ -153,7 +153,7 @@ public enum Explain {
     }
     line()
     line("Rollout (a worker, K = \(k) envs): 2-D, one step at a time")
-    line("  obs [\(k), \(f)] -> encoder [\(k), \(z)] -> x [\(k), \(x)]" + (net.core != nil ? " -> \(cell) step with \(stateParts) [\(k), \(h)]\(net.core?.stateCount == 2 ? " each" : "")" : "") + " -> logits [\(k), \(a)], values [\(k)]")
+    line("  obs [\(k), \(f)] -> " + (net.convolution.map { "conv [\(k), \($0.output.height), \($0.output.width), \($0.output.channels)] -> " } ?? "") + "encoder [\(k), \(z)] -> x [\(k), \(x)]" + (net.core != nil ? " -> \(cell) step with \(stateParts) [\(k), \(h)]\(net.core?.stateCount == 2 ? " each" : "")" : "") + " -> logits [\(k), \(a)], values [\(k)]")
     if net.core != nil || net.usePrevAction || net.usePrevReward {
       line("  each env carries its own \(net.core != nil ? "state" : "previous action/reward"); when its episode ends \(net.core != nil ? "the state" : "they")\(net.core != nil && (net.usePrevAction || net.usePrevReward) ? " and a_{t-1}, r_{t-1}" : "") reset to zeros")
     } else {

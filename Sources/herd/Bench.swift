@@ -10,6 +10,6 @@ struct Bench: ParsableCommand {
       (interleaved rounds, medians), because these machines are shared and noisy.
       Report ratios, with the command and whether the other core was busy.
       """,
-    subcommands: [BenchRecurrent.self, BenchLearner.self, BenchInference.self, BenchGemm.self, BenchWorker.self, BenchWire.self, BenchEnvHost.self]
+    subcommands: [BenchRecurrent.self, BenchConv.self, BenchLearner.self, BenchInference.self, BenchGemm.self, BenchWorker.self, BenchWire.self, BenchEnvHost.self]
   )
 }

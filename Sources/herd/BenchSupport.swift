@@ -59,18 +59,19 @@ struct BatchShapeOptions: ParsableArguments {
 /// products alone (alternating rounds) and prints both, in GFLOP/s of matrix
 /// products, and their ratio on a line of its own.
 func benchAgainstFloor<G: RandomNumberGenerator>(
-  label: String, timesteps: Double, rounds: Int, seconds: Double, rng: inout G, step: () -> Void
+  label: String, timesteps: Double, rounds: Int, seconds: Double, rng: inout G, step: () -> Void,
+  unit: String = "timesteps"
 ) {
   let recorder = GemmRecorder()
   GemmRecorder.$current.withValue(recorder) { step() }
   let shapes = recorder.shapes
   let flops = shapes.reduce(0) { $0 + $1.flops }
-  print("matrix products per step: \(shapes.count) GEMMs, \(String(format: "%.1f", flops / 1e6)) MFLOP for \(Int(timesteps)) timesteps")
+  print("matrix products per step: \(shapes.count) GEMMs, \(String(format: "%.1f", flops / 1e6)) MFLOP for \(Int(timesteps)) \(unit)")
   let floor = GemmReplay(shapes: shapes, rng: &rng)
   let (rate, floorRate) = alternatingRounds(rounds: rounds, seconds: seconds, timesteps: timesteps, subject: step, floor: { floor.run() })
   let gflops = { (r: Double) in r / timesteps * flops / 1e9 }
-  print(String(format: "%@: %.0f timesteps/s, %.1f GFLOP/s (median of %d rounds)", label, rate, gflops(rate), rounds))
-  print(String(format: "GEMM floor (the same %d products alone): %.0f timesteps/s, %.1f GFLOP/s", shapes.count, floorRate, gflops(floorRate)))
+  print(String(format: "%@: %.0f %@/s, %.1f GFLOP/s (median of %d rounds)", label, rate, unit, gflops(rate), rounds))
+  print(String(format: "GEMM floor (the same %d products alone): %.0f %@/s, %.1f GFLOP/s", shapes.count, floorRate, unit, gflops(floorRate)))
   print(String(format: "ratio: %.2f", rate / floorRate))
 }
 
