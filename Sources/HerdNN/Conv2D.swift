@@ -94,8 +94,11 @@ public struct Conv2D: Sendable, Equatable {
   /// A 1x1 kernel with stride 1 and no padding reads its input as the lowered rows.
   var isPointwise: Bool { kernelHeight == 1 && kernelWidth == 1 && stride == 1 && padding == 0 }
 
-  /// Output rows (pixels) per lowered chunk: about 256k floats of patches.
-  var chunkRows: Int { max(1, (1 << 18) / patchSize) }
+  /// Output rows (pixels) per lowered chunk.
+  var chunkRows: Int { max(1, Self.chunkFloats / patchSize) }
+
+  /// Floats of lowered patches per chunk (about 256 KB: it stays in L2 beside the product).
+  static let chunkFloats = 1 << 16
 
   /// Writes the lowered rows `m0 ..< m0 + count` (an output pixel each, over all
   /// images) into `cols` `[count, patchSize]`; padding reads as zero.
@@ -120,14 +123,14 @@ public struct Conv2D: Sendable, Equatable {
         } else {
           let row = base + iy &* input.width &* c
           if x0 >= 0 && x0 &+ kernelWidth <= input.width {
-            dst.update(from: row + x0 &* c, count: runLength)
+            Self.copy(row + x0 &* c, to: dst, count: runLength)
           } else {
             for kx in 0..<kernelWidth {
               let ix = x0 &+ kx
               if ix < 0 || ix >= input.width {
                 (dst + kx &* c).update(repeating: 0, count: c)
               } else {
-                (dst + kx &* c).update(from: row + ix &* c, count: c)
+                Self.copy(row + ix &* c, to: dst + kx &* c, count: c)
               }
             }
           }
@@ -168,6 +171,27 @@ public struct Conv2D: Sendable, Equatable {
         }
         src += runLength
       }
+    }
+  }
+
+  /// A short copy inline: the runs im2col moves are 32-256 bytes, where a call to
+  /// memmove costs as much as the copy (measured: 13% of `herd bench cnn`).
+  @inlinable
+  static func copy(_ a: UnsafePointer<Float>, to b: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i &+ 16 <= count {
+      UnsafeMutableRawPointer(b + i).storeBytes(
+        of: UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+      i &+= 16
+    }
+    while i &+ 4 <= count {
+      UnsafeMutableRawPointer(b + i).storeBytes(
+        of: UnsafeRawPointer(a + i).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+      i &+= 4
+    }
+    while i < count {
+      b[i] = a[i]
+      i &+= 1
     }
   }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HerdNN
 import HerdStats
 import HerdTestSupport
 import Testing
@@ -165,5 +166,27 @@ struct EnvHostTests {
     let summary = try HerdBinary.json(dir + "/summary.json")
     #expect((summary["best_mean_return"] as? Double ?? -9999) > -900, "\(summary)")
     #expect((summary["env_steps"] as? Int ?? 0) >= 150_000)
+  }
+
+  /// Atari through the env host with Herd's preprocessing and the Atari preset:
+  /// 84x84 grey frames as bytes in the host's shared memory, the IMPALA shallow
+  /// encoder with an LSTM on the learner, a checkpoint with the conv weights.
+  /// Not a learning test (Pong takes millions of frames); it checks the chain.
+  @Test func atariFramesTrainThroughTheConvEncoder() throws {
+    let dir = HerdBinary.tempDir("pong")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let preset = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("configs/atari.json").path
+    let r = try HerdBinary.run(
+      [
+        "train", "--config", preset, "--python", python, "--run-dir", dir, "--stop-steps", "4000", "--seed", "1",
+        "--set", "num_envs_per_worker=8", "--no-stats",
+      ], timeout: 150)
+    #expect(r.status == 0, "\(r.stderr.suffix(1500))")
+    #expect(r.stderr.contains("observations Box(84x84x1, uint8)") && r.stderr.contains("Discrete(6)"), "\(r.stderr.prefix(2000))")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    #expect((summary["env_steps"] as? Int ?? 0) >= 4000 && (summary["updates"] as? Int ?? 0) >= 2, "\(summary)")
+    let archive = try TensorArchive.read(from: dir + "/checkpoint.herd")
+    #expect(archive.entry("param/conv.0.weight") != nil && archive.entry("param/core.weight_ih") != nil)
   }
 }

@@ -4,6 +4,8 @@ import importlib
 
 import gymnasium
 
+from herd_env import atari
+
 # Packages that register environments when imported; tried, when installed, for
 # an id Gymnasium does not know yet (so "popgym-RepeatPreviousEasy-v0" works
 # without naming its module).
@@ -34,8 +36,14 @@ def resolve(env_id):
 
 
 def make_env(env_id, config=None, render_mode=None):
-    """``gymnasium.make(id, **config)`` after :func:`resolve` (with ``render_mode`` when given)."""
+    """``gymnasium.make(id, **config)`` after :func:`resolve` (with ``render_mode`` when given).
+
+    ``ALE/...`` ids get Herd's Atari preprocessing (:mod:`herd_env.atari`).
+    """
+    resolved = resolve(env_id)
+    if atari.is_atari(resolved):
+        return atari.make_atari(resolved, config, render_mode)
     kwargs = dict(config or {})
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    return gymnasium.make(resolve(env_id), **kwargs)
+    return gymnasium.make(resolved, **kwargs)
