@@ -21,6 +21,7 @@ struct BenchEnvHost: ParsableCommand {
       wake-ups, the flattening and Herd's copies.
 
       Example: herd bench envhost --env CartPole-v1 --envs 8,32,64
+               herd bench envhost --env ALE/Pong-v5 --envs 16,32 --no-async --config configs/atari.json
       """
   )
 
@@ -36,6 +37,8 @@ struct BenchEnvHost: ParsableCommand {
   var python: String?
   @Flag(help: "Skip AsyncVectorEnv (one process per environment: slow to start at K = 64).")
   var noAsync = false
+  @Option(help: "A JSON config for the worker end-to-end part (its model), laid over the environment's defaults, e.g. configs/atari.json.")
+  var config: String?
 
   func validate() throws {
     guard envs.split(separator: ",").allSatisfy({ (Int($0) ?? 0) > 0 }) else {
@@ -90,16 +93,21 @@ struct BenchEnvHost: ParsableCommand {
         median(hostCPU), 1e6 / median(loop), median(hostCPU) - 1e6 / median(loop)))
 
     // A worker end to end: LSTM policy + env host, fragments recorded (not sent).
-    var config = TrainingConfig.defaults(for: "gym:\(env)")
+    var config = try self.config.map { try TrainingConfig.load(path: $0, env: "gym:\(env)") }
+      ?? TrainingConfig.defaults(for: "gym:\(env)")
+    config.env = "gym:\(env)"
     config.num_envs_per_worker = 32
-    print("\nworker end to end, K = 32, \(config.use_lstm ? "LSTM(\(config.lstm_cell_size))" : "feed-forward") policy, encoder \(config.fcnet_hiddens):")
+    let spec = try EnvironmentFactory.spec(config, host: EnvHostSettings(python: interpreter))
+    let encoder = try ConvPlan.make(config: config, observation: spec.observation).map { "conv \($0.name) + FC \($0.fcHiddens)" }
+      ?? "\(config.fcnet_hiddens)"
+    print("\nworker end to end, K = 32, \(config.use_lstm ? "LSTM(\(config.lstm_cell_size))" : "feed-forward") policy, encoder \(encoder):")
     var envOnly: [Double] = []
     var inference: [Double] = []
     var workers: [String: [Double]] = [:]
     let shapes = [(1, 1), (1, 2), (2, 1), (2, 2)]  // (P, groups per host)
     for _ in 0..<rounds {
       envOnly.append(try hostRate(env, k: 32, processes: 1))
-      inference.append(try inferenceRate(config))
+      inference.append(try inferenceRate(config, spec: spec))
       for (p, g) in shapes { workers["\(p)x\(g)", default: []].append(try workerRate(config, processes: p, groups: g)) }
     }
     let floor = min(median(envOnly), median(inference))
@@ -186,13 +194,17 @@ struct BenchEnvHost: ParsableCommand {
   }
 
   /// Policy steps/s alone: the worker's batched forward and sampling on fixed observations.
-  func inferenceRate(_ config: TrainingConfig) throws -> Double {
+  func inferenceRate(_ config: TrainingConfig, spec: EnvSpec) throws -> Double {
     let k = config.num_envs_per_worker
-    let net = PolicyNetwork(config: config, observationSize: 4, actionCount: 2)
+    let net = try PolicyNetwork(config: config, spec: spec)
+    let a = net.actionCount
     var rng = SeededGenerator(seed: 1)
     let params = Parameters(layout: net.layout, rng: &rng)
     let ws = PolicyWorkspace()
-    let obs = (0..<(k * 4)).map { _ in Float(rng.nextUnitFloat() - 0.5) }
+    let bytes = spec.observation.flatIsBytes
+    let obs = (0..<(k * net.observationSize)).map { _ in
+      bytes ? Float(rng.next() % 256) : Float(rng.nextUnitFloat() - 0.5)
+    }
     var h = [Float](repeating: 0, count: k * config.lstm_cell_size)
     var c = h
     let prev = [Int32](repeating: 0, count: k)
@@ -210,7 +222,9 @@ struct BenchEnvHost: ParsableCommand {
           }
         }
       }
-      for i in 0..<k { sink &+= sampleCategorical(ws.logits.pointer + i * 2, count: 2, rng: &rng) }
+      if !net.distribution.isContinuous {
+        for i in 0..<k { sink &+= sampleCategorical(ws.logits.pointer + i * a, count: a, rng: &rng) }
+      }
     }
     if sink == -1 { print(sink) }
     return Double(k) / perCall
@@ -222,7 +236,7 @@ struct BenchEnvHost: ParsableCommand {
       config, count: config.num_envs_per_worker, seed: 1,
       host: EnvHostSettings(python: interpreter, processes: processes, groups: groups), log: { printError($0) })
     defer { envs.close() }
-    let net = PolicyNetwork(config: config, observationSize: envs.observationSize, actionCount: 2)
+    let net = try PolicyNetwork(config: config, spec: envs.spec)
     var rng = SeededGenerator(seed: 1)
     let params = Parameters(layout: net.layout, rng: &rng)
     let worker = try RolloutWorker(config: config, network: net, envs: envs, workerID: 1, seed: 1)
