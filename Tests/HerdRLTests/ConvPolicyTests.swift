@@ -54,21 +54,8 @@ import Testing
     try worker.setWeights(learner.parameters.flatValues, version: 0)
     var fragments: [Fragment] = []
     for _ in 0..<30 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
-    let batch = try Batch(
-      fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
-      actionCount: net.actionCount, stateSize: net.stateSize)
-    let ws = TrainingWorkspace()
-    try net.forward(learner.parameters, batch: batch, ws: ws)
-    let packing = try #require(ws.packing)
-    var recomputed: [Float] = []
-    var recorded: [Float] = []
-    for (i, f) in fragments.enumerated() {
-      for t in 0..<f.length {
-        let r = packing.row(sequence: i, time: t)
-        recomputed += (0..<net.actionCount).map { ws.logits.pointer[r * net.actionCount + $0] }
-        recorded += f.behaviourLogits[(t * net.actionCount)..<((t + 1) * net.actionCount)]
-      }
-    }
+    let (recomputed, recorded) = try recomputedAndRecordedLogits(
+      net, learner.parameters, fragments: fragments, maxLength: config.max_seq_len)
     let c = closeness(recomputed, recorded, rtol: 1e-5, atol: 1e-5)
     #expect(c.ok, "\(core): \(c)")
     #expect(Set(recorded).count > 10, "the logits vary with the frames")

@@ -56,21 +56,8 @@ import Testing
     for _ in 0..<40 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
     #expect(fragments.contains { $0.end == .cut && $0.indexInEpisode > 0 && $0.stateIn.contains { $0 != 0 } } || core == "none")
     #expect(fragments.contains { $0.end == .terminated })
-    let batch = try Batch(
-      fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
-      actionCount: net.actionCount, stateSize: net.stateSize)
-    let ws = TrainingWorkspace()
-    try net.forward(learner.parameters, batch: batch, ws: ws)
-    let packing = try #require(ws.packing)
-    var recomputed: [Float] = []
-    var recorded: [Float] = []
-    for (i, f) in fragments.enumerated() {
-      for t in 0..<f.length {
-        let r = packing.row(sequence: i, time: t)
-        recomputed += (0..<net.actionCount).map { ws.logits.pointer[r * net.actionCount + $0] }
-        recorded += f.behaviourLogits[(t * net.actionCount)..<((t + 1) * net.actionCount)]
-      }
-    }
+    let (recomputed, recorded) = try recomputedAndRecordedLogits(
+      net, learner.parameters, fragments: fragments, maxLength: config.max_seq_len)
     let c = closeness(recomputed, recorded, rtol: 1e-5, atol: 1e-5)
     #expect(c.ok, "\(core) prev inputs \(prevInputs) filter \(filter): \(c)")
     // Raw observations in the fragments: MemoryChain's query is 0 or 1 and its
@@ -81,4 +68,27 @@ import Testing
         (0...fr.length).allSatisfy { [0, 1].contains(fr.observations[$0 * f + 1]) && [-1, 0, 1].contains(fr.observations[$0 * f + 2]) }
       })
   }
+}
+
+/// The learner's logits for `fragments` recomputed with `p`, beside the behaviour
+/// logits the worker recorded, step by step in fragment order.
+func recomputedAndRecordedLogits(
+  _ net: PolicyNetwork, _ p: Parameters, fragments: [Fragment], maxLength: Int
+) throws -> (recomputed: [Float], recorded: [Float]) {
+  let batch = try Batch(
+    fragments: fragments, maxLength: maxLength, observationSize: net.observationSize,
+    actionCount: net.actionCount, stateSize: net.stateSize)
+  let ws = TrainingWorkspace()
+  try net.forward(p, batch: batch, ws: ws)
+  let packing = try #require(ws.packing)
+  var recomputed: [Float] = []
+  var recorded: [Float] = []
+  for (i, f) in fragments.enumerated() {
+    for t in 0..<f.length {
+      let r = packing.row(sequence: i, time: t)
+      recomputed += (0..<net.actionCount).map { ws.logits.pointer[r * net.actionCount + $0] }
+      recorded += f.behaviourLogits[(t * net.actionCount)..<((t + 1) * net.actionCount)]
+    }
+  }
+  return (recomputed, recorded)
 }
