@@ -1,3 +1,4 @@
+import HerdMath
 import HerdNN
 
 /// A training batch: N = B / T fragments as `[N, T, ...]` tensors (DESIGN.md "Batch").
@@ -21,7 +22,8 @@ public struct Batch: Sendable {
   /// Box actions `[N, T, D]` (empty for discrete actions).
   public var actionValues: [Float]
   public let stateSize: Int
-  public var obs: [Float]
+  /// Bytes when every fragment's observations are bytes (uint8 images).
+  public var obs: ObservationData
   public var prevActions: [Int32]
   public var prevRewards: [Float]
   public var actions: [Int32]
@@ -75,7 +77,9 @@ extension Batch {
     observationSize = f
     actionCount = a
     stateSize = s
-    obs = [Float](repeating: 0, count: n * (t + 1) * f)
+    let bytes = !fragments.isEmpty && fragments.allSatisfy { $0.observations.isBytes }
+    var obsBytes = [UInt8](repeating: 0, count: bytes ? n * (t + 1) * f : 0)
+    var obsFloats = [Float](repeating: 0, count: bytes ? 0 : n * (t + 1) * f)
     prevActions = [Int32](repeating: 0, count: n * (t + 1))
     prevRewards = [Float](repeating: 0, count: n * (t + 1))
     actions = [Int32](repeating: 0, count: n * t)
@@ -108,7 +112,16 @@ extension Batch {
       if let v = fr.actionValues.first(where: { !$0.isFinite }) { throw bad("action value \(v) is not finite") }
       for k in 0..<(len * d) { actionValues[i * t * d + k] = fr.actionValues[k] }
       seqLens[i] = len
-      for k in 0..<((len + 1) * f) { obs[i * (t + 1) * f + k] = fr.observations[k] }
+      if bytes, case .bytes(let src) = fr.observations.storage {
+        obsBytes.withUnsafeMutableBufferPointer { dst in
+          src.withUnsafeBufferPointer { s in
+            UnsafeMutableRawPointer(dst.baseAddress.unsafelyUnwrapped + i * (t + 1) * f).copyMemory(
+              from: s.baseAddress.unsafelyUnwrapped, byteCount: (len + 1) * f)
+          }
+        }
+      } else {
+        obsFloats.withMutablePointer { fr.observations.widen(from: 0, count: (len + 1) * f, into: $0 + i * (t + 1) * f) }
+      }
       for k in 0..<len {
         actions[i * t + k] = fr.actions[k]
         rewards[i * t + k] = fr.rewards[k]
@@ -125,6 +138,7 @@ extension Batch {
       ends.append(fr.end)
       policyVersions.append(fr.policyVersion)
     }
+    obs = bytes ? ObservationData(bytes: obsBytes) : ObservationData(obsFloats)
   }
 }
 

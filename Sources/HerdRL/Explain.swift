@@ -11,7 +11,7 @@ public enum Explain {
     var out = ["Environment \(config.env)" + (spec.config == "{}" ? "" : " with env_config \(spec.config)") + ":"]
     out.append("  observation space  \(spec.observation)")
     out.append(
-      "  flattened          [\(spec.observationSize)] \(spec.observation.flatIsBytes ? "uint8 (bytes through the env host, floats from the worker on)" : "float32"), in this order:"
+      "  flattened          [\(spec.observationSize)] \(spec.observation.flatIsBytes ? "uint8 (bytes from the env host to the learner's batch)" : "float32"), in this order:"
     )
     var offset = 0
     for (path, part) in flatParts(spec.observation, "") {

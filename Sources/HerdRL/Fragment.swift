@@ -21,8 +21,9 @@ public enum FragmentEnd: UInt8, Sendable, Codable, CaseIterable {
 public struct Fragment: Sendable, Equatable {
   /// Recurrent state before the first step (S floats; empty without a core).
   public var stateIn: [Float]
-  /// Observations o_0 ... o_n, the last one the bootstrap observation.
-  public var observations: [Float]
+  /// Observations o_0 ... o_n, the last one the bootstrap observation (bytes for
+  /// uint8 image spaces, ``ObservationData``).
+  public var observations: ObservationData
   /// Actions a_0 ... a_{n-1} (zeros for Box actions).
   public var actions: [Int32]
   /// Box actions `[n, D]` as sampled (before the environment's clipping); empty
@@ -56,7 +57,7 @@ public struct Fragment: Sendable, Equatable {
 
   /// A fragment from its parts (decoders and tools; workers use ``FragmentBuilder``).
   public init(
-    stateIn: [Float], observations: [Float], actions: [Int32], rewards: [Float], behaviourLogits: [Float],
+    stateIn: [Float], observations: ObservationData, actions: [Int32], rewards: [Float], behaviourLogits: [Float],
     prevAction: Int32, prevReward: Float, end: FragmentEnd, policyVersion: Int, workerID: Int, runID: UInt64,
     envIndex: Int, episodeID: UInt64, indexInEpisode: Int, actionValues: [Float] = []
   ) {
@@ -76,6 +77,19 @@ public struct Fragment: Sendable, Equatable {
     self.episodeID = episodeID
     self.indexInEpisode = indexInEpisode
   }
+
+  /// A fragment with float observations.
+  public init(
+    stateIn: [Float], observations: [Float], actions: [Int32], rewards: [Float], behaviourLogits: [Float],
+    prevAction: Int32, prevReward: Float, end: FragmentEnd, policyVersion: Int, workerID: Int, runID: UInt64,
+    envIndex: Int, episodeID: UInt64, indexInEpisode: Int, actionValues: [Float] = []
+  ) {
+    self.init(
+      stateIn: stateIn, observations: ObservationData(observations), actions: actions, rewards: rewards,
+      behaviourLogits: behaviourLogits, prevAction: prevAction, prevReward: prevReward, end: end,
+      policyVersion: policyVersion, workerID: workerID, runID: runID, envIndex: envIndex, episodeID: episodeID,
+      indexInEpisode: indexInEpisode, actionValues: actionValues)
+  }
 }
 
 /// Records one env's steps into fragments of at most T steps.
@@ -85,11 +99,16 @@ public struct FragmentBuilder: Sendable {
   let observationSize: Int
   let actionCount: Int
   let actionWidth: Int
+  let observationBytes: Bool
   var current: Fragment?
 
   /// A builder for fragments of at most `maxLength` steps; `actionWidth` D > 0 for
-  /// Box actions of D floats.
-  public init(maxLength: Int, observationSize: Int, actionCount: Int, actionWidth: Int = 0) {
+  /// Box actions of D floats. With `observationBytes` (a uint8 image space) the
+  /// observations are kept as bytes.
+  public init(
+    maxLength: Int, observationSize: Int, actionCount: Int, actionWidth: Int = 0, observationBytes: Bool = false
+  ) {
+    self.observationBytes = observationBytes
     self.maxLength = maxLength
     self.observationSize = observationSize
     self.actionCount = actionCount
@@ -109,7 +128,7 @@ public struct FragmentBuilder: Sendable {
     if current == nil {
       let o = origin()
       var f = Fragment(
-        stateIn: o.stateIn, observations: [], actions: [], rewards: [], behaviourLogits: [],
+        stateIn: o.stateIn, observations: ObservationData(empty: observationBytes), actions: [], rewards: [], behaviourLogits: [],
         prevAction: o.prevAction, prevReward: o.prevReward, end: .cut, policyVersion: o.policyVersion,
         workerID: o.workerID, runID: o.runID, envIndex: o.envIndex, episodeID: o.episodeID,
         indexInEpisode: o.indexInEpisode)
@@ -123,7 +142,7 @@ public struct FragmentBuilder: Sendable {
     if let actionValues, actionWidth > 0 {
       current?.actionValues.append(contentsOf: UnsafeBufferPointer(start: actionValues, count: actionWidth))
     }
-    current?.observations.append(contentsOf: UnsafeBufferPointer(start: observation, count: observationSize))
+    current?.observations.append(observation, count: observationSize)
     current?.actions.append(action)
     current?.rewards.append(reward)
     current?.behaviourLogits.append(contentsOf: UnsafeBufferPointer(start: logits, count: actionCount))
@@ -132,7 +151,7 @@ public struct FragmentBuilder: Sendable {
   /// Closes the open fragment with its bootstrap observation and end, and returns it.
   public mutating func finish(bootstrap: UnsafePointer<Float>, end: FragmentEnd) -> Fragment? {
     guard var f = current else { return nil }
-    f.observations.append(contentsOf: UnsafeBufferPointer(start: bootstrap, count: observationSize))
+    f.observations.append(bootstrap, count: observationSize)
     f.end = end
     current = nil
     return f

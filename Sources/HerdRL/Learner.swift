@@ -102,7 +102,7 @@ public final class Learner {
   func updateFilter(_ fragments: [Fragment]) {
     guard var stats = observationStatistics else { return }
     for fr in fragments {
-      fr.observations.withPointer { stats.update($0, rows: fr.length) }
+      fr.observations.withFloats { stats.update($0, rows: fr.length) }
     }
     observationStatistics = stats
   }
@@ -135,7 +135,7 @@ public final class Learner {
     let f = network.observationSize
     let stride = (batch.maxLength + 1) * f
     guard let current = filterHistory[version] else { preconditionFailure("no filter for version \(version)") }
-    batch.obs.withMutablePointer { obs in
+    batch.obs.withMutableFloats { obs in
       for (i, fr) in fragments.enumerated() {
         let filter = filterHistory[fr.policyVersion] ?? current
         filter.withPointer { m in

@@ -52,16 +52,21 @@ extension PolicyNetwork {
     let packing = try PackedSequences(seqLens: lens, maxLength: batch.maxLength + 1)
     ws.packing = packing
     let rows = packing.rowCount
-    // Inputs in packed order.
+    // Inputs in packed order, widened from bytes (uint8 images) and scaled as the
+    // encoder reads them in the same pass where nothing else comes between. The
+    // encoder's backward reads its input from here.
     let obs = ws.obs.reserve(rows &* observationSize)
-    batch.obs.withPointer { packing.pack($0, features: observationSize, into: obs) }
-    // The filter in place, unless the batch is filtered (the encoder's backward
-    // reads its input from here).
-    if !batch.observationsFiltered {
-      _ = prepareInput(p, obs: obs, rows: rows, into: obs)
-    } else if let scale = convPlan?.inputScale, scale != 1 {
-      Kernels.scale(obs, by: scale, into: obs, count: rows &* observationSize)
+    let filterHere = !batch.observationsFiltered && filterMean != nil
+    let scale = filterHere ? 1 : (convPlan?.inputScale ?? 1)
+    let stride = (batch.maxLength + 1) &* observationSize
+    for i in 0..<batch.sequences {
+      for t in 0..<lens[i] {
+        batch.obs.widen(
+          from: i &* stride &+ t &* observationSize, count: observationSize, scale: scale,
+          into: obs + packing.row(sequence: i, time: t) &* observationSize)
+      }
     }
+    if filterHere { _ = filter(p, obs: obs, rows: rows, into: obs) }
     // Reused across batches: no allocation once the sizes have been seen.
     ws.prevActionStore.removeAll(keepingCapacity: true)
     ws.prevActionStore.append(contentsOf: repeatElement(0, count: rows))

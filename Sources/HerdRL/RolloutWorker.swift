@@ -124,7 +124,7 @@ public final class RolloutWorker {
     builders = (0..<k).map { _ in
       FragmentBuilder(
         maxLength: config.max_seq_len, observationSize: network.observationSize, actionCount: network.actionCount,
-        actionWidth: width)
+        actionWidth: width, observationBytes: envs.spec.observation.flatIsBytes)
     }
     episodeIDs = (0..<k).map { UInt64($0) }
     nextEpisodeID = UInt64(k)

@@ -111,20 +111,27 @@ public enum TensorCodec {
     return t
   }
 
-  /// Observations: uint8 when every value is a whole number in 0...255 (images,
-  /// one-hot codes; lossless and a quarter of the bytes), float32 otherwise.
-  public static func encodeObservations(_ values: [Float], shape: [Int]) -> Herd_V1_Tensor {
-    let bytes = values.withUnsafeBufferPointer { v -> [UInt8]? in
-      var out = [UInt8](repeating: 0, count: v.count)
-      for i in 0..<v.count {
-        let x = v[i]
-        // Whole numbers in range only (NaN fails the comparison, -0 is 0).
-        guard x >= 0 && x <= 255, let b = UInt8(exactly: x) else { return nil }
-        out[i] = b
+  /// Observations: uint8 when they are stored as bytes (image spaces, sent as they
+  /// are) or every float is a whole number in 0...255 (one-hot codes; lossless and
+  /// a quarter of the bytes), float32 otherwise.
+  public static func encodeObservations(_ values: ObservationData, shape: [Int]) -> Herd_V1_Tensor {
+    let bytes: [UInt8]?
+    switch values.storage {
+    case .bytes(let b):
+      bytes = b
+    case .floats(let f):
+      bytes = f.withUnsafeBufferPointer { v -> [UInt8]? in
+        var out = [UInt8](repeating: 0, count: v.count)
+        for i in 0..<v.count {
+          let x = v[i]
+          // Whole numbers in range only (NaN fails the comparison, -0 is 0).
+          guard x >= 0 && x <= 255, let b = UInt8(exactly: x) else { return nil }
+          out[i] = b
+        }
+        return out
       }
-      return out
     }
-    guard let bytes else { return encode(values, shape: shape) }
+    guard let bytes else { return encode(values.floats, shape: shape) }
     var t = Herd_V1_Tensor()
     t.dtype = .uint8
     t.shape = shape.map(Int64.init)
@@ -132,11 +139,12 @@ public enum TensorCodec {
     return t
   }
 
-  /// Observations as floats from a float32 (checked finite) or uint8 tensor of `shape`.
-  public static func observations(_ t: Herd_V1_Tensor, shape: [Int], name: String) throws -> [Float] {
-    guard t.dtype == .uint8 else { return try floats(t, shape: shape, name: name) }
+  /// Observations from a float32 (checked finite) or uint8 tensor of `shape`; uint8
+  /// ones stay bytes.
+  public static func observations(_ t: Herd_V1_Tensor, shape: [Int], name: String) throws -> ObservationData {
+    guard t.dtype == .uint8 else { return ObservationData(try floats(t, shape: shape, name: name)) }
     try check(t, .uint8, shape: shape, name: name)
-    return t.data.withUnsafeBytes { src in src.map { Float($0) } }
+    return ObservationData(bytes: [UInt8](t.data))
   }
 
   /// Checks dtype, shape (exactly `shape`) and byte count, then returns the floats;

@@ -59,8 +59,9 @@ import Testing
     let c = closeness(recomputed, recorded, rtol: 1e-5, atol: 1e-5)
     #expect(c.ok, "\(core): \(c)")
     #expect(Set(recorded).count > 10, "the logits vary with the frames")
-    // The fragments hold the raw frames (0...255), not the scaled ones.
+    // The fragments hold the raw frames (0...255) as bytes, not the scaled ones.
     #expect(fragments.contains { $0.observations.contains(255) })
+    #expect(fragments.allSatisfy { $0.observations.isBytes })
   }
 
   @Test func presetsAndErrors() throws {

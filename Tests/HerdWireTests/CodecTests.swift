@@ -81,13 +81,14 @@ func sampleFragment(_ n: Int = 3, seed: UInt64 = 1) -> Fragment {
 
   /// Observations that are all whole numbers in 0...255 (pixels, one-hot codes)
   /// travel as uint8, a quarter of the bytes, and come back equal; any other value
-  /// keeps the fragment in float32. A uint8 tensor is checked like a float one.
+  /// keeps the fragment in float32. Observations stored as bytes (image spaces) go
+  /// out as they are and come back as bytes. A uint8 tensor is checked like a float one.
   @Test func byteObservationsTravelAsBytes() throws {
     let f3 = WireModelSpec(
       env: "gym:X", observationSize: 300, actionCount: 2, stateSize: 4, maxSeqLen: 5, parameterCount: 7)
     var rng = SeededGenerator(seed: 4)
     var pixels = sampleFragment(5)
-    pixels.observations = (0..<(6 * 300)).map { _ in Float(rng.next() % 256) }
+    pixels.observations = ObservationData((0..<(6 * 300)).map { _ in Float(rng.next() % 256) })
     pixels.observations[7] = 255
     pixels.observations[8] = -0.0
     var almost = pixels
@@ -96,12 +97,18 @@ func sampleFragment(_ n: Int = 3, seed: UInt64 = 1) -> Fragment {
     negative.observations[9] = -1
     var big = pixels
     big.observations[9] = 256
-    for (f, bytes) in [(pixels, true), (almost, false), (negative, false), (big, false)] {
+    var stored = pixels
+    stored.observations = ObservationData(bytes: pixels.observations.map { UInt8($0) })
+    #expect(!pixels.observations.isBytes && stored.observations.isBytes && stored == pixels)
+    for (f, bytes) in [(pixels, true), (almost, false), (negative, false), (big, false), (stored, true)] {
       let m = FragmentCodec.encode(f, spec: f3)
       #expect(m.observations.dtype == (bytes ? .uint8 : .float32))
       #expect(m.observations.data.count == 6 * 300 * (bytes ? 1 : 4))
       let encoded = try FragmentCodec.encodeBatch([f], episodes: [], envSteps: 5, workerID: 3, runID: 77, spec: f3)
-      #expect(try FragmentCodec.decodeBatch(encoded, spec: f3).fragments == [f])
+      let back = try FragmentCodec.decodeBatch(encoded, spec: f3).fragments
+      #expect(back == [f])
+      #expect(back.first?.observations.isBytes == bytes, "uint8 on the wire stays bytes in the learner")
+      #expect(back.first?.observations.storageBytes == 6 * 300 * (bytes ? 1 : 4))
     }
     var m = FragmentCodec.encode(pixels, spec: f3)
     m.observations.data.removeLast()

@@ -1,0 +1,90 @@
+import HerdEnvs
+import HerdMath
+import HerdNN
+@testable import HerdRL
+import HerdTestSupport
+import Testing
+
+/// Observations stored as bytes for uint8 image spaces: the storage itself, and
+/// the path from a worker's fragments through the batch to a training step.
+@Suite struct ObservationDataTests {
+  @Test func bytesReadAsFloatsAndFallBackWhenAValueIsNotAByte() {
+    var d = ObservationData(empty: true)
+    let row: [Float] = [0, 255, 7, -0.0]
+    row.withPointer { d.append($0, count: 4) }
+    #expect(d.isBytes && d.count == 4 && d.storageBytes == 4)
+    #expect(Array(d) == [0, 255, 7, 0])
+    // A value a byte cannot hold turns the whole vector into floats, unrounded.
+    for bad: Float in [0.5, -1, 256, .nan] {
+      var e = d
+      [1, bad].withPointer { e.append($0, count: 2) }
+      #expect(!e.isBytes && e.count == 6 && e.storageBytes == 24, "\(bad)")
+      #expect(Array(e[0..<5]) == [0, 255, 7, 0, 1] && (e[5] == bad || (bad.isNaN && e[5].isNaN)), "\(bad)")
+      var s = d
+      s[2] = bad
+      #expect(!s.isBytes && Array(s[0..<2]) == [0, 255], "\(bad)")
+    }
+    var s = d
+    s[2] = 9
+    #expect(s.isBytes && s[2] == 9)
+    // Equality is of values, whichever the storage.
+    #expect(d == ObservationData([0, 255, 7, 0]) && d != ObservationData([0, 255, 7, 1]))
+    #expect(d != ObservationData([0, 255, 7]))
+    // Widening with a scale, from an offset.
+    var out = [Float](repeating: -1, count: 3)
+    out.withMutablePointer { d.widen(from: 1, count: 2, scale: 1 / 255, into: $0) }
+    #expect(out == [1, 7 * (1 / Float(255)), -1])
+    ObservationData([2, 4, 6]).withFloats { #expect($0[1] == 4) }
+    var m = d
+    m.withMutableFloats { $0[0] = 0.25 }
+    #expect(!m.isBytes && Array(m) == [0.25, 255, 7, 0])
+  }
+
+  /// A PixelMemory worker's fragments hold bytes; so does their batch, at a quarter
+  /// of the floats' size; and a learner trained on them takes exactly the steps it
+  /// takes on the same fragments as floats, with and without an observation filter.
+  @Test(arguments: [ObservationFilterKind.NoFilter, .MeanStdFilter])
+  func bytesTrainExactlyAsFloats(filter: ObservationFilterKind) throws {
+    var config = ConvPolicyTests.pixelConfig(core: "lstm")
+    config.observation_filter = filter
+    config.learner_threads = 1
+    let net = try ConvPolicyTests.network(config)
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 5)
+    try worker.setWeights(Learner(config: config, network: net).parameters.flatValues, version: 0)
+    var fragments: [Fragment] = []
+    for _ in 0..<24 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    #expect(fragments.count >= 8 && fragments.allSatisfy { $0.observations.isBytes })
+    let floats = fragments.map { f in
+      var g = f
+      g.observations = ObservationData(f.observations.floats)
+      return g
+    }
+    #expect(!floats[0].observations.isBytes && floats == fragments)
+
+    let batch = try Batch(
+      fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
+      actionCount: net.actionCount, stateSize: net.stateSize)
+    let floatBatch = try Batch(
+      fragments: floats, maxLength: config.max_seq_len, observationSize: net.observationSize,
+      actionCount: net.actionCount, stateSize: net.stateSize)
+    #expect(batch.obs.isBytes && !floatBatch.obs.isBytes && batch.obs == floatBatch.obs)
+    #expect(batch.obs.storageBytes * 4 == floatBatch.obs.storageBytes)
+    #expect(batch.obs.storageBytes == fragments.count * (config.max_seq_len + 1) * net.observationSize)
+    // A mixed batch is floats.
+    #expect(try !Batch(
+      fragments: [fragments[0], floats[1]], maxLength: config.max_seq_len, observationSize: net.observationSize,
+      actionCount: net.actionCount, stateSize: net.stateSize
+    ).obs.isBytes)
+
+    let a = Learner(config: config, network: net)
+    let b = Learner(config: config, network: net)
+    #expect(a.parameters.flatValues == b.parameters.flatValues)
+    for chunk in stride(from: 0, to: 8, by: 4) {
+      let sa = try a.step(Array(fragments[chunk..<(chunk + 4)]))
+      let sb = try b.step(Array(floats[chunk..<(chunk + 4)]))
+      #expect(sa.gradNorm == sb.gradNorm && sa.gradNorm > 0, "\(filter)")
+    }
+    #expect(a.parameters.flatValues == b.parameters.flatValues, "\(filter): bytes and floats trained alike")
+    #expect(a.parameters.flatValues != Learner(config: config, network: net).parameters.flatValues)
+  }
+}
