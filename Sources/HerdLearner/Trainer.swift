@@ -248,6 +248,7 @@ final class Trainer: @unchecked Sendable {
             learningRate: $0.learningRate, meanRho: $0.terms.meanRho)
         }, queueDepth: queue.depth, queueCapacity: queue.capacity, stoppedBecause: stopped, diskError: diskError)
       status.reusedSteps = learner.reusedSteps
+      status.queueBytes = queue.bytes
       return status
     }
     while true {
@@ -403,6 +404,7 @@ final class Trainer: @unchecked Sendable {
       MetricKey.meanRho: jsonNumber(u?.meanRho), MetricKey.skippedUpdates: s.skippedUpdates,
       MetricKey.lagP50: s.lagP50, MetricKey.lagP95: s.lagP95, MetricKey.lagMax: s.lagMax,
       MetricKey.droppedStale: s.droppedStale, MetricKey.queueDepth: t.queueDepth,
+      MetricKey.queueBytes: t.queueBytes,
     ]
   }
 

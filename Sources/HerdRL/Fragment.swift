@@ -55,6 +55,12 @@ public struct Fragment: Sendable, Equatable {
   /// Number of steps n.
   public var length: Int { actions.count }
 
+  /// Bytes its arrays hold (what it costs in a queue).
+  public var storageBytes: Int {
+    observations.storageBytes + 4 * (stateIn.count + actions.count + actionValues.count + rewards.count
+      + behaviourLogits.count)
+  }
+
   /// A fragment from its parts (decoders and tools; workers use ``FragmentBuilder``).
   public init(
     stateIn: [Float], observations: ObservationData, actions: [Int32], rewards: [Float], behaviourLogits: [Float],

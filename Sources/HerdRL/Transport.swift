@@ -237,6 +237,7 @@ public final class FragmentQueue: @unchecked Sendable {
   private var items: [Fragment] = []
   private var head = 0
   private var closed = false
+  private var held = 0
   /// The most fragments held before senders wait.
   public let capacity: Int
 
@@ -248,6 +249,13 @@ public final class FragmentQueue: @unchecked Sendable {
     condition.lock()
     defer { condition.unlock() }
     return items.count - head
+  }
+
+  /// Bytes the waiting fragments hold (``Fragment/storageBytes``).
+  public var bytes: Int {
+    condition.lock()
+    defer { condition.unlock() }
+    return held
   }
 
   /// Whether a send would not wait now.
@@ -265,6 +273,7 @@ public final class FragmentQueue: @unchecked Sendable {
     while !closed && items.count - head >= capacity { condition.wait() }
     if closed { return false }
     items.append(fragment)
+    held += fragment.storageBytes
     condition.broadcast()
     return true
   }
@@ -280,6 +289,7 @@ public final class FragmentQueue: @unchecked Sendable {
     let n = min(max, items.count - head)
     let out = Array(items[head..<(head + n)])
     head += n
+    for f in out { held -= f.storageBytes }
     if head > 1024 && head * 2 > items.count {
       items.removeFirst(head)
       head = 0
@@ -297,6 +307,7 @@ public final class FragmentQueue: @unchecked Sendable {
     defer { condition.unlock() }
     if closed { return false }
     items += fragments
+    for f in fragments { held += f.storageBytes }
     condition.broadcast()
     return true
   }

@@ -29,6 +29,7 @@ public enum MetricKey {
   public static let lagP95 = "policy_lag/p95"
   public static let lagMax = "policy_lag/max"
   public static let queueDepth = "queue/depth"
+  public static let queueBytes = "queue/bytes"
   public static let droppedStale = "dropped/stale_policy"
   public static let diskError = "run/disk_error"
 }

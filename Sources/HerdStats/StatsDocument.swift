@@ -22,6 +22,8 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   public var envStepsTrained: Int
   /// Timesteps trained again (passes after the first, the idle learner's reuse).
   public var envStepsReused = 0
+  /// Bytes the fragments in the learner's queue hold.
+  public var queueBytes = 0
   /// (trained + reused) / trained: 1 when every sample is trained on once.
   public var sampleReuse: Double = 1
   public var sampledPerSecond: Double
@@ -73,6 +75,7 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case envStepsSampled = "env_steps/sampled"
     case envStepsTrained = "env_steps/trained"
     case envStepsReused = "env_steps/reused"
+    case queueBytes = "queue/bytes"
     case sampleReuse = "learner/sample_reuse"
     case sampledPerSecond = "throughput/sampled_per_second"
     case trainedPerSecond = "throughput/trained_per_second"

@@ -64,7 +64,7 @@ public enum StatsView {
     var out: [String] = []
     out.append("herd  \(d.env)  \(d.runDir)  [\(d.status)] \(d.statusReason)")
     out.append(
-      "uptime \(duration(d.uptimeSeconds))   policy version \(d.policyVersion)   updates \(d.updates)   queue \(d.queueDepth)/\(d.queueCapacity)"
+      "uptime \(duration(d.uptimeSeconds))   policy version \(d.policyVersion)   updates \(d.updates)   queue \(d.queueDepth)/\(d.queueCapacity) (\(String(format: "%.1f", Double(d.queueBytes) / 1_048_576)) MiB)"
     )
     out.append("")
     out.append(

@@ -26,6 +26,8 @@ public struct TrainerStatus: Sendable {
   public var diskError: String? = nil
   /// Timesteps trained again (`num_epochs` passes after the first, the idle learner's reuse).
   public var reusedSteps = 0
+  /// Bytes the fragments in the learner's queue hold.
+  public var queueBytes = 0
   /// (trained + reused) / trained: how often each trained sample was used (1: once).
   public var sampleReuse: Double { trainedSteps > 0 ? Double(trainedSteps + reusedSteps) / Double(trainedSteps) : 1 }
 

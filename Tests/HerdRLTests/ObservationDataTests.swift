@@ -87,4 +87,36 @@ import Testing
     #expect(a.parameters.flatValues == b.parameters.flatValues, "\(filter): bytes and floats trained alike")
     #expect(a.parameters.flatValues != Learner(config: config, network: net).parameters.flatValues)
   }
+
+  /// The learner's queue counts the bytes its fragments hold: a full queue of 256
+  /// Atari fragments (20 steps of 84x84 frames, LSTM(256) state, 6 actions) holds
+  /// 37 MiB as bytes and four times the frames as floats.
+  @Test func theQueueCountsTheBytesItHolds() throws {
+    let (t, f, a, s) = (20, 84 * 84, 6, 512)
+    func fragment(bytes: Bool) -> Fragment {
+      let frames = (0..<((t + 1) * f)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+      return Fragment(
+        stateIn: [Float](repeating: 0, count: s),
+        observations: bytes ? ObservationData(bytes: frames) : ObservationData(frames.map(Float.init)),
+        actions: [Int32](repeating: 1, count: t), rewards: [Float](repeating: 0, count: t),
+        behaviourLogits: [Float](repeating: 0, count: t * a), prevAction: 0, prevReward: 0, end: .cut,
+        policyVersion: 0, workerID: 1, runID: 1, envIndex: 0, episodeID: 0, indexInEpisode: 0)
+    }
+    let other = 4 * (s + t + t + t * a)
+    #expect(fragment(bytes: true).storageBytes == (t + 1) * f + other)
+    #expect(fragment(bytes: false).storageBytes == 4 * (t + 1) * f + other)
+    for bytes in [true, false] {
+      let queue = FragmentQueue(capacity: 256)
+      let one = fragment(bytes: bytes)
+      for _ in 0..<255 { #expect(queue.send(one)) }
+      queue.enqueue([one])
+      #expect(queue.depth == 256 && queue.bytes == 256 * one.storageBytes)
+      let mib = Double(queue.bytes) / 1_048_576
+      #expect(bytes ? (mib > 36 && mib < 38) : (mib > 144 && mib < 147), "\(mib) MiB")
+      let got = queue.receive(max: 100, timeout: 0)
+      #expect(got.count == 100 && queue.bytes == 156 * one.storageBytes)
+      _ = queue.receive(max: 1000, timeout: 0)
+      #expect(queue.depth == 0 && queue.bytes == 0)
+    }
+  }
 }

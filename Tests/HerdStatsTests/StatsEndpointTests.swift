@@ -102,7 +102,7 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
       "throughput/sampled_per_second", "throughput/trained_per_second", "episodes/total", "episodes/window",
       "episode_return/mean", "episode_return/min", "episode_return/max", "episode_length/mean", "losses/pg",
       "losses/baseline", "losses/entropy", "learner/entropy", "learner/grad_norm", "learner/lr", "learner/mean_rho",
-      "learner/skipped_updates", "policy_lag/p50", "policy_lag/p95", "policy_lag/max", "queue/depth",
+      "learner/skipped_updates", "policy_lag/p50", "policy_lag/p95", "policy_lag/max", "queue/depth", "queue/bytes",
       "queue/capacity", "intake/seconds_since_fragments", "dropped", "endpoints", "workers", "run/wall_seconds",
       "run/disk_error", "env/step_errors", "env/host_restarts", "env/nonfinite",
     ]
