@@ -20,6 +20,7 @@ import HerdRL
 /// One step, as Herd's workers compute it (``PolicyNetwork/step``):
 /// ```
 /// x = clip((obs - obs_filter.mean) * obs_filter.scale, -10, 10)     (if the run filtered)
+/// x = conv(x * input_scale) flattened channels last                   (image observations)
 /// z = act(encoder.i(x)) ...                                          (each layer)
 /// u = [z ; onehot(prev_action) per head ; prev_reward]               (the inputs in use)
 /// h', c' = core(u, (h, c))                                           (LSTM; GRU: h' only; none: h' = u)
@@ -55,13 +56,36 @@ public struct PolicyExport {
     return herdName
   }
 
-  /// Every parameter, in Herd's layout order, under its PyTorch name.
+  /// Every parameter, in Herd's layout order, under its PyTorch name; conv weights
+  /// in PyTorch's `[out, in, kH, kW]` (Herd keeps `[out, kH, kW, in]`).
   public func tensors() -> [Safetensors.Tensor] {
     network.layout.entries.map { e in
-      Safetensors.Tensor(
-        name: Self.torchName(e.name), shape: e.slot.shape,
-        values: Array(policy.weights[e.slot.offset..<(e.slot.offset + e.slot.count)]))
+      let v = Array(policy.weights[e.slot.offset..<(e.slot.offset + e.slot.count)])
+      if Self.isConvWeight(e.name, shape: e.slot.shape) {
+        let s = e.slot.shape
+        return Safetensors.Tensor(
+          name: Self.torchName(e.name), shape: [s[0], s[3], s[1], s[2]], values: Self.channelsFirst(v, shape: s))
+      }
+      return Safetensors.Tensor(name: Self.torchName(e.name), shape: e.slot.shape, values: v)
     }
+  }
+
+  static func isConvWeight(_ name: String, shape: [Int]) -> Bool {
+    name.hasPrefix("conv.") && name.hasSuffix(".weight") && shape.count == 4
+  }
+
+  /// `[O, kH, kW, C]` -> `[O, C, kH, kW]`.
+  static func channelsFirst(_ v: [Float], shape s: [Int]) -> [Float] {
+    let (o, kh, kw, c) = (s[0], s[1], s[2], s[3])
+    var out = [Float](repeating: 0, count: v.count)
+    for a in 0..<o {
+      for y in 0..<kh {
+        for x in 0..<kw {
+          for ch in 0..<c { out[((a * c + ch) * kh + y) * kw + x] = v[((a * kh + y) * kw + x) * c + ch] }
+        }
+      }
+    }
+    return out
   }
 
   func values(_ slot: ParameterSlot) -> [Float] { Array(policy.weights[slot.offset..<(slot.offset + slot.count)]) }
@@ -75,9 +99,10 @@ public struct PolicyExport {
   /// One line for logs: "encoder 4-64-64 tanh, lstm(64), 2 logits, filter".
   public var summary: String {
     let net = network
-    let sizes = [net.observationSize] + net.encoder.layers.map(\.outFeatures)
+    let convs = net.convolution.map { "conv \($0.input) -> \($0.output) (\(net.convPlan?.name ?? "custom")), " } ?? ""
+    let sizes = [net.convolution?.output.count ?? net.observationSize] + net.encoder.layers.map(\.outFeatures)
     let core = net.core.map { "\(coreType)(\($0.hiddenSize))" } ?? "no core"
-    return "encoder \(sizes.map(String.init).joined(separator: "-")) \(net.encoder.activation.rawValue), \(core), "
+    return "\(convs)encoder \(sizes.map(String.init).joined(separator: "-")) \(net.encoder.activation.rawValue), \(core), "
       + "\(net.actionCount) logits\(net.filterMean == nil ? "" : ", obs filter")"
   }
 
@@ -156,6 +181,7 @@ public struct PolicyExport {
         "encoding": "action index a = sum over heads of component_k * strides[k]; component_k = (a / strides[k]) % heads[k]",
       ] as [String: Any],
       "obs_filter": filter,
+      "conv": convSidecar() ?? NSNull(),
       "encoder": ["type": "mlp", "activation": net.encoder.activation.rawValue, "layers": layers] as [String: Any],
       "prev_action": net.usePrevAction,
       "prev_reward": net.usePrevReward,
@@ -175,6 +201,38 @@ public struct PolicyExport {
     ]
   }
 
+  /// The sidecar's `conv` entry: the image, its scale, and each layer in order
+  /// (nil without convolutions).
+  func convSidecar() -> [String: Any]? {
+    guard let conv = network.convolution else { return nil }
+    let layers: [[String: Any]] = conv.layers.enumerated().map { i, layer in
+      switch layer {
+      case .conv(let c):
+        return [
+          "type": "conv", "name": "conv.\(i)", "in_channels": c.input.channels, "out_channels": c.output.channels,
+          "kernel": c.kernelHeight, "stride": c.stride, "padding": c.padding,
+        ]
+      case .activation: return ["type": "activation"]
+      case .maxPool(let m): return ["type": "max_pool", "kernel": m.kernel, "stride": m.stride, "padding": m.padding]
+      case .residual(let r):
+        return [
+          "type": "residual", "name": "conv.\(i)", "channels": r.shape.channels,
+          "formula": "x + conv1(act(conv0(act(x)))), 3x3 convs with padding 1",
+        ]
+      }
+    }
+    let shape = { (s: ImageShape) in [s.height, s.width, s.channels] }
+    return [
+      "input": shape(conv.input), "output": shape(conv.output), "output_size": conv.output.count,
+      "input_scale": Double(network.convPlan?.inputScale ?? 1), "activation": conv.activation.rawValue,
+      "layers": layers,
+      "layout": "obs rows are H x W x C images flattened channels last; the convs run on N C H W "
+        + "(PyTorch's layout, weights [out, in, kH, kW]); their output is flattened channels last (y, x, c) "
+        + "before encoder.0",
+      "order": "obs_filter, then x input_scale, then the layers",
+    ]
+  }
+
   /// `policy.json`'s bytes (sorted keys, indented).
   public func sidecarJSON() throws -> [UInt8] {
     let data = try JSONSerialization.data(
@@ -190,11 +248,6 @@ public struct PolicyExport {
       throw ExportError(
         "\(policy.source) is a Gaussian policy (Box actions): export writes categorical policies only so far; "
           + "use `herd eval` or the Swift `Policy` API (Policy.means) to run it")
-    }
-    if let conv = policy.network.convPlan {
-      throw ExportError(
-        "\(policy.source) has a convolutional encoder (\(conv.name) over \(conv.image) images): export writes MLP encoders only so far; "
-          + "use `herd eval` or the Swift `Policy` API to run it")
     }
     do {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -246,6 +299,52 @@ extension PolicyExport {
       let lo = m.constant(floats: [-10], dims: [])
       let hi = m.constant(floats: [10], dims: [])
       x = m.node("Clip", [scaled, lo, hi])[0]
+    }
+    // The convolutions, on N C H W, flattened back channels last.
+    if let conv = net.convolution {
+      if let scale = net.convPlan?.inputScale, scale != 1 { x = m.op("Mul", x, m.constant(floats: [scale], dims: [])) }
+      let image = conv.input
+      x = m.op("Reshape", x, m.constant(ints: [-1, Int64(image.height), Int64(image.width), Int64(image.channels)], dims: [4]))
+      x = m.node("Transpose", [x], [.ints("perm", [0, 3, 1, 2])])[0]
+      func convolve(_ x: String, _ c: Conv2D, _ name: String) -> String {
+        let w = m.constant(
+          Self.torchName("\(name).weight"), floats: Self.channelsFirst(values(c.weight), shape: c.weight.shape),
+          dims: [c.output.channels, c.input.channels, c.kernelHeight, c.kernelWidth])
+        let b = weight(c.bias, "\(name).bias")
+        let p = Int64(c.padding)
+        return m.node(
+          "Conv", [x, w, b],
+          [
+            .ints("kernel_shape", [Int64(c.kernelHeight), Int64(c.kernelWidth)]),
+            .ints("strides", [Int64(c.stride), Int64(c.stride)]), .ints("pads", [p, p, p, p]),
+          ])[0]
+      }
+      func activate(_ x: String) -> String {
+        switch conv.activation {
+        case .tanh: return m.op("Tanh", x)
+        case .relu: return m.op("Relu", x)
+        case .linear: return x
+        }
+      }
+      for (i, layer) in conv.layers.enumerated() {
+        switch layer {
+        case .conv(let c): x = convolve(x, c, "conv.\(i)")
+        case .activation: x = activate(x)
+        case .maxPool(let pool):
+          let k = Int64(pool.kernel)
+          let s = Int64(pool.stride)
+          let p = Int64(pool.padding)
+          // ONNX's max-pool never picks its padding, as Herd's and PyTorch's.
+          x = m.node(
+            "MaxPool", [x],
+            [.ints("kernel_shape", [k, k]), .ints("strides", [s, s]), .ints("pads", [p, p, p, p])])[0]
+        case .residual(let r):
+          let u = convolve(activate(x), r.conv0, "conv.\(i).conv0")
+          x = m.op("Add", x, convolve(activate(u), r.conv1, "conv.\(i).conv1"))
+        }
+      }
+      x = m.node("Transpose", [x], [.ints("perm", [0, 2, 3, 1])])[0]
+      x = m.op("Reshape", x, m.constant(ints: [-1, Int64(conv.output.count)], dims: [2]))
     }
     // The encoder.
     for (i, layer) in net.encoder.layers.enumerated() {

@@ -3,7 +3,8 @@
 PyTorch computes from their export.
 
 Run by hand (not by `make test`), after `make venv` and a release build, with torch
-(PyPI) in the interpreter that runs it:
+(PyPI) in the interpreter that runs it (arguments: the variants to write, all by
+default):
 
     python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch numpy
     /tmp/torchenv/bin/python Tests/Fixtures/make_export_fixtures.py
@@ -56,6 +57,12 @@ VARIANTS = {
         ["use_lstm=false", "fcnet_hiddens=[16,16]", "fcnet_activation=\"relu\"", "observation_filter=\"NoFilter\"",
          "lstm_use_prev_action=false"],
     ),
+    # impala_deep over PixelMemory's 16x16 frames: convs, max-pools, residual blocks
+    # and activations, the 1/255 scale, then FC and a GRU with the previous action.
+    "conv": (
+        "PixelMemory-v0",
+        ["conv_encoder=\"impala_deep\"", "conv_filters=[]", "conv_fc_hiddens=[16]", "lstm_cell_size=8", "lstm_use_prev_action=true"],
+    ),
 }
 STEPS, ROWS = 12, 3
 
@@ -64,10 +71,17 @@ def inputs_for(meta, rng):
     """Random inputs across episode boundaries: each row starts an episode at t=0 and
     then with probability 0.2 per step; prev_action and prev_reward are 0 there."""
     size = meta["observation"]["size"]
+    if meta.get("conv") and meta["conv"]["input_scale"] != 1:
+        obs = rng.integers(0, 256, size=(STEPS, ROWS, size)).astype(np.float32)  # uint8 frames
+        return _with_episode_inputs(meta, rng, obs)
     filt = meta.get("obs_filter")
     mean = np.array(filt["mean"]) if filt else np.zeros(size)
     std = np.array(filt["std"]) if filt else np.ones(size)
     obs = mean + std * rng.normal(0, 1.5, size=(STEPS, ROWS, size))
+    return _with_episode_inputs(meta, rng, obs)
+
+
+def _with_episode_inputs(meta, rng, obs):
     reset = (rng.random((STEPS, ROWS)) < 0.2).astype(int)
     reset[0] = 1
     actions = int(np.prod(meta["action"]["heads"]))
@@ -84,8 +98,11 @@ def inputs_for(meta, rng):
 def main():
     import torch
 
-    rng = np.random.default_rng(20261202)
-    for name, (env, sets) in VARIANTS.items():
+    only = sys.argv[1:]  # variant names; all without
+    for index, (name, (env, sets)) in enumerate(VARIANTS.items()):
+        if only and name not in only:
+            continue
+        rng = np.random.default_rng([20261202, index])
         with tempfile.TemporaryDirectory() as tmp:
             run = os.path.join(tmp, "run")
             cmd = [HERD, "train", "--env", env, "--stop-seconds", "4", "--no-stats", "--run-dir", run, "--quiet",

@@ -10,8 +10,10 @@ import Testing
 
 /// The three fixture policies (Tests/Fixtures/make_export_fixtures.py): an LSTM with
 /// the previous action, a GRU over a Dict observation with two action heads and both
-/// previous action and reward, and a feed-forward ReLU policy without filter.
-let variants = ["lstm", "gru", "ff"]
+/// previous action and reward, a feed-forward ReLU policy without filter, and
+/// impala_deep's convolutions (conv, max-pool, residual blocks) over PixelMemory's
+/// uint8 frames with a GRU.
+let variants = ["lstm", "gru", "ff", "conv"]
 
 func fixture(_ variant: String) -> String { fixturesDirectory() + "/export/" + variant }
 
@@ -96,7 +98,19 @@ func worstDifference(_ a: Outputs, _ b: Outputs) -> (Float, String) {
     #expect(metadata == ["format": "pt"])
     let shapes = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0.shape) })
     let net = policy.network
-    #expect(shapes["encoder.0.weight"] == [net.encoder.layers[0].outFeatures, net.observationSize])
+    #expect(
+      shapes["encoder.0.weight"]
+        == [net.encoder.layers[0].outFeatures, net.convolution?.output.count ?? net.observationSize])
+    if let conv = net.convolution, case .conv(let first) = conv.layers[0] {
+      // PyTorch's [out, in, kH, kW]; Herd holds [out, kH, kW, in].
+      #expect(shapes["conv.0.weight"] == [first.output.channels, first.input.channels, 3, 3])
+      #expect(shapes["conv.3.conv1.weight"] != nil, "a residual block's names")
+      let herd = PolicyExport(policy).values(first.weight)
+      let torch = try #require(tensors.first { $0.name == "conv.0.weight" }).values
+      let c = first.input.channels
+      // out 1, in 0, ky 2, kx 1
+      #expect(torch[((1 * c + 0) * 3 + 2) * 3 + 1] == herd[((1 * 3 + 2) * 3 + 1) * c + 0])
+    }
     #expect(shapes["pi.weight"] == [net.actionCount, net.featureSize] && shapes["vf.bias"] == [1])
     if let core = net.core {
       let gates = core.stateCount == 2 ? 4 : 3

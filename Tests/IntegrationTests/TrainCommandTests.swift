@@ -65,8 +65,8 @@ import Testing
   /// Pixels and memory: PixelMemory-v0's cue is visible only in the first of ten
   /// 16x16 uint8 frames. Its defaults (a small conv stack, GRU) solved it in
   /// 172k steps (2 s); 2M steps is the budget. A feed-forward policy with the same
-  /// convolutions stays at chance. The checkpoint evaluates greedily, and export
-  /// refuses the convolutional encoder by name.
+  /// convolutions stays at chance. The checkpoint evaluates greedily and exports
+  /// with its convolutions described in the sidecar.
   @Test func pixelMemoryIsSolvedThroughConvolutionsAndMemory() throws {
     let dir = HerdBinary.tempDir("pixels")
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -84,7 +84,10 @@ import Testing
     let ret = try #require(try HerdBinary.json(dir + "/eval.json")["return"] as? [String: Any])
     #expect((ret["mean"] as? Double ?? 0) >= 0.7, "greedy return \(ret)")
     let export = try HerdBinary.run(["export", "--checkpoint", dir, "--output", dir + "/out"])
-    #expect(export.status != 0 && export.stderr.contains("convolutional encoder"), "\(export.stderr)")
+    #expect(export.status == 0, "\(export.stderr)")
+    let conv = try HerdBinary.json(dir + "/out/policy.json")["conv"] as? [String: Any]
+    #expect(conv?["input"] as? [Int] == [16, 16, 1] && (conv?["layers"] as? [Any])?.count == 4, "\(String(describing: conv))")
+    #expect(abs((conv?["input_scale"] as? Double ?? 0) - 1 / 255) < 1e-9)
 
     let ff = HerdBinary.tempDir("pixels-ff")
     defer { try? FileManager.default.removeItem(atPath: ff) }

@@ -20,10 +20,67 @@ class ObservationFilter(nn.Module):
         return torch.clamp((obs - self.mean) * self.scale, -self.clip, self.clip)
 
 
+class Residual(nn.Module):
+    """IMPALA's residual block: ``x + conv1(act(conv0(act(x))))``, 3x3 convs with padding 1."""
+
+    def __init__(self, channels, activation):
+        super().__init__()
+        self.conv0 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.activation = activation
+
+    def forward(self, x):
+        return x + self.conv1(self.activation(self.conv0(self.activation(x))))
+
+
+class Activation(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+class ConvEncoder(nn.Module):
+    """The convolutions of policy.json's ``conv`` entry, over rows that are H x W x C
+    images flattened channels last (Herd's layout); the output is flattened channels
+    last too, as ``encoder.0`` reads it. Submodule ``i`` is layer ``i``, so the
+    parameters are named ``conv.i.weight`` and ``conv.i.conv0.weight`` as exported."""
+
+    def __init__(self, meta):
+        super().__init__()
+        self.image = list(meta["input"])
+        self.input_scale = float(meta["input_scale"])
+        act = ACTIVATIONS[meta["activation"]]
+        layers = []
+        for spec in meta["layers"]:
+            kind = spec["type"]
+            if kind == "conv":
+                layers.append(nn.Conv2d(spec["in_channels"], spec["out_channels"], spec["kernel"], spec["stride"], spec["padding"]))
+            elif kind == "activation":
+                layers.append(Activation(act))
+            elif kind == "max_pool":
+                layers.append(nn.MaxPool2d(spec["kernel"], spec["stride"], spec["padding"]))
+            elif kind == "residual":
+                layers.append(Residual(spec["channels"], act))
+            else:
+                raise ValueError(f"conv layer type {kind!r} is not known to this loader")
+        for i, layer in enumerate(layers):
+            self.add_module(str(i), layer)
+
+    def forward(self, x):
+        h, w, c = self.image
+        x = (x * self.input_scale).reshape(-1, h, w, c).permute(0, 3, 1, 2)
+        for layer in self.children():
+            x = layer(x)
+        return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+
 class HerdPolicy(nn.Module):
     """One step of a Herd policy: ``(logits, value, new_state) = policy(obs, state, prev_action, prev_reward)``.
 
-    Layout (from policy.json): filter -> MLP encoder -> [features; one-hot(prev_action)
+    Layout (from policy.json): filter -> convolutions (image observations) -> MLP encoder -> [features; one-hot(prev_action)
     per head; prev_reward] -> nn.LSTM / nn.GRU (one layer) or nothing -> ``pi`` logits
     and ``vf`` value. Parameter names are the safetensors names, so
     ``load_state_dict`` takes the export's tensors as they are.
@@ -35,6 +92,7 @@ class HerdPolicy(nn.Module):
         obs = meta["observation"]["size"]
         filt = meta.get("obs_filter")
         self.obs_filter = ObservationFilter(obs, filt["clip"]) if filt else None
+        self.conv = ConvEncoder(meta["conv"]) if meta.get("conv") else None
         enc = meta["encoder"]
         if enc["type"] != "mlp":
             raise ValueError(f"encoder type {enc['type']!r} is not known to this loader")
@@ -82,6 +140,8 @@ class HerdPolicy(nn.Module):
         n = x.shape[0]
         if self.obs_filter is not None:
             x = self.obs_filter(x)
+        if self.conv is not None:
+            x = self.conv(x)
         for layer in self.encoder:
             x = self.activation(layer(x))
         parts = [x]
