@@ -88,9 +88,9 @@ struct Train: ParsableCommand {
       the end and on Ctrl-C; RUN_DIR/summary.json is written at the end.
 
       Without stop options a run stops at the environment's solved return (475 for
-      CartPole, 0.9 for MemoryChain and PixelMemory: 95% right, -200 for Pendulum, -300 for
-      StatelessPendulum) or after 10 minutes. A negative stop reward is written
-      with an equals sign: --stop-reward=-200.
+      CartPole, 0.9 for MemoryChain and PixelMemory: 95% right, -200 for Pendulum,
+      -300 for StatelessPendulum) or after 10 minutes. A negative stop reward is
+      written with an equals sign: --stop-reward=-200.
 
       Examples:
         herd train --env CartPole-v1
