@@ -103,7 +103,9 @@ public struct PolicyExport {
     let sizes = [net.convolution?.output.count ?? net.observationSize] + net.encoder.layers.map(\.outFeatures)
     let core = net.core.map { "\(coreType)(\($0.hiddenSize))" } ?? "no core"
     return "\(convs)encoder \(sizes.map(String.init).joined(separator: "-")) \(net.encoder.activation.rawValue), \(core), "
-      + "\(net.actionCount) logits\(net.filterMean == nil ? "" : ", obs filter")"
+      + (net.distribution.isContinuous
+        ? "Gaussian over \(net.distribution.actionWidth) dims" : "\(net.actionCount) logits")
+      + (net.filterMean == nil ? "" : ", obs filter")
   }
 
   /// The core's kind as the sidecar names it.
@@ -174,12 +176,7 @@ public struct PolicyExport {
         "space": try json(policy.spec.observation), "size": net.observationSize,
         "flattening": "Herd's: Box as is, Discrete/MultiBinary/MultiDiscrete one-hot, Dict/Tuple parts concatenated",
       ] as [String: Any],
-      "action": [
-        "space": try json(policy.spec.action),
-        "distribution": heads.count == 1 ? "categorical" : "multi_categorical",
-        "heads": heads.sizes, "logit_offsets": heads.offsets, "strides": heads.strides, "logits": heads.logits,
-        "encoding": "action index a = sum over heads of component_k * strides[k]; component_k = (a / strides[k]) % heads[k]",
-      ] as [String: Any],
+      "action": try actionSidecar(),
       "obs_filter": filter,
       "conv": convSidecar() ?? NSNull(),
       "encoder": ["type": "mlp", "activation": net.encoder.activation.rawValue, "layers": layers] as [String: Any],
@@ -189,7 +186,7 @@ public struct PolicyExport {
         + (net.usePrevReward ? ["prev_reward"] : []),
       "core": core,
       "heads": [
-        "pi": ["in_features": net.featureSize, "out_features": net.actionCount],
+        "pi": ["in_features": net.featureSize, "out_features": net.headOutputs],
         "vf": ["in_features": net.featureSize, "out_features": 1],
       ],
       "episode_start": "state zeros, prev_action 0, prev_reward 0",
@@ -198,6 +195,32 @@ public struct PolicyExport {
         "file": Self.onnxFile, "opset": Int(Self.opset), "inputs": onnxInputs, "outputs": onnxOutputs,
         "prev_action_dtype": "int64",
       ] as [String: Any],
+    ]
+  }
+
+  /// The sidecar's `action` entry: the heads and their packing, or the Gaussian.
+  func actionSidecar() throws -> [String: Any] {
+    let space = try JSONSerialization.jsonObject(
+      with: try JSONEncoder().encode(policy.spec.action), options: [.fragmentsAllowed])
+    let net = network
+    if case .gaussian(let d, let free) = net.distribution {
+      let bounds = try policy.spec.action.continuousAction()
+      return [
+        "space": space, "distribution": "gaussian", "dims": d, "free_log_std": free, "logits": 2 * d,
+        "low": (bounds?.low ?? []).map { Double($0) }, "high": (bounds?.high ?? []).map { Double($0) },
+        "encoding": "logits = [mean (D) | log std (D)]; "
+          + (free ? "the log std is pi.log_std for every state" : "both from pi"),
+        "log_std_clamp": [Double(DiagGaussian.minLogStd), Double(DiagGaussian.maxLogStd)],
+        "acting": "a = mean + exp(clamp(log_std)) * N(0, 1), clipped to [low, high] for the environment; "
+          + "the log-probability is of the unclipped sample; greedy: the mean, clipped",
+      ]
+    }
+    let heads = net.heads
+    return [
+      "space": space,
+      "distribution": heads.count == 1 ? "categorical" : "multi_categorical",
+      "heads": heads.sizes, "logit_offsets": heads.offsets, "strides": heads.strides, "logits": heads.logits,
+      "encoding": "action index a = sum over heads of component_k * strides[k]; component_k = (a / strides[k]) % heads[k]",
     ]
   }
 
@@ -244,11 +267,6 @@ public struct PolicyExport {
   /// Returns their paths.
   @discardableResult
   public func write(to directory: String) throws -> [String] {
-    if case .gaussian = policy.network.distribution {
-      throw ExportError(
-        "\(policy.source) is a Gaussian policy (Box actions): export writes categorical policies only so far; "
-          + "use `herd eval` or the Swift `Policy` API (Policy.means) to run it")
-    }
     do {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     } catch {
@@ -397,7 +415,14 @@ extension PolicyExport {
       features = m.op("Add", cand, m.op("Mul", z, m.op("Sub", "h", cand)), output: "h_out")
     }
     // The heads.
-    _ = linear(features, net.policyHead, "pi", output: "logits")
+    if let logStd = net.logStd {
+      // [mean | log std]: the learned vector beside every row's mean.
+      let mean = linear(features, net.policyHead, "pi")
+      let spread = m.op("Add", m.op("Mul", mean, m.constant(floats: [0], dims: [])), weight(logStd, "pi.log_std"))
+      m.node("Concat", [mean, spread], outputs: ["logits"], [.int("axis", 1)])
+    } else {
+      _ = linear(features, net.policyHead, "pi", output: "logits")
+    }
     let v = linear(features, net.valueHead, "vf")
     m.node("Squeeze", [v, m.constant(ints: [1], dims: [1])], outputs: ["value"])
 

@@ -63,6 +63,17 @@ VARIANTS = {
         "PixelMemory-v0",
         ["conv_encoder=\"impala_deep\"", "conv_filters=[]", "conv_fc_hiddens=[16]", "lstm_cell_size=8", "lstm_use_prev_action=true"],
     ),
+    # A Gaussian policy (Box actions) with its learned log std vector, over
+    # StatelessPendulum with an LSTM and the previous reward.
+    "gaussian": (
+        "StatelessPendulum-v1",
+        ["lstm_cell_size=8", "fcnet_hiddens=[16]", "lstm_use_prev_reward=true"],
+    ),
+    # The log std from the state (free_log_std off), feed-forward, on Pendulum.
+    "gaussian_state_std": (
+        "Pendulum-v1",
+        ["use_lstm=false", "fcnet_hiddens=[8]", "free_log_std=false"],
+    ),
 }
 STEPS, ROWS = 12, 3
 
@@ -84,7 +95,7 @@ def inputs_for(meta, rng):
 def _with_episode_inputs(meta, rng, obs):
     reset = (rng.random((STEPS, ROWS)) < 0.2).astype(int)
     reset[0] = 1
-    actions = int(np.prod(meta["action"]["heads"]))
+    actions = int(np.prod(meta["action"].get("heads", [1])))
     prev_action = rng.integers(0, actions, size=(STEPS, ROWS)) * (1 - reset)
     prev_reward = rng.normal(0, 1, size=(STEPS, ROWS)) * (1 - reset)
     return {

@@ -12,8 +12,10 @@ import Testing
 /// the previous action, a GRU over a Dict observation with two action heads and both
 /// previous action and reward, a feed-forward ReLU policy without filter, and
 /// impala_deep's convolutions (conv, max-pool, residual blocks) over PixelMemory's
-/// uint8 frames with a GRU.
-let variants = ["lstm", "gru", "ff", "conv"]
+/// uint8 frames with a GRU, and two Gaussian policies: an LSTM with the learned
+/// log std vector (StatelessPendulum) and a feed-forward one whose log std comes
+/// from the state (Pendulum).
+let variants = ["lstm", "gru", "ff", "conv", "gaussian", "gaussian_state_std"]
 
 func fixture(_ variant: String) -> String { fixturesDirectory() + "/export/" + variant }
 
@@ -111,7 +113,8 @@ func worstDifference(_ a: Outputs, _ b: Outputs) -> (Float, String) {
       // out 1, in 0, ky 2, kx 1
       #expect(torch[((1 * c + 0) * 3 + 2) * 3 + 1] == herd[((1 * 3 + 2) * 3 + 1) * c + 0])
     }
-    #expect(shapes["pi.weight"] == [net.actionCount, net.featureSize] && shapes["vf.bias"] == [1])
+    #expect(shapes["pi.weight"] == [net.headOutputs, net.featureSize] && shapes["vf.bias"] == [1])
+    #expect((shapes["pi.log_std"] != nil) == (net.logStd != nil))
     if let core = net.core {
       let gates = core.stateCount == 2 ? 4 : 3
       #expect(shapes["core.weight_ih_l0"] == [gates * core.hiddenSize, net.coreInputSize])

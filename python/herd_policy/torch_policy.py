@@ -99,8 +99,9 @@ class HerdPolicy(nn.Module):
         self.activation = ACTIVATIONS[enc["activation"]]
         self.encoder = nn.ModuleList(nn.Linear(l["in_features"], l["out_features"]) for l in enc["layers"])
         act = meta["action"]
-        self.heads = list(act["heads"])
-        self.strides = list(act["strides"])
+        self.gaussian = act.get("distribution") == "gaussian"
+        self.heads = [] if self.gaussian else list(act["heads"])
+        self.strides = [] if self.gaussian else list(act["strides"])
         self.use_prev_action = bool(meta["prev_action"])
         self.use_prev_reward = bool(meta["prev_reward"])
         core = meta["core"]
@@ -115,6 +116,14 @@ class HerdPolicy(nn.Module):
             raise ValueError(f"core type {self.core_type!r} is not known to this loader")
         heads = meta["heads"]
         self.pi = nn.Linear(heads["pi"]["in_features"], heads["pi"]["out_features"])
+        if self.gaussian:
+            self.dims = act["dims"]
+            self.low = torch.tensor(act["low"], dtype=torch.float32)
+            self.high = torch.tensor(act["high"], dtype=torch.float32)
+            self.log_std_clamp = tuple(act["log_std_clamp"])
+            if act["free_log_std"]:
+                # Named pi.log_std, as exported.
+                self.pi.log_std = nn.Parameter(torch.zeros(self.dims))
         self.vf = nn.Linear(heads["vf"]["in_features"], 1)
 
     @classmethod
@@ -163,7 +172,15 @@ class HerdPolicy(nn.Module):
             (h,) = state
             out, h2 = self.core(u.unsqueeze(0), h.unsqueeze(0))
             features, new_state = out[0], (h2[0],)
-        return self.pi(features), self.vf(features)[:, 0], new_state
+        logits = self.pi(features)
+        if self.gaussian and hasattr(self.pi, "log_std"):
+            logits = torch.cat([logits, self.pi.log_std.expand(logits.shape[0], self.dims)], dim=1)
+        return logits, self.vf(features)[:, 0], new_state
+
+    def mean_and_std(self, logits):
+        """A Gaussian policy's mean and standard deviation ``[N, D]`` each (the log std clamped as Herd clamps it)."""
+        mean, log_std = logits[:, : self.dims], logits[:, self.dims :]
+        return mean, torch.exp(log_std.clamp(*self.log_std_clamp))
 
     def split_logits(self, logits):
         """The logits of each head, ``[N, size]`` each."""
@@ -174,10 +191,18 @@ class HerdPolicy(nn.Module):
         return sum(c * s for c, s in zip(components, self.strides))
 
     def sample(self, logits, generator=None):
-        """A sampled action index per row (each head sampled from its softmax)."""
+        """A sampled action index per row (each head sampled from its softmax); for a
+        Gaussian policy the sampled action ``[N, D]``, clipped to the space's bounds."""
+        if self.gaussian:
+            mean, std = self.mean_and_std(logits)
+            noise = torch.randn(mean.shape, generator=generator)
+            return torch.clamp(mean + std * noise, self.low, self.high)
         comps = [torch.multinomial(torch.softmax(l, dim=1), 1, generator=generator)[:, 0] for l in self.split_logits(logits)]
         return self.combine(comps)
 
     def greedy(self, logits):
-        """Each head's most likely component, combined into an action index per row."""
+        """Each head's most likely component, combined into an action index per row; for
+        a Gaussian policy the mean, clipped to the space's bounds."""
+        if self.gaussian:
+            return torch.clamp(self.mean_and_std(logits)[0], self.low, self.high)
         return self.combine([l.argmax(dim=1) for l in self.split_logits(logits)])
