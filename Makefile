@@ -88,13 +88,14 @@ bench: build
 	.build/release/herd bench lstm --threads 1
 
 ## bench-venv: a second virtualenv, .venv-bench, with PyTorch from PyPI for
-## benchmarks/vs_torch.py (Herd's learner beside PyTorch's); not needed by make test
+## benchmarks/vs_torch.py (Herd's learner beside PyTorch's) and matplotlib for
+## benchmarks/plot_curves.py; not needed by make test
 bench-venv: .venv-bench/.installed
 .venv-bench/.installed:
 	@command -v python3 >/dev/null && python3 -c 'import ensurepip' 2>/dev/null || \
 	  $(MAKE) --no-print-directory install-packages PACKAGES="python3-venv"
 	@[ -x .venv-bench/bin/python ] || /usr/bin/python3 -m venv .venv-bench
-	.venv-bench/bin/python -m pip install --quiet torch numpy
+	.venv-bench/bin/python -m pip install --quiet torch numpy matplotlib
 	@touch $@
 
 ## format: reformat the sources with swift-format (.swift-format)
