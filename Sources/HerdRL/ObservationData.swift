@@ -169,11 +169,8 @@ public struct ObservationData: Sendable, Equatable, RandomAccessCollection, Muta
   /// buffer when stored as bytes).
   public func withFloats<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
     switch storage {
-    case .floats(let v):
-      return try v.withUnsafeBufferPointer { try body($0.baseAddress ?? UnsafePointer(bitPattern: 8).unsafelyUnwrapped) }
-    case .bytes(let v):
-      let f = v.map(Float.init)
-      return try f.withUnsafeBufferPointer { try body($0.baseAddress ?? UnsafePointer(bitPattern: 8).unsafelyUnwrapped) }
+    case .floats(let v): return try v.withPointer(body)
+    case .bytes(let v): return try v.map(Float.init).withPointer(body)
     }
   }
 
