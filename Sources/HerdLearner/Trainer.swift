@@ -167,7 +167,7 @@ final class Trainer: @unchecked Sendable {
     self.learner = learner
     let model = ModelSpec(config: config, network: network)
     logger.info(
-      "run: \(spec.id) observations \(spec.observation) (\(spec.observationSize) floats), actions \(spec.action); model \(network.layout.count) parameters, batch \(config.fragmentsPerBatch) x \(config.max_seq_len)"
+      "run: \(spec.id) observations \(spec.observation) (\(spec.observationSize) \(spec.observation.flatIsBytes ? "bytes" : "floats")), actions \(spec.action); model \(network.layout.count) parameters, batch \(config.fragmentsPerBatch) x \(config.max_seq_len)"
     )
     return model
   }
@@ -242,10 +242,12 @@ final class Trainer: @unchecked Sendable {
         wallSeconds: now, stats: full, updates: learner.version, trainedSteps: learner.trainedSteps,
         sampledPerSecond: r.sampled, trainedPerSecond: r.trained,
         lastUpdate: last.map {
-          .init(
+          var u = TrainerStatus.UpdateFigures(
             policyLoss: $0.terms.policy, baselineLoss: $0.terms.baseline,
             entropyLoss: -config.entropy_coeff * $0.terms.entropy, entropy: $0.terms.entropy, gradNorm: $0.gradNorm,
             learningRate: $0.learningRate, meanRho: $0.terms.meanRho)
+          u.clippedFraction = $0.terms.clippedFraction
+          return u
         }, queueDepth: queue.depth, queueCapacity: queue.capacity, stoppedBecause: stopped, diskError: diskError)
       status.reusedSteps = learner.reusedSteps
       status.queueBytes = queue.bytes
@@ -401,7 +403,8 @@ final class Trainer: @unchecked Sendable {
       MetricKey.lossPG: jsonNumber(u?.policyLoss), MetricKey.lossBaseline: jsonNumber(u?.baselineLoss),
       MetricKey.lossEntropy: jsonNumber(u?.entropyLoss), MetricKey.entropy: jsonNumber(u?.entropy),
       MetricKey.gradNorm: jsonNumber(u?.gradNorm), MetricKey.learningRate: jsonNumber(u?.learningRate),
-      MetricKey.meanRho: jsonNumber(u?.meanRho), MetricKey.skippedUpdates: s.skippedUpdates,
+      MetricKey.meanRho: jsonNumber(u?.meanRho), MetricKey.clippedFraction: jsonNumber(u?.clippedFraction),
+      MetricKey.skippedUpdates: s.skippedUpdates,
       MetricKey.lagP50: s.lagP50, MetricKey.lagP95: s.lagP95, MetricKey.lagMax: s.lagMax,
       MetricKey.droppedStale: s.droppedStale, MetricKey.queueDepth: t.queueDepth,
       MetricKey.queueBytes: t.queueBytes,

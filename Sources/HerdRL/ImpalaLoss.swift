@@ -24,6 +24,18 @@ import HerdNN
 /// ```
 /// whose gradient is `-A_t r grad log pi(a_t)` where the clip does not bind, 0 where it does.
 ///
+/// With `clip_anchor` = learner the ratio is taken against the learner's own policy
+/// when it first trained on the step (`pi_a`, from the first pass's forward), and the
+/// term is weighed by the truncated lag correction `w = min(rho_bar_pg, pi_a/mu)`
+/// (the decoupled objective of Hilton et al. 2021, "Batch size-invariance for policy
+/// optimization"):
+/// ```
+/// pg = -w * min(r * A_t, clip(r, 1 - clip_param, 1 + clip_param) * A_t),  r = pi/pi_a
+/// ```
+/// The clip then bounds how far the passes over one batch move the policy, however
+/// many updates old the data was when it arrived; against `mu` it would also clip
+/// every step whose behaviour policy is far behind, and zero its gradient.
+///
 /// The same loss holds for every ``ActionDistribution``: log pi, log mu and H are the
 /// categorical heads' or the diagonal Gaussian's (``DiagGaussian``), of the action
 /// as sampled (a Gaussian's before the environment's clipping).
@@ -39,6 +51,9 @@ public enum ImpalaLoss {
     public var meanRho: Float = 0
     /// Mean V-trace target.
     public var meanTarget: Float = 0
+    /// The fraction of valid steps whose policy gradient the clip zeroed
+    /// (`clip_param` > 0; 0 otherwise).
+    public var clippedFraction: Float = 0
     public var validSteps = 0
   }
 
@@ -54,6 +69,8 @@ public enum ImpalaLoss {
     /// Scale the policy-gradient advantages to mean 0, std 1 over each batch
     /// (each shard's, with learner_threads > 1), as PPO implementations do.
     public var normalizeAdvantages: Bool
+    /// What the clipped surrogate's ratio is taken against.
+    public var clipAnchor: ClipAnchor
 
     /// The settings of `config`.
     public init(_ config: TrainingConfig) {
@@ -66,6 +83,7 @@ public enum ImpalaLoss {
       clipRewards = config.reward_clipping == .abs_one
       clipParam = config.clip_param
       normalizeAdvantages = config.normalize_advantages
+      clipAnchor = config.clip_anchor
     }
   }
 
@@ -78,20 +96,36 @@ public enum ImpalaLoss {
     /// `r_t + gamma_t v_{t+1} - V(x_t)` (the advantage without the ratio) and
     /// `log mu(a_t)` per packed row, for the clipped surrogate.
     public var surrogateAdvantages: [Float]
-    public var behaviourLogProbs: [Float]
+    /// The log-probability the surrogate's ratio is taken against, per packed row:
+    /// `log mu(a_t)`, or the anchor's with `clip_anchor` = learner.
+    public var anchorLogProbs: [Float]
+    /// The surrogate's weight per packed row: 1, or `min(rho_bar_pg, pi_a/mu)` with
+    /// `clip_anchor` = learner.
+    public var surrogateWeights: [Float]
+    /// `log pi(a_t)` under the weights of this forward, per packed row: the anchor
+    /// a later pass takes its ratio against.
+    public var currentLogProbs: [Float]
     /// Mean unclipped ratio.
     public var meanRho: Float
   }
 
   /// Computes V-trace from the forward's logits and values.
-  public static func targets(batch: Batch, ws: TrainingWorkspace, settings: Settings) -> Targets {
+  ///
+  /// - Parameter anchors: with `clip_anchor` = learner, per sequence, the anchor
+  ///   log-probabilities of its steps (`currentLogProbs` of the pass that first trained
+  ///   on it), or nil for a first pass, whose anchor is this forward's policy.
+  public static func targets(
+    batch: Batch, ws: TrainingWorkspace, settings: Settings, anchors: [[Float]?]? = nil
+  ) -> Targets {
     guard let packing = ws.packing else { preconditionFailure("targets before forward") }
     let a = batch.actionCount
     let t1 = batch.maxLength
     var vsOut = [Float](repeating: 0, count: packing.rowCount)
     var advOut = [Float](repeating: 0, count: packing.rowCount)
     var rawOut = [Float](repeating: 0, count: packing.rowCount)
-    var logMuOut = [Float](repeating: 0, count: packing.rowCount)
+    var anchorOut = [Float](repeating: 0, count: packing.rowCount)
+    var weightOut = [Float](repeating: 1, count: packing.rowCount)
+    var logPiOut = [Float](repeating: 0, count: packing.rowCount)
     var rhoSum: Double = 0
     let logProbs = ws.logProbs.pointer
     let heads = batch.heads
@@ -106,14 +140,14 @@ public enum ImpalaLoss {
       for t in 0..<n {
         let r = packing.row(sequence: i, time: t)
         let k = i * t1 + t
-        var logRho: Float = 0
+        var logPi: Float = 0
         var logMu: Float = 0
         if d > 0 {
           // The Gaussian: log pi(a) - log mu(a) of the stored sample.
           batch.actionValues.withPointer { av in
             batch.behaviourLogits.withPointer { bl in
               logMu = DiagGaussian.logProb(bl + k * a, action: av + k * d, dims: d)
-              logRho = DiagGaussian.logProb(ws.logits.pointer + r * a, action: av + k * d, dims: d) - logMu
+              logPi = DiagGaussian.logProb(ws.logits.pointer + r * a, action: av + k * d, dims: d)
             }
           }
         } else {
@@ -129,11 +163,20 @@ public enum ImpalaLoss {
           }
           for h in 0..<heads.count {
             let j = heads.offsets[h] + heads.component(act, head: h)
-            logRho += logProbs[r * a + j] - behaviour[j]
+            logPi += logProbs[r * a + j]
             logMu += behaviour[j]
           }
         }
-        logMuOut[r] = logMu
+        let logRho = logPi - logMu
+        logPiOut[r] = logPi
+        switch settings.clipAnchor {
+        case .behaviour:
+          anchorOut[r] = logMu
+        case .learner:
+          let anchor = anchors?[i]?[t] ?? logPiOut[r]
+          anchorOut[r] = anchor
+          weightOut[r] = min(settings.clipping.pgRho, expf(anchor - logMu))
+        }
         logRhos[t] = logRho
         rhoSum += Double(expf(logRhos[t]))
         let reward = batch.rewards[k]
@@ -158,8 +201,8 @@ public enum ImpalaLoss {
       normalize(&rawOut, packing: packing, batch: batch)
     }
     return Targets(
-      vs: vsOut, advantages: advOut, surrogateAdvantages: rawOut, behaviourLogProbs: logMuOut,
-      meanRho: Float(rhoSum / Double(max(1, batch.validSteps))))
+      vs: vsOut, advantages: advOut, surrogateAdvantages: rawOut, anchorLogProbs: anchorOut,
+      surrogateWeights: weightOut, currentLogProbs: logPiOut, meanRho: Float(rhoSum / Double(max(1, batch.validSteps))))
   }
 
   /// Scales the valid rows of `x` to mean 0 and standard deviation 1 (1e-8 added).
@@ -206,17 +249,19 @@ public enum ImpalaLoss {
     var base: Double = 0
     var ent: Double = 0
     var targetSum: Double = 0
+    var clippedSteps = 0
     let d = batch.distribution.actionWidth
     for i in 0..<batch.sequences {
       for t in 0..<batch.seqLens[i] {
         let r = packing.row(sequence: i, time: t)
         if d > 0 {
-          let (p, b, h) = gaussianStep(
+          let (p, b, h, c) = gaussianStep(
             batch: batch, ws: ws, targets: targets, settings: settings, row: r, step: i * batch.maxLength + t,
             scale: scale, into: dLogits + r * a)
           pg += Double(p)
           ent += Double(h)
           base += Double(b)
+          if c { clippedSteps += 1 }
           targetSum += Double(targets.vs[r])
           dValues[r] = -settings.vfLossCoeff * (targets.vs[r] - ws.values.pointer[r]) * scale
           continue
@@ -230,12 +275,14 @@ public enum ImpalaLoss {
           // The clipped surrogate: ratio against the stored behaviour policy.
           var logPi: Float = 0
           for hd in 0..<heads.count { logPi += logProbs[heads.offsets[hd] + heads.component(act, head: hd)] }
-          let ratio = expf(logPi - targets.behaviourLogProbs[r])
+          let ratio = expf(logPi - targets.anchorLogProbs[r])
           adv = targets.surrogateAdvantages[r]
+          let w = targets.surrogateWeights[r]
           let clipped = min(max(ratio, 1 - settings.clipParam), 1 + settings.clipParam)
           let binds = ratio * adv > clipped * adv
-          pgValue = -(binds ? clipped * adv : ratio * adv)
-          pgScale = binds ? 0 : ratio
+          pgValue = -w * (binds ? clipped * adv : ratio * adv)
+          pgScale = binds ? 0 : w * ratio
+          if binds { clippedSteps += 1 }
         }
         let v = ws.values.pointer[r]
         let err = targets.vs[r] - v
@@ -270,16 +317,18 @@ public enum ImpalaLoss {
     terms.total = terms.policy + settings.vfLossCoeff * terms.baseline - settings.entropyCoeff * terms.entropy
     terms.meanRho = targets.meanRho
     terms.meanTarget = Float(targetSum / c)
+    terms.clippedFraction = Float(Double(clippedSteps) / c)
     terms.validSteps = count
     return terms
   }
 
   /// One Gaussian step of ``evaluate``: its policy term, its baseline term
-  /// (unweighted) and entropy, with the gradient w.r.t. its inputs written to `g[2D]`.
+  /// (unweighted), entropy and whether the clip zeroed its policy gradient, with the
+  /// gradient w.r.t. its inputs written to `g[2D]`.
   static func gaussianStep(
     batch: Batch, ws: TrainingWorkspace, targets: Targets, settings: Settings, row r: Int, step k: Int,
     scale: Float, into g: UnsafeMutablePointer<Float>
-  ) -> (policy: Float, baseline: Float, entropy: Float) {
+  ) -> (policy: Float, baseline: Float, entropy: Float, clipped: Bool) {
     let d = batch.distribution.actionWidth
     let inputs = ws.logits.pointer + r * batch.actionCount
     return batch.actionValues.withPointer { av in
@@ -288,18 +337,20 @@ public enum ImpalaLoss {
       let h = DiagGaussian.entropy(inputs, dims: d)
       var weight = targets.advantages[r]
       var pgValue = -weight * logPi
+      var binds = false
       if settings.clipParam > 0 {
-        let ratio = expf(logPi - targets.behaviourLogProbs[r])
+        let ratio = expf(logPi - targets.anchorLogProbs[r])
         let adv = targets.surrogateAdvantages[r]
+        let w = targets.surrogateWeights[r]
         let clipped = min(max(ratio, 1 - settings.clipParam), 1 + settings.clipParam)
-        let binds = ratio * adv > clipped * adv
-        pgValue = -(binds ? clipped * adv : ratio * adv)
-        weight = binds ? 0 : adv * ratio
+        binds = ratio * adv > clipped * adv
+        pgValue = -w * (binds ? clipped * adv : ratio * adv)
+        weight = binds ? 0 : w * adv * ratio
       }
       DiagGaussian.lossGradient(
         inputs, action: action, dims: d, weight: weight, entropyCoeff: settings.entropyCoeff, scale: scale, into: g)
       let err = targets.vs[r] - ws.values.pointer[r]
-      return (pgValue, 0.5 * err * err, h)
+      return (pgValue, 0.5 * err * err, h, binds)
     }
   }
 }

@@ -161,13 +161,23 @@ public final class Learner {
     let epochs = max(1, passes ?? config.num_epochs)
     let perUpdate =
       config.minibatch_size == 0 ? fragments.count : max(1, config.minibatch_size / max(1, config.max_seq_len))
-    var order = fragments
+    // With clip_anchor = learner, each fragment's log pi(a_t) from the pass that
+    // first trained on it anchors the passes after.
+    var anchors = [[Float]?](repeating: nil, count: fragments.count)
+    let anchored = config.clip_param > 0 && config.clip_anchor == .learner && epochs > 1
+    var order = Array(fragments.indices)
     var out: [LearnerStepStats] = []
     for epoch in 0..<epochs {
       if epochs > 1 || perUpdate < order.count { order.shuffle(using: &shuffler) }
       for start in stride(from: 0, to: order.count, by: perUpdate) {
         let chunk = Array(order[start..<min(order.count, start + perUpdate)])
-        out.append(try step(chunk, fresh: fresh && epoch == 0))
+        let (stats, logProbs) = try update(
+          chunk.map { fragments[$0] }, anchors: anchored ? chunk.map { anchors[$0] } : nil,
+          fresh: fresh && epoch == 0)
+        if anchored && epoch == 0 {
+          for (k, j) in chunk.enumerated() { anchors[j] = logProbs[k] }
+        }
+        out.append(stats)
       }
     }
     return out
@@ -183,6 +193,15 @@ public final class Learner {
   /// - Throws: ``BatchError`` for fragments that do not fit the model.
   /// `fresh`: the fragments are trained on for the first time (see ``train(_:passes:fresh:)``).
   public func step(_ fragments: [Fragment], fresh: Bool = true) throws -> LearnerStepStats {
+    try update(fragments, anchors: nil, fresh: fresh).stats
+  }
+
+  /// ``step(_:fresh:)`` with the clipped surrogate's anchors per fragment (see
+  /// ``ImpalaLoss/targets(batch:ws:settings:anchors:)``); also returns each
+  /// fragment's `log pi(a_t)` under the weights before this update.
+  func update(
+    _ fragments: [Fragment], anchors: [[Float]?]?, fresh: Bool
+  ) throws -> (stats: LearnerStepStats, logProbs: [[Float]]) {
     // Batch: [N, T+1, F] and friends, one per shard.
     let shards = split(fragments)
     var batches = try shards.map {
@@ -206,13 +225,23 @@ public final class Learner {
     }
     // Forward from the stored states, V-trace (constants), loss, backward.
     let results = ShardResults(count: batches.count)
+    var firsts = [0]
+    for shard in shards { firsts.append(firsts[firsts.count - 1] + shard.count) }
+    let logProbs = ShardLogProbs(count: fragments.count)
     pool.run { [self] s in
       guard s < batches.count else { return }
       let ws = workspaces[s]
       let p = shardParameters[s]
       do {
         try network.forward(p, batch: batches[s], ws: ws)
-        let targets = ImpalaLoss.targets(batch: batches[s], ws: ws, settings: settings)
+        let targets = ImpalaLoss.targets(
+          batch: batches[s], ws: ws, settings: settings, anchors: anchors.map { Array($0[firsts[s]..<firsts[s + 1]]) })
+        if let packing = ws.packing {
+          for i in 0..<batches[s].sequences {
+            logProbs.set(
+              firsts[s] + i, (0..<batches[s].seqLens[i]).map { targets.currentLogProbs[packing.row(sequence: i, time: $0)] })
+          }
+        }
         let terms = ImpalaLoss.evaluate(
           batch: batches[s], ws: ws, targets: targets, settings: settings, normalizer: total)
         p.zeroGrads()
@@ -231,6 +260,7 @@ public final class Learner {
       terms.entropy += w * t.entropy
       terms.meanRho += w * t.meanRho
       terms.meanTarget += w * t.meanTarget
+      terms.clippedFraction += w * t.clippedFraction
       if s > 0 {
         BLAS.axpy(
           1, shardParameters[s].grads.baseAddress.unsafelyUnwrapped, parameters.grads.baseAddress.unsafelyUnwrapped,
@@ -249,14 +279,14 @@ public final class Learner {
     } catch {
       stats.skipped = true
       stats.gradNorm = .nan
-      return stats
+      return (stats, logProbs.all)
     }
     // Optimiser: a new policy version.
     optimizer.step(parameters, lr: lr)
     version += 1
     writeFilter()
     if fresh { trainedSteps += total } else { reusedSteps += total }
-    return stats
+    return (stats, logProbs.all)
   }
 
   /// Contiguous groups of fragments with about equal step counts, one per shard.
@@ -273,6 +303,14 @@ public final class Learner {
     }
     return groups
   }
+}
+
+/// Per-fragment log-probabilities written by shard threads, read after they finish.
+final class ShardLogProbs: Sendable {
+  private let items: Mutex<[[Float]]>
+  init(count: Int) { items = Mutex(Array(repeating: [], count: count)) }
+  func set(_ i: Int, _ values: [Float]) { items.withLock { $0[i] = values } }
+  var all: [[Float]] { items.withLock { $0 } }
 }
 
 /// Results written by shard threads, read after they finish.

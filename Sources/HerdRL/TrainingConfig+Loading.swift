@@ -167,7 +167,7 @@ extension TrainingConfig {
     ("fcnet_activation", choice(Activation.self)), ("rnn_type", choice(RNNType.self)),
     ("optimizer", choice(OptimizerKind.self)), ("observation_filter", choice(ObservationFilterKind.self)),
     ("reward_clipping", choice(RewardClipping.self)), ("conv_encoder", choice(ConvEncoderKind.self)),
-    ("conv_activation", choice(Activation.self)),
+    ("conv_activation", choice(Activation.self)), ("clip_anchor", choice(ClipAnchor.self)),
   ]
 
   static func choice<C: ConfigChoice>(_: C.Type) -> (names: [String], text: String) {

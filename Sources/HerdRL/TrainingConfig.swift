@@ -130,6 +130,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// updates on the same data (`num_epochs`) from overshooting. 0 (the default) is
   /// IMPALA's policy gradient.
   public var clip_param: Float = 0
+  /// What the clipped surrogate's ratio is taken against: `behaviour`, the policy
+  /// that acted (APPO's choice without a target network), or `learner`, the
+  /// learner's own policy when it first trained on the step, with the lag corrected
+  /// by a weight truncated at `vtrace_clip_pg_rho_threshold` (decoupled PPO).
+  public var clip_anchor = ClipAnchor.behaviour
   /// Scale the policy-gradient advantages to mean 0 and standard deviation 1 over
   /// each batch (PPO's habit; off by default, as in IMPALA).
   public var normalize_advantages = false
@@ -249,6 +254,14 @@ public enum ConvEncoderKind: String, ConfigChoice {
   case nature
   /// `conv_filters`.
   case custom
+}
+
+/// What the clipped surrogate's ratio is taken against (`clip_anchor`).
+public enum ClipAnchor: String, ConfigChoice {
+  /// The behaviour policy stored with each step.
+  case behaviour
+  /// The learner's policy when it first trained on the step.
+  case learner
 }
 
 /// Reward clipping for learning (`reward_clipping`).

@@ -98,7 +98,7 @@ public final class WorkerLoop {
       logger.notice("\(config.env): observation part \(part) is not numbers; the policy does not see it")
     }
     logger.info(
-      "worker: \(envs.count) envs of \(config.env)\(envs.groups.count > 1 ? " in \(envs.groups.count) env host processes" : config.gymID != nil ? " in 1 env host process" : ""): observations \(spec.observation) (\(spec.observationSize) floats), actions \(spec.action)"
+      "worker: \(envs.count) envs of \(config.env)\(envs.groups.count > 1 ? " in \(envs.groups.count) env host processes" : config.gymID != nil ? " in 1 env host process" : ""): observations \(spec.observation) (\(spec.observationSize) \(spec.observation.flatIsBytes ? "bytes" : "floats")), actions \(spec.action)"
     )
     made = (envs, config)
   }

@@ -24,6 +24,7 @@ public enum MetricKey {
   public static let gradNorm = "learner/grad_norm"
   public static let learningRate = "learner/lr"
   public static let meanRho = "learner/mean_rho"
+  public static let clippedFraction = "learner/clipped_fraction"
   public static let skippedUpdates = "learner/skipped_updates"
   public static let lagP50 = "policy_lag/p50"
   public static let lagP95 = "policy_lag/p95"

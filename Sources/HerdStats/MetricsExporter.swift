@@ -49,6 +49,9 @@ public struct MetricsExporter: Sendable {
     gauge("herd_grad_norm", "Global gradient norm before clipping, latest update.", d.gradNorm.map(Double.init))
     gauge("herd_learning_rate", "Learning rate of the latest update.", d.learningRate.map(Double.init))
     gauge("herd_mean_rho", "Mean importance weight pi/mu in the latest update.", d.meanRho.map(Double.init))
+    gauge(
+      "herd_clipped_fraction", "Fraction of the latest update's steps whose policy gradient the clip zeroed.",
+      d.clippedFraction.map(Double.init))
     counter("herd_skipped_updates", "Updates skipped for a non-finite gradient.", d.skippedUpdates)
     gauge("herd_policy_lag_p50", "Median policy lag (updates) over the last 1000 trained fragments.", Double(d.lagP50))
     gauge("herd_policy_lag_p95", "95th percentile policy lag over the last 1000 trained fragments.", Double(d.lagP95))

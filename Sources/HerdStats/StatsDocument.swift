@@ -42,6 +42,8 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   @ExplicitNull public var gradNorm: Float?
   @ExplicitNull public var learningRate: Float?
   @ExplicitNull public var meanRho: Float?
+  /// The fraction of the latest update's steps whose policy gradient the clip zeroed.
+  @ExplicitNull public var clippedFraction: Float? = nil
   public var skippedUpdates: Int
   public var lagP50: Int
   public var lagP95: Int
@@ -92,6 +94,7 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case gradNorm = "learner/grad_norm"
     case learningRate = "learner/lr"
     case meanRho = "learner/mean_rho"
+    case clippedFraction = "learner/clipped_fraction"
     case skippedUpdates = "learner/skipped_updates"
     case lagP50 = "policy_lag/p50"
     case lagP95 = "policy_lag/p95"

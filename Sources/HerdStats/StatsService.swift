@@ -189,6 +189,7 @@ public final class StatsService: Sendable {
       wallSeconds: status?.wallSeconds ?? 0, diskError: status?.diskError, dropped: dropped,
       endpoints: sources.endpoints, workers: rows)
     doc.envStepsReused = status?.reusedSteps ?? 0
+    doc.clippedFraction = finite(u?.clippedFraction)
     doc.queueBytes = status?.queueBytes ?? 0
     doc.sampleReuse = status?.sampleReuse ?? 1
     doc.envStepErrors = rows.reduce(0) { $0 + $1.envStepErrors }

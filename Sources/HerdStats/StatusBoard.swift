@@ -41,6 +41,8 @@ public struct TrainerStatus: Sendable {
     public var gradNorm: Float
     public var learningRate: Float
     public var meanRho: Float
+    /// The fraction of steps whose policy gradient the surrogate's clip zeroed.
+    public var clippedFraction: Float = 0
 
     public init(
       policyLoss: Float, baselineLoss: Float, entropyLoss: Float, entropy: Float, gradNorm: Float, learningRate: Float,

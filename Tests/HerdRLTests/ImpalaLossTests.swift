@@ -1,3 +1,4 @@
+import Foundation
 import HerdEnvs
 import HerdMath
 import HerdNN
@@ -42,6 +43,33 @@ import Testing
     try checkWholeLossGradient(config: config, net: net, worker: worker, label: "clip \(core)")
   }
 
+  /// The same with the surrogate anchored at the learner's earlier policy
+  /// (clip_anchor = learner): some sequences carry anchors away from the current
+  /// policy (ratios inside and outside the clip, lag weights below and at the
+  /// truncation), the rest none (a first pass: the anchor is the current policy).
+  @Test(arguments: ["lstm", "none"])
+  func learnerAnchoredSurrogateGradientMatchesFiniteDifferences(core: String) throws {
+    var config = smallConfig("CartPole-v1")
+    config.env_config.max_episode_steps = 7
+    config.use_lstm = core != "none"
+    config.lstm_use_prev_action = true
+    config.entropy_coeff = 0.05
+    config.clip_param = 0.1
+    config.clip_anchor = .learner
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 9)
+    var rng = SeededGenerator(seed: 12)
+    try checkWholeLossGradient(config: config, net: net, worker: worker, label: "anchored \(core)") { targets, batch, packing in
+      (0..<batch.sequences).map { i -> [Float]? in
+        guard i % 3 != 0 else { return nil }
+        return (0..<batch.seqLens[i]).map { t in
+          targets.currentLogProbs[packing.row(sequence: i, time: t)] + 0.4 * (rng.nextUnitFloat() - 0.5)
+        }
+      }
+    }
+  }
+
   /// The same for a MultiDiscrete action space: two independent heads [3, 2]; log pi
   /// and the entropy are sums over the heads, the gradient is per head.
   @Test func twoHeadLossGradientMatchesFiniteDifferences() throws {
@@ -81,8 +109,12 @@ import Testing
 
   /// Whole-loss gradient of `net` on fragments `worker` collects with perturbed
   /// weights, against central differences.
+  ///
+  /// `anchors`, given the targets without anchors, makes the surrogate's anchors
+  /// (clip_anchor = learner); they are constants of the loss.
   func checkWholeLossGradient(
-    config: TrainingConfig, net: PolicyNetwork, worker: RolloutWorker, label: String, minChecked: Int = 50
+    config: TrainingConfig, net: PolicyNetwork, worker: RolloutWorker, label: String, minChecked: Int = 50,
+    anchors: ((ImpalaLoss.Targets, Batch, PackedSequences) -> [[Float]?])? = nil
   ) throws {
     let learner = Learner(config: config, network: net)
     let p = learner.parameters
@@ -100,7 +132,16 @@ import Testing
     let settings = ImpalaLoss.Settings(config)
     let ws = TrainingWorkspace()
     try net.forward(p, batch: batch, ws: ws)
-    let targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: settings)
+    var targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: settings)
+    if let anchors, let packing = ws.packing {
+      targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: settings, anchors: anchors(targets, batch, packing))
+      // Both sides of the truncated lag weight and of the clip occur.
+      let valid = (0..<batch.sequences).flatMap { i in (0..<batch.seqLens[i]).map { packing.row(sequence: i, time: $0) } }
+      let weights = valid.map { targets.surrogateWeights[$0] }
+      #expect(weights.contains(1) && weights.contains { $0 < 0.99 }, "\(label): lag weights \(weights)")
+      let ratios = valid.map { expf(targets.currentLogProbs[$0] - targets.anchorLogProbs[$0]) }
+      #expect(ratios.contains { abs($0 - 1) > 0.1 } && ratios.contains { abs($0 - 1) < 0.1 }, "\(label): ratios")
+    }
     #expect(abs(targets.meanRho - 1) > 1e-3, "off-policy")
     let terms = ImpalaLoss.evaluate(batch: batch, ws: ws, targets: targets, settings: settings)
     // Bootstrap rows carry no gradient.

@@ -94,6 +94,80 @@ import Testing
     #expect(again[0].lags.allSatisfy { $0 == 1 }, "the reused fragments are one update old")
   }
 
+  /// clip_anchor = learner: the first pass over a batch takes its ratio against the
+  /// learner's own policy, so on data acted on by older weights it clips nothing
+  /// where the behaviour anchor clips; the log-probabilities the first pass returns
+  /// are the pre-update policy's (checked by stepping each fragment independently),
+  /// and a later pass anchored at them clips once the policy has moved.
+  @Test func theLearnerAnchorClipsAgainstTheFirstPassNotTheBehaviourPolicy() throws {
+    var config = smallConfig("CartPole-v1")
+    config.observation_filter = .NoFilter
+    config.lstm_use_prev_action = true
+    config.clip_param = 0.1
+    config.lr = 0.05
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: net)
+    let p = learner.parameters
+    for i in 0..<p.count { p.values[i] *= 3 }
+    // Data from older weights: the behaviour policy differs from the learner's.
+    var behaviour = p.flatValues
+    var rng = SeededGenerator(seed: 5)
+    for i in behaviour.indices { behaviour[i] += 0.6 * (rng.nextUnitFloat() - 0.5) }
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 4)
+    try worker.setWeights(behaviour, version: 0)
+    var batch: [Fragment] = []
+    while batch.count < 8 { try worker.step(emit: { batch.append($0) }, episode: { _ in }) }
+    let before = p.flatValues
+
+    let againstBehaviour = Learner(config: config, network: net)
+    try againstBehaviour.parameters.load(flatValues: before)
+    let b = try againstBehaviour.update(batch, anchors: nil, fresh: true).stats
+    #expect(b.terms.clippedFraction > 0.05, "against mu: \(b.terms.clippedFraction)")
+
+    var anchored = config
+    anchored.clip_anchor = .learner
+    let learnerAnchored = Learner(config: anchored, network: net)
+    try learnerAnchored.parameters.load(flatValues: before)
+    let (first, logProbs) = try learnerAnchored.update(batch, anchors: nil, fresh: true)
+    #expect(first.terms.clippedFraction == 0, "first pass, anchored at itself: \(first.terms.clippedFraction)")
+    // The returned log-probabilities are the pre-update policy's.
+    let q = Parameters(layout: net.layout)
+    try q.load(flatValues: before)
+    let ws = PolicyWorkspace()
+    let (f, a, hs) = (net.observationSize, net.actionCount, net.core!.hiddenSize)
+    var worst: Float = 0
+    for (k, fr) in batch.enumerated() {
+      #expect(logProbs[k].count == fr.length)
+      var h = Array(fr.stateIn[0..<hs])
+      var c = Array(fr.stateIn[hs..<(2 * hs)])
+      var pa = fr.prevAction
+      for t in 0..<fr.length {
+        net.step(
+          q, obs: Array(fr.observations[(t * f)..<((t + 1) * f)]), prevActions: [pa], prevRewards: [fr.prevReward],
+          rows: 1, h: &h, c: &c, ws: ws)
+        let logits = Array(UnsafeBufferPointer(start: ws.logits.pointer, count: a))
+        let m = logits.max()!
+        let logZ = m + log(logits.reduce(0) { $0 + exp($1 - m) })
+        worst = max(worst, abs(logProbs[k][t] - (logits[Int(fr.actions[t])] - logZ)))
+        pa = fr.actions[t]
+      }
+    }
+    #expect(worst < 1e-4, "first-pass log pi against an independent rollout step: \(worst)")
+    // A second pass anchored at the first pass's policy: the update has moved it.
+    let second = try learnerAnchored.update(batch, anchors: logProbs.map { $0 }, fresh: false).stats
+    #expect(second.terms.clippedFraction > 0, "second pass: \(second.terms.clippedFraction)")
+    // train() threads the anchors through its passes the same way.
+    anchored.num_epochs = 2
+    let viaTrain = Learner(config: anchored, network: net)
+    try viaTrain.parameters.load(flatValues: before)
+    let passes = try viaTrain.train(batch)
+    #expect(passes.count == 2 && passes[0].terms.clippedFraction == 0)
+    // (The pass's shuffled order sums the gradient in another order: a step may sit
+    // on the clip's edge.)
+    #expect(abs(passes[1].terms.clippedFraction - second.terms.clippedFraction) <= 1.5 / Float(second.timesteps))
+  }
+
   /// normalize_advantages: over a batch's valid steps the advantages (both kinds)
   /// have mean 0 and standard deviation 1, bootstrap rows stay 0, and their order is kept.
   @Test func normalizedAdvantagesHaveMeanZeroAndUnitSpread() throws {
