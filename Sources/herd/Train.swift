@@ -85,7 +85,10 @@ struct Train: ParsableCommand {
       Trains with V-trace (IMPALA) using the environment's tuned defaults, a config
       file and --set overrides. Progress is printed every few seconds and appended to
       RUN_DIR/progress.jsonl; the checkpoint is written every checkpoint interval, at
-      the end and on Ctrl-C; RUN_DIR/summary.json is written at the end.
+      the end and on Ctrl-C; RUN_DIR/summary.json is written at the end. --resume
+      continues a stopped run from RUN_DIR/checkpoint.herd: the policy version,
+      optimiser state and counters go on, and stop criteria count from the start of
+      the run (--stop-steps is a total).
 
       Without stop options a run stops at the environment's solved return (475 for
       CartPole, 0.9 for MemoryChain and PixelMemory: 95% right, -200 for Pendulum,
@@ -97,6 +100,8 @@ struct Train: ParsableCommand {
         herd train --env Pendulum-v1 --stop-reward=-200
         herd train --env StatelessCartPole-v1 --set use_lstm=false --stop-steps 300000
         herd train --env MemoryChain-v0 --set env_config.length=30
+        herd train --config configs/atari.json --run-dir runs/pong --stop-seconds 3600
+        herd train --config configs/atari.json --run-dir runs/pong --resume --stop-seconds 1800
       """
   )
 
@@ -114,6 +119,9 @@ struct Train: ParsableCommand {
   @Flag(help: "Run workers as threads in this process, joined by in-memory queues (tests, debugging).")
   var inProcess = false
 
+  @Flag(help: "Continue from RUN_DIR/checkpoint.herd (policy version, optimiser state, counters); needs --run-dir.")
+  var resume = false
+
   @Flag(help: "Print the effective config as JSON and exit.")
   var printConfig = false
 
@@ -124,13 +132,14 @@ struct Train: ParsableCommand {
   let display = SharedSlot<ProgressDisplay>()
 
   enum CodingKeys: CodingKey {
-    case options, stopping, stats, runDir, workers, inProcess, printConfig, envHost, logs, ready
+    case options, stopping, stats, runDir, workers, inProcess, resume, printConfig, envHost, logs, ready
   }
 
   func validate() throws {
     try stopping.validate()
     try stats.validate()
     if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1, got \(w)") }
+    if resume && runDir == nil { throw ValidationError("--resume needs --run-dir (the run to continue)") }
     try envHost.validate()
   }
 
@@ -150,6 +159,7 @@ struct Train: ParsableCommand {
       "herd train: OpenBLAS threads 1 (\(BLAS.configuration)); stop at \(Self.describe(stop)); Ctrl-C stops cleanly")
     var settings = LearnerSettings(runDirectory: runDir ?? "runs/\(config.env)-\(Self.timestamp())", stop: stop)
     settings.stats = try stats.settings(host: "127.0.0.1", defaultPort: 5558)
+    settings.resume = resume
     // Beside a learner on fewer than 4 CPUs, a host's two groups cannot overlap
     // (every CPU is busy) and their extra wake-ups cost: one group, unless asked.
     var envHost = envHost

@@ -196,4 +196,25 @@ final class HerdProcess {
     let bad = try HerdBinary.run(["learner", "--resume-if-present", "--port", "0"], timeout: 10)
     #expect(bad.status != 0 && bad.stderr.contains("--resume needs --run-dir"))
   }
+
+  /// `herd train --resume` continues a stopped run: the policy version and the env
+  /// steps go on from the checkpoint, and --stop-steps counts the whole run.
+  @Test func trainResumesItsRun() throws {
+    let dir = HerdBinary.tempDir("train-resume")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let args = ["train", "--env", "MemoryChain-v0", "--no-stats", "--run-dir", dir, "--seed", "1"]
+    let first = try HerdBinary.run(args + ["--stop-steps", "20000"], timeout: 60)
+    #expect(first.status == 0, "\(first.stderr.suffix(1500))")
+    let before = try HerdBinary.json(dir + "/summary.json")
+    let (steps, updates) = (before["env_steps"] as? Int ?? 0, before["updates"] as? Int ?? 0)
+    #expect(steps >= 20000 && updates > 0)
+    let second = try HerdBinary.run(args + ["--resume", "--stop-steps", "40000"], timeout: 60)
+    #expect(second.status == 0, "\(second.stderr.suffix(1500))")
+    #expect(second.stderr.contains("resumed from") && second.stderr.contains("policy version \(updates)"), "\(second.stderr.prefix(1500))")
+    let after = try HerdBinary.json(dir + "/summary.json")
+    #expect((after["env_steps"] as? Int ?? 0) >= 40000 && (after["env_steps"] as? Int ?? 0) < 40000 + steps)
+    #expect((after["updates"] as? Int ?? 0) > updates, "\(after)")
+    let bad = try HerdBinary.run(["train", "--env", "MemoryChain-v0", "--resume"], timeout: 10)
+    #expect(bad.status != 0 && bad.stderr.contains("--resume needs --run-dir"))
+  }
 }
