@@ -20,6 +20,28 @@ public struct ImageShape: Sendable, Equatable, Hashable, CustomStringConvertible
   public var description: String { "\(height)x\(width)x\(channels)" }
 }
 
+/// What a convolution's lowering reads: floats as they are, or bytes (uint8
+/// images) widened and scaled on the way into the lowered rows, so a first layer
+/// over raw frames needs no float copy of its input.
+public protocol ConvPixel {
+  /// `b[i] = a[i]` (floats: `scale` is 1) or `Float(a[i]) * scale` (bytes).
+  static func lowerRun(_ a: UnsafePointer<Self>, scale: Float, to b: UnsafeMutablePointer<Float>, count: Int)
+}
+
+extension Float: ConvPixel {
+  @inlinable
+  public static func lowerRun(_ a: UnsafePointer<Float>, scale: Float, to b: UnsafeMutablePointer<Float>, count: Int) {
+    Conv2D.copy(a, to: b, count: count)
+  }
+}
+
+extension UInt8: ConvPixel {
+  @inlinable
+  public static func lowerRun(_ a: UnsafePointer<UInt8>, scale: Float, to b: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { b[i] = Float(a[i]) * scale }
+  }
+}
+
 /// A 2-D convolution over images stored channels last (PyTorch's `nn.Conv2d` with
 /// square kernels, one stride and symmetric zero padding).
 ///
@@ -101,9 +123,12 @@ public struct Conv2D: Sendable, Equatable {
   static let chunkFloats = 1 << 16
 
   /// Writes the lowered rows `m0 ..< m0 + count` (an output pixel each, over all
-  /// images) into `cols` `[count, patchSize]`; padding reads as zero.
+  /// images) into `cols` `[count, patchSize]`; padding reads as zero. Bytes are
+  /// read as `Float(byte) * scale`; floats as they are (`scale` 1).
   @inlinable
-  func lower(_ x: UnsafePointer<Float>, firstRow m0: Int, count: Int, into cols: UnsafeMutablePointer<Float>) {
+  func lower<Pixel: ConvPixel>(
+    _ x: UnsafePointer<Pixel>, scale: Float = 1, firstRow m0: Int, count: Int, into cols: UnsafeMutablePointer<Float>
+  ) {
     let c = input.channels
     let runLength = kernelWidth &* c
     let pixels = output.height &* output.width
@@ -123,14 +148,14 @@ public struct Conv2D: Sendable, Equatable {
         } else {
           let row = base + iy &* input.width &* c
           if x0 >= 0 && x0 &+ kernelWidth <= input.width {
-            Self.copy(row + x0 &* c, to: dst, count: runLength)
+            Pixel.lowerRun(row + x0 &* c, scale: scale, to: dst, count: runLength)
           } else {
             for kx in 0..<kernelWidth {
               let ix = x0 &+ kx
               if ix < 0 || ix >= input.width {
                 (dst + kx &* c).update(repeating: 0, count: c)
               } else {
-                Self.copy(row + ix &* c, to: dst + kx &* c, count: c)
+                Pixel.lowerRun(row + ix &* c, scale: scale, to: dst + kx &* c, count: c)
               }
             }
           }
@@ -215,25 +240,71 @@ public struct Conv2D: Sendable, Equatable {
   public func forward(
     _ p: Parameters, x: UnsafePointer<Float>, images n: Int, y: UnsafeMutablePointer<Float>, scratch: ConvScratch
   ) {
+    if isPointwise {
+      let oc = output.channels
+      let rows = n &* output.height &* output.width
+      let b = p.value(bias)
+      for r in 0..<rows { (y + r &* oc).update(from: b, count: oc) }
+      BLAS.gemm(
+        .none, .transposed, m: rows, n: oc, k: patchSize, a: x, lda: patchSize, b: p.value(weight), ldb: patchSize,
+        beta: 1, c: y, ldc: oc)
+      return
+    }
+    forwardLowered(p, x: x, scale: 1, images: n, y: y, scratch: scratch)
+  }
+
+  /// ``forward(_:x:images:y:scratch:)`` over uint8 images `x [n, H, W, C]`, each
+  /// pixel read as `Float(byte) * scale` while lowering: the first layer over raw
+  /// frames, with no float copy of them (any kernel, pointwise too).
+  public func forward(
+    _ p: Parameters, bytes x: UnsafePointer<UInt8>, scale: Float, images n: Int, y: UnsafeMutablePointer<Float>,
+    scratch: ConvScratch
+  ) {
+    forwardLowered(p, x: x, scale: scale, images: n, y: y, scratch: scratch)
+  }
+
+  /// The forward through lowered chunks, for either pixel type.
+  func forwardLowered<Pixel: ConvPixel>(
+    _ p: Parameters, x: UnsafePointer<Pixel>, scale: Float, images n: Int, y: UnsafeMutablePointer<Float>,
+    scratch: ConvScratch
+  ) {
     let oc = output.channels
     let rows = n &* output.height &* output.width
     let b = p.value(bias)
     for r in 0..<rows { (y + r &* oc).update(from: b, count: oc) }
     let k = patchSize
-    if isPointwise {
-      BLAS.gemm(
-        .none, .transposed, m: rows, n: oc, k: k, a: x, lda: k, b: p.value(weight), ldb: k, beta: 1, c: y, ldc: oc)
-      return
-    }
     let chunk = min(chunkRows, max(rows, 1))
     let cols = scratch.cols.reserve(chunk &* k)
     var m0 = 0
     while m0 < rows {
       let count = min(chunk, rows &- m0)
-      lower(x, firstRow: m0, count: count, into: cols)
+      lower(x, scale: scale, firstRow: m0, count: count, into: cols)
       BLAS.gemm(
         .none, .transposed, m: count, n: oc, k: k, a: cols, lda: k, b: p.value(weight), ldb: k,
         beta: 1, c: y + m0 &* oc, ldc: oc)
+      m0 &+= count
+    }
+  }
+
+  /// ``backward(_:x:dy:images:dx:scratch:)`` of a forward over uint8 images: the
+  /// parameter gradients only (a byte input has no gradient).
+  public func backward(
+    _ p: Parameters, bytes x: UnsafePointer<UInt8>, scale: Float, dy: UnsafePointer<Float>, images n: Int,
+    scratch: ConvScratch
+  ) {
+    let oc = output.channels
+    let rows = n &* output.height &* output.width
+    let k = patchSize
+    Kernels.columnSums(dy, rows: rows, cols: oc, lda: oc, into: p.grad(bias), accumulate: true)
+    let chunk = min(chunkRows, max(rows, 1))
+    let cols = scratch.cols.reserve(chunk &* k)
+    var m0 = 0
+    while m0 < rows {
+      let count = min(chunk, rows &- m0)
+      lower(x, scale: scale, firstRow: m0, count: count, into: cols)
+      BLAS.gemm(
+        .transposed, .none, m: oc, n: k, k: count, a: dy + m0 &* oc, lda: oc, b: cols, ldb: k,
+        beta: 1, c: p.grad(weight), ldc: k)
       m0 &+= count
     }
   }

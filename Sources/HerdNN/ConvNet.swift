@@ -129,6 +129,13 @@ public struct ConvNet: Sendable, Equatable {
     }
   }
 
+  /// Whether the stack can read uint8 images itself (``forward(_:bytes:scale:images:cache:)``):
+  /// its first layer is a convolution, which scales the bytes while lowering them.
+  public var readsBytes: Bool {
+    if case .conv = layers.first { return true }
+    return false
+  }
+
   /// Runs the stack over `n` images `x` `[n, H, W, C]`, keeping what backward needs
   /// in `cache`; returns the last feature map `[n, output]` (valid until the next
   /// forward with this cache; `x` itself for an empty stack).
@@ -136,15 +143,43 @@ public struct ConvNet: Sendable, Equatable {
   public func forward(
     _ p: Parameters, x: UnsafePointer<Float>, images n: Int, cache: ConvNetCache
   ) -> UnsafePointer<Float> {
+    forward(p, source: .floats(x), images: n, cache: cache)
+  }
+
+  /// ``forward(_:x:images:cache:)`` over uint8 images, read by the first
+  /// convolution as `Float(byte) * scale` (needs ``readsBytes``).
+  @discardableResult
+  public func forward(
+    _ p: Parameters, bytes x: UnsafePointer<UInt8>, scale: Float, images n: Int, cache: ConvNetCache
+  ) -> UnsafePointer<Float> {
+    precondition(readsBytes, "ConvNet: bytes need a convolution first")
+    return forward(p, source: .bytes(x, scale: scale), images: n, cache: cache)
+  }
+
+  /// The stack's input: floats, or bytes the first convolution scales.
+  enum Source {
+    case floats(UnsafePointer<Float>)
+    case bytes(UnsafePointer<UInt8>, scale: Float)
+  }
+
+  func forward(_ p: Parameters, source: Source, images n: Int, cache: ConvNetCache) -> UnsafePointer<Float> {
     cache.prepare(layers.count)
     cache.images = n
-    var current = x
+    var current: UnsafePointer<Float>
+    switch source {
+    case .floats(let x): current = x
+    case .bytes: current = UnsafePointer(bitPattern: 8).unsafelyUnwrapped  // layer 0 reads the bytes
+    }
     for (i, layer) in layers.enumerated() {
       let count = n &* layer.output.count
       switch layer {
       case .conv(let conv):
         let y = cache.outputs[i].reserve(count)
-        conv.forward(p, x: current, images: n, y: y, scratch: cache.scratch)
+        if i == 0, case .bytes(let bytes, let scale) = source {
+          conv.forward(p, bytes: bytes, scale: scale, images: n, y: y, scratch: cache.scratch)
+        } else {
+          conv.forward(p, x: current, images: n, y: y, scratch: cache.scratch)
+        }
         // Layer 0's input is the caller's, passed again to backward.
         cache.inputs[i] = current
         current = UnsafePointer(y)
@@ -190,6 +225,21 @@ public struct ConvNet: Sendable, Equatable {
     _ p: Parameters, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, cache: ConvNetCache,
     dx: UnsafeMutablePointer<Float>?
   ) {
+    backward(p, source: .floats(x), dy: dy, cache: cache, dx: dx)
+  }
+
+  /// ``backward(_:x:dy:cache:dx:)`` of a forward over uint8 images: the parameter
+  /// gradients only (bytes have no gradient).
+  public func backward(
+    _ p: Parameters, bytes x: UnsafePointer<UInt8>, scale: Float, dy: UnsafePointer<Float>, cache: ConvNetCache
+  ) {
+    precondition(readsBytes, "ConvNet: bytes need a convolution first")
+    backward(p, source: .bytes(x, scale: scale), dy: dy, cache: cache, dx: nil)
+  }
+
+  func backward(
+    _ p: Parameters, source: Source, dy: UnsafePointer<Float>, cache: ConvNetCache, dx: UnsafeMutablePointer<Float>?
+  ) {
     let n = cache.images
     guard !layers.isEmpty else {
       if let dx { dx.update(from: dy, count: n &* input.count) }
@@ -207,8 +257,15 @@ public struct ConvNet: Sendable, Equatable {
         i == 0 ? dx : (which == 0 ? cache.gradA : cache.gradB).reserve(inCount)
       switch layer {
       case .conv(let conv):
-        conv.backward(
-          p, x: i == 0 ? x : cache.inputs[i], dy: grad, images: n, dx: needInput ? target : nil, scratch: cache.scratchBackward)
+        switch source {
+        case .bytes(let bytes, let scale) where i == 0:
+          conv.backward(p, bytes: bytes, scale: scale, dy: grad, images: n, scratch: cache.scratchBackward)
+        case .floats(let x) where i == 0:
+          conv.backward(p, x: x, dy: grad, images: n, dx: needInput ? target : nil, scratch: cache.scratchBackward)
+        default:
+          conv.backward(
+            p, x: cache.inputs[i], dy: grad, images: n, dx: needInput ? target : nil, scratch: cache.scratchBackward)
+        }
       case .activation:
         if let target {
           activation.backward(output: cache.inputs[i], gradOutput: grad, gradInput: target, count: outCount)

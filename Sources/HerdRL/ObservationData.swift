@@ -165,6 +165,15 @@ public struct ObservationData: Sendable, Equatable, RandomAccessCollection, Muta
     }
   }
 
+  /// Copies `count` stored bytes from `offset` (byte storage only: the caller
+  /// checks ``isBytes``).
+  public func copyBytes(from offset: Int, count: Int, into out: UnsafeMutablePointer<UInt8>) {
+    precondition(offset >= 0 && offset + count <= endIndex, "copyBytes \(offset)..<\(offset + count) of \(endIndex)")
+    guard case .bytes(let v) = storage else { preconditionFailure("copyBytes of float observations") }
+    guard count > 0 else { return }
+    v.withUnsafeBufferPointer { out.update(from: $0.baseAddress.unsafelyUnwrapped + offset, count: count) }
+  }
+
   /// Calls `body` with the values as contiguous floats (widened into a temporary
   /// buffer when stored as bytes).
   public func withFloats<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {

@@ -13,6 +13,11 @@ public final class TrainingWorkspace {
   let encoder = MLPCache()
   let core = RecurrentCache()
   let obs = FloatBuffer()  // [P, F]
+  /// `[P, F]` uint8 images in packed order, when the first convolution reads them
+  /// itself (``usedBytes``); `obs` is then not filled.
+  var obsBytes: [UInt8] = []
+  /// Whether the last forward fed the convolutions bytes.
+  var usedBytes = false
   var prevActionStore: [Int32] = []
   var prevRewardStore: [Float] = []
   let coreInput = FloatBuffer()  // [P, coreIn]
@@ -52,21 +57,39 @@ extension PolicyNetwork {
     let packing = try PackedSequences(seqLens: lens, maxLength: batch.maxLength + 1)
     ws.packing = packing
     let rows = packing.rowCount
-    // Inputs in packed order, widened from bytes (uint8 images) and scaled as the
-    // encoder reads them in the same pass where nothing else comes between. The
-    // encoder's backward reads its input from here.
-    let obs = ws.obs.reserve(rows &* observationSize)
+    // Inputs in packed order. uint8 images stay bytes when the first convolution
+    // reads them (it scales each pixel while lowering it); otherwise they are
+    // widened and scaled as the encoder reads them, in the same pass. The encoder's
+    // backward reads its input from here.
     let filterHere = !batch.observationsFiltered && filterMean != nil
     let scale = filterHere ? 1 : (convPlan?.inputScale ?? 1)
     let stride = (batch.maxLength + 1) &* observationSize
-    for i in 0..<batch.sequences {
-      for t in 0..<lens[i] {
-        batch.obs.widen(
-          from: i &* stride &+ t &* observationSize, count: observationSize, scale: scale,
-          into: obs + packing.row(sequence: i, time: t) &* observationSize)
+    ws.usedBytes = batch.obs.isBytes && !filterHere && convolution?.readsBytes == true
+    var obs = UnsafeMutablePointer<Float>(bitPattern: 8).unsafelyUnwrapped
+    if ws.usedBytes {
+      ws.obsBytes.removeAll(keepingCapacity: true)
+      ws.obsBytes.append(contentsOf: repeatElement(0, count: rows &* observationSize))
+      ws.obsBytes.withUnsafeMutableBufferPointer { b in
+        let out = b.baseAddress.unsafelyUnwrapped
+        for i in 0..<batch.sequences {
+          for t in 0..<lens[i] {
+            batch.obs.copyBytes(
+              from: i &* stride &+ t &* observationSize, count: observationSize,
+              into: out + packing.row(sequence: i, time: t) &* observationSize)
+          }
+        }
       }
+    } else {
+      obs = ws.obs.reserve(rows &* observationSize)
+      for i in 0..<batch.sequences {
+        for t in 0..<lens[i] {
+          batch.obs.widen(
+            from: i &* stride &+ t &* observationSize, count: observationSize, scale: scale,
+            into: obs + packing.row(sequence: i, time: t) &* observationSize)
+        }
+      }
+      if filterHere { _ = filter(p, obs: obs, rows: rows, into: obs) }
     }
-    if filterHere { _ = filter(p, obs: obs, rows: rows, into: obs) }
     // Reused across batches: no allocation once the sizes have been seen.
     ws.prevActionStore.removeAll(keepingCapacity: true)
     ws.prevActionStore.append(contentsOf: repeatElement(0, count: rows))
@@ -80,7 +103,14 @@ extension PolicyNetwork {
       }
     }
     // Encoder -> core input.
-    let encoderInput = convolution?.forward(p, x: obs, images: rows, cache: ws.convolution) ?? UnsafePointer(obs)
+    let encoderInput: UnsafePointer<Float>
+    if let convolution, ws.usedBytes {
+      encoderInput = ws.obsBytes.withUnsafeBufferPointer {
+        convolution.forward(p, bytes: $0.baseAddress.unsafelyUnwrapped, scale: scale, images: rows, cache: ws.convolution)
+      }
+    } else {
+      encoderInput = convolution?.forward(p, x: obs, images: rows, cache: ws.convolution) ?? UnsafePointer(obs)
+    }
     ws.convolutionOutput = encoderInput
     let z = encoder.forward(p, x: encoderInput, rows: rows, cache: ws.encoder)
     let x = ws.coreInput.reserve(rows &* coreInputSize)
@@ -172,6 +202,13 @@ extension PolicyNetwork {
     let convOut = convolution.output.count
     let dC = ws.gradConvolution.reserve(rows &* convOut)
     encoder.backward(p, x: ws.convolutionOutput, dy: dZ, cache: ws.encoder, dx: dC)
-    convolution.backward(p, x: ws.obs.pointer, dy: dC, cache: ws.convolution, dx: nil)
+    if ws.usedBytes {
+      let scale = convPlan?.inputScale ?? 1
+      ws.obsBytes.withUnsafeBufferPointer {
+        convolution.backward(p, bytes: $0.baseAddress.unsafelyUnwrapped, scale: scale, dy: dC, cache: ws.convolution)
+      }
+    } else {
+      convolution.backward(p, x: ws.obs.pointer, dy: dC, cache: ws.convolution, dx: nil)
+    }
   }
 }

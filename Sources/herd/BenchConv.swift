@@ -20,7 +20,9 @@ struct BenchConv: ParsableCommand {
       times exactly those products alone on buffers of the same sizes (the floor),
       in alternating rounds. With --shards S the frames are split over S threads,
       each with its own caches and gradients, summed at the end (as
-      learner_threads does).
+      learner_threads does). With --bytes the frames are uint8 and the first
+      convolution scales them by 1/255 as it lowers them, as the learner does for
+      uint8 images; without, they are floats already in [0, 1].
 
       benchmarks/vs_torch.py runs this beside PyTorch's nn.Conv2d on the same shapes.
 
@@ -48,6 +50,8 @@ struct BenchConv: ParsableCommand {
   var seconds = 1.0
   @Option(help: "Random seed for weights and inputs.")
   var seed: UInt64 = 1
+  @Flag(help: "Feed uint8 frames that the first convolution scales while lowering (the learner's path for uint8 images).")
+  var bytes = false
 
   func validate() throws {
     try requirePositive([
@@ -79,14 +83,15 @@ struct BenchConv: ParsableCommand {
     let p = Parameters(layout: layout, rng: &rng)
     let macs = Double(conv.multiplyAddsPerImage + fc.layers.reduce(0) { $0 + $1.inFeatures * $1.outFeatures })
     print(
-      "herd bench cnn: \(encoder.rawValue) over \(frames) frames of \(plan.image), \(layout.count) parameters, \(shards) shard\(shards == 1 ? "" : "s")"
+      "herd bench cnn: \(encoder.rawValue) over \(frames) frames of \(plan.image) (\(bytes ? "uint8, scaled in the first layer" : "float32")), \(layout.count) parameters, \(shards) shard\(shards == 1 ? "" : "s")"
     )
     print(openBLASLine())
     let bounds = (0...shards).map { $0 * frames / shards }
     let parts: [ConvShard] = (0..<shards).map { s in
       let count = bounds[s + 1] - bounds[s]
+      let pixels = (0..<(count * n)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
       return ConvShard(
-        conv: conv, fc: fc, frames: count, x: (0..<(count * n)).map { _ in rng.nextUnitFloat() },
+        conv: conv, fc: fc, frames: count, x: bytes ? [] : pixels.map { Float($0) / 255 }, bytes: bytes ? pixels : nil,
         dy: (0..<(count * fc.outFeatures)).map { _ in (rng.nextUnitFloat() - 0.5) * 0.01 },
         params: shards == 1 ? p : Parameters(sharingValuesWith: p))
     }
@@ -122,25 +127,44 @@ final class ConvShard: @unchecked Sendable {
   let fc: MLP
   let frames: Int
   let x: [Float]
+  /// uint8 frames the first convolution scales (instead of `x`).
+  let bytes: [UInt8]?
   let dy: [Float]
   let params: Parameters
   let convCache = ConvNetCache()
   let fcCache = MLPCache()
   let gradConv = FloatBuffer()
 
-  init(conv: ConvNet, fc: MLP, frames: Int, x: [Float], dy: [Float], params: Parameters) {
-    (self.conv, self.fc, self.frames, self.x, self.dy, self.params) = (conv, fc, frames, x, dy, params)
+  init(conv: ConvNet, fc: MLP, frames: Int, x: [Float], bytes: [UInt8]?, dy: [Float], params: Parameters) {
+    (self.conv, self.fc, self.frames, self.x, self.bytes, self.dy, self.params) = (conv, fc, frames, x, bytes, dy, params)
   }
 
   /// Forward and backward from zeroed gradients, as a training step.
   func run() {
     params.zeroGrads()
-    x.withPointer { px in
-      let features = conv.forward(params, x: px, images: frames, cache: convCache)
-      fc.forward(params, x: features, rows: frames, cache: fcCache)
-      let dC = gradConv.reserve(frames * conv.output.count)
-      dy.withPointer { pdy in fc.backward(params, x: features, dy: pdy, cache: fcCache, dx: dC) }
-      conv.backward(params, x: px, dy: dC, cache: convCache, dx: nil)
+    let scale: Float = 1 / 255
+    if let bytes {
+      bytes.withUnsafeBufferPointer { b in
+        let px = b.baseAddress.unsafelyUnwrapped
+        let features = conv.forward(params, bytes: px, scale: scale, images: frames, cache: convCache)
+        let dC = fullyConnected(features)
+        conv.backward(params, bytes: px, scale: scale, dy: dC, cache: convCache)
+      }
+    } else {
+      x.withPointer { px in
+        let features = conv.forward(params, x: px, images: frames, cache: convCache)
+        let dC = fullyConnected(features)
+        conv.backward(params, x: px, dy: dC, cache: convCache, dx: nil)
+      }
     }
+  }
+
+  /// The fully connected layers forward and backward; returns the gradient of the
+  /// convolutions' output.
+  private func fullyConnected(_ features: UnsafePointer<Float>) -> UnsafePointer<Float> {
+    fc.forward(params, x: features, rows: frames, cache: fcCache)
+    let dC = gradConv.reserve(frames * conv.output.count)
+    dy.withPointer { pdy in fc.backward(params, x: features, dy: pdy, cache: fcCache, dx: dC) }
+    return UnsafePointer(dC)
   }
 }

@@ -245,6 +245,60 @@ private struct DirectConv {
     #expect(bad.isEmpty, "\(stack) \(activation): \(bad.count) gradients disagree: \(bad.prefix(6))")
   }
 
+  /// uint8 images read by the first convolution (scaled while lowered) give the
+  /// outputs and parameter gradients of the same images widened and scaled
+  /// beforehand, bit for bit: for a strided, a padded, a pointwise and a
+  /// partial-window first layer, over stacks with pools and residual blocks.
+  @Test(arguments: [
+    [ConvLayerSpec.conv(outChannels: 3, kernel: 3, stride: 2, padding: 0), .activation, .residual],
+    [.conv(outChannels: 4, kernel: 3, stride: 1, padding: 1), .activation, .maxPool(kernel: 3, stride: 2, padding: 1)],
+    [.conv(outChannels: 2, kernel: 1, stride: 1, padding: 0), .activation, .conv(outChannels: 3, kernel: 2, stride: 2, padding: 0)],
+    [.conv(outChannels: 5, kernel: 4, stride: 3, padding: 2), .activation],
+  ])
+  func bytesReadByTheFirstConvolutionMatchWidenedFloats(specs: [ConvLayerSpec]) throws {
+    let input = ImageShape(height: 9, width: 7, channels: 3)
+    var layout = ParameterLayout()
+    let net = try ConvNet("conv", input: input, specs: specs, activation: .relu, layout: &layout)
+    #expect(net.readsBytes)
+    var rng = SeededGenerator(seed: 21)
+    let p = Parameters(layout: layout, rng: &rng)
+    let n = 3
+    let bytes = (0..<(n * input.count)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    let scale: Float = 1 / 255
+    let floats = bytes.map { Float($0) * scale }
+    let dy = (0..<(n * net.output.count)).map { _ in rng.nextUnitFloat() - 0.5 }
+    func run(_ fromBytes: Bool) -> (y: [Float], grads: [Float]) {
+      let cache = ConvNetCache()
+      p.zeroGrads()
+      let out: UnsafePointer<Float> =
+        fromBytes
+        ? bytes.withUnsafeBufferPointer { net.forward(p, bytes: $0.baseAddress!, scale: scale, images: n, cache: cache) }
+        : floats.withUnsafeBufferPointer { net.forward(p, x: $0.baseAddress!, images: n, cache: cache) }
+      let y = Array(UnsafeBufferPointer(start: out, count: n * net.output.count))
+      dy.withUnsafeBufferPointer { g in
+        if fromBytes {
+          bytes.withUnsafeBufferPointer {
+            net.backward(p, bytes: $0.baseAddress!, scale: scale, dy: g.baseAddress!, cache: cache)
+          }
+        } else {
+          floats.withUnsafeBufferPointer {
+            net.backward(p, x: $0.baseAddress!, dy: g.baseAddress!, cache: cache, dx: nil)
+          }
+        }
+      }
+      return (y, p.flatGrads)
+    }
+    let fromFloats = run(false)
+    let fromBytes = run(true)
+    #expect(fromBytes.y == fromFloats.y, "outputs \(specs)")
+    #expect(fromBytes.grads == fromFloats.grads, "parameter gradients \(specs)")
+    #expect(fromFloats.grads.contains { $0 != 0 } && fromFloats.y.contains { $0 != 0 })
+    var pooled = ParameterLayout()
+    let poolFirst = try ConvNet(
+      "conv", input: input, specs: [.maxPool(kernel: 2, stride: 2, padding: 0)], activation: .relu, layout: &pooled)
+    #expect(!poolFirst.readsBytes, "a pool first cannot read bytes")
+  }
+
   @Test func aLayerThatDoesNotFitIsNamed() {
     var layout = ParameterLayout()
     do {
