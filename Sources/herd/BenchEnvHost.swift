@@ -21,7 +21,7 @@ struct BenchEnvHost: ParsableCommand {
       wake-ups, the flattening and Herd's copies.
 
       Example: herd bench envhost --env CartPole-v1 --envs 8,32,64
-               herd bench envhost --env ALE/Pong-v5 --envs 16,32 --no-async --config configs/atari.json
+               herd bench envhost --env ALE/Pong-v5 --envs 16,32 --no-async --config configs/pong.json
       """
   )
 
@@ -37,7 +37,7 @@ struct BenchEnvHost: ParsableCommand {
   var python: String?
   @Flag(help: "Skip AsyncVectorEnv (one process per environment: slow to start at K = 64).")
   var noAsync = false
-  @Option(help: "A JSON config for the worker end-to-end part (its model), laid over the environment's defaults, e.g. configs/atari.json.")
+  @Option(help: "A JSON config for the worker end-to-end part (its model), laid over the environment's defaults, e.g. configs/pong.json.")
   var config: String?
 
   func validate() throws {

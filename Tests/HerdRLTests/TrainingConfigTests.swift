@@ -112,4 +112,23 @@ import Testing
       #expect(loaded == TrainingConfig.defaults(for: env), "\(path) differs from TrainingConfig.defaults(for: \"\(env)\"): regenerate it with herd train --env \(env) --print-config")
     }
   }
+
+  /// The other files in configs/ are presets laid over the defaults (Atari, dear
+  /// environments): each loads and validates, and the Atari ones name their game.
+  @Test func shippedPresetsLoadAndValidate() throws {
+    var url = URL(fileURLWithPath: #filePath)
+    while url.lastPathComponent != "Tests" { url.deleteLastPathComponent() }
+    let dir = url.deletingLastPathComponent().appendingPathComponent("configs")
+    let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") }
+    let presets = files.filter { f in !BuiltInEnvironments.ids.contains { "\($0).json" == f } }
+    #expect(presets.contains("pong.json") && presets.contains("breakout.json") && presets.contains("sample-efficient.json"))
+    for file in presets {
+      let config = try TrainingConfig.load(path: dir.appendingPathComponent(file).path, env: nil)
+      try config.validate()
+      if file == "pong.json" || file == "breakout.json" {
+        #expect(config.env == "gym:ALE/\(file == "pong.json" ? "Pong" : "Breakout")-v5" && config.conv_encoder == .impala_shallow)
+        #expect(config.use_lstm && config.env_config["frame_stack"]?.intValue == 1, "\(file): single frames, an LSTM")
+      }
+    }
+  }
 }

@@ -176,7 +176,7 @@ struct EnvHostTests {
     let dir = HerdBinary.tempDir("pong")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let preset = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent().appendingPathComponent("configs/atari.json").path
+      .deletingLastPathComponent().appendingPathComponent("configs/pong.json").path
     let r = try HerdBinary.run(
       [
         "train", "--config", preset, "--python", python, "--run-dir", dir, "--stop-steps", "4000", "--seed", "1",
