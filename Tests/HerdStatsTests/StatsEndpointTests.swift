@@ -102,6 +102,7 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
       "throughput/sampled_per_second", "throughput/trained_per_second", "episodes/total", "episodes/window",
       "episode_return/mean", "episode_return/min", "episode_return/max", "episode_length/mean", "losses/pg",
       "losses/baseline", "losses/entropy", "learner/entropy", "learner/grad_norm", "learner/lr", "learner/mean_rho",
+      "learner/clipped_fraction",
       "learner/skipped_updates", "policy_lag/p50", "policy_lag/p95", "policy_lag/max", "queue/depth", "queue/bytes",
       "queue/capacity", "intake/seconds_since_fragments", "dropped", "endpoints", "workers", "run/wall_seconds",
       "run/disk_error", "env/step_errors", "env/host_restarts", "env/nonfinite",
@@ -109,6 +110,7 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
     #expect(Set(object.keys) == expected)
     #expect(object["episode_return/mean"] is NSNull)
     #expect(object["losses/pg"] is NSNull)
+    #expect(object["learner/clipped_fraction"] is NSNull)
     let worker = try #require((object["workers"] as? [[String: Any]])?.last)
     #expect(
       Set(worker.keys)
