@@ -292,21 +292,10 @@ public struct Conv2D: Sendable, Equatable {
     _ p: Parameters, bytes x: UnsafePointer<UInt8>, scale: Float, dy: UnsafePointer<Float>, images n: Int,
     scratch: ConvScratch
   ) {
-    let oc = output.channels
-    let rows = n &* output.height &* output.width
-    let k = patchSize
-    Kernels.columnSums(dy, rows: rows, cols: oc, lda: oc, into: p.grad(bias), accumulate: true)
-    let chunk = min(chunkRows, max(rows, 1))
-    let cols = scratch.cols.reserve(chunk &* k)
-    var m0 = 0
-    while m0 < rows {
-      let count = min(chunk, rows &- m0)
-      lower(x, scale: scale, firstRow: m0, count: count, into: cols)
-      BLAS.gemm(
-        .transposed, .none, m: oc, n: k, k: count, a: dy + m0 &* oc, lda: oc, b: cols, ldb: k,
-        beta: 1, c: p.grad(weight), ldc: k)
-      m0 &+= count
-    }
+    Kernels.columnSums(
+      dy, rows: n &* output.height &* output.width, cols: output.channels, lda: output.channels, into: p.grad(bias),
+      accumulate: true)
+    backwardLowered(p, x: x, scale: scale, dy: dy, images: n, dx: nil, scratch: scratch)
   }
 
   /// Accumulates `dW += dy^T cols`, `db += sum dy`, and writes `dx` (the input
@@ -328,6 +317,18 @@ public struct Conv2D: Sendable, Equatable {
       }
       return
     }
+    backwardLowered(p, x: x, scale: 1, dy: dy, images: n, dx: dx, scratch: scratch)
+  }
+
+  /// The weight gradient (and `dx` when asked) through lowered chunks, for either
+  /// pixel type; the bias gradient is the caller's.
+  func backwardLowered<Pixel: ConvPixel>(
+    _ p: Parameters, x: UnsafePointer<Pixel>, scale: Float, dy: UnsafePointer<Float>, images n: Int,
+    dx: UnsafeMutablePointer<Float>?, scratch: ConvScratch
+  ) {
+    let oc = output.channels
+    let rows = n &* output.height &* output.width
+    let k = patchSize
     if let dx { dx.update(repeating: 0, count: n &* input.count) }
     let chunk = min(chunkRows, max(rows, 1))
     let cols = scratch.cols.reserve(chunk &* k)
@@ -336,7 +337,7 @@ public struct Conv2D: Sendable, Equatable {
     while m0 < rows {
       let count = min(chunk, rows &- m0)
       let dyc = dy + m0 &* oc
-      lower(x, firstRow: m0, count: count, into: cols)
+      lower(x, scale: scale, firstRow: m0, count: count, into: cols)
       BLAS.gemm(
         .transposed, .none, m: oc, n: k, k: count, a: dyc, lda: oc, b: cols, ldb: k,
         beta: 1, c: p.grad(weight), ldc: k)
