@@ -98,6 +98,14 @@ public final class PackedMatrix: @unchecked Sendable {
   public private(set) var n = 0
   /// The kernel the layout is for.
   public private(set) var isa: KernelISA
+  /// Panels one vector wide with a taller tile (AVX-512: 16 rows x 16 columns),
+  /// for products of at most 16 columns, where the 32-column panel would multiply
+  /// zeros half the time: a first convolution with 16 output channels. On AVX2 the
+  /// normal panel is already 16 columns wide, so this changes nothing there.
+  public let narrow: Bool
+
+  /// Columns per packed panel of this packing.
+  public var panelWidth: Int { narrow && isa == .avx512 ? 16 : isa.panelWidth }
   private var storage: UnsafeMutablePointer<Float>
   private var capacity = 0
   /// Bumped by every ``pack(_:ld:transposed:k:n:)``; callers use it with their own
@@ -105,9 +113,10 @@ public final class PackedMatrix: @unchecked Sendable {
   public private(set) var packCount = 0
 
   /// An empty packing for `isa` (default: the preferred kernel).
-  public init(isa: KernelISA = .preferred) {
+  public init(isa: KernelISA = .preferred, narrow: Bool = false) {
     precondition(isa.isAvailable, "kernel \(isa) is not available on this build or CPU")
     self.isa = isa
+    self.narrow = narrow
     storage = UnsafeMutablePointer<Float>.allocate(capacity: 16)
     capacity = 16
   }
@@ -119,7 +128,7 @@ public final class PackedMatrix: @unchecked Sendable {
   /// stored matrix's row stride.
   public func pack(_ b: UnsafePointer<Float>, ld: Int, transposed: Bool, k: Int, n: Int) {
     precondition(k >= 0 && n >= 0, "PackedMatrix.pack: k \(k), n \(n)")
-    let w = isa.panelWidth
+    let w = panelWidth
     let panels = (n &+ w &- 1) / w
     let need = max(16, panels &* w &* k)
     if need > capacity {
@@ -179,6 +188,11 @@ public final class PackedMatrix: @unchecked Sendable {
     switch isa {
     case .avx512:
       #if HERD_AVX512
+        if panelWidth == 16 {
+          PackedKernels.run512Narrow(
+            a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+          return
+        }
         PackedKernels.run512(a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
       #else
         preconditionFailure("the AVX-512 kernel is not in this build")
@@ -203,6 +217,143 @@ enum PackedKernels {
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
       run(SIMD16<Float>.self, rowsPerTile: 8, a, lda: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+    }
+  #endif
+
+  #if HERD_AVX512
+    /// One-vector panels (16 columns), tiles of 16 rows: 16 accumulators, one panel
+    /// load and 16 broadcasts per kk.
+    @inline(never)
+    static func run512Narrow(
+      _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      let w = 16
+      let panels = (n &+ w &- 1) / w
+      let spare = UnsafeMutablePointer<Float>.allocate(capacity: 16 &* 16)
+      defer { spare.deallocate() }
+      for p in 0..<panels {
+        let panel = b + p &* w &* k
+        let c0 = p &* w
+        let cols = min(w, n &- c0)
+        var r = 0
+        while r < m {
+          let valid = min(16, m &- r)
+          if cols == w {
+            tile16x1(a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
+          } else {
+            for i in 0..<valid {
+              let src = c + ((r &+ i) &* ldc &+ c0)
+              let dst = spare + i &* w
+              if accumulate { dst.update(from: src, count: cols) }
+              (dst + cols).update(repeating: 0, count: w &- cols)
+            }
+            tile16x1(a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: spare, ldc: w, accumulate: accumulate)
+            for i in 0..<valid { (c + ((r &+ i) &* ldc &+ c0)).update(from: spare + i &* w, count: cols) }
+          }
+          r &+= 16
+        }
+      }
+    }
+
+    /// 16 rows x 1 vector of 16 columns. Rows past `valid` read and write the last
+    /// valid row, as ``tile8(_:_:lda:valid:panel:k:c:ldc:accumulate:)`` does (the
+    /// stores run from the last row back, so the real row is written last).
+    /// Written out per row: the generic form of this tile sent the SIL optimiser
+    /// into minutes of work.
+    @inline(never)
+    static func tile16x1(
+      _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      typealias V = SIMD16<Float>
+      let last = valid &- 1
+      let a0 = a + min(0, last) &* lda
+      let c0 = c + min(0, last) &* ldc
+      var x0 = accumulate ? UnsafeRawPointer(c0).loadUnaligned(as: V.self) : V()
+      let a1 = a + min(1, last) &* lda
+      let c1 = c + min(1, last) &* ldc
+      var x1 = accumulate ? UnsafeRawPointer(c1).loadUnaligned(as: V.self) : V()
+      let a2 = a + min(2, last) &* lda
+      let c2 = c + min(2, last) &* ldc
+      var x2 = accumulate ? UnsafeRawPointer(c2).loadUnaligned(as: V.self) : V()
+      let a3 = a + min(3, last) &* lda
+      let c3 = c + min(3, last) &* ldc
+      var x3 = accumulate ? UnsafeRawPointer(c3).loadUnaligned(as: V.self) : V()
+      let a4 = a + min(4, last) &* lda
+      let c4 = c + min(4, last) &* ldc
+      var x4 = accumulate ? UnsafeRawPointer(c4).loadUnaligned(as: V.self) : V()
+      let a5 = a + min(5, last) &* lda
+      let c5 = c + min(5, last) &* ldc
+      var x5 = accumulate ? UnsafeRawPointer(c5).loadUnaligned(as: V.self) : V()
+      let a6 = a + min(6, last) &* lda
+      let c6 = c + min(6, last) &* ldc
+      var x6 = accumulate ? UnsafeRawPointer(c6).loadUnaligned(as: V.self) : V()
+      let a7 = a + min(7, last) &* lda
+      let c7 = c + min(7, last) &* ldc
+      var x7 = accumulate ? UnsafeRawPointer(c7).loadUnaligned(as: V.self) : V()
+      let a8 = a + min(8, last) &* lda
+      let c8 = c + min(8, last) &* ldc
+      var x8 = accumulate ? UnsafeRawPointer(c8).loadUnaligned(as: V.self) : V()
+      let a9 = a + min(9, last) &* lda
+      let c9 = c + min(9, last) &* ldc
+      var x9 = accumulate ? UnsafeRawPointer(c9).loadUnaligned(as: V.self) : V()
+      let a10 = a + min(10, last) &* lda
+      let c10 = c + min(10, last) &* ldc
+      var x10 = accumulate ? UnsafeRawPointer(c10).loadUnaligned(as: V.self) : V()
+      let a11 = a + min(11, last) &* lda
+      let c11 = c + min(11, last) &* ldc
+      var x11 = accumulate ? UnsafeRawPointer(c11).loadUnaligned(as: V.self) : V()
+      let a12 = a + min(12, last) &* lda
+      let c12 = c + min(12, last) &* ldc
+      var x12 = accumulate ? UnsafeRawPointer(c12).loadUnaligned(as: V.self) : V()
+      let a13 = a + min(13, last) &* lda
+      let c13 = c + min(13, last) &* ldc
+      var x13 = accumulate ? UnsafeRawPointer(c13).loadUnaligned(as: V.self) : V()
+      let a14 = a + min(14, last) &* lda
+      let c14 = c + min(14, last) &* ldc
+      var x14 = accumulate ? UnsafeRawPointer(c14).loadUnaligned(as: V.self) : V()
+      let a15 = a + min(15, last) &* lda
+      let c15 = c + min(15, last) &* ldc
+      var x15 = accumulate ? UnsafeRawPointer(c15).loadUnaligned(as: V.self) : V()
+      let raw = UnsafeRawPointer(panel)
+      var kk = 0
+      while kk < k {
+        let b = raw.loadUnaligned(fromByteOffset: kk &* 64, as: V.self)
+        x0.addProduct(V(repeating: a0[kk]), b)
+        x1.addProduct(V(repeating: a1[kk]), b)
+        x2.addProduct(V(repeating: a2[kk]), b)
+        x3.addProduct(V(repeating: a3[kk]), b)
+        x4.addProduct(V(repeating: a4[kk]), b)
+        x5.addProduct(V(repeating: a5[kk]), b)
+        x6.addProduct(V(repeating: a6[kk]), b)
+        x7.addProduct(V(repeating: a7[kk]), b)
+        x8.addProduct(V(repeating: a8[kk]), b)
+        x9.addProduct(V(repeating: a9[kk]), b)
+        x10.addProduct(V(repeating: a10[kk]), b)
+        x11.addProduct(V(repeating: a11[kk]), b)
+        x12.addProduct(V(repeating: a12[kk]), b)
+        x13.addProduct(V(repeating: a13[kk]), b)
+        x14.addProduct(V(repeating: a14[kk]), b)
+        x15.addProduct(V(repeating: a15[kk]), b)
+        kk &+= 1
+      }
+      UnsafeMutableRawPointer(c15).storeBytes(of: x15, as: V.self)
+      UnsafeMutableRawPointer(c14).storeBytes(of: x14, as: V.self)
+      UnsafeMutableRawPointer(c13).storeBytes(of: x13, as: V.self)
+      UnsafeMutableRawPointer(c12).storeBytes(of: x12, as: V.self)
+      UnsafeMutableRawPointer(c11).storeBytes(of: x11, as: V.self)
+      UnsafeMutableRawPointer(c10).storeBytes(of: x10, as: V.self)
+      UnsafeMutableRawPointer(c9).storeBytes(of: x9, as: V.self)
+      UnsafeMutableRawPointer(c8).storeBytes(of: x8, as: V.self)
+      UnsafeMutableRawPointer(c7).storeBytes(of: x7, as: V.self)
+      UnsafeMutableRawPointer(c6).storeBytes(of: x6, as: V.self)
+      UnsafeMutableRawPointer(c5).storeBytes(of: x5, as: V.self)
+      UnsafeMutableRawPointer(c4).storeBytes(of: x4, as: V.self)
+      UnsafeMutableRawPointer(c3).storeBytes(of: x3, as: V.self)
+      UnsafeMutableRawPointer(c2).storeBytes(of: x2, as: V.self)
+      UnsafeMutableRawPointer(c1).storeBytes(of: x1, as: V.self)
+      UnsafeMutableRawPointer(c0).storeBytes(of: x0, as: V.self)
     }
   #endif
 

@@ -55,7 +55,10 @@ extension UInt8: ConvPixel {
 /// storage order with no transpose. The lowered rows are built a chunk at a time
 /// (about a megabyte), never for the whole batch, and rebuilt by backward instead
 /// of kept: a batch of 640 Atari frames would need 260 MB of them for the first
-/// layer alone.
+/// layer alone. A layer without padding whose kernel is a whole number of strides
+/// (the Atari encoders' 8x8/4 and 4x4/2) skips the lowering: it runs as shifted
+/// products over a space-to-depth copy of its input (``runsOnBlocks``, in
+/// Conv2D+Blocked.swift).
 public struct Conv2D: Sendable, Equatable {
   /// Input image shape.
   public let input: ImageShape
@@ -250,6 +253,10 @@ public struct Conv2D: Sendable, Equatable {
         beta: 1, c: y, ldc: oc)
       return
     }
+    if runsOnBlocks {
+      forwardBlocks(p, x: x, scale: 1, images: n, y: y, scratch: scratch)
+      return
+    }
     forwardLowered(p, x: x, scale: 1, images: n, y: y, scratch: scratch)
   }
 
@@ -260,6 +267,10 @@ public struct Conv2D: Sendable, Equatable {
     _ p: Parameters, bytes x: UnsafePointer<UInt8>, scale: Float, images n: Int, y: UnsafeMutablePointer<Float>,
     scratch: ConvScratch
   ) {
+    if runsOnBlocks {
+      forwardBlocks(p, x: x, scale: scale, images: n, y: y, scratch: scratch)
+      return
+    }
     forwardLowered(p, x: x, scale: scale, images: n, y: y, scratch: scratch)
   }
 
@@ -295,6 +306,10 @@ public struct Conv2D: Sendable, Equatable {
     Kernels.columnSums(
       dy, rows: n &* output.height &* output.width, cols: output.channels, lda: output.channels, into: p.grad(bias),
       accumulate: true)
+    if runsOnBlocks {
+      weightGradientBlocks(p, x: x, scale: scale, dy: dy, images: n, scratch: scratch)
+      return
+    }
     backwardLowered(p, x: x, scale: scale, dy: dy, images: n, dx: nil, scratch: scratch)
   }
 
@@ -315,6 +330,11 @@ public struct Conv2D: Sendable, Equatable {
         BLAS.gemm(
           .none, .none, m: rows, n: k, k: oc, a: dy, lda: oc, b: p.value(weight), ldb: k, beta: 0, c: dx, ldc: k)
       }
+      return
+    }
+    if runsOnBlocks {
+      weightGradientBlocks(p, x: x, scale: 1, dy: dy, images: n, scratch: scratch)
+      if let dx { inputGradientRaised(p, dy: dy, images: n, dx: dx, scratch: scratch) }
       return
     }
     backwardLowered(p, x: x, scale: 1, dy: dy, images: n, dx: dx, scratch: scratch)
@@ -356,6 +376,21 @@ public struct Conv2D: Sendable, Equatable {
 public final class ConvScratch {
   let cols = FloatBuffer()
   let gradCols = FloatBuffer()
+  /// The virtual output (or its gradient) of a chunk over blocks.
+  let blockOut = FloatBuffer()
+  private var packs: [PackedMatrix] = []
+  private var packsNarrow = false
 
   public init() {}
+
+  /// `count` packings (one per kernel block row), narrow when the output has at
+  /// most 16 channels.
+  func blockPacks(_ count: Int, narrow: Bool) -> [PackedMatrix] {
+    if narrow != packsNarrow {
+      packs = []
+      packsNarrow = narrow
+    }
+    while packs.count < count { packs.append(PackedMatrix(narrow: narrow)) }
+    return packs
+  }
 }

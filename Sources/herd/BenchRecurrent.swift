@@ -166,7 +166,16 @@ final class GemmReplay {
   let b: [Float]
   var c: [Float]
 
-  init<G: RandomNumberGenerator>(shapes: [GemmShape], rng: inout G) {
+  init<G: RandomNumberGenerator>(shapes recorded: [GemmShape], rng: inout G) {
+    // A packed product may read overlapping rows of A (lda below k: a convolution
+    // over blocks reads neighbouring blocks as one row); cblas_sgemm refuses that,
+    // so the replay gives A rows of their full length.
+    let shapes = recorded.map { s -> GemmShape in
+      let width = s.transA == .none ? s.k : s.m
+      var full = s
+      full.lda = max(s.lda, width)
+      return full
+    }
     self.shapes = shapes
     func rowsA(_ s: GemmShape) -> Int { s.transA == .none ? s.m : s.k }
     func rowsB(_ s: GemmShape) -> Int { s.transB == .none ? s.k : s.n }

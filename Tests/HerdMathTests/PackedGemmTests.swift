@@ -21,7 +21,7 @@ import Testing
     ])
   func matchesTheTripleLoop(shape: (Int, Int, Int)) {
     let (m, n, k) = shape
-    for isa in availableKernels {
+    for (isa, narrow) in availableKernels.flatMap({ isa in [(isa, false), (isa, true)] }) {
       for transposed in [false, true] {
         for accumulate in [false, true] {
           var rng = SeededGenerator(seed: UInt64(m * 1000 + n * 10 + k))
@@ -34,7 +34,7 @@ import Testing
           let expected = textbookGemm(
             false, transposed, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ld,
             beta: accumulate ? 1 : 0, c: c, ldc: ldc)
-          let packed = PackedMatrix(isa: isa)
+          let packed = PackedMatrix(isa: isa, narrow: narrow)
           b.withPointer { packed.pack($0, ld: ld, transposed: transposed, k: k, n: n) }
           a.withPointer { pa in
             c.withMutablePointer { pc in packed.multiply(pa, lda: lda, rows: m, into: pc, ldc: ldc, accumulate: accumulate) }
@@ -48,7 +48,7 @@ import Testing
             }
           }
           // The padding column j >= n must be untouched: expected kept its old value.
-          #expect(worst < 1e-5, "\(isa) m=\(m) n=\(n) k=\(k) transposed=\(transposed) accumulate=\(accumulate): error \(worst)")
+          #expect(worst < 1e-5, "\(isa) narrow=\(narrow) m=\(m) n=\(n) k=\(k) transposed=\(transposed) accumulate=\(accumulate): error \(worst)")
         }
       }
     }
@@ -62,8 +62,8 @@ import Testing
     var rng = SeededGenerator(seed: 7)
     let a = randomArray(37 * k, rng: &rng)
     let w = randomArray(n * k, rng: &rng)
-    for isa in availableKernels {
-      let packed = PackedMatrix(isa: isa)
+    for (isa, narrow) in availableKernels.flatMap({ isa in [(isa, false), (isa, true)] }) {
+      let packed = PackedMatrix(isa: isa, narrow: narrow)
       w.withPointer { packed.pack($0, ld: k, transposed: true, k: k, n: n) }
       var all = [Float](repeating: 0, count: 37 * n)
       a.withPointer { pa in all.withMutablePointer { packed.multiply(pa, lda: k, rows: 37, into: $0, ldc: n, accumulate: false) } }
@@ -72,7 +72,7 @@ import Testing
         a.withPointer { pa in
           part.withMutablePointer { packed.multiply(pa + start * k, lda: k, rows: count, into: $0, ldc: n, accumulate: false) }
         }
-        #expect(Array(all[(start * n)..<((start + count) * n)]) == part, "\(isa) rows \(start)..<\(start + count)")
+        #expect(Array(all[(start * n)..<((start + count) * n)]) == part, "\(isa) narrow=\(narrow) rows \(start)..<\(start + count)")
       }
     }
   }
@@ -93,12 +93,12 @@ import Testing
         chain[i * n + j] = s
       }
     }
-    for isa in availableKernels {
+    for (isa, narrow) in availableKernels.flatMap({ isa in [(isa, false), (isa, true)] }) {
       var c = start
-      let packed = PackedMatrix(isa: isa)
+      let packed = PackedMatrix(isa: isa, narrow: narrow)
       b.withPointer { packed.pack($0, ld: n, transposed: false, k: k, n: n) }
       a.withPointer { pa in c.withMutablePointer { packed.multiply(pa, lda: k, rows: m, into: $0, ldc: n, accumulate: true) } }
-      #expect(c == chain, "\(isa)")
+      #expect(c == chain, "\(isa) narrow=\(narrow)")
     }
   }
 }

@@ -53,6 +53,18 @@ private struct DirectConv {
     (2, 5, 6, 3, 2, 7, 1, 1),
     (2, 4, 4, 3, 5, 3, 1, 2),
     (2, 22, 22, 64, 3, 8, 1, 0),
+    // Kernels a whole number of strides, no padding: these run on blocks
+    // (space to depth). The Atari first layer over three images (two chunks), odd
+    // sizes whose last partial block is never read, output channels below 16 with
+    // a column tail (narrow panels), above 32 with a tail, a kernel equal to its
+    // stride, a 1x1 output of one image, and the 4x4/2 layer over 13 images (two
+    // chunks).
+    (3, 84, 84, 4, 16, 8, 4, 0),
+    (2, 11, 13, 3, 5, 4, 2, 0),
+    (2, 9, 10, 2, 33, 6, 3, 0),
+    (2, 5, 7, 3, 4, 5, 5, 0),
+    (1, 3, 3, 2, 3, 3, 1, 0),
+    (13, 20, 20, 16, 32, 4, 2, 0),
   ]
 
   @Test(arguments: shapes)
@@ -62,6 +74,9 @@ private struct DirectConv {
     let conv = Conv2D(
       "c", input: ImageShape(height: h, width: w, channels: c), outChannels: oc, kernel: (k, k), stride: s,
       padding: pad, layout: &layout)
+    // Which path runs: blocks exactly when there is no padding and the kernel is a
+    // whole number of strides (and it is not a 1x1/1 kernel, which is a product).
+    #expect(conv.runsOnBlocks == (pad == 0 && k % s == 0 && !(k == 1 && s == 1)), "path")
     var rng = SeededGenerator(seed: UInt64(h * 1000 + w * 10 + k))
     let p = Parameters(layout: layout, rng: &rng)
     let x = randomArray(n * conv.input.count, rng: &rng)
@@ -247,13 +262,15 @@ private struct DirectConv {
 
   /// uint8 images read by the first convolution (scaled while lowered) give the
   /// outputs and parameter gradients of the same images widened and scaled
-  /// beforehand, bit for bit: for a strided, a padded, a pointwise and a
-  /// partial-window first layer, over stacks with pools and residual blocks.
+  /// beforehand, bit for bit: for a strided, a padded, a pointwise, a
+  /// partial-window and a blocked (space-to-depth) first layer, over stacks with
+  /// pools and residual blocks.
   @Test(arguments: [
     [ConvLayerSpec.conv(outChannels: 3, kernel: 3, stride: 2, padding: 0), .activation, .residual],
     [.conv(outChannels: 4, kernel: 3, stride: 1, padding: 1), .activation, .maxPool(kernel: 3, stride: 2, padding: 1)],
     [.conv(outChannels: 2, kernel: 1, stride: 1, padding: 0), .activation, .conv(outChannels: 3, kernel: 2, stride: 2, padding: 0)],
     [.conv(outChannels: 5, kernel: 4, stride: 3, padding: 2), .activation],
+    [.conv(outChannels: 4, kernel: 4, stride: 2, padding: 0), .activation, .conv(outChannels: 3, kernel: 2, stride: 1, padding: 0)],
   ])
   func bytesReadByTheFirstConvolutionMatchWidenedFloats(specs: [ConvLayerSpec]) throws {
     let input = ImageShape(height: 9, width: 7, channels: 3)
