@@ -3,14 +3,14 @@
 #endif
 import HerdMath
 
-/// A convolution without padding whose kernel is a whole number of strides
-/// (`kH = bh s`, `kW = bw s`: the 8x8/4 and 4x4/2 layers of the Atari encoders) is a
-/// sum of `bh bw` shifted products over a space-to-depth copy of its input, with no
-/// lowered rows at all.
+/// A convolution whose kernel is a whole number of strides (`kH = bh s`,
+/// `kW = bw s`: the 8x8/4 and 4x4/2 layers of the Atari encoders, and every 3x3/1
+/// layer) is a sum of `bh bw` shifted products over a space-to-depth copy of its
+/// zero-padded input, with no lowered rows at all.
 ///
 /// Space to depth: the image `[H, W, C]` becomes blocks `[Hb, Wb, s s C]`, block
-/// `(by, bx)` holding the `s x s` pixels at `(by s + ry, bx s + rx)` in the order
-/// `(ry, rx, c)`, with `Hb = OH + bh - 1` and `Wb = OW + bw - 1` (the blocks the
+/// `(by, bx)` holding the `s x s` pixels at `(by s + ry - pad, bx s + rx - pad)`
+/// (zero outside the image) in the order `(ry, rx, c)`, with `Hb = OH + bh - 1` and `Wb = OW + bw - 1` (the blocks the
 /// outputs reach; a partial block at the edge is never read). Output `(oy, ox)`
 /// reads blocks `(oy + dy, ox + dx)`, `dy < bh`, `dx < bw`, each against its own
 /// `[s s C, outC]` slice of the kernel.
@@ -33,8 +33,7 @@ extension Conv2D {
   /// Whether this layer runs as shifted products over blocks (see the extension's
   /// comment). `HERD_CONV_IM2COL=1` turns it off, for benchmarks beside the lowering.
   public var runsOnBlocks: Bool {
-    Self.blocksEnabled && padding == 0 && !isPointwise && kernelHeight % stride == 0
-      && kernelWidth % stride == 0
+    Self.blocksEnabled && !isPointwise && kernelHeight % stride == 0 && kernelWidth % stride == 0
   }
 
   static let blocksEnabled: Bool = {
@@ -64,13 +63,29 @@ extension Conv2D {
     let s = stride
     let run = s &* c
     let grid = blockGrid
+    let (h, w) = (input.height, input.width)
     var dst = blocks
     for image in i0..<(i0 &+ count) {
       let base = x + image &* input.count
       for by in 0..<grid.rows {
         for bx in 0..<grid.cols {
+          let ix0 = bx &* s &- padding
           for ry in 0..<s {
-            Pixel.lowerRun(base + ((by &* s &+ ry) &* input.width &+ bx &* s) &* c, scale: scale, to: dst, count: run)
+            let iy = by &* s &+ ry &- padding
+            if iy < 0 || iy >= h {
+              dst.update(repeating: 0, count: run)
+            } else if ix0 >= 0 && ix0 &+ s <= w {
+              Pixel.lowerRun(base + (iy &* w &+ ix0) &* c, scale: scale, to: dst, count: run)
+            } else {
+              for rx in 0..<s {
+                let ix = ix0 &+ rx
+                if ix < 0 || ix >= w {
+                  (dst + rx &* c).update(repeating: 0, count: c)
+                } else {
+                  Pixel.lowerRun(base + (iy &* w &+ ix) &* c, scale: scale, to: dst + rx &* c, count: c)
+                }
+              }
+            }
             dst += run
           }
         }

@@ -55,9 +55,9 @@ extension UInt8: ConvPixel {
 /// storage order with no transpose. The lowered rows are built a chunk at a time
 /// (about a megabyte), never for the whole batch, and rebuilt by backward instead
 /// of kept: a batch of 640 Atari frames would need 260 MB of them for the first
-/// layer alone. A layer without padding whose kernel is a whole number of strides
-/// (the Atari encoders' 8x8/4 and 4x4/2) skips the lowering: it runs as shifted
-/// products over a space-to-depth copy of its input (``runsOnBlocks``, in
+/// layer alone. A layer whose kernel is a whole number of strides (the Atari
+/// encoders' 8x8/4 and 4x4/2, every 3x3/1) skips the lowering: it runs as shifted
+/// products over a space-to-depth copy of its padded input (``runsOnBlocks``, in
 /// Conv2D+Blocked.swift).
 public struct Conv2D: Sendable, Equatable {
   /// Input image shape.

@@ -65,6 +65,12 @@ private struct DirectConv {
     (2, 5, 7, 3, 4, 5, 5, 0),
     (1, 3, 3, 2, 3, 3, 1, 0),
     (13, 20, 20, 16, 32, 4, 2, 0),
+    // With padding: impala_deep's 3x3/1 pad 1 over 13 images of 11x9x16, a 4x4/2
+    // kernel with padding 1 whose blocks straddle the edge, and a 1x1 kernel with
+    // padding.
+    (13, 11, 9, 16, 16, 3, 1, 1),
+    (2, 9, 8, 3, 5, 4, 2, 1),
+    (2, 3, 4, 2, 3, 1, 1, 1),
   ]
 
   @Test(arguments: shapes)
@@ -74,9 +80,10 @@ private struct DirectConv {
     let conv = Conv2D(
       "c", input: ImageShape(height: h, width: w, channels: c), outChannels: oc, kernel: (k, k), stride: s,
       padding: pad, layout: &layout)
-    // Which path runs: blocks exactly when there is no padding and the kernel is a
-    // whole number of strides (and it is not a 1x1/1 kernel, which is a product).
-    #expect(conv.runsOnBlocks == (pad == 0 && k % s == 0 && !(k == 1 && s == 1)), "path")
+    // Which path runs: blocks exactly when the kernel is a whole number of strides
+    // (padding or not), unless it is a 1x1/1 kernel without padding, which is a
+    // plain product.
+    #expect(conv.runsOnBlocks == (k % s == 0 && !(k == 1 && s == 1 && pad == 0)), "path")
     var rng = SeededGenerator(seed: UInt64(h * 1000 + w * 10 + k))
     let p = Parameters(layout: layout, rng: &rng)
     let x = randomArray(n * conv.input.count, rng: &rng)
