@@ -242,14 +242,9 @@ enum PackedKernels {
           if cols == w {
             tile16x1(a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
           } else {
-            for i in 0..<valid {
-              let src = c + ((r &+ i) &* ldc &+ c0)
-              let dst = spare + i &* w
-              if accumulate { dst.update(from: src, count: cols) }
-              (dst + cols).update(repeating: 0, count: w &- cols)
+            throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
+              tile16x1(a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
             }
-            tile16x1(a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: spare, ldc: w, accumulate: accumulate)
-            for i in 0..<valid { (c + ((r &+ i) &* ldc &+ c0)).update(from: spare + i &* w, count: cols) }
           }
           r &+= 16
         }
@@ -390,24 +385,34 @@ enum PackedKernels {
             tile6(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
           }
         } else {
-          // Through the spare tile: copy in what C holds, run the full tile, copy out.
-          for i in 0..<valid {
-            let src = c + ((r &+ i) &* ldc &+ c0)
-            let dst = spare + i &* w
-            if accumulate { dst.update(from: src, count: cols) }
-            (dst + cols).update(repeating: 0, count: w &- cols)
+          throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
+            if rowsPerTile == 8 {
+              tile8(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
+            } else {
+              tile6(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
+            }
           }
-          if rowsPerTile == 8 {
-            tile8(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: spare, ldc: w, accumulate: accumulate)
-          } else {
-            tile6(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: spare, ldc: w, accumulate: accumulate)
-          }
-          for i in 0..<valid { (c + ((r &+ i) &* ldc &+ c0)).update(from: spare + i &* w, count: cols) }
         }
         r &+= rowsPerTile
       }
       p &+= 1
     }
+  }
+
+  /// A column tail through the spare tile `[rows][width]`: copies in what C holds
+  /// (or zeros), runs `tile` on the spare, copies the `cols` real columns out.
+  @inline(__always)
+  static func throughSpare(
+    _ spare: UnsafeMutablePointer<Float>, width w: Int, c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, cols: Int,
+    accumulate: Bool, _ tile: (UnsafeMutablePointer<Float>) -> Void
+  ) {
+    for i in 0..<rows {
+      let dst = spare + i &* w
+      if accumulate { dst.update(from: c + i &* ldc, count: cols) }
+      (dst + cols).update(repeating: 0, count: w &- cols)
+    }
+    tile(spare)
+    for i in 0..<rows { (c + i &* ldc).update(from: spare + i &* w, count: cols) }
   }
 
   @inline(__always)
