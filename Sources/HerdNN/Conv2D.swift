@@ -378,19 +378,21 @@ public final class ConvScratch {
   let gradCols = FloatBuffer()
   /// The virtual output (or its gradient) of a chunk over blocks.
   let blockOut = FloatBuffer()
-  private var packs: [PackedMatrix] = []
-  private var packsNarrow = false
+  /// Packings of kernel block rows, kept apart for narrow and wide layers so that
+  /// a stack mixing both (impala_shallow: 16 then 32 channels) reuses them.
+  private var widePacks: [PackedMatrix] = []
+  private var narrowPacks: [PackedMatrix] = []
 
   public init() {}
 
   /// `count` packings (one per kernel block row), narrow when the output has at
   /// most 16 channels.
   func blockPacks(_ count: Int, narrow: Bool) -> [PackedMatrix] {
-    if narrow != packsNarrow {
-      packs = []
-      packsNarrow = narrow
+    if narrow {
+      while narrowPacks.count < count { narrowPacks.append(PackedMatrix(narrow: true)) }
+      return narrowPacks
     }
-    while packs.count < count { packs.append(PackedMatrix(narrow: narrow)) }
-    return packs
+    while widePacks.count < count { widePacks.append(PackedMatrix()) }
+    return widePacks
   }
 }
