@@ -130,7 +130,7 @@ extension Conv2D {
   ) {
     guard n > 0 else { return }
     let oc = output.channels
-    let (bh, bw) = kernelBlocks
+    let bh = kernelBlocks.rows
     let grid = blockGrid
     let packs = scratch.blockPacks(bh, narrow: oc <= 16)
     for dy in 0..<bh { packBlockRow(p, dy: dy, staging: scratch.gradCols, into: packs[dy]) }
