@@ -50,7 +50,9 @@ public struct PolicyExport {
   /// (`nn.LSTM`/`nn.GRU` name their first layer so); the rest keep their names.
   public static func torchName(_ herdName: String) -> String {
     let recurrent = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
-    if let last = herdName.split(separator: ".").last, recurrent.contains(String(last)), herdName.hasPrefix("core.") {
+    if let last = herdName.split(separator: ".").last, recurrent.contains(String(last)),
+      herdName.hasPrefix("core.") || herdName.hasPrefix("vf_core.")
+    {
       return herdName + "_l0"
     }
     return herdName
@@ -119,7 +121,7 @@ public struct PolicyExport {
 
   /// The ONNX graph's inputs and outputs, in order.
   var onnxInputs: [String] {
-    var names = ["obs"]
+    var names = ["obs"]  // h and c: [N, W], the value core's columns after the policy's
     if network.usePrevAction { names.append("prev_action") }
     if network.usePrevReward { names.append("prev_reward") }
     if network.core != nil { names.append("h") }
@@ -161,7 +163,27 @@ public struct PolicyExport {
     if let c = net.core {
       core["hidden_size"] = c.hiddenSize
       core["state"] = c.stateCount == 2 ? ["h", "c"] : ["h"]
+      core["state_width"] = net.stateWidth
       core["gate_order"] = c.stateCount == 2 ? "i, f, g, o (nn.LSTM)" : "r, z, n (nn.GRU)"
+    }
+    var valueTower: Any = NSNull()
+    if let e = net.valueEncoder {
+      var tower: [String: Any] = [
+        "encoder": [
+          "type": "mlp", "activation": e.activation.rawValue,
+          "layers": e.layers.enumerated().map { i, l in
+            ["name": "vf_encoder.\(i)", "in_features": l.inFeatures, "out_features": l.outFeatures]
+          },
+        ] as [String: Any],
+        "core": ["type": coreType, "input_size": net.coreInputSize, "hidden_size": net.valueCore?.hiddenSize ?? 0]
+          as [String: Any],
+        "input": "the observation as the policy's encoder reads it (filtered), and the same core inputs",
+      ]
+      if let c = net.core {
+        tower["state"] =
+          "each state tensor is [N, \(net.stateWidth)]: columns 0..<\(c.hiddenSize) the policy core's, the rest vf_core's"
+      }
+      valueTower = tower
     }
     let shapes = Dictionary(uniqueKeysWithValues: tensors().map { ($0.name, $0.shape) })
     return [
@@ -185,6 +207,7 @@ public struct PolicyExport {
       "core_input": ["encoder features"] + (net.usePrevAction ? ["one-hot of prev_action per head"] : [])
         + (net.usePrevReward ? ["prev_reward"] : []),
       "core": core,
+      "value_tower": valueTower,
       "heads": [
         "pi": ["in_features": net.featureSize, "out_features": net.headOutputs],
         "vf": ["in_features": net.featureSize, "out_features": 1],
@@ -296,17 +319,16 @@ extension PolicyExport {
     m.inputs.append(.init(name: "obs", type: .float, shape: [n, .fixed(net.observationSize)]))
     if net.usePrevAction { m.inputs.append(.init(name: "prev_action", type: .int64, shape: [n])) }
     if net.usePrevReward { m.inputs.append(.init(name: "prev_reward", type: .float, shape: [n])) }
+    let width = ONNXModel.Value.Dim.fixed(net.stateWidth)
     if let core = net.core {
-      m.inputs.append(.init(name: "h", type: .float, shape: [n, .fixed(core.hiddenSize)]))
-      if core.stateCount == 2 { m.inputs.append(.init(name: "c", type: .float, shape: [n, .fixed(core.hiddenSize)])) }
+      m.inputs.append(.init(name: "h", type: .float, shape: [n, width]))
+      if core.stateCount == 2 { m.inputs.append(.init(name: "c", type: .float, shape: [n, width])) }
     }
     func weight(_ slot: ParameterSlot, _ herdName: String) -> String {
       m.constant(Self.torchName(herdName), floats: values(slot), dims: slot.shape)
     }
     func linear(_ x: String, _ l: Linear, _ name: String, output: String? = nil) -> String {
-      let w = weight(l.weight, "\(name).weight")
-      let b = weight(l.bias, "\(name).bias")
-      return m.node("Gemm", [x, w, b], outputs: output.map { [$0] }, [.int("transB", 1)])[0]
+      linearNode(&m, x, l, name, output: output)
     }
 
     // The filter.
@@ -364,10 +386,63 @@ extension PolicyExport {
       x = m.node("Transpose", [x], [.ints("perm", [0, 2, 3, 1])])[0]
       x = m.op("Reshape", x, m.constant(ints: [-1, Int64(conv.output.count)], dims: [2]))
     }
-    // The encoder.
-    for (i, layer) in net.encoder.layers.enumerated() {
-      x = linear(x, layer, "encoder.\(i)")
-      switch net.encoder.activation {
+    // The policy's encoder and core, then the value's own when it has them. With
+    // its own core, each state input is split in halves and the outputs joined.
+    let split = net.valueCore != nil
+    var hs = ["h", "h"]
+    var cs = ["c", "c"]
+    if split {
+      hs = m.node("Split", ["h"], count: 2, [.int("axis", 1)])
+      if net.core is LSTM { cs = m.node("Split", ["c"], count: 2, [.int("axis", 1)]) }
+    }
+    let policy = tower(
+      &m, x, encoder: net.encoder, "encoder", core: net.core, "core", h: hs[0], c: cs[0],
+      outputs: split ? nil : ("h_out", "c_out"))
+    var valueFeatures = policy.features
+    if let e = net.valueEncoder {
+      let value = tower(
+        &m, x, encoder: e, "vf_encoder", core: net.valueCore, "vf_core", h: hs[1], c: cs[1], outputs: nil)
+      valueFeatures = value.features
+      if split {
+        m.node("Concat", [policy.h, value.h], outputs: ["h_out"], [.int("axis", 1)])
+        if net.core is LSTM { m.node("Concat", [policy.c, value.c], outputs: ["c_out"], [.int("axis", 1)]) }
+      }
+    }
+    let features = policy.features
+    // The heads.
+    if let logStd = net.logStd {
+      // [mean | log std]: the learned vector beside every row's mean.
+      let mean = linear(features, net.policyHead, "pi")
+      let spread = m.op("Add", m.op("Mul", mean, m.constant(floats: [0], dims: [])), weight(logStd, "pi.log_std"))
+      m.node("Concat", [mean, spread], outputs: ["logits"], [.int("axis", 1)])
+    } else {
+      _ = linear(features, net.policyHead, "pi", output: "logits")
+    }
+    let v = linear(valueFeatures, net.valueHead, "vf")
+    m.node("Squeeze", [v, m.constant(ints: [1], dims: [1])], outputs: ["value"])
+
+    m.outputs.append(.init(name: "logits", type: .float, shape: [n, .fixed(net.actionCount)]))
+    m.outputs.append(.init(name: "value", type: .float, shape: [n]))
+    if let core = net.core {
+      m.outputs.append(.init(name: "h_out", type: .float, shape: [n, width]))
+      if core.stateCount == 2 { m.outputs.append(.init(name: "c_out", type: .float, shape: [n, width])) }
+    }
+    return m.encoded()
+  }
+
+  /// One tower of the graph from the (filtered, convolved) input `x`: the
+  /// encoder's layers, the core's input, and one step of `core` from states `h`
+  /// and `c` (the graph's names); the new states get the names in `outputs` when
+  /// given. Returns the features the heads read and the new states' names.
+  private func tower(
+    _ m: inout ONNXModel, _ input: String, encoder: MLP, _ encoderName: String, core: (any RecurrentLayer)?,
+    _ coreName: String, h: String, c: String, outputs: (h: String, c: String)?
+  ) -> (features: String, h: String, c: String) {
+    let net = network
+    var x = input
+    for (i, layer) in encoder.layers.enumerated() {
+      x = linearNode(&m, x, layer, "\(encoderName).\(i)")
+      switch encoder.activation {
       case .tanh: x = m.op("Tanh", x)
       case .relu: x = m.op("Relu", x)
       case .linear: break
@@ -394,53 +469,47 @@ extension PolicyExport {
     }
     if parts.count > 1 { x = m.node("Concat", parts, [.int("axis", 1)])[0] }
     // The core.
-    var features = x
-    if let lstm = net.core as? LSTM {
+    if let lstm = core as? LSTM {
       let gates = m.op(
-        "Add", recurrentProjection(&m, x, lstm.weightIH, lstm.biasIH, "ih"),
-        recurrentProjection(&m, "h", lstm.weightHH, lstm.biasHH, "hh"))
+        "Add", recurrentProjection(&m, x, lstm.weightIH, lstm.biasIH, coreName, "ih"),
+        recurrentProjection(&m, h, lstm.weightHH, lstm.biasHH, coreName, "hh"))
       let g = m.node("Split", [gates], count: 4, [.int("axis", 1)])
       let i = m.op("Sigmoid", g[0])
       let f = m.op("Sigmoid", g[1])
       let cand = m.op("Tanh", g[2])
       let o = m.op("Sigmoid", g[3])
-      let c2 = m.op("Add", m.op("Mul", f, "c"), m.op("Mul", i, cand), output: "c_out")
-      features = m.op("Mul", o, m.op("Tanh", c2), output: "h_out")
-    } else if let gru = net.core as? GRU {
-      let gi = m.node("Split", [recurrentProjection(&m, x, gru.weightIH, gru.biasIH, "ih")], count: 3, [.int("axis", 1)])
-      let gh = m.node("Split", [recurrentProjection(&m, "h", gru.weightHH, gru.biasHH, "hh")], count: 3, [.int("axis", 1)])
+      let c2 = m.op("Add", m.op("Mul", f, c), m.op("Mul", i, cand), output: outputs?.c)
+      let h2 = m.op("Mul", o, m.op("Tanh", c2), output: outputs?.h)
+      return (h2, h2, c2)
+    } else if let gru = core as? GRU {
+      let gi = m.node(
+        "Split", [recurrentProjection(&m, x, gru.weightIH, gru.biasIH, coreName, "ih")], count: 3, [.int("axis", 1)])
+      let gh = m.node(
+        "Split", [recurrentProjection(&m, h, gru.weightHH, gru.biasHH, coreName, "hh")], count: 3, [.int("axis", 1)])
       let r = m.op("Sigmoid", m.op("Add", gi[0], gh[0]))
       let z = m.op("Sigmoid", m.op("Add", gi[1], gh[1]))
       let cand = m.op("Tanh", m.op("Add", gi[2], m.op("Mul", r, gh[2])))
-      features = m.op("Add", cand, m.op("Mul", z, m.op("Sub", "h", cand)), output: "h_out")
+      let h2 = m.op("Add", cand, m.op("Mul", z, m.op("Sub", h, cand)), output: outputs?.h)
+      return (h2, h2, "")
     }
-    // The heads.
-    if let logStd = net.logStd {
-      // [mean | log std]: the learned vector beside every row's mean.
-      let mean = linear(features, net.policyHead, "pi")
-      let spread = m.op("Add", m.op("Mul", mean, m.constant(floats: [0], dims: [])), weight(logStd, "pi.log_std"))
-      m.node("Concat", [mean, spread], outputs: ["logits"], [.int("axis", 1)])
-    } else {
-      _ = linear(features, net.policyHead, "pi", output: "logits")
-    }
-    let v = linear(features, net.valueHead, "vf")
-    m.node("Squeeze", [v, m.constant(ints: [1], dims: [1])], outputs: ["value"])
-
-    m.outputs.append(.init(name: "logits", type: .float, shape: [n, .fixed(net.actionCount)]))
-    m.outputs.append(.init(name: "value", type: .float, shape: [n]))
-    if let core = net.core {
-      m.outputs.append(.init(name: "h_out", type: .float, shape: [n, .fixed(core.hiddenSize)]))
-      if core.stateCount == 2 { m.outputs.append(.init(name: "c_out", type: .float, shape: [n, .fixed(core.hiddenSize)])) }
-    }
-    return m.encoded()
+    return (x, "", "")
   }
 
-  /// `x W^T + b` for one of the core's two projections.
+  /// `x W^T + b` for a linear layer named `name` (its weights as constants).
+  private func linearNode(_ m: inout ONNXModel, _ x: String, _ l: Linear, _ name: String, output: String? = nil)
+    -> String
+  {
+    let w = m.constant(Self.torchName("\(name).weight"), floats: values(l.weight), dims: l.weight.shape)
+    let b = m.constant(Self.torchName("\(name).bias"), floats: values(l.bias), dims: l.bias.shape)
+    return m.node("Gemm", [x, w, b], outputs: output.map { [$0] }, [.int("transB", 1)])[0]
+  }
+
+  /// `x W^T + b` for one of a core's two projections.
   private func recurrentProjection(
-    _ m: inout ONNXModel, _ x: String, _ w: ParameterSlot, _ b: ParameterSlot, _ side: String
+    _ m: inout ONNXModel, _ x: String, _ w: ParameterSlot, _ b: ParameterSlot, _ core: String, _ side: String
   ) -> String {
-    let wn = m.constant("core.weight_\(side)_l0", floats: values(w), dims: w.shape)
-    let bn = m.constant("core.bias_\(side)_l0", floats: values(b), dims: b.shape)
+    let wn = m.constant("\(core).weight_\(side)_l0", floats: values(w), dims: w.shape)
+    let bn = m.constant("\(core).bias_\(side)_l0", floats: values(b), dims: b.shape)
     return m.node("Gemm", [x, wn, bn], [.int("transB", 1)])[0]
   }
 }

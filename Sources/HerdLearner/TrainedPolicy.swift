@@ -74,7 +74,8 @@ public final class Policy {
   private let parameters: Parameters
   private let workspace = PolicyWorkspace()
 
-  /// Per-row recurrent state: `h` and `c` `[rows, H]` (`c` unused by a GRU, both
+  /// Per-row recurrent state: `h` and `c` `[rows, W]` (W = `network.stateWidth`: H, or
+  /// 2H as `[policy ; value]` with the value's own core; `c` unused by a GRU, both
   /// empty without a core).
   public struct State: Sendable, Equatable {
     public var rows: Int
@@ -107,7 +108,7 @@ public final class Policy {
 
   /// The state at an episode start (zeros) for `rows` environments.
   public func initialState(rows: Int = 1) -> State {
-    let n = rows * (network.core?.hiddenSize ?? 0)
+    let n = rows * network.stateWidth
     return State(rows: rows, h: [Float](repeating: 0, count: n), c: [Float](repeating: 0, count: n))
   }
 

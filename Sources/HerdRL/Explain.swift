@@ -119,6 +119,7 @@ public enum Explain {
     let z = net.encoder.outFeatures
     let x = net.coreInputSize
     let h = net.core?.hiddenSize ?? 0
+    let w = net.stateWidth
     let cell = config.use_lstm ? config.rnn_type.rawValue.uppercased() : "none"
     let stateParts = net.core.map { $0.stateCount == 2 ? "(h, c)" : "h" } ?? "none"
     var extras: [String] = []
@@ -151,9 +152,15 @@ public enum Explain {
     } else {
       line("  heads                        logits_t = W_pi h_t + b_pi [\(a)],  value_t = w_v . h_t + b_v [1]   (h_t [\(net.featureSize)])")
     }
+    if !net.sharesValueLayers {
+      line("  value tower (vf_share_layers = false): its own encoder vf_encoder [\(f)] -> z^v_t [\(z)], the same extras"
+        + (net.valueCore != nil ? ", its own \(cell)(\(h)) vf_core" : "") + ", and value_t = w_v . h^v_t + b_v;")
+      line("                               the value loss no longer reaches the policy's layers"
+        + (net.valueCore != nil ? "; the state is [h ; h^v] = [\(w)]\(net.core?.stateCount == 2 ? " and [c ; c^v]" : "")" : ""))
+    }
     line()
     line("Rollout (a worker, K = \(k) envs): 2-D, one step at a time")
-    line("  obs [\(k), \(f)] -> " + (net.convolution.map { "conv [\(k), \($0.output.height), \($0.output.width), \($0.output.channels)] -> " } ?? "") + "encoder [\(k), \(z)] -> x [\(k), \(x)]" + (net.core != nil ? " -> \(cell) step with \(stateParts) [\(k), \(h)]\(net.core?.stateCount == 2 ? " each" : "")" : "") + " -> logits [\(k), \(a)], values [\(k)]")
+    line("  obs [\(k), \(f)] -> " + (net.convolution.map { "conv [\(k), \($0.output.height), \($0.output.width), \($0.output.channels)] -> " } ?? "") + "encoder [\(k), \(z)] -> x [\(k), \(x)]" + (net.core != nil ? " -> \(cell) step with \(stateParts) [\(k), \(w)]\(net.core?.stateCount == 2 ? " each" : "")" : "") + " -> logits [\(k), \(a)], values [\(k)]")
     if net.core != nil || net.usePrevAction || net.usePrevReward {
       line("  each env carries its own \(net.core != nil ? "state" : "previous action/reward"); when its episode ends \(net.core != nil ? "the state" : "they")\(net.core != nil && (net.usePrevAction || net.usePrevReward) ? " and a_{t-1}, r_{t-1}" : "") reset to zeros")
     } else {
@@ -171,7 +178,7 @@ public enum Explain {
     line("  obs [\(n), \(t + 1), \(f)]            slot seq_lens[i] holds fragment i's bootstrap observation o_n")
     line("  actions\(net.distribution.isContinuous ? " [\(n), \(t), \(net.distribution.actionWidth)], rewards" : ", rewards") [\(n), \(t)]   behaviour logits [\(n), \(t), \(a)]   mask [\(n), \(t)]   seq_lens [\(n)] in 1...\(t)")
     if h > 0 {
-      line("  state_in \(stateParts) [\(n), \(h)]\(net.core?.stateCount == 2 ? " each" : "")   a constant: no gradient flows into the worker's state")
+      line("  state_in \(stateParts) [\(n), \(w)]\(net.core?.stateCount == 2 ? " each" : "")   a constant: no gradient flows into the worker's state")
     }
     line("  padding: steps past seq_lens[i] are zeros, masked out of the loss and V-trace, get no gradient, and cost")
     line("           no arithmetic (sequences ranked by length; each time step multiplies only the rows still running)")

@@ -39,6 +39,15 @@ public final class TrainingWorkspace {
   let gradCoreInput = FloatBuffer()  // [P, coreIn]
   let gradEncoder = FloatBuffer()  // [P, Z]
   let gradConvolution = FloatBuffer()  // [P, conv output]
+  // The value's own tower (vf_share_layers = false).
+  let valueEncoder = MLPCache()
+  let valueCore = RecurrentCache()
+  let valueCoreInput = FloatBuffer()  // [P, coreIn]
+  let valueH0 = FloatBuffer()  // [N, H]
+  let valueC0 = FloatBuffer()  // [N, H]
+  let gradValueFeatures = FloatBuffer()  // [P, H]
+  let gradValueCoreInput = FloatBuffer()  // [P, coreIn]
+  let gradValueEncoder = FloatBuffer()  // [P, Z]
   /// The convolutional stack's output of the last forward (inside `convolution`).
   var convolutionOutput = UnsafePointer<Float>(bitPattern: 8).unsafelyUnwrapped
 
@@ -120,21 +129,11 @@ extension PolicyNetwork {
       }
     }
     // Core over each sequence from its stored state (a constant).
-    let features: UnsafePointer<Float>
-    if let core {
-      let hs = core.hiddenSize
-      let h0 = ws.h0.reserve(batch.sequences &* hs)
-      let c0 = ws.c0.reserve(batch.sequences &* hs)
-      for i in 0..<batch.sequences {
-        for k in 0..<hs {
-          h0[i &* hs &+ k] = batch.stateIn[i * stateSize + k]
-          if core.stateCount == 2 { c0[i &* hs &+ k] = batch.stateIn[i * stateSize + hs + k] }
-        }
-      }
-      features = core.forward(p, x: x, packing: packing, h0: h0, c0: c0, cache: ws.core)
-    } else {
-      features = UnsafePointer(x)
-    }
+    let features =
+      core.map {
+        towerForward(
+          $0, p, x: x, batch: batch, packing: packing, column: 0, h0: ws.h0, c0: ws.c0, cache: ws.core)
+      } ?? UnsafePointer(x)
     let logits = ws.logits.reserve(rows &* actionCount)
     policyHead.forward(p, x: features, rows: rows, y: logits)
     spreadFreeLogStd(p, logits, rows: rows)
@@ -152,7 +151,69 @@ extension PolicyNetwork {
         }
       }
     }
-    valueHead.forward(p, x: features, rows: rows, y: ws.values.reserve(rows))
+    guard let valueEncoder else {
+      valueHead.forward(p, x: features, rows: rows, y: ws.values.reserve(rows))
+      return
+    }
+    // The value's own encoder and core, over the same inputs and its columns of the states.
+    let zv = valueEncoder.forward(p, x: obs, rows: rows, cache: ws.valueEncoder)
+    let xv = ws.valueCoreInput.reserve(rows &* coreInputSize)
+    ws.prevActionStore.withUnsafeBufferPointer { pa in
+      ws.prevRewardStore.withPointer { pr in
+        assembleCoreInput(z: zv, prevActions: pa.baseAddress.unsafelyUnwrapped, prevRewards: pr, rows: rows, into: xv)
+      }
+    }
+    let valueFeatures =
+      valueCore.map {
+        towerForward(
+          $0, p, x: xv, batch: batch, packing: packing, column: core?.hiddenSize ?? 0, h0: ws.valueH0,
+          c0: ws.valueC0, cache: ws.valueCore)
+      } ?? UnsafePointer(xv)
+    valueHead.forward(p, x: valueFeatures, rows: rows, y: ws.values.reserve(rows))
+  }
+
+  /// Runs `core` over the packed batch from its columns `[column, column + H)` of
+  /// each sequence's stored `h` and `c` (``stateWidth`` each); returns `[P, H]`.
+  func towerForward(
+    _ core: any RecurrentLayer, _ p: Parameters, x: UnsafePointer<Float>, batch: Batch, packing: PackedSequences,
+    column: Int, h0 hBuffer: FloatBuffer, c0 cBuffer: FloatBuffer, cache: RecurrentCache
+  ) -> UnsafePointer<Float> {
+    let hs = core.hiddenSize
+    let w = stateWidth
+    let h0 = hBuffer.reserve(batch.sequences &* hs)
+    let c0 = cBuffer.reserve(batch.sequences &* hs)
+    batch.stateIn.withUnsafeBufferPointer { state in
+      for i in 0..<batch.sequences {
+        let row = state.baseAddress.unsafelyUnwrapped + (i &* stateSize &+ column)
+        (h0 + i &* hs).update(from: row, count: hs)
+        if core.stateCount == 2 { (c0 + i &* hs).update(from: row + w, count: hs) }
+      }
+    }
+    return core.forward(p, x: x, packing: packing, h0: h0, c0: c0, cache: cache)
+  }
+
+  /// Backpropagates `dF` (`[P, features]`) through `core` (nil: the features are
+  /// the core input) and returns the gradient of the encoder's output `[P, Z]`
+  /// (the z columns of the core input's), or nil when no encoder layer needs it
+  /// (`encoder` nil or without layers, and no convolutions).
+  func towerBackward(
+    _ core: (any RecurrentLayer)?, _ encoder: MLP?, _ p: Parameters, dF: UnsafeMutablePointer<Float>, rows: Int,
+    coreInput: FloatBuffer, coreCache: RecurrentCache, gradCoreInput: FloatBuffer, gradEncoder: FloatBuffer
+  ) -> UnsafePointer<Float>? {
+    let ci = coreInputSize
+    let dX: UnsafePointer<Float>
+    if let core {
+      let g = gradCoreInput.reserve(rows &* ci)
+      core.backward(p, x: coreInput.pointer, dH: dF, cache: coreCache, dx: g, dh0: nil, dc0: nil)
+      dX = UnsafePointer(g)
+    } else {
+      dX = UnsafePointer(dF)
+    }
+    guard convolution != nil || encoder?.layers.isEmpty == false else { return nil }
+    let zs = self.encoder.outFeatures
+    let dZ = gradEncoder.reserve(rows &* zs)
+    for r in 0..<rows { (dZ + r &* zs).update(from: dX + r &* ci, count: zs) }
+    return UnsafePointer(dZ)
   }
 
   /// Backward from `ws.gradLogits` and `ws.gradValues` (set by the loss) to every
@@ -178,22 +239,27 @@ extension PolicyNetwork {
       dHead = UnsafePointer(g)
     }
     policyHead.backward(p, x: features, dy: dHead, rows: rows, dx: dF)
-    valueHead.backward(p, x: features, dy: ws.gradValues.pointer, rows: rows, dx: dF, accumulateInput: true)
-    // Core (BPTT within each fragment).
-    let ci = coreInputSize
-    let dX: UnsafePointer<Float>
-    if let core {
-      let g = ws.gradCoreInput.reserve(rows &* ci)
-      core.backward(p, x: ws.coreInput.pointer, dH: dF, cache: ws.core, dx: g, dh0: nil, dc0: nil)
-      dX = UnsafePointer(g)
+    if let valueEncoder {
+      // The value's own tower: its head, core and encoder.
+      let valueFeatures: UnsafePointer<Float> =
+        valueCore != nil ? ws.valueCore.outputs : UnsafePointer(ws.valueCoreInput.pointer)
+      let dFv = ws.gradValueFeatures.reserve(rows &* fs)
+      valueHead.backward(p, x: valueFeatures, dy: ws.gradValues.pointer, rows: rows, dx: dFv)
+      if let dZv = towerBackward(
+        valueCore, valueEncoder, p, dF: dFv, rows: rows, coreInput: ws.valueCoreInput, coreCache: ws.valueCore,
+        gradCoreInput: ws.gradValueCoreInput, gradEncoder: ws.gradValueEncoder)
+      {
+        valueEncoder.backward(p, x: ws.obs.pointer, dy: dZv, cache: ws.valueEncoder, dx: nil)
+      }
     } else {
-      dX = UnsafePointer(dF)
+      valueHead.backward(p, x: features, dy: ws.gradValues.pointer, rows: rows, dx: dF, accumulateInput: true)
     }
-    // Encoder: the z columns of the core input's gradient.
-    guard !encoder.layers.isEmpty || convolution != nil else { return }
-    let zs = encoder.outFeatures
-    let dZ = ws.gradEncoder.reserve(rows &* zs)
-    for r in 0..<rows { (dZ + r &* zs).update(from: dX + r &* ci, count: zs) }
+    // Core (BPTT within each fragment), then the encoder's share of its input's gradient.
+    guard
+      let dZ = towerBackward(
+        core, encoder, p, dF: dF, rows: rows, coreInput: ws.coreInput, coreCache: ws.core,
+        gradCoreInput: ws.gradCoreInput, gradEncoder: ws.gradEncoder)
+    else { return }
     guard let convolution else {
       encoder.backward(p, x: ws.obs.pointer, dy: dZ, cache: ws.encoder, dx: nil)
       return

@@ -18,6 +18,12 @@ import HerdNN
 /// convolutional encoder, ``ConvPlan``), `encoder.*`, `core.*`, `pi.*`, `vf.*`.
 /// With convolutions, `encoder.*` are the fully connected layers after the
 /// flattened feature map (y, x, channel order).
+///
+/// With `vf_share_layers = false` the value has its own encoder and core
+/// (`vf_encoder.*`, `vf_core.*`, the same sizes as the policy's, over the same
+/// filtered observation and extras): `value_t = w_v . h^v_t + b_v`. The state per
+/// sequence is then `[h ; h^v]` followed by `[c ; c^v]` (LSTM), so everything that
+/// carries states (rollout, fragments, the wire) carries both cores unchanged.
 public struct PolicyNetwork: Sendable {
   /// Observation floats F.
   public let observationSize: Int
@@ -38,6 +44,10 @@ public struct PolicyNetwork: Sendable {
   public let encoder: MLP
   /// The recurrent core, nil for a feed-forward policy.
   public let core: (any RecurrentLayer)?
+  /// The value's own encoder (`vf_share_layers = false`), nil when it shares the policy's.
+  public let valueEncoder: MLP?
+  /// The value's own core (`vf_share_layers = false` with a core), nil otherwise.
+  public let valueCore: (any RecurrentLayer)?
   /// Policy head `[A, H]`.
   public let policyHead: Linear
   /// Value head `[1, H]`.
@@ -119,6 +129,24 @@ public struct PolicyNetwork: Sendable {
     policyHead = Linear(
       "pi", inFeatures: features, outFeatures: freeLogStd ? actionCount / 2 : actionCount, layout: &layout,
       weightBound: 0.01)
+    if config.vf_share_layers {
+      valueEncoder = nil
+      valueCore = nil
+    } else {
+      precondition(conv == nil, "vf_share_layers = false is for flat observations")
+      let e = MLP(
+        "vf_encoder", inFeatures: observationSize, hiddenSizes: config.fcnet_hiddens,
+        activation: config.fcnet_activation, layout: &layout)
+      valueEncoder = e
+      if let core {
+        valueCore =
+          core.stateCount == 1
+          ? GRU("vf_core", inputSize: coreIn, hiddenSize: core.hiddenSize, layout: &layout)
+          : LSTM("vf_core", inputSize: coreIn, hiddenSize: core.hiddenSize, layout: &layout)
+      } else {
+        valueCore = nil
+      }
+    }
     valueHead = Linear("vf", inFeatures: features, outFeatures: 1, layout: &layout, weightBound: 0.01)
     // Last, so a discrete policy's layout is what it was before Gaussians existed.
     logStd =
@@ -128,6 +156,11 @@ public struct PolicyNetwork: Sendable {
 
   /// The network for `config` over `spec`'s spaces (categorical heads or a Gaussian).
   public init(config: TrainingConfig, spec: EnvSpec) throws {
+    let conv = try ConvPlan.make(config: config, observation: spec.observation)
+    if conv != nil && !config.vf_share_layers {
+      throw ConfigError(
+        "vf_share_layers = false is supported for flat observations only; \(config.env) observes images through a convolutional encoder: set vf_share_layers to true")
+    }
     if let box = try spec.action.continuousAction() {
       guard !config.lstm_use_prev_action else {
         throw ConfigError(
@@ -135,12 +168,11 @@ public struct PolicyNetwork: Sendable {
       }
       self.init(
         config: config, observationSize: spec.observationSize, actionCount: 2 * box.low.count,
-        continuousDims: box.low.count, conv: try ConvPlan.make(config: config, observation: spec.observation))
+        continuousDims: box.low.count, conv: conv)
     } else {
       self.init(
         config: config, observationSize: spec.observationSize, actionCount: try spec.actionCount(),
-        actionHeads: try spec.action.actionHeads(),
-        conv: try ConvPlan.make(config: config, observation: spec.observation))
+        actionHeads: try spec.action.actionHeads(), conv: conv)
     }
   }
 
@@ -203,8 +235,14 @@ public struct PolicyNetwork: Sendable {
     return UnsafePointer(out)
   }
 
-  /// Floats of recurrent state per sequence: 2H (LSTM: h then c), H (GRU), 0.
-  public var stateSize: Int { core.map { $0.hiddenSize * $0.stateCount } ?? 0 }
+  /// Floats of recurrent state per sequence: 2W (LSTM: h then c), W (GRU), 0,
+  /// where W is ``stateWidth``.
+  public var stateSize: Int { stateWidth * (core?.stateCount ?? 0) }
+  /// Floats of each state vector (h, or c) per sequence: H, or 2H with the value's
+  /// own core (`[h ; h^v]`); 0 without a core.
+  public var stateWidth: Int { (core?.hiddenSize ?? 0) + (valueCore?.hiddenSize ?? 0) }
+  /// Whether the value head reads its own encoder and core.
+  public var sharesValueLayers: Bool { valueEncoder == nil }
 
   /// Writes `x = [z ; onehot(prevAction) ; prevReward]` for `rows` rows.
   @inlinable
@@ -239,6 +277,13 @@ public final class PolicyWorkspace {
   let core = RecurrentCache()
   let coreInput = FloatBuffer()
   let filtered = FloatBuffer()
+  // The value's own tower (vf_share_layers = false), and each core's state
+  // gathered out of the rows' `[h ; h^v]` while it steps.
+  let valueEncoder = MLPCache()
+  let valueCore = RecurrentCache()
+  let valueCoreInput = FloatBuffer()
+  let towerH = FloatBuffer()
+  let towerC = FloatBuffer()
   /// Logits of the last step `[K, A]`.
   public let logits = FloatBuffer()
   /// Values of the last step `[K]`.
@@ -254,7 +299,7 @@ extension PolicyNetwork {
   ///
   /// - Parameters:
   ///   - obs: `[K, F]` raw (the network applies its filter); prevActions, prevRewards: `[K]` (zeros at episode starts).
-  ///   - h, c: `[K, H]` each (c only for the LSTM; both unused without a core).
+  ///   - h, c: `[K, W]` each (``stateWidth``; c only for the LSTM; both unused without a core).
   public func step(
     _ p: Parameters, obs: UnsafePointer<Float>, prevActions: UnsafePointer<Int32>,
     prevRewards: UnsafePointer<Float>, rows: Int, h: UnsafeMutablePointer<Float>,
@@ -267,14 +312,54 @@ extension PolicyNetwork {
     assembleCoreInput(z: z, prevActions: prevActions, prevRewards: prevRewards, rows: rows, into: x)
     let features: UnsafePointer<Float>
     if let core {
-      core.step(p, x: x, rows: rows, h: h, c: core.stateCount == 2 ? c : nil, cache: ws.core)
-      features = UnsafePointer(h)
+      if valueCore == nil {
+        core.step(p, x: x, rows: rows, h: h, c: core.stateCount == 2 ? c : nil, cache: ws.core)
+        features = UnsafePointer(h)
+      } else {
+        features = towerStep(core, p, x: x, rows: rows, h: h, c: c, column: 0, cache: ws.core, ws: ws)
+      }
     } else {
       features = UnsafePointer(x)
     }
     let logits = ws.logits.reserve(rows &* actionCount)
     policyHead.forward(p, x: features, rows: rows, y: logits)
     spreadFreeLogStd(p, logits, rows: rows)
-    valueHead.forward(p, x: features, rows: rows, y: ws.values.reserve(rows))
+    guard let valueEncoder else {
+      valueHead.forward(p, x: features, rows: rows, y: ws.values.reserve(rows))
+      return
+    }
+    // The value's own encoder and core over the same input and extras.
+    let zv = valueEncoder.forward(p, x: input, rows: rows, cache: ws.valueEncoder)
+    let xv = ws.valueCoreInput.reserve(rows &* coreInputSize)
+    assembleCoreInput(z: zv, prevActions: prevActions, prevRewards: prevRewards, rows: rows, into: xv)
+    let valueFeatures =
+      valueCore.map {
+        towerStep($0, p, x: xv, rows: rows, h: h, c: c, column: core?.hiddenSize ?? 0, cache: ws.valueCore, ws: ws)
+      } ?? UnsafePointer(xv)
+    valueHead.forward(p, x: valueFeatures, rows: rows, y: ws.values.reserve(rows))
+  }
+
+  /// Steps `core` over its columns `[column, column + H)` of the rows' states
+  /// `h`, `c` (`[K, W]` each): gathers them, steps, puts them back, and returns
+  /// the new `h` `[K, H]` (valid until the next tower step with `ws`).
+  func towerStep(
+    _ core: any RecurrentLayer, _ p: Parameters, x: UnsafePointer<Float>, rows: Int,
+    h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>, column: Int, cache: RecurrentCache,
+    ws: PolicyWorkspace
+  ) -> UnsafePointer<Float> {
+    let hs = core.hiddenSize
+    let w = stateWidth
+    let th = ws.towerH.reserve(rows &* hs)
+    let tc = core.stateCount == 2 ? ws.towerC.reserve(rows &* hs) : nil
+    for r in 0..<rows {
+      (th + r &* hs).update(from: h + (r &* w &+ column), count: hs)
+      tc.map { ($0 + r &* hs).update(from: c + (r &* w &+ column), count: hs) }
+    }
+    core.step(p, x: x, rows: rows, h: th, c: tc, cache: cache)
+    for r in 0..<rows {
+      (h + (r &* w &+ column)).update(from: th + r &* hs, count: hs)
+      tc.map { (c + (r &* w &+ column)).update(from: $0 + r &* hs, count: hs) }
+    }
+    return UnsafePointer(th)
   }
 }

@@ -113,7 +113,7 @@ public final class RolloutWorker {
     let k = envs.count
     parameters = Parameters(layout: network.layout)
     maxLength = config.max_seq_len
-    let hs = network.core?.hiddenSize ?? 0
+    let hs = network.stateWidth
     h = [Float](repeating: 0, count: k * hs)
     c = h
     prevActions = [Int32](repeating: 0, count: k)
@@ -177,7 +177,7 @@ public final class RolloutWorker {
   func act(_ rows: Range<Int>) {
     let f = network.observationSize
     let a = network.actionCount
-    let hs = network.core?.hiddenSize ?? 0
+    let hs = network.stateWidth
     // The state a fragment starts from is the state before its first step: keep a
     // copy for envs about to open one (the forward updates the state in place).
     let cells = network.core?.stateCount ?? 0
@@ -249,7 +249,7 @@ public final class RolloutWorker {
   func record(_ rows: Range<Int>, emit: (Fragment) -> Void, episode: (EpisodeRecord) -> Void) {
     let f = network.observationSize
     let a = network.actionCount
-    let hs = network.core?.hiddenSize ?? 0
+    let hs = network.stateWidth
     let stateSize = network.stateSize
     envSteps += rows.count
     actedOn.withPointer { obs in

@@ -63,6 +63,12 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// RLlib's name; Herd's default is true (RLlib's is false), as CleanRL's and
   /// Stable Baselines' continuous PPO.
   public var free_log_std = true
+  /// Whether the value head shares the encoder and the core with the policy (true,
+  /// IMPALA's one network) or has its own (false: an encoder `vf_encoder.*` and a
+  /// core `vf_core.*` of the same sizes, carried in the state beside the policy's),
+  /// so the value loss no longer shapes the policy's features. RLlib's name.
+  /// Flat observations only.
+  public var vf_share_layers = true
 
   // MARK: Learning (IMPALA, Espeholt et al. 2018)
   /// Timesteps per batch B; the learner takes B / T fragments.

@@ -74,6 +74,12 @@ VARIANTS = {
         "Pendulum-v1",
         ["use_lstm=false", "fcnet_hiddens=[8]", "free_log_std=false"],
     ),
+    # The value's own encoder and LSTM (vf_share_layers = false): the state tensors
+    # hold both cores, the policy's columns first.
+    "own_value": (
+        "StatelessCartPole-v1",
+        ["lstm_cell_size=8", "fcnet_hiddens=[16]", "vf_share_layers=false", "lstm_use_prev_reward=true"],
+    ),
 }
 STEPS, ROWS = 12, 3
 

@@ -15,7 +15,7 @@ import Testing
 /// uint8 frames with a GRU, and two Gaussian policies: an LSTM with the learned
 /// log std vector (StatelessPendulum) and a feed-forward one whose log std comes
 /// from the state (Pendulum).
-let variants = ["lstm", "gru", "ff", "conv", "gaussian", "gaussian_state_std"]
+let variants = ["lstm", "gru", "ff", "conv", "gaussian", "gaussian_state_std", "own_value"]
 
 func fixture(_ variant: String) -> String { fixturesDirectory() + "/export/" + variant }
 

@@ -122,6 +122,23 @@ import Testing
     }
   }
 
+  /// The value's own tower is for flat observations: over images the network
+  /// refuses it by name, and a flat environment takes it.
+  @Test func anOwnValueTowerIsRefusedOverImages() throws {
+    var c = Self.pixelConfig()
+    c.vf_share_layers = false
+    do {
+      _ = try Self.network(c)
+      Issue.record("vf_share_layers = false over images was accepted")
+    } catch let e as ConfigError {
+      #expect(e.description.contains("vf_share_layers = false") && e.description.contains("PixelMemory-v0"), "\(e)")
+    }
+    var flat = TrainingConfig.defaults(for: "MemoryChain-v0")
+    flat.vf_share_layers = false
+    let net = try PolicyNetwork(config: flat, spec: try EnvironmentFactory.spec(flat))
+    #expect(net.valueCore != nil && net.stateWidth == 2 * flat.lstm_cell_size)
+  }
+
   /// The cue is in the pixels of the first frame only, on its side; the answer on
   /// the last step is rewarded by it.
   @Test func pixelMemoryShowsTheCueOnItsSide() {

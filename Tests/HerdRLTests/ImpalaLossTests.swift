@@ -11,19 +11,62 @@ import Testing
   /// fragment, encoder) against central differences, with the V-trace targets held
   /// constant as the method prescribes. Off-policy data (the behaviour policy had
   /// other weights) so the importance weights are not all 1.
-  @Test(arguments: ["lstm", "gru", "none"])
-  func wholeLossGradientMatchesFiniteDifferences(core: String) throws {
+  /// "... vf": the value has its own encoder and core (vf_share_layers = false).
+  @Test(arguments: ["lstm", "gru", "none", "lstm vf", "gru vf", "none vf"])
+  func wholeLossGradientMatchesFiniteDifferences(variant: String) throws {
+    let core = String(variant.split(separator: " ")[0])
     var config = smallConfig("CartPole-v1")
     config.env_config.max_episode_steps = 7
     config.use_lstm = core != "none"
     config.rnn_type = core == "gru" ? .gru : .lstm
+    config.vf_share_layers = !variant.hasSuffix(" vf")
     config.lstm_use_prev_action = true
     config.lstm_use_prev_reward = true
     config.entropy_coeff = 0.05
     let spaces = try EnvironmentFactory.spaces(config)
     let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
     let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 9)
-    try checkWholeLossGradient(config: config, net: net, worker: worker, label: core)
+    try checkWholeLossGradient(config: config, net: net, worker: worker, label: variant)
+  }
+
+  /// With its own encoder and core, the value's gradient reaches only `vf*`
+  /// parameters and the policy's only the rest (and each reaches all of its own).
+  @Test(arguments: ["lstm", "gru", "none"])
+  func ownValueTowerKeepsTheTwoGradientsApart(core: String) throws {
+    var config = smallConfig("CartPole-v1")
+    config.use_lstm = core != "none"
+    config.rnn_type = core == "gru" ? .gru : .lstm
+    config.lstm_use_prev_action = true
+    config.vf_share_layers = false
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: net)
+    let p = learner.parameters
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 2)
+    try worker.setWeights(p.flatValues, version: 0)
+    var fragments: [Fragment] = []
+    while fragments.count < 4 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    let batch = try Batch(
+      fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
+      actionCount: net.actionCount, stateSize: net.stateSize)
+    let ws = TrainingWorkspace()
+    try net.forward(p, batch: batch, ws: ws)
+    let rows = ws.rows
+    var rng = SeededGenerator(seed: 5)
+    for valueSide in [true, false] {
+      let gl = ws.gradLogits.reserve(rows * net.actionCount)
+      let gv = ws.gradValues.reserve(rows)
+      for i in 0..<(rows * net.actionCount) { gl[i] = valueSide ? 0 : rng.nextUnitFloat() - 0.5 }
+      for i in 0..<rows { gv[i] = valueSide ? rng.nextUnitFloat() - 0.5 : 0 }
+      p.zeroGrads()
+      net.backward(p, ws: ws)
+      for entry in p.layout.entries where !entry.name.hasPrefix("obs_filter") {
+        let g = p.grad(entry.slot)
+        let reached = (0..<entry.slot.count).contains { g[$0] != 0 }
+        let isValue = entry.name.hasPrefix("vf")
+        #expect(reached == (isValue == valueSide), "\(core) \(valueSide ? "value" : "policy") gradient at \(entry.name)")
+      }
+    }
   }
 
   /// The same with PPO's clipped surrogate on the V-trace targets (clip_param, for

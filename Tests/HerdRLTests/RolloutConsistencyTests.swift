@@ -24,6 +24,83 @@ import Testing
     try recompute(core: core, prevInputs: true, filter: true)
   }
 
+  /// With the value's own encoder and core (vf_share_layers = false) the state is
+  /// `[h ; h^v]` and `[c ; c^v]`. Each episode is replayed from zeros one step at a
+  /// time: every fragment's stored state_in must be the replay's state where the
+  /// fragment opens (both cores, in that layout), and the learner's values and
+  /// logits over the batch must be the replay's.
+  @Test(arguments: ["lstm", "gru", "none"])
+  func learnerRecomputesTheValueTowerFromTheStoredState(core: String) throws {
+    var config = TrainingConfig.defaults(for: "MemoryChain-v0")
+    config.env_config.length = 13
+    config.max_seq_len = 5
+    config.num_envs_per_worker = 6
+    config.use_lstm = core != "none"
+    config.rnn_type = core == "gru" ? .gru : .lstm
+    config.lstm_cell_size = 16
+    config.fcnet_hiddens = [8]
+    config.lstm_use_prev_action = true
+    config.lstm_use_prev_reward = true
+    config.vf_share_layers = false
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    #expect(net.stateWidth == (core == "none" ? 0 : 32) && net.valueEncoder != nil)
+    #expect(net.stateSize == (core == "lstm" ? 64 : core == "gru" ? 32 : 0))
+    let learner = Learner(config: config, network: net)
+    let p = learner.parameters
+    for i in 0..<p.count { p.values[i] *= 4 }
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 3)
+    try worker.setWeights(p.flatValues, version: 0)
+    var fragments: [Fragment] = []
+    for _ in 0..<40 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    #expect(fragments.contains { $0.end == .cut && $0.indexInEpisode > 0 } || core == "none")
+    let batch = try Batch(
+      fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
+      actionCount: net.actionCount, stateSize: net.stateSize)
+    let ws = TrainingWorkspace()
+    try net.forward(p, batch: batch, ws: ws)
+    let packing = try #require(ws.packing)
+    // Replay each episode from its start, fragment by fragment in episode order.
+    let f = net.observationSize
+    let a = net.actionCount
+    let w = net.stateWidth
+    let episodes = Dictionary(grouping: fragments.indices) { fragments[$0].episodeID }
+    let step = PolicyWorkspace()
+    var checkedStates = 0
+    var valuesChecked = 0
+    for (_, members) in episodes {
+      let ordered = members.sorted { fragments[$0].indexInEpisode < fragments[$1].indexInEpisode }
+      guard fragments[ordered[0]].indexInEpisode == 0 else { continue }
+      var h = [Float](repeating: 0, count: max(1, w))
+      var c = h
+      for i in ordered {
+        let fr = fragments[i]
+        if w > 0 {
+          let expected = Array(h[0..<w]) + (core == "lstm" ? Array(c[0..<w]) : [])
+          let cmp = closeness(fr.stateIn, expected, rtol: 1e-5, atol: 1e-6)
+          #expect(cmp.ok, "\(core) state_in at step \(fr.indexInEpisode): \(cmp)")
+          if fr.indexInEpisode > 0 { checkedStates += 1 }
+        }
+        for t in 0..<fr.length {
+          let obs = (0..<f).map { fr.observations[t * f + $0] }
+          let pa: [Int32] = [t == 0 ? fr.prevAction : fr.actions[t - 1]]
+          let pr: [Float] = [t == 0 ? fr.prevReward : fr.rewards[t - 1]]
+          net.step(p, obs: obs, prevActions: pa, prevRewards: pr, rows: 1, h: &h, c: &c, ws: step)
+          let r = packing.row(sequence: i, time: t)
+          let v = closeness([ws.values.pointer[r]], [step.values.pointer[0]], rtol: 1e-5, atol: 1e-5)
+          #expect(v.ok, "\(core) value at step \(fr.indexInEpisode + t): \(v)")
+          let l = closeness(
+            (0..<a).map { ws.logits.pointer[r * a + $0] }, (0..<a).map { step.logits.pointer[$0] }, rtol: 1e-5,
+            atol: 1e-5)
+          #expect(l.ok, "\(core) logits at step \(fr.indexInEpisode + t): \(l)")
+          valuesChecked += 1
+        }
+      }
+    }
+    #expect(valuesChecked > 100)
+    #expect(checkedStates > 5 || core == "none")
+  }
+
   func recompute(core: String, prevInputs: Bool, filter: Bool) throws {
     var config = TrainingConfig.defaults(for: "MemoryChain-v0")
     config.observation_filter = filter ? .MeanStdFilter : .NoFilter

@@ -15,7 +15,8 @@ With PyTorch::
 ``policy.json``: ``observation.flattening``); ``prev_action`` ``[N]`` int64 and
 ``prev_reward`` ``[N]`` float32 are 0 at episode starts and ignored when the policy
 does not use them. The state is a tuple: ``(h, c)`` for an LSTM, ``(h,)`` for a GRU,
-``()`` without a core.
+``()`` without a core; each is ``[N, W]``, W the core's size, or both cores' when the
+value has its own (``policy.json``: ``value_tower``, the policy core's columns first).
 
 With onnxruntime, see :mod:`herd_policy.check` (``run_onnx``) or the ONNX
 signature in ``policy.json`` (``onnx.inputs`` / ``onnx.outputs``).

@@ -37,7 +37,7 @@ def run_onnx(export_dir, inputs):
     names = meta["onnx"]["inputs"]
     obs = np.asarray(inputs["obs"], dtype=np.float32)
     steps, n = obs.shape[0], obs.shape[1]
-    hidden = meta["core"].get("hidden_size", 0)
+    hidden = meta["core"].get("state_width", meta["core"].get("hidden_size", 0))
     state = tuple(np.zeros((n, hidden), np.float32) for _ in meta["core"].get("state", []))
     out = {"logits": [], "value": [], "h": [], "c": []}
     for t in range(steps):

@@ -114,6 +114,19 @@ class HerdPolicy(nn.Module):
             self.core = None
         else:
             raise ValueError(f"core type {self.core_type!r} is not known to this loader")
+        # The value's own encoder and core (trained with vf_share_layers = false): the
+        # state tensors then hold the policy core's columns, then vf_core's.
+        tower = meta.get("value_tower")
+        self.vf_encoder = None
+        self.vf_core = None
+        if tower:
+            self.vf_encoder = nn.ModuleList(
+                nn.Linear(l["in_features"], l["out_features"]) for l in tower["encoder"]["layers"])
+            vc = tower["core"]
+            if vc["type"] == "lstm":
+                self.vf_core = nn.LSTM(vc["input_size"], vc["hidden_size"])
+            elif vc["type"] == "gru":
+                self.vf_core = nn.GRU(vc["input_size"], vc["hidden_size"])
         heads = meta["heads"]
         self.pi = nn.Linear(heads["pi"]["in_features"], heads["pi"]["out_features"])
         if self.gaussian:
@@ -138,20 +151,39 @@ class HerdPolicy(nn.Module):
         return policy
 
     def initial_state(self, batch=1):
-        """The state at an episode start: zeros ``[batch, H]`` (h, c for an LSTM)."""
+        """The state at an episode start: zeros ``[batch, W]`` (h, c for an LSTM), W the
+        core's size, or both cores' with the value's own (policy columns first)."""
         if self.core is None:
             return ()
-        h = torch.zeros(batch, self.core.hidden_size)
+        width = self.core.hidden_size + (self.vf_core.hidden_size if self.vf_core is not None else 0)
+        h = torch.zeros(batch, width)
         return (h, h.clone()) if self.core_type == "lstm" else (h,)
 
     def forward(self, obs, state, prev_action=None, prev_reward=None):
         x = torch.as_tensor(obs, dtype=torch.float32)
-        n = x.shape[0]
         if self.obs_filter is not None:
             x = self.obs_filter(x)
         if self.conv is not None:
             x = self.conv(x)
-        for layer in self.encoder:
+        if self.vf_encoder is None:
+            features, new_state = self._tower(x, self.encoder, self.core, state, prev_action, prev_reward)
+            value_features = features
+        else:
+            hp = self.core.hidden_size if self.core is not None else 0
+            policy_state = tuple(s[:, :hp] for s in state)
+            value_state = tuple(s[:, hp:] for s in state)
+            features, ps = self._tower(x, self.encoder, self.core, policy_state, prev_action, prev_reward)
+            value_features, vs = self._tower(x, self.vf_encoder, self.vf_core, value_state, prev_action, prev_reward)
+            new_state = tuple(torch.cat([a, b], dim=1) for a, b in zip(ps, vs))
+        logits = self.pi(features)
+        if self.gaussian and hasattr(self.pi, "log_std"):
+            logits = torch.cat([logits, self.pi.log_std.expand(logits.shape[0], self.dims)], dim=1)
+        return logits, self.vf(value_features)[:, 0], new_state
+
+    def _tower(self, x, encoder, core, state, prev_action, prev_reward):
+        """An encoder and a core over the (filtered) input: the features and the new state."""
+        n = x.shape[0]
+        for layer in encoder:
             x = self.activation(layer(x))
         parts = [x]
         if self.use_prev_action:
@@ -162,20 +194,15 @@ class HerdPolicy(nn.Module):
             r = torch.as_tensor(prev_reward if prev_reward is not None else torch.zeros(n), dtype=torch.float32)
             parts.append(r.reshape(n, 1))
         u = torch.cat(parts, dim=1)
-        if self.core is None:
-            features, new_state = u, ()
-        elif self.core_type == "lstm":
+        if core is None:
+            return u, ()
+        if self.core_type == "lstm":
             h, c = state
-            out, (h2, c2) = self.core(u.unsqueeze(0), (h.unsqueeze(0), c.unsqueeze(0)))
-            features, new_state = out[0], (h2[0], c2[0])
-        else:
-            (h,) = state
-            out, h2 = self.core(u.unsqueeze(0), h.unsqueeze(0))
-            features, new_state = out[0], (h2[0],)
-        logits = self.pi(features)
-        if self.gaussian and hasattr(self.pi, "log_std"):
-            logits = torch.cat([logits, self.pi.log_std.expand(logits.shape[0], self.dims)], dim=1)
-        return logits, self.vf(features)[:, 0], new_state
+            out, (h2, c2) = core(u.unsqueeze(0), (h.contiguous().unsqueeze(0), c.contiguous().unsqueeze(0)))
+            return out[0], (h2[0], c2[0])
+        (h,) = state
+        out, h2 = core(u.unsqueeze(0), h.contiguous().unsqueeze(0))
+        return out[0], (h2[0],)
 
     def mean_and_std(self, logits):
         """A Gaussian policy's mean and standard deviation ``[N, D]`` each (the log std clamped as Herd clamps it)."""
