@@ -34,8 +34,12 @@ public struct TrainedPolicy: Sendable {
     guard let text = archive.metadata[CheckpointKey.config], !text.isEmpty,
       let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
     else { throw RunDirectoryError("\(file) holds no training config in its metadata: not a Herd checkpoint") }
-    let env = object["env"] as? String ?? TrainingConfig().env
-    let config = try TrainingConfig.decode(json: Data(text.utf8), over: .defaults(for: env), source: file)
+    // The checkpoint holds every key its Herd knew. A key it lacks is newer than the
+    // run, so the run behaved as that key's library default, not as whatever the
+    // environment's tuned defaults say today (the Pendulums' vf_share_layers).
+    var base = TrainingConfig()
+    base.env = object["env"] as? String ?? base.env
+    let config = try TrainingConfig.decode(json: Data(text.utf8), over: base, source: file)
     let specFile = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("env_spec.json")
     let spec: EnvSpec
     if let json = try? String(contentsOfFile: specFile, encoding: .utf8) {
