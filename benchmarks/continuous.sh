@@ -8,7 +8,7 @@
 #   TASK: pendulum   gym:Pendulum-v1 through the env host with configs/Pendulum-v1.json,
 #                    feed-forward, then an LSTM(64); target -200, 600k steps
 #         stateless  StatelessPendulum-v1 (angle only, no velocity) with its defaults,
-#                    LSTM(64) then feed-forward; target -300, 2M steps
+#                    LSTM(64) then feed-forward; target -300, 1.2M steps
 # Environment: STEPS overrides the budget, OUT the output folder (default a new
 # temporary one). Needs `make build venv`; runs from the repository root.
 set -euo pipefail
@@ -23,7 +23,7 @@ case $task in
   pendulum) env=gym:Pendulum-v1 target=-200 steps=${STEPS:-600000}
     base=(--config configs/Pendulum-v1.json)
     variants=("feed-forward:" "lstm:--set use_lstm=true --set lr_decay_env_steps=$steps") ;;
-  stateless) env=StatelessPendulum-v1 target=-300 steps=${STEPS:-2000000}
+  stateless) env=StatelessPendulum-v1 target=-300 steps=${STEPS:-1200000}
     base=()
     variants=("lstm:" "feed-forward:--set use_lstm=false") ;;
   *) echo "unknown TASK $task: pendulum or stateless" >&2; exit 2 ;;

@@ -114,6 +114,6 @@ public enum StatelessPendulum {
     options: ["max_episode_steps": 200],
     trainingDefaults: Pendulum.pendulumDefaults.replacingOccurrences(
       of: #""use_lstm": false"#, with: #""use_lstm": true, "lstm_cell_size": 64"#
-    ).replacingOccurrences(of: #""lr_decay_env_steps": 500000"#, with: #""lr_decay_env_steps": 2000000"#)
+    ).replacingOccurrences(of: #""lr_decay_env_steps": 500000"#, with: #""lr_decay_env_steps": 1000000"#)
   ) { Pendulum(maxEpisodeSteps: $0["max_episode_steps"] ?? 200, hideVelocity: true) }
 }
