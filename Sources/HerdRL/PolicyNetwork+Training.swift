@@ -122,18 +122,10 @@ extension PolicyNetwork {
     }
     ws.convolutionOutput = encoderInput
     let z = encoder.forward(p, x: encoderInput, rows: rows, cache: ws.encoder)
-    let x = ws.coreInput.reserve(rows &* coreInputSize)
-    ws.prevActionStore.withUnsafeBufferPointer { pa in
-      ws.prevRewardStore.withPointer { pr in
-        assembleCoreInput(z: z, prevActions: pa.baseAddress.unsafelyUnwrapped, prevRewards: pr, rows: rows, into: x)
-      }
-    }
     // Core over each sequence from its stored state (a constant).
-    let features =
-      core.map {
-        towerForward(
-          $0, p, x: x, batch: batch, packing: packing, column: 0, h0: ws.h0, c0: ws.c0, cache: ws.core)
-      } ?? UnsafePointer(x)
+    let features = towerForward(
+      core, p, z: z, into: ws.coreInput, batch: batch, packing: packing, column: 0, h0: ws.h0, c0: ws.c0,
+      cache: ws.core, ws: ws)
     let logits = ws.logits.reserve(rows &* actionCount)
     policyHead.forward(p, x: features, rows: rows, y: logits)
     spreadFreeLogStd(p, logits, rows: rows)
@@ -157,27 +149,29 @@ extension PolicyNetwork {
     }
     // The value's own encoder and core, over the same inputs and its columns of the states.
     let zv = valueEncoder.forward(p, x: obs, rows: rows, cache: ws.valueEncoder)
-    let xv = ws.valueCoreInput.reserve(rows &* coreInputSize)
-    ws.prevActionStore.withUnsafeBufferPointer { pa in
-      ws.prevRewardStore.withPointer { pr in
-        assembleCoreInput(z: zv, prevActions: pa.baseAddress.unsafelyUnwrapped, prevRewards: pr, rows: rows, into: xv)
-      }
-    }
-    let valueFeatures =
-      valueCore.map {
-        towerForward(
-          $0, p, x: xv, batch: batch, packing: packing, column: core?.hiddenSize ?? 0, h0: ws.valueH0,
-          c0: ws.valueC0, cache: ws.valueCore)
-      } ?? UnsafePointer(xv)
+    let valueFeatures = towerForward(
+      valueCore, p, z: zv, into: ws.valueCoreInput, batch: batch, packing: packing, column: core?.hiddenSize ?? 0,
+      h0: ws.valueH0, c0: ws.valueC0, cache: ws.valueCore, ws: ws)
     valueHead.forward(p, x: valueFeatures, rows: rows, y: ws.values.reserve(rows))
   }
 
-  /// Runs `core` over the packed batch from its columns `[column, column + H)` of
-  /// each sequence's stored `h` and `c` (``stateWidth`` each); returns `[P, H]`.
+  /// Writes a tower's core input `[z ; extras]` (packed rows) into `input` and runs
+  /// `core` over the packed batch from its columns `[column, column + H)` of each
+  /// sequence's stored `h` and `c` (``stateWidth`` each). Returns the features the
+  /// head reads: `[P, H]`, or the core input without a core.
   func towerForward(
-    _ core: any RecurrentLayer, _ p: Parameters, x: UnsafePointer<Float>, batch: Batch, packing: PackedSequences,
-    column: Int, h0 hBuffer: FloatBuffer, c0 cBuffer: FloatBuffer, cache: RecurrentCache
+    _ core: (any RecurrentLayer)?, _ p: Parameters, z: UnsafePointer<Float>, into input: FloatBuffer, batch: Batch,
+    packing: PackedSequences, column: Int, h0 hBuffer: FloatBuffer, c0 cBuffer: FloatBuffer, cache: RecurrentCache,
+    ws: TrainingWorkspace
   ) -> UnsafePointer<Float> {
+    let rows = packing.rowCount
+    let x = input.reserve(rows &* coreInputSize)
+    ws.prevActionStore.withUnsafeBufferPointer { pa in
+      ws.prevRewardStore.withPointer { pr in
+        assembleCoreInput(z: z, prevActions: pa.baseAddress.unsafelyUnwrapped, prevRewards: pr, rows: rows, into: x)
+      }
+    }
+    guard let core else { return UnsafePointer(x) }
     let hs = core.hiddenSize
     let w = stateWidth
     let h0 = hBuffer.reserve(batch.sequences &* hs)

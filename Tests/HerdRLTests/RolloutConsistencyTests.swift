@@ -31,16 +31,7 @@ import Testing
   /// logits over the batch must be the replay's.
   @Test(arguments: ["lstm", "gru", "none"])
   func learnerRecomputesTheValueTowerFromTheStoredState(core: String) throws {
-    var config = TrainingConfig.defaults(for: "MemoryChain-v0")
-    config.env_config.length = 13
-    config.max_seq_len = 5
-    config.num_envs_per_worker = 6
-    config.use_lstm = core != "none"
-    config.rnn_type = core == "gru" ? .gru : .lstm
-    config.lstm_cell_size = 16
-    config.fcnet_hiddens = [8]
-    config.lstm_use_prev_action = true
-    config.lstm_use_prev_reward = true
+    var config = Self.config(core: core, prevInputs: true)
     config.vf_share_layers = false
     let spaces = try EnvironmentFactory.spaces(config)
     let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
@@ -101,9 +92,10 @@ import Testing
     #expect(checkedStates > 5 || core == "none")
   }
 
-  func recompute(core: String, prevInputs: Bool, filter: Bool) throws {
+  /// MemoryChain (L = 13) in fragments of 5 over 6 envs, a small `core` ("lstm",
+  /// "gru", "none") with the previous action and reward as inputs or not.
+  static func config(core: String, prevInputs: Bool) -> TrainingConfig {
     var config = TrainingConfig.defaults(for: "MemoryChain-v0")
-    config.observation_filter = filter ? .MeanStdFilter : .NoFilter
     config.env_config.length = 13
     config.max_seq_len = 5
     config.num_envs_per_worker = 6
@@ -113,6 +105,12 @@ import Testing
     config.fcnet_hiddens = [8]
     config.lstm_use_prev_action = prevInputs
     config.lstm_use_prev_reward = prevInputs
+    return config
+  }
+
+  func recompute(core: String, prevInputs: Bool, filter: Bool) throws {
+    var config = Self.config(core: core, prevInputs: prevInputs)
+    config.observation_filter = filter ? .MeanStdFilter : .NoFilter
     let spaces = try EnvironmentFactory.spaces(config)
     let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
     let learner = Learner(config: config, network: net)
