@@ -189,9 +189,9 @@ extension PolicyNetwork {
   /// Backpropagates `dF` (`[P, features]`) through `core` (nil: the features are
   /// the core input) and returns the gradient of the encoder's output `[P, Z]`
   /// (the z columns of the core input's), or nil when no encoder layer needs it
-  /// (`encoder` nil or without layers, and no convolutions).
+  /// (`encoder` without layers, and no convolutions).
   func towerBackward(
-    _ core: (any RecurrentLayer)?, _ encoder: MLP?, _ p: Parameters, dF: UnsafeMutablePointer<Float>, rows: Int,
+    _ core: (any RecurrentLayer)?, _ encoder: MLP, _ p: Parameters, dF: UnsafeMutablePointer<Float>, rows: Int,
     coreInput: FloatBuffer, coreCache: RecurrentCache, gradCoreInput: FloatBuffer, gradEncoder: FloatBuffer
   ) -> UnsafePointer<Float>? {
     let ci = coreInputSize
@@ -203,8 +203,8 @@ extension PolicyNetwork {
     } else {
       dX = UnsafePointer(dF)
     }
-    guard convolution != nil || encoder?.layers.isEmpty == false else { return nil }
-    let zs = self.encoder.outFeatures
+    guard convolution != nil || !encoder.layers.isEmpty else { return nil }
+    let zs = encoder.outFeatures
     let dZ = gradEncoder.reserve(rows &* zs)
     for r in 0..<rows { (dZ + r &* zs).update(from: dX + r &* ci, count: zs) }
     return UnsafePointer(dZ)
