@@ -225,6 +225,13 @@ final class Trainer: @unchecked Sendable {
     var pending: [Fragment] = []
     // The last batch trained, for the idle learner's reuse (max_sample_reuse).
     var lastBatch: [Fragment] = []
+    // Experience replay: each new batch mixes in fragments drawn from this.
+    var replay = ReplayBuffer(
+      capacity: config.replay_buffer_num_slots, proportion: config.replay_proportion, seed: config.seed &+ 0xB0FF_E4)
+    if replay.isActive {
+      logger.info(
+        "replay: \(config.replay_proportion) replayed fragments per new one, from the newest \(config.replay_buffer_num_slots) fragments trained on")
+    }
     var lastPublished = learner.version
     let n = config.fragmentsPerBatch
     var last: LearnerStepStats?
@@ -263,7 +270,8 @@ final class Trainer: @unchecked Sendable {
       // Update and publish.
       if pending.count >= n {
         do {
-          let steps = try learner.train(pending)
+          replay.dropStale(version: learner.version, maxLag: config.max_policy_lag)
+          let steps = try learner.train(pending, replayed: replay.draw(forNew: pending.count))
           stats.addSkippedUpdates(steps.filter(\.skipped).count)
           stats.recordLags(steps[0].lags)
           last = steps.last
@@ -272,6 +280,7 @@ final class Trainer: @unchecked Sendable {
           pending.removeAll()
           break
         }
+        replay.add(pending)
         lastBatch = pending
         pending.removeAll(keepingCapacity: true)
       } else if incoming.isEmpty && config.max_sample_reuse > 1 && !lastBatch.isEmpty {

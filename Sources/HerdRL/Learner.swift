@@ -158,6 +158,19 @@ public final class Learner {
   ///
   /// - Throws: ``BatchError`` for fragments that do not fit the model.
   public func train(_ fragments: [Fragment], passes: Int? = nil, fresh: Bool = true) throws -> [LearnerStepStats] {
+    try train(fragments, replayed: [], passes: passes, fresh: fresh)
+  }
+
+  /// Trains on new fragments with replayed ones mixed into the same batch (the
+  /// replay buffer's `replay_proportion`): the two are shuffled together into the
+  /// minibatches of every pass, but only `fragments` are fresh (filter statistics,
+  /// return statistics and trained steps); the replayed ones count as reused. Both
+  /// are weighed against their own stored behaviour logits.
+  public func train(
+    _ fragments: [Fragment], replayed: [Fragment], passes: Int? = nil, fresh: Bool = true
+  ) throws -> [LearnerStepStats] {
+    let isFresh = [Bool](repeating: fresh, count: fragments.count) + [Bool](repeating: false, count: replayed.count)
+    let fragments = fragments + replayed
     let epochs = max(1, passes ?? config.num_epochs)
     let perUpdate =
       config.minibatch_size == 0 ? fragments.count : max(1, config.minibatch_size / max(1, config.max_seq_len))
@@ -173,7 +186,7 @@ public final class Learner {
         let chunk = Array(order[start..<min(order.count, start + perUpdate)])
         let (stats, logProbs) = try update(
           chunk.map { fragments[$0] }, anchors: anchored ? chunk.map { anchors[$0] } : nil,
-          fresh: fresh && epoch == 0)
+          fresh: chunk.map { isFresh[$0] && epoch == 0 })
         if anchored && epoch == 0 {
           for (k, j) in chunk.enumerated() { anchors[j] = logProbs[k] }
         }
@@ -196,12 +209,23 @@ public final class Learner {
     try update(fragments, anchors: nil, fresh: fresh).stats
   }
 
-  /// ``step(_:fresh:)`` with the clipped surrogate's anchors per fragment (see
-  /// ``ImpalaLoss/targets(batch:ws:settings:anchors:)``); also returns each
-  /// fragment's `log pi(a_t)` under the weights before this update.
+  /// ``update(_:anchors:fresh:)`` with all fragments fresh or all trained again.
   func update(
     _ fragments: [Fragment], anchors: [[Float]?]?, fresh: Bool
   ) throws -> (stats: LearnerStepStats, logProbs: [[Float]]) {
+    try update(fragments, anchors: anchors, fresh: [Bool](repeating: fresh, count: fragments.count))
+  }
+
+  /// ``step(_:fresh:)`` with the clipped surrogate's anchors per fragment (see
+  /// ``ImpalaLoss/targets(batch:ws:settings:anchors:)``); also returns each
+  /// fragment's `log pi(a_t)` under the weights before this update. `isFresh`
+  /// says per fragment whether it is trained on for the first time (a replayed
+  /// fragment beside new ones is not).
+  func update(
+    _ fragments: [Fragment], anchors: [[Float]?]?, fresh isFresh: [Bool]
+  ) throws -> (stats: LearnerStepStats, logProbs: [[Float]]) {
+    // The fragments seen for the first time (the rest are trained again).
+    let fresh = zip(fragments, isFresh).filter(\.1).map(\.0)
     // Batch: [N, T+1, F] and friends, one per shard.
     let shards = split(fragments)
     var batches = try shards.map {
@@ -213,10 +237,10 @@ public final class Learner {
     // The fragments fit the model: each is filtered as its worker filtered it, and
     // their raw observations join the filter's statistics (for the next versions).
     for s in batches.indices { filterObservations(&batches[s], fragments: shards[s]) }
-    if fresh { updateFilter(fragments) }
+    if !fresh.isEmpty { updateFilter(fresh) }
     if var returns = returnStatistics {
-      if fresh {
-        for f in fragments { returns.update(f) }
+      if !fresh.isEmpty {
+        for f in fresh { returns.update(f) }
         returnStatistics = returns
       }
       // The rewards V-trace sees; the core's previous-reward inputs stay as acted on.
@@ -285,7 +309,9 @@ public final class Learner {
     optimizer.step(parameters, lr: lr)
     version += 1
     writeFilter()
-    if fresh { trainedSteps += total } else { reusedSteps += total }
+    let freshSteps = fresh.reduce(0) { $0 + $1.length }
+    trainedSteps += freshSteps
+    reusedSteps += total - freshSteps
     return (stats, logProbs.all)
   }
 

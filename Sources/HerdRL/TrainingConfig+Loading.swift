@@ -228,6 +228,17 @@ extension TrainingConfig {
     if !(max_sample_reuse >= 1) || !max_sample_reuse.isFinite {
       throw fail("max_sample_reuse", max_sample_reuse, "must be at least 1 (1: no reuse when idle)")
     }
+    if !(replay_proportion >= 0) || !replay_proportion.isFinite {
+      throw fail("replay_proportion", replay_proportion, "must be 0 (no replay) or positive, replayed fragments per new one")
+    }
+    if replay_buffer_num_slots < 0 {
+      throw fail("replay_buffer_num_slots", replay_buffer_num_slots, "must be 0 (no buffer) or positive")
+    }
+    if replay_proportion > 0 && replay_buffer_num_slots == 0 {
+      throw fail(
+        "replay_buffer_num_slots", replay_buffer_num_slots,
+        "must be positive when replay_proportion is \(replay_proportion): the buffer replayed fragments are drawn from (for example \(4 * fragmentsPerBatch), four batches)")
+    }
     if lr_decay_env_steps < 0 {
       throw fail("lr_decay_env_steps", lr_decay_env_steps, "must be 0 (constant) or positive")
     }

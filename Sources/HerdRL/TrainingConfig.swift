@@ -152,6 +152,16 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// 1 (the default) never reuses; 4 lets a slow environment's samples be used up
   /// to four times in all. Reported as the reuse ratio in the logs and /stats.
   public var max_sample_reuse: Double = 1
+  /// Experience replay (RLlib IMPALA's `replay_proportion`): each new batch of
+  /// fragments is trained with this many times as many fragments drawn at random from
+  /// the replay buffer mixed in (0.5: one replayed fragment for every two new ones;
+  /// fractions carry over between batches). Replayed fragments keep their stored
+  /// states and behaviour logits, so V-trace weighs them exactly. 0 (the default): no replay.
+  public var replay_proportion: Double = 0
+  /// Fragments the replay buffer keeps (RLlib's `replay_buffer_num_slots`, here one
+  /// fragment per slot): the newest ones trained on, oldest dropped first, and
+  /// none older than `max_policy_lag` updates. 0: no buffer.
+  public var replay_buffer_num_slots = 0
   /// Threads the learner splits each batch over (data parallel, gradients summed;
   /// each shard uses single-threaded BLAS). 1 on a machine shared with workers.
   public var learner_threads = 1

@@ -224,5 +224,119 @@ import Testing
       try config.validate()
       Issue.record("max_sample_reuse 0.5 was accepted")
     } catch { #expect("\(error)".contains("max_sample_reuse") && "\(error)".contains("at least 1")) }
+    config.max_sample_reuse = 1
+    config.replay_proportion = -1
+    do {
+      try config.validate()
+      Issue.record("replay_proportion -1 was accepted")
+    } catch { #expect("\(error)".contains("replay_proportion = -1.0")) }
+    config.replay_proportion = 0.5
+    do {
+      try config.validate()
+      Issue.record("replay_proportion without a buffer was accepted")
+    } catch { #expect("\(error)".contains("replay_buffer_num_slots = 0") && "\(error)".contains("0.5")) }
+    config.replay_buffer_num_slots = 16
+    try config.validate()
+  }
+
+  /// The replay buffer keeps the newest fragments up to its capacity, drops stale
+  /// ones, and owes `proportion` fragments per new one, carrying the fractions over;
+  /// within one draw no fragment comes twice while it holds enough.
+  @Test func theReplayBufferKeepsTheNewestAndDrawsItsProportion() throws {
+    let config = smallConfig("CartPole-v1")
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: net)
+    var made = try fragments(config, net, learner, count: 10)
+    for i in made.indices { made[i].policyVersion = i; made[i].episodeID = UInt64(1000 + i) }
+    var buffer = ReplayBuffer(capacity: 6, proportion: 0.5, seed: 3)
+    #expect(buffer.draw(forNew: 4).isEmpty, "nothing to replay yet (the 2 owed are forgone)")
+    buffer.add(Array(made[0..<4]))
+    buffer.add(Array(made[4..<10]))
+    #expect(buffer.fragments.map(\.policyVersion) == [4, 5, 6, 7, 8, 9], "the newest 6, oldest first")
+    let first = buffer.draw(forNew: 3)  // 1.5 owed: 1 now, 0.5 carried
+    let second = buffer.draw(forNew: 3)  // 0.5 + 1.5: 2
+    #expect(first.count == 1 && second.count == 2)
+    #expect(Set(second.map(\.episodeID)).count == 2, "no fragment twice in one draw")
+    let many = buffer.draw(forNew: 20)  // 10 owed from 6: each once, then again
+    #expect(many.count == 10 && Set(many.map(\.episodeID)).count == 6)
+    buffer.dropStale(version: 12, maxLag: 5)
+    #expect(buffer.fragments.map(\.policyVersion) == [7, 8, 9])
+    var off = ReplayBuffer(capacity: 6, proportion: 0, seed: 3)
+    off.add(made)
+    #expect(!off.isActive && off.fragments.isEmpty && off.draw(forNew: 8).isEmpty)
+  }
+
+  /// Replayed fragments mixed into a new batch: one update over both, the new ones
+  /// count as trained (and join the filter's statistics), the replayed ones as
+  /// reused; and the replayed ones are weighed against their stored behaviour
+  /// policy, so the reported mean ratio is (new steps x 1 + the replayed steps'
+  /// pi_current / mu_stored, computed independently) over all steps.
+  @Test(arguments: ["lstm", "gru"])
+  func replayedFragmentsAreWeighedAgainstTheirStoredBehaviour(core: String) throws {
+    var config = smallConfig("CartPole-v1")
+    config.observation_filter = .MeanStdFilter
+    config.rnn_type = core == "gru" ? .gru : .lstm
+    config.lstm_use_prev_action = true
+    config.lr = 0.01
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: net)
+    let old = try fragments(config, net, learner, count: 8)
+    _ = try learner.step(old)
+    let oldSteps = old.reduce(0) { $0 + $1.length }
+    let new = try fragments(config, net, learner, count: 8)
+    let newSteps = new.reduce(0) { $0 + $1.length }
+    let ratios = try ratiosUnderCurrentWeights(old, net, learner)
+    let expected = (Double(newSteps) + ratios.sum) / Double(newSteps + ratios.count)
+    #expect(ratios.count == oldSteps)
+    let (trained, reused, seen) = (learner.trainedSteps, learner.reusedSteps, learner.observationStatistics?.count)
+    let stats = try learner.train(new, replayed: old, passes: 1)
+    #expect(stats.count == 1 && stats[0].timesteps == newSteps + oldSteps, "one update over both")
+    let reported = Double(stats[0].terms.meanRho)
+    #expect(abs(reported - expected) <= 1e-4 * expected, "reported \(reported), from the stored behaviour \(expected)")
+    #expect(abs(reported - 1) > 1e-4, "the replayed steps' ratios are not 1 (\(reported))")
+    #expect(learner.trainedSteps == trained + newSteps && learner.reusedSteps == reused + oldSteps)
+    #expect(learner.observationStatistics?.count == (seen ?? 0) + Double(newSteps), "only the new observations join")
+    #expect(Set(stats[0].lags) == [0, 1], "the new fragments are current, the replayed ones one update old")
+  }
+
+  /// Sum and count of pi_current(a) / mu_stored(a) over every step of `batch`, with
+  /// the learner's current weights, by stepping each fragment from its stored state
+  /// (filtering as the learner does: with the filter its worker acted with).
+  func ratiosUnderCurrentWeights(
+    _ batch: [Fragment], _ net: PolicyNetwork, _ learner: Learner
+  ) throws -> (sum: Double, count: Int) {
+    let p = Parameters(layout: net.layout)
+    try p.load(flatValues: learner.parameters.flatValues)
+    let ws = PolicyWorkspace()
+    let (f, a, hs) = (net.observationSize, net.actionCount, net.core!.hiddenSize)
+    func logSoftmax(_ x: ArraySlice<Float>, _ k: Int) -> Double {
+      let m = Double(x.max()!)
+      return Double(x[x.startIndex + k]) - m - log(x.reduce(0) { $0 + exp(Double($1) - m) })
+    }
+    var sum = 0.0
+    var n = 0
+    for fr in batch {
+      // The filter the worker acted with goes into this copy's filter slots.
+      if let actedWith = learner.filterHistory[fr.policyVersion], let mean = net.filterMean, let scale = net.filterScale {
+        for j in 0..<f { (p.value(mean)[j], p.value(scale)[j]) = (actedWith[j], actedWith[f + j]) }
+        p.valuesChanged()
+      }
+      var h = Array(fr.stateIn[0..<hs])
+      var c = net.core!.stateCount == 2 ? Array(fr.stateIn[hs..<(2 * hs)]) : [Float](repeating: 0, count: hs)
+      var (pa, pr) = (fr.prevAction, fr.prevReward)
+      for t in 0..<fr.length {
+        net.step(
+          p, obs: Array(fr.observations[(t * f)..<((t + 1) * f)]), prevActions: [pa], prevRewards: [pr], rows: 1,
+          h: &h, c: &c, ws: ws)
+        let logits = Array(UnsafeBufferPointer(start: ws.logits.pointer, count: a))
+        let act = Int(fr.actions[t])
+        sum += exp(logSoftmax(logits[...], act) - logSoftmax(fr.behaviourLogits[(t * a)..<((t + 1) * a)], act))
+        n += 1
+        (pa, pr) = (fr.actions[t], fr.rewards[t])
+      }
+    }
+    return (sum, n)
   }
 }

@@ -241,6 +241,24 @@ import Testing
     #expect(config["max_requests_in_flight_per_worker"] as? Int == 1)
   }
 
+  /// Experience replay in a real run: with replay_proportion 1 every batch after
+  /// the first trains as many replayed fragments as new ones, so the steps reused
+  /// come close to the steps trained (one batch short).
+  @Test func replayMixesAsManyOldFragmentsAsNewOnes() throws {
+    let dir = HerdBinary.tempDir("replay")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run([
+      "train", "--env", "CartPole-v1", "--stop-steps", "30000", "--seed", "1", "--run-dir", dir, "--no-stats",
+      "--set", "replay_proportion=1", "--set", "replay_buffer_num_slots=256", "--log-level", "info",
+    ])
+    #expect(r.status == 0, "stderr: \(r.stderr)")
+    #expect(r.stderr.contains("replay: 1.0 replayed fragments per new one"), "the log says it replays: \(r.stderr)")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    let trained = try #require(summary["trained_steps"] as? Int)
+    let reused = try #require(summary["reused_steps"] as? Int)
+    #expect(trained >= 20000 && reused <= trained && reused >= trained * 8 / 10, "\(trained), \(reused)")
+  }
+
   @Test func helpExplainsTheOptions() throws {
     let r = try HerdBinary.run(["train", "--help"])
     #expect(r.status == 0)
