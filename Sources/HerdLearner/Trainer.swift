@@ -258,6 +258,8 @@ final class Trainer: @unchecked Sendable {
         }, queueDepth: queue.depth, queueCapacity: queue.capacity, stoppedBecause: stopped, diskError: diskError)
       status.reusedSteps = learner.reusedSteps
       status.queueBytes = queue.bytes
+      status.replayFragments = replay.fragments.count
+      status.replayBytes = replay.storageBytes
       return status
     }
     while true {
@@ -416,7 +418,8 @@ final class Trainer: @unchecked Sendable {
       MetricKey.skippedUpdates: s.skippedUpdates,
       MetricKey.lagP50: s.lagP50, MetricKey.lagP95: s.lagP95, MetricKey.lagMax: s.lagMax,
       MetricKey.droppedStale: s.droppedStale, MetricKey.queueDepth: t.queueDepth,
-      MetricKey.queueBytes: t.queueBytes,
+      MetricKey.queueBytes: t.queueBytes, MetricKey.replayFragments: t.replayFragments,
+      MetricKey.replayBytes: t.replayBytes,
     ]
   }
 

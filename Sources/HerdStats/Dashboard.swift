@@ -159,7 +159,8 @@ enum Dashboard {
         ["loss pg / baseline / entropy", [s["losses/pg"], s["losses/baseline"], s["losses/entropy"]].map(si).join(" / ")],
         ["entropy", si(s["learner/entropy"])], ["grad norm", si(s["learner/grad_norm"])], ["learning rate", si(s["learner/lr"])],
         ["policy lag p50 / p95 / max", [s["policy_lag/p50"], s["policy_lag/p95"], s["policy_lag/max"]].join(" / ")],
-        ["queue", s["queue/depth"] + " / " + s["queue/capacity"] + " fragments, " + (s["queue/bytes"] / 1048576).toFixed(1) + " MiB"], ["dropped", dropped],
+        ["queue", s["queue/depth"] + " / " + s["queue/capacity"] + " fragments, " + (s["queue/bytes"] / 1048576).toFixed(1) + " MiB"],
+        ["replay buffer", s["replay/fragments"] + " fragments, " + (s["replay/bytes"] / 1048576).toFixed(1) + " MiB"], ["dropped", dropped],
         ["endpoints", Object.entries(s.endpoints).map(([k, v]) => k + " " + v).join(", ")]];
       $("learner").innerHTML = kv.map(([k, v]) => `<tr><td style="text-align:left">${esc(k)}</td><td style="text-align:left">${esc(v)}</td></tr>`).join("");
     }

@@ -31,6 +31,8 @@ public enum MetricKey {
   public static let lagMax = "policy_lag/max"
   public static let queueDepth = "queue/depth"
   public static let queueBytes = "queue/bytes"
+  public static let replayFragments = "replay/fragments"
+  public static let replayBytes = "replay/bytes"
   public static let droppedStale = "dropped/stale_policy"
   public static let diskError = "run/disk_error"
 }

@@ -58,6 +58,8 @@ public struct MetricsExporter: Sendable {
     gauge("herd_policy_lag_max", "Largest policy lag over the last 1000 trained fragments.", Double(d.lagMax))
     gauge("herd_queue_depth", "Fragments waiting in the learner's queue.", Double(d.queueDepth))
     gauge("herd_queue_bytes", "Bytes the fragments in the learner's queue hold (uint8 images: one per pixel).", Double(d.queueBytes))
+    gauge("herd_replay_fragments", "Fragments in the learner's replay buffer (replay_buffer_num_slots).", Double(d.replayFragments))
+    gauge("herd_replay_bytes", "Bytes the fragments in the replay buffer hold.", Double(d.replayBytes))
     gauge("herd_queue_capacity", "The learner queue's capacity in fragments.", Double(d.queueCapacity))
     gauge("herd_seconds_since_fragments", "Seconds since fragments last arrived.", d.secondsSinceFragments)
     gauge("herd_disk_ok", "1 while the run directory takes every write, 0 after a failed write (disk full).", d.diskError == nil ? 1 : 0)

@@ -24,6 +24,9 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   public var envStepsReused = 0
   /// Bytes the fragments in the learner's queue hold.
   public var queueBytes = 0
+  /// Fragments in the replay buffer, and the bytes they hold (0 without replay).
+  public var replayFragments = 0
+  public var replayBytes = 0
   /// (trained + reused) / trained: 1 when every sample is trained on once.
   public var sampleReuse: Double = 1
   public var sampledPerSecond: Double
@@ -78,6 +81,8 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case envStepsTrained = "env_steps/trained"
     case envStepsReused = "env_steps/reused"
     case queueBytes = "queue/bytes"
+    case replayFragments = "replay/fragments"
+    case replayBytes = "replay/bytes"
     case sampleReuse = "learner/sample_reuse"
     case sampledPerSecond = "throughput/sampled_per_second"
     case trainedPerSecond = "throughput/trained_per_second"

@@ -191,6 +191,8 @@ public final class StatsService: Sendable {
     doc.envStepsReused = status?.reusedSteps ?? 0
     doc.clippedFraction = finite(u?.clippedFraction)
     doc.queueBytes = status?.queueBytes ?? 0
+    doc.replayFragments = status?.replayFragments ?? 0
+    doc.replayBytes = status?.replayBytes ?? 0
     doc.sampleReuse = status?.sampleReuse ?? 1
     doc.envStepErrors = rows.reduce(0) { $0 + $1.envStepErrors }
     doc.envHostRestarts = rows.reduce(0) { $0 + $1.envHostRestarts }

@@ -28,6 +28,9 @@ public struct TrainerStatus: Sendable {
   public var reusedSteps = 0
   /// Bytes the fragments in the learner's queue hold.
   public var queueBytes = 0
+  /// Fragments in the replay buffer (`replay_buffer_num_slots`), and the bytes they hold.
+  public var replayFragments = 0
+  public var replayBytes = 0
   /// (trained + reused) / trained: how often each trained sample was used (1: once).
   public var sampleReuse: Double { trainedSteps > 0 ? Double(trainedSteps + reusedSteps) / Double(trainedSteps) : 1 }
 

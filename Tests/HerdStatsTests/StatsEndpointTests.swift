@@ -104,6 +104,7 @@ func makeService(board: StatusBoard, stall: Double = 30, token: String? = nil) -
       "losses/baseline", "losses/entropy", "learner/entropy", "learner/grad_norm", "learner/lr", "learner/mean_rho",
       "learner/clipped_fraction",
       "learner/skipped_updates", "policy_lag/p50", "policy_lag/p95", "policy_lag/max", "queue/depth", "queue/bytes",
+      "replay/fragments", "replay/bytes",
       "queue/capacity", "intake/seconds_since_fragments", "dropped", "endpoints", "workers", "run/wall_seconds",
       "run/disk_error", "env/step_errors", "env/host_restarts", "env/nonfinite",
     ]
