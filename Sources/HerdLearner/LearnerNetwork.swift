@@ -59,6 +59,10 @@ public final class LearnerNetwork: @unchecked Sendable {
   /// each worker's control identity and the fragment batches taken from it so far.
   private var identities: [Int: [UInt8]] = [:]
   private var taken: [Int: Int64] = [:]
+  /// sync_sampling: per worker, the fragments enqueued so far, and for each batch not
+  /// yet acknowledged the count its last fragment brings that total to.
+  private var enqueued: [Int: Int] = [:]
+  private var awaiting: [Int: [(total: Int, runID: UInt64)]] = [:]
   private var zap: ZAPAuthenticator?
   /// The endpoints actually bound (ephemeral ports resolved), set by ``bind(_:security:)``.
   public private(set) var bound: (control: String, fragments: String, weights: String) = ("", "", "")
@@ -143,10 +147,13 @@ public final class LearnerNetwork: @unchecked Sendable {
         if room, ready.count > 1, ready[1], let frames = try fragments.receive(timeoutMs: 0) {
           handleFragments(frames, control: control)
         }
+        // Read before the weights: a batch counted done has its weights on the board.
+        let done = awaiting.isEmpty ? [:] : board.doneCounts
         if let (v, blob) = board.latest(newerThan: published) {
           try weights.send([try WeightsCodec.encode(version: v, weights: blob)], dontWait: true)
           published = v
         }
+        if !awaiting.isEmpty { acknowledgeTrained(done, control: control) }
         if Date().timeIntervalSince(lastSweep) > 1 {
           registry.sweep()
           lastSweep = Date()
@@ -200,6 +207,7 @@ public final class LearnerNetwork: @unchecked Sendable {
       registry.goodbye(workerID: Int(g.workerID), runID: g.runID, reason: g.reason)
       identities[Int(g.workerID)] = nil
       taken[Int(g.workerID)] = nil
+      awaiting[Int(g.workerID)] = nil
     case .welcome, .reject, .taken:
       drop(WireError(.unexpected, "a worker sent a learner-only message"))
     }
@@ -276,15 +284,37 @@ public final class LearnerNetwork: @unchecked Sendable {
     stats.addEnvSteps(batch.envSteps)
     for e in batch.episodes { stats.record(e) }
     queue.enqueue(batch.fragments)  // never blocks this thread: it only reads while there is room
-    // Flow control: tell the worker this batch is off the wire.
-    if config.max_requests_in_flight_per_worker > 0, let identity = identities[batch.workerID] {
-      let count = taken[batch.workerID, default: 0] + 1
-      taken[batch.workerID] = count
-      var t = Taken()
-      t.workerID = Int32(batch.workerID)
-      t.runID = batch.runID
-      t.batches = count
-      _ = try? control.send([identity, try ControlCodec.encode(.taken(t))], dontWait: true)
+    // Flow control: tell the worker this batch is off the wire (with sync_sampling,
+    // once the learner has trained on it: acknowledgeTrained).
+    if config.sync_sampling {
+      let total = enqueued[batch.workerID, default: 0] + batch.fragments.count
+      enqueued[batch.workerID] = total
+      awaiting[batch.workerID, default: []].append((total, batch.runID))
+    } else if config.max_requests_in_flight_per_worker > 0 {
+      acknowledge(workerID: batch.workerID, runID: batch.runID, control: control)
+    }
+  }
+
+  /// Tells a worker the learner has taken one more of its batches.
+  private func acknowledge(workerID: Int, runID: UInt64, control: ZMQSocket) {
+    guard let identity = identities[workerID] else { return }
+    let count = taken[workerID, default: 0] + 1
+    taken[workerID] = count
+    var t = Taken()
+    t.workerID = Int32(workerID)
+    t.runID = runID
+    t.batches = count
+    _ = try? control.send([identity, try ControlCodec.encode(.taken(t))], dontWait: true)
+  }
+
+  /// sync_sampling: acknowledges each batch whose fragments the trainer is done with.
+  private func acknowledgeTrained(_ done: [Int: Int], control: ZMQSocket) {
+    for (worker, totals) in awaiting {
+      let count = done[worker, default: 0]
+      let ready = totals.prefix { $0.total <= count }.count
+      guard ready > 0 else { continue }
+      for batch in totals.prefix(ready) { acknowledge(workerID: worker, runID: batch.runID, control: control) }
+      awaiting[worker] = totals.count == ready ? nil : Array(totals.dropFirst(ready))
     }
   }
 }

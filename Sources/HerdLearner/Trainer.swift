@@ -265,12 +265,19 @@ final class Trainer: @unchecked Sendable {
     while true {
       parts.status.beat()
       // Intake: fresh fragments only.
-      let incoming = queue.receive(max: n - pending.count, timeout: 0.05)
+      // With sync_sampling a worker's batch is never split between updates (the
+      // worker waits for the update that trains all of it), and a batch is trained
+      // as soon as nothing more arrives, full or not.
+      let incoming = queue.receive(max: config.sync_sampling ? Int.max : n - pending.count, timeout: 0.05)
       let fresh = incoming.filter { learner.version - $0.policyVersion <= config.max_policy_lag }
-      if fresh.count < incoming.count { stats.addDroppedStale(incoming.count - fresh.count) }
+      if fresh.count < incoming.count {
+        stats.addDroppedStale(incoming.count - fresh.count)
+        board.markDone(incoming.filter { learner.version - $0.policyVersion > config.max_policy_lag })
+      }
+      var trainedNow: [Fragment] = []
       pending += fresh
       // Update and publish.
-      if pending.count >= n {
+      if pending.count >= n || (config.sync_sampling && incoming.isEmpty && !pending.isEmpty) {
         do {
           replay.dropStale(version: learner.version, maxLag: config.max_policy_lag)
           let steps = try learner.train(pending, replayed: replay.draw(forNew: pending.count))
@@ -283,6 +290,7 @@ final class Trainer: @unchecked Sendable {
           break
         }
         replay.add(pending)
+        trainedNow = pending
         lastBatch = pending
         pending.removeAll(keepingCapacity: true)
       } else if incoming.isEmpty && config.max_sample_reuse > 1 && !lastBatch.isEmpty {
@@ -303,10 +311,13 @@ final class Trainer: @unchecked Sendable {
           }
         }
       }
-      if learner.version - lastPublished >= config.broadcast_interval {
+      if learner.version - lastPublished >= config.broadcast_interval
+        || (config.sync_sampling && !trainedNow.isEmpty && learner.version > lastPublished)
+      {
         board.publish(version: learner.version, weights: learner.parameters.flatValues)
         lastPublished = learner.version
       }
+      board.markDone(trainedNow)  // after the publication: sync_sampling's acknowledgement
       // Status, progress, checkpoints, stop criteria.
       let now = seconds()
       let snap = stats.snapshot(lags: false)

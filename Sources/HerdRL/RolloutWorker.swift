@@ -144,12 +144,16 @@ public final class RolloutWorker {
 
   /// One step of all K envs, group by group; finished fragments go to `emit`,
   /// finished episodes to `episode`. A group's step is recorded by the next call.
-  public func step(emit: (Fragment) -> Void, episode: (EpisodeRecord) -> Void) throws {
+  /// With `cut`, every fragment still open after recording is closed there too
+  /// (`.cut`, bootstrapping from the current observation), so the next ones start
+  /// together (`sync_sampling`'s rollout windows).
+  public func step(emit: (Fragment) -> Void, episode: (EpisodeRecord) -> Void, cut: Bool = false) throws {
     for (g, rows) in envs.groups.enumerated() {
       if inFlight[g] {
         inFlight[g] = false
         try envs.finishStep(group: g)
         record(rows, emit: emit, episode: episode)
+        if cut { cutOpenFragments(rows, emit: emit) }
       }
       act(rows)
       if network.distribution.isContinuous {
@@ -162,6 +166,17 @@ public final class RolloutWorker {
         }
       }
       inFlight[g] = true
+    }
+  }
+
+  /// Closes the open fragments of `rows` as cut, bootstrapping from the
+  /// observation each env acts on next.
+  func cutOpenFragments(_ rows: Range<Int>, emit: (Fragment) -> Void) {
+    let f = network.observationSize
+    envs.observations.withPointer { next in
+      for i in rows where builders[i].count > 0 {
+        if let fr = builders[i].finish(bootstrap: next + i * f, end: .cut) { emit(fr) }
+      }
     }
   }
 

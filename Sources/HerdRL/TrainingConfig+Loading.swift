@@ -217,6 +217,11 @@ extension TrainingConfig {
       throw fail(
         "max_requests_in_flight_per_worker", max_requests_in_flight_per_worker, "must be 0 (no limit) or at least 1")
     }
+    if sync_sampling && max_requests_in_flight_per_worker == 0 {
+      throw fail(
+        "max_requests_in_flight_per_worker", max_requests_in_flight_per_worker,
+        "must be at least 1 with sync_sampling (1: each batch acted on by the newest policy)")
+    }
     if minibatch_size != 0 && (minibatch_size < max_seq_len || minibatch_size > train_batch_size) {
       throw fail(
         "minibatch_size", minibatch_size,

@@ -127,6 +127,14 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// batch behind the learner: the low policy lag that many passes per batch need.
   /// In-process workers are bounded by the queue alone.
   public var max_requests_in_flight_per_worker = 0
+  /// PPO's on-policy rhythm for worker processes: a batch counts as in flight
+  /// (`max_requests_in_flight_per_worker`) until the learner has trained on it, not
+  /// only taken it, and the worker then waits for the weights that update made. With
+  /// a limit of 1 every batch is acted on by the newest policy, so the first pass
+  /// over it is on-policy (policy lag 0), at the cost of the learner and the worker
+  /// taking turns. The learner trains a worker's batch whole, as soon as it has
+  /// `train_batch_size` steps or nothing more arrives.
+  public var sync_sampling = false
   /// Passes over each batch (RLlib APPO's `num_epochs`): every pass is V-trace
   /// corrected against the stored behaviour policy, so reuse stays off-policy
   /// correct. 1 trains on each sample once, as IMPALA does.

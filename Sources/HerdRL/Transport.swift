@@ -325,6 +325,9 @@ public final class FragmentQueue: @unchecked Sendable {
 /// publisher to pick up.
 public final class WeightBoard: Sendable {
   private let latest = Mutex<(version: Int, blob: [Float])>((-1, []))
+  /// Fragments the trainer is done with (trained, or dropped as stale), per worker
+  /// id: `sync_sampling` acknowledges a worker's batch once all of it is counted here.
+  private let done = Mutex<[Int: Int]>([:])
 
   /// An empty board.
   public init() {}
@@ -338,4 +341,17 @@ public final class WeightBoard: Sendable {
   public func latest(newerThan version: Int) -> (version: Int, weights: [Float])? {
     latest.withLock { $0.version > version ? ($0.version, $0.blob) : nil }
   }
+
+  /// Counts `fragments` as done with, per worker. The trainer calls it after
+  /// publishing the weights that trained on them, so whoever sees the count also
+  /// finds those weights (or newer) on the board.
+  public func markDone(_ fragments: [Fragment]) {
+    guard !fragments.isEmpty else { return }
+    done.withLock { d in
+      for f in fragments { d[f.workerID, default: 0] += 1 }
+    }
+  }
+
+  /// Fragments done with so far, per worker id.
+  public var doneCounts: [Int: Int] { done.withLock { $0 } }
 }

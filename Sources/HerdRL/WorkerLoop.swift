@@ -133,6 +133,7 @@ public final class WorkerLoop {
     var episodes: [EpisodeRecord] = []
     var recent: [Float] = []
     var stepsSinceSend = 0
+    var stepsInWindow = 0
     var totalEpisodes = 0
     let clock = ContinuousClock()
     var lastSend = clock.now
@@ -154,10 +155,18 @@ public final class WorkerLoop {
       }
       // Act, step, record.
       let before = worker.envSteps
-      try worker.step(emit: { pending.append($0) }, episode: { episodes.append($0) })
+      // sync_sampling: every env's fragments close together every max_seq_len steps,
+      // and only then is the batch sent (a window of K x T steps, like PPO's rollout).
+      let cut = config.sync_sampling && stepsInWindow + 1 >= config.max_seq_len
+      try worker.step(emit: { pending.append($0) }, episode: { episodes.append($0) }, cut: cut)
+      stepsInWindow = cut ? 0 : stepsInWindow + 1
       stepsSinceSend += worker.envSteps - before
       // Send what completed; a full learner makes this wait (backpressure).
-      if pending.count >= sendEvery.fragments || (!pending.isEmpty && seconds(since: lastSend) > sendEvery.seconds) {
+      let due =
+        config.sync_sampling
+        ? cut && !pending.isEmpty
+        : pending.count >= sendEvery.fragments || (!pending.isEmpty && seconds(since: lastSend) > sendEvery.seconds)
+      if due {
         let batch = FragmentBatch(fragments: pending, episodes: episodes, envSteps: stepsSinceSend)
         if !(try transport.send(batch, session: a, runID: runID, stop: stop)) { break }
         for e in episodes { recent.append(e.envReturn) }

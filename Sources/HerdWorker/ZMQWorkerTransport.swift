@@ -42,6 +42,12 @@ public final class ZMQWorkerTransport: WorkerTransport {
   /// this session sent, and how many of them the learner said it has taken.
   private var flow = (limit: 0, workerID: -1, runID: UInt64(0), sent: Int64(0), taken: Int64(0))
   private var warnedUntaken = false
+  /// sync_sampling: after each acknowledgement, wait for weights newer than those
+  /// the batch was acted on with. `known` is the newest version handed to the worker,
+  /// `early` weights read while waiting, handed over by the next ``receiveWeights``.
+  private var sync = false
+  private var known = -1
+  private var early: (version: Int, weights: [Float])?
 
   public init(learner: String, curve: (server: CurveKey, pair: CurveKeyPair)? = nil, logger: Logger) throws {
     guard learner.hasPrefix("tcp://"), let colon = learner.lastIndex(of: ":"),
@@ -111,19 +117,35 @@ public final class ZMQWorkerTransport: WorkerTransport {
     try sub.connect(rehost(w.weightsEndpoint))
     (self.push, self.sub, self.spec) = (push, sub, spec)
     flow = (config.max_requests_in_flight_per_worker, Int(w.workerID), flow.runID, 0, 0)
+    (sync, known, early) = (config.sync_sampling, Int(w.policyVersion), nil)
     return Admission(
       workerID: Int(w.workerID), config: config, spec: spec, policyVersion: Int(w.policyVersion), weights: weights)
   }
 
   public func receiveWeights(newerThan version: Int) throws -> (version: Int, weights: [Float])? {
     guard let sub, let spec else { return nil }
-    var newest: (version: Int, weights: [Float])?
+    var newest = early.flatMap { $0.version > version ? $0 : nil }
+    early = nil
     while let frames = try sub.receive(timeoutMs: 0) {
       if let (v, blob) = try? WeightsCodec.decode(frames[0], spec: spec), v > max(version, newest?.version ?? -1) {
         newest = (v, blob)
       }
     }
+    known = max(known, version, newest?.version ?? -1)
     return newest
+  }
+
+  /// sync_sampling: waits (watching `stop`, at most 10 s) until weights newer than
+  /// `version` arrive, and keeps them for ``receiveWeights(newerThan:)``.
+  private func awaitWeights(newerThan version: Int, stop: StopFlag) throws {
+    guard let sub, let spec else { return }
+    let deadline = Date(timeIntervalSinceNow: 10)
+    while (early?.version ?? -1) <= version && !stop.isSet && Date() < deadline {
+      guard let frames = try sub.receive(timeoutMs: 1) else { continue }
+      if let (v, blob) = try? WeightsCodec.decode(frames[0], spec: spec), v > max(version, early?.version ?? -1) {
+        early = (v, blob)
+      }
+    }
   }
 
   public func send(_ batch: FragmentBatch, session: Admission, runID: UInt64, stop: StopFlag) throws -> Bool {
@@ -141,6 +163,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
     // behind the learner. A learner that never answers (a message it could not
     // decode) holds a send up for at most 10 s.
     guard flow.limit > 0 else { return true }
+    let actedWith = known
     let deadline = Date(timeIntervalSinceNow: 10)
     while flow.sent - flow.taken >= Int64(flow.limit) && refusal == nil {
       try readControl(timeoutMs: 1)
@@ -149,12 +172,14 @@ public final class ZMQWorkerTransport: WorkerTransport {
         if !warnedUntaken {
           warnedUntaken = true
           logger.warning(
-            "worker \(session.workerID): the learner has not taken \(flow.sent - flow.taken) fragment batches in 10 s (max_requests_in_flight_per_worker \(flow.limit)); sending on, further waits are not logged"
+            "worker \(session.workerID): the learner has not \(sync ? "trained on" : "taken") \(flow.sent - flow.taken) fragment batches in 10 s (max_requests_in_flight_per_worker \(flow.limit)\(sync ? ", sync_sampling" : "")); sending on, further waits are not logged"
           )
         }
         flow.taken = flow.sent
       }
     }
+    // The learner trained on the batch and published the weights it made: act on them.
+    if sync && refusal == nil { try awaitWeights(newerThan: actedWith, stop: stop) }
     return true
   }
 

@@ -92,6 +92,46 @@ import Testing
     #expect(checkedStates > 5 || core == "none")
   }
 
+  /// sync_sampling's windows: a step with `cut` closes every open fragment, so all
+  /// envs start their next fragments together. The cut fragments tile each episode
+  /// without a gap, each bootstraps from the observation its successor starts
+  /// with, and the learner still recomputes every behaviour logit from the stored
+  /// states (cuts every 3 steps, inside fragments of up to 5).
+  @Test(arguments: ["lstm", "gru"])
+  func cutWindowsCloseEveryOpenFragmentAndStillRecompute(core: String) throws {
+    let config = Self.config(core: core, prevInputs: true)
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: net)
+    for i in 0..<learner.parameters.count { learner.parameters.values[i] *= 4 }
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 3)
+    try worker.setWeights(learner.parameters.flatValues, version: 0)
+    var fragments: [Fragment] = []
+    for call in 1...40 {
+      let cut = call % 3 == 0
+      try worker.step(emit: { fragments.append($0) }, episode: { _ in }, cut: cut)
+      if cut { #expect(worker.builders.allSatisfy { $0.count == 0 }, "call \(call): every fragment closed") }
+    }
+    #expect(fragments.contains { $0.end == .cut && $0.length < config.max_seq_len && $0.indexInEpisode > 0 })
+    #expect(fragments.allSatisfy { $0.length <= 3 }, "no fragment outlives a window of 3 steps")
+    let f = net.observationSize
+    for (_, parts) in Dictionary(grouping: fragments, by: \.episodeID) {
+      let ordered = parts.sorted { $0.indexInEpisode < $1.indexInEpisode }
+      #expect(ordered[0].indexInEpisode == 0 || ordered[0].indexInEpisode > 0 && ordered[0].stateIn.contains { $0 != 0 })
+      for (a, b) in zip(ordered, ordered.dropFirst()) {
+        #expect(b.indexInEpisode == a.indexInEpisode + a.length, "no gap between the fragments of an episode")
+        #expect(a.end == .cut)
+        #expect(
+          Array(a.observations[(a.length * f)..<((a.length + 1) * f)]) == Array(b.observations[0..<f]),
+          "a cut fragment bootstraps from its successor's first observation")
+      }
+    }
+    let (recomputed, recorded) = try recomputedAndRecordedLogits(
+      net, learner.parameters, fragments: fragments, maxLength: config.max_seq_len)
+    let c = closeness(recomputed, recorded, rtol: 1e-5, atol: 1e-5)
+    #expect(c.ok, "\(core) with cuts: \(c)")
+  }
+
   /// MemoryChain (L = 13) in fragments of 5 over 6 envs, a small `core` ("lstm",
   /// "gru", "none") with the previous action and reward as inputs or not.
   static func config(core: String, prevInputs: Bool) -> TrainingConfig {

@@ -225,6 +225,13 @@ import Testing
       Issue.record("max_sample_reuse 0.5 was accepted")
     } catch { #expect("\(error)".contains("max_sample_reuse") && "\(error)".contains("at least 1")) }
     config.max_sample_reuse = 1
+    config.sync_sampling = true
+    config.max_requests_in_flight_per_worker = 0
+    do {
+      try config.validate()
+      Issue.record("sync_sampling without an in-flight limit was accepted")
+    } catch { #expect("\(error)".contains("max_requests_in_flight_per_worker = 0") && "\(error)".contains("sync_sampling")) }
+    config.max_requests_in_flight_per_worker = 1
     config.replay_proportion = -1
     do {
       try config.validate()

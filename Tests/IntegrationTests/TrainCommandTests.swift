@@ -259,6 +259,34 @@ import Testing
     #expect(trained >= 20000 && reused <= trained && reused >= trained * 8 / 10, "\(trained), \(reused)")
   }
 
+  /// sync_sampling across a real worker process: the worker waits for the update
+  /// that trained its batch and acts on the weights it made, so every batch is
+  /// trained first by the policy that acted on it (policy lag 0 in every progress
+  /// record), and nothing is lost on the way.
+  @Test func syncSamplingActsOnTheNewestPolicy() throws {
+    let dir = HerdBinary.tempDir("sync")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run([
+      "train", "--env", "CartPole-v1", "--stop-steps", "20000", "--seed", "1", "--run-dir", dir, "--no-stats",
+      "--log-level", "warning", "--set", "sync_sampling=true", "--set", "max_requests_in_flight_per_worker=1",
+      "--set", "num_envs_per_worker=8", "--set", "max_seq_len=16", "--set", "train_batch_size=128",
+      "--set", "num_epochs=2", "--set", "progress_interval_seconds=0.2",
+    ])
+    #expect(r.status == 0, "stderr: \(r.stderr)")
+    let lines = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n")
+    let records = try lines.map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+    let trained = records.filter { ($0["learner/updates"] as? Int ?? 0) > 0 }
+    #expect(trained.count >= 2, "\(lines.count) progress records")
+    for rec in trained {
+      #expect(rec["policy_lag/max"] as? Int == 0, "\(rec)")
+    }
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    let sampled = try #require(summary["env_steps"] as? Int)
+    let steps = try #require(summary["trained_steps"] as? Int)
+    #expect(sampled >= 20000 && steps >= sampled - 2 * 8 * 16, "every batch but the last one or two trained: \(steps) of \(sampled)")
+    #expect(summary["dropped_stale_fragments"] as? Int == 0)
+  }
+
   @Test func helpExplainsTheOptions() throws {
     let r = try HerdBinary.run(["train", "--help"])
     #expect(r.status == 0)
