@@ -15,7 +15,8 @@ public struct RunDirectoryError: Error, CustomStringConvertible, Equatable {
 
 /// A run's folder: `config.json` (the config used), `progress.jsonl` (one JSON
 /// object per progress interval), `checkpoint.herd` (parameters, optimiser state,
-/// counters and config) and `summary.json` at the end.
+/// counters and config), `best.herd` (the same, from when the 100-episode mean
+/// return last set a record) and `summary.json` at the end.
 ///
 /// Every write reports failure as a ``RunDirectoryError`` instead of ending the
 /// process: files are replaced atomically (temporary file, fsync, rename; the
@@ -83,9 +84,9 @@ public final class RunDirectory: Sendable {
     }
   }
 
-  /// Writes `checkpoint.herd`: parameters, optimiser state, and `metadata`
-  /// (plus the policy version, trained steps and config).
-  public func writeCheckpoint(_ learner: Learner, metadata: [String: String]) throws {
+  /// Writes `checkpoint.herd` (or `name`): parameters, optimiser state, and
+  /// `metadata` (plus the policy version, trained steps and config).
+  public func writeCheckpoint(_ learner: Learner, metadata: [String: String], name: String = "checkpoint.herd") throws {
     var meta = metadata
     meta[CheckpointKey.policyVersion] = String(learner.version)
     meta[CheckpointKey.trainedSteps] = String(learner.trainedSteps)
@@ -94,7 +95,7 @@ public final class RunDirectory: Sendable {
     if let stats = learner.observationStatistics { meta[CheckpointKey.observationStatistics] = try stats.json() }
     if let returns = learner.returnStatistics { meta[CheckpointKey.returnStatistics] = try returns.json() }
     do {
-      try learner.parameters.archive(optimizer: learner.optimizer, metadata: meta).write(to: file("checkpoint.herd"))
+      try learner.parameters.archive(optimizer: learner.optimizer, metadata: meta).write(to: file(name))
     } catch {
       throw RunDirectoryError("cannot write the checkpoint: \(error)")
     }
@@ -138,6 +139,8 @@ public enum CheckpointKey {
   public static let reusedSteps = "reused_steps"
   public static let envSteps = "env_steps"
   public static let episodes = "episodes"
+  /// `best.herd` only: the 100-episode mean return that made it the best.
+  public static let bestMeanReturn = "best_mean_return"
   public static let config = "config"
   /// The observation filter's running statistics (JSON), with MeanStdFilter.
   public static let observationStatistics = "observation_statistics"

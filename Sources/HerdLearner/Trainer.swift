@@ -240,6 +240,23 @@ final class Trainer: @unchecked Sendable {
     var lastCheckpoint = 0.0
     var rates = RateWindow(seconds: 5)
     var best: Float?
+    var bestUnsaved = false
+    var lastBestSave = -Double.infinity
+    // A resumed run keeps the record its best.herd holds, so it only replaces it with a better one.
+    let recordBefore = (try? TensorArchive.read(from: runDirectory.file("best.herd")))
+      .flatMap { $0.metadata[CheckpointKey.bestMeanReturn] }.flatMap(Float.init)
+    func saveBest(_ snap: RunStats.Snapshot, _ now: Double) {
+      guard let b = best else { return }
+      attempt("best.herd") {
+        try runDirectory.writeCheckpoint(
+          learner,
+          metadata: [
+            CheckpointKey.envSteps: String(snap.envSteps), CheckpointKey.episodes: String(snap.episodes),
+            CheckpointKey.bestMeanReturn: String(b),
+          ], name: "best.herd")
+      }
+      (bestUnsaved, lastBestSave) = (false, now)
+    }
     var reachedAt: (steps: Int, seconds: Double)?
     var reason = "stop criteria"
     func report(now: Double, stopped: String? = nil) -> TrainerStatus {
@@ -321,7 +338,13 @@ final class Trainer: @unchecked Sendable {
       // Status, progress, checkpoints, stop criteria.
       let now = seconds()
       let snap = stats.snapshot(lags: false)
-      if let m = snap.meanReturn, snap.windowEpisodes >= 100 { best = max(best ?? m, m) }
+      if let m = snap.meanReturn, snap.windowEpisodes >= 100, m > best ?? -.infinity {
+        best = m
+        bestUnsaved = m > recordBefore ?? -.infinity
+      }
+      // best.herd: the weights when the mean last set a record, written at most
+      // every 5 s (a record within that time is written when it is over).
+      if bestUnsaved && now - lastBestSave >= 5 { saveBest(snap, now) }
       if reachedAt == nil, let r = stop.reward, let m = snap.meanReturn, snap.windowEpisodes >= 100, m >= r {
         reachedAt = (snap.envSteps, now)
       }
@@ -350,9 +373,10 @@ final class Trainer: @unchecked Sendable {
       if finished { break }
     }
 
-    // The end: final checkpoint and summary.
+    // The end: final checkpoint (and a record not yet written) and summary.
     let final = stats.snapshot(lags: false)
     checkpoint(learner, final)
+    if bestUnsaved { saveBest(final, seconds()) }
     var summary = RunSummary(
       env: config.env, env_steps: final.envSteps, trained_steps: learner.trainedSteps, updates: learner.version,
       episodes: final.episodes, wall_seconds: seconds(), final_mean_return: final.meanReturn, best_mean_return: best,

@@ -287,6 +287,26 @@ import Testing
     #expect(summary["dropped_stale_fragments"] as? Int == 0)
   }
 
+  /// best.herd holds the weights from when the 100-episode mean last set a record:
+  /// its metadata names the same record as summary.json, and `herd eval` runs it.
+  @Test func theBestCheckpointKeepsTheRecord() throws {
+    let dir = HerdBinary.tempDir("best")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run([
+      "train", "--env", "CartPole-v1", "--stop-steps", "30000", "--seed", "2", "--run-dir", dir, "--no-stats",
+      "--log-level", "warning",
+    ])
+    #expect(r.status == 0, "stderr: \(r.stderr)")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    let best = try #require(summary["best_mean_return"] as? Double)
+    let archive = try TensorArchive.read(from: dir + "/best.herd")
+    let record = try #require(archive.metadata["best_mean_return"].flatMap(Double.init))
+    #expect(abs(record - best) < 1e-3, "best.herd \(record), summary \(best)")
+    let e = try HerdBinary.run(["eval", "--checkpoint", dir + "/best.herd", "--episodes", "3"])
+    #expect(e.status == 0, "stderr: \(e.stderr)")
+    #expect(e.stdout.contains("\"return\""))
+  }
+
   @Test func helpExplainsTheOptions() throws {
     let r = try HerdBinary.run(["train", "--help"])
     #expect(r.status == 0)
