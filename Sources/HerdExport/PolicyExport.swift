@@ -107,6 +107,7 @@ public struct PolicyExport {
     return "\(convs)encoder \(sizes.map(String.init).joined(separator: "-")) \(net.encoder.activation.rawValue), \(core), "
       + (net.distribution.isContinuous
         ? "Gaussian over \(net.distribution.actionWidth) dims" : "\(net.actionCount) logits")
+      + (net.sharesValueLayers ? "" : ", the value's own encoder and \(net.core == nil ? "no core" : core)")
       + (net.filterMean == nil ? "" : ", obs filter")
   }
 

@@ -13,6 +13,9 @@ public struct LearnerSettings: Sendable {
   public var stop: StopCriteria
   /// Continue from RUN_DIR/checkpoint.herd.
   public var resume = false
+  /// Why the run cannot go on, once the workers its caller started can no longer
+  /// work (every one exited with an error); the run then ends as their failure.
+  public var workersFailed: @Sendable () -> String? = { nil }
   /// ZeroMQ endpoints for worker processes (nil: none, in-process workers only).
   public var network: NetworkSettings?
   /// Rollout worker threads in this process (the in-memory transport).
@@ -96,6 +99,7 @@ public final class LearnerDaemon {
   public func run(interrupted: StopFlag = StopFlag(), ready: (LearnerReady) throws -> Void = { _ in }) throws
     -> RunSummary
   {
+    let workersFailed = settings.workersFailed
     let runDirectory = try RunDirectory(path: settings.runDirectory)
     let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
     let parts = try trainer.prepare(resume: settings.resume)
@@ -181,7 +185,9 @@ public final class LearnerDaemon {
       .init(
         service: BlockingService(
           name: "herd-trainer",
-          body: { summary.value = trainer.run(parts, interrupted: interrupted, failure: { failure.message }) },
+          body: {
+            summary.value = trainer.run(parts, interrupted: interrupted, failure: { failure.message ?? workersFailed() })
+          },
           stop: { interrupted.set() }),
         successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
 
@@ -198,7 +204,7 @@ public final class LearnerDaemon {
     }
     try runner.wait()
     guard let result = summary.value else { throw RunDirectoryError("the trainer ended without a summary") }
-    if let f = failure.message { throw LearnerError.workerFailed(f) }
+    if let f = failure.message ?? workersFailed() { throw LearnerError.workerFailed(f) }
     return result
   }
 

@@ -29,7 +29,8 @@ extension TrainingConfig {
   /// Training defaults for a Gymnasium environment Herd has never seen (see the
   /// README, "Bring your own environment"): Adam at 1e-3, observations normalised
   /// by a running mean and std (a new environment's scales are unknown), and the
-  /// previous action and reward as core inputs.
+  /// previous action and reward as core inputs (`herd train` turns the previous
+  /// action off for a Box action space, which cannot take it yet).
   public static let gymTrainingDefaults =
     #"{"optimizer": "adam", "lr": 0.001, "observation_filter": "MeanStdFilter", "lstm_use_prev_action": true, "lstm_use_prev_reward": true}"#
 

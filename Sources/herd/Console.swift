@@ -116,6 +116,9 @@ final class ProgressDisplay: @unchecked Sendable {
 /// its own lines by the `--log-level` it was given.
 final class LineForwarder: Sendable {
   private let pending = Mutex<[UInt8]>([])
+  /// The last line that began with "Error:" (a child's fatal error), if any.
+  private let error = Mutex<String?>(nil)
+  var lastError: String? { error.withLock { $0 } }
 
   func feed(_ data: Data) {
     let lines = pending.withLock { pending -> [String] in
@@ -131,6 +134,7 @@ final class LineForwarder: Sendable {
       }
       return out
     }
+    if let e = lines.last(where: { $0.hasPrefix("Error:") }) { error.withLock { $0 = e } }
     for l in lines { printError(l) }
   }
 }

@@ -5,6 +5,7 @@ import HerdLearner
 import HerdRL
 import HerdStats
 import Logging
+import Synchronization
 
 /// Options shared by every command that builds a config (`train`, `explain`, ...).
 struct ConfigOptions: ParsableArguments {
@@ -40,6 +41,28 @@ struct ConfigOptions: ParsableArguments {
     if let seed { c.seed = seed }
     try c.validate()
     return c
+  }
+
+  /// Whether the config file or a --set names `key` (rather than the defaults).
+  func names(_ key: String) -> Bool {
+    if overrides.contains(where: { $0.hasPrefix(key + "=") }) { return true }
+    guard let path = config, let data = FileManager.default.contents(atPath: path),
+      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    else { return false }
+    return object[key] != nil
+  }
+
+  /// A Gymnasium environment's defaults give the core the previous action, which a
+  /// Gaussian policy cannot take yet: for a Box action space, unless the user asked
+  /// for it, the run goes without it (asking the environment's spaces through one
+  /// env host). An explicit `lstm_use_prev_action: true` is still refused by name.
+  func fitDefaults(_ c: inout TrainingConfig, host: EnvHostSettings, logger: Logger) throws {
+    guard c.gymID != nil, c.lstm_use_prev_action, !names("lstm_use_prev_action") else { return }
+    let spec = try EnvironmentFactory.spec(c, host: host)
+    guard try spec.action.continuousAction() != nil else { return }
+    c.lstm_use_prev_action = false
+    logger.notice(
+      "\(c.env) has Box actions \(spec.action): lstm_use_prev_action is off (the Gymnasium defaults turn it on for discrete actions only)")
   }
 }
 
@@ -147,11 +170,12 @@ struct Train: ParsableCommand {
     // Config errors name the key and value; no usage line (the command line is fine).
     var config = try options.resolve()
     if let w = workers { config.num_workers = w }
+    let logger = logs.bootstrap(label: "herd.train")
+    try options.fitDefaults(&config, host: envHost.settings, logger: logger)
     if printConfig {
       print(try config.prettyJSON())
       return
     }
-    let logger = logs.bootstrap(label: "herd.train")
     BLAS.setThreadCount(1)
     let stop = stopping.criteria(for: config.env)
     StopSignals.install(interruptFlag)
@@ -177,6 +201,7 @@ struct Train: ParsableCommand {
       display.value?.finish()
     }
     let runDirectory = settings.runDirectory
+    settings.workersFailed = { children.allFailed }
     let summary = try LearnerDaemon(config: config, settings: settings, logger: logger).run(interrupted: interruptFlag) {
       r in
       if let url = r.statsURL { stats.announce(url, host: "127.0.0.1", logger: logger) }
@@ -235,6 +260,17 @@ final class ChildWorkers: @unchecked Sendable {
   /// Entered once per child, left when it exits (no polling to wait for them).
   private let running = DispatchGroup()
   var count: Int { children.count }
+  /// Children started, and those that exited with an error before ``stop()``, with
+  /// the last error line of each.
+  private let exits = Mutex<(started: Int, failed: Int, stopping: Bool, last: String?)>((0, 0, false, nil))
+
+  /// Why the run cannot go on, once every child has exited with an error.
+  var allFailed: String? {
+    exits.withLock { e in
+      guard e.started > 0, e.failed == e.started, !e.stopping else { return nil }
+      return "every worker process exited with an error\(e.last.map { " (the last: \($0))" } ?? "")"
+    }
+  }
 
   func start(count: Int, control: String, seed: UInt64, logLevel: Logger.Level, extra: [String] = []) {
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
@@ -250,10 +286,18 @@ final class ChildWorkers: @unchecked Sendable {
       pipe.fileHandleForReading.readabilityHandler = { h in forward.feed(h.availableData) }
       running.enter()
       let group = running
-      p.terminationHandler = { _ in group.leave() }
+      p.terminationHandler = { [self] p in
+        if p.terminationStatus != 0 {
+          forward.feed(Data())  // what the pipe still holds
+          let why = forward.lastError.map { String($0.dropFirst("Error: ".count)) }
+          exits.withLock { $0.failed += 1; $0.last = why ?? $0.last }
+        }
+        group.leave()
+      }
       do {
         try p.run()
         children.append(p)
+        exits.withLock { $0.started += 1 }
       } catch {
         running.leave()
         printError("error: could not start worker \(i): \(error)")
@@ -262,6 +306,7 @@ final class ChildWorkers: @unchecked Sendable {
   }
 
   func stop() {
+    exits.withLock { $0.stopping = true }
     for c in children where c.isRunning { kill(c.processIdentifier, SIGTERM) }
     if running.wait(timeout: .now() + 5) == .timedOut {
       for c in children where c.isRunning { kill(c.processIdentifier, SIGKILL) }

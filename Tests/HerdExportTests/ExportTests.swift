@@ -184,6 +184,10 @@ func worstDifference(_ a: Outputs, _ b: Outputs) -> (Float, String) {
     let ffPolicy = try TrainedPolicy.load(fixture("ff"))
     let ff = try PolicyExport(ffPolicy).sidecar()
     #expect(ff["obs_filter"] is NSNull && (ff["core"] as? [String: Any])?["type"] as? String == "none")
+    // The one-line summary names the value's own tower when there is one.
+    #expect(!PolicyExport(policy).summary.contains("value's own"))
+    let own = PolicyExport(try TrainedPolicy.load(fixture("own_value"))).summary
+    #expect(own.contains("the value's own encoder and lstm(8)"), "\(own)")
   }
 
   @Test func greedyActionsPackEveryHeadsMostLikelyComponent() throws {

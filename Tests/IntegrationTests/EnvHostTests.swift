@@ -168,6 +168,29 @@ struct EnvHostTests {
     #expect((summary["env_steps"] as? Int ?? 0) >= 150_000)
   }
 
+  /// A Box environment with no config at all starts: the Gymnasium defaults'
+  /// previous-action input is turned off for it (logged, and in config.json), while
+  /// asking for it explicitly is refused by name.
+  @Test func aBoxEnvironmentTrainsFromTheGymDefaults() throws {
+    let dir = HerdBinary.tempDir("gymbox")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run(
+      ["train", "--env", "gym:Pendulum-v1", "--python", python, "--run-dir", dir, "--stop-steps", "3000", "--no-stats"],
+      timeout: 120)
+    #expect(r.status == 0, "\(r.stderr.suffix(1500))")
+    #expect(r.stderr.contains("lstm_use_prev_action is off"), "\(r.stderr.prefix(2000))")
+    let config = try HerdBinary.json(dir + "/config.json")
+    #expect(config["lstm_use_prev_action"] as? Bool == false && config["lstm_use_prev_reward"] as? Bool == true)
+    let asked = try HerdBinary.run(
+      [
+        "train", "--env", "gym:Pendulum-v1", "--python", python, "--run-dir", dir + "-asked", "--stop-seconds", "20",
+        "--set", "lstm_use_prev_action=true", "--no-stats",
+      ], timeout: 120)
+    defer { try? FileManager.default.removeItem(atPath: dir + "-asked") }
+    #expect(asked.status != 0 && asked.stderr.contains("lstm_use_prev_action = true is not supported"), "\(asked.stderr.suffix(1500))")
+    #expect(asked.stderr.contains("every worker process exited with an error"), "herd train ends at once, naming why")
+  }
+
   /// Atari through the env host with Herd's preprocessing and the Atari preset:
   /// 84x84 grey frames as bytes in the host's shared memory, the IMPALA shallow
   /// encoder with an LSTM on the learner, a checkpoint with the conv weights.
