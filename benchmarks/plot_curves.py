@@ -58,6 +58,7 @@ def main():
         groups.setdefault(label, []).extend(p for p in item.split(",") if p)
 
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -82,6 +83,9 @@ def main():
         ax.set_ylabel("mean return, last 100 episodes")
         ax.grid(alpha=0.3)
     by_time.set_xscale("log")
+    # Steps as 100k, 1.5M: full numbers run into each other.
+    by_steps.xaxis.set_major_formatter(
+        matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}k" if x else "0"))
     by_steps.legend()
     fig.suptitle(args.title)
     fig.tight_layout()
