@@ -61,32 +61,8 @@ import Testing
     let first = try learner.step(batch)
     #expect(abs(first.terms.meanRho - 1) < 1e-5, "fresh data from the same weights: ratios of 1")
     // Independently: the new policy's log-probabilities by stepping each fragment.
-    let p = Parameters(layout: net.layout)
-    try p.load(flatValues: learner.parameters.flatValues)
-    let ws = PolicyWorkspace()
-    let (f, a, hs) = (net.observationSize, net.actionCount, net.core!.hiddenSize)
-    func logSoftmax(_ x: ArraySlice<Float>, _ k: Int) -> Double {
-      let m = Double(x.max()!)
-      return Double(x[x.startIndex + k]) - m - log(x.reduce(0) { $0 + exp(Double($1) - m) })
-    }
-    var sum = 0.0
-    var n = 0
-    for fr in batch {
-      var h = Array(fr.stateIn[0..<hs])
-      var c = net.core!.stateCount == 2 ? Array(fr.stateIn[hs..<(2 * hs)]) : [Float](repeating: 0, count: hs)
-      var (pa, pr) = (fr.prevAction, fr.prevReward)
-      for t in 0..<fr.length {
-        net.step(
-          p, obs: Array(fr.observations[(t * f)..<((t + 1) * f)]), prevActions: [pa], prevRewards: [pr], rows: 1,
-          h: &h, c: &c, ws: ws)
-        let logits = Array(UnsafeBufferPointer(start: ws.logits.pointer, count: a))
-        let act = Int(fr.actions[t])
-        sum += exp(logSoftmax(logits[...], act) - logSoftmax(fr.behaviourLogits[(t * a)..<((t + 1) * a)], act))
-        n += 1
-        (pa, pr) = (fr.actions[t], fr.rewards[t])
-      }
-    }
-    let expected = sum / Double(n)
+    let ratios = try ratiosUnderCurrentWeights(batch, net, learner)
+    let expected = ratios.sum / Double(ratios.count)
     let again = try learner.train(batch, passes: 1, fresh: false)
     let reported = Double(again[0].terms.meanRho)
     #expect(abs(reported - expected) <= 1e-4 * expected, "reported \(reported), from the stored behaviour \(expected)")
