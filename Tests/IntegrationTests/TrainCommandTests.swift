@@ -262,7 +262,8 @@ import Testing
   /// sync_sampling across a real worker process: the worker waits for the update
   /// that trained its batch and acts on the weights it made, so every batch is
   /// trained first by the policy that acted on it (policy lag 0 in every progress
-  /// record), and nothing is lost on the way.
+  /// record), and nothing is lost on the way. The run takes about a second on a
+  /// fast machine, so progress is written every 20 ms to have several records.
   @Test func syncSamplingActsOnTheNewestPolicy() throws {
     let dir = HerdBinary.tempDir("sync")
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -270,7 +271,7 @@ import Testing
       "train", "--env", "CartPole-v1", "--stop-steps", "20000", "--seed", "1", "--run-dir", dir, "--no-stats",
       "--log-level", "warning", "--set", "sync_sampling=true", "--set", "max_requests_in_flight_per_worker=1",
       "--set", "num_envs_per_worker=8", "--set", "max_seq_len=16", "--set", "train_batch_size=128",
-      "--set", "num_epochs=2", "--set", "progress_interval_seconds=0.2",
+      "--set", "num_epochs=2", "--set", "progress_interval_seconds=0.02",
     ])
     #expect(r.status == 0, "stderr: \(r.stderr)")
     let lines = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n")
