@@ -18,7 +18,7 @@ public typealias Float8 = SIMD8<Float>
 @usableFromInline let roundMagic: Float = 12_582_912  // 1.5 * 2^23
 
 /// e^x per lane; NaN stays NaN, large arguments saturate (no inf below e^88.37).
-@inlinable @inline(__always)
+@_transparent
 public func simdExp(_ x: Float8) -> Float8 {
   // Clamp with mask selects: the generic pointwiseMin/Max are not inlined.
   let hi = Float8(repeating: expHi)
@@ -43,13 +43,13 @@ public func simdExp(_ x: Float8) -> Float8 {
 }
 
 /// 1 / (1 + e^-x) per lane.
-@inlinable @inline(__always)
+@_transparent
 public func simdSigmoid(_ x: Float8) -> Float8 {
   1 / (1 + simdExp(-x))
 }
 
 /// tanh(x) per lane: an odd polynomial near zero, 1 - 2/(e^2|x| + 1) elsewhere.
-@inlinable @inline(__always)
+@_transparent
 public func simdTanh(_ x: Float8) -> Float8 {
   let ax0 = x.replacing(with: -x, where: x .< 0)
   let ax = ax0.replacing(with: Float8(repeating: 20), where: ax0 .> 20)

@@ -123,6 +123,9 @@ public struct LSTM: RecurrentLayer, Equatable {
   /// One row's gate activations and state update. `gates` holds the products
   /// (pre-activations less the bias `[4H]`) on entry and activations (i, f, g, o) on
   /// exit; `cPrev` may equal `c`.
+  ///
+  /// Whole vectors of 8 first, then the tail (H not a multiple of 8) on a path of
+  /// its own: with a partial load inside the main loop the compiler scalarised it.
   @inlinable @inline(__always)
   static func cellForward(
     gates: UnsafeMutablePointer<Float>, bias b: UnsafePointer<Float>, cPrev: UnsafePointer<Float>,
@@ -130,22 +133,34 @@ public struct LSTM: RecurrentLayer, Equatable {
     tanhC: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, hiddenSize hs: Int
   ) {
     var k = 0
-    while k < hs {
-      let n = min(8, hs &- k)
-      let i = simdSigmoid(Float8.load(gates + k, count: n) + Float8.load(b + k, count: n))
-      let f = simdSigmoid(Float8.load(gates + (hs &+ k), count: n) + Float8.load(b + (hs &+ k), count: n))
-      let g = simdTanh(Float8.load(gates + (2 &* hs &+ k), count: n) + Float8.load(b + (2 &* hs &+ k), count: n))
-      let o = simdSigmoid(Float8.load(gates + (3 &* hs &+ k), count: n) + Float8.load(b + (3 &* hs &+ k), count: n))
-      let cNew = f * Float8.load(cPrev + k, count: n) + i * g
-      let tc = simdTanh(cNew)
-      i.store(gates + k, count: n)
-      f.store(gates + (hs &+ k), count: n)
-      g.store(gates + (2 &* hs &+ k), count: n)
-      o.store(gates + (3 &* hs &+ k), count: n)
-      cNew.store(c + k, count: n)
-      tc.store(tanhC + k, count: n)
-      (o * tc).store(h + k, count: n)
+    while k &+ 8 <= hs {
+      cellForward8(gates: gates, bias: b, cPrev: cPrev, c: c, tanhC: tanhC, h: h, hiddenSize: hs, at: k, count: 8)
       k &+= 8
     }
+    if k < hs {
+      cellForward8(gates: gates, bias: b, cPrev: cPrev, c: c, tanhC: tanhC, h: h, hiddenSize: hs, at: k, count: hs &- k)
+    }
+  }
+
+  /// Units `k..<k+n` (n <= 8) of one row.
+  @inlinable @inline(__always)
+  static func cellForward8(
+    gates: UnsafeMutablePointer<Float>, bias b: UnsafePointer<Float>, cPrev: UnsafePointer<Float>,
+    c: UnsafeMutablePointer<Float>, tanhC: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>,
+    hiddenSize hs: Int, at k: Int, count n: Int
+  ) {
+    let i = simdSigmoid(Float8.load(gates + k, count: n) + Float8.load(b + k, count: n))
+    let f = simdSigmoid(Float8.load(gates + (hs &+ k), count: n) + Float8.load(b + (hs &+ k), count: n))
+    let g = simdTanh(Float8.load(gates + (2 &* hs &+ k), count: n) + Float8.load(b + (2 &* hs &+ k), count: n))
+    let o = simdSigmoid(Float8.load(gates + (3 &* hs &+ k), count: n) + Float8.load(b + (3 &* hs &+ k), count: n))
+    let cNew = f * Float8.load(cPrev + k, count: n) + i * g
+    let tc = simdTanh(cNew)
+    i.store(gates + k, count: n)
+    f.store(gates + (hs &+ k), count: n)
+    g.store(gates + (2 &* hs &+ k), count: n)
+    o.store(gates + (3 &* hs &+ k), count: n)
+    cNew.store(c + k, count: n)
+    tc.store(tanhC + k, count: n)
+    (o * tc).store(h + k, count: n)
   }
 }

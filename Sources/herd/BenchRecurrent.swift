@@ -28,6 +28,8 @@ struct BenchRecurrent: ParsableCommand {
   var seed: UInt64 = 1
   @Option(help: "Shards computed in parallel on this many threads (as learner_threads does).")
   var shards = 1
+  @Flag(help: "Time the layer alone, without its GEMM floor (for profiling the layer: perf sees nothing else).")
+  var noFloor = false
 
   func validate() throws {
     try shape.validate()
@@ -56,7 +58,7 @@ struct BenchRecurrent: ParsableCommand {
     let seqLens = (0..<shape.sequences).map { _ in unevenLengths ? 1 + Int(rng.next() % UInt64(shape.steps)) : shape.steps }
     let packing = try PackedSequences(seqLens: seqLens, maxLength: shape.steps)
     let rows = packing.rowCount
-    guard shards > 1 else {
+    guard shards > 1 || noFloor else {
       let whole = ShardWork(
         packing: packing, x: (0..<(rows * shape.features)).map { _ in 2 * rng.nextUnitFloat() - 1 },
         dH: (0..<(rows * shape.hidden)).map { _ in (2 * rng.nextUnitFloat() - 1) * 0.01 },
@@ -85,6 +87,7 @@ struct BenchRecurrent: ParsableCommand {
     defer { pool.shutdown() }
     func shardedStep() {
       pool.run { s in parts[s].run(layer) }
+      guard parts.count > 1 else { return }
       let total = p.grads.baseAddress.unsafelyUnwrapped
       for part in parts {
         BLAS.axpy(1, part.params.grads.baseAddress.unsafelyUnwrapped, total, count: p.count)
@@ -98,8 +101,8 @@ struct BenchRecurrent: ParsableCommand {
     }
     print(
       String(
-        format: "%@ forward+backward: %.0f timesteps/s (median of %d rounds; %d shards in parallel, no GEMM floor measured)",
-        shape.cell.rawValue.uppercased(), median(rates), shape.rounds, shards))
+        format: "%@ forward+backward: %.0f timesteps/s (median of %d rounds; %d shard%@ in parallel, no GEMM floor measured)",
+        shape.cell.rawValue.uppercased(), median(rates), shape.rounds, shards, shards == 1 ? "" : "s"))
   }
 }
 
