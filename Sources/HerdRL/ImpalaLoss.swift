@@ -107,6 +107,16 @@ public enum ImpalaLoss {
     public var currentLogProbs: [Float]
     /// Mean unclipped ratio.
     public var meanRho: Float
+    /// Per sequence, the value targets and advantages as computed (before any
+    /// normalisation): what `freeze_targets` keeps for the passes after.
+    public var frozen: [FrozenTargets] = []
+  }
+
+  /// One sequence's V-trace outputs per step, kept by `freeze_targets`.
+  public struct FrozenTargets: Sendable, Equatable {
+    public var vs: [Float]
+    public var advantages: [Float]
+    public var surrogateAdvantages: [Float]
   }
 
   /// Computes V-trace from the forward's logits and values.
@@ -114,8 +124,12 @@ public enum ImpalaLoss {
   /// - Parameter anchors: with `clip_anchor` = learner, per sequence, the anchor
   ///   log-probabilities of its steps (`currentLogProbs` of the pass that first trained
   ///   on it), or nil for a first pass, whose anchor is this forward's policy.
+  /// - Parameter frozen: with `freeze_targets`, per sequence, the targets a first
+  ///   pass computed (``Targets/frozen``), used instead of this forward's; nil
+  ///   computes them.
   public static func targets(
-    batch: Batch, ws: TrainingWorkspace, settings: Settings, anchors: [[Float]?]? = nil
+    batch: Batch, ws: TrainingWorkspace, settings: Settings, anchors: [[Float]?]? = nil,
+    frozen: [FrozenTargets?]? = nil
   ) -> Targets {
     guard let packing = ws.packing else { preconditionFailure("targets before forward") }
     let a = batch.actionCount
@@ -127,6 +141,8 @@ public enum ImpalaLoss {
     var weightOut = [Float](repeating: 1, count: packing.rowCount)
     var logPiOut = [Float](repeating: 0, count: packing.rowCount)
     var rhoSum: Double = 0
+    var kept: [FrozenTargets] = []
+    kept.reserveCapacity(batch.sequences)
     let logProbs = ws.logProbs.pointer
     let heads = batch.heads
     var behaviour = [Float](repeating: 0, count: a)
@@ -186,15 +202,24 @@ public enum ImpalaLoss {
       let terminated = batch.ends[i] == .terminated
       if terminated { discounts[n - 1] = 0 }
       let bootstrap = terminated ? 0 : ws.values.pointer[packing.row(sequence: i, time: n)]
-      let (vs, adv) = VTrace.compute(
-        logRhos: logRhos, discounts: discounts, rewards: rewards, values: values, bootstrapValue: bootstrap,
-        clipping: settings.clipping)
+      let these: FrozenTargets
+      if let f = frozen?[i] {
+        precondition(f.vs.count == n, "frozen targets for \(f.vs.count) steps, sequence has \(n)")
+        these = f
+      } else {
+        let (vs, adv) = VTrace.compute(
+          logRhos: logRhos, discounts: discounts, rewards: rewards, values: values, bootstrapValue: bootstrap,
+          clipping: settings.clipping)
+        let raw = (0..<n).map { t in rewards[t] + discounts[t] * (t + 1 < n ? vs[t + 1] : bootstrap) - values[t] }
+        these = FrozenTargets(vs: vs, advantages: adv, surrogateAdvantages: raw)
+      }
       for t in 0..<n {
         let r = packing.row(sequence: i, time: t)
-        vsOut[r] = vs[t]
-        advOut[r] = adv[t]
-        rawOut[r] = rewards[t] + discounts[t] * (t + 1 < n ? vs[t + 1] : bootstrap) - values[t]
+        vsOut[r] = these.vs[t]
+        advOut[r] = these.advantages[t]
+        rawOut[r] = these.surrogateAdvantages[t]
       }
+      kept.append(these)
     }
     if settings.normalizeAdvantages {
       normalize(&advOut, packing: packing, batch: batch)
@@ -202,7 +227,8 @@ public enum ImpalaLoss {
     }
     return Targets(
       vs: vsOut, advantages: advOut, surrogateAdvantages: rawOut, anchorLogProbs: anchorOut,
-      surrogateWeights: weightOut, currentLogProbs: logPiOut, meanRho: Float(rhoSum / Double(max(1, batch.validSteps))))
+      surrogateWeights: weightOut, currentLogProbs: logPiOut, meanRho: Float(rhoSum / Double(max(1, batch.validSteps))),
+      frozen: kept)
   }
 
   /// Scales the valid rows of `x` to mean 0 and standard deviation 1 (1e-8 added).

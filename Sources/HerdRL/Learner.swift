@@ -178,17 +178,23 @@ public final class Learner {
     // first trained on it anchors the passes after.
     var anchors = [[Float]?](repeating: nil, count: fragments.count)
     let anchored = config.clip_param > 0 && config.clip_anchor == .learner && epochs > 1
+    // With freeze_targets, each fragment's V-trace targets from its first pass.
+    var frozen = [ImpalaLoss.FrozenTargets?](repeating: nil, count: fragments.count)
+    let freezing = config.freeze_targets && epochs > 1
     var order = Array(fragments.indices)
     var out: [LearnerStepStats] = []
     for epoch in 0..<epochs {
       if epochs > 1 || perUpdate < order.count { order.shuffle(using: &shuffler) }
       for start in stride(from: 0, to: order.count, by: perUpdate) {
         let chunk = Array(order[start..<min(order.count, start + perUpdate)])
-        let (stats, logProbs) = try update(
+        let (stats, logProbs, targets) = try update(
           chunk.map { fragments[$0] }, anchors: anchored ? chunk.map { anchors[$0] } : nil,
-          fresh: chunk.map { isFresh[$0] && epoch == 0 })
+          fresh: chunk.map { isFresh[$0] && epoch == 0 }, frozen: freezing ? chunk.map { frozen[$0] } : nil)
         if anchored && epoch == 0 {
           for (k, j) in chunk.enumerated() { anchors[j] = logProbs[k] }
+        }
+        if freezing && epoch == 0 {
+          for (k, j) in chunk.enumerated() { frozen[j] = targets[k] }
         }
         out.append(stats)
       }
@@ -212,7 +218,7 @@ public final class Learner {
   /// ``update(_:anchors:fresh:)`` with all fragments fresh or all trained again.
   func update(
     _ fragments: [Fragment], anchors: [[Float]?]?, fresh: Bool
-  ) throws -> (stats: LearnerStepStats, logProbs: [[Float]]) {
+  ) throws -> (stats: LearnerStepStats, logProbs: [[Float]], targets: [ImpalaLoss.FrozenTargets]) {
     try update(fragments, anchors: anchors, fresh: [Bool](repeating: fresh, count: fragments.count))
   }
 
@@ -220,10 +226,13 @@ public final class Learner {
   /// ``ImpalaLoss/targets(batch:ws:settings:anchors:)``); also returns each
   /// fragment's `log pi(a_t)` under the weights before this update. `isFresh`
   /// says per fragment whether it is trained on for the first time (a replayed
-  /// fragment beside new ones is not).
+  /// fragment beside new ones is not). `frozen`, with `freeze_targets`: per
+  /// fragment, the V-trace targets of the pass that first trained on it (nil to
+  /// compute them); each fragment's targets as used come back in `targets`.
   func update(
-    _ fragments: [Fragment], anchors: [[Float]?]?, fresh isFresh: [Bool]
-  ) throws -> (stats: LearnerStepStats, logProbs: [[Float]]) {
+    _ fragments: [Fragment], anchors: [[Float]?]?, fresh isFresh: [Bool],
+    frozen: [ImpalaLoss.FrozenTargets?]? = nil
+  ) throws -> (stats: LearnerStepStats, logProbs: [[Float]], targets: [ImpalaLoss.FrozenTargets]) {
     // The fragments seen for the first time (the rest are trained again).
     let fresh = zip(fragments, isFresh).filter(\.1).map(\.0)
     // Batch: [N, T+1, F] and friends, one per shard.
@@ -252,6 +261,7 @@ public final class Learner {
     var firsts = [0]
     for shard in shards { firsts.append(firsts[firsts.count - 1] + shard.count) }
     let logProbs = ShardLogProbs(count: fragments.count)
+    let used = ShardFrozenTargets(count: fragments.count)
     pool.run { [self] s in
       guard s < batches.count else { return }
       let ws = workspaces[s]
@@ -259,7 +269,9 @@ public final class Learner {
       do {
         try network.forward(p, batch: batches[s], ws: ws)
         let targets = ImpalaLoss.targets(
-          batch: batches[s], ws: ws, settings: settings, anchors: anchors.map { Array($0[firsts[s]..<firsts[s + 1]]) })
+          batch: batches[s], ws: ws, settings: settings, anchors: anchors.map { Array($0[firsts[s]..<firsts[s + 1]]) },
+          frozen: frozen.map { Array($0[firsts[s]..<firsts[s + 1]]) })
+        for (i, f) in targets.frozen.enumerated() { used.set(firsts[s] + i, f) }
         if let packing = ws.packing {
           for i in 0..<batches[s].sequences {
             logProbs.set(
@@ -303,7 +315,7 @@ public final class Learner {
     } catch {
       stats.skipped = true
       stats.gradNorm = .nan
-      return (stats, logProbs.all)
+      return (stats, logProbs.all, used.all)
     }
     // Optimiser: a new policy version.
     optimizer.step(parameters, lr: lr)
@@ -312,7 +324,7 @@ public final class Learner {
     let freshSteps = fresh.reduce(0) { $0 + $1.length }
     trainedSteps += freshSteps
     reusedSteps += total - freshSteps
-    return (stats, logProbs.all)
+    return (stats, logProbs.all, used.all)
   }
 
   /// Contiguous groups of fragments with about equal step counts, one per shard.
@@ -332,6 +344,14 @@ public final class Learner {
 }
 
 /// Per-fragment log-probabilities written by shard threads, read after they finish.
+/// Each fragment's V-trace targets, written by shard threads.
+final class ShardFrozenTargets: Sendable {
+  private let items: Mutex<[ImpalaLoss.FrozenTargets]>
+  init(count: Int) { items = Mutex(Array(repeating: ImpalaLoss.FrozenTargets(vs: [], advantages: [], surrogateAdvantages: []), count: count)) }
+  func set(_ i: Int, _ value: ImpalaLoss.FrozenTargets) { items.withLock { $0[i] = value } }
+  var all: [ImpalaLoss.FrozenTargets] { items.withLock { $0 } }
+}
+
 final class ShardLogProbs: Sendable {
   private let items: Mutex<[[Float]]>
   init(count: Int) { items = Mutex(Array(repeating: [], count: count)) }

@@ -152,6 +152,12 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// Scale the policy-gradient advantages to mean 0 and standard deviation 1 over
   /// each batch (PPO's habit; off by default, as in IMPALA).
   public var normalize_advantages = false
+  /// With `num_epochs` > 1: the value targets and advantages of each fragment are
+  /// computed by V-trace on the pass that first trains on it and kept for the
+  /// passes after (PPO's returns and advantages, fixed per batch), instead of being
+  /// recomputed under each pass's weights. The importance ratios of the policy
+  /// term are still taken under the current weights on every pass.
+  public var freeze_targets = false
   /// Timesteps per update within a pass (whole fragments: a multiple of
   /// `max_seq_len`); 0 is the whole batch, one update per pass.
   public var minibatch_size = 0

@@ -41,6 +41,33 @@ import Testing
     #expect(learner.observationStatistics?.count == Double(steps))
   }
 
+  /// freeze_targets: the passes after the first take the value targets the first
+  /// pass computed (the mean target stays to the bit, though the value function has
+  /// moved), while the importance ratios are still taken under each pass's weights;
+  /// without it every pass recomputes its targets.
+  @Test func frozenTargetsStayAsTheFirstPassComputedThem() throws {
+    func run(freeze: Bool) throws -> [LearnerStepStats] {
+      var config = smallConfig("CartPole-v1")
+      config.observation_filter = .NoFilter
+      config.num_epochs = 3
+      config.freeze_targets = freeze
+      config.lr = 0.01
+      let spaces = try EnvironmentFactory.spaces(config)
+      let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+      let learner = Learner(config: config, network: net)
+      let batch = try fragments(config, net, learner, count: 8)
+      return try learner.train(batch)
+    }
+    let frozen = try run(freeze: true)
+    let recomputed = try run(freeze: false)
+    #expect(frozen.count == 3 && recomputed.count == 3)
+    #expect(frozen[0].terms.meanTarget == recomputed[0].terms.meanTarget, "the first passes are the same")
+    #expect(frozen[1].terms.meanTarget == frozen[0].terms.meanTarget && frozen[2].terms.meanTarget == frozen[0].terms.meanTarget)
+    #expect(recomputed[1].terms.meanTarget != recomputed[0].terms.meanTarget, "recomputed under the new values")
+    #expect(abs(frozen[1].terms.meanRho - 1) > 1e-4, "ratios under the second pass's weights (\(frozen[1].terms.meanRho))")
+    #expect(frozen[1].terms.meanRho == recomputed[1].terms.meanRho, "the same weights after one identical update")
+  }
+
   /// Data trained on again is weighed against the behaviour policy stored with it,
   /// not against the current policy: after an update, the mean importance ratio the
   /// learner reports equals pi_current(a) / mu_stored(a) computed independently (the
@@ -105,7 +132,7 @@ import Testing
     anchored.clip_anchor = .learner
     let learnerAnchored = Learner(config: anchored, network: net)
     try learnerAnchored.parameters.load(flatValues: before)
-    let (first, logProbs) = try learnerAnchored.update(batch, anchors: nil, fresh: true)
+    let (first, logProbs, _) = try learnerAnchored.update(batch, anchors: nil, fresh: true)
     #expect(first.terms.clippedFraction == 0, "first pass, anchored at itself: \(first.terms.clippedFraction)")
     // The returned log-probabilities are the pre-update policy's.
     let q = Parameters(layout: net.layout)
