@@ -212,7 +212,7 @@ import Testing
     ])
     #expect(r.status == 0, "stderr: \(r.stderr)")
     let config = try HerdBinary.json(dir + "/config.json")
-    #expect(config["use_lstm"] as? Bool == true && config["free_log_std"] as? Bool == true)
+    #expect(config["use_lstm"] as? Bool == true && config["free_log_std"] as? Bool == false)
     let summary = try HerdBinary.json(dir + "/summary.json")
     #expect((summary["env_steps"] as? Int ?? 0) >= 30000, "\(summary)")
   }
