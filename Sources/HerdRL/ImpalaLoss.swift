@@ -108,7 +108,8 @@ public enum ImpalaLoss {
     /// Mean unclipped ratio.
     public var meanRho: Float
     /// Per sequence, the value targets and advantages as computed (before any
-    /// normalisation): what `freeze_targets` keeps for the passes after.
+    /// normalisation): what `freeze_targets` keeps for the passes after. Empty
+    /// unless ``targets(batch:ws:settings:anchors:frozen:)`` was given `frozen`.
     public var frozen: [FrozenTargets] = []
   }
 
@@ -202,24 +203,31 @@ public enum ImpalaLoss {
       let terminated = batch.ends[i] == .terminated
       if terminated { discounts[n - 1] = 0 }
       let bootstrap = terminated ? 0 : ws.values.pointer[packing.row(sequence: i, time: n)]
-      let these: FrozenTargets
       if let f = frozen?[i] {
         precondition(f.vs.count == n, "frozen targets for \(f.vs.count) steps, sequence has \(n)")
-        these = f
-      } else {
-        let (vs, adv) = VTrace.compute(
-          logRhos: logRhos, discounts: discounts, rewards: rewards, values: values, bootstrapValue: bootstrap,
-          clipping: settings.clipping)
-        let raw = (0..<n).map { t in rewards[t] + discounts[t] * (t + 1 < n ? vs[t + 1] : bootstrap) - values[t] }
-        these = FrozenTargets(vs: vs, advantages: adv, surrogateAdvantages: raw)
+        for t in 0..<n {
+          let r = packing.row(sequence: i, time: t)
+          vsOut[r] = f.vs[t]
+          advOut[r] = f.advantages[t]
+          rawOut[r] = f.surrogateAdvantages[t]
+        }
+        kept.append(f)
+        continue
       }
+      let (vs, adv) = VTrace.compute(
+        logRhos: logRhos, discounts: discounts, rewards: rewards, values: values, bootstrapValue: bootstrap,
+        clipping: settings.clipping)
       for t in 0..<n {
         let r = packing.row(sequence: i, time: t)
-        vsOut[r] = these.vs[t]
-        advOut[r] = these.advantages[t]
-        rawOut[r] = these.surrogateAdvantages[t]
+        vsOut[r] = vs[t]
+        advOut[r] = adv[t]
+        rawOut[r] = rewards[t] + discounts[t] * (t + 1 < n ? vs[t + 1] : bootstrap) - values[t]
       }
-      kept.append(these)
+      // Kept only when asked for (freeze_targets): nothing extra on the usual path.
+      if frozen != nil {
+        let raw = (0..<n).map { rawOut[packing.row(sequence: i, time: $0)] }
+        kept.append(FrozenTargets(vs: vs, advantages: adv, surrogateAdvantages: raw))
+      }
     }
     if settings.normalizeAdvantages {
       normalize(&advOut, packing: packing, batch: batch)

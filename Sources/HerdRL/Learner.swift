@@ -228,7 +228,8 @@ public final class Learner {
   /// says per fragment whether it is trained on for the first time (a replayed
   /// fragment beside new ones is not). `frozen`, with `freeze_targets`: per
   /// fragment, the V-trace targets of the pass that first trained on it (nil to
-  /// compute them); each fragment's targets as used come back in `targets`.
+  /// compute them); with it, each fragment's targets as used come back in
+  /// `targets` (empty without).
   func update(
     _ fragments: [Fragment], anchors: [[Float]?]?, fresh isFresh: [Bool],
     frozen: [ImpalaLoss.FrozenTargets?]? = nil
@@ -261,7 +262,7 @@ public final class Learner {
     var firsts = [0]
     for shard in shards { firsts.append(firsts[firsts.count - 1] + shard.count) }
     let logProbs = ShardLogProbs(count: fragments.count)
-    let used = ShardFrozenTargets(count: fragments.count)
+    let used = ShardFrozenTargets(count: frozen == nil ? 0 : fragments.count)
     pool.run { [self] s in
       guard s < batches.count else { return }
       let ws = workspaces[s]

@@ -15,6 +15,14 @@ import Testing
     return out
   }
 
+  /// A learner for `config` and 8 fragments acted on with its current weights.
+  func learnerAndFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learner, [Fragment]) {
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: net)
+    return (net, learner, try fragments(config, net, learner, count: 8))
+  }
+
   /// num_epochs passes, each cut into minibatches of minibatch_size timesteps: one
   /// update per minibatch; the samples count as trained once and as reused after;
   /// the filter's statistics take each observation once.
@@ -52,10 +60,7 @@ import Testing
       config.num_epochs = 3
       config.freeze_targets = freeze
       config.lr = 0.01
-      let spaces = try EnvironmentFactory.spaces(config)
-      let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
-      let learner = Learner(config: config, network: net)
-      let batch = try fragments(config, net, learner, count: 8)
+      let (_, learner, batch) = try learnerAndFragments(config)
       return try learner.train(batch)
     }
     let frozen = try run(freeze: true)
@@ -81,10 +86,7 @@ import Testing
     config.lstm_use_prev_action = true
     config.lstm_use_prev_reward = true
     config.lr = 0.01
-    let spaces = try EnvironmentFactory.spaces(config)
-    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
-    let learner = Learner(config: config, network: net)
-    let batch = try fragments(config, net, learner, count: 8)
+    let (net, learner, batch) = try learnerAndFragments(config)
     let first = try learner.step(batch)
     #expect(abs(first.terms.meanRho - 1) < 1e-5, "fresh data from the same weights: ratios of 1")
     // Independently: the new policy's log-probabilities by stepping each fragment.
