@@ -31,14 +31,25 @@ public enum BLAS {
   /// OpenBLAS's current thread count.
   public static var threadCount: Int { Int(openblas_get_num_threads()) }
 
-  /// OpenBLAS's build configuration and the kernel it chose ("Haswell", "SkylakeX"...).
+  /// OpenBLAS's build configuration, the kernel it chose ("Haswell", "SkylakeX"...)
+  /// and which implementation runs ``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
+  /// (``GemmBackend``).
   public static var configuration: String {
     let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
-    let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
-    return "\(config) core=\(core)"
+    let (backend, reason) = GemmBackend.active
+    let gemm = backend == .herd ? "Herd's \(KernelISA.preferred) kernels" : "OpenBLAS"
+    return "\(config) core=\(coreName); gemm on \(gemm) (\(reason))"
   }
 
-  /// `C = alpha * op(A) * op(B) + beta * C`, row-major, through `cblas_sgemm`.
+  /// The name of the kernel OpenBLAS chose for this CPU ("Haswell", "SkylakeX",
+  /// "Prescott"...).
+  public static var coreName: String {
+    openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+  }
+
+  /// `C = alpha * op(A) * op(B) + beta * C`, row-major, through `cblas_sgemm` or,
+  /// where OpenBLAS's kernel is narrower than Herd's, ``GeneralGemm`` (see
+  /// ``GemmBackend``).
   ///
   /// `op(A)` is `[m, k]`, `op(B)` is `[k, n]`, `C` is `[m, n]`. Leading dimensions
   /// are row strides in elements, so a matrix whose rows are spaced (a time step of
@@ -68,6 +79,25 @@ public enum BLAS {
       }
       return
     }
+    if GemmBackend.active.backend == .herd {
+      GeneralGemm.multiply(
+        transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+      return
+    }
+    openBLASGemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+  }
+
+  /// `cblas_sgemm` itself, whatever ``GemmBackend`` is active (benchmarks time it as
+  /// the reference). Not recorded by a ``GemmRecorder``; `m`, `n` and `k` positive.
+  public static func openBLASGemm(
+    _ transA: Transpose, _ transB: Transpose,
+    m: Int, n: Int, k: Int,
+    alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
     cblas_sgemm(
       CblasRowMajor, transA.cblas, transB.cblas,
       Int32(m), Int32(n), Int32(k),

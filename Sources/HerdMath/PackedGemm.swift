@@ -106,7 +106,7 @@ public final class PackedMatrix: @unchecked Sendable {
 
   /// Columns per packed panel of this packing.
   public var panelWidth: Int { narrow && isa == .avx512 ? 16 : isa.panelWidth }
-  private var storage: UnsafeMutablePointer<Float>
+  fileprivate var storage: UnsafeMutablePointer<Float>
   private var capacity = 0
   /// Bumped by every ``pack(_:ld:transposed:k:n:)``; callers use it with their own
   /// keys to know whether a packing is current.
@@ -155,6 +155,18 @@ public final class PackedMatrix: @unchecked Sendable {
           }
           k0 &+= 16
         }
+      } else if cols == w {
+        // Whole panel rows: 16 floats at a time (a memmove call per row of 32 floats
+        // cost more than the copy).
+        for kk in 0..<k {
+          let src = UnsafeRawPointer(b + (kk &* ld &+ c0))
+          let dst = UnsafeMutableRawPointer(panel + kk &* w)
+          var j = 0
+          while j < w {
+            dst.storeBytes(of: src.loadUnaligned(fromByteOffset: j &* 4, as: SIMD16<Float>.self), toByteOffset: j &* 4, as: SIMD16<Float>.self)
+            j &+= 16
+          }
+        }
       } else {
         for kk in 0..<k {
           (panel + kk &* w).update(from: b + (kk &* ld &+ c0), count: cols)
@@ -181,6 +193,16 @@ public final class PackedMatrix: @unchecked Sendable {
       recorder.record(
         GemmShape(transA: .none, transB: .none, m: m, n: n, k: k, lda: lda, ldb: n, ldc: ldc, beta: accumulate ? 1 : 0))
     }
+    compute(a, lda: lda, rows: m, into: c, ldc: ldc, accumulate: accumulate)
+  }
+
+  /// ``multiply(_:lda:rows:into:ldc:accumulate:)`` without recording the shape
+  /// (``GeneralGemm`` records its own).
+  func compute(
+    _ a: UnsafePointer<Float>, lda: Int, rows m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
+    accumulate: Bool
+  ) {
+    guard m > 0, n > 0 else { return }
     guard k > 0 else {
       if !accumulate { for r in 0..<m { (c + r &* ldc).update(repeating: 0, count: n) } }
       return
@@ -203,6 +225,64 @@ public final class PackedMatrix: @unchecked Sendable {
   }
 }
 
+extension PackedMatrix {
+  /// Rows per tile of a left-hand side packed by ``packTiles(transposedA:lda:rows:into:)``.
+  var tileRows: Int { isa.tileRows }
+
+  /// Floats ``packTiles(transposedA:lda:rows:into:)`` writes for `m` rows.
+  func tileCount(rows m: Int) -> Int {
+    (m &+ tileRows &- 1) / tileRows &* tileRows &* max(k, 1)
+  }
+
+  /// Copies A `[m, k]`, given as `A^T` stored `[k, m]` (row stride `lda`), into tiles
+  /// of ``tileRows`` rows, each `[k][tileRows]` contiguous: the kernel then streams
+  /// A in order, where reading `A^T` in place touches a new line (k rows apart) for
+  /// every kk. Rows past m in the last tile are left unwritten (never read).
+  func packTiles(transposedA a: UnsafePointer<Float>, lda: Int, rows m: Int, into dst: UnsafeMutablePointer<Float>) {
+    let r = tileRows
+    var t0 = 0
+    while t0 < m {
+      let rows = min(r, m &- t0)
+      let tile = dst + t0 &* k
+      if rows == 8 && r == 8 {
+        for kk in 0..<k {
+          let v = UnsafeRawPointer(a + (kk &* lda &+ t0)).loadUnaligned(as: SIMD8<Float>.self)
+          UnsafeMutableRawPointer(tile + kk &* 8).storeBytes(of: v, as: SIMD8<Float>.self)
+        }
+      } else {
+        for kk in 0..<k {
+          let src = a + (kk &* lda &+ t0)
+          let out = tile + kk &* r
+          for i in 0..<rows { out[i] = src[i] }
+        }
+      }
+      t0 &+= r
+    }
+  }
+
+  /// ``multiply(_:lda:rows:into:ldc:accumulate:)`` with A in the tiles
+  /// ``packTiles(transposedA:lda:rows:into:)`` wrote. Not for the narrow packing.
+  /// Not recorded by a ``GemmRecorder`` (``GeneralGemm``, its caller, records).
+  func multiply(tiles a: UnsafePointer<Float>, rows m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+    guard m > 0, n > 0 else { return }
+    precondition(!(panelWidth == 16 && isa == .avx512), "the narrow packing does not read A in tiles")
+    guard k > 0 else {
+      if !accumulate { for r in 0..<m { (c + r &* ldc).update(repeating: 0, count: n) } }
+      return
+    }
+    switch isa {
+    case .avx512:
+      #if HERD_AVX512
+        PackedKernels.run512Tiles(a, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+      #else
+        preconditionFailure("the AVX-512 kernel is not in this build")
+      #endif
+    case .avx2:
+      PackedKernels.run256Tiles(a, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+    }
+  }
+}
+
 /// The register-tile kernels behind ``PackedMatrix``.
 ///
 /// A tile of R rows and two vectors of columns (2V) keeps 2R accumulators in
@@ -216,7 +296,7 @@ enum PackedKernels {
       _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
-      run(SIMD16<Float>.self, rowsPerTile: 8, a, lda: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+      run(SIMD16<Float>.self, rowsPerTile: 8, a, rs: lda, ks: 1, ts: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
     }
   #endif
 
@@ -252,7 +332,7 @@ enum PackedKernels {
     }
 
     /// 16 rows x 1 vector of 16 columns. Rows past `valid` read and write the last
-    /// valid row, as ``tile8(_:_:lda:valid:panel:k:c:ldc:accumulate:)`` does (the
+    /// valid row, as ``tile8(_:_:rs:ks:valid:panel:k:c:ldc:accumulate:)`` does (the
     /// stores run from the last row back, so the real row is written last).
     /// Written out per row: the generic form of this tile sent the SIL optimiser
     /// into minutes of work.
@@ -350,19 +430,43 @@ enum PackedKernels {
       UnsafeMutableRawPointer(c1).storeBytes(of: x1, as: V.self)
       UnsafeMutableRawPointer(c0).storeBytes(of: x0, as: V.self)
     }
+
+    /// ``run512(_:lda:m:b:k:n:c:ldc:accumulate:)`` reading A in tiles of 8 rows.
+    @inline(never)
+    static func run512Tiles(
+      _ a: UnsafePointer<Float>, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      run(SIMD16<Float>.self, rowsPerTile: 8, a, rs: 1, ks: 8, ts: k, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+    }
   #endif
+
+  /// ``run256(_:lda:m:b:k:n:c:ldc:accumulate:)`` reading A in tiles of 6 rows.
+  @inline(never)
+  static func run256Tiles(
+    _ a: UnsafePointer<Float>, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    run(SIMD8<Float>.self, rowsPerTile: 6, a, rs: 1, ks: 6, ts: k, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+  }
 
   @inline(never)
   static func run256(
     _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
   ) {
-    run(SIMD8<Float>.self, rowsPerTile: 6, a, lda: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+    run(SIMD8<Float>.self, rowsPerTile: 6, a, rs: lda, ks: 1, ts: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
   }
 
   @inline(__always)
+  ///
+  /// The tile starting at row r reads from `a + r * ts`, and its row i, element kk,
+  /// at `i * rs + kk * ks` from there: `(lda, 1, lda)` for A as stored, `(1, R, k)`
+  /// for A in tiles of R rows
+  /// (``PackedMatrix/packTiles(transposedA:lda:rows:into:)``). The callers pass
+  /// constants where they can, so each inlined copy addresses A as a fixed pattern.
   static func run<V: SIMD>(
-    _: V.Type, rowsPerTile: Int, _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int,
+    _: V.Type, rowsPerTile: Int, _ a: UnsafePointer<Float>, rs: Int, ks: Int, ts: Int, m: Int, b: UnsafePointer<Float>, k: Int,
     n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
   ) where V.Scalar == Float {
     let w = 2 &* V.scalarCount
@@ -380,16 +484,16 @@ enum PackedKernels {
         let valid = min(rowsPerTile, m &- r)
         if cols == w {
           if rowsPerTile == 8 {
-            tile8(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
+            tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
           } else {
-            tile6(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
+            tile6(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
           }
         } else {
           throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
             if rowsPerTile == 8 {
-              tile8(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
+              tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
             } else {
-              tile6(V.self, a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
+              tile6(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
             }
           }
         }
@@ -428,20 +532,20 @@ enum PackedKernels {
   /// 8 rows x 2 vectors.
   @inline(__always)
   static func tile8<V: SIMD>(
-    _: V.Type, _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    _: V.Type, _ a: UnsafePointer<Float>, rs: Int, ks: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
   ) where V.Scalar == Float {
     let v = V.scalarCount
     let w = 2 &* v
     // Rows past `valid` read the last valid row; their sums are not stored.
     let a0 = a
-    let a1 = a + min(1, valid &- 1) &* lda
-    let a2 = a + min(2, valid &- 1) &* lda
-    let a3 = a + min(3, valid &- 1) &* lda
-    let a4 = a + min(4, valid &- 1) &* lda
-    let a5 = a + min(5, valid &- 1) &* lda
-    let a6 = a + min(6, valid &- 1) &* lda
-    let a7 = a + min(7, valid &- 1) &* lda
+    let a1 = a + min(1, valid &- 1) &* rs
+    let a2 = a + min(2, valid &- 1) &* rs
+    let a3 = a + min(3, valid &- 1) &* rs
+    let a4 = a + min(4, valid &- 1) &* rs
+    let a5 = a + min(5, valid &- 1) &* rs
+    let a6 = a + min(6, valid &- 1) &* rs
+    let a7 = a + min(7, valid &- 1) &* rs
     let c1 = c + min(1, valid &- 1) &* ldc
     let c2 = c + min(2, valid &- 1) &* ldc
     let c3 = c + min(3, valid &- 1) &* ldc
@@ -462,21 +566,21 @@ enum PackedKernels {
     while kk < k {
       let b0 = raw.loadUnaligned(fromByteOffset: kk &* w &* 4, as: V.self)
       let b1 = raw.loadUnaligned(fromByteOffset: (kk &* w &+ v) &* 4, as: V.self)
-      var s = V(repeating: a0[kk])
+      var s = V(repeating: a0[kk &* ks])
       x00.addProduct(s, b0); x01.addProduct(s, b1)
-      s = V(repeating: a1[kk])
+      s = V(repeating: a1[kk &* ks])
       x10.addProduct(s, b0); x11.addProduct(s, b1)
-      s = V(repeating: a2[kk])
+      s = V(repeating: a2[kk &* ks])
       x20.addProduct(s, b0); x21.addProduct(s, b1)
-      s = V(repeating: a3[kk])
+      s = V(repeating: a3[kk &* ks])
       x30.addProduct(s, b0); x31.addProduct(s, b1)
-      s = V(repeating: a4[kk])
+      s = V(repeating: a4[kk &* ks])
       x40.addProduct(s, b0); x41.addProduct(s, b1)
-      s = V(repeating: a5[kk])
+      s = V(repeating: a5[kk &* ks])
       x50.addProduct(s, b0); x51.addProduct(s, b1)
-      s = V(repeating: a6[kk])
+      s = V(repeating: a6[kk &* ks])
       x60.addProduct(s, b0); x61.addProduct(s, b1)
-      s = V(repeating: a7[kk])
+      s = V(repeating: a7[kk &* ks])
       x70.addProduct(s, b0); x71.addProduct(s, b1)
       kk &+= 1
     }
@@ -495,17 +599,17 @@ enum PackedKernels {
   /// 6 rows x 2 vectors.
   @inline(__always)
   static func tile6<V: SIMD>(
-    _: V.Type, _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    _: V.Type, _ a: UnsafePointer<Float>, rs: Int, ks: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
   ) where V.Scalar == Float {
     let v = V.scalarCount
     let w = 2 &* v
     let a0 = a
-    let a1 = a + min(1, valid &- 1) &* lda
-    let a2 = a + min(2, valid &- 1) &* lda
-    let a3 = a + min(3, valid &- 1) &* lda
-    let a4 = a + min(4, valid &- 1) &* lda
-    let a5 = a + min(5, valid &- 1) &* lda
+    let a1 = a + min(1, valid &- 1) &* rs
+    let a2 = a + min(2, valid &- 1) &* rs
+    let a3 = a + min(3, valid &- 1) &* rs
+    let a4 = a + min(4, valid &- 1) &* rs
+    let a5 = a + min(5, valid &- 1) &* rs
     let c1 = c + min(1, valid &- 1) &* ldc
     let c2 = c + min(2, valid &- 1) &* ldc
     let c3 = c + min(3, valid &- 1) &* ldc
@@ -522,17 +626,17 @@ enum PackedKernels {
     while kk < k {
       let b0 = raw.loadUnaligned(fromByteOffset: kk &* w &* 4, as: V.self)
       let b1 = raw.loadUnaligned(fromByteOffset: (kk &* w &+ v) &* 4, as: V.self)
-      var s = V(repeating: a0[kk])
+      var s = V(repeating: a0[kk &* ks])
       x00.addProduct(s, b0); x01.addProduct(s, b1)
-      s = V(repeating: a1[kk])
+      s = V(repeating: a1[kk &* ks])
       x10.addProduct(s, b0); x11.addProduct(s, b1)
-      s = V(repeating: a2[kk])
+      s = V(repeating: a2[kk &* ks])
       x20.addProduct(s, b0); x21.addProduct(s, b1)
-      s = V(repeating: a3[kk])
+      s = V(repeating: a3[kk &* ks])
       x30.addProduct(s, b0); x31.addProduct(s, b1)
-      s = V(repeating: a4[kk])
+      s = V(repeating: a4[kk &* ks])
       x40.addProduct(s, b0); x41.addProduct(s, b1)
-      s = V(repeating: a5[kk])
+      s = V(repeating: a5[kk &* ks])
       x50.addProduct(s, b0); x51.addProduct(s, b1)
       kk &+= 1
     }

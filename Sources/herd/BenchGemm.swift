@@ -13,7 +13,9 @@ struct BenchGemm: ParsableCommand {
       backward carry), times the kernel (packing excluded: it happens once per call
       of the layer) and cblas_sgemm on the same operands, in alternating rounds, and
       prints GFLOP/s of both. The weight and input gradients stay on OpenBLAS (one
-      large product each, where it is as fast). HERD_KERNEL_ISA=avx2 times the
+      large product each, where it is as fast, unless its kernel is narrower than
+      Herd's); the last rows time them on Herd's general product (GeneralGemm, its
+      packing included) against cblas_sgemm. HERD_KERNEL_ISA=avx2 times the
       8-wide kernels.
 
       Example: herd bench gemm --hidden 256 --features 67
@@ -49,6 +51,14 @@ struct BenchGemm: ParsableCommand {
       ("recurrent step h W_hh^T", n, g, h, true),
       ("backward carry dG W_hh", n, h, g, false),
     ]
+    // The whole-batch gradients, on Herd's general product (GeneralGemm, packing
+    // included): (label, m, n, k, A stored transposed). OpenBLAS runs them unless
+    // its kernel is narrower than Herd's (GemmBackend).
+    let general: [(String, Int, Int, Int, Bool)] = [
+      ("weight gradient dG^T x", g, i, p, true),
+      ("weight gradient dG^T h", g, h, p, true),
+      ("input gradient dG W_ih", p, i, g, false),
+    ]
     var rng = SeededGenerator(seed: 1)
     print("| product | m x n x k | Herd GFLOP/s | OpenBLAS GFLOP/s | ratio |")
     print("|---|---|---|---|---|")
@@ -69,7 +79,7 @@ struct BenchGemm: ParsableCommand {
         a.withPointer { pa in
           b.withPointer { pb in
             c.withMutablePointer {
-              BLAS.gemm(.none, tb ? .transposed : .none, m: m, n: nn, k: k, a: pa, lda: lda, b: pb, ldb: ldb, beta: 1, c: $0, ldc: nn)
+              BLAS.openBLASGemm(.none, tb ? .transposed : .none, m: m, n: nn, k: k, a: pa, lda: lda, b: pb, ldb: ldb, beta: 1, c: $0, ldc: nn)
             }
           }
         }
@@ -82,6 +92,39 @@ struct BenchGemm: ParsableCommand {
         theirs.append(flops / timePerCall(seconds: seconds, blas) / 1e9)
       }
       print(String(format: "| %@ | %d x %d x %d | %.1f | %.1f | %.2f |", label, m, nn, k, median(ours), median(theirs), median(ours) / median(theirs)))
+    }
+    for (label, m, nn, k, ta) in general {
+      let a = (0..<(m * k)).map { _ in rng.nextUnitFloat() - 0.5 }
+      let b = (0..<(k * nn)).map { _ in rng.nextUnitFloat() - 0.5 }
+      var c = [Float](repeating: 0, count: m * nn)
+      let lda = ta ? m : k
+      let transA: Transpose = ta ? .transposed : .none
+      let herd = {
+        a.withPointer { pa in
+          b.withPointer { pb in
+            c.withMutablePointer {
+              GeneralGemm.multiply(transA, .none, m: m, n: nn, k: k, alpha: 1, a: pa, lda: lda, b: pb, ldb: nn, beta: 1, c: $0, ldc: nn)
+            }
+          }
+        }
+      }
+      let blas = {
+        a.withPointer { pa in
+          b.withPointer { pb in
+            c.withMutablePointer {
+              BLAS.openBLASGemm(transA, .none, m: m, n: nn, k: k, a: pa, lda: lda, b: pb, ldb: nn, beta: 1, c: $0, ldc: nn)
+            }
+          }
+        }
+      }
+      var ours: [Double] = []
+      var theirs: [Double] = []
+      let flops = 2 * Double(m) * Double(nn) * Double(k)
+      for _ in 0..<rounds {
+        ours.append(flops / timePerCall(seconds: seconds, herd) / 1e9)
+        theirs.append(flops / timePerCall(seconds: seconds, blas) / 1e9)
+      }
+      print(String(format: "| %@ (general) | %d x %d x %d | %.1f | %.1f | %.2f |", label, m, nn, k, median(ours), median(theirs), median(ours) / median(theirs)))
     }
   }
 }

@@ -79,6 +79,7 @@ struct LearnerCommand: ParsableCommand {
     let dirPath = runDir ?? "runs/\(config.env)-\(Train.timestamp())"
     let resuming = resume || (resumeIfPresent && FileManager.default.fileExists(atPath: dirPath + "/checkpoint.herd"))
     BLAS.setThreadCount(1)
+    logger.info("learner: OpenBLAS threads 1 (\(BLAS.configuration))")
     StopSignals.install(interruptFlag)
     let e = endpoints.endpoints
     var settings = LearnerSettings(runDirectory: dirPath, stop: stopping.criteria(for: config.env))

@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Which implementation runs ``BLAS/gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``.
+///
+/// Debian's OpenBLAS (0.3.21) picks its kernel from the CPU model it knows. On a CPU
+/// newer than its table (an Intel Xeon of model 207, Emerald Rapids) it falls back to
+/// Prescott: SSE3, 4 floats per instruction, measured at about a quarter of Herd's own
+/// packed kernel there. Herd then runs its general products on its own kernels
+/// (``GeneralGemm``) instead.
+///
+/// `HERD_GEMM` chooses: `auto` (the default: Herd's kernels when OpenBLAS's chosen
+/// kernel is narrower than Herd's, OpenBLAS otherwise), `openblas` or `herd`.
+public enum GemmBackend: String, Sendable, CaseIterable, CustomStringConvertible {
+  case openblas
+  case herd
+
+  public var description: String { rawValue }
+
+  /// OpenBLAS kernels (0.3.21's DYNAMIC_ARCH names) with AVX-512 code.
+  static let avx512Cores: Set<String> = ["SkylakeX", "Cooperlake", "SapphireRapids"]
+  /// OpenBLAS kernels with AVX2 and FMA code (the AVX-512 ones included).
+  static let avx2Cores: Set<String> = avx512Cores.union(["Haswell", "Zen"])
+
+  /// The backend `auto` picks for OpenBLAS's kernel `core` when Herd's kernels run
+  /// on `isa`, and why.
+  public static func automatic(openBLASCore core: String, isa: KernelISA) -> (GemmBackend, String) {
+    switch isa {
+    case .avx512 where !avx512Cores.contains(core):
+      return (.herd, "OpenBLAS chose its \(core) kernel, which lacks AVX-512 code on this AVX-512 CPU")
+    case .avx2 where !avx2Cores.contains(core) && CPUFeatures.has("avx2") && CPUFeatures.has("fma"):
+      return (.herd, "OpenBLAS chose its \(core) kernel, which lacks AVX2 code on this AVX2 CPU")
+    default:
+      return (.openblas, "OpenBLAS chose its \(core) kernel")
+    }
+  }
+
+  /// The backend for `HERD_GEMM`'s value `setting` (nil or empty: auto), and why;
+  /// a warning for a value that is none of auto, openblas, herd (auto is used).
+  public static func choose(setting: String?, openBLASCore core: String, isa: KernelISA) -> (
+    backend: GemmBackend, reason: String, warning: String?
+  ) {
+    let auto = automatic(openBLASCore: core, isa: isa)
+    guard let name = setting, !name.isEmpty, name != "auto" else { return (auto.0, auto.1, nil) }
+    guard let chosen = GemmBackend(rawValue: name) else {
+      return (auto.0, auto.1, "HERD_GEMM=\(name) is not one of auto, openblas, herd; using auto (\(auto.0))")
+    }
+    return (chosen, "HERD_GEMM=\(name)", nil)
+  }
+
+  /// The backend for this process, and why (for the logs), read once.
+  public static let active: (backend: GemmBackend, reason: String) = {
+    let choice = choose(
+      setting: getenv("HERD_GEMM").map { String(cString: $0) }, openBLASCore: BLAS.coreName, isa: .preferred)
+    if let warning = choice.warning {
+      var text = "herd: \(warning)\n"
+      text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+    return (choice.backend, choice.reason)
+  }()
+}
+
+/// A general single-precision product `C = alpha op(A) op(B) + beta C` on Herd's
+/// packed register-tile kernels (``PackedMatrix``), one thread.
+///
+/// op(B) is packed into column panels one block of k at a time; op(A) is read in
+/// place, as stored or transposed (a weight gradient's `dG^T x`), and copied into a
+/// block of rows only when alpha is not 1 or a narrow product (n <= 16 on AVX-512)
+/// reads it transposed. Each element of C is one fused multiply-add chain
+/// over k in order, starting from 0 or from `beta * C`: its value depends only on its
+/// row of op(A) and its column of op(B), never on m or on where the row sits.
+public enum GeneralGemm {
+  /// Rows of k per packed block: a 32-column panel block of 256 rows is 32 KiB.
+  static let kBlock = 256
+  /// Rows of op(A) per copied block when op(A) must be copied.
+  static let mBlock = 512
+
+  public static func multiply(
+    _ transA: Transpose, _ transB: Transpose,
+    m: Int, n: Int, k: Int,
+    alpha: Float,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float,
+    c: UnsafeMutablePointer<Float>, ldc: Int,
+    isa: KernelISA = .preferred
+  ) {
+    guard m > 0, n > 0 else { return }
+    if beta != 0 && beta != 1 {
+      for row in 0..<m {
+        let crow = c + row &* ldc
+        for col in 0..<n { crow[col] *= beta }
+      }
+    }
+    guard k > 0, alpha != 0 else {
+      if beta == 0 { for row in 0..<m { (c + row &* ldc).update(repeating: 0, count: n) } }
+      return
+    }
+    let packed = PackedMatrix(isa: isa, narrow: n <= 16)
+    // The wide tiles read a transposed A in place; the narrow one, or a scaled A,
+    // takes a copy.
+    let narrow = packed.panelWidth == 16 && isa == .avx512
+    let copyA = alpha != 1 || (transA == .transposed && narrow)
+    // A transposed goes into tiles of rows (streamed in order), a block at a time.
+    let tileA = !copyA && transA == .transposed
+    let kc = min(kBlock, k)
+    let mc = copyA || tileA ? min(mBlock, m) : m
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: copyA || tileA ? (mc &+ 15) &* kc : 1)
+    defer { scratch.deallocate() }
+    var k0 = 0
+    while k0 < k {
+      let kn = min(kc, k &- k0)
+      // op(B)[k0 ..< k0 + kn, 0 ..< n]: rows of B, or columns of the stored B^T.
+      let bBlock = transB == .none ? b + k0 &* ldb : b + k0
+      packed.pack(bBlock, ld: ldb, transposed: transB == .transposed, k: kn, n: n)
+      let accumulate = k0 > 0 || beta != 0
+      var m0 = 0
+      while m0 < m {
+        let mn = min(mc, m &- m0)
+        if copyA {
+          copyRows(transA, a: a, lda: lda, alpha: alpha, rows: m0, mn, cols: k0, kn, into: scratch)
+          packed.compute(
+            UnsafePointer(scratch), lda: kn, rows: mn, into: c + m0 &* ldc, ldc: ldc, accumulate: accumulate)
+        } else if tileA {
+          packed.packTiles(transposedA: a + (k0 &* lda &+ m0), lda: lda, rows: mn, into: scratch)
+          packed.multiply(tiles: UnsafePointer(scratch), rows: mn, into: c + m0 &* ldc, ldc: ldc, accumulate: accumulate)
+        } else {
+          packed.compute(a + (m0 &* lda &+ k0), lda: lda, rows: mn, into: c + m0 &* ldc, ldc: ldc, accumulate: accumulate)
+        }
+        m0 &+= mn
+      }
+      k0 &+= kn
+    }
+  }
+
+  /// `dst [rows][cols] = alpha op(A)[r0 ..< r0 + rows, c0 ..< c0 + cols]`.
+  @inline(__always)
+  static func copyRows(
+    _ transA: Transpose, a: UnsafePointer<Float>, lda: Int, alpha: Float, rows r0: Int, _ rows: Int, cols c0: Int,
+    _ cols: Int, into dst: UnsafeMutablePointer<Float>
+  ) {
+    if transA == .none {
+      for i in 0..<rows {
+        let src = a + ((r0 &+ i) &* lda &+ c0)
+        let out = dst + i &* cols
+        for j in 0..<cols { out[j] = alpha * src[j] }
+      }
+      return
+    }
+    // op(A)[i, j] = A[c0 + j, r0 + i]: walk A's rows (contiguous in i) in blocks of
+    // 16 destination rows, so the written lines stay in L1 while a block fills.
+    var i0 = 0
+    while i0 < rows {
+      let ib = min(16, rows &- i0)
+      for j in 0..<cols {
+        let src = a + ((c0 &+ j) &* lda &+ r0 &+ i0)
+        let out = dst + (i0 &* cols &+ j)
+        if alpha == 1 {
+          for i in 0..<ib { out[i &* cols] = src[i] }
+        } else {
+          for i in 0..<ib { out[i &* cols] = alpha * src[i] }
+        }
+      }
+      i0 &+= 16
+    }
+  }
+}

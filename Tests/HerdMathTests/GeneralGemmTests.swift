@@ -1,0 +1,113 @@
+import Foundation
+import HerdMath
+import HerdTestSupport
+import Testing
+
+@Suite struct GeneralGemmTests {
+  // Shapes: tails in rows and columns, one row or column, k of 0 and 1, n <= 16
+  // (the narrow panels), k past one block (256) and m past one copied block (512).
+  @Test(
+    arguments: [
+      (1, 1, 1), (1, 33, 5), (5, 17, 3), (7, 31, 0), (9, 40, 1), (13, 47, 29), (3, 16, 9), (70, 67, 300),
+      (530, 20, 40), (33, 1, 600),
+    ])
+  func matchesTheTripleLoop(shape: (Int, Int, Int)) {
+    let (m, n, k) = shape
+    for isa in availableKernels {
+      for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        for (alpha, beta): (Float, Float) in [(1, 0), (1, 1), (0.5, 0.7)] {
+          var rng = SeededGenerator(seed: UInt64(m * 1000 + n * 10 + k))
+          let lda = (ta ? m : k) + 3
+          let ldb = (tb ? k : n) + 2
+          let ldc = n + 1
+          let a = randomArray((ta ? k : m) * lda, rng: &rng)
+          let b = randomArray((tb ? n : k) * ldb, rng: &rng)
+          var c = randomArray(m * ldc, rng: &rng)
+          let expected = textbookGemm(
+            ta, tb, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+          a.withPointer { pa in
+            b.withPointer { pb in
+              c.withMutablePointer { pc in
+                GeneralGemm.multiply(
+                  ta ? .transposed : .none, tb ? .transposed : .none, m: m, n: n, k: k, alpha: alpha,
+                  a: pa, lda: lda, b: pb, ldb: ldb, beta: beta, c: pc, ldc: ldc, isa: isa)
+              }
+            }
+          }
+          // Every element, the padding column j == n included (it must keep its value).
+          let r = closeness(c, expected, rtol: 1e-5, atol: 1e-5 * Double(max(k, 1)).squareRoot())
+          #expect(r.ok, "\(isa) ta=\(ta) tb=\(tb) alpha=\(alpha) beta=\(beta) m=\(m) n=\(n) k=\(k): \(r)")
+        }
+      }
+    }
+  }
+
+  /// With alpha 1, every element is one fused multiply-add chain over k in order from
+  /// 0 (beta 0) or from C (beta 1), across the k blocks, however A and B are stored:
+  /// the same bits as a scalar chain, so a row's value never depends on m.
+  @Test func eachElementIsOneFusedChainInOrder() {
+    let (m, n, k) = (19, 45, 600)
+    var rng = SeededGenerator(seed: 5)
+    let a = randomArray(m * k, rng: &rng)
+    let b = randomArray(k * n, rng: &rng)
+    let start = randomArray(m * n, rng: &rng)
+    // Transposed copies: aT [k, m], bT [n, k].
+    var aT = [Float](repeating: 0, count: k * m)
+    for i in 0..<m { for p in 0..<k { aT[p * m + i] = a[i * k + p] } }
+    var bT = [Float](repeating: 0, count: n * k)
+    for p in 0..<k { for j in 0..<n { bT[j * k + p] = b[p * n + j] } }
+    for beta: Float in [0, 1] {
+      var chain = start
+      for i in 0..<m {
+        for j in 0..<n {
+          var s = beta == 0 ? 0 : chain[i * n + j]
+          for p in 0..<k { s = s.addingProduct(a[i * k + p], b[p * n + j]) }
+          chain[i * n + j] = s
+        }
+      }
+      for isa in availableKernels {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+          var c = start
+          (ta ? aT : a).withPointer { pa in
+            (tb ? bT : b).withPointer { pb in
+              c.withMutablePointer {
+                GeneralGemm.multiply(
+                  ta ? .transposed : .none, tb ? .transposed : .none, m: m, n: n, k: k, alpha: 1,
+                  a: pa, lda: ta ? m : k, b: pb, ldb: tb ? k : n, beta: beta, c: $0, ldc: n, isa: isa)
+              }
+            }
+          }
+          #expect(c == chain, "\(isa) ta=\(ta) tb=\(tb) beta=\(beta)")
+        }
+      }
+    }
+  }
+
+  /// `auto` takes Herd's kernels exactly when OpenBLAS's kernel is narrower than
+  /// Herd's; `HERD_GEMM` overrides it, and a bad value is named and ignored.
+  @Test func theBackendFollowsOpenBLASsKernel() {
+    #expect(GemmBackend.automatic(openBLASCore: "Prescott", isa: .avx512).0 == .herd)
+    #expect(GemmBackend.automatic(openBLASCore: "Haswell", isa: .avx512).0 == .herd)
+    #expect(GemmBackend.automatic(openBLASCore: "Zen", isa: .avx512).0 == .herd)
+    #expect(GemmBackend.automatic(openBLASCore: "SkylakeX", isa: .avx512).0 == .openblas)
+    #expect(GemmBackend.automatic(openBLASCore: "Cooperlake", isa: .avx512).0 == .openblas)
+    #expect(GemmBackend.automatic(openBLASCore: "SapphireRapids", isa: .avx512).0 == .openblas)
+    #expect(GemmBackend.automatic(openBLASCore: "Haswell", isa: .avx2).0 == .openblas)
+    #expect(GemmBackend.automatic(openBLASCore: "SkylakeX", isa: .avx2).0 == .openblas)
+    if CPUFeatures.has("avx2") && CPUFeatures.has("fma") {
+      let (backend, reason) = GemmBackend.automatic(openBLASCore: "Prescott", isa: .avx2)
+      #expect(backend == .herd)
+      #expect(reason.contains("Prescott"))
+    }
+    let forced = GemmBackend.choose(setting: "openblas", openBLASCore: "Prescott", isa: .avx512)
+    #expect(forced.backend == .openblas && forced.warning == nil)
+    let herd = GemmBackend.choose(setting: "herd", openBLASCore: "SkylakeX", isa: .avx512)
+    #expect(herd.backend == .herd && herd.reason == "HERD_GEMM=herd")
+    let auto = GemmBackend.choose(setting: "auto", openBLASCore: "SkylakeX", isa: .avx512)
+    #expect(auto.backend == .openblas && auto.warning == nil)
+    let bad = GemmBackend.choose(setting: "mkl", openBLASCore: "Prescott", isa: .avx512)
+    #expect(bad.backend == .herd)
+    #expect(bad.warning?.contains("HERD_GEMM=mkl") == true)
+    #expect(bad.warning?.contains("auto, openblas, herd") == true)
+  }
+}
