@@ -98,9 +98,16 @@ public enum GeneralGemm {
       return
     }
     let packed = PackedMatrix(isa: isa, narrow: n <= 16)
-    // The wide tiles read a transposed A in place; the narrow one, or a scaled A,
-    // takes a copy.
     let narrow = packed.panelWidth == 16 && isa == .avx512
+    if transA == .transposed && narrow && alpha == 1 && m > 16 {
+      // A narrow product over a transposed A (a convolution's weight gradient
+      // `patches^T dY` with 16 output channels): the narrow tiles cannot read A in
+      // tiles, and copying A^T row by row is a strided pass over the whole of it.
+      // Computed as C^T = op(B)^T A, whose left side is the small one.
+      multiplyTransposed(transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, isa: isa)
+      return
+    }
+    // A scaled A is copied (scaled) a block at a time.
     let copyA = alpha != 1 || (transA == .transposed && narrow)
     // A transposed goes into tiles of rows (streamed in order), a block at a time.
     let tileA = !copyA && transA == .transposed
@@ -131,6 +138,31 @@ public enum GeneralGemm {
         m0 &+= mn
       }
       k0 &+= kn
+    }
+  }
+
+  /// `C = A^T op(B) + beta C` (A stored `[k, m]`) as `C^T = op(B)^T A` into a
+  /// scratch `[n, m]` that starts as `beta C^T`, copied back: each element is still
+  /// one chain over k in order, starting from `beta C`.
+  static func multiplyTransposed(
+    _ transB: Transpose, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, isa: KernelISA
+  ) {
+    let t = UnsafeMutablePointer<Float>.allocate(capacity: n &* m)
+    defer { t.deallocate() }
+    if beta != 0 {
+      for i in 0..<m {
+        let crow = c + i &* ldc
+        for j in 0..<n { t[j &* m &+ i] = crow[j] }
+      }
+    }
+    // op(B)^T is `[n, k]`: B itself when stored transposed, else B^T.
+    multiply(
+      transB == .none ? .transposed : .none, .none, m: n, n: m, k: k, alpha: 1, a: b, lda: ldb, b: a, ldb: lda,
+      beta: beta == 0 ? 0 : 1, c: t, ldc: m, isa: isa)
+    for i in 0..<m {
+      let crow = c + i &* ldc
+      for j in 0..<n { crow[j] = t[j &* m &+ i] }
     }
   }
 
