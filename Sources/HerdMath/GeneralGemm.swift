@@ -64,10 +64,11 @@ public enum GemmBackend: String, Sendable, CaseIterable, CustomStringConvertible
 /// A general single-precision product `C = alpha op(A) op(B) + beta C` on Herd's
 /// packed register-tile kernels (``PackedMatrix``), one thread.
 ///
-/// op(B) is packed into column panels one block of k at a time; op(A) is read in
-/// place, as stored or transposed (a weight gradient's `dG^T x`), and copied into a
-/// block of rows only when alpha is not 1 or a narrow product (n <= 16 on AVX-512)
-/// reads it transposed. Each element of C is one fused multiply-add chain
+/// op(B) is packed into column panels one block of k at a time. op(A) is read in
+/// place when stored as used; stored transposed (a weight gradient's `dG^T x`) it is
+/// copied a block at a time into tiles of rows, which the kernel streams in order. A
+/// narrow product (n <= 16 on AVX-512) over a transposed A runs as `C^T = op(B)^T A`;
+/// alpha other than 1 copies a scaled block. Each element of C is one fused multiply-add chain
 /// over k in order, starting from 0 or from `beta * C`: its value depends only on its
 /// row of op(A) and its column of op(B), never on m or on where the row sits.
 public enum GeneralGemm {
@@ -113,7 +114,8 @@ public enum GeneralGemm {
     let tileA = !copyA && transA == .transposed
     let kc = min(kBlock, k)
     let mc = copyA || tileA ? min(mBlock, m) : m
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: copyA || tileA ? (mc &+ 15) &* kc : 1)
+    // Room for mc rows of kc, or for mc rows rounded up to whole tiles (of 8 or 6).
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: copyA || tileA ? (mc &+ 7) &* kc : 1)
     defer { scratch.deallocate() }
     var k0 = 0
     while k0 < k {

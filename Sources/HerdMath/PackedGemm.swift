@@ -229,11 +229,6 @@ extension PackedMatrix {
   /// Rows per tile of a left-hand side packed by ``packTiles(transposedA:lda:rows:into:)``.
   var tileRows: Int { isa.tileRows }
 
-  /// Floats ``packTiles(transposedA:lda:rows:into:)`` writes for `m` rows.
-  func tileCount(rows m: Int) -> Int {
-    (m &+ tileRows &- 1) / tileRows &* tileRows &* max(k, 1)
-  }
-
   /// Copies A `[m, k]`, given as `A^T` stored `[k, m]` (row stride `lda`), into tiles
   /// of ``tileRows`` rows, each `[k][tileRows]` contiguous: the kernel then streams
   /// A in order, where reading `A^T` in place touches a new line (k rows apart) for
