@@ -84,14 +84,7 @@ struct BenchGemm: ParsableCommand {
           }
         }
       }
-      var ours: [Double] = []
-      var theirs: [Double] = []
-      let flops = 2 * Double(m) * Double(nn) * Double(k)
-      for _ in 0..<rounds {
-        ours.append(flops / timePerCall(seconds: seconds, herd) / 1e9)
-        theirs.append(flops / timePerCall(seconds: seconds, blas) / 1e9)
-      }
-      print(String(format: "| %@ | %d x %d x %d | %.1f | %.1f | %.2f |", label, m, nn, k, median(ours), median(theirs), median(ours) / median(theirs)))
+      report(label, m, nn, k, herd, blas)
     }
     for (label, m, nn, k, ta) in general {
       let a = (0..<(m * k)).map { _ in rng.nextUnitFloat() - 0.5 }
@@ -117,14 +110,20 @@ struct BenchGemm: ParsableCommand {
           }
         }
       }
-      var ours: [Double] = []
-      var theirs: [Double] = []
-      let flops = 2 * Double(m) * Double(nn) * Double(k)
-      for _ in 0..<rounds {
-        ours.append(flops / timePerCall(seconds: seconds, herd) / 1e9)
-        theirs.append(flops / timePerCall(seconds: seconds, blas) / 1e9)
-      }
-      print(String(format: "| %@ (general) | %d x %d x %d | %.1f | %.1f | %.2f |", label, m, nn, k, median(ours), median(theirs), median(ours) / median(theirs)))
+      report(label + " (general)", m, nn, k, herd, blas)
     }
+  }
+
+  /// Times `herd` and `blas` in alternating rounds and prints the product's row:
+  /// median GFLOP/s of each and their ratio.
+  private func report(_ label: String, _ m: Int, _ n: Int, _ k: Int, _ herd: () -> Void, _ blas: () -> Void) {
+    var ours: [Double] = []
+    var theirs: [Double] = []
+    let flops = 2 * Double(m) * Double(n) * Double(k)
+    for _ in 0..<rounds {
+      ours.append(flops / timePerCall(seconds: seconds, herd) / 1e9)
+      theirs.append(flops / timePerCall(seconds: seconds, blas) / 1e9)
+    }
+    print(String(format: "| %@ | %d x %d x %d | %.1f | %.1f | %.2f |", label, m, n, k, median(ours), median(theirs), median(ours) / median(theirs)))
   }
 }
