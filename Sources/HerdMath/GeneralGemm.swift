@@ -133,7 +133,8 @@ public enum GeneralGemm {
             UnsafePointer(scratch), lda: kn, rows: mn, into: c + m0 &* ldc, ldc: ldc, accumulate: accumulate)
         } else if tileA {
           packed.packTiles(transposedA: a + (k0 &* lda &+ m0), lda: lda, rows: mn, into: scratch)
-          packed.multiply(tiles: UnsafePointer(scratch), rows: mn, into: c + m0 &* ldc, ldc: ldc, accumulate: accumulate)
+          packed.compute(
+            UnsafePointer(scratch), lda: kn, rows: mn, into: c + m0 &* ldc, ldc: ldc, accumulate: accumulate, tiles: true)
         } else {
           packed.compute(a + (m0 &* lda &+ k0), lda: lda, rows: mn, into: c + m0 &* ldc, ldc: ldc, accumulate: accumulate)
         }

@@ -106,7 +106,7 @@ public final class PackedMatrix: @unchecked Sendable {
 
   /// Columns per packed panel of this packing.
   public var panelWidth: Int { narrow && isa == .avx512 ? 16 : isa.panelWidth }
-  fileprivate var storage: UnsafeMutablePointer<Float>
+  private var storage: UnsafeMutablePointer<Float>
   private var capacity = 0
   /// Bumped by every ``pack(_:ld:transposed:k:n:)``; callers use it with their own
   /// keys to know whether a packing is current.
@@ -197,12 +197,15 @@ public final class PackedMatrix: @unchecked Sendable {
   }
 
   /// ``multiply(_:lda:rows:into:ldc:accumulate:)`` without recording the shape
-  /// (``GeneralGemm`` records its own).
+  /// (``GeneralGemm`` records its own). With `tiles`, `a` holds A in the tiles
+  /// ``packTiles(transposedA:lda:rows:into:)`` wrote (`lda` unused), which the
+  /// narrow packing does not read.
   func compute(
     _ a: UnsafePointer<Float>, lda: Int, rows m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
-    accumulate: Bool
+    accumulate: Bool, tiles: Bool = false
   ) {
     guard m > 0, n > 0 else { return }
+    precondition(!(tiles && panelWidth == 16 && isa == .avx512), "the narrow packing does not read A in tiles")
     guard k > 0 else {
       if !accumulate { for r in 0..<m { (c + r &* ldc).update(repeating: 0, count: n) } }
       return
@@ -210,6 +213,10 @@ public final class PackedMatrix: @unchecked Sendable {
     switch isa {
     case .avx512:
       #if HERD_AVX512
+        if tiles {
+          PackedKernels.run512Tiles(a, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+          return
+        }
         if panelWidth == 16 {
           PackedKernels.run512Narrow(
             a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
@@ -220,21 +227,22 @@ public final class PackedMatrix: @unchecked Sendable {
         preconditionFailure("the AVX-512 kernel is not in this build")
       #endif
     case .avx2:
+      if tiles {
+        PackedKernels.run256Tiles(a, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+        return
+      }
       PackedKernels.run256(a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
     }
   }
 }
 
 extension PackedMatrix {
-  /// Rows per tile of a left-hand side packed by ``packTiles(transposedA:lda:rows:into:)``.
-  var tileRows: Int { isa.tileRows }
-
   /// Copies A `[m, k]`, given as `A^T` stored `[k, m]` (row stride `lda`), into tiles
-  /// of ``tileRows`` rows, each `[k][tileRows]` contiguous: the kernel then streams
+  /// of ``KernelISA/tileRows`` rows, each `[k][rows]` contiguous: the kernel then streams
   /// A in order, where reading `A^T` in place touches a new line (k rows apart) for
   /// every kk. Rows past m in the last tile are left unwritten (never read).
   func packTiles(transposedA a: UnsafePointer<Float>, lda: Int, rows m: Int, into dst: UnsafeMutablePointer<Float>) {
-    let r = tileRows
+    let r = isa.tileRows
     var t0 = 0
     while t0 < m {
       let rows = min(r, m &- t0)
@@ -252,28 +260,6 @@ extension PackedMatrix {
         }
       }
       t0 &+= r
-    }
-  }
-
-  /// ``multiply(_:lda:rows:into:ldc:accumulate:)`` with A in the tiles
-  /// ``packTiles(transposedA:lda:rows:into:)`` wrote. Not for the narrow packing.
-  /// Not recorded by a ``GemmRecorder`` (``GeneralGemm``, its caller, records).
-  func multiply(tiles a: UnsafePointer<Float>, rows m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
-    guard m > 0, n > 0 else { return }
-    precondition(!(panelWidth == 16 && isa == .avx512), "the narrow packing does not read A in tiles")
-    guard k > 0 else {
-      if !accumulate { for r in 0..<m { (c + r &* ldc).update(repeating: 0, count: n) } }
-      return
-    }
-    switch isa {
-    case .avx512:
-      #if HERD_AVX512
-        PackedKernels.run512Tiles(a, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-      #else
-        preconditionFailure("the AVX-512 kernel is not in this build")
-      #endif
-    case .avx2:
-      PackedKernels.run256Tiles(a, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
     }
   }
 }
