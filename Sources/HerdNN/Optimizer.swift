@@ -178,11 +178,30 @@ public final class Adam: Optimizer {
     let g = p.grads.baseAddress.unsafelyUnwrapped
     m.withMutablePointer { m in
       v.withMutablePointer { v in
-        for i in 0..<n {
+        // Eight lanes at a time, the same operations in the same order as the tail
+        // loop (no fused multiply-add), so the same bits: the compiler left the
+        // plain loop scalar (a square root and a division per parameter), and with
+        // many passes over small batches the step was a fifth of a learner's time.
+        let (vb1, vb2, oneMinusB1, oneMinusB2) = (
+          Float8(repeating: b1), Float8(repeating: b2), Float8(repeating: 1 - b1), Float8(repeating: 1 - b2)
+        )
+        var i = 0
+        while i &+ 8 <= n {
+          let wi = Float8.load(w + i, count: 8)
+          let gi = Float8.load(g + i, count: 8) + wd * wi
+          let mi = vb1 * Float8.load(m + i, count: 8) + oneMinusB1 * gi
+          let vi = vb2 * Float8.load(v + i, count: 8) + oneMinusB2 * gi * gi
+          mi.store(m + i, count: 8)
+          vi.store(v + i, count: 8)
+          (wi - stepSize * mi / (vi.squareRoot() / bc2Root + eps)).store(w + i, count: 8)
+          i &+= 8
+        }
+        while i < n {
           let gi = g[i] + wd * w[i]
           m[i] = b1 * m[i] + (1 - b1) * gi
           v[i] = b2 * v[i] + (1 - b2) * gi * gi
           w[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Root + eps)
+          i &+= 1
         }
       }
     }

@@ -38,6 +38,30 @@ func flatParameters(_ values: [Float]) throws -> Parameters {
     #expect(opt.stepCount == 4)
   }
 
+  /// Adam's eight-lane loop gives the bits of its one-parameter tail: 19 parameters
+  /// (two vectors and a tail of 3) against 19 optimisers of one parameter each,
+  /// over steps with weight decay and gradients of every size.
+  @Test func adamsVectorLoopMatchesItsScalarTail() throws {
+    let n = 19
+    var rng = SeededGenerator(seed: 7)
+    let start = (0..<n).map { _ in 2 * rng.nextUnitFloat() - 1 }
+    let whole = try flatParameters(start)
+    let wholeOpt = Adam(count: n, beta1: 0.8, beta2: 0.9, eps: 1e-6, weightDecay: 0.01)
+    let singles = try start.map { try flatParameters([$0]) }
+    let singleOpts = (0..<n).map { _ in Adam(count: 1, beta1: 0.8, beta2: 0.9, eps: 1e-6, weightDecay: 0.01) }
+    for step in 0..<5 {
+      let g = (0..<n).map { i in (2 * rng.nextUnitFloat() - 1) * Float(step + 1) * (i % 3 == 0 ? 1e-4 : 1) }
+      _ = whole.grads.update(fromContentsOf: g)
+      wholeOpt.step(whole, lr: 0.01)
+      for i in 0..<n {
+        singles[i].grads[0] = g[i]
+        singleOpts[i].step(singles[i], lr: 0.01)
+      }
+      #expect(whole.flatValues == singles.map { $0.flatValues[0] }, "step \(step + 1)")
+    }
+    #expect(whole.flatValues != start)
+  }
+
   @Test func clippingScalesToTheMaximumNormAndReportsTheNormBefore() throws {
     let p = try flatParameters([0, 0, 0])
     _ = p.grads.update(fromContentsOf: [3, 4, 0] as [Float])
