@@ -53,73 +53,67 @@ extension LSTM {
   /// for the rest). Reads the carries from step t+1, writes dc into `dcCarry` for
   /// step t-1 and the pre-activation gate gradients into `dGates` (i, f, g, o).
   ///
-  /// Units outside, rows inside: the bias gradient of 8 units stays in registers
-  /// over the step's rows (added in the same order as row by row).
+  /// Rows outside, units inside, so each row's lines are read once and in order.
+  /// Units outside (with the bias gradient in registers over the rows) read one
+  /// half line of each row per pass, at a stride of 4H floats: with H = 256 that is
+  /// 4 KiB, every row in the same L1 set, and each line was fetched twice. The
+  /// bias gradient adds the rows in the same order either way.
   @inlinable @inline(__always)
   static func cellBackward(
     rows: Int, gates: UnsafePointer<Float>, cPrev: UnsafePointer<Float>, tanhC: UnsafePointer<Float>,
     dhOut: UnsafePointer<Float>, dhCarry: UnsafePointer<Float>, dcCarry: UnsafeMutablePointer<Float>,
     dGates: UnsafeMutablePointer<Float>, biasGrad db: UnsafeMutablePointer<Float>, hiddenSize hs: Int
   ) {
-    var k = 0
-    while k &+ 8 <= hs {
-      cellBackward8(
-        rows: rows, gates: gates, cPrev: cPrev, tanhC: tanhC, dhOut: dhOut, dhCarry: dhCarry, dcCarry: dcCarry,
-        dGates: dGates, biasGrad: db, hiddenSize: hs, at: k, count: 8)
-      k &+= 8
-    }
-    if k < hs {
-      cellBackward8(
-        rows: rows, gates: gates, cPrev: cPrev, tanhC: tanhC, dhOut: dhOut, dhCarry: dhCarry, dcCarry: dcCarry,
-        dGates: dGates, biasGrad: db, hiddenSize: hs, at: k, count: hs &- k)
+    let g4 = 4 &* hs
+    for j in 0..<rows {
+      let (gr, hr, dr) = (gates + j &* g4, j &* hs, dGates + j &* g4)
+      var k = 0
+      while k &+ 8 <= hs {
+        cellBackward8(
+          gates: gr, cPrev: cPrev + hr, tanhC: tanhC + hr, dhOut: dhOut + hr, dhCarry: dhCarry + hr,
+          dcCarry: dcCarry + hr, dGates: dr, biasGrad: db, hiddenSize: hs, at: k, count: 8)
+        k &+= 8
+      }
+      if k < hs {
+        cellBackward8(
+          gates: gr, cPrev: cPrev + hr, tanhC: tanhC + hr, dhOut: dhOut + hr, dhCarry: dhCarry + hr,
+          dcCarry: dcCarry + hr, dGates: dr, biasGrad: db, hiddenSize: hs, at: k, count: hs &- k)
+      }
     }
   }
 
-  /// Units `k..<k+n` (n <= 8) of every row of one step.
+  /// Units `k..<k+n` (n <= 8) of one row; adds its gate gradients to the bias
+  /// gradient.
   @inlinable @inline(__always)
   static func cellBackward8(
-    rows: Int, gates: UnsafePointer<Float>, cPrev: UnsafePointer<Float>, tanhC: UnsafePointer<Float>,
+    gates gr: UnsafePointer<Float>, cPrev: UnsafePointer<Float>, tanhC: UnsafePointer<Float>,
     dhOut: UnsafePointer<Float>, dhCarry: UnsafePointer<Float>, dcCarry: UnsafeMutablePointer<Float>,
-    dGates: UnsafeMutablePointer<Float>, biasGrad db: UnsafeMutablePointer<Float>, hiddenSize hs: Int,
+    dGates dr: UnsafeMutablePointer<Float>, biasGrad db: UnsafeMutablePointer<Float>, hiddenSize hs: Int,
     at k: Int, count n: Int
   ) {
-    let g4 = 4 &* hs
-    var bi = Float8.load(db + k, count: n)
-    var bf = Float8.load(db + (hs &+ k), count: n)
-    var bg = Float8.load(db + (2 &* hs &+ k), count: n)
-    var bo = Float8.load(db + (3 &* hs &+ k), count: n)
-    for j in 0..<rows {
-      let gr = gates + j &* g4
-      let hr = j &* hs &+ k
-      let i = Float8.load(gr + k, count: n)
-      let f = Float8.load(gr + (hs &+ k), count: n)
-      let g = Float8.load(gr + (2 &* hs &+ k), count: n)
-      let o = Float8.load(gr + (3 &* hs &+ k), count: n)
-      let tc = Float8.load(tanhC + hr, count: n)
-      let dh = Float8.load(dhOut + hr, count: n) + Float8.load(dhCarry + hr, count: n)
-      let dc = Float8.load(dcCarry + hr, count: n) + dh * o * (1 - tc * tc)
-      let dO = dh * tc
-      let dI = dc * g
-      let dGg = dc * i
-      let dF = dc * Float8.load(cPrev + hr, count: n)
-      (dc * f).store(dcCarry + hr, count: n)
-      let gi = dI * i * (1 - i)
-      let gf = dF * f * (1 - f)
-      let gg = dGg * (1 - g * g)
-      let go = dO * o * (1 - o)
-      let dr = dGates + j &* g4
-      gi.store(dr + k, count: n)
-      gf.store(dr + (hs &+ k), count: n)
-      gg.store(dr + (2 &* hs &+ k), count: n)
-      go.store(dr + (3 &* hs &+ k), count: n)
-      bi += gi
-      bf += gf
-      bg += gg
-      bo += go
-    }
-    bi.store(db + k, count: n)
-    bf.store(db + (hs &+ k), count: n)
-    bg.store(db + (2 &* hs &+ k), count: n)
-    bo.store(db + (3 &* hs &+ k), count: n)
+    let i = Float8.load(gr + k, count: n)
+    let f = Float8.load(gr + (hs &+ k), count: n)
+    let g = Float8.load(gr + (2 &* hs &+ k), count: n)
+    let o = Float8.load(gr + (3 &* hs &+ k), count: n)
+    let tc = Float8.load(tanhC + k, count: n)
+    let dh = Float8.load(dhOut + k, count: n) + Float8.load(dhCarry + k, count: n)
+    let dc = Float8.load(dcCarry + k, count: n) + dh * o * (1 - tc * tc)
+    let dO = dh * tc
+    let dI = dc * g
+    let dGg = dc * i
+    let dF = dc * Float8.load(cPrev + k, count: n)
+    (dc * f).store(dcCarry + k, count: n)
+    let gi = dI * i * (1 - i)
+    let gf = dF * f * (1 - f)
+    let gg = dGg * (1 - g * g)
+    let go = dO * o * (1 - o)
+    gi.store(dr + k, count: n)
+    gf.store(dr + (hs &+ k), count: n)
+    gg.store(dr + (2 &* hs &+ k), count: n)
+    go.store(dr + (3 &* hs &+ k), count: n)
+    (Float8.load(db + k, count: n) + gi).store(db + k, count: n)
+    (Float8.load(db + (hs &+ k), count: n) + gf).store(db + (hs &+ k), count: n)
+    (Float8.load(db + (2 &* hs &+ k), count: n) + gg).store(db + (2 &* hs &+ k), count: n)
+    (Float8.load(db + (3 &* hs &+ k), count: n) + go).store(db + (3 &* hs &+ k), count: n)
   }
 }
