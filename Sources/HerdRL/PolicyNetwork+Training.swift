@@ -48,6 +48,15 @@ public final class TrainingWorkspace {
   let gradValueFeatures = FloatBuffer()  // [P, H]
   let gradValueCoreInput = FloatBuffer()  // [P, coreIn]
   let gradValueEncoder = FloatBuffer()  // [P, Z]
+  // The post layers between the cores and the heads (post_fcnet_hiddens).
+  let post = MLPCache()
+  let valuePost = MLPCache()
+  let gradHeadInput = FloatBuffer()  // [P, U] with post layers
+  let gradValueHeadInput = FloatBuffer()  // [P, U] with the value's own post layers
+  /// What the heads read in the last forward: the post layers' outputs, or the
+  /// cores' (inside `core`, `post` and their value twins).
+  var headInput = UnsafePointer<Float>(bitPattern: 8).unsafelyUnwrapped
+  var valueHeadInput = UnsafePointer<Float>(bitPattern: 8).unsafelyUnwrapped
   /// The convolutional stack's output of the last forward (inside `convolution`).
   var convolutionOutput = UnsafePointer<Float>(bitPattern: 8).unsafelyUnwrapped
 
@@ -126,8 +135,10 @@ extension PolicyNetwork {
     let features = towerForward(
       core, p, z: z, into: ws.coreInput, batch: batch, packing: packing, column: 0, h0: ws.h0, c0: ws.c0,
       cache: ws.core, ws: ws)
+    let headInput = post.forward(p, x: features, rows: rows, cache: ws.post)
+    ws.headInput = headInput
     let logits = ws.logits.reserve(rows &* actionCount)
-    policyHead.forward(p, x: features, rows: rows, y: logits)
+    policyHead.forward(p, x: headInput, rows: rows, y: logits)
     spreadFreeLogStd(p, logits, rows: rows)
     let logProbs = ws.logProbs.reserve(rows &* actionCount)
     if distribution.isContinuous {
@@ -143,8 +154,9 @@ extension PolicyNetwork {
         }
       }
     }
-    guard let valueEncoder else {
-      valueHead.forward(p, x: features, rows: rows, y: ws.values.reserve(rows))
+    guard let valueEncoder, let valuePost else {
+      ws.valueHeadInput = headInput
+      valueHead.forward(p, x: headInput, rows: rows, y: ws.values.reserve(rows))
       return
     }
     // The value's own encoder and core, over the same inputs and its columns of the states.
@@ -152,7 +164,9 @@ extension PolicyNetwork {
     let valueFeatures = towerForward(
       valueCore, p, z: zv, into: ws.valueCoreInput, batch: batch, packing: packing, column: core?.hiddenSize ?? 0,
       h0: ws.valueH0, c0: ws.valueC0, cache: ws.valueCore, ws: ws)
-    valueHead.forward(p, x: valueFeatures, rows: rows, y: ws.values.reserve(rows))
+    let valueHeadInput = valuePost.forward(p, x: valueFeatures, rows: rows, cache: ws.valuePost)
+    ws.valueHeadInput = valueHeadInput
+    valueHead.forward(p, x: valueHeadInput, rows: rows, y: ws.values.reserve(rows))
   }
 
   /// Writes a tower's core input `[z ; extras]` (packed rows) into `input` and runs
@@ -217,8 +231,10 @@ extension PolicyNetwork {
     let rows = packing.rowCount
     let fs = featureSize
     let features: UnsafePointer<Float> = core != nil ? ws.core.outputs : UnsafePointer(ws.coreInput.pointer)
-    // Heads.
+    // Heads, into the gradient of their input: the core's output's, or the post
+    // layers' output's first.
     let dF = ws.gradFeatures.reserve(rows &* fs)
+    let dU = post.layers.isEmpty ? dF : ws.gradHeadInput.reserve(rows &* headInputSize)
     var dHead = UnsafePointer(ws.gradLogits.pointer)
     if let logStd {
       // The mean columns go to the head; the log std columns sum into pi.log_std.
@@ -232,13 +248,19 @@ extension PolicyNetwork {
       }
       dHead = UnsafePointer(g)
     }
-    policyHead.backward(p, x: features, dy: dHead, rows: rows, dx: dF)
-    if let valueEncoder {
-      // The value's own tower: its head, core and encoder.
+    policyHead.backward(p, x: ws.headInput, dy: dHead, rows: rows, dx: dU)
+    if let valueEncoder, let valuePost {
+      // The value's own tower: its head, post layers, core and encoder.
       let valueFeatures: UnsafePointer<Float> =
         valueCore != nil ? ws.valueCore.outputs : UnsafePointer(ws.valueCoreInput.pointer)
       let dFv = ws.gradValueFeatures.reserve(rows &* fs)
-      valueHead.backward(p, x: valueFeatures, dy: ws.gradValues.pointer, rows: rows, dx: dFv)
+      if valuePost.layers.isEmpty {
+        valueHead.backward(p, x: ws.valueHeadInput, dy: ws.gradValues.pointer, rows: rows, dx: dFv)
+      } else {
+        let dUv = ws.gradValueHeadInput.reserve(rows &* headInputSize)
+        valueHead.backward(p, x: ws.valueHeadInput, dy: ws.gradValues.pointer, rows: rows, dx: dUv)
+        valuePost.backward(p, x: valueFeatures, dy: dUv, cache: ws.valuePost, dx: dFv)
+      }
       if let dZv = towerBackward(
         valueCore, valueEncoder, p, dF: dFv, rows: rows, coreInput: ws.valueCoreInput, coreCache: ws.valueCore,
         gradCoreInput: ws.gradValueCoreInput, gradEncoder: ws.gradValueEncoder)
@@ -246,8 +268,9 @@ extension PolicyNetwork {
         valueEncoder.backward(p, x: ws.obs.pointer, dy: dZv, cache: ws.valueEncoder, dx: nil)
       }
     } else {
-      valueHead.backward(p, x: features, dy: ws.gradValues.pointer, rows: rows, dx: dF, accumulateInput: true)
+      valueHead.backward(p, x: ws.headInput, dy: ws.gradValues.pointer, rows: rows, dx: dU, accumulateInput: true)
     }
+    if !post.layers.isEmpty { post.backward(p, x: features, dy: dU, cache: ws.post, dx: dF) }
     // Core (BPTT within each fragment), then the encoder's share of its input's gradient.
     guard
       let dZ = towerBackward(

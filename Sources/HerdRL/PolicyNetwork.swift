@@ -7,7 +7,8 @@ import HerdNN
 /// o_t --filter (MeanStdFilter only)--> [--conv stack, flattened--> (image observations)] --encoder (MLP)--> z_t
 /// x_t = [ z_t ; onehot(a_{t-1}) if lstm_use_prev_action ; r_{t-1} if lstm_use_prev_reward ]
 /// (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1}))      (GRU: h only; no core: h_t = x_t)
-/// logits_t = W_pi h_t + b_pi        value_t = w_v . h_t + b_v
+/// u_t = post(h_t)                   (the post_fcnet_hiddens layers; none: u_t = h_t)
+/// logits_t = W_pi u_t + b_pi        value_t = w_v . u_t + b_v
 /// ```
 /// For a Box action space the head's outputs are a diagonal Gaussian's inputs
 /// (``ActionDistribution``): `[mean ; log std] = W_pi h_t + b_pi`, or with
@@ -15,13 +16,13 @@ import HerdNN
 /// learned vector `pi.log_std`, the same for every state.
 /// Parameters live in one ``Parameters`` buffer: `obs_filter.*` (with MeanStdFilter:
 /// running statistics, never trained, see ``ObservationFilter``), `conv.*` (a
-/// convolutional encoder, ``ConvPlan``), `encoder.*`, `core.*`, `pi.*`, `vf.*`.
+/// convolutional encoder, ``ConvPlan``), `encoder.*`, `core.*`, `post.*`, `pi.*`, `vf.*`.
 /// With convolutions, `encoder.*` are the fully connected layers after the
 /// flattened feature map (y, x, channel order).
 ///
 /// With `vf_share_layers = false` the value has its own encoder and core
-/// (`vf_encoder.*`, `vf_core.*`, the same sizes as the policy's, over the same
-/// filtered observation and extras): `value_t = w_v . h^v_t + b_v`. The state per
+/// (`vf_encoder.*`, `vf_core.*`, `vf_post.*`, the same sizes as the policy's, over
+/// the same filtered observation and extras): `value_t = w_v . post^v(h^v_t) + b_v`. The state per
 /// sequence is then `[h ; h^v]` followed by `[c ; c^v]` (LSTM), so everything that
 /// carries states (rollout, fragments, the wire) carries both cores unchanged.
 public struct PolicyNetwork: Sendable {
@@ -44,6 +45,11 @@ public struct PolicyNetwork: Sendable {
   public let encoder: MLP
   /// The recurrent core, nil for a feed-forward policy.
   public let core: (any RecurrentLayer)?
+  /// The layers between the core and the heads (`post_fcnet_hiddens`; no layers:
+  /// the heads read the core's output).
+  public let post: MLP
+  /// The value's own post layers (`vf_share_layers = false`), nil when it shares the policy's.
+  public let valuePost: MLP?
   /// The value's own encoder (`vf_share_layers = false`), nil when it shares the policy's.
   public let valueEncoder: MLP?
   /// The value's own core (`vf_share_layers = false` with a core), nil otherwise.
@@ -124,14 +130,18 @@ public struct PolicyNetwork: Sendable {
       core = nil
     }
     let features = core?.hiddenSize ?? coreIn
+    post = MLP(
+      "post", inFeatures: features, hiddenSizes: config.post_fcnet_hiddens, activation: config.post_fcnet_activation,
+      layout: &layout)
     // Heads start small (as IMPALA's and RLlib's do) so the first policy is near uniform.
     let freeLogStd = config.free_log_std && distribution.isContinuous
     policyHead = Linear(
-      "pi", inFeatures: features, outFeatures: freeLogStd ? actionCount / 2 : actionCount, layout: &layout,
+      "pi", inFeatures: post.outFeatures, outFeatures: freeLogStd ? actionCount / 2 : actionCount, layout: &layout,
       weightBound: 0.01)
     if config.vf_share_layers {
       valueEncoder = nil
       valueCore = nil
+      valuePost = nil
     } else {
       precondition(conv == nil, "vf_share_layers = false is for flat observations")
       let e = MLP(
@@ -146,8 +156,11 @@ public struct PolicyNetwork: Sendable {
       } else {
         valueCore = nil
       }
+      valuePost = MLP(
+        "vf_post", inFeatures: features, hiddenSizes: config.post_fcnet_hiddens,
+        activation: config.post_fcnet_activation, layout: &layout)
     }
-    valueHead = Linear("vf", inFeatures: features, outFeatures: 1, layout: &layout, weightBound: 0.01)
+    valueHead = Linear("vf", inFeatures: post.outFeatures, outFeatures: 1, layout: &layout, weightBound: 0.01)
     // Last, so a discrete policy's layout is what it was before Gaussians existed.
     logStd =
       freeLogStd ? layout.declare("pi.log_std", shape: [actionCount / 2], initializer: .constant(0)) : nil
@@ -205,8 +218,10 @@ public struct PolicyNetwork: Sendable {
 
   /// Floats of the core's input per step: encoder features plus the extras.
   public var coreInputSize: Int { encoder.outFeatures + (usePrevAction ? actionCount : 0) + (usePrevReward ? 1 : 0) }
-  /// Floats of the heads' input per step (H, or the core input without a core).
+  /// Floats of the core's output per step (H, or the core input without a core).
   public var featureSize: Int { core?.hiddenSize ?? coreInputSize }
+  /// Floats of the heads' input per step: the post layers' output, or ``featureSize``.
+  public var headInputSize: Int { post.outFeatures }
   /// Parameters the optimiser trains (all but the filter's statistics).
   public var trainableCount: Int { layout.count - 2 * (filterMean == nil ? 0 : observationSize) }
 
@@ -282,6 +297,8 @@ public final class PolicyWorkspace {
   let valueEncoder = MLPCache()
   let valueCore = RecurrentCache()
   let valueCoreInput = FloatBuffer()
+  let post = MLPCache()
+  let valuePost = MLPCache()
   let towerH = FloatBuffer()
   let towerC = FloatBuffer()
   /// Logits of the last step `[K, A]`.
@@ -321,14 +338,15 @@ extension PolicyNetwork {
     } else {
       features = UnsafePointer(x)
     }
+    let headInput = post.forward(p, x: features, rows: rows, cache: ws.post)
     let logits = ws.logits.reserve(rows &* actionCount)
-    policyHead.forward(p, x: features, rows: rows, y: logits)
+    policyHead.forward(p, x: headInput, rows: rows, y: logits)
     spreadFreeLogStd(p, logits, rows: rows)
-    guard let valueEncoder else {
-      valueHead.forward(p, x: features, rows: rows, y: ws.values.reserve(rows))
+    guard let valueEncoder, let valuePost else {
+      valueHead.forward(p, x: headInput, rows: rows, y: ws.values.reserve(rows))
       return
     }
-    // The value's own encoder and core over the same input and extras.
+    // The value's own encoder, core and post layers over the same input and extras.
     let zv = valueEncoder.forward(p, x: input, rows: rows, cache: ws.valueEncoder)
     let xv = ws.valueCoreInput.reserve(rows &* coreInputSize)
     assembleCoreInput(z: zv, prevActions: prevActions, prevRewards: prevRewards, rows: rows, into: xv)
@@ -336,7 +354,8 @@ extension PolicyNetwork {
       valueCore.map {
         towerStep($0, p, x: xv, rows: rows, h: h, c: c, column: core?.hiddenSize ?? 0, cache: ws.valueCore, ws: ws)
       } ?? UnsafePointer(xv)
-    valueHead.forward(p, x: valueFeatures, rows: rows, y: ws.values.reserve(rows))
+    let valueHeadInput = valuePost.forward(p, x: valueFeatures, rows: rows, cache: ws.valuePost)
+    valueHead.forward(p, x: valueHeadInput, rows: rows, y: ws.values.reserve(rows))
   }
 
   /// Steps `core` over its columns `[column, column + H)` of the rows' states

@@ -165,7 +165,8 @@ extension TrainingConfig {
 
   /// The keys whose values are a ``ConfigChoice``, with their valid names.
   static let choiceKeys: [(String, (names: [String], text: String))] = [
-    ("fcnet_activation", choice(Activation.self)), ("rnn_type", choice(RNNType.self)),
+    ("fcnet_activation", choice(Activation.self)), ("post_fcnet_activation", choice(Activation.self)),
+    ("rnn_type", choice(RNNType.self)),
     ("optimizer", choice(OptimizerKind.self)), ("observation_filter", choice(ObservationFilterKind.self)),
     ("reward_clipping", choice(RewardClipping.self)), ("conv_encoder", choice(ConvEncoderKind.self)),
     ("conv_activation", choice(Activation.self)), ("clip_anchor", choice(ClipAnchor.self)),
@@ -255,6 +256,9 @@ extension TrainingConfig {
     }
     if let bad = fcnet_hiddens.first(where: { $0 < 1 }) {
       throw fail("fcnet_hiddens", fcnet_hiddens, "sizes must be at least 1 (got \(bad))")
+    }
+    if let bad = post_fcnet_hiddens.first(where: { $0 < 1 }) {
+      throw fail("post_fcnet_hiddens", post_fcnet_hiddens, "sizes must be at least 1 (got \(bad))")
     }
     if let bad = conv_fc_hiddens.first(where: { $0 < 1 }) {
       throw fail("conv_fc_hiddens", conv_fc_hiddens, "sizes must be at least 1 (got \(bad))")

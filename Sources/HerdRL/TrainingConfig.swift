@@ -46,6 +46,13 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// Fully connected layers after the flattened feature map; empty: the preset's
   /// (256 for IMPALA's encoders and `custom`, 512 for `nature`).
   public var conv_fc_hiddens: [Int] = []
+  /// Fully connected layers after the core, before the heads (RLlib's
+  /// `post_fcnet_hiddens`; empty: the heads read the core's output). With
+  /// `vf_share_layers = false` the value's tower has its own of the same sizes.
+  public var post_fcnet_hiddens: [Int] = []
+  /// The activation after each of the `post_fcnet_hiddens` layers: `relu` (RLlib's
+  /// default), `tanh` or `linear`.
+  public var post_fcnet_activation = Activation.relu
   /// A recurrent core after the encoder (false: feed-forward policy).
   public var use_lstm = true
   /// The recurrent cell when `use_lstm`: `lstm` or `gru`.

@@ -11,29 +11,41 @@ import Testing
   /// fragment, encoder) against central differences, with the V-trace targets held
   /// constant as the method prescribes. Off-policy data (the behaviour policy had
   /// other weights) so the importance weights are not all 1.
-  /// "... vf": the value has its own encoder and core (vf_share_layers = false).
-  @Test(arguments: ["lstm", "gru", "none", "lstm vf", "gru vf", "none vf"])
+  /// "... vf": the value has its own encoder and core (vf_share_layers = false);
+  /// "... post": two post layers between the core and the heads (the value's own
+  /// too with "vf").
+  @Test(arguments: ["lstm", "gru", "none", "lstm vf", "gru vf", "none vf", "lstm post", "gru vf post", "none post"])
   func wholeLossGradientMatchesFiniteDifferences(variant: String) throws {
     let core = String(variant.split(separator: " ")[0])
     var config = smallConfig("CartPole-v1")
     config.env_config.max_episode_steps = 7
     config.use_lstm = core != "none"
     config.rnn_type = core == "gru" ? .gru : .lstm
-    config.vf_share_layers = !variant.hasSuffix(" vf")
+    config.vf_share_layers = !variant.contains(" vf")
+    if variant.hasSuffix(" post") {
+      config.post_fcnet_hiddens = [5, 4]
+      config.post_fcnet_activation = .tanh  // smooth: central differences across a ReLU kink would not agree
+    }
     config.lstm_use_prev_action = true
     config.lstm_use_prev_reward = true
     config.entropy_coeff = 0.05
     let spaces = try EnvironmentFactory.spaces(config)
     let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let names = net.layout.entries.map(\.name)
+    #expect(names.contains("post.1.weight") == variant.hasSuffix(" post"))
+    #expect(names.contains("vf_post.1.weight") == (variant.hasSuffix(" post") && variant.contains(" vf")))
     let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 9)
     try checkWholeLossGradient(config: config, net: net, worker: worker, label: variant)
   }
 
   /// With its own encoder and core, the value's gradient reaches only `vf*`
   /// parameters and the policy's only the rest (and each reaches all of its own).
-  @Test(arguments: ["lstm", "gru", "none"])
-  func ownValueTowerKeepsTheTwoGradientsApart(core: String) throws {
+  /// "lstm post": with post layers, the value's own (`vf_post.*`) among its parameters.
+  @Test(arguments: ["lstm", "gru", "none", "lstm post"])
+  func ownValueTowerKeepsTheTwoGradientsApart(variant: String) throws {
+    let core = String(variant.split(separator: " ")[0])
     var config = smallConfig("CartPole-v1")
+    if variant.hasSuffix(" post") { config.post_fcnet_hiddens = [6] }
     config.use_lstm = core != "none"
     config.rnn_type = core == "gru" ? .gru : .lstm
     config.lstm_use_prev_action = true
@@ -64,7 +76,7 @@ import Testing
         let g = p.grad(entry.slot)
         let reached = (0..<entry.slot.count).contains { g[$0] != 0 }
         let isValue = entry.name.hasPrefix("vf")
-        #expect(reached == (isValue == valueSide), "\(core) \(valueSide ? "value" : "policy") gradient at \(entry.name)")
+        #expect(reached == (isValue == valueSide), "\(variant) \(valueSide ? "value" : "policy") gradient at \(entry.name)")
       }
     }
   }

@@ -29,14 +29,26 @@ import Testing
   /// time: every fragment's stored state_in must be the replay's state where the
   /// fragment opens (both cores, in that layout), and the learner's values and
   /// logits over the batch must be the replay's.
-  @Test(arguments: ["lstm", "gru", "none"])
-  func learnerRecomputesTheValueTowerFromTheStoredState(core: String) throws {
+  /// "... post": with post layers (`post_fcnet_hiddens`, and the value's own
+  /// `vf_post`); "... shared": one tower for both heads (only with post, whose
+  /// shared layers the value then reads).
+  @Test(arguments: ["lstm", "gru", "none", "lstm post", "gru post", "none post", "lstm post shared"])
+  func learnerRecomputesTheValueTowerFromTheStoredState(variant: String) throws {
+    let core = String(variant.split(separator: " ")[0])
+    let shared = variant.hasSuffix(" shared")
     var config = Self.config(core: core, prevInputs: true)
-    config.vf_share_layers = false
+    config.vf_share_layers = shared
+    if variant.contains("post") {
+      config.post_fcnet_hiddens = [7, 5]
+      config.post_fcnet_activation = shared ? .relu : .tanh
+    }
     let spaces = try EnvironmentFactory.spaces(config)
     let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
-    #expect(net.stateWidth == (core == "none" ? 0 : 32) && net.valueEncoder != nil)
-    #expect(net.stateSize == (core == "lstm" ? 64 : core == "gru" ? 32 : 0))
+    let width = core == "none" ? 0 : shared ? 16 : 32
+    #expect(net.stateWidth == width && (net.valueEncoder != nil) == !shared)
+    #expect(net.stateSize == (core == "lstm" ? 2 * width : width))
+    #expect(net.post.layers.count == config.post_fcnet_hiddens.count && net.headInputSize == (config.post_fcnet_hiddens.last ?? net.featureSize))
+    #expect((net.valuePost?.layers.count ?? 0) == (shared ? 0 : config.post_fcnet_hiddens.count))
     let learner = Learner(config: config, network: net)
     let p = learner.parameters
     for i in 0..<p.count { p.values[i] *= 4 }
@@ -69,7 +81,7 @@ import Testing
         if w > 0 {
           let expected = Array(h[0..<w]) + (core == "lstm" ? Array(c[0..<w]) : [])
           let cmp = closeness(fr.stateIn, expected, rtol: 1e-5, atol: 1e-6)
-          #expect(cmp.ok, "\(core) state_in at step \(fr.indexInEpisode): \(cmp)")
+          #expect(cmp.ok, "\(variant) state_in at step \(fr.indexInEpisode): \(cmp)")
           if fr.indexInEpisode > 0 { checkedStates += 1 }
         }
         for t in 0..<fr.length {
@@ -79,11 +91,11 @@ import Testing
           net.step(p, obs: obs, prevActions: pa, prevRewards: pr, rows: 1, h: &h, c: &c, ws: step)
           let r = packing.row(sequence: i, time: t)
           let v = closeness([ws.values.pointer[r]], [step.values.pointer[0]], rtol: 1e-5, atol: 1e-5)
-          #expect(v.ok, "\(core) value at step \(fr.indexInEpisode + t): \(v)")
+          #expect(v.ok, "\(variant) value at step \(fr.indexInEpisode + t): \(v)")
           let l = closeness(
             (0..<a).map { ws.logits.pointer[r * a + $0] }, (0..<a).map { step.logits.pointer[$0] }, rtol: 1e-5,
             atol: 1e-5)
-          #expect(l.ok, "\(core) logits at step \(fr.indexInEpisode + t): \(l)")
+          #expect(l.ok, "\(variant) logits at step \(fr.indexInEpisode + t): \(l)")
           valuesChecked += 1
         }
       }
