@@ -147,20 +147,29 @@ public enum Explain {
     } else {
       line("  no recurrent core            the heads see x_t only: nothing is remembered between steps")
     }
+    // What the heads read: h_t, or u_t after the post layers.
+    var read = "h_t [\(net.featureSize)]"
+    if !net.post.layers.isEmpty {
+      let sizes = net.post.layers.map { String($0.outFeatures) }.joined(separator: " -> ")
+      line("  " + "post layers (MLP, \(net.post.activation.rawValue))".padding(toLength: 29, withPad: " ", startingAt: 0) + "h_t [\(net.featureSize)] -> \(sizes) = u_t [\(net.headInputSize)]   (post_fcnet_hiddens)")
+      read = "u_t [\(net.headInputSize)]"
+    }
+    let v = read.prefix(3)
     if let logStd = net.logStd {
-      line("  heads                        mean_t = W_pi h_t + b_pi [\(logStd.count)], log std = pi.log_std [\(logStd.count)] (every state),  value_t = w_v . h_t + b_v [1]   (h_t [\(net.featureSize)])")
+      line("  heads                        mean_t = W_pi \(v) + b_pi [\(logStd.count)], log std = pi.log_std [\(logStd.count)] (every state),  value_t = w_v . \(v) + b_v [1]   (\(read))")
     } else {
-      line("  heads                        logits_t = W_pi h_t + b_pi [\(a)],  value_t = w_v . h_t + b_v [1]   (h_t [\(net.featureSize)])")
+      line("  heads                        logits_t = W_pi \(v) + b_pi [\(a)],  value_t = w_v . \(v) + b_v [1]   (\(read))")
     }
     if !net.sharesValueLayers {
       line("  value tower (vf_share_layers = false): its own encoder vf_encoder [\(f)] -> z^v_t [\(z)], the same extras"
-        + (net.valueCore != nil ? ", its own \(cell)(\(h)) vf_core" : "") + ", and value_t = w_v . h^v_t + b_v;")
+        + (net.valueCore != nil ? ", its own \(cell)(\(h)) vf_core" : "")
+        + (net.post.layers.isEmpty ? ", and value_t = w_v . h^v_t + b_v;" : ", its own post layers vf_post, and value_t = w_v . u^v_t + b_v;"))
       line("                               the value loss no longer reaches the policy's layers"
         + (net.valueCore != nil ? "; the state is [h ; h^v] = [\(w)]\(net.core?.stateCount == 2 ? " and [c ; c^v]" : "")" : ""))
     }
     line()
     line("Rollout (a worker, K = \(k) envs): 2-D, one step at a time")
-    line("  obs [\(k), \(f)] -> " + (net.convolution.map { "conv [\(k), \($0.output.height), \($0.output.width), \($0.output.channels)] -> " } ?? "") + "encoder [\(k), \(z)] -> x [\(k), \(x)]" + (net.core != nil ? " -> \(cell) step with \(stateParts) [\(k), \(w)]\(net.core?.stateCount == 2 ? " each" : "")" : "") + " -> logits [\(k), \(a)], values [\(k)]")
+    line("  obs [\(k), \(f)] -> " + (net.convolution.map { "conv [\(k), \($0.output.height), \($0.output.width), \($0.output.channels)] -> " } ?? "") + "encoder [\(k), \(z)] -> x [\(k), \(x)]" + (net.core != nil ? " -> \(cell) step with \(stateParts) [\(k), \(w)]\(net.core?.stateCount == 2 ? " each" : "")" : "") + " -> " + (net.post.layers.isEmpty ? "" : "post [\(k), \(net.headInputSize)] -> ") + "logits [\(k), \(a)], values [\(k)]")
     if net.core != nil || net.usePrevAction || net.usePrevReward {
       line("  each env carries its own \(net.core != nil ? "state" : "previous action/reward"); when its episode ends \(net.core != nil ? "the state" : "they")\(net.core != nil && (net.usePrevAction || net.usePrevReward) ? " and a_{t-1}, r_{t-1}" : "") reset to zeros")
     } else {

@@ -52,6 +52,20 @@ import Testing
     checkParameters(text, net)
   }
 
+  /// Post layers between the core and the heads: their shapes, the heads reading
+  /// their output, and the rollout line passing through them.
+  @Test func postLayersSitBetweenTheCoreAndTheHeads() throws {
+    var c = TrainingConfig.defaults(for: "StatelessCartPole-v1")
+    c.post_fcnet_hiddens = [32, 16]
+    let (text, net) = try lines(c)
+    #expect(text.contains("post layers (MLP, relu)      h_t [64] -> 32 -> 16 = u_t [16]"), "\(text)")
+    #expect(text.contains("logits_t = W_pi u_t + b_pi [2],  value_t = w_v . u_t + b_v [1]   (u_t [16])"))
+    #expect(text.contains("(h, c) [32, 64] each -> post [32, 16] -> logits [32, 2], values [32]"))
+    #expect(net.layout.entry(named: "pi.weight")?.slot.shape == [2, 16])
+    #expect(net.layout.entry(named: "post.0.weight")?.slot.shape == [32, 64])
+    checkParameters(text, net)
+  }
+
   @Test func feedForwardSaysNothingIsRemembered() throws {
     var c = TrainingConfig.defaults(for: "MemoryChain-v0")
     c.use_lstm = false
