@@ -24,7 +24,8 @@ import HerdRL
 /// z = act(encoder.i(x)) ...                                          (each layer)
 /// u = [z ; onehot(prev_action) per head ; prev_reward]               (the inputs in use)
 /// h', c' = core(u, (h, c))                                           (LSTM; GRU: h' only; none: h' = u)
-/// logits = pi(h')   value = vf(h')[:, 0]
+/// y = post_act(post.i(h')) ...                                       (each post layer; none: y = h')
+/// logits = pi(y)   value = vf(y)[:, 0]
 /// ```
 /// At an episode start the state is zeros and `prev_action`, `prev_reward` are 0.
 public struct PolicyExport {
@@ -104,7 +105,11 @@ public struct PolicyExport {
     let convs = net.convolution.map { "conv \($0.input) -> \($0.output) (\(net.convPlan?.name ?? "custom")), " } ?? ""
     let sizes = [net.convolution?.output.count ?? net.observationSize] + net.encoder.layers.map(\.outFeatures)
     let core = net.core.map { "\(coreType)(\($0.hiddenSize))" } ?? "no core"
+    let post =
+      net.post.layers.isEmpty
+      ? "" : "post \(net.post.layers.map { String($0.outFeatures) }.joined(separator: "-")) \(net.post.activation.rawValue), "
     return "\(convs)encoder \(sizes.map(String.init).joined(separator: "-")) \(net.encoder.activation.rawValue), \(core), "
+      + post
       + (net.distribution.isContinuous
         ? "Gaussian over \(net.distribution.actionWidth) dims" : "\(net.actionCount) logits")
       + (net.sharesValueLayers ? "" : ", the value's own encoder and \(net.core == nil ? "no core" : core)")
@@ -157,8 +162,15 @@ public struct PolicyExport {
         "formula": "clip((obs - mean) * scale, -clip, clip), scale = 1 / (std + 1e-8)",
       ] as [String: Any]
     }
-    let layers: [[String: Any]] = net.encoder.layers.enumerated().map { i, l in
-      ["name": "encoder.\(i)", "in_features": l.inFeatures, "out_features": l.outFeatures]
+    func describe(_ mlp: MLP, _ name: String) -> [[String: Any]] {
+      mlp.layers.enumerated().map { i, l in
+        ["name": "\(name).\(i)", "in_features": l.inFeatures, "out_features": l.outFeatures]
+      }
+    }
+    let layers = describe(net.encoder, "encoder")
+    // The layers between a core and the heads (none: an empty list).
+    func post(_ mlp: MLP, _ name: String) -> [String: Any] {
+      ["type": "mlp", "activation": mlp.activation.rawValue, "layers": describe(mlp, name)]
     }
     var core: [String: Any] = ["type": coreType, "input_size": net.coreInputSize]
     if let c = net.core {
@@ -172,10 +184,9 @@ public struct PolicyExport {
       var tower: [String: Any] = [
         "encoder": [
           "type": "mlp", "activation": e.activation.rawValue,
-          "layers": e.layers.enumerated().map { i, l in
-            ["name": "vf_encoder.\(i)", "in_features": l.inFeatures, "out_features": l.outFeatures]
-          },
+          "layers": describe(e, "vf_encoder"),
         ] as [String: Any],
+        "post": post(net.valuePost ?? net.post, "vf_post"),
         "core": ["type": coreType, "input_size": net.coreInputSize, "hidden_size": net.valueCore?.hiddenSize ?? 0]
           as [String: Any],
         "input": "the observation as the policy's encoder reads it (filtered), and the same core inputs",
@@ -208,10 +219,11 @@ public struct PolicyExport {
       "core_input": ["encoder features"] + (net.usePrevAction ? ["one-hot of prev_action per head"] : [])
         + (net.usePrevReward ? ["prev_reward"] : []),
       "core": core,
+      "post": post(net.post, "post"),
       "value_tower": valueTower,
       "heads": [
-        "pi": ["in_features": net.featureSize, "out_features": net.headOutputs],
-        "vf": ["in_features": net.featureSize, "out_features": 1],
+        "pi": ["in_features": net.headInputSize, "out_features": net.headOutputs],
+        "vf": ["in_features": net.headInputSize, "out_features": 1],
       ],
       "episode_start": "state zeros, prev_action 0, prev_reward 0",
       "tensors": shapes,
@@ -409,8 +421,10 @@ extension PolicyExport {
         if net.core is LSTM { m.node("Concat", [policy.c, value.c], outputs: ["c_out"], [.int("axis", 1)]) }
       }
     }
-    let features = policy.features
-    // The heads.
+    // The post layers, then the heads.
+    let features = mlpLayers(&m, policy.features, net.post, "post")
+    valueFeatures =
+      net.valuePost.map { mlpLayers(&m, valueFeatures, $0, "vf_post") } ?? features
     if let logStd = net.logStd {
       // [mean | log std]: the learned vector beside every row's mean.
       let mean = linear(features, net.policyHead, "pi")
@@ -440,15 +454,7 @@ extension PolicyExport {
     _ coreName: String, h: String, c: String, outputs: (h: String, c: String)?
   ) -> (features: String, h: String, c: String) {
     let net = network
-    var x = input
-    for (i, layer) in encoder.layers.enumerated() {
-      x = linearNode(&m, x, layer, "\(encoderName).\(i)")
-      switch encoder.activation {
-      case .tanh: x = m.op("Tanh", x)
-      case .relu: x = m.op("Relu", x)
-      case .linear: break
-      }
-    }
+    var x = mlpLayers(&m, input, encoder, encoderName)
     // The core's input.
     var parts = [x]
     if net.usePrevAction {
@@ -494,6 +500,26 @@ extension PolicyExport {
       return (h2, h2, "")
     }
     return (x, "", "")
+  }
+
+  /// The layers of `mlp` (named `name.0`, ...) over `x`, each followed by the
+  /// MLP's activation; `x` itself when it has none (an encoder or post layers).
+  private func mlpLayers(_ m: inout ONNXModel, _ x: String, _ mlp: MLP, _ name: String) -> String {
+    var y = x
+    for (i, layer) in mlp.layers.enumerated() {
+      y = linearNode(&m, y, layer, "\(name).\(i)")
+      y = activationNode(&m, y, mlp.activation)
+    }
+    return y
+  }
+
+  /// `x` through `activation`.
+  private func activationNode(_ m: inout ONNXModel, _ x: String, _ activation: Activation) -> String {
+    switch activation {
+    case .tanh: return m.op("Tanh", x)
+    case .relu: return m.op("Relu", x)
+    case .linear: return x
+    }
   }
 
   /// `x W^T + b` for a linear layer named `name` (its weights as constants).

@@ -80,6 +80,18 @@ VARIANTS = {
         "StatelessCartPole-v1",
         ["lstm_cell_size=8", "fcnet_hiddens=[16]", "vf_share_layers=false", "lstm_use_prev_reward=true"],
     ),
+    # Post layers (post_fcnet_hiddens) between the LSTM and the heads, read by both
+    # heads (ReLU, RLlib's default).
+    "post": (
+        "StatelessCartPole-v1",
+        ["lstm_cell_size=8", "fcnet_hiddens=[16]", "post_fcnet_hiddens=[12,6]"],
+    ),
+    # The value's own tower with its own post layers (vf_post), after a GRU, tanh.
+    "post_own_value": (
+        "StatelessCartPole-v1",
+        ["rnn_type=\"gru\"", "lstm_cell_size=8", "fcnet_hiddens=[16]", "post_fcnet_hiddens=[10]",
+         "post_fcnet_activation=\"tanh\"", "vf_share_layers=false", "lstm_use_prev_reward=true"],
+    ),
 }
 STEPS, ROWS = 12, 3
 

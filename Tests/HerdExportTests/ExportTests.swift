@@ -14,8 +14,9 @@ import Testing
 /// impala_deep's convolutions (conv, max-pool, residual blocks) over PixelMemory's
 /// uint8 frames with a GRU, and two Gaussian policies: an LSTM with the learned
 /// log std vector (StatelessPendulum) and a feed-forward one whose log std comes
-/// from the state (Pendulum).
-let variants = ["lstm", "gru", "ff", "conv", "gaussian", "gaussian_state_std", "own_value"]
+/// from the state (Pendulum); the value's own encoder and core; post layers between
+/// an LSTM and both heads, and a GRU whose value tower has its own post layers.
+let variants = ["lstm", "gru", "ff", "conv", "gaussian", "gaussian_state_std", "own_value", "post", "post_own_value"]
 
 func fixture(_ variant: String) -> String { fixturesDirectory() + "/export/" + variant }
 
@@ -113,7 +114,10 @@ func worstDifference(_ a: Outputs, _ b: Outputs) -> (Float, String) {
       // out 1, in 0, ky 2, kx 1
       #expect(torch[((1 * c + 0) * 3 + 2) * 3 + 1] == herd[((1 * 3 + 2) * 3 + 1) * c + 0])
     }
-    #expect(shapes["pi.weight"] == [net.headOutputs, net.featureSize] && shapes["vf.bias"] == [1])
+    #expect(shapes["pi.weight"] == [net.headOutputs, net.headInputSize] && shapes["vf.bias"] == [1])
+    for (i, layer) in net.post.layers.enumerated() {
+      #expect(shapes["post.\(i).weight"] == [layer.outFeatures, layer.inFeatures], "post.\(i)")
+    }
     #expect((shapes["pi.log_std"] != nil) == (net.logStd != nil))
     if let core = net.core {
       let gates = core.stateCount == 2 ? 4 : 3
@@ -188,6 +192,15 @@ func worstDifference(_ a: Outputs, _ b: Outputs) -> (Float, String) {
     #expect(!PolicyExport(policy).summary.contains("value's own"))
     let own = PolicyExport(try TrainedPolicy.load(fixture("own_value"))).summary
     #expect(own.contains("the value's own encoder and lstm(8)"), "\(own)")
+    // Post layers: in the summary, and in the sidecar with the heads reading them.
+    let post = PolicyExport(try TrainedPolicy.load(fixture("post")))
+    #expect(post.summary.contains("lstm(8), post 12-6 relu, 2 logits"), "\(post.summary)")
+    let postMeta = try post.sidecar()
+    let layers = try #require((postMeta["post"] as? [String: Any])?["layers"] as? [[String: Any]])
+    #expect(layers.map { $0["name"] as? String } == ["post.0", "post.1"])
+    #expect(((postMeta["heads"] as? [String: Any])?["pi"] as? [String: Any])?["in_features"] as? Int == 6)
+    let plain = try #require((try PolicyExport(policy).sidecar()["post"] as? [String: Any])?["layers"] as? [[String: Any]])
+    #expect(plain.isEmpty)
   }
 
   @Test func greedyActionsPackEveryHeadsMostLikelyComponent() throws {

@@ -77,11 +77,21 @@ class ConvEncoder(nn.Module):
         return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
 
 
+def _post_layers(entry):
+    """The post layers a sidecar entry describes (``None``: none) and their activation."""
+    if not entry:
+        return nn.ModuleList(), ACTIVATIONS["relu"]
+    if entry["type"] != "mlp":
+        raise ValueError(f"post layers of type {entry['type']!r} are not known to this loader")
+    layers = nn.ModuleList(nn.Linear(l["in_features"], l["out_features"]) for l in entry["layers"])
+    return layers, ACTIVATIONS[entry["activation"]]
+
+
 class HerdPolicy(nn.Module):
     """One step of a Herd policy: ``(logits, value, new_state) = policy(obs, state, prev_action, prev_reward)``.
 
     Layout (from policy.json): filter -> convolutions (image observations) -> MLP encoder -> [features; one-hot(prev_action)
-    per head; prev_reward] -> nn.LSTM / nn.GRU (one layer) or nothing -> ``pi`` logits
+    per head; prev_reward] -> nn.LSTM / nn.GRU (one layer) or nothing -> post layers (if any) -> ``pi`` logits
     and ``vf`` value. Parameter names are the safetensors names, so
     ``load_state_dict`` takes the export's tensors as they are.
     """
@@ -127,6 +137,12 @@ class HerdPolicy(nn.Module):
                 self.vf_core = nn.LSTM(vc["input_size"], vc["hidden_size"])
             elif vc["type"] == "gru":
                 self.vf_core = nn.GRU(vc["input_size"], vc["hidden_size"])
+        # The layers between the core and the heads (post_fcnet_hiddens), and the
+        # value tower's own; exports from before they existed have none.
+        self.post, self.post_activation = _post_layers(meta.get("post"))
+        self.vf_post = None
+        if tower:
+            self.vf_post, _ = _post_layers(tower.get("post"))
         heads = meta["heads"]
         self.pi = nn.Linear(heads["pi"]["in_features"], heads["pi"]["out_features"])
         if self.gaussian:
@@ -175,10 +191,18 @@ class HerdPolicy(nn.Module):
             features, ps = self._tower(x, self.encoder, self.core, policy_state, prev_action, prev_reward)
             value_features, vs = self._tower(x, self.vf_encoder, self.vf_core, value_state, prev_action, prev_reward)
             new_state = tuple(torch.cat([a, b], dim=1) for a, b in zip(ps, vs))
+        features = self._post(features, self.post)
+        value_features = features if self.vf_encoder is None else self._post(value_features, self.vf_post)
         logits = self.pi(features)
         if self.gaussian and hasattr(self.pi, "log_std"):
             logits = torch.cat([logits, self.pi.log_std.expand(logits.shape[0], self.dims)], dim=1)
         return logits, self.vf(value_features)[:, 0], new_state
+
+    def _post(self, x, layers):
+        """``x`` through post layers, each followed by their activation."""
+        for layer in layers:
+            x = self.post_activation(layer(x))
+        return x
 
     def _tower(self, x, encoder, core, state, prev_action, prev_reward):
         """An encoder and a core over the (filtered) input: the features and the new state."""
