@@ -186,7 +186,7 @@ public struct PolicyExport {
           "type": "mlp", "activation": e.activation.rawValue,
           "layers": describe(e, "vf_encoder"),
         ] as [String: Any],
-        "post": post(net.valuePost ?? net.post, "vf_post"),
+        "post": net.valuePost.map { post($0, "vf_post") } ?? NSNull(),
         "core": ["type": coreType, "input_size": net.coreInputSize, "hidden_size": net.valueCore?.hiddenSize ?? 0]
           as [String: Any],
         "input": "the observation as the policy's encoder reads it (filtered), and the same core inputs",

@@ -254,13 +254,9 @@ extension PolicyNetwork {
       let valueFeatures: UnsafePointer<Float> =
         valueCore != nil ? ws.valueCore.outputs : UnsafePointer(ws.valueCoreInput.pointer)
       let dFv = ws.gradValueFeatures.reserve(rows &* fs)
-      if valuePost.layers.isEmpty {
-        valueHead.backward(p, x: ws.valueHeadInput, dy: ws.gradValues.pointer, rows: rows, dx: dFv)
-      } else {
-        let dUv = ws.gradValueHeadInput.reserve(rows &* headInputSize)
-        valueHead.backward(p, x: ws.valueHeadInput, dy: ws.gradValues.pointer, rows: rows, dx: dUv)
-        valuePost.backward(p, x: valueFeatures, dy: dUv, cache: ws.valuePost, dx: dFv)
-      }
+      let dUv = valuePost.layers.isEmpty ? dFv : ws.gradValueHeadInput.reserve(rows &* headInputSize)
+      valueHead.backward(p, x: ws.valueHeadInput, dy: ws.gradValues.pointer, rows: rows, dx: dUv)
+      if !valuePost.layers.isEmpty { valuePost.backward(p, x: valueFeatures, dy: dUv, cache: ws.valuePost, dx: dFv) }
       if let dZv = towerBackward(
         valueCore, valueEncoder, p, dF: dFv, rows: rows, coreInput: ws.valueCoreInput, coreCache: ws.valueCore,
         gradCoreInput: ws.gradValueCoreInput, gradEncoder: ws.gradValueEncoder)
