@@ -13,6 +13,10 @@ public enum ParameterInit: Sendable, Equatable, Codable {
   case uniform(bound: Float)
   /// Every entry equal to `value`.
   case constant(Float)
+  /// `gain` times a random matrix with orthonormal rows or columns (whichever are
+  /// fewer), the first dimension against the rest flattened, as PyTorch's
+  /// `nn.init.orthogonal_` (Saxe et al. 2014); a vector is the one-row case.
+  case orthogonal(gain: Float)
 }
 
 /// Where one named parameter sits in a model's contiguous buffer.
@@ -62,6 +66,14 @@ public struct ParameterLayout: Sendable, Equatable {
 
   /// The entry called `name`, if any.
   public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+
+  /// Replaces the initialiser of every entry for which `rule` returns one; shapes,
+  /// offsets and order stay as declared.
+  public mutating func reinitialize(_ rule: (Entry) -> ParameterInit?) {
+    entries = entries.map { e in
+      rule(e).map { Entry(name: e.name, slot: e.slot, initializer: $0) } ?? e
+    }
+  }
 }
 
 /// A model's parameters and their gradients, each in one contiguous buffer.
@@ -131,9 +143,49 @@ public final class Parameters {
         for i in 0..<entry.slot.count { p[i] = bound * (2 * rng.nextUnitFloat() - 1) }
       case .constant(let v):
         p.update(repeating: v, count: entry.slot.count)
+      case .orthogonal(let gain):
+        let rows = entry.slot.shape.count > 1 ? entry.slot.shape[0] : 1
+        Self.fillOrthogonal(p, rows: rows, columns: entry.slot.count / rows, gain: gain, rng: &rng)
       }
     }
     valuesChanged()
+  }
+
+  /// Writes `gain` times a random `rows x columns` matrix (row-major) whose rows
+  /// (if fewer than the columns) or columns are orthonormal: Gaussian vectors made
+  /// orthonormal by modified Gram-Schmidt in Double, which is what a QR
+  /// decomposition with a positive diagonal of R gives.
+  static func fillOrthogonal<G: RandomNumberGenerator>(
+    _ out: UnsafeMutablePointer<Float>, rows: Int, columns: Int, gain: Float, rng: inout G
+  ) {
+    let vectors = min(rows, columns)
+    let length = max(rows, columns)
+    var q = [Double](repeating: 0, count: vectors * length)
+    for i in 0..<q.count { q[i] = Double(rng.nextGaussian()) }
+    q.withUnsafeMutableBufferPointer { q in
+      for v in 0..<vectors {
+        let a = q.baseAddress.unsafelyUnwrapped + v * length
+        for u in 0..<v {
+          let b = q.baseAddress.unsafelyUnwrapped + u * length
+          var dot = 0.0
+          for i in 0..<length { dot += a[i] * b[i] }
+          for i in 0..<length { a[i] -= dot * b[i] }
+        }
+        var norm = 0.0
+        for i in 0..<length { norm += a[i] * a[i] }
+        // A Gaussian vector lies in the span of the others with probability 0.
+        let scale = 1 / max(norm.squareRoot(), .leastNormalMagnitude)
+        for i in 0..<length { a[i] *= scale }
+      }
+    }
+    let g = Double(gain)
+    for r in 0..<rows {
+      for c in 0..<columns {
+        // Rows are the vectors when they are the fewer; otherwise columns are.
+        let x = rows <= columns ? q[r * length + c] : q[c * length + r]
+        out[r * columns + c] = Float(g * x)
+      }
+    }
   }
 
   deinit {

@@ -164,7 +164,38 @@ public struct PolicyNetwork: Sendable {
     // Last, so a discrete policy's layout is what it was before Gaussians existed.
     logStd =
       freeLogStd ? layout.declare("pi.log_std", shape: [actionCount / 2], initializer: .constant(0)) : nil
+    if config.weight_init == .orthogonal {
+      let encoderActivation = conv == nil ? config.fcnet_activation : conv!.activation
+      layout.reinitialize { Self.orthogonalInit($0.name, config: config, encoderActivation: encoderActivation) }
+    }
     self.layout = layout
+  }
+
+  /// `weight_init = orthogonal`'s initialiser for the parameter `name` (nil: keep
+  /// the declared one): biases 0; weights orthogonal with the gain of the
+  /// activation that follows (PyTorch's `calculate_gain`: relu sqrt(2), tanh 5/3,
+  /// linear 1), 1 in the recurrent core and the value head, 0.01 in the policy head
+  /// so the first policy is near uniform.
+  static func orthogonalInit(_ name: String, config: TrainingConfig, encoderActivation: Activation) -> ParameterInit? {
+    let parts = name.split(separator: ".")
+    guard let tower = parts.first, let leaf = parts.last, tower != "obs_filter", name != "pi.log_std" else {
+      return nil
+    }
+    if leaf.hasPrefix("bias") { return .constant(0) }
+    func gain(_ a: Activation) -> Float {
+      switch a {
+      case .relu: return Float(2).squareRoot()
+      case .tanh: return 5.0 / 3.0
+      case .linear: return 1
+      }
+    }
+    switch tower {
+    case "conv", "encoder": return .orthogonal(gain: gain(encoderActivation))
+    case "vf_encoder": return .orthogonal(gain: gain(config.fcnet_activation))
+    case "post", "vf_post": return .orthogonal(gain: gain(config.post_fcnet_activation))
+    case "pi": return .orthogonal(gain: 0.01)
+    default: return .orthogonal(gain: 1)  // core, vf_core, vf
+    }
   }
 
   /// The network for `config` over `spec`'s spaces (categorical heads or a Gaussian).

@@ -170,6 +170,7 @@ extension TrainingConfig {
     ("optimizer", choice(OptimizerKind.self)), ("observation_filter", choice(ObservationFilterKind.self)),
     ("reward_clipping", choice(RewardClipping.self)), ("conv_encoder", choice(ConvEncoderKind.self)),
     ("conv_activation", choice(Activation.self)), ("clip_anchor", choice(ClipAnchor.self)),
+    ("weight_init", choice(WeightInit.self)),
   ]
 
   static func choice<C: ConfigChoice>(_: C.Type) -> (names: [String], text: String) {

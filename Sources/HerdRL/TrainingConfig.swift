@@ -76,6 +76,12 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// so the value loss no longer shapes the policy's features. RLlib's name.
   /// Flat observations only.
   public var vf_share_layers = true
+  /// How the weights start: `pytorch` (each layer's PyTorch default, uniform within
+  /// 1/sqrt(fan-in); the heads within 0.01) or `orthogonal` (Stable Baselines'
+  /// `ortho_init` and CleanRL's habit: orthogonal matrices with gain sqrt(2) for
+  /// ReLU layers, 5/3 for tanh, 1 for linear ones and the recurrent core, 0.01 for
+  /// the policy head, 1 for the value head, every bias 0).
+  public var weight_init = WeightInit.pytorch
 
   // MARK: Learning (IMPALA, Espeholt et al. 2018)
   /// Timesteps per batch B; the learner takes B / T fragments.
@@ -259,6 +265,14 @@ public enum OptimizerKind: String, ConfigChoice {
   case rmsprop
   /// Adam (`adam_beta1`, `adam_beta2`, `adam_epsilon`).
   case adam
+}
+
+/// How the network's weights start (`weight_init`).
+public enum WeightInit: String, ConfigChoice {
+  /// PyTorch's default per layer (see ``ParameterInit``).
+  case pytorch
+  /// Orthogonal matrices with gains per layer, biases zero.
+  case orthogonal
 }
 
 /// The recurrent cell (`rnn_type`) when `use_lstm` is true.

@@ -72,6 +72,37 @@ import Testing
     #expect(w.allSatisfy { abs($0) <= 0.25 })
     #expect(w.max()! > 0.2 && w.min()! < -0.2)
   }
+
+  /// `.orthogonal(gain:)` over the first dimension against the rest: rows
+  /// orthonormal when they are the fewer, columns otherwise, times the gain.
+  @Test(arguments: [[3, 5], [5, 3], [4, 4], [1, 7], [6], [8, 2, 3, 2], [1024, 263]])
+  func orthogonalInitialisation(shape: [Int]) throws {
+    var layout = ParameterLayout()
+    _ = layout.declare("w", shape: shape, initializer: .orthogonal(gain: 1.5))
+    var rng = SeededGenerator(seed: 3)
+    let p = Parameters(layout: layout, rng: &rng)
+    let w = try p.tensor(named: "w").scalars
+    let rows = shape.count > 1 ? shape[0] : 1
+    let cols = w.count / rows
+    let fewer = min(rows, cols)
+    func vector(_ i: Int, _ k: Int) -> Double { Double(rows <= cols ? w[i * cols + k] : w[k * cols + i]) }
+    var offDiagonal = 0.0
+    for i in 0..<fewer {
+      for j in 0..<fewer {
+        var dot = 0.0
+        for k in 0..<max(rows, cols) { dot += vector(i, k) * vector(j, k) }
+        #expect(abs(dot - (i == j ? 2.25 : 0)) < 1e-4, "\(shape): <v\(i), v\(j)> = \(dot)")
+      }
+    }
+    // Not a (scaled) identity or permutation: the entries spread over the row.
+    for i in 0..<rows { for k in 0..<cols where k != i { offDiagonal += Double(abs(w[i * cols + k])) } }
+    #expect(shape.count == 1 || rows * cols == 1 || offDiagonal > 0.1, "\(shape) looks diagonal")
+    // The same seed gives the same matrix, another seed another one.
+    var same = SeededGenerator(seed: 3)
+    var other = SeededGenerator(seed: 4)
+    #expect(try Parameters(layout: layout, rng: &same).tensor(named: "w").scalars == w)
+    #expect(try Parameters(layout: layout, rng: &other).tensor(named: "w").scalars != w)
+  }
 }
 
 @Suite struct MLPTests {

@@ -51,7 +51,7 @@ import Testing
     for (set, key) in [
       ("max_seq_len=0", "max_seq_len"), ("lstm_cell_size=-4", "lstm_cell_size"), ("env=Pong", "env"),
       ("gamma=1.5", "gamma"), ("optimizer=sgd", "optimizer"), ("fcnet_hiddens=[0]", "fcnet_hiddens"),
-      ("post_fcnet_hiddens=[64, -1]", "post_fcnet_hiddens"), ("post_fcnet_activation=gelu", "post_fcnet_activation"),
+      ("post_fcnet_hiddens=[64, -1]", "post_fcnet_hiddens"), ("post_fcnet_activation=gelu", "post_fcnet_activation"), ("weight_init=xavier", "weight_init"),
       ("train_batch_size=5", "train_batch_size"), ("observation_filter=Max", "observation_filter"),
     ] {
       let m = message { try base.applying(overrides: [set]).validate() }
