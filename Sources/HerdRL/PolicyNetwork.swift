@@ -165,7 +165,7 @@ public struct PolicyNetwork: Sendable {
     logStd =
       freeLogStd ? layout.declare("pi.log_std", shape: [actionCount / 2], initializer: .constant(0)) : nil
     if config.weight_init == .orthogonal {
-      let encoderActivation = conv == nil ? config.fcnet_activation : conv!.activation
+      let encoderActivation = conv?.activation ?? config.fcnet_activation
       layout.reinitialize { Self.orthogonalInit($0.name, config: config, encoderActivation: encoderActivation) }
     }
     self.layout = layout
