@@ -1,6 +1,7 @@
 import Foundation
 import HerdNN
 import HerdRL
+import HerdStats
 
 #if canImport(Glibc)
   import Glibc
@@ -84,6 +85,31 @@ public final class RunDirectory: Sendable {
     }
   }
 
+  /// The learning curves of `progress.jsonl` up to `seconds` of run time, for a
+  /// resumed run's dashboard: the records of the invocations before it (records
+  /// written after the checkpoint it resumes from are of training it dropped, and
+  /// are left out). Lines that are not records are skipped.
+  public func progressHistory(upTo seconds: Double) -> [HistoryPoint] {
+    guard let data = FileManager.default.contents(atPath: file("progress.jsonl")) else { return [] }
+    var points: [HistoryPoint] = []
+    for line in data.split(separator: 10) {
+      guard let any = try? JSONSerialization.jsonObject(with: Data(line)), let r = any as? [String: Any],
+        let t = (r[MetricKey.wallSeconds] as? NSNumber)?.doubleValue, t <= seconds,
+        let steps = (r[MetricKey.envStepsSampled] as? NSNumber)?.intValue
+      else { continue }
+      func float(_ key: String) -> Float? { (r[key] as? NSNumber).map { $0.floatValue } }
+      func double(_ key: String) -> Double { (r[key] as? NSNumber)?.doubleValue ?? 0 }
+      func int(_ key: String) -> Int { (r[key] as? NSNumber)?.intValue ?? 0 }
+      points.append(
+        HistoryPoint(
+          wallSeconds: t, envSteps: steps, meanReturn: float(MetricKey.returnMean),
+          sampledPerSecond: double(MetricKey.sampledPerSecond), trainedPerSecond: double(MetricKey.trainedPerSecond),
+          policyLoss: float(MetricKey.lossPG), baselineLoss: float(MetricKey.lossBaseline),
+          entropyLoss: float(MetricKey.lossEntropy), lagP50: int(MetricKey.lagP50), lagP95: int(MetricKey.lagP95)))
+    }
+    return points
+  }
+
   /// Writes `checkpoint.herd` (or `name`): parameters, optimiser state, and
   /// `metadata` (plus the policy version, trained steps and config).
   public func writeCheckpoint(_ learner: Learner, metadata: [String: String], name: String = "checkpoint.herd") throws {
@@ -146,6 +172,70 @@ public enum CheckpointKey {
   public static let observationStatistics = "observation_statistics"
   /// `reward_scaling`'s return statistics (``ReturnStatistics/json()``).
   public static let returnStatistics = "return_statistics"
+  /// Seconds the run had trained when the checkpoint was written, summed over
+  /// every invocation of it: a resumed run's clock goes on from there.
+  public static let wallSeconds = "wall_seconds"
+  /// The returns (JSON array) of the episodes in the mean-return window, oldest
+  /// first: a resumed run's mean goes on from them.
+  public static let recentReturns = "recent_returns"
+  /// Their lengths (JSON array), in the same order.
+  public static let recentLengths = "recent_lengths"
+}
+
+/// Where a run stood when a checkpoint was written: its clock, and the episodes of
+/// its mean-return window. Read leniently: a checkpoint from before they were kept
+/// reads as 0 s and an empty window (the resumed run then starts both again, as it
+/// used to); a value that is there but malformed is an error that names it.
+public struct CheckpointProgress: Equatable, Sendable {
+  public var wallSeconds: Double
+  public var returns: [Float]
+  public var lengths: [Int]
+
+  public init(wallSeconds: Double, returns: [Float], lengths: [Int]) {
+    precondition(returns.count == lengths.count, "one length per return")
+    self.wallSeconds = wallSeconds
+    // Non-finite returns cannot be written as JSON; they are left out with their lengths.
+    let kept = zip(returns, lengths).filter { $0.0.isFinite }
+    self.returns = kept.map(\.0)
+    self.lengths = kept.map(\.1)
+  }
+
+  /// Reads the values of `archive` (from `source`).
+  public init(_ archive: TensorArchive, source: String) throws {
+    let meta = archive.metadata
+    var seconds = 0.0
+    if let text = meta[CheckpointKey.wallSeconds] {
+      guard let s = Double(text), s.isFinite, s >= 0 else {
+        throw RunDirectoryError("\(source): \(CheckpointKey.wallSeconds) is \"\(text)\", not a number of seconds")
+      }
+      seconds = s
+    }
+    func array(_ key: String) throws -> [Double] {
+      guard let text = meta[key] else { return [] }
+      guard let any = try? JSONSerialization.jsonObject(with: Data(text.utf8)), let values = any as? [Double] else {
+        throw RunDirectoryError("\(source): \(key) is not a JSON array of numbers")
+      }
+      return values
+    }
+    let returns = try array(CheckpointKey.recentReturns)
+    let lengths = try array(CheckpointKey.recentLengths)
+    guard returns.count == lengths.count else {
+      throw RunDirectoryError(
+        "\(source): \(returns.count) \(CheckpointKey.recentReturns) but \(lengths.count) \(CheckpointKey.recentLengths)")
+    }
+    self.init(wallSeconds: seconds, returns: returns.map { Float($0) }, lengths: lengths.map { Int($0) })
+  }
+
+  /// The metadata entries a checkpoint stores these under.
+  public var metadata: [String: String] {
+    func json(_ values: [Any]) -> String {
+      (try? JSONSerialization.data(withJSONObject: values)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+    return [
+      CheckpointKey.wallSeconds: String(wallSeconds), CheckpointKey.recentReturns: json(returns.map { Double($0) }),
+      CheckpointKey.recentLengths: json(lengths),
+    ]
+  }
 }
 
 /// The counters a checkpoint carries, read strictly: a checkpoint without them

@@ -98,6 +98,7 @@ final class Trainer: @unchecked Sendable {
     let stats = RunStats(window: 100)
     let board = WeightBoard()
     let model = RunModel { [self] spec in try self.build(spec, resume: resume, stats: stats, board: board) }
+    let status = StatusBoard()
     if resume {
       let spec = try resumedSpec()
       do {
@@ -105,11 +106,13 @@ final class Trainer: @unchecked Sendable {
       } catch {
         throw RunDirectoryError("cannot resume \(runDirectory.path): \(error)")
       }
+      // The dashboard's curves go on from the invocations before this one.
+      status.seed(runDirectory.progressHistory(upTo: clockOffset))
     }
     writeConfig()
     return LearnerParts(
       model: model, queue: FragmentQueue(capacity: config.learner_queue_size), board: board, stats: stats,
-      registry: WorkerRegistry(logger: logger), status: StatusBoard())
+      registry: WorkerRegistry(logger: logger), status: status)
   }
 
   /// The spec a resumed run continues with: `env_spec.json`, or for a built-in
@@ -155,12 +158,20 @@ final class Trainer: @unchecked Sendable {
         // A checkpoint from before reward_scaling was turned on restarts them.
         if let text = archive.metadata[CheckpointKey.returnStatistics] { returns = try ReturnStatistics(json: text) }
       }
+      let progress = try CheckpointProgress(archive, source: path)
       learner.restore(
         version: counters.policyVersion, trainedSteps: counters.trainedSteps, reusedSteps: counters.reusedSteps,
         observationStatistics: statistics,
         returnStatistics: returns)
-      stats.restore(envSteps: counters.envSteps, episodes: counters.episodes)
-      logger.info("resumed from \(path): policy version \(learner.version), \(counters.envSteps) env steps")
+      stats.restore(
+        envSteps: counters.envSteps, episodes: counters.episodes, recentReturns: progress.returns,
+        recentLengths: progress.lengths)
+      clockOffset = progress.wallSeconds
+      let mean = progress.returns.isEmpty ? "" : String(
+        format: ", mean return %.2f over its last %d episodes", progress.returns.reduce(0, +) / Float(progress.returns.count),
+        progress.returns.count)
+      logger.info(
+        "resumed from \(path): policy version \(learner.version), \(counters.envSteps) env steps, \(String(format: "%.0f", progress.wallSeconds)) s trained\(mean)")
     }
     board.publish(version: learner.version, weights: learner.parameters.flatValues)
     self.network = network
@@ -176,6 +187,10 @@ final class Trainer: @unchecked Sendable {
   /// the trainer's thread after ``RunModel/wait(stop:)`` (the lock orders the two).
   private var network: PolicyNetwork?
   private var learner: Learner?
+  /// The run's seconds before this invocation (0 for a fresh run): progress,
+  /// `/history` and the summary count the run's time from it; the stop criterion
+  /// `seconds` counts this invocation's.
+  private var clockOffset = 0.0
 
   /// Trains until a stop criterion, `interrupted` or `failure()`; always writes the
   /// final checkpoint and `summary.json` (as far as the disk allows).
@@ -183,10 +198,13 @@ final class Trainer: @unchecked Sendable {
     let (queue, board, stats) = (parts.queue, parts.board, parts.stats)
     let clock = ContinuousClock()
     let start = clock.now
+    /// This invocation's seconds (intervals and the stop criterion).
     func seconds() -> Double {
       let d = clock.now - start
       return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
+    /// The run's seconds over all its invocations (what progress and the summary show).
+    func runSeconds() -> Double { clockOffset + seconds() }
     // The model exists once a worker has described its environments.
     var waitingSince = -1.0
     while parts.model.current == nil {
@@ -198,7 +216,7 @@ final class Trainer: @unchecked Sendable {
       if let reason {
         logger.warning("stopped before any worker described its environments (\(reason)); no model, no checkpoint")
         let summary = RunSummary(
-          env: config.env, env_steps: 0, trained_steps: 0, updates: 0, episodes: 0, wall_seconds: seconds(),
+          env: config.env, env_steps: 0, trained_steps: 0, updates: 0, episodes: 0, wall_seconds: runSeconds(),
           final_mean_return: nil, best_mean_return: nil, stop_reward: stop.reward, stop_reward_reached: false,
           env_steps_to_stop_reward: nil, seconds_to_stop_reward: nil, stopped_because: reason,
           dropped_stale_fragments: 0, skipped_updates: 0, use_lstm: config.use_lstm, run_dir: runDirectory.path,
@@ -346,7 +364,7 @@ final class Trainer: @unchecked Sendable {
       // every 5 s (a record within that time is written when it is over).
       if bestUnsaved && now - lastBestSave >= 5 { saveBest(snap, now) }
       if reachedAt == nil, let r = stop.reward, let m = snap.meanReturn, snap.windowEpisodes >= 100, m >= r {
-        reachedAt = (snap.envSteps, now)
+        reachedAt = (snap.envSteps, clockOffset + now)
       }
       var finished = false
       if let f = failure() { (reason, finished) = ("error: \(f)", true) }
@@ -355,7 +373,7 @@ final class Trainer: @unchecked Sendable {
       if let s = stop.envSteps, snap.envSteps >= s { (reason, finished) = ("stop_steps reached", true) }
       if let s = stop.seconds, now >= s { (reason, finished) = ("stop_seconds reached", true) }
       if now - lastStatus >= 1 || finished {
-        let status = report(now: now, stopped: finished ? reason : nil)
+        let status = report(now: clockOffset + now, stopped: finished ? reason : nil)
         parts.status.publish(status)
         lastStatus = now
         if now - lastProgress >= config.progress_interval_seconds || finished {
@@ -367,7 +385,7 @@ final class Trainer: @unchecked Sendable {
       let interval = diskError == nil ? config.checkpoint_interval_seconds : min(5, config.checkpoint_interval_seconds)
       if now - lastCheckpoint >= interval {
         writeSpec()
-        checkpoint(learner, snap)
+        checkpoint(learner, snap, window: stats, seconds: clockOffset + now)
         lastCheckpoint = now
       }
       if finished { break }
@@ -375,11 +393,11 @@ final class Trainer: @unchecked Sendable {
 
     // The end: final checkpoint (and a record not yet written) and summary.
     let final = stats.snapshot(lags: false)
-    checkpoint(learner, final)
+    checkpoint(learner, final, window: stats, seconds: runSeconds())
     if bestUnsaved { saveBest(final, seconds()) }
     var summary = RunSummary(
       env: config.env, env_steps: final.envSteps, trained_steps: learner.trainedSteps, updates: learner.version,
-      episodes: final.episodes, wall_seconds: seconds(), final_mean_return: final.meanReturn, best_mean_return: best,
+      episodes: final.episodes, wall_seconds: runSeconds(), final_mean_return: final.meanReturn, best_mean_return: best,
       stop_reward: stop.reward, stop_reward_reached: reachedAt != nil, env_steps_to_stop_reward: reachedAt?.steps,
       seconds_to_stop_reward: reachedAt?.seconds, stopped_because: reason, dropped_stale_fragments: final.droppedStale,
       skipped_updates: final.skippedUpdates, use_lstm: config.use_lstm, run_dir: runDirectory.path,
@@ -392,7 +410,7 @@ final class Trainer: @unchecked Sendable {
     }
     summary.disk_error = diskError  // summary.json itself may have failed
     // The final status says why the run stopped, and whether the disk took it all.
-    parts.status.publish(report(now: seconds(), stopped: reason))
+    parts.status.publish(report(now: runSeconds(), stopped: reason))
     return summary
   }
 
@@ -421,11 +439,17 @@ final class Trainer: @unchecked Sendable {
     if failing["config.json"] == nil { configPending = false }
   }
 
-  private func checkpoint(_ learner: Learner, _ s: RunStats.Snapshot) {
+  /// Writes `checkpoint.herd` with the counters, the run's clock (`seconds`) and
+  /// the episodes of the mean-return window of `stats`.
+  private func checkpoint(_ learner: Learner, _ s: RunStats.Snapshot, window stats: RunStats, seconds: Double) {
     writeConfig()
+    let recent = stats.recentEpisodes()
+    let progress = CheckpointProgress(wallSeconds: seconds, returns: recent.returns, lengths: recent.lengths)
     attempt("checkpoint.herd") {
       try runDirectory.writeCheckpoint(
-        learner, metadata: [CheckpointKey.envSteps: String(s.envSteps), CheckpointKey.episodes: String(s.episodes)])
+        learner,
+        metadata: progress.metadata.merging(
+          [CheckpointKey.envSteps: String(s.envSteps), CheckpointKey.episodes: String(s.episodes)]) { $1 })
     }
   }
 

@@ -43,12 +43,25 @@ public final class RunStats: Sendable {
     }
   }
 
-  /// Starts the counters from a checkpoint's values.
-  public func restore(envSteps: Int, episodes: Int) {
+  /// Starts the counters from a checkpoint's values, and the mean-return window
+  /// from the returns and lengths of its episodes (oldest first; the newest
+  /// `window` are kept).
+  public func restore(envSteps: Int, episodes: Int, recentReturns: [Float] = [], recentLengths: [Int] = []) {
+    precondition(recentReturns.count == recentLengths.count, "one length per return")
+    let window = self.window
     state.withLock { s in
       s.envSteps = envSteps
       s.episodes = episodes
+      s.returns = Array(recentReturns.suffix(window))
+      s.lengths = Array(recentLengths.suffix(window))
     }
+  }
+
+  /// The returns and lengths of the episodes in the mean-return window, oldest
+  /// first (what a checkpoint keeps so that a resumed run's mean goes on).
+  public func recentEpisodes() -> (returns: [Float], lengths: [Int]) {
+    let window = self.window
+    return state.withLock { s in (Array(s.returns.suffix(window)), Array(s.lengths.suffix(window))) }
   }
 
   /// Adds sampled env steps (a fragment batch arrived).

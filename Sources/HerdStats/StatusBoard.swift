@@ -92,6 +92,16 @@ public struct HistoryPoint: Sendable, Equatable {
   public var entropyLoss: Float?
   public var lagP50: Int
   public var lagP95: Int
+
+  public init(
+    wallSeconds: Double, envSteps: Int, meanReturn: Float?, sampledPerSecond: Double, trainedPerSecond: Double,
+    policyLoss: Float?, baselineLoss: Float?, entropyLoss: Float?, lagP50: Int, lagP95: Int
+  ) {
+    (self.wallSeconds, self.envSteps, self.meanReturn) = (wallSeconds, envSteps, meanReturn)
+    (self.sampledPerSecond, self.trainedPerSecond) = (sampledPerSecond, trainedPerSecond)
+    (self.policyLoss, self.baselineLoss, self.entropyLoss) = (policyLoss, baselineLoss, entropyLoss)
+    (self.lagP50, self.lagP95) = (lagP50, lagP95)
+  }
 }
 
 /// The trainer's published status and curves, read by the stats endpoint and the
@@ -106,6 +116,19 @@ public final class StatusBoard: Sendable {
     var offered = 0
     var lastBeat = ContinuousClock.now
     var publishedAt = ContinuousClock.now
+
+    /// Keeps every `stride`-th point offered; when full, drops every second one and
+    /// keeps points half as often from then on.
+    mutating func offer(_ point: HistoryPoint, capacity: Int) {
+      if offered % stride == 0 {
+        points.append(point)
+        if points.count >= capacity {
+          points = points.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+          stride *= 2
+        }
+      }
+      offered += 1
+    }
   }
   private let state = Mutex(State())
   /// Most history points kept.
@@ -114,6 +137,16 @@ public final class StatusBoard: Sendable {
   public let started = Date()
 
   public init(capacity: Int = 1024) { self.capacity = max(4, capacity) }
+
+  /// Starts the history with `points` (a resumed run's curves so far, oldest
+  /// first), thinned to fit as publishing would have: the dashboard's curves go on
+  /// across a resume instead of starting again.
+  public func seed(_ points: [HistoryPoint]) {
+    let capacity = self.capacity
+    state.withLock { s in
+      for point in points { s.offer(point, capacity: capacity) }
+    }
+  }
 
   /// Publishes a status and offers its point to the history.
   public func publish(_ status: TrainerStatus) {
@@ -127,14 +160,7 @@ public final class StatusBoard: Sendable {
       s.latest = status
       s.lastBeat = .now
       s.publishedAt = s.lastBeat
-      if s.offered % s.stride == 0 {
-        s.points.append(point)
-        if s.points.count >= capacity {
-          s.points = s.points.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
-          s.stride *= 2
-        }
-      }
-      s.offered += 1
+      s.offer(point, capacity: capacity)
     }
   }
 

@@ -72,7 +72,7 @@ struct StopOptions: ParsableArguments {
   var stopReward: Float?
   @Option(help: "Stop after this many env steps.")
   var stopSteps: Int?
-  @Option(help: "Stop after this many seconds.")
+  @Option(help: "Stop after this many seconds (of this invocation: a resumed run gets this much more).")
   var stopSeconds: Double?
 
   func validate() throws {
@@ -110,8 +110,10 @@ struct Train: ParsableCommand {
       RUN_DIR/progress.jsonl; the checkpoint is written every checkpoint interval, at
       the end and on Ctrl-C; RUN_DIR/summary.json is written at the end. --resume
       continues a stopped run from RUN_DIR/checkpoint.herd: the policy version,
-      optimiser state and counters go on, and stop criteria count from the start of
-      the run (--stop-steps is a total).
+      optimiser state, counters, the 100-episode mean return and the run's clock go
+      on (progress.jsonl, the dashboard's curves and summary.json count the run's
+      time over every invocation); --stop-steps and --stop-reward are the run's
+      totals, --stop-seconds is this invocation's time.
 
       Without stop options a run stops at the environment's solved return (475 for
       CartPole, 0.9 for MemoryChain and PixelMemory: 95% right, -200 for Pendulum,

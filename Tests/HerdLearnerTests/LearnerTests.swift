@@ -77,6 +77,26 @@ final class CollectedLogs: Sendable {
     #expect { try CheckpointCounters(archive(bad), source: "x.herd") } throws: { "\($0)".contains("\"twelve\"") }
   }
 
+  /// The run's clock and the episodes of its mean-return window round-trip through
+  /// a checkpoint's metadata; a checkpoint from before they were kept reads as 0 s
+  /// and an empty window; a malformed value is an error that names it.
+  @Test func progressRoundTripsAndOlderCheckpointsReadAsFresh() throws {
+    let p = CheckpointProgress(wallSeconds: 123.5, returns: [1, -2.5, .nan, 21.25], lengths: [10, 20, 30, 40])
+    #expect(p.returns == [1, -2.5, 21.25] && p.lengths == [10, 20, 40], "a non-finite return goes, with its length")
+    #expect(try CheckpointProgress(archive(p.metadata), source: "x.herd") == p)
+    let older = try CheckpointProgress(archive(["policy_version": "3"]), source: "x.herd")
+    #expect(older == CheckpointProgress(wallSeconds: 0, returns: [], lengths: []))
+    #expect { try CheckpointProgress(archive(["wall_seconds": "soon"]), source: "x.herd") } throws: {
+      "\($0)".contains("x.herd: wall_seconds is \"soon\"")
+    }
+    #expect {
+      try CheckpointProgress(archive(["recent_returns": "[1, 2]", "recent_lengths": "[3]"]), source: "x.herd")
+    } throws: { "\($0)".contains("2 recent_returns but 1 recent_lengths") }
+    #expect { try CheckpointProgress(archive(["recent_returns": "{}"]), source: "x.herd") } throws: {
+      "\($0)".contains("recent_returns is not a JSON array")
+    }
+  }
+
   /// The daemon refuses to resume from such a checkpoint (and says why).
   @Test func resumeRefusesACheckpointWithoutAVersion() throws {
     let dir = NSTemporaryDirectory() + "herd-resume-\(UInt32.random(in: 0...UInt32.max))"
@@ -131,6 +151,42 @@ extension CheckpointCounters {
     let joined = logs.all.filter { $0.contains("joined") }
     #expect(joined.count == 2, "both threads say hello to the worker table: \(joined)")
     #expect(logs.all.filter { $0.contains("left: stopped") }.count == 2, "and goodbye")
+  }
+
+  /// A resumed run goes on with the run's clock and its 100-episode mean: the
+  /// seconds in progress.jsonl never go back, the resumed run's curves start with
+  /// the first invocation's, and its log names the mean it resumed with.
+  @Test func resumeKeepsTheClockAndTheReturnWindow() throws {
+    let dir = NSTemporaryDirectory() + "herd-clock-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var config = TrainingConfig.defaults(for: "CartPole-v1")
+    config.num_envs_per_worker = 8
+    config.progress_interval_seconds = 0.2
+    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(envSteps: 8_000, seconds: 60))
+    settings.inProcessWorkers = 1
+    let first = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
+    let saved = try CheckpointProgress(TensorArchive.read(from: dir + "/checkpoint.herd"), source: "checkpoint")
+    #expect(abs(saved.wallSeconds - first.wall_seconds) < 1 && saved.wallSeconds > 0)
+    #expect(!saved.returns.isEmpty && saved.returns.count <= 100)
+    #expect(saved.returns == saved.lengths.map { Float($0) }, "CartPole pays 1 a step: each return is its length")
+    settings.resume = true
+    settings.stop = StopCriteria(envSteps: 12_000, seconds: 60)
+    let logs = CollectedLogs()
+    var board: StatusBoard?
+    let second = try LearnerDaemon(config: config, settings: settings, logger: logs.logger()).run { board = $0.status }
+    #expect(second.wall_seconds > saved.wallSeconds)
+    let mean = saved.returns.reduce(0, +) / Float(saved.returns.count)
+    let said = String(format: "mean return %.2f over its last %d episodes", mean, saved.returns.count)
+    #expect(logs.all.contains { $0.contains("resumed from") && $0.contains(said) }, "\(logs.all.prefix(5))")
+    let records = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n")
+    let times = try records.map {
+      try #require((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?[MetricKey.wallSeconds] as? Double)
+    }
+    #expect(times.contains { $0 <= first.wall_seconds } && times.contains { $0 > saved.wallSeconds })
+    #expect(times == times.sorted(), "one clock over both invocations: \(times)")
+    let history = try #require(board?.history)
+    #expect(history.first?.wallSeconds == times.first, "the curve starts with the first invocation's first record")
+    #expect(history.last.map { $0.wallSeconds > saved.wallSeconds } == true, "then this one's")
   }
 
   /// The observation filter's statistics are saved with the checkpoint (its mean

@@ -31,6 +31,51 @@ import Testing
     #expect(stats.snapshot(lags: false).lagMax == 0, "no percentiles when not asked for")
   }
 
+  /// A restored mean-return window gives the mean it was saved with, and new
+  /// episodes push its oldest out (a resumed run's mean goes on).
+  @Test func restoredWindowGoesOn() {
+    let stats = RunStats(window: 3)
+    stats.restore(envSteps: 50, episodes: 7, recentReturns: [1, 2, 3, 4], recentLengths: [5, 6, 7, 8])
+    var s = stats.snapshot()
+    #expect(s.windowEpisodes == 3 && s.episodes == 7 && s.envSteps == 50)
+    #expect(s.meanReturn == 3 && s.meanLength == 7, "the newest 3 of 4: returns 2, 3, 4")
+    stats.record(EpisodeRecord(workerID: 1, envReturn: 11, length: 9))
+    s = stats.snapshot()
+    #expect(s.episodes == 8 && s.meanReturn == 6 && s.maxReturn == 11)
+    let recent = stats.recentEpisodes()
+    #expect(recent.returns == [3, 4, 11] && recent.lengths == [7, 8, 9])
+  }
+
+  /// A resumed run's dashboard starts with the curves of `progress.jsonl` up to
+  /// the checkpoint it resumes from: records past it (training the resume drops)
+  /// and lines that are not records are left out; the board keeps its capacity.
+  @Test func historyFromProgressUpToTheCheckpoint() throws {
+    let dir = NSTemporaryDirectory() + "herd-history-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let run = try RunDirectory(path: dir)
+    for t in 1...20 {
+      try run.appendProgress([
+        MetricKey.wallSeconds: Double(t) * 2, MetricKey.envStepsSampled: t * 100,
+        MetricKey.returnMean: t < 3 ? NSNull() : Double(t) / 2, MetricKey.sampledPerSecond: 50.0,
+        MetricKey.trainedPerSecond: 49.0, MetricKey.lossPG: 0.25, MetricKey.lagP50: 3, MetricKey.lagP95: 7,
+      ])
+    }
+    let handle = try #require(FileHandle(forWritingAtPath: dir + "/progress.jsonl"))
+    handle.seekToEndOfFile()
+    handle.write(Data("not json\n{\"no\": \"seconds\"}\n".utf8))
+    try handle.close()
+    let points = run.progressHistory(upTo: 30)
+    #expect(points.map(\.wallSeconds) == (1...15).map { Double($0) * 2 })
+    #expect(points[0].meanReturn == nil && points[2].meanReturn == 1.5)
+    #expect(points[4].envSteps == 500 && points[4].policyLoss == 0.25 && points[4].baselineLoss == nil)
+    #expect(points[4].lagP95 == 7 && points[4].sampledPerSecond == 50)
+    let board = StatusBoard(capacity: 8)
+    board.seed(points)
+    let kept = board.history
+    #expect(kept.count < 8 && kept.first == points.first, "thinned to fit, oldest kept")
+    #expect(zip(kept, kept.dropFirst()).allSatisfy { $0.wallSeconds < $1.wallSeconds })
+  }
+
   /// The time since env steps last arrived is nil until they do.
   @Test func secondsSinceEnvSteps() {
     let stats = RunStats()
