@@ -1,9 +1,13 @@
 """Herd's learner and rollout kernels beside PyTorch on this machine, in one run.
 
-For every bench and thread count, each round runs `herd bench ...` once and then
-benchmarks/torch_peer.py once (alternating, so both see the same machine); it
-prints the medians over the rounds and their ratio (Herd / PyTorch, above 1 means
-Herd is faster), with the CPU model, OpenBLAS's kernel and Herd's kernel ISA.
+For every bench and thread count, each round runs `herd bench ...` once and
+benchmarks/torch_peer.py once, back to back (Herd first in odd rounds, PyTorch
+first in even ones), so both see the same machine. It prints the medians of
+both rates, the median of the rounds' own ratios (Herd / PyTorch, above 1 means
+Herd is faster) and their range, with the CPU model, OpenBLAS's kernel and Herd's
+kernel ISA. The per-round ratio is the figure to quote: on a shared machine whose
+speed drifts by a quarter over minutes, the two sides of one round see the same
+machine, while the medians of each side may come from different rounds.
 
     make build bench-venv
     .venv-bench/bin/python benchmarks/vs_torch.py                  # everything, 3 rounds
@@ -99,7 +103,7 @@ def main():
     parser.add_argument("--benches", default="learner,lstm,gru,inference", help="comma-separated subset")
     parser.add_argument("--threads", default="1,2", help="thread counts for learner/lstm/gru (default 1,2)")
     parser.add_argument("--envs", default="32,64", help="K values for inference (default 32,64)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (default 3)")
     parser.add_argument("--seconds", type=float, default=1.0, help="seconds per measurement (default 1)")
     args = parser.parse_args()
     benches = [b for b in args.benches.split(",") if b]
@@ -131,8 +135,12 @@ def main():
     for r in range(1, args.rounds + 1):
         for case in cases:
             bench, t, k = case
-            h, _ = run_herd(herd_command(args.herd, bench, t, args.seconds, k))
-            info = run_torch(sys.executable, bench, t, args.seconds, k)
+            if r % 2 == 1:
+                h, _ = run_herd(herd_command(args.herd, bench, t, args.seconds, k))
+                info = run_torch(sys.executable, bench, t, args.seconds, k)
+            else:
+                info = run_torch(sys.executable, bench, t, args.seconds, k)
+                h, _ = run_herd(herd_command(args.herd, bench, t, args.seconds, k))
             torch_info = info
             results[case][0].append(h)
             results[case][1].append(info["timesteps_per_s"])
@@ -141,14 +149,17 @@ def main():
     print(f"PyTorch {torch_info['torch']} (oneDNN {'on' if torch_info['mkldnn'] else 'off'}), "
           f"medians of {args.rounds} alternating rounds, timesteps/s (frames/s for the conv encoders)")
     print()
-    print("| bench | threads | Herd | PyTorch | Herd/PyTorch |")
-    print("|---|---|---|---|---|")
+    print("| bench | threads | Herd | PyTorch | Herd/PyTorch (median of the rounds' ratios) | range of the rounds' ratios |")
+    print("|---|---|---|---|---|---|")
     for case in cases:
         bench, t, k = case
-        h = statistics.median(results[case][0])
-        p = statistics.median(results[case][1])
+        herd_rates, torch_rates = results[case]
+        h = statistics.median(herd_rates)
+        p = statistics.median(torch_rates)
+        ratios = [a / b for a, b in zip(herd_rates, torch_rates)]
         name = bench if k is None else f"inference K={k}"
-        print(f"| {name} | {t} | {h:,.0f} | {p:,.0f} | {h / p:.2f} |")
+        print(f"| {name} | {t} | {h:,.0f} | {p:,.0f} | {statistics.median(ratios):.2f} | "
+              f"{min(ratios):.2f}-{max(ratios):.2f} |")
 
 
 if __name__ == "__main__":
