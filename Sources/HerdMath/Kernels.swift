@@ -157,19 +157,42 @@ public enum Kernels {
     }
   }
 
+  /// Floats per block of ``norm2(_:count:)``.
+  public static let normBlock = 4096
+
   /// Euclidean norm of a contiguous buffer without overflow: `cblas_snrm2` (which
-  /// scales) over blocks of 4096, combined in Double. NaN or infinity gives a
-  /// non-finite result.
+  /// scales) over blocks of ``normBlock``, their squares added in Double in order.
+  /// NaN or infinity gives a non-finite result.
   public static func norm2(_ x: UnsafePointer<Float>, count: Int) -> Double {
-    var sumSq: Double = 0
-    var i = 0
-    while i < count {
-      let n = min(4096, count &- i)
-      let blockNorm = Double(BLAS.norm2(x + i, count: n))
-      sumSq += blockNorm * blockNorm
-      i &+= n
+    let blocks = (count &+ normBlock &- 1) / normBlock
+    return withUnsafeTemporaryAllocation(of: Double.self, capacity: max(1, blocks)) { squares in
+      blockSquares(x, count: count, into: squares.baseAddress.unsafelyUnwrapped)
+      return sumOfSquares(squares.baseAddress.unsafelyUnwrapped, blocks: blocks).squareRoot()
     }
-    return sumSq.squareRoot()
+  }
+
+  /// The squared norm of each block of ``normBlock`` floats of `x` (the last may be
+  /// shorter), into `squares[0 ..< ceil(count / normBlock)]`. Parts of a vector split
+  /// at multiples of ``normBlock`` give the blocks of the whole, so threads can
+  /// compute them for their own parts and ``sumOfSquares(_:blocks:)`` adds them up
+  /// in the order of one thread.
+  public static func blockSquares(_ x: UnsafePointer<Float>, count: Int, into squares: UnsafeMutablePointer<Double>) {
+    var i = 0
+    var b = 0
+    while i < count {
+      let n = min(normBlock, count &- i)
+      let blockNorm = Double(BLAS.norm2(x + i, count: n))
+      squares[b] = blockNorm * blockNorm
+      i &+= n
+      b &+= 1
+    }
+  }
+
+  /// The blocks' squared norms added in order.
+  public static func sumOfSquares(_ squares: UnsafePointer<Double>, blocks: Int) -> Double {
+    var sumSq: Double = 0
+    for b in 0..<blocks { sumSq += squares[b] }
+    return sumSq
   }
 }
 

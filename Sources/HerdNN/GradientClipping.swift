@@ -14,10 +14,16 @@ public enum GradientClipping {
     guard let base = grads.baseAddress, grads.count > 0 else { return 0 }
     let norm = Kernels.norm2(base, count: grads.count)
     guard norm.isFinite else { throw NNError.nonFiniteGradient(norm: norm) }
-    if maxNorm > 0, norm > Double(maxNorm) {
-      BLAS.scale(Float(Double(maxNorm) / (norm + 1e-6)), base, count: grads.count)
-    }
+    if let factor = factor(norm: norm, maxNorm: maxNorm) { BLAS.scale(factor, base, count: grads.count) }
     return Float(norm)
+  }
+
+  /// The factor ``clipGlobalNorm(_:maxNorm:)`` scales by when the global norm is
+  /// `norm` (finite), or nil when it leaves the gradients as they are: for callers
+  /// that compute the norm and scale in parts (``Kernels/blockSquares(_:count:into:)``).
+  public static func factor(norm: Double, maxNorm: Float) -> Float? {
+    guard maxNorm > 0, norm > Double(maxNorm) else { return nil }
+    return Float(Double(maxNorm) / (norm + 1e-6))
   }
 }
 

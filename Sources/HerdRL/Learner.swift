@@ -298,11 +298,6 @@ public final class Learner {
       terms.meanRho += w * t.meanRho
       terms.meanTarget += w * t.meanTarget
       terms.clippedFraction += w * t.clippedFraction
-      if s > 0 {
-        BLAS.axpy(
-          1, shardParameters[s].grads.baseAddress.unsafelyUnwrapped, parameters.grads.baseAddress.unsafelyUnwrapped,
-          count: parameters.count)
-      }
     }
     terms.validSteps = total
     terms.total = terms.policy + settings.vfLossCoeff * terms.baseline - settings.entropyCoeff * terms.entropy
@@ -310,16 +305,14 @@ public final class Learner {
     var stats = LearnerStepStats(
       terms: terms, gradNorm: 0, learningRate: lr, timesteps: total,
       lags: fragments.map { version - $0.policyVersion }, skipped: false)
-    // Clip; a non-finite gradient skips the update.
-    do {
-      stats.gradNorm = try GradientClipping.clipGlobalNorm(parameters.grads, maxNorm: config.grad_clip)
-    } catch {
+    // The shards' gradients summed, clipped and applied: a non-finite gradient skips
+    // the update; otherwise a new policy version.
+    guard let norm = update(shards: batches.count, lr: lr) else {
       stats.skipped = true
       stats.gradNorm = .nan
       return (stats, logProbs.all, used.all)
     }
-    // Optimiser: a new policy version.
-    optimizer.step(parameters, lr: lr)
+    stats.gradNorm = Float(norm)
     version += 1
     writeFilter()
     let freshSteps = fresh.reduce(0) { $0 + $1.length }
@@ -361,6 +354,44 @@ final class ShardLogProbs: Sendable {
 }
 
 /// Results written by shard threads, read after they finish.
+extension Learner {
+  /// Sums the first `shards` shards' gradients into `parameters.grads`, clips them to
+  /// the global norm `grad_clip` and takes the optimiser's step with rate `lr`.
+  /// Returns the norm before clipping, or nil (nothing changed but the sum) when it
+  /// is not finite.
+  ///
+  /// Each pool thread works on its own slice of the parameters, cut at multiples of
+  /// ``Kernels/normBlock``: the sum, the blocks' squared norms, the scaling and the
+  /// update of every element happen in the order one thread would use, so the bits
+  /// are those of ``GradientClipping/clipGlobalNorm(_:maxNorm:)`` and
+  /// ``Optimizer/step(_:lr:)`` on the summed gradients, whatever the thread count.
+  func update(shards: Int, lr: Float) -> Double? {
+    let count = parameters.count
+    let blocks = (count + Kernels.normBlock - 1) / Kernels.normBlock
+    let squares = UnsafeMutablePointer<Double>.allocate(capacity: max(1, blocks))
+    defer { squares.deallocate() }
+    let total = parameters.grads.baseAddress.unsafelyUnwrapped
+    pool.sum(
+      shardParameters.prefix(max(1, shards)).map { UnsafePointer($0.grads.baseAddress.unsafelyUnwrapped) }, into: total,
+      count: count
+    ) { r in
+      Kernels.blockSquares(total + r.lowerBound, count: r.count, into: squares + r.lowerBound / Kernels.normBlock)
+    }
+    let norm = Kernels.sumOfSquares(squares, blocks: blocks).squareRoot()
+    guard norm.isFinite else { return nil }
+    let factor = GradientClipping.factor(norm: norm, maxNorm: config.grad_clip)
+    optimizer.beginStep(parameters)
+    let slices = ShardPool.slices(count: count, parts: pool.count, alignment: Kernels.normBlock)
+    pool.run { [optimizer, parameters] s in
+      let r = slices[s]
+      guard !r.isEmpty else { return }
+      if let factor { BLAS.scale(factor, total + r.lowerBound, count: r.count) }
+      optimizer.apply(parameters, lr: lr, range: r)
+    }
+    return norm
+  }
+}
+
 final class ShardResults: Sendable {
   private let items: Mutex<[Result<ImpalaLoss.Terms, any Error>]>
   init(count: Int) { items = Mutex(Array(repeating: .failure(CancellationError()), count: count)) }

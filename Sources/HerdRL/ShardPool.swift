@@ -1,4 +1,5 @@
 import Foundation
+import HerdMath
 
 /// A fixed set of threads that run shard jobs `0..<count` of one call together
 /// (shard 0 on the caller's thread) and return when all are done. Used by the
@@ -31,6 +32,34 @@ public final class ShardPool: @unchecked Sendable {
     stopping = true
     condition.broadcast()
     condition.unlock()
+  }
+
+  /// `parts` contiguous slices of `0..<count` cut at multiples of `alignment`, as
+  /// even as that allows (empty ones at the end when there are fewer multiples than
+  /// parts): for shards that each work on their own part of one vector.
+  public static func slices(count: Int, parts: Int, alignment: Int) -> [Range<Int>] {
+    precondition(count >= 0 && parts >= 1 && alignment >= 1, "ShardPool.slices(\(count), \(parts), \(alignment))")
+    let units = (count + alignment - 1) / alignment
+    let cuts = (0...parts).map { min(count, ($0 * units / parts) * alignment) }
+    return (0..<parts).map { cuts[$0]..<cuts[$0 + 1] }
+  }
+
+  /// `total = parts[0] + parts[1] + ...` over `count` floats, added in that order,
+  /// each shard over its own slice (``slices(count:parts:alignment:)``); then
+  /// `after(slice)` on the same thread. `total` may be `parts[0]` (its sum in place).
+  public func sum(
+    _ parts: [UnsafePointer<Float>], into total: UnsafeMutablePointer<Float>, count: Int,
+    alignment: Int = Kernels.normBlock, after: ((Range<Int>) -> Void)? = nil
+  ) {
+    precondition(!parts.isEmpty, "ShardPool.sum of no parts")
+    let slices = Self.slices(count: count, parts: self.count, alignment: alignment)
+    run { s in
+      let r = slices[s]
+      guard !r.isEmpty else { return }
+      if parts[0] != UnsafePointer(total) { (total + r.lowerBound).update(from: parts[0] + r.lowerBound, count: r.count) }
+      for part in parts.dropFirst() { BLAS.axpy(1, part + r.lowerBound, total + r.lowerBound, count: r.count) }
+      after?(r)
+    }
   }
 
   /// Runs `body(shard)` for every shard in parallel and waits for all.

@@ -103,10 +103,12 @@ struct BenchConv: ParsableCommand {
     }
     let pool = ShardPool(count: shards)
     defer { pool.shutdown() }
+    // The shards' gradients summed as the learner sums them: each thread its own
+    // slice of the parameters.
+    let grads = parts.map { UnsafePointer($0.params.grads.baseAddress.unsafelyUnwrapped) }
     func shardedStep() {
       pool.run { s in parts[s].run() }
-      let total = p.grads.baseAddress.unsafelyUnwrapped
-      for part in parts { BLAS.axpy(1, part.params.grads.baseAddress.unsafelyUnwrapped, total, count: p.count) }
+      pool.sum(grads, into: p.grads.baseAddress.unsafelyUnwrapped, count: p.count)
     }
     shardedStep()
     var rates: [Double] = []

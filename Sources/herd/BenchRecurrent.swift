@@ -70,8 +70,8 @@ struct BenchRecurrent: ParsableCommand {
       return
     }
     // Shards: contiguous groups of sequences, each with its own cache, gradients and
-    // part of the inputs; the gradients are summed into p's at the end, as the
-    // learner does.
+    // part of the inputs; the gradients are summed into p's at the end, on both
+    // threads, as the learner does.
     let bounds = (0...shards).map { $0 * shape.sequences / shards }
     let parts: [ShardWork] = try (0..<shards).map { s in
       let lens = Array(seqLens[bounds[s]..<bounds[s + 1]])
@@ -85,13 +85,12 @@ struct BenchRecurrent: ParsableCommand {
     }
     let pool = ShardPool(count: shards)
     defer { pool.shutdown() }
+    // The shards' gradients summed as the learner sums them: each thread its own
+    // slice of the parameters.
+    let grads = parts.map { UnsafePointer($0.params.grads.baseAddress.unsafelyUnwrapped) }
     func shardedStep() {
       pool.run { s in parts[s].run(layer) }
-      guard parts.count > 1 else { return }
-      let total = p.grads.baseAddress.unsafelyUnwrapped
-      for part in parts {
-        BLAS.axpy(1, part.params.grads.baseAddress.unsafelyUnwrapped, total, count: p.count)
-      }
+      pool.sum(grads, into: p.grads.baseAddress.unsafelyUnwrapped, count: p.count)
     }
     shardedStep()
     var rates: [Double] = []

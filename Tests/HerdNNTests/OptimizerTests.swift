@@ -1,3 +1,4 @@
+import Foundation
 import HerdMath
 import HerdNN
 import HerdTestSupport
@@ -60,6 +61,64 @@ func flatParameters(_ values: [Float]) throws -> Parameters {
       #expect(whole.flatValues == singles.map { $0.flatValues[0] }, "step \(step + 1)")
     }
     #expect(whole.flatValues != start)
+  }
+
+  /// An update applied in ranges (uneven, one of them not a multiple of the vector
+  /// width, two at once on two threads) has the bits of one whole step, for every
+  /// optimiser and setting; a range outside the parameters is refused before
+  /// anything is written.
+  @Test(arguments: ["rmsprop", "rmsprop_momentum_centered", "adam"])
+  func rangesOnTwoThreadsGiveTheBitsOfOneStep(name: String) throws {
+    let n = 45
+    var rng = SeededGenerator(seed: 11)
+    let start = (0..<n).map { _ in 2 * rng.nextUnitFloat() - 1 }
+    func make() -> Optimizer {
+      switch name {
+      case "rmsprop": return RMSProp(count: n)
+      case "rmsprop_momentum_centered": return RMSProp(count: n, momentum: 0.9, centered: true)
+      default: return Adam(count: n, beta1: 0.8, beta2: 0.9, eps: 1e-6, weightDecay: 0.01)
+      }
+    }
+    let (whole, split) = (try flatParameters(start), try flatParameters(start))
+    let (wholeOpt, splitOpt) = (make(), make())
+    for step in 0..<4 {
+      let g = (0..<n).map { _ in (2 * rng.nextUnitFloat() - 1) * Float(step + 1) }
+      _ = whole.grads.update(fromContentsOf: g)
+      _ = split.grads.update(fromContentsOf: g)
+      wholeOpt.step(whole, lr: 0.01)
+      splitOpt.beginStep(split)
+      let ranges = [0..<13, 13..<30, 30..<45]
+      // Parameters and optimisers are owned by one thread; these ranges are disjoint.
+      nonisolated(unsafe) let (o, p) = (splitOpt, split)
+      DispatchQueue.concurrentPerform(iterations: 2) { i in o.apply(p, lr: 0.01, range: ranges[i]) }
+      splitOpt.apply(split, lr: 0.01, range: ranges[2])
+      #expect(split.flatValues == whole.flatValues, "\(name) step \(step + 1)")
+    }
+    #expect(splitOpt.stepCount == 4 && whole.flatValues != start)
+    let saved = Dictionary(uniqueKeysWithValues: wholeOpt.stateBuffers().map { ($0.name, $0.values) })
+    #expect(saved == Dictionary(uniqueKeysWithValues: splitOpt.stateBuffers().map { ($0.name, $0.values) }))
+  }
+
+  /// The blocks' squared norms of a vector cut at multiples of the block give the
+  /// whole vector's norm bit for bit.
+  @Test func blockSquaresOfPartsAddUpToTheNorm() {
+    let n = 3 * Kernels.normBlock + 123
+    var rng = SeededGenerator(seed: 3)
+    let x = (0..<n).map { _ in (2 * rng.nextUnitFloat() - 1) * 1e3 }
+    let blocks = 4
+    var squares = [Double](repeating: -1, count: blocks)
+    x.withPointer { px in
+      squares.withUnsafeMutableBufferPointer { sq in
+        let cut = 2 * Kernels.normBlock
+        Kernels.blockSquares(px + cut, count: n - cut, into: sq.baseAddress! + 2)
+        Kernels.blockSquares(px, count: cut, into: sq.baseAddress!)
+      }
+      #expect(squares.allSatisfy { $0 > 0 })
+      let norm = squares.withUnsafeBufferPointer { Kernels.sumOfSquares($0.baseAddress!, blocks: blocks) }.squareRoot()
+      #expect(norm == Kernels.norm2(px, count: n))
+      let direct = x.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+      #expect(abs(norm - direct) <= 1e-6 * direct)
+    }
   }
 
   @Test func clippingScalesToTheMaximumNormAndReportsTheNormBefore() throws {

@@ -285,6 +285,67 @@ import Testing
   }
 }
 
+@Suite struct ShardedUpdateTests {
+  /// Slices cover the vector once, in order, cut at multiples of the alignment.
+  @Test func slicesCoverTheVectorAtTheAlignment() {
+    for (count, parts) in [(0, 2), (5, 3), (4096, 2), (10_000, 2), (3 * 4096 + 1, 3), (530_000, 2)] {
+      let s = ShardPool.slices(count: count, parts: parts, alignment: 4096)
+      #expect(s.count == parts)
+      #expect(s.first?.lowerBound == 0 && s.last?.upperBound == count)
+      for i in 1..<parts { #expect(s[i - 1].upperBound == s[i].lowerBound) }
+      for r in s.dropLast() { #expect(r.upperBound % 4096 == 0 || r.upperBound == count) }
+      if count >= parts * 4096 { #expect(s.allSatisfy { !$0.isEmpty }, "\(count) in \(parts): \(s)") }
+    }
+  }
+
+  /// The learner's update on 2 and 3 threads (sum of the shards' gradients, norm,
+  /// clipping, RMSProp or Adam) has the bits of the serial path: axpy, then
+  /// `clipGlobalNorm` and `step` on the summed gradients. The gradients span several
+  /// norm blocks and a clipping norm; a NaN skips the update on both.
+  @Test(arguments: [2, 3])
+  func updateOnThreadsIsTheSerialUpdate(threads: Int) throws {
+    for optimizer in [OptimizerKind.rmsprop, .adam] {
+      var config = smallConfig("CartPole-v1")
+      config.learner_threads = threads
+      config.optimizer = optimizer
+      config.grad_clip = 0.5
+      config.lstm_cell_size = 48  // 11,321 parameters: three norm blocks, one per thread at 3
+      let spaces = try EnvironmentFactory.spaces(config)
+      let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+      let learner = Learner(config: config, network: net)
+      let n = learner.parameters.count
+      #expect(n > 2 * Kernels.normBlock, "the gradients span several blocks")
+      var serialConfig = config
+      serialConfig.learner_threads = 1
+      let reference = Learner(config: serialConfig, network: net)
+      var rng = SeededGenerator(seed: 9)
+      for round in 0..<3 {
+        let parts = (0..<threads).map { _ in (0..<n).map { _ in (2 * rng.nextUnitFloat() - 1) * 0.1 } }
+        for (s, g) in parts.enumerated() { _ = learner.shardParameters[s].grads.update(fromContentsOf: g) }
+        var sum = parts[0]
+        for g in parts.dropFirst() {
+          g.withPointer { src in sum.withMutablePointer { BLAS.axpy(1, src, $0, count: n) } }
+        }
+        _ = reference.parameters.grads.update(fromContentsOf: sum)
+        let expectedNorm = try GradientClipping.clipGlobalNorm(reference.parameters.grads, maxNorm: 0.5)
+        reference.optimizer.step(reference.parameters, lr: 0.01)
+        let norm = learner.update(shards: threads, lr: 0.01)
+        #expect(norm.map(Float.init) == expectedNorm, "round \(round)")
+        #expect(expectedNorm > 0.5, "clipped")
+        let sameGrads = learner.parameters.flatGrads == reference.parameters.flatGrads
+        let sameValues = learner.parameters.flatValues == reference.parameters.flatValues
+        #expect(sameGrads && sameValues, "\(optimizer) round \(round): grads \(sameGrads), values \(sameValues)")
+      }
+      let before = learner.parameters.flatValues
+      for s in 0..<threads { learner.shardParameters[s].grads.update(repeating: 0) }
+      learner.shardParameters[threads - 1].grads[n - 1] = .nan
+      #expect(learner.update(shards: threads, lr: 0.01) == nil)
+      #expect(learner.parameters.flatValues == before, "a NaN gradient changes no value")
+      #expect(learner.optimizer.stepCount == 3)
+    }
+  }
+}
+
 /// K copies of a small task with a MultiDiscrete action (`heads`): observation 3
 /// random floats; reward 1 when component 0 matches the sign of the first one;
 /// episodes end terminated after 5 steps or truncated after 3, alternating by copy.
