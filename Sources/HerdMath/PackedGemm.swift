@@ -83,7 +83,10 @@ public enum CPUFeatures {
 
 /// The right-hand side `B [k, n]` of many products `C = A B`, packed once into the
 /// layout the kernels stream (column panels of ``KernelISA/panelWidth``, each
-/// `[k][width]` contiguous, the last one zero-padded).
+/// `[k][width]` contiguous, the last one zero-padded). On AVX-512, when the last
+/// panel would hold 16 columns or fewer (n = 67: 64 + 3), it is 16 wide and runs on
+/// tiles of 16 rows x 1 vector, which multiply half the padding zeros of a 32-wide
+/// panel at about the same cost per product.
 ///
 /// Why: the recurrent products are skinny (`[32, 256] x [256, 1024]`, once per time
 /// step), and a general GEMM repacks its right-hand side on every call. Packed once
@@ -106,6 +109,15 @@ public final class PackedMatrix: @unchecked Sendable {
 
   /// Columns per packed panel of this packing.
   public var panelWidth: Int { narrow && isa == .avx512 ? 16 : isa.panelWidth }
+  /// Columns of the last panel: ``panelWidth``, or 16 for a wide AVX-512 packing
+  /// whose last panel has at most 16 columns of B.
+  public var lastPanelWidth: Int { Self.lastPanelWidth(n: n, panelWidth: panelWidth, isa: isa) }
+
+  static func lastPanelWidth(n: Int, panelWidth w: Int, isa: KernelISA) -> Int {
+    guard isa == .avx512, w == 32 else { return w }
+    let rest = n % w
+    return rest >= 1 && rest <= 16 ? 16 : w
+  }
   private var storage: UnsafeMutablePointer<Float>
   private var capacity = 0
   /// Bumped by every ``pack(_:ld:transposed:k:n:)``; callers use it with their own
@@ -128,9 +140,10 @@ public final class PackedMatrix: @unchecked Sendable {
   /// stored matrix's row stride.
   public func pack(_ b: UnsafePointer<Float>, ld: Int, transposed: Bool, k: Int, n: Int) {
     precondition(k >= 0 && n >= 0, "PackedMatrix.pack: k \(k), n \(n)")
-    let w = panelWidth
-    let panels = (n &+ w &- 1) / w
-    let need = max(16, panels &* w &* k)
+    let full = panelWidth
+    let panels = (n &+ full &- 1) / full
+    let last = Self.lastPanelWidth(n: n, panelWidth: full, isa: isa)
+    let need = max(16, (panels &* full &- full &+ last) &* k)
     if need > capacity {
       storage.deallocate()
       storage = UnsafeMutablePointer<Float>.allocate(capacity: need)
@@ -139,8 +152,10 @@ public final class PackedMatrix: @unchecked Sendable {
     self.k = k
     self.n = n
     for p in 0..<panels {
-      let panel = storage + p &* w &* k
-      let c0 = p &* w
+      let c0 = p &* full
+      // Every panel before the last is full width, so panel p starts at c0 * k.
+      let panel = storage + c0 &* k
+      let w = p == panels &- 1 ? last : full
       let cols = min(w, n &- c0)
       if transposed {
         // B[kk, c0 + j] = b[(c0 + j) * ld + kk]: blocks of 16 k at a time, so the
@@ -213,16 +228,28 @@ public final class PackedMatrix: @unchecked Sendable {
     switch isa {
     case .avx512:
       #if HERD_AVX512
-        if tiles {
-          PackedKernels.run512Tiles(a, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-          return
-        }
         if panelWidth == 16 {
           PackedKernels.run512Narrow(
             a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
           return
         }
-        PackedKernels.run512(a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+        // Full panels on the wide tiles, a 16-wide last panel on 16-row tiles.
+        let wide = lastPanelWidth == 16 ? n &- n % 32 : n
+        if wide > 0 {
+          if tiles {
+            PackedKernels.run512Tiles(a, m: m, b: UnsafePointer(storage), k: k, n: wide, c: c, ldc: ldc, accumulate: accumulate)
+          } else {
+            PackedKernels.run512(a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: wide, c: c, ldc: ldc, accumulate: accumulate)
+          }
+        }
+        if wide < n {
+          let tail = UnsafePointer(storage + wide &* k)
+          if tiles {
+            PackedKernels.run512HalfTailTiles(a, m: m, b: tail, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
+          } else {
+            PackedKernels.run512Narrow(a, lda: lda, m: m, b: tail, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
+          }
+        }
       #else
         preconditionFailure("the AVX-512 kernel is not in this build")
       #endif
@@ -312,6 +339,30 @@ enum PackedKernels {
       }
     }
 
+    /// A last panel 16 wide (its `n` <= 16 columns at `b`) over A in tiles of 8 rows,
+    /// on tiles of 16 rows.
+    @inline(never)
+    static func run512HalfTailTiles(
+      _ a: UnsafePointer<Float>, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      let w = 16
+      let spare = UnsafeMutablePointer<Float>.allocate(capacity: 16 &* 16)
+      defer { spare.deallocate() }
+      var r = 0
+      while r < m {
+        let valid = min(16, m &- r)
+        if n == w {
+          tile16x1Tiles(a + r &* k, valid: valid, panel: b, k: k, c: c + r &* ldc, ldc: ldc, accumulate: accumulate)
+        } else {
+          throughSpare(spare, width: w, c: c + r &* ldc, ldc: ldc, rows: valid, cols: n, accumulate: accumulate) {
+            tile16x1Tiles(a + r &* k, valid: valid, panel: b, k: k, c: $0, ldc: w, accumulate: accumulate)
+          }
+        }
+        r &+= 16
+      }
+    }
+
     /// 16 rows x 1 vector of 16 columns. Rows past `valid` read and write the last
     /// valid row, as ``tile8(_:_:rs:ks:valid:panel:k:c:ldc:accumulate:)`` does (the
     /// stores run from the last row back, so the real row is written last).
@@ -322,76 +373,102 @@ enum PackedKernels {
       _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
+      tile16x1(a, rs: lda, ks: 1, ts: 8 &* lda, valid: valid, panel: panel, k: k, c: c, ldc: ldc, accumulate: accumulate)
+    }
+
+    /// ``tile16x1(_:lda:valid:panel:k:c:ldc:accumulate:)`` reading A in the tiles of
+    /// 8 rows ``PackedMatrix/packTiles(transposedA:lda:rows:into:)`` wrote (`k` floats
+    /// per row of a tile, 8 rows interleaved).
+    @inline(never)
+    static func tile16x1Tiles(
+      _ a: UnsafePointer<Float>, valid: Int, panel: UnsafePointer<Float>, k: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      tile16x1(a, rs: 1, ks: 8, ts: 8 &* k, valid: valid, panel: panel, k: k, c: c, ldc: ldc, accumulate: accumulate)
+    }
+
+    /// The 16 x 16 tile with row i of A at `a + (i / 8) * ts + (i % 8) * rs` and its
+    /// element kk `kk * ks` further: `(lda, 1, 8 lda)` for A as stored, `(1, 8, 8 k)`
+    /// for A in tiles of 8 rows. The callers pass constants for `ks`.
+    @inline(__always)
+    static func tile16x1(
+      _ a: UnsafePointer<Float>, rs: Int, ks: Int, ts: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
       typealias V = SIMD16<Float>
       let last = valid &- 1
-      let a0 = a + min(0, last) &* lda
+      @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> {
+        let r = min(i, last)
+        return a + ((r &>> 3) &* ts &+ (r & 7) &* rs)
+      }
+      let a0 = row(0)
       let c0 = c + min(0, last) &* ldc
       var x0 = accumulate ? UnsafeRawPointer(c0).loadUnaligned(as: V.self) : V()
-      let a1 = a + min(1, last) &* lda
+      let a1 = row(1)
       let c1 = c + min(1, last) &* ldc
       var x1 = accumulate ? UnsafeRawPointer(c1).loadUnaligned(as: V.self) : V()
-      let a2 = a + min(2, last) &* lda
+      let a2 = row(2)
       let c2 = c + min(2, last) &* ldc
       var x2 = accumulate ? UnsafeRawPointer(c2).loadUnaligned(as: V.self) : V()
-      let a3 = a + min(3, last) &* lda
+      let a3 = row(3)
       let c3 = c + min(3, last) &* ldc
       var x3 = accumulate ? UnsafeRawPointer(c3).loadUnaligned(as: V.self) : V()
-      let a4 = a + min(4, last) &* lda
+      let a4 = row(4)
       let c4 = c + min(4, last) &* ldc
       var x4 = accumulate ? UnsafeRawPointer(c4).loadUnaligned(as: V.self) : V()
-      let a5 = a + min(5, last) &* lda
+      let a5 = row(5)
       let c5 = c + min(5, last) &* ldc
       var x5 = accumulate ? UnsafeRawPointer(c5).loadUnaligned(as: V.self) : V()
-      let a6 = a + min(6, last) &* lda
+      let a6 = row(6)
       let c6 = c + min(6, last) &* ldc
       var x6 = accumulate ? UnsafeRawPointer(c6).loadUnaligned(as: V.self) : V()
-      let a7 = a + min(7, last) &* lda
+      let a7 = row(7)
       let c7 = c + min(7, last) &* ldc
       var x7 = accumulate ? UnsafeRawPointer(c7).loadUnaligned(as: V.self) : V()
-      let a8 = a + min(8, last) &* lda
+      let a8 = row(8)
       let c8 = c + min(8, last) &* ldc
       var x8 = accumulate ? UnsafeRawPointer(c8).loadUnaligned(as: V.self) : V()
-      let a9 = a + min(9, last) &* lda
+      let a9 = row(9)
       let c9 = c + min(9, last) &* ldc
       var x9 = accumulate ? UnsafeRawPointer(c9).loadUnaligned(as: V.self) : V()
-      let a10 = a + min(10, last) &* lda
+      let a10 = row(10)
       let c10 = c + min(10, last) &* ldc
       var x10 = accumulate ? UnsafeRawPointer(c10).loadUnaligned(as: V.self) : V()
-      let a11 = a + min(11, last) &* lda
+      let a11 = row(11)
       let c11 = c + min(11, last) &* ldc
       var x11 = accumulate ? UnsafeRawPointer(c11).loadUnaligned(as: V.self) : V()
-      let a12 = a + min(12, last) &* lda
+      let a12 = row(12)
       let c12 = c + min(12, last) &* ldc
       var x12 = accumulate ? UnsafeRawPointer(c12).loadUnaligned(as: V.self) : V()
-      let a13 = a + min(13, last) &* lda
+      let a13 = row(13)
       let c13 = c + min(13, last) &* ldc
       var x13 = accumulate ? UnsafeRawPointer(c13).loadUnaligned(as: V.self) : V()
-      let a14 = a + min(14, last) &* lda
+      let a14 = row(14)
       let c14 = c + min(14, last) &* ldc
       var x14 = accumulate ? UnsafeRawPointer(c14).loadUnaligned(as: V.self) : V()
-      let a15 = a + min(15, last) &* lda
+      let a15 = row(15)
       let c15 = c + min(15, last) &* ldc
       var x15 = accumulate ? UnsafeRawPointer(c15).loadUnaligned(as: V.self) : V()
       let raw = UnsafeRawPointer(panel)
       var kk = 0
       while kk < k {
         let b = raw.loadUnaligned(fromByteOffset: kk &* 64, as: V.self)
-        x0.addProduct(V(repeating: a0[kk]), b)
-        x1.addProduct(V(repeating: a1[kk]), b)
-        x2.addProduct(V(repeating: a2[kk]), b)
-        x3.addProduct(V(repeating: a3[kk]), b)
-        x4.addProduct(V(repeating: a4[kk]), b)
-        x5.addProduct(V(repeating: a5[kk]), b)
-        x6.addProduct(V(repeating: a6[kk]), b)
-        x7.addProduct(V(repeating: a7[kk]), b)
-        x8.addProduct(V(repeating: a8[kk]), b)
-        x9.addProduct(V(repeating: a9[kk]), b)
-        x10.addProduct(V(repeating: a10[kk]), b)
-        x11.addProduct(V(repeating: a11[kk]), b)
-        x12.addProduct(V(repeating: a12[kk]), b)
-        x13.addProduct(V(repeating: a13[kk]), b)
-        x14.addProduct(V(repeating: a14[kk]), b)
-        x15.addProduct(V(repeating: a15[kk]), b)
+        x0.addProduct(V(repeating: a0[kk &* ks]), b)
+        x1.addProduct(V(repeating: a1[kk &* ks]), b)
+        x2.addProduct(V(repeating: a2[kk &* ks]), b)
+        x3.addProduct(V(repeating: a3[kk &* ks]), b)
+        x4.addProduct(V(repeating: a4[kk &* ks]), b)
+        x5.addProduct(V(repeating: a5[kk &* ks]), b)
+        x6.addProduct(V(repeating: a6[kk &* ks]), b)
+        x7.addProduct(V(repeating: a7[kk &* ks]), b)
+        x8.addProduct(V(repeating: a8[kk &* ks]), b)
+        x9.addProduct(V(repeating: a9[kk &* ks]), b)
+        x10.addProduct(V(repeating: a10[kk &* ks]), b)
+        x11.addProduct(V(repeating: a11[kk &* ks]), b)
+        x12.addProduct(V(repeating: a12[kk &* ks]), b)
+        x13.addProduct(V(repeating: a13[kk &* ks]), b)
+        x14.addProduct(V(repeating: a14[kk &* ks]), b)
+        x15.addProduct(V(repeating: a15[kk &* ks]), b)
         kk &+= 1
       }
       UnsafeMutableRawPointer(c15).storeBytes(of: x15, as: V.self)

@@ -5,11 +5,12 @@ import Testing
 
 @Suite struct GeneralGemmTests {
   // Shapes: tails in rows and columns, one row or column, k of 0 and 1, n <= 16
-  // (the narrow panels), k past one block (256) and m past one copied block (512).
+  // (the narrow panels), k past one block (256) and m past one copied block (512);
+  // n = 47, 67 and 48 end in a 16-wide panel on AVX-512.
   @Test(
     arguments: [
       (1, 1, 1), (1, 33, 5), (5, 17, 3), (7, 31, 0), (9, 40, 1), (13, 47, 29), (3, 16, 9), (70, 67, 300),
-      (530, 20, 40), (33, 1, 600), (300, 16, 700), (40, 9, 5),
+      (530, 20, 40), (33, 1, 600), (300, 16, 700), (40, 9, 5), (37, 48, 300),
     ])
   func matchesTheTripleLoop(shape: (Int, Int, Int)) {
     let (m, n, k) = shape

@@ -13,11 +13,13 @@ import Testing
   }
 
   // Shapes: tails in rows and columns (not multiples of 6, 8, 16 or 32), one row,
-  // k of 0 and 1, and the LSTM's own step shape.
+  // k of 0 and 1, and the LSTM's own step shape. On AVX-512 a last panel of at most
+  // 16 columns (n = 33, 40, 47, 48 and 67 below) is 16 wide, on tiles of 16 rows:
+  // 17 and 33 rows leave those tiles a tail too.
   @Test(
     arguments: [
       (1, 1, 1), (1, 33, 5), (5, 17, 3), (7, 31, 0), (9, 40, 1), (13, 47, 29), (32, 1024, 256), (33, 96, 67),
-      (64, 20, 256),
+      (64, 20, 256), (17, 48, 33), (33, 67, 70),
     ])
   func matchesTheTripleLoop(shape: (Int, Int, Int)) {
     let (m, n, k) = shape
@@ -51,6 +53,20 @@ import Testing
           #expect(worst < 1e-5, "\(isa) narrow=\(narrow) m=\(m) n=\(n) k=\(k) transposed=\(transposed) accumulate=\(accumulate): error \(worst)")
         }
       }
+    }
+  }
+
+  /// On AVX-512 a last panel of 1 to 16 columns is packed 16 wide (the shapes above
+  /// run through it); the narrow packing and AVX2 keep their one width.
+  @Test func aShortLastPanelIsHalfWide() {
+    for isa in availableKernels {
+      for (n, avx512Width) in [(67, 16), (96, 32), (80, 16), (81, 32), (16, 16), (1, 16)] {
+        let packed = PackedMatrix(isa: isa)
+        let b = [Float](repeating: 1, count: 3 * n)
+        b.withPointer { packed.pack($0, ld: n, transposed: false, k: 3, n: n) }
+        #expect(packed.lastPanelWidth == (isa == .avx512 ? avx512Width : 16), "\(isa) n=\(n)")
+      }
+      #expect(PackedMatrix(isa: isa, narrow: true).lastPanelWidth == 16)
     }
   }
 
