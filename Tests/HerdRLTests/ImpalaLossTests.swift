@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import HerdEnvs
 import HerdMath
 import HerdNN
@@ -282,6 +283,28 @@ import Testing
       #expect(r.ok, "\(threads) shards: \(r)")
     }
     #expect(parallel.version == 3 && parallel.trainedSteps == single.trainedSteps)
+  }
+}
+
+@Suite struct ShardPoolTests {
+  /// Every call runs each shard exactly once and returns after all of them, whether
+  /// the helpers catch the next call while spinning (back to back), sleep before it
+  /// (a gap past a short spin), or never spin; a pool shuts down with its helpers.
+  @Test(arguments: [200e-6, 1e-6, 0])
+  func everyShardRunsOncePerCall(spin: Double) {
+    let pool = ShardPool(count: 3, spinSeconds: spin)
+    defer { pool.shutdown() }
+    let counts = Mutex([Int](repeating: 0, count: 3))
+    for call in 0..<300 {
+      if call % 50 == 49 { Thread.sleep(forTimeInterval: 0.003) }
+      pool.run { shard in
+        if shard == 2 && call % 7 == 0 { Thread.sleep(forTimeInterval: 0.0005) }  // a late helper
+        counts.withLock { $0[shard] += 1 }
+      }
+      let seen = counts.withLock { $0 }
+      #expect(seen == [call + 1, call + 1, call + 1], "call \(call) with spin \(spin)")
+      if seen != [call + 1, call + 1, call + 1] { return }
+    }
   }
 }
 
