@@ -1,4 +1,7 @@
-// Vectorised exp, sigmoid and tanh on SIMD8<Float>.
+// Vectorised exp, sigmoid and tanh on SIMD16<Float>: one register on AVX-512, two
+// on AVX2. Written for the concrete type: on a generic SIMD vector Swift's
+// comparisons, selects and broadcasts resolve to the standard library's
+// lane-by-lane defaults, which compiled to loops or 128-bit pieces.
 //
 // The polynomials are Cephes' single-precision ones (S. L. Moshier, Cephes Math
 // Library): exp with Cody-Waite range reduction x = n ln2 + r, and tanh's odd
@@ -9,6 +12,8 @@
 // a batch of K rows and the same rows inside a larger batch agree bit for bit.
 
 public typealias Float8 = SIMD8<Float>
+/// The vector the activations run on.
+public typealias Float16s = SIMD16<Float>
 
 @usableFromInline let expHi: Float = 88.3762626647949
 @usableFromInline let expLo: Float = -87.3365478515625
@@ -19,10 +24,10 @@ public typealias Float8 = SIMD8<Float>
 
 /// e^x per lane; NaN stays NaN, large arguments saturate (no inf below e^88.37).
 @_transparent
-public func simdExp(_ x: Float8) -> Float8 {
+public func simdExp(_ x: Float16s) -> Float16s {
   // Clamp with mask selects: the generic pointwiseMin/Max are not inlined.
-  let hi = Float8(repeating: expHi)
-  let lo = Float8(repeating: expLo)
+  let hi = Float16s(repeating: expHi)
+  let lo = Float16s(repeating: expLo)
   let xc = x.replacing(with: hi, where: x .> hi).replacing(with: lo, where: x .< lo)
   // n = round(x / ln2), kept both as a float and in the low mantissa bits of t.
   let t = xc * log2e + roundMagic
@@ -37,22 +42,22 @@ public func simdExp(_ x: Float8) -> Float8 {
   p = p * r + 5.0000001201e-1
   p = p * r2 + r + 1
   let ni =
-    unsafeBitCast(t, to: SIMD8<Int32>.self) &- unsafeBitCast(Float8(repeating: roundMagic), to: SIMD8<Int32>.self)
-  let scale = unsafeBitCast((ni &+ 127) &<< 23, to: Float8.self)
+    unsafeBitCast(t, to: SIMD16<Int32>.self) &- unsafeBitCast(Float16s(repeating: roundMagic), to: SIMD16<Int32>.self)
+  let scale = unsafeBitCast((ni &+ 127) &<< 23, to: Float16s.self)
   return (p * scale).replacing(with: x, where: x .!= x)
 }
 
 /// 1 / (1 + e^-x) per lane.
 @_transparent
-public func simdSigmoid(_ x: Float8) -> Float8 {
+public func simdSigmoid(_ x: Float16s) -> Float16s {
   1 / (1 + simdExp(-x))
 }
 
 /// tanh(x) per lane: an odd polynomial near zero, 1 - 2/(e^2|x| + 1) elsewhere.
 @_transparent
-public func simdTanh(_ x: Float8) -> Float8 {
+public func simdTanh(_ x: Float16s) -> Float16s {
   let ax0 = x.replacing(with: -x, where: x .< 0)
-  let ax = ax0.replacing(with: Float8(repeating: 20), where: ax0 .> 20)
+  let ax = ax0.replacing(with: Float16s(repeating: 20), where: ax0 .> 20)
   // |x| >= 0.625
   let big = 1 - 2 / (simdExp(ax + ax) + 1)
   // |x| < 0.625
@@ -69,20 +74,39 @@ public func simdTanh(_ x: Float8) -> Float8 {
 extension SIMD8 where Scalar == Float {
   /// Loads `count` (1...8) scalars from `p`; missing lanes are zero.
   @inlinable @inline(__always)
-  public static func load(_ p: UnsafePointer<Float>, count: Int) -> Float8 {
-    if count >= 8 { return UnsafeRawPointer(p).loadUnaligned(as: Float8.self) }
-    var v = Float8(repeating: 0)
-    for j in 0..<count { v[j] = p[j] }
-    return v
-  }
+  public static func load(_ p: UnsafePointer<Float>, count: Int) -> Float8 { loadFloats(p, count: count) }
 
   /// Stores the first `count` (1...8) lanes to `p`.
   @inlinable @inline(__always)
-  public func store(_ p: UnsafeMutablePointer<Float>, count: Int) {
-    if count >= 8 {
-      UnsafeMutableRawPointer(p).storeBytes(of: self, as: Float8.self)
-      return
-    }
-    for j in 0..<count { p[j] = self[j] }
+  public func store(_ p: UnsafeMutablePointer<Float>, count: Int) { storeFloats(self, p, count: count) }
+}
+
+extension SIMD16 where Scalar == Float {
+  /// Loads `count` (1...16) scalars from `p`; missing lanes are zero.
+  @inlinable @inline(__always)
+  public static func load(_ p: UnsafePointer<Float>, count: Int) -> Float16s { loadFloats(p, count: count) }
+
+  /// Stores the first `count` (1...16) lanes to `p`.
+  @inlinable @inline(__always)
+  public func store(_ p: UnsafeMutablePointer<Float>, count: Int) { storeFloats(self, p, count: count) }
+}
+
+/// Loads `count` scalars from `p` (the whole vector when `count` covers it); missing
+/// lanes are zero. Memory only, so generic code compiles to whole-vector loads.
+@inlinable @inline(__always) @usableFromInline
+func loadFloats<V: SIMD>(_ p: UnsafePointer<Float>, count: Int) -> V where V.Scalar == Float {
+  if count >= V.scalarCount { return UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+  var v = V()
+  for j in 0..<count { v[j] = p[j] }
+  return v
+}
+
+/// Stores the first `count` lanes of `v` (all when `count` covers them) to `p`.
+@inlinable @inline(__always) @usableFromInline
+func storeFloats<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>, count: Int) where V.Scalar == Float {
+  if count >= V.scalarCount {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+    return
   }
+  for j in 0..<count { p[j] = v[j] }
 }

@@ -1,48 +1,40 @@
 /// Elementwise kernels over contiguous Float32 buffers.
 ///
 /// Shapes: every function takes `count` scalars; `input` and `output` may be the
-/// same buffer. The activations run eight lanes at a time with the functions in
+/// same buffer. The activations run sixteen lanes at a time with the functions in
 /// FastMath.swift; the tail is padded into one more vector so each value takes the
 /// same path wherever it sits.
 public enum Kernels {
   /// Applies `f` lane-wise from `input` to `output` over `count` scalars.
   @inlinable @inline(__always)
-  public static func map8(
+  public static func map16(
     _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int,
-    _ f: (Float8) -> Float8
+    _ f: (Float16s) -> Float16s
   ) {
     var i = 0
-    let raw = UnsafeRawPointer(input)
-    let out = UnsafeMutableRawPointer(output)
-    while i &+ 8 <= count {
-      let v = raw.loadUnaligned(fromByteOffset: i &* 4, as: Float8.self)
-      out.storeBytes(of: f(v), toByteOffset: i &* 4, as: Float8.self)
-      i &+= 8
+    while i &+ 16 <= count {
+      f(Float16s.load(input + i, count: 16)).store(output + i, count: 16)
+      i &+= 16
     }
-    if i < count {
-      var v = Float8(repeating: 0)
-      for j in 0..<(count &- i) { v[j] = input[i &+ j] }
-      let r = f(v)
-      for j in 0..<(count &- i) { output[i &+ j] = r[j] }
-    }
+    if i < count { f(Float16s.load(input + i, count: count &- i)).store(output + i, count: count &- i) }
   }
 
   /// `output = sigmoid(input)`.
   @inlinable
   public static func sigmoid(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
-    map8(input, output, count: count, simdSigmoid)
+    map16(input, output, count: count, simdSigmoid)
   }
 
   /// `output = tanh(input)`.
   @inlinable
   public static func tanh(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
-    map8(input, output, count: count, simdTanh)
+    map16(input, output, count: count, simdTanh)
   }
 
   /// `output = exp(input)`.
   @inlinable
   public static func exp(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
-    map8(input, output, count: count, simdExp)
+    map16(input, output, count: count, simdExp)
   }
 
   /// `output = input * factor`; in place allowed.
@@ -50,13 +42,13 @@ public enum Kernels {
   public static func scale(
     _ input: UnsafePointer<Float>, by factor: Float, into output: UnsafeMutablePointer<Float>, count: Int
   ) {
-    map8(input, output, count: count) { $0 * factor }
+    map16(input, output, count: count) { $0 * factor }
   }
 
   /// `output = max(input, 0)`.
   @inlinable
   public static func relu(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
-    map8(input, output, count: count) { $0.replacing(with: 0, where: $0 .< 0) }
+    map16(input, output, count: count) { $0.replacing(with: 0, where: $0 .< 0) }
   }
 
   // MARK: Derivatives, written in terms of the activation's output y

@@ -111,19 +111,28 @@ public struct GRU: RecurrentLayer, Equatable {
     h: UnsafeMutablePointer<Float>, hiddenSize hs: Int
   ) {
     var k = 0
-    while k < hs {
-      let m = min(8, hs &- k)
-      let r = simdSigmoid(Float8.load(gates + k, count: m) + Float8.load(hidden + k, count: m))
-      let z = simdSigmoid(Float8.load(gates + (hs &+ k), count: m) + Float8.load(hidden + (hs &+ k), count: m))
-      let n = simdTanh(
-        Float8.load(gates + (2 &* hs &+ k), count: m) + r * Float8.load(hidden + (2 &* hs &+ k), count: m))
-      let hp = Float8.load(hPrev + k, count: m)
-      r.store(gates + k, count: m)
-      z.store(gates + (hs &+ k), count: m)
-      n.store(gates + (2 &* hs &+ k), count: m)
-      (n + z * (hp - n)).store(h + k, count: m)
-      k &+= 8
+    while k &+ 16 <= hs {
+      cellForward16(gates: gates, hidden: hidden, hPrev: hPrev, h: h, hiddenSize: hs, at: k, count: 16)
+      k &+= 16
     }
+    if k < hs { cellForward16(gates: gates, hidden: hidden, hPrev: hPrev, h: h, hiddenSize: hs, at: k, count: hs &- k) }
+  }
+
+  /// Units `k..<k+m` (m <= 16) of one row; the tail has its own call, as the LSTM's.
+  @inlinable @inline(__always)
+  static func cellForward16(
+    gates: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, hPrev: UnsafePointer<Float>,
+    h: UnsafeMutablePointer<Float>, hiddenSize hs: Int, at k: Int, count m: Int
+  ) {
+    typealias V = Float16s
+    let r = simdSigmoid(V.load(gates + k, count: m) + V.load(hidden + k, count: m))
+    let z = simdSigmoid(V.load(gates + (hs &+ k), count: m) + V.load(hidden + (hs &+ k), count: m))
+    let n = simdTanh(V.load(gates + (2 &* hs &+ k), count: m) + r * V.load(hidden + (2 &* hs &+ k), count: m))
+    let hp = V.load(hPrev + k, count: m)
+    r.store(gates + k, count: m)
+    z.store(gates + (hs &+ k), count: m)
+    n.store(gates + (2 &* hs &+ k), count: m)
+    (n + z * (hp - n)).store(h + k, count: m)
   }
 }
 

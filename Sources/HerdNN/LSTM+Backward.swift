@@ -68,40 +68,40 @@ extension LSTM {
     for j in 0..<rows {
       let (gr, hr, dr) = (gates + j &* g4, j &* hs, dGates + j &* g4)
       var k = 0
-      while k &+ 8 <= hs {
-        cellBackward8(
+      while k &+ 16 <= hs {
+        cellBackward16(
           gates: gr, cPrev: cPrev + hr, tanhC: tanhC + hr, dhOut: dhOut + hr, dhCarry: dhCarry + hr,
-          dcCarry: dcCarry + hr, dGates: dr, biasGrad: db, hiddenSize: hs, at: k, count: 8)
-        k &+= 8
+          dcCarry: dcCarry + hr, dGates: dr, biasGrad: db, hiddenSize: hs, at: k, count: 16)
+        k &+= 16
       }
       if k < hs {
-        cellBackward8(
+        cellBackward16(
           gates: gr, cPrev: cPrev + hr, tanhC: tanhC + hr, dhOut: dhOut + hr, dhCarry: dhCarry + hr,
           dcCarry: dcCarry + hr, dGates: dr, biasGrad: db, hiddenSize: hs, at: k, count: hs &- k)
       }
     }
   }
 
-  /// Units `k..<k+n` (n <= 8) of one row; adds its gate gradients to the bias
+  /// Units `k..<k+n` (n <= 16) of one row; adds its gate gradients to the bias
   /// gradient.
   @inlinable @inline(__always)
-  static func cellBackward8(
+  static func cellBackward16(
     gates gr: UnsafePointer<Float>, cPrev: UnsafePointer<Float>, tanhC: UnsafePointer<Float>,
     dhOut: UnsafePointer<Float>, dhCarry: UnsafePointer<Float>, dcCarry: UnsafeMutablePointer<Float>,
     dGates dr: UnsafeMutablePointer<Float>, biasGrad db: UnsafeMutablePointer<Float>, hiddenSize hs: Int,
     at k: Int, count n: Int
   ) {
-    let i = Float8.load(gr + k, count: n)
-    let f = Float8.load(gr + (hs &+ k), count: n)
-    let g = Float8.load(gr + (2 &* hs &+ k), count: n)
-    let o = Float8.load(gr + (3 &* hs &+ k), count: n)
-    let tc = Float8.load(tanhC + k, count: n)
-    let dh = Float8.load(dhOut + k, count: n) + Float8.load(dhCarry + k, count: n)
-    let dc = Float8.load(dcCarry + k, count: n) + dh * o * (1 - tc * tc)
+    let i = Float16s.load(gr + k, count: n)
+    let f = Float16s.load(gr + (hs &+ k), count: n)
+    let g = Float16s.load(gr + (2 &* hs &+ k), count: n)
+    let o = Float16s.load(gr + (3 &* hs &+ k), count: n)
+    let tc = Float16s.load(tanhC + k, count: n)
+    let dh = Float16s.load(dhOut + k, count: n) + Float16s.load(dhCarry + k, count: n)
+    let dc = Float16s.load(dcCarry + k, count: n) + dh * o * (1 - tc * tc)
     let dO = dh * tc
     let dI = dc * g
     let dGg = dc * i
-    let dF = dc * Float8.load(cPrev + k, count: n)
+    let dF = dc * Float16s.load(cPrev + k, count: n)
     (dc * f).store(dcCarry + k, count: n)
     let gi = dI * i * (1 - i)
     let gf = dF * f * (1 - f)
@@ -111,9 +111,9 @@ extension LSTM {
     gf.store(dr + (hs &+ k), count: n)
     gg.store(dr + (2 &* hs &+ k), count: n)
     go.store(dr + (3 &* hs &+ k), count: n)
-    (Float8.load(db + k, count: n) + gi).store(db + k, count: n)
-    (Float8.load(db + (hs &+ k), count: n) + gf).store(db + (hs &+ k), count: n)
-    (Float8.load(db + (2 &* hs &+ k), count: n) + gg).store(db + (2 &* hs &+ k), count: n)
-    (Float8.load(db + (3 &* hs &+ k), count: n) + go).store(db + (3 &* hs &+ k), count: n)
+    (Float16s.load(db + k, count: n) + gi).store(db + k, count: n)
+    (Float16s.load(db + (hs &+ k), count: n) + gf).store(db + (hs &+ k), count: n)
+    (Float16s.load(db + (2 &* hs &+ k), count: n) + gg).store(db + (2 &* hs &+ k), count: n)
+    (Float16s.load(db + (3 &* hs &+ k), count: n) + go).store(db + (3 &* hs &+ k), count: n)
   }
 }

@@ -124,7 +124,7 @@ public struct LSTM: RecurrentLayer, Equatable {
   /// (pre-activations less the bias `[4H]`) on entry and activations (i, f, g, o) on
   /// exit; `cPrev` may equal `c`.
   ///
-  /// Whole vectors of 8 first, then the tail (H not a multiple of 8) on a path of
+  /// Whole vectors of 16 first, then the tail (H not a multiple of 16) on a path of
   /// its own: with a partial load inside the main loop the compiler scalarised it.
   @inlinable @inline(__always)
   static func cellForward(
@@ -133,27 +133,28 @@ public struct LSTM: RecurrentLayer, Equatable {
     tanhC: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, hiddenSize hs: Int
   ) {
     var k = 0
-    while k &+ 8 <= hs {
-      cellForward8(gates: gates, bias: b, cPrev: cPrev, c: c, tanhC: tanhC, h: h, hiddenSize: hs, at: k, count: 8)
-      k &+= 8
+    while k &+ 16 <= hs {
+      cellForward16(gates: gates, bias: b, cPrev: cPrev, c: c, tanhC: tanhC, h: h, hiddenSize: hs, at: k, count: 16)
+      k &+= 16
     }
     if k < hs {
-      cellForward8(gates: gates, bias: b, cPrev: cPrev, c: c, tanhC: tanhC, h: h, hiddenSize: hs, at: k, count: hs &- k)
+      cellForward16(gates: gates, bias: b, cPrev: cPrev, c: c, tanhC: tanhC, h: h, hiddenSize: hs, at: k, count: hs &- k)
     }
   }
 
-  /// Units `k..<k+n` (n <= 8) of one row.
+  /// Units `k..<k+n` (n <= 16) of one row.
   @inlinable @inline(__always)
-  static func cellForward8(
+  static func cellForward16(
     gates: UnsafeMutablePointer<Float>, bias b: UnsafePointer<Float>, cPrev: UnsafePointer<Float>,
     c: UnsafeMutablePointer<Float>, tanhC: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>,
     hiddenSize hs: Int, at k: Int, count n: Int
   ) {
-    let i = simdSigmoid(Float8.load(gates + k, count: n) + Float8.load(b + k, count: n))
-    let f = simdSigmoid(Float8.load(gates + (hs &+ k), count: n) + Float8.load(b + (hs &+ k), count: n))
-    let g = simdTanh(Float8.load(gates + (2 &* hs &+ k), count: n) + Float8.load(b + (2 &* hs &+ k), count: n))
-    let o = simdSigmoid(Float8.load(gates + (3 &* hs &+ k), count: n) + Float8.load(b + (3 &* hs &+ k), count: n))
-    let cNew = f * Float8.load(cPrev + k, count: n) + i * g
+    typealias V = Float16s
+    let i = simdSigmoid(V.load(gates + k, count: n) + V.load(b + k, count: n))
+    let f = simdSigmoid(V.load(gates + (hs &+ k), count: n) + V.load(b + (hs &+ k), count: n))
+    let g = simdTanh(V.load(gates + (2 &* hs &+ k), count: n) + V.load(b + (2 &* hs &+ k), count: n))
+    let o = simdSigmoid(V.load(gates + (3 &* hs &+ k), count: n) + V.load(b + (3 &* hs &+ k), count: n))
+    let cNew = f * V.load(cPrev + k, count: n) + i * g
     let tc = simdTanh(cNew)
     i.store(gates + k, count: n)
     f.store(gates + (hs &+ k), count: n)
