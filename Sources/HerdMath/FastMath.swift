@@ -93,7 +93,7 @@ extension SIMD16 where Scalar == Float {
 
 /// Loads `count` scalars from `p` (the whole vector when `count` covers it); missing
 /// lanes are zero. Memory only, so generic code compiles to whole-vector loads.
-@inlinable @inline(__always) @usableFromInline
+@inlinable @inline(__always)
 func loadFloats<V: SIMD>(_ p: UnsafePointer<Float>, count: Int) -> V where V.Scalar == Float {
   if count >= V.scalarCount { return UnsafeRawPointer(p).loadUnaligned(as: V.self) }
   var v = V()
@@ -102,7 +102,7 @@ func loadFloats<V: SIMD>(_ p: UnsafePointer<Float>, count: Int) -> V where V.Sca
 }
 
 /// Stores the first `count` lanes of `v` (all when `count` covers them) to `p`.
-@inlinable @inline(__always) @usableFromInline
+@inlinable @inline(__always)
 func storeFloats<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>, count: Int) where V.Scalar == Float {
   if count >= V.scalarCount {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
