@@ -26,9 +26,11 @@ import HerdMath
 ///
 /// The forward products run on ``PackedMatrix`` (each output one fused
 /// multiply-add chain in a fixed order, whatever the batch size, so a rollout step
-/// and a training batch agree exactly); the weight gradient runs on OpenBLAS, one
-/// product per kernel block; the input gradient needs no lowering (it is the
-/// adjoint of the lowering applied to `dy W`).
+/// and a training batch agree exactly); so does the weight gradient, one product
+/// per kernel block row reading the blocks in place as A^T
+/// (``PackedMatrix/multiply(transposedA:lda:rows:into:ldc:accumulate:)``); the
+/// input gradient needs no lowering (it is the adjoint of the lowering applied to
+/// `dy W`).
 extension Conv2D {
   /// Whether this layer runs as shifted products over blocks (see the extension's
   /// comment). `HERD_CONV_IM2COL=1` turns it off, for benchmarks beside the lowering.
@@ -194,12 +196,16 @@ extension Conv2D {
           dst.update(from: src, count: output.width &* oc)
         }
       }
+      // For kernel block row `by`, the blocks `bx = 0 ..< bw` of virtual row q are
+      // one row of `bw s s C` floats at block `q + by Wb`, and their gradients are
+      // the rows `[bw, s s C]` of acc: one product per kernel block row, A^T read
+      // in place with overlapping rows.
+      let dvPack = scratch.gradientPack(narrow: oc <= 16)
+      dvPack.pack(dv, ld: oc, transposed: false, k: rows, n: oc)
       for by in 0..<bh {
-        for bx in 0..<bw {
-          BLAS.gemm(
-            .transposed, .none, m: kb, n: oc, k: rows, a: blocks + (by &* grid.cols &+ bx) &* kb, lda: kb,
-            b: dv, ldb: oc, beta: 1, c: acc + (by &* bw &+ bx) &* kb &* oc, ldc: oc)
-        }
+        dvPack.multiply(
+          transposedA: blocks + by &* grid.cols &* kb, lda: kb, rows: bw &* kb, into: acc + by &* bw &* kb &* oc,
+          ldc: oc, accumulate: true)
       }
       i0 &+= count
     }

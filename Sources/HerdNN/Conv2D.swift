@@ -382,8 +382,16 @@ public final class ConvScratch {
   /// a stack mixing both (impala_shallow: 16 then 32 channels) reuses them.
   private var widePacks: [PackedMatrix] = []
   private var narrowPacks: [PackedMatrix] = []
+  /// The output gradient of a chunk over blocks, packed as the right-hand side of
+  /// the weight gradient.
+  private lazy var wideGradient = PackedMatrix()
+  private lazy var narrowGradient = PackedMatrix(narrow: true)
 
   public init() {}
+
+  /// The packing of a chunk's output gradient, narrow when the output has at most
+  /// 16 channels.
+  func gradientPack(narrow: Bool) -> PackedMatrix { narrow ? narrowGradient : wideGradient }
 
   /// `count` packings (one per kernel block row), narrow when the output has at
   /// most 16 channels.
