@@ -157,11 +157,16 @@ extension Conv2D {
     while i0 < n {
       let count = min(chunk, n &- i0)
       spaceToDepth(x, scale: scale, firstImage: i0, count: count, into: blocks)
-      let rows = virtualRows(images: count)
-      for dy in 0..<bh {
-        packs[dy].multiply(
-          blocks + dy &* grid.cols &* blockSize, lda: blockSize, rows: rows, into: virtualOut, ldc: oc,
-          accumulate: dy > 0)
+      // One image at a time: the virtual rows between images (block rows past the
+      // output's last row) are not computed.
+      let rows = virtualRows(images: 1)
+      for image in 0..<count {
+        let a = blocks + image &* blocksPerImage
+        let out = virtualOut + image &* grid.rows &* grid.cols &* oc
+        for dy in 0..<bh {
+          packs[dy].multiply(
+            a + dy &* grid.cols &* blockSize, lda: blockSize, rows: rows, into: out, ldc: oc, accumulate: dy > 0)
+        }
       }
       for image in 0..<count {
         for oy in 0..<output.height {
@@ -199,25 +204,27 @@ extension Conv2D {
     while i0 < n {
       let count = min(chunk, n &- i0)
       spaceToDepth(x, scale: scale, firstImage: i0, count: count, into: blocks)
-      let rows = virtualRows(images: count)
-      dv.update(repeating: 0, count: rows &* oc)
+      // One image at a time, as in the forward: its virtual rows up to its last
+      // output pixel, the gaps past the right edge zero.
+      let rows = virtualRows(images: 1)
+      let dvPack = scratch.gradientPack(narrow: oc <= 16)
       for image in 0..<count {
+        dv.update(repeating: 0, count: rows &* oc)
         for oy in 0..<output.height {
           let src = dy + ((i0 &+ image) &* outPixels &+ oy &* output.width) &* oc
-          let dst = dv + ((image &* grid.rows &+ oy) &* grid.cols) &* oc
-          dst.update(from: src, count: output.width &* oc)
+          (dv + oy &* grid.cols &* oc).update(from: src, count: output.width &* oc)
         }
-      }
-      // For kernel block row `by`, the blocks `bx = 0 ..< bw` of virtual row q are
-      // one row of `bw s s C` floats at block `q + by Wb`, and their gradients are
-      // the rows `[bw, s s C]` of acc: one product per kernel block row, A^T read
-      // in place with overlapping rows.
-      let dvPack = scratch.gradientPack(narrow: oc <= 16)
-      dvPack.pack(dv, ld: oc, transposed: false, k: rows, n: oc)
-      for by in 0..<bh {
-        dvPack.multiply(
-          transposedA: blocks + by &* grid.cols &* kb, lda: kb, rows: bw &* kb, into: acc + by &* bw &* kb &* oc,
-          ldc: oc, accumulate: true)
+        dvPack.pack(dv, ld: oc, transposed: false, k: rows, n: oc)
+        // For kernel block row `by`, the blocks `bx = 0 ..< bw` of virtual row q are
+        // one row of `bw s s C` floats at block `q + by Wb`, and their gradients are
+        // the rows `[bw, s s C]` of acc: one product per kernel block row, A^T read
+        // in place with overlapping rows.
+        let a = blocks + image &* blocksPerImage
+        for by in 0..<bh {
+          dvPack.multiply(
+            transposedA: a + by &* grid.cols &* kb, lda: kb, rows: bw &* kb, into: acc + by &* bw &* kb &* oc,
+            ldc: oc, accumulate: true)
+        }
       }
       i0 &+= count
     }
