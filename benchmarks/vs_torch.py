@@ -30,8 +30,10 @@ Benches (N = 32 sequences of T = 20 steps, as in the issue tracker's figures):
               measured about twice as fast as its default NCHW here.
               Not in the default --benches (impala_deep takes a few seconds a step).
 
-Set HERD_KERNEL_ISA=avx2 in the environment to time Herd's 8-wide kernels on an
-AVX-512 machine. Not part of `make test`.
+--isa avx2 times both sides on AVX2 on an AVX-512 machine, as they would run on
+a CPU without AVX-512: Herd with HERD_KERNEL_ISA=avx2 (its 8-wide kernels),
+PyTorch with ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2 and
+ATEN_CPU_CAPABILITY=avx2. Not part of `make test`.
 """
 
 import argparse
@@ -61,8 +63,14 @@ def herd_command(herd, bench, threads, seconds, envs=None):
     return [herd, "bench", "inference", "--envs", str(envs)] + common
 
 
+# The environment each side runs in (see --isa).
+HERD_ENV = dict(os.environ)
+TORCH_ENV = dict(os.environ)
+AVX2_TORCH = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+
+
 def run_herd(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=HERD_ENV).stdout
     # The layer's or step's own rate: the first "<label>: N timesteps/s" or "K=..: N steps/s".
     for line in out.splitlines():
         if line.startswith("GEMM floor"):
@@ -82,7 +90,7 @@ def run_torch(python, bench, threads, seconds, envs=None):
         # PyTorch's faster layout here: channels_last measured about 2x NCHW for
         # these encoders on this machine's oneDNN.
         cmd += ["--channels-last"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=TORCH_ENV).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -105,6 +113,8 @@ def main():
     parser.add_argument("--envs", default="32,64", help="K values for inference (default 32,64)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (default 3)")
     parser.add_argument("--seconds", type=float, default=1.0, help="seconds per measurement (default 1)")
+    parser.add_argument("--isa", choices=["native", "avx2"], default="native",
+                        help="native: each side's widest kernels; avx2: both sides limited to AVX2")
     args = parser.parse_args()
     benches = [b for b in args.benches.split(",") if b]
     for b in benches:
@@ -116,6 +126,10 @@ def main():
     if args.rounds < 1 or args.seconds <= 0:
         parser.error("--rounds must be at least 1 and --seconds positive")
 
+    if args.isa == "avx2":
+        HERD_ENV["HERD_KERNEL_ISA"] = "avx2"
+        TORCH_ENV.update(AVX2_TORCH)
+
     cases = []
     for b in benches:
         if b == "inference":
@@ -126,8 +140,11 @@ def main():
     # The first two lines of `herd bench inference` name the model, the kernel ISA
     # and OpenBLAS (an older herd without that bench prints none of them).
     header = subprocess.run([args.herd, "bench", "inference", "--envs", "1", "--rounds", "1", "--seconds", "0.05"],
-                            capture_output=True, text=True).stdout.splitlines()
+                            capture_output=True, text=True, env=HERD_ENV).stdout.splitlines()
     print(f"CPU: {cpu_model()}")
+    if args.isa == "avx2":
+        print("AVX2 on both sides: HERD_KERNEL_ISA=avx2; PyTorch with "
+              + ", ".join(f"{k}={v}" for k, v in AVX2_TORCH.items()))
     for line in header[:2]:
         print(line)
     results = {c: ([], []) for c in cases}
