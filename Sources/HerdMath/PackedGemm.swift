@@ -404,7 +404,9 @@ enum PackedKernels {
           let valid = min(16, m &- r)
           let tileA = transposed ? a + r : a + r &* lda
           if cols == w {
-            if transposed {
+            if transposed && valid == 16 {
+              tile16x1TransposedWhole(tileA, lda: lda, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
+            } else if transposed {
               tile16x1Transposed(tileA, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
             } else {
               tile16x1(tileA, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
@@ -468,6 +470,19 @@ enum PackedKernels {
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
       tile16x1(a, rs: 1, ks: lda, ts: 8, valid: valid, panel: panel, k: k, c: c, ldc: ldc, accumulate: accumulate)
+    }
+
+    /// ``tile16x1Transposed(_:lda:valid:panel:k:c:ldc:accumulate:)`` for a whole
+    /// tile: its 16 rows are 16 consecutive floats of each stored row, which the
+    /// compiler addresses as constant offsets from one pointer (with the clamped
+    /// rows of a tail it kept 16 offsets, more than the registers, and reloaded
+    /// some from the stack on every kk).
+    @inline(never)
+    static func tile16x1TransposedWhole(
+      _ a: UnsafePointer<Float>, lda: Int, panel: UnsafePointer<Float>, k: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      tile16x1(a, rs: 1, ks: lda, ts: 8, valid: 16, panel: panel, k: k, c: c, ldc: ldc, accumulate: accumulate)
     }
 
     /// ``tile16x1(_:lda:valid:panel:k:c:ldc:accumulate:)`` reading A in the tiles of
@@ -644,8 +659,15 @@ enum PackedKernels {
       while r < m {
         let valid = min(rowsPerTile, m &- r)
         if cols == w {
-          if rowsPerTile == 8 {
+          if rowsPerTile == 8 && valid == 8 {
+            // A whole tile: with the row count a constant, rows at a fixed stride
+            // (A^T read in place: consecutive floats) address as constant offsets
+            // from one pointer, where clamped rows each need a register.
+            tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: 8, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
+          } else if rowsPerTile == 8 {
             tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
+          } else if valid == 6 {
+            tile6(V.self, a + r &* ts, rs: rs, ks: ks, valid: 6, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
           } else {
             tile6(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
           }
