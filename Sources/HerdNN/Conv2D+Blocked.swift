@@ -197,17 +197,17 @@ extension Conv2D {
     let kb = blockSize
     let chunk = min(blockChunkImages, n)
     let blocks = scratch.cols.reserve(chunk &* blocksPerImage)
-    let dv = scratch.blockOut.reserve(chunk &* grid.rows &* grid.cols &* oc)
+    // One image at a time, as in the forward: its virtual rows up to its last
+    // output pixel, the gaps past the right edge zero.
+    let rows = virtualRows(images: 1)
+    let dv = scratch.blockOut.reserve(rows &* oc)
+    let dvPack = scratch.gradientPack(narrow: oc <= 16)
     let acc = scratch.gradCols.zeroed(bh &* bw &* kb &* oc)  // [bh, bw, s s C, outC]
     let outPixels = output.height &* output.width
     var i0 = 0
     while i0 < n {
       let count = min(chunk, n &- i0)
       spaceToDepth(x, scale: scale, firstImage: i0, count: count, into: blocks)
-      // One image at a time, as in the forward: its virtual rows up to its last
-      // output pixel, the gaps past the right edge zero.
-      let rows = virtualRows(images: 1)
-      let dvPack = scratch.gradientPack(narrow: oc <= 16)
       for image in 0..<count {
         dv.update(repeating: 0, count: rows &* oc)
         for oy in 0..<output.height {
