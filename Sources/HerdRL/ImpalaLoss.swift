@@ -79,7 +79,8 @@ public enum ImpalaLoss {
       entropyCoeff = config.entropy_coeff
       clipping = VTrace.Clipping(
         rho: config.vtrace_clip_rho_threshold, pgRho: config.vtrace_clip_pg_rho_threshold,
-        c: config.vtrace_clip_c_threshold, lambda: config.vtrace_lambda)
+        c: config.vtrace_clip_c_threshold, lambda: config.vtrace_lambda,
+        gaeAdvantages: config.pg_advantage == .gae)
       clipRewards = config.reward_clipping == .abs_one
       clipParam = config.clip_param
       normalizeAdvantages = config.normalize_advantages
@@ -93,8 +94,9 @@ public enum ImpalaLoss {
     public var vs: [Float]
     /// Policy-gradient advantages per packed row (0 on bootstrap rows).
     public var advantages: [Float]
-    /// `r_t + gamma_t v_{t+1} - V(x_t)` (the advantage without the ratio) and
-    /// `log mu(a_t)` per packed row, for the clipped surrogate.
+    /// `r_t + gamma_t v_{t+1} - V(x_t)` (the advantage without the ratio; with
+    /// `pg_advantage` = gae, `v_{t+1}` mixed with `V(x_{t+1})` by lambda) per packed
+    /// row, for the clipped surrogate.
     public var surrogateAdvantages: [Float]
     /// The log-probability the surrogate's ratio is taken against, per packed row:
     /// `log mu(a_t)`, or the anchor's with `clip_anchor` = learner.
@@ -221,7 +223,9 @@ public enum ImpalaLoss {
         let r = packing.row(sequence: i, time: t)
         vsOut[r] = vs[t]
         advOut[r] = adv[t]
-        rawOut[r] = rewards[t] + discounts[t] * (t + 1 < n ? vs[t + 1] : bootstrap) - values[t]
+        let next =
+          t + 1 < n ? settings.clipping.advantageBootstrap(nextVs: vs[t + 1], nextV: values[t + 1]) : bootstrap
+        rawOut[r] = rewards[t] + discounts[t] * next - values[t]
       }
       // Kept only when asked for (freeze_targets): nothing extra on the usual path.
       if frozen != nil {

@@ -170,6 +170,7 @@ extension TrainingConfig {
     ("optimizer", choice(OptimizerKind.self)), ("observation_filter", choice(ObservationFilterKind.self)),
     ("reward_clipping", choice(RewardClipping.self)), ("conv_encoder", choice(ConvEncoderKind.self)),
     ("conv_activation", choice(Activation.self)), ("clip_anchor", choice(ClipAnchor.self)),
+    ("pg_advantage", choice(PGAdvantage.self)),
     ("weight_init", choice(WeightInit.self)),
   ]
 

@@ -120,6 +120,12 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var vtrace_clip_c_threshold: Float = 1
   /// V-trace lambda (multiplies c).
   public var vtrace_lambda: Float = 1
+  /// The policy-gradient advantage: `vtrace`, IMPALA's `r_t + gamma v_{t+1} - V(x_t)`,
+  /// or `gae`, `r_t + gamma (lambda v_{t+1} + (1 - lambda) V(x_{t+1})) - V(x_t)`,
+  /// which on-policy is exactly PPO's GAE(lambda) advantage (IMPALA's has one factor
+  /// of lambda less on every later step). Both carry the clipped ratio off-policy;
+  /// with `vtrace_lambda` = 1 they are the same.
+  public var pg_advantage = PGAdvantage.vtrace
   /// `none` or `abs_one` (clip rewards to [-1, 1] for learning).
   public var reward_clipping = RewardClipping.none
   /// Divide the rewards the learner trains on by the running standard deviation of
@@ -313,6 +319,14 @@ public enum ClipAnchor: String, ConfigChoice {
   case behaviour
   /// The learner's policy when it first trained on the step.
   case learner
+}
+
+/// The policy-gradient advantage's form (`pg_advantage`).
+public enum PGAdvantage: String, ConfigChoice {
+  /// IMPALA's: `r_t + gamma_t v_{t+1} - V(x_t)`.
+  case vtrace
+  /// `r_t + gamma_t (lambda v_{t+1} + (1 - lambda) V(x_{t+1})) - V(x_t)`: GAE(lambda) on-policy.
+  case gae
 }
 
 /// Reward clipping for learning (`reward_clipping`).

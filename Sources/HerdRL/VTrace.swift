@@ -12,6 +12,9 @@
 /// v_s = V(x_s) + delta_s + gamma_s c_s (v_{s+1} - V(x_{s+1}))   computed backwards, v_n = V(x_n)
 /// pg_advantage_s = min(rho_bar_pg, ratio_s) (r_s + gamma_s v_{s+1} - V(x_s))
 /// ```
+/// With `gaeAdvantages` the advantage bootstraps from `lambda v_{s+1} + (1 - lambda) V(x_{s+1})`
+/// instead of `v_{s+1}`: on-policy with c-bar >= 1 that is GAE(lambda),
+/// `sum_t (prod gamma lambda) delta_t`, PPO's advantage.
 /// `gamma_t` is the discount after step t: 0 after a terminal step (and then the
 /// bootstrap is irrelevant). Everything here is a constant for the gradient.
 public enum VTrace {
@@ -25,13 +28,23 @@ public enum VTrace {
     public var c: Float
     /// lambda (multiplies c).
     public var lambda: Float
+    /// The advantage bootstraps from `lambda v_{s+1} + (1 - lambda) V(x_{s+1})` (GAE's form).
+    public var gaeAdvantages: Bool
 
     /// IMPALA's defaults: all 1.
-    public init(rho: Float = 1, pgRho: Float = 1, c: Float = 1, lambda: Float = 1) {
+    public init(rho: Float = 1, pgRho: Float = 1, c: Float = 1, lambda: Float = 1, gaeAdvantages: Bool = false) {
       self.rho = rho
       self.pgRho = pgRho
       self.c = c
       self.lambda = lambda
+      self.gaeAdvantages = gaeAdvantages
+    }
+
+    /// The value the advantage of a step bootstraps from, given the next step's
+    /// target `v_{s+1}` and value `V(x_{s+1})`.
+    @inline(__always)
+    public func advantageBootstrap(nextVs: Float, nextV: Float) -> Float {
+      gaeAdvantages ? lambda * nextVs + (1 - lambda) * nextV : nextVs
     }
   }
 
@@ -59,7 +72,8 @@ public enum VTrace {
       let c = clipping.lambda * min(clipping.c, ratio)
       let delta = rho * (rewards[s] + discounts[s] * nextV - values[s])
       vs[s] = values[s] + delta + discounts[s] * c * (nextVs - nextV)
-      adv[s] = min(clipping.pgRho, ratio) * (rewards[s] + discounts[s] * nextVs - values[s])
+      let next = clipping.advantageBootstrap(nextVs: nextVs, nextV: nextV)
+      adv[s] = min(clipping.pgRho, ratio) * (rewards[s] + discounts[s] * next - values[s])
       nextV = values[s]
       nextVs = vs[s]
     }

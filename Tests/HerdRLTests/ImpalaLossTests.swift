@@ -163,6 +163,71 @@ import Testing
     #expect(abs(targets.meanRho - 1) < 1e-5, "\(heads): mean rho \(targets.meanRho)")
   }
 
+  /// `pg_advantage` = gae: on-policy (the worker's weights are the learner's) both
+  /// the policy-gradient advantages and the surrogate's are GAE(lambda) of the
+  /// batch's rewards and the learner's values, summed directly
+  /// (`sum_k (prod_{j<k} gamma_j lambda) delta_k`); with `vtrace` they are not.
+  @Test(arguments: [PGAdvantage.gae, .vtrace])
+  func gaeAdvantagesAreGAEOnPolicy(form: PGAdvantage) throws {
+    var config = smallConfig("CartPole-v1")
+    config.vtrace_lambda = 0.8
+    config.gamma = 0.95
+    config.pg_advantage = form
+    let spaces = try EnvironmentFactory.spaces(config)
+    let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+    let learner = Learner(config: config, network: net)
+    let p = learner.parameters
+    for i in 0..<p.count { p.values[i] *= 3 }  // values away from 0, so deltas differ
+    let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 5)
+    try worker.setWeights(p.flatValues, version: 0)
+    var fragments: [Fragment] = []
+    // Until a fallen pole ends a fragment (a terminal step: no bootstrap).
+    while fragments.count < 8 || !fragments.contains(where: { $0.end == .terminated }) {
+      try worker.step(emit: { fragments.append($0) }, episode: { _ in })
+      try #require(fragments.count < 400, "no episode terminated")
+    }
+    let batch = try Batch(
+      fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
+      actionCount: net.actionCount, stateSize: net.stateSize, distribution: net.distribution)
+    #expect(batch.ends.contains(.terminated) && batch.ends.contains { $0 != .terminated }, "both kinds of ends")
+    let ws = TrainingWorkspace()
+    try net.forward(p, batch: batch, ws: ws)
+    let targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: ImpalaLoss.Settings(config))
+    #expect(abs(targets.meanRho - 1) < 1e-5)
+    let packing = try #require(ws.packing)
+    let t1 = batch.maxLength
+    var worst = 0.0
+    var checked = 0
+    for i in 0..<batch.sequences {
+      let n = batch.seqLens[i]
+      func value(_ t: Int) -> Double { Double(ws.values.pointer[packing.row(sequence: i, time: t)]) }
+      func discount(_ t: Int) -> Double { t == n - 1 && batch.ends[i] == .terminated ? 0 : Double(config.gamma) }
+      func delta(_ t: Int) -> Double {
+        let next = t == n - 1 && batch.ends[i] == .terminated ? 0 : value(t + 1)
+        return Double(batch.rewards[i * t1 + t]) + discount(t) * next - value(t)
+      }
+      for s in 0..<n {
+        var gae = 0.0
+        var weight = 1.0
+        for k in s..<n {
+          gae += weight * delta(k)
+          weight *= discount(k) * Double(config.vtrace_lambda)
+        }
+        let r = packing.row(sequence: i, time: s)
+        for got in [targets.advantages[r], targets.surrogateAdvantages[r]] {
+          worst = max(worst, abs(Double(got) - gae) / (1e-3 + abs(gae)))
+        }
+        checked += 1
+      }
+    }
+    #expect(checked >= 8 * 3)
+    if form == .gae {
+      #expect(worst < 1e-4, "largest relative difference from GAE: \(worst)")
+    } else {
+      #expect(worst > 1e-2, "IMPALA's advantage is not GAE(lambda) for lambda < 1: \(worst)")
+    }
+  }
+
   /// Whole-loss gradient of `net` on fragments `worker` collects with perturbed
   /// weights, against central differences.
   ///

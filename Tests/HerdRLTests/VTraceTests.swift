@@ -26,8 +26,11 @@ func textbookVTrace(
     }
     vs[s] = total
   }
+  // With gaeAdvantages the advantage bootstraps from lambda v_{s+1} + (1 - lambda) V(x_{s+1}).
+  let lambda = Double(clipping.lambda)
   let adv = (0..<n).map { s in
-    min(Double(clipping.pgRho), ratio[s]) * (Double(rewards[s]) + Double(discounts[s]) * vs[s + 1] - V(s))
+    let next = clipping.gaeAdvantages ? lambda * vs[s + 1] + (1 - lambda) * V(s + 1) : vs[s + 1]
+    return min(Double(clipping.pgRho), ratio[s]) * (Double(rewards[s]) + Double(discounts[s]) * next - V(s))
   }
   return (Array(vs[0..<n]), adv)
 }
@@ -42,7 +45,10 @@ func textbookVTrace(
     let rewards = randomArray(n, low: -2, high: 2, rng: &rng)
     let values = randomArray(n, low: -3, high: 3, rng: &rng)
     let bootstrap: Float = 1.7
-    for clipping in [VTrace.Clipping(), VTrace.Clipping(rho: 2, pgRho: 0.5, c: 0.9, lambda: 0.95)] {
+    for clipping in [
+      VTrace.Clipping(), VTrace.Clipping(rho: 2, pgRho: 0.5, c: 0.9, lambda: 0.95),
+      VTrace.Clipping(rho: 2, pgRho: 0.5, c: 0.9, lambda: 0.8, gaeAdvantages: true),
+    ] {
       let (vs, adv) = VTrace.compute(
         logRhos: logRhos, discounts: discounts, rewards: rewards, values: values, bootstrapValue: bootstrap, clipping: clipping)
       let ref = textbookVTrace(logRhos: logRhos, discounts: discounts, rewards: rewards, values: values, bootstrap: bootstrap, clipping: clipping)
@@ -66,6 +72,42 @@ func textbookVTrace(
       for t in s..<n { ret += Foundation.pow(Double(gamma), Double(t - s)) * Double(rewards[t]) }
       ret += Foundation.pow(Double(gamma), Double(n - s)) * 2.5
       #expect(abs(Double(vs[s]) - ret) < 1e-5, "v_\(s)")
+    }
+  }
+
+  /// On-policy with lambda < 1, the GAE-form advantage is GAE(lambda),
+  /// `sum_t (prod_{i<t} gamma_i lambda) delta_t`, and v_s - V(x_s) is the same sum;
+  /// IMPALA's advantage is not.
+  @Test(arguments: [1, 4, 12])
+  func gaeFormIsGAEOnPolicy(n: Int) {
+    var rng = SeededGenerator(seed: UInt64(40 + n))
+    var discounts = randomArray(n, low: 0.9, high: 0.99, rng: &rng)
+    if n > 3 { discounts[n / 2] = 0 }
+    let rewards = randomArray(n, rng: &rng)
+    let values = randomArray(n, low: -2, high: 2, rng: &rng)
+    let bootstrap: Float = -0.6
+    let lambda: Float = 0.8
+    func V(_ t: Int) -> Double { t == n ? Double(bootstrap) : Double(values[t]) }
+    let gae = (0..<n).map { s in
+      var total = 0.0
+      var weight = 1.0
+      for t in s..<n {
+        total += weight * (Double(rewards[t]) + Double(discounts[t]) * V(t + 1) - V(t))
+        weight *= Double(discounts[t]) * Double(lambda)
+      }
+      return Float(total)
+    }
+    let zeros = [Float](repeating: 0, count: n)
+    let form = VTrace.compute(
+      logRhos: zeros, discounts: discounts, rewards: rewards, values: values, bootstrapValue: bootstrap,
+      clipping: VTrace.Clipping(lambda: lambda, gaeAdvantages: true))
+    #expect(closeness(form.pgAdvantages, gae, rtol: 1e-5, atol: 1e-5).ok)
+    #expect(closeness(zip(form.vs, values).map { $0 - $1 }, gae, rtol: 1e-5, atol: 1e-5).ok)
+    if n > 1 {
+      let impala = VTrace.compute(
+        logRhos: zeros, discounts: discounts, rewards: rewards, values: values, bootstrapValue: bootstrap,
+        clipping: VTrace.Clipping(lambda: lambda))
+      #expect(!closeness(impala.pgAdvantages, gae, rtol: 1e-3, atol: 1e-3).ok)
     }
   }
 
