@@ -218,10 +218,9 @@ import Testing
   }
 
   /// The sample-efficient preset (configs/sample-efficient.json), with its worker
-  /// process under flow control, trains each batch 20 times and solves MemoryChain
-  /// (it needed 2.6-4.5k env steps in seeds 1-3 with its own value network, 3.5-3.8k
-  /// with one network; the defaults 38-46k). The threshold
-  /// is generous; the reuse must be there.
+  /// process in PPO's rhythm (sync_sampling), trains each batch 20 times and solves
+  /// MemoryChain (it needed 4.3-5.6k env steps in seeds 1-3; the defaults 38-46k).
+  /// The threshold is generous; the reuse must be there.
   @Test func theSampleEfficientPresetReusesItsSamplesAndLearns() throws {
     let dir = HerdBinary.tempDir("sample-efficient")
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -239,6 +238,7 @@ import Testing
     #expect(trained > 0 && reused >= 19 * trained, "num_epochs 20: every sample trained 20 times (\(trained), \(reused))")
     let config = try HerdBinary.json(dir + "/config.json")
     #expect(config["max_requests_in_flight_per_worker"] as? Int == 1)
+    #expect(config["sync_sampling"] as? Bool == true && config["pg_advantage"] as? String == "gae")
   }
 
   /// Experience replay in a real run: with replay_proportion 1 every batch after
