@@ -31,8 +31,9 @@ Benches (N = 32 sequences of T = 20 steps, as in the issue tracker's figures):
               Not in the default --benches (impala_deep takes a few seconds a step).
 
 --isa avx2 times both sides on AVX2 on an AVX-512 machine, as they would run on
-a CPU without AVX-512: Herd with HERD_KERNEL_ISA=avx2 (its 8-wide kernels),
-PyTorch with ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2 and
+a CPU without AVX-512: Herd with HERD_KERNEL_ISA=avx2 (its 8-wide kernels) and
+OPENBLAS_CORETYPE=Haswell (OpenBLAS's AVX2 kernel for the products Herd leaves to
+it; unless OPENBLAS_CORETYPE is already set), PyTorch with ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2 and
 ATEN_CPU_CAPABILITY=avx2. Not part of `make test`.
 """
 
@@ -128,6 +129,9 @@ def main():
 
     if args.isa == "avx2":
         HERD_ENV["HERD_KERNEL_ISA"] = "avx2"
+        # Where OpenBLAS picked an AVX-512 kernel (Cooperlake, SkylakeX), Herd leaves
+        # the general products to it; a CPU without AVX-512 would run its Haswell one.
+        HERD_ENV.setdefault("OPENBLAS_CORETYPE", "Haswell")
         TORCH_ENV.update(AVX2_TORCH)
 
     cases = []
@@ -143,7 +147,7 @@ def main():
                             capture_output=True, text=True, env=HERD_ENV).stdout.splitlines()
     print(f"CPU: {cpu_model()}")
     if args.isa == "avx2":
-        print("AVX2 on both sides: HERD_KERNEL_ISA=avx2; PyTorch with "
+        print(f"AVX2 on both sides: HERD_KERNEL_ISA=avx2, OPENBLAS_CORETYPE={HERD_ENV['OPENBLAS_CORETYPE']}; PyTorch with "
               + ", ".join(f"{k}={v}" for k, v in AVX2_TORCH.items()))
     for line in header[:2]:
         print(line)
