@@ -30,6 +30,8 @@ struct BenchLearner: ParsableCommand {
   var optimizer = OptimizerKind.rmsprop
   @Option(help: "Learner threads: the batch is split into this many shards computed in parallel (learner_threads).")
   var learnerThreads = 1
+  @Flag(help: "Time the step alone, without its GEMM floor (for profiling the step: perf sees nothing else).")
+  var noFloor = false
 
   func validate() throws {
     try shape.validate()
@@ -71,7 +73,7 @@ struct BenchLearner: ParsableCommand {
     let step = { _ = try? learner.step(fragments) }
     // The floor is measured for the single-threaded step only: the recorder sees
     // the calling thread's products, and sharded steps run them on several threads.
-    guard learnerThreads == 1 else {
+    guard learnerThreads == 1 && !noFloor else {
       var rates: [Double] = []
       step()
       for round in 1...shape.rounds {
@@ -80,8 +82,8 @@ struct BenchLearner: ParsableCommand {
       }
       print(
         String(
-          format: "learner step: %.0f timesteps/s (median of %d rounds; %d shards in parallel, no GEMM floor measured)",
-          median(rates), shape.rounds, learnerThreads))
+          format: "learner step: %.0f timesteps/s (median of %d rounds; %d shard%@ in parallel, no GEMM floor measured)",
+          median(rates), shape.rounds, learnerThreads, learnerThreads == 1 ? "" : "s"))
       return
     }
     benchAgainstFloor(
