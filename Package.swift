@@ -28,7 +28,7 @@ let publicTargets: [Target] = [
   ),
   .target(
     name: "HerdNN",
-    dependencies: ["HerdMath"],
+    dependencies: ["HerdMath", "CVector"],
     path: "Sources/HerdNN"
   ),
   .target(
@@ -117,6 +117,9 @@ let shimTargets: [Target] = [
   .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
   // memfd_create (glibc, needs _GNU_SOURCE): the env host's shared memory.
   .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
+  // A header of vector operations (a vector square root) that Swift's own spelling
+  // does not compile to one instruction on Linux; no library.
+  .systemLibrary(name: "CVector", path: "Sources/CVector"),
 ]
 
 // MARK: - Tests

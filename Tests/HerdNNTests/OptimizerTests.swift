@@ -1,3 +1,4 @@
+import CVector
 import Foundation
 import HerdMath
 import HerdNN
@@ -61,6 +62,54 @@ func flatParameters(_ values: [Float]) throws -> Parameters {
       #expect(whole.flatValues == singles.map { $0.flatValues[0] }, "step \(step + 1)")
     }
     #expect(whole.flatValues != start)
+  }
+
+  /// RMSProp's eight-lane loop (IMPALA's setting: not centred, no momentum) gives
+  /// the bits of its one-parameter tail, as Adam's does: its square root is one
+  /// vector instruction (CVector), not eight calls of `Float.squareRoot()`.
+  @Test func rmspropsVectorLoopMatchesItsScalarTail() throws {
+    let n = 21
+    var rng = SeededGenerator(seed: 11)
+    let start = (0..<n).map { _ in 2 * rng.nextUnitFloat() - 1 }
+    let whole = try flatParameters(start)
+    let wholeOpt = RMSProp(count: n, alpha: 0.9, eps: 1e-7)
+    let singles = try start.map { try flatParameters([$0]) }
+    let singleOpts = (0..<n).map { _ in RMSProp(count: 1, alpha: 0.9, eps: 1e-7) }
+    for step in 0..<5 {
+      // Gradients from 1e-20 (squares below the normal range) to 1e3, and zeros.
+      let g = (0..<n).map { i -> Float in
+        i % 7 == 6 ? 0 : (2 * rng.nextUnitFloat() - 1) * Float(step + 1) * [1e-20, 1e-4, 1, 1e3][i % 4]
+      }
+      _ = whole.grads.update(fromContentsOf: g)
+      wholeOpt.step(whole, lr: 0.01)
+      for i in 0..<n {
+        singles[i].grads[0] = g[i]
+        singleOpts[i].step(singles[i], lr: 0.01)
+      }
+      #expect(whole.flatValues == singles.map { $0.flatValues[0] }, "step \(step + 1)")
+    }
+    #expect(whole.flatValues != start)
+  }
+
+  /// The vector square root is IEEE 754's, lane by lane: the bits of
+  /// `Float.squareRoot()` for zeros of both signs, subnormals, the largest finite
+  /// value, infinity, NaN for negative inputs, and random values over many binades.
+  @Test func vectorSquareRootHasTheBitsOfTheScalarOne() {
+    var rng = SeededGenerator(seed: 5)
+    var xs: [Float] = [0, -0.0, .leastNonzeroMagnitude, .leastNormalMagnitude, 1e-40, 1, 2, 4, .greatestFiniteMagnitude, .infinity, -1, -.infinity, .nan]
+    while xs.count < 16 * 40 { xs.append(Float(exp(Double(rng.nextUnitFloat() * 170 - 85)))) }
+    for start in stride(from: 0, to: xs.count, by: 16) {
+      let v16 = SIMD16<Float>(xs[start..<(start + 16)])
+      let r16 = herd_sqrt16(v16)
+      let r8 = herd_sqrt8(v16.lowHalf)
+      for j in 0..<16 {
+        let want = xs[start + j].squareRoot()
+        #expect(r16[j].bitPattern == want.bitPattern || (r16[j].isNaN && want.isNaN), "sqrt16(\(xs[start + j]))")
+        if j < 8 {
+          #expect(r8[j].bitPattern == want.bitPattern || (r8[j].isNaN && want.isNaN), "sqrt8(\(xs[start + j]))")
+        }
+      }
+    }
   }
 
   /// An update applied in ranges (uneven, one of them not a multiple of the vector
