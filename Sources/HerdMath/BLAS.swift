@@ -15,6 +15,20 @@ public enum Transpose: Sendable, Equatable, CustomStringConvertible {
   public var description: String { self == .none ? "N" : "T" }
 }
 
+/// One right-hand side of ``BLAS/gemm(transposedA:lda:m:k:beta:products:)``: `B [k, n]`
+/// row-major with row stride `ldb`, and its result `C [m, n]` with row stride `ldc`.
+public struct GemmRightSide {
+  public var n: Int
+  public var b: UnsafePointer<Float>
+  public var ldb: Int
+  public var c: UnsafeMutablePointer<Float>
+  public var ldc: Int
+
+  public init(n: Int, b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    (self.n, self.b, self.ldb, self.c, self.ldc) = (n, b, ldb, c, ldc)
+  }
+}
+
 /// The calls Herd makes into OpenBLAS (CBLAS, 32-bit integers, row-major).
 ///
 /// OpenBLAS's thread count is process-global: set it once at start-up with
@@ -85,6 +99,30 @@ public enum BLAS {
       return
     }
     openBLASGemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+  }
+
+  /// Several products over one transposed left side, `C_i = A^T B_i + beta C_i` (A
+  /// stored `[k, m]`, each `B_i` `[k, n_i]` as stored, beta 0 or 1): the weight
+  /// gradients `dG^T x` and `dG^T h` of a recurrent layer. The same bits as one
+  /// ``gemm(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` per product; on Herd's
+  /// kernels A is copied into row tiles once for all of them instead of once each.
+  public static func gemm(
+    transposedA a: UnsafePointer<Float>, lda: Int, m: Int, k: Int, beta: Float, products: [GemmRightSide]
+  ) {
+    precondition(beta == 0 || beta == 1, "BLAS.gemm(transposedA:): beta \(beta), not 0 or 1")
+    guard GemmBackend.active.backend == .herd, m > 0, k > 0, products.count > 1 else {
+      for r in products {
+        gemm(.transposed, .none, m: m, n: r.n, k: k, a: a, lda: lda, b: r.b, ldb: r.ldb, beta: beta, c: r.c, ldc: r.ldc)
+      }
+      return
+    }
+    if let recorder = GemmRecorder.current {
+      for r in products {
+        recorder.record(
+          GemmShape(transA: .transposed, transB: .none, m: m, n: r.n, k: k, lda: lda, ldb: r.ldb, ldc: r.ldc, beta: beta))
+      }
+    }
+    GeneralGemm.multiply(transposedA: a, lda: lda, m: m, k: k, beta: beta, products: products)
   }
 
   /// `cblas_sgemm` itself, whatever ``GemmBackend`` is active (benchmarks time it as

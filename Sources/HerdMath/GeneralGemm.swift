@@ -144,6 +144,52 @@ public enum GeneralGemm {
     }
   }
 
+  /// ``BLAS/gemm(transposedA:lda:m:k:beta:products:)`` on Herd's kernels: per block
+  /// of k, every `B_i` is packed, and per block of rows A^T is copied into tiles
+  /// once and streamed against each of them. Each element is the chain that
+  /// ``multiply(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:isa:)`` computes for its product
+  /// alone (same blocks, same order), so the bits are those of one call per product.
+  /// A product of at most 16 columns on AVX-512 (whose narrow packing does not read
+  /// tiles) runs alone.
+  public static func multiply(
+    transposedA a: UnsafePointer<Float>, lda: Int, m: Int, k: Int, beta: Float, products: [GemmRightSide],
+    isa: KernelISA = .preferred
+  ) {
+    precondition(beta == 0 || beta == 1, "GeneralGemm.multiply(transposedA:): beta \(beta), not 0 or 1")
+    let shared = products.filter { !(isa == .avx512 && $0.n <= 16) && $0.n > 0 }
+    for r in products where isa == .avx512 && r.n <= 16 {
+      multiply(.transposed, .none, m: m, n: r.n, k: k, alpha: 1, a: a, lda: lda, b: r.b, ldb: r.ldb, beta: beta, c: r.c, ldc: r.ldc, isa: isa)
+    }
+    guard m > 0, !shared.isEmpty else { return }
+    guard k > 0 else {
+      if beta == 0 { for r in shared { for row in 0..<m { (r.c + row &* r.ldc).update(repeating: 0, count: r.n) } } }
+      return
+    }
+    let packs = shared.map { _ in PackedMatrix(isa: isa) }
+    let kc = min(kBlock, k)
+    let mc = min(mBlock, m)
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (mc &+ 7) &* kc)
+    defer { scratch.deallocate() }
+    var k0 = 0
+    while k0 < k {
+      let kn = min(kc, k &- k0)
+      for (i, r) in shared.enumerated() { packs[i].pack(r.b + k0 &* r.ldb, ld: r.ldb, transposed: false, k: kn, n: r.n) }
+      let accumulate = k0 > 0 || beta != 0
+      var m0 = 0
+      while m0 < m {
+        let mn = min(mc, m &- m0)
+        packs[0].packTiles(transposedA: a + (k0 &* lda &+ m0), lda: lda, rows: mn, into: scratch)
+        for (i, r) in shared.enumerated() {
+          packs[i].compute(
+            UnsafePointer(scratch), lda: kn, rows: mn, into: r.c + m0 &* r.ldc, ldc: r.ldc, accumulate: accumulate,
+            tiles: true)
+        }
+        m0 &+= mn
+      }
+      k0 &+= kn
+    }
+  }
+
   /// `C = A^T op(B) + beta C` (A stored `[k, m]`) as `C^T = op(B)^T A` into a
   /// scratch `[n, m]` that starts as `beta C^T`, copied back: each element is still
   /// one chain over k in order, starting from `beta C`.

@@ -31,13 +31,14 @@ extension LSTM {
       // dh_{t-1} = dG_t W_hh for the active prefix.
       cache.packedHHBackward.multiply(dG + off &* g4, lda: g4, rows: n, into: dhCarry, ldc: hs, accumulate: false)
     }
-    // Weight gradients over every packed row at once.
+    // Weight gradients over every packed row at once: dG^T x and dG^T h_{t-1}, one
+    // copy of dG^T into tiles for both on Herd's kernels.
     BLAS.gemm(
-      .transposed, .none, m: g4, n: inputSize, k: rows, a: dG, lda: g4, b: x, ldb: inputSize,
-      beta: 1, c: p.grad(weightIH), ldc: inputSize)
-    BLAS.gemm(
-      .transposed, .none, m: g4, n: hs, k: rows, a: dG, lda: g4, b: cache.hPrev.pointer, ldb: hs,
-      beta: 1, c: p.grad(weightHH), ldc: hs)
+      transposedA: dG, lda: g4, m: g4, k: rows, beta: 1,
+      products: [
+        GemmRightSide(n: inputSize, b: x, ldb: inputSize, c: p.grad(weightIH), ldc: inputSize),
+        GemmRightSide(n: hs, b: cache.hPrev.pointer, ldb: hs, c: p.grad(weightHH), ldc: hs),
+      ])
     BLAS.axpy(1, db, p.grad(biasIH), count: g4)
     BLAS.axpy(1, db, p.grad(biasHH), count: g4)
     if let dx {

@@ -84,6 +84,65 @@ import Testing
     }
   }
 
+  /// Products sharing a transposed left side (a recurrent layer's `dG^T x` and
+  /// `dG^T h`) give the bits of one ``GeneralGemm/multiply`` per product: odd
+  /// widths (67, and 9 or 16 on AVX-512's narrow path, which runs alone), k past
+  /// one block (256), m past one copied block (512) and not a multiple of a tile,
+  /// one row, k of 0 and 1, beta 0 and 1, three products at once.
+  @Test(
+    arguments: [
+      (1, 1, [33, 40]), (1024, 640, [67, 256]), (530, 300, [9, 47, 33]), (13, 0, [20, 17]), (37, 1, [16, 64]),
+      (7, 29, [1, 2]),
+    ])
+  func productsSharingATransposedAGiveTheBitsOfOneCallEach(shape: (Int, Int, [Int])) {
+    let (m, k, widths) = shape
+    var rng = SeededGenerator(seed: UInt64(m * 31 + k))
+    let lda = m + 5
+    let a = randomArray(max(1, k * lda), rng: &rng)
+    let bs = widths.map { randomArray(max(1, k * ($0 + 1)), rng: &rng) }
+    let starts = widths.map { randomArray(m * ($0 + 2), rng: &rng) }
+    for isa in availableKernels {
+      for beta: Float in [0, 1] {
+        var alone = starts
+        var shared = [[Float]](repeating: [], count: widths.count)
+        a.withPointer { pa in
+          for i in widths.indices {
+            bs[i].withPointer { pb in
+              alone[i].withMutablePointer { pc in
+                GeneralGemm.multiply(
+                  .transposed, .none, m: m, n: widths[i], k: k, alpha: 1, a: pa, lda: lda, b: pb, ldb: widths[i] + 1,
+                  beta: beta, c: pc, ldc: widths[i] + 2, isa: isa)
+              }
+            }
+          }
+          // Every B and C in memory of its own for the call.
+          let bPointers = bs.map { b -> UnsafeMutablePointer<Float> in
+            let q = UnsafeMutablePointer<Float>.allocate(capacity: b.count)
+            q.initialize(from: b, count: b.count)
+            return q
+          }
+          let cPointers = starts.map { c -> UnsafeMutablePointer<Float> in
+            let q = UnsafeMutablePointer<Float>.allocate(capacity: c.count)
+            q.initialize(from: c, count: c.count)
+            return q
+          }
+          defer { (bPointers + cPointers).forEach { $0.deallocate() } }
+          GeneralGemm.multiply(
+            transposedA: pa, lda: lda, m: m, k: k, beta: beta,
+            products: widths.indices.map { i in
+              GemmRightSide(
+                n: widths[i], b: UnsafePointer(bPointers[i]), ldb: widths[i] + 1, c: cPointers[i], ldc: widths[i] + 2)
+            }, isa: isa)
+          for i in widths.indices { shared[i] = Array(UnsafeBufferPointer(start: cPointers[i], count: starts[i].count)) }
+        }
+        for i in widths.indices {
+          #expect(shared[i] == alone[i], "\(isa) beta=\(beta) m=\(m) k=\(k) n=\(widths[i])")
+        }
+        #expect(k == 0 || shared != starts)
+      }
+    }
+  }
+
   /// `auto` takes Herd's kernels exactly when OpenBLAS's kernel is narrower than
   /// Herd's; `HERD_GEMM` overrides it, and a bad value is named and ignored.
   @Test func theBackendFollowsOpenBLASsKernel() {
