@@ -16,7 +16,8 @@ import HerdMath
 /// Cost per sequence batch: the input projection of all packed rows as one product,
 /// then the recurrent product per step on the active prefix, both on weights packed
 /// once per call (``PackedMatrix``); backward one packed product per step plus three
-/// OpenBLAS GEMMs over all packed rows for the weight and input gradients.
+/// general products over all packed rows for the weight and input gradients (the two
+/// weight gradients in one call that shares `dG^T`).
 public struct LSTM: RecurrentLayer, Equatable {
   public let inputSize: Int
   public let hiddenSize: Int
