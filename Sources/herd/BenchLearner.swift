@@ -82,8 +82,8 @@ struct BenchLearner: ParsableCommand {
       }
       print(
         String(
-          format: "learner step: %.0f timesteps/s (median of %d rounds; %d shard%@ in parallel, no GEMM floor measured)",
-          median(rates), shape.rounds, learnerThreads, learnerThreads == 1 ? "" : "s"))
+          format: "learner step: %.0f timesteps/s (median of %d rounds; %@, no GEMM floor measured)",
+          median(rates), shape.rounds, learnerThreads == 1 ? "one thread" : "\(learnerThreads) shards in parallel"))
       return
     }
     benchAgainstFloor(

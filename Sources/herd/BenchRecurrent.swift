@@ -100,8 +100,9 @@ struct BenchRecurrent: ParsableCommand {
     }
     print(
       String(
-        format: "%@ forward+backward: %.0f timesteps/s (median of %d rounds; %d shard%@ in parallel, no GEMM floor measured)",
-        shape.cell.rawValue.uppercased(), median(rates), shape.rounds, shards, shards == 1 ? "" : "s"))
+        format: "%@ forward+backward: %.0f timesteps/s (median of %d rounds; %@, no GEMM floor measured)",
+        shape.cell.rawValue.uppercased(), median(rates), shape.rounds,
+        shards == 1 ? "one thread" : "\(shards) shards in parallel"))
   }
 }
 
