@@ -2,19 +2,15 @@
 #ifndef HERD_CVECTOR_H
 #define HERD_CVECTOR_H
 
-// Swift imports these as SIMD8<Float> and SIMD16<Float>.
+// Swift imports this as SIMD8<Float>.
 typedef float herd_float8 __attribute__((ext_vector_type(8)));
-typedef float herd_float16 __attribute__((ext_vector_type(16)));
 
 // The correctly rounded square root of every lane: one vsqrtps. Swift's
 // Float.squareRoot() on Linux goes through C's sqrtf with errno semantics (a scalar
 // sqrtss, a test and a call to sqrtf on a negative input), so a SIMD vector's
-// squareRoot() was eight or sixteen of those. Same bits as Float.squareRoot()
+// squareRoot() was eight of those. Same bits as Float.squareRoot()
 // (IEEE 754 square root), lane by lane.
 static inline __attribute__((always_inline)) herd_float8 herd_sqrt8(herd_float8 x) {
-  return __builtin_elementwise_sqrt(x);
-}
-static inline __attribute__((always_inline)) herd_float16 herd_sqrt16(herd_float16 x) {
   return __builtin_elementwise_sqrt(x);
 }
 #endif

@@ -16,16 +16,20 @@ public enum Transpose: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// One right-hand side of ``BLAS/gemm(transposedA:lda:m:k:beta:products:)``: `B [k, n]`
-/// row-major with row stride `ldb`, and its result `C [m, n]` with row stride `ldc`.
+/// row-major with row stride `ldb` (or, with `transposedB`, `B^T` stored `[n, k]`),
+/// and its result `C [m, n]` with row stride `ldc`.
 public struct GemmRightSide {
   public var n: Int
   public var b: UnsafePointer<Float>
   public var ldb: Int
   public var c: UnsafeMutablePointer<Float>
   public var ldc: Int
+  public var transposedB: Bool
 
-  public init(n: Int, b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    (self.n, self.b, self.ldb, self.c, self.ldc) = (n, b, ldb, c, ldc)
+  public init(
+    n: Int, b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, transposedB: Bool = false
+  ) {
+    (self.n, self.b, self.ldb, self.c, self.ldc, self.transposedB) = (n, b, ldb, c, ldc, transposedB)
   }
 }
 
@@ -112,14 +116,18 @@ public enum BLAS {
     precondition(beta == 0 || beta == 1, "BLAS.gemm(transposedA:): beta \(beta), not 0 or 1")
     guard GemmBackend.active.backend == .herd, m > 0, k > 0, products.count > 1 else {
       for r in products {
-        gemm(.transposed, .none, m: m, n: r.n, k: k, a: a, lda: lda, b: r.b, ldb: r.ldb, beta: beta, c: r.c, ldc: r.ldc)
+        gemm(
+          .transposed, r.transposedB ? .transposed : .none, m: m, n: r.n, k: k, a: a, lda: lda, b: r.b, ldb: r.ldb,
+          beta: beta, c: r.c, ldc: r.ldc)
       }
       return
     }
     if let recorder = GemmRecorder.current {
       for r in products {
         recorder.record(
-          GemmShape(transA: .transposed, transB: .none, m: m, n: r.n, k: k, lda: lda, ldb: r.ldb, ldc: r.ldc, beta: beta))
+          GemmShape(
+            transA: .transposed, transB: r.transposedB ? .transposed : .none, m: m, n: r.n, k: k, lda: lda, ldb: r.ldb,
+            ldc: r.ldc, beta: beta))
       }
     }
     GeneralGemm.multiply(transposedA: a, lda: lda, m: m, k: k, beta: beta, products: products)

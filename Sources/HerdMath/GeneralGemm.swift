@@ -110,12 +110,18 @@ public enum GeneralGemm {
     }
     // A scaled A is copied (scaled) a block at a time.
     let copyA = alpha != 1 || (transA == .transposed && narrow)
-    // A transposed goes into tiles of rows (streamed in order), a block at a time.
-    let tileA = !copyA && transA == .transposed
+    if !copyA && transA == .transposed {
+      // A transposed goes into tiles of rows (streamed in order), a block at a time:
+      // the shared-A product with one right side (C already holds beta C).
+      multiply(
+        transposedA: a, lda: lda, m: m, k: k, beta: beta == 0 ? 0 : 1,
+        products: [GemmRightSide(n: n, b: b, ldb: ldb, c: c, ldc: ldc, transposedB: transB == .transposed)], isa: isa)
+      return
+    }
     let kc = min(kBlock, k)
-    let mc = copyA || tileA ? min(mBlock, m) : m
-    // Room for mc rows of kc, or for mc rows rounded up to whole tiles (of 8 or 6).
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: copyA || tileA ? (mc &+ 7) &* kc : 1)
+    let mc = copyA ? min(mBlock, m) : m
+    // Room for mc rows of kc.
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: copyA ? mc &* kc : 1)
     defer { scratch.deallocate() }
     var k0 = 0
     while k0 < k {
@@ -131,10 +137,6 @@ public enum GeneralGemm {
           copyRows(transA, a: a, lda: lda, alpha: alpha, rows: m0, mn, cols: k0, kn, into: scratch)
           packed.compute(
             UnsafePointer(scratch), lda: kn, rows: mn, into: c + m0 &* ldc, ldc: ldc, accumulate: accumulate)
-        } else if tileA {
-          packed.packTiles(transposedA: a + (k0 &* lda &+ m0), lda: lda, rows: mn, into: scratch)
-          packed.compute(
-            UnsafePointer(scratch), lda: kn, rows: mn, into: c + m0 &* ldc, ldc: ldc, accumulate: accumulate, tiles: true)
         } else {
           packed.compute(a + (m0 &* lda &+ k0), lda: lda, rows: mn, into: c + m0 &* ldc, ldc: ldc, accumulate: accumulate)
         }
@@ -144,13 +146,13 @@ public enum GeneralGemm {
     }
   }
 
-  /// ``BLAS/gemm(transposedA:lda:m:k:beta:products:)`` on Herd's kernels: per block
-  /// of k, every `B_i` is packed, and per block of rows A^T is copied into tiles
-  /// once and streamed against each of them. Each element is the chain that
-  /// ``multiply(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:isa:)`` computes for its product
-  /// alone (same blocks, same order), so the bits are those of one call per product.
-  /// A product of at most 16 columns on AVX-512 (whose narrow packing does not read
-  /// tiles) runs alone.
+  /// ``BLAS/gemm(transposedA:lda:m:k:beta:products:)`` on Herd's kernels, and the
+  /// path of ``multiply(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:isa:)`` for a
+  /// transposed A: per block of k, every `B_i` is packed, and per block of rows A^T is
+  /// copied into tiles once and streamed against each of them. Each element is one
+  /// fused chain over k in order whatever the other products, so the bits are those
+  /// of one call per product. A product of at most 16 columns on AVX-512 (whose
+  /// narrow packing does not read tiles) runs alone, through `multiply`.
   public static func multiply(
     transposedA a: UnsafePointer<Float>, lda: Int, m: Int, k: Int, beta: Float, products: [GemmRightSide],
     isa: KernelISA = .preferred
@@ -158,7 +160,9 @@ public enum GeneralGemm {
     precondition(beta == 0 || beta == 1, "GeneralGemm.multiply(transposedA:): beta \(beta), not 0 or 1")
     let shared = products.filter { !(isa == .avx512 && $0.n <= 16) && $0.n > 0 }
     for r in products where isa == .avx512 && r.n <= 16 {
-      multiply(.transposed, .none, m: m, n: r.n, k: k, alpha: 1, a: a, lda: lda, b: r.b, ldb: r.ldb, beta: beta, c: r.c, ldc: r.ldc, isa: isa)
+      multiply(
+        .transposed, r.transposedB ? .transposed : .none, m: m, n: r.n, k: k, alpha: 1, a: a, lda: lda, b: r.b,
+        ldb: r.ldb, beta: beta, c: r.c, ldc: r.ldc, isa: isa)
     }
     guard m > 0, !shared.isEmpty else { return }
     guard k > 0 else {
@@ -173,7 +177,11 @@ public enum GeneralGemm {
     var k0 = 0
     while k0 < k {
       let kn = min(kc, k &- k0)
-      for (i, r) in shared.enumerated() { packs[i].pack(r.b + k0 &* r.ldb, ld: r.ldb, transposed: false, k: kn, n: r.n) }
+      for (i, r) in shared.enumerated() {
+        // op(B_i)[k0 ..< k0 + kn, 0 ..< n]: rows of B, or columns of the stored B^T.
+        let block = r.transposedB ? r.b + k0 : r.b + k0 &* r.ldb
+        packs[i].pack(block, ld: r.ldb, transposed: r.transposedB, k: kn, n: r.n)
+      }
       let accumulate = k0 > 0 || beta != 0
       var m0 = 0
       while m0 < m {

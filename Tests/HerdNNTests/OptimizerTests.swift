@@ -80,17 +80,12 @@ func flatParameters(_ values: [Float]) throws -> Parameters {
   @Test func vectorSquareRootHasTheBitsOfTheScalarOne() {
     var rng = SeededGenerator(seed: 5)
     var xs: [Float] = [0, -0.0, .leastNonzeroMagnitude, .leastNormalMagnitude, 1e-40, 1, 2, 4, .greatestFiniteMagnitude, .infinity, -1, -.infinity, .nan]
-    while xs.count < 16 * 40 { xs.append(Float(exp(Double(rng.nextUnitFloat() * 170 - 85)))) }
-    for start in stride(from: 0, to: xs.count, by: 16) {
-      let v16 = SIMD16<Float>(xs[start..<(start + 16)])
-      let r16 = herd_sqrt16(v16)
-      let r8 = herd_sqrt8(v16.lowHalf)
-      for j in 0..<16 {
+    while xs.count < 8 * 80 { xs.append(Float(exp(Double(rng.nextUnitFloat() * 170 - 85)))) }
+    for start in stride(from: 0, to: xs.count, by: 8) {
+      let r = herd_sqrt8(SIMD8<Float>(xs[start..<(start + 8)]))
+      for j in 0..<8 {
         let want = xs[start + j].squareRoot()
-        #expect(r16[j].bitPattern == want.bitPattern || (r16[j].isNaN && want.isNaN), "sqrt16(\(xs[start + j]))")
-        if j < 8 {
-          #expect(r8[j].bitPattern == want.bitPattern || (r8[j].isNaN && want.isNaN), "sqrt8(\(xs[start + j]))")
-        }
+        #expect(r[j].bitPattern == want.bitPattern || (r[j].isNaN && want.isNaN), "sqrt8(\(xs[start + j]))")
       }
     }
   }
