@@ -401,6 +401,22 @@ enum PackedKernels {
         let cols = min(w, n &- c0)
         var r = 0
         while r < m {
+          if !transposed && lda % 512 == 0 {
+            // Rows 2 KiB apart or a multiple of it (a [P, 4H] gate gradient, H =
+            // 256): 16 rows would sit in one or two L1 sets, more lines than the ways,
+            // and miss on every kk. 8 rows fit.
+            let valid = min(8, m &- r)
+            let tileA = a + r &* lda
+            if cols == w {
+              tile8x1(tileA, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
+            } else {
+              throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
+                tile8x1(tileA, lda: lda, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
+              }
+            }
+            r &+= 8
+            continue
+          }
           let valid = min(16, m &- r)
           let tileA = transposed ? a + r : a + r &* lda
           if cols == w {
@@ -435,6 +451,10 @@ enum PackedKernels {
       let w = 16
       let spare = UnsafeMutablePointer<Float>.allocate(capacity: 16 &* 16)
       defer { spare.deallocate() }
+      if n <= 4 {
+        run512FewColumnsTiles(a, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+        return
+      }
       var r = 0
       while r < m {
         let valid = min(16, m &- r)
@@ -447,6 +467,101 @@ enum PackedKernels {
         }
         r &+= 16
       }
+    }
+
+    /// A last panel of at most 4 columns (16 wide at `b`, zero-padded) over A in the
+    /// tiles of 8 rows ``PackedMatrix/packTiles(transposedA:lda:rows:into:)`` wrote,
+    /// with the rows in the lanes: per kk one eight-lane load from each of 4 tiles
+    /// (32 rows), 4 broadcasts from the panel, 16 eight-lane FMAs. The 16-row tile
+    /// of a whole vector of columns takes 32 sixteen-lane FMAs for the same 32 rows,
+    /// 13 of its 16 columns zeros when n = 67 (64 + 3). Each element is still one
+    /// fma chain over kk in order, starting from 0 or from C.
+    @inline(never)
+    static func run512FewColumnsTiles(
+      _ a: UnsafePointer<Float>, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      precondition(n <= 4, "run512FewColumnsTiles: n \(n) > 4")
+      typealias V = SIMD8<Float>
+      let lastTile = (m &+ 7) / 8 &- 1
+      var t = 0
+      while t <= lastTile {
+        fewColumnsTiles(a, t: t, lastTile: lastTile, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+        t &+= 4
+      }
+    }
+
+    /// Tiles t ..< t + 4 of ``run512FewColumnsTiles(_:m:b:k:n:c:ldc:accumulate:)``
+    /// (tiles past the last read the last one; only rows below m and columns below n
+    /// are read from or written to C).
+    @inline(__always)
+    static func fewColumnsTiles(
+      _ a: UnsafePointer<Float>, t: Int, lastTile: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      typealias V = SIMD8<Float>
+      let p0 = a + min(t &+ 0, lastTile) &* 8 &* k
+      let p1 = a + min(t &+ 1, lastTile) &* 8 &* k
+      let p2 = a + min(t &+ 2, lastTile) &* 8 &* k
+      let p3 = a + min(t &+ 3, lastTile) &* 8 &* k
+      var x00 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 0, cols: n) : V()
+      var x01 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 1, cols: n) : V()
+      var x02 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 2, cols: n) : V()
+      var x03 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 3, cols: n) : V()
+      var x10 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 0, cols: n) : V()
+      var x11 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 1, cols: n) : V()
+      var x12 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 2, cols: n) : V()
+      var x13 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 3, cols: n) : V()
+      var x20 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 0, cols: n) : V()
+      var x21 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 1, cols: n) : V()
+      var x22 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 2, cols: n) : V()
+      var x23 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 3, cols: n) : V()
+      var x30 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 0, cols: n) : V()
+      var x31 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 1, cols: n) : V()
+      var x32 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 2, cols: n) : V()
+      var x33 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 3, cols: n) : V()
+      var kk = 0
+      while kk < k {
+        let v0 = UnsafeRawPointer(p0).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
+        let v1 = UnsafeRawPointer(p1).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
+        let v2 = UnsafeRawPointer(p2).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
+        let v3 = UnsafeRawPointer(p3).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
+        let b0 = V(repeating: b[kk &* 16 &+ 0])
+        let b1 = V(repeating: b[kk &* 16 &+ 1])
+        let b2 = V(repeating: b[kk &* 16 &+ 2])
+        let b3 = V(repeating: b[kk &* 16 &+ 3])
+        x00.addProduct(v0, b0); x01.addProduct(v0, b1); x02.addProduct(v0, b2); x03.addProduct(v0, b3)
+        x10.addProduct(v1, b0); x11.addProduct(v1, b1); x12.addProduct(v1, b2); x13.addProduct(v1, b3)
+        x20.addProduct(v2, b0); x21.addProduct(v2, b1); x22.addProduct(v2, b2); x23.addProduct(v2, b3)
+        x30.addProduct(v3, b0); x31.addProduct(v3, b1); x32.addProduct(v3, b2); x33.addProduct(v3, b3)
+        kk &+= 1
+      }
+      scatter(x00, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 0, cols: n); scatter(x01, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 1, cols: n); scatter(x02, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 2, cols: n); scatter(x03, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 3, cols: n)
+      scatter(x10, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 0, cols: n); scatter(x11, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 1, cols: n); scatter(x12, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 2, cols: n); scatter(x13, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 3, cols: n)
+      scatter(x20, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 0, cols: n); scatter(x21, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 1, cols: n); scatter(x22, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 2, cols: n); scatter(x23, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 3, cols: n)
+      scatter(x30, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 0, cols: n); scatter(x31, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 1, cols: n); scatter(x32, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 2, cols: n); scatter(x33, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 3, cols: n)
+    }
+
+    /// Column `col` of C for rows `row ..< row + 8` as lanes (rows from m on, and a
+    /// column from `cols` on, read as 0).
+    @inline(__always)
+    static func gather(
+      _ c: UnsafeMutablePointer<Float>, ldc: Int, row: Int, rows m: Int, col: Int, cols n: Int
+    ) -> SIMD8<Float> {
+      var v = SIMD8<Float>()
+      guard col < n else { return v }
+      for i in 0..<max(0, min(8, m &- row)) { v[i] = c[(row &+ i) &* ldc &+ col] }
+      return v
+    }
+
+    /// Writes the lanes of `v` to column `col` of C, rows `row ..< row + 8` below m
+    /// (nothing for a column from `cols` on).
+    @inline(__always)
+    static func scatter(
+      _ v: SIMD8<Float>, _ c: UnsafeMutablePointer<Float>, ldc: Int, row: Int, rows m: Int, col: Int, cols n: Int
+    ) {
+      guard col < n else { return }
+      for i in 0..<max(0, min(8, m &- row)) { c[(row &+ i) &* ldc &+ col] = v[i] }
     }
 
     /// 16 rows x 1 vector of 16 columns. Rows past `valid` read and write the last
@@ -588,6 +703,63 @@ enum PackedKernels {
       UnsafeMutableRawPointer(c10).storeBytes(of: x10, as: V.self)
       UnsafeMutableRawPointer(c9).storeBytes(of: x9, as: V.self)
       UnsafeMutableRawPointer(c8).storeBytes(of: x8, as: V.self)
+      UnsafeMutableRawPointer(c7).storeBytes(of: x7, as: V.self)
+      UnsafeMutableRawPointer(c6).storeBytes(of: x6, as: V.self)
+      UnsafeMutableRawPointer(c5).storeBytes(of: x5, as: V.self)
+      UnsafeMutableRawPointer(c4).storeBytes(of: x4, as: V.self)
+      UnsafeMutableRawPointer(c3).storeBytes(of: x3, as: V.self)
+      UnsafeMutableRawPointer(c2).storeBytes(of: x2, as: V.self)
+      UnsafeMutableRawPointer(c1).storeBytes(of: x1, as: V.self)
+      UnsafeMutableRawPointer(c0).storeBytes(of: x0, as: V.self)
+    }
+
+    /// 8 rows x 1 vector of 16 columns over A as stored (row stride `lda`), rows
+    /// past `valid` clamped as in ``tile16x1(_:lda:valid:panel:k:c:ldc:accumulate:)``.
+    @inline(never)
+    static func tile8x1(
+      _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      typealias V = SIMD16<Float>
+      let last = valid &- 1
+      let a0 = a + min(0, last) &* lda
+      let c0 = c + min(0, last) &* ldc
+      var x0 = accumulate ? UnsafeRawPointer(c0).loadUnaligned(as: V.self) : V()
+      let a1 = a + min(1, last) &* lda
+      let c1 = c + min(1, last) &* ldc
+      var x1 = accumulate ? UnsafeRawPointer(c1).loadUnaligned(as: V.self) : V()
+      let a2 = a + min(2, last) &* lda
+      let c2 = c + min(2, last) &* ldc
+      var x2 = accumulate ? UnsafeRawPointer(c2).loadUnaligned(as: V.self) : V()
+      let a3 = a + min(3, last) &* lda
+      let c3 = c + min(3, last) &* ldc
+      var x3 = accumulate ? UnsafeRawPointer(c3).loadUnaligned(as: V.self) : V()
+      let a4 = a + min(4, last) &* lda
+      let c4 = c + min(4, last) &* ldc
+      var x4 = accumulate ? UnsafeRawPointer(c4).loadUnaligned(as: V.self) : V()
+      let a5 = a + min(5, last) &* lda
+      let c5 = c + min(5, last) &* ldc
+      var x5 = accumulate ? UnsafeRawPointer(c5).loadUnaligned(as: V.self) : V()
+      let a6 = a + min(6, last) &* lda
+      let c6 = c + min(6, last) &* ldc
+      var x6 = accumulate ? UnsafeRawPointer(c6).loadUnaligned(as: V.self) : V()
+      let a7 = a + min(7, last) &* lda
+      let c7 = c + min(7, last) &* ldc
+      var x7 = accumulate ? UnsafeRawPointer(c7).loadUnaligned(as: V.self) : V()
+      let raw = UnsafeRawPointer(panel)
+      var kk = 0
+      while kk < k {
+        let b = raw.loadUnaligned(fromByteOffset: kk &* 64, as: V.self)
+        x0.addProduct(V(repeating: a0[kk]), b)
+        x1.addProduct(V(repeating: a1[kk]), b)
+        x2.addProduct(V(repeating: a2[kk]), b)
+        x3.addProduct(V(repeating: a3[kk]), b)
+        x4.addProduct(V(repeating: a4[kk]), b)
+        x5.addProduct(V(repeating: a5[kk]), b)
+        x6.addProduct(V(repeating: a6[kk]), b)
+        x7.addProduct(V(repeating: a7[kk]), b)
+        kk &+= 1
+      }
       UnsafeMutableRawPointer(c7).storeBytes(of: x7, as: V.self)
       UnsafeMutableRawPointer(c6).storeBytes(of: x6, as: V.self)
       UnsafeMutableRawPointer(c5).storeBytes(of: x5, as: V.self)

@@ -46,10 +46,20 @@ import Testing
   /// With alpha 1, every element is one fused multiply-add chain over k in order from
   /// 0 (beta 0) or from C (beta 1), across the k blocks, however A and B are stored:
   /// the same bits as a scalar chain, so a row's value never depends on m.
-  @Test func eachElementIsOneFusedChainInOrder() {
-    let (m, n, k) = (19, 45, 600)
-    var rng = SeededGenerator(seed: 5)
-    let a = randomArray(m * k, rng: &rng)
+  ///
+  /// Shapes `(m, n, k, lda)` with `lda` the stored A's row stride when A is not
+  /// transposed: a 13-column tail; 3, 1 and 4-column tails after whole panels (on
+  /// AVX-512 a transposed A runs them with the rows in the lanes, 32 rows at a
+  /// time: m of 37 ends in a part tile and a part group, m of 1 and 9 in less than
+  /// one); rows 4 KiB and 2 KiB apart (8-row tiles for a narrow panel, n of 67 and
+  /// 5), with m not a multiple of 8.
+  @Test(arguments: [(19, 45, 600, 600), (37, 67, 300, 1024), (9, 33, 1, 1), (1, 36, 5, 512), (70, 5, 257, 512), (43, 100, 40, 40)])
+  func eachElementIsOneFusedChainInOrder(shape: (Int, Int, Int, Int)) {
+    let (m, n, k, ldA) = shape
+    var rng = SeededGenerator(seed: UInt64(5 + m * 7 + n))
+    var a = [Float](repeating: 0, count: m * k)
+    let stored = randomArray(m * ldA, rng: &rng)
+    for i in 0..<m { for p in 0..<k { a[i * k + p] = stored[i * ldA + p] } }
     let b = randomArray(k * n, rng: &rng)
     let start = randomArray(m * n, rng: &rng)
     // Transposed copies: aT [k, m], bT [n, k].
@@ -69,16 +79,16 @@ import Testing
       for isa in availableKernels {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
           var c = start
-          (ta ? aT : a).withPointer { pa in
+          (ta ? aT : stored).withPointer { pa in
             (tb ? bT : b).withPointer { pb in
               c.withMutablePointer {
                 GeneralGemm.multiply(
                   ta ? .transposed : .none, tb ? .transposed : .none, m: m, n: n, k: k, alpha: 1,
-                  a: pa, lda: ta ? m : k, b: pb, ldb: tb ? k : n, beta: beta, c: $0, ldc: n, isa: isa)
+                  a: pa, lda: ta ? m : ldA, b: pb, ldb: tb ? k : n, beta: beta, c: $0, ldc: n, isa: isa)
               }
             }
           }
-          #expect(c == chain, "\(isa) ta=\(ta) tb=\(tb) beta=\(beta)")
+          #expect(c == chain, "\(isa) ta=\(ta) tb=\(tb) beta=\(beta) (m, n, k, lda) = \(shape)")
         }
       }
     }
