@@ -98,7 +98,8 @@ public enum GeneralGemm {
       if beta == 0 { for row in 0..<m { (c + row &* ldc).update(repeating: 0, count: n) } }
       return
     }
-    let packed = PackedMatrix(isa: isa, narrow: n <= 16)
+    let workspace = GemmWorkspace.current
+    let packed = workspace.packing(.single, isa: isa, narrow: n <= 16)
     let narrow = packed.panelWidth == 16 && isa == .avx512
     if transA == .transposed && narrow && alpha == 1 && m > 16 {
       // A narrow product over a transposed A (a convolution's weight gradient
@@ -121,8 +122,7 @@ public enum GeneralGemm {
     let kc = min(kBlock, k)
     let mc = copyA ? min(mBlock, m) : m
     // Room for mc rows of kc.
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: copyA ? mc &* kc : 1)
-    defer { scratch.deallocate() }
+    let scratch = workspace.buffer(.copiedA, count: copyA ? mc &* kc : 1)
     var k0 = 0
     while k0 < k {
       let kn = min(kc, k &- k0)
@@ -169,11 +169,11 @@ public enum GeneralGemm {
       if beta == 0 { for r in shared { for row in 0..<m { (r.c + row &* r.ldc).update(repeating: 0, count: r.n) } } }
       return
     }
-    let packs = shared.map { _ in PackedMatrix(isa: isa) }
+    let workspace = GemmWorkspace.current
+    let packs = shared.indices.map { workspace.packing(.shared($0), isa: isa, narrow: false) }
     let kc = min(kBlock, k)
     let mc = min(mBlock, m)
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (mc &+ 7) &* kc)
-    defer { scratch.deallocate() }
+    let scratch = workspace.buffer(.tiles, count: (mc &+ 7) &* kc)
     var k0 = 0
     while k0 < k {
       let kn = min(kc, k &- k0)
@@ -205,8 +205,7 @@ public enum GeneralGemm {
     _ transB: Transpose, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, isa: KernelISA
   ) {
-    let t = UnsafeMutablePointer<Float>.allocate(capacity: n &* m)
-    defer { t.deallocate() }
+    let t = GemmWorkspace.current.buffer(.transposedC, count: n &* m)
     if beta != 0 {
       for i in 0..<m {
         let crow = c + i &* ldc
@@ -254,4 +253,78 @@ public enum GeneralGemm {
       i0 &+= 16
     }
   }
+}
+
+/// The packings and scratch buffers ``GeneralGemm`` reuses from call to call, one set
+/// per thread (a learner's shards multiply at the same time).
+///
+/// Why: allocated per call, the half-megabyte tile scratch and the packed blocks went
+/// back to the C heap's top on every free, which glibc then trimmed and grew again:
+/// fresh pages, a fault and a clearing for each, several times per learner step. The
+/// learner step on Herd's kernels was 4-7% faster without it. A thread keeps what
+/// its largest product needed (a few MiB) until it exits.
+final class GemmWorkspace {
+  /// A buffer's use. Calls nest (a transposed product runs another product inside
+  /// it), so each use site has a slot of its own and no slot is live twice.
+  enum Slot: Hashable {
+    /// Op(B) of ``GeneralGemm/multiply(_:_:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:isa:)``.
+    case single
+    /// Op(B_i) of ``GeneralGemm/multiply(transposedA:lda:m:k:beta:products:isa:)``.
+    case shared(Int)
+    /// A block of op(A) copied (scaled) into rows.
+    case copiedA
+    /// A block of A^T copied into tiles.
+    case tiles
+    /// `C^T` of a product run transposed.
+    case transposedC
+  }
+
+  private struct PackingKey: Hashable {
+    let slot: Slot
+    let isa: KernelISA
+    let narrow: Bool
+  }
+
+  private var packings: [PackingKey: PackedMatrix] = [:]
+  private var buffers: [Slot: (pointer: UnsafeMutablePointer<Float>, capacity: Int)] = [:]
+
+  deinit { for (_, b) in buffers { b.pointer.deallocate() } }
+
+  /// The packing of `slot` for `isa` (created on first use).
+  func packing(_ slot: Slot, isa: KernelISA, narrow: Bool) -> PackedMatrix {
+    let key = PackingKey(slot: slot, isa: isa, narrow: narrow)
+    if let p = packings[key] { return p }
+    let p = PackedMatrix(isa: isa, narrow: narrow)
+    packings[key] = p
+    return p
+  }
+
+  /// At least `count` floats for `slot`; what it held before is not kept.
+  func buffer(_ slot: Slot, count: Int) -> UnsafeMutablePointer<Float> {
+    if let b = buffers[slot], b.capacity >= count { return b.pointer }
+    buffers[slot]?.pointer.deallocate()
+    let capacity = max(count, 16)
+    let pointer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+    buffers[slot] = (pointer, capacity)
+    return pointer
+  }
+
+  /// The calling thread's workspace.
+  static var current: GemmWorkspace {
+    if let p = pthread_getspecific(key) { return Unmanaged<GemmWorkspace>.fromOpaque(p).takeUnretainedValue() }
+    let workspace = GemmWorkspace()
+    let rc = pthread_setspecific(key, Unmanaged.passRetained(workspace).toOpaque())
+    precondition(rc == 0, "GemmWorkspace: pthread_setspecific failed (\(rc))")
+    return workspace
+  }
+
+  /// Releases a thread's workspace when the thread exits.
+  private static let key: pthread_key_t = {
+    var key = pthread_key_t()
+    let rc = pthread_key_create(&key) { p in
+      if let p { Unmanaged<GemmWorkspace>.fromOpaque(p).release() }
+    }
+    precondition(rc == 0, "GemmWorkspace: pthread_key_create failed (\(rc))")
+    return key
+  }()
 }

@@ -153,6 +153,61 @@ import Testing
     }
   }
 
+  /// Threads multiplying at the same time (a learner's shards) each get the bits of
+  /// the same products run alone, through every path that keeps buffers between
+  /// calls: A as stored, A transposed (the shared tiles), a narrow product run
+  /// transposed, and a product whose packing outgrows the previous one.
+  @Test func productsOnSeveralThreadsAtOnceGiveTheBitsOfOneThread() async {
+    let shapes: [(ta: Bool, m: Int, n: Int, k: Int)] = [
+      (false, 70, 67, 300), (true, 300, 67, 90), (true, 40, 9, 30), (false, 9, 300, 600),
+    ]
+    var rng = SeededGenerator(seed: 11)
+    let inputs = shapes.map { s in
+      (a: randomArray(s.m * s.k, rng: &rng), b: randomArray(s.k * s.n, rng: &rng))
+    }
+    @Sendable func run(_ i: Int, isa: KernelISA) -> [Float] {
+      let s = shapes[i]
+      var c = [Float](repeating: 0, count: s.m * s.n)
+      inputs[i].a.withPointer { pa in
+        inputs[i].b.withPointer { pb in
+          c.withMutablePointer {
+            GeneralGemm.multiply(
+              s.ta ? .transposed : .none, .none, m: s.m, n: s.n, k: s.k, alpha: 1, a: pa, lda: s.ta ? s.m : s.k,
+              b: pb, ldb: s.n, beta: 0, c: $0, ldc: s.n, isa: isa)
+          }
+        }
+      }
+      return c
+    }
+    for isa in availableKernels {
+      let alone = shapes.indices.map { run($0, isa: isa) }
+      // Four threads, each running every shape several times in its own order.
+      let results = await withTaskGroup(of: [[Float]].self) { group in
+        for t in 0..<4 {
+          group.addTask {
+            await withCheckedContinuation { done in
+              Thread {
+                var out = [[Float]](repeating: [], count: shapes.count)
+                for round in 0..<6 {
+                  for j in shapes.indices {
+                    let i = (j + t + round) % shapes.count
+                    out[i] = run(i, isa: isa)
+                  }
+                }
+                done.resume(returning: out)
+              }.start()
+            }
+          }
+        }
+        var all: [[[Float]]] = []
+        for await r in group { all.append(r) }
+        return all
+      }
+      #expect(results.count == 4)
+      for r in results { #expect(r == alone, "\(isa)") }
+    }
+  }
+
   /// `auto` takes Herd's kernels exactly when OpenBLAS's kernel is narrower than
   /// Herd's; `HERD_GEMM` overrides it, and a bad value is named and ignored.
   @Test func theBackendFollowsOpenBLASsKernel() {
