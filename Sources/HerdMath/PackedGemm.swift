@@ -441,20 +441,22 @@ enum PackedKernels {
       }
     }
 
-    /// A last panel 16 wide (its `n` <= 16 columns at `b`) over A in tiles of 8 rows,
-    /// on tiles of 16 rows.
+    /// A last panel 16 wide (its `n` <= 16 columns at `b`) over A in tiles of 8 rows:
+    /// at most 4 columns with the rows in the lanes
+    /// (``run512FewColumnsTiles(_:m:b:k:n:c:ldc:accumulate:)``), more on tiles of 16
+    /// rows.
     @inline(never)
     static func run512HalfTailTiles(
       _ a: UnsafePointer<Float>, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
-      let w = 16
-      let spare = UnsafeMutablePointer<Float>.allocate(capacity: 16 &* 16)
-      defer { spare.deallocate() }
       if n <= 4 {
         run512FewColumnsTiles(a, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
         return
       }
+      let w = 16
+      let spare = UnsafeMutablePointer<Float>.allocate(capacity: 16 &* 16)
+      defer { spare.deallocate() }
       var r = 0
       while r < m {
         let valid = min(16, m &- r)
@@ -482,7 +484,6 @@ enum PackedKernels {
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
       precondition(n <= 4, "run512FewColumnsTiles: n \(n) > 4")
-      typealias V = SIMD8<Float>
       let lastTile = (m &+ 7) / 8 &- 1
       var t = 0
       while t <= lastTile {
@@ -536,10 +537,22 @@ enum PackedKernels {
         x30.addProduct(v3, b0); x31.addProduct(v3, b1); x32.addProduct(v3, b2); x33.addProduct(v3, b3)
         kk &+= 1
       }
-      scatter(x00, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 0, cols: n); scatter(x01, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 1, cols: n); scatter(x02, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 2, cols: n); scatter(x03, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 3, cols: n)
-      scatter(x10, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 0, cols: n); scatter(x11, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 1, cols: n); scatter(x12, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 2, cols: n); scatter(x13, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 3, cols: n)
-      scatter(x20, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 0, cols: n); scatter(x21, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 1, cols: n); scatter(x22, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 2, cols: n); scatter(x23, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 3, cols: n)
-      scatter(x30, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 0, cols: n); scatter(x31, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 1, cols: n); scatter(x32, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 2, cols: n); scatter(x33, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 3, cols: n)
+      scatter(x00, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 0, cols: n)
+      scatter(x01, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 1, cols: n)
+      scatter(x02, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 2, cols: n)
+      scatter(x03, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 3, cols: n)
+      scatter(x10, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 0, cols: n)
+      scatter(x11, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 1, cols: n)
+      scatter(x12, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 2, cols: n)
+      scatter(x13, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 3, cols: n)
+      scatter(x20, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 0, cols: n)
+      scatter(x21, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 1, cols: n)
+      scatter(x22, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 2, cols: n)
+      scatter(x23, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 3, cols: n)
+      scatter(x30, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 0, cols: n)
+      scatter(x31, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 1, cols: n)
+      scatter(x32, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 2, cols: n)
+      scatter(x33, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 3, cols: n)
     }
 
     /// Column `col` of C for rows `row ..< row + 8` as lanes (rows from m on, and a
