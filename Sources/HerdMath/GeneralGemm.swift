@@ -261,7 +261,7 @@ public enum GeneralGemm {
 /// Why: allocated per call, the half-megabyte tile scratch and the packed blocks went
 /// back to the C heap's top on every free, which glibc then trimmed and grew again:
 /// fresh pages, a fault and a clearing for each, several times per learner step (4.5%
-/// of the step's samples were in the kernel with Herd's kernels; 2.0% with this). A
+/// of the step's samples were in the Linux kernel on Herd's kernels; 2.0% with this). A
 /// thread keeps what its largest product needed (a few MiB) until it exits.
 final class GemmWorkspace {
   /// A buffer's use. Calls nest (a transposed product runs another product inside
