@@ -86,7 +86,9 @@ public enum CPUFeatures {
 /// `[k][width]` contiguous, the last one zero-padded). On AVX-512, when the last
 /// panel would hold 16 columns or fewer (n = 67: 64 + 3), it is 16 wide and runs on
 /// tiles of 16 rows x 1 vector, which multiply half the padding zeros of a 32-wide
-/// panel at about the same cost per product.
+/// panel at about the same cost per product (8 rows when A's rows are 2 KiB apart or
+/// a multiple of it; with A in tiles and at most 4 columns, the rows go in the lanes
+/// instead; see `PackedKernels`).
 ///
 /// Why: the recurrent products are skinny (`[32, 256] x [256, 1024]`, once per time
 /// step), and a general GEMM repacks its right-hand side on every call. Packed once
@@ -357,7 +359,8 @@ enum PackedKernels {
 
   #if HERD_AVX512
     /// One-vector panels (16 columns), tiles of 16 rows: 16 accumulators, one panel
-    /// load and 16 broadcasts per kk.
+    /// load and 16 broadcasts per kk (tiles of 8 rows when A's rows are 2 KiB apart or
+    /// a multiple of it, see `runNarrow`).
     @inline(never)
     static func run512Narrow(
       _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
