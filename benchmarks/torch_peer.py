@@ -22,7 +22,9 @@ Benches (N sequences of T steps, time-major as PyTorch wants them):
               a convolutional encoder forward + backward over --frames images of
               84x84x4 (NCHW, PyTorch's layout), parameter gradients only, as
               `herd bench cnn`: loss = sum(features * dY). The rate is in frames/s
-              (printed under "timesteps_per_s").
+              (printed under "timesteps_per_s"). With --bytes the frames are uint8 and
+              the step converts them (x.float() / 255), as a learner does with Atari
+              frames (`herd bench cnn --bytes`).
 
 Needs PyTorch (`make bench-venv` puts it in .venv-bench); not part of `make test`.
 """
@@ -187,7 +189,10 @@ def conv_encoder(name, channels, height, width):
 
 def bench_conv(args):
     model = conv_encoder(args.bench, 4, 84, 84)
-    x = torch.rand(args.frames, 4, 84, 84)
+    if args.bytes:
+        x = torch.randint(0, 256, (args.frames, 4, 84, 84), dtype=torch.uint8)
+    else:
+        x = torch.rand(args.frames, 4, 84, 84)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -195,7 +200,10 @@ def bench_conv(args):
 
     def step():
         model.zero_grad(set_to_none=False)
-        (model(x) * d_y).sum().backward()
+        # uint8 frames become floats in [0, 1] inside the step, as a PyTorch learner
+        # does with Atari frames (x.float() keeps the memory format).
+        images = x.float().div_(255) if args.bytes else x
+        (model(images) * d_y).sum().backward()
 
     return step, args.frames
 
@@ -214,6 +222,8 @@ def main():
     parser.add_argument("--frames", type=int, default=640, help="images for the conv benches (default 640)")
     parser.add_argument("--channels-last", action="store_true",
                         help="conv benches: the model and images in torch.channels_last (NHWC) memory format")
+    parser.add_argument("--bytes", action="store_true",
+                        help="conv benches: uint8 frames, made floats in [0, 1] (x.float() / 255) inside the timed step")
     parser.add_argument("--seconds", type=float, default=0.5, help="seconds per round (default 0.5)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds; the median is printed (default 1)")
     args = parser.parse_args()

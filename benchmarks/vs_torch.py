@@ -29,6 +29,9 @@ Benches (N = 32 sequences of T = 20 steps, as in the issue tracker's figures):
               with the model and images in torch.channels_last (NHWC), which
               measured about twice as fast as its default NCHW here.
               Not in the default --benches (impala_deep takes a few seconds a step).
+              With --bytes the frames are uint8 on both sides, as Atari frames reach
+              a learner: Herd's first convolution scales them by 1/255 as it reads
+              them (`herd bench cnn --bytes`), PyTorch's step runs x.float() / 255.
 
 --isa avx2 times both sides on AVX2 on an AVX-512 machine, as they would run on
 a CPU without AVX-512: Herd with HERD_KERNEL_ISA=avx2 (its 8-wide kernels) and
@@ -48,7 +51,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def herd_command(herd, bench, threads, seconds, envs=None):
+def herd_command(herd, bench, threads, seconds, envs=None, pixel_bytes=False):
     common = ["--rounds", "1", "--seconds", str(seconds)]
     if bench == "learner":
         if threads == 1:
@@ -56,7 +59,8 @@ def herd_command(herd, bench, threads, seconds, envs=None):
         return [herd, "bench", "learner", "--features", "4", "--fcnet", "256", "--threads", "1",
                 "--learner-threads", str(threads)] + common
     if bench in ("impala_shallow", "impala_deep", "nature"):
-        return [herd, "bench", "cnn", "--encoder", bench, "--threads", "1", "--shards", str(threads)] + common
+        return ([herd, "bench", "cnn", "--encoder", bench, "--threads", "1", "--shards", str(threads)]
+                + (["--bytes"] if pixel_bytes else []) + common)
     if bench in ("lstm", "gru"):
         if threads == 1:
             return [herd, "bench", "lstm", "--cell", bench, "--threads", "1"] + common
@@ -82,7 +86,7 @@ def run_herd(cmd):
     raise RuntimeError(f"no rate in the output of {' '.join(cmd)}:\n{out}")
 
 
-def run_torch(python, bench, threads, seconds, envs=None):
+def run_torch(python, bench, threads, seconds, envs=None, pixel_bytes=False):
     cmd = [python, os.path.join(ROOT, "benchmarks", "torch_peer.py"), bench, "--threads", str(threads),
            "--seconds", str(seconds)]
     if bench == "inference":
@@ -90,7 +94,7 @@ def run_torch(python, bench, threads, seconds, envs=None):
     if bench in ("impala_shallow", "impala_deep", "nature"):
         # PyTorch's faster layout here: channels_last measured about 2x NCHW for
         # these encoders on this machine's oneDNN.
-        cmd += ["--channels-last"]
+        cmd += ["--channels-last"] + (["--bytes"] if pixel_bytes else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=TORCH_ENV).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -116,6 +120,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=1.0, help="seconds per measurement (default 1)")
     parser.add_argument("--isa", choices=["native", "avx2"], default="native",
                         help="native: each side's widest kernels; avx2: both sides limited to AVX2")
+    parser.add_argument("--bytes", action="store_true",
+                        help="conv encoders: uint8 frames on both sides (Herd scales them in its first convolution, "
+                             "PyTorch converts them with x.float() / 255 in the step)")
     args = parser.parse_args()
     benches = [b for b in args.benches.split(",") if b]
     for b in benches:
@@ -151,17 +158,19 @@ def main():
               + ", ".join(f"{k}={v}" for k, v in AVX2_TORCH.items()))
     for line in header[:2]:
         print(line)
+    if args.bytes:
+        print("Conv encoders on uint8 frames (Herd: scaled in the first convolution; PyTorch: x.float() / 255 in the step)")
     results = {c: ([], []) for c in cases}
     torch_info = None
     for r in range(1, args.rounds + 1):
         for case in cases:
             bench, t, k = case
             if r % 2 == 1:
-                h, _ = run_herd(herd_command(args.herd, bench, t, args.seconds, k))
-                info = run_torch(sys.executable, bench, t, args.seconds, k)
+                h, _ = run_herd(herd_command(args.herd, bench, t, args.seconds, k, args.bytes))
+                info = run_torch(sys.executable, bench, t, args.seconds, k, args.bytes)
             else:
-                info = run_torch(sys.executable, bench, t, args.seconds, k)
-                h, _ = run_herd(herd_command(args.herd, bench, t, args.seconds, k))
+                info = run_torch(sys.executable, bench, t, args.seconds, k, args.bytes)
+                h, _ = run_herd(herd_command(args.herd, bench, t, args.seconds, k, args.bytes))
             torch_info = info
             results[case][0].append(h)
             results[case][1].append(info["timesteps_per_s"])

@@ -52,6 +52,8 @@ struct BenchConv: ParsableCommand {
   var seed: UInt64 = 1
   @Flag(help: "Feed uint8 frames that the first convolution scales while lowering (the learner's path for uint8 images).")
   var bytes = false
+  @Flag(help: "Time the encoder alone, without its GEMM floor (for profiling the encoder: perf sees nothing else).")
+  var noFloor = false
 
   func validate() throws {
     try requirePositive([
@@ -95,7 +97,7 @@ struct BenchConv: ParsableCommand {
         dy: (0..<(count * fc.outFeatures)).map { _ in (rng.nextUnitFloat() - 0.5) * 0.01 },
         params: shards == 1 ? p : Parameters(sharingValuesWith: p))
     }
-    guard shards > 1 else {
+    guard shards > 1 || noFloor else {
       benchAgainstFloor(
         label: "\(encoder.rawValue) forward+backward", timesteps: Double(frames), rounds: rounds, seconds: seconds,
         rng: &rng, step: { parts[0].run() }, unit: "frames")
@@ -118,8 +120,8 @@ struct BenchConv: ParsableCommand {
     }
     print(
       String(
-        format: "%@ forward+backward: %.0f frames/s (median of %d rounds; %d shards in parallel, no GEMM floor measured)",
-        encoder.rawValue, median(rates), rounds, shards))
+        format: "%@ forward+backward: %.0f frames/s (median of %d rounds; %@, no GEMM floor measured)",
+        encoder.rawValue, median(rates), rounds, shards == 1 ? "one thread" : "\(shards) shards in parallel"))
   }
 }
 
