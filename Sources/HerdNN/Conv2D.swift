@@ -1,3 +1,4 @@
+import CVector
 import HerdMath
 
 /// The shape of one image or feature map: height x width x channels, stored
@@ -38,7 +39,15 @@ extension Float: ConvPixel {
 extension UInt8: ConvPixel {
   @inlinable
   public static func lowerRun(_ a: UnsafePointer<UInt8>, scale: Float, to b: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count { b[i] = Float(a[i]) * scale }
+    var i = 0
+    while i &+ 16 <= count {
+      herd_scale_bytes16(a + i, scale, b + i)
+      i &+= 16
+    }
+    while i < count {
+      b[i] = Float(a[i]) * scale
+      i &+= 1
+    }
   }
 }
 

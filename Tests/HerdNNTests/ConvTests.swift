@@ -271,16 +271,18 @@ private struct DirectConv {
   /// outputs and parameter gradients of the same images widened and scaled
   /// beforehand, bit for bit: for a strided, a padded, a pointwise, a
   /// partial-window and a blocked (space-to-depth) first layer, over stacks with
-  /// pools and residual blocks.
+  /// pools and residual blocks. Six channels make runs of 16 bytes and more with
+  /// tails (18 for the 3x3 window, 24 for the 4x4/4 blocks and the 4x4/3 window).
   @Test(arguments: [
     [ConvLayerSpec.conv(outChannels: 3, kernel: 3, stride: 2, padding: 0), .activation, .residual],
     [.conv(outChannels: 4, kernel: 3, stride: 1, padding: 1), .activation, .maxPool(kernel: 3, stride: 2, padding: 1)],
     [.conv(outChannels: 2, kernel: 1, stride: 1, padding: 0), .activation, .conv(outChannels: 3, kernel: 2, stride: 2, padding: 0)],
     [.conv(outChannels: 5, kernel: 4, stride: 3, padding: 2), .activation],
     [.conv(outChannels: 4, kernel: 4, stride: 2, padding: 0), .activation, .conv(outChannels: 3, kernel: 2, stride: 1, padding: 0)],
+    [.conv(outChannels: 3, kernel: 4, stride: 4, padding: 0), .activation],
   ])
   func bytesReadByTheFirstConvolutionMatchWidenedFloats(specs: [ConvLayerSpec]) throws {
-    let input = ImageShape(height: 9, width: 7, channels: 3)
+    let input = ImageShape(height: 9, width: 7, channels: 6)
     var layout = ParameterLayout()
     let net = try ConvNet("conv", input: input, specs: specs, activation: .relu, layout: &layout)
     #expect(net.readsBytes)
