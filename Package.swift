@@ -23,7 +23,7 @@ import PackageDescription
 let publicTargets: [Target] = [
   .target(
     name: "HerdMath",
-    dependencies: ["COpenBLAS"],
+    dependencies: ["COpenBLAS", "CVector"],
     path: "Sources/HerdMath"
   ),
   .target(

@@ -1,3 +1,5 @@
+import CVector
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -161,11 +163,28 @@ public final class PackedMatrix: @unchecked Sendable {
       let cols = min(w, n &- c0)
       if transposed {
         // B[kk, c0 + j] = b[(c0 + j) * ld + kk]: blocks of 16 k at a time, so the
-        // panel's rows are written whole while the `cols` source rows stay in L1.
+        // panel's rows are written whole while the `cols` source rows stay in L1;
+        // 8 x 8 blocks transposed in registers, the edges one float at a time.
+        let cols8 = cols & ~7
         var k0 = 0
         while k0 < k {
           let kn = min(16, k &- k0)
-          for j in 0..<cols {
+          let kn8 = kn & ~7
+          var j = 0
+          while j < cols8 {
+            let src = b + ((c0 &+ j) &* ld &+ k0)
+            let dst = panel + (k0 &* w &+ j)
+            var kk = 0
+            while kk < kn8 {
+              herd_transpose8x8(src + kk, ld, dst + kk &* w, w)
+              kk &+= 8
+            }
+            for r in 0..<8 {
+              for kk in kn8..<kn { dst[kk &* w &+ r] = src[r &* ld &+ kk] }
+            }
+            j &+= 8
+          }
+          for j in cols8..<cols {
             let src = b + ((c0 &+ j) &* ld &+ k0)
             let dst = panel + (k0 &* w &+ j)
             for kk in 0..<kn { dst[kk &* w] = src[kk] }
