@@ -128,6 +128,8 @@ def main():
     for b in benches:
         if b not in ("learner", "lstm", "gru", "inference", "impala_shallow", "impala_deep", "nature"):
             parser.error(f"--benches: unknown bench '{b}' (valid: learner, lstm, gru, inference, impala_shallow, impala_deep, nature)")
+    if args.bytes and not any(b in ("impala_shallow", "impala_deep", "nature") for b in benches):
+        parser.error("--bytes applies to the conv encoders only: add impala_shallow, nature or impala_deep to --benches")
     threads = [int(t) for t in args.threads.split(",")]
     if not os.access(args.herd, os.X_OK):
         parser.error(f"--herd {args.herd} is not an executable; run `make build` first")
