@@ -1,4 +1,5 @@
-// Vector operations Swift does not compile to one instruction on Linux.
+// Vector operations that Swift on Linux cannot spell (shuffles) or compiles poorly
+// (a square root through sqrtf, a generic byte-to-float conversion call).
 #ifndef HERD_CVECTOR_H
 #define HERD_CVECTOR_H
 
