@@ -122,7 +122,7 @@ public final class PackedMatrix: @unchecked Sendable {
     let rest = n % w
     return rest >= 1 && rest <= 16 ? 16 : w
   }
-  private var storage: UnsafeMutablePointer<Float>
+  private(set) var storage: UnsafeMutablePointer<Float>
   private var capacity = 0
   /// Bumped by every ``pack(_:ld:transposed:k:n:)``; callers use it with their own
   /// keys to know whether a packing is current.

@@ -98,6 +98,61 @@ import Testing
     }
   }
 
+  /// A read in place two levels deep each way (``GridLayout``): rows in groups and
+  /// elements in segments, overlapping or with gaps. The shapes: a convolution's
+  /// forward (400 output pixels in rows of 20, `s C` = 16 apart, 8 kernel rows of 32
+  /// floats an image row apart) and weight gradient (rows `(ky, kx, c)`, elements
+  /// the pixels, 16 apart), each over 16 and 32 channels; odd groups and segments
+  /// with row and column tails (5, 17, 33, 67 columns), one row, one element, k of
+  /// 0. Each element must be the scalar fused chain over k in order, on both
+  /// kernels and both packings.
+  @Test(
+    arguments: [
+      // m, n, rowsPerGroup, groupStride, rowStride, segment, segments, segmentStride, step
+      [400, 32, 20, 1344, 16, 32, 8, 336, 1], [400, 16, 20, 1344, 16, 32, 8, 336, 1],
+      [256, 32, 32, 336, 1, 20, 20, 1344, 16], [256, 16, 32, 336, 1, 20, 20, 1344, 16],
+      [7, 5, 3, 11, 2, 5, 3, 9, 2], [17, 17, 4, 9, 1, 3, 2, 7, 4], [33, 33, 33, 0, 3, 7, 1, 0, 1],
+      [13, 67, 5, 40, 7, 2, 5, 3, 1], [1, 1, 1, 0, 0, 1, 1, 0, 0], [9, 40, 2, 6, 1, 4, 0, 5, 1],
+    ])
+  func aGridAIsTheFusedChain(shape: [Int]) {
+    let (m, n) = (shape[0], shape[1])
+    let layout = GridLayout(
+      rowsPerGroup: shape[2], groupStride: shape[3], rowStride: shape[4], segment: shape[5],
+      segmentStride: shape[7], step: shape[8])
+    let k = shape[5] * shape[6]
+    var rng = SeededGenerator(seed: UInt64(shape.reduce(17) { $0 &* 31 &+ $1 }))
+    let span = (0..<m).map(layout.rowOffset).max()! + (k == 0 ? 0 : (0..<k).map(layout.elementOffset).max()!) + 1
+    let stored = randomArray(span, rng: &rng)
+    let b = randomArray(k * n, rng: &rng)
+    let ldc = n + 3
+    let start = randomArray(m * ldc, rng: &rng)
+    for accumulate in [false, true] {
+      var chain = start
+      for i in 0..<m {
+        for j in 0..<n {
+          var s: Float = accumulate ? start[i * ldc + j] : 0
+          for p in 0..<k { s = s.addingProduct(stored[layout.rowOffset(i) + layout.elementOffset(p)], b[p * n + j]) }
+          chain[i * ldc + j] = s
+        }
+      }
+      for (isa, narrow) in availableKernels.flatMap({ isa in [(isa, false), (isa, true)] }) {
+        let packed = PackedMatrix(isa: isa, narrow: narrow)
+        b.withPointer { packed.pack($0, ld: n, transposed: false, k: k, n: n) }
+        var c = start
+        stored.withPointer { pa in
+          c.withMutablePointer {
+            packed.multiply(grid: pa, layout: layout, rows: m, into: $0, ldc: ldc, accumulate: accumulate)
+          }
+        }
+        // Columns n ..< ldc are padding: untouched, as in `start`.
+        let differing = c.indices.filter { c[$0].bitPattern != chain[$0].bitPattern }
+        #expect(
+          differing.isEmpty,
+          "\(isa) narrow=\(narrow) \(layout) m=\(m) n=\(n) k=\(k) accumulate=\(accumulate): \(differing.count) elements differ, the first at \(differing.first ?? -1)")
+      }
+    }
+  }
+
   /// On AVX-512 a last panel of 1 to 16 columns is packed 16 wide (the shapes above
   /// run through it); the narrow packing and AVX2 keep their one width.
   @Test func aShortLastPanelIsHalfWide() {

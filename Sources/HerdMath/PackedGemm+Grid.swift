@@ -1,0 +1,312 @@
+/// Where the elements of a left-hand side A lie when it is read in place from a
+/// larger array, two levels deep in both directions.
+///
+/// Row i starts `(i / rowsPerGroup) * groupStride + (i % rowsPerGroup) * rowStride`
+/// floats from A's base, and its element kk lies
+/// `(kk / segment) * segmentStride + (kk % segment) * step` floats further.
+///
+/// A convolution with no padding reads its input image this way with no copy
+/// (Conv2D's direct path): for the forward, the rows are the output pixels (groups
+/// of one output row, `stride C` apart within it) and the elements one kernel row
+/// after another (segments of `kW C` contiguous floats, an image row apart); for the
+/// weight gradient, the roles swap. Rows and elements may overlap.
+public struct GridLayout: Sendable, Equatable, CustomStringConvertible {
+  public let rowsPerGroup: Int
+  public let groupStride: Int
+  public let rowStride: Int
+  public let segment: Int
+  public let segmentStride: Int
+  public let step: Int
+
+  public init(rowsPerGroup: Int, groupStride: Int, rowStride: Int, segment: Int, segmentStride: Int, step: Int) {
+    precondition(rowsPerGroup > 0 && segment > 0, "GridLayout: rowsPerGroup \(rowsPerGroup) and segment \(segment) must be positive")
+    self.rowsPerGroup = rowsPerGroup
+    self.groupStride = groupStride
+    self.rowStride = rowStride
+    self.segment = segment
+    self.segmentStride = segmentStride
+    self.step = step
+  }
+
+  /// Floats from A's base to the start of row i.
+  @inline(__always)
+  public func rowOffset(_ i: Int) -> Int {
+    let g = i / rowsPerGroup
+    return g &* groupStride &+ (i &- g &* rowsPerGroup) &* rowStride
+  }
+
+  /// Floats from a row's start to its element kk.
+  @inline(__always)
+  public func elementOffset(_ kk: Int) -> Int {
+    let s = kk / segment
+    return s &* segmentStride &+ (kk &- s &* segment) &* step
+  }
+
+  public var description: String {
+    "rows \(rowsPerGroup) per group (group \(groupStride), row \(rowStride)), elements \(segment) per segment (segment \(segmentStride), step \(step))"
+  }
+}
+
+extension PackedMatrix {
+  /// `C [m, n] = A [m, k] B` (or `C += A B` with `accumulate`) with A read in place
+  /// as `layout` says (see ``GridLayout``; `k` must be a whole number of its
+  /// segments). C is row-major with row stride `ldc`.
+  ///
+  /// Each element is `fma` over kk = 0..<k in order, starting from 0 or from C, as in
+  /// ``multiply(_:lda:rows:into:ldc:accumulate:)``: its value depends on its row of
+  /// A and column of B only, never on m or on the row's place in a tile.
+  public func multiply(
+    grid a: UnsafePointer<Float>, layout: GridLayout, rows m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
+    accumulate: Bool
+  ) {
+    guard m > 0, n > 0 else { return }
+    precondition(k % layout.segment == 0, "PackedMatrix.multiply(grid:): k \(k) is not a whole number of segments of \(layout.segment)")
+    if let recorder = GemmRecorder.current {
+      recorder.record(
+        GemmShape(transA: .none, transB: .none, m: m, n: n, k: k, lda: k, ldb: n, ldc: ldc, beta: accumulate ? 1 : 0))
+    }
+    guard k > 0 else {
+      if !accumulate { for r in 0..<m { (c + r &* ldc).update(repeating: 0, count: n) } }
+      return
+    }
+    let b = UnsafePointer(storage)
+    switch isa {
+    case .avx512:
+      #if HERD_AVX512
+        if panelWidth == 16 {
+          PackedKernels.runGrid512Narrow(a, layout, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+          return
+        }
+        let wide = lastPanelWidth == 16 ? n &- n % 32 : n
+        if wide > 0 {
+          PackedKernels.runGrid512(a, layout, m: m, b: b, k: k, n: wide, c: c, ldc: ldc, accumulate: accumulate)
+        }
+        if wide < n {
+          PackedKernels.runGrid512Narrow(
+            a, layout, m: m, b: b + wide &* k, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
+        }
+      #else
+        preconditionFailure("the AVX-512 kernel is not in this build")
+      #endif
+    case .avx2:
+      PackedKernels.runGrid256(a, layout, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+    }
+  }
+}
+
+/// The kernels behind ``PackedMatrix/multiply(grid:layout:rows:into:ldc:accumulate:)``:
+/// the register tiles of ``PackedKernels`` (8 rows x 32 columns on AVX-512, 16 x 16
+/// for a narrow panel, 6 x 16 on AVX2) with each row's start computed once per tile
+/// and the k loop split into segments. Row tails read the last valid row and column
+/// tails go through the spare tile, as in the other kernels.
+extension PackedKernels {
+  #if HERD_AVX512
+    @inline(never)
+    static func runGrid512(
+      _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      runGrid(SIMD16<Float>.self, rowsPerTile: 8, a, g, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+    }
+
+    @inline(never)
+    static func runGrid512Narrow(
+      _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      let w = 16
+      let panels = (n &+ w &- 1) / w
+      let spare = UnsafeMutablePointer<Float>.allocate(capacity: 16 &* 16)
+      defer { spare.deallocate() }
+      for p in 0..<panels {
+        let panel = b + p &* w &* k
+        let c0 = p &* w
+        let cols = min(w, n &- c0)
+        var r = 0
+        while r < m {
+          let valid = min(16, m &- r)
+          if cols == w {
+            gridTile16x1(a, g, first: r, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
+          } else {
+            throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
+              gridTile16x1(a, g, first: r, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
+            }
+          }
+          r &+= 16
+        }
+      }
+    }
+
+    /// 16 rows x 1 vector of 16 columns.
+    @inline(__always)
+    static func gridTile16x1(
+      _ a: UnsafePointer<Float>, _ g: GridLayout, first r: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      typealias V = SIMD16<Float>
+      let last = valid &- 1
+      @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { a + g.rowOffset(r &+ min(i, last)) }
+      let a0 = row(0), a1 = row(1), a2 = row(2), a3 = row(3), a4 = row(4), a5 = row(5), a6 = row(6), a7 = row(7)
+      let a8 = row(8), a9 = row(9), a10 = row(10), a11 = row(11), a12 = row(12), a13 = row(13), a14 = row(14)
+      let a15 = row(15)
+      let c0 = c, c1 = c + min(1, last) &* ldc, c2 = c + min(2, last) &* ldc, c3 = c + min(3, last) &* ldc
+      let c4 = c + min(4, last) &* ldc, c5 = c + min(5, last) &* ldc, c6 = c + min(6, last) &* ldc
+      let c7 = c + min(7, last) &* ldc, c8 = c + min(8, last) &* ldc, c9 = c + min(9, last) &* ldc
+      let c10 = c + min(10, last) &* ldc, c11 = c + min(11, last) &* ldc, c12 = c + min(12, last) &* ldc
+      let c13 = c + min(13, last) &* ldc, c14 = c + min(14, last) &* ldc, c15 = c + min(15, last) &* ldc
+      var x0 = load(V.self, c0, 0, accumulate), x1 = load(V.self, c1, 0, accumulate)
+      var x2 = load(V.self, c2, 0, accumulate), x3 = load(V.self, c3, 0, accumulate)
+      var x4 = load(V.self, c4, 0, accumulate), x5 = load(V.self, c5, 0, accumulate)
+      var x6 = load(V.self, c6, 0, accumulate), x7 = load(V.self, c7, 0, accumulate)
+      var x8 = load(V.self, c8, 0, accumulate), x9 = load(V.self, c9, 0, accumulate)
+      var x10 = load(V.self, c10, 0, accumulate), x11 = load(V.self, c11, 0, accumulate)
+      var x12 = load(V.self, c12, 0, accumulate), x13 = load(V.self, c13, 0, accumulate)
+      var x14 = load(V.self, c14, 0, accumulate), x15 = load(V.self, c15, 0, accumulate)
+      var raw = UnsafeRawPointer(panel)
+      var start = 0
+      var kk = 0
+      while kk < k {
+        var off = start
+        let end = kk &+ g.segment
+        while kk < end {
+          let b = raw.loadUnaligned(as: V.self)
+          x0.addProduct(V(repeating: a0[off]), b)
+          x1.addProduct(V(repeating: a1[off]), b)
+          x2.addProduct(V(repeating: a2[off]), b)
+          x3.addProduct(V(repeating: a3[off]), b)
+          x4.addProduct(V(repeating: a4[off]), b)
+          x5.addProduct(V(repeating: a5[off]), b)
+          x6.addProduct(V(repeating: a6[off]), b)
+          x7.addProduct(V(repeating: a7[off]), b)
+          x8.addProduct(V(repeating: a8[off]), b)
+          x9.addProduct(V(repeating: a9[off]), b)
+          x10.addProduct(V(repeating: a10[off]), b)
+          x11.addProduct(V(repeating: a11[off]), b)
+          x12.addProduct(V(repeating: a12[off]), b)
+          x13.addProduct(V(repeating: a13[off]), b)
+          x14.addProduct(V(repeating: a14[off]), b)
+          x15.addProduct(V(repeating: a15[off]), b)
+          off &+= g.step
+          raw += 64
+          kk &+= 1
+        }
+        start &+= g.segmentStride
+      }
+      // From the last row back: a clamped row's duplicate is overwritten by the real one.
+      store(x15, c15, 0); store(x14, c14, 0); store(x13, c13, 0); store(x12, c12, 0)
+      store(x11, c11, 0); store(x10, c10, 0); store(x9, c9, 0); store(x8, c8, 0)
+      store(x7, c7, 0); store(x6, c6, 0); store(x5, c5, 0); store(x4, c4, 0)
+      store(x3, c3, 0); store(x2, c2, 0); store(x1, c1, 0); store(x0, c0, 0)
+    }
+  #endif
+
+  @inline(never)
+  static func runGrid256(
+    _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    runGrid(SIMD8<Float>.self, rowsPerTile: 6, a, g, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+  }
+
+  /// Panels of two vectors over tiles of 8 (AVX-512) or 6 (AVX2) rows.
+  @inline(__always)
+  static func runGrid<V: SIMD>(
+    _: V.Type, rowsPerTile: Int, _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int,
+    n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) where V.Scalar == Float {
+    let w = 2 &* V.scalarCount
+    let panels = (n &+ w &- 1) / w
+    let spare = UnsafeMutablePointer<Float>.allocate(capacity: 8 &* 32)
+    defer { spare.deallocate() }
+    for p in 0..<panels {
+      let panel = b + p &* w &* k
+      let c0 = p &* w
+      let cols = min(w, n &- c0)
+      var r = 0
+      while r < m {
+        let valid = min(rowsPerTile, m &- r)
+        if cols == w {
+          gridTile(V.self, rowsPerTile: rowsPerTile, a, g, first: r, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
+        } else {
+          throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
+            gridTile(V.self, rowsPerTile: rowsPerTile, a, g, first: r, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
+          }
+        }
+        r &+= rowsPerTile
+      }
+    }
+  }
+
+  /// 8 (or 6) rows x 2 vectors; with 6 rows, rows 6 and 7 repeat row 5 and are
+  /// neither computed nor stored (the compiler drops them: `rowsPerTile` is a
+  /// constant in each inlined copy).
+  @inline(__always)
+  static func gridTile<V: SIMD>(
+    _: V.Type, rowsPerTile: Int, _ a: UnsafePointer<Float>, _ g: GridLayout, first r: Int, valid: Int,
+    panel: UnsafePointer<Float>, k: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) where V.Scalar == Float {
+    let v = V.scalarCount
+    let w = 2 &* v
+    let eight = rowsPerTile == 8
+    let last = valid &- 1
+    @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { a + g.rowOffset(r &+ min(i, last)) }
+    let a0 = row(0), a1 = row(1), a2 = row(2), a3 = row(3), a4 = row(4), a5 = row(5)
+    let a6 = eight ? row(6) : a5, a7 = eight ? row(7) : a5
+    let c1 = c + min(1, last) &* ldc, c2 = c + min(2, last) &* ldc, c3 = c + min(3, last) &* ldc
+    let c4 = c + min(4, last) &* ldc, c5 = c + min(5, last) &* ldc
+    let c6 = c + min(6, last) &* ldc, c7 = c + min(7, last) &* ldc
+    var x00 = load(V.self, c, 0, accumulate), x01 = load(V.self, c, v, accumulate)
+    var x10 = load(V.self, c1, 0, accumulate), x11 = load(V.self, c1, v, accumulate)
+    var x20 = load(V.self, c2, 0, accumulate), x21 = load(V.self, c2, v, accumulate)
+    var x30 = load(V.self, c3, 0, accumulate), x31 = load(V.self, c3, v, accumulate)
+    var x40 = load(V.self, c4, 0, accumulate), x41 = load(V.self, c4, v, accumulate)
+    var x50 = load(V.self, c5, 0, accumulate), x51 = load(V.self, c5, v, accumulate)
+    var x60 = eight ? load(V.self, c6, 0, accumulate) : V(), x61 = eight ? load(V.self, c6, v, accumulate) : V()
+    var x70 = eight ? load(V.self, c7, 0, accumulate) : V(), x71 = eight ? load(V.self, c7, v, accumulate) : V()
+    var raw = UnsafeRawPointer(panel)
+    var start = 0
+    var kk = 0
+    while kk < k {
+      var off = start
+      let end = kk &+ g.segment
+      while kk < end {
+        let b0 = raw.loadUnaligned(as: V.self)
+        let b1 = raw.loadUnaligned(fromByteOffset: v &* 4, as: V.self)
+        var s = V(repeating: a0[off])
+        x00.addProduct(s, b0); x01.addProduct(s, b1)
+        s = V(repeating: a1[off])
+        x10.addProduct(s, b0); x11.addProduct(s, b1)
+        s = V(repeating: a2[off])
+        x20.addProduct(s, b0); x21.addProduct(s, b1)
+        s = V(repeating: a3[off])
+        x30.addProduct(s, b0); x31.addProduct(s, b1)
+        s = V(repeating: a4[off])
+        x40.addProduct(s, b0); x41.addProduct(s, b1)
+        s = V(repeating: a5[off])
+        x50.addProduct(s, b0); x51.addProduct(s, b1)
+        if eight {
+          s = V(repeating: a6[off])
+          x60.addProduct(s, b0); x61.addProduct(s, b1)
+          s = V(repeating: a7[off])
+          x70.addProduct(s, b0); x71.addProduct(s, b1)
+        }
+        off &+= g.step
+        raw += w &* 4
+        kk &+= 1
+      }
+      start &+= g.segmentStride
+    }
+    // From the last row back, so a clamped row's duplicate is overwritten by the
+    // real one (row 0 last).
+    if eight {
+      store(x70, c7, 0); store(x71, c7, v)
+      store(x60, c6, 0); store(x61, c6, v)
+    }
+    store(x50, c5, 0); store(x51, c5, v)
+    store(x40, c4, 0); store(x41, c4, v)
+    store(x30, c3, 0); store(x31, c3, v)
+    store(x20, c2, 0); store(x21, c2, v)
+    store(x10, c1, 0); store(x11, c1, v)
+    store(x00, c, 0); store(x01, c, v)
+  }
+}
