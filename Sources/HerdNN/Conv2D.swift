@@ -21,9 +21,9 @@ public struct ImageShape: Sendable, Equatable, Hashable, CustomStringConvertible
   public var description: String { "\(height)x\(width)x\(channels)" }
 }
 
-/// What a convolution's lowering reads: floats as they are, or bytes (uint8
-/// images) widened and scaled on the way into the lowered rows, so a first layer
-/// over raw frames needs no float copy of its input.
+/// What a convolution reads: floats as they are, or bytes (uint8 images) widened
+/// and scaled on the way into its image buffer or lowered rows, so a first layer
+/// over raw frames needs no float copy of the batch.
 public protocol ConvPixel {
   /// `b[i] = a[i]` (floats: `scale` is 1) or `Float(a[i]) * scale` (bytes).
   static func lowerRun(_ a: UnsafePointer<Self>, scale: Float, to b: UnsafeMutablePointer<Float>, count: Int)
@@ -64,10 +64,10 @@ extension UInt8: ConvPixel {
 /// storage order with no transpose. The lowered rows are built a chunk at a time
 /// (about a megabyte), never for the whole batch, and rebuilt by backward instead
 /// of kept: a batch of 640 Atari frames would need 260 MB of them for the first
-/// layer alone. A layer whose kernel is a whole number of strides (the Atari
-/// encoders' 8x8/4 and 4x4/2, every 3x3/1) skips the lowering: it runs as shifted
-/// products over a space-to-depth copy of its padded input (``runsOnBlocks``, in
-/// Conv2D+Blocked.swift).
+/// layer alone. In practice every layer but a pointwise one skips the lowering: its
+/// products read the image where it lies (``runsDirect``, in Conv2D+Direct.swift);
+/// the lowering stays as the reference path (`HERD_CONV_IM2COL=1`) and for the
+/// adjoint that scatters the input gradient.
 public struct Conv2D: Sendable, Equatable {
   /// Input image shape.
   public let input: ImageShape
@@ -262,22 +262,23 @@ public struct Conv2D: Sendable, Equatable {
         beta: 1, c: y, ldc: oc)
       return
     }
-    if runsOnBlocks {
-      forwardBlocks(p, x: x, scale: 1, images: n, y: y, scratch: scratch)
+    if runsDirect {
+      forwardDirect(p, x: x, scale: 1, images: n, y: y, scratch: scratch)
       return
     }
     forwardLowered(p, x: x, scale: 1, images: n, y: y, scratch: scratch)
   }
 
   /// ``forward(_:x:images:y:scratch:)`` over uint8 images `x [n, H, W, C]`, each
-  /// pixel read as `Float(byte) * scale` while lowering: the first layer over raw
-  /// frames, with no float copy of them (any kernel, pointwise too).
+  /// pixel read as `Float(byte) * scale` (one image widened at a time, or while
+  /// lowering): the first layer over raw frames, with no float copy of the batch
+  /// (any kernel, pointwise too).
   public func forward(
     _ p: Parameters, bytes x: UnsafePointer<UInt8>, scale: Float, images n: Int, y: UnsafeMutablePointer<Float>,
     scratch: ConvScratch
   ) {
-    if runsOnBlocks {
-      forwardBlocks(p, x: x, scale: scale, images: n, y: y, scratch: scratch)
+    if runsDirect {
+      forwardDirect(p, x: x, scale: scale, images: n, y: y, scratch: scratch)
       return
     }
     forwardLowered(p, x: x, scale: scale, images: n, y: y, scratch: scratch)
@@ -315,8 +316,8 @@ public struct Conv2D: Sendable, Equatable {
     Kernels.columnSums(
       dy, rows: n &* output.height &* output.width, cols: output.channels, lda: output.channels, into: p.grad(bias),
       accumulate: true)
-    if runsOnBlocks {
-      weightGradientBlocks(p, x: x, scale: scale, dy: dy, images: n, scratch: scratch)
+    if runsDirect {
+      weightGradientDirect(p, x: x, scale: scale, dy: dy, images: n, scratch: scratch)
       return
     }
     backwardLowered(p, x: x, scale: scale, dy: dy, images: n, dx: nil, scratch: scratch)
@@ -341,8 +342,8 @@ public struct Conv2D: Sendable, Equatable {
       }
       return
     }
-    if runsOnBlocks {
-      weightGradientBlocks(p, x: x, scale: 1, dy: dy, images: n, scratch: scratch)
+    if runsDirect {
+      weightGradientDirect(p, x: x, scale: 1, dy: dy, images: n, scratch: scratch)
       if let dx { inputGradientRaised(p, dy: dy, images: n, dx: dx, scratch: scratch) }
       return
     }
@@ -381,35 +382,26 @@ public struct Conv2D: Sendable, Equatable {
   }
 }
 
-/// Backward scratch of a ``Conv2D``: a chunk of lowered rows and of their gradients.
+/// Scratch of a ``Conv2D``: a chunk of lowered rows (or one image widened or
+/// padded for the direct path) and of their gradients (or the weight gradient's
+/// accumulator), and the packings the direct path multiplies by.
 public final class ConvScratch {
   let cols = FloatBuffer()
   let gradCols = FloatBuffer()
-  /// The virtual output (or its gradient) of a chunk over blocks.
-  let blockOut = FloatBuffer()
-  /// Packings of kernel block rows, kept apart for narrow and wide layers so that
-  /// a stack mixing both (impala_shallow: 16 then 32 channels) reuses them.
-  private var widePacks: [PackedMatrix] = []
-  private var narrowPacks: [PackedMatrix] = []
-  /// The output gradient of a chunk over blocks, packed as the right-hand side of
-  /// the weight gradient.
+  /// The packed weights, kept apart for narrow and wide layers so that a stack
+  /// mixing both (impala_shallow: 16 then 32 channels) reuses them.
+  private lazy var wideWeights = PackedMatrix()
+  private lazy var narrowWeights = PackedMatrix(narrow: true)
+  /// An image's output gradient, packed as the right-hand side of the weight
+  /// gradient.
   private lazy var wideGradient = PackedMatrix()
   private lazy var narrowGradient = PackedMatrix(narrow: true)
 
   public init() {}
 
-  /// The packing of a chunk's output gradient, narrow when the output has at most
-  /// 16 channels.
-  func gradientPack(narrow: Bool) -> PackedMatrix { narrow ? narrowGradient : wideGradient }
+  /// The packing of a layer's weights, narrow when it has at most 16 output channels.
+  func weightPack(narrow: Bool) -> PackedMatrix { narrow ? narrowWeights : wideWeights }
 
-  /// `count` packings (one per kernel block row), narrow when the output has at
-  /// most 16 channels.
-  func blockPacks(_ count: Int, narrow: Bool) -> [PackedMatrix] {
-    if narrow {
-      while narrowPacks.count < count { narrowPacks.append(PackedMatrix(narrow: true)) }
-      return narrowPacks
-    }
-    while widePacks.count < count { widePacks.append(PackedMatrix()) }
-    return widePacks
-  }
+  /// The packing of an output gradient, narrow when it has at most 16 channels.
+  func gradientPack(narrow: Bool) -> PackedMatrix { narrow ? narrowGradient : wideGradient }
 }

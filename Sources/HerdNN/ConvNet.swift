@@ -130,7 +130,7 @@ public struct ConvNet: Sendable, Equatable {
   }
 
   /// Whether the stack can read uint8 images itself (``forward(_:bytes:scale:images:cache:)``):
-  /// its first layer is a convolution, which scales the bytes while lowering them.
+  /// its first layer is a convolution, which widens and scales the bytes as it reads them.
   public var readsBytes: Bool {
     if case .conv = layers.first { return true }
     return false

@@ -76,7 +76,7 @@ extension PolicyNetwork {
     ws.packing = packing
     let rows = packing.rowCount
     // Inputs in packed order. uint8 images stay bytes when the first convolution
-    // reads them (it scales each pixel while lowering it); otherwise they are
+    // reads them (it widens and scales each image as it reads it); otherwise they are
     // widened and scaled as the encoder reads them, in the same pass. The encoder's
     // backward reads its input from here.
     let filterHere = !batch.observationsFiltered && filterMean != nil

@@ -21,7 +21,7 @@ struct BenchConv: ParsableCommand {
       in alternating rounds. With --shards S the frames are split over S threads,
       each with its own caches and gradients, summed at the end (as
       learner_threads does). With --bytes the frames are uint8 and the first
-      convolution scales them by 1/255 as it lowers them, as the learner does for
+      convolution scales them by 1/255 as it reads them, as the learner does for
       uint8 images; without, they are floats already in [0, 1].
 
       benchmarks/vs_torch.py runs this beside PyTorch's nn.Conv2d on the same shapes.
@@ -50,7 +50,7 @@ struct BenchConv: ParsableCommand {
   var seconds = 1.0
   @Option(help: "Random seed for weights and inputs.")
   var seed: UInt64 = 1
-  @Flag(help: "Feed uint8 frames that the first convolution scales while lowering (the learner's path for uint8 images).")
+  @Flag(help: "Feed uint8 frames that the first convolution scales as it reads them (the learner's path for uint8 images).")
   var bytes = false
   @Flag(help: "Time the encoder alone, without its GEMM floor (for profiling the encoder: perf sees nothing else).")
   var noFloor = false

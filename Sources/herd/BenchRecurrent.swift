@@ -170,9 +170,8 @@ final class GemmReplay {
   var c: [Float]
 
   init<G: RandomNumberGenerator>(shapes recorded: [GemmShape], rng: inout G) {
-    // A packed product may read overlapping rows of A (lda below k: a convolution
-    // over blocks reads neighbouring blocks as one row); cblas_sgemm refuses that,
-    // so the replay gives A rows of their full length.
+    // A packed product may read overlapping rows of A (lda below k); cblas_sgemm
+    // refuses that, so the replay gives A rows of their full length.
     let shapes = recorded.map { s -> GemmShape in
       let width = s.transA == .none ? s.k : s.m
       var full = s

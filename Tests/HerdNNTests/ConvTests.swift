@@ -53,21 +53,20 @@ private struct DirectConv {
     (2, 5, 6, 3, 2, 7, 1, 1),
     (2, 4, 4, 3, 5, 3, 1, 2),
     (2, 22, 22, 64, 3, 8, 1, 0),
-    // Kernels a whole number of strides, no padding: these run on blocks
-    // (space to depth). The Atari first layer over three images (two chunks), odd
-    // sizes whose last partial block is never read, output channels below 16 with
-    // a column tail (narrow panels), above 32 with a tail, a kernel equal to its
-    // stride, a 1x1 output of one image, and the 4x4/2 layer over 13 images (two
-    // chunks).
+    // Kernels a whole number of strides, no padding: the Atari first layer over
+    // three images, odd sizes whose last pixels no window reaches, output channels
+    // below 16 with a column tail (narrow panels), above 32 with a tail, a kernel
+    // equal to its stride, a 1x1 output of one image, and the 4x4/2 layer over 13
+    // images.
     (3, 84, 84, 4, 16, 8, 4, 0),
     (2, 11, 13, 3, 5, 4, 2, 0),
     (2, 9, 10, 2, 33, 6, 3, 0),
     (2, 5, 7, 3, 4, 5, 5, 0),
     (1, 3, 3, 2, 3, 3, 1, 0),
     (13, 20, 20, 16, 32, 4, 2, 0),
-    // With padding: impala_deep's 3x3/1 pad 1 over 13 images of 11x9x16, a 4x4/2
-    // kernel with padding 1 whose blocks straddle the edge, and a 1x1 kernel with
-    // padding.
+    // With padding (the image copied inside a zero border): impala_deep's 3x3/1
+    // pad 1 over 13 images of 11x9x16, a 4x4/2 kernel with padding 1 whose windows
+    // straddle the edge, and a 1x1 kernel with padding.
     (13, 11, 9, 16, 16, 3, 1, 1),
     (2, 9, 8, 3, 5, 4, 2, 1),
     (2, 3, 4, 2, 3, 1, 1, 1),
@@ -80,10 +79,9 @@ private struct DirectConv {
     let conv = Conv2D(
       "c", input: ImageShape(height: h, width: w, channels: c), outChannels: oc, kernel: (k, k), stride: s,
       padding: pad, layout: &layout)
-    // Which path runs: blocks exactly when the kernel is a whole number of strides
-    // (padding or not), unless it is a 1x1/1 kernel without padding, which is a
-    // plain product.
-    #expect(conv.runsOnBlocks == (k % s == 0 && !(k == 1 && s == 1 && pad == 0)), "path")
+    // Which path runs: a 1x1/1 kernel without padding is a plain product; every
+    // other layer runs directly on its image.
+    #expect(conv.runsDirect == !(k == 1 && s == 1 && pad == 0), "path")
     var rng = SeededGenerator(seed: UInt64(h * 1000 + w * 10 + k))
     let p = Parameters(layout: layout, rng: &rng)
     let x = randomArray(n * conv.input.count, rng: &rng)
@@ -130,6 +128,21 @@ private struct DirectConv {
     #expect(
       closeness(try p.gradTensor(named: "c.weight").scalars, dW.map { Float(2 * $0) }, rtol: tol.rtol, atol: tol.atol).ok,
       "dW accumulates")
+    // The lowered rows (`HERD_CONV_IM2COL=1`, and the reference path) on the same
+    // floats.
+    guard conv.runsDirect else { return }
+    var lowered = [Float](repeating: 0, count: y.count)
+    p.zeroGrads()
+    x.withPointer { px in
+      lowered.withMutablePointer { conv.forwardLowered(p, x: px, scale: 1, images: n, y: $0, scratch: scratch) }
+      dy.withPointer { pdy in
+        conv.backwardLowered(p, x: px, scale: 1, dy: pdy, images: n, dx: nil, scratch: scratch)
+      }
+    }
+    #expect(closeness(lowered, y.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "forward, lowered")
+    #expect(
+      closeness(try p.gradTensor(named: "c.weight").scalars, dW.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok,
+      "dW, lowered")
   }
 
   @Test func maxPoolTakesTheFirstMaximumAndIgnoresPadding() {
@@ -267,12 +280,12 @@ private struct DirectConv {
     #expect(bad.isEmpty, "\(stack) \(activation): \(bad.count) gradients disagree: \(bad.prefix(6))")
   }
 
-  /// uint8 images read by the first convolution (scaled while lowered) give the
-  /// outputs and parameter gradients of the same images widened and scaled
-  /// beforehand, bit for bit: for a strided, a padded, a pointwise, a
-  /// partial-window and a blocked (space-to-depth) first layer, over stacks with
-  /// pools and residual blocks. Six channels make runs of 16 bytes and more with
-  /// tails (18 for the 3x3 window, 24 for the 4x4/4 blocks and the 4x4/3 window).
+  /// uint8 images read by the first convolution (widened and scaled as it reads
+  /// them) give the outputs and parameter gradients of the same images widened and
+  /// scaled beforehand, bit for bit: for a strided, a padded, a pointwise (lowered
+  /// rows), a partial-window and a whole-stride first layer, over stacks with pools
+  /// and residual blocks. Six channels make runs of 16 bytes and more with tails: a
+  /// whole image of 378 bytes, padded rows of 42, and 6 per pixel when lowered.
   @Test(arguments: [
     [ConvLayerSpec.conv(outChannels: 3, kernel: 3, stride: 2, padding: 0), .activation, .residual],
     [.conv(outChannels: 4, kernel: 3, stride: 1, padding: 1), .activation, .maxPool(kernel: 3, stride: 2, padding: 1)],

@@ -1,0 +1,160 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+import HerdMath
+
+/// A convolution runs directly on its input image: output pixel `(oy, ox)` reads
+/// kernel row `ky` as the `kW C` floats starting at pixel `(oy s + ky, ox s)` of the
+/// (padded) image, and the product kernels take that addressing as it is
+/// (``GridLayout``): no lowered rows, no copy of the image rearranged, and every
+/// row of the product a real output pixel.
+///
+/// - Forward: `y [OH OW, outC] = A W^T + b` per image, A's rows the output pixels
+///   (a group per output row, `s C` floats apart within it) and its elements the
+///   kernel's `(ky, kx, c)`, one kernel row (`kW C` floats) per segment, an image
+///   row apart. `W [outC, kH kW C]` is packed as it is stored.
+/// - Weight gradient: `dW^T [kH kW C, outC] += A^T dy` per image, read the other way
+///   round: rows `(ky, kx, c)` (a group per kernel row), elements the output pixels
+///   (a segment per output row, `s C` floats apart within it).
+/// - The input gradient is the adjoint of the lowering (`raise`), as for every layer.
+///
+/// Float images with no padding are read where they lie. Bytes are widened and
+/// scaled, and a padded image copied inside a zero border, one image at a time
+/// into a buffer that stays in cache while the products read it.
+///
+/// Why: the space-to-depth copy this replaced read each 84x84x4 float frame
+/// (113 KB) from memory twice outside the products, and its virtual rows computed
+/// 441 output pixels for 400 real ones (8x8/4) or 86 per 84 (3x3/1, padding 1).
+/// Here the products read the image themselves and hide the memory behind the
+/// arithmetic: 5-8% on each whole encoder (docs/benchmarks.md).
+extension Conv2D {
+  /// Whether the layer runs directly on its input (see the extension's comment):
+  /// every kernel but the pointwise one (a plain product on floats, lowered rows on
+  /// bytes). `HERD_CONV_IM2COL=1` turns it off, for benchmarks beside the lowering.
+  public var runsDirect: Bool { Self.directEnabled && !isPointwise }
+
+  static let directEnabled: Bool = {
+    guard let v = getenv("HERD_CONV_IM2COL") else { return true }
+    let s = String(cString: v)
+    return s.isEmpty || s == "0"
+  }()
+
+  /// A of the forward: rows are one image's output pixels, elements `(ky, kx, c)`.
+  var forwardGrid: GridLayout {
+    let c = input.channels
+    return GridLayout(
+      rowsPerGroup: output.width, groupStride: stride &* paddedRow, rowStride: stride &* c,
+      segment: kernelWidth &* c, segmentStride: paddedRow, step: 1)
+  }
+
+  /// A of the weight gradient: rows are `(ky, kx, c)`, elements one image's output
+  /// pixels.
+  var weightGradientGrid: GridLayout {
+    let c = input.channels
+    return GridLayout(
+      rowsPerGroup: kernelWidth &* c, groupStride: paddedRow, rowStride: 1,
+      segment: output.width, segmentStride: stride &* paddedRow, step: stride &* c)
+  }
+
+  /// Image `i` of `x` as floats: in place for floats; bytes widened and scaled into
+  /// `buffer` (one image, which stays in cache for the products that read it).
+  @inline(__always)
+  func image<Pixel: ConvPixel>(
+    _ i: Int, of x: UnsafePointer<Pixel>, scale: Float, buffer: FloatBuffer
+  ) -> UnsafePointer<Float> {
+    let source = x + i &* input.count
+    if padding == 0 {
+      if Pixel.self == Float.self {
+        return UnsafeRawPointer(source).assumingMemoryBound(to: Float.self)
+      }
+      let floats = buffer.reserve(input.count)
+      Pixel.lowerRun(source, scale: scale, to: floats, count: input.count)
+      return UnsafePointer(floats)
+    }
+    let c = input.channels
+    let run = input.width &* c
+    let side = padding &* c
+    let row = run &+ 2 &* side
+    let floats = buffer.reserve(row &* (input.height &+ 2 &* padding))
+    floats.update(repeating: 0, count: padding &* row)
+    var dst = floats + padding &* row
+    for y in 0..<input.height {
+      dst.update(repeating: 0, count: side)
+      Pixel.lowerRun(source + y &* run, scale: scale, to: dst + side, count: run)
+      (dst + (side &+ run)).update(repeating: 0, count: side)
+      dst += row
+    }
+    dst.update(repeating: 0, count: padding &* row)
+    return UnsafePointer(floats)
+  }
+
+  /// Floats per row of the image the products read (padded).
+  var paddedRow: Int { (input.width &+ 2 &* padding) &* input.channels }
+
+  /// `y [n, OH, OW, outC]`, each element's chain starting from its bias.
+  func forwardDirect<Pixel: ConvPixel>(
+    _ p: Parameters, x: UnsafePointer<Pixel>, scale: Float, images n: Int, y: UnsafeMutablePointer<Float>,
+    scratch: ConvScratch
+  ) {
+    guard n > 0 else { return }
+    let oc = output.channels
+    let k = patchSize
+    let packed = scratch.weightPack(narrow: oc <= 16)
+    packed.pack(p.value(weight), ld: k, transposed: true, k: k, n: oc)
+    let b = p.value(bias)
+    let pixels = output.height &* output.width
+    let grid = forwardGrid
+    for image in 0..<n {
+      let out = y + image &* pixels &* oc
+      for r in 0..<pixels { (out + r &* oc).update(from: b, count: oc) }
+      let a = self.image(image, of: x, scale: scale, buffer: scratch.cols)
+      packed.multiply(grid: a, layout: grid, rows: pixels, into: out, ldc: oc, accumulate: true)
+    }
+  }
+
+  /// Accumulates the weight gradient (the bias gradient is the caller's).
+  func weightGradientDirect<Pixel: ConvPixel>(
+    _ p: Parameters, x: UnsafePointer<Pixel>, scale: Float, dy: UnsafePointer<Float>, images n: Int,
+    scratch: ConvScratch
+  ) {
+    guard n > 0 else { return }
+    let oc = output.channels
+    let k = patchSize
+    let pixels = output.height &* output.width
+    let dyPack = scratch.gradientPack(narrow: oc <= 16)
+    let acc = scratch.gradCols.zeroed(k &* oc)  // dW^T [kH kW C, outC]
+    let grid = weightGradientGrid
+    for image in 0..<n {
+      dyPack.pack(dy + image &* pixels &* oc, ld: oc, transposed: false, k: pixels, n: oc)
+      let a = self.image(image, of: x, scale: scale, buffer: scratch.cols)
+      dyPack.multiply(grid: a, layout: grid, rows: k, into: acc, ldc: oc, accumulate: true)
+    }
+    let g = p.grad(weight)
+    for i in 0..<k {
+      let row = acc + i &* oc
+      for o in 0..<oc { g[o &* k &+ i] += row[o] }
+    }
+  }
+
+  /// The input gradient without lowering: `dx = raise(dy W)`, a chunk of rows at a
+  /// time (overwritten).
+  func inputGradientRaised(
+    _ p: Parameters, dy: UnsafePointer<Float>, images n: Int, dx: UnsafeMutablePointer<Float>, scratch: ConvScratch
+  ) {
+    let oc = output.channels
+    let rows = n &* output.height &* output.width
+    let k = patchSize
+    dx.update(repeating: 0, count: n &* input.count)
+    let chunk = min(chunkRows, max(rows, 1))
+    let dcols = scratch.gradCols.reserve(chunk &* k)
+    var m0 = 0
+    while m0 < rows {
+      let count = min(chunk, rows &- m0)
+      BLAS.gemm(
+        .none, .none, m: count, n: k, k: oc, a: dy + m0 &* oc, lda: oc, b: p.value(weight), ldb: k,
+        beta: 0, c: dcols, ldc: k)
+      raise(dcols, firstRow: m0, count: count, into: dx)
+      m0 &+= count
+    }
+  }
+}
