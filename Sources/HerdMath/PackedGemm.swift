@@ -285,53 +285,6 @@ public final class PackedMatrix: @unchecked Sendable {
 }
 
 extension PackedMatrix {
-  /// `C [m, n] = A [m, k] B` (or `C += A B` with `accumulate`) with A given as `A^T`
-  /// stored `[k, m]` and read in place: element kk of row i at `a[kk * lda + i]`.
-  /// `lda` may be below m, so that the stored rows overlap: a convolution's weight
-  /// gradient over blocks reads `bw` neighbouring blocks as one row of A^T (see
-  /// Conv2D+Blocked.swift). C is row-major with row stride `ldc`.
-  ///
-  /// Nothing is copied: a tile of rows reads a short run of each stored row per kk,
-  /// where ``GeneralGemm`` would copy A^T into tiles first (a pass over all of it
-  /// for every product). Each element is `fma` over kk = 0..<k in order, starting
-  /// from 0 or from C, as in ``multiply(_:lda:rows:into:ldc:accumulate:)``.
-  public func multiply(
-    transposedA a: UnsafePointer<Float>, lda: Int, rows m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
-    accumulate: Bool
-  ) {
-    guard m > 0, n > 0 else { return }
-    if let recorder = GemmRecorder.current {
-      recorder.record(
-        GemmShape(transA: .transposed, transB: .none, m: m, n: n, k: k, lda: lda, ldb: n, ldc: ldc, beta: accumulate ? 1 : 0))
-    }
-    guard k > 0 else {
-      if !accumulate { for r in 0..<m { (c + r &* ldc).update(repeating: 0, count: n) } }
-      return
-    }
-    let b = UnsafePointer(storage)
-    switch isa {
-    case .avx512:
-      #if HERD_AVX512
-        if panelWidth == 16 {
-          PackedKernels.run512NarrowTransposed(a, lda: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-          return
-        }
-        let wide = lastPanelWidth == 16 ? n &- n % 32 : n
-        if wide > 0 {
-          PackedKernels.run512Transposed(a, lda: lda, m: m, b: b, k: k, n: wide, c: c, ldc: ldc, accumulate: accumulate)
-        }
-        if wide < n {
-          PackedKernels.run512NarrowTransposed(
-            a, lda: lda, m: m, b: b + wide &* k, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
-        }
-      #else
-        preconditionFailure("the AVX-512 kernel is not in this build")
-      #endif
-    case .avx2:
-      PackedKernels.run256Transposed(a, lda: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-    }
-  }
-
   /// Copies A `[m, k]`, given as `A^T` stored `[k, m]` (row stride `lda`), into tiles
   /// of ``KernelISA/tileRows`` rows, each `[k][rows]` contiguous: the kernel then streams
   /// A in order, where reading `A^T` in place touches a new line (k rows apart) for
@@ -385,32 +338,12 @@ enum PackedKernels {
       _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
-      runNarrow(a, lda: lda, transposed: false, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-    }
-
-    /// ``run512Narrow(_:lda:m:b:k:n:c:ldc:accumulate:)`` over A given as `A^T`
-    /// stored `[k, m]` (row i, element kk at `a[kk * lda + i]`).
-    @inline(never)
-    static func run512NarrowTransposed(
-      _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      runNarrow(a, lda: lda, transposed: true, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-    }
-
-    /// ``run512(_:lda:m:b:k:n:c:ldc:accumulate:)`` over A given as `A^T` stored
-    /// `[k, m]`.
-    @inline(never)
-    static func run512Transposed(
-      _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      run(SIMD16<Float>.self, rowsPerTile: 8, a, rs: 1, ks: lda, ts: 1, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+      runNarrow(a, lda: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
     }
 
     @inline(__always)
     static func runNarrow(
-      _ a: UnsafePointer<Float>, lda: Int, transposed: Bool, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+      _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
       let w = 16
@@ -423,7 +356,7 @@ enum PackedKernels {
         let cols = min(w, n &- c0)
         var r = 0
         while r < m {
-          if !transposed && lda % 512 == 0 {
+          if lda % 512 == 0 {
             // Rows 2 KiB apart or a multiple of it (a [P, 4H] gate gradient, H =
             // 256): 16 rows would sit in one or two L1 sets, more lines than the ways,
             // and miss on every kk. 8 rows fit.
@@ -440,22 +373,12 @@ enum PackedKernels {
             continue
           }
           let valid = min(16, m &- r)
-          let tileA = transposed ? a + r : a + r &* lda
+          let tileA = a + r &* lda
           if cols == w {
-            if transposed && valid == 16 {
-              tile16x1TransposedWhole(tileA, lda: lda, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
-            } else if transposed {
-              tile16x1Transposed(tileA, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
-            } else {
-              tile16x1(tileA, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
-            }
+            tile16x1(tileA, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
           } else {
             throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
-              if transposed {
-                tile16x1Transposed(tileA, lda: lda, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
-              } else {
-                tile16x1(tileA, lda: lda, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
-              }
+              tile16x1(tileA, lda: lda, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
             }
           }
           r &+= 16
@@ -610,29 +533,6 @@ enum PackedKernels {
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
       tile16x1(a, rs: lda, ks: 1, ts: 8 &* lda, valid: valid, panel: panel, k: k, c: c, ldc: ldc, accumulate: accumulate)
-    }
-
-    /// ``tile16x1(_:lda:valid:panel:k:c:ldc:accumulate:)`` over A given as `A^T`
-    /// stored `[k, m]` (row i, element kk at `a[kk * lda + i]`).
-    @inline(never)
-    static func tile16x1Transposed(
-      _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      tile16x1(a, rs: 1, ks: lda, ts: 8, valid: valid, panel: panel, k: k, c: c, ldc: ldc, accumulate: accumulate)
-    }
-
-    /// ``tile16x1Transposed(_:lda:valid:panel:k:c:ldc:accumulate:)`` for a whole
-    /// tile: its 16 rows are 16 consecutive floats of each stored row, which the
-    /// compiler addresses as constant offsets from one pointer (with the clamped
-    /// rows of a tail it kept 16 offsets, more than the registers, and reloaded
-    /// some from the stack on every kk).
-    @inline(never)
-    static func tile16x1TransposedWhole(
-      _ a: UnsafePointer<Float>, lda: Int, panel: UnsafePointer<Float>, k: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      tile16x1(a, rs: 1, ks: lda, ts: 8, valid: 16, panel: panel, k: k, c: c, ldc: ldc, accumulate: accumulate)
     }
 
     /// ``tile16x1(_:lda:valid:panel:k:c:ldc:accumulate:)`` reading A in the tiles of
@@ -832,15 +732,6 @@ enum PackedKernels {
     run(SIMD8<Float>.self, rowsPerTile: 6, a, rs: lda, ks: 1, ts: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
   }
 
-  /// ``run256(_:lda:m:b:k:n:c:ldc:accumulate:)`` over A given as `A^T` stored `[k, m]`.
-  @inline(never)
-  static func run256Transposed(
-    _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-  ) {
-    run(SIMD8<Float>.self, rowsPerTile: 6, a, rs: 1, ks: lda, ts: 1, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-  }
-
   @inline(__always)
   ///
   /// The tile starting at row r reads from `a + r * ts`, and its row i, element kk,
@@ -868,7 +759,7 @@ enum PackedKernels {
         if cols == w {
           if rowsPerTile == 8 && valid == 8 {
             // A whole tile: with the row count a constant, rows at a fixed stride
-            // (A^T read in place: consecutive floats) address as constant offsets
+            // (A in tiles: consecutive floats) address as constant offsets
             // from one pointer, where clamped rows each need a register.
             tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: 8, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
           } else if rowsPerTile == 8 {

@@ -56,48 +56,6 @@ import Testing
     }
   }
 
-  /// A read in place from its transpose `[k, m]` with row stride lda: below m the
-  /// stored rows overlap (a convolution's blocks read as wider rows), above m they
-  /// have gaps. Rows and columns with tails, one row, k of 0 and 1, both kernels,
-  /// narrow and wide packings. Each element must be the scalar fused chain over k in
-  /// order: the same bits as the kernels give A copied out.
-  @Test(
-    arguments: [
-      (1, 1, 1, 1), (5, 17, 3, 5), (7, 31, 0, 7), (9, 40, 1, 4), (128, 16, 300, 64), (128, 32, 97, 64),
-      (33, 67, 29, 40), (48, 16, 65, 16), (256, 64, 50, 128), (23, 5, 11, 3),
-    ])
-  func aTransposedAInPlaceIsTheFusedChain(shape: (Int, Int, Int, Int)) {
-    let (m, n, k, lda) = shape
-    var rng = SeededGenerator(seed: UInt64(m * 7919 + n * 31 + k * 3 + lda))
-    // A^T stored [k, m] with stride lda: element (i, kk) at kk * lda + i.
-    let stored = randomArray(max(1, (k - 1) * lda + m), rng: &rng)
-    let b = randomArray(k * n, rng: &rng)
-    let ldc = n + 3
-    let start = randomArray(m * ldc, rng: &rng)
-    for accumulate in [false, true] {
-      var chain = start
-      for i in 0..<m {
-        for j in 0..<n {
-          var s: Float = accumulate ? start[i * ldc + j] : 0
-          for p in 0..<k { s = s.addingProduct(stored[p * lda + i], b[p * n + j]) }
-          chain[i * ldc + j] = s
-        }
-      }
-      for (isa, narrow) in availableKernels.flatMap({ isa in [(isa, false), (isa, true)] }) {
-        let packed = PackedMatrix(isa: isa, narrow: narrow)
-        b.withPointer { packed.pack($0, ld: n, transposed: false, k: k, n: n) }
-        var c = start
-        stored.withPointer { pa in
-          c.withMutablePointer {
-            packed.multiply(transposedA: pa, lda: lda, rows: m, into: $0, ldc: ldc, accumulate: accumulate)
-          }
-        }
-        // Columns n ..< ldc are padding: untouched, as in `start`.
-        #expect(c == chain, "\(isa) narrow=\(narrow) m=\(m) n=\(n) k=\(k) lda=\(lda) accumulate=\(accumulate)")
-      }
-    }
-  }
-
   /// A read in place two levels deep each way (``GridLayout``): rows in groups and
   /// elements in segments, overlapping or with gaps. The shapes: a convolution's
   /// forward (400 output pixels in rows of 20, `s C` = 16 apart, 8 kernel rows of 32
