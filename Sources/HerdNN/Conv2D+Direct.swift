@@ -26,7 +26,7 @@ import HerdMath
 /// (113 KB) from memory twice outside the products, and its virtual rows computed
 /// 441 output pixels for 400 real ones (8x8/4) or 86 per 84 (3x3/1, padding 1).
 /// Here the products read the image themselves and hide the memory behind the
-/// arithmetic: 5-8% on each whole encoder (docs/benchmarks.md).
+/// arithmetic: 6-8% on each whole encoder (docs/benchmarks.md).
 extension Conv2D {
   /// Whether the layer runs directly on its input (see the extension's comment):
   /// every kernel but the pointwise one (a plain product on floats, lowered rows on
