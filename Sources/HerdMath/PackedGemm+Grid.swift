@@ -114,26 +114,9 @@ extension PackedKernels {
       _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
-      let w = 16
-      let panels = (n &+ w &- 1) / w
-      let spare = UnsafeMutablePointer<Float>.allocate(capacity: 16 &* 16)
-      defer { spare.deallocate() }
-      for p in 0..<panels {
-        let panel = b + p &* w &* k
-        let c0 = p &* w
-        let cols = min(w, n &- c0)
-        var r = 0
-        while r < m {
-          let valid = min(16, m &- r)
-          if cols == w {
-            gridTile16x1(a, g, first: r, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
-          } else {
-            throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
-              gridTile16x1(a, g, first: r, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
-            }
-          }
-          r &+= 16
-        }
+      forEachTile(width: 16, rowsPerTile: 16, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
+        r, valid, panel, ct, ldct in
+        gridTile16x1(a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
       }
     }
 
@@ -214,26 +197,12 @@ extension PackedKernels {
     _: V.Type, rowsPerTile: Int, _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int,
     n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
   ) where V.Scalar == Float {
-    let w = 2 &* V.scalarCount
-    let panels = (n &+ w &- 1) / w
-    let spare = UnsafeMutablePointer<Float>.allocate(capacity: 8 &* 32)
-    defer { spare.deallocate() }
-    for p in 0..<panels {
-      let panel = b + p &* w &* k
-      let c0 = p &* w
-      let cols = min(w, n &- c0)
-      var r = 0
-      while r < m {
-        let valid = min(rowsPerTile, m &- r)
-        if cols == w {
-          gridTile(V.self, rowsPerTile: rowsPerTile, a, g, first: r, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
-        } else {
-          throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
-            gridTile(V.self, rowsPerTile: rowsPerTile, a, g, first: r, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
-          }
-        }
-        r &+= rowsPerTile
-      }
+    forEachTile(
+      width: 2 &* V.scalarCount, rowsPerTile: rowsPerTile, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate
+    ) { r, valid, panel, ct, ldct in
+      gridTile(
+        V.self, rowsPerTile: rowsPerTile, a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct,
+        accumulate: accumulate)
     }
   }
 

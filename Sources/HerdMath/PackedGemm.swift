@@ -332,56 +332,22 @@ enum PackedKernels {
   #if HERD_AVX512
     /// One-vector panels (16 columns), tiles of 16 rows: 16 accumulators, one panel
     /// load and 16 broadcasts per kk (tiles of 8 rows when A's rows are 2 KiB apart or
-    /// a multiple of it, see `runNarrow`).
+    /// a multiple of it).
     @inline(never)
     static func run512Narrow(
       _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
-      runNarrow(a, lda: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-    }
-
-    @inline(__always)
-    static func runNarrow(
-      _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      let w = 16
-      let panels = (n &+ w &- 1) / w
-      let spare = UnsafeMutablePointer<Float>.allocate(capacity: 16 &* 16)
-      defer { spare.deallocate() }
-      for p in 0..<panels {
-        let panel = b + p &* w &* k
-        let c0 = p &* w
-        let cols = min(w, n &- c0)
-        var r = 0
-        while r < m {
-          if lda % 512 == 0 {
-            // Rows 2 KiB apart or a multiple of it (a [P, 4H] gate gradient, H =
-            // 256): 16 rows would sit in one or two L1 sets, more lines than the ways,
-            // and miss on every kk. 8 rows fit.
-            let valid = min(8, m &- r)
-            let tileA = a + r &* lda
-            if cols == w {
-              tile8x1(tileA, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
-            } else {
-              throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
-                tile8x1(tileA, lda: lda, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
-              }
-            }
-            r &+= 8
-            continue
-          }
-          let valid = min(16, m &- r)
-          let tileA = a + r &* lda
-          if cols == w {
-            tile16x1(tileA, lda: lda, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
-          } else {
-            throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
-              tile16x1(tileA, lda: lda, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
-            }
-          }
-          r &+= 16
+      // Rows 2 KiB apart or a multiple of it (a [P, 4H] gate gradient, H = 256): 16
+      // rows would sit in one or two L1 sets, more lines than the ways, and miss on
+      // every kk. 8 rows fit.
+      let rows = lda % 512 == 0 ? 8 : 16
+      forEachTile(width: 16, rowsPerTile: rows, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
+        r, valid, panel, ct, ldct in
+        if rows == 8 {
+          tile8x1(a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+        } else {
+          tile16x1(a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
         }
       }
     }
@@ -781,6 +747,38 @@ enum PackedKernels {
         r &+= rowsPerTile
       }
       p &+= 1
+    }
+  }
+
+  /// Runs `tile(r, valid, panel, c, ldc)` on every register tile of `C [m, n]`:
+  /// panels of `w` columns (panel p at `b + p w k`), tiles of `rowsPerTile` rows,
+  /// rows `r ..< r + valid` of one panel into `c` with row stride `ldc`; a column
+  /// tail goes through a spare tile (``throughSpare(_:width:c:ldc:rows:cols:accumulate:_:)``).
+  @inline(__always)
+  static func forEachTile(
+    width w: Int, rowsPerTile: Int, m: Int, n: Int, k: Int, b: UnsafePointer<Float>,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+    _ tile: (_ row: Int, _ valid: Int, _ panel: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) -> Void
+  ) {
+    let panels = (n &+ w &- 1) / w
+    let spare = UnsafeMutablePointer<Float>.allocate(capacity: w &* rowsPerTile)
+    defer { spare.deallocate() }
+    for p in 0..<panels {
+      let panel = b + p &* w &* k
+      let c0 = p &* w
+      let cols = min(w, n &- c0)
+      var r = 0
+      while r < m {
+        let valid = min(rowsPerTile, m &- r)
+        if cols == w {
+          tile(r, valid, panel, c + (r &* ldc &+ c0), ldc)
+        } else {
+          throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
+            tile(r, valid, panel, $0, w)
+          }
+        }
+        r &+= rowsPerTile
+      }
     }
   }
 
