@@ -709,44 +709,21 @@ enum PackedKernels {
     _: V.Type, rowsPerTile: Int, _ a: UnsafePointer<Float>, rs: Int, ks: Int, ts: Int, m: Int, b: UnsafePointer<Float>, k: Int,
     n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
   ) where V.Scalar == Float {
-    let w = 2 &* V.scalarCount
-    let panels = (n &+ w &- 1) / w
-    // One spare tile for column tails: [rowsPerTile][w].
-    let spare = UnsafeMutablePointer<Float>.allocate(capacity: 8 &* 32)
-    defer { spare.deallocate() }
-    var p = 0
-    while p < panels {
-      let panel = b + p &* w &* k
-      let c0 = p &* w
-      let cols = min(w, n &- c0)
-      var r = 0
-      while r < m {
-        let valid = min(rowsPerTile, m &- r)
-        if cols == w {
-          if rowsPerTile == 8 && valid == 8 {
-            // A whole tile: with the row count a constant, rows at a fixed stride
-            // (A in tiles: consecutive floats) address as constant offsets
-            // from one pointer, where clamped rows each need a register.
-            tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: 8, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
-          } else if rowsPerTile == 8 {
-            tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
-          } else if valid == 6 {
-            tile6(V.self, a + r &* ts, rs: rs, ks: ks, valid: 6, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
-          } else {
-            tile6(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: c + (r &* ldc &+ c0), ldc: ldc, accumulate: accumulate)
-          }
-        } else {
-          throughSpare(spare, width: w, c: c + (r &* ldc &+ c0), ldc: ldc, rows: valid, cols: cols, accumulate: accumulate) {
-            if rowsPerTile == 8 {
-              tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
-            } else {
-              tile6(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: $0, ldc: w, accumulate: accumulate)
-            }
-          }
-        }
-        r &+= rowsPerTile
+    forEachTile(
+      width: 2 &* V.scalarCount, rowsPerTile: rowsPerTile, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate
+    ) { r, valid, panel, ct, ldct in
+      if rowsPerTile == 8 && valid == 8 {
+        // A whole tile: with the row count a constant, rows at a fixed stride (A in
+        // tiles: consecutive floats) address as constant offsets from one pointer,
+        // where clamped rows each need a register.
+        tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: 8, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+      } else if rowsPerTile == 8 {
+        tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+      } else if valid == 6 {
+        tile6(V.self, a + r &* ts, rs: rs, ks: ks, valid: 6, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+      } else {
+        tile6(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
       }
-      p &+= 1
     }
   }
 
