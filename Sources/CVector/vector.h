@@ -81,4 +81,20 @@ static inline __attribute__((always_inline)) void herd_scale_bytes16(
   herd_float16 f = __builtin_convertvector(v, herd_float16) * scale;
   __builtin_memcpy(dst, &f, sizeof f);
 }
+
+// a * b + c per lane: one fused multiply-add (one rounding) where the target has
+// FMA, a product and a sum elsewhere. Swift does not contract a * b + c, and its
+// addingProduct must round once on any target, which without FMA means a call to
+// fmaf per lane. This header is compiled for the same target as the Swift code
+// that inlines it.
+static inline __attribute__((always_inline)) herd_float16 herd_fma16(
+    herd_float16 a, herd_float16 b, herd_float16 c) {
+#if defined(__FMA__)
+  return __builtin_elementwise_fma(a, b, c);
+#else
+  herd_float16 p = a * b;
+  return p + c;
+#endif
+}
+
 #endif

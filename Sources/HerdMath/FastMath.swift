@@ -10,6 +10,13 @@
 //
 // Every function is lane-independent: a value gives the same bits in any lane, so
 // a batch of K rows and the same rows inside a larger batch agree bit for bit.
+//
+// Each polynomial step and the range reduction are one fused multiply-add
+// (``simdFMA``): Swift rounds a * b + c twice, in two dependent instructions, and
+// with that the sigmoid took 1.4 times as long (0.44 against 0.31 ns per float
+// over 8,192 floats in cache, AMD EPYC Zen 4, AVX-512; rollout inference 3.6%).
+
+import CVector
 
 public typealias Float8 = SIMD8<Float>
 /// The vector the activations run on.
@@ -30,21 +37,28 @@ public func simdExp(_ x: Float16s) -> Float16s {
   let lo = Float16s(repeating: expLo)
   let xc = x.replacing(with: hi, where: x .> hi).replacing(with: lo, where: x .< lo)
   // n = round(x / ln2), kept both as a float and in the low mantissa bits of t.
-  let t = xc * log2e + roundMagic
-  let n = t - roundMagic
-  var r = xc - n * ln2Hi
-  r = r - n * ln2Lo
+  let magic = Float16s(repeating: roundMagic)
+  let t = simdFMA(xc, Float16s(repeating: log2e), magic)
+  let n = t - magic
+  var r = simdFMA(n, Float16s(repeating: -ln2Hi), xc)
+  r = simdFMA(n, Float16s(repeating: -ln2Lo), r)
   let r2 = r * r
-  var p = 1.9875691500e-4 * r + 1.3981999507e-3
-  p = p * r + 8.3334519073e-3
-  p = p * r + 4.1665795894e-2
-  p = p * r + 1.6666665459e-1
-  p = p * r + 5.0000001201e-1
-  p = p * r2 + r + 1
-  let ni =
-    unsafeBitCast(t, to: SIMD16<Int32>.self) &- unsafeBitCast(Float16s(repeating: roundMagic), to: SIMD16<Int32>.self)
+  var p = simdFMA(Float16s(repeating: 1.9875691500e-4), r, Float16s(repeating: 1.3981999507e-3))
+  p = simdFMA(p, r, Float16s(repeating: 8.3334519073e-3))
+  p = simdFMA(p, r, Float16s(repeating: 4.1665795894e-2))
+  p = simdFMA(p, r, Float16s(repeating: 1.6666665459e-1))
+  p = simdFMA(p, r, Float16s(repeating: 5.0000001201e-1))
+  p = simdFMA(p, r2, r + 1)
+  let ni = unsafeBitCast(t, to: SIMD16<Int32>.self) &- unsafeBitCast(magic, to: SIMD16<Int32>.self)
   let scale = unsafeBitCast((ni &+ 127) &<< 23, to: Float16s.self)
   return (p * scale).replacing(with: x, where: x .!= x)
+}
+
+/// `a * b + c` per lane, rounded once where the target has FMA (CVector's
+/// `herd_fma16`; twice elsewhere).
+@_transparent
+public func simdFMA(_ a: Float16s, _ b: Float16s, _ c: Float16s) -> Float16s {
+  herd_fma16(a, b, c)
 }
 
 /// 1 / (1 + e^-x) per lane.
@@ -62,11 +76,11 @@ public func simdTanh(_ x: Float16s) -> Float16s {
   let big = 1 - 2 / (simdExp(ax + ax) + 1)
   // |x| < 0.625
   let z = x * x
-  var p = -5.70498872745e-3 * z + 2.06390887954e-2
-  p = p * z - 5.37397155531e-2
-  p = p * z + 1.33314422036e-1
-  p = p * z - 3.33332819422e-1
-  let small = p * z * x + x
+  var p = simdFMA(Float16s(repeating: -5.70498872745e-3), z, Float16s(repeating: 2.06390887954e-2))
+  p = simdFMA(p, z, Float16s(repeating: -5.37397155531e-2))
+  p = simdFMA(p, z, Float16s(repeating: 1.33314422036e-1))
+  p = simdFMA(p, z, Float16s(repeating: -3.33332819422e-1))
+  let small = simdFMA(p * z, x, x)
   let signedBig = big.replacing(with: -big, where: x .< 0)
   return signedBig.replacing(with: small, where: ax .< 0.625).replacing(with: x, where: x .!= x)
 }
