@@ -13,13 +13,14 @@ import Testing
   }
 
   // Shapes: tails in rows and columns (not multiples of 6, 8, 16 or 32), one row,
-  // k of 0 and 1, and the LSTM's own step shape. On AVX-512 a last panel of at most
+  // k of 0 and 1, k past one block of the transposed pack (128) with a tail, and
+  // the LSTM's own step shape. On AVX-512 a last panel of at most
   // 16 columns (n = 33, 40, 47, 48 and 67 below) is 16 wide, on tiles of 16 rows:
   // 17 and 33 rows leave those tiles a tail too.
   @Test(
     arguments: [
       (1, 1, 1), (1, 33, 5), (5, 17, 3), (7, 31, 0), (9, 40, 1), (13, 47, 29), (32, 1024, 256), (33, 96, 67),
-      (64, 20, 256), (17, 48, 33), (33, 67, 70),
+      (64, 20, 256), (17, 48, 33), (33, 67, 70), (11, 40, 203),
     ])
   func matchesTheTripleLoop(shape: (Int, Int, Int)) {
     let (m, n, k) = shape
