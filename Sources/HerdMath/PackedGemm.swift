@@ -295,6 +295,22 @@ extension PackedMatrix {
   func packTiles(transposedA a: UnsafePointer<Float>, lda: Int, rows m: Int, into dst: UnsafeMutablePointer<Float>) {
     let r = isa.tileRows
     var t0 = 0
+    // Two whole 8-row tiles at a time: each 64-byte line of A^T is read once for
+    // both (with A^T's rows 4 KiB apart, as dG^T's are for H = 256, the lines of
+    // one tile's walk share an L1 set and were evicted before the next tile read
+    // their other half).
+    if r == 8 {
+      while t0 &+ 16 <= m {
+        let low = dst + t0 &* k
+        let high = low + 8 &* k
+        for kk in 0..<k {
+          let v = UnsafeRawPointer(a + (kk &* lda &+ t0)).loadUnaligned(as: SIMD16<Float>.self)
+          UnsafeMutableRawPointer(low + kk &* 8).storeBytes(of: v.lowHalf, as: SIMD8<Float>.self)
+          UnsafeMutableRawPointer(high + kk &* 8).storeBytes(of: v.highHalf, as: SIMD8<Float>.self)
+        }
+        t0 &+= 16
+      }
+    }
     while t0 < m {
       let rows = min(r, m &- t0)
       let tile = dst + t0 &* k
