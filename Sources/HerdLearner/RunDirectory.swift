@@ -16,8 +16,8 @@ public struct RunDirectoryError: Error, CustomStringConvertible, Equatable {
 
 /// A run's folder: `config.json` (the config used), `progress.jsonl` (one JSON
 /// object per progress interval), `checkpoint.herd` (parameters, optimiser state,
-/// counters and config), `best.herd` (the same, from when the 100-episode mean
-/// return last set a record) and `summary.json` at the end.
+/// counters and config), `best.herd` (the weights that played the
+/// episodes of the best 100-episode mean return, without optimiser state) and `summary.json` at the end.
 ///
 /// Every write reports failure as a ``RunDirectoryError`` instead of ending the
 /// process: files are replaced atomically (temporary file, fsync, rename; the
@@ -112,16 +112,27 @@ public final class RunDirectory: Sendable {
 
   /// Writes `checkpoint.herd` (or `name`): parameters, optimiser state, and
   /// `metadata` (plus the policy version, trained steps and config).
-  public func writeCheckpoint(_ learner: Learner, metadata: [String: String], name: String = "checkpoint.herd") throws {
+  ///
+  /// With `weights` (an earlier version's parameters, as ``PublishedWeights`` keeps
+  /// them) the file holds those, under their version, and no optimiser state: the
+  /// optimiser's moments belong to the newest weights, and a run resumes from
+  /// `checkpoint.herd`.
+  public func writeCheckpoint(
+    _ learner: Learner, metadata: [String: String], name: String = "checkpoint.herd",
+    weights: (version: Int, values: [Float])? = nil
+  ) throws {
     var meta = metadata
-    meta[CheckpointKey.policyVersion] = String(learner.version)
+    meta[CheckpointKey.policyVersion] = String(weights?.version ?? learner.version)
     meta[CheckpointKey.trainedSteps] = String(learner.trainedSteps)
     meta[CheckpointKey.reusedSteps] = String(learner.reusedSteps)
     meta[CheckpointKey.config] = (try? learner.config.prettyJSON()) ?? ""
     if let stats = learner.observationStatistics { meta[CheckpointKey.observationStatistics] = try stats.json() }
     if let returns = learner.returnStatistics { meta[CheckpointKey.returnStatistics] = try returns.json() }
     do {
-      try learner.parameters.archive(optimizer: learner.optimizer, metadata: meta).write(to: file(name))
+      let archive =
+        weights.map { learner.parameters.archive(metadata: meta, values: $0.values) }
+        ?? learner.parameters.archive(optimizer: learner.optimizer, metadata: meta)
+      try archive.write(to: file(name))
     } catch {
       throw RunDirectoryError("cannot write the checkpoint: \(error)")
     }
@@ -167,6 +178,10 @@ public enum CheckpointKey {
   public static let episodes = "episodes"
   /// `best.herd` only: the 100-episode mean return that made it the best.
   public static let bestMeanReturn = "best_mean_return"
+  /// `best.herd` only: the learner's policy version when it saw the record. Its
+  /// `policy_version` is that of the weights that played the record's episodes (the
+  /// median of theirs), which the learner had moved past by the policy lag.
+  public static let recordSeenAtVersion = "record_seen_at_policy_version"
   public static let config = "config"
   /// The observation filter's running statistics (JSON), with MeanStdFilter.
   public static let observationStatistics = "observation_statistics"

@@ -82,6 +82,9 @@ final class Trainer: @unchecked Sendable {
   private var failing: [String: String] = [:]
   /// What `/healthz` and the summary show while any write is failing.
   private var diskError: String? { failing.min { $0.key < $1.key }?.value }
+  /// Bytes of recently published weights kept for `best.herd` (``PublishedWeights``):
+  /// 20 versions of a 1.6M-parameter model, every version of a small one.
+  static let publishedWeightsBudget = 128 << 20
 
   init(config: TrainingConfig, stop: StopCriteria, runDirectory: RunDirectory, logger: Logger) {
     self.config = config
@@ -260,18 +263,24 @@ final class Trainer: @unchecked Sendable {
     var best: Float?
     var bestUnsaved = false
     var lastBestSave = -Double.infinity
+    // The weights of the last versions published, so the record's own weights can
+    // be saved (they played its episodes; the learner is past them by the lag).
+    var published = PublishedWeights(
+      budgetBytes: Self.publishedWeightsBudget, maxVersions: config.max_policy_lag + 1)
+    published.add(version: learner.version, weights: learner.parameters.flatValues)
+    var bestWeights: (version: Int, values: [Float], seenAt: Int)?
     // A resumed run keeps the record its best.herd holds, so it only replaces it with a better one.
     let recordBefore = (try? TensorArchive.read(from: runDirectory.file("best.herd")))
       .flatMap { $0.metadata[CheckpointKey.bestMeanReturn] }.flatMap(Float.init)
     func saveBest(_ snap: RunStats.Snapshot, _ now: Double) {
-      guard let b = best else { return }
+      guard let b = best, let w = bestWeights else { return }
       attempt("best.herd") {
         try runDirectory.writeCheckpoint(
           learner,
           metadata: [
             CheckpointKey.envSteps: String(snap.envSteps), CheckpointKey.episodes: String(snap.episodes),
-            CheckpointKey.bestMeanReturn: String(b),
-          ], name: "best.herd")
+            CheckpointKey.bestMeanReturn: String(b), CheckpointKey.recordSeenAtVersion: String(w.seenAt),
+          ], name: "best.herd", weights: (w.version, w.values))
       }
       (bestUnsaved, lastBestSave) = (false, now)
     }
@@ -349,7 +358,9 @@ final class Trainer: @unchecked Sendable {
       if learner.version - lastPublished >= config.broadcast_interval
         || (config.sync_sampling && !trainedNow.isEmpty && learner.version > lastPublished)
       {
-        board.publish(version: learner.version, weights: learner.parameters.flatValues)
+        let weights = learner.parameters.flatValues
+        board.publish(version: learner.version, weights: weights)
+        published.add(version: learner.version, weights: weights)
         lastPublished = learner.version
       }
       board.markDone(trainedNow)  // after the publication: sync_sampling's acknowledgement
@@ -359,8 +370,12 @@ final class Trainer: @unchecked Sendable {
       if let m = snap.meanReturn, snap.windowEpisodes >= 100, m > best ?? -.infinity {
         best = m
         bestUnsaved = m > recordBefore ?? -.infinity
+        if bestUnsaved, let w = published.weights(for: snap.windowPolicyVersion ?? learner.version) {
+          bestWeights = (w.version, w.weights, learner.version)
+        }
       }
-      // best.herd: the weights when the mean last set a record, written at most
+      // best.herd: the weights that played the episodes of the last record (not
+      // the learner's newest, which no episode has judged yet), written at most
       // every 5 s (a record within that time is written when it is over).
       if bestUnsaved && now - lastBestSave >= 5 { saveBest(snap, now) }
       if reachedAt == nil, let r = stop.reward, let m = snap.meanReturn, snap.windowEpisodes >= 100, m >= r {

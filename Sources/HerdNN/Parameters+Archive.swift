@@ -2,12 +2,19 @@
 extension Parameters {
   /// An archive holding every parameter as `param/<name>` and, when given, the
   /// optimiser's buffers as `optim/<buffer>` with its kind and step count in metadata.
-  public func archive(optimizer: Optimizer? = nil, metadata: [String: String] = [:]) -> TensorArchive {
+  ///
+  /// With `values` (a ``flatValues`` of this model, e.g. kept from an earlier
+  /// version) the archive holds those instead of the current parameters.
+  public func archive(optimizer: Optimizer? = nil, metadata: [String: String] = [:], values: [Float]? = nil)
+    -> TensorArchive
+  {
+    precondition(values == nil || values!.count == count, "\(values?.count ?? 0) values for \(count) parameters")
     var meta = metadata
     var entries: [TensorArchive.Entry] = layout.entries.map { e in
       .init(
         name: "param/\(e.name)", shape: e.slot.shape,
-        values: Array(UnsafeBufferPointer(start: value(e.slot), count: e.slot.count)))
+        values: values.map { Array($0[e.slot.offset..<(e.slot.offset + e.slot.count)]) }
+          ?? Array(UnsafeBufferPointer(start: value(e.slot), count: e.slot.count)))
     }
     if let optimizer {
       meta["optimizer"] = optimizer.kind

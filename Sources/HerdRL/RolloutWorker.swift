@@ -9,12 +9,16 @@ public struct EpisodeRecord: Sendable, Equatable {
   public var length: Int
   /// The env it ran in, within its worker (not sent over the wire: 0 there).
   public var envIndex: Int
+  /// The policy version the worker acted with when the episode ended (over the
+  /// wire: the newest version among its batch's fragments); nil when unknown.
+  public var policyVersion: Int?
 
-  public init(workerID: Int, envReturn: Float, length: Int, envIndex: Int = 0) {
+  public init(workerID: Int, envReturn: Float, length: Int, envIndex: Int = 0, policyVersion: Int? = nil) {
     self.workerID = workerID
     self.envReturn = envReturn
     self.length = length
     self.envIndex = envIndex
+    self.policyVersion = policyVersion
   }
 }
 
@@ -294,7 +298,9 @@ public final class RolloutWorker {
               }
             }
             episode(
-              EpisodeRecord(workerID: workerID, envReturn: episodeReturns[i], length: stepInEpisode[i], envIndex: i))
+              EpisodeRecord(
+                workerID: workerID, envReturn: episodeReturns[i], length: stepInEpisode[i], envIndex: i,
+                policyVersion: policyVersion))
             // New episode: zero state, zero previous action and reward.
             for j in 0..<hs {
               h[i * hs + j] = 0

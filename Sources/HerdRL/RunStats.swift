@@ -8,6 +8,8 @@ public final class RunStats: Sendable {
   private struct State {
     var returns: [Float] = []
     var lengths: [Int] = []
+    /// The policy version of each episode in `returns` (-1: unknown).
+    var versions: [Int] = []
     var episodes = 0
     var envSteps = 0
     var lags: [Int] = []
@@ -35,10 +37,12 @@ public final class RunStats: Sendable {
     state.withLock { s in
       s.returns.append(e.envReturn)
       s.lengths.append(e.length)
+      s.versions.append(e.policyVersion ?? -1)
       s.episodes += 1
       if s.returns.count > 4 * window {
         s.returns.removeFirst(s.returns.count - window)
         s.lengths.removeFirst(s.lengths.count - window)
+        s.versions.removeFirst(s.versions.count - window)
       }
     }
   }
@@ -54,6 +58,7 @@ public final class RunStats: Sendable {
       s.episodes = episodes
       s.returns = Array(recentReturns.suffix(window))
       s.lengths = Array(recentLengths.suffix(window))
+      s.versions = [Int](repeating: -1, count: s.returns.count)
     }
   }
 
@@ -98,6 +103,7 @@ public final class RunStats: Sendable {
     return state.withLock { s in
       let recent = s.returns.suffix(window)
       let recentLengths = s.lengths.suffix(window)
+      let versions = s.versions.suffix(window).filter { $0 >= 0 }.sorted()
       let sortedLags = withLags ? s.lags.sorted() : []
       func pct(_ q: Double) -> Int {
         sortedLags.isEmpty ? 0 : sortedLags[min(sortedLags.count - 1, Int(q * Double(sortedLags.count)))]
@@ -107,7 +113,8 @@ public final class RunStats: Sendable {
         meanReturn: recent.isEmpty ? nil : recent.reduce(0, +) / Float(recent.count),
         minReturn: recent.min(), maxReturn: recent.max(),
         meanLength: recentLengths.isEmpty ? nil : Float(recentLengths.reduce(0, +)) / Float(recentLengths.count),
-        windowEpisodes: recent.count, lagP50: pct(0.5), lagP95: pct(0.95), lagMax: sortedLags.last ?? 0,
+        windowEpisodes: recent.count, windowPolicyVersion: versions.isEmpty ? nil : versions[versions.count / 2],
+        lagP50: pct(0.5), lagP95: pct(0.95), lagMax: sortedLags.last ?? 0,
         droppedStale: s.droppedStale, skippedUpdates: s.skippedUpdates,
         secondsSinceEnvSteps: s.lastEnvStepsAt.map { ($0.duration(to: .now)).seconds })
     }
@@ -124,6 +131,9 @@ public final class RunStats: Sendable {
     public var meanLength: Float?
     /// Episodes the mean covers (up to the window).
     public var windowEpisodes: Int
+    /// The median policy version those episodes were played with (the upper median
+    /// for an even count; nil when none is known): the weights the mean judges.
+    public var windowPolicyVersion: Int? = nil
     public var lagP50: Int
     public var lagP95: Int
     public var lagMax: Int

@@ -314,12 +314,16 @@ public enum FragmentCodec {
         out.dropped.append(e)
       }
     }
+    // The episodes ended while the worker acted for these fragments: the newest
+    // version among them is the one it acted with last.
+    let version = out.fragments.map(\.policyVersion).max()
     for e in b.episodes {
       guard e.episodeReturn.isFinite, e.length >= 0 else {
         out.dropped.append(WireError(.nonFinite, "episode return \(e.episodeReturn), length \(e.length)"))
         continue
       }
-      out.episodes.append(EpisodeRecord(workerID: out.workerID, envReturn: e.episodeReturn, length: Int(e.length)))
+      out.episodes.append(
+        EpisodeRecord(workerID: out.workerID, envReturn: e.episodeReturn, length: Int(e.length), policyVersion: version))
     }
     return out
   }

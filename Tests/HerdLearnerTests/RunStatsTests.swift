@@ -46,6 +46,46 @@ import Testing
     #expect(recent.returns == [3, 4, 11] && recent.lengths == [7, 8, 9])
   }
 
+  /// The window's policy version is the median of its episodes' versions, over the
+  /// episodes whose version is known, and follows the window as it slides.
+  @Test func windowPolicyVersionIsTheMedianOfItsEpisodes() {
+    let stats = RunStats(window: 4)
+    #expect(stats.snapshot().windowPolicyVersion == nil)
+    stats.record(EpisodeRecord(workerID: 1, envReturn: 0, length: 1))
+    #expect(stats.snapshot().windowPolicyVersion == nil, "no version known")
+    for v in [9, 3, 5] { stats.record(EpisodeRecord(workerID: 1, envReturn: 0, length: 1, policyVersion: v)) }
+    #expect(stats.snapshot().windowPolicyVersion == 5, "3, 5, 9; the unknown one left out")
+    for v in [20, 21, 22] { stats.record(EpisodeRecord(workerID: 1, envReturn: 0, length: 1, policyVersion: v)) }
+    #expect(stats.snapshot().windowPolicyVersion == 21, "the newest 4: 5, 20, 21, 22 (upper median)")
+    // Many more episodes than the window: the trimmed arrays stay in step.
+    for v in 100..<150 { stats.record(EpisodeRecord(workerID: 1, envReturn: Float(v), length: 1, policyVersion: v)) }
+    let s = stats.snapshot()
+    #expect(s.windowPolicyVersion == 148 && s.meanReturn == 147.5)
+    stats.restore(envSteps: 0, episodes: 0, recentReturns: [1, 2], recentLengths: [1, 1])
+    #expect(stats.snapshot().windowPolicyVersion == nil, "a restored window's versions are unknown")
+  }
+
+  /// Published weights are kept by version up to a count and a byte budget, the
+  /// newest always; a version no longer kept gives the oldest kept after it.
+  @Test func publishedWeightsKeepTheRecentVersions() throws {
+    var p = PublishedWeights(budgetBytes: 3 * 8 * 4, maxVersions: 5)  // three versions of 8 floats
+    #expect(p.weights(for: 0) == nil)
+    for v in 10...14 { p.add(version: v, weights: [Float](repeating: Float(v), count: 8)) }
+    #expect(p.entries.map(\.version) == [12, 13, 14], "the budget holds three")
+    #expect(p.weights(for: 13)?.version == 13 && p.weights(for: 13)?.weights.first == 13)
+    #expect(p.weights(for: 4)?.version == 12, "gone: the oldest kept after it")
+    #expect(p.weights(for: 30)?.version == 14, "not yet published: the newest")
+    var q = PublishedWeights(budgetBytes: 1 << 20, maxVersions: 2)
+    for v in 1...4 { q.add(version: v, weights: [Float(v)]) }
+    #expect(q.entries.map(\.version) == [3, 4], "the count holds two")
+    var big = PublishedWeights(budgetBytes: 4, maxVersions: 5)
+    big.add(version: 1, weights: [1, 2, 3])
+    big.add(version: 2, weights: [4, 5, 6])
+    #expect(big.entries.map(\.version) == [2], "over budget alone: the newest is still kept")
+    big.add(version: 2, weights: [7, 8, 9])
+    #expect(big.entries.count == 1 && big.weights(for: 2)?.weights == [7, 8, 9], "a version published again replaces it")
+  }
+
   /// A resumed run's dashboard starts with the curves of `progress.jsonl` up to
   /// the checkpoint it resumes from: records past it (training the resume drops)
   /// and lines that are not records are left out; the board keeps its capacity.

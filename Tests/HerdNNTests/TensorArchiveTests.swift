@@ -37,6 +37,19 @@ import Testing
     #expect(archive.entry("param/lstm.weight_ih")?.shape == [24, 5])
   }
 
+  /// An archive of given values (an earlier version's `flatValues`) holds those,
+  /// each under its own name, and leaves the model's parameters alone.
+  @Test func anArchiveOfEarlierValuesHoldsThem() throws {
+    let (p, _) = model()
+    let earlier = p.flatValues.enumerated().map { Float($0.offset) * 0.5 - 7 }
+    let now = p.flatValues
+    let (q, _) = model(hidden: 6)
+    try q.restore(from: p.archive(values: earlier), source: "earlier.herd")
+    #expect(q.flatValues == earlier)
+    #expect(p.flatValues == now)
+    #expect(p.archive(values: earlier).entries.allSatisfy { !$0.name.hasPrefix("optim/") })
+  }
+
   @Test func everyCorruptedByteIsDetected() throws {
     let (p, _) = model()
     let bytes = p.archive().encoded()

@@ -25,10 +25,13 @@ func smallConfig(_ env: String = "MemoryChain-v0") -> TrainingConfig {
     let spaces = try EnvironmentFactory.spaces(config)
     let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
     let worker = try RolloutWorker(config: config, network: net, workerID: 2, seed: 1)
+    try worker.setWeights(worker.parameters.flatValues, version: 7)
     var fragments: [Fragment] = []
     var episodes: [EpisodeRecord] = []
     for _ in 0..<60 { try worker.step(emit: { fragments.append($0) }, episode: { episodes.append($0) }) }
     #expect(!fragments.isEmpty && !episodes.isEmpty)
+    // Both carry the version the worker acted with (the record's weights are found by it).
+    #expect(fragments.allSatisfy { $0.policyVersion == 7 } && episodes.allSatisfy { $0.policyVersion == 7 })
     var byEpisode: [UInt64: [Fragment]] = [:]
     for f in fragments {
       #expect(f.length >= 1 && f.length <= config.max_seq_len)

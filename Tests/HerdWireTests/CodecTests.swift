@@ -21,13 +21,20 @@ func sampleFragment(_ n: Int = 3, seed: UInt64 = 1) -> Fragment {
 
 @Suite struct CodecTests {
   @Test func fragmentBatchRoundTripsExactly() throws {
-    let fragments = [sampleFragment(3, seed: 1), sampleFragment(5, seed: 2), sampleFragment(1, seed: 3)]
+    var fragments = [sampleFragment(3, seed: 1), sampleFragment(5, seed: 2), sampleFragment(1, seed: 3)]
+    fragments[1].policyVersion = 12
     let bytes = try FragmentCodec.encodeBatch(
       fragments, episodes: [EpisodeRecord(workerID: 3, envReturn: 12, length: 12)], envSteps: 40, workerID: 3,
       runID: 77, spec: spec)
     let d = try FragmentCodec.decodeBatch(bytes, spec: spec)
     #expect(d.fragments == fragments)
     #expect(d.dropped.isEmpty && d.envSteps == 40 && d.episodes.first?.envReturn == 12)
+    // The episodes ended while the worker acted for these fragments: the newest version among them.
+    #expect(d.episodes.first?.policyVersion == 12)
+    let alone = try FragmentCodec.encodeBatch(
+      [], episodes: [EpisodeRecord(workerID: 3, envReturn: 1, length: 2)], envSteps: 0, workerID: 3, runID: 77,
+      spec: spec)
+    #expect(try FragmentCodec.decodeBatch(alone, spec: spec).episodes.first.map { $0.policyVersion == nil } == true)
     // Floats travel as raw bytes: about 4 bytes each, not a varint list.
     let floats = fragments.reduce(0) {
       $0 + $1.observations.count + $1.rewards.count + $1.behaviourLogits.count + $1.stateIn.count
