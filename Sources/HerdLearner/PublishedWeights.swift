@@ -29,6 +29,13 @@ struct PublishedWeights {
     if entries.count > keep { entries.removeFirst(entries.count - keep) }
   }
 
+  /// Drops the versions older than `version` (no window of episodes can ask for
+  /// them any more), keeping the newest in any case.
+  mutating func drop(before version: Int) {
+    let n = entries.prefix(entries.count - 1).prefix { $0.version < version }.count
+    if n > 0 { entries.removeFirst(n) }
+  }
+
   /// The weights of `version`; when it is no longer kept, those of the oldest
   /// version kept after it (the closest to it). Nil when nothing is kept.
   func weights(for version: Int) -> (version: Int, weights: [Float])? {

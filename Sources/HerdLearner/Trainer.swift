@@ -82,9 +82,11 @@ final class Trainer: @unchecked Sendable {
   private var failing: [String: String] = [:]
   /// What `/healthz` and the summary show while any write is failing.
   private var diskError: String? { failing.min { $0.key < $1.key }?.value }
-  /// Bytes of recently published weights kept for `best.herd` (``PublishedWeights``):
-  /// 20 versions of a 1.6M-parameter model, every version of a small one.
-  static let publishedWeightsBudget = 128 << 20
+  /// Bytes of recently published weights kept for `best.herd` (``PublishedWeights``)
+  /// at most: 8 versions of a 1M-parameter model. The versions older than every
+  /// episode of the mean-return window are dropped first, so usually only the
+  /// policy lag's few are kept.
+  static let publishedWeightsBudget = 32 << 20
 
   init(config: TrainingConfig, stop: StopCriteria, runDirectory: RunDirectory, logger: Logger) {
     self.config = config
@@ -367,6 +369,7 @@ final class Trainer: @unchecked Sendable {
       // Status, progress, checkpoints, stop criteria.
       let now = seconds()
       let snap = stats.snapshot(lags: false)
+      if let oldest = snap.windowOldestPolicyVersion { published.drop(before: oldest) }
       if let m = snap.meanReturn, snap.windowEpisodes >= 100, m > best ?? -.infinity {
         best = m
         bestUnsaved = m > recordBefore ?? -.infinity

@@ -114,6 +114,7 @@ public final class RunStats: Sendable {
         minReturn: recent.min(), maxReturn: recent.max(),
         meanLength: recentLengths.isEmpty ? nil : Float(recentLengths.reduce(0, +)) / Float(recentLengths.count),
         windowEpisodes: recent.count, windowPolicyVersion: versions.isEmpty ? nil : versions[versions.count / 2],
+        windowOldestPolicyVersion: versions.first,
         lagP50: pct(0.5), lagP95: pct(0.95), lagMax: sortedLags.last ?? 0,
         droppedStale: s.droppedStale, skippedUpdates: s.skippedUpdates,
         secondsSinceEnvSteps: s.lastEnvStepsAt.map { ($0.duration(to: .now)).seconds })
@@ -134,6 +135,8 @@ public final class RunStats: Sendable {
     /// The median policy version those episodes were played with (the upper median
     /// for an even count; nil when none is known): the weights the mean judges.
     public var windowPolicyVersion: Int? = nil
+    /// The oldest policy version among them (nil when none is known).
+    public var windowOldestPolicyVersion: Int? = nil
     public var lagP50: Int
     public var lagP95: Int
     public var lagMax: Int

@@ -55,12 +55,13 @@ import Testing
     #expect(stats.snapshot().windowPolicyVersion == nil, "no version known")
     for v in [9, 3, 5] { stats.record(EpisodeRecord(workerID: 1, envReturn: 0, length: 1, policyVersion: v)) }
     #expect(stats.snapshot().windowPolicyVersion == 5, "3, 5, 9; the unknown one left out")
+    #expect(stats.snapshot().windowOldestPolicyVersion == 3)
     for v in [20, 21, 22] { stats.record(EpisodeRecord(workerID: 1, envReturn: 0, length: 1, policyVersion: v)) }
     #expect(stats.snapshot().windowPolicyVersion == 21, "the newest 4: 5, 20, 21, 22 (upper median)")
     // Many more episodes than the window: the trimmed arrays stay in step.
     for v in 100..<150 { stats.record(EpisodeRecord(workerID: 1, envReturn: Float(v), length: 1, policyVersion: v)) }
     let s = stats.snapshot()
-    #expect(s.windowPolicyVersion == 148 && s.meanReturn == 147.5)
+    #expect(s.windowPolicyVersion == 148 && s.windowOldestPolicyVersion == 146 && s.meanReturn == 147.5)
     stats.restore(envSteps: 0, episodes: 0, recentReturns: [1, 2], recentLengths: [1, 1])
     #expect(stats.snapshot().windowPolicyVersion == nil, "a restored window's versions are unknown")
   }
@@ -78,6 +79,10 @@ import Testing
     var q = PublishedWeights(budgetBytes: 1 << 20, maxVersions: 2)
     for v in 1...4 { q.add(version: v, weights: [Float(v)]) }
     #expect(q.entries.map(\.version) == [3, 4], "the count holds two")
+    q.drop(before: 4)
+    #expect(q.entries.map(\.version) == [4])
+    q.drop(before: 9)
+    #expect(q.entries.map(\.version) == [4], "the newest stays")
     var big = PublishedWeights(budgetBytes: 4, maxVersions: 5)
     big.add(version: 1, weights: [1, 2, 3])
     big.add(version: 2, weights: [4, 5, 6])

@@ -132,10 +132,11 @@ import Testing
     #expect(!r.stderr.contains("Fatal error"), "an error, not a crash")
   }
 
-  /// `herd eval` reads a run directory back and runs its policy: a GRU trained on
-  /// MemoryChain to 0.9 answers right nearly always when greedy, every episode
-  /// lasts its 10 steps, the JSON is on stdout and in --output; an environment with
-  /// other spaces is refused, naming them.
+  /// `herd eval` reads a run back and runs its policy: a GRU trained on MemoryChain
+  /// to 0.9 (best.herd, the weights that earned it) answers right nearly always
+  /// when greedy, every episode lasts its 10 steps, the JSON is on stdout and in
+  /// --output; an environment with other spaces than the run directory's is
+  /// refused, naming them.
   @Test func evalRunsTheTrainedPolicy() throws {
     let dir = HerdBinary.tempDir("eval")
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -145,7 +146,7 @@ import Testing
     ])
     #expect(train.status == 0, "stderr: \(train.stderr)")
     let r = try HerdBinary.run([
-      "eval", "--checkpoint", dir, "--episodes", "60", "--greedy", "--output", dir + "/eval.json",
+      "eval", "--checkpoint", dir + "/best.herd", "--episodes", "60", "--greedy", "--output", dir + "/eval.json",
     ])
     #expect(r.status == 0, "stderr: \(r.stderr)")
     let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
