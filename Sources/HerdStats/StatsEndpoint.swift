@@ -6,10 +6,21 @@ import Synchronization
 
 /// Runs services in a `ServiceGroup` on a dedicated thread (a ``ThreadExecutor``)
 /// from synchronous code: the learner daemon's group, or a stats server alone.
+///
+/// Stopping needs one thread of Swift's cooperative pool (as many threads as cores):
+/// Hummingbird and ServiceLifecycle start their shutdown in unstructured tasks,
+/// which run there and not on the runner's thread. The blocking ``shutdown()`` and
+/// ``wait()`` are for threads of your own; from async code use their `async`
+/// forms, which wait without holding a pool thread. (Blocking calls on every pool
+/// thread at once, e.g. two parallel tests on two cores, would wait forever.)
 public final class ServiceRunner: Sendable {
   private let group: ServiceGroup
   private let executor: ThreadExecutor
-  private let outcome = Mutex<Result<Void, any Error>?>(nil)
+  private struct State {
+    var outcome: Result<Void, any Error>?
+    var waiters: [CheckedContinuation<Void, Never>] = []
+  }
+  private let state = Mutex(State())
   private let done = DispatchSemaphore(value: 0)
 
   /// Starts `services` (shut down in reverse order). With `signals`, those signals
@@ -32,23 +43,58 @@ public final class ServiceRunner: Sendable {
       } catch {
         r = .failure(error)
       }
-      outcome.withLock { $0 = r }
+      let waiters = state.withLock { s in
+        s.outcome = r
+        defer { s.waiters = [] }
+        return s.waiters
+      }
       done.signal()
+      for w in waiters { w.resume() }
     }
   }
 
-  /// Asks every service to stop, last first, and waits for the group to end.
+  /// Asks every service to stop, last first, and waits for the group to end,
+  /// blocking this thread (not one of the cooperative pool's: see above).
   public func shutdown() {
-    let group = self.group
-    Task(executorPreference: executor) { await group.triggerGracefulShutdown() }
+    triggerShutdown()
     _ = try? wait()
   }
 
-  /// Waits for the group to end; rethrows the first service error.
+  /// Asks every service to stop, last first, and waits for the group to end
+  /// without blocking a thread.
+  public func shutdown() async {
+    triggerShutdown()
+    _ = try? await wait()
+  }
+
+  private func triggerShutdown() {
+    let group = self.group
+    Task(executorPreference: executor) { await group.triggerGracefulShutdown() }
+  }
+
+  /// Waits for the group to end, blocking this thread; rethrows the first
+  /// service error.
   public func wait() throws {
     done.wait()
     done.signal()
-    let r = outcome.withLock { $0 }
+    try finish()
+  }
+
+  /// Waits for the group to end without blocking a thread; rethrows the first
+  /// service error.
+  public func wait() async throws {
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+      let ended = state.withLock { s in
+        if s.outcome == nil { s.waiters.append(c) }
+        return s.outcome != nil
+      }
+      if ended { c.resume() }
+    }
+    try finish()
+  }
+
+  private func finish() throws {
+    let r = state.withLock { $0.outcome }
     executor.shutdown()
     if case .failure(let e)? = r { throw e }
   }
@@ -77,8 +123,12 @@ public final class StatsEndpoint: Sendable {
     }
   }
 
-  /// Stops serving and waits until the server has closed.
+  /// Stops serving and waits until the server has closed, blocking this thread
+  /// (from async code use `await stop()`: see ``ServiceRunner``).
   public func stop() { runner.shutdown() }
+
+  /// Stops serving and waits until the server has closed, without blocking a thread.
+  public func stop() async { await runner.shutdown() }
 
   /// A random learner session id (hex).
   public static func newSessionID() -> String {
