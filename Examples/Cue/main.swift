@@ -33,7 +33,7 @@ var settings = LearnerSettings(runDirectory: "/tmp/herd-example-cue", stop: Stop
 settings.inProcessWorkers = 1
 let summary = try LearnerDaemon(config: config, settings: settings).run()
 print("trained to \(summary.final_mean_return ?? .nan) in \(summary.env_steps) env steps, \(summary.wall_seconds) s")
-let policy = try Policy(TrainedPolicy.load(settings.runDirectory))
+let policy = try Policy(TrainedPolicy.load(settings.runDirectory + "/best.herd"))  // the weights that earned it
 var env = Cue()
 var wins = 0
 for episode in 0..<100 {

@@ -96,6 +96,10 @@ public final class LearnerDaemon {
 
   /// Runs until the trainer finishes; `ready` is called once every endpoint is
   /// bound, before training begins. Returns the run's summary.
+  ///
+  /// Blocks the calling thread for the whole run: call it from a thread of your
+  /// own (the main thread, a `Thread`), not from a task on Swift's cooperative
+  /// pool, whose threads the services' shutdown needs (see ``ServiceRunner``).
   public func run(interrupted: StopFlag = StopFlag(), ready: (LearnerReady) throws -> Void = { _ in }) throws
     -> RunSummary
   {

@@ -82,6 +82,8 @@ final class Trainer: @unchecked Sendable {
   private var failing: [String: String] = [:]
   /// What `/healthz` and the summary show while any write is failing.
   private var diskError: String? { failing.min { $0.key < $1.key }?.value }
+  /// Whether this run continues the one in its directory (`--resume`).
+  private var resumed = false
   /// Bytes of recently published weights kept for `best.herd` (``PublishedWeights``)
   /// at most: 8 versions of a 1M-parameter model. The versions older than every
   /// episode of the mean-return window are dropped first, so usually only the
@@ -104,6 +106,7 @@ final class Trainer: @unchecked Sendable {
     let board = WeightBoard()
     let model = RunModel { [self] spec in try self.build(spec, resume: resume, stats: stats, board: board) }
     let status = StatusBoard()
+    resumed = resume
     if resume {
       let spec = try resumedSpec()
       do {
@@ -271,9 +274,22 @@ final class Trainer: @unchecked Sendable {
       budgetBytes: Self.publishedWeightsBudget, maxVersions: config.max_policy_lag + 1)
     published.add(version: learner.version, weights: learner.parameters.flatValues)
     var bestWeights: (version: Int, values: [Float], seenAt: Int)?
-    // A resumed run keeps the record its best.herd holds, so it only replaces it with a better one.
-    let recordBefore = (try? TensorArchive.read(from: runDirectory.file("best.herd")))
-      .flatMap { $0.metadata[CheckpointKey.bestMeanReturn] }.flatMap(Float.init)
+    // A resumed run keeps the record its best.herd holds, so it only replaces it
+    // with a better one. A new run in the same folder removes it: its record and
+    // weights are another run's.
+    let bestFile = runDirectory.file("best.herd")
+    let recordBefore =
+      resumed
+      ? (try? TensorArchive.read(from: bestFile)).flatMap { $0.metadata[CheckpointKey.bestMeanReturn] }
+        .flatMap(Float.init) : nil
+    if !resumed && FileManager.default.fileExists(atPath: bestFile) {
+      do {
+        try FileManager.default.removeItem(atPath: bestFile)
+        logger.info("a new run in \(runDirectory.path): removed the previous run's best.herd")
+      } catch {
+        logger.warning("a new run in \(runDirectory.path) cannot remove the previous run's best.herd: \(error)")
+      }
+    }
     func saveBest(_ snap: RunStats.Snapshot, _ now: Double) {
       guard let b = best, let w = bestWeights else { return }
       attempt("best.herd") {

@@ -319,6 +319,21 @@ import Testing
     let e = try HerdBinary.run(["eval", "--checkpoint", dir + "/best.herd", "--episodes", "3"])
     #expect(e.status == 0, "stderr: \(e.stderr)")
     #expect(e.stdout.contains("\"return\""))
+
+    // A new run in the same folder (no --resume), shorter so its record is lower:
+    // best.herd is its own, not the first run's.
+    let again = try HerdBinary.run([
+      "train", "--env", "CartPole-v1", "--stop-steps", "6000", "--seed", "2", "--run-dir", dir, "--no-stats",
+      "--log-level", "warning",
+    ])
+    #expect(again.status == 0, "stderr: \(again.stderr)")
+    let second = try HerdBinary.json(dir + "/summary.json")["best_mean_return"] as? Double
+    let kept = (try? TensorArchive.read(from: dir + "/best.herd"))?.metadata["best_mean_return"].flatMap(Double.init)
+    if let second {
+      #expect(kept.map { abs($0 - second) < 1e-3 } == true, "best.herd \(String(describing: kept)), summary \(second)")
+    } else {
+      #expect(kept == nil, "no record in the new run, yet best.herd holds \(String(describing: kept))")
+    }
   }
 
   @Test func helpExplainsTheOptions() throws {
