@@ -16,8 +16,9 @@ public struct RunDirectoryError: Error, CustomStringConvertible, Equatable {
 
 /// A run's folder: `config.json` (the config used), `progress.jsonl` (one JSON
 /// object per progress interval), `checkpoint.herd` (parameters, optimiser state,
-/// counters and config), `best.herd` (the weights that played the
-/// episodes of the best 100-episode mean return, without optimiser state) and `summary.json` at the end.
+/// counters and config), `best.herd` (the weights that played the episodes of the
+/// best 100-episode mean return, without optimiser state) and `summary.json` at the
+/// end.
 ///
 /// Every write reports failure as a ``RunDirectoryError`` instead of ending the
 /// process: files are replaced atomically (temporary file, fsync, rename; the
