@@ -98,11 +98,73 @@ public final class LearnerDaemon {
   /// bound, before training begins. Returns the run's summary.
   ///
   /// Blocks the calling thread for the whole run: call it from a thread of your
-  /// own (the main thread, a `Thread`), not from a task on Swift's cooperative
-  /// pool, whose threads the services' shutdown needs (see ``ServiceRunner``).
+  /// own (the main thread, a `Thread`). From async code use `await run()`, which
+  /// holds no thread of Swift's cooperative pool: the services' shutdown needs one
+  /// (see ``ServiceRunner``).
   public func run(interrupted: StopFlag = StopFlag(), ready: (LearnerReady) throws -> Void = { _ in }) throws
     -> RunSummary
   {
+    let started = try start(interrupted: interrupted)
+    do {
+      let statsURL = try started.statsServer.map { "http://\($0.host):\(try $0.waitUntilBound())" }
+      try ready(started.ready(statsURL: statsURL))
+    } catch {
+      interrupted.set()
+      started.runner.shutdown()
+      throw error
+    }
+    try started.runner.wait()
+    return try started.result()
+  }
+
+  /// Runs until the trainer finishes, suspending instead of blocking; `ready` is
+  /// called once every endpoint is bound, before training begins. Returns the
+  /// run's summary. Cancelling the calling task stops the run as `interrupted` does.
+  public func run(interrupted: StopFlag = StopFlag(), ready: (LearnerReady) throws -> Void = { _ in }) async throws
+    -> RunSummary
+  {
+    let started = try start(interrupted: interrupted)
+    do {
+      var statsURL: String?
+      if let server = started.statsServer { statsURL = "http://\(server.host):\(try await server.waitUntilBound())" }
+      try ready(started.ready(statsURL: statsURL))
+    } catch {
+      interrupted.set()
+      await started.runner.shutdown()
+      throw error
+    }
+    try await withTaskCancellationHandler {
+      try await started.runner.wait()
+    } onCancel: {
+      interrupted.set()
+    }
+    return try started.result()
+  }
+
+  /// A started run: its services running, training not yet begun.
+  struct Started {
+    let runner: ServiceRunner
+    let statsServer: StatsServer?
+    let control: String?
+    let status: StatusBoard
+    let summary: SummaryBox
+    let failure: FailureBox
+    let workersFailed: @Sendable () -> String?
+
+    func ready(statsURL: String?) -> LearnerReady {
+      LearnerReady(control: control, statsURL: statsURL, status: status)
+    }
+
+    /// The summary once the group has ended, or the failure that ended it.
+    func result() throws -> RunSummary {
+      guard let result = summary.value else { throw RunDirectoryError("the trainer ended without a summary") }
+      if let f = failure.message ?? workersFailed() { throw LearnerError.workerFailed(f) }
+      return result
+    }
+  }
+
+  /// Prepares the trainer, binds the sockets and starts every service.
+  private func start(interrupted: StopFlag) throws -> Started {
     let workersFailed = settings.workersFailed
     let runDirectory = try RunDirectory(path: settings.runDirectory)
     let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
@@ -198,18 +260,9 @@ public final class LearnerDaemon {
     let runner = ServiceRunner(
       services: services, signals: settings.handleSignals ? [.sigterm, .sigint] : [], logger: logger,
       name: "herd-learner-services")
-    do {
-      let statsURL = try statsServer.map { "http://\($0.host):\(try $0.waitUntilBound())" }
-      try ready(LearnerReady(control: network?.bound.control, statsURL: statsURL, status: parts.status))
-    } catch {
-      interrupted.set()
-      runner.shutdown()
-      throw error
-    }
-    try runner.wait()
-    guard let result = summary.value else { throw RunDirectoryError("the trainer ended without a summary") }
-    if let f = failure.message ?? workersFailed() { throw LearnerError.workerFailed(f) }
-    return result
+    return Started(
+      runner: runner, statsServer: statsServer, control: network?.bound.control, status: parts.status,
+      summary: summary, failure: failure, workersFailed: workersFailed)
   }
 
   /// Whether `host:port` can be bound now (for ``StatsSettings/anyPortIfTaken``).

@@ -79,6 +79,23 @@ public final class StatsServer: Service, Sendable {
     }
   }
 
+  /// Waits until the server listens (at most `timeout` seconds) and returns its
+  /// port, suspending instead of blocking; throws when binding failed.
+  public func waitUntilBound(timeout: Double = 10) async throws -> Int {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
+    while true {
+      switch bound.withLock({ $0 }) {
+      case .bound(let p): return p
+      case .failed(let why): throw HTTPError(why)
+      case .waiting:
+        guard ContinuousClock.now < deadline else {
+          throw HTTPError("the stats endpoint on \(host):\(requestedPort) did not start within \(Int(timeout)) s")
+        }
+        try await Task.sleep(for: .milliseconds(2))
+      }
+    }
+  }
+
   /// The request as ``StatsService`` reads it.
   static func request(_ r: Request) -> HTTPRequest {
     var headers: [String: String] = [:]

@@ -153,6 +153,59 @@ extension CheckpointCounters {
     #expect(logs.all.filter { $0.contains("left: stopped") }.count == 2, "and goodbye")
   }
 
+  /// `await run()` holds no thread of the cooperative pool: more daemons than the
+  /// pool has threads, each with a stats endpoint, run at once from tasks and all
+  /// end (their shutdown needs a pool thread; the blocking form would hang here).
+  /// Cancelling a run's task stops it as an interruption. A watchdog on a GCD
+  /// thread turns a hang into a crash (a time limit needs the blocked pool).
+  @Test func asyncRunsShareTheCooperativePool() async throws {
+    let finished = StopFlag()
+    defer { finished.set() }
+    DispatchQueue.global().asyncAfter(deadline: .now() + 120) {
+      if !finished.isSet { fatalError("the daemons' async runs did not end within 120 s: a pool thread is blocked") }
+    }
+    let count = min(ProcessInfo.processInfo.activeProcessorCount, 4) + 1
+    let base = NSTemporaryDirectory() + "herd-async-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: base) }
+    func daemon(_ i: Int, steps: Int) -> LearnerDaemon {
+      var config = TrainingConfig.defaults(for: "MemoryChain-v0")
+      config.num_envs_per_worker = 4
+      var settings = LearnerSettings(runDirectory: "\(base)/\(i)", stop: StopCriteria(envSteps: steps, seconds: 60))
+      settings.inProcessWorkers = 1
+      settings.stats = StatsSettings(host: "127.0.0.1", port: 0)
+      return LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger())
+    }
+    let results = try await withThrowingTaskGroup(of: (String?, RunSummary).self) { group in
+      for i in 0..<count {
+        group.addTask {
+          var url: String?
+          let summary = try await daemon(i, steps: 5_000).run { url = $0.statsURL }
+          return (url, summary)
+        }
+      }
+      return try await group.reduce(into: []) { $0.append($1) }
+    }
+    #expect(results.count == count)
+    for (url, summary) in results {
+      #expect(url?.hasPrefix("http://127.0.0.1:") == true)
+      #expect(summary.stopped_because == "stop_steps reached" && summary.env_steps >= 5_000)
+    }
+    #expect(Set(results.compactMap { $0.0 }).count == count, "each endpoint on its own port")
+
+    // Cancelled once it is running: an interruption, with its final checkpoint.
+    let started = StopFlag()
+    let run = Task {
+      try await daemon(count, steps: 100_000_000).run { _ in started.set() }
+    }
+    while !started.isSet { try await Task.sleep(for: .milliseconds(10)) }
+    try await Task.sleep(for: .milliseconds(300))
+    run.cancel()
+    let summary = try await run.value
+    #expect(summary.stopped_because == "interrupted")
+    #expect(summary.env_steps < 100_000_000)
+    #expect(FileManager.default.fileExists(atPath: "\(base)/\(count)/checkpoint.herd"))
+  }
+
   /// A resumed run goes on with the run's clock and its 100-episode mean: the
   /// seconds in progress.jsonl never go back, the resumed run's curves start with
   /// the first invocation's, and its log names the mean it resumed with.
