@@ -16,9 +16,13 @@ import HerdMath
 /// the bit asked (always 0 with one bit) and repeats the first observation once;
 /// here the query is a flag and each step has its own observation.
 public struct MemoryChain: Environment, Sendable {
+  /// Tuned keys: Adam at 1e-3, a GRU, and orthogonal initialisation, whose value
+  /// head starts at full scale: with PyTorch's (0.01), most runs fell back to chance
+  /// for a while after solving the task (docs/ARCHITECTURE.md, "Runs that collapse").
   public static let registration = EnvironmentRegistration(
     id: "MemoryChain-v0", summary: "remember a bit for `length` steps (bsuite's memory task)",
-    options: ["length": 10], trainingDefaults: #"{"optimizer": "adam", "lr": 0.001, "rnn_type": "gru"}"#
+    options: ["length": 10],
+    trainingDefaults: #"{"optimizer": "adam", "lr": 0.001, "rnn_type": "gru", "weight_init": "orthogonal"}"#
   ) { MemoryChain(length: max(1, $0["length"] ?? 10)) }
 
   /// Steps per episode (at least 1).

@@ -17,11 +17,13 @@ import HerdMath
 /// when `length` > 1; with `length` 1 the cue and the question share one frame (a
 /// test of the pixels alone).
 public struct PixelMemory: Environment, Sendable {
+  /// Tuned keys as MemoryChain's (orthogonal initialisation included), with a
+  /// small encoder for the 16x16 frame and fragments of one episode.
   public static let registration = EnvironmentRegistration(
     id: "PixelMemory-v0", summary: "remember which side a cue appeared on, from 16x16 uint8 pixels",
     options: ["length": 10],
     trainingDefaults:
-      #"{"optimizer": "adam", "lr": 0.001, "rnn_type": "gru", "conv_filters": [[8, 4, 2], [16, 3, 2]], "conv_fc_hiddens": [64], "num_envs_per_worker": 16, "max_seq_len": 10, "train_batch_size": 320}"#
+      #"{"optimizer": "adam", "lr": 0.001, "rnn_type": "gru", "conv_filters": [[8, 4, 2], [16, 3, 2]], "conv_fc_hiddens": [64], "num_envs_per_worker": 16, "max_seq_len": 10, "train_batch_size": 320, "weight_init": "orthogonal"}"#
   ) { PixelMemory(length: max(1, $0["length"] ?? 10)) }
 
   /// Image side.
