@@ -406,7 +406,8 @@ final class Trainer: @unchecked Sendable {
       if reachedAt != nil { (reason, finished) = ("stop_reward reached", true) }
       if let s = stop.envSteps, snap.envSteps >= s { (reason, finished) = ("stop_steps reached", true) }
       if let s = stop.seconds, now >= s { (reason, finished) = ("stop_seconds reached", true) }
-      if now - lastStatus >= 1 || finished {
+      // The status board every second, or at the progress interval when shorter.
+      if now - lastStatus >= min(1, config.progress_interval_seconds) || finished {
         let status = report(now: clockOffset + now, stopped: finished ? reason : nil)
         parts.status.publish(status)
         lastStatus = now

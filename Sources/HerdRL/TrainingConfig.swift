@@ -204,7 +204,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var seed: UInt64 = 0
   /// Seconds between checkpoints (also written at the end and on Ctrl-C).
   public var checkpoint_interval_seconds: Double = 60
-  /// Seconds between progress lines and `progress.jsonl` records.
+  /// Seconds between progress lines and `progress.jsonl` records (the status board,
+  /// `/stats`, is refreshed every second, or at this interval when shorter).
   public var progress_interval_seconds: Double = 2
 
   /// Environment options: a JSON object. A built-in environment reads its own keys

@@ -206,6 +206,22 @@ extension CheckpointCounters {
     #expect(FileManager.default.fileExists(atPath: "\(base)/\(count)/checkpoint.herd"))
   }
 
+  /// `progress_interval_seconds` below a second is honoured: the status board and
+  /// progress.jsonl used to follow a fixed one-second beat whatever the config said.
+  @Test func progressRecordsFollowAShortInterval() throws {
+    let dir = NSTemporaryDirectory() + "herd-interval-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var config = TrainingConfig.defaults(for: "MemoryChain-v0")
+    config.num_envs_per_worker = 8
+    config.progress_interval_seconds = 0.1
+    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(seconds: 2.5))
+    settings.inProcessWorkers = 1
+    let summary = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
+    let records = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n")
+    // 0.1 s apart over about 2.5 s is some 25 records; a one-second beat gives 3-4.
+    #expect(records.count >= 10, "\(records.count) records in \(summary.wall_seconds) s")
+  }
+
   /// A resumed run goes on with the run's clock and its 100-episode mean: the
   /// seconds in progress.jsonl never go back, the resumed run's curves start with
   /// the first invocation's, and its log names the mean it resumed with.
