@@ -72,11 +72,8 @@ public final class StatsServer: Service, Sendable {
   /// port; throws when binding failed.
   public func waitUntilBound(timeout: Double = 10) throws -> Int {
     if boundSignal.wait(timeout: .now() + timeout) == .success { boundSignal.signal() }
-    switch bound.withLock({ $0 }) {
-    case .bound(let p): return p
-    case .failed(let why): throw HTTPError(why)
-    case .waiting: throw HTTPError("the stats endpoint on \(host):\(requestedPort) did not start within \(Int(timeout)) s")
-    }
+    guard let port = try boundPort() else { throw notStarted(within: timeout) }
+    return port
   }
 
   /// Waits until the server listens (at most `timeout` seconds) and returns its
@@ -84,16 +81,23 @@ public final class StatsServer: Service, Sendable {
   public func waitUntilBound(timeout: Double = 10) async throws -> Int {
     let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
     while true {
-      switch bound.withLock({ $0 }) {
-      case .bound(let p): return p
-      case .failed(let why): throw HTTPError(why)
-      case .waiting:
-        guard ContinuousClock.now < deadline else {
-          throw HTTPError("the stats endpoint on \(host):\(requestedPort) did not start within \(Int(timeout)) s")
-        }
-        try await Task.sleep(for: .milliseconds(2))
-      }
+      if let port = try boundPort() { return port }
+      guard ContinuousClock.now < deadline else { throw notStarted(within: timeout) }
+      try await Task.sleep(for: .milliseconds(2))
     }
+  }
+
+  /// The port once bound, nil while starting; throws when binding failed.
+  private func boundPort() throws -> Int? {
+    switch bound.withLock({ $0 }) {
+    case .bound(let p): return p
+    case .failed(let why): throw HTTPError(why)
+    case .waiting: return nil
+    }
+  }
+
+  private func notStarted(within timeout: Double) -> HTTPError {
+    HTTPError("the stats endpoint on \(host):\(requestedPort) did not start within \(Int(timeout)) s")
   }
 
   /// The request as ``StatsService`` reads it.
