@@ -304,9 +304,9 @@ public struct PolicyExport {
   @discardableResult
   public func write(to directory: String) throws -> [String] {
     do {
-      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    } catch {
-      throw ExportError("cannot create \(directory): \(error.localizedDescription)")
+      try Folders.create(directory)
+    } catch let error as FolderError {
+      throw ExportError(error.description)
     }
     let files: [(String, [UInt8])] = [
       (Self.weightsFile, safetensors()), (Self.sidecarFile, try sidecarJSON()), (Self.onnxFile, onnx()),

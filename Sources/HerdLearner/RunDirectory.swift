@@ -34,9 +34,9 @@ public final class RunDirectory: Sendable {
   public init(path: String) throws {
     self.path = path
     do {
-      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    } catch {
-      throw RunDirectoryError("--run-dir \(path): cannot create the folder (\(Self.reason(error)))")
+      try Folders.create(path)
+    } catch let error as FolderError {
+      throw RunDirectoryError("--run-dir \(path): cannot create the folder (\(error.reason))")
     }
     let progress = (path as NSString).appendingPathComponent("progress.jsonl")
     let fd = open(progress, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
@@ -157,15 +157,6 @@ public final class RunDirectory: Sendable {
   }
 
   static func errnoText() -> String { String(cString: strerror(errno)) }
-
-  /// The system's words for a Foundation error (not its NSCocoaErrorDomain dump).
-  static func reason(_ error: any Error) -> String {
-    let ns = error as NSError
-    if let posix = ns.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
-      return String(cString: strerror(Int32(posix.code)))
-    }
-    return ns.localizedDescription
-  }
 }
 
 /// The metadata keys of `checkpoint.herd`.

@@ -1,6 +1,7 @@
 import CZeroMQ
 import Foundation
 import HerdMath
+import HerdRL
 
 #if canImport(Glibc)
   import Glibc
@@ -93,7 +94,11 @@ public enum Curve {
     guard !name.isEmpty, !name.contains("/"), !name.hasPrefix(".") else {
       throw CurveError("key name \"\(name)\" must be a plain file name (no /, not starting with .)")
     }
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    do {
+      try Folders.create(directory)
+    } catch let error as FolderError {
+      throw CurveError(error.description)
+    }
     let secretPath = (directory as NSString).appendingPathComponent(name + ".key")
     let publicPath = (directory as NSString).appendingPathComponent(name + ".pub")
     for p in [secretPath, publicPath] where FileManager.default.fileExists(atPath: p) {

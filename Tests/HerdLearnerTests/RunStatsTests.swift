@@ -122,6 +122,19 @@ import Testing
   }
 
   /// The time since env steps last arrived is nil until they do.
+  /// A run folder that cannot be made says which part of the path is in the way,
+  /// in the system's words (not Foundation's "NSCocoaErrorDomain error 512").
+  @Test func aRunFolderBlockedByAFileNamesIt() throws {
+    let dir = NSTemporaryDirectory() + "herd-blocked-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let run = try RunDirectory(path: dir)
+    try run.writeAtomically("config.json", "{}\n")
+    let blocked = run.file("config.json") + "/run"
+    let error = try #require(throws: RunDirectoryError.self) { try RunDirectory(path: blocked) }
+    #expect(
+      "\(error)" == "--run-dir \(blocked): cannot create the folder (\(run.file("config.json")) exists and is not a folder)")
+  }
+
   @Test func secondsSinceEnvSteps() {
     let stats = RunStats()
     #expect(stats.snapshot().secondsSinceEnvSteps == nil)
