@@ -116,12 +116,15 @@ extension TrainingConfig {
   func merging(_ dict: [String: Any], source: String) throws -> TrainingConfig {
     let known = Set(Self.keys)
     for key in dict.keys where !known.contains(key) {
-      throw ConfigError("\(source): unknown key '\(key)'; valid keys: \(Self.keys.joined(separator: ", "))")
+      throw ConfigError(
+        "\(source): unknown key '\(key)'\(Spelling.hint(for: key, among: Self.keys)); valid keys: \(Self.keys.joined(separator: ", "))"
+      )
     }
     for (key, valid) in Self.choiceKeys {
       guard let value = dict[key] else { continue }
       guard let name = value as? String, valid.names.contains(name) else {
-        throw ConfigError("\(source): \(key) = '\(value)' is invalid: use \(valid.text)")
+        let hint = (value as? String).map { Spelling.hint(for: $0, among: valid.names) } ?? ""
+        throw ConfigError("\(source): \(key) = '\(value)' is invalid\(hint): use \(valid.text)")
       }
     }
     var current = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as? [String: Any] ?? [:]
@@ -137,8 +140,9 @@ extension TrainingConfig {
         for (k, v) in sub {
           if let builtIn, builtIn.options[k] == nil {
             let valid = builtIn.options.keys.sorted().map { "env_config.\($0)" }
+            let hint = Spelling.hint(for: "env_config.\(k)", among: valid)
             throw ConfigError(
-              "\(source): unknown key 'env_config.\(k)' for \(envName); valid: \(valid.isEmpty ? "none" : valid.joined(separator: ", "))"
+              "\(source): unknown key 'env_config.\(k)' for \(envName)\(hint); valid: \(valid.isEmpty ? "none" : valid.joined(separator: ", "))"
             )
           }
           merged[k] = v
@@ -207,7 +211,12 @@ extension TrainingConfig {
         }
       }
     } else {
-      throw fail("env", "'\(env)'", "use \(Self.environmentChoices)")
+      // A Gymnasium id written without its prefix is the likeliest other mistake.
+      let guess =
+        Spelling.suggestion(for: env, among: Self.environmentNames)
+        ?? (env.wholeMatch(of: /[\w.:\/]+-v\d+/) != nil ? "gym:\(env)" : nil)
+      let hint = guess.map { " (did you mean '\($0)'?)" } ?? ""
+      throw ConfigError("env = '\(env)' is invalid\(hint): use \(Self.environmentChoices)")
     }
     for (k, v) in [
       ("num_envs_per_worker", num_envs_per_worker), ("num_workers", num_workers), ("lstm_cell_size", lstm_cell_size),

@@ -59,6 +59,49 @@ import Testing
     }
   }
 
+  /// A misspelt key, choice or environment gets the likely one named before the
+  /// list of every valid one; a name close to nothing gets no guess.
+  @Test func misspellingsGetASuggestion() throws {
+    func message(_ body: () throws -> Void) -> String {
+      do {
+        try body()
+        return "no error"
+      } catch { return "\(error)" }
+    }
+    let base = TrainingConfig()
+    for (set, hint) in [
+      ("entropy_coef=0.1", "unknown key 'entropy_coef' (did you mean 'entropy_coeff'?); valid keys: env, "),
+      ("lrr=1", "unknown key 'lrr' (did you mean 'lr'?); valid keys:"),
+      ("gmama=0.9", "unknown key 'gmama' (did you mean 'gamma'?); valid keys:"),
+      ("rnn_type=lstmm", "rnn_type = 'lstmm' is invalid (did you mean 'lstm'?): use "),
+      ("optimizer=Adam", "optimizer = 'Adam' is invalid (did you mean 'adam'?): use "),
+    ] {
+      #expect(message { _ = try base.applying(overrides: [set]) }.contains("--set \(set): \(hint)"), "\(set)")
+    }
+    let chain = TrainingConfig.defaults(for: "MemoryChain-v0")
+    #expect(
+      message { _ = try chain.applying(overrides: ["env_config.lenght=3"]) }
+        == "--set env_config.lenght=3: unknown key 'env_config.lenght' for MemoryChain-v0 (did you mean 'env_config.length'?); valid: env_config.length")
+    for (env, guess) in [
+      ("CartPol", "CartPole-v1"), ("cartpole-v1", "CartPole-v1"), ("MemoryChian-v0", "MemoryChain-v0"),
+      ("LunarLander-v3", "gym:LunarLander-v3"), ("ALE/Pong-v5", "gym:ALE/Pong-v5"),
+    ] {
+      var config = base
+      config.env = env
+      #expect(
+        message { try config.validate() }.hasPrefix("env = '\(env)' is invalid (did you mean '\(guess)'?): use CartPole-v1, "),
+        "\(env)")
+    }
+    // No guess: nothing close, or two candidates equally close.
+    for set in ["bogus=1", "adam_beta=0.9"] {
+      let m = message { _ = try base.applying(overrides: [set]) }
+      #expect(m.hasPrefix("--set \(set): unknown key '\(set.prefix { $0 != "=" })'; valid keys: env, "), "\(m)")
+    }
+    var far = base
+    far.env = "Pong"
+    #expect(message { try far.validate() }.hasPrefix("env = 'Pong' is invalid: use CartPole-v1, "))
+  }
+
   /// Keys with a fixed set of choices are enums: an unknown name (or a number) is
   /// an error that lists every valid one, never a silent fallback; each valid name
   /// round-trips through config.json.
