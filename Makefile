@@ -34,7 +34,7 @@ SWIFT_CPU := -Xswiftc -target-cpu -Xswiftc haswell
 endif
 endif
 
-.PHONY: deps test-deps venv install-packages build test train bench bench-venv format clean
+.PHONY: deps test-deps venv install-packages build test train bench bench-venv config-reference format clean
 
 ## deps: install the Debian packages Herd links against, when missing
 deps:
@@ -99,6 +99,11 @@ bench-venv: .venv-bench/.installed
 	@touch $@
 
 ## format: reformat the sources with swift-format (.swift-format)
+## config-reference: rewrite docs/configuration.md from TrainingConfig's doc
+## comments, defaults and the environments' presets (make test fails while it is stale)
+config-reference:
+	HERD_WRITE_CONFIG_REFERENCE=1 $(SWIFT) test -c release --no-parallel $(SWIFT_CPU) --filter ConfigReferenceTests
+
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
 

@@ -14,15 +14,18 @@ import HerdNN
 public struct TrainingConfig: Codable, Sendable, Equatable {
   // MARK: Environment
   /// A built-in environment (`CartPole-v1`, `StatelessCartPole-v1`,
-  /// `MemoryChain-v0`) or a Gymnasium one, `gym:ID` (`gym:CartPole-v1`,
+  /// `MemoryChain-v0`, `Pendulum-v1`, `StatelessPendulum-v1`, `PixelMemory-v0`, or
+  /// one a program registers) or a Gymnasium one, `gym:ID` (`gym:CartPole-v1`,
   /// `gym:my_package.envs:MyEnv-v0`), stepped in Python env host processes.
   public var env = "StatelessCartPole-v1"
-  /// Environment options: `length` (MemoryChain's episode length),
-  /// `max_episode_steps` (CartPole's time limit).
+  /// Environment options, a JSON object: `length` (MemoryChain's and PixelMemory's
+  /// episode length), `max_episode_steps` (CartPole's and Pendulum's time limit);
+  /// a Gymnasium environment gets them all as keyword arguments of `gymnasium.make`.
   public var env_config = EnvConfig()
   /// Environments per rollout worker, stepped as one batch (K).
   public var num_envs_per_worker = 32
-  /// Rollout workers (threads in one process for now).
+  /// Rollout worker processes `herd train` starts (`--workers` overrides it; threads
+  /// with `--in-process`). `herd learner` starts none: workers connect to it.
   public var num_workers = 1
   /// `NoFilter` or `MeanStdFilter` (running normalisation of observations, RLlib's names).
   public var observation_filter = ObservationFilterKind.NoFilter
