@@ -112,7 +112,7 @@ import Testing
       |---|---|
 
       """
-    for env in TrainingConfig.environmentNames where !env.hasPrefix("Test") {
+    for env in BuiltInEnvironments.all.map(\.id) {
       let preset = try values(TrainingConfig.defaults(for: env))
       let changed = keys.filter { $0 != "env" && preset[$0] != defaults[$0] }
         .map { "`\($0)=\(preset[$0] ?? "?")`" }
