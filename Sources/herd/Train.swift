@@ -11,17 +11,17 @@ import Synchronization
 struct ConfigOptions: ParsableArguments {
   @Option(
     help:
-      "Environment: \(TrainingConfig.environmentNames.joined(separator: ", ")). Picks that environment's tuned defaults."
+      "Environment: \(TrainingConfig.environmentNames.joined(separator: ", ")), or gym:ID for a Gymnasium one. Picks that environment's tuned preset (docs/configuration.md lists what each sets)."
   )
   var env: String?
 
-  @Option(help: "A JSON config file; its keys override the environment's defaults (see configs/).")
+  @Option(help: "A JSON config file; its keys override the environment's preset (examples in configs/; every key in docs/configuration.md).")
   var config: String?
 
   @Option(
     name: .customLong("set"),
     help: ArgumentHelp(
-      "Override one config key, e.g. --set lstm_cell_size=128 or --set env_config.length=30 (repeatable).",
+      "Override one config key, the value in JSON, e.g. --set lstm_cell_size=128, --set fcnet_hiddens=[128,128] or --set env_config.length=30 (repeatable; every key in docs/configuration.md).",
       valueName: "KEY=VALUE"))
   var overrides: [String] = []
 
