@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import HerdMath
 import HerdRL
 
@@ -15,4 +16,40 @@ struct Herd: ParsableCommand {
     version: HerdVersion.string,
     subcommands: [Train.self, LearnerCommand.self, WorkerCommand.self, StatsCommand.self, KeysCommand.self, ExplainCommand.self, EvalCommand.self, ExportCommand.self, Bench.self]
   )
+
+  /// Parses and runs, after naming a misspelt subcommand: ArgumentParser
+  /// suggests options, but answers `herd trian` with "Unexpected argument".
+  static func main() {
+    if let message = unknownSubcommand(Array(CommandLine.arguments.dropFirst())) {
+      FileHandle.standardError.write(Data(message.utf8))
+      Foundation.exit(ExitCode.validationFailure.rawValue)
+    }
+    main(nil)
+  }
+
+  /// The error for the first word that should name a subcommand and names none,
+  /// or nil. Walks the command groups (`herd`, `herd bench`, `herd keys`: commands
+  /// with subcommands and no arguments of their own) as far as `arguments` go;
+  /// options and `help` end the walk, for ArgumentParser to handle.
+  static func unknownSubcommand(_ arguments: [String]) -> String? {
+    var command: any ParsableCommand.Type = Herd.self
+    var path = ["herd"]
+    for word in arguments {
+      let children = command.configuration.subcommands
+      guard !children.isEmpty, !word.hasPrefix("-"), word != "help" else { return nil }
+      let names = children.map { $0._commandName }
+      guard let i = names.firstIndex(of: word) else {
+        let usage = path.joined(separator: " ")
+        return """
+          Error: Unknown command '\(word)'\(Spelling.hint(for: word, among: names)); \(usage) has: \(names.joined(separator: ", "))
+          Usage: \(usage) <subcommand>
+            See '\(usage) --help' for more information.
+
+          """
+      }
+      command = children[i]
+      path.append(word)
+    }
+    return nil
+  }
 }

@@ -340,6 +340,27 @@ import Testing
     }
   }
 
+  /// A misspelt subcommand, at the top or in a group, is named with the likely one
+  /// and the list; options, `help` and real commands go on to ArgumentParser.
+  @Test func aMisspeltCommandGetsASuggestion() throws {
+    let top = try HerdBinary.run(["trian", "--env", "CartPole-v1"])
+    #expect(top.status == 64)
+    #expect(
+      top.stderr.hasPrefix(
+        "Error: Unknown command 'trian' (did you mean 'train'?); herd has: train, learner, worker, stats, keys, explain, eval, export, bench\nUsage: herd <subcommand>\n"),
+      "\(top.stderr)")
+    let nested = try HerdBinary.run(["bench", "lstmm"])
+    #expect(nested.status == 64)
+    #expect(nested.stderr.hasPrefix("Error: Unknown command 'lstmm' (did you mean 'lstm'?); herd bench has: lstm, cnn, "), "\(nested.stderr)")
+    #expect(nested.stderr.contains("See 'herd bench --help'"))
+    let none = try HerdBinary.run(["frobnicate"])
+    #expect(none.status == 64 && none.stderr.hasPrefix("Error: Unknown command 'frobnicate'; herd has: train, "), "\(none.stderr)")
+    let help = try HerdBinary.run(["help", "keys"])
+    #expect(help.status == 0 && help.stdout.contains("herd keys"), "\(help.stderr)")
+    let version = try HerdBinary.run(["--version"])
+    #expect(version.status == 0 && !version.stdout.isEmpty)
+  }
+
   @Test func helpExplainsTheOptions() throws {
     let r = try HerdBinary.run(["train", "--help"])
     #expect(r.status == 0)
