@@ -6,6 +6,7 @@ import HerdRL
 import HerdStats
 import HerdWire
 import HerdWorker
+import Logging
 
 /// Options naming the learner's endpoints.
 struct EndpointOptions: ParsableArguments {
@@ -119,12 +120,18 @@ struct WorkerCommand: ParsableCommand {
   var envs: Int?
   @Option(help: "Seed for this worker's environments and sampling.")
   var seed: UInt64 = 0
+  @Option(
+    help: ArgumentHelp(
+      "Stop cleanly, as on SIGTERM, once process PID is no longer this worker's parent (checked every second). herd train passes its own id, so its workers end with it even when it is killed outright (SIGKILL, the OOM killer).",
+      valueName: "PID"))
+  var parentPid: Int32?
   @OptionGroup var envHost: EnvHostOptions
   @OptionGroup var curve: WorkerCurveOptions
   @OptionGroup var logs: LogOptions
 
   func validate() throws {
     if let e = envs, e < 1 { throw ValidationError("--envs must be at least 1, got \(e)") }
+    if let p = parentPid, p < 1 { throw ValidationError("--parent-pid must be a process id (1 or more), got \(p)") }
     try envHost.validate()
     try curve.validate()
   }
@@ -132,6 +139,7 @@ struct WorkerCommand: ParsableCommand {
   func run() throws {
     let logger = logs.bootstrap(label: "herd.worker")
     StopSignals.install(interruptFlag)
+    if let parentPid { ParentWatch.start(parent: parentPid, stop: interruptFlag, logger: logger) }
     BLAS.setThreadCount(1)
     let transport = try ZMQWorkerTransport(learner: learner, curve: try curve.keys(), logger: logger)
     let loop = WorkerLoop(transport: transport, envs: envs, seed: seed, logger: logger, envHost: envHost.settings)
@@ -141,6 +149,28 @@ struct WorkerCommand: ParsableCommand {
     } catch let r as Refusal {
       throw CommandFailure("the learner refused this worker: \(r)")
     }
+  }
+}
+
+/// `herd worker --parent-pid`: a thread that sets the stop flag once the worker's
+/// parent is another process than the one named, which is what Linux does to an
+/// orphan (it is handed to init or a subreaper). Polling rather than
+/// `PR_SET_PDEATHSIG`, which fires when the thread that spawned the child ends,
+/// not its process.
+enum ParentWatch {
+  static func start(parent: Int32, stop: StopFlag, logger: Logger) {
+    let thread = Thread {
+      while !stop.isSet {
+        if getppid() != parent {
+          logger.warning("worker: parent process \(parent) is gone; stopping")
+          stop.set()
+          return
+        }
+        stop.wait(seconds: 1)
+      }
+    }
+    thread.name = "parent-watch"
+    thread.start()
   }
 }
 

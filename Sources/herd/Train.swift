@@ -255,7 +255,9 @@ struct Train: ParsableCommand {
 
 /// `herd train`'s worker child processes: `herd worker` connected to the learner
 /// over loopback, their log lines forwarded through this process (above the
-/// status bar), stopped with SIGTERM (then SIGKILL after 5 s) when the run ends.
+/// status bar), stopped with SIGTERM (then SIGKILL after 5 s) when the run ends,
+/// and stopping themselves when this process is gone (`--parent-pid`: killed
+/// outright, it cannot stop them).
 final class ChildWorkers: @unchecked Sendable {
   // Touched by the command's thread only (start in the ready callback, stop after).
   private var children: [Process] = []
@@ -281,6 +283,7 @@ final class ChildWorkers: @unchecked Sendable {
       p.executableURL = URL(fileURLWithPath: exe)
       p.arguments = [
         "worker", "--learner", control, "--seed", String(seed &+ UInt64(i) &+ 1), "--log-level", logLevel.rawValue,
+        "--parent-pid", String(getpid()),
       ] + extra
       let pipe = Pipe()
       p.standardError = pipe

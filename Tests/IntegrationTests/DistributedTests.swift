@@ -141,6 +141,25 @@ final class HerdProcess {
     #expect(sb == 0 && sc == 0, "workers exit cleanly on SIGTERM: \(sb) \(sc)\n\(b.stderr.suffix(800))\n\(c.stderr.suffix(800))")
   }
 
+  /// `herd train` killed outright (SIGKILL: it cannot stop its children) leaves no
+  /// worker process behind: each watches its parent (`--parent-pid`) and stops by
+  /// itself, where before they retried the dead learner for ever.
+  @Test func workersEndWithAKilledTrain() throws {
+    let dir = HerdBinary.tempDir("killed")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let train = try HerdProcess([
+      "train", "--env", "MemoryChain-v0", "--workers", "2", "--run-dir", dir, "--stop-seconds", "60", "--no-stats",
+    ])
+    let pid = train.process.processIdentifier
+    #expect(train.waitFor(30) { $0.contains("worker 2 joined") }, "\(train.stderr)")
+    let workers = childPIDs(of: pid)
+    defer { for w in workers where processAlive(w) { kill(w, SIGKILL) } }
+    #expect(workers.count == 2, "\(workers)")
+    train.signal(SIGKILL)
+    _ = train.wait(5)
+    #expect(waitUntil(15) { !workers.contains(where: processAlive) }, "workers left running: \(workers.filter(processAlive))")
+  }
+
   @Test func aKilledLearnerResumesAndWorkersReconnectByThemselves() throws {
     let dir = HerdBinary.tempDir("resume")
     defer { try? FileManager.default.removeItem(atPath: dir) }
