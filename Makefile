@@ -98,12 +98,12 @@ bench-venv: .venv-bench/.installed
 	.venv-bench/bin/python -m pip install --quiet torch numpy matplotlib
 	@touch $@
 
-## format: reformat the sources with swift-format (.swift-format)
 ## config-reference: rewrite docs/configuration.md from TrainingConfig's doc
 ## comments, defaults and the environments' presets (make test fails while it is stale)
 config-reference:
 	HERD_WRITE_CONFIG_REFERENCE=1 $(SWIFT) test -c release --no-parallel $(SWIFT_CPU) --filter ConfigReferenceTests
 
+## format: reformat the sources with swift-format (.swift-format)
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
 

@@ -3,6 +3,16 @@ import HerdEnvs
 @testable import HerdRL
 import Testing
 
+/// What `body` throws, as text ("no error" when it throws nothing).
+private func message(_ body: () throws -> Void) -> String {
+  do {
+    try body()
+    return "no error"
+  } catch {
+    return "\(error)"
+  }
+}
+
 @Suite struct TrainingConfigTests {
   @Test func aProgramRegistersItsOwnEnvironment() throws {
     try Environments.register(
@@ -37,12 +47,6 @@ import Testing
   }
 
   @Test func unknownKeysAndBadValuesAreNamed() throws {
-    func message(_ body: () throws -> Void) -> String {
-      do {
-        try body()
-        return ""
-      } catch { return "\(error)" }
-    }
     let base = TrainingConfig()
     #expect(message { _ = try base.applying(overrides: ["lstm_size=3"]) }.contains("unknown key 'lstm_size'"))
     #expect(message { _ = try base.applying(overrides: ["env_config.len=3"]) }.contains("env_config.len"))
@@ -62,12 +66,6 @@ import Testing
   /// A misspelt key, choice or environment gets the likely one named before the
   /// list of every valid one; a name close to nothing gets no guess.
   @Test func misspellingsGetASuggestion() throws {
-    func message(_ body: () throws -> Void) -> String {
-      do {
-        try body()
-        return "no error"
-      } catch { return "\(error)" }
-    }
     let base = TrainingConfig()
     for (set, hint) in [
       ("entropy_coef=0.1", "unknown key 'entropy_coef' (did you mean 'entropy_coeff'?); valid keys: env, "),
@@ -106,14 +104,6 @@ import Testing
   /// an error that lists every valid one, never a silent fallback; each valid name
   /// round-trips through config.json.
   @Test func choicesAreEnumsThatNameTheValidValues() throws {
-    func message(_ body: () throws -> Void) -> String {
-      do {
-        try body()
-        return "no error"
-      } catch {
-        return "\(error)"
-      }
-    }
     let base = TrainingConfig()
     for (key, valid) in [
       ("optimizer", ["rmsprop", "adam"]), ("rnn_type", ["lstm", "gru"]), ("fcnet_activation", ["tanh", "relu", "linear"]),
