@@ -149,7 +149,6 @@ public struct PolicyExport {
       try JSONSerialization.jsonObject(with: try encoder.encode(v), options: [.fragmentsAllowed])
     }
     let net = network
-    let heads = net.heads
     var filter: Any = NSNull()
     if let m = net.filterMean, let s = net.filterScale {
       let scale = values(s)

@@ -61,7 +61,6 @@ public struct LearnerParts: Sendable {
   public let status: StatusBoard
 }
 
-extension PolicyNetwork: @unchecked Sendable {}
 extension Learner: @unchecked Sendable {}
 
 /// The learner loop: batch -> update -> publish -> stats, until a stop criterion,

@@ -15,10 +15,11 @@ public struct MetricsExporter: Sendable {
     let r = PrometheusCollectorRegistry()
     func gauge(_ name: String, _ help: String, _ v: Double?, labels: [(String, String)] = []) {
       guard let v else { return }
-      r.makeGauge(name: name, labels: labels, help: help).set(v)
+      r.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels).set(v)
     }
     func counter(_ name: String, _ help: String, _ v: Int, labels: [(String, String)] = []) {
-      r.makeCounter(name: name + "_total", labels: labels, help: help).increment(by: Int64(max(0, v)))
+      r.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "total", helpText: help), labels: labels)
+        .increment(by: Int64(max(0, v)))
     }
     gauge(
       "herd_run_info", "Constant 1, labelled with the run's env, run directory and learner session.", 1,

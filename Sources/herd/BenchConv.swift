@@ -83,7 +83,6 @@ struct BenchConv: ParsableCommand {
       layout: &layout)
     var rng = SeededGenerator(seed: seed)
     let p = Parameters(layout: layout, rng: &rng)
-    let macs = Double(conv.multiplyAddsPerImage + fc.layers.reduce(0) { $0 + $1.inFeatures * $1.outFeatures })
     print(
       "herd bench cnn: \(encoder.rawValue) over \(frames) frames of \(plan.image) (\(bytes ? "uint8, scaled in the first layer" : "float32")), \(layout.count) parameters, \(shards) shard\(shards == 1 ? "" : "s")"
     )

@@ -139,7 +139,7 @@ struct BenchEnvHost: ParsableCommand {
     try envs.reset()
     var rng = SeededGenerator(seed: 3)
     var actions = [Int32](repeating: 0, count: k)
-    let n = Int32((try? envs.spec.action.actionHeads().first) ?? 2) ?? 2
+    let n = Int32((try? envs.spec.action.actionHeads().first) ?? 2)
     var calls = 0
     func step() {
       for i in 0..<k { actions[i] = Int32(rng.next() % UInt64(n)) }

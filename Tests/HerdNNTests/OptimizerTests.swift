@@ -79,7 +79,7 @@ func flatParameters(_ values: [Float]) throws -> Parameters {
   /// value, infinity, NaN for negative inputs, and random values over many binades.
   @Test func vectorSquareRootHasTheBitsOfTheScalarOne() {
     var rng = SeededGenerator(seed: 5)
-    var xs: [Float] = [0, -0.0, .leastNonzeroMagnitude, .leastNormalMagnitude, 1e-40, 1, 2, 4, .greatestFiniteMagnitude, .infinity, -1, -.infinity, .nan]
+    var xs: [Float] = [0, -0.0, .leastNonzeroMagnitude, .leastNormalMagnitude, Float(1e-40 as Double), 1, 2, 4, .greatestFiniteMagnitude, .infinity, -1, -.infinity, .nan]
     while xs.count < 8 * 80 { xs.append(Float(exp(Double(rng.nextUnitFloat() * 170 - 85)))) }
     for start in stride(from: 0, to: xs.count, by: 8) {
       let r = herd_sqrt8(SIMD8<Float>(xs[start..<(start + 8)]))
