@@ -71,13 +71,15 @@ build: deps
 ## test: build once (release: numeric code is 10-50x slower in debug) and run every
 ## test, one at a time (processes and servers on 2 cores do not flake that way);
 ## HERD_REQUIRE_TOOLS=1 turns a missing test tool into a failure, not a skip; then
-## build and run Examples/ (a program using Herd as a library; it fails if it does not learn)
+## run Examples/Cue (a program using Herd as a library, built with the tests; it
+## fails if it does not learn) and check that Examples/Package.swift, the package a
+## user would write for it, resolves against this one
 test: test-deps
 	cd python && ../$(VENV)/bin/python -m pytest -q
 	HERD_REQUIRE_TOOLS=1 HERD_PYTHON=$(CURDIR)/$(VENV)/bin/python PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
 	  $(SWIFT) test -c release --no-parallel $(SWIFT_CPU)
-	$(SWIFT) build -c release --package-path Examples --scratch-path .build/examples $(SWIFT_CPU)
-	.build/examples/release/cue
+	.build/release/cue
+	$(SWIFT) package --quiet --package-path Examples --scratch-path .build/examples show-dependencies >/dev/null
 
 ## train: train a recurrent policy with a local learner and workers
 train: build
