@@ -56,7 +56,7 @@ public enum BLAS {
     let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
     let (backend, reason) = GemmBackend.active
     let gemm = backend == .herd ? "Herd's \(KernelISA.preferred) kernels" : "OpenBLAS"
-    return "\(config) core=\(coreName); gemm on \(gemm) (\(reason))"
+    return "\(config) core=\(coreName); gemm on \(gemm) (\(reason)); \(OpenBLASPages.summary)"
   }
 
   /// The name of the kernel OpenBLAS chose for this CPU ("Haswell", "SkylakeX",
@@ -144,6 +144,7 @@ public enum BLAS {
     beta: Float,
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
+    OpenBLASPages.prepareCallingThread()
     cblas_sgemm(
       CblasRowMajor, transA.cblas, transB.cblas,
       Int32(m), Int32(n), Int32(k),
