@@ -53,10 +53,7 @@ public enum GemmBackend: String, Sendable, CaseIterable, CustomStringConvertible
   public static let active: (backend: GemmBackend, reason: String) = {
     let choice = choose(
       setting: getenv("HERD_GEMM").map { String(cString: $0) }, openBLASCore: BLAS.coreName, isa: .preferred)
-    if let warning = choice.warning {
-      var text = "herd: \(warning)\n"
-      text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-    }
+    if let warning = choice.warning { writeToStandardError("herd: \(warning)\n") }
     return (choice.backend, choice.reason)
   }()
 }

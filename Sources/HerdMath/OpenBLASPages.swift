@@ -94,7 +94,8 @@ public enum OpenBLASPages {
     if let buffer = blas_memory_alloc(0) {
       if let range = mapping(containing: UInt(bitPattern: buffer)) {
         (entry.start, entry.end) = range
-        if madvise(UnsafeMutableRawPointer(bitPattern: range.start), Int(range.end - range.start), MADV_HUGEPAGE) != 0 {
+        let start = UnsafeMutableRawPointer(bitPattern: range.start)
+        if madvise(start, Int(range.end - range.start), MADV_HUGEPAGE) != 0 {
           entry.error = errno
         }
       } else {
@@ -106,48 +107,25 @@ public enum OpenBLASPages {
     }
     log.withLock { $0.append(entry) }
     if let error = entry.error, !warnedOnce.exchange(true, ordering: .relaxed) {
+      let reason = String(cString: strerror(error))
       writeToStandardError(
-        "herd: could not advise OpenBLAS's buffer to use huge pages (\(String(cString: strerror(error)))); it stays on 4 KiB pages\n"
-      )
+        "herd: could not advise OpenBLAS's buffer to use huge pages (\(reason)); it stays on 4 KiB pages\n")
     }
   }
 
   /// The mapping `[start, end)` of this process that holds `address`, from
   /// `/proc/self/maps`; nil when none does.
   public static func mapping(containing address: UInt) -> (start: UInt, end: UInt)? {
-    guard let file = fopen("/proc/self/maps", "r") else { return nil }
-    defer { fclose(file) }
-    var line: UnsafeMutablePointer<CChar>?
-    var capacity = 0
-    defer { free(line) }
-    while getline(&line, &capacity, file) > 0, let text = line {
+    var found: (start: UInt, end: UInt)?
+    forEachLine(ofFile: "/proc/self/maps") { text in
       // "start-end perms offset dev inode path", hexadecimal bounds.
       var rest: UnsafeMutablePointer<CChar>?
       let start = UInt(strtoul(text, &rest, 16))
-      guard let dash = rest, dash.pointee == CChar(UInt8(ascii: "-")) else { continue }
+      guard let dash = rest, dash.pointee == CChar(UInt8(ascii: "-")) else { return true }
       let end = UInt(strtoul(dash + 1, nil, 16))
-      if start <= address && address < end { return (start, end) }
+      if start <= address && address < end { found = (start, end) }
+      return found == nil
     }
-    return nil
+    return found
   }
-}
-
-/// A small text file's contents, nil when it cannot be read.
-func readSmallFile(_ path: String) -> String? {
-  guard let file = fopen(path, "r") else { return nil }
-  defer { fclose(file) }
-  var bytes: [UInt8] = []
-  var chunk = [UInt8](repeating: 0, count: 4096)
-  while true {
-    let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-    if count == 0 { break }
-    bytes += chunk[0..<count]
-  }
-  return String(decoding: bytes, as: UTF8.self)
-}
-
-/// Writes `text` to standard error unbuffered (these run before any logger exists).
-func writeToStandardError(_ text: String) {
-  var text = text
-  text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }

@@ -43,40 +43,30 @@ public enum KernelISA: String, Sendable, CaseIterable, CustomStringConvertible {
     let best: KernelISA = KernelISA.avx512.isAvailable ? .avx512 : .avx2
     guard let name = getenv("HERD_KERNEL_ISA").map({ String(cString: $0) }), !name.isEmpty else { return best }
     guard let isa = KernelISA(rawValue: name) else {
-      warn("herd: HERD_KERNEL_ISA=\(name) is not one of avx512, avx2; using \(best)\n")
+      writeToStandardError("herd: HERD_KERNEL_ISA=\(name) is not one of avx512, avx2; using \(best)\n")
       return best
     }
     guard isa.isAvailable else {
-      warn("herd: HERD_KERNEL_ISA=\(name) is not available in this build or on this CPU; using \(best)\n")
+      writeToStandardError(
+        "herd: HERD_KERNEL_ISA=\(name) is not available in this build or on this CPU; using \(best)\n")
       return best
     }
     return isa
   }()
-
-  /// Writes `message` to standard error (file descriptor 2).
-  private static func warn(_ message: String) {
-    var text = message
-    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-  }
 }
 
 /// CPU feature flags as Linux reports them (`/proc/cpuinfo`), read once.
 public enum CPUFeatures {
   static let flags: Set<Substring> = {
-    guard let f = fopen("/proc/cpuinfo", "r") else { return [] }
-    defer { fclose(f) }
-    var line: UnsafeMutablePointer<CChar>? = nil
-    var cap = 0
-    defer { free(line) }
-    while getline(&line, &cap, f) > 0 {
-      guard let line else { break }
+    var flags: Set<Substring> = []
+    forEachLine(ofFile: "/proc/cpuinfo") { line in
       let s = String(cString: line)
-      if s.hasPrefix("flags") {
-        let value = s.split(separator: ":", maxSplits: 1).last ?? ""
-        return Set(value.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }))
-      }
+      guard s.hasPrefix("flags") else { return true }
+      let value = s.split(separator: ":", maxSplits: 1).last ?? ""
+      flags = Set(value.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }))
+      return false
     }
-    return []
+    return flags
   }()
 
   /// Whether the first CPU lists `flag` (for example `avx512f`, `avx2`, `fma`).

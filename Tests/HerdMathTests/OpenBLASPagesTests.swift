@@ -39,15 +39,18 @@ import Testing
   /// A thread's first OpenBLAS product advises the mapping of its buffer (VmFlags
   /// "hg" in smaps), once; on a system that gives huge pages to all or none, or with
   /// HERD_HUGE_PAGES=0, nothing is advised. Checked while the thread lives: OpenBLAS
-  /// unmaps a thread's buffer when the thread ends.
+  /// unmaps a thread's buffer when the thread ends. Only advice given after the
+  /// test began counts: a thread that ended earlier may have had the same pthread id.
   @Test func aThreadsFirstProductAdvisesItsBuffer() throws {
+    let before = OpenBLASPages.advice.count
+    func given(to thread: UInt) -> [OpenBLASPages.Advice] {
+      OpenBLASPages.advice.dropFirst(before).filter { $0.thread == thread }
+    }
     var flags: [String]?
     let thread = runOnNewThread(products: 2) { thread in
-      if let advice = OpenBLASPages.advice.first(where: { $0.thread == thread }) {
-        flags = smapsFlags(containing: advice.start)
-      }
+      if let advice = given(to: thread).first { flags = smapsFlags(containing: advice.start) }
     }
-    let mine = OpenBLASPages.advice.filter { $0.thread == thread }
+    let mine = given(to: thread)
     guard OpenBLASPages.mode == .advise else {
       #expect(mine.isEmpty, "mode \(OpenBLASPages.mode) yet advised: \(mine)")
       return
