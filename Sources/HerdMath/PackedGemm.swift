@@ -10,7 +10,8 @@ import CVector
 ///   32 vector registers hold the tile). Compiled only when the build passes
 ///   `-DHERD_AVX512` with an AVX-512 target CPU (the Makefile does on such hosts),
 ///   and chosen only when the CPU reports `avx512f`.
-/// - `avx2`: 8-float vectors, a tile of 6 rows x 16 columns (12 of the 16 registers).
+/// - `avx2`: 8-float vectors, a tile of 6 rows x 16 columns (12 of the 16 registers);
+///   with A read in place, a row tail runs on tiles of 4 rows (8 accumulators).
 ///   Always available; built for a CPU without AVX2 it still runs, on SSE halves.
 public enum KernelISA: String, Sendable, CaseIterable, CustomStringConvertible {
   case avx512
@@ -707,6 +708,17 @@ enum PackedKernels {
     run(SIMD8<Float>.self, rowsPerTile: 6, a, rs: lda, ks: 1, ts: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
   }
 
+  /// Rows of the next AVX2 tile when `left` rows of C remain, for A read in place:
+  /// tiles of 6, and 4 where 6 would multiply clamped rows (8 rows as 4 + 4, 7 as
+  /// 4 + 3, at most 4 as one tile of 4): at most one row is repeated where a 6-row
+  /// tail repeated up to 5. With m = 32 (the LSTM's batch), 6 x 6 tiles computed 36
+  /// rows; 4 x 6 + 2 x 4 compute 32. Each element is still one fma chain over kk in
+  /// order, so the split changes no bits.
+  @inline(__always)
+  static func avx2TileRows(left: Int) -> Int {
+    left == 5 || left == 6 || left >= 9 ? 6 : 4
+  }
+
   @inline(__always)
   ///
   /// The tile starting at row r reads from `a + r * ts`, and its row i, element kk,
@@ -718,10 +730,16 @@ enum PackedKernels {
     _: V.Type, rowsPerTile: Int, _ a: UnsafePointer<Float>, rs: Int, ks: Int, ts: Int, m: Int, b: UnsafePointer<Float>, k: Int,
     n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
   ) where V.Scalar == Float {
+    // A read in place (rows `rs` apart from any row) takes tiles of 4 rows at the tail
+    // on AVX2; A in tiles was packed in whole tiles of 6.
+    let shortTail = rowsPerTile == 6 && ts == rs
     forEachTile(
-      width: 2 &* V.scalarCount, rowsPerTile: rowsPerTile, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate
+      width: 2 &* V.scalarCount, rowsPerTile: rowsPerTile, shortTail: shortTail, m: m, n: n, k: k, b: b, c: c, ldc: ldc,
+      accumulate: accumulate
     ) { r, valid, panel, ct, ldct in
-      if rowsPerTile == 8 && valid == 8 {
+      if rowsPerTile == 6 && shortTail && valid <= 4 {
+        tile6(V.self, rows: 4, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+      } else if rowsPerTile == 8 && valid == 8 {
         // A whole tile: with the row count a constant, rows at a fixed stride (A in
         // tiles: consecutive floats) address as constant offsets from one pointer,
         // where clamped rows each need a register.
@@ -729,20 +747,21 @@ enum PackedKernels {
       } else if rowsPerTile == 8 {
         tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
       } else if valid == 6 {
-        tile6(V.self, a + r &* ts, rs: rs, ks: ks, valid: 6, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+        tile6(V.self, rows: 6, a + r &* ts, rs: rs, ks: ks, valid: 6, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
       } else {
-        tile6(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+        tile6(V.self, rows: 6, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
       }
     }
   }
 
   /// Runs `tile(r, valid, panel, c, ldc)` on every register tile of `C [m, n]`:
-  /// panels of `w` columns (panel p at `b + p w k`), tiles of `rowsPerTile` rows,
+  /// panels of `w` columns (panel p at `b + p w k`), tiles of `rowsPerTile` rows
+  /// (with `shortTail`, the AVX2 tail's tiles of 4: ``avx2TileRows(left:)``),
   /// rows `r ..< r + valid` of one panel into `c` with row stride `ldc`; a column
   /// tail goes through a spare tile (``throughSpare(_:width:c:ldc:rows:cols:accumulate:_:)``).
   @inline(__always)
   static func forEachTile(
-    width w: Int, rowsPerTile: Int, m: Int, n: Int, k: Int, b: UnsafePointer<Float>,
+    width w: Int, rowsPerTile: Int, shortTail: Bool = false, m: Int, n: Int, k: Int, b: UnsafePointer<Float>,
     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
     _ tile: (_ row: Int, _ valid: Int, _ panel: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) -> Void
   ) {
@@ -755,7 +774,8 @@ enum PackedKernels {
       let cols = min(w, n &- c0)
       var r = 0
       while r < m {
-        let valid = min(rowsPerTile, m &- r)
+        let rows = shortTail ? avx2TileRows(left: m &- r) : rowsPerTile
+        let valid = min(rows, m &- r)
         if cols == w {
           tile(r, valid, panel, c + (r &* ldc &+ c0), ldc)
         } else {
@@ -763,7 +783,7 @@ enum PackedKernels {
             tile(r, valid, panel, $0, w)
           }
         }
-        r &+= rowsPerTile
+        r &+= rows
       }
     }
   }
@@ -861,10 +881,11 @@ enum PackedKernels {
     store(x00, c, 0); store(x01, c, v)
   }
 
-  /// 6 rows x 2 vectors.
+  /// 6 rows x 2 vectors, or 4 rows x 2 vectors with `rows` 4 (rows 4 and 5 are then
+  /// neither computed nor stored: `rows` is a constant in each inlined copy).
   @inline(__always)
   static func tile6<V: SIMD>(
-    _: V.Type, _ a: UnsafePointer<Float>, rs: Int, ks: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    _: V.Type, rows: Int, _ a: UnsafePointer<Float>, rs: Int, ks: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
   ) where V.Scalar == Float {
     let v = V.scalarCount
@@ -873,8 +894,9 @@ enum PackedKernels {
     let a1 = a + min(1, valid &- 1) &* rs
     let a2 = a + min(2, valid &- 1) &* rs
     let a3 = a + min(3, valid &- 1) &* rs
-    let a4 = a + min(4, valid &- 1) &* rs
-    let a5 = a + min(5, valid &- 1) &* rs
+    let six = rows == 6
+    let a4 = six ? a + min(4, valid &- 1) &* rs : a3
+    let a5 = six ? a + min(5, valid &- 1) &* rs : a3
     let c1 = c + min(1, valid &- 1) &* ldc
     let c2 = c + min(2, valid &- 1) &* ldc
     let c3 = c + min(3, valid &- 1) &* ldc
@@ -884,8 +906,8 @@ enum PackedKernels {
     var x10 = load(V.self, c1, 0, accumulate), x11 = load(V.self, c1, v, accumulate)
     var x20 = load(V.self, c2, 0, accumulate), x21 = load(V.self, c2, v, accumulate)
     var x30 = load(V.self, c3, 0, accumulate), x31 = load(V.self, c3, v, accumulate)
-    var x40 = load(V.self, c4, 0, accumulate), x41 = load(V.self, c4, v, accumulate)
-    var x50 = load(V.self, c5, 0, accumulate), x51 = load(V.self, c5, v, accumulate)
+    var x40 = six ? load(V.self, c4, 0, accumulate) : V(), x41 = six ? load(V.self, c4, v, accumulate) : V()
+    var x50 = six ? load(V.self, c5, 0, accumulate) : V(), x51 = six ? load(V.self, c5, v, accumulate) : V()
     let raw = UnsafeRawPointer(panel)
     var kk = 0
     while kk < k {
@@ -899,14 +921,18 @@ enum PackedKernels {
       x20.addProduct(s, b0); x21.addProduct(s, b1)
       s = V(repeating: a3[kk &* ks])
       x30.addProduct(s, b0); x31.addProduct(s, b1)
-      s = V(repeating: a4[kk &* ks])
-      x40.addProduct(s, b0); x41.addProduct(s, b1)
-      s = V(repeating: a5[kk &* ks])
-      x50.addProduct(s, b0); x51.addProduct(s, b1)
+      if six {
+        s = V(repeating: a4[kk &* ks])
+        x40.addProduct(s, b0); x41.addProduct(s, b1)
+        s = V(repeating: a5[kk &* ks])
+        x50.addProduct(s, b0); x51.addProduct(s, b1)
+      }
       kk &+= 1
     }
-    store(x50, c5, 0); store(x51, c5, v)
-    store(x40, c4, 0); store(x41, c4, v)
+    if six {
+      store(x50, c5, 0); store(x51, c5, v)
+      store(x40, c4, 0); store(x41, c4, v)
+    }
     store(x30, c3, 0); store(x31, c3, v)
     store(x20, c2, 0); store(x21, c2, v)
     store(x10, c1, 0); store(x11, c1, v)

@@ -14,13 +14,14 @@ import Testing
 
   // Shapes: tails in rows and columns (not multiples of 6, 8, 16 or 32), one row,
   // k of 0 and 1, k past one block of the transposed pack (128) with a tail, and
-  // the LSTM's own step shape. On AVX-512 a last panel of at most
+  // the LSTM's own step shape. On AVX2 the row tail takes tiles of 4 (2, 3 and 4
+  // rows alone, 7 as 4 + 3, 8 and 32 ending 4 + 4, 9 and 33 ending 6 + 3). On AVX-512 a last panel of at most
   // 16 columns (n = 33, 40, 47, 48 and 67 below) is 16 wide, on tiles of 16 rows:
   // 17 and 33 rows leave those tiles a tail too.
   @Test(
     arguments: [
       (1, 1, 1), (1, 33, 5), (5, 17, 3), (7, 31, 0), (9, 40, 1), (13, 47, 29), (32, 1024, 256), (33, 96, 67),
-      (64, 20, 256), (17, 48, 33), (33, 67, 70), (11, 40, 203),
+      (64, 20, 256), (17, 48, 33), (33, 67, 70), (11, 40, 203), (2, 19, 7), (3, 16, 4), (4, 35, 9), (8, 33, 12),
     ])
   func matchesTheTripleLoop(shape: (Int, Int, Int)) {
     let (m, n, k) = shape
@@ -139,7 +140,7 @@ import Testing
       w.withPointer { packed.pack($0, ld: k, transposed: true, k: k, n: n) }
       var all = [Float](repeating: 0, count: 37 * n)
       a.withPointer { pa in all.withMutablePointer { packed.multiply(pa, lda: k, rows: 37, into: $0, ldc: n, accumulate: false) } }
-      for (start, count) in [(0, 1), (5, 3), (11, 13), (30, 7), (36, 1)] {
+      for (start, count) in [(0, 1), (5, 3), (11, 13), (30, 7), (36, 1), (20, 2), (2, 4), (29, 8), (1, 32)] {
         var part = [Float](repeating: 0, count: count * n)
         a.withPointer { pa in
           part.withMutablePointer { packed.multiply(pa + start * k, lda: k, rows: count, into: $0, ldc: n, accumulate: false) }
