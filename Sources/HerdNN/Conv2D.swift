@@ -396,6 +396,9 @@ public final class ConvScratch {
   /// gradient.
   private lazy var wideGradient = PackedMatrix()
   private lazy var narrowGradient = PackedMatrix(narrow: true)
+  /// The weights `W [outC, kH kW C]` as they are stored, the right-hand side of the
+  /// input gradient `dy W`.
+  lazy var inputGradientWeights = PackedMatrix()
 
   public init() {}
 
