@@ -38,6 +38,7 @@ public struct MaxPool2D: Sendable, Equatable {
     x: UnsafePointer<Float>, images n: Int, y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>
   ) {
     let c = input.channels
+    let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
     var o = 0
     for image in 0..<n {
       let base = image &* input.count
@@ -50,21 +51,44 @@ public struct MaxPool2D: Sendable, Equatable {
           let out = y + o
           let arg = argmax + o
           // The window's first pixel starts every channel's maximum.
-          let first = base &+ (y0 &* input.width &+ x0) &* c
-          for ch in 0..<c {
-            out[ch] = x[first &+ ch]
-            arg[ch] = Int32(truncatingIfNeeded: first &- base &+ ch)
-          }
-          for iy in y0..<y1 {
-            for ix in x0..<x1 {
-              let at = base &+ (iy &* input.width &+ ix) &* c
-              if at == first { continue }
-              for ch in 0..<c {
-                let v = x[at &+ ch]
+          let first = (y0 &* input.width &+ x0) &* c
+          var ch = 0
+          // Eight channels at a time, the maximum and its index in registers across
+          // the window (the scalar loop below ran 6% of impala_deep's step).
+          while ch &+ 8 <= c {
+            var best = UnsafeRawPointer(x + (base &+ first &+ ch)).loadUnaligned(as: SIMD8<Float>.self)
+            var index = lanes &+ Int32(truncatingIfNeeded: first &+ ch)
+            for iy in y0..<y1 {
+              for ix in x0..<x1 {
+                let at = (iy &* input.width &+ ix) &* c &+ ch
+                if at == first &+ ch { continue }
+                let v = UnsafeRawPointer(x + (base &+ at)).loadUnaligned(as: SIMD8<Float>.self)
                 // NaN propagates, as in PyTorch.
-                if v > out[ch] || v.isNaN {
-                  out[ch] = v
-                  arg[ch] = Int32(truncatingIfNeeded: at &- base &+ ch)
+                let take = (v .> best) .| (v .!= v)
+                best.replace(with: v, where: take)
+                index.replace(with: lanes &+ Int32(truncatingIfNeeded: at), where: take)
+              }
+            }
+            UnsafeMutableRawPointer(out + ch).storeBytes(of: best, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(arg + ch).storeBytes(of: index, as: SIMD8<Int32>.self)
+            ch &+= 8
+          }
+          let tail = ch
+          for ch in tail..<c {
+            out[ch] = x[base &+ first &+ ch]
+            arg[ch] = Int32(truncatingIfNeeded: first &+ ch)
+          }
+          if tail < c {
+            for iy in y0..<y1 {
+              for ix in x0..<x1 {
+                let at = (iy &* input.width &+ ix) &* c
+                if at == first { continue }
+                for ch in tail..<c {
+                  let v = x[base &+ at &+ ch]
+                  if v > out[ch] || v.isNaN {
+                    out[ch] = v
+                    arg[ch] = Int32(truncatingIfNeeded: at &+ ch)
+                  }
                 }
               }
             }

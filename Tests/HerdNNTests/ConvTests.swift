@@ -180,6 +180,52 @@ private struct DirectConv {
     #expect(dx[0] == 1 && dx[2] == 2 && dx[8] == 3 && dx[10] == 4 && dx[1] == 10 && dx[3] == 20)
   }
 
+  /// Channels in vectors of 8 and a scalar tail (19 = 8 + 8 + 3) against the rule
+  /// written out per channel: the first maximum in row-major window order, a NaN
+  /// taken wherever it appears (the last NaN wins), padding never. Values are drawn
+  /// from a few levels so windows tie often; some are NaN.
+  @Test(arguments: [(2, 7, 9, 19, 3, 2, 1), (1, 6, 6, 16, 2, 2, 0), (2, 5, 4, 8, 3, 1, 1), (1, 4, 5, 5, 3, 2, 1)])
+  func maxPoolMatchesTheRuleOnEveryChannel(shape: (Int, Int, Int, Int, Int, Int, Int)) {
+    let (n, h, w, c, k, s, pad) = shape
+    let input = ImageShape(height: h, width: w, channels: c)
+    let pool = MaxPool2D(input: input, kernel: k, stride: s, padding: pad)
+    var rng = SeededGenerator(seed: UInt64(h * 100 + c))
+    let x: [Float] = (0..<(n * input.count)).map { _ in
+      let r = Int(rng.next() % 50)
+      return r == 0 ? .nan : Float(r % 4) - 2
+    }
+    var y = [Float](repeating: 0, count: n * pool.output.count)
+    var arg = [Int32](repeating: -1, count: n * pool.output.count)
+    x.withPointer { px in
+      y.withUnsafeMutableBufferPointer { py in
+        arg.withUnsafeMutableBufferPointer { pool.forward(x: px, images: n, y: py.baseAddress!, argmax: $0.baseAddress!) }
+      }
+    }
+    var mismatches: [String] = []
+    for image in 0..<n {
+      for oy in 0..<pool.output.height {
+        for ox in 0..<pool.output.width {
+          for ch in 0..<c {
+            var best: Float? = nil
+            var at = -1
+            for iy in (oy * s - pad)..<(oy * s - pad + k) where iy >= 0 && iy < h {
+              for ix in (ox * s - pad)..<(ox * s - pad + k) where ix >= 0 && ix < w {
+                let i = (iy * w + ix) * c + ch
+                let v = x[image * input.count + i]
+                if best == nil || v > best! || v.isNaN { (best, at) = (v, i) }
+              }
+            }
+            let o = image * pool.output.count + (oy * pool.output.width + ox) * c + ch
+            let same = (y[o].isNaN && best!.isNaN) || y[o] == best!
+            if !same || Int(arg[o]) != at { mismatches.append("image \(image) (\(oy), \(ox)) ch \(ch): \(y[o])@\(arg[o]) vs \(best!)@\(at)") }
+          }
+        }
+      }
+    }
+    #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
+    #expect(x.contains { $0.isNaN } && y.contains { $0.isNaN }, "the draw should put a NaN in some window")
+  }
+
   static func specs(_ f: Fixture) throws -> [ConvLayerSpec] {
     guard let layers = f.object["layers"] as? [[Any]] else { throw FixtureError.missing("layers") }
     return try layers.map { l in
