@@ -198,7 +198,9 @@ private struct DirectConv {
     var arg = [Int32](repeating: -1, count: n * pool.output.count)
     x.withPointer { px in
       y.withUnsafeMutableBufferPointer { py in
-        arg.withUnsafeMutableBufferPointer { pool.forward(x: px, images: n, y: py.baseAddress!, argmax: $0.baseAddress!) }
+        arg.withUnsafeMutableBufferPointer {
+          pool.forward(x: px, images: n, y: py.baseAddress!, argmax: $0.baseAddress!)
+        }
       }
     }
     var mismatches: [String] = []
@@ -217,7 +219,9 @@ private struct DirectConv {
             }
             let o = image * pool.output.count + (oy * pool.output.width + ox) * c + ch
             let same = (y[o].isNaN && best!.isNaN) || y[o] == best!
-            if !same || Int(arg[o]) != at { mismatches.append("image \(image) (\(oy), \(ox)) ch \(ch): \(y[o])@\(arg[o]) vs \(best!)@\(at)") }
+            if !same || Int(arg[o]) != at {
+              mismatches.append("image \(image) (\(oy), \(ox)) ch \(ch): \(y[o])@\(arg[o]) vs \(best!)@\(at)")
+            }
           }
         }
       }
