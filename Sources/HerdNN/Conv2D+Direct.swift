@@ -16,8 +16,10 @@ import HerdMath
 /// - Weight gradient: `dW^T [kH kW C, outC] += A^T dy` per image, read the other way
 ///   round: rows `(ky, kx, c)` (a group per kernel row), elements the output pixels
 ///   (a segment per output row, `s C` floats apart within it).
-/// - The input gradient is the adjoint of the lowering (`raise`) of `dy W`, as for
-///   every layer; `dy W` runs on the packed kernels with `W` packed as it is stored.
+/// - Input gradient: with stride 1, a convolution of `dy` padded by `k - 1 - p`
+///   with the weights flipped (``inputGradientDirect(_:dy:images:dx:scratch:)``);
+///   with a larger stride, the adjoint of the lowering (`raise`) of `dy W`, `dy W`
+///   on the packed kernels with `W` packed as it is stored.
 ///
 /// Float images with no padding are read where they lie. Bytes are widened and
 /// scaled, and a padded image copied inside a zero border, one image at a time
@@ -137,6 +139,81 @@ extension Conv2D {
     }
   }
 
+  /// Whether the input gradient runs as a convolution of the padded output gradient
+  /// (``inputGradientDirect(_:dy:images:dx:scratch:)``): stride 1, and padding
+  /// below the kernel in both directions.
+  var inputGradientRunsDirect: Bool { stride == 1 && padding < kernelHeight && padding < kernelWidth }
+
+  /// A of the direct input gradient: rows are one image's input pixels (a group per
+  /// input row, `outC` floats apart), elements `(ky, kx, o)` of the output gradient
+  /// padded by `kH - 1 - p` rows and `kW - 1 - p` columns each side.
+  var inputGradientGrid: GridLayout {
+    let oc = output.channels
+    let row = (output.width &+ 2 &* (kernelWidth &- 1 &- padding)) &* oc
+    return GridLayout(
+      rowsPerGroup: input.width, groupStride: row, rowStride: oc, segment: kernelWidth &* oc, segmentStride: row,
+      step: 1)
+  }
+
+  /// The input gradient of a stride-1 convolution as a convolution itself: with
+  /// `dy` padded by `q = k - 1 - p` each side, `dx [y, x, c] = sum over (ky, kx, o)
+  /// of dy_pad [y + ky, x + kx, o] W [o, kH-1-ky, kW-1-kx, c]`: the forward's direct
+  /// product (``GridLayout``) over `dy_pad` with the weights flipped and transposed
+  /// to `[(ky, kx, o), c]`. Each element is one chain of `kH kW outC` terms written
+  /// once, where `raise(dy W)` wrote `kH kW` partial rows per pixel (inner dimension
+  /// `outC` only) and scattered them into a zeroed `dx` (`impala_deep`'s 3x3/1 layers).
+  func inputGradientDirect(
+    _ p: Parameters, dy: UnsafePointer<Float>, images n: Int, dx: UnsafeMutablePointer<Float>, scratch: ConvScratch
+  ) {
+    guard n > 0 else { return }
+    let c = input.channels
+    let oc = output.channels
+    let (kh, kw) = (kernelHeight, kernelWidth)
+    let k = kh &* kw &* oc
+    let flipped = scratch.flippedWeights.reserve(k &* c)
+    let w = p.value(weight)
+    for ky in 0..<kh {
+      for kx in 0..<kw {
+        for o in 0..<oc {
+          let source = w + ((o &* kh &+ (kh &- 1 &- ky)) &* kw &+ (kw &- 1 &- kx)) &* c
+          (flipped + ((ky &* kw &+ kx) &* oc &+ o) &* c).update(from: source, count: c)
+        }
+      }
+    }
+    let packed = scratch.inputGradientPack(narrow: c <= 16)
+    packed.pack(flipped, ld: c, transposed: false, k: k, n: c)
+    let pixels = input.height &* input.width
+    let outPixels = output.height &* output.width
+    let grid = inputGradientGrid
+    for image in 0..<n {
+      let g = paddedGradient(dy + image &* outPixels &* oc, buffer: scratch.paddedGradient)
+      packed.multiply(grid: g, layout: grid, rows: pixels, into: dx + image &* pixels &* c, ldc: c, accumulate: false)
+    }
+  }
+
+  /// One image's output gradient `[OH, OW, outC]` inside a zero border of
+  /// `kH - 1 - p` rows and `kW - 1 - p` columns (in place when both are 0).
+  func paddedGradient(_ g: UnsafePointer<Float>, buffer: FloatBuffer) -> UnsafePointer<Float> {
+    let qy = kernelHeight &- 1 &- padding
+    let qx = kernelWidth &- 1 &- padding
+    if qy == 0 && qx == 0 { return g }
+    let oc = output.channels
+    let run = output.width &* oc
+    let side = qx &* oc
+    let row = run &+ 2 &* side
+    let floats = buffer.reserve(row &* (output.height &+ 2 &* qy))
+    floats.update(repeating: 0, count: qy &* row)
+    var dst = floats + qy &* row
+    for y in 0..<output.height {
+      dst.update(repeating: 0, count: side)
+      (dst + side).update(from: g + y &* run, count: run)
+      (dst + (side &+ run)).update(repeating: 0, count: side)
+      dst += row
+    }
+    dst.update(repeating: 0, count: qy &* row)
+    return UnsafePointer(floats)
+  }
+
   /// The input gradient without lowering: `dx = raise(dy W)`, a chunk of rows at a
   /// time (overwritten).
   func inputGradientRaised(
@@ -151,7 +228,7 @@ extension Conv2D {
     // On the packed kernels rather than a general product: its inner dimension is
     // only outC (16 or 32), where OpenBLAS also spent a pass zeroing C for beta 0
     // (6% of `impala_deep`'s step on a Zen 1) and repacked W for every chunk.
-    let packed = scratch.inputGradientWeights
+    let packed = scratch.inputGradientPack(narrow: false)
     packed.pack(p.value(weight), ld: k, transposed: false, k: oc, n: k)
     var m0 = 0
     while m0 < rows {

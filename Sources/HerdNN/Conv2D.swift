@@ -344,7 +344,13 @@ public struct Conv2D: Sendable, Equatable {
     }
     if runsDirect {
       weightGradientDirect(p, x: x, scale: 1, dy: dy, images: n, scratch: scratch)
-      if let dx { inputGradientRaised(p, dy: dy, images: n, dx: dx, scratch: scratch) }
+      if let dx {
+        if inputGradientRunsDirect {
+          inputGradientDirect(p, dy: dy, images: n, dx: dx, scratch: scratch)
+        } else {
+          inputGradientRaised(p, dy: dy, images: n, dx: dx, scratch: scratch)
+        }
+      }
       return
     }
     backwardLowered(p, x: x, scale: 1, dy: dy, images: n, dx: dx, scratch: scratch)
@@ -396,9 +402,14 @@ public final class ConvScratch {
   /// gradient.
   private lazy var wideGradient = PackedMatrix()
   private lazy var narrowGradient = PackedMatrix(narrow: true)
-  /// The weights `W [outC, kH kW C]` as they are stored, the right-hand side of the
-  /// input gradient `dy W`.
-  lazy var inputGradientWeights = PackedMatrix()
+  /// The right-hand side of the input gradient: `W [outC, kH kW C]` as it is stored
+  /// for `raise(dy W)`, or flipped to `[(ky, kx, o), C]` for the direct path.
+  private lazy var wideInputGradient = PackedMatrix()
+  private lazy var narrowInputGradient = PackedMatrix(narrow: true)
+  /// The flipped weights of the direct input gradient, and one image's output
+  /// gradient inside its zero border.
+  let flippedWeights = FloatBuffer()
+  let paddedGradient = FloatBuffer()
 
   public init() {}
 
@@ -407,4 +418,8 @@ public final class ConvScratch {
 
   /// The packing of an output gradient, narrow when it has at most 16 channels.
   func gradientPack(narrow: Bool) -> PackedMatrix { narrow ? narrowGradient : wideGradient }
+
+  /// The packing of the input gradient's right-hand side, narrow when it has at most
+  /// 16 columns.
+  func inputGradientPack(narrow: Bool) -> PackedMatrix { narrow ? narrowInputGradient : wideInputGradient }
 }

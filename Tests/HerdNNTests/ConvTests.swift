@@ -44,7 +44,10 @@ private struct DirectConv {
   /// (images, H, W, C, outC, kernel, stride, padding): odd sizes, strides that do
   /// not divide, padding wider than the stride, a pointwise kernel, a kernel as
   /// large as the padded image, one image, and rows enough for several lowered
-  /// chunks whose boundaries fall inside images.
+  /// chunks whose boundaries fall inside images. With stride 1 the input gradient
+  /// is a convolution of `dy` padded by `k - 1 - p`: 1 to 7 here, and 0 (read in
+  /// place) for the 3x3 kernel with padding 2; a 1x1 kernel with padding 1 keeps
+  /// the scatter.
   static let shapes: [(Int, Int, Int, Int, Int, Int, Int, Int)] = [
     (1, 1, 1, 1, 1, 1, 1, 0),
     (2, 7, 5, 3, 4, 3, 2, 1),
@@ -68,6 +71,9 @@ private struct DirectConv {
     // pad 1 over 13 images of 11x9x16, a 4x4/2 kernel with padding 1 whose windows
     // straddle the edge, and a 1x1 kernel with padding.
     (13, 11, 9, 16, 16, 3, 1, 1),
+    // Stride 1 with more than 32 input channels (the input gradient's 33 columns: a
+    // tail on the wide panels) and outC 20.
+    (3, 10, 7, 33, 20, 3, 1, 1),
     (2, 9, 8, 3, 5, 4, 2, 1),
     (2, 3, 4, 2, 3, 1, 1, 1),
   ]
