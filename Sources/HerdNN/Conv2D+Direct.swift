@@ -74,20 +74,33 @@ extension Conv2D {
       Pixel.lowerRun(source, scale: scale, to: floats, count: input.count)
       return UnsafePointer(floats)
     }
-    let c = input.channels
-    let run = input.width &* c
-    let side = padding &* c
+    let run = input.width &* input.channels
+    return Self.bordered(
+      height: input.height, width: input.width, channels: input.channels, rows: padding, columns: padding,
+      buffer: buffer
+    ) { y, dst in Pixel.lowerRun(source + y &* run, scale: scale, to: dst, count: run) }
+  }
+
+  /// An image `[height, width, channels]` copied row by row (`copyRow(y, into)`) into
+  /// `buffer`, inside a zero border of `rows` rows and `columns` columns each side.
+  @inline(__always)
+  static func bordered(
+    height: Int, width: Int, channels c: Int, rows by: Int, columns bx: Int, buffer: FloatBuffer,
+    _ copyRow: (_ y: Int, _ into: UnsafeMutablePointer<Float>) -> Void
+  ) -> UnsafePointer<Float> {
+    let run = width &* c
+    let side = bx &* c
     let row = run &+ 2 &* side
-    let floats = buffer.reserve(row &* (input.height &+ 2 &* padding))
-    floats.update(repeating: 0, count: padding &* row)
-    var dst = floats + padding &* row
-    for y in 0..<input.height {
+    let floats = buffer.reserve(row &* (height &+ 2 &* by))
+    floats.update(repeating: 0, count: by &* row)
+    var dst = floats + by &* row
+    for y in 0..<height {
       dst.update(repeating: 0, count: side)
-      Pixel.lowerRun(source + y &* run, scale: scale, to: dst + side, count: run)
+      copyRow(y, dst + side)
       (dst + (side &+ run)).update(repeating: 0, count: side)
       dst += row
     }
-    dst.update(repeating: 0, count: padding &* row)
+    dst.update(repeating: 0, count: by &* row)
     return UnsafePointer(floats)
   }
 
@@ -197,21 +210,10 @@ extension Conv2D {
     let qy = kernelHeight &- 1 &- padding
     let qx = kernelWidth &- 1 &- padding
     if qy == 0 && qx == 0 { return g }
-    let oc = output.channels
-    let run = output.width &* oc
-    let side = qx &* oc
-    let row = run &+ 2 &* side
-    let floats = buffer.reserve(row &* (output.height &+ 2 &* qy))
-    floats.update(repeating: 0, count: qy &* row)
-    var dst = floats + qy &* row
-    for y in 0..<output.height {
-      dst.update(repeating: 0, count: side)
-      (dst + side).update(from: g + y &* run, count: run)
-      (dst + (side &+ run)).update(repeating: 0, count: side)
-      dst += row
-    }
-    dst.update(repeating: 0, count: qy &* row)
-    return UnsafePointer(floats)
+    let run = output.width &* output.channels
+    return Self.bordered(
+      height: output.height, width: output.width, channels: output.channels, rows: qy, columns: qx, buffer: buffer
+    ) { y, dst in dst.update(from: g + y &* run, count: run) }
   }
 
   /// The input gradient without lowering: `dx = raise(dy W)`, a chunk of rows at a
