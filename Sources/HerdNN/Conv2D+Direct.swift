@@ -229,7 +229,7 @@ extension Conv2D {
     let dcols = scratch.gradCols.reserve(chunk &* k)
     // On the packed kernels rather than a general product: its inner dimension is
     // only outC (16 or 32), where OpenBLAS also spent a pass zeroing C for beta 0
-    // (6% of `impala_deep`'s step on a Zen 1) and repacked W for every chunk.
+    // and repacked W for every chunk.
     let packed = scratch.inputGradientPack(narrow: false)
     packed.pack(p.value(weight), ld: k, transposed: false, k: oc, n: k)
     var m0 = 0
