@@ -163,8 +163,11 @@ extension GRU {
           dhOut: dH + r &* hs, dhCarry: dhCarry + j &* hs, dGx: dGx + r &* g3, dGh: dGh + r &* g3,
           hiddenSize: hs)
       }
-      // dh_{t-1} = z * dh (written by the cell) + dGh_t W_hh.
-      cache.packedHHBackward.multiply(dGh + off &* g3, lda: g3, rows: n, into: dhCarry, ldc: hs, accumulate: true)
+      // dh_{t-1} = z * dh (written by the cell) + dGh_t W_hh; at t = 0 that is dh0,
+      // skipped when nobody asks for it.
+      if t > 0 || dh0 != nil {
+        cache.packedHHBackward.multiply(dGh + off &* g3, lda: g3, rows: n, into: dhCarry, ldc: hs, accumulate: true)
+      }
     }
     BLAS.gemm(
       .transposed, .none, m: g3, n: inputSize, k: rows, a: dGx, lda: g3, b: x, ldb: inputSize,

@@ -28,8 +28,11 @@ extension LSTM {
       Self.cellBackward(
         rows: n, gates: gates + off &* g4, cPrev: prevC, tanhC: tanhCell + off &* hs, dhOut: dH + off &* hs,
         dhCarry: dhCarry, dcCarry: dcCarry, dGates: dG + off &* g4, biasGrad: db, hiddenSize: hs)
-      // dh_{t-1} = dG_t W_hh for the active prefix.
-      cache.packedHHBackward.multiply(dG + off &* g4, lda: g4, rows: n, into: dhCarry, ldc: hs, accumulate: false)
+      // dh_{t-1} = dG_t W_hh for the active prefix; at t = 0 that is dh0, skipped when
+      // nobody asks for it (the learner: 1/T of the carry's products).
+      if t > 0 || dh0 != nil {
+        cache.packedHHBackward.multiply(dG + off &* g4, lda: g4, rows: n, into: dhCarry, ldc: hs, accumulate: false)
+      }
     }
     // Weight gradients over every packed row at once: dG^T x and dG^T h_{t-1}, one
     // copy of dG^T into tiles for both on Herd's kernels.

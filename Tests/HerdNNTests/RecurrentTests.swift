@@ -256,6 +256,64 @@ import Testing
     #expect(step(p, cache) == step(p, RecurrentCache()), "after an optimiser step")
   }
 
+  /// Backward without the initial-state gradients (the learner's call: `dh0` and
+  /// `dc0` nil, so the carry product at t = 0 is skipped) gives the parameter and
+  /// input gradients bit for bit as the full backward does; checked on each kernel
+  /// this machine has, with uneven lengths, one sequence and one step.
+  @Test(arguments: CellKind.allCases)
+  func backwardWithoutStateGradientsChangesNoOtherBits(kind: CellKind) throws {
+    for isa in availableKernels {
+      for (n, steps, inp, hs, seqLens) in [
+        (5, 6, 7, 13, [6, 2, 6, 1, 4]), (1, 1, 3, 5, [1]), (3, 2, 4, 9, [2, 2, 2]),
+        (32, 4, 11, 24, [Int](repeating: 4, count: 32)),
+      ] {
+        let (layer, p) = makeRecurrent(kind, input: inp, hidden: hs, seed: 21)
+        var rng = SeededGenerator(seed: 22)
+        let packing = try PackedSequences(seqLens: seqLens, maxLength: steps)
+        let rows = packing.rowCount
+        let x = randomArray(rows * inp, rng: &rng)
+        let dH = randomArray(rows * hs, rng: &rng)
+        let h0 = randomArray(n * hs, rng: &rng)
+        let c0 = randomArray(n * hs, rng: &rng)
+        let cache = RecurrentCache(isa: isa)
+        func gradients(withState: Bool) -> (params: [Float], dx: [Float], dh0: [Float]) {
+          p.zeroGrads()
+          var dx = [Float](repeating: .nan, count: rows * inp)
+          var dh0 = [Float](repeating: 0, count: n * hs)
+          var dc0 = [Float](repeating: 0, count: n * hs)
+          x.withPointer { px in
+            dH.withPointer { pdH in
+              dx.withMutablePointer { pdx in
+                dh0.withMutablePointer { ph in
+                  dc0.withMutablePointer { pc in
+                    h0.withPointer { ph0 in
+                      c0.withPointer { pc0 in
+                        layer.forward(
+                          p, x: px, packing: packing, h0: ph0, c0: kind == .lstm ? pc0 : nil, cache: cache)
+                      }
+                    }
+                    layer.backward(
+                      p, x: px, dH: pdH, cache: cache, dx: pdx, dh0: withState ? ph : nil,
+                      dc0: withState && kind == .lstm ? pc : nil)
+                  }
+                }
+              }
+            }
+          }
+          return (p.flatGrads, dx, dh0)
+        }
+        let full = gradients(withState: true)
+        let learner = gradients(withState: false)
+        let shape = "\(kind) \(isa) N\(n) T\(steps) I\(inp) H\(hs) lens \(seqLens)"
+        #expect(full.dh0.contains { $0 != 0 }, "\(shape): the full backward writes dh0")
+        let params = zip(full.params, learner.params).filter { $0.bitPattern != $1.bitPattern }.count
+        let inputs = zip(full.dx, learner.dx).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(params == 0, "\(shape): \(params) of \(p.count) parameter gradients differ")
+        #expect(inputs == 0, "\(shape): \(inputs) of \(rows * inp) input gradients differ")
+      }
+    }
+  }
+
   @Test(arguments: CellKind.allCases)
   func badInputsAreErrorsNotCrashes(kind: CellKind) throws {
     let (layer, p) = makeRecurrent(kind, input: 3, hidden: 4, seed: 1)
