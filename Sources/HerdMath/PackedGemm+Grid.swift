@@ -97,8 +97,9 @@ extension PackedMatrix {
 /// The kernels behind ``PackedMatrix/multiply(grid:layout:rows:into:ldc:accumulate:)``:
 /// the register tiles of ``PackedKernels`` (8 rows x 32 columns on AVX-512, 16 x 16
 /// for a narrow panel, 6 x 16 on AVX2) with each row's start computed once per tile
-/// and the k loop split into segments. Row tails read the last valid row and column
-/// tails go through the spare tile, as in the other kernels.
+/// and the k loop split into segments. As in the other kernels, AVX2 ends in tiles of
+/// 4 rows, a tile's rows past the last valid one read that row, and column tails go
+/// through the spare tile.
 extension PackedKernels {
   #if HERD_AVX512
     @inline(never)
@@ -183,15 +184,48 @@ extension PackedKernels {
     }
   #endif
 
+  /// Tiles of 6 rows, and of 4 at the tail where 6 would repeat rows
+  /// (``avx2TileRows(left:)``: an image of 7x7 output pixels is 6 x 6 + 4 + 3 rows,
+  /// not 9 x 6). Each tile size is a function of its own so that its row count is a
+  /// constant there: with both inlined into one closure the compiler kept the
+  /// count as a variable inside the k loop (7-11% slower encoders).
   @inline(never)
   static func runGrid256(
     _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
   ) {
-    runGrid(SIMD8<Float>.self, rowsPerTile: 6, a, g, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+    forEachTile(
+      width: 16, rowsPerTile: 6, shortTail: true, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate
+    ) { r, valid, panel, ct, ldct in
+      if valid <= 4 {
+        gridTile256x4(a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+      } else {
+        gridTile256x6(a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+      }
+    }
   }
 
-  /// Panels of two vectors over tiles of 8 (AVX-512) or 6 (AVX2) rows.
+  @inline(never)
+  static func gridTile256x6(
+    _ a: UnsafePointer<Float>, _ g: GridLayout, first r: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    gridTile(
+      SIMD8<Float>.self, rowsPerTile: 6, a, g, first: r, valid: valid, panel: panel, k: k, c: c, ldc: ldc,
+      accumulate: accumulate)
+  }
+
+  @inline(never)
+  static func gridTile256x4(
+    _ a: UnsafePointer<Float>, _ g: GridLayout, first r: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    gridTile(
+      SIMD8<Float>.self, rowsPerTile: 4, a, g, first: r, valid: valid, panel: panel, k: k, c: c, ldc: ldc,
+      accumulate: accumulate)
+  }
+
+  /// Panels of two vectors over tiles of 8 rows (AVX-512).
   @inline(__always)
   static func runGrid<V: SIMD>(
     _: V.Type, rowsPerTile: Int, _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int,
@@ -206,7 +240,7 @@ extension PackedKernels {
     }
   }
 
-  /// 8 (or 6) rows x 2 vectors; with 6 rows, rows 6 and 7 repeat row 5 and are
+  /// 8, 6 or 4 rows x 2 vectors; rows past `rowsPerTile` repeat its last row and are
   /// neither computed nor stored (the compiler drops them: `rowsPerTile` is a
   /// constant in each inlined copy).
   @inline(__always)
@@ -217,9 +251,11 @@ extension PackedKernels {
     let v = V.scalarCount
     let w = 2 &* v
     let eight = rowsPerTile == 8
+    let six = rowsPerTile >= 6
     let last = valid &- 1
     @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { a + g.rowOffset(r &+ min(i, last)) }
-    let a0 = row(0), a1 = row(1), a2 = row(2), a3 = row(3), a4 = row(4), a5 = row(5)
+    let a0 = row(0), a1 = row(1), a2 = row(2), a3 = row(3)
+    let a4 = six ? row(4) : a3, a5 = six ? row(5) : a3
     let a6 = eight ? row(6) : a5, a7 = eight ? row(7) : a5
     let c1 = c + min(1, last) &* ldc, c2 = c + min(2, last) &* ldc, c3 = c + min(3, last) &* ldc
     let c4 = c + min(4, last) &* ldc, c5 = c + min(5, last) &* ldc
@@ -228,8 +264,8 @@ extension PackedKernels {
     var x10 = load(V.self, c1, 0, accumulate), x11 = load(V.self, c1, v, accumulate)
     var x20 = load(V.self, c2, 0, accumulate), x21 = load(V.self, c2, v, accumulate)
     var x30 = load(V.self, c3, 0, accumulate), x31 = load(V.self, c3, v, accumulate)
-    var x40 = load(V.self, c4, 0, accumulate), x41 = load(V.self, c4, v, accumulate)
-    var x50 = load(V.self, c5, 0, accumulate), x51 = load(V.self, c5, v, accumulate)
+    var x40 = six ? load(V.self, c4, 0, accumulate) : V(), x41 = six ? load(V.self, c4, v, accumulate) : V()
+    var x50 = six ? load(V.self, c5, 0, accumulate) : V(), x51 = six ? load(V.self, c5, v, accumulate) : V()
     var x60 = eight ? load(V.self, c6, 0, accumulate) : V(), x61 = eight ? load(V.self, c6, v, accumulate) : V()
     var x70 = eight ? load(V.self, c7, 0, accumulate) : V(), x71 = eight ? load(V.self, c7, v, accumulate) : V()
     var raw = UnsafeRawPointer(panel)
@@ -249,10 +285,12 @@ extension PackedKernels {
         x20.addProduct(s, b0); x21.addProduct(s, b1)
         s = V(repeating: a3[off])
         x30.addProduct(s, b0); x31.addProduct(s, b1)
-        s = V(repeating: a4[off])
-        x40.addProduct(s, b0); x41.addProduct(s, b1)
-        s = V(repeating: a5[off])
-        x50.addProduct(s, b0); x51.addProduct(s, b1)
+        if six {
+          s = V(repeating: a4[off])
+          x40.addProduct(s, b0); x41.addProduct(s, b1)
+          s = V(repeating: a5[off])
+          x50.addProduct(s, b0); x51.addProduct(s, b1)
+        }
         if eight {
           s = V(repeating: a6[off])
           x60.addProduct(s, b0); x61.addProduct(s, b1)
@@ -271,8 +309,10 @@ extension PackedKernels {
       store(x70, c7, 0); store(x71, c7, v)
       store(x60, c6, 0); store(x61, c6, v)
     }
-    store(x50, c5, 0); store(x51, c5, v)
-    store(x40, c4, 0); store(x41, c4, v)
+    if six {
+      store(x50, c5, 0); store(x51, c5, v)
+      store(x40, c4, 0); store(x41, c4, v)
+    }
     store(x30, c3, 0); store(x31, c3, v)
     store(x20, c2, 0); store(x21, c2, v)
     store(x10, c1, 0); store(x11, c1, v)

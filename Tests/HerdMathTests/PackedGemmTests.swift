@@ -62,10 +62,12 @@ import Testing
   /// elements in segments, overlapping or with gaps. The shapes: a convolution's
   /// forward (400 output pixels in rows of 20, `s C` = 16 apart, 8 kernel rows of 32
   /// floats an image row apart) and weight gradient (rows `(ky, kx, c)`, elements
-  /// the pixels, 16 apart), each over 16 and 32 channels; odd groups and segments
-  /// with row and column tails (5, 17, 33, 67 columns), one row, one element, k of
-  /// 0. Each element must be the scalar fused chain over k in order, on both
-  /// kernels and both packings.
+  /// the pixels, 16 apart), each over 16 and 32 channels; a 3x3 layer's 7x7 output
+  /// pixels over 64 channels; odd groups and segments with row and column tails (5,
+  /// 17, 33, 67 columns); row counts that end in AVX2's tiles of 4 (1, 2, 3 or 4
+  /// rows, 8 as 4 + 4, 49 as 6 x 6 + 4 + 3); one row, one element, k of 0. Each
+  /// element must be the scalar fused chain over k in order, on both kernels and
+  /// both packings.
   @Test(
     arguments: [
       // m, n, rowsPerGroup, groupStride, rowStride, segment, segments, segmentStride, step
@@ -73,6 +75,7 @@ import Testing
       [256, 32, 32, 336, 1, 20, 20, 1344, 16], [256, 16, 32, 336, 1, 20, 20, 1344, 16],
       [7, 5, 3, 11, 2, 5, 3, 9, 2], [17, 17, 4, 9, 1, 3, 2, 7, 4], [33, 33, 33, 0, 3, 7, 1, 0, 1],
       [13, 67, 5, 40, 7, 2, 5, 3, 1], [1, 1, 1, 0, 0, 1, 1, 0, 0], [9, 40, 2, 6, 1, 4, 0, 5, 1],
+      [49, 64, 7, 576, 64, 192, 3, 576, 1], [8, 20, 4, 12, 2, 6, 2, 13, 1], [2, 9, 2, 5, 1, 3, 3, 4, 1],
     ])
   func aGridAIsTheFusedChain(shape: [Int]) {
     let (m, n) = (shape[0], shape[1])
