@@ -107,7 +107,24 @@ extension PackedKernels {
       _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
-      runGrid(SIMD16<Float>.self, rowsPerTile: 8, a, g, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+      forEachTile(width: 32, rowsPerTile: 8, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
+        r, valid, panel, ct, ldct in
+        gridTile512x8(a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+      }
+    }
+
+    /// The 8-row tile as a function of its own, its row count a constant (as
+    /// ``gridTile256x6(_:_:first:valid:panel:k:c:ldc:accumulate:)``): inlined into the
+    /// generic closure, the compiler had outlined it with the count as a variable,
+    /// tested inside the k loop.
+    @inline(never)
+    static func gridTile512x8(
+      _ a: UnsafePointer<Float>, _ g: GridLayout, first r: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+      gridTile(
+        SIMD16<Float>.self, rowsPerTile: 8, a, g, first: r, valid: valid, panel: panel, k: k, c: c, ldc: ldc,
+        accumulate: accumulate)
     }
 
     @inline(never)
@@ -223,21 +240,6 @@ extension PackedKernels {
     gridTile(
       SIMD8<Float>.self, rowsPerTile: 4, a, g, first: r, valid: valid, panel: panel, k: k, c: c, ldc: ldc,
       accumulate: accumulate)
-  }
-
-  /// Panels of two vectors over tiles of 8 rows (AVX-512).
-  @inline(__always)
-  static func runGrid<V: SIMD>(
-    _: V.Type, rowsPerTile: Int, _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int,
-    n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-  ) where V.Scalar == Float {
-    forEachTile(
-      width: 2 &* V.scalarCount, rowsPerTile: rowsPerTile, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate
-    ) { r, valid, panel, ct, ldct in
-      gridTile(
-        V.self, rowsPerTile: rowsPerTile, a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct,
-        accumulate: accumulate)
-    }
   }
 
   /// 8, 6 or 4 rows x 2 vectors; rows past `rowsPerTile` repeat its last row and are
