@@ -202,7 +202,7 @@ extension PackedKernels {
   #endif
 
   /// Tiles of 6 rows, and of 4 at the tail where 6 would repeat rows
-  /// (``avx2TileRows(left:)``: an image of 7x7 output pixels is 6 x 6 + 4 + 3 rows,
+  /// (``avx2TileRows(left:)``: an image of 7x7 output pixels is 7 x 6 + 4 + 3 rows,
   /// not 9 x 6). Each tile size is a function of its own so that its row count is a
   /// constant there: with both inlined into one closure the compiler kept the
   /// count as a variable inside the k loop (7-11% slower encoders).

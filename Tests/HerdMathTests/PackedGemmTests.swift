@@ -65,7 +65,7 @@ import Testing
   /// the pixels, 16 apart), each over 16 and 32 channels; a 3x3 layer's 7x7 output
   /// pixels over 64 channels; odd groups and segments with row and column tails (5,
   /// 17, 33, 67 columns); row counts that end in AVX2's tiles of 4 (1, 2, 3 or 4
-  /// rows, 8 as 4 + 4, 49 as 6 x 6 + 4 + 3); one row, one element, k of 0. Each
+  /// rows, 8 as 4 + 4, 49 as 7 x 6 + 4 + 3); one row, one element, k of 0. Each
   /// element must be the scalar fused chain over k in order, on both kernels and
   /// both packings.
   @Test(
