@@ -72,22 +72,18 @@ extension PackedMatrix {
     let b = UnsafePointer(storage)
     switch isa {
     case .avx512:
-      #if HERD_AVX512
-        if panelWidth == 16 {
-          PackedKernels.runGrid512Narrow(a, layout, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-          return
-        }
-        let wide = lastPanelWidth == 16 ? n &- n % 32 : n
-        if wide > 0 {
-          PackedKernels.runGrid512(a, layout, m: m, b: b, k: k, n: wide, c: c, ldc: ldc, accumulate: accumulate)
-        }
-        if wide < n {
-          PackedKernels.runGrid512Narrow(
-            a, layout, m: m, b: b + wide &* k, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
-        }
-      #else
-        preconditionFailure("the AVX-512 kernel is not in this build")
-      #endif
+      if panelWidth == 16 {
+        PackedKernels.runGrid512Narrow(a, layout, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+        return
+      }
+      let wide = lastPanelWidth == 16 ? n &- n % 32 : n
+      if wide > 0 {
+        PackedKernels.runGrid512(a, layout, m: m, b: b, k: k, n: wide, c: c, ldc: ldc, accumulate: accumulate)
+      }
+      if wide < n {
+        PackedKernels.runGrid512Narrow(
+          a, layout, m: m, b: b + wide &* k, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
+      }
     case .avx2:
       PackedKernels.runGrid256(a, layout, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
     }
@@ -101,105 +97,103 @@ extension PackedMatrix {
 /// 4 rows, a tile's rows past the last valid one read that row, and column tails go
 /// through the spare tile.
 extension PackedKernels {
-  #if HERD_AVX512
-    @inline(never)
-    static func runGrid512(
-      _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      forEachTile(width: 32, rowsPerTile: 8, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
-        r, valid, panel, ct, ldct in
-        gridTile512x8(a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
-      }
+  @inline(never)
+  static func runGrid512(
+    _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    forEachTile(width: 32, rowsPerTile: 8, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
+      r, valid, panel, ct, ldct in
+      gridTile512x8(a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
     }
+  }
 
-    /// The 8-row tile as a function of its own, its row count a constant (as
-    /// ``gridTile256x6(_:_:first:valid:panel:k:c:ldc:accumulate:)``): inlined into the
-    /// generic closure, the compiler had outlined it with the count as a variable,
-    /// tested inside the k loop.
-    @inline(never)
-    static func gridTile512x8(
-      _ a: UnsafePointer<Float>, _ g: GridLayout, first r: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      gridTile(
-        SIMD16<Float>.self, rowsPerTile: 8, a, g, first: r, valid: valid, panel: panel, k: k, c: c, ldc: ldc,
-        accumulate: accumulate)
-    }
+  /// The 8-row tile as a function of its own, its row count a constant (as
+  /// ``gridTile256x6(_:_:first:valid:panel:k:c:ldc:accumulate:)``): inlined into the
+  /// generic closure, the compiler had outlined it with the count as a variable,
+  /// tested inside the k loop.
+  @inline(never)
+  static func gridTile512x8(
+    _ a: UnsafePointer<Float>, _ g: GridLayout, first r: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    gridTile(
+      SIMD16<Float>.self, rowsPerTile: 8, a, g, first: r, valid: valid, panel: panel, k: k, c: c, ldc: ldc,
+      accumulate: accumulate)
+  }
 
-    @inline(never)
-    static func runGrid512Narrow(
-      _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      forEachTile(width: 16, rowsPerTile: 16, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
-        r, valid, panel, ct, ldct in
-        gridTile16x1(a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
-      }
+  @inline(never)
+  static func runGrid512Narrow(
+    _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    forEachTile(width: 16, rowsPerTile: 16, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
+      r, valid, panel, ct, ldct in
+      gridTile16x1(a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
     }
+  }
 
-    /// 16 rows x 1 vector of 16 columns.
-    @inline(__always)
-    static func gridTile16x1(
-      _ a: UnsafePointer<Float>, _ g: GridLayout, first r: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      typealias V = SIMD16<Float>
-      let last = valid &- 1
-      @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { a + g.rowOffset(r &+ min(i, last)) }
-      let a0 = row(0), a1 = row(1), a2 = row(2), a3 = row(3), a4 = row(4), a5 = row(5), a6 = row(6), a7 = row(7)
-      let a8 = row(8), a9 = row(9), a10 = row(10), a11 = row(11), a12 = row(12), a13 = row(13), a14 = row(14)
-      let a15 = row(15)
-      let c0 = c, c1 = c + min(1, last) &* ldc, c2 = c + min(2, last) &* ldc, c3 = c + min(3, last) &* ldc
-      let c4 = c + min(4, last) &* ldc, c5 = c + min(5, last) &* ldc, c6 = c + min(6, last) &* ldc
-      let c7 = c + min(7, last) &* ldc, c8 = c + min(8, last) &* ldc, c9 = c + min(9, last) &* ldc
-      let c10 = c + min(10, last) &* ldc, c11 = c + min(11, last) &* ldc, c12 = c + min(12, last) &* ldc
-      let c13 = c + min(13, last) &* ldc, c14 = c + min(14, last) &* ldc, c15 = c + min(15, last) &* ldc
-      var x0 = load(V.self, c0, 0, accumulate), x1 = load(V.self, c1, 0, accumulate)
-      var x2 = load(V.self, c2, 0, accumulate), x3 = load(V.self, c3, 0, accumulate)
-      var x4 = load(V.self, c4, 0, accumulate), x5 = load(V.self, c5, 0, accumulate)
-      var x6 = load(V.self, c6, 0, accumulate), x7 = load(V.self, c7, 0, accumulate)
-      var x8 = load(V.self, c8, 0, accumulate), x9 = load(V.self, c9, 0, accumulate)
-      var x10 = load(V.self, c10, 0, accumulate), x11 = load(V.self, c11, 0, accumulate)
-      var x12 = load(V.self, c12, 0, accumulate), x13 = load(V.self, c13, 0, accumulate)
-      var x14 = load(V.self, c14, 0, accumulate), x15 = load(V.self, c15, 0, accumulate)
-      var raw = UnsafeRawPointer(panel)
-      var start = 0
-      var kk = 0
-      while kk < k {
-        var off = start
-        let end = kk &+ g.segment
-        while kk < end {
-          let b = raw.loadUnaligned(as: V.self)
-          x0.addProduct(V(repeating: a0[off]), b)
-          x1.addProduct(V(repeating: a1[off]), b)
-          x2.addProduct(V(repeating: a2[off]), b)
-          x3.addProduct(V(repeating: a3[off]), b)
-          x4.addProduct(V(repeating: a4[off]), b)
-          x5.addProduct(V(repeating: a5[off]), b)
-          x6.addProduct(V(repeating: a6[off]), b)
-          x7.addProduct(V(repeating: a7[off]), b)
-          x8.addProduct(V(repeating: a8[off]), b)
-          x9.addProduct(V(repeating: a9[off]), b)
-          x10.addProduct(V(repeating: a10[off]), b)
-          x11.addProduct(V(repeating: a11[off]), b)
-          x12.addProduct(V(repeating: a12[off]), b)
-          x13.addProduct(V(repeating: a13[off]), b)
-          x14.addProduct(V(repeating: a14[off]), b)
-          x15.addProduct(V(repeating: a15[off]), b)
-          off &+= g.step
-          raw += 64
-          kk &+= 1
-        }
-        start &+= g.segmentStride
+  /// 16 rows x 1 vector of 16 columns.
+  @inline(__always)
+  static func gridTile16x1(
+    _ a: UnsafePointer<Float>, _ g: GridLayout, first r: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    typealias V = SIMD16<Float>
+    let last = valid &- 1
+    @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { a + g.rowOffset(r &+ min(i, last)) }
+    let a0 = row(0), a1 = row(1), a2 = row(2), a3 = row(3), a4 = row(4), a5 = row(5), a6 = row(6), a7 = row(7)
+    let a8 = row(8), a9 = row(9), a10 = row(10), a11 = row(11), a12 = row(12), a13 = row(13), a14 = row(14)
+    let a15 = row(15)
+    let c0 = c, c1 = c + min(1, last) &* ldc, c2 = c + min(2, last) &* ldc, c3 = c + min(3, last) &* ldc
+    let c4 = c + min(4, last) &* ldc, c5 = c + min(5, last) &* ldc, c6 = c + min(6, last) &* ldc
+    let c7 = c + min(7, last) &* ldc, c8 = c + min(8, last) &* ldc, c9 = c + min(9, last) &* ldc
+    let c10 = c + min(10, last) &* ldc, c11 = c + min(11, last) &* ldc, c12 = c + min(12, last) &* ldc
+    let c13 = c + min(13, last) &* ldc, c14 = c + min(14, last) &* ldc, c15 = c + min(15, last) &* ldc
+    var x0 = load(V.self, c0, 0, accumulate), x1 = load(V.self, c1, 0, accumulate)
+    var x2 = load(V.self, c2, 0, accumulate), x3 = load(V.self, c3, 0, accumulate)
+    var x4 = load(V.self, c4, 0, accumulate), x5 = load(V.self, c5, 0, accumulate)
+    var x6 = load(V.self, c6, 0, accumulate), x7 = load(V.self, c7, 0, accumulate)
+    var x8 = load(V.self, c8, 0, accumulate), x9 = load(V.self, c9, 0, accumulate)
+    var x10 = load(V.self, c10, 0, accumulate), x11 = load(V.self, c11, 0, accumulate)
+    var x12 = load(V.self, c12, 0, accumulate), x13 = load(V.self, c13, 0, accumulate)
+    var x14 = load(V.self, c14, 0, accumulate), x15 = load(V.self, c15, 0, accumulate)
+    var raw = UnsafeRawPointer(panel)
+    var start = 0
+    var kk = 0
+    while kk < k {
+      var off = start
+      let end = kk &+ g.segment
+      while kk < end {
+        let b = raw.loadUnaligned(as: V.self)
+        x0.addProduct(V(repeating: a0[off]), b)
+        x1.addProduct(V(repeating: a1[off]), b)
+        x2.addProduct(V(repeating: a2[off]), b)
+        x3.addProduct(V(repeating: a3[off]), b)
+        x4.addProduct(V(repeating: a4[off]), b)
+        x5.addProduct(V(repeating: a5[off]), b)
+        x6.addProduct(V(repeating: a6[off]), b)
+        x7.addProduct(V(repeating: a7[off]), b)
+        x8.addProduct(V(repeating: a8[off]), b)
+        x9.addProduct(V(repeating: a9[off]), b)
+        x10.addProduct(V(repeating: a10[off]), b)
+        x11.addProduct(V(repeating: a11[off]), b)
+        x12.addProduct(V(repeating: a12[off]), b)
+        x13.addProduct(V(repeating: a13[off]), b)
+        x14.addProduct(V(repeating: a14[off]), b)
+        x15.addProduct(V(repeating: a15[off]), b)
+        off &+= g.step
+        raw += 64
+        kk &+= 1
       }
-      // From the last row back: a clamped row's duplicate is overwritten by the real one.
-      store(x15, c15, 0); store(x14, c14, 0); store(x13, c13, 0); store(x12, c12, 0)
-      store(x11, c11, 0); store(x10, c10, 0); store(x9, c9, 0); store(x8, c8, 0)
-      store(x7, c7, 0); store(x6, c6, 0); store(x5, c5, 0); store(x4, c4, 0)
-      store(x3, c3, 0); store(x2, c2, 0); store(x1, c1, 0); store(x0, c0, 0)
+      start &+= g.segmentStride
     }
-  #endif
+    // From the last row back: a clamped row's duplicate is overwritten by the real one.
+    store(x15, c15, 0); store(x14, c14, 0); store(x13, c13, 0); store(x12, c12, 0)
+    store(x11, c11, 0); store(x10, c10, 0); store(x9, c9, 0); store(x8, c8, 0)
+    store(x7, c7, 0); store(x6, c6, 0); store(x5, c5, 0); store(x4, c4, 0)
+    store(x3, c3, 0); store(x2, c2, 0); store(x1, c1, 0); store(x0, c0, 0)
+  }
 
   /// Tiles of 6 rows, and of 4 at the tail where 6 would repeat rows
   /// (``avx2TileRows(left:)``: an image of 7x7 output pixels is 7 x 6 + 4 + 3 rows,

@@ -7,9 +7,11 @@ import CVector
 /// The instruction set a ``PackedMatrix`` kernel runs on.
 ///
 /// - `avx512`: 16-float vectors, a register tile of 8 rows x 32 columns (16 of the
-///   32 vector registers hold the tile). Compiled only when the build passes
-///   `-DHERD_AVX512` with an AVX-512 target CPU (the Makefile does on such hosts),
-///   and chosen only when the CPU reports `avx512f`.
+///   32 vector registers hold the tile). Chosen only when the build passes
+///   `-DHERD_AVX512` with an AVX-512 target CPU (the Makefile does on such hosts)
+///   and the CPU reports `avx512f`. Its code is in every build, so that the tests
+///   check its tiles, tails and packing on any machine: built for AVX2, its 16-wide
+///   vectors become pairs of 8-wide ones (correct, and slower than the `avx2` kernel).
 /// - `avx2`: 8-float vectors, a tile of 6 rows x 16 columns (12 of the 16 registers);
 ///   with A read in place, a row tail runs on tiles of 4 rows (8 accumulators).
 ///   Always available; built for a CPU without AVX2 it still runs, on SSE halves.
@@ -24,7 +26,9 @@ public enum KernelISA: String, Sendable, CaseIterable, CustomStringConvertible {
 
   public var description: String { rawValue }
 
-  /// Whether this build and this CPU can run the kernel.
+  /// Whether this build targets the kernel's instruction set and this CPU has it:
+  /// the kernels ``preferred`` and `HERD_KERNEL_ISA` may choose. (Any kernel runs
+  /// correctly in any build; a test may run one that is not available.)
   public var isAvailable: Bool {
     switch self {
     case .avx2: return true
@@ -119,9 +123,9 @@ public final class PackedMatrix: @unchecked Sendable {
   /// keys to know whether a packing is current.
   public private(set) var packCount = 0
 
-  /// An empty packing for `isa` (default: the preferred kernel).
+  /// An empty packing for `isa` (default: the preferred kernel). Any kernel runs in
+  /// any build (see ``KernelISA``); one that is not available only runs slower.
   public init(isa: KernelISA = .preferred, narrow: Bool = false) {
-    precondition(isa.isAvailable, "kernel \(isa) is not available on this build or CPU")
     self.isa = isa
     self.narrow = narrow
     storage = UnsafeMutablePointer<Float>.allocate(capacity: 16)
@@ -242,32 +246,28 @@ public final class PackedMatrix: @unchecked Sendable {
     }
     switch isa {
     case .avx512:
-      #if HERD_AVX512
-        if panelWidth == 16 {
-          PackedKernels.run512Narrow(
-            a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-          return
+      if panelWidth == 16 {
+        PackedKernels.run512Narrow(
+          a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+        return
+      }
+      // Full panels on the wide tiles, a 16-wide last panel on 16-row tiles.
+      let wide = lastPanelWidth == 16 ? n &- n % 32 : n
+      if wide > 0 {
+        if tiles {
+          PackedKernels.run512Tiles(a, m: m, b: UnsafePointer(storage), k: k, n: wide, c: c, ldc: ldc, accumulate: accumulate)
+        } else {
+          PackedKernels.run512(a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: wide, c: c, ldc: ldc, accumulate: accumulate)
         }
-        // Full panels on the wide tiles, a 16-wide last panel on 16-row tiles.
-        let wide = lastPanelWidth == 16 ? n &- n % 32 : n
-        if wide > 0 {
-          if tiles {
-            PackedKernels.run512Tiles(a, m: m, b: UnsafePointer(storage), k: k, n: wide, c: c, ldc: ldc, accumulate: accumulate)
-          } else {
-            PackedKernels.run512(a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: wide, c: c, ldc: ldc, accumulate: accumulate)
-          }
+      }
+      if wide < n {
+        let tail = UnsafePointer(storage + wide &* k)
+        if tiles {
+          PackedKernels.run512HalfTailTiles(a, m: m, b: tail, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
+        } else {
+          PackedKernels.run512Narrow(a, lda: lda, m: m, b: tail, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
         }
-        if wide < n {
-          let tail = UnsafePointer(storage + wide &* k)
-          if tiles {
-            PackedKernels.run512HalfTailTiles(a, m: m, b: tail, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
-          } else {
-            PackedKernels.run512Narrow(a, lda: lda, m: m, b: tail, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
-          }
-        }
-      #else
-        preconditionFailure("the AVX-512 kernel is not in this build")
-      #endif
+      }
     case .avx2:
       if tiles {
         PackedKernels.run256Tiles(a, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
@@ -329,367 +329,363 @@ extension PackedMatrix {
 /// A. Row tails reuse the last valid row (their results are dropped), column tails
 /// go through a small buffer, so every element takes the same instruction path.
 enum PackedKernels {
-  #if HERD_AVX512
-    @inline(never)
-    static func run512(
-      _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      run(SIMD16<Float>.self, rowsPerTile: 8, a, rs: lda, ks: 1, ts: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-    }
-  #endif
+  @inline(never)
+  static func run512(
+    _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    run(SIMD16<Float>.self, rowsPerTile: 8, a, rs: lda, ks: 1, ts: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+  }
 
-  #if HERD_AVX512
-    /// One-vector panels (16 columns), tiles of 16 rows: 16 accumulators, one panel
-    /// load and 16 broadcasts per kk (tiles of 8 rows when A's rows are 2 KiB apart or
-    /// a multiple of it).
-    @inline(never)
-    static func run512Narrow(
-      _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      // Rows 2 KiB apart or a multiple of it (a [P, 4H] gate gradient, H = 256): 16
-      // rows would sit in one or two L1 sets, more lines than the ways, and miss on
-      // every kk. 8 rows fit.
-      let rows = lda % 512 == 0 ? 8 : 16
-      forEachTile(width: 16, rowsPerTile: rows, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
-        r, valid, panel, ct, ldct in
-        if rows == 8 {
-          tile8x1(a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
-        } else {
-          tile16x1(a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+  /// One-vector panels (16 columns), tiles of 16 rows: 16 accumulators, one panel
+  /// load and 16 broadcasts per kk (tiles of 8 rows when A's rows are 2 KiB apart or
+  /// a multiple of it).
+  @inline(never)
+  static func run512Narrow(
+    _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    // Rows 2 KiB apart or a multiple of it (a [P, 4H] gate gradient, H = 256): 16
+    // rows would sit in one or two L1 sets, more lines than the ways, and miss on
+    // every kk. 8 rows fit.
+    let rows = lda % 512 == 0 ? 8 : 16
+    forEachTile(width: 16, rowsPerTile: rows, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
+      r, valid, panel, ct, ldct in
+      if rows == 8 {
+        tile8x1(a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+      } else {
+        tile16x1(a + r &* lda, lda: lda, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+      }
+    }
+  }
+
+  /// A last panel 16 wide (its `n` <= 16 columns at `b`) over A in tiles of 8 rows:
+  /// at most 4 columns with the rows in the lanes
+  /// (``run512FewColumnsTiles(_:m:b:k:n:c:ldc:accumulate:)``), more on tiles of 16
+  /// rows.
+  @inline(never)
+  static func run512HalfTailTiles(
+    _ a: UnsafePointer<Float>, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    if n <= 4 {
+      run512FewColumnsTiles(a, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+      return
+    }
+    let w = 16
+    let spare = UnsafeMutablePointer<Float>.allocate(capacity: 16 &* 16)
+    defer { spare.deallocate() }
+    var r = 0
+    while r < m {
+      let valid = min(16, m &- r)
+      if n == w {
+        tile16x1Tiles(a + r &* k, valid: valid, panel: b, k: k, c: c + r &* ldc, ldc: ldc, accumulate: accumulate)
+      } else {
+        throughSpare(spare, width: w, c: c + r &* ldc, ldc: ldc, rows: valid, cols: n, accumulate: accumulate) {
+          tile16x1Tiles(a + r &* k, valid: valid, panel: b, k: k, c: $0, ldc: w, accumulate: accumulate)
         }
       }
+      r &+= 16
     }
+  }
 
-    /// A last panel 16 wide (its `n` <= 16 columns at `b`) over A in tiles of 8 rows:
-    /// at most 4 columns with the rows in the lanes
-    /// (``run512FewColumnsTiles(_:m:b:k:n:c:ldc:accumulate:)``), more on tiles of 16
-    /// rows.
-    @inline(never)
-    static func run512HalfTailTiles(
-      _ a: UnsafePointer<Float>, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      if n <= 4 {
-        run512FewColumnsTiles(a, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-        return
-      }
-      let w = 16
-      let spare = UnsafeMutablePointer<Float>.allocate(capacity: 16 &* 16)
-      defer { spare.deallocate() }
-      var r = 0
-      while r < m {
-        let valid = min(16, m &- r)
-        if n == w {
-          tile16x1Tiles(a + r &* k, valid: valid, panel: b, k: k, c: c + r &* ldc, ldc: ldc, accumulate: accumulate)
-        } else {
-          throughSpare(spare, width: w, c: c + r &* ldc, ldc: ldc, rows: valid, cols: n, accumulate: accumulate) {
-            tile16x1Tiles(a + r &* k, valid: valid, panel: b, k: k, c: $0, ldc: w, accumulate: accumulate)
-          }
-        }
-        r &+= 16
-      }
+  /// A last panel of at most 4 columns (16 wide at `b`, zero-padded) over A in the
+  /// tiles of 8 rows ``PackedMatrix/packTiles(transposedA:lda:rows:into:)`` wrote,
+  /// with the rows in the lanes: per kk one eight-lane load from each of 4 tiles
+  /// (32 rows), 4 broadcasts from the panel, 16 eight-lane FMAs. The 16-row tile
+  /// of a whole vector of columns takes 32 sixteen-lane FMAs for the same 32 rows,
+  /// 13 of its 16 columns zeros when n = 67 (64 + 3). Each element is still one
+  /// fma chain over kk in order, starting from 0 or from C.
+  @inline(never)
+  static func run512FewColumnsTiles(
+    _ a: UnsafePointer<Float>, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    precondition(n <= 4, "run512FewColumnsTiles: n \(n) > 4")
+    let lastTile = (m &+ 7) / 8 &- 1
+    var t = 0
+    while t <= lastTile {
+      fewColumnsTiles(a, t: t, lastTile: lastTile, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+      t &+= 4
     }
+  }
 
-    /// A last panel of at most 4 columns (16 wide at `b`, zero-padded) over A in the
-    /// tiles of 8 rows ``PackedMatrix/packTiles(transposedA:lda:rows:into:)`` wrote,
-    /// with the rows in the lanes: per kk one eight-lane load from each of 4 tiles
-    /// (32 rows), 4 broadcasts from the panel, 16 eight-lane FMAs. The 16-row tile
-    /// of a whole vector of columns takes 32 sixteen-lane FMAs for the same 32 rows,
-    /// 13 of its 16 columns zeros when n = 67 (64 + 3). Each element is still one
-    /// fma chain over kk in order, starting from 0 or from C.
-    @inline(never)
-    static func run512FewColumnsTiles(
-      _ a: UnsafePointer<Float>, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      precondition(n <= 4, "run512FewColumnsTiles: n \(n) > 4")
-      let lastTile = (m &+ 7) / 8 &- 1
-      var t = 0
-      while t <= lastTile {
-        fewColumnsTiles(a, t: t, lastTile: lastTile, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-        t &+= 4
-      }
+  /// Tiles t ..< t + 4 of ``run512FewColumnsTiles(_:m:b:k:n:c:ldc:accumulate:)``
+  /// (tiles past the last read the last one; only rows below m and columns below n
+  /// are read from or written to C).
+  @inline(__always)
+  static func fewColumnsTiles(
+    _ a: UnsafePointer<Float>, t: Int, lastTile: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    typealias V = SIMD8<Float>
+    let p0 = a + min(t &+ 0, lastTile) &* 8 &* k
+    let p1 = a + min(t &+ 1, lastTile) &* 8 &* k
+    let p2 = a + min(t &+ 2, lastTile) &* 8 &* k
+    let p3 = a + min(t &+ 3, lastTile) &* 8 &* k
+    var x00 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 0, cols: n) : V()
+    var x01 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 1, cols: n) : V()
+    var x02 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 2, cols: n) : V()
+    var x03 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 3, cols: n) : V()
+    var x10 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 0, cols: n) : V()
+    var x11 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 1, cols: n) : V()
+    var x12 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 2, cols: n) : V()
+    var x13 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 3, cols: n) : V()
+    var x20 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 0, cols: n) : V()
+    var x21 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 1, cols: n) : V()
+    var x22 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 2, cols: n) : V()
+    var x23 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 3, cols: n) : V()
+    var x30 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 0, cols: n) : V()
+    var x31 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 1, cols: n) : V()
+    var x32 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 2, cols: n) : V()
+    var x33 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 3, cols: n) : V()
+    var kk = 0
+    while kk < k {
+      let v0 = UnsafeRawPointer(p0).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
+      let v1 = UnsafeRawPointer(p1).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
+      let v2 = UnsafeRawPointer(p2).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
+      let v3 = UnsafeRawPointer(p3).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
+      let b0 = V(repeating: b[kk &* 16 &+ 0])
+      let b1 = V(repeating: b[kk &* 16 &+ 1])
+      let b2 = V(repeating: b[kk &* 16 &+ 2])
+      let b3 = V(repeating: b[kk &* 16 &+ 3])
+      x00.addProduct(v0, b0); x01.addProduct(v0, b1); x02.addProduct(v0, b2); x03.addProduct(v0, b3)
+      x10.addProduct(v1, b0); x11.addProduct(v1, b1); x12.addProduct(v1, b2); x13.addProduct(v1, b3)
+      x20.addProduct(v2, b0); x21.addProduct(v2, b1); x22.addProduct(v2, b2); x23.addProduct(v2, b3)
+      x30.addProduct(v3, b0); x31.addProduct(v3, b1); x32.addProduct(v3, b2); x33.addProduct(v3, b3)
+      kk &+= 1
     }
+    scatter(x00, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 0, cols: n)
+    scatter(x01, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 1, cols: n)
+    scatter(x02, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 2, cols: n)
+    scatter(x03, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 3, cols: n)
+    scatter(x10, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 0, cols: n)
+    scatter(x11, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 1, cols: n)
+    scatter(x12, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 2, cols: n)
+    scatter(x13, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 3, cols: n)
+    scatter(x20, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 0, cols: n)
+    scatter(x21, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 1, cols: n)
+    scatter(x22, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 2, cols: n)
+    scatter(x23, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 3, cols: n)
+    scatter(x30, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 0, cols: n)
+    scatter(x31, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 1, cols: n)
+    scatter(x32, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 2, cols: n)
+    scatter(x33, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 3, cols: n)
+  }
 
-    /// Tiles t ..< t + 4 of ``run512FewColumnsTiles(_:m:b:k:n:c:ldc:accumulate:)``
-    /// (tiles past the last read the last one; only rows below m and columns below n
-    /// are read from or written to C).
-    @inline(__always)
-    static func fewColumnsTiles(
-      _ a: UnsafePointer<Float>, t: Int, lastTile: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      typealias V = SIMD8<Float>
-      let p0 = a + min(t &+ 0, lastTile) &* 8 &* k
-      let p1 = a + min(t &+ 1, lastTile) &* 8 &* k
-      let p2 = a + min(t &+ 2, lastTile) &* 8 &* k
-      let p3 = a + min(t &+ 3, lastTile) &* 8 &* k
-      var x00 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 0, cols: n) : V()
-      var x01 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 1, cols: n) : V()
-      var x02 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 2, cols: n) : V()
-      var x03 = accumulate ? gather(c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 3, cols: n) : V()
-      var x10 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 0, cols: n) : V()
-      var x11 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 1, cols: n) : V()
-      var x12 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 2, cols: n) : V()
-      var x13 = accumulate ? gather(c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 3, cols: n) : V()
-      var x20 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 0, cols: n) : V()
-      var x21 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 1, cols: n) : V()
-      var x22 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 2, cols: n) : V()
-      var x23 = accumulate ? gather(c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 3, cols: n) : V()
-      var x30 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 0, cols: n) : V()
-      var x31 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 1, cols: n) : V()
-      var x32 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 2, cols: n) : V()
-      var x33 = accumulate ? gather(c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 3, cols: n) : V()
-      var kk = 0
-      while kk < k {
-        let v0 = UnsafeRawPointer(p0).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
-        let v1 = UnsafeRawPointer(p1).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
-        let v2 = UnsafeRawPointer(p2).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
-        let v3 = UnsafeRawPointer(p3).loadUnaligned(fromByteOffset: kk &* 32, as: V.self)
-        let b0 = V(repeating: b[kk &* 16 &+ 0])
-        let b1 = V(repeating: b[kk &* 16 &+ 1])
-        let b2 = V(repeating: b[kk &* 16 &+ 2])
-        let b3 = V(repeating: b[kk &* 16 &+ 3])
-        x00.addProduct(v0, b0); x01.addProduct(v0, b1); x02.addProduct(v0, b2); x03.addProduct(v0, b3)
-        x10.addProduct(v1, b0); x11.addProduct(v1, b1); x12.addProduct(v1, b2); x13.addProduct(v1, b3)
-        x20.addProduct(v2, b0); x21.addProduct(v2, b1); x22.addProduct(v2, b2); x23.addProduct(v2, b3)
-        x30.addProduct(v3, b0); x31.addProduct(v3, b1); x32.addProduct(v3, b2); x33.addProduct(v3, b3)
-        kk &+= 1
-      }
-      scatter(x00, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 0, cols: n)
-      scatter(x01, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 1, cols: n)
-      scatter(x02, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 2, cols: n)
-      scatter(x03, c, ldc: ldc, row: (t &+ 0) &* 8, rows: m, col: 3, cols: n)
-      scatter(x10, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 0, cols: n)
-      scatter(x11, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 1, cols: n)
-      scatter(x12, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 2, cols: n)
-      scatter(x13, c, ldc: ldc, row: (t &+ 1) &* 8, rows: m, col: 3, cols: n)
-      scatter(x20, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 0, cols: n)
-      scatter(x21, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 1, cols: n)
-      scatter(x22, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 2, cols: n)
-      scatter(x23, c, ldc: ldc, row: (t &+ 2) &* 8, rows: m, col: 3, cols: n)
-      scatter(x30, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 0, cols: n)
-      scatter(x31, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 1, cols: n)
-      scatter(x32, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 2, cols: n)
-      scatter(x33, c, ldc: ldc, row: (t &+ 3) &* 8, rows: m, col: 3, cols: n)
-    }
+  /// Column `col` of C for rows `row ..< row + 8` as lanes (rows from m on, and a
+  /// column from `cols` on, read as 0).
+  @inline(__always)
+  static func gather(
+    _ c: UnsafeMutablePointer<Float>, ldc: Int, row: Int, rows m: Int, col: Int, cols n: Int
+  ) -> SIMD8<Float> {
+    var v = SIMD8<Float>()
+    guard col < n else { return v }
+    for i in 0..<max(0, min(8, m &- row)) { v[i] = c[(row &+ i) &* ldc &+ col] }
+    return v
+  }
 
-    /// Column `col` of C for rows `row ..< row + 8` as lanes (rows from m on, and a
-    /// column from `cols` on, read as 0).
-    @inline(__always)
-    static func gather(
-      _ c: UnsafeMutablePointer<Float>, ldc: Int, row: Int, rows m: Int, col: Int, cols n: Int
-    ) -> SIMD8<Float> {
-      var v = SIMD8<Float>()
-      guard col < n else { return v }
-      for i in 0..<max(0, min(8, m &- row)) { v[i] = c[(row &+ i) &* ldc &+ col] }
-      return v
-    }
+  /// Writes the lanes of `v` to column `col` of C, rows `row ..< row + 8` below m
+  /// (nothing for a column from `cols` on).
+  @inline(__always)
+  static func scatter(
+    _ v: SIMD8<Float>, _ c: UnsafeMutablePointer<Float>, ldc: Int, row: Int, rows m: Int, col: Int, cols n: Int
+  ) {
+    guard col < n else { return }
+    for i in 0..<max(0, min(8, m &- row)) { c[(row &+ i) &* ldc &+ col] = v[i] }
+  }
 
-    /// Writes the lanes of `v` to column `col` of C, rows `row ..< row + 8` below m
-    /// (nothing for a column from `cols` on).
-    @inline(__always)
-    static func scatter(
-      _ v: SIMD8<Float>, _ c: UnsafeMutablePointer<Float>, ldc: Int, row: Int, rows m: Int, col: Int, cols n: Int
-    ) {
-      guard col < n else { return }
-      for i in 0..<max(0, min(8, m &- row)) { c[(row &+ i) &* ldc &+ col] = v[i] }
-    }
+  /// 16 rows x 1 vector of 16 columns. Rows past `valid` read and write the last
+  /// valid row, as ``tile8(_:_:rs:ks:valid:panel:k:c:ldc:accumulate:)`` does (the
+  /// stores run from the last row back, so the real row is written last).
+  /// Written out per row: the generic form of this tile sent the SIL optimiser
+  /// into minutes of work.
+  @inline(never)
+  static func tile16x1(
+    _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    tile16x1(a, rs: lda, ks: 1, ts: 8 &* lda, valid: valid, panel: panel, k: k, c: c, ldc: ldc, accumulate: accumulate)
+  }
 
-    /// 16 rows x 1 vector of 16 columns. Rows past `valid` read and write the last
-    /// valid row, as ``tile8(_:_:rs:ks:valid:panel:k:c:ldc:accumulate:)`` does (the
-    /// stores run from the last row back, so the real row is written last).
-    /// Written out per row: the generic form of this tile sent the SIL optimiser
-    /// into minutes of work.
-    @inline(never)
-    static func tile16x1(
-      _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      tile16x1(a, rs: lda, ks: 1, ts: 8 &* lda, valid: valid, panel: panel, k: k, c: c, ldc: ldc, accumulate: accumulate)
-    }
+  /// ``tile16x1(_:lda:valid:panel:k:c:ldc:accumulate:)`` reading A in the tiles of
+  /// 8 rows ``PackedMatrix/packTiles(transposedA:lda:rows:into:)`` wrote (`k` floats
+  /// per row of a tile, 8 rows interleaved).
+  @inline(never)
+  static func tile16x1Tiles(
+    _ a: UnsafePointer<Float>, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    tile16x1(a, rs: 1, ks: 8, ts: 8 &* k, valid: valid, panel: panel, k: k, c: c, ldc: ldc, accumulate: accumulate)
+  }
 
-    /// ``tile16x1(_:lda:valid:panel:k:c:ldc:accumulate:)`` reading A in the tiles of
-    /// 8 rows ``PackedMatrix/packTiles(transposedA:lda:rows:into:)`` wrote (`k` floats
-    /// per row of a tile, 8 rows interleaved).
-    @inline(never)
-    static func tile16x1Tiles(
-      _ a: UnsafePointer<Float>, valid: Int, panel: UnsafePointer<Float>, k: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      tile16x1(a, rs: 1, ks: 8, ts: 8 &* k, valid: valid, panel: panel, k: k, c: c, ldc: ldc, accumulate: accumulate)
+  /// The 16 x 16 tile with row i of A at `a + (i / 8) * ts + (i % 8) * rs` and its
+  /// element kk `kk * ks` further: `(lda, 1, 8 lda)` for A as stored, `(1, 8, 8 k)`
+  /// for A in tiles of 8 rows. The callers pass constants for `ks`.
+  @inline(__always)
+  static func tile16x1(
+    _ a: UnsafePointer<Float>, rs: Int, ks: Int, ts: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    typealias V = SIMD16<Float>
+    let last = valid &- 1
+    @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> {
+      let r = min(i, last)
+      return a + ((r &>> 3) &* ts &+ (r & 7) &* rs)
     }
+    let a0 = row(0)
+    let c0 = c + min(0, last) &* ldc
+    var x0 = accumulate ? UnsafeRawPointer(c0).loadUnaligned(as: V.self) : V()
+    let a1 = row(1)
+    let c1 = c + min(1, last) &* ldc
+    var x1 = accumulate ? UnsafeRawPointer(c1).loadUnaligned(as: V.self) : V()
+    let a2 = row(2)
+    let c2 = c + min(2, last) &* ldc
+    var x2 = accumulate ? UnsafeRawPointer(c2).loadUnaligned(as: V.self) : V()
+    let a3 = row(3)
+    let c3 = c + min(3, last) &* ldc
+    var x3 = accumulate ? UnsafeRawPointer(c3).loadUnaligned(as: V.self) : V()
+    let a4 = row(4)
+    let c4 = c + min(4, last) &* ldc
+    var x4 = accumulate ? UnsafeRawPointer(c4).loadUnaligned(as: V.self) : V()
+    let a5 = row(5)
+    let c5 = c + min(5, last) &* ldc
+    var x5 = accumulate ? UnsafeRawPointer(c5).loadUnaligned(as: V.self) : V()
+    let a6 = row(6)
+    let c6 = c + min(6, last) &* ldc
+    var x6 = accumulate ? UnsafeRawPointer(c6).loadUnaligned(as: V.self) : V()
+    let a7 = row(7)
+    let c7 = c + min(7, last) &* ldc
+    var x7 = accumulate ? UnsafeRawPointer(c7).loadUnaligned(as: V.self) : V()
+    let a8 = row(8)
+    let c8 = c + min(8, last) &* ldc
+    var x8 = accumulate ? UnsafeRawPointer(c8).loadUnaligned(as: V.self) : V()
+    let a9 = row(9)
+    let c9 = c + min(9, last) &* ldc
+    var x9 = accumulate ? UnsafeRawPointer(c9).loadUnaligned(as: V.self) : V()
+    let a10 = row(10)
+    let c10 = c + min(10, last) &* ldc
+    var x10 = accumulate ? UnsafeRawPointer(c10).loadUnaligned(as: V.self) : V()
+    let a11 = row(11)
+    let c11 = c + min(11, last) &* ldc
+    var x11 = accumulate ? UnsafeRawPointer(c11).loadUnaligned(as: V.self) : V()
+    let a12 = row(12)
+    let c12 = c + min(12, last) &* ldc
+    var x12 = accumulate ? UnsafeRawPointer(c12).loadUnaligned(as: V.self) : V()
+    let a13 = row(13)
+    let c13 = c + min(13, last) &* ldc
+    var x13 = accumulate ? UnsafeRawPointer(c13).loadUnaligned(as: V.self) : V()
+    let a14 = row(14)
+    let c14 = c + min(14, last) &* ldc
+    var x14 = accumulate ? UnsafeRawPointer(c14).loadUnaligned(as: V.self) : V()
+    let a15 = row(15)
+    let c15 = c + min(15, last) &* ldc
+    var x15 = accumulate ? UnsafeRawPointer(c15).loadUnaligned(as: V.self) : V()
+    let raw = UnsafeRawPointer(panel)
+    var kk = 0
+    while kk < k {
+      let b = raw.loadUnaligned(fromByteOffset: kk &* 64, as: V.self)
+      x0.addProduct(V(repeating: a0[kk &* ks]), b)
+      x1.addProduct(V(repeating: a1[kk &* ks]), b)
+      x2.addProduct(V(repeating: a2[kk &* ks]), b)
+      x3.addProduct(V(repeating: a3[kk &* ks]), b)
+      x4.addProduct(V(repeating: a4[kk &* ks]), b)
+      x5.addProduct(V(repeating: a5[kk &* ks]), b)
+      x6.addProduct(V(repeating: a6[kk &* ks]), b)
+      x7.addProduct(V(repeating: a7[kk &* ks]), b)
+      x8.addProduct(V(repeating: a8[kk &* ks]), b)
+      x9.addProduct(V(repeating: a9[kk &* ks]), b)
+      x10.addProduct(V(repeating: a10[kk &* ks]), b)
+      x11.addProduct(V(repeating: a11[kk &* ks]), b)
+      x12.addProduct(V(repeating: a12[kk &* ks]), b)
+      x13.addProduct(V(repeating: a13[kk &* ks]), b)
+      x14.addProduct(V(repeating: a14[kk &* ks]), b)
+      x15.addProduct(V(repeating: a15[kk &* ks]), b)
+      kk &+= 1
+    }
+    UnsafeMutableRawPointer(c15).storeBytes(of: x15, as: V.self)
+    UnsafeMutableRawPointer(c14).storeBytes(of: x14, as: V.self)
+    UnsafeMutableRawPointer(c13).storeBytes(of: x13, as: V.self)
+    UnsafeMutableRawPointer(c12).storeBytes(of: x12, as: V.self)
+    UnsafeMutableRawPointer(c11).storeBytes(of: x11, as: V.self)
+    UnsafeMutableRawPointer(c10).storeBytes(of: x10, as: V.self)
+    UnsafeMutableRawPointer(c9).storeBytes(of: x9, as: V.self)
+    UnsafeMutableRawPointer(c8).storeBytes(of: x8, as: V.self)
+    UnsafeMutableRawPointer(c7).storeBytes(of: x7, as: V.self)
+    UnsafeMutableRawPointer(c6).storeBytes(of: x6, as: V.self)
+    UnsafeMutableRawPointer(c5).storeBytes(of: x5, as: V.self)
+    UnsafeMutableRawPointer(c4).storeBytes(of: x4, as: V.self)
+    UnsafeMutableRawPointer(c3).storeBytes(of: x3, as: V.self)
+    UnsafeMutableRawPointer(c2).storeBytes(of: x2, as: V.self)
+    UnsafeMutableRawPointer(c1).storeBytes(of: x1, as: V.self)
+    UnsafeMutableRawPointer(c0).storeBytes(of: x0, as: V.self)
+  }
 
-    /// The 16 x 16 tile with row i of A at `a + (i / 8) * ts + (i % 8) * rs` and its
-    /// element kk `kk * ks` further: `(lda, 1, 8 lda)` for A as stored, `(1, 8, 8 k)`
-    /// for A in tiles of 8 rows. The callers pass constants for `ks`.
-    @inline(__always)
-    static func tile16x1(
-      _ a: UnsafePointer<Float>, rs: Int, ks: Int, ts: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      typealias V = SIMD16<Float>
-      let last = valid &- 1
-      @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> {
-        let r = min(i, last)
-        return a + ((r &>> 3) &* ts &+ (r & 7) &* rs)
-      }
-      let a0 = row(0)
-      let c0 = c + min(0, last) &* ldc
-      var x0 = accumulate ? UnsafeRawPointer(c0).loadUnaligned(as: V.self) : V()
-      let a1 = row(1)
-      let c1 = c + min(1, last) &* ldc
-      var x1 = accumulate ? UnsafeRawPointer(c1).loadUnaligned(as: V.self) : V()
-      let a2 = row(2)
-      let c2 = c + min(2, last) &* ldc
-      var x2 = accumulate ? UnsafeRawPointer(c2).loadUnaligned(as: V.self) : V()
-      let a3 = row(3)
-      let c3 = c + min(3, last) &* ldc
-      var x3 = accumulate ? UnsafeRawPointer(c3).loadUnaligned(as: V.self) : V()
-      let a4 = row(4)
-      let c4 = c + min(4, last) &* ldc
-      var x4 = accumulate ? UnsafeRawPointer(c4).loadUnaligned(as: V.self) : V()
-      let a5 = row(5)
-      let c5 = c + min(5, last) &* ldc
-      var x5 = accumulate ? UnsafeRawPointer(c5).loadUnaligned(as: V.self) : V()
-      let a6 = row(6)
-      let c6 = c + min(6, last) &* ldc
-      var x6 = accumulate ? UnsafeRawPointer(c6).loadUnaligned(as: V.self) : V()
-      let a7 = row(7)
-      let c7 = c + min(7, last) &* ldc
-      var x7 = accumulate ? UnsafeRawPointer(c7).loadUnaligned(as: V.self) : V()
-      let a8 = row(8)
-      let c8 = c + min(8, last) &* ldc
-      var x8 = accumulate ? UnsafeRawPointer(c8).loadUnaligned(as: V.self) : V()
-      let a9 = row(9)
-      let c9 = c + min(9, last) &* ldc
-      var x9 = accumulate ? UnsafeRawPointer(c9).loadUnaligned(as: V.self) : V()
-      let a10 = row(10)
-      let c10 = c + min(10, last) &* ldc
-      var x10 = accumulate ? UnsafeRawPointer(c10).loadUnaligned(as: V.self) : V()
-      let a11 = row(11)
-      let c11 = c + min(11, last) &* ldc
-      var x11 = accumulate ? UnsafeRawPointer(c11).loadUnaligned(as: V.self) : V()
-      let a12 = row(12)
-      let c12 = c + min(12, last) &* ldc
-      var x12 = accumulate ? UnsafeRawPointer(c12).loadUnaligned(as: V.self) : V()
-      let a13 = row(13)
-      let c13 = c + min(13, last) &* ldc
-      var x13 = accumulate ? UnsafeRawPointer(c13).loadUnaligned(as: V.self) : V()
-      let a14 = row(14)
-      let c14 = c + min(14, last) &* ldc
-      var x14 = accumulate ? UnsafeRawPointer(c14).loadUnaligned(as: V.self) : V()
-      let a15 = row(15)
-      let c15 = c + min(15, last) &* ldc
-      var x15 = accumulate ? UnsafeRawPointer(c15).loadUnaligned(as: V.self) : V()
-      let raw = UnsafeRawPointer(panel)
-      var kk = 0
-      while kk < k {
-        let b = raw.loadUnaligned(fromByteOffset: kk &* 64, as: V.self)
-        x0.addProduct(V(repeating: a0[kk &* ks]), b)
-        x1.addProduct(V(repeating: a1[kk &* ks]), b)
-        x2.addProduct(V(repeating: a2[kk &* ks]), b)
-        x3.addProduct(V(repeating: a3[kk &* ks]), b)
-        x4.addProduct(V(repeating: a4[kk &* ks]), b)
-        x5.addProduct(V(repeating: a5[kk &* ks]), b)
-        x6.addProduct(V(repeating: a6[kk &* ks]), b)
-        x7.addProduct(V(repeating: a7[kk &* ks]), b)
-        x8.addProduct(V(repeating: a8[kk &* ks]), b)
-        x9.addProduct(V(repeating: a9[kk &* ks]), b)
-        x10.addProduct(V(repeating: a10[kk &* ks]), b)
-        x11.addProduct(V(repeating: a11[kk &* ks]), b)
-        x12.addProduct(V(repeating: a12[kk &* ks]), b)
-        x13.addProduct(V(repeating: a13[kk &* ks]), b)
-        x14.addProduct(V(repeating: a14[kk &* ks]), b)
-        x15.addProduct(V(repeating: a15[kk &* ks]), b)
-        kk &+= 1
-      }
-      UnsafeMutableRawPointer(c15).storeBytes(of: x15, as: V.self)
-      UnsafeMutableRawPointer(c14).storeBytes(of: x14, as: V.self)
-      UnsafeMutableRawPointer(c13).storeBytes(of: x13, as: V.self)
-      UnsafeMutableRawPointer(c12).storeBytes(of: x12, as: V.self)
-      UnsafeMutableRawPointer(c11).storeBytes(of: x11, as: V.self)
-      UnsafeMutableRawPointer(c10).storeBytes(of: x10, as: V.self)
-      UnsafeMutableRawPointer(c9).storeBytes(of: x9, as: V.self)
-      UnsafeMutableRawPointer(c8).storeBytes(of: x8, as: V.self)
-      UnsafeMutableRawPointer(c7).storeBytes(of: x7, as: V.self)
-      UnsafeMutableRawPointer(c6).storeBytes(of: x6, as: V.self)
-      UnsafeMutableRawPointer(c5).storeBytes(of: x5, as: V.self)
-      UnsafeMutableRawPointer(c4).storeBytes(of: x4, as: V.self)
-      UnsafeMutableRawPointer(c3).storeBytes(of: x3, as: V.self)
-      UnsafeMutableRawPointer(c2).storeBytes(of: x2, as: V.self)
-      UnsafeMutableRawPointer(c1).storeBytes(of: x1, as: V.self)
-      UnsafeMutableRawPointer(c0).storeBytes(of: x0, as: V.self)
+  /// 8 rows x 1 vector of 16 columns over A as stored (row stride `lda`), rows
+  /// past `valid` clamped as in ``tile16x1(_:lda:valid:panel:k:c:ldc:accumulate:)``.
+  @inline(never)
+  static func tile8x1(
+    _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    typealias V = SIMD16<Float>
+    let last = valid &- 1
+    let a0 = a + min(0, last) &* lda
+    let c0 = c + min(0, last) &* ldc
+    var x0 = accumulate ? UnsafeRawPointer(c0).loadUnaligned(as: V.self) : V()
+    let a1 = a + min(1, last) &* lda
+    let c1 = c + min(1, last) &* ldc
+    var x1 = accumulate ? UnsafeRawPointer(c1).loadUnaligned(as: V.self) : V()
+    let a2 = a + min(2, last) &* lda
+    let c2 = c + min(2, last) &* ldc
+    var x2 = accumulate ? UnsafeRawPointer(c2).loadUnaligned(as: V.self) : V()
+    let a3 = a + min(3, last) &* lda
+    let c3 = c + min(3, last) &* ldc
+    var x3 = accumulate ? UnsafeRawPointer(c3).loadUnaligned(as: V.self) : V()
+    let a4 = a + min(4, last) &* lda
+    let c4 = c + min(4, last) &* ldc
+    var x4 = accumulate ? UnsafeRawPointer(c4).loadUnaligned(as: V.self) : V()
+    let a5 = a + min(5, last) &* lda
+    let c5 = c + min(5, last) &* ldc
+    var x5 = accumulate ? UnsafeRawPointer(c5).loadUnaligned(as: V.self) : V()
+    let a6 = a + min(6, last) &* lda
+    let c6 = c + min(6, last) &* ldc
+    var x6 = accumulate ? UnsafeRawPointer(c6).loadUnaligned(as: V.self) : V()
+    let a7 = a + min(7, last) &* lda
+    let c7 = c + min(7, last) &* ldc
+    var x7 = accumulate ? UnsafeRawPointer(c7).loadUnaligned(as: V.self) : V()
+    let raw = UnsafeRawPointer(panel)
+    var kk = 0
+    while kk < k {
+      let b = raw.loadUnaligned(fromByteOffset: kk &* 64, as: V.self)
+      x0.addProduct(V(repeating: a0[kk]), b)
+      x1.addProduct(V(repeating: a1[kk]), b)
+      x2.addProduct(V(repeating: a2[kk]), b)
+      x3.addProduct(V(repeating: a3[kk]), b)
+      x4.addProduct(V(repeating: a4[kk]), b)
+      x5.addProduct(V(repeating: a5[kk]), b)
+      x6.addProduct(V(repeating: a6[kk]), b)
+      x7.addProduct(V(repeating: a7[kk]), b)
+      kk &+= 1
     }
+    UnsafeMutableRawPointer(c7).storeBytes(of: x7, as: V.self)
+    UnsafeMutableRawPointer(c6).storeBytes(of: x6, as: V.self)
+    UnsafeMutableRawPointer(c5).storeBytes(of: x5, as: V.self)
+    UnsafeMutableRawPointer(c4).storeBytes(of: x4, as: V.self)
+    UnsafeMutableRawPointer(c3).storeBytes(of: x3, as: V.self)
+    UnsafeMutableRawPointer(c2).storeBytes(of: x2, as: V.self)
+    UnsafeMutableRawPointer(c1).storeBytes(of: x1, as: V.self)
+    UnsafeMutableRawPointer(c0).storeBytes(of: x0, as: V.self)
+  }
 
-    /// 8 rows x 1 vector of 16 columns over A as stored (row stride `lda`), rows
-    /// past `valid` clamped as in ``tile16x1(_:lda:valid:panel:k:c:ldc:accumulate:)``.
-    @inline(never)
-    static func tile8x1(
-      _ a: UnsafePointer<Float>, lda: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      typealias V = SIMD16<Float>
-      let last = valid &- 1
-      let a0 = a + min(0, last) &* lda
-      let c0 = c + min(0, last) &* ldc
-      var x0 = accumulate ? UnsafeRawPointer(c0).loadUnaligned(as: V.self) : V()
-      let a1 = a + min(1, last) &* lda
-      let c1 = c + min(1, last) &* ldc
-      var x1 = accumulate ? UnsafeRawPointer(c1).loadUnaligned(as: V.self) : V()
-      let a2 = a + min(2, last) &* lda
-      let c2 = c + min(2, last) &* ldc
-      var x2 = accumulate ? UnsafeRawPointer(c2).loadUnaligned(as: V.self) : V()
-      let a3 = a + min(3, last) &* lda
-      let c3 = c + min(3, last) &* ldc
-      var x3 = accumulate ? UnsafeRawPointer(c3).loadUnaligned(as: V.self) : V()
-      let a4 = a + min(4, last) &* lda
-      let c4 = c + min(4, last) &* ldc
-      var x4 = accumulate ? UnsafeRawPointer(c4).loadUnaligned(as: V.self) : V()
-      let a5 = a + min(5, last) &* lda
-      let c5 = c + min(5, last) &* ldc
-      var x5 = accumulate ? UnsafeRawPointer(c5).loadUnaligned(as: V.self) : V()
-      let a6 = a + min(6, last) &* lda
-      let c6 = c + min(6, last) &* ldc
-      var x6 = accumulate ? UnsafeRawPointer(c6).loadUnaligned(as: V.self) : V()
-      let a7 = a + min(7, last) &* lda
-      let c7 = c + min(7, last) &* ldc
-      var x7 = accumulate ? UnsafeRawPointer(c7).loadUnaligned(as: V.self) : V()
-      let raw = UnsafeRawPointer(panel)
-      var kk = 0
-      while kk < k {
-        let b = raw.loadUnaligned(fromByteOffset: kk &* 64, as: V.self)
-        x0.addProduct(V(repeating: a0[kk]), b)
-        x1.addProduct(V(repeating: a1[kk]), b)
-        x2.addProduct(V(repeating: a2[kk]), b)
-        x3.addProduct(V(repeating: a3[kk]), b)
-        x4.addProduct(V(repeating: a4[kk]), b)
-        x5.addProduct(V(repeating: a5[kk]), b)
-        x6.addProduct(V(repeating: a6[kk]), b)
-        x7.addProduct(V(repeating: a7[kk]), b)
-        kk &+= 1
-      }
-      UnsafeMutableRawPointer(c7).storeBytes(of: x7, as: V.self)
-      UnsafeMutableRawPointer(c6).storeBytes(of: x6, as: V.self)
-      UnsafeMutableRawPointer(c5).storeBytes(of: x5, as: V.self)
-      UnsafeMutableRawPointer(c4).storeBytes(of: x4, as: V.self)
-      UnsafeMutableRawPointer(c3).storeBytes(of: x3, as: V.self)
-      UnsafeMutableRawPointer(c2).storeBytes(of: x2, as: V.self)
-      UnsafeMutableRawPointer(c1).storeBytes(of: x1, as: V.self)
-      UnsafeMutableRawPointer(c0).storeBytes(of: x0, as: V.self)
-    }
-
-    /// ``run512(_:lda:m:b:k:n:c:ldc:accumulate:)`` reading A in tiles of 8 rows.
-    @inline(never)
-    static func run512Tiles(
-      _ a: UnsafePointer<Float>, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
-    ) {
-      run(SIMD16<Float>.self, rowsPerTile: 8, a, rs: 1, ks: 8, ts: k, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
-    }
-  #endif
+  /// ``run512(_:lda:m:b:k:n:c:ldc:accumulate:)`` reading A in tiles of 8 rows.
+  @inline(never)
+  static func run512Tiles(
+    _ a: UnsafePointer<Float>, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+  ) {
+    run(SIMD16<Float>.self, rowsPerTile: 8, a, rs: 1, ks: 8, ts: k, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+  }
 
   /// ``run256(_:lda:m:b:k:n:c:ldc:accumulate:)`` reading A in tiles of 6 rows.
   @inline(never)

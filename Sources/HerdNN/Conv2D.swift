@@ -396,22 +396,27 @@ public final class ConvScratch {
   let gradCols = FloatBuffer()
   /// The packed weights, kept apart for narrow and wide layers so that a stack
   /// mixing both (impala_shallow: 16 then 32 channels) reuses them.
-  private lazy var wideWeights = PackedMatrix()
-  private lazy var narrowWeights = PackedMatrix(narrow: true)
+  private lazy var wideWeights = PackedMatrix(isa: isa)
+  private lazy var narrowWeights = PackedMatrix(isa: isa, narrow: true)
   /// An image's output gradient, packed as the right-hand side of the weight
   /// gradient.
-  private lazy var wideGradient = PackedMatrix()
-  private lazy var narrowGradient = PackedMatrix(narrow: true)
+  private lazy var wideGradient = PackedMatrix(isa: isa)
+  private lazy var narrowGradient = PackedMatrix(isa: isa, narrow: true)
   /// The right-hand side of the input gradient: `W [outC, kH kW C]` as it is stored
   /// for `raise(dy W)`, or flipped to `[(ky, kx, o), C]` for the direct path.
-  private lazy var wideInputGradient = PackedMatrix()
-  private lazy var narrowInputGradient = PackedMatrix(narrow: true)
+  private lazy var wideInputGradient = PackedMatrix(isa: isa)
+  private lazy var narrowInputGradient = PackedMatrix(isa: isa, narrow: true)
   /// The flipped weights of the direct input gradient, and one image's output
   /// gradient inside its zero border.
   let flippedWeights = FloatBuffer()
   let paddedGradient = FloatBuffer()
 
-  public init() {}
+  /// The kernel the direct path's products run on.
+  public let isa: KernelISA
+
+  /// Scratch whose products run on `isa` (default: the preferred kernel; tests run
+  /// every kernel).
+  public init(isa: KernelISA = .preferred) { self.isa = isa }
 
   /// The packing of a layer's weights, narrow when it has at most 16 output channels.
   func weightPack(narrow: Bool) -> PackedMatrix { narrow ? narrowWeights : wideWeights }

@@ -14,7 +14,7 @@ import Testing
     ])
   func matchesTheTripleLoop(shape: (Int, Int, Int)) {
     let (m, n, k) = shape
-    for isa in availableKernels {
+    for isa in everyKernel {
       for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
         for (alpha, beta): (Float, Float) in [(1, 0), (1, 1), (0.5, 0.7)] {
           var rng = SeededGenerator(seed: UInt64(m * 1000 + n * 10 + k))
@@ -76,7 +76,7 @@ import Testing
           chain[i * n + j] = s
         }
       }
-      for isa in availableKernels {
+      for isa in everyKernel {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
           var c = start
           (ta ? aT : stored).withPointer { pa in
@@ -111,7 +111,7 @@ import Testing
     let a = randomArray(max(1, k * lda), rng: &rng)
     let bs = widths.map { randomArray(max(1, k * ($0 + 1)), rng: &rng) }
     let starts = widths.map { randomArray(m * ($0 + 2), rng: &rng) }
-    for isa in availableKernels {
+    for isa in everyKernel {
       for beta: Float in [0, 1] {
         var alone = starts
         var shared = [[Float]](repeating: [], count: widths.count)
@@ -179,7 +179,7 @@ import Testing
       }
       return c
     }
-    for isa in availableKernels {
+    for isa in everyKernel {
       let alone = shapes.indices.map { run($0, isa: isa) }
       // Four threads, each running every shape several times in its own order.
       let results = await withTaskGroup(of: [[Float]].self) { group in

@@ -4,11 +4,14 @@ import HerdTestSupport
 import Testing
 
 @Suite struct PackedGemmTests {
-  @Test func bothKernelsAreCheckedOnAnAVX512Machine() {
-    #expect(availableKernels.contains(.avx2))
+  @Test func bothKernelsAreCheckedAndTheWidestIsChosenOnAnAVX512Machine() {
+    #expect(everyKernel == [.avx512, .avx2])
+    #expect(KernelISA.avx2.isAvailable)
     if CPUFeatures.has("avx512f") && ProcessInfo.processInfo.environment["HERD_PORTABLE"] == nil {
-      // `make test` builds with HERD_AVX512 on such a CPU: the 16-wide kernel must be there.
-      #expect(availableKernels.contains(.avx512), "an AVX-512 CPU, but the build lacks HERD_AVX512")
+      // `make test` builds with HERD_AVX512 on such a CPU: the 16-wide kernel must be chosen.
+      #expect(KernelISA.avx512.isAvailable, "an AVX-512 CPU, but the build lacks HERD_AVX512")
+    } else if !CPUFeatures.has("avx512f") {
+      #expect(!KernelISA.avx512.isAvailable, "the 16-wide kernel chosen on a CPU without AVX-512")
     }
   }
 
@@ -25,7 +28,7 @@ import Testing
     ])
   func matchesTheTripleLoop(shape: (Int, Int, Int)) {
     let (m, n, k) = shape
-    for (isa, narrow) in availableKernels.flatMap({ isa in [(isa, false), (isa, true)] }) {
+    for (isa, narrow) in everyKernel.flatMap({ isa in [(isa, false), (isa, true)] }) {
       for transposed in [false, true] {
         for accumulate in [false, true] {
           var rng = SeededGenerator(seed: UInt64(m * 1000 + n * 10 + k))
@@ -98,7 +101,7 @@ import Testing
           chain[i * ldc + j] = s
         }
       }
-      for (isa, narrow) in availableKernels.flatMap({ isa in [(isa, false), (isa, true)] }) {
+      for (isa, narrow) in everyKernel.flatMap({ isa in [(isa, false), (isa, true)] }) {
         let packed = PackedMatrix(isa: isa, narrow: narrow)
         b.withPointer { packed.pack($0, ld: n, transposed: false, k: k, n: n) }
         var c = start
@@ -119,7 +122,7 @@ import Testing
   /// On AVX-512 a last panel of 1 to 16 columns is packed 16 wide (the shapes above
   /// run through it); the narrow packing and AVX2 keep their one width.
   @Test func aShortLastPanelIsHalfWide() {
-    for isa in availableKernels {
+    for isa in everyKernel {
       for (n, avx512Width) in [(67, 16), (96, 32), (80, 16), (81, 32), (16, 16), (1, 16)] {
         let packed = PackedMatrix(isa: isa)
         let b = [Float](repeating: 1, count: 3 * n)
@@ -138,7 +141,7 @@ import Testing
     var rng = SeededGenerator(seed: 7)
     let a = randomArray(37 * k, rng: &rng)
     let w = randomArray(n * k, rng: &rng)
-    for (isa, narrow) in availableKernels.flatMap({ isa in [(isa, false), (isa, true)] }) {
+    for (isa, narrow) in everyKernel.flatMap({ isa in [(isa, false), (isa, true)] }) {
       let packed = PackedMatrix(isa: isa, narrow: narrow)
       w.withPointer { packed.pack($0, ld: k, transposed: true, k: k, n: n) }
       var all = [Float](repeating: 0, count: 37 * n)
@@ -169,7 +172,7 @@ import Testing
         chain[i * n + j] = s
       }
     }
-    for (isa, narrow) in availableKernels.flatMap({ isa in [(isa, false), (isa, true)] }) {
+    for (isa, narrow) in everyKernel.flatMap({ isa in [(isa, false), (isa, true)] }) {
       var c = start
       let packed = PackedMatrix(isa: isa, narrow: narrow)
       b.withPointer { packed.pack($0, ld: n, transposed: false, k: k, n: n) }

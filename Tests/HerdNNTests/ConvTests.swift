@@ -106,49 +106,53 @@ private struct DirectConv {
     }
     var db = [Double](repeating: 0, count: oc)
     for (j, g) in dy.enumerated() { db[j % oc] += Double(g) }
-    // Lowered.
-    var got = [Float](repeating: 0, count: y.count)
-    var gotDx = [Float](repeating: 7, count: x.count)  // overwritten, not added to
-    let scratch = ConvScratch()
-    x.withPointer { px in
-      got.withUnsafeMutableBufferPointer {
-        conv.forward(p, x: px, images: n, y: $0.baseAddress!, scratch: scratch)
-      }
-      dy.withPointer { pdy in
-        gotDx.withUnsafeMutableBufferPointer {
-          conv.backward(p, x: px, dy: pdy, images: n, dx: $0.baseAddress!, scratch: scratch)
+    // Every kernel's products (the AVX-512 one also where it only runs emulated).
+    for isa in everyKernel {
+      p.zeroGrads()
+      // Lowered.
+      var got = [Float](repeating: 0, count: y.count)
+      var gotDx = [Float](repeating: 7, count: x.count)  // overwritten, not added to
+      let scratch = ConvScratch(isa: isa)
+      x.withPointer { px in
+        got.withUnsafeMutableBufferPointer {
+          conv.forward(p, x: px, images: n, y: $0.baseAddress!, scratch: scratch)
+        }
+        dy.withPointer { pdy in
+          gotDx.withUnsafeMutableBufferPointer {
+            conv.backward(p, x: px, dy: pdy, images: n, dx: $0.baseAddress!, scratch: scratch)
+          }
         }
       }
-    }
-    let tol = (rtol: 1e-4, atol: 1e-4)
-    #expect(closeness(got, y.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "forward")
-    #expect(closeness(gotDx, dx.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "dx")
-    #expect(
-      closeness(try p.gradTensor(named: "c.weight").scalars, dW.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok,
-      "dW")
-    #expect(closeness(try p.gradTensor(named: "c.bias").scalars, db.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "db")
-    // Without dx the parameter gradients are the same (they accumulate: twice now).
-    x.withPointer { px in
-      dy.withPointer { pdy in conv.backward(p, x: px, dy: pdy, images: n, dx: nil, scratch: scratch) }
-    }
-    #expect(
-      closeness(try p.gradTensor(named: "c.weight").scalars, dW.map { Float(2 * $0) }, rtol: tol.rtol, atol: tol.atol).ok,
-      "dW accumulates")
-    // The lowered rows (`HERD_CONV_IM2COL=1`, and the reference path) on the same
-    // floats.
-    guard conv.runsDirect else { return }
-    var lowered = [Float](repeating: 0, count: y.count)
-    p.zeroGrads()
-    x.withPointer { px in
-      lowered.withMutablePointer { conv.forwardLowered(p, x: px, scale: 1, images: n, y: $0, scratch: scratch) }
-      dy.withPointer { pdy in
-        conv.backwardLowered(p, x: px, scale: 1, dy: pdy, images: n, dx: nil, scratch: scratch)
+      let tol = (rtol: 1e-4, atol: 1e-4)
+      #expect(closeness(got, y.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "\(isa) forward")
+      #expect(closeness(gotDx, dx.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "\(isa) dx")
+      #expect(
+        closeness(try p.gradTensor(named: "c.weight").scalars, dW.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok,
+        "\(isa) dW")
+      #expect(closeness(try p.gradTensor(named: "c.bias").scalars, db.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "\(isa) db")
+      // Without dx the parameter gradients are the same (they accumulate: twice now).
+      x.withPointer { px in
+        dy.withPointer { pdy in conv.backward(p, x: px, dy: pdy, images: n, dx: nil, scratch: scratch) }
       }
+      #expect(
+        closeness(try p.gradTensor(named: "c.weight").scalars, dW.map { Float(2 * $0) }, rtol: tol.rtol, atol: tol.atol).ok,
+        "\(isa) dW accumulates")
+      // The lowered rows (`HERD_CONV_IM2COL=1`, and the reference path) on the same
+      // floats.
+      guard conv.runsDirect else { continue }
+      var lowered = [Float](repeating: 0, count: y.count)
+      p.zeroGrads()
+      x.withPointer { px in
+        lowered.withMutablePointer { conv.forwardLowered(p, x: px, scale: 1, images: n, y: $0, scratch: scratch) }
+        dy.withPointer { pdy in
+          conv.backwardLowered(p, x: px, scale: 1, dy: pdy, images: n, dx: nil, scratch: scratch)
+        }
+      }
+      #expect(closeness(lowered, y.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "\(isa) forward, lowered")
+      #expect(
+        closeness(try p.gradTensor(named: "c.weight").scalars, dW.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok,
+        "\(isa) dW, lowered")
     }
-    #expect(closeness(lowered, y.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok, "forward, lowered")
-    #expect(
-      closeness(try p.gradTensor(named: "c.weight").scalars, dW.map(Float.init), rtol: tol.rtol, atol: tol.atol).ok,
-      "dW, lowered")
   }
 
   @Test func maxPoolTakesTheFirstMaximumAndIgnoresPadding() {

@@ -69,7 +69,7 @@ import Testing
       FDShape(n: 7, steps: 3, input: 17, hidden: 9, seqLens: [3, 1, 2, 0, 3, 1, 2]),
     ])
   func gradientsMatchFiniteDifferences(kind: CellKind, shape: FDShape) throws {
-    for isa in availableKernels {
+    for isa in everyKernel {
       try checkGradients(kind: kind, shape: shape, isa: isa)
     }
   }
@@ -184,7 +184,7 @@ import Testing
   /// on its own row only (``PackedMatrix``). Checked on each kernel this machine has.
   @Test(arguments: CellKind.allCases, [(4, 6, 3, 5), (32, 20, 67, 256), (8, 12, 10, 64), (13, 5, 7, 19), (1, 1, 1, 1)])
   func rolloutStepMatchesTheSequenceForward(kind: CellKind, shape: (Int, Int, Int, Int)) throws {
-    for isa in availableKernels { try checkRollout(kind: kind, shape: shape, isa: isa) }
+    for isa in everyKernel { try checkRollout(kind: kind, shape: shape, isa: isa) }
   }
 
   func checkRollout(kind: CellKind, shape: (Int, Int, Int, Int), isa: KernelISA) throws {
@@ -262,7 +262,7 @@ import Testing
   /// this machine has, with uneven lengths, one sequence and one step.
   @Test(arguments: CellKind.allCases)
   func backwardWithoutStateGradientsChangesNoOtherBits(kind: CellKind) throws {
-    for isa in availableKernels {
+    for isa in everyKernel {
       for (n, steps, inp, hs, seqLens) in [
         (5, 6, 7, 13, [6, 2, 6, 1, 4]), (1, 1, 3, 5, [1]), (3, 2, 4, 9, [2, 2, 2]),
         (32, 4, 11, 24, [Int](repeating: 4, count: 32)),
