@@ -87,6 +87,15 @@ static inline __attribute__((always_inline)) void herd_scale_bytes16(
 // addingProduct must round once on any target, which without FMA means a call to
 // fmaf per lane. This header is compiled for the same target as the Swift code
 // that inlines it.
+// 1 where this header is compiled for a target with FMA, 0 elsewhere (a portable
+// x86-64 build): Swift has no condition on target features, and the packed kernels
+// choose their multiply-add by it.
+#if defined(__FMA__)
+#define HERD_TARGET_HAS_FMA 1
+#else
+#define HERD_TARGET_HAS_FMA 0
+#endif
+
 static inline __attribute__((always_inline)) herd_float16 herd_fma16(
     herd_float16 a, herd_float16 b, herd_float16 c) {
 #if defined(__FMA__)

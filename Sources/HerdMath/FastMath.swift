@@ -61,6 +61,32 @@ public func simdFMA(_ a: Float16s, _ b: Float16s, _ c: Float16s) -> Float16s {
   herd_fma16(a, b, c)
 }
 
+/// Whether this build's target has fused multiply-add (built with `-target-cpu
+/// haswell` or newer, as `make` does on such hosts). The packed kernels then round
+/// each multiply-add once. A portable x86-64 build has no FMA instruction: a fused
+/// multiply-add there is a call to `fmaf` per lane, which made the learner step 31
+/// times as slow as a product and a sum, so the kernels take the product and the sum.
+@_transparent
+public var targetHasFMA: Bool { HERD_TARGET_HAS_FMA != 0 }
+
+extension SIMD where Scalar == Float {
+  /// `self += a * b` per lane: fused where ``targetHasFMA``, a product and a sum
+  /// (two roundings) elsewhere.
+  @_transparent
+  public mutating func multiplyAdd(_ a: Self, _ b: Self) {
+    if targetHasFMA { addProduct(a, b) } else { self = self + a * b }
+  }
+}
+
+extension Float {
+  /// `self + a * b` as one lane of ``Swift/SIMD/multiplyAdd(_:_:)`` computes it: the
+  /// tests' reference for the packed kernels' chains, bit for bit on every target.
+  @_transparent
+  public func addingKernelProduct(_ a: Float, _ b: Float) -> Float {
+    targetHasFMA ? addingProduct(a, b) : self + a * b
+  }
+}
+
 /// 1 / (1 + e^-x) per lane.
 @_transparent
 public func simdSigmoid(_ x: Float16s) -> Float16s {

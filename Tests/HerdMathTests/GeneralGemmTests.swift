@@ -72,7 +72,7 @@ import Testing
       for i in 0..<m {
         for j in 0..<n {
           var s = beta == 0 ? 0 : chain[i * n + j]
-          for p in 0..<k { s = s.addingProduct(a[i * k + p], b[p * n + j]) }
+          for p in 0..<k { s = s.addingKernelProduct(a[i * k + p], b[p * n + j]) }
           chain[i * n + j] = s
         }
       }

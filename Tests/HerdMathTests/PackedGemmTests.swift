@@ -97,7 +97,7 @@ import Testing
       for i in 0..<m {
         for j in 0..<n {
           var s: Float = accumulate ? start[i * ldc + j] : 0
-          for p in 0..<k { s = s.addingProduct(stored[layout.rowOffset(i) + layout.elementOffset(p)], b[p * n + j]) }
+          for p in 0..<k { s = s.addingKernelProduct(stored[layout.rowOffset(i) + layout.elementOffset(p)], b[p * n + j]) }
           chain[i * ldc + j] = s
         }
       }
@@ -168,7 +168,7 @@ import Testing
     for i in 0..<m {
       for j in 0..<n {
         var s = chain[i * n + j]
-        for p in 0..<k { s = s.addingProduct(a[i * k + p], b[p * n + j]) }
+        for p in 0..<k { s = s.addingKernelProduct(a[i * k + p], b[p * n + j]) }
         chain[i * n + j] = s
       }
     }
