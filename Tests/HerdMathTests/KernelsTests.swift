@@ -15,6 +15,38 @@ func apply(_ f: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     stride(from: -30.0, through: 30.0, by: 0.0137).map { Float($0) }
     + [0, -0.0, 1e-8, -1e-8, 0.6249, 0.625, -0.625, 87, 88.7, -87, -100, 100, 1e-3, -1e-3]
 
+  /// Swift's `addProduct` and `addingProduct` round once on any target: in a portable
+  /// build (no FMA) each is a call to `fmaf` per lane, which once made the learner
+  /// step 31 times as slow. Numeric code goes through `multiplyAdd`,
+  /// `addingKernelProduct` and `simdFMA` (FastMath.swift), which follow the target,
+  /// and a build for an FMA CPU (as `make` builds here) must see FMA in CVector too.
+  @Test func multiplyAddsFollowTheTarget() throws {
+    let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("Sources")
+    let files = try #require(FileManager.default.subpaths(atPath: sources.path)).filter { $0.hasSuffix(".swift") }
+    #expect(files.count > 20, "found the sources at \(sources.path)")
+    var offenders: [String] = []
+    for file in files where !file.hasSuffix("FastMath.swift") {
+      let text = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+      for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+      where [".addProduct(", ".addingProduct(", "fmaf(", ".fma("].contains(where: { line.contains($0) }) {
+        offenders.append("\(file):\(i + 1)")
+      }
+    }
+    #expect(offenders.isEmpty, "a multiply-add that calls fmaf in a portable build: \(offenders)")
+    if CPUFeatures.has("fma") && ProcessInfo.processInfo.environment["HERD_PORTABLE"] == nil {
+      #expect(targetHasFMA, "built for this FMA CPU, but CVector does not see __FMA__")
+    }
+    // (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24 rounds to 1 + 2^-11 (a tie, to even): the
+    // fused sum with -(1 + 2^-11) keeps the 2^-24, the product and sum lose it.
+    let a = 1 + Float.ulpOfOne * 2048, c = -(1 + Float.ulpOfOne * 4096)
+    let expected: Float = targetHasFMA ? Float.ulpOfOne / 2 : 0
+    var v = SIMD16<Float>(repeating: c)
+    v.multiplyAdd(SIMD16(repeating: a), SIMD16(repeating: a))
+    #expect(v == SIMD16(repeating: expected), "fused: \(targetHasFMA)")
+    #expect(c.addingKernelProduct(a, a) == expected, "fused: \(targetHasFMA)")
+  }
+
   @Test func expMatchesLibm() {
     let x = Self.sweep.filter { abs($0) < 85 }
     let y = apply({ Kernels.exp($0, $1, count: $2) }, x)
