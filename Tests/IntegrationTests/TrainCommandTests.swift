@@ -254,7 +254,8 @@ import Testing
 
   /// Experience replay in a real run: with replay_proportion 1 every batch after
   /// the first trains as many replayed fragments as new ones, so the steps reused
-  /// come close to the steps trained (one batch short).
+  /// come close to the steps trained: one batch short, give or take the fragments'
+  /// lengths, which vary (a CI run once reused 26,174 steps against 26,146 trained).
   @Test func replayMixesAsManyOldFragmentsAsNewOnes() throws {
     let dir = HerdBinary.tempDir("replay")
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -267,7 +268,7 @@ import Testing
     let summary = try HerdBinary.json(dir + "/summary.json")
     let trained = try #require(summary["trained_steps"] as? Int)
     let reused = try #require(summary["reused_steps"] as? Int)
-    #expect(trained >= 20000 && reused <= trained && reused >= trained * 8 / 10, "\(trained), \(reused)")
+    #expect(trained >= 20000 && reused <= trained * 12 / 10 && reused >= trained * 8 / 10, "\(trained), \(reused)")
   }
 
   /// sync_sampling across a real worker process: the worker waits for the update
