@@ -82,11 +82,6 @@ static inline __attribute__((always_inline)) void herd_scale_bytes16(
   __builtin_memcpy(dst, &f, sizeof f);
 }
 
-// a * b + c per lane: one fused multiply-add (one rounding) where the target has
-// FMA, a product and a sum elsewhere. Swift does not contract a * b + c, and its
-// addingProduct must round once on any target, which without FMA means a call to
-// fmaf per lane. This header is compiled for the same target as the Swift code
-// that inlines it.
 // 1 where this header is compiled for a target with FMA, 0 elsewhere (a portable
 // x86-64 build): Swift has no condition on target features, and the packed kernels
 // choose their multiply-add by it.
@@ -96,6 +91,11 @@ static inline __attribute__((always_inline)) void herd_scale_bytes16(
 #define HERD_TARGET_HAS_FMA 0
 #endif
 
+// a * b + c per lane: one fused multiply-add (one rounding) where the target has
+// FMA, a product and a sum elsewhere. Swift does not contract a * b + c, and its
+// addingProduct must round once on any target, which without FMA means a call to
+// fmaf per lane. This header is compiled for the same target as the Swift code
+// that inlines it.
 static inline __attribute__((always_inline)) herd_float16 herd_fma16(
     herd_float16 a, herd_float16 b, herd_float16 c) {
 #if defined(__FMA__)
