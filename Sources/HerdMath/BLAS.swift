@@ -56,7 +56,8 @@ public enum BLAS {
     let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
     let (backend, reason) = GemmBackend.active
     let gemm = backend == .herd ? "Herd's \(KernelISA.preferred) kernels" : "OpenBLAS"
-    return "\(config) core=\(coreName); gemm on \(gemm) (\(reason)); \(OpenBLASPages.summary)"
+    let narrow = KernelISA.preferred == .avx512 ? "; narrow tiles of \(NarrowTiles.rows) rows" : ""
+    return "\(config) core=\(coreName); gemm on \(gemm) (\(reason))\(narrow); \(OpenBLASPages.summary)"
   }
 
   /// The name of the kernel OpenBLAS chose for this CPU ("Haswell", "SkylakeX",

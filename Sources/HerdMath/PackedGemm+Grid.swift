@@ -73,7 +73,8 @@ extension PackedMatrix {
     switch isa {
     case .avx512:
       if panelWidth == 16 {
-        PackedKernels.runGrid512Narrow(a, layout, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+        PackedKernels.runGrid512Narrow(
+          a, layout, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate, rows: narrowRows)
         return
       }
       let wide = lastPanelWidth == 16 ? n &- n % 32 : n
@@ -82,7 +83,8 @@ extension PackedMatrix {
       }
       if wide < n {
         PackedKernels.runGrid512Narrow(
-          a, layout, m: m, b: b + wide &* k, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
+          a, layout, m: m, b: b + wide &* k, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate,
+          rows: narrowRows)
       }
     case .avx2:
       PackedKernels.runGrid256(a, layout, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
@@ -92,7 +94,7 @@ extension PackedMatrix {
 
 /// The kernels behind ``PackedMatrix/multiply(grid:layout:rows:into:ldc:accumulate:)``:
 /// the register tiles of ``PackedKernels`` (8 rows x 32 columns on AVX-512, 16 x 16
-/// for a narrow panel, 6 x 16 on AVX2) with each row's start computed once per tile
+/// or 8 x 16 for a narrow panel (``NarrowTiles``), 6 x 16 on AVX2) with each row's start computed once per tile
 /// and the k loop split into segments. As in the other kernels, AVX2 ends in tiles of
 /// 4 rows, a tile's rows past the last valid one read that row, and column tails go
 /// through the spare tile.
@@ -122,15 +124,65 @@ extension PackedKernels {
       accumulate: accumulate)
   }
 
+  /// Tiles of `rows` (16 or 8, ``NarrowTiles``), each a function of its own.
   @inline(never)
   static func runGrid512Narrow(
     _ a: UnsafePointer<Float>, _ g: GridLayout, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, rows: Int
+  ) {
+    forEachTile(width: 16, rowsPerTile: rows, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
+      r, valid, panel, ct, ldct in
+      if rows == 8 {
+        gridTile8x1(a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+      } else {
+        gridTile16x1(a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+      }
+    }
+  }
+
+  /// 8 rows x 1 vector of 16 columns: 8 row pointers, which stay in registers in
+  /// the k loop (the 16-row tile's 16 do not).
+  @inline(never)
+  static func gridTile8x1(
+    _ a: UnsafePointer<Float>, _ g: GridLayout, first r: Int, valid: Int, panel: UnsafePointer<Float>, k: Int,
     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
   ) {
-    forEachTile(width: 16, rowsPerTile: 16, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
-      r, valid, panel, ct, ldct in
-      gridTile16x1(a, g, first: r, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
+    typealias V = SIMD16<Float>
+    let last = valid &- 1
+    @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { a + g.rowOffset(r &+ min(i, last)) }
+    let a0 = row(0), a1 = row(1), a2 = row(2), a3 = row(3), a4 = row(4), a5 = row(5), a6 = row(6), a7 = row(7)
+    let c0 = c, c1 = c + min(1, last) &* ldc, c2 = c + min(2, last) &* ldc, c3 = c + min(3, last) &* ldc
+    let c4 = c + min(4, last) &* ldc, c5 = c + min(5, last) &* ldc, c6 = c + min(6, last) &* ldc
+    let c7 = c + min(7, last) &* ldc
+    var x0 = load(V.self, c0, 0, accumulate), x1 = load(V.self, c1, 0, accumulate)
+    var x2 = load(V.self, c2, 0, accumulate), x3 = load(V.self, c3, 0, accumulate)
+    var x4 = load(V.self, c4, 0, accumulate), x5 = load(V.self, c5, 0, accumulate)
+    var x6 = load(V.self, c6, 0, accumulate), x7 = load(V.self, c7, 0, accumulate)
+    var raw = UnsafeRawPointer(panel)
+    var start = 0
+    var kk = 0
+    while kk < k {
+      var off = start
+      let end = kk &+ g.segment
+      while kk < end {
+        let b = raw.loadUnaligned(as: V.self)
+        x0.multiplyAdd(V(repeating: a0[off]), b)
+        x1.multiplyAdd(V(repeating: a1[off]), b)
+        x2.multiplyAdd(V(repeating: a2[off]), b)
+        x3.multiplyAdd(V(repeating: a3[off]), b)
+        x4.multiplyAdd(V(repeating: a4[off]), b)
+        x5.multiplyAdd(V(repeating: a5[off]), b)
+        x6.multiplyAdd(V(repeating: a6[off]), b)
+        x7.multiplyAdd(V(repeating: a7[off]), b)
+        off &+= g.step
+        raw += 64
+        kk &+= 1
+      }
+      start &+= g.segmentStride
     }
+    // From the last row back: a clamped row's duplicate is overwritten by the real one.
+    store(x7, c7, 0); store(x6, c6, 0); store(x5, c5, 0); store(x4, c4, 0)
+    store(x3, c3, 0); store(x2, c2, 0); store(x1, c1, 0); store(x0, c0, 0)
   }
 
   /// 16 rows x 1 vector of 16 columns.

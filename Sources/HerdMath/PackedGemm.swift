@@ -60,6 +60,33 @@ public enum KernelISA: String, Sendable, CaseIterable, CustomStringConvertible {
   }()
 }
 
+/// Rows per register tile of the AVX-512 kernels on one-vector panels (16 columns):
+/// a first convolution with 16 output channels, a product's last 16 columns.
+///
+/// 16 rows keep 16 accumulators and need 16 row pointers, more than the general
+/// registers, so an AVX-512 build reloads 6-7 of them from the stack on every kk; 8
+/// rows need no reloads but read the panel twice. Which is faster depends on the
+/// CPU (the loads per cycle against the 512-bit FMAs per cycle), so it is a setting:
+/// `HERD_NARROW_ROWS=8` or `16` (the default). Both give the same bits. AVX2 has no
+/// narrow tiles and ignores it.
+public enum NarrowTiles {
+  /// The setting's value for `setting` (nil or empty: 16), and a warning for a bad one.
+  public static func rows(setting: String?) -> (rows: Int, warning: String?) {
+    guard let setting, !setting.isEmpty else { return (16, nil) }
+    guard let rows = Int(setting), rows == 8 || rows == 16 else {
+      return (16, "HERD_NARROW_ROWS=\(setting) is neither 8 nor 16; using 16")
+    }
+    return (rows, nil)
+  }
+
+  /// `HERD_NARROW_ROWS`, read once; a bad value is reported on stderr and 16 used.
+  public static let rows: Int = {
+    let chosen = rows(setting: getenv("HERD_NARROW_ROWS").map { String(cString: $0) })
+    if let warning = chosen.warning { writeToStandardError("herd: \(warning)\n") }
+    return chosen.rows
+  }()
+}
+
 /// CPU feature flags as Linux reports them (`/proc/cpuinfo`), read once.
 public enum CPUFeatures {
   static let flags: Set<Substring> = {
@@ -105,6 +132,13 @@ public final class PackedMatrix: @unchecked Sendable {
   /// zeros half the time: a first convolution with 16 output channels. On AVX2 the
   /// normal panel is already 16 columns wide, so this changes nothing there.
   public let narrow: Bool
+
+  /// Rows per tile on the AVX-512 one-vector (16-column) panels: 16 (the default)
+  /// or 8 (see ``NarrowTiles``). The results are the same bits either way; only the
+  /// speed differs. Tests set it to run both.
+  public var narrowRows: Int = NarrowTiles.rows {
+    didSet { precondition(narrowRows == 8 || narrowRows == 16, "PackedMatrix.narrowRows \(narrowRows) is not 8 or 16") }
+  }
 
   /// Columns per packed panel of this packing.
   public var panelWidth: Int { narrow && isa == .avx512 ? 16 : isa.panelWidth }
@@ -248,7 +282,8 @@ public final class PackedMatrix: @unchecked Sendable {
     case .avx512:
       if panelWidth == 16 {
         PackedKernels.run512Narrow(
-          a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
+          a, lda: lda, m: m, b: UnsafePointer(storage), k: k, n: n, c: c, ldc: ldc, accumulate: accumulate,
+          rows: narrowRows)
         return
       }
       // Full panels on the wide tiles, a 16-wide last panel on 16-row tiles.
@@ -265,7 +300,9 @@ public final class PackedMatrix: @unchecked Sendable {
         if tiles {
           PackedKernels.run512HalfTailTiles(a, m: m, b: tail, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
         } else {
-          PackedKernels.run512Narrow(a, lda: lda, m: m, b: tail, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate)
+          PackedKernels.run512Narrow(
+            a, lda: lda, m: m, b: tail, k: k, n: n &- wide, c: c + wide, ldc: ldc, accumulate: accumulate,
+            rows: narrowRows)
         }
       }
     case .avx2:
@@ -337,18 +374,18 @@ enum PackedKernels {
     run(SIMD16<Float>.self, rowsPerTile: 8, a, rs: lda, ks: 1, ts: lda, m: m, b: b, k: k, n: n, c: c, ldc: ldc, accumulate: accumulate)
   }
 
-  /// One-vector panels (16 columns), tiles of 16 rows: 16 accumulators, one panel
-  /// load and 16 broadcasts per kk (tiles of 8 rows when A's rows are 2 KiB apart or
-  /// a multiple of it).
+  /// One-vector panels (16 columns), tiles of `rows` (16 or 8, ``NarrowTiles``):
+  /// 16 accumulators, one panel load and 16 broadcasts per kk, or 8 and 8 (tiles of
+  /// 8 rows always when A's rows are 2 KiB apart or a multiple of it).
   @inline(never)
   static func run512Narrow(
     _ a: UnsafePointer<Float>, lda: Int, m: Int, b: UnsafePointer<Float>, k: Int, n: Int,
-    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, rows tall: Int
   ) {
     // Rows 2 KiB apart or a multiple of it (a [P, 4H] gate gradient, H = 256): 16
     // rows would sit in one or two L1 sets, more lines than the ways, and miss on
     // every kk. 8 rows fit.
-    let rows = lda % 512 == 0 ? 8 : 16
+    let rows = lda % 512 == 0 ? 8 : tall
     forEachTile(width: 16, rowsPerTile: rows, m: m, n: n, k: k, b: b, c: c, ldc: ldc, accumulate: accumulate) {
       r, valid, panel, ct, ldct in
       if rows == 8 {

@@ -13,6 +13,23 @@ import Testing
     } else if !CPUFeatures.has("avx512f") {
       #expect(!KernelISA.avx512.isAvailable, "the 16-wide kernel chosen on a CPU without AVX-512")
     }
+    // Both heights of the AVX-512 16-column tiles, on wide and narrow packings.
+    let avx512 = everyPacking.filter { $0.isa == .avx512 }.map { "\($0.narrow) \($0.narrowRows)" }
+    #expect(Set(avx512) == ["false 16", "false 8", "true 16", "true 8"])
+  }
+
+  /// `HERD_NARROW_ROWS` takes 8 or 16; anything else is named in a warning and 16 used.
+  @Test func theNarrowTileSettingTakesEightOrSixteen() {
+    #expect(NarrowTiles.rows(setting: nil) == (16, nil))
+    #expect(NarrowTiles.rows(setting: "") == (16, nil))
+    #expect(NarrowTiles.rows(setting: "8") == (8, nil))
+    #expect(NarrowTiles.rows(setting: "16") == (16, nil))
+    for bad in ["12", "0", "eight", "-8", "8 "] {
+      let (rows, warning) = NarrowTiles.rows(setting: bad)
+      #expect(rows == 16, "\(bad)")
+      #expect(warning == "HERD_NARROW_ROWS=\(bad) is neither 8 nor 16; using 16", "\(bad)")
+    }
+    #expect(NarrowTiles.rows == 8 || NarrowTiles.rows == 16)
   }
 
   // Shapes: tails in rows and columns (not multiples of 6, 8, 16 or 32), one row,
@@ -28,7 +45,7 @@ import Testing
     ])
   func matchesTheTripleLoop(shape: (Int, Int, Int)) {
     let (m, n, k) = shape
-    for (isa, narrow) in everyKernel.flatMap({ isa in [(isa, false), (isa, true)] }) {
+    for choice in everyPacking {
       for transposed in [false, true] {
         for accumulate in [false, true] {
           var rng = SeededGenerator(seed: UInt64(m * 1000 + n * 10 + k))
@@ -41,7 +58,7 @@ import Testing
           let expected = textbookGemm(
             false, transposed, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ld,
             beta: accumulate ? 1 : 0, c: c, ldc: ldc)
-          let packed = PackedMatrix(isa: isa, narrow: narrow)
+          let packed = choice.make()
           b.withPointer { packed.pack($0, ld: ld, transposed: transposed, k: k, n: n) }
           a.withPointer { pa in
             c.withMutablePointer { pc in packed.multiply(pa, lda: lda, rows: m, into: pc, ldc: ldc, accumulate: accumulate) }
@@ -55,7 +72,7 @@ import Testing
             }
           }
           // The padding column j >= n must be untouched: expected kept its old value.
-          #expect(worst < 1e-5, "\(isa) narrow=\(narrow) m=\(m) n=\(n) k=\(k) transposed=\(transposed) accumulate=\(accumulate): error \(worst)")
+          #expect(worst < 1e-5, "\(choice) m=\(m) n=\(n) k=\(k) transposed=\(transposed) accumulate=\(accumulate): error \(worst)")
         }
       }
     }
@@ -101,8 +118,8 @@ import Testing
           chain[i * ldc + j] = s
         }
       }
-      for (isa, narrow) in everyKernel.flatMap({ isa in [(isa, false), (isa, true)] }) {
-        let packed = PackedMatrix(isa: isa, narrow: narrow)
+      for choice in everyPacking {
+        let packed = choice.make()
         b.withPointer { packed.pack($0, ld: n, transposed: false, k: k, n: n) }
         var c = start
         stored.withPointer { pa in
@@ -114,7 +131,7 @@ import Testing
         let differing = c.indices.filter { c[$0].bitPattern != chain[$0].bitPattern }
         #expect(
           differing.isEmpty,
-          "\(isa) narrow=\(narrow) \(layout) m=\(m) n=\(n) k=\(k) accumulate=\(accumulate): \(differing.count) elements differ, the first at \(differing.first ?? -1)")
+          "\(choice) \(layout) m=\(m) n=\(n) k=\(k) accumulate=\(accumulate): \(differing.count) elements differ, the first at \(differing.first ?? -1)")
       }
     }
   }
@@ -141,8 +158,8 @@ import Testing
     var rng = SeededGenerator(seed: 7)
     let a = randomArray(37 * k, rng: &rng)
     let w = randomArray(n * k, rng: &rng)
-    for (isa, narrow) in everyKernel.flatMap({ isa in [(isa, false), (isa, true)] }) {
-      let packed = PackedMatrix(isa: isa, narrow: narrow)
+    for choice in everyPacking {
+      let packed = choice.make()
       w.withPointer { packed.pack($0, ld: k, transposed: true, k: k, n: n) }
       var all = [Float](repeating: 0, count: 37 * n)
       a.withPointer { pa in all.withMutablePointer { packed.multiply(pa, lda: k, rows: 37, into: $0, ldc: n, accumulate: false) } }
@@ -151,7 +168,7 @@ import Testing
         a.withPointer { pa in
           part.withMutablePointer { packed.multiply(pa + start * k, lda: k, rows: count, into: $0, ldc: n, accumulate: false) }
         }
-        #expect(Array(all[(start * n)..<((start + count) * n)]) == part, "\(isa) narrow=\(narrow) rows \(start)..<\(start + count)")
+        #expect(Array(all[(start * n)..<((start + count) * n)]) == part, "\(choice) rows \(start)..<\(start + count)")
       }
     }
   }
@@ -172,12 +189,12 @@ import Testing
         chain[i * n + j] = s
       }
     }
-    for (isa, narrow) in everyKernel.flatMap({ isa in [(isa, false), (isa, true)] }) {
+    for choice in everyPacking {
       var c = start
-      let packed = PackedMatrix(isa: isa, narrow: narrow)
+      let packed = choice.make()
       b.withPointer { packed.pack($0, ld: n, transposed: false, k: k, n: n) }
       a.withPointer { pa in c.withMutablePointer { packed.multiply(pa, lda: k, rows: m, into: $0, ldc: n, accumulate: true) } }
-      #expect(c == chain, "\(isa) narrow=\(narrow)")
+      #expect(c == chain, "\(choice)")
     }
   }
 }

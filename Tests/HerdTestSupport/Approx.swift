@@ -53,3 +53,28 @@ public func randomArray<G: RandomNumberGenerator>(
 /// build not for AVX-512 its 16-wide vectors become pairs of 8-wide ones, slower but
 /// the same tiles, tails and packing), so its logic is checked wherever the tests run.
 public let everyKernel = KernelISA.allCases
+
+/// One way of packing a right-hand side for the kernels: a kernel, wide or narrow
+/// panels, and the rows per tile on 16-column panels (``NarrowTiles``; only the
+/// AVX-512 kernel has such tiles).
+public struct PackingChoice: CustomStringConvertible, Sendable {
+  public let isa: KernelISA
+  public let narrow: Bool
+  public let narrowRows: Int
+
+  public func make() -> PackedMatrix {
+    let packed = PackedMatrix(isa: isa, narrow: narrow)
+    packed.narrowRows = narrowRows
+    return packed
+  }
+
+  public var description: String { "\(isa) narrow=\(narrow) narrowRows=\(narrowRows)" }
+}
+
+/// Every packing of every kernel (``everyKernel``): wide and narrow panels, and on
+/// AVX-512 both heights of the 16-column tiles, whatever `HERD_NARROW_ROWS` says.
+public let everyPacking: [PackingChoice] = everyKernel.flatMap { isa in
+  [false, true].flatMap { narrow in
+    (isa == .avx512 ? [16, 8] : [16]).map { PackingChoice(isa: isa, narrow: narrow, narrowRows: $0) }
+  }
+}
