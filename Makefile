@@ -4,9 +4,10 @@ SHELL := /bin/bash
 APT_PACKAGES := libzmq3-dev libopenblas-dev
 # Test-only, from Debian: python3-venv for the project's virtualenv, iproute2 for
 # the multi-host test over network namespaces, shellcheck for the shell scripts,
-# chromium for the dashboard test in a headless browser (systemd-analyze comes with
-# Debian's systemd, where it is installed).
-TEST_PACKAGES := python3-venv iproute2 shellcheck chromium
+# chromium for the dashboard test in a headless browser, qemu-user to run the binary
+# on an emulated older CPU (systemd-analyze comes with Debian's systemd, where it is
+# installed).
+TEST_PACKAGES := python3-venv iproute2 shellcheck chromium qemu-user
 # From PyPI, into the project's virtualenv .venv (never the system Python): the env
 # host package herd_env (python/, editable) with Gymnasium and the environment
 # packages the tests and examples use, Pillow for `herd eval --record`, and herd_policy (python/, the loader of

@@ -23,7 +23,7 @@ import PackageDescription
 let publicTargets: [Target] = [
   .target(
     name: "HerdMath",
-    dependencies: ["COpenBLAS", "CVector"],
+    dependencies: ["COpenBLAS", "CVector", "CHostCPU"],
     path: "Sources/HerdMath"
   ),
   .target(
@@ -139,6 +139,10 @@ let shimTargets: [Target] = [
   // A header of vector operations (a vector square root) that Swift's own spelling
   // does not compile to one instruction on Linux; no library.
   .systemLibrary(name: "CVector", path: "Sources/CVector"),
+  // The CPU features a build uses and the host has: C compiled for any x86-64, so
+  // that a binary built for a newer CPU says what is missing instead of dying of
+  // SIGILL (`-Xswiftc -target-cpu` reaches Swift only).
+  .target(name: "CHostCPU", path: "Sources/CHostCPU"),
 ]
 
 // MARK: - Tests
@@ -172,7 +176,7 @@ let testTargets: [Target] = [
   // Runs the real `herd` binary (built beside the tests) on small budgets.
   .testTarget(
     name: "IntegrationTests",
-    dependencies: ["herd", "HerdNN", "HerdWire", "HerdRL", "HerdStats", "HerdLearner", "HerdTestSupport"],
+    dependencies: ["herd", "HerdMath", "HerdNN", "HerdWire", "HerdRL", "HerdStats", "HerdLearner", "HerdTestSupport"],
     path: "Tests/IntegrationTests"
   ),
   .testTarget(

@@ -26,6 +26,7 @@ struct Cue: Environment {
   }
 }
 
+BuildTarget.exitUnlessThisCPURunsIt()  // built for a newer CPU: say so, not SIGILL
 try Environments.register(EnvironmentRegistration(id: "Cue-v0", summary: "answer a cue seen 5 steps ago") { _ in Cue() })
 var config = TrainingConfig.defaults(for: "Cue-v0")
 config.seed = 1

@@ -20,6 +20,8 @@ struct Herd: ParsableCommand {
   /// Parses and runs, after naming a misspelt subcommand: ArgumentParser
   /// suggests options, but answers `herd trian` with "Unexpected argument".
   static func main() {
+    // First: a binary built for a newer CPU names what this one lacks (not SIGILL).
+    BuildTarget.exitUnlessThisCPURunsIt()
     if let message = unknownSubcommand(Array(CommandLine.arguments.dropFirst())) {
       FileHandle.standardError.write(Data(message.utf8))
       Foundation.exit(ExitCode.validationFailure.rawValue)
