@@ -11,7 +11,9 @@
 # runs detached on its host (nohup), writes its log and pid file under
 # ~/.herd-workers/ there, and is stopped with SIGTERM (it says goodbye), then SIGKILL
 # after 10 s. `logs` copies every host's logs into LOCAL_DIR/HOST/. The herd binary
-# must be installed on the hosts (-b, default: herd on their PATH). With CURVE, -k is
+# must be installed on the hosts (-b, default: herd on their PATH), built for their
+# CPUs: one built on a newer CPU exits at once and its log says which features the
+# host lacks (`HERD_PORTABLE=1 make build` runs on any x86-64). With CURVE, -k is
 # the learner's public key file and -s the worker's secret key file, both already on
 # the hosts at those paths. HERD_SSH overrides the ssh command (tests use it).
 set -euo pipefail
