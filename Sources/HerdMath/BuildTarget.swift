@@ -19,6 +19,13 @@ public enum BuildTarget {
   /// Every feature the check knows.
   public static let allFeatures = UInt32(HERD_CPU_ALL)
 
+  /// What the build needs, for `herd --version`: "CPUs with avx2 fma" or "any
+  /// x86-64 CPU".
+  public static var summary: String {
+    let needed = cpuFeatures
+    return needed == 0 ? "any x86-64 CPU" : "CPUs with \(names(needed))"
+  }
+
   /// `features` by their /proc/cpuinfo names, space-separated.
   public static func names(_ features: UInt32) -> String {
     text { herd_cpu_feature_names(features, $0, $1) }

@@ -13,7 +13,7 @@ struct Herd: ParsableCommand {
       Herd trains recurrent (LSTM/GRU) policies with V-trace: rollout workers step
       environments and stream trajectory fragments to a learner over ZeroMQ.
       """,
-    version: HerdVersion.string,
+    version: "\(HerdVersion.string) (built for \(BuildTarget.summary))",
     subcommands: [Train.self, LearnerCommand.self, WorkerCommand.self, StatsCommand.self, KeysCommand.self, ExplainCommand.self, EvalCommand.self, ExportCommand.self, Bench.self]
   )
 
