@@ -110,9 +110,10 @@ public enum CPUFeatures {
 /// `[k][width]` contiguous, the last one zero-padded). On AVX-512, when the last
 /// panel would hold 16 columns or fewer (n = 67: 64 + 3), it is 16 wide and runs on
 /// tiles of 16 rows x 1 vector, which multiply half the padding zeros of a 32-wide
-/// panel at about the same cost per product (8 rows when A's rows are 2 KiB apart or
-/// a multiple of it; with A in tiles and at most 4 columns, the rows go in the lanes
-/// instead; see `PackedKernels`).
+/// panel at about the same cost per product (8 rows with `HERD_NARROW_ROWS=8`, see
+/// ``NarrowTiles``, or when A's rows are 2 KiB apart or a multiple of it; with A in
+/// tiles and at most 4 columns, the rows go in the lanes instead; see
+/// `PackedKernels`).
 ///
 /// Why: the recurrent products are skinny (`[32, 256] x [256, 1024]`, once per time
 /// step), and a general GEMM repacks its right-hand side on every call. Packed once
@@ -286,7 +287,7 @@ public final class PackedMatrix: @unchecked Sendable {
           rows: narrowRows)
         return
       }
-      // Full panels on the wide tiles, a 16-wide last panel on 16-row tiles.
+      // Full panels on the wide tiles, a 16-wide last panel on the narrow ones (16 or 8 rows).
       let wide = lastPanelWidth == 16 ? n &- n % 32 : n
       if wide > 0 {
         if tiles {
