@@ -767,20 +767,27 @@ enum PackedKernels {
     // A read in place (rows `rs` apart from any row) takes tiles of 4 rows at the tail
     // on AVX2; A in tiles was packed in whole tiles of 6.
     let shortTail = rowsPerTile == 6 && ts == rs
+    // A in tiles steps `ks` = the tile's rows per kk; A in place steps 1.
+    let inTiles = ks != 1
     forEachTile(
       width: 2 &* V.scalarCount, rowsPerTile: rowsPerTile, shortTail: shortTail, m: m, n: n, k: k, b: b, c: c, ldc: ldc,
       accumulate: accumulate
     ) { r, valid, panel, ct, ldct in
       if rowsPerTile == 6 && shortTail && valid <= 4 {
         tile6(V.self, rows: 4, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
-      } else if rowsPerTile == 8 && valid == 8 {
-        // A whole tile: with the row count a constant, rows at a fixed stride (A in
-        // tiles: consecutive floats) address as constant offsets from one pointer,
-        // where clamped rows each need a register.
+      } else if rowsPerTile == 8 && valid == 8 && inTiles {
+        // A whole tile of A in tiles: with the row count a constant, its rows
+        // (consecutive floats) address as constant offsets from one pointer, where
+        // clamped rows each need a register. A read in place keeps the clamped
+        // form even for whole tiles: rows `lda` apart, not a constant, made the
+        // compiler walk from row to row with an add per row on every kk (37
+        // instructions per 16 AVX-512 FMAs against 30, 29 per 12 AVX2 FMAs against
+        // 24), more than a core that issues 4 per cycle (Skylake-SP to Cooper Lake)
+        // can feed its two FMA units.
         tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: 8, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
       } else if rowsPerTile == 8 {
         tile8(V.self, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
-      } else if valid == 6 {
+      } else if valid == 6 && inTiles {
         tile6(V.self, rows: 6, a + r &* ts, rs: rs, ks: ks, valid: 6, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
       } else {
         tile6(V.self, rows: 6, a + r &* ts, rs: rs, ks: ks, valid: valid, panel: panel, k: k, c: ct, ldc: ldct, accumulate: accumulate)
