@@ -78,6 +78,7 @@ public final class WorkerLoop {
         try session(admission, stop: stop)
       }
     }
+    logger.info("worker: stopped")
   }
 
   /// Makes the run's environments (once; again only if the run's environment changed).
@@ -206,5 +207,8 @@ public final class WorkerLoop {
       }
     }
     transport.goodbye(workerID: a.workerID, runID: runID, reason: "stopped")
+    logger.info(
+      "worker \(a.workerID): stopping after \(worker.envSteps.formatted()) env steps and \(totalEpisodes.formatted()) episodes; said goodbye to \(transport.learnerAddress)"
+    )
   }
 }

@@ -139,6 +139,12 @@ final class HerdProcess {
     c.signal(SIGTERM)
     let (sb, sc) = (b.wait(15), c.wait(15))
     #expect(sb == 0 && sc == 0, "workers exit cleanly on SIGTERM: \(sb) \(sc)\n\(b.stderr.suffix(800))\n\(c.stderr.suffix(800))")
+    for w in [b, c] {
+      #expect(
+        w.stderr.contains("env steps and") && w.stderr.contains("; said goodbye to \(endpoint)")
+          && w.stderr.hasSuffix("worker: stopped\n"),
+        "a stopped worker says what it did and that it stopped: \(w.stderr.suffix(600))")
+    }
   }
 
   /// `herd train` killed outright (SIGKILL: it cannot stop its children) leaves no
