@@ -15,13 +15,15 @@ struct BenchEnvHost: ParsableCommand {
     abstract: "Env host throughput against Gymnasium's vector environments, the bridge's cost, a worker's rate.",
     discussion: """
       Random actions everywhere; rounds alternate between Herd and the references,
-      medians are printed. The bridge's cost is measured with an environment that does
-      nothing (HerdTest/Null-v0): host time per step minus a plain Python loop's time
-      per step over the same environments, so what remains is the shared memory, the
-      wake-ups, the flattening and Herd's copies.
+      medians are printed. The bridge's cost is measured with an environment that
+      does nothing (HerdTest/Null-v0): host time per step minus a plain Python loop's
+      time per step over the same environments, so what remains is the shared memory,
+      the wake-ups, the flattening and Herd's copies.
 
-      Example: herd bench envhost --env CartPole-v1 --envs 8,32,64
-               herd bench envhost --env ALE/Pong-v5 --envs 16,32 --no-async --config configs/pong.json
+      Examples:
+        herd bench envhost --env CartPole-v1 --envs 8,32,64
+        herd bench envhost --env ALE/Pong-v5 --envs 16,32 --no-async \\
+          --config configs/pong.json
       """
   )
 

@@ -10,10 +10,10 @@ struct BenchLearner: ParsableCommand {
     commandName: "learner",
     abstract: "Time the whole learner step (batch, forward, V-trace, loss, backward, clip, optimiser).",
     discussion: """
-      Builds N random fragments of T steps (F observation floats, A actions) and times
-      Learner.step on them: batch build, packed forward, V-trace, loss, backward
-      through heads, core and encoder, gradient clipping and the optimiser. Records
-      every cblas_sgemm the step issues and times those alone (the floor), in
+      Builds N random fragments of T steps (F observation floats, A actions) and
+      times Learner.step on them: batch build, packed forward, V-trace, loss,
+      backward through heads, core and encoder, gradient clipping and the optimiser.
+      Records every cblas_sgemm the step issues and times those alone (the floor), in
       alternating rounds. By default the LSTM sees the F features directly (no
       encoder), the model of `herd bench lstm`.
 

@@ -10,12 +10,12 @@ struct BenchRecurrent: ParsableCommand {
     commandName: "lstm",
     abstract: "Time LSTM/GRU forward+backward (BPTT) against the GEMMs it issues.",
     discussion: """
-      Runs forward and backward over N sequences of T steps, records every cblas_sgemm
-      call the layer makes, then times exactly those products alone on buffers of the
-      same sizes: the floor. Rounds alternate between the two so both see the same
-      machine. Prints timesteps/s, GFLOP/s (matrix-product FLOPs), and the ratio of
-      the layer's speed to the floor's on a line of its own (1.0 = no time lost
-      outside the matrix products).
+      Runs forward and backward over N sequences of T steps, records every
+      cblas_sgemm call the layer makes, then times exactly those products alone on
+      buffers of the same sizes: the floor. Rounds alternate between the two so both
+      see the same machine. Prints timesteps/s, GFLOP/s (matrix-product FLOPs), and
+      the ratio of the layer's speed to the floor's on a line of its own (1.0 = no
+      time lost outside the matrix products).
 
       Example: herd bench lstm --threads 1
       """

@@ -14,16 +14,19 @@ struct EvalCommand: ParsableCommand {
       and runs the policy as it acted in training: each environment carries its
       recurrent state and previous action and reward through its episode, and they
       start from zeros at every episode start. Actions are sampled from the policy,
-      or with --greedy each head's most likely action (a Gaussian policy's mean). Environment i runs a fixed
-      share of the episodes, so short episodes are not favoured.
+      or with --greedy each head's most likely action (a Gaussian policy's mean).
+      Environment i runs a fixed share of the episodes, so short episodes are not
+      favoured.
 
       Prints progress on stderr, then the result as JSON on stdout: the mean,
       standard deviation, min and max of the return and the length. --output writes
       the same with every episode's return and length. Ctrl-C stops early and
       reports the episodes finished so far ("complete": false).
 
-      Examples: herd eval --checkpoint runs/demo --episodes 100 --greedy
-                herd eval --checkpoint runs/demo/checkpoint.herd --env CartPole-v1 --output eval.json
+      Examples:
+        herd eval --checkpoint runs/demo --episodes 100 --greedy
+        herd eval --checkpoint runs/demo/checkpoint.herd --env CartPole-v1 \\
+          --output eval.json
       """
   )
 

@@ -14,16 +14,18 @@ struct ExportCommand: ParsableCommand {
       file and writes three files into --output:
 
         policy.safetensors  every parameter under its PyTorch name (encoder.0.weight,
-                            core.weight_ih_l0 of nn.LSTM/nn.GRU, pi.*, vf.*, and the
-                            observation filter's obs_filter.mean and obs_filter.scale)
+                            core.weight_ih_l0 of nn.LSTM/nn.GRU, pi.*, vf.*, and
+                            the observation filter's obs_filter.mean and
+                            obs_filter.scale)
         policy.json         the spaces, the encoder/core/heads layout, the filter's
                             mean, std and scale, whether the previous action and
                             reward are inputs, the ONNX signature and Herd's version
         policy.onnx         one step (opset \(PolicyExport.opset)): inputs obs [N, F],
-                            prev_action [N] (int64) and prev_reward [N] when the policy
-                            uses them, h [N, H] and c [N, H]; outputs logits [N, A],
-                            value [N], h_out and c_out. The caller carries the state and
-                            zeros it (and prev_action, prev_reward) at episode starts.
+                            prev_action [N] (int64) and prev_reward [N] when
+                            the policy uses them, h [N, H] and c [N, H];
+                            outputs logits [N, A], value [N], h_out and c_out.
+                            The caller carries the state and zeros it (and
+                            prev_action, prev_reward) at episode starts.
 
       In Python (python/herd_policy, installed into the project's venv):
         import herd_policy
@@ -33,8 +35,9 @@ struct ExportCommand: ParsableCommand {
 
       Each file is written whole, then renamed into place.
 
-      Examples: herd export --checkpoint runs/demo
-                herd export --checkpoint runs/demo/checkpoint.herd --output /tmp/policy
+      Examples:
+        herd export --checkpoint runs/demo
+        herd export --checkpoint runs/demo/checkpoint.herd --output /tmp/policy
       """
   )
 

@@ -22,12 +22,14 @@ struct KeysCommand: ParsableCommand {
 
           herd keys generate --name learner --out keys
           herd keys generate --name worker-a --out keys/workers
-          herd learner --host 0.0.0.0 --curve-secret-key keys/learner.key --authorized-keys keys/workers
-          herd worker --learner tcp://10.0.0.5:5555 --learner-public-key keys/learner.pub \\
+          herd learner --host 0.0.0.0 --curve-secret-key keys/learner.key \\
+                       --authorized-keys keys/workers
+          herd worker --learner tcp://10.0.0.5:5555 \\
+                      --learner-public-key keys/learner.pub \\
                       --curve-secret-key keys/workers/worker-a.key
 
-        Keys are Z85 text (40 characters) after a comment line. Existing files are never
-        overwritten.
+        Keys are Z85 text (40 characters) after a comment line. Existing files are
+        never overwritten.
         """
     )
 

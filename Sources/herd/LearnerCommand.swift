@@ -103,12 +103,12 @@ struct WorkerCommand: ParsableCommand {
     commandName: "worker",
     abstract: "Run a rollout worker that connects to a learner.",
     discussion: """
-      The learner's control address is all a worker needs: its first answer brings the
-      run's config; the worker makes the environments it names (gym:ID ones in env
-      host processes), says hello with their spaces, and the welcome brings the model
-      and the current weights. The worker reconnects with backoff
-      when the learner goes away and says hello again to a restarted one. SIGTERM or
-      Ctrl-C: goodbye and exit.
+      The learner's control address is all a worker needs: its first answer brings
+      the run's config; the worker makes the environments it names (gym:ID ones in
+      env host processes), says hello with their spaces, and the welcome brings the
+      model and the current weights. The worker reconnects with backoff when the
+      learner goes away and says hello again to a restarted one. SIGTERM or Ctrl-C:
+      goodbye and exit.
 
       Example: herd worker --learner tcp://10.0.0.5:5555 --envs 32
       """

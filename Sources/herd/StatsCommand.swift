@@ -9,15 +9,16 @@ struct StatsCommand: ParsableCommand {
     abstract: "Watch a learner: a live terminal view of its stats endpoint.",
     discussion: """
       Reads URL/stats and URL/history every --interval seconds and redraws: the run's
-      state and why, steps and steps/s, returns, losses, policy lag, drops, sparklines
-      of the mean return and steps/s, and one row per worker. The learner prints its
-      URL at start ("stats: dashboard http://..."). Ctrl-C quits.
-      --once prints one view and exits (also what happens when stdout is not a
-      terminal); --json prints the /stats document instead (one line per interval,
-      or once, pretty, with --once). Exit status 1 when the endpoint cannot be read.
+      state and why, steps and steps/s, returns, losses, policy lag, drops,
+      sparklines of the mean return and steps/s, and one row per worker. The learner
+      prints its URL at start ("stats: dashboard http://..."). Ctrl-C quits. --once
+      prints one view and exits (also what happens when stdout is not a terminal);
+      --json prints the /stats document instead (one line per interval, or once,
+      pretty, with --once). Exit status 1 when the endpoint cannot be read.
 
-      Examples: herd stats http://127.0.0.1:5558
-                herd stats http://10.0.0.5:5558 --json --once | jq '."episode_return/mean"'
+      Examples:
+        herd stats http://127.0.0.1:5558
+        herd stats http://10.0.0.5:5558 --json --once | jq '."episode_return/mean"'
       """
   )
 

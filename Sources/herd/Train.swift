@@ -123,10 +123,12 @@ struct Train: ParsableCommand {
       Examples:
         herd train --env CartPole-v1
         herd train --env Pendulum-v1 --stop-reward=-200
-        herd train --env StatelessCartPole-v1 --set use_lstm=false --stop-steps 300000
+        herd train --env StatelessCartPole-v1 --set use_lstm=false \\
+          --stop-steps 300000
         herd train --env MemoryChain-v0 --set env_config.length=30
         herd train --config configs/pong.json --run-dir runs/pong --stop-seconds 3600
-        herd train --config configs/pong.json --run-dir runs/pong --resume --stop-seconds 1800
+        herd train --config configs/pong.json --run-dir runs/pong --resume \\
+          --stop-seconds 1800
       """
   )
 

@@ -367,6 +367,34 @@ import Testing
     #expect(version.stdout.contains(BuildTarget.cpuFeatures == 0 ? "any x86-64" : "avx2 fma"))
   }
 
+  /// Every command's own text (between OVERVIEW and USAGE) is laid out for an
+  /// 80-column terminal: ArgumentParser breaks a line of 80 columns or more with no
+  /// indent, which tore the tables and the examples apart. Rendered 300 wide so
+  /// that the lines come out as written; every subcommand, found from the
+  /// SUBCOMMANDS lists, is checked.
+  @Test func everyCommandsHelpFitsEightyColumns() throws {
+    var queue: [[String]] = [[]]
+    var seen: [String] = []
+    while let command = queue.popLast() {
+      let r = try HerdBinary.runCommand(HerdBinary.path, command + ["--help"], environment: ["COLUMNS": "300"])
+      #expect(r.status == 0, "herd \(command.joined(separator: " ")) --help: \(r.stderr)")
+      seen.append(command.joined(separator: " "))
+      let lines = r.stdout.components(separatedBy: "\n")
+      let usage = lines.firstIndex { $0.hasPrefix("USAGE:") } ?? lines.count
+      for line in lines[..<usage] where !line.hasPrefix("OVERVIEW:") && line.count >= 80 {
+        Issue.record("herd \(command.joined(separator: " ")) --help: \(line.count) columns: \(line)")
+      }
+      if let list = lines.firstIndex(of: "SUBCOMMANDS:") {
+        for line in lines[(list + 1)...] {
+          if line.isEmpty || !line.hasPrefix("  ") { break }
+          let name = line.dropFirst(2).prefix { $0 != " " }
+          if !name.isEmpty && line.dropFirst(2).first != " " { queue.append(command + [String(name)]) }
+        }
+      }
+    }
+    #expect(seen.contains("bench cnn") && seen.contains("keys generate") && seen.count >= 19, "\(seen)")
+  }
+
   @Test func helpExplainsTheOptions() throws {
     let r = try HerdBinary.run(["train", "--help"])
     #expect(r.status == 0)
