@@ -98,16 +98,25 @@ public enum Refusal: Error, Sendable, Equatable, CustomStringConvertible {
   case unknownSession
   /// Anything else the learner said no to (fatal), with its words.
   case refused(String)
+  /// Not the learner's word but its silence: the connection to it closed and did
+  /// not come back (it stopped, or its host or the network is down), with what
+  /// the transport saw. Say hello again until one answers.
+  case learnerGone(String)
 
   /// Whether the worker should give up instead of saying hello again.
-  public var isFatal: Bool { self != .unknownSession }
+  public var isFatal: Bool {
+    switch self {
+    case .unknownSession, .learnerGone: return false
+    case .protocolVersion, .refused: return true
+    }
+  }
 
   public var description: String {
     switch self {
     case .protocolVersion(let w, let l):
       return "protocol version \(w) is not supported: this learner speaks \(l)"
     case .unknownSession: return "unknown worker session: say hello again"
-    case .refused(let why): return why
+    case .refused(let why), .learnerGone(let why): return why
     }
   }
 }

@@ -29,6 +29,9 @@ public final class WorkerLoop {
   public var sendEvery = (fragments: 8, seconds: 0.1)
   /// Seconds between heartbeats.
   public var heartbeatSeconds = 2.0
+  /// The level of the lines that say the worker stopped (`herd train`'s workers
+  /// log them at debug: the run's summary follows).
+  public var stopLogLevel = Logger.Level.info
 
   public init(
     transport: any WorkerTransport, envs: Int?, seed: UInt64, runID: UInt64? = nil, logger: Logger,
@@ -78,7 +81,7 @@ public final class WorkerLoop {
         try session(admission, stop: stop)
       }
     }
-    logger.info("worker: stopped")
+    logger.log(level: stopLogLevel, "worker: stopped")
   }
 
   /// Makes the run's environments (once; again only if the run's environment changed).
@@ -202,12 +205,17 @@ public final class WorkerLoop {
       // The learner's decisions.
       if let r = try transport.receiveRefusal() {
         if r.isFatal { throw r }
-        logger.notice("worker \(a.workerID): the learner does not know this session (\(r)); saying hello again")
+        if case .learnerGone = r {
+          logger.warning("worker \(a.workerID): \(r); saying hello until a learner answers")
+        } else {
+          logger.notice("worker \(a.workerID): the learner does not know this session (\(r)); saying hello again")
+        }
         return
       }
     }
     transport.goodbye(workerID: a.workerID, runID: runID, reason: "stopped")
-    logger.info(
+    logger.log(
+      level: stopLogLevel,
       "worker \(a.workerID): stopping after \(worker.envSteps.formatted()) env steps and \(totalEpisodes.formatted()) episodes; said goodbye to \(transport.learnerAddress)"
     )
   }

@@ -91,6 +91,9 @@ extension Refusal {
     switch self {
     case .protocolVersion: r.code = .protocolVersion
     case .unknownSession: r.code = .unknownSession
+    // A worker's own conclusion, never a learner's word; were it sent, it would mean
+    // the same to the worker: say hello again.
+    case .learnerGone: r.code = .unknownSession
     case .refused: r.code = .refused
     }
     return r

@@ -139,6 +139,14 @@ public final class ZMQSocket: @unchecked Sendable {
     try setOption(ZMQ_RCVBUF, receive)
   }
 
+  /// ZMTP heartbeats: a PING every `intervalMs`, and the connection is closed
+  /// (a disconnection event) when nothing arrived for `timeoutMs`. libzmq answers
+  /// the peer's PINGs itself, however busy the application is.
+  public func setHeartbeat(intervalMs: Int32, timeoutMs: Int32) throws {
+    try setOption(ZMQ_HEARTBEAT_IVL, intervalMs)
+    try setOption(ZMQ_HEARTBEAT_TIMEOUT, timeoutMs)
+  }
+
   /// Reconnect backoff: first retry after `initialMs`, doubling up to `maxMs`.
   public func setReconnect(initialMs: Int32, maxMs: Int32) throws {
     try setOption(ZMQ_RECONNECT_IVL, initialMs)
@@ -239,13 +247,14 @@ extension ZMQSocket {
 }
 
 extension ZMQSocket {
-  /// Handshake events of a socket, read through `zmq_socket_monitor` (a PAIR socket
-  /// on an inproc endpoint in the same context). Used by workers to tell "the learner
-  /// refused my key" from "no answer".
-  public func monitorHandshakes(_ context: ZMQContext, name: String) throws -> ZMQSocket {
+  /// Connection events of a socket (handshakes, failed or not, and disconnections),
+  /// read through `zmq_socket_monitor` (a PAIR socket on an inproc endpoint in the
+  /// same context). Used by workers to tell "the learner refused my key" from "no
+  /// answer", and to notice a learner that went away.
+  public func monitorConnection(_ context: ZMQContext, name: String) throws -> ZMQSocket {
     let endpoint = "inproc://herd-monitor-\(name)"
     let events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-      | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+      | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED
     guard zmq_socket_monitor(try socket(), endpoint, events) == 0 else { throw ZMQError.last("zmq_socket_monitor") }
     let pair = try ZMQSocket(context, .pair)
     try pair.connect(endpoint)
@@ -266,6 +275,10 @@ public struct ZMQMonitorEvent: Sendable, Equatable {
   }
 
   public var isAuthFailure: Bool { event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH }
+  /// A connection's handshake completed: it is up (again).
+  public var isHandshakeSuccess: Bool { event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED }
+  /// A connection closed: the peer went away, or ZMTP heartbeats timed out.
+  public var isDisconnected: Bool { event == ZMQ_EVENT_DISCONNECTED }
   public var isHandshakeFailure: Bool {
     event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
       || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL

@@ -42,6 +42,12 @@ public final class ZMQWorkerTransport: WorkerTransport {
   /// this session sent, and how many of them the learner said it has taken.
   private var flow = (limit: 0, workerID: -1, runID: UInt64(0), sent: Int64(0), taken: Int64(0))
   private var warnedUntaken = false
+  /// When the control connection closed and has not come back (nil: it is up).
+  private var lostSince: Date?
+  /// How long the control connection may stay closed before the session is given
+  /// up (``Refusal/learnerGone(_:)``) and the worker says hello again: a learner
+  /// restarted on the same port within it keeps the session's sockets.
+  public var goneAfterSeconds = 5.0
   /// sync_sampling: after each acknowledgement, wait for weights newer than those
   /// the batch was acted on with. `known` is the newest version handed to the worker,
   /// `early` weights read while waiting, handed over by the next ``receiveWeights``.
@@ -64,9 +70,13 @@ public final class ZMQWorkerTransport: WorkerTransport {
   public func connect(_ hello: WorkerHello, stop: StopFlag) throws -> Handshake? {
     let control = try ZMQSocket(ctx, .dealer)
     try control.setReconnect(initialMs: 100, maxMs: 5000)
+    // A learner host that vanishes sends no FIN: without heartbeats the connection
+    // would look up for ever.
+    try control.setHeartbeat(intervalMs: 2000, timeoutMs: 10000)
     try secure(control)
     attempt += 1
-    let monitor = try control.monitorHandshakes(ctx, name: "\(hello.runID)-\(attempt)")
+    lostSince = nil
+    let monitor = try control.monitorConnection(ctx, name: "\(hello.runID)-\(attempt)")
     self.control = control
     self.monitor = monitor
     try control.connect(learnerAddress)
@@ -76,8 +86,8 @@ public final class ZMQWorkerTransport: WorkerTransport {
     try control.send([try ControlCodec.encode(.hello(h))], dontWait: true)
     let deadline = Date(timeIntervalSinceNow: 3)
     while Date() < deadline && !stop.isSet {
-      while let event = try monitor.receive(timeoutMs: 0).flatMap(ZMQMonitorEvent.init), event.isHandshakeFailure {
-        if !warnedRefused {
+      while let event = try monitor.receive(timeoutMs: 0).flatMap(ZMQMonitorEvent.init) {
+        if event.isHandshakeFailure && !warnedRefused {
           warnedRefused = true
           let key = curve.map { "its public key \($0.pair.publicKey.z85) is not in the learner's --authorized-keys" }
           logger.error(
@@ -153,9 +163,17 @@ public final class ZMQWorkerTransport: WorkerTransport {
     let bytes = try FragmentCodec.encodeBatch(
       batch.fragments, episodes: batch.episodes, envSteps: batch.envSteps, workerID: session.workerID, runID: runID,
       spec: session.spec)
-    // A full learner: wait for room, a millisecond at a time, while watching `stop`.
+    // A full learner: wait for room, a millisecond at a time, while watching `stop`
+    // and the connection (a learner that went away never makes room: the batch is
+    // dropped and the session ends).
+    var waits = 0
     while !(try push.send([bytes], dontWait: true)) {
       if stop.wait(seconds: 0.001) { return false }
+      waits += 1
+      if waits % 100 == 0 {
+        try watchConnection()
+        if refusal != nil { return true }
+      }
     }
     flow.sent += 1
     // Flow control: at most `limit` batches on the way that the learner has not
@@ -186,6 +204,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
   /// Reads what the learner sent on the control channel: rejects (kept for
   /// ``receiveRefusal()``) and flow control.
   private func readControl(timeoutMs: Int32) throws {
+    try watchConnection()
     guard let control else { return }
     var wait = timeoutMs
     while let frames = try control.receive(timeoutMs: wait) {
@@ -196,6 +215,28 @@ public final class ZMQWorkerTransport: WorkerTransport {
         flow.taken = max(flow.taken, t.batches)
       default: break
       }
+    }
+  }
+
+  /// Reads the control connection's events: a disconnection starts the clock, a
+  /// handshake stops it; once it has run ``goneAfterSeconds`` the session ends
+  /// (``Refusal/learnerGone(_:)``, read by ``receiveRefusal()``).
+  private func watchConnection() throws {
+    guard let monitor, flow.workerID >= 0 else { return }
+    while let event = try monitor.receive(timeoutMs: 0).flatMap(ZMQMonitorEvent.init) {
+      if event.isDisconnected && lostSince == nil {
+        lostSince = Date()
+      } else if event.isHandshakeSuccess, let since = lostSince {
+        lostSince = nil
+        logger.info(
+          "worker \(flow.workerID): the connection to the learner at \(learnerAddress) closed and came back after \(String(format: "%.1f", -since.timeIntervalSinceNow)) s"
+        )
+      }
+    }
+    if let since = lostSince, refusal == nil, -since.timeIntervalSinceNow >= goneAfterSeconds {
+      refusal = .learnerGone(
+        "the connection to the learner at \(learnerAddress) closed \(Int(-since.timeIntervalSinceNow)) s ago and has not come back (the learner stopped, or its host or the network is down)"
+      )
     }
   }
 

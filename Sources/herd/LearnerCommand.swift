@@ -143,6 +143,7 @@ struct WorkerCommand: ParsableCommand {
     BLAS.setThreadCount(1)
     let transport = try ZMQWorkerTransport(learner: learner, curve: try curve.keys(), logger: logger)
     let loop = WorkerLoop(transport: transport, envs: envs, seed: seed, logger: logger, envHost: envHost.settings)
+    if parentPid != nil { loop.stopLogLevel = .debug }
     logger.info("worker: run \(String(loop.runID, radix: 16)), connecting to \(learner)")
     do {
       try loop.run(stop: interruptFlag)

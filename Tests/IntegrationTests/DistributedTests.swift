@@ -196,6 +196,34 @@ final class HerdProcess {
   }
 }
 
+/// A worker outlives its learner: once the learner's run ends, the worker says so
+/// within seconds (the connection closed and stayed closed), goes back to saying
+/// hello, and joins the next learner on that address by itself. It used to wait
+/// silently for room in a fragment channel that no one read.
+@Suite(.serialized) struct LearnerGoneTests {
+  @Test func aWorkerOutlivesItsLearnerAndJoinsTheNext() throws {
+    let port = freePortBlock()
+    let dirs = [HerdBinary.tempDir("next-a"), HerdBinary.tempDir("next-b")]
+    defer { for d in dirs { try? FileManager.default.removeItem(atPath: d) } }
+    let common = ["learner", "--env", "MemoryChain-v0", "--port", String(port), "--no-stats", "--stop-steps", "20000"]
+    let first = try HerdProcess(common + ["--run-dir", dirs[0]])
+    #expect(first.waitReady(10), "\(first.stderr)")
+    let worker = try HerdProcess(["worker", "--learner", "tcp://127.0.0.1:\(port)", "--seed", "1"])
+    #expect(first.wait(60) == 0, "the first run ends by itself: \(first.stderr.suffix(1500))")
+    #expect(
+      worker.waitFor(30) { $0.contains("has not come back") && $0.contains("no answer from tcp://127.0.0.1:\(port)") },
+      "the worker says the learner is gone and says hello again: \(worker.stderr.suffix(1500))")
+    #expect(processAlive(worker.process.processIdentifier), "the worker waits for the next learner")
+    let second = try HerdProcess(common + ["--run-dir", dirs[1]])
+    #expect(second.wait(60) == 0, "the worker joins the next run, which ends: \(second.stderr.suffix(1500))")
+    #expect(second.stderr.contains("worker 1 joined"), "\(second.stderr.suffix(1500))")
+    #expect(worker.stderr.components(separatedBy: "welcomed by tcp://127.0.0.1:\(port)").count == 3, "\(worker.stderr)")
+    worker.signal(SIGTERM)
+    let status = worker.wait(15)
+    #expect(status == 0, "status \(status): \(worker.stderr.suffix(1500))")
+  }
+}
+
 /// `--resume-if-present` (for services that restart): fresh without a checkpoint,
 /// resumed with one.
 @Suite(.serialized) struct ResumeIfPresentTests {
@@ -230,6 +258,10 @@ final class HerdProcess {
     let args = ["train", "--env", "MemoryChain-v0", "--no-stats", "--run-dir", dir, "--seed", "1"]
     let first = try HerdBinary.run(args + ["--stop-steps", "20000"], timeout: 60)
     #expect(first.status == 0, "\(first.stderr.suffix(1500))")
+    #expect(
+      first.stderr.contains("worker 1: welcomed by") && !first.stderr.contains("said goodbye")
+        && !first.stderr.contains("worker: stopped"),
+      "herd train's workers stop without a word (the summary follows): \(first.stderr.suffix(600))")
     let before = try HerdBinary.json(dir + "/summary.json")
     let (steps, updates) = (before["env_steps"] as? Int ?? 0, before["updates"] as? Int ?? 0)
     #expect(steps >= 20000 && updates > 0)
