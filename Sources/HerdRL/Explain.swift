@@ -142,7 +142,9 @@ public enum Explain {
     if !net.usePrevAction { line("                               previous action: not an input (lstm_use_prev_action = false)") }
     if !net.usePrevReward { line("                               previous reward: not an input (lstm_use_prev_reward = false)") }
     if let core = net.core {
-      line("  \(cell) core, cell size \(h)      \(stateParts) = \(core.stateCount) x [\(h)] per episode, zeros at the episode's start")
+      line(
+        "  " + "\(cell) core, cell size \(h)".padding(toLength: 29, withPad: " ", startingAt: 0)
+          + "\(stateParts) = \(core.stateCount) x [\(h)] per episode, zeros at the episode's start")
       line("                               remembers across steps of one episode, never across episodes")
     } else {
       line("  no recurrent core            the heads see x_t only: nothing is remembered between steps")

@@ -21,7 +21,9 @@ import Testing
   @Test func lstmWithPreviousActionOnStatelessCartPole() throws {
     let (text, net) = try lines(TrainingConfig.defaults(for: "StatelessCartPole-v1"))
     #expect(text.contains("core input x_t               [z_t [64] ; onehot(a_{t-1}) [2]] = [66]"))
-    #expect(text.contains("LSTM core, cell size 64      (h, c) = 2 x [64] per episode"))
+    // The core's line lines up with the others (its value at column 31).
+    #expect(text.contains("\n  LSTM core, cell size 64      (h, c) = 2 x [64] per episode"))
+    #expect(text.contains("\n  observation o_t              ["))
     #expect(text.contains("obs [32, 2] -> encoder [32, 64] -> x [32, 66] -> LSTM step with (h, c) [32, 64] each -> logits [32, 2], values [32]"))
     #expect(text.contains("obs [32, 21, 2]"))
     #expect(text.contains("state_in (h, c) [32, 64] each"))
@@ -44,7 +46,8 @@ import Testing
     #expect(text.contains("GRU(48) policy"))
     #expect(text.contains("[3] -> 32 -> 16 = z_t [16]"))
     #expect(text.contains("[z_t [16] ; r_{t-1} [1]] = [17]"))
-    #expect(text.contains("h = 1 x [48] per episode"))
+    // A GRU's shorter label is padded to the same column as the LSTM's.
+    #expect(text.contains("\n  GRU core, cell size 48       h = 1 x [48] per episode"))
     #expect(text.contains("N = B / T = 16 fragments"))
     #expect(text.contains("obs [16, 11, 3]") && text.contains("state_in h [16, 48]") && text.contains("mask [16, 10]"))
     #expect(text.contains("x [8, 17] -> GRU step with h [8, 48] -> logits [8, 2]"))
