@@ -286,10 +286,12 @@ public final class LearnerDaemon {
 public enum LearnerError: Error, CustomStringConvertible {
   /// An in-process worker thread failed (its error).
   case workerFailed(String)
+  /// An endpoint cannot be bound (what and why, for people).
+  case cannotBind(String)
 
   public var description: String {
     switch self {
-    case .workerFailed(let why): return why
+    case .workerFailed(let why), .cannotBind(let why): return why
     }
   }
 }

@@ -103,12 +103,31 @@ public final class LearnerNetwork: @unchecked Sendable {
     try control.setMaxMessageSize(1 << 20)
     try fragments.setMaxMessageSize(Int64(64 << 20))
     bound = (
-      try control.bind(endpoints.endpoint(endpoints.controlPort)),
-      try fragments.bind(endpoints.endpoint(endpoints.fragmentPort)),
-      try weights.bind(endpoints.endpoint(endpoints.weightsPort))
+      try Self.bind(control, endpoints, port: endpoints.controlPort, role: "control", option: "--port"),
+      try Self.bind(
+        fragments, endpoints, port: endpoints.fragmentPort, role: "fragment", option: "--fragment-port, default --port + 1"),
+      try Self.bind(weights, endpoints, port: endpoints.weightsPort, role: "weight", option: "--weights-port, default --port + 2")
     )
     sockets = (control, fragments, weights)
     logger.info("learner: control \(bound.control), fragments \(bound.fragments), weights \(bound.weights)")
+  }
+
+  /// Binds `socket` to `port`; a port in use or a host that is not this machine's is
+  /// an error that names the option behind it and what would work.
+  static func bind(_ socket: ZMQSocket, _ endpoints: LearnerEndpoints, port: Int, role: String, option: String) throws
+    -> String
+  {
+    do {
+      return try socket.bind(endpoints.endpoint(port))
+    } catch ZMQError.call(_, let e, _) where e == EADDRINUSE {
+      throw LearnerError.cannotBind(
+        "the \(role) port \(port) (\(option)) is in use on \(endpoints.host): another learner, or another program, listens there; choose another --port (each learner takes three ports in a row), or --port 0 for free ports"
+      )
+    } catch ZMQError.call(_, let e, let message) where e == EADDRNOTAVAIL || e == ENODEV || e == EINVAL {
+      throw LearnerError.cannotBind(
+        "--host \(endpoints.host) is not an address of this machine (\(message)): use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one of this machine's own addresses"
+      )
+    }
   }
 
   /// Serves the bound sockets on the calling thread until ``requestStop()``, then

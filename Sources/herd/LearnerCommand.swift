@@ -29,6 +29,12 @@ struct EndpointOptions: ParsableArguments {
     for (name, p) in [("--port", port), ("--fragment-port", fragmentPort ?? 0), ("--weights-port", weightsPort ?? 0)] where p < 0 || p > 65535 {
       throw ValidationError("\(name) \(p) is not a port (0-65535)")
     }
+    let e = endpoints
+    for (name, p, offset) in [("--fragment-port", e.fragmentPort, 1), ("--weights-port", e.weightsPort, 2)] where p > 65535 {
+      throw ValidationError(
+        "--port \(port): the \(name.dropFirst(2).replacingOccurrences(of: "-port", with: "")) port would be \(p) (port+\(offset)), past 65535; choose a lower --port or set \(name)"
+      )
+    }
   }
 }
 

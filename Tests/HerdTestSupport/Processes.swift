@@ -30,6 +30,25 @@ public func childPIDs(of pid: Int32) -> [Int32] {
   }
 }
 
+/// A TCP socket listening on 127.0.0.1:`port` (another program holding it), or nil
+/// when the port cannot be taken. Close the descriptor to free it.
+public func holdPort(_ port: Int) -> Int32? {
+  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  guard fd >= 0 else { return nil }
+  var addr = sockaddr_in()
+  addr.sin_family = sa_family_t(AF_INET)
+  addr.sin_port = in_port_t(UInt16(port).bigEndian)
+  addr.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+  let bound = withUnsafePointer(to: &addr) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+  }
+  guard bound && listen(fd, 1) == 0 else {
+    close(fd)
+    return nil
+  }
+  return fd
+}
+
 /// A base port whose `count` consecutive ports are free now (a learner binds
 /// control, fragments and weights at base, base + 1, base + 2). Drawn below Linux's
 /// ephemeral range (32768 and up), where the system hands out ports to outgoing

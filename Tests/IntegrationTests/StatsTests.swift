@@ -1,5 +1,6 @@
 import Foundation
 import HerdStats
+import HerdTestSupport
 import Testing
 
 /// The stats endpoint of a real learner with a real worker, over loopback.
@@ -86,6 +87,35 @@ import Testing
     #expect(refused.status == 1 && refused.stderr.contains("cannot reach http://127.0.0.1:1/stats"))
     let taken = try HerdBinary.run(["learner", "--port", "0", "--stats-port", "70000"], timeout: 10)
     #expect(taken.status != 0 && taken.stderr.contains("--stats-port 70000"))
+  }
+
+  /// A learner's port that another program holds, a host that is not this
+  /// machine's, and ports past 65535 are errors that name the option.
+  @Test func learnerEndpointErrorsNameTheOption() throws {
+    let base = freePortBlock()
+    let root = HerdBinary.tempDir("bind")
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    var runs = 0
+    var learner: [String] {
+      runs += 1
+      return ["learner", "--env", "CartPole-v1", "--no-stats", "--run-dir", root + "/\(runs)"]
+    }
+    for (held, role, option) in [(0, "control", "(--port)"), (1, "fragment", "(--fragment-port, default --port + 1)")] {
+      let fd = try #require(holdPort(base + held))
+      defer { close(fd) }
+      let r = try HerdBinary.run(learner + ["--port", String(base)], timeout: 20)
+      #expect(
+        r.status == 1 && r.stderr.contains("Error: the \(role) port \(base + held) \(option) is in use on 127.0.0.1:")
+          && r.stderr.contains("or --port 0 for free ports"), "\(r.stderr.suffix(600))")
+    }
+    let host = try HerdBinary.run(learner + ["--host", "10.255.255.1", "--port", "0"], timeout: 20)
+    #expect(
+      host.status == 1 && host.stderr.contains("Error: --host 10.255.255.1 is not an address of this machine ("),
+      "\(host.stderr.suffix(600))")
+    let high = try HerdBinary.run(learner + ["--port", "65534"], timeout: 20)
+    #expect(
+      high.status == 64 && high.stderr.contains("--port 65534: the weights port would be 65536 (port+2), past 65535"),
+      "\(high.stderr.suffix(600))")
   }
 }
 
