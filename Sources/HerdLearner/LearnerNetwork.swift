@@ -114,9 +114,9 @@ public final class LearnerNetwork: @unchecked Sendable {
 
   /// Binds `socket` to `port`; a port in use or a host that is not this machine's is
   /// an error that names the option behind it and what would work.
-  static func bind(_ socket: ZMQSocket, _ endpoints: LearnerEndpoints, port: Int, role: String, option: String) throws
-    -> String
-  {
+  static func bind(
+    _ socket: ZMQSocket, _ endpoints: LearnerEndpoints, port: Int, role: String, option: String
+  ) throws -> String {
     do {
       return try socket.bind(endpoints.endpoint(port))
     } catch ZMQError.call(_, let e, _) where e == EADDRINUSE {
