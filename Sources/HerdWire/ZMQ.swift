@@ -275,6 +275,12 @@ public struct ZMQMonitorEvent: Sendable, Equatable {
   }
 
   public var isAuthFailure: Bool { event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH }
+  /// The peers' security mechanisms differ (CURVE on one side, none on the other).
+  public var isMechanismMismatch: Bool {
+    event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+  }
+  /// The handshake broke off with no ZeroMQ reason: the peer does not speak ZMTP.
+  public var isNotZeroMQ: Bool { event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL }
   /// A connection's handshake completed: it is up (again).
   public var isHandshakeSuccess: Bool { event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED }
   /// A connection closed: the peer went away, or ZMTP heartbeats timed out.

@@ -31,7 +31,8 @@ public final class ZMQWorkerTransport: WorkerTransport {
   let logger: Logger
   let ctx: ZMQContext
   private var attempt = 0
-  private var warnedRefused = false
+  /// Handshake problems already logged (each kind once).
+  private var warned: Set<String> = []
   private var control: ZMQSocket?
   private var monitor: ZMQSocket?
   private var push: ZMQSocket?
@@ -85,14 +86,19 @@ public final class ZMQWorkerTransport: WorkerTransport {
     h.envSpecJson = hello.envSpec?.json() ?? ""
     try control.send([try ControlCodec.encode(.hello(h))], dontWait: true)
     let deadline = Date(timeIntervalSinceNow: 3)
+    var (handshaken, failed) = (false, false)
     while Date() < deadline && !stop.isSet {
       while let event = try monitor.receive(timeoutMs: 0).flatMap(ZMQMonitorEvent.init) {
-        if event.isHandshakeFailure && !warnedRefused {
-          warnedRefused = true
-          let key = curve.map { "its public key \($0.pair.publicKey.z85) is not in the learner's --authorized-keys" }
-          logger.error(
-            "worker: the learner at \(learnerAddress) refused the handshake (\(event.isAuthFailure ? "authentication, status \(event.value)" : "CURVE protocol")): \(key ?? "the learner requires CURVE keys (--learner-public-key, --curve-secret-key)"); retrying, further refusals are not logged"
-          )
+        if event.isHandshakeSuccess { handshaken = true }
+        if event.isHandshakeFailure { failed = true }
+        // A connection closed before any handshake, with no failure said: the
+        // peer speaks ZeroMQ but is no control socket (a learner's fragment or
+        // weights port).
+        let problem =
+          event.isHandshakeFailure
+          ? handshakeProblem(event) : event.isDisconnected && !handshaken && !failed ? closedProblem() : nil
+        if let (kind, text) = problem, warned.insert(kind).inserted {
+          logger.error("worker: \(text); retrying, further such failures are not logged")
         }
       }
       guard let frames = try control.receive(timeoutMs: 100) else { continue }
@@ -109,6 +115,53 @@ public final class ZMQWorkerTransport: WorkerTransport {
       }
     }
     return nil
+  }
+
+  /// What a failed handshake means, for the log: a kind (logged once) and the text.
+  private func handshakeProblem(_ event: ZMQMonitorEvent) -> (String, String) {
+    if event.isAuthFailure {
+      let key = curve.map { "its public key \($0.pair.publicKey.z85) is not in the learner's --authorized-keys" }
+      return (
+        "auth",
+        "the learner at \(learnerAddress) refused the handshake (authentication, status \(event.value)): \(key ?? "it admits only workers with CURVE keys (--learner-public-key, --curve-secret-key)")"
+      )
+    }
+    if event.isMechanismMismatch {
+      return curve == nil
+        ? (
+          "mechanism",
+          "the learner at \(learnerAddress) refused the handshake (CURVE): it requires CURVE keys (--learner-public-key, --curve-secret-key)"
+        )
+        : (
+          "mechanism",
+          "the learner at \(learnerAddress) refused the handshake (CURVE): it does not use CURVE, and this worker has keys; start the learner with --curve-secret-key and --authorized-keys, or the worker without keys"
+        )
+    }
+    if event.isNotZeroMQ {
+      // With CURVE, a learner that cannot decrypt the hello (another learner's
+      // public key) breaks off the same way as a peer that is not ZeroMQ at all.
+      return curve == nil
+        ? (
+          "broke",
+          "\(learnerAddress) does not speak ZeroMQ (the handshake broke off): is it the learner's control port (--port), not its stats port?"
+        )
+        : (
+          "broke",
+          "the handshake with \(learnerAddress) broke off: is --learner-public-key that learner's public key, and is the address its control port (--port)?"
+        )
+    }
+    return (
+      "protocol",
+      "the learner at \(learnerAddress) refused the handshake (ZeroMQ protocol error 0x\(String(event.value, radix: 16)))"
+    )
+  }
+
+  /// A connection that closed before its handshake finished, for the log.
+  private func closedProblem() -> (String, String) {
+    (
+      "closed",
+      "\(learnerAddress) closed the connection during the handshake: is it the learner's control port (--port)? Its fragment and weights ports (--port + 1 and + 2) take no hellos"
+    )
   }
 
   /// Opens the fragment and weight channels a welcome names.

@@ -89,6 +89,38 @@ import Testing
     #expect(taken.status != 0 && taken.stderr.contains("--stats-port 70000"))
   }
 
+  /// A worker given the learner's stats port or fragment port instead of its
+  /// control port says which mistake it looks like, instead of "no answer" alone.
+  @Test func aWorkerPointedAtTheWrongPortSaysSo() throws {
+    let dir = HerdBinary.tempDir("wrong-port")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let base = freePortBlock(4)
+    let learner = try HerdProcess([
+      "learner", "--env", "CartPole-v1", "--port", String(base), "--stats-port", String(base + 3), "--run-dir", dir,
+      "--stop-seconds", "60",
+    ])
+    #expect(learner.waitReady(10), "\(learner.stderr)")
+    let stats = try HerdProcess(["worker", "--learner", "tcp://127.0.0.1:\(base + 3)"])
+    let fragments = try HerdProcess(["worker", "--learner", "tcp://127.0.0.1:\(base + 1)"])
+    #expect(
+      stats.waitFor(15) {
+        $0.contains(
+          "tcp://127.0.0.1:\(base + 3) does not speak ZeroMQ (the handshake broke off): is it the learner's control port (--port), not its stats port?"
+        )
+      }, "\(stats.stderr)")
+    #expect(
+      fragments.waitFor(15) {
+        $0.contains(
+          "tcp://127.0.0.1:\(base + 1) closed the connection during the handshake: is it the learner's control port (--port)?")
+      }, "\(fragments.stderr)")
+    for p in [stats, fragments] {
+      p.signal(SIGTERM)
+      #expect(p.wait(10) == 0, "\(p.stderr)")
+    }
+    learner.signal(SIGTERM)
+    #expect(learner.wait(20) == 0, "\(learner.stderr.suffix(800))")
+  }
+
   /// A learner's port that another program holds, a host that is not this
   /// machine's, and ports past 65535 are errors that name the option.
   @Test func learnerEndpointErrorsNameTheOption() throws {
@@ -139,8 +171,21 @@ import Testing
     let keys = ["--learner-public-key", dir + "/keys/learner.pub"]
     let intruder = try HerdProcess(["worker", "--learner", control, "--curve-secret-key", dir + "/keys/other/intruder.key"] + keys)
     let plain = try HerdProcess(["worker", "--learner", control])
+    // Another learner's public key: this learner cannot read the hello.
+    let lost = try HerdProcess([
+      "worker", "--learner", control, "--curve-secret-key", dir + "/keys/workers/w1.key", "--learner-public-key",
+      dir + "/keys/other/intruder.pub",
+    ])
     #expect(intruder.waitFor(15) { $0.contains("refused the handshake (authentication, status 400)") }, "\(intruder.stderr)")
-    #expect(plain.waitFor(15) { $0.contains("refused the handshake") }, "\(plain.stderr)")
+    #expect(
+      plain.waitFor(15) { $0.contains("refused the handshake (CURVE): it requires CURVE keys (--learner-public-key") },
+      "\(plain.stderr)")
+    #expect(
+      lost.waitFor(15) { $0.contains("broke off: is --learner-public-key that learner's public key") }, "\(lost.stderr)")
+    for w in [plain, lost] {
+      w.signal(SIGTERM)
+      _ = w.wait(10)
+    }
     let good = try HerdProcess(["worker", "--learner", control, "--curve-secret-key", dir + "/keys/workers/w1.key"] + keys)
 
     var doc: StatsDocument?
