@@ -112,9 +112,11 @@ struct WorkerCommand: ParsableCommand {
       The learner's control address is all a worker needs: its first answer brings
       the run's config; the worker makes the environments it names (gym:ID ones in
       env host processes), says hello with their spaces, and the welcome brings the
-      model and the current weights. The worker reconnects with backoff when the
-      learner goes away and says hello again to a restarted one. SIGTERM or Ctrl-C:
-      goodbye and exit.
+      model and the current weights. A worker outlives its learner: when the
+      connection stays closed for 5 s (the run ended, or the learner's host or the
+      network is down) it says so and says hello with backoff until a learner
+      answers on that address, which then gets it. A learner restarted within the
+      5 s keeps it. SIGTERM or Ctrl-C: goodbye and exit.
 
       Example: herd worker --learner tcp://10.0.0.5:5555 --envs 32
       """
