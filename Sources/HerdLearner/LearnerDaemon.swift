@@ -166,6 +166,9 @@ public final class LearnerDaemon {
   /// Prepares the trainer, binds the sockets and starts every service.
   private func start(interrupted: StopFlag) throws -> Started {
     let workersFailed = settings.workersFailed
+    // A learner that cannot serve says so before it makes its run folder, so a
+    // mistyped port leaves no folder behind (runs/ENV-TIME by default).
+    if let n = settings.network { try LearnerNetwork.checkBindable(n.endpoints) }
     let runDirectory = try RunDirectory(path: settings.runDirectory)
     let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
     let parts = try trainer.prepare(resume: settings.resume)
@@ -266,9 +269,14 @@ public final class LearnerDaemon {
   }
 
   /// Whether `host:port` can be bound now (for ``StatsSettings/anyPortIfTaken``).
-  static func portIsFree(host: String, port: Int) -> Bool {
+  static func portIsFree(host: String, port: Int) -> Bool { bindErrno(host: host, port: port) == 0 }
+
+  /// Why a TCP socket cannot bind `host:port` now (an errno; 0: it can), with
+  /// SO_REUSEADDR as ZeroMQ and the stats server bind. `host` is an IPv4 address
+  /// or `localhost`.
+  static func bindErrno(host: String, port: Int) -> Int32 {
     let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard s >= 0 else { return false }
+    guard s >= 0 else { return errno }
     defer { close(s) }
     var one: Int32 = 1
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -276,9 +284,10 @@ public final class LearnerDaemon {
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     addr.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
-    return withUnsafePointer(to: &addr) {
+    let rc = withUnsafePointer(to: &addr) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+    }
+    return rc == 0 ? 0 : errno
   }
 }
 

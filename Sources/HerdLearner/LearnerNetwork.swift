@@ -102,31 +102,65 @@ public final class LearnerNetwork: @unchecked Sendable {
     try weights.setHighWaterMarks(send: 4, receive: 4)
     try control.setMaxMessageSize(1 << 20)
     try fragments.setMaxMessageSize(Int64(64 << 20))
+    let ports = Self.ports(endpoints)
     bound = (
-      try Self.bind(control, endpoints, port: endpoints.controlPort, role: "control", option: "--port"),
-      try Self.bind(
-        fragments, endpoints, port: endpoints.fragmentPort, role: "fragment", option: "--fragment-port, default --port + 1"),
-      try Self.bind(weights, endpoints, port: endpoints.weightsPort, role: "weight", option: "--weights-port, default --port + 2")
+      try Self.bind(control, endpoints, ports[0]),
+      try Self.bind(fragments, endpoints, ports[1]),
+      try Self.bind(weights, endpoints, ports[2])
     )
     sockets = (control, fragments, weights)
     logger.info("learner: control \(bound.control), fragments \(bound.fragments), weights \(bound.weights)")
   }
 
-  /// Binds `socket` to `port`; a port in use or a host that is not this machine's is
-  /// an error that names the option behind it and what would work.
+  /// The control, fragment and weight ports with what they are and the option
+  /// that sets each.
+  static func ports(_ e: LearnerEndpoints) -> [(port: Int, role: String, option: String)] {
+    [
+      (e.controlPort, "control", "--port"), (e.fragmentPort, "fragment", "--fragment-port, default --port + 1"),
+      (e.weightsPort, "weight", "--weights-port, default --port + 2"),
+    ]
+  }
+
+  /// Checks that every port of `endpoints` can be bound now, with a plain TCP
+  /// socket, and throws what ``bind(_:_:_:)`` would. Only for an IPv4 host (or
+  /// localhost): ZeroMQ also takes interface names, which are left to it.
+  public static func checkBindable(_ endpoints: LearnerEndpoints) throws {
+    let host = endpoints.host
+    var address = in_addr()
+    guard host == "localhost" || inet_pton(AF_INET, host, &address) == 1 else { return }
+    // Port 0 too: any free port will do, but the host must be this machine's.
+    for p in ports(endpoints) {
+      let e = LearnerDaemon.bindErrno(host: host, port: p.port)
+      if e != 0, let error = bindError(endpoints, p, errno: e, message: String(cString: strerror(e))) { throw error }
+    }
+  }
+
+  /// Binds `socket` to a port of ``ports(_:)``; a port in use or a host that is not
+  /// this machine's is an error that names the option behind it and what would work.
   static func bind(
-    _ socket: ZMQSocket, _ endpoints: LearnerEndpoints, port: Int, role: String, option: String
+    _ socket: ZMQSocket, _ endpoints: LearnerEndpoints, _ p: (port: Int, role: String, option: String)
   ) throws -> String {
     do {
-      return try socket.bind(endpoints.endpoint(port))
-    } catch ZMQError.call(_, let e, _) where e == EADDRINUSE {
-      throw LearnerError.cannotBind(
-        "the \(role) port \(port) (\(option)) is in use on \(endpoints.host): another learner, or another program, listens there; choose another --port (each learner takes three ports in a row), or --port 0 for free ports"
+      return try socket.bind(endpoints.endpoint(p.port))
+    } catch ZMQError.call(let call, let e, let message) {
+      throw bindError(endpoints, p, errno: e, message: message) ?? ZMQError.call(call, errno: e, message: message)
+    }
+  }
+
+  /// The error for a port that cannot be bound (nil: no advice for this errno).
+  static func bindError(
+    _ endpoints: LearnerEndpoints, _ p: (port: Int, role: String, option: String), errno e: Int32, message: String
+  ) -> LearnerError? {
+    switch e {
+    case EADDRINUSE:
+      return .cannotBind(
+        "the \(p.role) port \(p.port) (\(p.option)) is in use on \(endpoints.host): another learner, or another program, listens there; choose another --port (each learner takes three ports in a row), or --port 0 for free ports"
       )
-    } catch ZMQError.call(_, let e, let message) where e == EADDRNOTAVAIL || e == ENODEV || e == EINVAL {
-      throw LearnerError.cannotBind(
+    case EADDRNOTAVAIL, ENODEV, EINVAL:
+      return .cannotBind(
         "--host \(endpoints.host) is not an address of this machine (\(message)): use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one of this machine's own addresses"
       )
+    default: return nil
     }
   }
 

@@ -139,11 +139,13 @@ import Testing
       #expect(
         r.status == 1 && r.stderr.contains("Error: the \(role) port \(base + held) \(option) is in use on 127.0.0.1:")
           && r.stderr.contains("or --port 0 for free ports"), "\(r.stderr.suffix(600))")
+      #expect(!FileManager.default.fileExists(atPath: root + "/\(runs)"), "a learner that cannot serve makes no run folder")
     }
     let host = try HerdBinary.run(learner + ["--host", "10.255.255.1", "--port", "0"], timeout: 20)
     #expect(
       host.status == 1 && host.stderr.contains("Error: --host 10.255.255.1 is not an address of this machine ("),
       "\(host.stderr.suffix(600))")
+    #expect(!FileManager.default.fileExists(atPath: root + "/\(runs)"), "a learner that cannot serve makes no run folder")
     let high = try HerdBinary.run(learner + ["--port", "65534"], timeout: 20)
     #expect(
       high.status == 64 && high.stderr.contains("--port 65534: the weights port would be 65536 (port+2), past 65535"),
