@@ -22,7 +22,8 @@ import HerdRL
 /// x = clip((obs - obs_filter.mean) * obs_filter.scale, -10, 10)     (if the run filtered)
 /// x = conv(x * input_scale) flattened channels last                   (image observations)
 /// z = act(encoder.i(x)) ...                                          (each layer)
-/// u = [z ; onehot(prev_action) per head ; prev_reward]               (the inputs in use)
+/// u = [z ; onehot(prev_action) per head ; prev_reward]               (the inputs in use;
+///     Box actions: clip(prev_action, low, high) [N, D] float, not one-hot)
 /// h', c' = core(u, (h, c))                                           (LSTM; GRU: h' only; none: h' = u)
 /// y = post_act(post.i(h')) ...                                       (each post layer; none: y = h')
 /// logits = pi(y)   value = vf(y)[:, 0]
@@ -197,6 +198,10 @@ public struct PolicyExport {
       valueTower = tower
     }
     let shapes = Dictionary(uniqueKeysWithValues: tensors().map { ($0.name, $0.shape) })
+    let continuous = net.distribution.isContinuous
+    let prevActionInput = continuous ? "prev_action clipped to the action bounds" : "one-hot of prev_action per head"
+    let prevActionType: (dtype: String, shape: [Any]) =
+      continuous ? ("float32", ["N", net.distribution.actionWidth]) : ("int64", ["N"])
     return [
       "format": Self.format,
       "format_version": Self.formatVersion,
@@ -215,7 +220,7 @@ public struct PolicyExport {
       "encoder": ["type": "mlp", "activation": net.encoder.activation.rawValue, "layers": layers] as [String: Any],
       "prev_action": net.usePrevAction,
       "prev_reward": net.usePrevReward,
-      "core_input": ["encoder features"] + (net.usePrevAction ? ["one-hot of prev_action per head"] : [])
+      "core_input": ["encoder features"] + (net.usePrevAction ? [prevActionInput] : [])
         + (net.usePrevReward ? ["prev_reward"] : []),
       "core": core,
       "post": post(net.post, "post"),
@@ -228,7 +233,7 @@ public struct PolicyExport {
       "tensors": shapes,
       "onnx": [
         "file": Self.onnxFile, "opset": Int(Self.opset), "inputs": onnxInputs, "outputs": onnxOutputs,
-        "prev_action_dtype": "int64",
+        "prev_action_dtype": prevActionType.dtype, "prev_action_shape": prevActionType.shape,
       ] as [String: Any],
     ]
   }
@@ -329,7 +334,13 @@ extension PolicyExport {
     m.metadata = [("herd_version", HerdVersion.string), ("env", policy.config.env)]
     let n = ONNXModel.Value.Dim.named("N")
     m.inputs.append(.init(name: "obs", type: .float, shape: [n, .fixed(net.observationSize)]))
-    if net.usePrevAction { m.inputs.append(.init(name: "prev_action", type: .int64, shape: [n])) }
+    if net.usePrevAction {
+      let d = net.distribution.actionWidth
+      m.inputs.append(
+        d > 0
+          ? .init(name: "prev_action", type: .float, shape: [n, .fixed(d)])
+          : .init(name: "prev_action", type: .int64, shape: [n]))
+    }
     if net.usePrevReward { m.inputs.append(.init(name: "prev_reward", type: .float, shape: [n])) }
     let width = ONNXModel.Value.Dim.fixed(net.stateWidth)
     if let core = net.core {
@@ -456,7 +467,13 @@ extension PolicyExport {
     var x = mlpLayers(&m, input, encoder, encoderName)
     // The core's input.
     var parts = [x]
-    if net.usePrevAction {
+    if net.usePrevAction && net.distribution.isContinuous {
+      // What the environment took: the action clipped to the bounds (infinite where unbounded).
+      let d = net.distribution.actionWidth
+      let high = m.constant(floats: net.actionHigh, dims: [d])
+      let low = m.constant(floats: net.actionLow, dims: [d])
+      parts.append(m.op("Max", m.op("Min", "prev_action", high), low))
+    } else if net.usePrevAction {
       let heads = net.heads
       let onOff = m.constant(floats: [0, 1], dims: [2])
       for k in 0..<heads.count {

@@ -118,21 +118,35 @@ public final class Policy {
 
   /// One step: `observations` `[rows, F]` raw (the policy filters them),
   /// `prevActions` and `prevRewards` `[rows]` (0 at episode starts); `state` is updated.
-  public func step(observations: [Float], state: inout State, prevActions: [Int32], prevRewards: [Float]) -> Output {
+  /// A Box policy trained with the previous action reads `prevActionValues`
+  /// `[rows, D]` instead of `prevActions`: the actions the environments took, or
+  /// as sampled (the policy clips them to the bounds; zeros at episode starts).
+  public func step(
+    observations: [Float], state: inout State, prevActions: [Int32], prevActionValues: [Float] = [],
+    prevRewards: [Float]
+  ) -> Output {
     let rows = state.rows
     let net = network
     precondition(observations.count == rows * net.observationSize, "observations: \(observations.count) floats for \(rows) rows of \(net.observationSize)")
     precondition(prevActions.count == rows && prevRewards.count == rows, "one previous action and reward per row")
+    let d = net.usePrevAction ? net.distribution.actionWidth : 0
+    precondition(
+      d == 0 || prevActionValues.count == rows * d,
+      "this policy reads the previous Box action: prevActionValues needs \(rows) x \(d) floats, "
+        + "not \(prevActionValues.count)")
     var scratchH: Float = 0
     var scratchC: Float = 0
-    if state.h.isEmpty {
-      net.step(
-        parameters, obs: observations, prevActions: prevActions, prevRewards: prevRewards, rows: rows, h: &scratchH,
-        c: &scratchC, ws: workspace)
-    } else {
-      net.step(
-        parameters, obs: observations, prevActions: prevActions, prevRewards: prevRewards, rows: rows, h: &state.h,
-        c: &state.c, ws: workspace)
+    prevActionValues.withUnsafeBufferPointer { pav in
+      let values = d > 0 ? pav.baseAddress : nil
+      if state.h.isEmpty {
+        net.step(
+          parameters, obs: observations, prevActions: prevActions, prevActionValues: values, prevRewards: prevRewards,
+          rows: rows, h: &scratchH, c: &scratchC, ws: workspace)
+      } else {
+        net.step(
+          parameters, obs: observations, prevActions: prevActions, prevActionValues: values, prevRewards: prevRewards,
+          rows: rows, h: &state.h, c: &state.c, ws: workspace)
+      }
     }
     return Output(
       logits: Array(UnsafeBufferPointer(start: workspace.logits.pointer, count: rows * net.actionCount)),

@@ -34,6 +34,15 @@ public enum ActionDistribution: Sendable, Equatable, CustomStringConvertible {
     return 0
   }
 
+  /// Floats of the previous action as a core input: every head's one-hot
+  /// (the logits' count), or a Gaussian's D.
+  public var prevActionWidth: Int {
+    switch self {
+    case .categorical(let heads): return heads.logits
+    case .gaussian(let d, _): return d
+    }
+  }
+
   /// Whether actions are float vectors.
   public var isContinuous: Bool { actionWidth > 0 }
 

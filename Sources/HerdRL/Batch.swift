@@ -5,7 +5,8 @@ import HerdNN
 ///
 /// Shapes: `obs [N, T+1, F]` (slot `seqLens[i]` holds fragment i's bootstrap
 /// observation), `prevActions [N, T+1]` and `prevRewards [N, T+1]` (the previous
-/// action/reward each step's input sees, through the bootstrap slot), `actions [N, T]`,
+/// action/reward each step's input sees, through the bootstrap slot; for Box
+/// actions `prevActionValues [N, T+1, D]`, as sampled), `actions [N, T]`,
 /// `rewards [N, T]`, `behaviourLogits [N, T, A]`, `mask [N, T]` (1 for steps
 /// `< seqLens[i]`), `seqLens [N]`, `stateIn [N, S]`. Everything past a fragment's
 /// length is zero padding: it never reaches the loss, V-trace or a gradient.
@@ -25,6 +26,9 @@ public struct Batch: Sendable {
   /// Bytes when every fragment's observations are bytes (uint8 images).
   public var obs: ObservationData
   public var prevActions: [Int32]
+  /// Box actions: the previous action each step's input sees `[N, T+1, D]`, as
+  /// sampled (empty for discrete actions).
+  public var prevActionValues: [Float]
   public var prevRewards: [Float]
   public var actions: [Int32]
   public var rewards: [Float]
@@ -81,6 +85,7 @@ extension Batch {
     var obsBytes = [UInt8](repeating: 0, count: bytes ? n * (t + 1) * f : 0)
     var obsFloats = [Float](repeating: 0, count: bytes ? 0 : n * (t + 1) * f)
     prevActions = [Int32](repeating: 0, count: n * (t + 1))
+    prevActionValues = [Float](repeating: 0, count: n * (t + 1) * d)
     prevRewards = [Float](repeating: 0, count: n * (t + 1))
     actions = [Int32](repeating: 0, count: n * t)
     rewards = [Float](repeating: 0, count: n * t)
@@ -111,6 +116,16 @@ extension Batch {
       }
       if let v = fr.actionValues.first(where: { !$0.isFinite }) { throw bad("action value \(v) is not finite") }
       for k in 0..<(len * d) { actionValues[i * t * d + k] = fr.actionValues[k] }
+      guard fr.prevActionValues.isEmpty || fr.prevActionValues.count == d else {
+        throw bad("the previous action holds \(fr.prevActionValues.count) floats, expected \(d) (or none: zeros)")
+      }
+      if let v = fr.prevActionValues.first(where: { !$0.isFinite }) {
+        throw bad("previous action value \(v) is not finite")
+      }
+      // Step k's input sees the action before it: the fragment's previous action, then its own.
+      let pav = i * (t + 1) * d
+      for j in 0..<fr.prevActionValues.count { prevActionValues[pav + j] = fr.prevActionValues[j] }
+      for k in 0..<(len * d) { prevActionValues[pav + d + k] = fr.actionValues[k] }
       seqLens[i] = len
       if bytes, case .bytes(let src) = fr.observations.storage {
         obsBytes.withUnsafeMutableBufferPointer { dst in

@@ -107,8 +107,6 @@ public enum Explain {
     _ config: TrainingConfig, observationSize f: Int, actionCount a: Int, actionHeads: [Int]? = nil,
     continuousDims: Int? = nil, conv: ConvPlan? = nil
   ) -> String {
-    var config = config
-    if continuousDims != nil { config.lstm_use_prev_action = false }  // refused with Box actions (the learner says so)
     let net = PolicyNetwork(
       config: config, observationSize: f, actionCount: a, actionHeads: actionHeads, continuousDims: continuousDims,
       conv: conv)
@@ -123,7 +121,9 @@ public enum Explain {
     let cell = config.use_lstm ? config.rnn_type.rawValue.uppercased() : "none"
     let stateParts = net.core.map { $0.stateCount == 2 ? "(h, c)" : "h" } ?? "none"
     var extras: [String] = []
-    if net.usePrevAction { extras.append("onehot(a_{t-1}) [\(a)]") }
+    if net.usePrevAction {
+      extras.append(continuousDims.map { "clip(a_{t-1}, low, high) [\($0)]" } ?? "onehot(a_{t-1}) [\(a)]")
+    }
     if net.usePrevReward { extras.append("r_{t-1} [1]") }
     var out: [String] = []
     func line(_ s: String = "") { out.append(s) }

@@ -17,7 +17,9 @@ public enum FragmentEnd: UInt8, Sendable, Codable, CaseIterable {
 ///
 /// With a Box action space (a Gaussian policy, ``ActionDistribution``) the actions
 /// are `actionValues [n * D]`, the unclipped samples, and `actions` holds n zeros;
-/// `behaviourLogits` holds each step's `[mean | log std]` (A = 2D).
+/// `behaviourLogits` holds each step's `[mean | log std]` (A = 2D), and
+/// `prevActionValues [D]` the action before the first step as sampled (empty:
+/// zeros, as at an episode start).
 public struct Fragment: Sendable, Equatable {
   /// Recurrent state before the first step (S floats; empty without a core).
   public var stateIn: [Float]
@@ -35,6 +37,9 @@ public struct Fragment: Sendable, Equatable {
   public var behaviourLogits: [Float]
   /// The action before the first step (0 at an episode start).
   public var prevAction: Int32
+  /// Box actions: the action before the first step `[D]`, as sampled (empty, or
+  /// zeros, at an episode start; the network clips it to the bounds as an input).
+  public var prevActionValues: [Float]
   /// The reward before the first step (0 at an episode start).
   public var prevReward: Float
   /// How it ends.
@@ -57,18 +62,21 @@ public struct Fragment: Sendable, Equatable {
 
   /// Bytes its arrays hold (what it costs in a queue).
   public var storageBytes: Int {
-    observations.storageBytes + 4 * (stateIn.count + actions.count + actionValues.count + rewards.count
-      + behaviourLogits.count)
+    let floats =
+      stateIn.count + actions.count + actionValues.count + rewards.count + behaviourLogits.count
+      + prevActionValues.count
+    return observations.storageBytes + 4 * floats
   }
 
   /// A fragment from its parts (decoders and tools; workers use ``FragmentBuilder``).
   public init(
     stateIn: [Float], observations: ObservationData, actions: [Int32], rewards: [Float], behaviourLogits: [Float],
     prevAction: Int32, prevReward: Float, end: FragmentEnd, policyVersion: Int, workerID: Int, runID: UInt64,
-    envIndex: Int, episodeID: UInt64, indexInEpisode: Int, actionValues: [Float] = []
+    envIndex: Int, episodeID: UInt64, indexInEpisode: Int, actionValues: [Float] = [], prevActionValues: [Float] = []
   ) {
     self.stateIn = stateIn
     self.actionValues = actionValues
+    self.prevActionValues = prevActionValues
     self.observations = observations
     self.actions = actions
     self.rewards = rewards
@@ -88,13 +96,13 @@ public struct Fragment: Sendable, Equatable {
   public init(
     stateIn: [Float], observations: [Float], actions: [Int32], rewards: [Float], behaviourLogits: [Float],
     prevAction: Int32, prevReward: Float, end: FragmentEnd, policyVersion: Int, workerID: Int, runID: UInt64,
-    envIndex: Int, episodeID: UInt64, indexInEpisode: Int, actionValues: [Float] = []
+    envIndex: Int, episodeID: UInt64, indexInEpisode: Int, actionValues: [Float] = [], prevActionValues: [Float] = []
   ) {
     self.init(
       stateIn: stateIn, observations: ObservationData(observations), actions: actions, rewards: rewards,
       behaviourLogits: behaviourLogits, prevAction: prevAction, prevReward: prevReward, end: end,
       policyVersion: policyVersion, workerID: workerID, runID: runID, envIndex: envIndex, episodeID: episodeID,
-      indexInEpisode: indexInEpisode, actionValues: actionValues)
+      indexInEpisode: indexInEpisode, actionValues: actionValues, prevActionValues: prevActionValues)
   }
 }
 
@@ -137,7 +145,7 @@ public struct FragmentBuilder: Sendable {
         stateIn: o.stateIn, observations: ObservationData(empty: observationBytes), actions: [], rewards: [], behaviourLogits: [],
         prevAction: o.prevAction, prevReward: o.prevReward, end: .cut, policyVersion: o.policyVersion,
         workerID: o.workerID, runID: o.runID, envIndex: o.envIndex, episodeID: o.episodeID,
-        indexInEpisode: o.indexInEpisode)
+        indexInEpisode: o.indexInEpisode, prevActionValues: o.prevActionValues)
       f.observations.reserveCapacity((maxLength + 1) * observationSize)
       f.actions.reserveCapacity(maxLength)
       f.rewards.reserveCapacity(maxLength)
@@ -168,6 +176,8 @@ public struct FragmentBuilder: Sendable {
 public struct FragmentOrigin: Sendable {
   public var stateIn: [Float]
   public var prevAction: Int32
+  /// Box actions: the previous action `[D]` as sampled (empty: zeros).
+  public var prevActionValues: [Float]
   public var prevReward: Float
   public var policyVersion: Int
   public var workerID: Int
@@ -178,10 +188,11 @@ public struct FragmentOrigin: Sendable {
 
   public init(
     stateIn: [Float], prevAction: Int32, prevReward: Float, policyVersion: Int, workerID: Int, runID: UInt64,
-    envIndex: Int, episodeID: UInt64, indexInEpisode: Int
+    envIndex: Int, episodeID: UInt64, indexInEpisode: Int, prevActionValues: [Float] = []
   ) {
     self.stateIn = stateIn
     self.prevAction = prevAction
+    self.prevActionValues = prevActionValues
     self.prevReward = prevReward
     self.policyVersion = policyVersion
     self.workerID = workerID

@@ -19,6 +19,7 @@ public final class TrainingWorkspace {
   /// Whether the last forward fed the convolutions bytes.
   var usedBytes = false
   var prevActionStore: [Int32] = []
+  var prevActionValueStore: [Float] = []
   var prevRewardStore: [Float] = []
   let coreInput = FloatBuffer()  // [P, coreIn]
   let h0 = FloatBuffer()  // [N, H]
@@ -113,11 +114,16 @@ extension PolicyNetwork {
     ws.prevActionStore.append(contentsOf: repeatElement(0, count: rows))
     ws.prevRewardStore.removeAll(keepingCapacity: true)
     ws.prevRewardStore.append(contentsOf: repeatElement(0, count: rows))
+    let d = usePrevAction ? actionLow.count : 0
+    ws.prevActionValueStore.removeAll(keepingCapacity: true)
+    ws.prevActionValueStore.append(contentsOf: repeatElement(0, count: rows * d))
     for i in 0..<batch.sequences {
       for t in 0..<lens[i] {
         let r = packing.row(sequence: i, time: t)
         ws.prevActionStore[r] = batch.prevActions[i * (batch.maxLength + 1) + t]
         ws.prevRewardStore[r] = batch.prevRewards[i * (batch.maxLength + 1) + t]
+        let src = (i * (batch.maxLength + 1) + t) * d
+        for j in 0..<d { ws.prevActionValueStore[r * d + j] = batch.prevActionValues[src + j] }
       }
     }
     // Encoder -> core input.
@@ -181,8 +187,12 @@ extension PolicyNetwork {
     let rows = packing.rowCount
     let x = input.reserve(rows &* coreInputSize)
     ws.prevActionStore.withUnsafeBufferPointer { pa in
-      ws.prevRewardStore.withPointer { pr in
-        assembleCoreInput(z: z, prevActions: pa.baseAddress.unsafelyUnwrapped, prevRewards: pr, rows: rows, into: x)
+      ws.prevActionValueStore.withUnsafeBufferPointer { pav in
+        ws.prevRewardStore.withPointer { pr in
+          assembleCoreInput(
+            z: z, prevActions: pa.baseAddress.unsafelyUnwrapped, prevActionValues: pav.isEmpty ? nil : pav.baseAddress,
+            prevRewards: pr, rows: rows, into: x)
+        }
       }
     }
     guard let core else { return UnsafePointer(x) }

@@ -6,6 +6,7 @@ import HerdNN
 /// ```
 /// o_t --filter (MeanStdFilter only)--> [--conv stack, flattened--> (image observations)] --encoder (MLP)--> z_t
 /// x_t = [ z_t ; onehot(a_{t-1}) if lstm_use_prev_action ; r_{t-1} if lstm_use_prev_reward ]
+///       (Box actions: a_{t-1} as its D floats clipped to the space's bounds instead of the one-hot)
 /// (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1}))      (GRU: h only; no core: h_t = x_t)
 /// u_t = post(h_t)                   (the post_fcnet_hiddens layers; none: u_t = h_t)
 /// logits_t = W_pi u_t + b_pi        value_t = w_v . u_t + b_v
@@ -58,8 +59,14 @@ public struct PolicyNetwork: Sendable {
   public let policyHead: Linear
   /// Value head `[1, H]`.
   public let valueHead: Linear
-  /// Append the previous action (one-hot) to the core input.
+  /// Append the previous action to the core input: one one-hot per head, or
+  /// for a Box action space its D floats clipped to ``actionLow`` ... ``actionHigh``.
   public let usePrevAction: Bool
+  /// A Box action space's bounds `[D]` each, which the previous action is
+  /// clipped to as an input (what the environment took); empty for discrete
+  /// actions, and infinite where the space has no bound.
+  public let actionLow: [Float]
+  public let actionHigh: [Float]
   /// Append the previous reward to the core input.
   public let usePrevReward: Bool
   /// All parameters' layout.
@@ -70,20 +77,28 @@ public struct PolicyNetwork: Sendable {
 
   /// Builds the network for `config` over an environment's spaces: `actionCount`
   /// logits in `actionHeads` (nil: one head of `actionCount`), or with
-  /// `continuousDims` D a Gaussian over D floats (`actionCount` must be 2D), and
-  /// with `conv` a convolutional encoder (``ConvPlan/make(config:observation:)``).
+  /// `continuousDims` D a Gaussian over D floats (`actionCount` must be 2D) whose
+  /// `actionBounds` (`[D]` each; nil: unbounded) clip the previous action as an
+  /// input, and with `conv` a convolutional encoder
+  /// (``ConvPlan/make(config:observation:)``).
   public init(
     config: TrainingConfig, observationSize: Int, actionCount: Int, actionHeads: [Int]? = nil,
-    continuousDims: Int? = nil, conv: ConvPlan? = nil
+    continuousDims: Int? = nil, actionBounds: (low: [Float], high: [Float])? = nil, conv: ConvPlan? = nil
   ) {
     self.observationSize = observationSize
     self.actionCount = actionCount
     if let d = continuousDims {
       precondition(d >= 1 && actionCount == 2 * d, "a Gaussian over \(d) dims has 2 x \(d) inputs, not \(actionCount)")
-      precondition(!config.lstm_use_prev_action, "lstm_use_prev_action is not supported with Box actions")
       distribution = .gaussian(dims: d, freeLogStd: config.free_log_std)
       heads = ActionHeads(single: 1)
+      let bounds = actionBounds ?? ([Float](repeating: -.infinity, count: d), [Float](repeating: .infinity, count: d))
+      precondition(bounds.low.count == d && bounds.high.count == d, "action bounds of \(d) floats each")
+      actionLow = bounds.low
+      actionHigh = bounds.high
     } else {
+      precondition(actionBounds == nil, "action bounds are for Box actions")
+      actionLow = []
+      actionHigh = []
       heads = ActionHeads(actionHeads ?? [actionCount])
       precondition(heads.logits == actionCount, "heads \(heads.sizes) do not sum to \(actionCount) logits")
       distribution = .categorical(heads)
@@ -120,7 +135,8 @@ public struct PolicyNetwork: Sendable {
         "encoder", inFeatures: observationSize, hiddenSizes: config.fcnet_hiddens,
         activation: config.fcnet_activation, layout: &layout)
     }
-    let coreIn = encoder.outFeatures + (usePrevAction ? actionCount : 0) + (usePrevReward ? 1 : 0)
+    let coreIn =
+      encoder.outFeatures + (usePrevAction ? distribution.prevActionWidth : 0) + (usePrevReward ? 1 : 0)
     if config.use_lstm {
       core =
         config.rnn_type == .gru
@@ -206,13 +222,9 @@ public struct PolicyNetwork: Sendable {
         "vf_share_layers = false is supported for flat observations only; \(config.env) observes images through a convolutional encoder: set vf_share_layers to true")
     }
     if let box = try spec.action.continuousAction() {
-      guard !config.lstm_use_prev_action else {
-        throw ConfigError(
-          "lstm_use_prev_action = true is not supported with the Box action space \(spec.action): set it to false")
-      }
       self.init(
         config: config, observationSize: spec.observationSize, actionCount: 2 * box.low.count,
-        continuousDims: box.low.count, conv: conv)
+        continuousDims: box.low.count, actionBounds: (box.low, box.high), conv: conv)
     } else {
       self.init(
         config: config, observationSize: spec.observationSize, actionCount: try spec.actionCount(),
@@ -248,7 +260,9 @@ public struct PolicyNetwork: Sendable {
   }
 
   /// Floats of the core's input per step: encoder features plus the extras.
-  public var coreInputSize: Int { encoder.outFeatures + (usePrevAction ? actionCount : 0) + (usePrevReward ? 1 : 0) }
+  public var coreInputSize: Int {
+    encoder.outFeatures + (usePrevAction ? distribution.prevActionWidth : 0) + (usePrevReward ? 1 : 0)
+  }
   /// Floats of the core's output per step (H, or the core input without a core).
   public var featureSize: Int { core?.hiddenSize ?? coreInputSize }
   /// Floats of the heads' input per step: the post layers' output, or ``featureSize``.
@@ -290,19 +304,28 @@ public struct PolicyNetwork: Sendable {
   /// Whether the value head reads its own encoder and core.
   public var sharesValueLayers: Bool { valueEncoder == nil }
 
-  /// Writes `x = [z ; onehot(prevAction) ; prevReward]` for `rows` rows.
+  /// Writes `x = [z ; onehot(prevAction) ; prevReward]` for `rows` rows; for Box
+  /// actions the previous action is `prevActionValues` `[rows, D]` (required then)
+  /// clipped to the bounds.
   @inlinable
   func assembleCoreInput(
-    z: UnsafePointer<Float>, prevActions: UnsafePointer<Int32>, prevRewards: UnsafePointer<Float>,
-    rows: Int, into x: UnsafeMutablePointer<Float>
+    z: UnsafePointer<Float>, prevActions: UnsafePointer<Int32>, prevActionValues: UnsafePointer<Float>?,
+    prevRewards: UnsafePointer<Float>, rows: Int, into x: UnsafeMutablePointer<Float>
   ) {
     let zs = encoder.outFeatures
     let width = coreInputSize
+    let d = actionLow.count
+    precondition(
+      !usePrevAction || d == 0 || prevActionValues != nil, "a Box policy with the previous action needs its values")
     for r in 0..<rows {
       let row = x + r &* width
       row.update(from: z + r &* zs, count: zs)
       var k = zs
-      if usePrevAction {
+      if usePrevAction, d > 0, let prevActionValues {
+        let a = prevActionValues + r &* d
+        for j in 0..<d { row[k &+ j] = min(max(a[j], actionLow[j]), actionHigh[j]) }
+        k &+= d
+      } else if usePrevAction {
         // One one-hot per head (the action's components).
         (row + k).update(repeating: 0, count: actionCount)
         let a = Int(prevActions[r])
@@ -347,17 +370,21 @@ extension PolicyNetwork {
   ///
   /// - Parameters:
   ///   - obs: `[K, F]` raw (the network applies its filter); prevActions, prevRewards: `[K]` (zeros at episode starts).
+  ///   - prevActionValues: for Box actions, the previous actions `[K, D]` as
+  ///     sampled or as clipped (zeros at episode starts; needed with
+  ///     `lstm_use_prev_action`, where `prevActions` is not read).
   ///   - h, c: `[K, W]` each (``stateWidth``; c only for the LSTM; both unused without a core).
   public func step(
     _ p: Parameters, obs: UnsafePointer<Float>, prevActions: UnsafePointer<Int32>,
-    prevRewards: UnsafePointer<Float>, rows: Int, h: UnsafeMutablePointer<Float>,
-    c: UnsafeMutablePointer<Float>, ws: PolicyWorkspace
+    prevActionValues: UnsafePointer<Float>? = nil, prevRewards: UnsafePointer<Float>, rows: Int,
+    h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>, ws: PolicyWorkspace
   ) {
     let input = prepareInput(p, obs: obs, rows: rows, into: ws.filtered.reserve(rows &* observationSize)) ?? obs
     let encoderInput = convolution?.forward(p, x: input, images: rows, cache: ws.convolution) ?? input
     let z = encoder.forward(p, x: encoderInput, rows: rows, cache: ws.encoder)
     let x = ws.coreInput.reserve(rows &* coreInputSize)
-    assembleCoreInput(z: z, prevActions: prevActions, prevRewards: prevRewards, rows: rows, into: x)
+    assembleCoreInput(
+      z: z, prevActions: prevActions, prevActionValues: prevActionValues, prevRewards: prevRewards, rows: rows, into: x)
     let features: UnsafePointer<Float>
     if let core {
       if valueCore == nil {
@@ -380,7 +407,9 @@ extension PolicyNetwork {
     // The value's own encoder, core and post layers over the same input and extras.
     let zv = valueEncoder.forward(p, x: input, rows: rows, cache: ws.valueEncoder)
     let xv = ws.valueCoreInput.reserve(rows &* coreInputSize)
-    assembleCoreInput(z: zv, prevActions: prevActions, prevRewards: prevRewards, rows: rows, into: xv)
+    assembleCoreInput(
+      z: zv, prevActions: prevActions, prevActionValues: prevActionValues, prevRewards: prevRewards, rows: rows,
+      into: xv)
     let valueFeatures =
       valueCore.map {
         towerStep($0, p, x: xv, rows: rows, h: h, c: c, column: core?.hiddenSize ?? 0, cache: ws.valueCore, ws: ws)

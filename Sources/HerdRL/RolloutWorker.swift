@@ -56,6 +56,9 @@ public final class RolloutWorker {
   /// record), and clipped to the space's bounds (what the environments take).
   var actionValues: [Float]
   var clippedActionValues: [Float]
+  /// Box actions: each env's previous action as sampled `[K, D]` (zeros at an
+  /// episode start), an input of the policy with `lstm_use_prev_action`.
+  var prevActionValues: [Float]
   /// The Box action space's bounds `[D]` each (empty for discrete actions).
   let actionLow: [Float]
   let actionHigh: [Float]
@@ -108,6 +111,7 @@ public final class RolloutWorker {
     actionHigh = bounds?.high ?? []
     actionValues = [Float](repeating: 0, count: envs.count * width)
     clippedActionValues = actionValues
+    prevActionValues = actionValues
     self.network = network
     self.workerID = workerID
     var rng = SeededGenerator(seed: seed &* 7919 &+ UInt64(workerID))
@@ -209,14 +213,18 @@ public final class RolloutWorker {
     envs.observations.withPointer { raw in
       actedOn.withMutablePointer { ($0 + r0 * f).update(from: raw + r0 * f, count: n * f) }
     }
+    let d = network.distribution.actionWidth
     actedOn.withPointer { obs in
       prevActions.withUnsafeBufferPointer { pa in
-        prevRewards.withPointer { pr in
-          h.withMutablePointer { ph in
-            c.withMutablePointer { pc in
-              network.step(
-                parameters, obs: obs + r0 * f, prevActions: pa.baseAddress.unsafelyUnwrapped + r0,
-                prevRewards: pr + r0, rows: n, h: ph + r0 * hs, c: pc + r0 * hs, ws: ws)
+        prevActionValues.withUnsafeBufferPointer { pav in
+          prevRewards.withPointer { pr in
+            h.withMutablePointer { ph in
+              c.withMutablePointer { pc in
+                network.step(
+                  parameters, obs: obs + r0 * f, prevActions: pa.baseAddress.unsafelyUnwrapped + r0,
+                  prevActionValues: d > 0 ? pav.baseAddress.unsafelyUnwrapped + r0 * d : nil, prevRewards: pr + r0,
+                  rows: n, h: ph + r0 * hs, c: pc + r0 * hs, ws: ws)
+              }
             }
           }
         }
@@ -226,7 +234,6 @@ public final class RolloutWorker {
     logits.withMutablePointer { dst in
       (dst + r0 * a).update(from: out, count: n * a)
       let heads = network.heads
-      let d = network.distribution.actionWidth
       if d > 0 {
         // The Gaussian: the sample (or the mean) as recorded, clipped for the environment.
         actionValues.withMutablePointer { av in
@@ -273,9 +280,9 @@ public final class RolloutWorker {
     envSteps += rows.count
     actedOn.withPointer { obs in
       logits.withPointer { lg in
+        let d = network.distribution.actionWidth
         for i in rows {
           let outcome = envs.outcomes[i]
-          let d = network.distribution.actionWidth
           actionValues.withPointer { av in
             builders[i].record(
               observation: obs + i * f, action: actions[i], actionValues: d > 0 ? av + i * d : nil, logits: lg + i * a,
@@ -286,7 +293,8 @@ public final class RolloutWorker {
                   ? openingState[i] : [Float](repeating: 0, count: stateSize),
                 prevAction: prevActions[i], prevReward: prevRewards[i], policyVersion: policyVersion,
                 workerID: workerID, runID: runID, envIndex: i, episodeID: episodeIDs[i],
-                indexInEpisode: stepInEpisode[i])
+                indexInEpisode: stepInEpisode[i],
+                prevActionValues: d > 0 ? Array(prevActionValues[(i * d)..<((i + 1) * d)]) : [])
             }
           }
           stepInEpisode[i] += 1
@@ -307,6 +315,7 @@ public final class RolloutWorker {
               c[i * hs + j] = 0
             }
             prevActions[i] = 0
+            for j in 0..<d { prevActionValues[i * d + j] = 0 }
             prevRewards[i] = 0
             episodeReturns[i] = 0
             stepInEpisode[i] = 0
@@ -314,6 +323,7 @@ public final class RolloutWorker {
             nextEpisodeID += 1
           } else {
             prevActions[i] = actions[i]
+            for j in 0..<d { prevActionValues[i * d + j] = actionValues[i * d + j] }
             prevRewards[i] = outcome.reward
             if builders[i].count == maxLength {
               envs.observations.withPointer { next in

@@ -64,7 +64,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var lstm_cell_size = 64
   /// Fragment length T: the most steps a fragment holds and BPTT runs over.
   public var max_seq_len = 20
-  /// Feed the previous action (one-hot) to the core.
+  /// Feed the previous action to the core: one one-hot per action head, or a
+  /// Box action's D floats clipped to the space's bounds (what the environment
+  /// took).
   public var lstm_use_prev_action = false
   /// Feed the previous reward to the core.
   public var lstm_use_prev_reward = false

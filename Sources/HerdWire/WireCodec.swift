@@ -203,6 +203,9 @@ public enum FragmentCodec {
       ? TensorCodec.encode(f.actionValues, shape: [n, spec.actionDims]) : TensorCodec.encode(f.actions, shape: [n])
     m.rewards = TensorCodec.encode(f.rewards, shape: [n])
     m.behaviourLogits = TensorCodec.encode(f.behaviourLogits, shape: [n, spec.actionCount])
+    if spec.actionDims > 0 && !f.prevActionValues.isEmpty {
+      m.prevActionValues = TensorCodec.encode(f.prevActionValues, shape: [spec.actionDims])
+    }
     return m
   }
 
@@ -221,6 +224,7 @@ public enum FragmentCodec {
     }
     let n = Int(n64)
     var actionValues: [Float] = []
+    var prevActionValues: [Float] = []
     let actions: [Int32]
     if d > 0 {
       guard m.actions.dtype == .float32 else {
@@ -229,8 +233,14 @@ public enum FragmentCodec {
       // Finite, of any size: the samples before the environment's clipping.
       actionValues = try TensorCodec.floats(m.actions, shape: [n, d], name: "actions")
       actions = [Int32](repeating: 0, count: n)
+      if m.hasPrevActionValues {
+        prevActionValues = try TensorCodec.floats(m.prevActionValues, shape: [d], name: "prev_action_values")
+      }
     } else {
       actions = try TensorCodec.ints(m.actions, shape: [n], name: "actions")
+      guard !m.hasPrevActionValues else {
+        throw WireError(.badShape, "prev_action_values is for Box actions; this run's actions are discrete")
+      }
     }
     let values = spec.actionHeads.reduce(1, *)  // packed actions (checked to fit when the spec was made)
     if let bad = actions.first(where: { $0 < 0 || Int($0) >= values }) {
@@ -253,7 +263,7 @@ public enum FragmentCodec {
         m.behaviourLogits, shape: [n, spec.actionCount], name: "behaviour_logits"),
       prevAction: m.prevAction, prevReward: m.prevReward, end: end, policyVersion: Int(m.policyVersion),
       workerID: Int(m.workerID), runID: m.runID, envIndex: Int(m.envIndex), episodeID: m.episodeID,
-      indexInEpisode: Int(m.indexInEpisode), actionValues: actionValues)
+      indexInEpisode: Int(m.indexInEpisode), actionValues: actionValues, prevActionValues: prevActionValues)
   }
 
   /// The bytes of a FragmentBatch message.

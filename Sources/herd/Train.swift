@@ -52,10 +52,10 @@ struct ConfigOptions: ParsableArguments {
     return object[key] != nil
   }
 
-  /// A Gymnasium environment's defaults give the core the previous action, which a
-  /// Gaussian policy cannot take yet: for a Box action space, unless the user asked
-  /// for it, the run goes without it (asking the environment's spaces through one
-  /// env host). An explicit `lstm_use_prev_action: true` is still refused by name.
+  /// A Gymnasium environment's defaults give the core the previous action. For a
+  /// Box action space, unless the user asked for it, the run goes without it (asking
+  /// the environment's spaces through one env host): the continuous defaults were
+  /// tuned without it. An explicit `lstm_use_prev_action: true` keeps it.
   func fitDefaults(_ c: inout TrainingConfig, host: EnvHostSettings, logger: Logger) throws {
     guard c.gymID != nil, c.lstm_use_prev_action, !names("lstm_use_prev_action") else { return }
     let spec = try EnvironmentFactory.spec(c, host: host)

@@ -17,7 +17,8 @@ sequences that cross episode boundaries, and runs them through the PyTorch modul
 - checkpoint.herd, env_spec.json: the trained policy (what `herd export` reads);
 - policy.safetensors, policy.json, policy.onnx: its export (the Swift test checks a
   fresh export gives these weights' bytes; pytest runs onnxruntime on policy.onnx);
-- inputs.json: obs [T][N][F], prev_action [T][N], prev_reward [T][N], reset [T][N];
+- inputs.json: obs [T][N][F], prev_action [T][N] (Box actions: [T][N][D] floats),
+  prev_reward [T][N], reset [T][N];
 - torch.json: PyTorch's logits, values and states per step, and torch's version.
 
 The Swift tests (HerdExportTests) check that Herd's own steps give torch.json's
@@ -69,6 +70,12 @@ VARIANTS = {
         "StatelessPendulum-v1",
         ["lstm_cell_size=8", "fcnet_hiddens=[16]", "lstm_use_prev_reward=true"],
     ),
+    # A Gaussian policy with the previous action as an input (its float clipped to
+    # the bounds) and the previous reward, an LSTM over StatelessPendulum.
+    "gaussian_prev_action": (
+        "StatelessPendulum-v1",
+        ["lstm_cell_size=8", "fcnet_hiddens=[16]", "lstm_use_prev_action=true", "lstm_use_prev_reward=true"],
+    ),
     # The log std from the state (free_log_std off), feed-forward, on Pendulum.
     "gaussian_state_std": (
         "Pendulum-v1",
@@ -113,8 +120,15 @@ def inputs_for(meta, rng):
 def _with_episode_inputs(meta, rng, obs):
     reset = (rng.random((STEPS, ROWS)) < 0.2).astype(int)
     reset[0] = 1
-    actions = int(np.prod(meta["action"].get("heads", [1])))
-    prev_action = rng.integers(0, actions, size=(STEPS, ROWS)) * (1 - reset)
+    if meta["action"].get("distribution") == "gaussian":
+        # Floats, some beyond the bounds (the policy clips them as inputs).
+        dims = meta["action"]["dims"]
+        high = np.abs(np.array(meta["action"]["high"]))
+        prev_action = rng.normal(0, 1, size=(STEPS, ROWS, dims)) * 1.5 * high * (1 - reset)[:, :, None]
+        prev_action = prev_action.astype(np.float32)
+    else:
+        actions = int(np.prod(meta["action"].get("heads", [1])))
+        prev_action = rng.integers(0, actions, size=(STEPS, ROWS)) * (1 - reset)
     prev_reward = rng.normal(0, 1, size=(STEPS, ROWS)) * (1 - reset)
     return {
         "obs": obs.astype(np.float32).tolist(),

@@ -15,8 +15,12 @@ import Testing
 /// uint8 frames with a GRU, and two Gaussian policies: an LSTM with the learned
 /// log std vector (StatelessPendulum) and a feed-forward one whose log std comes
 /// from the state (Pendulum); the value's own encoder and core; post layers between
-/// an LSTM and both heads, and a GRU whose value tower has its own post layers.
-let variants = ["lstm", "gru", "ff", "conv", "gaussian", "gaussian_state_std", "own_value", "post", "post_own_value"]
+/// an LSTM and both heads, and a GRU whose value tower has its own post layers; a
+/// Gaussian LSTM with the previous action (floats, clipped to the bounds) as an input.
+let variants = [
+  "lstm", "gru", "ff", "conv", "gaussian", "gaussian_state_std", "own_value", "post", "post_own_value",
+  "gaussian_prev_action",
+]
 
 func fixture(_ variant: String) -> String { fixturesDirectory() + "/export/" + variant }
 
@@ -24,13 +28,21 @@ func fixture(_ variant: String) -> String { fixturesDirectory() + "/export/" + v
 struct Sequence {
   var obs: [[[Float]]]
   var prevAction: [[Int32]]
+  /// Box actions: the previous actions per step `[rows * D]` (empty for discrete ones).
+  var prevActionValues: [[Float]]
   var prevReward: [[Float]]
   var reset: [[Int]]
 
   init(json path: String) throws {
     let o = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
     obs = try #require(o["obs"] as? [[[Double]]]).map { $0.map { $0.map(Float.init) } }
-    prevAction = try #require(o["prev_action"] as? [[Int]]).map { $0.map(Int32.init) }
+    if let values = o["prev_action"] as? [[[Double]]] {
+      prevActionValues = values.map { $0.flatMap { $0.map(Float.init) } }
+      prevAction = values.map { [Int32](repeating: 0, count: $0.count) }
+    } else {
+      prevAction = try #require(o["prev_action"] as? [[Int]]).map { $0.map(Int32.init) }
+      prevActionValues = []
+    }
     prevReward = try #require(o["prev_reward"] as? [[Double]]).map { $0.map(Float.init) }
     reset = try #require(o["reset"] as? [[Int]])
   }
@@ -59,7 +71,7 @@ func herdSteps(_ trained: TrainedPolicy, _ seq: Sequence) throws -> Outputs {
     for r in 0..<state.rows where seq.reset[t][r] == 1 { state.reset(row: r) }
     let step = policy.step(
       observations: seq.obs[t].flatMap { $0 }, state: &state, prevActions: seq.prevAction[t],
-      prevRewards: seq.prevReward[t])
+      prevActionValues: seq.prevActionValues.isEmpty ? [] : seq.prevActionValues[t], prevRewards: seq.prevReward[t])
     out["logits"]!.append(step.logits)
     out["value"]!.append(step.values)
     if trained.network.core != nil { out["h", default: []].append(state.h) }

@@ -114,11 +114,16 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
 @Suite struct ContinuousActionTests {
   /// The whole loss's gradient (Gaussian heads, BPTT, encoder; pi.log_std with a free
   /// log std) against central differences, on off-policy Pendulum data, with
-  /// IMPALA's policy gradient and with the clipped surrogate.
-  @Test(arguments: [("lstm", true, false), ("lstm", false, true), ("none", true, true), ("gru", false, false)])
-  func wholeLossGradientMatchesFiniteDifferences(core: String, freeLogStd: Bool, clip: Bool) throws {
+  /// IMPALA's policy gradient and with the clipped surrogate. "... prev": the
+  /// previous action (its float, clipped) is an input of the core.
+  @Test(arguments: [
+    ("lstm", true, false), ("lstm", false, true), ("none", true, true), ("gru", false, false), ("gru prev", true, true),
+  ])
+  func wholeLossGradientMatchesFiniteDifferences(variant: String, freeLogStd: Bool, clip: Bool) throws {
+    let core = String(variant.split(separator: " ")[0])
     var config = pendulumConfig(core: core, freeLogStd: freeLogStd)
     config.lstm_use_prev_reward = true
+    config.lstm_use_prev_action = variant.hasSuffix(" prev")
     config.entropy_coeff = 0.05
     config.clip_param = clip ? 0.1 : 0
     let spec = try EnvironmentFactory.spec(config)
@@ -127,7 +132,7 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
     #expect((net.logStd != nil) == freeLogStd && net.actionCount == 2 && net.headOutputs == (freeLogStd ? 1 : 2))
     let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 9)
     try ImpalaLossTests().checkWholeLossGradient(
-      config: config, net: net, worker: worker, label: "\(core) free \(freeLogStd) clip \(clip)",
+      config: config, net: net, worker: worker, label: "\(variant) free \(freeLogStd) clip \(clip)",
       minChecked: core == "none" ? 30 : 50)
   }
 
@@ -135,11 +140,19 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
   /// state: with the same weights its [mean | log std] rows equal the stored ones
   /// and every ratio is 1. After an update the ratios it reports are
   /// pi_new(a) / mu(a) with mu the stored behaviour, which this test computes itself.
-  @Test(arguments: ["lstm", "none"])
-  func learnerRecomputesTheBehaviourFromTheStoredState(core: String) throws {
-    let config = pendulumConfig(core: core)
+  /// "... prev": the previous action is an input, so a fragment that opens
+  /// mid-episode must carry the action before it (and one at an episode start zeros).
+  @Test(arguments: ["lstm", "none", "lstm prev"])
+  func learnerRecomputesTheBehaviourFromTheStoredState(variant: String) throws {
+    let core = String(variant.split(separator: " ")[0])
+    var config = pendulumConfig(core: core)
+    config.lstm_use_prev_action = variant.hasSuffix(" prev")
     let (net, learner, fragments) = try pendulumFragments(config)
     #expect(fragments.allSatisfy { $0.actionValues.count == $0.length && $0.actions.allSatisfy { $0 == 0 } })
+    #expect(net.coreInputSize == net.encoder.outFeatures + (config.lstm_use_prev_action ? 1 : 0))
+    #expect(
+      fragments.allSatisfy { $0.prevActionValues.count == 1 && ($0.indexInEpisode > 0 || $0.prevActionValues == [0]) })
+    #expect(fragments.contains { $0.indexInEpisode > 0 && $0.prevActionValues != [0] }, "a fragment opens mid-episode")
     let batch = try Batch(
       fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
       actionCount: net.actionCount, stateSize: net.stateSize, distribution: net.distribution)
@@ -155,7 +168,7 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
         }
       }
     }
-    #expect(worst < 1e-5, "\(core): behaviour recomputed within \(worst)")
+    #expect(worst < 1e-5, "\(variant): behaviour recomputed within \(worst)")
     let settings = ImpalaLoss.Settings(config)
     #expect(abs(ImpalaLoss.targets(batch: batch, ws: ws, settings: settings).meanRho - 1) < 1e-5)
     // One update, then the ratios against the stored behaviour.
@@ -199,14 +212,33 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
     #expect(envs.seen.contains { $0 == 2 || $0 == -2 })
   }
 
-  /// Config and spaces a Gaussian policy refuses, with errors that say why.
-  @Test func previousActionInputsAreRefusedForBoxActions() throws {
+  /// With `lstm_use_prev_action` a Gaussian policy's core reads the previous
+  /// action as the environment took it: its float clipped to the space's bounds
+  /// ([-2, 2] on Pendulum). A sample beyond a bound acts as the bound, one inside
+  /// as itself, and the input changes the output.
+  @Test func thePreviousBoxActionIsAnInputClippedToTheBounds() throws {
     var config = pendulumConfig()
     config.lstm_use_prev_action = true
-    let spec = try EnvironmentFactory.spec(config)
-    #expect {
-      _ = try PolicyNetwork(config: config, spec: spec)
-    } throws: { "\($0)".contains("lstm_use_prev_action") }
+    let net = try PolicyNetwork(config: config, spec: try EnvironmentFactory.spec(config))
+    #expect(net.actionLow == [-2] && net.actionHigh == [2])
+    #expect(net.coreInputSize == net.encoder.outFeatures + 1)
+    let p = Learner(config: config, network: net).parameters
+    for i in 0..<p.count { p.values[i] *= 4 }
+    let ws = PolicyWorkspace()
+    let obs: [Float] = [0.3, -0.8, 1.5]
+    func output(_ prev: Float) -> [Float] {
+      var h = [Float](repeating: 0, count: net.stateWidth)
+      var c = h
+      let prevActionValues = [prev]
+      net.step(
+        p, obs: obs, prevActions: [0], prevActionValues: prevActionValues, prevRewards: [0], rows: 1, h: &h, c: &c,
+        ws: ws)
+      return Array(UnsafeBufferPointer(start: ws.logits.pointer, count: net.actionCount)) + [ws.values.pointer[0]] + h
+    }
+    #expect(output(5) == output(2), "beyond the upper bound: the bound")
+    #expect(output(-7.5) == output(-2), "beyond the lower bound: the bound")
+    #expect(output(1.25) != output(2) && output(1.25) != output(0), "inside the bounds: itself")
+    #expect(output(0) != output(2), "the previous action is an input")
   }
 }
 

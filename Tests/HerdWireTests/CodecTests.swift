@@ -164,9 +164,17 @@ func sampleFragment(_ n: Int = 3, seed: UInt64 = 1) -> Fragment {
     f.actions = [0, 0, 0]
     f.prevAction = 0
     f.actionValues = [0.5, -3.5, 2.25, 0, 1e3, -1e-3]
+    f.prevActionValues = [-2.5, 0.75]
     f.behaviourLogits = [Float](repeating: 0.1, count: 3 * 4)
     let bytes = try FragmentCodec.encodeBatch([f], episodes: [], envSteps: 3, workerID: 3, runID: 77, spec: box)
     #expect(try FragmentCodec.decodeBatch(bytes, spec: box).fragments == [f])
+    // A fragment without the previous action (an episode start) leaves the field out.
+    var start = f
+    start.prevActionValues = []
+    #expect(!FragmentCodec.encode(start, spec: box).hasPrevActionValues)
+    let startBytes = try FragmentCodec.encodeBatch(
+      [start], episodes: [], envSteps: 3, workerID: 3, runID: 77, spec: box)
+    #expect(try FragmentCodec.decodeBatch(startBytes, spec: box).fragments == [start])
     let wire = FragmentCodec.encode(f, spec: box)
     #expect(wire.actions.dtype == .float32 && wire.actions.shape == [3, 2])
     func reason(_ mutate: (inout Herd_V1_Fragment) -> Void) throws -> DropReason? {
@@ -186,6 +194,19 @@ func sampleFragment(_ n: Int = 3, seed: UInt64 = 1) -> Fragment {
       try reason { $0.actions = TensorCodec.encode([Float](repeating: 0, count: 9), shape: [3, 3]) } == .badShape)
     #expect(try reason { $0.actions = TensorCodec.encode([Int32](repeating: 0, count: 6), shape: [3, 2]) } == .badTensor)
     #expect(try reason { $0.prevAction = 1 } == .badAction)
+    #expect(try reason { $0.prevActionValues = TensorCodec.encode([Float(1), .infinity], shape: [2]) } == .nonFinite)
+    #expect(
+      try reason { $0.prevActionValues = TensorCodec.encode([Float](repeating: 1, count: 3), shape: [3]) } == .badShape)
+    // Discrete actions have no float previous action.
+    var discrete = FragmentCodec.encode(sampleFragment(), spec: spec)
+    discrete.prevActionValues = TensorCodec.encode([Float(0.5)], shape: [1])
+    var b = Herd_V1_FragmentBatch()
+    b.protocolVersion = protocolVersion
+    b.workerID = 3
+    b.runID = 77
+    b.fragments = [discrete]
+    let dropped = try FragmentCodec.decodeBatch(Array(try b.serializedData()), spec: spec).dropped
+    #expect(dropped.first?.reason == .badShape && dropped.first?.detail.contains("prev_action_values") == true)
   }
 
   /// Flow control's message round-trips; a negative count is refused by name.

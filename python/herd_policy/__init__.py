@@ -12,7 +12,8 @@ With PyTorch::
     action = policy.sample(logits)                        # or policy.greedy(logits)
 
 ``obs`` is ``[N, F]`` float32 flattened as Herd flattens the space (see
-``policy.json``: ``observation.flattening``); ``prev_action`` ``[N]`` int64 and
+``policy.json``: ``observation.flattening``); ``prev_action`` ``[N]`` int64 (a
+Gaussian policy's: ``[N, D]`` float32, the actions the environment took) and
 ``prev_reward`` ``[N]`` float32 are 0 at episode starts and ignored when the policy
 does not use them. The state is a tuple: ``(h, c)`` for an LSTM, ``(h,)`` for a GRU,
 ``()`` without a core; each is ``[N, W]``, W the core's size, or both cores' when the

@@ -2,7 +2,8 @@
 
     python -m herd_policy.check --export DIR --inputs inputs.json --backend onnx --output out.json
 
-``inputs.json`` holds ``obs [T][N][F]``, ``prev_action [T][N]``, ``prev_reward [T][N]``
+``inputs.json`` holds ``obs [T][N][F]``, ``prev_action [T][N]`` (a Gaussian policy's:
+``[T][N][D]`` floats), ``prev_reward [T][N]``
 and ``reset [T][N]`` (1: row n starts an episode at step t, so its state is zeros
 before that step). The output holds, per step, ``logits [T][N][A]``, ``value [T][N]``
 and the new state ``h`` (and ``c``) ``[T][N][H]``. Herd's tests compare these with
@@ -44,7 +45,8 @@ def run_onnx(export_dir, inputs):
         state = _reset(state, np.asarray(inputs["reset"][t]))
         feed = {"obs": obs[t]}
         if "prev_action" in names:
-            feed["prev_action"] = np.asarray(inputs["prev_action"][t], dtype=np.int64)
+            dtype = np.float32 if meta["onnx"].get("prev_action_dtype") == "float32" else np.int64
+            feed["prev_action"] = np.asarray(inputs["prev_action"][t], dtype=dtype)
         if "prev_reward" in names:
             feed["prev_reward"] = np.asarray(inputs["prev_reward"][t], dtype=np.float32)
         for name, s in zip(["h", "c"], state):
@@ -77,7 +79,7 @@ def run_torch(export_dir, inputs):
             logits, value, state = policy(
                 torch.from_numpy(obs[t]),
                 state,
-                torch.as_tensor(inputs["prev_action"][t], dtype=torch.int64),
+                torch.as_tensor(inputs["prev_action"][t], dtype=torch.float32 if policy.gaussian else torch.int64),
                 torch.as_tensor(inputs["prev_reward"][t], dtype=torch.float32),
             )
             out["logits"].append(logits.tolist())

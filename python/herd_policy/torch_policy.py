@@ -91,7 +91,7 @@ class HerdPolicy(nn.Module):
     """One step of a Herd policy: ``(logits, value, new_state) = policy(obs, state, prev_action, prev_reward)``.
 
     Layout (from policy.json): filter -> convolutions (image observations) -> MLP encoder -> [features; one-hot(prev_action)
-    per head; prev_reward] -> nn.LSTM / nn.GRU (one layer) or nothing -> post layers (if any) -> ``pi`` logits
+    per head (a Gaussian policy: prev_action ``[N, D]`` clipped to the bounds); prev_reward] -> nn.LSTM / nn.GRU (one layer) or nothing -> post layers (if any) -> ``pi`` logits
     and ``vf`` value. Parameter names are the safetensors names, so
     ``load_state_dict`` takes the export's tensors as they are.
     """
@@ -210,7 +210,11 @@ class HerdPolicy(nn.Module):
         for layer in encoder:
             x = self.activation(layer(x))
         parts = [x]
-        if self.use_prev_action:
+        if self.use_prev_action and self.gaussian:
+            # The action the environment took: clipped to the bounds (as sampled works too).
+            a = torch.as_tensor(prev_action if prev_action is not None else torch.zeros(n, self.dims), dtype=torch.float32)
+            parts.append(torch.maximum(torch.minimum(a.reshape(n, self.dims), self.high), self.low))
+        elif self.use_prev_action:
             a = torch.as_tensor(prev_action if prev_action is not None else torch.zeros(n), dtype=torch.int64)
             for size, stride in zip(self.heads, self.strides):
                 parts.append(F.one_hot((a // stride) % size, size).to(torch.float32))

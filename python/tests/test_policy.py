@@ -13,7 +13,8 @@ from herd_policy import ExportError, read_safetensors, read_sidecar
 from herd_policy.check import main as check_main
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "Fixtures", "export")
-VARIANTS = ["lstm", "gru", "ff", "conv", "gaussian", "gaussian_state_std", "own_value", "post", "post_own_value"]
+VARIANTS = ["lstm", "gru", "ff", "conv", "gaussian", "gaussian_state_std", "own_value", "post", "post_own_value",
+            "gaussian_prev_action"]
 
 
 def fixture(variant, name=""):

@@ -600,6 +600,17 @@ public nonisolated struct Herd_V1_Fragment: @unchecked Sendable {
   /// Clears the value of `behaviourLogits`. Subsequent reads from it will return its default value.
   public mutating func clearBehaviourLogits() {_uniqueStorage()._behaviourLogits = nil}
 
+  /// For a Box action space: the action before the first step, float32 [D], as
+  /// sampled (zeros at an episode start; prev_action is 0 then). Absent: zeros.
+  public var prevActionValues: Herd_V1_Tensor {
+    get {_storage._prevActionValues ?? Herd_V1_Tensor()}
+    set {_uniqueStorage()._prevActionValues = newValue}
+  }
+  /// Returns true if `prevActionValues` has been explicitly set.
+  public var hasPrevActionValues: Bool {_storage._prevActionValues != nil}
+  /// Clears the value of `prevActionValues`. Subsequent reads from it will return its default value.
+  public mutating func clearPrevActionValues() {_uniqueStorage()._prevActionValues = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// How the fragment ends, which fixes its bootstrap.
@@ -1351,7 +1362,7 @@ nonisolated extension Herd_V1_ControlMessage: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Herd_V1_Fragment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Fragment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}run_id\0\u{3}env_index\0\u{3}episode_id\0\u{3}index_in_episode\0\u{3}policy_version\0\u{1}end\0\u{3}prev_action\0\u{3}prev_reward\0\u{3}state_in\0\u{1}observations\0\u{1}actions\0\u{1}rewards\0\u{3}behaviour_logits\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}run_id\0\u{3}env_index\0\u{3}episode_id\0\u{3}index_in_episode\0\u{3}policy_version\0\u{1}end\0\u{3}prev_action\0\u{3}prev_reward\0\u{3}state_in\0\u{1}observations\0\u{1}actions\0\u{1}rewards\0\u{3}behaviour_logits\0\u{3}prev_action_values\0")
 
   fileprivate class _StorageClass {
     var _workerID: Int32 = 0
@@ -1368,6 +1379,7 @@ nonisolated extension Herd_V1_Fragment: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _actions: Herd_V1_Tensor? = nil
     var _rewards: Herd_V1_Tensor? = nil
     var _behaviourLogits: Herd_V1_Tensor? = nil
+    var _prevActionValues: Herd_V1_Tensor? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1392,6 +1404,7 @@ nonisolated extension Herd_V1_Fragment: SwiftProtobuf.Message, SwiftProtobuf._Me
       _actions = source._actions
       _rewards = source._rewards
       _behaviourLogits = source._behaviourLogits
+      _prevActionValues = source._prevActionValues
     }
   }
 
@@ -1424,6 +1437,7 @@ nonisolated extension Herd_V1_Fragment: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 12: try { try decoder.decodeSingularMessageField(value: &_storage._actions) }()
         case 13: try { try decoder.decodeSingularMessageField(value: &_storage._rewards) }()
         case 14: try { try decoder.decodeSingularMessageField(value: &_storage._behaviourLogits) }()
+        case 15: try { try decoder.decodeSingularMessageField(value: &_storage._prevActionValues) }()
         default: break
         }
       }
@@ -1478,6 +1492,9 @@ nonisolated extension Herd_V1_Fragment: SwiftProtobuf.Message, SwiftProtobuf._Me
       try { if let v = _storage._behaviourLogits {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
       } }()
+      try { if let v = _storage._prevActionValues {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1501,6 +1518,7 @@ nonisolated extension Herd_V1_Fragment: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._actions != rhs_storage._actions {return false}
         if _storage._rewards != rhs_storage._rewards {return false}
         if _storage._behaviourLogits != rhs_storage._behaviourLogits {return false}
+        if _storage._prevActionValues != rhs_storage._prevActionValues {return false}
         return true
       }
       if !storagesAreEqual {return false}
