@@ -67,9 +67,14 @@ public enum ActionDistribution: Sendable, Equatable, CustomStringConvertible {
 /// log p(a) = sum_d -0.5 ((a_d - mu_d) / sigma_d)^2 - log sigma_d - 0.5 log(2 pi)
 /// H        = sum_d log sigma_d + 0.5 log(2 pi e)
 /// ```
-/// The log std is clamped to [``minLogStd``, ``maxLogStd``] where it is read (its
-/// gradient is zero outside), so a runaway parameter cannot give a zero or
-/// infinite scale.
+/// The log std is clamped to [``minLogStd``, ``maxLogStd``] where it is read, so a
+/// runaway parameter cannot give a zero or infinite scale. Beyond a bound the
+/// value read is the bound's, and its gradient reaches the raw input only when it
+/// points back inside (a descent step would move the input toward the range): the
+/// clamp stops a log std from running further out, and never freezes one that
+/// ran past it. (With no gradient at all outside, a log std output per state that
+/// crossed 2 stayed there for good: the policy acted at the widest spread for the
+/// rest of the run.)
 public enum DiagGaussian {
   public static let minLogStd: Float = -20
   public static let maxLogStd: Float = 2
@@ -115,8 +120,9 @@ public enum DiagGaussian {
       let z = (action[j] - inputs[j]) * inv
       // d log p / d mu = z / sigma; d log p / d log sigma = z^2 - 1; dH / d log sigma = 1.
       g[j] = -weight * z * inv * scale
-      let inside = raw >= minLogStd && raw <= maxLogStd
-      g[d &+ j] = inside ? (-weight * (z * z - 1) - entropyCoeff) * scale : 0
+      let atBound = (-weight * (z * z - 1) - entropyCoeff) * scale
+      // Outside the range only an inward gradient passes (descent subtracts it).
+      g[d &+ j] = raw > maxLogStd ? max(atBound, 0) : raw < minLogStd ? min(atBound, 0) : atBound
     }
   }
 

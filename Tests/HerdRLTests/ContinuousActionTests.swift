@@ -84,7 +84,8 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
   }
 
   /// The per-step gradient against central differences of
-  /// `-w log p(a) - c H`, inside and outside the log std clamp.
+  /// `-w log p(a) - c H`, inside the log std clamp (the third log std is beyond it,
+  /// where the loss is flat: see the next test).
   @Test func stepGradientMatchesFiniteDifferences() throws {
     // [mu0, mu1, mu2 | ls0, ls1, ls2], the last log std above the clamp.
     let inputs = UnsafeMutablePointer<Float>.allocate(capacity: 6)
@@ -103,11 +104,42 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
         Double(-w * DiagGaussian.logProb(inputs, action: a, dims: 3) - c * DiagGaussian.entropy(inputs, dims: 3))
       }
     }
-    for k in 0..<6 {
+    for k in 0..<5 {
       let numeric = numericDerivative(inputs + k, eps: 1e-3) { loss() }
       #expect(abs(Double(g[k]) - numeric) <= 1e-3 + 1e-2 * abs(numeric), "d/dinput[\(k)]: \(g[k]) vs \(numeric)")
     }
-    #expect(g[5] == 0, "no gradient through the clamp")
+    #expect(numericDerivative(inputs + 5, eps: 1e-3) { loss() } == 0, "the loss is flat beyond the clamp")
+  }
+
+  /// Beyond a bound of the clamp the log std's gradient is the bound's when it
+  /// points back inside and 0 when it points further out, at both bounds: a log
+  /// std past the clamp can always come back.
+  @Test func beyondTheClampOnlyAGradientBackInsidePasses() {
+    // One dimension: [mean | log std]; the gradient at the raw log std and at the bound.
+    func gradient(logStd: Float, action: Float) -> Float {
+      let inputs: [Float] = [0.1, logStd]
+      var g: [Float] = [0, 0]
+      inputs.withPointer { x in
+        [action].withPointer { a in
+          g.withMutablePointer {
+            DiagGaussian.lossGradient(x, action: a, dims: 1, weight: 0.7, entropyCoeff: 0.05, scale: 1, into: $0)
+          }
+        }
+      }
+      return g[1]
+    }
+    let top = DiagGaussian.maxLogStd
+    let bottom = DiagGaussian.minLogStd
+    // Above: an action near the mean asks for a smaller spread (gradient > 0: descent lowers it).
+    let inward = gradient(logStd: top, action: 0.2)
+    #expect(inward > 0 && gradient(logStd: top + 0.5, action: 0.2) == inward)
+    // An action far out asks for a wider one: beyond the bound that is cut.
+    #expect(gradient(logStd: top, action: 20) < 0 && gradient(logStd: top + 0.5, action: 20) == 0)
+    // Below: an action off the mean asks for a wider spread (gradient < 0: descent raises it).
+    let up = gradient(logStd: bottom, action: 0.2)
+    #expect(up < 0 && up.isFinite && gradient(logStd: bottom - 1, action: 0.2) == up)
+    // Exactly the mean asks for a narrower one: cut.
+    #expect(gradient(logStd: bottom, action: 0.1) > 0 && gradient(logStd: bottom - 1, action: 0.1) == 0)
   }
 }
 
