@@ -245,9 +245,11 @@ public struct PolicyExport {
     let net = network
     if case .gaussian(let d, let free) = net.distribution {
       let bounds = try policy.spec.action.continuousAction()
+      // JSON has no infinity: an unbounded side is the string "inf" or "-inf", as in env_spec.json.
+      func bound(_ x: Float) -> Any { x.isFinite ? Double(x) : x > 0 ? "inf" : "-inf" }
       return [
         "space": space, "distribution": "gaussian", "dims": d, "free_log_std": free, "logits": 2 * d,
-        "low": (bounds?.low ?? []).map { Double($0) }, "high": (bounds?.high ?? []).map { Double($0) },
+        "low": (bounds?.low ?? []).map(bound), "high": (bounds?.high ?? []).map(bound),
         "encoding": "logits = [mean (D) | log std (D)]; "
           + (free ? "the log std is pi.log_std for every state" : "both from pi"),
         "log_std_clamp": [Double(DiagGaussian.minLogStd), Double(DiagGaussian.maxLogStd)],

@@ -215,6 +215,27 @@ func worstDifference(_ a: Outputs, _ b: Outputs) -> (Float, String) {
     #expect(plain.isEmpty)
   }
 
+  /// A Box action space without bounds exports: JSON has no infinity, so the
+  /// sidecar writes each unbounded side as "inf" or "-inf" (as env_spec.json does).
+  @Test func anUnboundedBoxActionSpaceExports() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("herd-unbounded-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try FileManager.default.copyItem(atPath: fixture("gaussian") + "/checkpoint.herd", toPath: dir + "/checkpoint.herd")
+    let spec = try String(contentsOfFile: fixture("gaussian") + "/env_spec.json", encoding: .utf8)
+    let unbounded = spec.replacingOccurrences(of: #""high":[2],"low":[-2]"#, with: #""high":["inf"],"low":["-inf"]"#)
+    #expect(unbounded != spec)
+    try unbounded.write(toFile: dir + "/env_spec.json", atomically: true, encoding: .utf8)
+    let policy = try TrainedPolicy.load(dir)
+    #expect(policy.network.actionHigh == [.infinity] && policy.network.actionLow == [-.infinity])
+    try PolicyExport(policy).write(to: dir + "/export")
+    let meta = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/export/policy.json")))
+        as? [String: Any])
+    let action = try #require(meta["action"] as? [String: Any])
+    #expect(action["low"] as? [String] == ["-inf"] && action["high"] as? [String] == ["inf"], "\(action)")
+  }
+
   @Test func greedyActionsPackEveryHeadsMostLikelyComponent() throws {
     let policy = try Policy(TrainedPolicy.load(fixture("gru")))  // heads [3, 2], strides [1, 3]
     let logits: [Float] = [0.1, 0.9, 0.2, 1.0, -1, /* row 2 */ 0, 0, 5, -1, 2]

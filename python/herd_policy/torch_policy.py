@@ -147,8 +147,9 @@ class HerdPolicy(nn.Module):
         self.pi = nn.Linear(heads["pi"]["in_features"], heads["pi"]["out_features"])
         if self.gaussian:
             self.dims = act["dims"]
-            self.low = torch.tensor(act["low"], dtype=torch.float32)
-            self.high = torch.tensor(act["high"], dtype=torch.float32)
+            # An unbounded side is "inf" / "-inf" (JSON has no infinity).
+            self.low = torch.tensor([float(x) for x in act["low"]], dtype=torch.float32)
+            self.high = torch.tensor([float(x) for x in act["high"]], dtype=torch.float32)
             self.log_std_clamp = tuple(act["log_std_clamp"])
             if act["free_log_std"]:
                 # Named pi.log_std, as exported.
