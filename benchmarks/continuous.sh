@@ -9,13 +9,15 @@
 #                    feed-forward, then an LSTM(64); target -200, 600k steps
 #         stateless  StatelessPendulum-v1 (angle only, no velocity) with its defaults,
 #                    LSTM(64) then feed-forward; target -300, 1.2M steps
+#         stateless-prev the same LSTM(64) without, then with, the previous action
+#                    (its float, clipped) as an input; target -300, 1.2M steps
 # Environment: STEPS overrides the budget, OUT the output folder (default a new
 # temporary one). Needs `make build venv`; runs from the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 herd=.build/release/herd
 export HERD_PYTHON=${HERD_PYTHON:-$PWD/.venv/bin/python}
-task=${1:?usage: $0 pendulum|stateless [SEEDS...]}
+task=${1:?usage: $0 pendulum|stateless|stateless-prev [SEEDS...]}
 shift
 seeds=("${@:-1 2 3}")
 read -r -a seeds <<<"${seeds[*]}"
@@ -26,7 +28,10 @@ case $task in
   stateless) env=StatelessPendulum-v1 target=-300 steps=${STEPS:-1200000}
     base=()
     variants=("lstm:" "feed-forward:--set use_lstm=false") ;;
-  *) echo "unknown TASK $task: pendulum or stateless" >&2; exit 2 ;;
+  stateless-prev) env=StatelessPendulum-v1 target=-300 steps=${STEPS:-1200000}
+    base=()
+    variants=("lstm:" "lstm+prev-a:--set lstm_use_prev_action=true") ;;
+  *) echo "unknown TASK $task: pendulum, stateless or stateless-prev" >&2; exit 2 ;;
 esac
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
