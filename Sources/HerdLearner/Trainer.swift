@@ -111,7 +111,7 @@ final class Trainer: @unchecked Sendable {
       do {
         _ = try model.admit(spec)
       } catch {
-        throw RunDirectoryError("cannot resume \(runDirectory.path): \(error)")
+        throw RunDirectoryError("cannot resume \(runDirectory.path): \(error)\(configDifferences())")
       }
       // The dashboard's curves go on from the invocations before this one.
       status.seed(runDirectory.progressHistory(upTo: clockOffset))
@@ -120,6 +120,30 @@ final class Trainer: @unchecked Sendable {
     return LearnerParts(
       model: model, queue: FragmentQueue(capacity: config.learner_queue_size), board: board, stats: stats,
       registry: WorkerRegistry(logger: logger), status: status)
+  }
+
+  /// For a resume that failed: the keys in which this invocation's config differs
+  /// from the run's (`config.json`, not yet rewritten), and how to pass the run's
+  /// own; empty when there is no config.json or nothing differs.
+  private func configDifferences() -> String {
+    func object(_ data: Data?) -> [String: Any]? {
+      data.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+    }
+    let path = runDirectory.file("config.json")
+    guard let run = object(FileManager.default.contents(atPath: path)),
+      let now = object(try? config.prettyJSON().data(using: .utf8))
+    else { return "" }
+    func text(_ value: Any?) -> String {
+      guard let value else { return "(none)" }
+      guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
+      else { return "\(value)" }
+      return String(decoding: data, as: UTF8.self)
+    }
+    let differing = Set(run.keys).union(now.keys).sorted().filter { text(run[$0]) != text(now[$0]) }
+    guard !differing.isEmpty else { return "" }
+    let listed = differing.map { "\($0) (the run: \(text(run[$0])), now: \(text(now[$0])))" }
+    return "; this invocation's config differs from the run's in \(listed.joined(separator: ", ")). "
+      + "To continue the run as it was trained, give its config: --config \(path)"
   }
 
   /// The spec a resumed run continues with: `env_spec.json`, or for a built-in

@@ -265,6 +265,11 @@ final class HerdProcess {
     let before = try HerdBinary.json(dir + "/summary.json")
     let (steps, updates) = (before["env_steps"] as? Int ?? 0, before["updates"] as? Int ?? 0)
     #expect(steps >= 20000 && updates > 0)
+    // Another model than the run's: refused, naming the key and the run's own config.
+    let other = try HerdBinary.run(args + ["--resume", "--set", "lstm_cell_size=32", "--stop-steps", "40000"], timeout: 60)
+    #expect(
+      other.status != 0 && other.stderr.contains("lstm_cell_size (the run: 64, now: 32)")
+        && other.stderr.contains("--config \(dir)/config.json"), "\(other.stderr.suffix(1500))")
     let second = try HerdBinary.run(args + ["--resume", "--stop-steps", "40000"], timeout: 60)
     #expect(second.status == 0, "\(second.stderr.suffix(1500))")
     #expect(second.stderr.contains("resumed from") && second.stderr.contains("policy version \(updates)"), "\(second.stderr.prefix(1500))")
