@@ -174,7 +174,7 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
   /// pi_new(a) / mu(a) with mu the stored behaviour, which this test computes itself.
   /// "... prev": the previous action is an input, so a fragment that opens
   /// mid-episode must carry the action before it (and one at an episode start zeros).
-  @Test(arguments: ["lstm", "none", "lstm prev"])
+  @Test(arguments: ["lstm", "none", "lstm prev", "none prev"])
   func learnerRecomputesTheBehaviourFromTheStoredState(variant: String) throws {
     let core = String(variant.split(separator: " ")[0])
     var config = pendulumConfig(core: core)
