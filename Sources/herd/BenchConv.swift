@@ -24,9 +24,9 @@ struct BenchConv: ParsableCommand {
       convolution scales them by 1/255 as it reads them, as the learner does for
       uint8 images; without, they are floats already in [0, 1].
 
-      On AVX-512, HERD_NARROW_ROWS=8 runs the convolutions with 16 output
-      channels on register tiles of 8 rows instead of 16 (the same results; the
-      header says which ran), to time both on a new CPU.
+      On AVX-512 the convolutions with 16 output channels run on register
+      tiles of 8 rows; HERD_NARROW_ROWS=16 runs them on 16 rows instead (the
+      same results; the header says which ran), to time both on a new CPU.
 
       benchmarks/vs_torch.py runs this beside PyTorch's nn.Conv2d on the same shapes.
 

@@ -18,16 +18,17 @@ import Testing
     #expect(Set(avx512) == ["false 16", "false 8", "true 16", "true 8"])
   }
 
-  /// `HERD_NARROW_ROWS` takes 8 or 16; anything else is named in a warning and 16 used.
+  /// `HERD_NARROW_ROWS` takes 8 or 16, 8 when unset; anything else is named in a
+  /// warning and 8 used.
   @Test func theNarrowTileSettingTakesEightOrSixteen() {
-    #expect(NarrowTiles.rows(setting: nil) == (16, nil))
-    #expect(NarrowTiles.rows(setting: "") == (16, nil))
+    #expect(NarrowTiles.rows(setting: nil) == (8, nil))
+    #expect(NarrowTiles.rows(setting: "") == (8, nil))
     #expect(NarrowTiles.rows(setting: "8") == (8, nil))
     #expect(NarrowTiles.rows(setting: "16") == (16, nil))
     for bad in ["12", "0", "eight", "-8", "8 "] {
       let (rows, warning) = NarrowTiles.rows(setting: bad)
-      #expect(rows == 16, "\(bad)")
-      #expect(warning == "HERD_NARROW_ROWS=\(bad) is neither 8 nor 16; using 16", "\(bad)")
+      #expect(rows == 8, "\(bad)")
+      #expect(warning == "HERD_NARROW_ROWS=\(bad) is neither 8 nor 16; using 8", "\(bad)")
     }
     #expect(NarrowTiles.rows == 8 || NarrowTiles.rows == 16)
   }
@@ -36,8 +37,8 @@ import Testing
   // k of 0 and 1, k past one block of the transposed pack (128) with a tail, and
   // the LSTM's own step shape. On AVX2 the row tail takes tiles of 4 (2, 3 and 4
   // rows alone, 7 as 4 + 3, 8 and 32 ending 4 + 4, 9 and 33 ending 6 + 3). On AVX-512 a last panel of at most
-  // 16 columns (n = 33, 40, 47, 48 and 67 below) is 16 wide, on tiles of 16 rows:
-  // 17 and 33 rows leave those tiles a tail too.
+  // 16 columns (n = 33, 40, 47, 48 and 67 below) is 16 wide, on tiles of 8 or 16
+  // rows (both run): 9, 11, 13, 17 and 33 rows leave those tiles a tail too.
   @Test(
     arguments: [
       (1, 1, 1), (1, 33, 5), (5, 17, 3), (7, 31, 0), (9, 40, 1), (13, 47, 29), (32, 1024, 256), (33, 96, 67),
