@@ -143,7 +143,8 @@ final class Trainer: @unchecked Sendable {
     guard !differing.isEmpty else { return "" }
     let listed = differing.map { "\($0) (the run: \(text(run[$0])), now: \(text(now[$0])))" }
     return "; this invocation's config differs from the run's in \(listed.joined(separator: ", ")). "
-      + "To continue the run as it was trained, give its config: --config \(path)"
+      + "To continue the run as it was trained, resume with its own config, \(path) "
+      + "(herd train and herd learner take it when --resume has no --config), without --set for these keys"
   }
 
   /// The spec a resumed run continues with: `env_spec.json`, or for a built-in

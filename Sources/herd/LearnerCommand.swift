@@ -48,7 +48,9 @@ struct LearnerCommand: ParsableCommand {
       --host at --port, port+1 and port+2, trains on the fragments workers push, and
       broadcasts new weights. Same run directory as `herd train` (config.json,
       progress.jsonl, checkpoint.herd, summary.json); --resume continues from the
-      run directory's checkpoint. SIGTERM or Ctrl-C: stop, checkpoint, summary.
+      run directory's checkpoint, with its config.json unless --config is given
+      (--set and --seed apply on top; --env, if given, must be the run's). SIGTERM
+      or Ctrl-C: stop, checkpoint, summary.
 
       Example: herd learner --env StatelessCartPole-v1 --run-dir runs/a --port 5555
                herd worker --learner tcp://127.0.0.1:5555
@@ -63,7 +65,10 @@ struct LearnerCommand: ParsableCommand {
   @OptionGroup var logs: LogOptions
   @Option(help: "Run folder (default runs/ENV-TIME).")
   var runDir: String?
-  @Flag(help: "Continue from RUN_DIR/checkpoint.herd (policy version, optimiser state, counters).")
+  @Flag(
+    help:
+      "Continue from RUN_DIR/checkpoint.herd (policy version, optimiser state, counters) with RUN_DIR/config.json unless --config is given."
+  )
   var resume = false
   @Flag(help: "Resume when RUN_DIR/checkpoint.herd exists, else start fresh (for services that restart).")
   var resumeIfPresent = false
@@ -81,10 +86,14 @@ struct LearnerCommand: ParsableCommand {
 
   func run() throws {
     let logger = logs.bootstrap(label: "herd.learner")
-    let config = try options.resolve()
+    let resuming =
+      resume || (resumeIfPresent && runDir.map { FileManager.default.fileExists(atPath: $0 + "/checkpoint.herd") } == true)
+    let (config, fromRun) = try options.resolve(resuming: resuming ? runDir : nil)
+    if let fromRun {
+      logger.info("\(Train.resumeBase(fromRun, overrides: options.overrides, seed: options.seed, workers: nil))")
+    }
     let security = try curve.security(logger: logger)
     let dirPath = runDir ?? "runs/\(config.env)-\(Train.timestamp())"
-    let resuming = resume || (resumeIfPresent && FileManager.default.fileExists(atPath: dirPath + "/checkpoint.herd"))
     BLAS.setThreadCount(1)
     logger.info("learner: OpenBLAS threads 1 (\(BLAS.configuration))")
     StopSignals.install(interruptFlag)

@@ -30,17 +30,36 @@ struct ConfigOptions: ParsableArguments {
 
   /// The effective config: env defaults, then the file, then --set, then --seed; validated.
   func resolve() throws -> TrainingConfig {
+    try resolve(resuming: nil).config
+  }
+
+  /// The effective config of a run that `resuming` (a run directory) continues, or
+  /// of a new run when nil. Resuming without --config starts from the run's own
+  /// `config.json` instead of the environment's preset, so that the run goes on as
+  /// it was trained; --set and --seed still apply on top. --env must then name the
+  /// run's environment. `fromRun` says whether the run's config was the base.
+  func resolve(resuming runDirectory: String?) throws -> (config: TrainingConfig, fromRun: String?) {
     var c: TrainingConfig
+    var fromRun: String?
     if let path = config {
       c = try TrainingConfig.load(path: path, env: env)
       if let env { c.env = env }
+    } else if let runDirectory, FileManager.default.fileExists(atPath: runDirectory + "/config.json") {
+      let path = runDirectory + "/config.json"
+      c = try TrainingConfig.load(path: path, env: nil)
+      if let env, env != c.env {
+        throw ConfigError(
+          "--env \(env): the run in \(runDirectory) trained \(c.env) (\(path)); leave out --env to continue it, "
+            + "or give another --run-dir for a new run")
+      }
+      fromRun = path
     } else {
       c = TrainingConfig.defaults(for: env ?? TrainingConfig().env)
     }
     c = try c.applying(overrides: overrides)
     if let seed { c.seed = seed }
     try c.validate()
-    return c
+    return (c, fromRun)
   }
 
   /// Whether the config file or a --set names `key` (rather than the defaults).
@@ -113,7 +132,9 @@ struct Train: ParsableCommand {
       optimiser state, counters, the 100-episode mean return and the run's clock go
       on (progress.jsonl, the dashboard's curves and summary.json count the run's
       time over every invocation); --stop-steps and --stop-reward are the run's
-      totals, --stop-seconds is this invocation's time.
+      totals, --stop-seconds is this invocation's time. Without --config a resume
+      starts from the run's own RUN_DIR/config.json (--set, --seed and --workers
+      apply on top; --env, if given, must be the run's).
 
       Without stop options a run stops at the environment's solved return (475 for
       CartPole, 0.9 for MemoryChain and PixelMemory: 95% right, -200 for Pendulum,
@@ -127,8 +148,7 @@ struct Train: ParsableCommand {
           --stop-steps 300000
         herd train --env MemoryChain-v0 --set env_config.length=30
         herd train --config configs/pong.json --run-dir runs/pong --stop-seconds 3600
-        herd train --config configs/pong.json --run-dir runs/pong --resume \\
-          --stop-seconds 1800
+        herd train --run-dir runs/pong --resume --stop-seconds 1800
       """
   )
 
@@ -146,7 +166,10 @@ struct Train: ParsableCommand {
   @Flag(help: "Run workers as threads in this process, joined by in-memory queues (tests, debugging).")
   var inProcess = false
 
-  @Flag(help: "Continue from RUN_DIR/checkpoint.herd (policy version, optimiser state, counters); needs --run-dir.")
+  @Flag(
+    help:
+      "Continue from RUN_DIR/checkpoint.herd (policy version, optimiser state, counters) with RUN_DIR/config.json unless --config is given; needs --run-dir."
+  )
   var resume = false
 
   @Flag(help: "Print the effective config as JSON and exit.")
@@ -172,10 +195,14 @@ struct Train: ParsableCommand {
 
   func run() throws {
     // Config errors name the key and value; no usage line (the command line is fine).
-    var config = try options.resolve()
+    var (config, fromRun) = try options.resolve(resuming: resume ? runDir : nil)
     if let w = workers { config.num_workers = w }
     let logger = logs.bootstrap(label: "herd.train")
-    try options.fitDefaults(&config, host: envHost.settings, logger: logger)
+    if let fromRun {
+      logger.info("\(Self.resumeBase(fromRun, overrides: options.overrides, seed: options.seed, workers: workers))")
+    } else {
+      try options.fitDefaults(&config, host: envHost.settings, logger: logger)
+    }
     if printConfig {
       print(try config.prettyJSON())
       return
@@ -246,6 +273,16 @@ struct Train: ParsableCommand {
     if let n = s.envSteps { parts.append("\(n) env steps") }
     if let t = s.seconds { parts.append("\(t) s") }
     return parts.joined(separator: " or ")
+  }
+
+  /// The log line that says a resume took the run's own config, and what the
+  /// command line changed on top of it.
+  static func resumeBase(_ path: String, overrides: [String], seed: UInt64?, workers: Int?) -> String {
+    var changes = overrides.map { "--set \($0)" }
+    if let seed { changes.append("--seed \(seed)") }
+    if let workers { changes.append("--workers \(workers)") }
+    let changed = changes.isEmpty ? "" : ", then \(changes.joined(separator: " "))"
+    return "resuming with the run's config \(path)\(changed)"
   }
 
   static func timestamp() -> String {

@@ -250,8 +250,9 @@ final class HerdProcess {
     #expect(bad.status != 0 && bad.stderr.contains("--resume needs --run-dir"))
   }
 
-  /// `herd train --resume` continues a stopped run: the policy version and the env
-  /// steps go on from the checkpoint, and --stop-steps counts the whole run.
+  /// `herd train --resume` continues a stopped run from its own config.json: the
+  /// policy version and the env steps go on from the checkpoint, and --stop-steps
+  /// counts the whole run. Another model or environment is refused by name.
   @Test func trainResumesItsRun() throws {
     let dir = HerdBinary.tempDir("train-resume")
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -269,9 +270,22 @@ final class HerdProcess {
     let other = try HerdBinary.run(args + ["--resume", "--set", "lstm_cell_size=32", "--stop-steps", "40000"], timeout: 60)
     #expect(
       other.status != 0 && other.stderr.contains("lstm_cell_size (the run: 64, now: 32)")
-        && other.stderr.contains("--config \(dir)/config.json"), "\(other.stderr.suffix(1500))")
-    let second = try HerdBinary.run(args + ["--resume", "--stop-steps", "40000"], timeout: 60)
+        && other.stderr.contains("its own config, \(dir)/config.json"), "\(other.stderr.suffix(1500))")
+    // Another environment than the run's: refused before anything starts.
+    let elsewhere = try HerdBinary.run(
+      ["train", "--env", "CartPole-v1", "--no-stats", "--run-dir", dir, "--resume", "--stop-steps", "40000"], timeout: 60)
+    #expect(
+      elsewhere.status != 0
+        && elsewhere.stderr.contains("--env CartPole-v1: the run in \(dir) trained MemoryChain-v0"),
+      "\(elsewhere.stderr.suffix(1500))")
+    // Neither --env nor --seed: the run's own config.json is the base (the default
+    // environment's preset would not fit the checkpoint), --workers on top of it.
+    let second = try HerdBinary.run(
+      ["train", "--no-stats", "--run-dir", dir, "--resume", "--workers", "1", "--stop-steps", "40000"], timeout: 60)
     #expect(second.status == 0, "\(second.stderr.suffix(1500))")
+    #expect(
+      second.stderr.contains("resuming with the run's config \(dir)/config.json, then --workers 1"),
+      "\(second.stderr.prefix(1500))")
     #expect(second.stderr.contains("resumed from") && second.stderr.contains("policy version \(updates)"), "\(second.stderr.prefix(1500))")
     let after = try HerdBinary.json(dir + "/summary.json")
     #expect((after["env_steps"] as? Int ?? 0) >= 40000 && (after["env_steps"] as? Int ?? 0) < 40000 + steps)
