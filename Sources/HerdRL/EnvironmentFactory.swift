@@ -38,12 +38,32 @@ public struct EnvHostSettings: Sendable, Equatable {
     self.record = record
   }
 
-  /// `$HERD_PYTHON`, else the project's virtualenv `.venv/bin/python` when the
-  /// current directory has one (what `make` installs herd_env into), else `python3`.
+  /// `$HERD_PYTHON`, else the project's virtualenv `.venv/bin/python` (what `make`
+  /// installs herd_env into) of the current directory or of the checkout this
+  /// executable was built in, else `python3`.
   public static var defaultPython: String {
-    if let p = ProcessInfo.processInfo.environment["HERD_PYTHON"], !p.isEmpty { return p }
-    if FileManager.default.isExecutableFile(atPath: ".venv/bin/python") {
-      return FileManager.default.currentDirectoryPath + "/.venv/bin/python"
+    let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+    return python(
+      environment: ProcessInfo.processInfo.environment["HERD_PYTHON"],
+      currentDirectory: FileManager.default.currentDirectoryPath, executable: executable,
+      isExecutable: { FileManager.default.isExecutableFile(atPath: $0) })
+  }
+
+  /// The interpreter for `HERD_PYTHON`'s value `environment`, the working directory
+  /// and the executable's path: the variable when set; else `.venv/bin/python` in
+  /// the working directory; else in the package checkout the executable lies in
+  /// (the part of its path before `/.build/`: `make build` puts `herd` in
+  /// `CHECKOUT/.build/release/`), so `herd` run from elsewhere finds `make venv`'s
+  /// interpreter; else `python3` from PATH.
+  public static func python(
+    environment: String?, currentDirectory: String, executable: String, isExecutable: (String) -> Bool
+  ) -> String {
+    if let p = environment, !p.isEmpty { return p }
+    let here = currentDirectory + "/.venv/bin/python"
+    if isExecutable(here) { return here }
+    if let build = executable.range(of: "/.build/") {
+      let checkout = String(executable[..<build.lowerBound]) + "/.venv/bin/python"
+      if isExecutable(checkout) { return checkout }
     }
     return "python3"
   }

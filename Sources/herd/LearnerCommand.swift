@@ -222,7 +222,8 @@ struct EnvHostOptions: ParsableArguments {
   @Option(
     help: """
       Python interpreter with herd_env, gymnasium and the environment's package installed, for gym:ID \
-      environments (default: $HERD_PYTHON, else ./.venv/bin/python when present, else python3).
+      environments (default: $HERD_PYTHON, else ./.venv/bin/python when present, else the .venv of the \
+      checkout this herd was built in, else python3).
       """)
   var python: String?
   @Option(
