@@ -203,7 +203,7 @@ final class Trainer: @unchecked Sendable {
         format: ", mean return %.2f over its last %d episodes", progress.returns.reduce(0, +) / Float(progress.returns.count),
         progress.returns.count)
       logger.info(
-        "resumed from \(path): policy version \(learner.version), \(counters.envSteps) env steps, \(String(format: "%.0f", progress.wallSeconds)) s trained\(mean)")
+        "resumed from \(path): policy version \(learner.version), \(counters.envSteps) env steps, \(String(format: progress.wallSeconds < 10 ? "%.1f" : "%.0f", progress.wallSeconds)) s trained\(mean)")
     }
     board.publish(version: learner.version, weights: learner.parameters.flatValues)
     self.network = network

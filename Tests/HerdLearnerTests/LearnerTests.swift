@@ -247,6 +247,9 @@ extension CheckpointCounters {
     let mean = saved.returns.reduce(0, +) / Float(saved.returns.count)
     let said = String(format: "mean return %.2f over its last %d episodes", mean, saved.returns.count)
     #expect(logs.all.contains { $0.contains("resumed from") && $0.contains(said) }, "\(logs.all.prefix(5))")
+    // The run's clock so far, with a decimal while it is short (a run of 0.4 s is not "0 s").
+    let clock = String(format: saved.wallSeconds < 10 ? "%.1f s trained" : "%.0f s trained", saved.wallSeconds)
+    #expect(logs.all.contains { $0.contains("resumed from") && $0.contains(clock) }, "\(clock): \(logs.all.prefix(5))")
     let records = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n")
     let times = try records.map {
       try #require((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?[MetricKey.wallSeconds] as? Double)
