@@ -75,6 +75,22 @@ public enum ActionDistribution: Sendable, Equatable, CustomStringConvertible {
 /// ran past it. (With no gradient at all outside, a log std output per state that
 /// crossed 2 stayed there for good: the policy acted at the widest spread for the
 /// rest of the run.)
+/// A Box action space's bounds per dimension (infinite where it has none), where
+/// the environment clips the actions it is given.
+public struct ActionBounds: Sendable, Equatable {
+  public var low: [Float]
+  public var high: [Float]
+
+  public init(low: [Float], high: [Float]) {
+    precondition(low.count == high.count, "bounds of \(low.count) and \(high.count) dimensions")
+    self.low = low
+    self.high = high
+  }
+
+  /// Whether some dimension has a finite bound.
+  public var anyFinite: Bool { low.contains { $0.isFinite } || high.contains { $0.isFinite } }
+}
+
 public enum DiagGaussian {
   public static let minLogStd: Float = -20
   public static let maxLogStd: Float = 2
@@ -86,16 +102,59 @@ public enum DiagGaussian {
   @inlinable
   static func clampedLogStd(_ x: Float) -> Float { min(max(x, minLogStd), maxLogStd) }
 
-  /// log p(`action`) under `inputs`.
+  /// log p(`action`) under `inputs`. With `bounds`, a dimension whose sample lies
+  /// at or beyond a finite bound counts the probability of that whole tail (the
+  /// probability of the action the environment took); elsewhere the density.
   @inlinable
-  public static func logProb(_ inputs: UnsafePointer<Float>, action: UnsafePointer<Float>, dims d: Int) -> Float {
+  public static func logProb(
+    _ inputs: UnsafePointer<Float>, action: UnsafePointer<Float>, dims d: Int, bounds: ActionBounds? = nil
+  ) -> Float {
     var s: Float = 0
     for j in 0..<d {
       let ls = clampedLogStd(inputs[d &+ j])
+      if let bounds, let tail = tail(mean: inputs[j], logStd: ls, action: action[j], bounds: bounds, dim: j) {
+        s += tail.logProb
+        continue
+      }
       let z = (action[j] - inputs[j]) * expf(-ls)
       s += -0.5 * z * z - ls - halfLog2Pi
     }
     return s
+  }
+
+  /// For a sample at or beyond a finite bound of dimension `dim`: log P(tail) and
+  /// its derivatives by the mean and by the log std; nil inside the bounds.
+  ///
+  /// With t the distance from the mean to the bound in standard deviations,
+  /// positive toward the tail's side (t = (high - mean) / sigma above, (mean -
+  /// low) / sigma below), P = Q(t) = erfc(t / sqrt 2) / 2 and, with the hazard
+  /// h = phi(t) / Q(t), d log P / d mean = +-h / sigma (+ above) and d log P / d log
+  /// sigma = t h. Computed in Double; where Q underflows (t > 37), from the
+  /// asymptotic series.
+  @inlinable
+  public static func tail(
+    mean: Float, logStd: Float, action: Float, bounds: ActionBounds, dim j: Int
+  ) -> (logProb: Float, dMean: Float, dLogStd: Float)? {
+    let high = bounds.high[j]
+    let low = bounds.low[j]
+    let above = high.isFinite && action >= high
+    guard above || (low.isFinite && action <= low) else { return nil }
+    let sigma = exp(Double(logStd))
+    let t = above ? (Double(high) - Double(mean)) / sigma : (Double(mean) - Double(low)) / sigma
+    let halfLog2PiD = 0.918_938_533_204_672_7
+    let logQ: Double
+    let hazard: Double
+    if t < 37 {
+      let q = 0.5 * erfc(t / 2.0.squareRoot())
+      logQ = log(q)
+      hazard = exp(-0.5 * t * t - halfLog2PiD - logQ)
+    } else {
+      // Q(t) = phi(t) / t * (1 - 1/t^2 + 3/t^4 - ...); phi / Q = t / (1 - 1/t^2 + 3/t^4).
+      let series = 1 - 1 / (t * t) + 3 / (t * t * t * t)
+      logQ = -0.5 * t * t - halfLog2PiD - log(t) + log(series)
+      hazard = t / series
+    }
+    return (Float(logQ), Float((above ? hazard : -hazard) / sigma), Float(t * hazard))
   }
 
   /// The entropy H of `inputs`.
@@ -107,11 +166,12 @@ public enum DiagGaussian {
   }
 
   /// Writes `g = scale * (-weight * d log p(action) / d inputs - entropyCoeff * dH / d inputs)`
-  /// into `g[2D]` (the loss's gradient for one step).
+  /// into `g[2D]` (the loss's gradient for one step); log p as ``logProb`` reads it
+  /// with the same `bounds`.
   @inlinable
   public static func lossGradient(
     _ inputs: UnsafePointer<Float>, action: UnsafePointer<Float>, dims d: Int, weight: Float, entropyCoeff: Float,
-    scale: Float, into g: UnsafeMutablePointer<Float>
+    scale: Float, bounds: ActionBounds? = nil, into g: UnsafeMutablePointer<Float>
   ) {
     for j in 0..<d {
       let raw = inputs[d &+ j]
@@ -119,8 +179,13 @@ public enum DiagGaussian {
       let inv = expf(-ls)
       let z = (action[j] - inputs[j]) * inv
       // d log p / d mu = z / sigma; d log p / d log sigma = z^2 - 1; dH / d log sigma = 1.
-      g[j] = -weight * z * inv * scale
-      let atBound = (-weight * (z * z - 1) - entropyCoeff) * scale
+      var dMean = z * inv
+      var dLogStd = z * z - 1
+      if let bounds, let tail = tail(mean: inputs[j], logStd: ls, action: action[j], bounds: bounds, dim: j) {
+        (dMean, dLogStd) = (tail.dMean, tail.dLogStd)
+      }
+      g[j] = -weight * dMean * scale
+      let atBound = (-weight * dLogStd - entropyCoeff) * scale
       // Outside the range only an inward gradient passes (descent subtracts it).
       g[d &+ j] = raw > maxLogStd ? max(atBound, 0) : raw < minLogStd ? min(atBound, 0) : atBound
     }

@@ -71,9 +71,14 @@ public enum ImpalaLoss {
     public var normalizeAdvantages: Bool
     /// What the clipped surrogate's ratio is taken against.
     public var clipAnchor: ClipAnchor
+    /// A Box action space's bounds, where a sample at or beyond one counts its
+    /// tail's probability (`clipped_action_logp`); nil: the Gaussian density.
+    public var actionBounds: ActionBounds?
 
-    /// The settings of `config`.
-    public init(_ config: TrainingConfig) {
+    /// The settings of `config`, with `network`'s action bounds when
+    /// `clipped_action_logp` asks for them.
+    public init(_ config: TrainingConfig, network: PolicyNetwork? = nil) {
+      actionBounds = config.clipped_action_logp ? network?.actionBounds : nil
       gamma = config.gamma
       vfLossCoeff = config.vf_loss_coeff
       entropyCoeff = config.entropy_coeff
@@ -165,8 +170,9 @@ public enum ImpalaLoss {
           // The Gaussian: log pi(a) - log mu(a) of the stored sample.
           batch.actionValues.withPointer { av in
             batch.behaviourLogits.withPointer { bl in
-              logMu = DiagGaussian.logProb(bl + k * a, action: av + k * d, dims: d)
-              logPi = DiagGaussian.logProb(ws.logits.pointer + r * a, action: av + k * d, dims: d)
+              logMu = DiagGaussian.logProb(bl + k * a, action: av + k * d, dims: d, bounds: settings.actionBounds)
+              logPi = DiagGaussian.logProb(
+                ws.logits.pointer + r * a, action: av + k * d, dims: d, bounds: settings.actionBounds)
             }
           }
         } else {
@@ -371,7 +377,7 @@ public enum ImpalaLoss {
     let inputs = ws.logits.pointer + r * batch.actionCount
     return batch.actionValues.withPointer { av in
       let action = av + k * d
-      let logPi = DiagGaussian.logProb(inputs, action: action, dims: d)
+      let logPi = DiagGaussian.logProb(inputs, action: action, dims: d, bounds: settings.actionBounds)
       let h = DiagGaussian.entropy(inputs, dims: d)
       var weight = targets.advantages[r]
       var pgValue = -weight * logPi
@@ -386,7 +392,8 @@ public enum ImpalaLoss {
         weight = binds ? 0 : w * adv * ratio
       }
       DiagGaussian.lossGradient(
-        inputs, action: action, dims: d, weight: weight, entropyCoeff: settings.entropyCoeff, scale: scale, into: g)
+        inputs, action: action, dims: d, weight: weight, entropyCoeff: settings.entropyCoeff, scale: scale,
+        bounds: settings.actionBounds, into: g)
       let err = targets.vs[r] - ws.values.pointer[r]
       return (pgValue, 0.5 * err * err, h, binds)
     }

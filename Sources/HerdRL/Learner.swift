@@ -64,7 +64,7 @@ public final class Learner {
       : RMSProp(
         count: network.layout.count, alpha: config.rmsprop_alpha, eps: config.rmsprop_epsilon, momentum: config.momentum
       )
-    settings = ImpalaLoss.Settings(config)
+    settings = ImpalaLoss.Settings(config, network: network)
     schedule = LinearDecay(initial: config.lr, final: config.lr_final, totalSteps: config.lr_decay_env_steps)
     let shards = max(1, config.learner_threads)
     workspaces = (0..<shards).map { _ in TrainingWorkspace() }

@@ -67,6 +67,12 @@ public struct PolicyNetwork: Sendable {
   /// actions, and infinite where the space has no bound.
   public let actionLow: [Float]
   public let actionHigh: [Float]
+  /// A Box action space's bounds when some dimension has a finite one, else nil.
+  public var actionBounds: ActionBounds? {
+    guard !actionLow.isEmpty else { return nil }
+    let bounds = ActionBounds(low: actionLow, high: actionHigh)
+    return bounds.anyFinite ? bounds : nil
+  }
   /// Append the previous reward to the core input.
   public let usePrevReward: Bool
   /// All parameters' layout.

@@ -75,6 +75,14 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// RLlib's name; Herd's default is true (RLlib's is false), as CleanRL's and
   /// Stable Baselines' continuous PPO.
   public var free_log_std = true
+  /// A Box action space with finite bounds: the environment takes every sample at
+  /// or beyond a bound as the bound, so the policy gradient and the importance
+  /// ratios use the probability of that whole tail as the sample's probability
+  /// (Clipped Action Policy Gradient, Fujita and Maeda 2018). False uses the
+  /// Gaussian density of the sample as drawn, which pushes a mean beyond a bound
+  /// further out and let policies with the previous action as an input collapse
+  /// on the Pendulums.
+  public var clipped_action_logp = true
   /// Whether the value head shares the encoder and the core with the policy (true,
   /// IMPALA's one network) or has its own (false: an encoder `vf_encoder.*` and a
   /// core `vf_core.*` of the same sizes, carried in the state beside the policy's),

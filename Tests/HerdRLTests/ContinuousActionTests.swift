@@ -34,6 +34,87 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
 }
 
 @Suite struct DiagGaussianTests {
+  /// log Q(t) = log P(Z > t) for a standard normal, by the continued fraction of
+  /// Mills' ratio (independent of the erfc and the series the code uses).
+  func logUpperTail(_ t: Double) -> Double {
+    if t < 3 {
+      // Simpson's rule over [t, t + 40] of the density.
+      let n = 40_000
+      let h = 40.0 / Double(n)
+      var sum = 0.0
+      for i in 0...n {
+        let x = t + Double(i) * h
+        let w: Double = i == 0 || i == n ? 1 : (i % 2 == 1 ? 4 : 2)
+        sum += w * exp(-0.5 * x * x)
+      }
+      return log(sum * h / 3 / (2 * Double.pi).squareRoot())
+    }
+    var f = t
+    for k in stride(from: 200, through: 1, by: -1) { f = t + Double(k) / f }
+    return -0.5 * t * t - 0.5 * log(2 * Double.pi) - log(f)
+  }
+
+  /// A sample at or beyond a finite bound counts the probability of its whole
+  /// tail; inside the bounds, or without bounds, the density. Above and below, a
+  /// mean far inside (the far tail, t up to 45) and a mean beyond the bound.
+  @Test func aSampleBeyondABoundCountsItsTail() {
+    let bounds = ActionBounds(low: [-2], high: [2])
+    // (mean, log std, action): t = distance to the bound in standard deviations.
+    let cases: [(Float, Float, Float, Double)] = [
+      (0.5, 0.0, 2.0, 1.5), (0.5, 0.0, 3.7, 1.5), (-0.4, -1.0, -2.5, 1.6 / exp(-1.0)), (1.0, -2.0, 2.2, exp(2.0)),
+      (3.0, 0.5, 2.5, -1 / exp(0.5)), (-1.0, log(0.065), 2.0, 3 / 0.065), (0.0, log(0.1), -4, 20),
+    ]
+    for (mean, logStd, action, t) in cases {
+      let inputs = [mean, logStd]
+      let got = DiagGaussian.logProb(inputs, action: [action], dims: 1, bounds: bounds)
+      let expected = logUpperTail(t)
+      #expect(
+        abs(Double(got) - expected) <= 1e-4 * max(1, abs(expected)),
+        "\(mean) \(logStd) \(action): \(got) vs \(expected)")
+      let density = DiagGaussian.logProb(inputs, action: [action], dims: 1)
+      #expect(got != density, "the bounds change a sample beyond them")
+    }
+    // Inside, and where the space has no bound on that side: the density.
+    let inside = DiagGaussian.logProb([0.5, 0.0], action: [1.9], dims: 1, bounds: bounds)
+    #expect(inside == DiagGaussian.logProb([0.5, 0.0], action: [1.9], dims: 1))
+    let open = ActionBounds(low: [-.infinity], high: [2])
+    #expect(
+      DiagGaussian.logProb([0.5, 0.0], action: [-9], dims: 1, bounds: open)
+        == DiagGaussian.logProb([0.5, 0.0], action: [-9], dims: 1))
+    #expect(!ActionBounds(low: [-.infinity], high: [.infinity]).anyFinite && open.anyFinite)
+  }
+
+  /// The tail's gradient by the mean and the log std against central differences
+  /// of the tail's log-probability, on both sides, near and far (t up to 45).
+  @Test func theTailsGradientMatchesFiniteDifferences() {
+    let bounds = ActionBounds(low: [-2, -1], high: [2, 1])
+    let cases: [([Float], [Float])] = [
+      ([0.5, -0.3, 0.0, -0.5], [2.0, -1.4]), ([1.5, 0.9, -1.0, 0.4], [3.0, -1.0]),
+      ([3.0, 0.2, 0.5, -1.0], [2.1, -3.0]),
+      ([-1.0, 0.0, log(0.065), log(0.03)], [2.0, 1.2]),
+    ]
+    for (inputs, action) in cases {
+      var g = [Float](repeating: 0, count: 4)
+      DiagGaussian.lossGradient(
+        inputs, action: action, dims: 2, weight: 1, entropyCoeff: 0, scale: 1, bounds: bounds, into: &g)
+      for k in 0..<4 {
+        // A mean moves in units of its std (log P is nearly quadratic in it, so a
+        // wider step costs little and keeps Float's rounding small).
+        let h = k < 2 ? 1e-2 * Double(exp(inputs[2 + k])) : 1e-3
+        func f(_ delta: Double) -> Double {
+          var x = inputs
+          x[k] += Float(delta)
+          return Double(DiagGaussian.logProb(x, action: action, dims: 2, bounds: bounds))
+        }
+        let numeric = (f(h) - f(-h)) / (2 * h)
+        // g is the loss's gradient: -d log p.
+        #expect(
+          abs(Double(-g[k]) - numeric) <= 2e-3 * max(1, abs(numeric)),
+          "\(inputs) \(action) [\(k)]: \(-g[k]) vs \(numeric)")
+      }
+    }
+  }
+
   /// log p and H against their formulas, computed here in Double.
   @Test func logProbAndEntropyFollowTheirFormulas() {
     let inputs: [Float] = [0.3, -1.2, 2.0, -0.5, 0.7, 2.6]  // means, then log stds (the last above the clamp)

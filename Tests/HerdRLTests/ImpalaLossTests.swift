@@ -250,7 +250,15 @@ import Testing
       fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
       actionCount: net.actionCount, stateSize: net.stateSize, distribution: net.distribution)
     #expect(Set(batch.ends).count >= 2, "mixed fragment ends")
-    let settings = ImpalaLoss.Settings(config)
+    let settings = ImpalaLoss.Settings(config, network: net)
+    if let bounds = settings.actionBounds {
+      // Samples beyond a bound count their tail's probability: some must be there.
+      let d = bounds.low.count
+      let beyond = fragments.flatMap(\.actionValues).enumerated().filter {
+        $0.element >= bounds.high[$0.offset % d] || $0.element <= bounds.low[$0.offset % d]
+      }
+      #expect(!beyond.isEmpty, "\(label): no sample beyond the bounds")
+    }
     let ws = TrainingWorkspace()
     try net.forward(p, batch: batch, ws: ws)
     var targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: settings)
