@@ -61,20 +61,6 @@ public enum ActionDistribution: Sendable, Equatable, CustomStringConvertible {
   }
 }
 
-/// The diagonal Gaussian's formulas on one step's inputs `[mean (D) | log std (D)]`.
-///
-/// ```
-/// log p(a) = sum_d -0.5 ((a_d - mu_d) / sigma_d)^2 - log sigma_d - 0.5 log(2 pi)
-/// H        = sum_d log sigma_d + 0.5 log(2 pi e)
-/// ```
-/// The log std is clamped to [``minLogStd``, ``maxLogStd``] where it is read, so a
-/// runaway parameter cannot give a zero or infinite scale. Beyond a bound the
-/// value read is the bound's, and its gradient reaches the raw input only when it
-/// points back inside (a descent step would move the input toward the range): the
-/// clamp stops a log std from running further out, and never freezes one that
-/// ran past it. (With no gradient at all outside, a log std output per state that
-/// crossed 2 stayed there for good: the policy acted at the widest spread for the
-/// rest of the run.)
 /// A Box action space's bounds per dimension (infinite where it has none), where
 /// the environment clips the actions it is given.
 public struct ActionBounds: Sendable, Equatable {
@@ -91,6 +77,23 @@ public struct ActionBounds: Sendable, Equatable {
   public var anyFinite: Bool { low.contains { $0.isFinite } || high.contains { $0.isFinite } }
 }
 
+/// The diagonal Gaussian's formulas on one step's inputs `[mean (D) | log std (D)]`.
+///
+/// ```
+/// log p(a) = sum_d -0.5 ((a_d - mu_d) / sigma_d)^2 - log sigma_d - 0.5 log(2 pi)
+/// H        = sum_d log sigma_d + 0.5 log(2 pi e)
+/// ```
+/// Given ``ActionBounds``, a dimension whose sample lies at or beyond a finite
+/// bound contributes log Q(t) instead of its density term: the log-probability of
+/// the whole tail the environment clips to that bound (``tail``).
+/// The log std is clamped to [``minLogStd``, ``maxLogStd``] where it is read, so a
+/// runaway parameter cannot give a zero or infinite scale. Beyond a bound the
+/// value read is the bound's, and its gradient reaches the raw input only when it
+/// points back inside (a descent step would move the input toward the range): the
+/// clamp stops a log std from running further out, and never freezes one that
+/// ran past it. (With no gradient at all outside, a log std output per state that
+/// crossed 2 stayed there for good: the policy acted at the widest spread for the
+/// rest of the run.)
 public enum DiagGaussian {
   public static let minLogStd: Float = -20
   public static let maxLogStd: Float = 2
