@@ -76,8 +76,9 @@ public enum ImpalaLoss {
     public var actionBounds: ActionBounds?
 
     /// The settings of `config`, with `network`'s action bounds when
-    /// `clipped_action_logp` asks for them.
-    public init(_ config: TrainingConfig, network: PolicyNetwork? = nil) {
+    /// `clipped_action_logp` asks for them. `network` has no default: nil means
+    /// the Gaussian density for every sample, which a caller should say it wants.
+    public init(_ config: TrainingConfig, network: PolicyNetwork?) {
       actionBounds = config.clipped_action_logp ? network?.actionBounds : nil
       gamma = config.gamma
       vfLossCoeff = config.vf_loss_coeff

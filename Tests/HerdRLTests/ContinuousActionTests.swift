@@ -22,10 +22,12 @@ func pendulumConfig(core: String = "lstm", freeLogStd: Bool = true) -> TrainingC
 }
 
 /// A Pendulum network and learner for `config`, and 8 fragments a worker (seed 3)
-/// collected acting with the learner's weights.
-func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learner, [Fragment]) {
+/// collected acting with the learner's weights; `logStd` sets the learned log-std
+/// vector first (free_log_std).
+func pendulumFragments(_ config: TrainingConfig, logStd: Float? = nil) throws -> (PolicyNetwork, Learner, [Fragment]) {
   let net = try PolicyNetwork(config: config, spec: try EnvironmentFactory.spec(config))
   let learner = Learner(config: config, network: net)
+  if let logStd { learner.parameters.value(try #require(net.logStd))[0] = logStd }
   let worker = try RolloutWorker(config: config, network: net, workerID: 0, seed: 3)
   try worker.setWeights(learner.parameters.flatValues, version: 0)
   var fragments: [Fragment] = []
@@ -260,7 +262,9 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
     let core = String(variant.split(separator: " ")[0])
     var config = pendulumConfig(core: core)
     config.lstm_use_prev_action = variant.hasSuffix(" prev")
-    let (net, learner, fragments) = try pendulumFragments(config)
+    config.lr = 0.01  // an update that moves the ratios well away from 1
+    // std 1.5 around a mean near 0: a fair share of samples beyond the bounds of +-2.
+    let (net, learner, fragments) = try pendulumFragments(config, logStd: log(1.5))
     #expect(fragments.allSatisfy { $0.actionValues.count == $0.length && $0.actions.allSatisfy { $0 == 0 } })
     #expect(net.coreInputSize == net.encoder.outFeatures + (config.lstm_use_prev_action ? 1 : 0))
     #expect(
@@ -282,7 +286,11 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
       }
     }
     #expect(worst < 1e-5, "\(variant): behaviour recomputed within \(worst)")
-    let settings = ImpalaLoss.Settings(config)
+    let settings = ImpalaLoss.Settings(config, network: net)
+    let bounds = try #require(settings.actionBounds, "clipped_action_logp is on and Pendulum's bounds are finite")
+    #expect(bounds.low == [-2] && bounds.high == [2])
+    let beyond = fragments.reduce(0) { $0 + $1.actionValues.count { abs($0) >= 2 } }
+    #expect(beyond > 0, "some samples lie beyond a bound, so the tail's probability is in the ratios")
     #expect(abs(ImpalaLoss.targets(batch: batch, ws: ws, settings: settings).meanRho - 1) < 1e-5)
     // One update, then the ratios against the stored behaviour.
     _ = try learner.step(fragments)
@@ -293,8 +301,12 @@ func pendulumFragments(_ config: TrainingConfig) throws -> (PolicyNetwork, Learn
       for t in 0..<batch.seqLens[i] {
         let r = packing.row(sequence: i, time: t)
         let a = Double(fragments[i].actionValues[t])
+        // The density inside the bounds; at or beyond one, log P(tail) = log(erfc(t / sqrt 2) / 2).
         func logp(_ mu: Float, _ ls: Float) -> Double {
-          let z = (a - Double(mu)) / exp(Double(ls))
+          let sigma = exp(Double(ls))
+          if a >= 2 { return log(0.5 * erfc((2 - Double(mu)) / sigma / 2.0.squareRoot())) }
+          if a <= -2 { return log(0.5 * erfc((Double(mu) + 2) / sigma / 2.0.squareRoot())) }
+          let z = (a - Double(mu)) / sigma
           return -0.5 * z * z - Double(ls) - 0.5 * log(2 * Double.pi)
         }
         let b = fragments[i].behaviourLogits

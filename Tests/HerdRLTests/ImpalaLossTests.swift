@@ -159,7 +159,7 @@ import Testing
       stateSize: net.stateSize, heads: net.heads)
     let ws = TrainingWorkspace()
     try net.forward(learner.parameters, batch: batch, ws: ws)
-    let targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: ImpalaLoss.Settings(config))
+    let targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: ImpalaLoss.Settings(config, network: nil))
     #expect(abs(targets.meanRho - 1) < 1e-5, "\(heads): mean rho \(targets.meanRho)")
   }
 
@@ -192,7 +192,7 @@ import Testing
     #expect(batch.ends.contains(.terminated) && batch.ends.contains { $0 != .terminated }, "both kinds of ends")
     let ws = TrainingWorkspace()
     try net.forward(p, batch: batch, ws: ws)
-    let targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: ImpalaLoss.Settings(config))
+    let targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: ImpalaLoss.Settings(config, network: nil))
     #expect(abs(targets.meanRho - 1) < 1e-5)
     let packing = try #require(ws.packing)
     let t1 = batch.maxLength

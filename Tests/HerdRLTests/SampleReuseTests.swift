@@ -186,7 +186,7 @@ import Testing
       observationSize: net.observationSize, actionCount: net.actionCount, stateSize: net.stateSize, heads: net.heads)
     let ws = TrainingWorkspace()
     try net.forward(learner.parameters, batch: batch, ws: ws)
-    var settings = ImpalaLoss.Settings(config)
+    var settings = ImpalaLoss.Settings(config, network: net)
     let plain = ImpalaLoss.targets(batch: batch, ws: ws, settings: settings)
     settings.normalizeAdvantages = true
     let scaled = ImpalaLoss.targets(batch: batch, ws: ws, settings: settings)
