@@ -17,6 +17,11 @@ public enum ParameterInit: Sendable, Equatable, Codable {
   /// fewer), the first dimension against the rest flattened, as PyTorch's
   /// `nn.init.orthogonal_` (Saxe et al. 2014); a vector is the one-row case.
   case orthogonal(gain: Float)
+  /// `first` for the whole slot, then its last `count` entries set to `value`:
+  /// `first` takes all its random draws, so the entries declared after this one
+  /// start as they would under `first` alone (a head whose last outputs are log
+  /// standard deviations starting at `log_std_init`).
+  indirect case lastEntries(ParameterInit, count: Int, value: Float)
 }
 
 /// Where one named parameter sits in a model's contiguous buffer.
@@ -137,18 +142,28 @@ public final class Parameters {
   public convenience init<G: RandomNumberGenerator>(layout: ParameterLayout, rng: inout G) {
     self.init(layout: layout)
     for entry in layout.entries {
-      let p = values.baseAddress.unsafelyUnwrapped + entry.slot.offset
-      switch entry.initializer {
-      case .uniform(let bound):
-        for i in 0..<entry.slot.count { p[i] = bound * (2 * rng.nextUnitFloat() - 1) }
-      case .constant(let v):
-        p.update(repeating: v, count: entry.slot.count)
-      case .orthogonal(let gain):
-        let rows = entry.slot.shape.count > 1 ? entry.slot.shape[0] : 1
-        Self.fillOrthogonal(p, rows: rows, columns: entry.slot.count / rows, gain: gain, rng: &rng)
-      }
+      Self.fill(values.baseAddress.unsafelyUnwrapped + entry.slot.offset, entry.slot, entry.initializer, rng: &rng)
     }
     valuesChanged()
+  }
+
+  /// Writes `slot`'s initial values at `p` by `initializer`, drawing from `rng`.
+  static func fill<G: RandomNumberGenerator>(
+    _ p: UnsafeMutablePointer<Float>, _ slot: ParameterSlot, _ initializer: ParameterInit, rng: inout G
+  ) {
+    switch initializer {
+    case .uniform(let bound):
+      for i in 0..<slot.count { p[i] = bound * (2 * rng.nextUnitFloat() - 1) }
+    case .constant(let v):
+      p.update(repeating: v, count: slot.count)
+    case .orthogonal(let gain):
+      let rows = slot.shape.count > 1 ? slot.shape[0] : 1
+      fillOrthogonal(p, rows: rows, columns: slot.count / rows, gain: gain, rng: &rng)
+    case .lastEntries(let first, let count, let value):
+      precondition(count >= 0 && count <= slot.count, "lastEntries: \(count) of a slot of \(slot.count)")
+      fill(p, slot, first, rng: &rng)
+      (p + slot.count - count).update(repeating: value, count: count)
+    }
   }
 
   /// Writes `gain` times a random `rows x columns` matrix (row-major) whose rows

@@ -185,10 +185,18 @@ public struct PolicyNetwork: Sendable {
     valueHead = Linear("vf", inFeatures: post.outFeatures, outFeatures: 1, layout: &layout, weightBound: 0.01)
     // Last, so a discrete policy's layout is what it was before Gaussians existed.
     logStd =
-      freeLogStd ? layout.declare("pi.log_std", shape: [actionCount / 2], initializer: .constant(0)) : nil
+      freeLogStd
+      ? layout.declare("pi.log_std", shape: [actionCount / 2], initializer: .constant(config.log_std_init)) : nil
     if config.weight_init == .orthogonal {
       let encoderActivation = conv?.activation ?? config.fcnet_activation
       layout.reinitialize { Self.orthogonalInit($0.name, config: config, encoderActivation: encoderActivation) }
+    }
+    if distribution.isContinuous && !freeLogStd {
+      // The log std per state: the head's last D biases start at log_std_init,
+      // so every state's log std starts there up to the head's small weights.
+      layout.reinitialize { e in
+        e.name == "pi.bias" ? .lastEntries(e.initializer, count: actionCount / 2, value: config.log_std_init) : nil
+      }
     }
     self.layout = layout
   }

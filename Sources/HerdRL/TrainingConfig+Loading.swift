@@ -312,6 +312,10 @@ extension TrainingConfig {
     ] where !(v > 0) {
       throw fail(k, v, "must be positive")
     }
+    if !(log_std_init >= DiagGaussian.minLogStd && log_std_init <= DiagGaussian.maxLogStd) {
+      let clamp = "[\(DiagGaussian.minLogStd), \(DiagGaussian.maxLogStd)]"
+      throw fail("log_std_init", log_std_init, "must be in \(clamp), the clamp of a Gaussian's log std (0: std 1)")
+    }
     if !(checkpoint_interval_seconds > 0) {
       throw fail("checkpoint_interval_seconds", checkpoint_interval_seconds, "must be positive")
     }

@@ -73,6 +73,29 @@ import Testing
     #expect(w.max()! > 0.2 && w.min()! < -0.2)
   }
 
+  /// `.lastEntries`: the slot as its first initialiser draws it, then its last
+  /// entries set; the entries after it start as without it (all draws taken),
+  /// for a uniform and an orthogonal first, and for none or all of the slot.
+  @Test(arguments: [
+    (ParameterInit.uniform(bound: 0.5), 3), (.uniform(bound: 0.5), 0), (.uniform(bound: 0.5), 6),
+    (.orthogonal(gain: 1), 2),
+  ])
+  func lastEntriesOverwriteTheTailOnly(first: ParameterInit, count: Int) throws {
+    func values(_ head: ParameterInit) throws -> ([Float], [Float]) {
+      var layout = ParameterLayout()
+      _ = layout.declare("head", shape: [6], initializer: head)
+      _ = layout.declare("next", shape: [2, 3], initializer: .uniform(bound: 1))
+      var rng = SeededGenerator(seed: 21)
+      let p = Parameters(layout: layout, rng: &rng)
+      return (try p.tensor(named: "head").scalars, try p.tensor(named: "next").scalars)
+    }
+    let (plainHead, plainNext) = try values(first)
+    let (head, next) = try values(.lastEntries(first, count: count, value: -2))
+    #expect(Array(head.prefix(6 - count)) == Array(plainHead.prefix(6 - count)))
+    #expect(head.suffix(count).allSatisfy { $0 == -2 } && plainHead.suffix(count).allSatisfy { $0 != -2 })
+    #expect(next == plainNext, "the next entry's draws moved")
+  }
+
   /// `.orthogonal(gain:)` over the first dimension against the rest: rows
   /// orthonormal when they are the fewer, columns otherwise, times the gain.
   @Test(arguments: [[3, 5], [5, 3], [4, 4], [1, 7], [6], [8, 2, 3, 2], [1024, 263]])

@@ -57,6 +57,7 @@ private func message(_ body: () throws -> Void) -> String {
       ("gamma=1.5", "gamma"), ("optimizer=sgd", "optimizer"), ("fcnet_hiddens=[0]", "fcnet_hiddens"),
       ("post_fcnet_hiddens=[64, -1]", "post_fcnet_hiddens"), ("post_fcnet_activation=gelu", "post_fcnet_activation"), ("weight_init=xavier", "weight_init"),
       ("train_batch_size=5", "train_batch_size"), ("observation_filter=Max", "observation_filter"),
+      ("log_std_init=2.5", "log_std_init"), ("log_std_init=-21", "log_std_init"),
     ] {
       let m = message { try base.applying(overrides: [set]).validate() }
       #expect(m.contains(key), "\(set): \(m)")

@@ -74,6 +74,47 @@ import Testing
       ])
   }
 
+  /// log_std_init: the learned vector starts at it; with the log std per state the
+  /// head's last D biases start at it, and every other value is the one the same
+  /// seed gives without it (the head still takes all its draws), under either
+  /// weight_init. A Pendulum-like Box with D = 3 (a 3-link arm's torques).
+  @Test(arguments: [WeightInit.pytorch, .orthogonal], [true, false])
+  func theLogStdStartsAtLogStdInit(weightInit: WeightInit, freeLogStd: Bool) throws {
+    var config = pendulumConfig(core: "lstm", freeLogStd: freeLogStd)
+    config.weight_init = weightInit
+    func values(_ logStdInit: Float) throws -> (PolicyNetwork, [String: [Float]]) {
+      var c = config
+      c.log_std_init = logStdInit
+      try c.validate()
+      let spec = EnvSpec(
+        id: "Arm3", config: "{}", observation: .box(low: [-1, -1], high: [1, 1]),
+        action: .box(shape: [3], dtype: "float32", low: [-1, -2, -3], high: [1, 2, 3]))
+      let net = try PolicyNetwork(config: c, spec: spec)
+      var rng = SeededGenerator(seed: 11)
+      let p = Parameters(layout: net.layout, rng: &rng)
+      var all: [String: [Float]] = [:]
+      for e in net.layout.entries { all[e.name] = try p.tensor(named: e.name).scalars }
+      return (net, all)
+    }
+    let (net, base) = try values(0)
+    let (_, moved) = try values(-1.5)
+    #expect(net.distribution == .gaussian(dims: 3, freeLogStd: freeLogStd))
+    #expect(Set(base.keys) == Set(moved.keys))
+    for (name, b) in base {
+      let m = try #require(moved[name])
+      switch (name, freeLogStd) {
+      case ("pi.log_std", true):
+        #expect(b == [0, 0, 0] && m == [-1.5, -1.5, -1.5], "\(name): \(b) then \(m)")
+      case ("pi.bias", false):
+        // [mean | log std]: the means' biases as drawn, the log stds' at the setting.
+        #expect(b.count == 6 && Array(m.prefix(3)) == Array(b.prefix(3)), "the means' biases: \(b) then \(m)")
+        #expect(Array(b.suffix(3)) == [0, 0, 0] && Array(m.suffix(3)) == [-1.5, -1.5, -1.5], "\(b) then \(m)")
+      default:
+        #expect(m == b, "\(name) moved with log_std_init")
+      }
+    }
+  }
+
   /// The default leaves PyTorch's initialisers as each layer declares them.
   @Test func pytorchIsTheDefault() throws {
     let c = TrainingConfig.defaults(for: "StatelessCartPole-v1")
