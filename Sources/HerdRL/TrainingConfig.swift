@@ -78,8 +78,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// A Box action space's Gaussian: the log standard deviation it starts with, the
   /// learned vector's value (`free_log_std`) or the bias of each log std output of
   /// the head (every state's log std then starts there, up to the head's small
-  /// weights). Stable Baselines' name; 0 is std 1. Within the clamp [-20, 2];
-  /// RL Zoo's MuJoCo presets often start at -2 (std 0.14).
+  /// weights). Stable Baselines' name; 0 is std 1. Within the clamp [-20, 2].
+  /// configs/halfcheetah.json starts at -2 (std 0.14), which made every HalfCheetah
+  /// seed learn but held Hopper back: try both on a new task.
   public var log_std_init: Float = 0
   /// A Box action space with finite bounds: the environment takes every sample at
   /// or beyond a bound as the bound, so the policy gradient and the importance
