@@ -107,10 +107,11 @@ public enum DiagGaussian {
 
   /// log p(`action`) under `inputs`. With `bounds`, a dimension whose sample lies
   /// at or beyond a finite bound counts the probability of that whole tail (the
-  /// probability of the action the environment took); elsewhere the density.
+  /// probability of the action the environment took); elsewhere, and everywhere
+  /// when `bounds` is nil, the density. No default: a caller says which it wants.
   @inlinable
   public static func logProb(
-    _ inputs: UnsafePointer<Float>, action: UnsafePointer<Float>, dims d: Int, bounds: ActionBounds? = nil
+    _ inputs: UnsafePointer<Float>, action: UnsafePointer<Float>, dims d: Int, bounds: ActionBounds?
   ) -> Float {
     var s: Float = 0
     for j in 0..<d {
@@ -174,7 +175,7 @@ public enum DiagGaussian {
   @inlinable
   public static func lossGradient(
     _ inputs: UnsafePointer<Float>, action: UnsafePointer<Float>, dims d: Int, weight: Float, entropyCoeff: Float,
-    scale: Float, bounds: ActionBounds? = nil, into g: UnsafeMutablePointer<Float>
+    scale: Float, bounds: ActionBounds?, into g: UnsafeMutablePointer<Float>
   ) {
     for j in 0..<d {
       let raw = inputs[d &+ j]

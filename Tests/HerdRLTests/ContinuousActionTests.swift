@@ -73,16 +73,16 @@ func pendulumFragments(_ config: TrainingConfig, logStd: Float? = nil) throws ->
       #expect(
         abs(Double(got) - expected) <= 1e-4 * max(1, abs(expected)),
         "\(mean) \(logStd) \(action): \(got) vs \(expected)")
-      let density = DiagGaussian.logProb(inputs, action: [action], dims: 1)
+      let density = DiagGaussian.logProb(inputs, action: [action], dims: 1, bounds: nil)
       #expect(got != density, "the bounds change a sample beyond them")
     }
     // Inside, and where the space has no bound on that side: the density.
     let inside = DiagGaussian.logProb([0.5, 0.0], action: [1.9], dims: 1, bounds: bounds)
-    #expect(inside == DiagGaussian.logProb([0.5, 0.0], action: [1.9], dims: 1))
+    #expect(inside == DiagGaussian.logProb([0.5, 0.0], action: [1.9], dims: 1, bounds: nil))
     let open = ActionBounds(low: [-.infinity], high: [2])
     #expect(
       DiagGaussian.logProb([0.5, 0.0], action: [-9], dims: 1, bounds: open)
-        == DiagGaussian.logProb([0.5, 0.0], action: [-9], dims: 1))
+        == DiagGaussian.logProb([0.5, 0.0], action: [-9], dims: 1, bounds: nil))
     #expect(!ActionBounds(low: [-.infinity], high: [.infinity]).anyFinite && open.anyFinite)
   }
 
@@ -129,7 +129,7 @@ func pendulumFragments(_ config: TrainingConfig, logStd: Float? = nil) throws ->
       expected += -0.5 * z * z - ls - 0.5 * log(2 * Double.pi)
       entropy += ls + 0.5 * log(2 * Double.pi * M_E)
     }
-    let lp = inputs.withPointer { i in action.withPointer { DiagGaussian.logProb(i, action: $0, dims: 3) } }
+    let lp = inputs.withPointer { i in action.withPointer { DiagGaussian.logProb(i, action: $0, dims: 3, bounds: nil) } }
     let h = inputs.withPointer { DiagGaussian.entropy($0, dims: 3) }
     #expect(abs(Double(lp) - expected) <= 1e-5 * max(1, abs(expected)), "\(lp) vs \(expected)")
     #expect(abs(Double(h) - entropy) < 1e-5, "\(h) vs \(entropy)")
@@ -179,12 +179,12 @@ func pendulumFragments(_ config: TrainingConfig, logStd: Float? = nil) throws ->
     var g = [Float](repeating: 0, count: 6)
     action.withPointer { a in
       g.withMutablePointer {
-        DiagGaussian.lossGradient(inputs, action: a, dims: 3, weight: w, entropyCoeff: c, scale: 1, into: $0)
+        DiagGaussian.lossGradient(inputs, action: a, dims: 3, weight: w, entropyCoeff: c, scale: 1, bounds: nil, into: $0)
       }
     }
     func loss() -> Double {
       action.withPointer { a in
-        Double(-w * DiagGaussian.logProb(inputs, action: a, dims: 3) - c * DiagGaussian.entropy(inputs, dims: 3))
+        Double(-w * DiagGaussian.logProb(inputs, action: a, dims: 3, bounds: nil) - c * DiagGaussian.entropy(inputs, dims: 3))
       }
     }
     for k in 0..<5 {
@@ -205,7 +205,7 @@ func pendulumFragments(_ config: TrainingConfig, logStd: Float? = nil) throws ->
       inputs.withPointer { x in
         [action].withPointer { a in
           g.withMutablePointer {
-            DiagGaussian.lossGradient(x, action: a, dims: 1, weight: 0.7, entropyCoeff: 0.05, scale: 1, into: $0)
+            DiagGaussian.lossGradient(x, action: a, dims: 1, weight: 0.7, entropyCoeff: 0.05, scale: 1, bounds: nil, into: $0)
           }
         }
       }
