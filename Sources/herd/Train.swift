@@ -62,6 +62,16 @@ struct ConfigOptions: ParsableArguments {
     return (c, fromRun)
   }
 
+  /// For a new run that names no environment (no --env, no "env" in the config
+  /// file or a --set), the line that says it trains the default; nil otherwise.
+  /// A config file made for one task (configs/sample-efficient.json) would
+  /// otherwise train StatelessCartPole without a word.
+  func defaultEnvironmentNotice(_ c: TrainingConfig, fromRun: String?) -> String? {
+    guard fromRun == nil, env == nil, !names("env") else { return nil }
+    return "no --env and no \"env\" in the config: training \(c.env), the default "
+      + "(--env picks another: \(TrainingConfig.environmentNames.joined(separator: ", ")) or gym:ID)"
+  }
+
   /// Whether the config file or a --set names `key` (rather than the defaults).
   func names(_ key: String) -> Bool {
     if overrides.contains(where: { $0.hasPrefix(key + "=") }) { return true }
@@ -203,6 +213,7 @@ struct Train: ParsableCommand {
     } else {
       try options.fitDefaults(&config, host: envHost.settings, logger: logger)
     }
+    if let notice = options.defaultEnvironmentNotice(config, fromRun: fromRun) { logger.notice("\(notice)") }
     if printConfig {
       print(try config.prettyJSON())
       return

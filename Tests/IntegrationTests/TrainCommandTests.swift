@@ -395,6 +395,34 @@ import Testing
     #expect(seen.contains("bench cnn") && seen.contains("keys generate") && seen.count >= 19, "\(seen)")
   }
 
+  /// A new run that names no environment says that it trains the default, on
+  /// stderr (stdout stays the config's JSON); naming one by --env, by the config
+  /// file's "env" or by --set env=... keeps it quiet, and the file's "env" picks
+  /// the run's environment.
+  @Test func aRunWithoutAnEnvironmentSaysItTrainsTheDefault() throws {
+    let dir = HerdBinary.tempDir("env-notice")
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let plain = dir + "/plain.json"
+    let named = dir + "/named.json"
+    try Data(#"{"lr": 0.001}"#.utf8).write(to: URL(fileURLWithPath: plain))
+    try Data(#"{"env": "CartPole-v1", "lr": 0.001}"#.utf8).write(to: URL(fileURLWithPath: named))
+    let cases: [([String], String, Bool)] = [
+      ([], "StatelessCartPole-v1", true),
+      (["--config", plain], "StatelessCartPole-v1", true),
+      (["--config", named], "CartPole-v1", false),
+      (["--env", "MemoryChain-v0"], "MemoryChain-v0", false),
+      (["--config", plain, "--set", "env=Pendulum-v1"], "Pendulum-v1", false),
+    ]
+    for (args, env, notice) in cases {
+      let r = try HerdBinary.run(["train", "--print-config"] + args)
+      #expect(r.status == 0, "\(args): \(r.stderr)")
+      let config = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+      #expect(config?["env"] as? String == env, "\(args): \(r.stdout.prefix(200))")
+      #expect(r.stderr.contains("no --env and no \"env\" in the config") == notice, "\(args): \(r.stderr)")
+      if notice { #expect(r.stderr.contains("training StatelessCartPole-v1, the default"), "\(r.stderr)") }
+    }
+  }
+
   @Test func helpExplainsTheOptions() throws {
     let r = try HerdBinary.run(["train", "--help"])
     #expect(r.status == 0)
