@@ -1,6 +1,8 @@
 """Making a Gymnasium environment from a Herd env id."""
 
 import importlib
+import os
+import sys
 
 import gymnasium
 
@@ -35,6 +37,46 @@ def resolve(env_id):
     return env_id
 
 
+# MuJoCo's own warning handler prints each warning with a blank line and appends
+# it to MUJOCO_LOG.TXT in the working directory: a host making 16 HalfCheetahs
+# printed the same deprecation 16 times and left the file wherever herd ran.
+# Herd's handler logs each distinct warning once per process, to stderr only.
+MAX_MUJOCO_WARNINGS = 20
+_mujoco_warnings = {}
+_mujoco_handled = False
+
+
+def mujoco_warning(message):
+    """Logs a MuJoCo warning the first time this process sees it (at most
+    ``MAX_MUJOCO_WARNINGS`` distinct ones, then a line that says more are held back)."""
+    seen = _mujoco_warnings.get(message, 0)
+    _mujoco_warnings[message] = seen + 1
+    if seen:
+        return
+    distinct = len(_mujoco_warnings)
+    if distinct <= MAX_MUJOCO_WARNINGS:
+        line = f"MuJoCo warning: {message} (shown once per process)"
+    elif distinct == MAX_MUJOCO_WARNINGS + 1:
+        line = f"MuJoCo warning: more than {MAX_MUJOCO_WARNINGS} different warnings; the rest are not shown"
+    else:
+        return
+    print(f"herd_env[{os.getpid()}]: {line}", file=sys.stderr, flush=True)
+
+
+def _handle_mujoco_warnings(entry_point):
+    """Installs :func:`mujoco_warning` as MuJoCo's warning handler when the
+    environment is a MuJoCo one (its entry point names mujoco) or MuJoCo is loaded."""
+    global _mujoco_handled
+    if _mujoco_handled or ("mujoco" not in str(entry_point).lower() and "mujoco" not in sys.modules):
+        return
+    try:
+        import mujoco
+    except ImportError:
+        return
+    mujoco.set_mju_user_warning(mujoco_warning)
+    _mujoco_handled = True
+
+
 def make_env(env_id, config=None, render_mode=None):
     """``gymnasium.make(id, **config)`` after :func:`resolve` (with ``render_mode`` when given).
 
@@ -46,4 +88,7 @@ def make_env(env_id, config=None, render_mode=None):
     kwargs = dict(config or {})
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    return gymnasium.make(resolved, **kwargs)
+    _handle_mujoco_warnings(gymnasium.spec(resolved).entry_point)
+    env = gymnasium.make(resolved, **kwargs)
+    _handle_mujoco_warnings("")  # an environment that loaded MuJoCo itself
+    return env
