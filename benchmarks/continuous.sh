@@ -12,7 +12,8 @@
 #         stateless-prev the same LSTM(64) without, then with, the previous action
 #                    (its float, clipped) as an input; target -300, 1.2M steps
 # Environment: STEPS overrides the budget, OUT the output folder (default a new
-# temporary one). Needs `make build venv`; runs from the repository root.
+# temporary one), EXTRA more train options for every run (EXTRA="--set
+# log_std_init=-2"). Needs `make build venv`; runs from the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 herd=.build/release/herd
@@ -35,10 +36,10 @@ case $task in
 esac
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
-echo "$task: $env, target $target, $steps steps, seeds ${seeds[*]}; output in $out"
+echo "$task: $env, target $target, $steps steps, seeds ${seeds[*]}${EXTRA:+, $EXTRA}; output in $out"
 for v in "${variants[@]}"; do
   name=${v%%:*}
-  read -r -a extra <<<"${v#*:}"
+  read -r -a extra <<<"${v#*:} ${EXTRA:-}"
   for seed in "${seeds[@]}"; do
     dir="$out/$name-$seed"
     rm -rf "$dir"

@@ -80,7 +80,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// the head (every state's log std then starts there, up to the head's small
   /// weights). Stable Baselines' name; 0 is std 1. Within the clamp [-20, 2].
   /// configs/halfcheetah.json starts at -2 (std 0.14), which made every HalfCheetah
-  /// seed learn but held Hopper back: try both on a new task.
+  /// seed learn but held Hopper and the Pendulums back: try both on a new task.
   public var log_std_init: Float = 0
   /// A Box action space with finite bounds: the environment takes every sample at
   /// or beyond a bound as the bound, so the policy gradient and the importance
