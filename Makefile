@@ -35,7 +35,7 @@ SWIFT_CPU := -Xswiftc -target-cpu -Xswiftc haswell
 endif
 endif
 
-.PHONY: deps test-deps venv install-packages build test train bench bench-venv config-reference format clean
+.PHONY: deps test-deps venv install-packages build test train bench bench-venv bench-torch config-reference format clean
 
 ## deps: install the Debian packages Herd links against, when missing
 deps:
@@ -100,6 +100,11 @@ bench-venv: .venv-bench/.installed
 	@[ -x .venv-bench/bin/python ] || /usr/bin/python3 -m venv .venv-bench
 	.venv-bench/bin/python -m pip install --quiet torch numpy matplotlib
 	@touch $@
+
+## bench-torch: Herd beside PyTorch, every comparison the README's tables show
+## (benchmarks/vs_torch_all.sh: ROUNDS, OUT, NARROW=1); keep the machine idle
+bench-torch: build bench-venv
+	bash benchmarks/vs_torch_all.sh
 
 ## config-reference: rewrite docs/configuration.md from TrainingConfig's doc
 ## comments, defaults and the environments' presets (make test fails while it is stale)
