@@ -92,7 +92,7 @@ struct LearnerCommand: ParsableCommand {
     if let fromRun {
       logger.info("\(Train.resumeBase(fromRun, overrides: options.overrides, seed: options.seed, workers: nil))")
     }
-    if let notice = options.defaultEnvironmentNotice(config, fromRun: fromRun) { logger.notice("\(notice)") }
+    if let notice = options.environmentNotice(config, fromRun: fromRun) { logger.notice("\(notice)") }
     let security = try curve.security(logger: logger)
     let dirPath = runDir ?? "runs/\(config.env)-\(Train.timestamp())"
     BLAS.setThreadCount(1)

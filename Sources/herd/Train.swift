@@ -11,7 +11,7 @@ import Synchronization
 struct ConfigOptions: ParsableArguments {
   @Option(
     help:
-      "Environment: \(TrainingConfig.environmentNames.joined(separator: ", ")), or gym:ID for a Gymnasium one. Picks that environment's tuned preset (docs/configuration.md lists what each sets)."
+      "Environment: \(TrainingConfig.environmentNames.joined(separator: ", ")), or gym:ID for a Gymnasium one (default: the config file's \"env\", else StatelessCartPole-v1). Picks that environment's tuned preset (docs/configuration.md lists what each sets)."
   )
   var env: String?
 
@@ -41,6 +41,9 @@ struct ConfigOptions: ParsableArguments {
   func resolve(resuming runDirectory: String?) throws -> (config: TrainingConfig, fromRun: String?) {
     var c: TrainingConfig
     var fromRun: String?
+    if let env, let set = overrides.first(where: { $0.hasPrefix("env=") }) {
+      throw ConfigError("--env \(env) and --set \(set) both name the environment: give one")
+    }
     if let path = config {
       c = try TrainingConfig.load(path: path, env: env)
       if let env { c.env = env }
@@ -62,12 +65,17 @@ struct ConfigOptions: ParsableArguments {
     return (c, fromRun)
   }
 
-  /// For a new run that names no environment (no --env, no "env" in the config
-  /// file or a --set), the line that says it trains the default; nil otherwise.
-  /// A config file made for one task (configs/sample-efficient.json) would
-  /// otherwise train StatelessCartPole without a word.
-  func defaultEnvironmentNotice(_ c: TrainingConfig, fromRun: String?) -> String? {
-    guard fromRun == nil, env == nil, !names("env") else { return nil }
+  /// For a new run, the line that says where its environment came from when that
+  /// may surprise: nothing named one (no --env, no "env" in the config file or a
+  /// --set), so it trains the default; or --env replaced the config file's. nil
+  /// otherwise. A config file made for one task (configs/sample-efficient.json)
+  /// would otherwise train StatelessCartPole without a word.
+  func environmentNotice(_ c: TrainingConfig, fromRun: String?) -> String? {
+    guard fromRun == nil else { return nil }
+    if let env, let file = fileValue("env") as? String, file != env {
+      return "--env \(env) replaces the config's \"env\" \(file) (its other keys apply)"
+    }
+    guard env == nil, !names("env") else { return nil }
     return "no --env and no \"env\" in the config: training \(c.env), the default "
       + "(--env picks another: \(TrainingConfig.environmentNames.joined(separator: ", ")) or gym:ID)"
   }
@@ -75,10 +83,15 @@ struct ConfigOptions: ParsableArguments {
   /// Whether the config file or a --set names `key` (rather than the defaults).
   func names(_ key: String) -> Bool {
     if overrides.contains(where: { $0.hasPrefix(key + "=") }) { return true }
+    return fileValue(key) != nil
+  }
+
+  /// The config file's value for `key`, nil without a file or that key.
+  func fileValue(_ key: String) -> Any? {
     guard let path = config, let data = FileManager.default.contents(atPath: path),
       let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-    else { return false }
-    return object[key] != nil
+    else { return nil }
+    return object[key]
   }
 
   /// A Gymnasium environment's defaults give the core the previous action. For a
@@ -213,7 +226,7 @@ struct Train: ParsableCommand {
     } else {
       try options.fitDefaults(&config, host: envHost.settings, logger: logger)
     }
-    if let notice = options.defaultEnvironmentNotice(config, fromRun: fromRun) { logger.notice("\(notice)") }
+    if let notice = options.environmentNotice(config, fromRun: fromRun) { logger.notice("\(notice)") }
     if printConfig {
       print(try config.prettyJSON())
       return
