@@ -76,7 +76,8 @@ struct ConfigOptions: ParsableArguments {
       return "--env \(env) replaces the config's \"env\" \(file) (its other keys apply)"
     }
     guard env == nil, !names("env") else { return nil }
-    return "no --env and no \"env\" in the config: training \(c.env), the default "
+    let named = config.map { " and no \"env\" in \($0)" } ?? ""
+    return "no --env\(named): training \(c.env), the default "
       + "(--env picks another: \(TrainingConfig.environmentNames.joined(separator: ", ")) or gym:ID)"
   }
 

@@ -407,10 +407,10 @@ import Testing
     let named = dir + "/named.json"
     try Data(#"{"lr": 0.001}"#.utf8).write(to: URL(fileURLWithPath: plain))
     try Data(#"{"env": "CartPole-v1", "lr": 0.001}"#.utf8).write(to: URL(fileURLWithPath: named))
-    let defaulted = "no --env and no \"env\" in the config: training StatelessCartPole-v1, the default"
+    let defaulted = ": training StatelessCartPole-v1, the default (--env picks another: CartPole-v1, "
     let cases: [([String], String, String?)] = [
-      ([], "StatelessCartPole-v1", defaulted),
-      (["--config", plain], "StatelessCartPole-v1", defaulted),
+      ([], "StatelessCartPole-v1", "no --env" + defaulted),
+      (["--config", plain], "StatelessCartPole-v1", "no --env and no \"env\" in \(plain)" + defaulted),
       (["--config", named], "CartPole-v1", nil),
       (["--env", "MemoryChain-v0"], "MemoryChain-v0", nil),
       (["--config", plain, "--set", "env=Pendulum-v1"], "Pendulum-v1", nil),
@@ -426,7 +426,7 @@ import Testing
       let config = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
       #expect(config?["env"] as? String == env, "\(args): \(r.stdout.prefix(200))")
       #expect((config?["lr"] as? Double).map { abs($0 - 0.001) < 1e-9 } ?? false || !args.contains("--config"))
-      let said = ["no --env and no", "replaces the config's"].filter { r.stderr.contains($0) }
+      let said = ["the default (--env picks another", "replaces the config's"].filter { r.stderr.contains($0) }
       #expect(said.count == (notice == nil ? 0 : 1), "\(args): \(r.stderr)")
       if let notice { #expect(r.stderr.contains(notice), "\(args): \(r.stderr)") }
     }
