@@ -45,6 +45,7 @@ import numpy as np
 from gymnasium import spaces
 
 from herd_env import layout as L
+from herd_env.make import log as _log
 from herd_env.make import make_env
 from herd_env.spaces import ActionMapper, Flattener, describe
 
@@ -61,10 +62,6 @@ def _die_with_parent():
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except Exception:  # not Linux: the closed command pipe still ends the host
         pass
-
-
-def _log(message):
-    print(f"herd_env[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
 
 
 MAX_FRAMES = 300

@@ -37,6 +37,11 @@ def resolve(env_id):
     return env_id
 
 
+def log(message):
+    """One line on stderr, as the env host writes them: ``herd_env[PID]: message``."""
+    print(f"herd_env[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
+
+
 # MuJoCo's own warning handler prints each warning with a blank line and appends
 # it to MUJOCO_LOG.TXT in the working directory: a host making 16 HalfCheetahs
 # printed the same deprecation 16 times and left the file wherever herd ran.
@@ -60,7 +65,7 @@ def mujoco_warning(message):
         line = f"MuJoCo warning: more than {MAX_MUJOCO_WARNINGS} different warnings; the rest are not shown"
     else:
         return
-    print(f"herd_env[{os.getpid()}]: {line}", file=sys.stderr, flush=True)
+    log(line)
 
 
 def _handle_mujoco_warnings(entry_point):
