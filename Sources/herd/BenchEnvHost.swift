@@ -4,6 +4,7 @@ import HerdEnvs
 import HerdMath
 import HerdNN
 import HerdRL
+import Logging
 
 /// `herd bench envhost`: Gymnasium environments through Herd's env host, beside the
 /// same environments in one Python process (a plain loop, SyncVectorEnv,
@@ -95,9 +96,11 @@ struct BenchEnvHost: ParsableCommand {
         median(hostCPU), 1e6 / median(loop), median(hostCPU) - 1e6 / median(loop)))
 
     // A worker end to end: LSTM policy + env host, fragments recorded (not sent).
-    var config = try self.config.map { try TrainingConfig.load(path: $0, env: "gym:\(env)") }
-      ?? TrainingConfig.defaults(for: "gym:\(env)")
-    config.env = "gym:\(env)"
+    // The config `herd train --env gym:ENV [--config FILE]` would train with (for
+    // Box actions, without the previous action unless the file asks for it).
+    let options = try ConfigOptions.parse(["--env", "gym:\(env)"] + (self.config.map { ["--config", $0] } ?? []))
+    var config = try options.resolve()
+    try options.fitDefaults(&config, host: EnvHostSettings(python: interpreter), logger: Logger(label: "herd.bench"))
     config.num_envs_per_worker = 32
     let spec = try EnvironmentFactory.spec(config, host: EnvHostSettings(python: interpreter))
     let encoder = try ConvPlan.make(config: config, observation: spec.observation).map { "conv \($0.name) + FC \($0.fcHiddens)" }
@@ -140,14 +143,37 @@ struct BenchEnvHost: ParsableCommand {
     defer { envs.close() }
     try envs.reset()
     var rng = SeededGenerator(seed: 3)
-    var actions = [Int32](repeating: 0, count: k)
-    let n = Int32((try? envs.spec.action.actionHeads().first) ?? 2)
+    // [K, D] actions: a component of each head (Discrete, MultiDiscrete), or
+    // uniform within a Box's bounds (a standard normal where one is infinite).
+    let d = envs.actionDims
+    let box = try envs.spec.action.continuousAction()
+    let heads = box == nil ? try envs.spec.action.actionHeads() : []
+    var actions = [Int32](repeating: 0, count: k * d)
+    var values = [Float](repeating: 0, count: k * d)
     var calls = 0
     func step() {
-      for i in 0..<k { actions[i] = Int32(rng.next() % UInt64(n)) }
+      for i in 0..<k {
+        for j in 0..<d {
+          if let box {
+            let (lo, hi) = (box.low[j], box.high[j])
+            values[i * d + j] =
+              lo.isFinite && hi.isFinite ? lo + (hi - lo) * rng.nextUnitFloat() : rng.nextGaussian()
+          } else {
+            actions[i * d + j] = Int32(rng.next() % UInt64(heads[j]))
+          }
+        }
+      }
       actions.withUnsafeBufferPointer { a in
-        for g in envs.groups.indices { try? envs.beginStep(group: g, actions: a.baseAddress!) }
-        for g in envs.groups.indices { try? envs.finishStep(group: g) }
+        values.withUnsafeBufferPointer { v in
+          for g in envs.groups.indices {
+            if box != nil {
+              try? envs.beginStep(group: g, continuousActions: v.baseAddress!)
+            } else {
+              try? envs.beginStep(group: g, actions: a.baseAddress!)
+            }
+          }
+          for g in envs.groups.indices { try? envs.finishStep(group: g) }
+        }
       }
       calls += 1
     }
@@ -210,15 +236,20 @@ struct BenchEnvHost: ParsableCommand {
     var h = [Float](repeating: 0, count: k * config.lstm_cell_size)
     var c = h
     let prev = [Int32](repeating: 0, count: k)
+    let prevValues = [Float](repeating: 0, count: k * net.distribution.actionWidth)
     let rewards = [Float](repeating: 0, count: k)
     var sink = 0
     let perCall = timePerCall(seconds: seconds) {
       obs.withPointer { o in
         prev.withUnsafeBufferPointer { pa in
-          rewards.withPointer { pr in
-            h.withMutablePointer { ph in
-              c.withMutablePointer { pc in
-                net.step(params, obs: o, prevActions: pa.baseAddress!, prevRewards: pr, rows: k, h: ph, c: pc, ws: ws)
+          prevValues.withUnsafeBufferPointer { pv in
+            rewards.withPointer { pr in
+              h.withMutablePointer { ph in
+                c.withMutablePointer { pc in
+                  net.step(
+                    params, obs: o, prevActions: pa.baseAddress!, prevActionValues: pv.baseAddress, prevRewards: pr,
+                    rows: k, h: ph, c: pc, ws: ws)
+                }
               }
             }
           }

@@ -132,6 +132,22 @@ struct EnvHostTests {
   /// A Dict observation of every kind of space and a MultiDiscrete action [3, 2]
   /// through one worker process: reward 1 per step when component 0 names the
   /// observed Discrete (random: 8/3 per 8-step episode, best 8). Generous target.
+  /// `herd bench envhost` runs on every action space Herd acts in: its host part
+  /// drew one Discrete action per row whatever the space (a precondition failure on
+  /// a Box, a read past its array on a MultiDiscrete), and its inference part left
+  /// a Box policy's previous action out. Smallest budget; no rate is checked.
+  @Test(arguments: ["CartPole-v1", "herd_env.testing_envs:HerdTest/Spaces-v0", "Pendulum-v1"])
+  func theEnvHostBenchRunsOnEveryActionSpace(env: String) throws {
+    let r = try HerdBinary.run(
+      [
+        "bench", "envhost", "--env", env, "--envs", "2", "--seconds", "0.05", "--rounds", "1", "--no-async",
+        "--python", python,
+      ], timeout: 120)
+    #expect(r.status == 0, "\(env): \(r.stderr.suffix(1500))")
+    #expect(r.stdout.contains("herd bench envhost: \(env)"), "\(r.stdout)")
+    #expect(r.stdout.contains("worker, P = 2, 2 groups/host"), "\(env): \(r.stdout)")
+  }
+
   @Test func multiDiscreteActionsTrainEndToEnd() throws {
     let dir = HerdBinary.tempDir("gymmd")
     defer { try? FileManager.default.removeItem(atPath: dir) }

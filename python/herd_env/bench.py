@@ -16,6 +16,22 @@ import numpy as np
 from herd_env.make import make_env, resolve
 
 
+def random_actions(space, rng, k):
+    """K random actions of ``space`` stacked on a leading axis: uniform over a
+    Discrete's or MultiDiscrete's values, uniform within a Box's bounds (a standard
+    normal where a bound is infinite); other spaces through their own ``sample``."""
+    if isinstance(space, gymnasium.spaces.Discrete):
+        return rng.integers(space.start, space.start + space.n, size=k)
+    if isinstance(space, gymnasium.spaces.MultiDiscrete):
+        return space.start + rng.integers(0, space.nvec, size=(k,) + space.nvec.shape)
+    if isinstance(space, gymnasium.spaces.Box):
+        shape = (k,) + space.shape
+        finite = np.isfinite(space.low) & np.isfinite(space.high)
+        low, high = np.where(finite, space.low, 0), np.where(finite, space.high, 1)
+        return np.where(finite, rng.uniform(low, high, size=shape), rng.standard_normal(shape)).astype(space.dtype)
+    return np.stack([space.sample() for _ in range(k)])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m herd_env.bench")
     p.add_argument("--env", default="CartPole-v1")
@@ -30,11 +46,11 @@ def main(argv=None):
         envs = [make_env(env_id) for _ in range(k)]
         for i, e in enumerate(envs):
             e.reset(seed=i)
-        n = envs[0].action_space.n
+        space = envs[0].action_space
         steps = 0
         start = time.perf_counter()
         while time.perf_counter() - start < args.seconds:
-            actions = rng.integers(0, n, size=k).tolist()
+            actions = random_actions(space, rng, k)
             for i, e in enumerate(envs):
                 _, _, term, trunc, _ = e.step(actions[i])
                 if term or trunc:
@@ -48,11 +64,11 @@ def main(argv=None):
         else:
             venv = gymnasium.vector.AsyncVectorEnv(fns, shared_memory=True)
         venv.reset(seed=0)
-        n = venv.single_action_space.n
+        space = venv.single_action_space
         steps = 0
         start = time.perf_counter()
         while time.perf_counter() - start < args.seconds:
-            venv.step(rng.integers(0, n, size=k))
+            venv.step(random_actions(space, rng, k))
             steps += k
         elapsed = time.perf_counter() - start
         venv.close()
