@@ -1,9 +1,11 @@
 """Reference rates for ``herd bench envhost``: the same K environments stepped in this
 one Python process, with random actions, printed as one JSON line.
 
-``--mode loop``: a plain loop over K ``gymnasium.make`` environments (what a host
-process does, without the bridge); ``sync``: ``SyncVectorEnv``; ``async``:
-``AsyncVectorEnv(shared_memory=True)`` (one process per environment).
+``--mode loop``: a plain loop over K environments (what a host process does,
+without the bridge); ``sync``: ``SyncVectorEnv``; ``async``:
+``AsyncVectorEnv(shared_memory=True)`` (one process per environment). Every mode
+makes its environments as the host does (``make_env``: Herd's Atari preprocessing,
+MuJoCo's warnings once).
 """
 
 import argparse
@@ -58,7 +60,7 @@ def main(argv=None):
             steps += k
         elapsed = time.perf_counter() - start
     else:
-        fns = [lambda: gymnasium.make(env_id) for _ in range(k)]
+        fns = [lambda: make_env(env_id) for _ in range(k)]
         if args.mode == "sync":
             venv = gymnasium.vector.SyncVectorEnv(fns)
         else:
