@@ -40,22 +40,22 @@ struct BenchWorker: ParsableCommand {
 
   func run() throws {
     BLAS.setThreadCount(1)
-    print("herd bench worker: \(env), encoder [\(fcnet)], LSTM(\(hidden)), one thread")
+    var base = TrainingConfig.defaults(for: env)
+    base.lstm_cell_size = hidden
+    base.fcnet_hiddens = fcnet.split(separator: ",").compactMap { Int($0) }
+    // The environment's preset decides the core (GRU for MemoryChain, none for Pendulum).
+    let core = base.use_lstm ? "\(base.rnn_type.rawValue.uppercased())(\(hidden))" : "no core (the preset's)"
+    print("herd bench worker: \(env), encoder [\(fcnet)], \(core), one thread")
     print(openBLASLine())
     for k in envs.split(separator: ",").compactMap({ Int($0) }) {
-      var config = TrainingConfig.defaults(for: env)
+      var config = base
       config.num_envs_per_worker = k
-      config.lstm_cell_size = hidden
-      config.fcnet_hiddens = fcnet.split(separator: ",").compactMap { Int($0) }
-      let spaces = try EnvironmentFactory.spaces(config)
-      let net = PolicyNetwork(config: config, observationSize: spaces.observationSize, actionCount: spaces.actionCount)
+      let net = try PolicyNetwork(config: config, spec: try EnvironmentFactory.spec(config))
       var rng = SeededGenerator(seed: 1)
       let params = Parameters(layout: net.layout, rng: &rng)
       let worker = try RolloutWorker(config: config, network: net, workerID: 1, seed: 1)
       try worker.setWeights(params.flatValues, version: 0)
-      let spec = WireModelSpec(
-        env: env, observationSize: net.observationSize, actionCount: net.actionCount, stateSize: net.stateSize,
-        maxSeqLen: config.max_seq_len, parameterCount: net.layout.count)
+      let spec = ModelSpec(config: config, network: net)
       var pending: [Fragment] = []
       var bytes = 0
       let step = {

@@ -432,6 +432,18 @@ import Testing
     }
   }
 
+  /// `herd bench worker` runs on a Box environment too (it built a discrete-only
+  /// network and failed on Pendulum-v1, naming Box(1, float32) as unsupported), and
+  /// its header names the core the preset gives. Smallest budget; no rate checked.
+  @Test(arguments: [("Pendulum-v1", "no core (the preset's)"), ("MemoryChain-v0", "GRU(16)")])
+  func theWorkerBenchRunsOnBoxAndDiscreteEnvironments(env: String, core: String) throws {
+    let r = try HerdBinary.run(
+      ["bench", "worker", "--env", env, "--envs", "2", "--seconds", "0.05", "--hidden", "16", "--fcnet", "16"])
+    #expect(r.status == 0, "\(env): \(r.stderr)")
+    #expect(r.stdout.hasPrefix("herd bench worker: \(env), encoder [16], \(core), one thread\n"), "\(r.stdout)")
+    #expect(r.stdout.contains("K =   2: "), "\(r.stdout)")
+  }
+
   @Test func helpExplainsTheOptions() throws {
     let r = try HerdBinary.run(["train", "--help"])
     #expect(r.status == 0)
