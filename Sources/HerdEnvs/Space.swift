@@ -133,6 +133,10 @@ public indirect enum Space: Sendable, Equatable, Codable, CustomStringConvertibl
         product = p
       }
       return nvec
+    case .box(_, let dtype, _, _) where dtype.hasPrefix("float"):
+      throw SpaceError(
+        "action space \(self) is continuous: it has no categorical heads (Herd acts in it with a Gaussian; "
+          + "continuousAction() gives its bounds)")
     default:
       throw SpaceError(
         "action space \(self) is not supported: Herd acts in Discrete, one-dimensional MultiDiscrete and float Box spaces")

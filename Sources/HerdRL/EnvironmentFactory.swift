@@ -107,7 +107,8 @@ public enum EnvironmentFactory {
     return envs.spec
   }
 
-  /// Observation size and action count of `config.env`.
+  /// Observation size and action count of `config.env`, for categorical actions
+  /// (a Box action space throws: build the network from ``spec(_:host:)``).
   public static func spaces(_ config: TrainingConfig, host: EnvHostSettings = EnvHostSettings()) throws -> (
     observationSize: Int, actionCount: Int
   ) {

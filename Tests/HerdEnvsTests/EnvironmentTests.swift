@@ -194,5 +194,11 @@ import Testing
     #expect(throws: SpaceError.self) { try Space.box(shape: [3], dtype: "float32", low: [0, 0], high: [1, 1]).checkAction() }
     #expect(throws: SpaceError.self) { try Space.box(shape: [0], dtype: "float32", low: [], high: []).checkAction() }
     try Space.discrete(2).checkAction()
+    // A float Box has no categorical heads, and says so rather than calling itself unsupported.
+    #expect {
+      try box.actionHeads()
+    } throws: { error in
+      "\(error)".contains("is continuous: it has no categorical heads") && !"\(error)".contains("not supported")
+    }
   }
 }
