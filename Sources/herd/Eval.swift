@@ -106,7 +106,9 @@ struct EvalCommand: ParsableCommand {
     }
     if !result.complete { printError("eval: stopped after \(result.returns.count) of \(episodes) episodes") }
     if let path = host.record, !FileManager.default.fileExists(atPath: path) {
-      printError("eval: no recording in \(path): environment 0 did not finish an episode")
+      printError(
+        "eval: no recording in \(path): environment 0 did not finish an episode, or it could not render (the env host "
+          + "says so above)")
     }
     let ret = result.returnSummary
     let len = result.lengthSummary

@@ -73,9 +73,34 @@ class EpisodeRecorder:
 
     @staticmethod
     def headless():
-        """No display or sound device for pygame-based renderers (set before making the env)."""
+        """No display or sound device for pygame-based renderers, and MuJoCo's
+        renderer on EGL when there is no display (its default, GLFW, needs one);
+        set before making the env, and only where the user set nothing."""
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        if not os.environ.get("DISPLAY"):
+            os.environ.setdefault("MUJOCO_GL", "egl")
+
+    @staticmethod
+    def make(env_id, config):
+        """Copy 0, made to render rgb_array frames. A MuJoCo model with a camera
+        named "track" (the locomotion tasks have one that follows the body) is
+        filmed through it unless the config picks a camera: the default free
+        camera stays put while a running agent leaves the picture."""
+        env = make_env(env_id, config, render_mode="rgb_array")
+        model = getattr(env.unwrapped, "model", None)
+        if {"camera_name", "camera_id"} & set(config or {}) or "mujoco" not in type(model).__module__:
+            return env
+        import mujoco
+
+        if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "track") < 0:
+            return env
+        try:
+            tracked = make_env(env_id, dict(config or {}, camera_name="track"), render_mode="rgb_array")
+        except TypeError:  # an environment that takes no camera_name
+            return env
+        env.close()
+        return tracked
 
     def __init__(self, env, path):
         self.env, self.path, self.frames = env, path, []
@@ -115,7 +140,9 @@ class Host:
         self.logged = set()
         if record:
             EpisodeRecorder.headless()
-        self.envs = [make_env(env_id, config, render_mode="rgb_array" if record and i == 0 else None) for i in range(count)]
+        self.envs = [
+            EpisodeRecorder.make(env_id, config) if record and i == 0 else make_env(env_id, config) for i in range(count)
+        ]
         self.recorder = EpisodeRecorder(self.envs[0], record) if record else None
         env = self.envs[0]
         self.observation_space = env.observation_space
@@ -158,7 +185,7 @@ class Host:
             self.flatten(obs, self.obs[i])
         if self.recorder:
             self.recorder.frames = []
-            self.recorder.frame()
+            self._record_frame(ended=False)
         self.rewards[:] = 0
         self.flags[:] = 0
 
@@ -205,9 +232,7 @@ class Host:
                 continue
             rewards[j] = r
             if i == 0 and self.recorder:
-                self.recorder.frame()
-                if terminated or truncated:
-                    self._finish_recording()
+                self._record_frame(ended=terminated or truncated)
             if terminated or truncated:
                 if final_rows is None:
                     flatten(o, final[i])
@@ -233,6 +258,22 @@ class Host:
         """Writes the recorded episode and stops recording."""
         recorder, self.recorder = self.recorder, None
         recorder.write()
+
+    def _record_frame(self, ended):
+        """Renders copy 0's frame, and writes the episode when it ``ended``. A
+        renderer that fails stops the recording, with one line saying why; the
+        episodes go on."""
+        path = self.recorder.path
+        try:
+            self.recorder.frame()
+            if ended:
+                self._finish_recording()
+        except Exception as e:
+            self.recorder = None
+            hint = ""
+            if "mujoco" in type(e).__module__ or "OpenGL" in str(e):
+                hint = " (MuJoCo renders without a display with MUJOCO_GL=egl or MUJOCO_GL=osmesa)"
+            _log(f"recording to {path} failed, the episodes go on without it: {type(e).__name__}: {e}{hint}")
 
     def _non_finite(self, flags, ended, lo, hi):
         """Ends (and resets) the episodes of copies ``lo..<hi`` whose observation or reward is not finite."""

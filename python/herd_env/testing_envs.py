@@ -123,3 +123,19 @@ class IntBoxAction(Null):
 
 
 gymnasium.register("HerdTest/IntBoxAction-v0", entry_point=IntBoxAction)
+
+
+class BrokenRender(Null):
+    """Asked for rgb_array frames, fails to render them (a renderer without its display)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def __init__(self, render_mode=None):
+        super().__init__()
+        self.render_mode = render_mode
+
+    def render(self):
+        raise RuntimeError("no display to render on")
+
+
+gymnasium.register("HerdTest/BrokenRender-v0", entry_point=BrokenRender, max_episode_steps=5)

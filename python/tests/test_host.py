@@ -11,7 +11,7 @@ import pytest
 
 import herd_env.testing_envs  # noqa: F401
 from herd_env import layout as L
-from herd_env.host import REMAKE_SEED_STRIDE, Host
+from herd_env.host import REMAKE_SEED_STRIDE, EpisodeRecorder, Host
 from herd_env.make import make_env
 from herd_env.spaces import Flattener
 
@@ -246,3 +246,61 @@ def test_record_writes_copy_zeros_first_episode_as_a_gif(tmp_path, capfd):
     for _ in range(30):
         host.step()
     assert os.path.getmtime(path) == written and not os.path.exists(path + ".tmp")
+
+
+def _recording_host(env_id, config, path, count=2):
+    host = Host(env_id, config, count, 0, 0, record=path)
+    lay = L.Layout(count, host.flatten.size, host.mapper.dims, 4)
+    buf = bytearray(lay.size)
+    buf[:64] = lay.header()
+    host.attach(buf)
+    return host
+
+
+def test_a_renderer_that_fails_stops_the_recording_not_the_host(tmp_path, capfd):
+    """A copy 0 that cannot render: one line says so, the episodes go on (the
+    host raised out of its reset before and was restarted without the recording)."""
+    path = str(tmp_path / "episode.gif")
+    host = _recording_host("HerdTest/BrokenRender-v0", {}, path)
+    host.reset()
+    for _ in range(12):
+        host.step()
+    err = capfd.readouterr().err
+    assert f"recording to {path} failed, the episodes go on without it: RuntimeError: no display to render on" in err
+    assert err.count("recording to") == 1
+    assert host.recorder is None and not os.path.exists(path)
+
+
+def test_headless_sends_mujoco_to_egl_only_without_a_display(monkeypatch):
+    for display, preset, expected in [(None, None, "egl"), (":0", None, None), (None, "osmesa", "osmesa")]:
+        for name, value in [("DISPLAY", display), ("MUJOCO_GL", preset)]:
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        EpisodeRecorder.headless()
+        assert os.environ.get("MUJOCO_GL") == expected, (display, preset)
+
+
+def test_a_mujoco_episode_records_without_a_display(tmp_path, capfd):
+    """HalfCheetah's renderer (GLFW by default) needs a display; the host records
+    it without one (MuJoCo on EGL), in a fresh process as the worker starts it,
+    through the camera that follows the body."""
+    pytest.importorskip("mujoco")
+    path = tmp_path / "cheetah.gif"
+    script = (
+        "import sys; from herd_env.host import Host; from herd_env import layout as L\n"
+        f"h = Host('HalfCheetah-v5', {{'max_episode_steps': 5}}, 1, 0, 0, record={str(path)!r})\n"
+        "lay = L.Layout(1, h.flatten.size, h.mapper.dims, 4); buf = bytearray(lay.size); buf[:64] = lay.header()\n"
+        "h.attach(buf); h.reset()\n"
+        "for _ in range(5): h.step()\n"
+        "print(h.envs[0].unwrapped.mujoco_renderer.camera_id)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "recorded an episode of 6 frames" in r.stderr, r.stderr
+    assert path.read_bytes().startswith(b"GIF89a")
+    # Filmed through the model's "track" camera (id 0 in half_cheetah.xml), which
+    # follows the body; the free camera (-1) stays behind.
+    assert r.stdout.split() == ["0"], r.stdout
