@@ -88,9 +88,18 @@ struct LearnerCommand: ParsableCommand {
     let logger = logs.bootstrap(label: "herd.learner")
     let resuming =
       resume || (resumeIfPresent && runDir.map { FileManager.default.fileExists(atPath: $0 + "/checkpoint.herd") } == true)
-    let (config, fromRun) = try options.resolve(resuming: resuming ? runDir : nil)
+    var (config, fromRun) = try options.resolve(resuming: resuming ? runDir : nil)
     if let fromRun {
       logger.info("\(Train.resumeBase(fromRun, overrides: options.overrides, seed: options.seed, workers: nil))")
+    } else if config.gymID != nil {
+      // As herd train does; the workers take the config from the learner. A
+      // learner host without herd_env's Python keeps the Gymnasium defaults.
+      do {
+        try options.fitDefaults(&config, host: EnvHostSettings(), logger: logger)
+      } catch {
+        logger.warning(
+          "cannot ask \(config.env)'s action space on this host (\(error)): lstm_use_prev_action stays \(config.lstm_use_prev_action) as the Gymnasium defaults have it; for Box actions name it in the config (false is what herd train uses)")
+      }
     }
     if let notice = options.environmentNotice(config, fromRun: fromRun) { logger.notice("\(notice)") }
     let security = try curve.security(logger: logger)

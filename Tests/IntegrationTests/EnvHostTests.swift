@@ -212,6 +212,27 @@ struct EnvHostTests {
     #expect(!asked.stderr.contains("dropped messages by reason"), "no fragment refused: \(asked.stderr.suffix(1500))")
   }
 
+  /// `herd learner` fits the Gymnasium defaults to a Box action space as `herd
+  /// train` does (it kept the previous action as an input, which the workers then
+  /// took from its config); without a Python to ask on the learner's host it keeps
+  /// the defaults and says so.
+  @Test func theLearnerFitsTheGymDefaultsToBoxActionsToo() throws {
+    func learner(_ dir: String, python: String) throws -> (stderr: String, prevAction: Bool?) {
+      defer { try? FileManager.default.removeItem(atPath: dir) }
+      let r = try HerdBinary.runCommand(
+        HerdBinary.path,
+        ["learner", "--env", "gym:Pendulum-v1", "--port", "0", "--stop-seconds", "1", "--no-stats", "--run-dir", dir],
+        environment: ["HERD_PYTHON": python], timeout: 60)
+      #expect(r.status == 0, "\(r.stderr.suffix(1500))")
+      return (r.stderr, try HerdBinary.json(dir + "/config.json")["lstm_use_prev_action"] as? Bool)
+    }
+    let fitted = try learner(HerdBinary.tempDir("gymlearner"), python: python)
+    #expect(fitted.prevAction == false && fitted.stderr.contains("lstm_use_prev_action is off"), "\(fitted.stderr)")
+    let unasked = try learner(HerdBinary.tempDir("gymlearner-nopy"), python: "/nonexistent/python")
+    #expect(unasked.prevAction == true, "\(unasked.stderr)")
+    #expect(unasked.stderr.contains("cannot ask gym:Pendulum-v1's action space on this host"), "\(unasked.stderr)")
+  }
+
   /// Atari through the env host with Herd's preprocessing and the Atari preset:
   /// 84x84 grey frames as bytes in the host's shared memory, the IMPALA shallow
   /// encoder with an LSTM on the learner, a checkpoint with the conv weights.
