@@ -91,14 +91,14 @@ struct LearnerCommand: ParsableCommand {
     var (config, fromRun) = try options.resolve(resuming: resuming ? runDir : nil)
     if let fromRun {
       logger.info("\(Train.resumeBase(fromRun, overrides: options.overrides, seed: options.seed, workers: nil))")
-    } else if config.gymID != nil {
-      // As herd train does; the workers take the config from the learner. A
-      // learner host without herd_env's Python keeps the Gymnasium defaults.
+    } else {
+      // As herd train does (a gym: run only); the workers take the config from the
+      // learner. A learner host without herd_env's Python keeps the defaults.
       do {
         try options.fitDefaults(&config, host: EnvHostSettings(), logger: logger)
       } catch {
         logger.warning(
-          "cannot ask \(config.env)'s action space on this host (\(error)): lstm_use_prev_action stays \(config.lstm_use_prev_action) as the Gymnasium defaults have it; for Box actions name it in the config (false is what herd train uses)")
+          "cannot ask \(config.env)'s action space on this host (\(error)): lstm_use_prev_action stays true as the Gymnasium defaults have it; if its actions are a Box, set it to false in the config, as herd train would (discrete actions keep it)")
       }
     }
     if let notice = options.environmentNotice(config, fromRun: fromRun) { logger.notice("\(notice)") }
