@@ -47,17 +47,16 @@ def log(message):
 # printed the same deprecation 16 times and left the file wherever herd ran.
 # Herd's handler logs each distinct warning once per process, to stderr only.
 MAX_MUJOCO_WARNINGS = 20
-_mujoco_warnings = {}
+_mujoco_warnings = set()
 _mujoco_handled = False
 
 
 def mujoco_warning(message):
     """Logs a MuJoCo warning the first time this process sees it (at most
     ``MAX_MUJOCO_WARNINGS`` distinct ones, then a line that says more are held back)."""
-    seen = _mujoco_warnings.get(message, 0)
-    _mujoco_warnings[message] = seen + 1
-    if seen:
+    if message in _mujoco_warnings:
         return
+    _mujoco_warnings.add(message)
     distinct = len(_mujoco_warnings)
     if distinct <= MAX_MUJOCO_WARNINGS:
         line = f"MuJoCo warning: {message} (shown once per process)"

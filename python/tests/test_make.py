@@ -10,7 +10,7 @@ from herd_env import make
 
 @pytest.fixture
 def fresh(monkeypatch):
-    monkeypatch.setattr(make, "_mujoco_warnings", {})
+    monkeypatch.setattr(make, "_mujoco_warnings", set())
 
 
 def test_each_distinct_warning_is_logged_once(fresh, capsys):
