@@ -62,7 +62,7 @@ extension TrainingConfig {
   }
 
   /// Decodes a JSON object over `base`: keys present replace the base's values,
-  /// unknown keys are errors naming the key and listing the valid ones.
+  /// unknown keys are errors naming every one and listing the valid keys.
   public static func decode(json: Data, over base: TrainingConfig, source: String) throws -> TrainingConfig {
     let object: Any
     do {
@@ -115,9 +115,15 @@ extension TrainingConfig {
   /// This config with the keys of `dict` replaced, validated by type and name.
   func merging(_ dict: [String: Any], source: String) throws -> TrainingConfig {
     let known = Set(Self.keys)
-    for key in dict.keys where !known.contains(key) {
+    // Every unknown key at once (a file from another framework has several),
+    // each with another framework's name turned into Herd's, else a likely
+    // misspelling's correction.
+    let unknown = dict.keys.filter { !known.contains($0) }.sorted().map { key in
+      "'\(key)'" + (Self.otherName(key).map { " (\($0.hint))" } ?? Spelling.hint(for: key, among: Self.keys))
+    }
+    if !unknown.isEmpty {
       throw ConfigError(
-        "\(source): unknown key '\(key)'\(Spelling.hint(for: key, among: Self.keys)); valid keys: \(Self.keys.joined(separator: ", "))"
+        "\(source): unknown key\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")); valid keys: \(Self.keys.joined(separator: ", "))"
       )
     }
     for (key, valid) in Self.choiceKeys {

@@ -118,6 +118,20 @@ import Testing
         .map { "`\($0)=\(preset[$0] ?? "?")`" }
       out += "| `\(env)` | \(changed.joined(separator: ", ")) |\n"
     }
+    out += """
+
+      ## Names from other frameworks
+
+      Keys of other frameworks that Herd names differently; an unknown-key error
+      names Herd's for each (a run's length is a command-line option, not a key):
+
+      | their key | whose | Herd's |
+      |---|---|---|
+
+      """
+    for other in TrainingConfig.otherNames {
+      out += "| `\(other.name)` | \(other.from.joined(separator: ", ")) | \(other.here) |\n"
+    }
     return out
   }
 

@@ -101,6 +101,47 @@ private func message(_ body: () throws -> Void) -> String {
     #expect(message { try far.validate() }.hasPrefix("env = 'Pong' is invalid: use CartPole-v1, "))
   }
 
+  /// Another framework's key gets Herd's named, whether it is close in spelling or
+  /// not; a file with several unknown keys has them all named at once.
+  @Test func otherFrameworksNamesGetHerdsName() throws {
+    let base = TrainingConfig()
+    for (set, hint) in [
+      ("unroll_length=20", "unknown key 'unroll_length' (TorchBeast's unroll_length; Herd's: 'max_seq_len'); valid keys: env, "),
+      (
+        "max_grad_norm=0.5",
+        "unknown key 'max_grad_norm' (Sample Factory's, Stable Baselines' and CleanRL's max_grad_norm; Herd's: 'grad_clip'); valid keys: env, "
+      ),
+      ("n_epochs=4", "unknown key 'n_epochs' (Stable Baselines' n_epochs; Herd's: 'num_epochs'); valid keys:"),
+      ("total_timesteps=1000", "total_timesteps; Herd's: '--stop-steps', a command-line option, not a key); valid keys:"),
+    ] {
+      let m = message { _ = try base.applying(overrides: [set]) }
+      #expect(m.hasPrefix("--set \(set): ") && m.contains(hint), "\(m)")
+    }
+    let file = #"{"learning_rate": 0.001, "lr": 0.002, "model": {"use_lstm": true}, "bogus": 1, "gmama": 0.9}"#
+    let m = message { _ = try TrainingConfig.decode(json: Data(file.utf8), over: base, source: "a.json") }
+    #expect(
+      m.hasPrefix(
+        "a.json: unknown keys 'bogus', 'gmama' (did you mean 'gamma'?), 'learning_rate' (TorchBeast's, Sample Factory's, Stable Baselines' and CleanRL's learning_rate; Herd's: 'lr'), 'model' (RLlib's model; Herd's: none: its keys ('fcnet_hiddens', "
+      ), "\(m)")
+    #expect(m.contains("valid keys: env, "))
+  }
+
+  /// The table itself: no other name is one of Herd's keys or listed twice, and
+  /// every key or option it names in backticks exists.
+  @Test func otherNamesPointAtRealKeys() {
+    let keys = Set(TrainingConfig.keys)
+    let names = TrainingConfig.otherNames.map(\.name)
+    #expect(Set(names).count == names.count)
+    for other in TrainingConfig.otherNames {
+      #expect(!keys.contains(other.name), "\(other.name) is a key")
+      let quoted = other.here.matches(of: /`([^`]+)`/).map { String($0.1) }
+      #expect(!quoted.isEmpty, "\(other.name)")
+      for name in quoted {
+        #expect(keys.contains(name) || ["--stop-steps", "--workers"].contains(name), "\(other.name): \(name)")
+      }
+    }
+  }
+
   /// Keys with a fixed set of choices are enums: an unknown name (or a number) is
   /// an error that lists every valid one, never a silent fallback; each valid name
   /// round-trips through config.json.
