@@ -36,23 +36,23 @@ struct BenchConv: ParsableCommand {
 
   @Option(help: "Encoder preset: impala_shallow, impala_deep or nature.")
   var encoder = ConvEncoderKind.impala_shallow
-  @Option(help: "Frames per step (N x T of a batch).")
+  @Option(parsing: .unconditional, help: "Frames per step (N x T of a batch).")
   var frames = 640
-  @Option(help: "Image height.")
+  @Option(parsing: .unconditional, help: "Image height.")
   var height = 84
-  @Option(help: "Image width.")
+  @Option(parsing: .unconditional, help: "Image width.")
   var width = 84
-  @Option(help: "Image channels (stacked frames).")
+  @Option(parsing: .unconditional, help: "Image channels (stacked frames).")
   var channels = 4
-  @Option(help: "Shards computed in parallel on this many threads (as learner_threads does).")
+  @Option(parsing: .unconditional, help: "Shards computed in parallel on this many threads (as learner_threads does).")
   var shards = 1
-  @Option(help: "OpenBLAS threads for this run (set once at start-up).")
+  @Option(parsing: .unconditional, help: "OpenBLAS threads for this run (set once at start-up).")
   var threads = 1
-  @Option(help: "Alternating rounds; medians are reported.")
+  @Option(parsing: .unconditional, help: "Alternating rounds; medians are reported.")
   var rounds = 5
-  @Option(help: "Seconds per round per side.")
+  @Option(parsing: .unconditional, help: "Seconds per round per side.")
   var seconds = 1.0
-  @Option(help: "Random seed for weights and inputs.")
+  @Option(parsing: .unconditional, help: "Random seed for weights and inputs.")
   var seed: UInt64 = 1
   @Flag(help: "Feed uint8 frames that the first convolution scales as it reads them (the learner's path for uint8 images).")
   var bytes = false

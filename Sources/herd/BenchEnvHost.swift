@@ -32,9 +32,9 @@ struct BenchEnvHost: ParsableCommand {
   var env = "CartPole-v1"
   @Option(help: "Comma-separated K values.")
   var envs = "8,32,64"
-  @Option(help: "Seconds per measurement.")
+  @Option(parsing: .unconditional, help: "Seconds per measurement.")
   var seconds = 2.0
-  @Option(help: "Alternating rounds; medians are reported.")
+  @Option(parsing: .unconditional, help: "Alternating rounds; medians are reported.")
   var rounds = 3
   @Option(help: "Python interpreter with herd_env (default: as for herd worker).")
   var python: String?

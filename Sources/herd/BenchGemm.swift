@@ -22,17 +22,17 @@ struct BenchGemm: ParsableCommand {
       """
   )
 
-  @Option(help: "Sequences (N): rows of a recurrent step.")
+  @Option(parsing: .unconditional, help: "Sequences (N): rows of a recurrent step.")
   var sequences = 32
-  @Option(help: "Steps (T): N*T rows in the whole-batch products.")
+  @Option(parsing: .unconditional, help: "Steps (T): N*T rows in the whole-batch products.")
   var time = 20
-  @Option(help: "Input features (I).")
+  @Option(parsing: .unconditional, help: "Input features (I).")
   var features = 67
-  @Option(help: "Cell size (H); the LSTM has 4H gates.")
+  @Option(parsing: .unconditional, help: "Cell size (H); the LSTM has 4H gates.")
   var hidden = 256
-  @Option(help: "Alternating rounds; medians are reported.")
+  @Option(parsing: .unconditional, help: "Alternating rounds; medians are reported.")
   var rounds = 5
-  @Option(help: "Seconds per round per side.")
+  @Option(parsing: .unconditional, help: "Seconds per round per side.")
   var seconds = 0.2
 
   func validate() throws {

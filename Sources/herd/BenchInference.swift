@@ -22,19 +22,19 @@ struct BenchInference: ParsableCommand {
 
   @Option(help: "Comma-separated K values (rows per step).")
   var envs = "32,64"
-  @Option(help: "Observation features (F).")
+  @Option(parsing: .unconditional, help: "Observation features (F).")
   var features = 4
-  @Option(help: "Discrete actions (A).")
+  @Option(parsing: .unconditional, help: "Discrete actions (A).")
   var actions = 2
-  @Option(help: "Cell size (lstm_cell_size).")
+  @Option(parsing: .unconditional, help: "Cell size (lstm_cell_size).")
   var hidden = 256
   @Option(help: "Recurrent cell.")
   var cell = RNNType.lstm
   @Option(help: "Encoder hidden sizes, comma-separated (empty: none).")
   var fcnet = "256"
-  @Option(help: "Rounds per K; the median is reported.")
+  @Option(parsing: .unconditional, help: "Rounds per K; the median is reported.")
   var rounds = 5
-  @Option(help: "Seconds per round.")
+  @Option(parsing: .unconditional, help: "Seconds per round.")
   var seconds = 0.5
 
   func validate() throws {

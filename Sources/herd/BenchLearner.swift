@@ -22,13 +22,15 @@ struct BenchLearner: ParsableCommand {
   )
 
   @OptionGroup var shape: BatchShapeOptions
-  @Option(help: "Discrete actions (A).")
+  @Option(parsing: .unconditional, help: "Discrete actions (A).")
   var actions = 6
   @Option(help: "Encoder hidden sizes, comma-separated (empty: none).")
   var fcnet = ""
   @Option(help: "Optimiser.")
   var optimizer = OptimizerKind.rmsprop
-  @Option(help: "Learner threads: the batch is split into this many shards computed in parallel (learner_threads).")
+  @Option(
+    parsing: .unconditional,
+    help: "Learner threads: the batch is split into this many shards computed in parallel (learner_threads).")
   var learnerThreads = 1
   @Flag(help: "Time the step alone, without its GEMM floor (for profiling the step: perf sees nothing else).")
   var noFloor = false

@@ -24,9 +24,9 @@ struct BenchRecurrent: ParsableCommand {
   @OptionGroup var shape: BatchShapeOptions
   @Flag(help: "Give sequences random lengths in 1...T instead of all T (packing skips the padding).")
   var unevenLengths = false
-  @Option(help: "Random seed for weights and inputs.")
+  @Option(parsing: .unconditional, help: "Random seed for weights and inputs.")
   var seed: UInt64 = 1
-  @Option(help: "Shards computed in parallel on this many threads (as learner_threads does).")
+  @Option(parsing: .unconditional, help: "Shards computed in parallel on this many threads (as learner_threads does).")
   var shards = 1
   @Flag(help: "Time the layer alone, without its GEMM floor (for profiling the layer: perf sees nothing else).")
   var noFloor = false

@@ -32,21 +32,21 @@ func openBLASLine() -> String {
 
 /// The batch shape and timing options of the GEMM-floor benchmarks.
 struct BatchShapeOptions: ParsableArguments {
-  @Option(name: .customLong("sequences"), help: "Sequences (fragments) per batch (N).")
+  @Option(name: .customLong("sequences"), parsing: .unconditional, help: "Sequences (fragments) per batch (N).")
   var sequences = 32
-  @Option(name: .customLong("time"), help: "Steps per sequence (T, max_seq_len).")
+  @Option(name: .customLong("time"), parsing: .unconditional, help: "Steps per sequence (T, max_seq_len).")
   var steps = 20
-  @Option(help: "Input features per step (F).")
+  @Option(parsing: .unconditional, help: "Input features per step (F).")
   var features = 67
-  @Option(help: "Cell size (H, lstm_cell_size).")
+  @Option(parsing: .unconditional, help: "Cell size (H, lstm_cell_size).")
   var hidden = 256
   @Option(help: "Recurrent cell.")
   var cell = RNNType.lstm
-  @Option(help: "OpenBLAS threads for this run (set once at start-up).")
+  @Option(parsing: .unconditional, help: "OpenBLAS threads for this run (set once at start-up).")
   var threads = 1
-  @Option(help: "Alternating rounds; medians are reported.")
+  @Option(parsing: .unconditional, help: "Alternating rounds; medians are reported.")
   var rounds = 7
-  @Option(help: "Seconds per round per side.")
+  @Option(parsing: .unconditional, help: "Seconds per round per side.")
   var seconds = 0.5
 
   func validate() throws {

@@ -22,13 +22,13 @@ struct BenchWire: ParsableCommand {
       """
   )
 
-  @Option(help: "Cell size of the model whose state and weights are sent.")
+  @Option(parsing: .unconditional, help: "Cell size of the model whose state and weights are sent.")
   var hidden = 256
-  @Option(help: "Fragment length T.")
+  @Option(parsing: .unconditional, help: "Fragment length T.")
   var time = 20
-  @Option(help: "Weight subscribers.")
+  @Option(parsing: .unconditional, help: "Weight subscribers.")
   var subscribers = 8
-  @Option(help: "Seconds per measurement.")
+  @Option(parsing: .unconditional, help: "Seconds per measurement.")
   var seconds = 2.0
 
   func validate() throws { try requirePositive([("--hidden", hidden), ("--time", time), ("--subscribers", subscribers)]) }

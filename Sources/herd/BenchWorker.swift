@@ -23,11 +23,11 @@ struct BenchWorker: ParsableCommand {
   var env = "CartPole-v1"
   @Option(help: "Comma-separated K values.")
   var envs = "1,8,32,64"
-  @Option(help: "Cell size (lstm_cell_size).")
+  @Option(parsing: .unconditional, help: "Cell size (lstm_cell_size).")
   var hidden = 256
   @Option(help: "Encoder hidden sizes, comma-separated (empty: none).")
   var fcnet = "256"
-  @Option(help: "Seconds per K.")
+  @Option(parsing: .unconditional, help: "Seconds per K.")
   var seconds = 2.0
 
   func validate() throws {

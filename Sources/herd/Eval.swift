@@ -38,13 +38,15 @@ struct EvalCommand: ParsableCommand {
       spaces must be the run's.
       """)
   var env: String?
-  @Option(help: "Episodes to run (at least 1).")
+  @Option(parsing: .unconditional, help: "Episodes to run (at least 1).")
   var episodes = 100
   @Flag(help: "Act with each head's most likely action (a Gaussian policy's mean) instead of sampling from the policy.")
   var greedy = false
-  @Option(help: "Environments stepped together (default: the smaller of --episodes and the run's envs per worker).")
+  @Option(
+    parsing: .unconditional,
+    help: "Environments stepped together (default: the smaller of --episodes and the run's envs per worker).")
   var envs: Int?
-  @Option(help: "Seed for the environments (copy i gets seed * 1000 + i) and for sampling.")
+  @Option(parsing: .unconditional, help: "Seed for the environments (copy i gets seed * 1000 + i) and for sampling.")
   var seed: UInt64 = 1
   @Option(help: "Also write the result JSON, with every episode's return and length, to this file (written whole, then renamed into place).")
   var output: String?

@@ -12,11 +12,13 @@ import Logging
 struct EndpointOptions: ParsableArguments {
   @Option(help: "Interface to bind: 127.0.0.1 (this machine only) or 0.0.0.0 (serve other hosts).")
   var host = "127.0.0.1"
-  @Option(help: "Control port (ROUTER); fragments and weights default to port+1 and port+2. 0: ephemeral ports.")
+  @Option(
+    parsing: .unconditional,
+    help: "Control port (ROUTER); fragments and weights default to port+1 and port+2. 0: ephemeral ports.")
   var port = 5555
-  @Option(help: "Fragment port (PULL); default port+1.")
+  @Option(parsing: .unconditional, help: "Fragment port (PULL); default port+1.")
   var fragmentPort: Int?
-  @Option(help: "Weights port (PUB); default port+2.")
+  @Option(parsing: .unconditional, help: "Weights port (PUB); default port+2.")
   var weightsPort: Int?
 
   var endpoints: LearnerEndpoints {
@@ -143,11 +145,12 @@ struct WorkerCommand: ParsableCommand {
 
   @Option(help: "The learner's control endpoint, tcp://HOST:PORT.")
   var learner: String
-  @Option(help: "Environments stepped as one batch (default: the run's num_envs_per_worker).")
+  @Option(parsing: .unconditional, help: "Environments stepped as one batch (default: the run's num_envs_per_worker).")
   var envs: Int?
-  @Option(help: "Seed for this worker's environments and sampling.")
+  @Option(parsing: .unconditional, help: "Seed for this worker's environments and sampling.")
   var seed: UInt64 = 0
   @Option(
+    parsing: .unconditional,
     help: ArgumentHelp(
       "Stop cleanly, as on SIGTERM, once process PID is no longer this worker's parent (checked every second). herd train passes its own id, so its workers end with it even when it is killed outright (SIGKILL, the OOM killer).",
       valueName: "PID"))

@@ -28,7 +28,7 @@ struct StatsCommand: ParsableCommand {
   var once = false
   @Flag(help: "Print the /stats JSON instead of the view.")
   var json = false
-  @Option(help: "Seconds between refreshes.")
+  @Option(parsing: .unconditional, help: "Seconds between refreshes.")
   var interval: Double = 2
   @Option(help: "A file holding the bearer token of an endpoint started with --stats-token-file.")
   var tokenFile: String?

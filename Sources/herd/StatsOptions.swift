@@ -8,6 +8,7 @@ import Logging
 /// Options of the learner's HTTP stats endpoint (`herd learner`, `herd train`).
 struct StatsOptions: ParsableArguments {
   @Option(
+    parsing: .unconditional,
     help: """
       Port of the HTTP stats endpoint (/ dashboard, /healthz, /stats, /metrics) on the \
       learner's host. Default: the control port + 3 for `herd learner`, 5558 for `herd train` \

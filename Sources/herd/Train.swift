@@ -25,7 +25,7 @@ struct ConfigOptions: ParsableArguments {
       valueName: "KEY=VALUE"))
   var overrides: [String] = []
 
-  @Option(help: "Random seed (overrides the config's seed).")
+  @Option(parsing: .unconditional, help: "Random seed (overrides the config's seed).")
   var seed: UInt64?
 
   /// The effective config: env defaults, then the file, then --set, then --seed; validated.
@@ -111,11 +111,13 @@ struct ConfigOptions: ParsableArguments {
 
 /// Stop criteria options shared by `train` and `learner`.
 struct StopOptions: ParsableArguments {
-  @Option(help: "Stop when the mean return over the last 100 episodes reaches this.")
+  @Option(parsing: .unconditional, help: "Stop when the mean return over the last 100 episodes reaches this.")
   var stopReward: Float?
-  @Option(help: "Stop after this many env steps.")
+  @Option(parsing: .unconditional, help: "Stop after this many env steps.")
   var stopSteps: Int?
-  @Option(help: "Stop after this many seconds (of this invocation: a resumed run gets this much more).")
+  @Option(
+    parsing: .unconditional,
+    help: "Stop after this many seconds (of this invocation: a resumed run gets this much more).")
   var stopSeconds: Double?
 
   func validate() throws {
@@ -184,7 +186,9 @@ struct Train: ParsableCommand {
   @Option(help: "Run folder for config.json, progress.jsonl, checkpoint.herd, summary.json (default runs/ENV-TIME).")
   var runDir: String?
 
-  @Option(help: "Rollout worker processes (threads with --in-process); default num_workers (1).")
+  @Option(
+    parsing: .unconditional,
+    help: "Rollout worker processes (threads with --in-process); default num_workers (1).")
   var workers: Int?
 
   @Flag(help: "Run workers as threads in this process, joined by in-memory queues (tests, debugging).")

@@ -112,6 +112,19 @@ import Testing
     #expect(abs(final) < 0.4, "feed-forward mean return \(final) should be near 0")
   }
 
+  /// A negative stop reward (the Pendulums' returns are negative) is a value
+  /// after a space, as any other number, not only after an equals sign.
+  @Test func aNegativeStopRewardNeedsNoEqualsSign() throws {
+    let dir = HerdBinary.tempDir("negative")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run([
+      "train", "--env", "Pendulum-v1", "--stop-reward", "-200", "--stop-steps", "1000", "--in-process", "--no-stats",
+      "--run-dir", dir,
+    ])
+    #expect(r.status == 0, "stderr: \(r.stderr)")
+    #expect(r.stderr.contains("stop at mean return >= -200.0 or 1000 env steps"), "\(r.stderr)")
+  }
+
   @Test func cartPoleLearnsBeyondRandomInASmallBudget() throws {
     let dir = HerdBinary.tempDir("cp")
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -130,6 +143,10 @@ import Testing
     (["--config", "/nonexistent/herd.json"], "/nonexistent/herd.json"),
     (["--stop-steps", "0"], "--stop-steps"),
     (["--env", "CartPole-v1", "--set", "env=Pendulum-v1"], "--set env=Pendulum-v1 both name the environment"),
+    // A negative number is the option's value, checked as one (not "Missing value").
+    (["--workers", "-1"], "--workers must be at least 1, got -1"),
+    (["--stop-seconds", "-3"], "--stop-seconds must be positive, got -3.0"),
+    (["--seed", "-5"], "The value '-5' is invalid for '--seed <seed>'"),
   ])
   func badConfigurationIsAClearErrorAndANonZeroExit(args: [String], named: String) throws {
     let budget = args.contains("--stop-steps") ? [] : ["--stop-steps", "1000"]
