@@ -108,9 +108,19 @@ class AtariFrames(gymnasium.Wrapper):
         return self._push(frame), total, terminated, truncated, info
 
 
+def quiet_ale():
+    """ALE logs at Warning and above: its banner ("A.L.E: Arcade Learning
+    Environment ...", "[Powered by Stella]") is Info, printed by every host
+    process into a run's log; its warnings and errors still show."""
+    import ale_py
+
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Warning)
+
+
 def make_atari(env_id, config, render_mode=None):
     """An ALE environment with :class:`AtariFrames` (unless ``atari_preprocessing`` is false)."""
     opts, kwargs = split_options(config)
+    quiet_ale()
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     if not opts["atari_preprocessing"]:

@@ -1,5 +1,8 @@
 """Herd's Atari preprocessing: its logic on a scripted ALE stand-in, then on ALE itself."""
 
+import subprocess
+import sys
+
 import gymnasium
 import numpy as np
 import pytest
@@ -95,3 +98,22 @@ def test_pong_through_make_env():
     assert raw.observation_space.shape == (210, 160, 3)
     with pytest.raises(ValueError, match="frameskip"):
         make_env("ALE/Pong-v5", {"frameskip": 2})
+
+
+def test_ale_prints_no_banner():
+    """A fresh process making Pong prints no ALE banner on stderr (ALE's C++
+    writes it to file descriptor 2 once per process, so only another process
+    sees it)."""
+    pytest.importorskip("ale_py")
+    script = (
+        "import ale_py\n"
+        "from herd_env.make import make_env\n"
+        "env = make_env('ALE/Pong-v5')\n"
+        "env.reset(seed=1)\n"
+        "env.step(0)\n"
+        "env.close()\n"
+        "print('made')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "made" in r.stdout, r.stderr
+    assert "Stella" not in r.stderr and "Arcade Learning Environment" not in r.stderr, r.stderr
