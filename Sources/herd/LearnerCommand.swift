@@ -240,12 +240,14 @@ struct EnvHostOptions: ParsableArguments {
       """)
   var python: String?
   @Option(
+    parsing: .unconditional,
     help: """
       Env host processes per worker for gym:ID environments (default: 1 on machines with fewer than 4 CPUs, else 2; \
       here \(EnvHostSettings.defaultProcesses)).
       """)
   var envProcesses: Int?
   @Option(
+    parsing: .unconditional,
     help: """
       Row groups per env host process (at most 26): a host steps one group while the policy acts for another; 1 \
       makes the two take turns. Default: 2 with one host process, 1 with more (they already overlap) and for `herd \

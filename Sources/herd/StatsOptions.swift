@@ -17,7 +17,9 @@ struct StatsOptions: ParsableArguments {
   var statsPort: Int?
   @Flag(help: "Run without the stats endpoint.")
   var noStats = false
-  @Option(help: "Seconds without fragments (or without a trainer loop) before /healthz answers 503.")
+  @Option(
+    parsing: .unconditional,
+    help: "Seconds without fragments (or without a trainer loop) before /healthz answers 503.")
   var stallSeconds: Double = 30
   @Option(
     help: """
