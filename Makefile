@@ -16,7 +16,7 @@ TEST_PACKAGES := python3-venv iproute2 shellcheck chromium qemu-user
 # committed PyTorch outputs (Tests/Fixtures/make_export_fixtures.py writes them).
 VENV := .venv
 PYTHON_ENV_PACKAGES := gymnasium==1.4.0 numpy==2.4.6 popgym==1.0.7 minigrid==3.2.0 pillow==11.3.0 ale-py==0.12.1
-PYTHON_TEST_TOOLS := pytest==9.2.0 onnxruntime==1.32.0 prometheus-client==0.21.1 kubernetes-validate==1.37.0
+PYTHON_TEST_TOOLS := pytest==9.2.0 onnxruntime==1.32.0 prometheus-client==0.21.1 kubernetes-validate==1.37.0 tensorboard==2.21.0
 SWIFT ?= swift
 # The numeric kernels are Swift SIMD: on a build host with AVX2 and FMA, build every
 # Swift module for it (8 floats per instruction, not 4; rollout inference measured 18%

@@ -1,3 +1,5 @@
+import HerdNN
+
 /// A small ONNX model writer: the protobuf messages of `onnx.proto` that a one-step
 /// policy graph needs (ModelProto, GraphProto, NodeProto, AttributeProto,
 /// TensorProto, ValueInfoProto), encoded by hand.
@@ -181,47 +183,5 @@ struct ONNXModel {
         }
       }
     }
-  }
-}
-
-/// Protocol buffer wire format: varints (type 0), 32-bit (type 5) and
-/// length-delimited fields (type 2).
-struct ProtoWriter {
-  var bytes: [UInt8] = []
-
-  mutating func varint(_ v: UInt64) {
-    var x = v
-    while x >= 0x80 {
-      bytes.append(UInt8(x & 0x7F) | 0x80)
-      x >>= 7
-    }
-    bytes.append(UInt8(x))
-  }
-
-  mutating func key(_ field: Int, _ wireType: UInt64) { varint(UInt64(field) << 3 | wireType) }
-
-  /// An int64/int32/enum field (negative values take ten bytes, as protobuf says).
-  mutating func int(_ field: Int, _ v: Int64) {
-    key(field, 0)
-    varint(UInt64(bitPattern: v))
-  }
-
-  mutating func float(_ field: Int, _ v: Float) {
-    key(field, 5)
-    withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 }
-  }
-
-  mutating func bytes(_ field: Int, _ b: [UInt8]) {
-    key(field, 2)
-    varint(UInt64(b.count))
-    bytes += b
-  }
-
-  mutating func string(_ field: Int, _ s: String) { bytes(field, Array(s.utf8)) }
-
-  mutating func message(_ field: Int, _ build: (inout ProtoWriter) -> Void) {
-    var inner = ProtoWriter()
-    build(&inner)
-    bytes(field, inner.bytes)
   }
 }

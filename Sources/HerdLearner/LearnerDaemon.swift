@@ -24,6 +24,8 @@ public struct LearnerSettings: Sendable {
   public var envHost = EnvHostSettings()
   /// The HTTP stats endpoint (nil: none).
   public var stats: StatsSettings?
+  /// TensorBoard event files in RUN_DIR/tensorboard (``TensorBoardEvents``).
+  public var tensorBoard = true
   /// SIGTERM and SIGINT stop the run cleanly (set by the command line, not by tests).
   public var handleSignals = false
 
@@ -171,8 +173,12 @@ public final class LearnerDaemon {
     if let n = settings.network { try LearnerNetwork.checkBindable(n.endpoints) }
     let runDirectory = try RunDirectory(path: settings.runDirectory)
     let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
+    if settings.tensorBoard {
+      trainer.tensorBoard = TensorBoardEvents(folder: runDirectory.file("tensorboard"))
+    }
     let parts = try trainer.prepare(resume: settings.resume)
-    logger.info("run: env \(config.env), run dir \(runDirectory.path)")
+    let board = settings.tensorBoard ? " (TensorBoard: tensorboard --logdir \(runDirectory.path))" : ""
+    logger.info("run: env \(config.env), run dir \(runDirectory.path)\(board)")
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
 
     // ZeroMQ sockets: bound now, so the stats endpoint can list them.

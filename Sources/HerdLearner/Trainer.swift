@@ -75,6 +75,8 @@ final class Trainer: @unchecked Sendable {
   let stop: StopCriteria
   let runDirectory: RunDirectory
   let logger: Logger
+  /// TensorBoard's copy of each progress record (nil: none).
+  var tensorBoard: TensorBoardEvents?
   /// Whether `config.json` still has to be written (it is retried like checkpoints).
   private var configPending = true
   /// Files whose last write failed, with the reason.
@@ -513,8 +515,20 @@ final class Trainer: @unchecked Sendable {
   }
 
   private func writeProgress(_ t: TrainerStatus) {
-    attempt("progress.jsonl") { try runDirectory.appendProgress(Self.progressRecord(t)) }
+    let record = Self.progressRecord(t)
+    attempt("progress.jsonl") { try runDirectory.appendProgress(record) }
+    if let tensorBoard {
+      attempt("tensorboard") {
+        try tensorBoard.append(
+          step: t.stats.envSteps, wallTime: Date().timeIntervalSince1970, scalars: Self.scalars(record))
+      }
+    }
     logger.info("\(Self.progressLine(t))")
+  }
+
+  /// The numbers of a progress record, by name (its nulls left out).
+  static func scalars(_ record: [String: Any]) -> [(tag: String, value: Double)] {
+    record.compactMap { key, value in (value as? NSNumber).map { (key, $0.doubleValue) } }.sorted { $0.tag < $1.tag }
   }
 
   /// One `progress.jsonl` record, with the `/stats` names (``MetricKey``).

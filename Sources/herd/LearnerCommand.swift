@@ -47,12 +47,13 @@ struct LearnerCommand: ParsableCommand {
     abstract: "Run the learner daemon: workers connect to it over ZeroMQ.",
     discussion: """
       Binds the control (ROUTER), fragment (PULL) and weight (PUB) endpoints on
-      --host at --port, port+1 and port+2, trains on the fragments workers push, and
-      broadcasts new weights. Same run directory as `herd train` (config.json,
-      progress.jsonl, checkpoint.herd, summary.json); --resume continues from the
-      run directory's checkpoint, with its config.json unless --config is given
-      (--set and --seed apply on top; --env, if given, must be the run's). SIGTERM
-      or Ctrl-C: stop, checkpoint, summary.
+      --host at --port, port+1 and port+2, trains on the fragments workers push,
+      and broadcasts new weights. Same run directory as `herd train`
+      (config.json, progress.jsonl, tensorboard/, checkpoint.herd,
+      summary.json); --resume continues from the run directory's checkpoint,
+      with its config.json unless --config is given (--set and --seed apply on
+      top; --env, if given, must be the run's). SIGTERM or Ctrl-C: stop,
+      checkpoint, summary.
 
       Example: herd learner --env StatelessCartPole-v1 --run-dir runs/a --port 5555
                herd worker --learner tcp://127.0.0.1:5555
@@ -67,6 +68,8 @@ struct LearnerCommand: ParsableCommand {
   @OptionGroup var logs: LogOptions
   @Option(help: "Run folder (default runs/ENV-TIME).")
   var runDir: String?
+  @Flag(help: "Write no TensorBoard event files (by default RUN_DIR/tensorboard/ gets each progress record).")
+  var noTensorboard = false
   @Flag(
     help:
       "Continue from RUN_DIR/checkpoint.herd (policy version, optimiser state, counters) with RUN_DIR/config.json unless --config is given."
@@ -114,6 +117,7 @@ struct LearnerCommand: ParsableCommand {
     settings.resume = resuming
     settings.network = NetworkSettings(endpoints: e, security: security)
     settings.stats = try stats.settings(host: e.host, defaultPort: e.controlPort == 0 ? 0 : e.controlPort + 3)
+    settings.tensorBoard = !noTensorboard
     let summary = try LearnerDaemon(config: config, settings: settings, logger: logger).run(interrupted: interruptFlag) {
       r in
       if let url = r.statsURL { stats.announce(url, host: e.host, logger: logger) }

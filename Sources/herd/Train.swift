@@ -150,22 +150,23 @@ struct Train: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Train a policy: a learner and rollout workers on this machine.",
     discussion: """
-      Trains with V-trace (IMPALA) using the environment's tuned defaults, a config
-      file and --set overrides. Progress is printed every few seconds and appended to
-      RUN_DIR/progress.jsonl; the checkpoint is written every checkpoint interval, at
-      the end and on Ctrl-C; RUN_DIR/summary.json is written at the end. --resume
-      continues a stopped run from RUN_DIR/checkpoint.herd: the policy version,
-      optimiser state, counters, the 100-episode mean return and the run's clock go
-      on (progress.jsonl, the dashboard's curves and summary.json count the run's
+      Trains with V-trace (IMPALA) using the environment's tuned defaults, a
+      config file and --set overrides. Progress is printed every few seconds and
+      appended to RUN_DIR/progress.jsonl and, as TensorBoard scalars, to
+      RUN_DIR/tensorboard/ (tensorboard --logdir runs); the checkpoint is
+      written every checkpoint interval, at the end and on Ctrl-C;
+      RUN_DIR/summary.json is written at the end. --resume continues a stopped
+      run from RUN_DIR/checkpoint.herd: the policy version, optimiser state,
+      counters, the 100-episode mean return and the run's clock go on
+      (progress.jsonl, the dashboard's curves and summary.json count the run's
       time over every invocation); --stop-steps and --stop-reward are the run's
-      totals, --stop-seconds is this invocation's time. Without --config a resume
-      starts from the run's own RUN_DIR/config.json (--set, --seed and --workers
-      apply on top; --env, if given, must be the run's).
+      totals, --stop-seconds is this invocation's time. Without --config a
+      resume starts from the run's own RUN_DIR/config.json (--set, --seed and
+      --workers apply on top; --env, if given, must be the run's).
 
       Without stop options a run stops at the environment's solved return (475 for
       CartPole, 0.9 for MemoryChain and PixelMemory: 95% right, -200 for Pendulum,
-      -300 for StatelessPendulum) or after 10 minutes. A negative stop reward is
-      written with an equals sign: --stop-reward=-200.
+      -300 for StatelessPendulum) or after 10 minutes.
 
       Examples:
         herd train --env CartPole-v1
@@ -185,6 +186,9 @@ struct Train: ParsableCommand {
 
   @Option(help: "Run folder for config.json, progress.jsonl, checkpoint.herd, summary.json (default runs/ENV-TIME).")
   var runDir: String?
+
+  @Flag(help: "Write no TensorBoard event files (by default RUN_DIR/tensorboard/ gets each progress record).")
+  var noTensorboard = false
 
   @Option(
     parsing: .unconditional,
@@ -210,7 +214,7 @@ struct Train: ParsableCommand {
   let display = SharedSlot<ProgressDisplay>()
 
   enum CodingKeys: CodingKey {
-    case options, stopping, stats, runDir, workers, inProcess, resume, printConfig, envHost, logs, ready
+    case options, stopping, stats, runDir, noTensorboard, workers, inProcess, resume, printConfig, envHost, logs, ready
   }
 
   func validate() throws {
@@ -243,6 +247,7 @@ struct Train: ParsableCommand {
       "herd train: OpenBLAS threads 1 (\(BLAS.configuration)); stop at \(Self.describe(stop)); Ctrl-C stops cleanly")
     var settings = LearnerSettings(runDirectory: runDir ?? "runs/\(config.env)-\(Self.timestamp())", stop: stop)
     settings.stats = try stats.settings(host: "127.0.0.1", defaultPort: 5558)
+    settings.tensorBoard = !noTensorboard
     settings.resume = resume
     // Beside a learner on fewer than 4 CPUs, a host's two groups cannot overlap
     // (every CPU is busy) and their extra wake-ups cost: one group, unless asked.

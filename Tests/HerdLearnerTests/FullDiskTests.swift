@@ -117,6 +117,10 @@ struct TinyDisk {
       #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "half a line: \(line.prefix(80))")
     }
     #expect(text.isEmpty || text.hasSuffix("\n"))
+    // The TensorBoard events too: one file, whole records only.
+    let events = try FileManager.default.contentsOfDirectory(atPath: dir + "/tensorboard")
+    #expect(events.count == 1 && events[0].hasPrefix("events.out.tfevents."), "\(events)")
+    for name in events { #expect(try tfRecords(dir + "/tensorboard/" + name).count >= 2) }
   }
 }
 

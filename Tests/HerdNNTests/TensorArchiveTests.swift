@@ -121,4 +121,30 @@ import Testing
   @Test func crc32MatchesTheStandardCheckValue() {
     #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
   }
+
+  /// CRC-32C's check value and RFC 3720's test vectors (B.4), and its masked form
+  /// against TFRecord's definition.
+  @Test func crc32cMatchesTheStandardVectors() {
+    #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+    #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+    #expect(CRC32C.checksum([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
+    #expect(CRC32C.checksum(Array(0..<32)) == 0x46DD_794E)
+    let c = CRC32C.checksum(Array("123456789".utf8))
+    #expect(CRC32C.masked(Array("123456789".utf8)) == ((c >> 15) | (c << 17)) &+ 0xA282_EAD8)
+  }
+
+  /// The hand-written protobuf fields, byte for byte.
+  @Test func protoWriterWritesTheWireFormat() {
+    var w = ProtoWriter()
+    w.double(1, 1.5)
+    w.int(2, 300)
+    w.float(2, -3)
+    w.string(1, "ab")
+    w.message(5) { $0.int(1, 1) }
+    #expect(
+      w.bytes == [
+        0x09, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F, 0x10, 0xAC, 0x02, 0x15, 0, 0, 0x40, 0xC0, 0x0A, 2, 0x61, 0x62, 0x2A, 2, 0x08,
+        1,
+      ])
+  }
 }

@@ -3,6 +3,7 @@ import HerdMath
 import HerdNN
 import HerdRL
 import HerdStats
+import HerdTestSupport
 import Testing
 
 /// The real `herd train` binary, small budgets, fixed seeds, generous thresholds.
@@ -123,6 +124,71 @@ import Testing
     ])
     #expect(r.status == 0, "stderr: \(r.stderr)")
     #expect(r.stderr.contains("stop at mean return >= -200.0 or 1000 env steps"), "\(r.stderr)")
+  }
+
+  /// TensorBoard itself reads a run's curves: each progress record's numbers at
+  /// its env steps, a resumed run's in a second file after the first's; with
+  /// --no-tensorboard nothing is written.
+  @Test func tensorBoardReadsTheRunsCurves() throws {
+    guard let python = envHostPython,
+      (try? HerdBinary.runCommand(python, ["-c", "import tensorboard"]).status) == 0
+    else {
+      if requireTools { Issue.record("tensorboard is needed in the project's Python: make venv installs it") }
+      return
+    }
+    let dir = HerdBinary.tempDir("tensorboard")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for (steps, more) in [(150_000, ["--set", "progress_interval_seconds=0.1"]), (300_000, ["--resume"])] {
+      let r = try HerdBinary.run(
+        ["train", "--env", "MemoryChain-v0", "--in-process", "--stop-steps", "\(steps)", "--run-dir", dir, "--no-stats"]
+          + more)
+      #expect(r.status == 0, "stderr: \(r.stderr)")
+      #expect(r.stderr.contains("(TensorBoard: tensorboard --logdir \(dir))"), "\(r.stderr)")
+    }
+    let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/tensorboard")
+    #expect(files.count == 2 && files.allSatisfy { $0.hasPrefix("events.out.tfevents.") }, "\(files)")
+    let read = try HerdBinary.runCommand(
+      python,
+      [
+        "-c",
+        """
+        import json, sys
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        ea = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
+        ea.Reload()
+        print(json.dumps({t: [[s.step, s.value] for s in ea.Scalars(t)] for t in ea.Tags()["scalars"]}))
+        """,
+        dir + "/tensorboard",
+      ])
+    #expect(read.status == 0, "\(read.stderr)")
+    let scalars = try #require(try JSONSerialization.jsonObject(with: Data(read.stdout.utf8)) as? [String: [[Double]]])
+    var records: [[String: Any]] = []
+    for line in try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n") {
+      records.append(try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]))
+    }
+    #expect(records.count >= 4, "\(records.count) progress records")
+    let steps = records.map { ($0["env_steps/sampled"] as? NSNumber)?.doubleValue ?? -1 }
+    #expect(scalars["env_steps/sampled"]?.map { $0[0] } == steps, "one event per progress record, at its env steps")
+    #expect(steps.last ?? 0 >= 300_000 && steps == steps.sorted())
+    for key in ["episode_return/mean", "losses/pg", "learner/entropy", "throughput/sampled_per_second"] {
+      // TensorBoard's scalars are float32: both sides compared as such.
+      let expected = records.compactMap { r -> [Float]? in
+        guard let v = r[key] as? NSNumber, let s = r["env_steps/sampled"] as? NSNumber else { return nil }
+        return [Float(s.doubleValue), Float(v.doubleValue)]
+      }
+      let read = scalars[key]?.map { $0.map { Float($0) } }
+      #expect(!expected.isEmpty && read == expected, "\(key): \(read ?? []) against \(expected)")
+    }
+
+    let none = HerdBinary.tempDir("no-tensorboard")
+    defer { try? FileManager.default.removeItem(atPath: none) }
+    let r = try HerdBinary.run([
+      "train", "--env", "MemoryChain-v0", "--in-process", "--stop-steps", "20000", "--run-dir", none, "--no-stats",
+      "--no-tensorboard",
+    ])
+    #expect(r.status == 0 && !r.stderr.contains("TensorBoard"), "\(r.stderr)")
+    #expect(FileManager.default.fileExists(atPath: none + "/progress.jsonl"))
+    #expect(!FileManager.default.fileExists(atPath: none + "/tensorboard"))
   }
 
   @Test func cartPoleLearnsBeyondRandomInASmallBudget() throws {
