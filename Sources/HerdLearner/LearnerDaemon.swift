@@ -24,7 +24,7 @@ public struct LearnerSettings: Sendable {
   public var envHost = EnvHostSettings()
   /// The HTTP stats endpoint (nil: none).
   public var stats: StatsSettings?
-  /// TensorBoard event files in RUN_DIR/tensorboard (``TensorBoardEvents``).
+  /// TensorBoard event files in RUN_DIR (``TensorBoardEvents``).
   public var tensorBoard = true
   /// SIGTERM and SIGINT stop the run cleanly (set by the command line, not by tests).
   public var handleSignals = false
@@ -174,7 +174,7 @@ public final class LearnerDaemon {
     let runDirectory = try RunDirectory(path: settings.runDirectory)
     let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
     if settings.tensorBoard {
-      trainer.tensorBoard = TensorBoardEvents(folder: runDirectory.file("tensorboard"))
+      trainer.tensorBoard = TensorBoardEvents(folder: runDirectory.path)
     }
     let parts = try trainer.prepare(resume: settings.resume)
     let board = settings.tensorBoard ? " (TensorBoard: tensorboard --logdir \(runDirectory.path))" : ""

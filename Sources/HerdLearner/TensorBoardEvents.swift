@@ -6,9 +6,10 @@ import HerdRL
   import Glibc
 #endif
 
-/// A run's curves as TensorBoard reads them: `RUN_DIR/tensorboard/events.out.
-/// tfevents.TIME.HOST.PID`, one file per invocation (a resumed run adds one and
-/// TensorBoard joins them), one event per progress record with every number of
+/// A run's curves as TensorBoard reads them:
+/// `RUN_DIR/events.out.tfevents.TIME.HOST.PID`, one file per invocation (a resumed run adds one and TensorBoard
+/// joins them; in the run folder itself, so `tensorboard --logdir runs` names each
+/// run by its folder), one event per progress record with every number of
 /// `progress.jsonl` as a scalar under the same name (``MetricKey``), against env
 /// steps sampled.
 ///

@@ -49,7 +49,7 @@ struct LearnerCommand: ParsableCommand {
       Binds the control (ROUTER), fragment (PULL) and weight (PUB) endpoints on
       --host at --port, port+1 and port+2, trains on the fragments workers push,
       and broadcasts new weights. Same run directory as `herd train`
-      (config.json, progress.jsonl, tensorboard/, checkpoint.herd,
+      (config.json, progress.jsonl, events.out.tfevents.*, checkpoint.herd,
       summary.json); --resume continues from the run directory's checkpoint,
       with its config.json unless --config is given (--set and --seed apply on
       top; --env, if given, must be the run's). SIGTERM or Ctrl-C: stop,
@@ -68,7 +68,7 @@ struct LearnerCommand: ParsableCommand {
   @OptionGroup var logs: LogOptions
   @Option(help: "Run folder (default runs/ENV-TIME).")
   var runDir: String?
-  @Flag(help: "Write no TensorBoard event files (by default RUN_DIR/tensorboard/ gets each progress record).")
+  @Flag(help: "Write no TensorBoard event files (by default RUN_DIR/events.out.tfevents.* get each progress record).")
   var noTensorboard = false
   @Flag(
     help:

@@ -152,8 +152,8 @@ struct Train: ParsableCommand {
     discussion: """
       Trains with V-trace (IMPALA) using the environment's tuned defaults, a
       config file and --set overrides. Progress is printed every few seconds and
-      appended to RUN_DIR/progress.jsonl and, as TensorBoard scalars, to
-      RUN_DIR/tensorboard/ (tensorboard --logdir runs); the checkpoint is
+      appended to RUN_DIR/progress.jsonl and, as TensorBoard scalars, to an
+      event file in RUN_DIR (tensorboard --logdir runs); the checkpoint is
       written every checkpoint interval, at the end and on Ctrl-C;
       RUN_DIR/summary.json is written at the end. --resume continues a stopped
       run from RUN_DIR/checkpoint.herd: the policy version, optimiser state,
@@ -187,7 +187,7 @@ struct Train: ParsableCommand {
   @Option(help: "Run folder for config.json, progress.jsonl, checkpoint.herd, summary.json (default runs/ENV-TIME).")
   var runDir: String?
 
-  @Flag(help: "Write no TensorBoard event files (by default RUN_DIR/tensorboard/ gets each progress record).")
+  @Flag(help: "Write no TensorBoard event files (by default RUN_DIR/events.out.tfevents.* get each progress record).")
   var noTensorboard = false
 
   @Option(
