@@ -131,6 +131,12 @@ public final class ZMQSocket: @unchecked Sendable {
     try setOption(ZMQ_RCVHWM, receive)
   }
 
+  /// How long a blocking send waits for room below the high-water mark before it
+  /// gives up (``send(_:dontWait:)`` then returns false); -1: forever.
+  public func setSendTimeout(ms: Int32) throws {
+    try setOption(ZMQ_SNDTIMEO, ms)
+  }
+
   /// Kernel socket buffer sizes in bytes (ZMQ_SNDBUF / ZMQ_RCVBUF). High-water marks
   /// count messages in ZeroMQ's queues; the kernel's TCP buffers (megabytes by
   /// default) hold more on top, so bounding them is what bounds data in flight.
@@ -181,7 +187,10 @@ public final class ZMQSocket: @unchecked Sendable {
   // MARK: Messages
 
   /// Sends the frames of one multipart message. With `dontWait`, returns false
-  /// instead of blocking when the high-water mark is reached.
+  /// instead of blocking when the high-water mark is reached; without, it blocks
+  /// until there is room, and returns false when the send timeout
+  /// (``setSendTimeout(ms:)``) passes first or a signal interrupts the wait (the
+  /// caller decides whether to try again).
   @discardableResult
   public func send(_ frames: [[UInt8]], dontWait: Bool = false) throws -> Bool {
     let s = try socket()
@@ -190,7 +199,7 @@ public final class ZMQSocket: @unchecked Sendable {
       if dontWait { flags |= ZMQ_DONTWAIT }
       let rc = frame.withUnsafeBytes { zmq_send(s, $0.baseAddress, frame.count, flags) }
       if rc < 0 {
-        if zmq_errno() == EAGAIN && i == 0 { return false }
+        if (zmq_errno() == EAGAIN || zmq_errno() == EINTR) && i == 0 { return false }
         throw ZMQError.last("zmq_send")
       }
     }

@@ -173,6 +173,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
     try secure(push)
     try push.setHighWaterMarks(send: 4, receive: 4)
     try push.setKernelBuffers(send: 1 << 16, receive: 1 << 16)
+    try push.setSendTimeout(ms: 50)
     try push.connect(rehost(w.fragmentEndpoint))
     let sub = try ZMQSocket(ctx, .sub)
     try secure(sub)
@@ -216,17 +217,14 @@ public final class ZMQWorkerTransport: WorkerTransport {
     let bytes = try FragmentCodec.encodeBatch(
       batch.fragments, episodes: batch.episodes, envSteps: batch.envSteps, workerID: session.workerID, runID: runID,
       spec: session.spec)
-    // A full learner: wait for room, a millisecond at a time, while watching `stop`
-    // and the connection (a learner that went away never makes room: the batch is
+    // A full learner: wait for room inside the send (ZMQ_SNDTIMEO, so it goes as
+    // soon as there is room), up to 50 ms a try, watching `stop` and the connection
+    // between tries (a learner that went away never makes room: the batch is
     // dropped and the session ends).
-    var waits = 0
-    while !(try push.send([bytes], dontWait: true)) {
-      if stop.wait(seconds: 0.001) { return false }
-      waits += 1
-      if waits % 100 == 0 {
-        try watchConnection()
-        if refusal != nil { return true }
-      }
+    while !(try push.send([bytes])) {
+      if stop.isSet { return false }
+      try watchConnection()
+      if refusal != nil { return true }
     }
     flow.sent += 1
     // Flow control: at most `limit` batches on the way that the learner has not
