@@ -168,7 +168,28 @@ public final class LearnerNetwork: @unchecked Sendable {
   /// closes them and the ZAP handler.
   public func run() {
     guard let (control, fragments, weights) = sockets else { return }
-    loop(control: control, fragments: fragments, weights: weights)
+    // A full queue stops the reading of fragments; the trainer's next take writes
+    // a byte to this pipe, which the loop polls beside the sockets, so reading
+    // starts again at once rather than at the next poll timeout (5 ms: on a fast
+    // task the trainer emptied its queue in that time and waited).
+    var ends: [Int32] = [-1, -1]
+    if pipe(&ends) == 0 {
+      for fd in ends { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+      for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+      let writeEnd = ends[1]
+      queue.whenRoom {
+        var one: UInt8 = 1
+        _ = write(writeEnd, &one, 1)
+      }
+    } else {
+      ends = [-1, -1]
+    }
+    loop(control: control, fragments: fragments, weights: weights, room: ends[0])
+    if ends[0] >= 0 {
+      queue.whenRoom {}  // under the queue's lock: no call is running or can start
+      close(ends[0])
+      close(ends[1])
+    }
     control.close()
     fragments.close()
     weights.close()
@@ -188,14 +209,22 @@ public final class LearnerNetwork: @unchecked Sendable {
 
   // MARK: The loop
 
-  private func loop(control: ZMQSocket, fragments: ZMQSocket, weights: ZMQSocket) {
+  /// `roomFD`: the read end of the pipe the queue writes to when it has room
+  /// again (-1: none; the loop then finds out at its next poll).
+  private func loop(control: ZMQSocket, fragments: ZMQSocket, weights: ZMQSocket, room roomFD: Int32) {
     var published = -1
     var lastSweep = Date()
+    var drain = [UInt8](repeating: 0, count: 64)
     while !stop.isSet {
       do {
-        // Read fragments only while the learner's queue has room (backpressure).
+        // Read fragments only while the learner's queue has room (backpressure);
+        // without room, wait for the queue's word that there is some.
         let room = queue.hasRoom
-        let ready = try ZMQSocket.poll(room ? [control, fragments] : [control], timeoutMs: 5)
+        let ready = try ZMQSocket.poll(
+          room ? [control, fragments] : [control], fds: room || roomFD < 0 ? [] : [roomFD], timeoutMs: 5)
+        if roomFD >= 0 && !room && ready.count > 1 && ready[1] {
+          while read(roomFD, &drain, drain.count) > 0 {}
+        }
         if ready[0], let frames = try control.receive(timeoutMs: 0) { handleControl(frames, on: control) }
         if room, ready.count > 1, ready[1], let frames = try fragments.receive(timeoutMs: 0) {
           handleFragments(frames, control: control)

@@ -247,6 +247,7 @@ public final class FragmentQueue: @unchecked Sendable {
   private var head = 0
   private var closed = false
   private var held = 0
+  private var roomWaiter: (@Sendable () -> Void)?
   /// The most fragments held before senders wait.
   public let capacity: Int
 
@@ -287,6 +288,18 @@ public final class FragmentQueue: @unchecked Sendable {
     return true
   }
 
+  /// Calls `wake` whenever a receive takes the queue below half its capacity: a
+  /// reader that stops reading while there is no room (the learner's network
+  /// thread) waits on it instead of polling. Half, not any room: one wake-up per
+  /// few batches rather than per batch (each wake-up of another thread on a
+  /// 2-core machine pre-empts the trainer or a worker), with half a queue of work
+  /// left while the reader refills it.
+  public func whenRoom(_ wake: @escaping @Sendable () -> Void) {
+    condition.lock()
+    defer { condition.unlock() }
+    roomWaiter = wake
+  }
+
   /// Up to `max` fragments, waiting at most `timeout` seconds for the first.
   public func receive(max: Int, timeout: Double) -> [Fragment] {
     condition.lock()
@@ -295,7 +308,8 @@ public final class FragmentQueue: @unchecked Sendable {
     while items.count - head == 0 && !closed {
       if !condition.wait(until: deadline) { break }
     }
-    let n = min(max, items.count - head)
+    let before = items.count - head
+    let n = min(max, before)
     let out = Array(items[head..<(head + n)])
     head += n
     for f in out { held -= f.storageBytes }
@@ -304,6 +318,8 @@ public final class FragmentQueue: @unchecked Sendable {
       head = 0
     }
     condition.broadcast()
+    let half = Swift.max(1, capacity / 2)
+    if before >= half && before - n < half { roomWaiter?() }
     return out
   }
 

@@ -242,13 +242,15 @@ public final class ZMQSocket: @unchecked Sendable {
 }
 
 extension ZMQSocket {
-  /// Waits up to `timeoutMs` until any of `sockets` has a message to read; returns
-  /// which ones do (all false on timeout or an interrupted wait).
-  public static func poll(_ sockets: [ZMQSocket], timeoutMs: Int32) throws -> [Bool] {
+  /// Waits up to `timeoutMs` until any of `sockets` has a message to read, or any
+  /// of the file descriptors `fds` is readable; returns which ones are, sockets
+  /// first (all false on timeout or an interrupted wait).
+  public static func poll(_ sockets: [ZMQSocket], fds: [Int32] = [], timeoutMs: Int32) throws -> [Bool] {
     var items = try sockets.map { zmq_pollitem_t(socket: try $0.socket(), fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+    items += fds.map { zmq_pollitem_t(socket: nil, fd: $0, events: Int16(ZMQ_POLLIN), revents: 0) }
     let rc = zmq_poll(&items, Int32(items.count), Int(timeoutMs))
     if rc < 0 {
-      if zmq_errno() == EINTR { return sockets.map { _ in false } }
+      if zmq_errno() == EINTR { return items.map { _ in false } }
       throw ZMQError.last("zmq_poll")
     }
     return items.map { ($0.revents & Int16(ZMQ_POLLIN)) != 0 }

@@ -1,3 +1,4 @@
+import Synchronization
 import HerdEnvs
 import HerdMath
 import HerdNN
@@ -107,5 +108,30 @@ func smallConfig(_ env: String = "MemoryChain-v0") -> TrainingConfig {
     var empty = fragment(1)
     empty.actions = []
     #expect(throws: BatchError.self) { try build(empty) }
+  }
+}
+
+@Suite struct FragmentQueueTests {
+  /// The learner's network thread stops reading at a full queue and waits for
+  /// the queue's word: it comes once each time a take brings the queue below
+  /// half its capacity, and not for takes that leave it at half or more.
+  @Test func aTakeBelowHalfWakesTheReader() {
+    let queue = FragmentQueue(capacity: 8)
+    let wakes = Mutex(0)
+    queue.whenRoom { wakes.withLock { $0 += 1 } }
+    let one = BatchTests().fragment(2)
+    for _ in 0..<8 { #expect(queue.send(one)) }
+    var seen: [Int] = []
+    for take in [2, 2, 1, 1, 2] {
+      #expect(queue.receive(max: take, timeout: 0).count == take)
+      seen.append(wakes.withLock { $0 })
+    }
+    // Depths 6, 4 (half: no word yet), 3 (below: the word), 2, 0.
+    #expect(seen == [0, 0, 1, 1, 1])
+    queue.enqueue(Array(repeating: one, count: 9))  // the reader overshoots by a message
+    #expect(queue.receive(max: 5, timeout: 0).count == 5 && wakes.withLock { $0 } == 1)
+    #expect(queue.receive(max: 5, timeout: 0).count == 4 && wakes.withLock { $0 } == 2)
+    // An empty queue's timed-out take says nothing.
+    #expect(queue.receive(max: 5, timeout: 0).isEmpty && wakes.withLock { $0 } == 2)
   }
 }
