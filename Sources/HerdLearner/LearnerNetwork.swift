@@ -168,10 +168,11 @@ public final class LearnerNetwork: @unchecked Sendable {
   /// closes them and the ZAP handler.
   public func run() {
     guard let (control, fragments, weights) = sockets else { return }
-    // A full queue stops the reading of fragments; the trainer's next take writes
-    // a byte to this pipe, which the loop polls beside the sockets, so reading
-    // starts again at once rather than at the next poll timeout (5 ms: on a fast
-    // task the trainer emptied its queue in that time and waited).
+    // A full queue stops the reading of fragments; the trainer's take that brings
+    // the queue below half writes a byte to this pipe (FragmentQueue.whenRoom),
+    // which the loop polls beside the sockets, so reading starts again at once
+    // rather than at the next poll timeout (5 ms: on a fast task the trainer
+    // emptied its queue in that time and waited).
     var ends: [Int32] = [-1, -1]
     if pipe(&ends) == 0 {
       for fd in ends { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
