@@ -45,8 +45,9 @@ import numpy as np
 from gymnasium import spaces
 
 from herd_env import layout as L
+from herd_env import atari
 from herd_env.make import log as _log
-from herd_env.make import make_env
+from herd_env.make import make_env, resolve
 from herd_env.spaces import ActionMapper, Flattener, describe
 
 REMAKE_SEED_STRIDE = 1000003
@@ -131,22 +132,43 @@ class EpisodeRecorder:
 
 
 class Host:
-    def __init__(self, env_id, config, count, seed, first_index, record=None):
+    """The K environments of a host process. ``groups``: the row groups the worker
+    steps one at a time (``[(lo, hi), ...]``, default one group of all rows).
+    ALE ids step through ALE's vector environment, one per group, when it can
+    take the env_config (:func:`herd_env.atari.vector_obstacle`; when it cannot
+    for an option the user set, one line says so); every other id (and those ALE
+    ones) is K Gymnasium environments stepped in turn."""
+
+    def __init__(self, env_id, config, count, seed, first_index, record=None, groups=None):
         self.env_id = env_id
         self.config = config
         self.count = count
         self.base_seed = seed + first_index
         self.remakes = [0] * count
         self.logged = set()
-        if record:
-            EpisodeRecorder.headless()
-        self.envs = [
-            EpisodeRecorder.make(env_id, config) if record and i == 0 else make_env(env_id, config) for i in range(count)
-        ]
+        self.groups = list(groups or [(0, count)])
+        self.vectors = None
+        resolved = resolve(env_id)
+        if atari.is_atari(resolved):
+            obstacle = atari.vector_obstacle(resolved, config, render_mode="rgb_array" if record else None)
+            if obstacle is None:
+                self.vectors = [atari.AtariVector(resolved, config, hi - lo) for lo, hi in self.groups]
+            elif not obstacle[1]:
+                _log(f"{env_id}: stepped one copy at a time in Python, more slowly: {obstacle[0]}")
+        if self.vectors:
+            self.envs = []
+            space_source = self.vectors[0]
+        else:
+            if record:
+                EpisodeRecorder.headless()
+            self.envs = [
+                EpisodeRecorder.make(env_id, config) if record and i == 0 else make_env(env_id, config)
+                for i in range(count)
+            ]
+            space_source = self.envs[0]
         self.recorder = EpisodeRecorder(self.envs[0], record) if record else None
-        env = self.envs[0]
-        self.observation_space = env.observation_space
-        self.action_space = env.action_space
+        self.observation_space = space_source.observation_space
+        self.action_space = space_source.action_space
         self.flatten = Flattener(self.observation_space)
         if self.flatten.size == 0:
             raise ValueError(
@@ -180,6 +202,9 @@ class Host:
             self.obs_rows = self.final_rows = None
 
     def reset(self):
+        if self.vectors:
+            for (lo, hi), vector in zip(self.groups, self.vectors):
+                self.obs_rows[lo:hi] = vector.reset(self.base_seed + np.arange(lo, hi))
         for i, env in enumerate(self.envs):
             obs, _ = env.reset(seed=self.base_seed + i)
             self.flatten(obs, self.obs[i])
@@ -207,6 +232,9 @@ class Host:
     def step(self, lo=0, hi=None):
         """Steps copies ``lo`` up to ``hi`` (all by default)."""
         hi = self.count if hi is None else hi
+        if self.vectors:
+            self._step_vectors(lo, hi)
+            return
         actions = self.mapper.actions(self.actions[lo:hi])
         obs, final, flatten = self.obs, self.final, self.flatten
         obs_rows, final_rows = self.obs_rows, self.final_rows
@@ -254,6 +282,21 @@ class Host:
             self._non_finite(flags, ended, lo, hi)
         self.flags[lo:hi] = flags
 
+    def _step_vectors(self, lo, hi):
+        """Steps the groups that make up rows ``lo..<hi`` through their vector environments."""
+        covered = [(g, b) for g, b in enumerate(self.groups) if lo <= b[0] and b[1] <= hi]
+        if sum(b[1] - b[0] for _, b in covered) != hi - lo:
+            raise ValueError(f"rows {lo}..<{hi} are not whole row groups of {self.groups}")
+        for g, (glo, ghi) in covered:
+            actions = self.mapper.actions(self.actions[glo:ghi])
+            obs, rewards, terminated, truncated, final = self.vectors[g].step(actions)
+            self.obs_rows[glo:ghi] = obs
+            self.rewards[glo:ghi] = rewards
+            flags = np.where(terminated, L.TERMINATED, 0) | np.where(truncated, L.TRUNCATED, 0)
+            if final is not None:
+                self.final_rows[glo:ghi][terminated | truncated] = final
+            self.flags[glo:ghi] = flags
+
     def _finish_recording(self):
         """Writes the recorded episode and stops recording."""
         recorder, self.recorder = self.recorder, None
@@ -300,7 +343,7 @@ class Host:
             flags[j] = (flags[j] & ~L.TERMINATED) | L.TRUNCATED | L.NON_FINITE
 
     def close(self):
-        for env in self.envs:
+        for env in self.envs + (self.vectors or []):
             try:
                 env.close()
             except Exception:
@@ -339,7 +382,7 @@ def main(argv=None):
         config = json.loads(args.config)
         if not isinstance(config, dict):
             raise ValueError(f"env_config must be a JSON object, not {args.config}")
-        host = Host(args.env, config, args.count, args.seed, args.first_index, record=args.record)
+        host = Host(args.env, config, args.count, args.seed, args.first_index, record=args.record, groups=bounds)
     except Exception as e:
         _write_line(replies, {"error": f"{type(e).__name__}: {e}"})
         return 2
