@@ -263,9 +263,14 @@ class AtariVector:
         """[n, stack, H, W] as [n, H, W, stack]."""
         return np.moveaxis(frames, 1, -1)
 
+    # ALE's seeds are C ints, and -1 asks it for a random one.
+    SEED_MODULUS = 2**31 - 1
+
     def reset(self, seeds):
-        """Resets every copy, copy i with ``seeds[i]``; returns [count, H, W, stack]."""
-        obs, _ = self.env.reset(seed=np.asarray(seeds, dtype=np.int64))
+        """Resets every copy, copy i with ``seeds[i]`` (taken modulo 2^31 - 1: Herd's
+        seeds are 64-bit); returns [count, H, W, stack]."""
+        folded = np.array([int(s) % self.SEED_MODULUS for s in seeds], dtype=np.int64)
+        obs, _ = self.env.reset(seed=folded)
         return self._channels_last(obs)
 
     def step(self, actions):

@@ -235,3 +235,24 @@ def test_a_vector_host_steps_whole_row_groups_only():
     with pytest.raises(ValueError, match="rows 1..<3 are not whole row groups"):
         host.step(1, 3)
     host.close()
+
+
+def test_seeds_beyond_a_c_int_are_folded():
+    """Herd's seeds are 64-bit (`herd eval --seed` gives copy i seed * 1000 + i);
+    ALE's are C ints: a seed is taken modulo 2^31 - 1, the same episode as its
+    remainder's."""
+    pytest.importorskip("ale_py.vector_env")
+    from herd_env.atari import AtariVector
+
+    config = {"repeat_action_probability": 0.25}
+    a, b = AtariVector("ALE/Pong-v5", config, 2), AtariVector("ALE/Pong-v5", config, 2)
+    big = [2**40 + 3, 2**31 + 5]
+    first_a = a.reset(big)
+    first_b = b.reset([s % (2**31 - 1) for s in big])
+    assert np.array_equal(first_a, first_b)
+    for t in range(200):
+        oa, ra, *_ = a.step([t % 6, (t * 7) % 6])
+        ob, rb, *_ = b.step([t % 6, (t * 7) % 6])
+        assert np.array_equal(oa, ob) and np.array_equal(ra, rb), t
+    a.close()
+    b.close()
