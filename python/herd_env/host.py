@@ -21,6 +21,10 @@ first episode is written to PATH as an animated GIF (Pillow) when it ends, befor
 the step is answered: a frame after the reset and after every step, at most 300
 frames (longer episodes keep every k-th), at most 320 pixels wide.
 
+An ``ALE/...`` id's copies are stepped by ALE's vector environment in C++, one
+per row group, when it takes the env_config (``herd_env.atari``); the rows it
+fills are the same as the per-copy wrapper's.
+
 A step is Gymnasium's with same-step autoreset: when an episode ends, the final
 observation goes to its own rows and the environment is reset at once. A step
 that raises ends the episode (truncated, reward 0, flag bit 2): the traceback is
@@ -136,8 +140,8 @@ class Host:
     steps one at a time (``[(lo, hi), ...]``, default one group of all rows).
     ALE ids step through ALE's vector environment, one per group, when it can
     take the env_config (:func:`herd_env.atari.vector_obstacle`; when it cannot
-    for an option the user set, one line says so); every other id (and those ALE
-    ones) is K Gymnasium environments stepped in turn."""
+    for an option the user set, one line says so). Every other id, and an ALE one
+    it cannot take, is K Gymnasium environments stepped in turn."""
 
     def __init__(self, env_id, config, count, seed, first_index, record=None, groups=None):
         self.env_id = env_id
