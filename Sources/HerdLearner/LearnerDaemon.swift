@@ -171,6 +171,13 @@ public final class LearnerDaemon {
     // A learner that cannot serve says so before it makes its run folder, so a
     // mistyped port leaves no folder behind (runs/ENV-TIME by default).
     if let n = settings.network { try LearnerNetwork.checkBindable(n.endpoints) }
+    // A new run never writes over another's checkpoint (its weights, optimiser
+    // state and counters would be gone, its progress.jsonl mixed with ours).
+    let existing = (settings.runDirectory as NSString).appendingPathComponent("checkpoint.herd")
+    if !settings.resume && FileManager.default.fileExists(atPath: existing) {
+      throw RunDirectoryError(
+        "--run-dir \(settings.runDirectory) holds a run already (\(existing)): --resume continues it; a new run needs another --run-dir (or that folder removed)")
+    }
     let runDirectory = try RunDirectory(path: settings.runDirectory)
     let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
     if settings.tensorBoard {

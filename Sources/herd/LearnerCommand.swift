@@ -66,7 +66,7 @@ struct LearnerCommand: ParsableCommand {
   @OptionGroup var stats: StatsOptions
   @OptionGroup var curve: LearnerCurveOptions
   @OptionGroup var logs: LogOptions
-  @Option(help: "Run folder (default runs/ENV-TIME).")
+  @Option(help: "Run folder (default runs/ENV-TIME); one that holds a run takes --resume or --resume-if-present.")
   var runDir: String?
   @Flag(help: "Write no TensorBoard event files (by default RUN_DIR/events.out.tfevents.* get each progress record).")
   var noTensorboard = false

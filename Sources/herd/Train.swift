@@ -41,6 +41,7 @@ struct ConfigOptions: ParsableArguments {
   func resolve(resuming runDirectory: String?) throws -> (config: TrainingConfig, fromRun: String?) {
     var c: TrainingConfig
     var fromRun: String?
+    if let runDirectory { try Self.checkResumable(runDirectory) }
     if let env, let set = overrides.first(where: { $0.hasPrefix("env=") }) {
       throw ConfigError("--env \(env) and --set \(set) both name the environment: give one")
     }
@@ -63,6 +64,19 @@ struct ConfigOptions: ParsableArguments {
     if let seed { c.seed = seed }
     try c.validate()
     return (c, fromRun)
+  }
+
+  /// Throws unless `runDirectory` holds a run to continue (its `checkpoint.herd`),
+  /// before anything is made or written there.
+  static func checkResumable(_ runDirectory: String) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
+      throw ConfigError("cannot resume \(runDirectory): no such directory (without --resume a new run starts there)")
+    }
+    guard FileManager.default.fileExists(atPath: runDirectory + "/checkpoint.herd") else {
+      throw ConfigError(
+        "cannot resume \(runDirectory): it holds no checkpoint.herd, so no run was saved there (without --resume a new run starts there)")
+    }
   }
 
   /// For a new run, the line that says where its environment came from when that
@@ -184,7 +198,10 @@ struct Train: ParsableCommand {
   @OptionGroup var stopping: StopOptions
   @OptionGroup var stats: StatsOptions
 
-  @Option(help: "Run folder for config.json, progress.jsonl, checkpoint.herd, summary.json (default runs/ENV-TIME).")
+  @Option(
+    help:
+      "Run folder for config.json, progress.jsonl, checkpoint.herd, summary.json (default runs/ENV-TIME); one that holds a run takes --resume."
+  )
   var runDir: String?
 
   @Flag(help: "Write no TensorBoard event files (by default RUN_DIR/events.out.tfevents.* get each progress record).")

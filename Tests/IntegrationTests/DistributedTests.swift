@@ -292,5 +292,21 @@ final class HerdProcess {
     #expect((after["updates"] as? Int ?? 0) > updates, "\(after)")
     let bad = try HerdBinary.run(["train", "--env", "MemoryChain-v0", "--resume"], timeout: 10)
     #expect(bad.status != 0 && bad.stderr.contains("--resume needs --run-dir"))
+    // No run to continue: said at once, and nothing is made (no folder, no file).
+    let missing = dir + "-missing"
+    let none = try HerdBinary.run(["train", "--run-dir", missing, "--resume", "--no-stats"], timeout: 10)
+    #expect(
+      none.status != 0 && none.stderr.contains("cannot resume \(missing): no such directory")
+        && !none.stderr.contains("training StatelessCartPole-v1"), "\(none.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: missing))
+    let empty = dir + "-empty"
+    try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: empty) }
+    let train = try HerdBinary.run(["train", "--run-dir", empty, "--resume", "--no-stats"], timeout: 10)
+    let learner = try HerdBinary.run(["learner", "--run-dir", empty, "--resume", "--no-stats", "--port", "0"], timeout: 10)
+    for (command, r) in [("train", train), ("learner", learner)] {
+      #expect(r.status != 0 && r.stderr.contains("cannot resume \(empty): it holds no checkpoint.herd"), "\(command): \(r.stderr)")
+    }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: empty).isEmpty)
   }
 }

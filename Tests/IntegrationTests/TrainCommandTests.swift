@@ -411,8 +411,20 @@ import Testing
     #expect(e.status == 0, "stderr: \(e.stderr)")
     #expect(e.stdout.contains("\"return\""))
 
-    // A new run in the same folder (no --resume), shorter so its record is lower:
-    // best.herd is its own, not the first run's.
+    // A new run in the same folder (no --resume) is refused before it touches it.
+    let files = ["checkpoint.herd", "best.herd", "progress.jsonl", "summary.json", "config.json"]
+    func contents() -> [Data?] { files.map { FileManager.default.contents(atPath: dir + "/" + $0) } }
+    let before = contents()
+    let refused = try HerdBinary.run([
+      "train", "--env", "CartPole-v1", "--stop-steps", "6000", "--seed", "2", "--run-dir", dir, "--no-stats",
+    ])
+    #expect(refused.status != 0, "stderr: \(refused.stderr)")
+    #expect(refused.stderr.contains("--run-dir \(dir) holds a run already (\(dir)/checkpoint.herd): --resume continues it"), "\(refused.stderr)")
+    #expect(contents() == before, "the refused run changed the folder")
+
+    // Without the checkpoint (removed by hand), a new run there starts, shorter so
+    // its record is lower: best.herd is its own, not the first run's.
+    try FileManager.default.removeItem(atPath: dir + "/checkpoint.herd")
     let again = try HerdBinary.run([
       "train", "--env", "CartPole-v1", "--stop-steps", "6000", "--seed", "2", "--run-dir", dir, "--no-stats",
       "--log-level", "warning",
