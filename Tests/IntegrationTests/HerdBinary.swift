@@ -22,13 +22,16 @@ struct HerdBinary {
     try runCommand(path, args, timeout: timeout)
   }
 
-  /// Runs `executable args...` and waits (at most `timeout` seconds, then kills it).
+  /// Runs `executable args...` (in `currentDirectory`, when given) and waits (at
+  /// most `timeout` seconds, then kills it).
   static func runCommand(
-    _ executable: String, _ args: [String], environment: [String: String] = [:], timeout: Double = 120
+    _ executable: String, _ args: [String], environment: [String: String] = [:], currentDirectory: String? = nil,
+    timeout: Double = 120
   ) throws -> Result {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
+    if let currentDirectory { p.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
     if !environment.isEmpty {
       p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     }
