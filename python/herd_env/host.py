@@ -157,8 +157,8 @@ class Host:
             obstacle = atari.vector_obstacle(resolved, config, render_mode="rgb_array" if record else None)
             if obstacle is None:
                 self.vectors = [atari.AtariVector(resolved, config, hi - lo) for lo, hi in self.groups]
-            elif not obstacle[1]:
-                _log(f"{env_id}: stepped one copy at a time in Python, more slowly: {obstacle[0]}")
+        else:
+            obstacle = None
         if self.vectors:
             self.envs = []
             space_source = self.vectors[0]
@@ -170,6 +170,8 @@ class Host:
                 for i in range(count)
             ]
             space_source = self.envs[0]
+            if obstacle and not obstacle[1]:  # said once the copies exist (ALE may refuse the option itself)
+                _log(f"{env_id}: stepped one copy at a time in Python, more slowly: {obstacle[0]}")
         self.recorder = EpisodeRecorder(self.envs[0], record) if record else None
         self.observation_space = space_source.observation_space
         self.action_space = space_source.action_space
