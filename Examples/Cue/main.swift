@@ -1,4 +1,5 @@
 // Herd as a library: a custom environment, trained from code, then played by its policy.
+import Foundation
 import HerdEnvs
 import HerdLearner
 import HerdMath
@@ -30,7 +31,9 @@ BuildTarget.exitUnlessThisCPURunsIt()  // built for a newer CPU: say so, not SIG
 try Environments.register(EnvironmentRegistration(id: "Cue-v0", summary: "answer a cue seen 5 steps ago") { _ in Cue() })
 var config = TrainingConfig.defaults(for: "Cue-v0")
 config.seed = 1
-var settings = LearnerSettings(runDirectory: "/tmp/herd-example-cue", stop: StopCriteria(reward: 0.95, seconds: 120))
+let folder = "/tmp/herd-example-cue"
+try? FileManager.default.removeItem(atPath: folder)  // a new run each time: a folder with one needs settings.resume
+var settings = LearnerSettings(runDirectory: folder, stop: StopCriteria(reward: 0.95, seconds: 120))
 settings.inProcessWorkers = 1
 let summary = try LearnerDaemon(config: config, settings: settings).run()
 print("trained to \(summary.final_mean_return ?? .nan) in \(summary.env_steps) env steps, \(summary.wall_seconds) s")

@@ -301,8 +301,9 @@ final class Trainer: @unchecked Sendable {
     published.add(version: learner.version, weights: learner.parameters.flatValues)
     var bestWeights: (version: Int, values: [Float], seenAt: Int)?
     // A resumed run keeps the record its best.herd holds, so it only replaces it
-    // with a better one. A new run in the same folder removes it: its record and
-    // weights are another run's.
+    // with a better one. A new run in a folder that still has one (its checkpoint
+    // removed by hand: a folder with a checkpoint refuses a new run) removes it:
+    // its record and weights are another run's.
     let bestFile = runDirectory.file("best.herd")
     let recordBefore =
       resumed
