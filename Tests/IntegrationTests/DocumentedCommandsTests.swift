@@ -194,3 +194,65 @@ struct DocumentedCommand: CustomStringConvertible {
     }
   }
 }
+
+/// The `herd` command lines of the systemd units (with their environment files'
+/// values and instance 1) and of the Kubernetes manifests parse as they stand.
+@Suite struct RecipeCommandsTests {
+  /// `KEY=VALUE` lines of an environment file (comments and blanks skipped).
+  func environment(_ path: String) throws -> [String: String] {
+    var values: [String: String] = [:]
+    for line in try String(contentsOfFile: repositoryRoot + "/" + path, encoding: .utf8).split(separator: "\n") {
+      guard !line.hasPrefix("#"), let eq = line.firstIndex(of: "=") else { continue }
+      values[String(line[..<eq])] = String(line[line.index(after: eq)...])
+    }
+    return values
+  }
+
+  func parse(_ words: [String], _ source: String) {
+    guard let i = words.firstIndex(where: { $0 == "herd" || $0.hasSuffix("/herd") }) else {
+      Issue.record("\(source): no herd command in \(words)")
+      return
+    }
+    let arguments = Array(words[(i + 1)...])
+    do {
+      _ = try Herd.parseAsRoot(arguments)
+    } catch {
+      Issue.record("\(source): herd \(arguments.joined(separator: " ")): \(Herd.message(for: error))")
+    }
+  }
+
+  @Test func systemdUnitsStartCommandsHerdTakes() throws {
+    for (unit, envFile) in [("herd-learner.service", "learner.env"), ("herd-worker@.service", "worker.env")] {
+      let text = try String(contentsOfFile: repositoryRoot + "/deploy/systemd/" + unit, encoding: .utf8)
+      let start = try #require(text.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
+      var line = String(start.dropFirst("ExecStart=".count)).replacingOccurrences(of: "%i", with: "1")
+      let values = try environment("deploy/systemd/" + envFile)
+      #expect(!values.isEmpty)
+      // ${NAME} is one word, $NAME splits into words (systemd's rules).
+      for (key, value) in values {
+        line = line.replacingOccurrences(of: "${\(key)}", with: value.replacingOccurrences(of: " ", with: "\\ "))
+        line = line.replacingOccurrences(of: "$\(key)", with: value)
+      }
+      #expect(!line.contains("$"), "\(unit): unset variables in \(line)")
+      parse(DocumentedCommand.shellWords(line).words, unit)
+    }
+  }
+
+  @Test func kubernetesContainersRunCommandsHerdTakes() throws {
+    // workers.yaml: the args list, one word per item.
+    let workers = try String(contentsOfFile: repositoryRoot + "/deploy/kubernetes/workers.yaml", encoding: .utf8)
+    let lines = workers.split(separator: "\n").map(String.init)
+    let start = try #require(lines.firstIndex { $0.trimmingCharacters(in: .whitespaces) == "args:" })
+    let items = lines[(start + 1)...].prefix { $0.trimmingCharacters(in: .whitespaces).hasPrefix("- ") }
+      .map { $0.trimmingCharacters(in: .whitespaces).dropFirst(2).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+    #expect(items.count >= 4)
+    parse(items, "workers.yaml")
+    // learner.yaml: a folded shell command, without the ConfigMap's extra options.
+    let learner = try String(contentsOfFile: repositoryRoot + "/deploy/kubernetes/learner.yaml", encoding: .utf8)
+    let folded = learner.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+      .drop { !$0.hasPrefix("exec herd ") }.prefix { !$0.isEmpty && !$0.hasSuffix(":") }
+    let command = folded.joined(separator: " ").replacingOccurrences(of: "$(LEARNER_ARGS)", with: "")
+    #expect(command.contains("learner"), "\(command)")
+    parse(DocumentedCommand.shellWords(command).words, "learner.yaml")
+  }
+}
