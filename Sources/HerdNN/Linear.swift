@@ -41,6 +41,22 @@ public struct Linear: Sendable, Equatable {
       a: x, lda: inFeatures, b: p.value(weight), ldb: inFeatures, beta: 1, c: y, ldc: outFeatures)
   }
 
+  /// Packs `W^T` (`[in, out]`) into `packed` for ``forward(_:x:rows:y:packed:)``.
+  public func pack(_ p: Parameters, into packed: PackedMatrix) {
+    packed.pack(p.value(weight), ld: inFeatures, transposed: true, k: inFeatures, n: outFeatures)
+  }
+
+  /// ``forward(_:x:rows:y:)`` on weights packed by ``pack(_:into:)`` from these
+  /// parameters: the same bits as the general product on Herd's kernels.
+  public func forward(
+    _ p: Parameters, x: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>, packed: PackedMatrix
+  ) {
+    precondition(packed.k == inFeatures && packed.n == outFeatures, "Linear.forward: packing is [\(packed.k), \(packed.n)]")
+    let b = p.value(bias)
+    for r in 0..<rows { (y + r &* outFeatures).update(from: b, count: outFeatures) }
+    packed.multiply(x, lda: inFeatures, rows: rows, into: y, ldc: outFeatures, accumulate: true)
+  }
+
   /// Accumulates `dW += dy^T x`, `db += sum_rows dy`, and writes `dx = dy W` when asked.
   ///
   /// - Parameters:

@@ -175,6 +175,35 @@ import Testing
     #expect(closeness(y.scalars, expected.scalars, rtol: 1e-6, atol: 1e-6).ok)
   }
 
+  /// A forward of a few rows (a rollout step) runs on weights packed once per
+  /// generation of the parameters and kept in its cache; one of many rows on the
+  /// general product. Both give the same bits for the same row, including layers of
+  /// at most 16 outputs (narrow panels), odd sizes and one row, and a change to the
+  /// weights is packed again.
+  @Test(arguments: [[37, 19, 300], [5, 16, 3], [1, 1], [3872, 256]])
+  func fewRowsOnKeptPackingsAreTheGeneralProductsBits(sizes: [Int]) throws {
+    var layout = ParameterLayout()
+    let mlp = MLP("e", inFeatures: sizes[0], hiddenSizes: Array(sizes.dropFirst()), activation: .relu, layout: &layout)
+    var rng = SeededGenerator(seed: UInt64(sizes.reduce(0, +)))
+    let p = Parameters(layout: layout, rng: &rng)
+    let many = MLP.packedRows + 9
+    let x = Tensor(uniform: [many, sizes[0]], using: &rng)
+    let few = MLPCache()
+    for round in 0..<2 {
+      let all = try mlp.forward(p, x, cache: MLPCache()).scalars
+      for rows in [1, 7, MLP.packedRows] {
+        let part = try Tensor(shape: [rows, sizes[0]], scalars: Array(x.scalars[0..<(rows * sizes[0])]))
+        let y = try mlp.forward(p, part, cache: few).scalars
+        let differing = zip(y, all).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(differing == 0, "round \(round), \(rows) rows: \(differing) of \(y.count) outputs differ")
+      }
+      // New weights (as a worker loads them): the kept packing must not be used.
+      var values = p.flatValues
+      for i in values.indices { values[i] = -values[i] * 1.5 }
+      try p.load(flatValues: values)
+    }
+  }
+
   @Test func noHiddenLayersIsTheIdentity() throws {
     var layout = ParameterLayout()
     let mlp = MLP("encoder", inFeatures: 3, hiddenSizes: [], activation: .relu, layout: &layout)
