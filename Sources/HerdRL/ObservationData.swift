@@ -123,14 +123,32 @@ public struct ObservationData: Sendable, Equatable, RandomAccessCollection, Muta
       var exact = true
       v.append(contentsOf: repeatElement(0, count: count))
       v.withUnsafeMutableBufferPointer { b in
-        for j in 0..<count {
+        // 16 at a time (a frame is thousands of values), then one by one. NaN fails
+        // both comparisons; -0 becomes 0, which reads back equal.
+        var j = 0
+        while j &+ 16 <= count {
+          let x = UnsafeRawPointer(values + j).loadUnaligned(as: SIMD16<Float>.self)
+          guard all((x .>= 0) .& (x .<= 255)) else {
+            exact = false
+            return
+          }
+          let whole = SIMD16<Int32>(x, rounding: .towardZero)  // in range: checked above
+          guard all(SIMD16<Float>(whole) .== x) else {
+            exact = false
+            return
+          }
+          UnsafeMutableRawPointer(b.baseAddress! + (start &+ j)).storeBytes(
+            of: SIMD16<UInt8>(truncatingIfNeeded: whole), as: SIMD16<UInt8>.self)
+          j &+= 16
+        }
+        while j < count {
           let x = values[j]
-          // NaN fails both comparisons; -0 becomes 0, which reads back equal.
           guard x >= 0 && x <= 255, let byte = UInt8(exactly: x) else {
             exact = false
             return
           }
           b[start &+ j] = byte
+          j &+= 1
         }
       }
       if exact {

@@ -40,6 +40,29 @@ import Testing
     #expect(!m.isBytes && Array(m) == [0.25, 255, 7, 0])
   }
 
+  /// Rows of frame size go 16 values at a time: every byte value, -0, and a bad
+  /// value anywhere (in a block of 16 or in the tail, huge or not a number) falls
+  /// back to floats with every value as given.
+  @Test func longRowsKeepBytesOrFallBackWhereverTheBadValueIs() {
+    let row = (0..<300).map { Float($0 % 256) }
+    var d = ObservationData(empty: true)
+    row.withPointer { d.append($0, count: 300) }
+    (row.map { $0 == 7 ? -0.0 : $0 } + [1]).withPointer { d.append($0, count: 37) }
+    #expect(d.isBytes && d.count == 337 && Array(d) == row + Array(row[0..<37].map { $0 == 7 ? 0 : $0 }))
+    for bad: Float in [0.5, -1, 256, 255.5, 1e10, -1e10, .infinity, .nan] {
+      for at in [0, 15, 16, 31, 35] {
+        var values = Array(row[0..<37])
+        values[at] = bad
+        var e = ObservationData(empty: true)
+        row.withPointer { e.append($0, count: 300) }
+        values.withPointer { e.append($0, count: 37) }
+        #expect(!e.isBytes && e.count == 337, "\(bad) at \(at)")
+        let back = Array(e[300..<337])
+        #expect(zip(back, values).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) } && Array(e[0..<300]) == row, "\(bad) at \(at)")
+      }
+    }
+  }
+
   /// A PixelMemory worker's fragments hold bytes; so does their batch, at a quarter
   /// of the floats' size; and a learner trained on them takes exactly the steps it
   /// takes on the same fragments as floats, with and without an observation filter.
