@@ -123,23 +123,26 @@ public struct ObservationData: Sendable, Equatable, RandomAccessCollection, Muta
       var exact = true
       v.append(contentsOf: repeatElement(0, count: count))
       v.withUnsafeMutableBufferPointer { b in
-        // 16 at a time (a frame is thousands of values), then one by one. NaN fails
-        // both comparisons; -0 becomes 0, which reads back equal.
+        // 16 at a time (a frame is thousands of values), then one by one. In the
+        // blocks, x + 2^23 holds the integer nearest x in its low mantissa bits
+        // (0 <= x <= 255), which is x itself exactly when x is whole; the checks
+        // are gathered and looked at once (a branch per block, or Swift's generic
+        // float-to-integer conversion, was as slow as one value at a time). NaN
+        // fails the comparisons; -0 becomes 0, which reads back equal.
         var j = 0
+        var whole = SIMDMask<SIMD16<Int32>>(repeating: true)
+        let shift = SIMD16<Float>(repeating: 8_388_608)
         while j &+ 16 <= count {
           let x = UnsafeRawPointer(values + j).loadUnaligned(as: SIMD16<Float>.self)
-          guard all((x .>= 0) .& (x .<= 255)) else {
-            exact = false
-            return
-          }
-          let whole = SIMD16<Int32>(x, rounding: .towardZero)  // in range: checked above
-          guard all(SIMD16<Float>(whole) .== x) else {
-            exact = false
-            return
-          }
+          let y = x + shift
+          whole = whole .& (x .>= 0) .& (x .<= 255) .& ((y - shift) .== x)
           UnsafeMutableRawPointer(b.baseAddress! + (start &+ j)).storeBytes(
-            of: SIMD16<UInt8>(truncatingIfNeeded: whole), as: SIMD16<UInt8>.self)
+            of: SIMD16<UInt8>(truncatingIfNeeded: unsafeBitCast(y, to: SIMD16<UInt32>.self)), as: SIMD16<UInt8>.self)
           j &+= 16
+        }
+        guard all(whole) else {
+          exact = false
+          return
         }
         while j < count {
           let x = values[j]
