@@ -126,9 +126,10 @@ public struct ObservationData: Sendable, Equatable, RandomAccessCollection, Muta
         // 16 at a time (a frame is thousands of values), then one by one. In the
         // blocks, x + 2^23 holds the integer nearest x in its low mantissa bits
         // (0 <= x <= 255), which is x itself exactly when x is whole; the checks
-        // are gathered and looked at once (a branch per block, or Swift's generic
-        // float-to-integer conversion, was as slow as one value at a time). NaN
-        // fails the comparisons; -0 becomes 0, which reads back equal.
+        // are gathered and looked at once, after the blocks (Swift's SIMD
+        // float-to-integer conversion is a generic one per element, slower than
+        // this loop's scalar form). NaN fails the comparisons; -0 becomes 0, which
+        // reads back equal.
         var j = 0
         var whole = SIMDMask<SIMD16<Int32>>(repeating: true)
         let shift = SIMD16<Float>(repeating: 8_388_608)
