@@ -234,7 +234,6 @@ class AtariVector:
         quiet_ale()
         spec = dict(gymnasium.spec(env_id).kwargs)
         spec.update(kwargs)
-        self.count = count
         self.env = AtariVectorEnv(
             spec["game"],
             count,
