@@ -48,12 +48,16 @@ struct EvalCommand: ParsableCommand {
   var envs: Int?
   @Option(parsing: .unconditional, help: "Seed for the environments (copy i gets seed * 1000 + i) and for sampling.")
   var seed: UInt64 = 1
-  @Option(help: "Also write the result JSON, with every episode's return and length, to this file (written whole, then renamed into place).")
+  @Option(
+    help: """
+      Also write the result JSON, with every episode's return and length, to this file (its folder is made if \
+      missing; the file is written whole, then renamed into place).
+      """)
   var output: String?
   @Option(
     help: """
       Write the first episode of environment 0 to this animated GIF (gym:ID environments that render rgb_array \
-      frames; needs Pillow, which make venv installs).
+      frames; needs Pillow, which make venv installs; its folder is made if missing).
       """)
   var record: String?
   @OptionGroup var envHost: EnvHostOptions
@@ -82,6 +86,9 @@ struct EvalCommand: ParsableCommand {
         "--record needs an environment that renders frames: \(config.env) is built in and has no renderer (gym:ID environments render, e.g. gym:CartPole-v1)"
       )
     }
+    // A path that cannot be written fails now, not after the episodes.
+    if let output { try Self.prepareFile(output, option: "--output", example: "eval.json") }
+    if let record { try Self.prepareFile(record, option: "--record", example: "episode.gif") }
     let k = min(envs ?? min(episodes, config.num_envs_per_worker), episodes)
     StopSignals.install(interruptFlag)
     printError(
@@ -119,11 +126,42 @@ struct EvalCommand: ParsableCommand {
         format: "eval: return %.3f +- %.3f (min %.3f, max %.3f), length %.1f +- %.1f (min %.0f, max %.0f) over %d episodes",
         ret.mean, ret.std, ret.min, ret.max, len.mean, len.std, len.min, len.max, result.returns.count))
     let elapsed = seconds(clock.now - start)
+    // The summary first: a file that fails to write at the end (a full disk) loses
+    // no result.
+    print(try report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: false))
     if let output {
       let json = try report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: true)
       try RunDirectory.writeFile(output, bytes: Array((json + "\n").utf8))
     }
-    print(try report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: false))
+  }
+
+  /// Makes the folder of a file the command writes at the end (as `herd export`
+  /// makes its --output) and checks that it can hold a new file, so that a path
+  /// that names a folder, or a folder that cannot be made or written, is refused
+  /// before the episodes run.
+  static func prepareFile(_ path: String, option: String, example: String) throws {
+    let url = URL(fileURLWithPath: path).standardizedFileURL
+    var isFolder: ObjCBool = false
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder), isFolder.boolValue {
+      throw CommandFailure("\(option) \(path) is a folder: name a file in it, e.g. \(option) \(url.appendingPathComponent(example).path)")
+    }
+    let folder = url.deletingLastPathComponent().path
+    // Folder by folder, to name the one that fails and why.
+    var made = ""
+    for part in folder.split(separator: "/") {
+      made += "/" + part
+      var isDir: ObjCBool = false
+      if FileManager.default.fileExists(atPath: made, isDirectory: &isDir) {
+        guard isDir.boolValue else { throw CommandFailure("\(option) \(path): \(made) is a file, not a folder") }
+        continue
+      }
+      guard mkdir(made, 0o755) == 0 || errno == EEXIST else {
+        throw CommandFailure("\(option) \(path): cannot make the folder \(made): \(String(cString: strerror(errno)))")
+      }
+    }
+    guard access(folder, W_OK | X_OK) == 0 else {
+      throw CommandFailure("\(option) \(path): cannot write into \(folder): \(String(cString: strerror(errno)))")
+    }
   }
 
   func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }

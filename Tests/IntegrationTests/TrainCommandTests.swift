@@ -225,8 +225,9 @@ import Testing
   /// `herd eval` reads a run back and runs its policy: a GRU trained on MemoryChain
   /// to 0.9 (best.herd, the weights that earned it) answers right nearly always
   /// when greedy, every episode lasts its 10 steps, the JSON is on stdout and in
-  /// --output; an environment with other spaces than the run directory's is
-  /// refused, naming them.
+  /// --output (its folders made); an environment with other spaces than the run
+  /// directory's is refused, naming them, and so is an --output that cannot be
+  /// written, before the episodes.
   @Test func evalRunsTheTrainedPolicy() throws {
     let dir = HerdBinary.tempDir("eval")
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -235,12 +236,13 @@ import Testing
       "2", "--run-dir", dir, "--log-level", "warning", "--no-stats",
     ])
     #expect(train.status == 0, "stderr: \(train.stderr)")
+    // --output's folders are made, as export makes its own.
     let r = try HerdBinary.run([
-      "eval", "--checkpoint", dir + "/best.herd", "--episodes", "60", "--greedy", "--output", dir + "/eval.json",
+      "eval", "--checkpoint", dir + "/best.herd", "--episodes", "60", "--greedy", "--output", dir + "/evals/a/eval.json",
     ])
     #expect(r.status == 0, "stderr: \(r.stderr)")
     let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-    let out = try HerdBinary.json(dir + "/eval.json")
+    let out = try HerdBinary.json(dir + "/evals/a/eval.json")
     #expect(summary["returns"] == nil && (summary["return"] as? [String: Any])?["mean"] as? Double == ((out["return"] as? [String: Any])?["mean"] as? Double))
     #expect(out["episodes"] as? Int == 60 && out["complete"] as? Bool == true && out["greedy"] as? Bool == true)
     let ret = try #require(out["return"] as? [String: Any])
@@ -252,6 +254,15 @@ import Testing
     #expect(wrong.status != 0 && wrong.stderr.contains("Box(4") && wrong.stderr.contains("Discrete(2)"), "\(wrong.stderr)")
     let missing = try HerdBinary.run(["eval", "--checkpoint", dir + "/nothing-here"])
     #expect(missing.status != 0 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
+    // Paths that cannot take the result are refused before any episode runs (no
+    // "eval: ... episodes in" line), naming what is wrong.
+    for (path, why) in [
+      (dir + "/evals", "\(dir)/evals is a folder: name a file in it, e.g. --output \(dir)/evals/eval.json"),
+      (dir + "/summary.json/x.json", "\(dir)/summary.json is a file, not a folder"),
+    ] {
+      let bad = try HerdBinary.run(["eval", "--checkpoint", dir, "--episodes", "2", "--output", path])
+      #expect(bad.status != 0 && bad.stderr.contains(why) && !bad.stderr.contains("episodes in"), "\(bad.stderr)")
+    }
     // The same run exported: three files in the run's export/, listed on stdout.
     let export = try HerdBinary.run(["export", "--checkpoint", dir])
     #expect(export.status == 0, "stderr: \(export.stderr)")
