@@ -61,7 +61,8 @@ public final class TensorBoardEvents {
       throw RunDirectoryError("cannot create \(folder) (\(error.reason))")
     }
     var host = [CChar](repeating: 0, count: 256)
-    let name = gethostname(&host, host.count - 1) == 0 ? String(cString: host) : "localhost"
+    let name = gethostname(&host, host.count - 1) == 0
+      ? String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "localhost"
     let file = (folder as NSString).appendingPathComponent(
       "events.out.tfevents.\(Int(wallTime)).\(name).\(getpid())")
     let opened = Glibc.open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)

@@ -146,18 +146,10 @@ struct EvalCommand: ParsableCommand {
       throw CommandFailure("\(option) \(path) is a folder: name a file in it, e.g. \(option) \(url.appendingPathComponent(example).path)")
     }
     let folder = url.deletingLastPathComponent().path
-    // Folder by folder, to name the one that fails and why.
-    var made = ""
-    for part in folder.split(separator: "/") {
-      made += "/" + part
-      var isDir: ObjCBool = false
-      if FileManager.default.fileExists(atPath: made, isDirectory: &isDir) {
-        guard isDir.boolValue else { throw CommandFailure("\(option) \(path): \(made) is a file, not a folder") }
-        continue
-      }
-      guard mkdir(made, 0o755) == 0 || errno == EEXIST else {
-        throw CommandFailure("\(option) \(path): cannot make the folder \(made): \(String(cString: strerror(errno)))")
-      }
+    do {
+      try Folders.create(folder)
+    } catch let error as FolderError {
+      throw CommandFailure("\(option) \(path): \(error)")
     }
     guard access(folder, W_OK | X_OK) == 0 else {
       throw CommandFailure("\(option) \(path): cannot write into \(folder): \(String(cString: strerror(errno)))")

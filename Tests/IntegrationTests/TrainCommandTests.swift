@@ -258,7 +258,7 @@ import Testing
     // "eval: ... episodes in" line), naming what is wrong.
     for (path, why) in [
       (dir + "/evals", "\(dir)/evals is a folder: name a file in it, e.g. --output \(dir)/evals/eval.json"),
-      (dir + "/summary.json/x.json", "\(dir)/summary.json is a file, not a folder"),
+      (dir + "/summary.json/x.json", "\(dir)/summary.json exists and is not a folder"),
     ] {
       let bad = try HerdBinary.run(["eval", "--checkpoint", dir, "--episodes", "2", "--output", path])
       #expect(bad.status != 0 && bad.stderr.contains(why) && !bad.stderr.contains("episodes in"), "\(bad.stderr)")
