@@ -17,7 +17,7 @@ import HerdMath
 ///   round: rows `(ky, kx, c)` (a group per kernel row), elements the output pixels
 ///   (a segment per output row, `s C` floats apart within it).
 /// - Input gradient: with stride 1, a convolution of `dy` padded by `k - 1 - p`
-///   with the weights flipped (``inputGradientDirect(_:dy:images:dx:scratch:)``);
+///   with the weights flipped (``inputGradientDirect(_:dy:images:dx:scratch:x:through:)``);
 ///   with a larger stride, the adjoint of the lowering (`raise`) of `dy W`, `dy W`
 ///   on the packed kernels with `W` packed as it is stored.
 ///
@@ -153,7 +153,7 @@ extension Conv2D {
   }
 
   /// Whether the input gradient runs as a convolution of the padded output gradient
-  /// (``inputGradientDirect(_:dy:images:dx:scratch:)``): stride 1, and padding
+  /// (``inputGradientDirect(_:dy:images:dx:scratch:x:through:)``): stride 1, and padding
   /// below the kernel in both directions.
   var inputGradientRunsDirect: Bool { stride == 1 && padding < kernelHeight && padding < kernelWidth }
 
@@ -175,8 +175,12 @@ extension Conv2D {
   /// to `[(ky, kx, o), c]`. Each element is one chain of `kH kW outC` terms written
   /// once, where `raise(dy W)` wrote `kH kW` partial rows per pixel (inner dimension
   /// `outC` only) and scattered them into a zeroed `dx` (`impala_deep`'s 3x3/1 layers).
+  ///
+  /// With `through`, each image's `dx` goes through that activation's backward
+  /// (`x` its output) right after it is written.
   func inputGradientDirect(
-    _ p: Parameters, dy: UnsafePointer<Float>, images n: Int, dx: UnsafeMutablePointer<Float>, scratch: ConvScratch
+    _ p: Parameters, dy: UnsafePointer<Float>, images n: Int, dx: UnsafeMutablePointer<Float>, scratch: ConvScratch,
+    x: UnsafePointer<Float>, through: Activation?
   ) {
     guard n > 0 else { return }
     let c = input.channels
@@ -200,7 +204,9 @@ extension Conv2D {
     let grid = inputGradientGrid
     for image in 0..<n {
       let g = paddedGradient(dy + image &* outPixels &* oc, buffer: scratch.paddedGradient)
-      packed.multiply(grid: g, layout: grid, rows: pixels, into: dx + image &* pixels &* c, ldc: c, accumulate: false)
+      let d = dx + image &* pixels &* c
+      packed.multiply(grid: g, layout: grid, rows: pixels, into: d, ldc: c, accumulate: false)
+      through?.backward(output: x + image &* pixels &* c, gradOutput: d, gradInput: d, count: pixels &* c)
     }
   }
 
@@ -217,14 +223,18 @@ extension Conv2D {
   }
 
   /// The input gradient without lowering: `dx = raise(dy W)`, a chunk of rows at a
-  /// time (overwritten).
+  /// time (overwritten). With `through`, each image's `dx` goes through that
+  /// activation's backward (`x` its output) once its last rows are added.
   func inputGradientRaised(
-    _ p: Parameters, dy: UnsafePointer<Float>, images n: Int, dx: UnsafeMutablePointer<Float>, scratch: ConvScratch
+    _ p: Parameters, dy: UnsafePointer<Float>, images n: Int, dx: UnsafeMutablePointer<Float>, scratch: ConvScratch,
+    x: UnsafePointer<Float>, through: Activation?
   ) {
     let oc = output.channels
     let rows = n &* output.height &* output.width
     let k = patchSize
-    dx.update(repeating: 0, count: n &* input.count)
+    let pixels = output.height &* output.width
+    var zeroed = 0  // images whose dx is zeroed
+    var finished = 0  // images whose dx went through `through`
     let chunk = min(chunkRows, max(rows, 1))
     let dcols = scratch.gradCols.reserve(chunk &* k)
     // On the packed kernels rather than a general product: its inner dimension is
@@ -236,8 +246,26 @@ extension Conv2D {
     while m0 < rows {
       let count = min(chunk, rows &- m0)
       packed.multiply(dy + m0 &* oc, lda: oc, rows: count, into: dcols, ldc: k, accumulate: false)
+      // Each image's dx is zeroed just before its first rows are added, and stays in
+      // cache for them: zeroed all at once first, a batch's (16 MB for
+      // impala_shallow's second layer) went to memory and back, and the adds waited
+      // on it.
+      let last = (m0 &+ count &- 1) / pixels
+      if last >= zeroed {
+        (dx + zeroed &* input.count).update(repeating: 0, count: (last &+ 1 &- zeroed) &* input.count)
+        zeroed = last &+ 1
+      }
       raise(dcols, firstRow: m0, count: count, into: dx)
       m0 &+= count
+      if let through {
+        let complete = m0 / pixels
+        if complete > finished {
+          let d = dx + finished &* input.count
+          let span = (complete &- finished) &* input.count
+          through.backward(output: x + finished &* input.count, gradOutput: d, gradInput: d, count: span)
+          finished = complete
+        }
+      }
     }
   }
 }

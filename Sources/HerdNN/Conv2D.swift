@@ -325,9 +325,15 @@ public struct Conv2D: Sendable, Equatable {
 
   /// Accumulates `dW += dy^T cols`, `db += sum dy`, and writes `dx` (the input
   /// gradient, overwritten) when asked. `x` is the forward input.
+  ///
+  /// With `through`, `x` is that activation's output and `dx` comes back through
+  /// its backward as well (the gradient at the activation's input, the same bits as
+  /// ``Activation/backward(output:gradOutput:gradInput:count:)`` after this call):
+  /// on the direct paths each image's as soon as it is complete, while it is still
+  /// in cache, instead of in a pass of its own over the batch's gradients in memory.
   public func backward(
     _ p: Parameters, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, images n: Int,
-    dx: UnsafeMutablePointer<Float>?, scratch: ConvScratch
+    dx: UnsafeMutablePointer<Float>?, scratch: ConvScratch, through: Activation? = nil
   ) {
     let oc = output.channels
     let rows = n &* output.height &* output.width
@@ -339,6 +345,7 @@ public struct Conv2D: Sendable, Equatable {
       if let dx {
         BLAS.gemm(
           .none, .none, m: rows, n: k, k: oc, a: dy, lda: oc, b: p.value(weight), ldb: k, beta: 0, c: dx, ldc: k)
+        through?.backward(output: x, gradOutput: dx, gradInput: dx, count: n &* input.count)
       }
       return
     }
@@ -346,14 +353,15 @@ public struct Conv2D: Sendable, Equatable {
       weightGradientDirect(p, x: x, scale: 1, dy: dy, images: n, scratch: scratch)
       if let dx {
         if inputGradientRunsDirect {
-          inputGradientDirect(p, dy: dy, images: n, dx: dx, scratch: scratch)
+          inputGradientDirect(p, dy: dy, images: n, dx: dx, scratch: scratch, x: x, through: through)
         } else {
-          inputGradientRaised(p, dy: dy, images: n, dx: dx, scratch: scratch)
+          inputGradientRaised(p, dy: dy, images: n, dx: dx, scratch: scratch, x: x, through: through)
         }
       }
       return
     }
     backwardLowered(p, x: x, scale: 1, dy: dy, images: n, dx: dx, scratch: scratch)
+    if let dx { through?.backward(output: x, gradOutput: dx, gradInput: dx, count: n &* input.count) }
   }
 
   /// The weight gradient (and `dx` when asked) through lowered chunks, for either

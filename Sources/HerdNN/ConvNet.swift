@@ -248,13 +248,20 @@ public struct ConvNet: Sendable, Equatable {
     // Gradients alternate between two buffers; the first layer writes `dx`.
     var grad = dy
     var which = 0
-    for i in stride(from: layers.count - 1, through: 0, by: -1) {
+    var i = layers.count - 1
+    while i >= 0 {
       let layer = layers[i]
-      let inCount = n &* (i == 0 ? input.count : layers[i - 1].output.count)
+      // A convolution whose input is an activation's output hands its input
+      // gradient back through that activation's backward too (each image while it
+      // is in cache), and this pass covers both layers.
+      var through: Activation?
+      if case .conv = layer, i > 0, case .activation = layers[i - 1] { through = activation }
+      let first = through == nil ? i : i - 1
+      let inCount = n &* (first == 0 ? input.count : layers[first - 1].output.count)
       let outCount = n &* layer.output.count
-      let needInput = i > 0 || dx != nil
+      let needInput = first > 0 || dx != nil
       let target: UnsafeMutablePointer<Float>? =
-        i == 0 ? dx : (which == 0 ? cache.gradA : cache.gradB).reserve(inCount)
+        first == 0 ? dx : (which == 0 ? cache.gradA : cache.gradB).reserve(inCount)
       switch layer {
       case .conv(let conv):
         switch source {
@@ -264,7 +271,8 @@ public struct ConvNet: Sendable, Equatable {
           conv.backward(p, x: x, dy: grad, images: n, dx: needInput ? target : nil, scratch: cache.scratchBackward)
         default:
           conv.backward(
-            p, x: cache.inputs[i], dy: grad, images: n, dx: needInput ? target : nil, scratch: cache.scratchBackward)
+            p, x: cache.inputs[i], dy: grad, images: n, dx: needInput ? target : nil, scratch: cache.scratchBackward,
+            through: through)
         }
       case .activation:
         if let target {
@@ -277,21 +285,21 @@ public struct ConvNet: Sendable, Equatable {
           }
         }
       case .residual(let block):
+        // Each convolution's input is the activation's output: both hand their
+        // input gradients back through it.
         let dU = cache.residualGradU.reserve(outCount)
         block.conv1.backward(
-          p, x: cache.residualU[i].pointer, dy: grad, images: n, dx: dU, scratch: cache.scratchBackward)
-        activation.backward(output: cache.residualU[i].pointer, gradOutput: dU, gradInput: dU, count: outCount)
-        let dA = cache.residualGradA.reserve(outCount)
+          p, x: cache.residualU[i].pointer, dy: grad, images: n, dx: dU, scratch: cache.scratchBackward,
+          through: activation)
         block.conv0.backward(
-          p, x: cache.residualA[i].pointer, dy: dU, images: n, dx: dA, scratch: cache.scratchBackward)
-        if let target {
-          activation.backward(output: cache.residualA[i].pointer, gradOutput: dA, gradInput: target, count: outCount)
-          Conv2D.add(grad, into: target, count: outCount)
-        }
+          p, x: cache.residualA[i].pointer, dy: dU, images: n, dx: target, scratch: cache.scratchBackward,
+          through: activation)
+        if let target { Conv2D.add(grad, into: target, count: outCount) }
       }
       guard let target else { return }
       grad = UnsafePointer(target)
       which ^= 1
+      i = first - 1
     }
   }
 }
@@ -304,7 +312,6 @@ public final class ConvNetCache {
   var residualA: [FloatBuffer] = []
   var residualU: [FloatBuffer] = []
   let residualGradU = FloatBuffer()
-  let residualGradA = FloatBuffer()
   let gradA = FloatBuffer()
   let gradB = FloatBuffer()
   let scratch = ConvScratch()

@@ -137,6 +137,23 @@ private struct DirectConv {
       #expect(
         closeness(try p.gradTensor(named: "c.weight").scalars, dW.map { Float(2 * $0) }, rtol: tol.rtol, atol: tol.atol).ok,
         "\(isa) dW accumulates")
+      // Through an activation whose output is x: dx as if the activation's backward
+      // ran after, bit for bit (each image's as it completes; the chunks of the
+      // 4x4/2 layer over 13 images end inside images).
+      for act in [Activation.relu, .tanh] {
+        var expected = gotDx
+        expected.withMutablePointer { e in x.withPointer { act.backward(output: $0, gradOutput: e, gradInput: e, count: x.count) } }
+        var through = [Float](repeating: 7, count: x.count)
+        x.withPointer { px in
+          dy.withPointer { pdy in
+            through.withMutablePointer {
+              conv.backward(p, x: px, dy: pdy, images: n, dx: $0, scratch: scratch, through: act)
+            }
+          }
+        }
+        let differs = through.indices.first { through[$0].bitPattern != expected[$0].bitPattern }
+        #expect(differs == nil, "\(isa) dx through \(act): first differs at \(differs ?? -1)")
+      }
       // The lowered rows (`HERD_CONV_IM2COL=1`, and the reference path) on the same
       // floats.
       guard conv.runsDirect else { continue }
@@ -290,10 +307,19 @@ private struct DirectConv {
       .conv(outChannels: 3, kernel: 3, stride: 1, padding: 1), .activation, .maxPool(kernel: 3, stride: 2, padding: 1),
       .residual, .activation, .conv(outChannels: 2, kernel: 2, stride: 2, padding: 0),
     ],
+    "fused": [
+      .conv(outChannels: 3, kernel: 3, stride: 1, padding: 1), .activation,
+      .conv(outChannels: 4, kernel: 1, stride: 1, padding: 0), .activation,
+      .conv(outChannels: 3, kernel: 3, stride: 1, padding: 1), .activation,
+      .conv(outChannels: 2, kernel: 3, stride: 2, padding: 1),
+    ],
   ]
 
   /// Every parameter and input gradient of each stack by central differences.
-  @Test(arguments: ["conv+act", "pool", "residual", "all"], [Activation.tanh, .relu])
+  /// "fused": each convolution after an activation hands its input gradient back
+  /// through it, on each path: pointwise, the direct stride-1 one, and the scatter of
+  /// a strided layer.
+  @Test(arguments: ["conv+act", "pool", "residual", "all", "fused"], [Activation.tanh, .relu])
   func stackGradientsMatchFiniteDifferences(stack: String, activation: Activation) throws {
     let input = ImageShape(height: 7, width: 6, channels: 2)
     var layout = ParameterLayout()
@@ -307,14 +333,23 @@ private struct DirectConv {
     let w = Tensor(uniform: y0.shape, using: &rng)
     let dx = try net.backward(p, x: x, gradOutput: w, cache: cache)
     let eps: Float = 1e-3
-    // A pool whose window's maximum changes within the step has no derivative
-    // there: such probes are skipped (and counted).
+    // A pool whose window's maximum changes within the step, or a relu whose input
+    // crosses 0, has no derivative there: such probes are skipped (and counted).
+    func positive(_ c: ConvNetCache) -> [Bool] {
+      guard activation == .relu else { return [] }
+      var signs: [Bool] = []
+      for (j, layer) in net.layers.enumerated() {
+        if case .activation = layer { signs += (0..<(n * layer.output.count)).map { c.inputs[j][$0] > 0 } }
+      }
+      return signs
+    }
+    let signs = positive(cache)
     var bad: [String] = []
     var kinks = 0
     func loss(_ probe: Tensor) throws -> Double {
       let c = ConvNetCache()
       let y = try net.forward(p, probe, cache: c)
-      if c.argmax != cache.argmax { kinks += 1 }
+      if c.argmax != cache.argmax || positive(c) != signs { kinks += 1 }
       return weightedSum(y.scalars, w.scalars)
     }
     for e in layout.entries {
@@ -334,9 +369,10 @@ private struct DirectConv {
       }
       if kinks == before && !gradientAgrees(dx.scalars[j], numeric) { bad.append("x[\(j)] \(dx.scalars[j]) vs \(numeric)") }
     }
-    // Few enough that the check still covers the pool.
+    // Few enough that the check still covers the pool and the relus (3 relus deep,
+    // "fused" skips about one probe in nine).
     let probes = layout.count + x.count
-    #expect(kinks * 20 <= probes, "\(kinks) of \(probes) probes crossed a pool's tie")
+    #expect(kinks * 4 <= probes, "\(kinks) of \(probes) probes crossed a pool's tie")
     #expect(bad.isEmpty, "\(stack) \(activation): \(bad.count) gradients disagree: \(bad.prefix(6))")
   }
 
