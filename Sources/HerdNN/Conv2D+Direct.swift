@@ -230,9 +230,9 @@ extension Conv2D {
     x: UnsafePointer<Float>, through: Activation?
   ) {
     let oc = output.channels
-    let rows = n &* output.height &* output.width
-    let k = patchSize
     let pixels = output.height &* output.width
+    let rows = n &* pixels
+    let k = patchSize
     var zeroed = 0  // images whose dx is zeroed
     var finished = 0  // images whose dx went through `through`
     let chunk = min(chunkRows, max(rows, 1))

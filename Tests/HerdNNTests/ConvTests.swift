@@ -369,10 +369,11 @@ private struct DirectConv {
       }
       if kinks == before && !gradientAgrees(dx.scalars[j], numeric) { bad.append("x[\(j)] \(dx.scalars[j]) vs \(numeric)") }
     }
-    // Few enough that the check still covers the pool and the relus (3 relus deep,
-    // "fused" skips about one probe in nine).
+    // Few enough that the check still covers the pool and the relus: at most one
+    // probe in twenty (7 of 419 for "all" with tanh), but for "fused", three relus
+    // deep, which skips 44 of 408 with relu.
     let probes = layout.count + x.count
-    #expect(kinks * 4 <= probes, "\(kinks) of \(probes) probes crossed a pool's tie")
+    #expect(kinks * (stack == "fused" ? 4 : 20) <= probes, "\(kinks) of \(probes) probes crossed a pool's tie")
     #expect(bad.isEmpty, "\(stack) \(activation): \(bad.count) gradients disagree: \(bad.prefix(6))")
   }
 
