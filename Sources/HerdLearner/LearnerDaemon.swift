@@ -179,6 +179,9 @@ public final class LearnerDaemon {
         "--run-dir \(settings.runDirectory) holds a run already (\(existing)): --resume continues it; a new run needs another --run-dir (or that folder removed)")
     }
     let runDirectory = try RunDirectory(path: settings.runDirectory)
+    for name in runDirectory.removedTemporaries {
+      logger.notice("run dir: removed \(name), a temporary file a process no longer running left half-written")
+    }
     let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
     if settings.tensorBoard {
       trainer.tensorBoard = TensorBoardEvents(folder: runDirectory.path)

@@ -29,8 +29,13 @@ public final class RunDirectory: Sendable {
   /// The folder.
   public let path: String
   private let progressFD: Int32
+  /// Temporary files (`NAME.tmp.PID`) that a process no longer running left
+  /// behind, removed when the folder was opened (killed outright mid-write, its
+  /// file was never renamed into place; the file it was replacing is intact).
+  public let removedTemporaries: [String]
 
-  /// Creates the folder (and parents) and opens `progress.jsonl` for appending.
+  /// Creates the folder (and parents), removes temporary files that processes no
+  /// longer running left in it, and opens `progress.jsonl` for appending.
   public init(path: String) throws {
     self.path = path
     do {
@@ -38,6 +43,7 @@ public final class RunDirectory: Sendable {
     } catch let error as FolderError {
       throw RunDirectoryError("--run-dir \(path): cannot create the folder (\(error.reason))")
     }
+    removedTemporaries = Self.removeStaleTemporaries(in: path)
     let progress = (path as NSString).appendingPathComponent("progress.jsonl")
     let fd = open(progress, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw RunDirectoryError("cannot open \(progress): \(Self.errnoText())") }
@@ -45,6 +51,22 @@ public final class RunDirectory: Sendable {
   }
 
   deinit { close(progressFD) }
+
+  /// Removes `NAME.tmp.PID` files of ``writeFile(_:bytes:)`` in `folder` whose
+  /// process is gone (`kill(PID, 0)` fails with ESRCH); a live process's are its
+  /// writes in progress and stay. Returns the names removed.
+  static func removeStaleTemporaries(in folder: String) -> [String] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+    var removed: [String] = []
+    for name in names.sorted() {
+      guard let marker = name.range(of: ".tmp.", options: .backwards), marker.lowerBound > name.startIndex,
+        let pid = Int32(name[marker.upperBound...]), pid > 0
+      else { continue }
+      guard kill(pid, 0) == -1 && errno == ESRCH else { continue }
+      if unlink((folder as NSString).appendingPathComponent(name)) == 0 { removed.append(name) }
+    }
+    return removed
+  }
 
   /// Path of a file in the run folder.
   public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }

@@ -121,7 +121,6 @@ import Testing
     #expect(zip(kept, kept.dropFirst()).allSatisfy { $0.wallSeconds < $1.wallSeconds })
   }
 
-  /// The time since env steps last arrived is nil until they do.
   /// A run folder that cannot be made says which part of the path is in the way,
   /// in the system's words (not Foundation's "NSCocoaErrorDomain error 512").
   @Test func aRunFolderBlockedByAFileNamesIt() throws {
@@ -135,6 +134,29 @@ import Testing
       "\(error)" == "--run-dir \(blocked): cannot create the folder (\(run.file("config.json")) exists and is not a folder)")
   }
 
+  /// A process killed outright while writing a file leaves `NAME.tmp.PID` beside
+  /// it; opening the folder again removes those of processes no longer running and
+  /// nothing else: not a running process's write in progress, not a name whose
+  /// last part is no process id, not the files themselves.
+  @Test func openingARunFolderRemovesTheTemporariesOfGoneProcesses() throws {
+    let dir = NSTemporaryDirectory() + "herd-stale-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let first = try RunDirectory(path: dir)
+    #expect(first.removedTemporaries.isEmpty)
+    let gone = Process()
+    gone.executableURL = URL(fileURLWithPath: "/bin/true")
+    try gone.run()
+    gone.waitUntilExit()
+    let stale = "checkpoint.herd.tmp.\(gone.processIdentifier)"
+    let kept = ["checkpoint.herd", "summary.json.tmp.\(getpid())", "notes.tmp.abc", ".tmp.1", "config.json"]
+    for name in kept + [stale] { try first.writeAtomically(name, "x\n") }
+    let again = try RunDirectory(path: dir)
+    #expect(again.removedTemporaries == [stale])
+    let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
+    #expect(left == Set(kept + ["progress.jsonl"]), "\(left)")
+  }
+
+  /// The time since env steps last arrived is nil until they do.
   @Test func secondsSinceEnvSteps() {
     let stats = RunStats()
     #expect(stats.snapshot().secondsSinceEnvSteps == nil)
