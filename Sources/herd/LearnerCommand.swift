@@ -53,7 +53,9 @@ struct LearnerCommand: ParsableCommand {
       summary.json); --resume continues from the run directory's checkpoint,
       with its config.json unless --config is given (--set and --seed apply on
       top; --env, if given, must be the run's). SIGTERM or Ctrl-C: stop,
-      checkpoint, summary.
+      checkpoint, summary. Without stop options it stops as `herd train` does:
+      at the solved return of an environment Herd knows (475 for CartPole) or
+      after 10 minutes; a daemon meant to run on gives --stop-seconds.
 
       Example: herd learner --env StatelessCartPole-v1 --run-dir runs/a --port 5555
                herd worker --learner tcp://127.0.0.1:5555
@@ -172,7 +174,8 @@ struct WorkerCommand: ParsableCommand {
 
   func run() throws {
     let logger = logs.bootstrap(label: "herd.worker")
-    StopSignals.install(interruptFlag)
+    // A worker herd train started gets the terminal's Ctrl-C beside it: one announcement is enough.
+    StopSignals.install(interruptFlag, announce: parentPid == nil)
     if let parentPid { ParentWatch.start(parent: parentPid, stop: interruptFlag, logger: logger) }
     BLAS.setThreadCount(1)
     let transport = try ZMQWorkerTransport(learner: learner, curve: try curve.keys(), logger: logger)

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import HerdRL
 import Logging
+import Synchronization
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
@@ -62,13 +63,22 @@ struct StderrLogHandler: LogHandler {
   }
 }
 
-/// SIGINT and SIGTERM for commands: the first sets `flag` (a clean stop), a second
-/// exits at once with status 130. Signals a test runner or a parent left blocked
-/// are unblocked first, or SIGTERM would never arrive.
+/// SIGINT and SIGTERM for commands: the first sets `flag` (a clean stop) and,
+/// with `announce`, says so on stderr; another one at least ``graceSeconds``
+/// later exits at once with status 130. One sooner belongs to the same stop:
+/// `timeout` signals the process and then its process group, and a terminal's
+/// Ctrl-C or a supervisor may do the same, so one request can arrive twice
+/// within microseconds; taken as a second, it cut the checkpoint being written.
+/// Signals a test runner or a parent left blocked are unblocked first, or SIGTERM
+/// would never arrive.
 enum StopSignals {
   nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+  /// When the first signal came (`DispatchTime` nanoseconds), nil before it.
+  private static let first = Mutex<UInt64?>(nil)
+  /// Seconds after the first signal from which another one exits at once.
+  static let graceSeconds = 1.0
 
-  static func install(_ flag: StopFlag) {
+  static func install(_ flag: StopFlag, announce: Bool = true) {
     var set = sigset_t()
     sigemptyset(&set)
     sigaddset(&set, SIGINT)
@@ -78,8 +88,23 @@ enum StopSignals {
       signal(sig, SIG_IGN)
       let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
       source.setEventHandler {
-        if flag.isSet { _exit(130) }
-        flag.set()
+        let now = DispatchTime.now().uptimeNanoseconds
+        let since = first.withLock { first -> UInt64? in
+          guard let first else {
+            first = now
+            return nil
+          }
+          return now &- first
+        }
+        guard let since else {
+          flag.set()
+          if announce {
+            let name = sig == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM"
+            printError("\(name): stopping cleanly; another signal a second from now or later quits at once")
+          }
+          return
+        }
+        if Double(since) >= graceSeconds * 1e9 { _exit(130) }
       }
       source.resume()
       sources.append(source)

@@ -51,7 +51,7 @@ struct StatsCommand: ParsableCommand {
       try show(base, token: token, live: false, pretty: true)
       return
     }
-    StopSignals.install(interruptFlag)
+    StopSignals.install(interruptFlag, announce: false)
     if live && !json { print("\u{1B}[?25l", terminator: "") }  // hide the cursor
     defer { if live && !json { print("\u{1B}[?25h", terminator: "") } }
     while !interruptFlag.isSet {

@@ -156,7 +156,8 @@ func printSummary(_ summary: RunSummary) {
   if let data = try? encoder.encode(summary) { print(String(decoding: data, as: UTF8.self)) }
 }
 
-/// Set by SIGINT/SIGTERM (``StopSignals``); a second signal exits at once.
+/// Set by SIGINT/SIGTERM (``StopSignals``); another signal a second or more
+/// later exits at once.
 let interruptFlag = StopFlag()
 
 /// `herd train`: learner and rollout workers in one process.
@@ -180,7 +181,8 @@ struct Train: ParsableCommand {
 
       Without stop options a run stops at the environment's solved return (475 for
       CartPole, 0.9 for MemoryChain and PixelMemory: 95% right, -200 for Pendulum,
-      -300 for StatelessPendulum) or after 10 minutes.
+      -300 for StatelessPendulum) or after 10 minutes; any other gym:ID
+      environment after 10 minutes (give --stop-reward for its own scale).
 
       Examples:
         herd train --env CartPole-v1
@@ -309,12 +311,17 @@ struct Train: ParsableCommand {
   }
 
   /// The return at which an environment counts as solved.
-  static func solvedReturn(_ env: String) -> Float {
+  /// The return at which a run on `env` counts as solved, for the environments
+  /// whose scale Herd knows; nil for any other (a `gym:ID` whose returns may be
+  /// in the thousands, as HalfCheetah's, or never reach 475, as Pong's), whose
+  /// runs then stop on time alone unless told otherwise.
+  static func solvedReturn(_ env: String) -> Float? {
     switch env {
+    case "CartPole-v1", "StatelessCartPole-v1", "gym:CartPole-v1": return 475
     case "MemoryChain-v0", "PixelMemory-v0": return 0.9
     case "Pendulum-v1", "gym:Pendulum-v1": return -200
     case "StatelessPendulum-v1": return -300
-    default: return 475
+    default: return nil
     }
   }
 

@@ -1,0 +1,59 @@
+import Foundation
+import HerdLearner
+import Testing
+
+@testable import herd
+
+/// How `herd train` and `herd learner` stop: by default, and on signals.
+@Suite(.serialized) struct StopTests {
+  /// Without stop options a run stops at the solved return of an environment
+  /// whose scale Herd knows, or after 600 s; any other `gym:ID` on time alone (a
+  /// return of 475 is out of Pong's reach and early for HalfCheetah's). Each
+  /// option given replaces the defaults.
+  @Test func withoutStopOptionsOnlyAKnownEnvironmentStopsAtAReturn() throws {
+    let none = try StopOptions.parse([])
+    for (env, reward) in [
+      ("CartPole-v1", 475), ("StatelessCartPole-v1", 475), ("gym:CartPole-v1", 475), ("MemoryChain-v0", 0.9),
+      ("PixelMemory-v0", 0.9), ("Pendulum-v1", -200), ("gym:Pendulum-v1", -200), ("StatelessPendulum-v1", -300),
+    ] as [(String, Float)] {
+      #expect(none.criteria(for: env) == StopCriteria(reward: reward, seconds: 600), "\(env)")
+    }
+    for env in ["gym:ALE/Pong-v5", "gym:HalfCheetah-v5", "gym:LunarLander-v3", "gym:CartPole-v0"] {
+      #expect(none.criteria(for: env) == StopCriteria(seconds: 600), "\(env)")
+    }
+    let seconds = try StopOptions.parse(["--stop-seconds", "30"])
+    #expect(seconds.criteria(for: "CartPole-v1") == StopCriteria(seconds: 30))
+    let reward = try StopOptions.parse(["--stop-reward", "18"])
+    #expect(reward.criteria(for: "gym:ALE/Pong-v5") == StopCriteria(reward: 18))
+    let steps = try StopOptions.parse(["--stop-steps", "1000"])
+    #expect(steps.criteria(for: "CartPole-v1") == StopCriteria(envSteps: 1000))
+  }
+
+  /// `timeout` sends its signal to the process and then to the process group, so
+  /// one request to stop arrives twice, microseconds apart. The second must not
+  /// cut the clean stop short: a model big enough that its checkpoint takes a
+  /// while to write (a 1024-unit LSTM, 34 MB with Adam's moments), the same
+  /// signal again 100 ms after the first. Exit status 130, the checkpoint and the
+  /// summary written, no temporary file left, and the stop said once.
+  @Test func aSignalRepeatedAtOnceIsOneCleanStop() throws {
+    let dir = HerdBinary.tempDir("twice")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let train = try HerdProcess([
+      "train", "--env", "CartPole-v1", "--in-process", "--run-dir", dir, "--stop-seconds", "120", "--stop-reward",
+      "100000", "--set", "lstm_cell_size=1024", "--set", "fcnet_hiddens=[1024]", "--set", "num_envs_per_worker=8",
+      "--no-tensorboard",
+    ])
+    #expect(train.waitReady(20), "\(train.stderr)")
+    #expect(train.waitForStats(60) { $0.updates > 0 }, "\(train.stderr.suffix(1500))")
+    train.signal(SIGINT)
+    usleep(100_000)
+    train.signal(SIGINT)
+    #expect(train.wait(60) == 130, "\(train.stderr.suffix(1500))")
+    let files = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
+    #expect(files.isSuperset(of: ["checkpoint.herd", "summary.json"]), "\(files)")
+    #expect(!files.contains { $0.contains(".tmp.") }, "\(files)")
+    let said = train.stderr.components(separatedBy: "Ctrl-C (SIGINT): stopping cleanly").count - 1
+    #expect(said == 1, "\(train.stderr.suffix(1500))")
+    #expect(train.stdout.contains("\"stopped_because\" : \"interrupted\""), "\(train.stdout)")
+  }
+}
