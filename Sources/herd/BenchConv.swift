@@ -52,7 +52,7 @@ struct BenchConv: ParsableCommand {
   var rounds = 5
   @Option(parsing: .unconditional, help: "Seconds per round per side.")
   var seconds = 1.0
-  @Option(parsing: .unconditional, help: "Random seed for weights and inputs.")
+  @Option(parsing: .unconditional, help: "Random seed for weights and inputs.", transform: seedArgument)
   var seed: UInt64 = 1
   @Flag(help: "Feed uint8 frames that the first convolution scales as it reads them (the learner's path for uint8 images).")
   var bytes = false

@@ -24,7 +24,7 @@ struct BenchRecurrent: ParsableCommand {
   @OptionGroup var shape: BatchShapeOptions
   @Flag(help: "Give sequences random lengths in 1...T instead of all T (packing skips the padding).")
   var unevenLengths = false
-  @Option(parsing: .unconditional, help: "Random seed for weights and inputs.")
+  @Option(parsing: .unconditional, help: "Random seed for weights and inputs.", transform: seedArgument)
   var seed: UInt64 = 1
   @Option(parsing: .unconditional, help: "Shards computed in parallel on this many threads (as learner_threads does).")
   var shards = 1

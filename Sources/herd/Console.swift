@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import HerdMath
 import HerdRL
@@ -13,6 +14,13 @@ func printError(_ line: String) {
   } else {
     FileHandle.standardError.write(Data((line + "\n").utf8))
   }
+}
+
+/// A `--seed` value: a whole number from 0 to 2^64 - 1 (ArgumentParser alone
+/// says only that `-1` is invalid, not what would be valid).
+func seedArgument(_ text: String) throws -> UInt64 {
+  guard let seed = UInt64(text) else { throw ValidationError("a seed is a whole number from 0 to \(UInt64.max)") }
+  return seed
 }
 
 /// A failure at run time (not a usage error): printed as "Error: ..." with exit

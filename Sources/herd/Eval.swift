@@ -46,7 +46,7 @@ struct EvalCommand: ParsableCommand {
     parsing: .unconditional,
     help: "Environments stepped together (default: the smaller of --episodes and the run's envs per worker).")
   var envs: Int?
-  @Option(parsing: .unconditional, help: "Seed for the environments (copy i gets seed * 1000 + i) and for sampling.")
+  @Option(parsing: .unconditional, help: "Seed for the environments (copy i gets seed * 1000 + i) and for sampling.", transform: seedArgument)
   var seed: UInt64 = 1
   @Option(
     help: """

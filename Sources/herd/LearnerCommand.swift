@@ -153,7 +153,7 @@ struct WorkerCommand: ParsableCommand {
   var learner: String
   @Option(parsing: .unconditional, help: "Environments stepped as one batch (default: the run's num_envs_per_worker).")
   var envs: Int?
-  @Option(parsing: .unconditional, help: "Seed for this worker's environments and sampling.")
+  @Option(parsing: .unconditional, help: "Seed for this worker's environments and sampling.", transform: seedArgument)
   var seed: UInt64 = 0
   @Option(
     parsing: .unconditional,

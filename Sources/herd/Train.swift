@@ -25,7 +25,7 @@ struct ConfigOptions: ParsableArguments {
       valueName: "KEY=VALUE"))
   var overrides: [String] = []
 
-  @Option(parsing: .unconditional, help: "Random seed (overrides the config's seed).")
+  @Option(parsing: .unconditional, help: "Random seed (overrides the config's seed).", transform: seedArgument)
   var seed: UInt64?
 
   /// The effective config: env defaults, then the file, then --set, then --seed; validated.

@@ -142,6 +142,23 @@ struct DocumentedCommand: CustomStringConvertible {
     }
   }
 
+  /// A bad `--seed` says what a seed is, on every command that takes one (not
+  /// only that the value is invalid); a good one parses.
+  @Test func aBadSeedSaysWhatASeedIs() throws {
+    for command in [["train"], ["eval", "--checkpoint", "x"], ["worker", "--learner", "tcp://h:1"], ["bench", "lstm"], ["bench", "cnn"]] {
+      for bad in ["-1", "1.5", "seven", "18446744073709551616"] {
+        do {
+          _ = try Herd.parseAsRoot(command + ["--seed", bad])
+          Issue.record("\(command) --seed \(bad) parsed")
+        } catch {
+          let message = Herd.message(for: error)
+          #expect(message.contains("a seed is a whole number from 0 to 18446744073709551615"), "\(command) \(bad): \(message)")
+        }
+      }
+      #expect(throws: Never.self, "\(command)") { _ = try Herd.parseAsRoot(command + ["--seed", "18446744073709551615"]) }
+    }
+  }
+
   /// `--print-config` on each `herd train` example that starts a run: the
   /// environment, the config file and every `--set` resolve.
   @Test func trainExamplesResolveTheirConfigs() throws {
