@@ -355,64 +355,171 @@ struct Train: ParsableCommand {
 /// status bar), stopped with SIGTERM (then SIGKILL after 5 s) when the run ends,
 /// and stopping themselves when this process is gone (`--parent-pid`: killed
 /// outright, it cannot stop them).
+///
+/// A child that dies during the run (killed by a signal, the OOM killer, a
+/// crash, an error exit) after running at least ``restartAfterSeconds`` is
+/// started again a second later with a new seed, at most ``restartsPerMinute``
+/// times a minute per worker; the learner welcomes it as any joining worker. One
+/// that dies sooner, or more often, is counted as failed: its error would come
+/// back (a bad environment, a missing package), and once every worker has
+/// failed the run stops (``allFailed``).
 final class ChildWorkers: @unchecked Sendable {
-  // Touched by the command's thread only (start in the ready callback, stop after).
-  private var children: [Process] = []
+  /// Seconds a child must have run for its death to be taken as an accident.
+  let restartAfterSeconds: Double
+  /// Restarts per worker within any 60 s before it counts as failed.
+  let restartsPerMinute: Int
+  /// The program started as `PROGRAM worker --learner ...`: this one (tests give a script).
+  private let executable: String?
+
+  init(restartAfterSeconds: Double = 10, restartsPerMinute: Int = 3, executable: String? = nil) {
+    (self.restartAfterSeconds, self.restartsPerMinute, self.executable) = (restartAfterSeconds, restartsPerMinute, executable)
+  }
+
+  private struct Launch {
+    let exe: String
+    let control: String
+    let seed: UInt64
+    let count: Int
+    let logLevel: Logger.Level
+    let extra: [String]
+  }
+
+  private struct State {
+    var launch: Launch?
+    var children: [Process] = []
+    /// Workers started, and those that failed (not to be restarted) before ``stop()``.
+    var started = 0
+    var failed = 0
+    var stopping = false
+    var last: String?
+    /// Each worker's restart times.
+    var restarts: [Int: [Date]] = [:]
+  }
+
+  private let state = Mutex(State())
   /// Entered once per child, left when it exits (no polling to wait for them).
   private let running = DispatchGroup()
-  var count: Int { children.count }
-  /// Children started, and those that exited with an error before ``stop()``, with
-  /// the last error line of each.
-  private let exits = Mutex<(started: Int, failed: Int, stopping: Bool, last: String?)>((0, 0, false, nil))
+  var count: Int { state.withLock { $0.launch?.count ?? 0 } }
+  /// Restarts so far, over every worker.
+  var restartCount: Int { state.withLock { $0.restarts.values.reduce(0) { $0 + $1.count } } }
 
-  /// Why the run cannot go on, once every child has exited with an error.
+  /// Why the run cannot go on, once every worker has failed.
   var allFailed: String? {
-    exits.withLock { e in
+    state.withLock { e in
       guard e.started > 0, e.failed == e.started, !e.stopping else { return nil }
       return "every worker process exited with an error\(e.last.map { " (the last: \($0))" } ?? "")"
     }
   }
 
   func start(count: Int, control: String, seed: UInt64, logLevel: Logger.Level, extra: [String] = []) {
-    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    for i in 0..<count {
-      let p = Process()
-      p.executableURL = URL(fileURLWithPath: exe)
-      p.arguments = [
-        "worker", "--learner", control, "--seed", String(seed &+ UInt64(i) &+ 1), "--log-level", logLevel.rawValue,
-        "--parent-pid", String(getpid()),
-      ] + extra
-      let pipe = Pipe()
-      p.standardError = pipe
-      let forward = LineForwarder()
-      pipe.fileHandleForReading.readabilityHandler = { h in forward.feed(h.availableData) }
-      running.enter()
-      let group = running
-      p.terminationHandler = { [self] p in
-        if p.terminationStatus != 0 {
-          forward.feed(Data())  // what the pipe still holds
-          let why = forward.lastError.map { String($0.dropFirst("Error: ".count)) }
-          exits.withLock { $0.failed += 1; $0.last = why ?? $0.last }
-        }
-        group.leave()
+    let exe =
+      executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    state.withLock { s in
+      s.launch = Launch(exe: exe, control: control, seed: seed, count: count, logLevel: logLevel, extra: extra)
+      for i in 0..<count where spawn(worker: i, generation: 0, &s) { s.started += 1 }
+    }
+  }
+
+  /// Starts worker `i` (its `generation`-th start), under the lock; false when it
+  /// could not be started.
+  private func spawn(worker i: Int, generation: Int, _ s: inout State) -> Bool {
+    guard let launch = s.launch else { return false }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: launch.exe)
+    // Worker i's seed, then a new one for each restart (the same seeds would replay the same episodes).
+    let seed = launch.seed &+ UInt64(i) &+ 1 &+ UInt64(generation) &* UInt64(launch.count)
+    p.arguments = [
+      "worker", "--learner", launch.control, "--seed", String(seed), "--log-level", launch.logLevel.rawValue,
+      "--parent-pid", String(getpid()),
+    ] + launch.extra
+    let pipe = Pipe()
+    p.standardError = pipe
+    let forward = LineForwarder()
+    // Signalled at the end of the child's stderr, so its last error line is read
+    // before its exit is judged (the exit can be seen first).
+    let drained = DispatchSemaphore(value: 0)
+    pipe.fileHandleForReading.readabilityHandler = { h in
+      let data = h.availableData
+      forward.feed(data)
+      if data.isEmpty {
+        h.readabilityHandler = nil
+        drained.signal()
       }
-      do {
-        try p.run()
-        children.append(p)
-        exits.withLock { $0.started += 1 }
-      } catch {
-        running.leave()
-        printError("error: could not start worker \(i): \(error)")
+    }
+    running.enter()
+    let began = Date()
+    p.terminationHandler = { [self] p in
+      defer { running.leave() }
+      guard p.terminationStatus != 0 || p.terminationReason != .exit else { return }
+      // An env host the worker started may hold the pipe open a little longer.
+      _ = drained.wait(timeout: .now() + 0.5)
+      forward.feed(Data())  // a last line without its newline
+      let why = forward.lastError.map { String($0.dropFirst("Error: ".count)) }
+      ended(worker: i, generation: generation, pid: p.processIdentifier, ranFor: Date().timeIntervalSince(began),
+        how: Self.describe(p), why: why)
+    }
+    do {
+      try p.run()
+      s.children.append(p)
+      return true
+    } catch {
+      running.leave()
+      printError("error: could not start worker \(i + 1): \(error)")
+      return false
+    }
+  }
+
+  /// A child that did not exit cleanly: started again a second later, or counted as failed.
+  private func ended(worker i: Int, generation: Int, pid: Int32, ranFor: Double, how: String, why: String?) {
+    let now = Date()
+    let restart = state.withLock { s -> Int? in
+      guard !s.stopping else { return nil }
+      let recent = (s.restarts[i] ?? []).filter { now.timeIntervalSince($0) < 60 }
+      guard ranFor >= restartAfterSeconds && recent.count < restartsPerMinute else {
+        s.failed += 1
+        s.last = why ?? s.last
+        return nil
+      }
+      s.restarts[i] = recent + [now]
+      return recent.count + 1
+    }
+    let ran = "after \(Int(ranFor)) s"
+    guard let restart else {
+      if state.withLock({ !$0.stopping }) {
+        let reason =
+          ranFor < restartAfterSeconds
+          ? "it ran less than \(restartAfterSeconds.rounded() == restartAfterSeconds ? String(Int(restartAfterSeconds)) : String(restartAfterSeconds)) s" : "\(restartsPerMinute) restarts within a minute"
+        printError("warning: worker process \(i + 1) (pid \(pid)) \(how) \(ran); not started again (\(reason))")
+      }
+      return
+    }
+    printError(
+      "warning: worker process \(i + 1) (pid \(pid)) \(how) \(ran); starting it again in 1 s (restart \(restart) of \(restartsPerMinute) allowed within a minute)"
+    )
+    DispatchQueue.global().asyncAfter(deadline: .now() + 1) { [self] in
+      state.withLock { s in
+        guard !s.stopping, !spawn(worker: i, generation: generation + 1, &s) else { return }
+        s.failed += 1
       }
     }
   }
 
+  /// "was killed by signal 9 (SIGKILL)" or "exited with status 1".
+  static func describe(_ p: Process) -> String {
+    guard p.terminationReason == .uncaughtSignal else { return "exited with status \(p.terminationStatus)" }
+    let name = strsignal(p.terminationStatus).map { String(cString: $0) } ?? "signal"
+    return "was killed by signal \(p.terminationStatus) (\(name))"
+  }
+
   func stop() {
-    exits.withLock { $0.stopping = true }
+    let children = state.withLock { s -> [Process] in
+      s.stopping = true
+      return s.children
+    }
     for c in children where c.isRunning { kill(c.processIdentifier, SIGTERM) }
     if running.wait(timeout: .now() + 5) == .timedOut {
       for c in children where c.isRunning { kill(c.processIdentifier, SIGKILL) }
     }
-    children.removeAll()
+    state.withLock { $0.children.removeAll() }
   }
 }
