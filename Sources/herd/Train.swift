@@ -310,7 +310,6 @@ struct Train: ParsableCommand {
     if logs.level <= .info { display.value = ProgressDisplay.show(board: board, stop: stop) }
   }
 
-  /// The return at which an environment counts as solved.
   /// The return at which a run on `env` counts as solved, for the environments
   /// whose scale Herd knows; nil for any other (a `gym:ID` whose returns may be
   /// in the thousands, as HalfCheetah's, or never reach 475, as Pong's), whose
@@ -451,12 +450,12 @@ final class ChildWorkers: @unchecked Sendable {
     p.terminationHandler = { [self] p in
       defer { running.leave() }
       guard p.terminationStatus != 0 || p.terminationReason != .exit else { return }
+      let ranFor = Date().timeIntervalSince(began)
       // An env host the worker started may hold the pipe open a little longer.
       _ = drained.wait(timeout: .now() + 0.5)
       forward.feed(Data())  // a last line without its newline
       let why = forward.lastError.map { String($0.dropFirst("Error: ".count)) }
-      ended(worker: i, generation: generation, pid: p.processIdentifier, ranFor: Date().timeIntervalSince(began),
-        how: Self.describe(p), why: why)
+      ended(worker: i, generation: generation, pid: p.processIdentifier, ranFor: ranFor, how: Self.describe(p), why: why)
     }
     do {
       try p.run()
@@ -483,12 +482,11 @@ final class ChildWorkers: @unchecked Sendable {
       s.restarts[i] = recent + [now]
       return recent.count + 1
     }
-    let ran = "after \(Int(ranFor)) s"
+    let ran = "after " + String(format: ranFor < 10 ? "%.1f s" : "%.0f s", ranFor)
     guard let restart else {
       if state.withLock({ !$0.stopping }) {
-        let reason =
-          ranFor < restartAfterSeconds
-          ? "it ran less than \(restartAfterSeconds.rounded() == restartAfterSeconds ? String(Int(restartAfterSeconds)) : String(restartAfterSeconds)) s" : "\(restartsPerMinute) restarts within a minute"
+        let least = restartAfterSeconds == restartAfterSeconds.rounded() ? "\(Int(restartAfterSeconds))" : "\(restartAfterSeconds)"
+        let reason = ranFor < restartAfterSeconds ? "it ran less than \(least) s" : "\(restartsPerMinute) restarts within a minute"
         printError("warning: worker process \(i + 1) (pid \(pid)) \(how) \(ran); not started again (\(reason))")
       }
       return
@@ -504,7 +502,7 @@ final class ChildWorkers: @unchecked Sendable {
     }
   }
 
-  /// "was killed by signal 9 (SIGKILL)" or "exited with status 1".
+  /// "was killed by signal 9 (Killed)" or "exited with status 1".
   static func describe(_ p: Process) -> String {
     guard p.terminationReason == .uncaughtSignal else { return "exited with status \(p.terminationStatus)" }
     let name = strsignal(p.terminationStatus).map { String(cString: $0) } ?? "signal"
