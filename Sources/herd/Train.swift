@@ -398,7 +398,8 @@ final class ChildWorkers: @unchecked Sendable {
   private let state = Mutex(State())
   /// Entered once per child, left when it exits (no polling to wait for them).
   private let running = DispatchGroup()
-  var count: Int { state.withLock { $0.launch?.count ?? 0 } }
+  /// Workers started (the log says how many).
+  var count: Int { state.withLock { $0.started } }
   /// Restarts so far, over every worker.
   var restartCount: Int { state.withLock { $0.restarts.values.reduce(0) { $0 + $1.count } } }
 
