@@ -34,8 +34,13 @@ public final class RunDirectory: Sendable {
   /// file was never renamed into place; the file it was replacing is intact).
   public let removedTemporaries: [String]
 
-  /// Creates the folder (and parents), removes temporary files that processes no
-  /// longer running left in it, and opens `progress.jsonl` for appending.
+  /// Creates the folder (and parents), opens `progress.jsonl` for appending and
+  /// locks it for as long as this object lives, then removes temporary files that
+  /// processes no longer running left in the folder.
+  ///
+  /// The lock (`flock`, exclusive) keeps a second run out of a folder in use: two
+  /// learners in one folder would interleave their progress records and overwrite
+  /// each other's checkpoints. A file system without `flock` runs unlocked.
   public init(path: String) throws {
     self.path = path
     do {
@@ -43,11 +48,16 @@ public final class RunDirectory: Sendable {
     } catch let error as FolderError {
       throw RunDirectoryError("--run-dir \(path): cannot create the folder (\(error.reason))")
     }
-    removedTemporaries = Self.removeStaleTemporaries(in: path)
     let progress = (path as NSString).appendingPathComponent("progress.jsonl")
     let fd = open(progress, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw RunDirectoryError("cannot open \(progress): \(Self.errnoText())") }
+    if flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK {
+      close(fd)
+      throw RunDirectoryError(
+        "--run-dir \(path) is in use by another run (its progress.jsonl is locked): stop that run first, or give another --run-dir")
+    }
     progressFD = fd
+    removedTemporaries = Self.removeStaleTemporaries(in: path)
   }
 
   deinit { close(progressFD) }

@@ -141,19 +141,40 @@ import Testing
   @Test func openingARunFolderRemovesTheTemporariesOfGoneProcesses() throws {
     let dir = NSTemporaryDirectory() + "herd-stale-\(UInt32.random(in: 0...UInt32.max))"
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let first = try RunDirectory(path: dir)
-    #expect(first.removedTemporaries.isEmpty)
     let gone = Process()
     gone.executableURL = URL(fileURLWithPath: "/bin/true")
     try gone.run()
     gone.waitUntilExit()
     let stale = "checkpoint.herd.tmp.\(gone.processIdentifier)"
     let kept = ["checkpoint.herd", "summary.json.tmp.\(getpid())", "notes.tmp.abc", ".tmp.1", "config.json"]
-    for name in kept + [stale] { try first.writeAtomically(name, "x\n") }
+    do {
+      let first = try RunDirectory(path: dir)
+      #expect(first.removedTemporaries.isEmpty)
+      for name in kept + [stale] { try first.writeAtomically(name, "x\n") }
+    }
     let again = try RunDirectory(path: dir)
     #expect(again.removedTemporaries == [stale])
     let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
     #expect(left == Set(kept + ["progress.jsonl"]), "\(left)")
+  }
+
+  /// A folder one run has open is refused to a second, with a message that says
+  /// why and what to do; once the first lets go, it opens.
+  @Test func aRunFolderInUseIsRefusedToASecondRun() throws {
+    let dir = NSTemporaryDirectory() + "herd-inuse-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    do {
+      let first = try RunDirectory(path: dir)
+      let error = try #require(throws: RunDirectoryError.self) { try RunDirectory(path: dir) }
+      #expect(
+        "\(error)"
+          == "--run-dir \(dir) is in use by another run (its progress.jsonl is locked): stop that run first, or give another --run-dir")
+      try first.appendProgress(["t": 1])
+    }
+    let second = try RunDirectory(path: dir)
+    try second.appendProgress(["t": 2])
+    let lines = try String(contentsOfFile: second.file("progress.jsonl"), encoding: .utf8).split(separator: "\n")
+    #expect(lines == [#"{"t":1}"#, #"{"t":2}"#])
   }
 
   /// The time since env steps last arrived is nil until they do.
