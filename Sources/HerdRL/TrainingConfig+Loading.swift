@@ -61,6 +61,21 @@ extension TrainingConfig {
     return tuned
   }
 
+  /// What JSONSerialization found wrong in `json`, with the line and column (its
+  /// own message is "The data is not in the correct format", the offset only in
+  /// the error's debug description, "Invalid value around character 12.").
+  static func whereJSONFails(_ json: Data, _ error: Error) -> String {
+    let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? error.localizedDescription
+    if detail.hasPrefix("Unexpected end of file") { return "it ends before the value is complete" }
+    guard let marker = detail.range(of: "around character "),
+      let offset = Int(detail[marker.upperBound...].prefix { $0.isNumber }), offset <= json.count
+    else { return detail }
+    let before = [UInt8](json).prefix(offset)
+    let line = before.reduce(1) { $1 == 10 ? $0 + 1 : $0 }
+    let column = offset - (before.lastIndex(of: 10).map { $0 + 1 } ?? 0) + 1
+    return "unexpected text at line \(line), column \(column)"
+  }
+
   /// Decodes a JSON object over `base`: keys present replace the base's values,
   /// unknown keys are errors naming every one and listing the valid keys.
   public static func decode(json: Data, over base: TrainingConfig, source: String) throws -> TrainingConfig {
@@ -68,7 +83,7 @@ extension TrainingConfig {
     do {
       object = try JSONSerialization.jsonObject(with: json)
     } catch {
-      throw ConfigError("\(source): not valid JSON (\(error.localizedDescription))")
+      throw ConfigError("\(source): not valid JSON: \(Self.whereJSONFails(json, error))")
     }
     guard let dict = object as? [String: Any] else { throw ConfigError("\(source): must be a JSON object") }
     return try base.merging(dict, source: source)

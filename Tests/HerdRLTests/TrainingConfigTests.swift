@@ -64,6 +64,21 @@ private func message(_ body: () throws -> Void) -> String {
     }
   }
 
+  /// A config file that is not JSON says where: the line and column of the first
+  /// unexpected text (a doubled comma, a missing one before the next line's key,
+  /// single quotes), or that it ends too soon.
+  @Test func aBrokenJSONFileSaysWhere() throws {
+    for (text, want) in [
+      (#"{"lr": 0.1,, }"#, "unexpected text at line 1, column 12"),
+      ("{\"lr\": 0.1\n  \"gamma\": 0.9}", "unexpected text at line 2, column 3"),
+      ("{'lr': 0.1}", "unexpected text at line 1, column 2"),
+      (#"{"lr": "#, "it ends before the value is complete"),
+    ] {
+      let m = message { _ = try TrainingConfig.decode(json: Data(text.utf8), over: TrainingConfig(), source: "run.json") }
+      #expect(m == "run.json: not valid JSON: \(want)", "\(text): \(m)")
+    }
+  }
+
   /// A misspelt key, choice or environment gets the likely one named before the
   /// list of every valid one; a name close to nothing gets no guess.
   @Test func misspellingsGetASuggestion() throws {
