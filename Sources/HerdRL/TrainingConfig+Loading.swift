@@ -111,8 +111,17 @@ extension TrainingConfig {
       }
       let key = String(item[..<eq]).trimmingCharacters(in: .whitespaces)
       let raw = String(item[item.index(after: eq)...])
-      let value: Any =
-        (try? JSONSerialization.jsonObject(with: Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
+      let value: Any
+      do {
+        value = try JSONSerialization.jsonObject(with: Data(raw.utf8), options: [.fragmentsAllowed])
+      } catch {
+        // A list or an object that does not parse is a typo, not a string.
+        let start = raw.drop { $0 == " " }.first
+        if start == "[" || start == "{" {
+          throw ConfigError("--set \(item): the value is not valid JSON: \(Self.whereJSONFails(Data(raw.utf8), error))")
+        }
+        value = raw
+      }
       let parts = key.split(separator: ".").map(String.init)
       var dict: [String: Any]
       if parts.count == 1 {
@@ -211,6 +220,8 @@ extension TrainingConfig {
     case is String.Type: return "a string"
     case is [Int].Type: return "a list of integers, e.g. [64, 64]"
     case is [[Int]].Type: return "a list of lists of integers, e.g. [[16, 8, 4], [32, 4, 2]]"
+    case is [Any].Type: return "a list, e.g. [64, 64]"
+    case is [String: Any].Type: return "an object, e.g. {\"length\": 30}"
     default: return "\(type)"
     }
   }

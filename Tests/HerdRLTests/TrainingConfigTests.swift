@@ -77,6 +77,16 @@ private func message(_ body: () throws -> Void) -> String {
       let m = message { _ = try TrainingConfig.decode(json: Data(text.utf8), over: TrainingConfig(), source: "run.json") }
       #expect(m == "run.json: not valid JSON: \(want)", "\(text): \(m)")
     }
+    // A --set list or object that does not parse says so, where a plain word stays a string.
+    let base = TrainingConfig()
+    #expect(
+      message { _ = try base.applying(overrides: ["fcnet_hiddens=[1,2"]) }
+        == "--set fcnet_hiddens=[1,2: the value is not valid JSON: it ends before the value is complete")
+    #expect(
+      message { _ = try base.applying(overrides: [#"env_config={"length": }"#]) }
+        == #"--set env_config={"length": }: the value is not valid JSON: unexpected text at line 1, column 12"#)
+    #expect(message { _ = try base.applying(overrides: ["fcnet_hiddens=wide"]) } == "--set fcnet_hiddens=wide: 'fcnet_hiddens' must be a list, e.g. [64, 64]")
+    #expect(try base.applying(overrides: ["rnn_type=gru"]).rnn_type == .gru)
   }
 
   /// A misspelt key, choice or environment gets the likely one named before the
