@@ -32,7 +32,7 @@ import Testing
   /// `timeout` sends its signal to the process and then to the process group, so
   /// one request to stop arrives twice, microseconds apart. The second must not
   /// cut the clean stop short: a model big enough that its checkpoint takes a
-  /// while to write (a 1024-unit LSTM, 34 MB with Adam's moments), the same
+  /// while to write (a 1024-unit LSTM: 101 MB with Adam's moments), the same
   /// signal again 100 ms after the first. Exit status 130, the checkpoint and the
   /// summary written, no temporary file left, and the stop said once.
   @Test func aSignalRepeatedAtOnceIsOneCleanStop() throws {
