@@ -66,9 +66,9 @@ struct StderrLogHandler: LogHandler {
 /// SIGINT and SIGTERM for commands: the first sets `flag` (a clean stop) and,
 /// with `announce`, says so on stderr; another one at least ``graceSeconds``
 /// later exits at once with status 130. One sooner belongs to the same stop:
-/// `timeout` signals the process and then its process group, and a terminal's
-/// Ctrl-C or a supervisor may do the same, so one request can arrive twice
-/// within microseconds; taken as a second, it cut the checkpoint being written.
+/// `timeout` signals the process and then its process group (a supervisor may do
+/// the same), so one request can arrive twice within microseconds; taken as a
+/// second, it cut the checkpoint being written.
 /// Signals a test runner or a parent left blocked are unblocked first, or SIGTERM
 /// would never arrive.
 enum StopSignals {
