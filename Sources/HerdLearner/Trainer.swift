@@ -85,6 +85,11 @@ final class Trainer: @unchecked Sendable {
   private var diskError: String? { failing.min { $0.key < $1.key }?.value }
   /// Whether this run continues the one in its directory (`--resume`).
   private var resumed = false
+  /// The policy version and run second of `checkpoint.herd` as it is on disk (the
+  /// resumed one, then each written one); nil while the run has none.
+  private var savedCheckpoint: (version: Int, seconds: Double)?
+  /// Set once training has stopped: a failed write is then not retried.
+  private var ending = false
   /// Bytes of recently published weights kept for `best.herd` (``PublishedWeights``)
   /// at most: 8 versions of a 1M-parameter model. The versions older than every
   /// episode of the mean-return window are dropped first, so usually only the
@@ -201,6 +206,7 @@ final class Trainer: @unchecked Sendable {
         envSteps: counters.envSteps, episodes: counters.episodes, recentReturns: progress.returns,
         recentLengths: progress.lengths)
       clockOffset = progress.wallSeconds
+      savedCheckpoint = (learner.version, progress.wallSeconds)
       let mean = progress.returns.isEmpty ? "" : String(
         format: ", mean return %.2f over its last %d episodes", progress.returns.reduce(0, +) / Float(progress.returns.count),
         progress.returns.count)
@@ -454,8 +460,10 @@ final class Trainer: @unchecked Sendable {
     }
 
     // The end: final checkpoint (and a record not yet written) and summary.
+    ending = true
     let final = stats.snapshot(lags: false)
     checkpoint(learner, final, window: stats, seconds: runSeconds())
+    if let why = failing["checkpoint.herd"] { logLostFinalCheckpoint(why, version: learner.version) }
     if bestUnsaved { saveBest(final, seconds()) }
     var summary = RunSummary(
       env: config.env, env_steps: final.envSteps, trained_steps: learner.trainedSteps, updates: learner.version,
@@ -489,10 +497,34 @@ final class Trainer: @unchecked Sendable {
       }
     } catch {
       let text = "\(error)"
-      if failing.updateValue(text, forKey: what) != text {
-        logger.error("\(text); training goes on, the last good checkpoint stays, writes are retried every 5 s")
+      if failing.updateValue(text, forKey: what) != text && !(ending && what == "checkpoint.herd") {
+        logger.error(ending ? "\(text)" : "\(text); training goes on, \(checkpointOnDisk), writes are retried every 5 s")
       }
     }
+  }
+
+  /// What a failed write leaves: the checkpoint on disk, or that there is none.
+  private var checkpointOnDisk: String {
+    guard let saved = savedCheckpoint else { return "no checkpoint has been written yet" }
+    return "the last good checkpoint (policy version \(saved.version), written \(Int(saved.seconds)) s into the run) stays"
+  }
+
+  /// The final checkpoint failed: says what the run folder holds instead and what
+  /// to do, as the run is over and nothing retries it.
+  private func logLostFinalCheckpoint(_ why: String, version: Int) {
+    let folder = runDirectory.path
+    var text = "the final checkpoint was not written (\(why)): "
+    if let saved = savedCheckpoint {
+      text += "\(folder)/checkpoint.herd holds policy version \(saved.version) of \(version)"
+      text += saved.version < version ? " (the last \(version - saved.version) updates are lost)" : ""
+      text += "; free space there, then --resume continues from it"
+    } else {
+      text += "\(folder) has no checkpoint, so this run cannot be resumed"
+      if FileManager.default.fileExists(atPath: runDirectory.file("best.herd")) {
+        text += " (best.herd, the best policy so far, can be evaluated and exported)"
+      }
+    }
+    logger.error("\(text)")
   }
 
   private func writeConfig() {
@@ -512,6 +544,7 @@ final class Trainer: @unchecked Sendable {
         learner,
         metadata: progress.metadata.merging(
           [CheckpointKey.envSteps: String(s.envSteps), CheckpointKey.episodes: String(s.episodes)]) { $1 })
+      savedCheckpoint = (learner.version, seconds)
     }
   }
 

@@ -91,7 +91,10 @@ struct TinyDisk {
       status: board.get()?.status, uptime: 5, secondsSinceBeat: 0, secondsSinceFragments: 0, workersConnected: 1,
       stallSeconds: 30)
     #expect(health.status == "degraded" && health.healthy && health.reason.contains("No space left"))
-    #expect(logs.all.contains { $0.hasPrefix("error") && $0.contains("No space left") && $0.contains("training goes on") })
+    #expect(logs.all.contains {
+      $0.hasPrefix("error") && $0.contains("No space left") && $0.contains("training goes on")
+        && $0.contains("no checkpoint has been written yet")
+    })
     #expect(!FileManager.default.fileExists(atPath: dir + "/checkpoint.herd"))
 
     // Space again: the retried writes land.
@@ -110,7 +113,16 @@ struct TinyDisk {
     let summary = try #require(try result.get()?.get())
     #expect(summary.disk_error != nil, "the final checkpoint could not be written, and the summary says so")
     let kept = try TensorArchive.read(from: dir + "/checkpoint.herd")
-    #expect(try CheckpointCounters(kept, source: "checkpoint").policyVersion > 0)
+    let keptVersion = try CheckpointCounters(kept, source: "checkpoint").policyVersion
+    #expect(keptVersion > 0)
+    // The log names the checkpoint that stays, and at the end what was lost.
+    #expect(logs.all.contains { $0.contains("training goes on, the last good checkpoint (policy version ") })
+    let lost = logs.all.filter { $0.contains("the final checkpoint was not written") }
+    #expect(lost.count == 1, "\(lost)")
+    #expect(
+      lost.first?.contains("\(dir)/checkpoint.herd holds policy version \(keptVersion) of ") == true
+        && lost.first?.contains("--resume continues from it") == true, "\(lost)")
+    #expect(!logs.all.contains { $0.contains("retried") && $0.contains("final") })
     // Every progress line is whole JSON.
     let text = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8)
     for line in text.split(separator: "\n") {
