@@ -182,6 +182,14 @@ public final class LearnerDaemon {
     for name in runDirectory.removedTemporaries {
       logger.notice("run dir: removed \(name), a temporary file a process no longer running left half-written")
     }
+    if !settings.resume {
+      let cleared = runDirectory.clearPreviousRun()
+      if !cleared.isEmpty {
+        logger.notice(
+          "run dir: a new run in \(runDirectory.path), which held a run without a checkpoint (it cannot be resumed): emptied or removed its \(cleared.joined(separator: ", "))"
+        )
+      }
+    }
     let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
     if settings.tensorBoard {
       trainer.tensorBoard = TensorBoardEvents(folder: runDirectory.path)

@@ -81,6 +81,22 @@ public final class RunDirectory: Sendable {
   /// Path of a file in the run folder.
   public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
 
+  /// For a new run in a folder that has no checkpoint but another run's records
+  /// (that run stopped, or was killed, before its first checkpoint, or its
+  /// checkpoint was removed by hand; it cannot be resumed): empties `progress.jsonl`
+  /// and removes that run's `summary.json`, `best.herd` and TensorBoard event files,
+  /// so the new run's curves and record are its own, not mixed with another's.
+  /// Returns the names emptied or removed (nothing else in the folder is touched).
+  public func clearPreviousRun() -> [String] {
+    var cleared: [String] = []
+    if lseek(progressFD, 0, SEEK_END) > 0 && ftruncate(progressFD, 0) == 0 { cleared.append("progress.jsonl") }
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    for name in names where ["summary.json", "best.herd"].contains(name) || name.hasPrefix("events.out.tfevents.") {
+      if unlink(file(name)) == 0 { cleared.append(name) }
+    }
+    return cleared
+  }
+
   /// Writes `text` to `name` atomically (temporary file, fsync, rename).
   public func writeAtomically(_ name: String, _ text: String) throws {
     try Self.writeFile(file(name), bytes: Array(text.utf8))

@@ -307,22 +307,12 @@ final class Trainer: @unchecked Sendable {
     published.add(version: learner.version, weights: learner.parameters.flatValues)
     var bestWeights: (version: Int, values: [Float], seenAt: Int)?
     // A resumed run keeps the record its best.herd holds, so it only replaces it
-    // with a better one. A new run in a folder that still has one (its checkpoint
-    // removed by hand: a folder with a checkpoint refuses a new run) removes it:
-    // its record and weights are another run's.
+    // with a better one (a new run's folder has none: `clearPreviousRun`).
     let bestFile = runDirectory.file("best.herd")
     let recordBefore =
       resumed
       ? (try? TensorArchive.read(from: bestFile)).flatMap { $0.metadata[CheckpointKey.bestMeanReturn] }
         .flatMap(Float.init) : nil
-    if !resumed && FileManager.default.fileExists(atPath: bestFile) {
-      do {
-        try FileManager.default.removeItem(atPath: bestFile)
-        logger.info("a new run in \(runDirectory.path): removed the previous run's best.herd")
-      } catch {
-        logger.warning("a new run in \(runDirectory.path) cannot remove the previous run's best.herd: \(error)")
-      }
-    }
     func saveBest(_ snap: RunStats.Snapshot, _ now: Double) {
       guard let b = best, let w = bestWeights else { return }
       attempt("best.herd") {

@@ -261,6 +261,55 @@ extension CheckpointCounters {
     #expect(history.last.map { $0.wallSeconds > saved.wallSeconds } == true, "then this one's")
   }
 
+  /// A new run in a folder whose run has no checkpoint (killed before its first,
+  /// or removed by hand) starts its records afresh: progress.jsonl emptied, the
+  /// other run's summary, best.herd and TensorBoard files removed, and says so;
+  /// other files stay. (progress.jsonl used to get both runs' records, two clocks
+  /// from 0 mixed in one file, and TensorBoard both runs' curves in one folder.)
+  @Test func aNewRunInAFolderWithoutACheckpointStartsItsRecordsAfresh() throws {
+    let dir = NSTemporaryDirectory() + "herd-afresh-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var config = TrainingConfig.defaults(for: "CartPole-v1")
+    config.num_envs_per_worker = 8
+    config.progress_interval_seconds = 0.2
+    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(envSteps: 8_000, seconds: 60))
+    settings.inProcessWorkers = 1
+    settings.tensorBoard = true
+    _ = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
+    func names() throws -> Set<String> { Set(try FileManager.default.contentsOfDirectory(atPath: dir)) }
+    func records() throws -> [Double] {
+      try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n").map {
+        try #require((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?[MetricKey.wallSeconds] as? Double)
+      }
+    }
+    func lines() throws -> Set<Substring> {
+      Set(try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n"))
+    }
+    let before = try lines()
+    #expect(!before.isEmpty)
+    try FileManager.default.removeItem(atPath: dir + "/checkpoint.herd")
+    try Data("the other run's\n".utf8).write(to: URL(fileURLWithPath: dir + "/best.herd"))
+    try Data("mine\n".utf8).write(to: URL(fileURLWithPath: dir + "/notes.txt"))
+    let old = try names()
+    #expect(old.contains("summary.json") && old.filter { $0.hasPrefix("events.out.tfevents.") }.count == 1)
+
+    let logs = CollectedLogs()
+    let second = try LearnerDaemon(config: config, settings: settings, logger: logs.logger()).run()
+    let said = logs.all.filter { $0.contains("a new run in \(dir), which held a run without a checkpoint") }
+    #expect(said.count == 1, "\(logs.all.prefix(6))")
+    #expect(said.first?.hasSuffix("emptied or removed its progress.jsonl, best.herd, \(old.filter { $0.hasPrefix("events.out.tfevents.") }.sorted()[0]), summary.json") == true, "\(said)")
+    #expect(try lines().isDisjoint(with: before), "none of the other run's records")
+    let times = try records()
+    #expect(times == times.sorted(), "one run's clock only: \(times)")
+    #expect(times.last.map { abs($0 - second.wall_seconds) < 1 } == true)
+    let now = try names()
+    #expect(now.filter { $0.hasPrefix("events.out.tfevents.") }.count == 1, "\(now)")
+    #expect(now.contains("notes.txt") && now.contains("checkpoint.herd"))
+    if now.contains("best.herd") {
+      #expect(try TensorArchive.read(from: dir + "/best.herd").metadata[CheckpointKey.bestMeanReturn] != nil)
+    }
+  }
+
   /// The observation filter's statistics are saved with the checkpoint (its mean
   /// and scale as parameters, its running sums in the metadata) and a resumed run
   /// goes on from them instead of starting them again.
