@@ -186,7 +186,7 @@ let testTargets: [Target] = [
   ),
   .testTarget(
     name: "HerdLearnerTests",
-    dependencies: ["HerdLearner", "HerdStats", "HerdRL", "HerdWire", "HerdNN", "HerdTestSupport"],
+    dependencies: ["HerdLearner", "HerdStats", "HerdRL", "HerdWire", "HerdWorker", "HerdNN", "HerdTestSupport"],
     path: "Tests/HerdLearnerTests"
   ),
   .testTarget(

@@ -43,6 +43,9 @@ public final class HostedEnvironments: VectorEnv {
   private let groupIndex: [Int]
   private var restartTimes: [Date] = []
   private let log: (String) -> Void
+  /// Called every half second while the worker waits for a host, with the
+  /// seconds waited (the rollout worker sends its heartbeats from it).
+  private var waiting: ((Double) -> Void)?
 
   /// How to start the hosts.
   public struct Options: Sendable {
@@ -60,7 +63,9 @@ public final class HostedEnvironments: VectorEnv {
     public var python: String
     /// Seconds a host may take to start (imports, making K environments).
     public var startSeconds: Double = 120
-    /// Seconds one step of one group may take before the host is killed as hung.
+    /// Seconds one step (or reset) of one group may take before the host is taken
+    /// as hung: its Python stack is printed (SIGUSR1, `faulthandler`), then it is
+    /// killed and started again. A sixth of this is logged once per host as slow.
     public var stepSeconds: Double = 60
     /// Row groups per host process (at most its copies): 2 lets a host step one
     /// half while the policy acts for the other.
@@ -91,6 +96,8 @@ public final class HostedEnvironments: VectorEnv {
     /// Groups whose step was asked for and not collected, in the order asked (the
     /// host answers in that order).
     var pending: [Int] = []
+    /// Whether a slow answer of this process was logged (once per process).
+    var saidSlow = false
 
     init(rows: Range<Int>, memory: Int32, base: UnsafeMutableRawPointer, layout: HostLayout) {
       self.rows = rows
@@ -229,7 +236,7 @@ public final class HostedEnvironments: VectorEnv {
     guard let at = h.pending.firstIndex(of: group) else { return }  // ended by a restart, outcomes set
     precondition(at == 0, "groups of one env host must finish in the order they began")
     h.pending.removeFirst()
-    if read(h.reply, expect: "s", seconds: options.stepSeconds) {
+    if read(h, expect: "s", seconds: options.stepSeconds, doing: "a step") {
       collect(h, rows: groups[group])
       return
     }
@@ -246,6 +253,8 @@ public final class HostedEnvironments: VectorEnv {
       copyObservations(h, rows: groups[g])
     }
   }
+
+  public func setWaitingHandler(_ handler: ((Double) -> Void)?) { waiting = handler }
 
   public func close() {
     for h in hosts where h.pid > 0 {
@@ -313,14 +322,14 @@ public final class HostedEnvironments: VectorEnv {
   /// Sends `command` and waits for `expect`; a dead host is restarted and asked again.
   private func ask(_ h: Host, _ command: Character, expect: Character) throws {
     for _ in 0..<3 {
-      if write(h.command, command), read(h.reply, expect: expect, seconds: options.stepSeconds) { return }
+      if write(h.command, command), read(h, expect: expect, seconds: options.stepSeconds, doing: "'\(command)'") { return }
       try restart(h)
     }
     throw EnvHostError("\(options.id): the env host does not answer '\(command)'")
   }
 
   private func attach(_ h: Host) throws {
-    guard write(h.command, "M"), read(h.reply, expect: "m", seconds: options.startSeconds) else {
+    guard write(h.command, "M"), read(h, expect: "m", seconds: options.startSeconds, doing: "mapping its memory") else {
       throw EnvHostError("\(options.id): the env host (pid \(h.pid)) ended before mapping its shared memory")
     }
   }
@@ -344,7 +353,7 @@ public final class HostedEnvironments: VectorEnv {
     let again = try Self.readSpec(reply: reply, pid: pid, options: options)
     guard again == spec else { throw EnvHostError("\(options.id): the restarted host reports \(again), not \(spec)") }
     try attach(h)
-    guard write(h.command, "R"), read(h.reply, expect: "r", seconds: options.startSeconds) else {
+    guard write(h.command, "R"), read(h, expect: "r", seconds: options.startSeconds, doing: "a reset") else {
       throw EnvHostError("\(options.id): the restarted env host (pid \(pid)) does not reset")
     }
   }
@@ -471,25 +480,51 @@ public final class HostedEnvironments: VectorEnv {
     }
   }
 
-  /// Blocks (poll, no spinning) for one byte; false on EOF, a wrong byte or timeout.
-  private func read(_ fd: Int32, expect: Character, seconds: Double) -> Bool {
-    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-    let deadline = Date().addingTimeInterval(seconds)
+  /// Blocks (poll, no spinning) for one byte of `h`'s reply; false on EOF, a wrong
+  /// byte or after `seconds`. Calls the waiting handler every half second, and
+  /// logs once per host process when an answer takes a sixth of `seconds` (a slow
+  /// environment, not yet a hung one). At `seconds` the host is asked for its Python
+  /// stack (SIGUSR1: `faulthandler` writes every thread's to the worker's stderr),
+  /// so the log shows where it hangs, and killed; the caller starts it again.
+  private func read(_ h: Host, expect: Character, seconds: Double, doing: String) -> Bool {
+    var p = pollfd(fd: h.reply, events: Int16(POLLIN), revents: 0)
+    let start = Date()
+    let slowAfter = seconds / 6
+    let key = seconds == options.stepSeconds ? " (env_step_timeout_seconds)" : ""
     while true {
-      let left = deadline.timeIntervalSinceNow
-      if left <= 0 {
-        log("env host did not answer within \(Int(seconds)) s; treating it as hung")
+      let waited = -start.timeIntervalSinceNow
+      if waited >= seconds {
+        log(
+          "env host for copies \(h.rows.lowerBound)..<\(h.rows.upperBound) of \(options.id) (pid \(h.pid)) did not finish \(doing) within \(Self.format(seconds)) s\(key); taking it as hung: its Python stack follows, then it is killed"
+        )
+        if h.pid > 0 && kill(h.pid, SIGUSR1) == 0 {
+          usleep(500_000)  // time to write the stack
+          kill(h.pid, SIGKILL)  // it would not read a quit command
+        }
         return false
       }
-      let r = poll(&p, 1, Int32(min(left, 3600) * 1000))
+      if waited >= slowAfter && !h.saidSlow && h.pid > 0 {
+        h.saidSlow = true
+        log(
+          "env host for copies \(h.rows.lowerBound)..<\(h.rows.upperBound) of \(options.id) (pid \(h.pid)): \(doing) has taken \(Self.format(waited)) s so far; at \(Self.format(seconds)) s\(key) it is taken as hung (said once per host process)"
+        )
+      }
+      let slice = min(0.5, seconds - waited, slowAfter > waited ? slowAfter - waited : 0.5)
+      let r = poll(&p, 1, Int32(max(1, (slice * 1000).rounded(.up))))
       if r < 0 && errno == EINTR { continue }
-      if r <= 0 { continue }
+      if r <= 0 {
+        waiting?(-start.timeIntervalSinceNow)
+        continue
+      }
       var byte: UInt8 = 0
-      let n = Glibc.read(fd, &byte, 1)
+      let n = Glibc.read(h.reply, &byte, 1)
       if n < 0 && errno == EINTR { continue }
       return n == 1 && byte == expect.asciiValue
     }
   }
+
+  /// Seconds in a log line: whole from 10 on, else one decimal.
+  static func format(_ seconds: Double) -> String { String(format: seconds >= 10 ? "%.0f" : "%.1f", seconds) }
 }
 
 /// The shared-memory layout a host and its worker agree on (herd_env/layout.py has

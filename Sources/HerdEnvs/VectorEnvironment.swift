@@ -46,9 +46,16 @@ public protocol VectorEnv: AnyObject {
   func finishStep(group: Int) throws
   /// Stops the environments (host processes exit); later calls fail.
   func close()
+  /// Sets what to call every half second while ``finishStep(group:)`` or
+  /// ``reset()`` waits for environments stepped elsewhere (env host processes),
+  /// with the seconds waited so far; nil for nothing. Environments stepped in the
+  /// caller's thread never wait and ignore it.
+  func setWaitingHandler(_ handler: ((Double) -> Void)?)
 }
 
 extension VectorEnv {
+  public func setWaitingHandler(_ handler: ((Double) -> Void)?) {}
+
   public func beginStep(group: Int, continuousActions: UnsafePointer<Float>) throws {
     throw SpaceError("\(spec.id) takes actions in \(spec.action), not float vectors")
   }

@@ -28,6 +28,9 @@ public struct LearnerSettings: Sendable {
   public var tensorBoard = true
   /// SIGTERM and SIGINT stop the run cleanly (set by the command line, not by tests).
   public var handleSignals = false
+  /// Seconds without a heartbeat after which a worker process counts as lost
+  /// (tests shorten it).
+  var workerLostSeconds: Double = 10
 
   public init(runDirectory: String, stop: StopCriteria) {
     self.runDirectory = runDirectory
@@ -191,6 +194,7 @@ public final class LearnerDaemon {
       }
     }
     let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
+    trainer.workerLostSeconds = settings.workerLostSeconds
     if settings.tensorBoard {
       trainer.tensorBoard = TensorBoardEvents(folder: runDirectory.path)
     }

@@ -90,6 +90,8 @@ final class Trainer: @unchecked Sendable {
   private var savedCheckpoint: (version: Int, seconds: Double)?
   /// Set once training has stopped: a failed write is then not retried.
   private var ending = false
+  /// Seconds without a heartbeat after which the worker table takes a worker as lost.
+  var workerLostSeconds: Double = 10
   /// Bytes of recently published weights kept for `best.herd` (``PublishedWeights``)
   /// at most: 8 versions of a 1M-parameter model. The versions older than every
   /// episode of the mean-return window are dropped first, so usually only the
@@ -126,7 +128,7 @@ final class Trainer: @unchecked Sendable {
     writeConfig()
     return LearnerParts(
       model: model, queue: FragmentQueue(capacity: config.learner_queue_size), board: board, stats: stats,
-      registry: WorkerRegistry(logger: logger), status: status)
+      registry: WorkerRegistry(logger: logger, lostAfter: workerLostSeconds), status: status)
   }
 
   /// For a resume that failed: the keys in which this invocation's config differs

@@ -83,6 +83,7 @@ public enum EnvironmentFactory {
         id: id, config: config.env_config.json, count: count, processes: processes, seed: seed, python: host.python)
       options.groupsPerHost = host.groups ?? EnvHostSettings.defaultGroups(processes: processes)
       options.record = host.record
+      options.stepSeconds = config.env_step_timeout_seconds
       return try HostedEnvironments(options, log: log)
     }
     let make = try maker(config)

@@ -348,6 +348,9 @@ extension TrainingConfig {
       let clamp = "[\(DiagGaussian.minLogStd), \(DiagGaussian.maxLogStd)]"
       throw fail("log_std_init", log_std_init, "must be in \(clamp), the clamp of a Gaussian's log std (0: std 1)")
     }
+    if !(env_step_timeout_seconds > 0) || !env_step_timeout_seconds.isFinite {
+      throw fail("env_step_timeout_seconds", env_step_timeout_seconds, "must be a positive number of seconds")
+    }
     if !(checkpoint_interval_seconds > 0) {
       throw fail("checkpoint_interval_seconds", checkpoint_interval_seconds, "must be positive")
     }

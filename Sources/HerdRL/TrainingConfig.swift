@@ -24,6 +24,13 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var env_config = EnvConfig()
   /// Environments per rollout worker, stepped as one batch (K).
   public var num_envs_per_worker = 32
+  /// Seconds a Gymnasium environment's step or reset may take in its env host
+  /// before the worker takes the host as hung: the host's Python stack goes to the
+  /// worker's log, the host is killed and started again, and its episodes under way
+  /// end as truncated. A step that takes a sixth of this is logged once as slow.
+  /// Raise it for a simulator whose steps or resets are slower (built-in
+  /// environments do not use it).
+  public var env_step_timeout_seconds: Double = 60
   /// Rollout worker processes `herd train` starts (`--workers` overrides it; threads
   /// with `--in-process`). `herd learner` starts none: workers connect to it.
   public var num_workers = 1

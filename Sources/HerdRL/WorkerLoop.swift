@@ -151,6 +151,25 @@ public final class WorkerLoop {
     }
     func meanRecent() -> Float { recent.isEmpty ? .nan : recent.reduce(0, +) / Float(recent.count) }
 
+    /// A heartbeat, when one is due: from the loop, and while a slow environment
+    /// step keeps the loop waiting (so the learner does not take a worker whose
+    /// environment takes seconds per step as lost).
+    func beatIfDue() throws {
+      guard lastBeat.map({ seconds(since: $0) >= heartbeatSeconds }) ?? true else { return }
+      let dt = lastBeat.map { seconds(since: $0) } ?? 1
+      try transport.heartbeat(
+        WorkerBeat(
+          workerID: a.workerID, runID: runID, envSteps: Int64(worker.envSteps), episodes: Int64(totalEpisodes),
+          stepsPerSecond: Double(worker.envSteps - lastBeatSteps) / max(dt, 1e-3), meanReturn: meanRecent(),
+          policyVersion: Int64(worker.policyVersion), faults: worker.envs.faults))
+      lastBeat = clock.now
+      lastBeatSteps = worker.envSteps
+    }
+    // A failed beat while waiting is tried again at the next one; the loop's own
+    // beat reports the failure.
+    made.envs.setWaitingHandler { _ in try? beatIfDue() }
+    defer { made.envs.setWaitingHandler(nil) }
+
     while !stop.isSet {
       // Weights: keep the newest that arrived.
       if let (v, blob) = try transport.receiveWeights(newerThan: worker.policyVersion) {
@@ -181,17 +200,7 @@ public final class WorkerLoop {
         stepsSinceSend = 0
         lastSend = clock.now
       }
-      // Heartbeat.
-      if lastBeat.map({ seconds(since: $0) >= heartbeatSeconds }) ?? true {
-        let dt = lastBeat.map { seconds(since: $0) } ?? 1
-        try transport.heartbeat(
-          WorkerBeat(
-            workerID: a.workerID, runID: runID, envSteps: Int64(worker.envSteps), episodes: Int64(totalEpisodes),
-            stepsPerSecond: Double(worker.envSteps - lastBeatSteps) / max(dt, 1e-3), meanReturn: meanRecent(),
-            policyVersion: Int64(worker.policyVersion), faults: worker.envs.faults))
-        lastBeat = clock.now
-        lastBeatSteps = worker.envSteps
-      }
+      try beatIfDue()
       // A progress line every 5 progress intervals (10 s by default).
       let sinceProgress = seconds(since: lastProgress.time)
       if sinceProgress >= 5 * config.progress_interval_seconds {

@@ -78,6 +78,62 @@ struct HostedEnvironmentsTests {
     #expect(envs.faults.hostRestarts == 1)
   }
 
+  /// A slow step (a sixth of the timeout or more) is logged once per host process,
+  /// and the waiting handler is called while it lasts (the rollout worker's
+  /// heartbeats); a fast one calls neither.
+  @Test func aSlowStepIsSaidOnceAndTheWaitIsReported() throws {
+    var options = EnvHostPython.options(
+      "herd_env.testing_envs:HerdTest/Slow-v0", config: #"{"slow_every":2,"seconds":1.4}"#, count: 1, processes: 1)
+    options.stepSeconds = 3
+    var lines: [String] = []
+    let envs = try HostedEnvironments(options, log: { lines.append($0) })
+    defer { envs.close() }
+    var waits: [Double] = []
+    envs.setWaitingHandler { waits.append($0) }
+    try envs.reset()
+    try stepAll(envs)  // call 1: fast
+    #expect(waits.isEmpty && lines.isEmpty, "\(waits) \(lines)")
+    try stepAll(envs)  // call 2: 1.4 s (the handler every half second)
+    #expect(waits.count >= 2 && waits.allSatisfy { $0 > 0.4 && $0 < 1.4 }, "\(waits)")
+    let slow = lines.filter { $0.contains("a step has taken") }
+    #expect(slow.count == 1 && slow[0].contains("at 3.0 s (env_step_timeout_seconds) it is taken as hung"), "\(lines)")
+    try stepAll(envs)
+    try stepAll(envs)  // call 4: slow again, not said again
+    #expect(lines.filter { $0.contains("a step has taken") }.count == 1, "\(lines)")
+    #expect(envs.faults.hostRestarts == 0)
+    envs.setWaitingHandler(nil)
+  }
+
+  /// A step that does not finish within the timeout: the host is taken as hung,
+  /// asked for its stack, killed and started again, its episodes end truncated and
+  /// stepping goes on.
+  @Test func aHungHostIsKilledAtTheTimeoutAndStartedAgain() throws {
+    var options = EnvHostPython.options(
+      "herd_env.testing_envs:HerdTest/Slow-v0", config: #"{"slow_every":3,"seconds":600}"#, count: 2, processes: 1)
+    options.stepSeconds = 1.2
+    options.groupsPerHost = 1
+    var lines: [String] = []
+    let envs = try HostedEnvironments(options, log: { lines.append($0) })
+    defer { envs.close() }
+    try envs.reset()
+    try stepAll(envs)
+    try stepAll(envs)
+    let pid = envs.hostPIDs[0]
+    let start = Date()
+    try stepAll(envs)  // call 3 sleeps for ten minutes
+    let took = -start.timeIntervalSinceNow
+    #expect(took >= 1.2 && took < 30, "\(took)")
+    #expect(envs.faults.hostRestarts == 1 && !processAlive(pid) && envs.hostPIDs[0] != pid)
+    #expect(envs.outcomes.allSatisfy { $0.truncated && !$0.terminated }, "\(envs.outcomes)")
+    #expect(
+      lines.contains {
+        $0.contains("(pid \(pid)) did not finish a step within 1.2 s (env_step_timeout_seconds); taking it as hung")
+      }, "\(lines)")
+    try stepAll(envs)
+    try stepAll(envs)
+    #expect(envs.faults.hostRestarts == 1)
+  }
+
   /// A worker's order with two groups per host: finish a group, act, begin it, then
   /// the next. The host steps one group while the other's actions are chosen; a
   /// host killed meanwhile ends both groups' episodes (the one under way too) and

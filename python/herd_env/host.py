@@ -37,6 +37,7 @@ which it still holds.
 """
 
 import argparse
+import faulthandler
 import json
 import math
 import mmap
@@ -376,6 +377,10 @@ def main(argv=None):
     bounds = [(j * args.count // args.groups, (j + 1) * args.count // args.groups) for j in range(args.groups)]
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when the host stops
+    # A worker that takes this host as hung (env_step_timeout_seconds) sends SIGUSR1
+    # first: every thread's Python stack goes to stderr, the worker's log, so the
+    # user sees where the environment hangs (even inside C code holding the GIL).
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     _die_with_parent()
     commands = os.dup(0)
     replies = os.dup(1)

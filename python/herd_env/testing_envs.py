@@ -8,10 +8,13 @@ Importing this module registers them (``gym:herd_env.testing_envs:HerdTest/Flaky
 - ``HerdTest/Spaces-v0``: a Dict observation with every kind of space Herd reads
   and one it drops (Text), and a MultiDiscrete action;
 - ``HerdTest/Null-v0``: does nothing, fast (benchmarks);
-- ``HerdTest/IntBoxAction-v0``: acts in an integer Box, which Herd refuses.
+- ``HerdTest/IntBoxAction-v0``: acts in an integer Box, which Herd refuses;
+- ``HerdTest/Slow-v0``: every ``slow_every``-th ``step`` call sleeps ``seconds``
+  (a slow simulator, or with a long sleep a hung one).
 """
 
 import os
+import time
 
 import gymnasium
 import numpy as np
@@ -94,6 +97,24 @@ class AllSpaces(gymnasium.Env):
 gymnasium.register("HerdTest/Flaky-v0", entry_point=Flaky)
 gymnasium.register("HerdTest/NonFinite-v0", entry_point=NonFinite)
 gymnasium.register("HerdTest/Spaces-v0", entry_point=AllSpaces)
+
+
+class Slow(Flaky):
+    def __init__(self, slow_every=3, seconds=1.0, length=10):
+        super().__init__(fail_every=0, length=length)
+        self.slow_every = slow_every
+        self.seconds = seconds
+
+    def step(self, action):
+        if (self.calls + 1) % self.slow_every == 0:
+            self._sleep()
+        return super().step(action)
+
+    def _sleep(self):  # its own frame: the stack a hung host prints names it
+        time.sleep(self.seconds)
+
+
+gymnasium.register("HerdTest/Slow-v0", entry_point=Slow)
 
 
 class Null(gymnasium.Env):

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import gymnasium
 import numpy as np
@@ -202,6 +204,36 @@ def test_closing_the_command_pipe_ends_the_host():
     json.loads(p.stdout.readline())
     p.stdin.close()
     assert p.wait(timeout=10) == 0
+
+
+def test_sigusr1_prints_the_python_stack_of_a_hung_step():
+    """A worker that takes its host as hung sends SIGUSR1 before killing it: the
+    host writes where it is stuck (every thread's stack) to stderr, the worker's log."""
+    fd = os.memfd_create("herd-test")
+    args = ["--env", "herd_env.testing_envs:HerdTest/Slow-v0", "--config", '{"slow_every": 1, "seconds": 60}']
+    p = spawn(args + ["--count", "1"], fd)
+    json.loads(p.stdout.readline())
+    lay = L.Layout(1, 1, 1, 4)
+    os.ftruncate(fd, lay.size)
+    os.pwrite(fd, lay.header(), 0)
+
+    def ask(c):
+        p.stdin.write(c)
+        p.stdin.flush()
+        return p.stdout.read(1)
+
+    assert ask(b"M") == b"m" and ask(b"R") == b"r"
+    p.stdin.write(b"S")  # sleeps for a minute in Slow._sleep
+    p.stdin.flush()
+    time.sleep(1.0)
+    assert p.poll() is None
+    p.send_signal(signal.SIGUSR1)
+    time.sleep(0.5)
+    assert p.poll() is None, "the stack is printed, the host is not ended by it"
+    p.kill()
+    p.wait(timeout=10)
+    err = p.stderr.read().decode()
+    assert "most recent call first" in err and "in _sleep" in err and "testing_envs.py" in err, err
 
 
 def test_an_environments_prints_do_not_reach_the_reply_pipe():
