@@ -45,7 +45,7 @@ public final class HostedEnvironments: VectorEnv {
   private let log: (String) -> Void
   /// Called every half second while the worker waits for a host, with the
   /// seconds waited (the rollout worker sends its heartbeats from it).
-  private var waiting: ((Double) -> Void)?
+  private var waiting: ((Double) throws -> Void)?
 
   /// How to start the hosts.
   public struct Options: Sendable {
@@ -98,6 +98,9 @@ public final class HostedEnvironments: VectorEnv {
     var pending: [Int] = []
     /// Whether a slow answer of this process was logged (once per process).
     var saidSlow = false
+    /// Whether a wait for its answer was given up (the waiting handler threw): it
+    /// may be busy with a step nobody will collect.
+    var abandoned = false
 
     init(rows: Range<Int>, memory: Int32, base: UnsafeMutableRawPointer, layout: HostLayout) {
       self.rows = rows
@@ -236,7 +239,7 @@ public final class HostedEnvironments: VectorEnv {
     guard let at = h.pending.firstIndex(of: group) else { return }  // ended by a restart, outcomes set
     precondition(at == 0, "groups of one env host must finish in the order they began")
     h.pending.removeFirst()
-    if read(h, expect: "s", seconds: options.stepSeconds, doing: "a step") {
+    if try read(h, expect: "s", seconds: options.stepSeconds, doing: "a step") {
       collect(h, rows: groups[group])
       return
     }
@@ -254,10 +257,13 @@ public final class HostedEnvironments: VectorEnv {
     }
   }
 
-  public func setWaitingHandler(_ handler: ((Double) -> Void)?) { waiting = handler }
+  public func setWaitingHandler(_ handler: ((Double) throws -> Void)?) { waiting = handler }
 
   public func close() {
     for h in hosts where h.pid > 0 {
+      // A step left under way (the caller stopped waiting): nothing in it to keep,
+      // and the host would not read the quit command before the step ends.
+      if h.abandoned || !h.pending.isEmpty { kill(h.pid, SIGKILL) }
       Self.terminate(pid: h.pid, command: h.command, reply: h.reply)
       h.pid = 0
       munmap(h.base, h.layout.size)
@@ -322,14 +328,16 @@ public final class HostedEnvironments: VectorEnv {
   /// Sends `command` and waits for `expect`; a dead host is restarted and asked again.
   private func ask(_ h: Host, _ command: Character, expect: Character) throws {
     for _ in 0..<3 {
-      if write(h.command, command), read(h, expect: expect, seconds: options.stepSeconds, doing: "'\(command)'") { return }
+      if write(h.command, command), try read(h, expect: expect, seconds: options.stepSeconds, doing: "'\(command)'") {
+        return
+      }
       try restart(h)
     }
     throw EnvHostError("\(options.id): the env host does not answer '\(command)'")
   }
 
   private func attach(_ h: Host) throws {
-    guard write(h.command, "M"), read(h, expect: "m", seconds: options.startSeconds, doing: "mapping its memory") else {
+    guard write(h.command, "M"), try read(h, expect: "m", seconds: options.startSeconds, doing: "mapping its memory") else {
       throw EnvHostError("\(options.id): the env host (pid \(h.pid)) ended before mapping its shared memory")
     }
   }
@@ -353,7 +361,7 @@ public final class HostedEnvironments: VectorEnv {
     let again = try Self.readSpec(reply: reply, pid: pid, options: options)
     guard again == spec else { throw EnvHostError("\(options.id): the restarted host reports \(again), not \(spec)") }
     try attach(h)
-    guard write(h.command, "R"), read(h, expect: "r", seconds: options.startSeconds, doing: "a reset") else {
+    guard write(h.command, "R"), try read(h, expect: "r", seconds: options.startSeconds, doing: "a reset") else {
       throw EnvHostError("\(options.id): the restarted env host (pid \(pid)) does not reset")
     }
   }
@@ -481,12 +489,13 @@ public final class HostedEnvironments: VectorEnv {
   }
 
   /// Blocks (poll, no spinning) for one byte of `h`'s reply; false on EOF, a wrong
-  /// byte or after `seconds`. Calls the waiting handler every half second, and
+  /// byte or after `seconds`. Calls the waiting handler every half second (an
+  /// error it throws ends the wait and is thrown on: the worker is stopping), and
   /// logs once per host process when an answer takes a sixth of `seconds` (a slow
   /// environment, not yet a hung one). At `seconds` the host is asked for its Python
   /// stack (SIGUSR1: `faulthandler` writes every thread's to the worker's stderr),
   /// so the log shows where it hangs, and killed; the caller starts it again.
-  private func read(_ h: Host, expect: Character, seconds: Double, doing: String) -> Bool {
+  private func read(_ h: Host, expect: Character, seconds: Double, doing: String) throws -> Bool {
     var p = pollfd(fd: h.reply, events: Int16(POLLIN), revents: 0)
     let start = Date()
     let slowAfter = seconds / 6
@@ -513,7 +522,12 @@ public final class HostedEnvironments: VectorEnv {
       let r = poll(&p, 1, Int32(max(1, (slice * 1000).rounded(.up))))
       if r < 0 && errno == EINTR { continue }
       if r <= 0 {
-        waiting?(-start.timeIntervalSinceNow)
+        do {
+          try waiting?(-start.timeIntervalSinceNow)
+        } catch {
+          h.abandoned = true
+          throw error
+        }
         continue
       }
       var byte: UInt8 = 0

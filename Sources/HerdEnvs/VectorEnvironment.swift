@@ -48,13 +48,15 @@ public protocol VectorEnv: AnyObject {
   func close()
   /// Sets what to call every half second while ``finishStep(group:)`` or
   /// ``reset()`` waits for environments stepped elsewhere (env host processes),
-  /// with the seconds waited so far; nil for nothing. Environments stepped in the
+  /// with the seconds waited so far; nil for nothing. An error it throws ends the
+  /// wait and is thrown by the call that waited (the caller is stopping; the
+  /// environments are then only fit to be closed). Environments stepped in the
   /// caller's thread never wait and ignore it.
-  func setWaitingHandler(_ handler: ((Double) -> Void)?)
+  func setWaitingHandler(_ handler: ((Double) throws -> Void)?)
 }
 
 extension VectorEnv {
-  public func setWaitingHandler(_ handler: ((Double) -> Void)?) {}
+  public func setWaitingHandler(_ handler: ((Double) throws -> Void)?) {}
 
   public func beginStep(group: Int, continuousActions: UnsafePointer<Float>) throws {
     throw SpaceError("\(spec.id) takes actions in \(spec.action), not float vectors")

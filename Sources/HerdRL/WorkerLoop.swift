@@ -98,11 +98,13 @@ public final class WorkerLoop {
       config, count: config.num_envs_per_worker, seed: RolloutWorker.envSeed(seed: seed, workerID: 0),
       host: envHost, log: { logger.warning("\($0)") })
     let spec = envs.spec
+    let processes = (envs as? HostedEnvironments)?.hostPIDs.count
+    let hosts = processes.map { $0 == 1 ? " in 1 env host process" : " in \($0) env host processes" } ?? ""
     for part in spec.observation.droppedParts {
       logger.notice("\(config.env): observation part \(part) is not numbers; the policy does not see it")
     }
     logger.info(
-      "worker: \(envs.count) envs of \(config.env)\(envs.groups.count > 1 ? " in \(envs.groups.count) env host processes" : config.gymID != nil ? " in 1 env host process" : ""): observations \(spec.observation) (\(spec.observationSize) \(spec.observation.flatIsBytes ? "bytes" : "floats")), actions \(spec.action)"
+      "worker: \(envs.count) envs of \(config.env)\(hosts): observations \(spec.observation) (\(spec.observationSize) \(spec.observation.flatIsBytes ? "bytes" : "floats")), actions \(spec.action)"
     )
     made = (envs, config)
   }
@@ -128,7 +130,10 @@ public final class WorkerLoop {
     }
     let worker = try RolloutWorker(
       config: config, network: network, envs: made.envs, workerID: a.workerID, seed: seed, runID: runID)
-    defer { worker.drain() }
+    defer {
+      worker.drain()  // with the waiting handler still set: a stop does not wait for a hung host
+      made.envs.setWaitingHandler(nil)
+    }
     try worker.setWeights(a.weights, version: a.policyVersion)
     logger.info(
       "worker \(a.workerID): welcomed by \(transport.learnerAddress) at policy version \(a.policyVersion); \(config.num_envs_per_worker) envs of \(config.env)"
@@ -165,10 +170,13 @@ public final class WorkerLoop {
       lastBeat = clock.now
       lastBeatSteps = worker.envSteps
     }
-    // A failed beat while waiting is tried again at the next one; the loop's own
-    // beat reports the failure.
-    made.envs.setWaitingHandler { _ in try? beatIfDue() }
-    defer { made.envs.setWaitingHandler(nil) }
+    // While it waits for a slow environment: stop when told (a hung env host
+    // would otherwise hold the worker for env_step_timeout_seconds), else beat. A
+    // failed beat is tried again at the next one; the loop's own reports it.
+    made.envs.setWaitingHandler { _ in
+      if stop.isSet { throw StoppedWhileWaiting() }
+      try? beatIfDue()
+    }
 
     while !stop.isSet {
       // Weights: keep the newest that arrived.
@@ -181,7 +189,12 @@ public final class WorkerLoop {
       // sync_sampling: every env's fragments close together every max_seq_len steps,
       // and only then is the batch sent (a window of K x T steps, like PPO's rollout).
       let cut = config.sync_sampling && stepsInWindow + 1 >= config.max_seq_len
-      try worker.step(emit: { pending.append($0) }, episode: { episodes.append($0) }, cut: cut)
+      do {
+        try worker.step(emit: { pending.append($0) }, episode: { episodes.append($0) }, cut: cut)
+      } catch is StoppedWhileWaiting {
+        logger.log(level: stopLogLevel, "worker \(a.workerID): stopping without waiting for the environments' step")
+        break
+      }
       stepsInWindow = cut ? 0 : stepsInWindow + 1
       stepsSinceSend += worker.envSteps - before
       // Send what completed; a full learner makes this wait (backpressure).
@@ -229,3 +242,7 @@ public final class WorkerLoop {
     )
   }
 }
+
+/// Thrown by the worker's waiting handler when the worker is told to stop while
+/// it waits for its environments' step.
+struct StoppedWhileWaiting: Error {}

@@ -134,6 +134,28 @@ struct HostedEnvironmentsTests {
     #expect(envs.faults.hostRestarts == 1)
   }
 
+  /// An error from the waiting handler ends the wait at once and is thrown on
+  /// (the worker is stopping): no waiting out the timeout of a hung host, and
+  /// closing afterwards leaves no host process.
+  @Test func theWaitingHandlerCanEndTheWait() throws {
+    struct Stop: Error {}
+    var options = EnvHostPython.options(
+      "herd_env.testing_envs:HerdTest/Slow-v0", config: #"{"slow_every":1,"seconds":600}"#, count: 1, processes: 1)
+    options.stepSeconds = 60
+    let envs = try HostedEnvironments(options, log: { _ in })
+    try envs.reset()
+    let pid = envs.hostPIDs[0]
+    envs.setWaitingHandler { waited in if waited > 1 { throw Stop() } }
+    let start = Date()
+    #expect(throws: Stop.self) { try stepAll(envs) }
+    #expect(-start.timeIntervalSinceNow < 5)
+    let closing = Date()
+    #expect(envs.faults.hostRestarts == 0)
+    envs.close()
+    #expect(!processAlive(pid))
+    #expect(-closing.timeIntervalSinceNow < 2, "a host busy with an abandoned step is killed, not asked to quit")
+  }
+
   /// A worker's order with two groups per host: finish a group, act, begin it, then
   /// the next. The host steps one group while the other's actions are chosen; a
   /// host killed meanwhile ends both groups' episodes (the one under way too) and
