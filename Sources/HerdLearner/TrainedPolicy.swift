@@ -28,7 +28,11 @@ public struct TrainedPolicy: Sendable {
     }
     let file = isDirectory.boolValue ? (path as NSString).appendingPathComponent("checkpoint.herd") : path
     guard FileManager.default.fileExists(atPath: file) else {
-      throw RunDirectoryError("\(path) has no checkpoint.herd (has the run written its first checkpoint?)")
+      let best = (path as NSString).appendingPathComponent("best.herd")
+      let instead =
+        isDirectory.boolValue && FileManager.default.fileExists(atPath: best)
+        ? "; its best policy so far is there: give \(best)" : ""
+      throw RunDirectoryError("\(path) has no checkpoint.herd (has the run written its first checkpoint?)\(instead)")
     }
     let archive = try TensorArchive.read(from: file)
     guard let text = archive.metadata[CheckpointKey.config], !text.isEmpty,

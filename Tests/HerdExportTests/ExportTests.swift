@@ -276,7 +276,11 @@ func worstDifference(_ a: Outputs, _ b: Outputs) -> (Float, String) {
     }
     // A run that has not checkpointed yet.
     try "{}".write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
-    #expect(failure(dir).contains("has no checkpoint.herd"), "\(failure(dir))")
+    #expect(failure(dir) == "\(dir) has no checkpoint.herd (has the run written its first checkpoint?)")
+    // ... but has its best policy: the message names that file.
+    try FileManager.default.copyItem(atPath: fixture("lstm") + "/checkpoint.herd", toPath: dir + "/best.herd")
+    #expect(failure(dir).hasSuffix("; its best policy so far is there: give \(dir)/best.herd"), "\(failure(dir))")
+    try FileManager.default.removeItem(atPath: dir + "/best.herd")
     // A corrupt checkpoint.
     var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixture("lstm") + "/checkpoint.herd")))
     bytes[bytes.count / 2] ^= 0x5A
