@@ -328,7 +328,8 @@ public final class HostedEnvironments: VectorEnv {
   /// Sends `command` and waits for `expect`; a dead host is restarted and asked again.
   private func ask(_ h: Host, _ command: Character, expect: Character) throws {
     for _ in 0..<3 {
-      if write(h.command, command), try read(h, expect: expect, seconds: options.stepSeconds, doing: "'\(command)'") {
+      let doing = command == "R" ? "a reset" : "'\(command)'"
+      if write(h.command, command), try read(h, expect: expect, seconds: options.stepSeconds, doing: doing) {
         return
       }
       try restart(h)
