@@ -134,6 +134,33 @@ public final class RunDirectory: Sendable {
     }
   }
 
+  /// Removes from `progress.jsonl` the records past `seconds` of run time: on
+  /// resume, those of the training after the checkpoint, which the run lost and
+  /// does again (kept, the file would hold two records for each of those seconds
+  /// and run its clock backwards). Returns how many were removed. Lines that are
+  /// not records stay.
+  public func dropProgress(after seconds: Double) throws -> Int {
+    guard let data = FileManager.default.contents(atPath: file("progress.jsonl")) else { return 0 }
+    var kept: [UInt8] = []
+    var dropped = 0
+    for line in data.split(separator: 10, omittingEmptySubsequences: true) {
+      if let r = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
+        let t = (r[MetricKey.wallSeconds] as? NSNumber)?.doubleValue, t > seconds
+      {
+        dropped += 1
+      } else {
+        kept += line
+        kept.append(10)
+      }
+    }
+    guard dropped > 0 else { return 0 }
+    // In place (the lock is on this file): the kept lines fit where they were.
+    guard ftruncate(progressFD, 0) == 0, Self.writeAll(progressFD, kept) else {
+      throw RunDirectoryError("cannot rewrite \(file("progress.jsonl")): \(Self.errnoText())")
+    }
+    return dropped
+  }
+
   /// The learning curves of `progress.jsonl` up to `seconds` of run time, for a
   /// resumed run's dashboard: the records of the invocations before it (records
   /// written after the checkpoint it resumes from are of training it dropped, and

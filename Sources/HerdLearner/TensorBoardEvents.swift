@@ -16,9 +16,12 @@ import HerdRL
 /// The file is a TFRecord stream: each record is its length (8 bytes, little
 /// endian), that length's masked CRC-32C, the bytes, and their masked CRC-32C; the
 /// bytes are a serialised `tensorflow.Event` (event.proto: `wall_time` 1, `step`
-/// 2, `file_version` 3, `summary` 5; summary.proto: `Summary.value` 1,
-/// `Value.tag` 1, `Value.simple_value` 2), written by hand with ``ProtoWriter``.
-/// The first record is the file's version event.
+/// 2, `file_version` 3, `summary` 5, `session_log` 7; summary.proto:
+/// `Summary.value` 1, `Value.tag` 1, `Value.simple_value` 2), written by hand
+/// with ``ProtoWriter``. The first record is the file's version event; a resumed
+/// run's file follows it with a `SessionLog` START one step past the checkpoint's
+/// env steps, on which TensorBoard drops the events of earlier files from that
+/// step on (the training after the checkpoint that the run lost and does again).
 ///
 /// The file is made at the first append, not before, so a full disk at start
 /// costs nothing but a retry. Every append writes its records whole or not at
@@ -31,6 +34,10 @@ public final class TensorBoardEvents {
   public private(set) var path: String?
   private var fd: Int32 = -1
   private var versionWritten = false
+  /// The step a resumed run starts again from (one past its checkpoint's env
+  /// steps: TensorBoard keeps the earlier events below it): the file's first
+  /// records then say so (TensorBoard's restart marker).
+  public var restartStep: Int?
 
   public init(folder: String) {
     self.folder = folder
@@ -43,7 +50,10 @@ public final class TensorBoardEvents {
   public func append(step: Int, wallTime: Double, scalars: [(tag: String, value: Double)]) throws {
     if fd < 0 { try open(wallTime: wallTime) }
     var bytes: [UInt8] = []
-    if !versionWritten { bytes += Self.record(Self.versionEvent(wallTime: wallTime)) }
+    if !versionWritten {
+      bytes += Self.record(Self.versionEvent(wallTime: wallTime))
+      if let s = restartStep { bytes += Self.record(Self.startEvent(step: s, wallTime: wallTime)) }
+    }
     bytes += Self.record(Self.scalarsEvent(step: step, wallTime: wallTime, scalars: scalars))
     let before = lseek(fd, 0, SEEK_END)
     if !RunDirectory.writeAll(fd, bytes) {
@@ -87,6 +97,15 @@ public final class TensorBoardEvents {
     var w = ProtoWriter()
     w.double(1, wallTime)
     w.string(3, "brain.Event:2")
+    return w.bytes
+  }
+
+  /// A `SessionLog` with status START at `step`: the run starts again from there.
+  public static func startEvent(step: Int, wallTime: Double) -> [UInt8] {
+    var w = ProtoWriter()
+    w.double(1, wallTime)
+    w.int(2, Int64(step))
+    w.message(7) { log in log.int(1, 1) }  // SessionLog.status = START
     return w.bytes
   }
 

@@ -122,6 +122,12 @@ final class Trainer: @unchecked Sendable {
       } catch {
         throw RunDirectoryError("cannot resume \(runDirectory.path): \(error)\(configDifferences())")
       }
+      // Records written after the checkpoint are of training this run lost.
+      let dropped = try runDirectory.dropProgress(after: clockOffset)
+      if dropped > 0 {
+        logger.notice(
+          "resume: removed \(dropped) progress record(s) written after the checkpoint (its training was lost and is done again)")
+      }
       // The dashboard's curves go on from the invocations before this one.
       status.seed(runDirectory.progressHistory(upTo: clockOffset))
     }
@@ -209,6 +215,7 @@ final class Trainer: @unchecked Sendable {
         recentLengths: progress.lengths)
       clockOffset = progress.wallSeconds
       savedCheckpoint = (learner.version, progress.wallSeconds)
+      tensorBoard?.restartStep = counters.envSteps + 1  // TensorBoard keeps the steps below it
       let mean = progress.returns.isEmpty ? "" : String(
         format: ", mean return %.2f over its last %d episodes", progress.returns.reduce(0, +) / Float(progress.returns.count),
         progress.returns.count)

@@ -158,6 +158,21 @@ import Testing
     #expect(left == Set(kept + ["progress.jsonl"]), "\(left)")
   }
 
+  /// On resume the records past the checkpoint's clock go, in place (the folder
+  /// stays locked, appends go on after the kept ones); other lines stay.
+  @Test func dropProgressRemovesTheRecordsPastTheCheckpoint() throws {
+    let dir = NSTemporaryDirectory() + "herd-drop-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let run = try RunDirectory(path: dir)
+    for t in [1.0, 2.0, 3.0, 4.0] { try run.appendProgress([MetricKey.wallSeconds: t]) }
+    #expect(try run.dropProgress(after: 5) == 0)
+    #expect(try run.dropProgress(after: 2) == 2)
+    try run.appendProgress([MetricKey.wallSeconds: 2.5])
+    let lines = try String(contentsOfFile: run.file("progress.jsonl"), encoding: .utf8).split(separator: "\n")
+    #expect(lines == [#"{"run/wall_seconds":1}"#, #"{"run/wall_seconds":2}"#, #"{"run/wall_seconds":2.5}"#])
+    #expect(throws: RunDirectoryError.self) { try RunDirectory(path: dir) }
+  }
+
   /// A folder one run has open is refused to a second, with a message that says
   /// why and what to do; once the first lets go, it opens.
   @Test func aRunFolderInUseIsRefusedToASecondRun() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import HerdLearner
 import HerdMath
 import HerdNN
 import HerdRL
@@ -128,7 +129,11 @@ import Testing
 
   /// TensorBoard itself reads a run's curves: each progress record's numbers at
   /// its env steps, a resumed run's in a second file after the first's; with
-  /// --no-tensorboard nothing is written.
+  /// --no-tensorboard nothing is written. What a run wrote after its checkpoint
+  /// (killed before the next: here records and events made up past the first
+  /// invocation's checkpoint) is of training the resumed run does again: it is
+  /// gone from progress.jsonl, and TensorBoard drops it on the resumed file's
+  /// restart marker.
   @Test func tensorBoardReadsTheRunsCurves() throws {
     guard let python = envHostPython,
       (try? HerdBinary.runCommand(python, ["-c", "import tensorboard"]).status) == 0
@@ -139,14 +144,22 @@ import Testing
     let dir = HerdBinary.tempDir("tensorboard")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     for (steps, more) in [(150_000, ["--set", "progress_interval_seconds=0.1"]), (300_000, ["--resume"])] {
+      if more == ["--resume"] {
+        try addOrphans(dir)
+        usleep(1_100_000)  // the resumed file's name (its second) sorts after the orphans'
+      }
       let r = try HerdBinary.run(
         ["train", "--env", "MemoryChain-v0", "--in-process", "--stop-steps", "\(steps)", "--run-dir", dir, "--no-stats"]
           + more)
       #expect(r.status == 0, "stderr: \(r.stderr)")
       #expect(r.stderr.contains("(TensorBoard: tensorboard --logdir \(dir))"), "\(r.stderr)")
+      if more == ["--resume"] {
+        #expect(r.stderr.contains("resume: removed 2 progress record(s) written after the checkpoint"), "\(r.stderr)")
+      }
     }
     let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains("tfevents") }
-    #expect(files.count == 2 && files.allSatisfy { $0.hasPrefix("events.out.tfevents.") }, "\(files)")
+    #expect(files.count == 3 && files.allSatisfy { $0.hasPrefix("events.out.tfevents.") }, "\(files)")
+    #expect(files.sorted()[1].contains(".zz-orphans."), "TensorBoard reads the files in name order: \(files.sorted())")
     let read = try HerdBinary.runCommand(
       python,
       [
@@ -170,6 +183,8 @@ import Testing
     let steps = records.map { ($0["env_steps/sampled"] as? NSNumber)?.doubleValue ?? -1 }
     #expect(scalars["env_steps/sampled"]?.map { $0[0] } == steps, "one event per progress record, at its env steps")
     #expect(steps.last ?? 0 >= 300_000 && steps == steps.sorted())
+    #expect(!records.contains { ($0["episode_return/mean"] as? NSNumber)?.doubleValue == -999 })
+    #expect(scalars["episode_return/mean"]?.contains { $0[1] == -999 } == false, "the orphans are purged")
     for key in ["episode_return/mean", "losses/pg", "learner/entropy", "throughput/sampled_per_second"] {
       // TensorBoard's scalars are float32: both sides compared as such.
       let expected = records.compactMap { r -> [Float]? in
@@ -189,6 +204,36 @@ import Testing
     #expect(r.status == 0 && !r.stderr.contains("TensorBoard"), "\(r.stderr)")
     #expect(FileManager.default.fileExists(atPath: none + "/progress.jsonl"))
     #expect(try FileManager.default.contentsOfDirectory(atPath: none).allSatisfy { !$0.contains("tfevents") })
+  }
+
+  /// Stands in for a run killed after its checkpoint and two more progress
+  /// records: two records past the checkpoint's clock and env steps in
+  /// progress.jsonl, and their events in a file of their own (named to sort
+  /// after the first invocation's and before the resumed one's), each with a mean
+  /// return of -999.
+  func addOrphans(_ dir: String) throws {
+    let archive = try TensorArchive.read(from: dir + "/checkpoint.herd")
+    let counters = try CheckpointCounters(archive, source: "checkpoint")
+    let clock = try CheckpointProgress(archive, source: "checkpoint").wallSeconds
+    let first = try #require(
+      try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasPrefix("events.out.tfevents.") })
+    let time = Int(first.split(separator: ".")[3]) ?? 0
+    let events = TensorBoardEvents(folder: dir + "/orphans")
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/progress.jsonl"))
+    try handle.seekToEnd()
+    for k in 1...2 {
+      let steps = counters.envSteps + 5_000 * k
+      let record: [String: Any] = [
+        "run/wall_seconds": clock + Double(k), "env_steps/sampled": steps, "episode_return/mean": -999,
+      ]
+      try handle.write(contentsOf: try JSONSerialization.data(withJSONObject: record) + Data([10]))
+      try events.append(
+        step: steps, wallTime: Double(time), scalars: [("env_steps/sampled", Double(steps)), ("episode_return/mean", -999)])
+    }
+    try handle.close()
+    let made = try #require(events.path)
+    try FileManager.default.moveItem(atPath: made, toPath: dir + "/events.out.tfevents.\(time).zz-orphans.1")
+    try FileManager.default.removeItem(atPath: dir + "/orphans")
   }
 
   @Test func cartPoleLearnsBeyondRandomInASmallBudget() throws {
