@@ -31,6 +31,9 @@ public struct LearnerSettings: Sendable {
   /// Seconds without a heartbeat after which a worker process counts as lost
   /// (tests shorten it).
   var workerLostSeconds: Double = 10
+  /// Called on the trainer's thread after each update with the policy version
+  /// (tests stand in a long update with it).
+  var afterUpdate: (@Sendable (Int) -> Void)?
 
   public init(runDirectory: String, stop: StopCriteria) {
     self.runDirectory = runDirectory
@@ -195,6 +198,7 @@ public final class LearnerDaemon {
     }
     let trainer = Trainer(config: config, stop: settings.stop, runDirectory: runDirectory, logger: logger)
     trainer.workerLostSeconds = settings.workerLostSeconds
+    trainer.afterUpdate = settings.afterUpdate
     if settings.tensorBoard {
       trainer.tensorBoard = TensorBoardEvents(folder: runDirectory.path)
     }

@@ -92,6 +92,8 @@ final class Trainer: @unchecked Sendable {
   private var ending = false
   /// Seconds without a heartbeat after which the worker table takes a worker as lost.
   var workerLostSeconds: Double = 10
+  /// Called after each update of new data with the policy version (tests).
+  var afterUpdate: (@Sendable (Int) -> Void)?
   /// Bytes of recently published weights kept for `best.herd` (``PublishedWeights``)
   /// at most: 8 versions of a 1M-parameter model. The versions older than every
   /// episode of the mean-return window are dropped first, so usually only the
@@ -383,6 +385,7 @@ final class Trainer: @unchecked Sendable {
           pending.removeAll()
           break
         }
+        afterUpdate?(learner.version)
         replay.add(pending)
         trainedNow = pending
         lastBatch = pending

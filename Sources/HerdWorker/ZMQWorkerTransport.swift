@@ -55,6 +55,12 @@ public final class ZMQWorkerTransport: WorkerTransport {
   private var sync = false
   private var known = -1
   private var early: (version: Int, weights: [Float])?
+  /// The last heartbeat sent and when: sent again while a send waits for a full
+  /// learner, so a learner busy with a long update (a big model, a slow disk) does
+  /// not take a worker it is itself holding up as lost.
+  private var lastBeat: (message: [UInt8], sent: Date)?
+  /// Seconds after which a waiting send repeats the last heartbeat.
+  public var keepAliveSeconds = 2.0
 
   public init(learner: String, curve: (server: CurveKey, pair: CurveKeyPair)? = nil, logger: Logger) throws {
     guard learner.hasPrefix("tcp://"), let colon = learner.lastIndex(of: ":"),
@@ -205,7 +211,10 @@ public final class ZMQWorkerTransport: WorkerTransport {
     guard let sub, let spec else { return }
     let deadline = Date(timeIntervalSinceNow: 10)
     while (early?.version ?? -1) <= version && !stop.isSet && Date() < deadline {
-      guard let frames = try sub.receive(timeoutMs: 1) else { continue }
+      guard let frames = try sub.receive(timeoutMs: 1) else {
+        try keepAlive()
+        continue
+      }
       if let (v, blob) = try? WeightsCodec.decode(frames[0], spec: spec), v > max(version, early?.version ?? -1) {
         early = (v, blob)
       }
@@ -225,6 +234,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
       if stop.isSet { return false }
       try watchConnection()
       if refusal != nil { return true }
+      try keepAlive()
     }
     flow.sent += 1
     // Flow control: at most `limit` batches on the way that the learner has not
@@ -237,6 +247,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
     while flow.sent - flow.taken >= Int64(flow.limit) && refusal == nil {
       try readControl(timeoutMs: 1)
       if stop.isSet { return false }
+      try keepAlive()
       if Date() > deadline {
         if !warnedUntaken {
           warnedUntaken = true
@@ -304,7 +315,16 @@ public final class ZMQWorkerTransport: WorkerTransport {
     b.envStepErrors = Int64(beat.faults.stepErrors)
     b.envHostRestarts = Int64(beat.faults.hostRestarts)
     b.envNonfinite = Int64(beat.faults.nonFiniteObservations)
-    _ = try control.send([try ControlCodec.encode(.heartbeat(b))], dontWait: true)
+    let message = try ControlCodec.encode(.heartbeat(b))
+    _ = try control.send([message], dontWait: true)
+    lastBeat = (message, Date())
+  }
+
+  /// Repeats the last heartbeat when ``keepAliveSeconds`` have passed since it went.
+  private func keepAlive() throws {
+    guard let control, let beat = lastBeat, -beat.sent.timeIntervalSinceNow >= keepAliveSeconds else { return }
+    _ = try control.send([beat.message], dontWait: true)
+    lastBeat = (beat.message, Date())
   }
 
   public func receiveRefusal() throws -> Refusal? {
@@ -327,6 +347,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
     monitor?.close()
     control?.close()
     (push, sub, monitor, control, spec, refusal) = (nil, nil, nil, nil, nil, nil)
+    lastBeat = nil
   }
 
   /// Makes `socket` a CURVE client of the learner when keys were given.
