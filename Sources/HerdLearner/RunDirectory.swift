@@ -134,29 +134,53 @@ public final class RunDirectory: Sendable {
     }
   }
 
-  /// Removes from `progress.jsonl` the records past `seconds` of run time: on
-  /// resume, those of the training after the checkpoint, which the run lost and
-  /// does again (kept, the file would hold two records for each of those seconds
-  /// and run its clock backwards). Returns how many were removed. Lines that are
-  /// not records stay.
+  /// Removes from the end of `progress.jsonl` the records past `seconds` of run
+  /// time: on resume, those of the training after the checkpoint, which the run
+  /// lost and does again (kept, the file would hold two records for each of those
+  /// seconds and run its clock backwards). They are the file's last lines, so only
+  /// its tail is read (a week's run writes hundreds of megabytes); the file is cut
+  /// in place (the lock is on it). Returns how many records went.
   public func dropProgress(after seconds: Double) throws -> Int {
-    guard let data = FileManager.default.contents(atPath: file("progress.jsonl")) else { return 0 }
-    var kept: [UInt8] = []
-    var dropped = 0
-    for line in data.split(separator: 10, omittingEmptySubsequences: true) {
-      if let r = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
-        let t = (r[MetricKey.wallSeconds] as? NSNumber)?.doubleValue, t > seconds
-      {
-        dropped += 1
-      } else {
-        kept += line
-        kept.append(10)
+    let size = Int(lseek(progressFD, 0, SEEK_END))
+    let reader = open(file("progress.jsonl"), O_RDONLY | O_CLOEXEC)  // ours is write-only
+    guard reader >= 0 else { throw RunDirectoryError("cannot read \(file("progress.jsonl")): \(Self.errnoText())") }
+    defer { close(reader) }
+    var tail: [UInt8] = []  // the file's bytes from `start` to its end
+    var start = size
+    func readBlock() throws {
+      let n = min(start, 1 << 16)
+      var block = [UInt8](repeating: 0, count: n)
+      guard pread(reader, &block, n, off_t(start - n)) == n else {
+        throw RunDirectoryError("cannot read \(file("progress.jsonl")): \(Self.errnoText())")
       }
+      tail = block + tail
+      start -= n
+    }
+    var end = size  // the length kept so far
+    var dropped = 0
+    while end > 0 {
+      if start > end - 1 { try readBlock() }
+      // The last line before `end`, its newline left out.
+      let lineEnd = tail[end - 1 - start] == 10 ? end - 1 : end
+      var lineStart = 0
+      while true {
+        if let i = tail[0..<(lineEnd - start)].lastIndex(of: 10) {
+          lineStart = start + i + 1
+          break
+        }
+        if start == 0 { break }
+        try readBlock()
+      }
+      guard let r = (try? JSONSerialization.jsonObject(with: Data(tail[(lineStart - start)..<(lineEnd - start)])))
+          as? [String: Any],
+        let t = (r[MetricKey.wallSeconds] as? NSNumber)?.doubleValue, t > seconds
+      else { break }
+      dropped += 1
+      end = lineStart
     }
     guard dropped > 0 else { return 0 }
-    // In place (the lock is on this file): the kept lines fit where they were.
-    guard ftruncate(progressFD, 0) == 0, Self.writeAll(progressFD, kept) else {
-      throw RunDirectoryError("cannot rewrite \(file("progress.jsonl")): \(Self.errnoText())")
+    guard ftruncate(progressFD, off_t(end)) == 0 else {
+      throw RunDirectoryError("cannot cut \(file("progress.jsonl")) back: \(Self.errnoText())")
     }
     return dropped
   }

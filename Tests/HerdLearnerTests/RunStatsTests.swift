@@ -158,18 +158,24 @@ import Testing
     #expect(left == Set(kept + ["progress.jsonl"]), "\(left)")
   }
 
-  /// On resume the records past the checkpoint's clock go, in place (the folder
-  /// stays locked, appends go on after the kept ones); other lines stay.
+  /// On resume the records past the checkpoint's clock go from the end of the
+  /// file, in place (the folder stays locked, appends go on after the kept ones),
+  /// read a block at a time from the end (here across several blocks).
   @Test func dropProgressRemovesTheRecordsPastTheCheckpoint() throws {
     let dir = NSTemporaryDirectory() + "herd-drop-\(UInt32.random(in: 0...UInt32.max))"
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let run = try RunDirectory(path: dir)
-    for t in [1.0, 2.0, 3.0, 4.0] { try run.appendProgress([MetricKey.wallSeconds: t]) }
-    #expect(try run.dropProgress(after: 5) == 0)
-    #expect(try run.dropProgress(after: 2) == 2)
+    #expect(try run.dropProgress(after: 0) == 0, "an empty file")
+    let padding = String(repeating: "x", count: 30_000)  // records longer than half a block
+    for t in [1.0, 2.0, 3.0, 4.0, 5.0] { try run.appendProgress([MetricKey.wallSeconds: t, "pad": padding]) }
+    #expect(try run.dropProgress(after: 6) == 0)
+    #expect(try run.dropProgress(after: 2) == 3)
     try run.appendProgress([MetricKey.wallSeconds: 2.5])
     let lines = try String(contentsOfFile: run.file("progress.jsonl"), encoding: .utf8).split(separator: "\n")
-    #expect(lines == [#"{"run/wall_seconds":1}"#, #"{"run/wall_seconds":2}"#, #"{"run/wall_seconds":2.5}"#])
+    let times = lines.map { ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?[MetricKey.wallSeconds] as? Double }
+    #expect(times == [1, 2, 2.5])
+    #expect(try run.dropProgress(after: 0) == 3, "every record, back to the file's start")
+    #expect(try String(contentsOfFile: run.file("progress.jsonl"), encoding: .utf8).isEmpty)
     #expect(throws: RunDirectoryError.self) { try RunDirectory(path: dir) }
   }
 
