@@ -64,17 +64,27 @@ public struct Evaluation: Sendable {
     let worker = try RolloutWorker(config: config, network: network, envs: envs, workerID: 0, seed: seed)
     try worker.setWeights(weights, version: 0)
     worker.greedy = greedy
-    defer { worker.drain() }
+    // Told to stop while an env host is busy (a slow or hung environment): stop
+    // without waiting for its step.
+    if let stop { envs.setWaitingHandler { _ in if stop.isSet { throw StoppedWhileWaiting() } } }
+    defer {
+      worker.drain()
+      envs.setWaitingHandler(nil)
+    }
     var quota = quotas(episodes: episodes, envs: envs.count)
     var result = Evaluation()
     while result.returns.count < episodes && stop?.isSet != true {
-      try worker.step(emit: { _ in }) { e in
-        guard quota[e.envIndex] > 0 else { return }
-        quota[e.envIndex] -= 1
-        result.returns.append(e.envReturn)
-        result.lengths.append(e.length)
-        result.envIndices.append(e.envIndex)
-        progress(result)
+      do {
+        try worker.step(emit: { _ in }) { e in
+          guard quota[e.envIndex] > 0 else { return }
+          quota[e.envIndex] -= 1
+          result.returns.append(e.envReturn)
+          result.lengths.append(e.length)
+          result.envIndices.append(e.envIndex)
+          progress(result)
+        }
+      } catch is StoppedWhileWaiting {
+        break
       }
       result.envSteps = worker.envSteps
     }

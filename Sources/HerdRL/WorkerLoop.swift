@@ -243,6 +243,6 @@ public final class WorkerLoop {
   }
 }
 
-/// Thrown by the worker's waiting handler when the worker is told to stop while
+/// Thrown by the waiting handler of a worker (or an evaluation) told to stop while
 /// it waits for its environments' step.
 struct StoppedWhileWaiting: Error {}

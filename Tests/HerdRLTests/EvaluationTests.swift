@@ -1,7 +1,9 @@
+import Foundation
 import HerdEnvs
 import HerdMath
 import HerdNN
 @testable import HerdRL
+import HerdTestSupport
 import Testing
 
 @Suite struct EvaluationTests {
@@ -41,5 +43,29 @@ import Testing
     }
     #expect(greedy.lengthSummary.max <= 12, "always pushing right falls within ~10 steps: \(greedy.lengths)")
     #expect(sampled.lengthSummary.mean >= 15, "a near-random policy lasts ~22 steps: \(sampled.lengths)")
+  }
+
+  /// Ctrl-C while an environment hangs in its env host: the evaluation ends at
+  /// once with the episodes it has (not after env_step_timeout_seconds).
+  @Test(.enabled(if: envHostPython != nil || ProcessInfo.processInfo.environment["HERD_REQUIRE_TOOLS"] == "1"))
+  func aStopEndsAnEvaluationWaitingForAHungEnvironment() throws {
+    var config = TrainingConfig.defaults(for: "gym:herd_env.testing_envs:HerdTest/Slow-v0")
+    config.env_config = TrainingConfig.EnvConfig(["slow_every": .number(25), "seconds": .number(600)])
+    let envs = try EnvironmentFactory.make(
+      config, count: 2, seed: 5, host: EnvHostSettings(python: envHostPython ?? "python3", processes: 1))
+    defer { envs.close() }
+    let net = PolicyNetwork(config: config, observationSize: 1, actionCount: 2)
+    var rng = SeededGenerator(seed: 1)
+    let weights = Parameters(layout: net.layout, rng: &rng).flatValues
+    let stop = StopFlag()
+    let start = Date()
+    let result = try Evaluation.run(
+      config: config, network: net, weights: weights, envs: envs, episodes: 100, greedy: false, seed: 2, stop: stop
+    ) { _ in
+      // Episodes are 10 steps: 2 each by the 20th step, before the hang at the 25th.
+      DispatchQueue.global().asyncAfter(deadline: .now() + 1) { stop.set() }
+    }
+    #expect(-start.timeIntervalSinceNow < 10, "\(-start.timeIntervalSinceNow) s")
+    #expect(!result.complete && result.returns.count == 4, "\(result.returns)")
   }
 }
