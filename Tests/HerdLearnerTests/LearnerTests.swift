@@ -222,17 +222,25 @@ extension CheckpointCounters {
     #expect(records.count >= 10, "\(records.count) records in \(summary.wall_seconds) s")
   }
 
+  /// A run of 8,000 CartPole steps in `dir`: one in-process worker of 8
+  /// environments, a progress record every 0.2 s.
+  static func shortCartPoleRun(in dir: String) -> (TrainingConfig, LearnerSettings) {
+    var config = TrainingConfig.defaults(for: "CartPole-v1")
+    config.num_envs_per_worker = 8
+    config.progress_interval_seconds = 0.2
+    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(envSteps: 8_000, seconds: 60))
+    settings.inProcessWorkers = 1
+    return (config, settings)
+  }
+
   /// A resumed run goes on with the run's clock and its 100-episode mean: the
   /// seconds in progress.jsonl never go back, the resumed run's curves start with
   /// the first invocation's, and its log names the mean it resumed with.
   @Test func resumeKeepsTheClockAndTheReturnWindow() throws {
     let dir = NSTemporaryDirectory() + "herd-clock-\(UInt32.random(in: 0...UInt32.max))"
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    var config = TrainingConfig.defaults(for: "CartPole-v1")
-    config.num_envs_per_worker = 8
-    config.progress_interval_seconds = 0.2
-    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(envSteps: 8_000, seconds: 60))
-    settings.inProcessWorkers = 1
+    let (config, firstSettings) = Self.shortCartPoleRun(in: dir)
+    var settings = firstSettings
     let first = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
     let saved = try CheckpointProgress(TensorArchive.read(from: dir + "/checkpoint.herd"), source: "checkpoint")
     #expect(abs(saved.wallSeconds - first.wall_seconds) < 1 && saved.wallSeconds > 0)
@@ -269,12 +277,7 @@ extension CheckpointCounters {
   @Test func aNewRunInAFolderWithoutACheckpointStartsItsRecordsAfresh() throws {
     let dir = NSTemporaryDirectory() + "herd-afresh-\(UInt32.random(in: 0...UInt32.max))"
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    var config = TrainingConfig.defaults(for: "CartPole-v1")
-    config.num_envs_per_worker = 8
-    config.progress_interval_seconds = 0.2
-    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(envSteps: 8_000, seconds: 60))
-    settings.inProcessWorkers = 1
-    settings.tensorBoard = true
+    let (config, settings) = Self.shortCartPoleRun(in: dir)
     _ = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
     func names() throws -> Set<String> { Set(try FileManager.default.contentsOfDirectory(atPath: dir)) }
     func records() throws -> [Double] {
