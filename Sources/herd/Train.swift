@@ -248,6 +248,7 @@ struct Train: ParsableCommand {
     // Config errors name the key and value; no usage line (the command line is fine).
     var (config, fromRun) = try options.resolve(resuming: resume ? runDir : nil)
     if let w = workers { config.num_workers = w }
+    try Self.checkWorkerCount(config.num_workers, cpus: ProcessInfo.processInfo.activeProcessorCount)
     let logger = logs.bootstrap(label: "herd.train")
     if let fromRun {
       logger.info("\(Self.resumeBase(fromRun, overrides: options.overrides, seed: options.seed, workers: workers))")
@@ -292,7 +293,7 @@ struct Train: ParsableCommand {
       if let control = r.control {
         children.start(
           count: config.num_workers, control: control, seed: config.seed, logLevel: logs.level,
-          extra: config.gymID != nil ? envHost.arguments : [])
+          extra: config.gymID != nil ? envHost.arguments : [], until: interruptFlag)
         logger.info("started \(children.count) worker process(es) for \(control)")
       }
       try ready.write(r, runDirectory: runDirectory)
@@ -303,6 +304,21 @@ struct Train: ParsableCommand {
     printSummary(summary)
     if interruptFlag.isSet { throw ExitCode(130) }
     if summary.disk_error != nil { throw ExitCode(1) }
+  }
+
+  /// Worker processes `herd train` starts per CPU of its machine, at most: beyond a
+  /// few per CPU they only take turns, and a mistyped count (100000) would start
+  /// processes until the machine runs out of memory.
+  static let workersPerCPU = 32
+
+  /// Throws for a worker count `herd train` should not start on a machine of
+  /// `cpus` CPUs, naming the count, the limit and what to do instead.
+  static func checkWorkerCount(_ n: Int, cpus: Int) throws {
+    let most = workersPerCPU * max(1, cpus)
+    guard n > most else { return }
+    throw ValidationError(
+      "--workers / num_workers = \(n) is more worker processes than herd train starts on one machine: at most \(most) here (\(workersPerCPU) per CPU, \(cpus) CPU\(cpus == 1 ? "" : "s")). For more environments per worker set num_envs_per_worker; for more machines run `herd learner` and start `herd worker` on each"
+    )
   }
 
   /// The status bar (on a terminal, at log level info or below).
@@ -411,12 +427,24 @@ final class ChildWorkers: @unchecked Sendable {
     }
   }
 
-  func start(count: Int, control: String, seed: UInt64, logLevel: Logger.Level, extra: [String] = []) {
+  /// Starts `count` workers, one at a time, until `until` is set (Ctrl-C or SIGTERM
+  /// while they start: the rest are not started) or ``stop()`` is called.
+  func start(
+    count: Int, control: String, seed: UInt64, logLevel: Logger.Level, extra: [String] = [], until: StopFlag? = nil
+  ) {
     let exe =
       executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     state.withLock { s in
       s.launch = Launch(exe: exe, control: control, seed: seed, count: count, logLevel: logLevel, extra: extra)
-      for i in 0..<count where spawn(worker: i, generation: 0, &s) { s.started += 1 }
+    }
+    for i in 0..<count {
+      if until?.isSet == true { return }
+      let stopped = state.withLock { s -> Bool in
+        if s.stopping { return true }
+        if spawn(worker: i, generation: 0, &s) { s.started += 1 }
+        return false
+      }
+      if stopped { return }
     }
   }
 

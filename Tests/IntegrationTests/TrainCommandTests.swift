@@ -258,6 +258,9 @@ import Testing
     (["--workers", "-1"], "--workers must be at least 1, got -1"),
     (["--stop-seconds", "-3"], "--stop-seconds must be positive, got -3.0"),
     (["--seed", "-5"], "The value '-5' is invalid for '--seed <seed>'"),
+    // More local worker processes than 32 per CPU: refused before any starts.
+    (["--workers", "\(TrainCommandTests.tooManyWorkers)"], "num_workers = \(TrainCommandTests.tooManyWorkers) is more worker processes"),
+    (["--set", "num_workers=\(TrainCommandTests.tooManyWorkers)"], "at most \(TrainCommandTests.tooManyWorkers - 1) here"),
   ])
   func badConfigurationIsAClearErrorAndANonZeroExit(args: [String], named: String) throws {
     let budget = args.contains("--stop-steps") ? [] : ["--stop-steps", "1000"]
@@ -265,7 +268,11 @@ import Testing
     #expect(r.status != 0)
     #expect(r.stderr.contains(named), "stderr should name \(named): \(r.stderr)")
     #expect(!r.stderr.contains("Fatal error"), "an error, not a crash")
+    #expect(!r.stderr.contains("worker process(es)"), "refused before any worker starts: \(r.stderr)")
   }
+
+  /// One more worker process than `herd train` starts on this machine (32 per CPU).
+  static let tooManyWorkers = 32 * ProcessInfo.processInfo.activeProcessorCount + 1
 
   /// `herd eval` reads a run back and runs its policy: a GRU trained on MemoryChain
   /// to 0.9 (best.herd, the weights that earned it) answers right nearly always
