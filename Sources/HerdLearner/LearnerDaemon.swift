@@ -211,6 +211,17 @@ public final class LearnerDaemon {
     var endpoints: [String: String] = [:]
     var network: LearnerNetwork?
     if let n = settings.network {
+      // Three descriptors per worker: the soft limit (1024 in a Debian shell or
+      // systemd unit) would hold some 320 workers; the hard one is the real bound.
+      if let raised = OpenFiles.raiseLimit() {
+        logger.info(
+          "learner: open-file limit raised from \(raised.from) to \(raised.to) (room for about \(OpenFiles.workerRoom(limit: raised.to)) workers)"
+        )
+      } else if let limit = OpenFiles.limit, OpenFiles.workerRoom(limit: limit) < 1000 {
+        logger.notice(
+          "learner: the open-file limit is \(limit), its hard limit too: room for about \(OpenFiles.workerRoom(limit: limit)) workers (raise it with ulimit -Hn as root, or LimitNOFILE= in a systemd unit)"
+        )
+      }
       let net = LearnerNetwork(parts: parts, config: config, logger: logger)
       try net.bind(n.endpoints, security: n.security)
       if !["127.0.0.1", "localhost"].contains(n.endpoints.host) && n.security == nil {

@@ -215,6 +215,7 @@ public final class LearnerNetwork: @unchecked Sendable {
   private func loop(control: ZMQSocket, fragments: ZMQSocket, weights: ZMQSocket, room roomFD: Int32) {
     var published = -1
     var lastSweep = Date()
+    var openFilesWatch = OpenFilesWatch()
     var drain = [UInt8](repeating: 0, count: 64)
     while !stop.isSet {
       do {
@@ -239,6 +240,11 @@ public final class LearnerNetwork: @unchecked Sendable {
         if !awaiting.isEmpty { acknowledgeTrained(done, control: control) }
         if Date().timeIntervalSince(lastSweep) > 1 {
           registry.sweep()
+          if let used = OpenFiles.inUse, let limit = OpenFiles.limit,
+            let warning = openFilesWatch.check(used: used, limit: limit)
+          {
+            logger.warning("\(warning)")
+          }
           lastSweep = Date()
         }
       } catch {

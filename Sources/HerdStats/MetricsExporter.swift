@@ -64,6 +64,9 @@ public struct MetricsExporter: Sendable {
     gauge("herd_queue_capacity", "The learner queue's capacity in fragments.", Double(d.queueCapacity))
     gauge("herd_seconds_since_fragments", "Seconds since fragments last arrived.", d.secondsSinceFragments)
     gauge("herd_disk_ok", "1 while the run directory takes every write, 0 after a failed write (disk full).", d.diskError == nil ? 1 : 0)
+    // The names of Prometheus' own process collectors, which alerts already use.
+    gauge("process_open_fds", "Open file descriptors of the learner process.", d.openFiles.map(Double.init))
+    gauge("process_max_fds", "The learner process's open-file limit (RLIMIT_NOFILE, soft).", d.openFilesLimit.map(Double.init))
     for (reason, n) in d.dropped.sorted(by: { $0.key < $1.key }) {
       counter("herd_dropped_messages", "Messages dropped, by reason.", n, labels: [("reason", reason)])
     }

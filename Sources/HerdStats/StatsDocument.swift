@@ -66,6 +66,10 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   public var envStepErrors = 0
   public var envHostRestarts = 0
   public var envNonFinite = 0
+  /// The learner process's open files (descriptors: three per worker) and their
+  /// limit (`RLIMIT_NOFILE`); null where /proc cannot say.
+  @ExplicitNull public var openFiles: Int? = nil
+  @ExplicitNull public var openFilesLimit: Int? = nil
 
   enum CodingKeys: String, CodingKey {
     case schema
@@ -115,6 +119,8 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case envStepErrors = "env/step_errors"
     case envHostRestarts = "env/host_restarts"
     case envNonFinite = "env/nonfinite"
+    case openFiles = "process/open_files"
+    case openFilesLimit = "process/open_files_limit"
   }
 
   /// One worker, as its heartbeats describe it.

@@ -197,6 +197,8 @@ public final class StatsService: Sendable {
     doc.envStepErrors = rows.reduce(0) { $0 + $1.envStepErrors }
     doc.envHostRestarts = rows.reduce(0) { $0 + $1.envHostRestarts }
     doc.envNonFinite = rows.reduce(0) { $0 + $1.envNonFinite }
+    doc.openFiles = OpenFiles.inUse
+    doc.openFilesLimit = OpenFiles.limit
     return (doc, health)
   }
 

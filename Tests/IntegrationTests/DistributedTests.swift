@@ -12,7 +12,9 @@ final class HerdProcess {
   /// Where a learner (or `herd train`) writes its ready file.
   let readyPath: String
 
-  init(_ args: [String], environment: [String: String] = [:]) throws {
+  /// `openFiles`: start it with this soft open-file limit, and this hard one when
+  /// given (bash's `ulimit`, then `exec`).
+  init(_ args: [String], environment: [String: String] = [:], openFiles: (soft: Int, hard: Int?)? = nil) throws {
     let base = HerdBinary.tempDir("proc")
     errPath = base + ".stderr"
     outPath = base + ".stdout"
@@ -23,8 +25,16 @@ final class HerdProcess {
     }
     _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-    process.executableURL = URL(fileURLWithPath: HerdBinary.path)
-    process.arguments = args
+    if let openFiles {
+      // The soft limit first: a hard one below the current soft one is refused.
+      let hard = openFiles.hard.map { " && ulimit -H -n \($0)" } ?? ""
+      process.executableURL = URL(fileURLWithPath: "/bin/bash")
+      process.arguments =
+        ["-c", "ulimit -S -n \(openFiles.soft)\(hard) && exec \"$0\" \"$@\"", HerdBinary.path] + args
+    } else {
+      process.executableURL = URL(fileURLWithPath: HerdBinary.path)
+      process.arguments = args
+    }
     if !environment.isEmpty {
       process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     }
