@@ -121,9 +121,14 @@ func serving<T>(_ endpoint: StatsEndpoint, _ body: (StatsEndpoint) throws -> T) 
       "learner/skipped_updates", "policy_lag/p50", "policy_lag/p95", "policy_lag/max", "queue/depth", "queue/bytes",
       "replay/fragments", "replay/bytes",
       "queue/capacity", "intake/seconds_since_fragments", "dropped", "endpoints", "workers", "run/wall_seconds",
-      "run/disk_error", "env/step_errors", "env/host_restarts", "env/nonfinite",
+      "run/disk_error", "env/step_errors", "env/host_restarts", "env/nonfinite", "process/open_files",
+      "process/open_files_limit",
     ]
     #expect(Set(object.keys) == expected)
+    // This process's own descriptors: a few at least, below its limit.
+    let open = try #require(object["process/open_files"] as? Int)
+    let limit = try #require(object["process/open_files_limit"] as? Int)
+    #expect(open >= 3 && open < limit, "\(open) of \(limit)")
     #expect(object["episode_return/mean"] is NSNull)
     #expect(object["losses/pg"] is NSNull)
     #expect(object["learner/clipped_fraction"] is NSNull)
