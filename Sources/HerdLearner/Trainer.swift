@@ -112,6 +112,11 @@ final class Trainer: @unchecked Sendable {
   /// `RUN_DIR/checkpoint.herd` when `resume`; the spec then comes from
   /// `RUN_DIR/env_spec.json`, so the model exists before any worker).
   func prepare(resume: Bool) throws -> LearnerParts {
+    // A built-in environment's spaces are known now: a model or batch too large for
+    // this machine is a config error at start, not every worker's refusal later.
+    if config.gymID == nil, let spec = try? EnvironmentFactory.spec(config) {
+      try Self.checkMemory(config, spec: spec, network: try PolicyNetwork(config: config, spec: spec))
+    }
     let stats = RunStats(window: 100)
     let board = WeightBoard()
     let model = RunModel { [self] spec in try self.build(spec, resume: resume, stats: stats, board: board) }
@@ -189,6 +194,7 @@ final class Trainer: @unchecked Sendable {
     }
     try spec.observation.checkObservation()
     let network = try PolicyNetwork(config: config, spec: spec)
+    try Self.checkMemory(config, spec: spec, network: network)
     let learner = Learner(config: config, network: network)
     if resume {
       let path = runDirectory.file("checkpoint.herd")
@@ -232,6 +238,13 @@ final class Trainer: @unchecked Sendable {
       "run: \(spec.id) observations \(spec.observation) (\(spec.observationSize) \(spec.observation.flatIsBytes ? "bytes" : "floats")), actions \(spec.action); model \(network.layout.count) parameters, batch \(config.fragmentsPerBatch) x \(config.max_seq_len)"
     )
     return model
+  }
+
+  /// Throws a ``ConfigError`` when the model and one batch cannot fit in this
+  /// machine's memory (``MemoryFootprint``, a lower bound), before they are allocated.
+  static func checkMemory(_ config: TrainingConfig, spec: EnvSpec, network: PolicyNetwork) throws {
+    try MemoryFootprint.learner(config, network: network, observationBytes: spec.observation.flatIsBytes ? 1 : 4)
+      .check(against: MemoryFootprint.physicalMemory, role: "learner")
   }
 
   /// Set by ``build(_:resume:stats:board:)`` under the run model's lock; read by

@@ -258,6 +258,8 @@ import Testing
     (["--workers", "-1"], "--workers must be at least 1, got -1"),
     (["--stop-seconds", "-3"], "--stop-seconds must be positive, got -3.0"),
     (["--seed", "-5"], "The value '-5' is invalid for '--seed <seed>'"),
+    // A model far beyond this machine's memory: an error, not the allocator's crash.
+    (["--set", "lstm_cell_size=1000000"], "more than this machine's"),
     // More local worker processes than 32 per CPU: refused before any starts.
     (["--workers", "\(TrainCommandTests.tooManyWorkers)"], "num_workers = \(TrainCommandTests.tooManyWorkers) is more worker processes"),
     (["--set", "num_workers=\(TrainCommandTests.tooManyWorkers)"], "at most \(TrainCommandTests.tooManyWorkers - 1) here"),
