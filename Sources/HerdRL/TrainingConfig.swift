@@ -279,6 +279,25 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
 
   /// Derived: fragments per batch (B / T, at least 1).
   public var fragmentsPerBatch: Int { max(1, train_batch_size / max(1, max_seq_len)) }
+
+  /// What a batch size that is not a whole number of fragments becomes, for the
+  /// log: batches and minibatches hold whole fragments of `max_seq_len` steps, so
+  /// the sizes round down. Nil when both divide evenly.
+  public var roundingNotice: String? {
+    var parts: [String] = []
+    if train_batch_size % max_seq_len != 0 {
+      parts.append(
+        "train_batch_size = \(train_batch_size) is not a multiple of max_seq_len = \(max_seq_len): a batch is \(fragmentsPerBatch) fragment\(fragmentsPerBatch == 1 ? "" : "s") of up to \(max_seq_len) steps (\(fragmentsPerBatch * max_seq_len) timesteps)"
+      )
+    }
+    if minibatch_size > 0 && minibatch_size % max_seq_len != 0 {
+      let n = max(1, minibatch_size / max_seq_len)
+      parts.append(
+        "minibatch_size = \(minibatch_size) is not a multiple of max_seq_len = \(max_seq_len): a minibatch is \(n) fragment\(n == 1 ? "" : "s") (\(n * max_seq_len) timesteps)"
+      )
+    }
+    return parts.isEmpty ? nil : parts.joined(separator: "; ")
+  }
 }
 
 /// A config value with a fixed set of choices: an enum whose raw values are the

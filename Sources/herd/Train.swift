@@ -256,6 +256,7 @@ struct Train: ParsableCommand {
       try options.fitDefaults(&config, host: envHost.settings, logger: logger)
     }
     if let notice = options.environmentNotice(config, fromRun: fromRun) { logger.notice("\(notice)") }
+    if let notice = config.roundingNotice { logger.notice("\(notice)") }
     if printConfig {
       print(try config.prettyJSON())
       return

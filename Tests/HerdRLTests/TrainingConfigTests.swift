@@ -38,6 +38,29 @@ private func message(_ body: () throws -> Void) -> String {
     for env in TrainingConfig.environmentNames { try TrainingConfig.defaults(for: env).validate() }
   }
 
+  /// Batch sizes round down to whole fragments, and the log says so; no preset
+  /// or shipped config rounds.
+  @Test func aBatchOfPartFragmentsIsSaidToRoundDown() throws {
+    for env in TrainingConfig.environmentNames {
+      #expect(TrainingConfig.defaults(for: env).roundingNotice == nil, "\(env)")
+    }
+    let configs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../configs")
+    for name in try FileManager.default.contentsOfDirectory(atPath: configs.path) where name.hasSuffix(".json") {
+      let c = try TrainingConfig.load(path: configs.appendingPathComponent(name).path, env: nil)
+      #expect(c.roundingNotice == nil, "configs/\(name)")
+    }
+    var c = TrainingConfig()
+    c.train_batch_size = 33
+    #expect(
+      c.roundingNotice
+        == "train_batch_size = 33 is not a multiple of max_seq_len = 20: a batch is 1 fragment of up to 20 steps (20 timesteps)")
+    c.train_batch_size = 640
+    c.minibatch_size = 90
+    #expect(
+      c.roundingNotice
+        == "minibatch_size = 90 is not a multiple of max_seq_len = 20: a minibatch is 4 fragments (80 timesteps)")
+  }
+
   @Test func overridesReachTopLevelAndEnvConfigKeys() throws {
     let c = try TrainingConfig.defaults(for: "MemoryChain-v0").applying(overrides: [
       "use_lstm=false", "env_config.length=30", "lstm_cell_size=128", "fcnet_hiddens=[32, 16]", "optimizer=rmsprop", "lr=0.002",
