@@ -27,9 +27,12 @@ fills are the same as the per-copy wrapper's.
 
 A step is Gymnasium's with same-step autoreset: when an episode ends, the final
 observation goes to its own rows and the environment is reset at once. A step
-that raises ends the episode (truncated, reward 0, flag bit 2): the traceback is
-logged once per exception type, and the environment is closed, made again and reset
-with seed ``S + I + i + 1000003 * n`` for its n-th remaking. A non-finite
+that raises, or whose observation does not fit the observation space (another
+shape), ends the episode (truncated, reward 0, flag bit 2): the traceback is
+logged once per kind and exception type, and the environment is closed, made again
+and reset with seed ``S + I + i + 1000003 * n`` for its n-th remaking. A reset
+that raises after an episode ended keeps that episode's end, reward and final
+observation, and the copy is made again the same way. A non-finite
 observation or reward ends the episode the same way (flag bit 3, reward 0 when it
 was the reward) after a reset. For rows with bit 2 or 3 the host writes no final
 observation: the worker bootstraps from the observation the action was taken on,
@@ -226,6 +229,18 @@ class Host:
             self.logged.add(key)
             _log(message + " (logged once)")
 
+    def _fault(self, i, phase, e):
+        """Logs, once per phase and exception type, that copy ``i`` failed."""
+        what = {
+            "step": "raised in step; the episode ends",
+            "reset": "raised in reset after its episode ended",
+            "observation": f"returned an observation that does not fit its space {self.observation_space}; the episode ends",
+        }[phase]
+        self._log_once(
+            (phase, type(e).__name__),
+            f"{self.env_id} copy {i} {what} and the environment is made again:\n" + traceback.format_exc().rstrip(),
+        )
+
     def _remake(self, i):
         try:
             self.envs[i].close()
@@ -252,34 +267,42 @@ class Host:
         for j in range(hi - lo):
             i = lo + j
             env = envs[i]
+            phase = "step"
             try:
                 o, r, terminated, truncated, _ = env.step(actions[j])
+                phase = "observation"
+                if terminated or truncated:
+                    if final_rows is None:
+                        flatten(o, final[i])
+                    else:
+                        final_rows[i] = o
+                    phase = "reset"
+                    o, _ = env.reset()
+                    phase = "observation"
+                if obs_rows is None:
+                    flatten(o, obs[i])
+                else:
+                    obs_rows[i] = o
             except Exception as e:
                 if i == 0 and self.recorder:
                     self._finish_recording()
-                self._log_once(
-                    ("step", type(e).__name__),
-                    f"{self.env_id} copy {i} raised in step; the episode ends and the environment is made again:\n"
-                    + traceback.format_exc().rstrip(),
-                )
-                flags[j] = L.TRUNCATED | L.STEP_ERROR
+                self._fault(i, phase, e)
+                if phase == "reset":
+                    # The episode ended as the environment said (its reward and
+                    # final observation stand); only the next one needs a new copy.
+                    rewards[j] = r
+                    ended.append(i)
+                    flags[j] = (L.TERMINATED if terminated else 0) | (L.TRUNCATED if truncated else 0)
+                else:
+                    flags[j] = L.TRUNCATED | L.STEP_ERROR
                 self._remake(i)
                 continue
             rewards[j] = r
             if i == 0 and self.recorder:
                 self._record_frame(ended=terminated or truncated)
             if terminated or truncated:
-                if final_rows is None:
-                    flatten(o, final[i])
-                else:
-                    final_rows[i] = o
                 ended.append(i)
-                o, _ = env.reset()
                 flags[j] = (L.TERMINATED if terminated else 0) | (L.TRUNCATED if truncated else 0)
-            if obs_rows is None:
-                flatten(o, obs[i])
-            else:
-                obs_rows[i] = o
         self.rewards[lo:hi] = rewards
         # One check over the whole block; rows are looked at only when it fails.
         if not np.isfinite(self.rewards[lo:hi]).all() or (

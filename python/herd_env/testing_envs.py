@@ -10,7 +10,9 @@ Importing this module registers them (``gym:herd_env.testing_envs:HerdTest/Flaky
 - ``HerdTest/Null-v0``: does nothing, fast (benchmarks);
 - ``HerdTest/IntBoxAction-v0``: acts in an integer Box, which Herd refuses;
 - ``HerdTest/Slow-v0``: every ``slow_every``-th ``step`` call sleeps ``seconds``
-  (a slow simulator, or with a long sleep a hung one).
+  (a slow simulator, or with a long sleep a hung one);
+- ``HerdTest/Misshapen-v0``: every ``bad_every``-th ``step`` returns an observation
+  two entries too long, and every ``reset_fails_every``-th ``reset`` raises.
 """
 
 import os
@@ -63,6 +65,26 @@ class NonFinite(Flaky):
         return obs, r, term, trunc, info
 
 
+class Misshapen(Flaky):
+    def __init__(self, bad_every=0, reset_fails_every=0, length=10):
+        super().__init__(fail_every=0, length=length)
+        self.bad_every = bad_every
+        self.reset_fails_every = reset_fails_every
+        self.resets = 0
+
+    def reset(self, seed=None, options=None):
+        self.resets += 1
+        if self.reset_fails_every and self.resets % self.reset_fails_every == 0:
+            raise RuntimeError(f"Misshapen's reset fails on call {self.resets}")
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, r, term, trunc, info = super().step(action)
+        if self.bad_every and self.calls % self.bad_every == 0:
+            obs = np.zeros(self.size + 2, np.float32)
+        return obs, r, term, trunc, info
+
+
 class AllSpaces(gymnasium.Env):
     """Reward 1 when the first action component equals the observed Discrete."""
 
@@ -97,6 +119,7 @@ class AllSpaces(gymnasium.Env):
 gymnasium.register("HerdTest/Flaky-v0", entry_point=Flaky)
 gymnasium.register("HerdTest/NonFinite-v0", entry_point=NonFinite)
 gymnasium.register("HerdTest/Spaces-v0", entry_point=AllSpaces)
+gymnasium.register("HerdTest/Misshapen-v0", entry_point=Misshapen)
 
 
 class Slow(Flaky):

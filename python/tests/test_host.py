@@ -93,6 +93,45 @@ def test_a_step_that_raises_ends_the_episode_and_remakes_the_env():
     assert seen[4] == [0, 0]  # the new env counts its own calls
 
 
+def test_an_observation_of_another_shape_ends_the_episode_and_remakes_the_env(capsys):
+    # Its 3rd step's observation has 3 entries where the space has 1: an error
+    # of that copy's, not the host's end.
+    host = attached("HerdTest/Misshapen-v0", {"bad_every": 3}, 2, 0)
+    host.reset()
+    for n in range(4):
+        host.step()
+        if n < 2:
+            assert host.flags.tolist() == [0, 0]
+    # The 4th step is the remade copies' first: t = 1 again, no flags.
+    assert host.remakes == [1, 1]
+    assert host.flags.tolist() == [0, 0] and host.obs.tolist() == [[np.float32(0.1)], [np.float32(0.1)]]
+    err = capsys.readouterr().err
+    assert "returned an observation that does not fit its space" in err and err.count("could not broadcast") == 1
+
+
+def test_an_observation_of_another_shape_is_flagged_as_an_error():
+    host = attached("HerdTest/Misshapen-v0", {"bad_every": 2}, 1, 0)
+    host.reset()
+    host.step()
+    host.step()
+    assert host.flags[0] == L.TRUNCATED | L.STEP_ERROR and host.rewards[0] == 0.0
+    assert host.obs.tolist() == [[0.0]], "the remade copy's first observation"
+
+
+def test_a_reset_that_raises_keeps_the_episode_end_and_remakes_the_env(capsys):
+    # Episodes of 2 steps; the 2nd reset (the autoreset after the first episode) raises.
+    host = attached("HerdTest/Misshapen-v0", {"reset_fails_every": 2, "length": 2}, 1, 0)
+    host.reset()
+    host.step()
+    host.step()
+    assert host.flags[0] == L.TERMINATED, "the episode ended as the environment said"
+    assert host.rewards[0] == 1.0 and host.final.tolist() == [[1.0]]
+    assert host.remakes == [1] and host.obs.tolist() == [[0.0]]
+    assert "raised in reset after its episode ended" in capsys.readouterr().err
+    host.step()
+    assert host.flags[0] == 0
+
+
 def test_remade_env_gets_its_own_seed():
     host = attached("HerdTest/Flaky-v0", {"fail_every": 1}, 1, 100, 2)
     host.reset()
