@@ -200,7 +200,7 @@ public final class LearnerDaemon {
     trainer.workerLostSeconds = settings.workerLostSeconds
     trainer.afterUpdate = settings.afterUpdate
     if settings.tensorBoard {
-      trainer.tensorBoard = TensorBoardEvents(folder: runDirectory.path)
+      trainer.tensorBoard = TensorBoardEvents(folder: runDirectory.path, createsFolder: false)
     }
     let parts = try trainer.prepare(resume: settings.resume)
     let board = settings.tensorBoard ? " (TensorBoard: tensorboard --logdir \(runDirectory.path))" : ""

@@ -62,6 +62,22 @@ public final class RunDirectory: Sendable {
 
   deinit { close(progressFD) }
 
+  /// Nil while the folder this object opened is still at ``path``; else what
+  /// became of it, for the log: removed while the run trained (`rm -rf` of the
+  /// run folder, whose open `progress.jsonl` still takes writes nobody will
+  /// read), or replaced by another folder or another `progress.jsonl`.
+  public var whatBecameOfIt: String? {
+    var opened = stat()
+    var there = stat()
+    guard fstat(progressFD, &opened) == 0 else { return nil }
+    if stat(path, &there) != 0 { return "the run directory \(path) was removed while this run trained" }
+    let progress = file("progress.jsonl")
+    if stat(progress, &there) != 0 || there.st_ino != opened.st_ino || there.st_dev != opened.st_dev {
+      return "\(progress) was removed or replaced while this run trained: \(path) is not this run's folder any more"
+    }
+    return nil
+  }
+
   /// Removes `NAME.tmp.PID` files of ``writeFile(_:bytes:)`` in `folder` whose
   /// process is gone (`kill(PID, 0)` fails with ESRCH); a live process's are its
   /// writes in progress and stay. Returns the names removed.

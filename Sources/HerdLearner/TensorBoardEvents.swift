@@ -39,8 +39,14 @@ public final class TensorBoardEvents {
   /// records then say so (TensorBoard's restart marker).
   public var restartStep: Int?
 
-  public init(folder: String) {
+  /// Whether the first append makes the folder when it is missing (false for a
+  /// run directory, which exists from the start: one removed mid-run stays removed
+  /// rather than coming back with only an events file in it).
+  private let createsFolder: Bool
+
+  public init(folder: String, createsFolder: Bool = true) {
     self.folder = folder
+    self.createsFolder = createsFolder
   }
 
   deinit { if fd >= 0 { close(fd) } }
@@ -66,7 +72,7 @@ public final class TensorBoardEvents {
 
   private func open(wallTime: Double) throws {
     do {
-      try Folders.create(folder)
+      if createsFolder { try Folders.create(folder) }
     } catch let error as FolderError {
       throw RunDirectoryError("cannot create \(folder) (\(error.reason))")
     }

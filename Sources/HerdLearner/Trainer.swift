@@ -81,6 +81,8 @@ final class Trainer: @unchecked Sendable {
   private var configPending = true
   /// Files whose last write failed, with the reason.
   private var failing: [String: String] = [:]
+  /// Whether the log has said that the run folder was removed (said once).
+  private var folderGoneLogged = false
   /// What `/healthz` and the summary show while any write is failing.
   private var diskError: String? { failing.min { $0.key < $1.key }?.value }
   /// Whether this run continues the one in its directory (`--resume`).
@@ -512,7 +514,16 @@ final class Trainer: @unchecked Sendable {
       }
     } catch {
       let text = "\(error)"
-      if failing.updateValue(text, forKey: what) != text && !(ending && what == "checkpoint.herd") {
+      let changed = failing.updateValue(text, forKey: what) != text
+      if let gone = runDirectory.whatBecameOfIt {
+        // A removed run folder explains every failure at once, and no free space helps.
+        if !folderGoneLogged {
+          folderGoneLogged = true
+          logger.error(
+            "\(gone): nothing more of it can be saved (\(text)); training goes on for /stats and the log, Ctrl-C stops it"
+          )
+        }
+      } else if changed && !(ending && what == "checkpoint.herd") {
         logger.error(ending ? "\(text)" : "\(text); training goes on, \(checkpointOnDisk), writes are retried every 5 s")
       }
     }
@@ -529,7 +540,9 @@ final class Trainer: @unchecked Sendable {
   private func logLostFinalCheckpoint(_ why: String, version: Int) {
     let folder = runDirectory.path
     var text = "the final checkpoint was not written (\(why)): "
-    if let saved = savedCheckpoint {
+    if let gone = runDirectory.whatBecameOfIt {
+      text += "\(gone), and its checkpoints with it, so this run cannot be resumed"
+    } else if let saved = savedCheckpoint {
       text += "\(folder)/checkpoint.herd holds policy version \(saved.version) of \(version)"
       text += saved.version < version ? " (the last \(version - saved.version) updates are lost)" : ""
       text += "; free space there, then --resume continues from it"

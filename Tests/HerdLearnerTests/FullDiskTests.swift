@@ -136,6 +136,70 @@ struct TinyDisk {
   }
 }
 
+extension FullDiskTests {
+  /// The run folder removed mid-run (`rm -rf`): one line says so, not one per file
+  /// nor advice to free space, training goes on, and the end says the run cannot be
+  /// resumed rather than naming a checkpoint that went with the folder.
+  @Test func aRemovedRunFolderIsSaidOnceAndTheEndSaysTheRunIsLost() throws {
+    let dir = NSTemporaryDirectory() + "herd-removed-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var config = TrainingConfig.defaults(for: "MemoryChain-v0")
+    config.num_envs_per_worker = 8
+    config.checkpoint_interval_seconds = 0.5
+    config.progress_interval_seconds = 0.5
+    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(seconds: 60))
+    settings.inProcessWorkers = 1
+    let logs = CollectedLogs()
+    let interrupted = StopFlag()
+    let board = SharedBoard()
+    let result = SharedResult()
+    let (cfg, set) = (config, settings)
+    let thread = JoinableThread(name: "test-daemon") {
+      do {
+        let s = try LearnerDaemon(config: cfg, settings: set, logger: logs.logger()).run(interrupted: interrupted) {
+          board.set($0.status)
+        }
+        result.set(.success(s))
+      } catch {
+        result.set(.failure(error))
+      }
+    }
+    defer {
+      interrupted.set()
+      thread.join()
+    }
+    let written = try? waitFor(seconds: 20) { FileManager.default.fileExists(atPath: dir + "/checkpoint.herd") ? true : nil }
+    try #require(written != nil, "no checkpoint: \(logs.all)")
+    try FileManager.default.removeItem(atPath: dir)
+    let failed = try? waitFor(seconds: 20) { board.get()?.status?.diskError }
+    try #require(failed != nil, "no failed write; the folder holds \((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])")
+    usleep(1_500_000)  // more checkpoints and progress records fail meanwhile
+    interrupted.set()
+    thread.join()
+    #expect(try result.get()?.get().disk_error != nil)
+    let removed = logs.all.filter { $0.contains("the run directory \(dir) was removed while this run trained") }
+    #expect(removed.count == 2, "the failure once, the lost final checkpoint once: \(removed)")
+    #expect(removed.first?.contains("nothing more of it can be saved") == true, "\(removed)")
+    #expect(removed.last?.contains("the final checkpoint was not written") == true, "\(removed)")
+    #expect(removed.last?.contains("cannot be resumed") == true, "\(removed)")
+    #expect(!logs.all.contains { $0.contains("free space") || $0.contains("writes are retried") }, "\(logs.all)")
+    #expect(!FileManager.default.fileExists(atPath: dir), "nothing made the folder again")
+  }
+
+  /// A folder removed and made again (another run's, say) is not this run's.
+  @Test func aRunDirectoryKnowsWhenItsFolderIsGone() throws {
+    let dir = NSTemporaryDirectory() + "herd-gone-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let run = try RunDirectory(path: dir)
+    #expect(run.whatBecameOfIt == nil)
+    try FileManager.default.removeItem(atPath: dir)
+    #expect(run.whatBecameOfIt == "the run directory \(dir) was removed while this run trained")
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    FileManager.default.createFile(atPath: dir + "/progress.jsonl", contents: Data())
+    #expect(run.whatBecameOfIt?.contains("is not this run's folder any more") == true)
+  }
+}
+
 /// Polls `probe` every 0.1 s until it gives a value, failing after `seconds`.
 func waitFor<T>(seconds: Double, _ probe: () -> T?) throws -> T {
   let deadline = Date(timeIntervalSinceNow: seconds)
