@@ -33,6 +33,8 @@ public final class ZMQWorkerTransport: WorkerTransport {
   private var attempt = 0
   /// Handshake problems already logged (each kind once).
   private var warned: Set<String> = []
+  /// Handshake problems seen so far, by kind.
+  private var sightings: [String: Int] = [:]
   private var control: ZMQSocket?
   private var monitor: ZMQSocket?
   private var push: ZMQSocket?
@@ -103,8 +105,15 @@ public final class ZMQWorkerTransport: WorkerTransport {
         let problem =
           event.isHandshakeFailure
           ? handshakeProblem(event) : event.isDisconnected && !handshaken && !failed ? closedProblem() : nil
-        if let (kind, text) = problem, warned.insert(kind).inserted {
-          logger.error("worker: \(text); retrying, further such failures are not logged")
+        // A learner that stops while this worker connects breaks off one handshake
+        // (then refuses connections); a port that is no learner's breaks off every
+        // one. So those two kinds are said at their second sighting.
+        if let (kind, text) = problem {
+          sightings[kind, default: 0] += 1
+          let due = ["broke", "closed"].contains(kind) ? 2 : 1
+          if sightings[kind] ?? 0 >= due, warned.insert(kind).inserted {
+            logger.error("worker: \(text); retrying, further such failures are not logged")
+          }
         }
       }
       guard let frames = try control.receive(timeoutMs: 100) else { continue }

@@ -121,6 +121,40 @@ import Testing
     #expect(learner.wait(20) == 0, "\(learner.stderr.suffix(800))")
   }
 
+  /// A learner that stops while a worker connects breaks off one handshake and
+  /// then refuses connections: the worker does not call that address "not
+  /// ZeroMQ" or "not a control port" (it says so only when a second handshake
+  /// fails the same way, as at a stats or fragment port above).
+  @Test func oneBrokenHandshakeIsNotCalledAWrongPort() throws {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    try #require(listener >= 0)
+    var yes: Int32 = 1
+    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+    }
+    try #require(bound && listen(listener, 4) == 0)
+    let port = Int(UInt16(bigEndian: address.sin_port))
+    let worker = try HerdProcess(["worker", "--learner", "tcp://127.0.0.1:\(port)"])
+    // One connection: read the start of its greeting, then close it and the port.
+    let connection = accept(listener, nil, nil)
+    var greeting = [UInt8](repeating: 0, count: 10)
+    _ = read(connection, &greeting, greeting.count)
+    close(connection)
+    close(listener)
+    #expect(greeting.first == 0xFF, "a ZeroMQ greeting starts with 0xFF")
+    #expect(worker.waitFor(8) { $0.contains("no answer from") }, "\(worker.stderr)")
+    worker.signal(SIGTERM)
+    #expect(worker.wait(10) == 0, "\(worker.stderr)")
+    #expect(!worker.stderr.contains("does not speak ZeroMQ"), "\(worker.stderr)")
+    #expect(!worker.stderr.contains("closed the connection during the handshake"), "\(worker.stderr)")
+  }
+
   /// A learner's port that another program holds, a host that is not this
   /// machine's, and ports past 65535 are errors that name the option.
   @Test func learnerEndpointErrorsNameTheOption() throws {
