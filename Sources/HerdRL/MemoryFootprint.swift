@@ -72,6 +72,16 @@ public struct MemoryFootprint: Sendable, Equatable {
       largest: largest(network), dataKeys: "num_envs_per_worker = \(envs)")
   }
 
+  /// Throws when one worker of `config` cannot fit in this machine's memory, for
+  /// a built-in environment (its spaces are known without making its copies); a
+  /// Gymnasium one is checked once a worker has made it.
+  public static func checkWorker(_ config: TrainingConfig) throws {
+    guard config.gymID == nil else { return }
+    let spec = try EnvironmentFactory.spec(config)
+    try worker(config, network: try PolicyNetwork(config: config, spec: spec), envs: config.num_envs_per_worker)
+      .check(against: physicalMemory, role: "worker")
+  }
+
   /// This machine's memory in bytes (nil when it cannot be read).
   public static var physicalMemory: Double? {
     let pages = sysconf(Int32(_SC_PHYS_PAGES))
