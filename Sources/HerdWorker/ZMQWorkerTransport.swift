@@ -35,6 +35,8 @@ public final class ZMQWorkerTransport: WorkerTransport {
   private var warned: Set<String> = []
   /// Handshake problems seen so far, by kind.
   private var sightings: [String: Int] = [:]
+  /// Whether the learner's host name resolves, checked after each unanswered hello.
+  private let resolution = HostResolution()
   private var control: ZMQSocket?
   private var monitor: ZMQSocket?
   private var push: ZMQSocket?
@@ -129,6 +131,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
       default: continue
       }
     }
+    if !stop.isSet { resolution.check(address: learnerAddress, logger: logger) }
     return nil
   }
 
@@ -369,5 +372,66 @@ public final class ZMQWorkerTransport: WorkerTransport {
   func rehost(_ endpoint: String) -> String {
     guard let colon = endpoint.lastIndex(of: ":") else { return endpoint }
     return "tcp://\(learnerHost)\(endpoint[colon...])"
+  }
+}
+
+/// Says when the learner's host name does not resolve (a mistyped `--learner`, or
+/// a DNS name not there yet): libzmq retries such an address silently, so an
+/// unanswered worker would only say "no answer". The lookup runs on a thread of its
+/// own (a resolver can take seconds), one at a time; each new failure text is said
+/// once, and its end once.
+final class HostResolution: @unchecked Sendable {
+  private let lock = NSLock()
+  private var running = false
+  private var said: String?
+
+  /// The host of `tcp://HOST:PORT` when it is a name (nil for an address).
+  static func name(in address: String) -> String? {
+    guard address.hasPrefix("tcp://"), let colon = address.lastIndex(of: ":") else { return nil }
+    let host = String(address[address.index(address.startIndex, offsetBy: 6)..<colon])
+    if host.isEmpty || host == "*" || host.hasPrefix("[") { return nil }
+    var v4 = in_addr()
+    return inet_pton(AF_INET, host, &v4) == 1 ? nil : host
+  }
+
+  /// Nil when `host` resolves, else the resolver's reason.
+  static func failure(resolving host: String) -> String? {
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var result: UnsafeMutablePointer<addrinfo>?
+    let rc = getaddrinfo(host, nil, &hints, &result)
+    if rc == 0 {
+      freeaddrinfo(result)
+      return nil
+    }
+    return String(cString: gai_strerror(rc))
+  }
+
+  func check(address: String, logger: Logger) {
+    guard let host = Self.name(in: address) else { return }
+    let start = lock.withLock { () -> Bool in
+      if running { return false }
+      running = true
+      return true
+    }
+    guard start else { return }
+    Thread.detachNewThread { [self] in
+      let failure = Self.failure(resolving: host)
+      let change = lock.withLock { () -> String?? in
+        running = false
+        guard failure != said else { return .none }
+        let was = said
+        said = failure
+        return .some(was)
+      }
+      guard case .some(let was) = change else { return }
+      if let failure {
+        logger.warning(
+          "worker: the learner's host \(host) does not resolve (\(failure)): is --learner \(address) right? Retrying until it does"
+        )
+      } else if was != nil {
+        logger.notice("worker: the learner's host \(host) resolves now")
+      }
+    }
   }
 }

@@ -155,6 +155,19 @@ import Testing
     #expect(!worker.stderr.contains("closed the connection during the handshake"), "\(worker.stderr)")
   }
 
+  /// A --learner whose host name does not resolve is named as such (libzmq alone
+  /// retries it silently), and the worker goes on trying until stopped.
+  @Test func aLearnerHostThatDoesNotResolveIsSaid() throws {
+    let worker = try HerdProcess(["worker", "--learner", "tcp://no-such-learner.invalid:5555"])
+    #expect(
+      worker.waitFor(15) {
+        $0.contains("the learner's host no-such-learner.invalid does not resolve (")
+          && $0.contains("is --learner tcp://no-such-learner.invalid:5555 right?")
+      }, "\(worker.stderr)")
+    worker.signal(SIGTERM)
+    #expect(worker.wait(10) == 0, "\(worker.stderr)")
+  }
+
   /// A learner's port that another program holds, a host that is not this
   /// machine's, and ports past 65535 are errors that name the option.
   @Test func learnerEndpointErrorsNameTheOption() throws {
