@@ -12,9 +12,30 @@ func printError(_ line: String) {
   if let display = ProgressDisplay.current.value {
     display.log(line)
   } else {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    writeWhole(2, line + "\n")
   }
 }
+
+/// Writes `bytes` whole to file descriptor `fd`, giving up quietly on an error: a
+/// reader that went away (`herd train | head`: EPIPE) or a closed terminal (EIO)
+/// must not stop a run before its final checkpoint, and Foundation's
+/// `FileHandle.write` traps on either.
+func writeWhole(_ fd: Int32, _ bytes: some Collection<UInt8>) {
+  let bytes = Array(bytes)
+  var offset = 0
+  while offset < bytes.count {
+    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+    if n > 0 {
+      offset += n
+    } else if n < 0 && errno == EINTR {
+      continue
+    } else {
+      return
+    }
+  }
+}
+
+func writeWhole(_ fd: Int32, _ text: String) { writeWhole(fd, text.utf8) }
 
 /// A `--seed` value: a whole number from 0 to 2^64 - 1 (ArgumentParser alone
 /// says only that `-1` is invalid, not what would be valid).
@@ -95,7 +116,7 @@ final class ProgressDisplay: @unchecked Sendable {
     }
   }
 
-  private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+  private func write(_ s: String) { writeWhole(2, s) }
 
   /// The status bar for `s`: the fraction is the furthest of the stop criteria
   /// (steps, seconds, or the mean return over the target when both are positive).

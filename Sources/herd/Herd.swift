@@ -23,7 +23,7 @@ struct Herd: ParsableCommand {
     // First: a binary built for a newer CPU names what this one lacks (not SIGILL).
     BuildTarget.exitUnlessThisCPURunsIt()
     if let message = unknownSubcommand(Array(CommandLine.arguments.dropFirst())) {
-      FileHandle.standardError.write(Data(message.utf8))
+      writeWhole(2, message)
       Foundation.exit(ExitCode.validationFailure.rawValue)
     }
     main(nil)

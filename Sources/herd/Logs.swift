@@ -63,7 +63,7 @@ struct StderrLogHandler: LogHandler {
   }
 }
 
-/// SIGINT and SIGTERM for commands: the first sets `flag` (a clean stop) and,
+/// SIGINT, SIGTERM and SIGHUP for commands: the first sets `flag` (a clean stop) and,
 /// with `announce`, says so on stderr; another one at least ``graceSeconds``
 /// later exits at once with status 130. One sooner belongs to the same stop:
 /// `timeout` signals the process and then its process group (a supervisor may do
@@ -79,12 +79,20 @@ enum StopSignals {
   static let graceSeconds = 1.0
 
   static func install(_ flag: StopFlag, announce: Bool = true) {
+    // SIGHUP (the terminal closed: an ssh session dropped) is a stop too, with the
+    // final checkpoint, unless the process was started to ignore it (nohup).
+    var hangup = sigaction()
+    let hangupIgnored =
+      sigaction(SIGHUP, nil, &hangup) == 0 && unsafeBitCast(hangup.__sigaction_handler, to: Int.self) == 1  // SIG_IGN
+    let signals = hangupIgnored ? [SIGINT, SIGTERM] : [SIGINT, SIGTERM, SIGHUP]
+    // A reader that went away (`herd train | head`, a log pipe whose reader died)
+    // must not kill the run before its final checkpoint: writes to it fail instead.
+    signal(SIGPIPE, SIG_IGN)
     var set = sigset_t()
     sigemptyset(&set)
-    sigaddset(&set, SIGINT)
-    sigaddset(&set, SIGTERM)
+    for sig in signals { sigaddset(&set, sig) }
     pthread_sigmask(SIG_UNBLOCK, &set, nil)
-    for sig in [SIGINT, SIGTERM] {
+    for sig in signals {
       signal(sig, SIG_IGN)
       let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
       source.setEventHandler {
@@ -99,7 +107,7 @@ enum StopSignals {
         guard let since else {
           flag.set()
           if announce {
-            let name = sig == SIGINT ? "Ctrl-C (SIGINT)" : "SIGTERM"
+            let name = sig == SIGINT ? "Ctrl-C (SIGINT)" : sig == SIGHUP ? "SIGHUP (the terminal closed)" : "SIGTERM"
             printError("\(name): stopping cleanly; another signal a second from now or later quits at once")
           }
           return

@@ -72,7 +72,7 @@ struct StatsCommand: ParsableCommand {
     let reply = try fetch(base + "/stats", token: token)
     if json {
       if pretty {
-        FileHandle.standardOutput.write(Data(reply.body))
+        writeWhole(1, reply.body)
       } else {
         let object = try JSONSerialization.jsonObject(with: Data(reply.body))
         let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])

@@ -13,8 +13,12 @@ final class HerdProcess {
   let readyPath: String
 
   /// `openFiles`: start it with this soft open-file limit, and this hard one when
-  /// given (bash's `ulimit`, then `exec`).
-  init(_ args: [String], environment: [String: String] = [:], openFiles: (soft: Int, hard: Int?)? = nil) throws {
+  /// given (bash's `ulimit`, then `exec`). `shell`: bash commands run before the
+  /// `exec` (`trap '' HUP`, as nohup does).
+  init(
+    _ args: [String], environment: [String: String] = [:], openFiles: (soft: Int, hard: Int?)? = nil,
+    shell: String? = nil
+  ) throws {
     let base = HerdBinary.tempDir("proc")
     errPath = base + ".stderr"
     outPath = base + ".stdout"
@@ -25,12 +29,14 @@ final class HerdProcess {
     }
     _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    var before: [String] = shell.map { [$0] } ?? []
     if let openFiles {
       // The soft limit first: a hard one below the current soft one is refused.
-      let hard = openFiles.hard.map { " && ulimit -H -n \($0)" } ?? ""
+      before.append("ulimit -S -n \(openFiles.soft)" + (openFiles.hard.map { " && ulimit -H -n \($0)" } ?? ""))
+    }
+    if !before.isEmpty {
       process.executableURL = URL(fileURLWithPath: "/bin/bash")
-      process.arguments =
-        ["-c", "ulimit -S -n \(openFiles.soft)\(hard) && exec \"$0\" \"$@\"", HerdBinary.path] + args
+      process.arguments = ["-c", before.joined(separator: " && ") + " && exec \"$0\" \"$@\"", HerdBinary.path] + args
     } else {
       process.executableURL = URL(fileURLWithPath: HerdBinary.path)
       process.arguments = args

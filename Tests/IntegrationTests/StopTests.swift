@@ -29,6 +29,47 @@ import Testing
     #expect(steps.criteria(for: "CartPole-v1") == StopCriteria(envSteps: 1000))
   }
 
+  /// The terminal closing (an ssh session dropped) sends SIGHUP: a clean stop with
+  /// the final checkpoint and summary, not death. Started with SIGHUP ignored
+  /// (`nohup`), the run goes on.
+  @Test func aHangupIsACleanStopUnlessIgnored() throws {
+    let dir = HerdBinary.tempDir("hangup")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let args = [
+      "train", "--env", "CartPole-v1", "--in-process", "--run-dir", dir, "--stop-seconds", "60", "--stop-reward",
+      "100000", "--no-tensorboard", "--no-stats",
+    ]
+    let train = try HerdProcess(args)
+    #expect(train.waitFor(30) { $0.contains("updates") }, "\(train.stderr.suffix(1500))")
+    train.signal(SIGHUP)
+    #expect(train.wait(30) == 130, "\(train.stderr.suffix(1500))")
+    #expect(train.stderr.contains("SIGHUP (the terminal closed): stopping cleanly"), "\(train.stderr.suffix(800))")
+    let files = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
+    #expect(files.isSuperset(of: ["checkpoint.herd", "summary.json"]), "\(files)")
+
+    let ignoring = try HerdProcess(args.map { $0 == dir ? dir + "-nohup" : $0 }, shell: "trap '' HUP")
+    defer { try? FileManager.default.removeItem(atPath: dir + "-nohup") }
+    #expect(ignoring.waitFor(30) { $0.contains("updates") }, "\(ignoring.stderr.suffix(1500))")
+    ignoring.signal(SIGHUP)
+    usleep(1_500_000)
+    #expect(ignoring.process.isRunning, "nohup's SIGHUP is ignored: \(ignoring.stderr.suffix(800))")
+    ignoring.signal(SIGTERM)
+    #expect(ignoring.wait(30) == 130, "\(ignoring.stderr.suffix(800))")
+  }
+
+  /// `herd train | head`: the reader leaves after a few lines; the run still ends
+  /// with its checkpoint and summary (it used to die of SIGPIPE at its next line).
+  @Test func aReaderThatLeavesDoesNotKillTheRun() throws {
+    let dir = HerdBinary.tempDir("pipe")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let command =
+      "\"$0\" train --env CartPole-v1 --in-process --run-dir \"$1\" --stop-seconds 4 --stop-reward 100000 --no-stats 2>&1 | head -c 200 >/dev/null"
+    let r = try HerdBinary.runCommand("/bin/bash", ["-c", command, HerdBinary.path, dir], timeout: 60)
+    #expect(r.status == 0, "\(r.stderr)")
+    let files = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
+    #expect(files.isSuperset(of: ["checkpoint.herd", "summary.json"]), "\(files)")
+  }
+
   /// `timeout` sends its signal to the process and then to the process group, so
   /// one request to stop arrives twice, microseconds apart. The second must not
   /// cut the clean stop short: a model big enough that its checkpoint takes a
