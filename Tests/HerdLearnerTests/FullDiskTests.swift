@@ -65,25 +65,9 @@ struct TinyDisk {
     config.progress_interval_seconds = 0.5
     var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(seconds: 60))
     settings.inProcessWorkers = 1
-    let logs = CollectedLogs()
-    let interrupted = StopFlag()
-    let board = SharedBoard()
-    let result = SharedResult()
-    let (cfg, set) = (config, settings)
-    let thread = JoinableThread(name: "test-daemon") {
-      do {
-        let s = try LearnerDaemon(config: cfg, settings: set, logger: logs.logger()).run(interrupted: interrupted) {
-          board.set($0.status)
-        }
-        result.set(.success(s))
-      } catch {
-        result.set(.failure(error))
-      }
-    }
-    defer {
-      interrupted.set()
-      thread.join()
-    }
+    let daemon = DaemonThread(config: config, settings: settings)
+    defer { daemon.stop() }
+    let (logs, board, result) = (daemon.logs, daemon.board, daemon.result)
     // Degraded, with the reason, while the disk is full.
     let full = try waitFor(seconds: 20) { board.get()?.status.flatMap { $0.updates > 0 ? $0.diskError : nil } }
     #expect(full.contains("No space left on device"), "\(full)")
@@ -108,8 +92,7 @@ struct TinyDisk {
     // Full again mid-run: the last good checkpoint stays whole and loadable.
     disk.fill()
     _ = try waitFor(seconds: 20) { board.get()?.status?.diskError }
-    interrupted.set()
-    thread.join()
+    daemon.stop()
     let summary = try #require(try result.get()?.get())
     #expect(summary.disk_error != nil, "the final checkpoint could not be written, and the summary says so")
     let kept = try TensorArchive.read(from: dir + "/checkpoint.herd")
@@ -149,33 +132,16 @@ extension FullDiskTests {
     config.progress_interval_seconds = 0.5
     var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(seconds: 60))
     settings.inProcessWorkers = 1
-    let logs = CollectedLogs()
-    let interrupted = StopFlag()
-    let board = SharedBoard()
-    let result = SharedResult()
-    let (cfg, set) = (config, settings)
-    let thread = JoinableThread(name: "test-daemon") {
-      do {
-        let s = try LearnerDaemon(config: cfg, settings: set, logger: logs.logger()).run(interrupted: interrupted) {
-          board.set($0.status)
-        }
-        result.set(.success(s))
-      } catch {
-        result.set(.failure(error))
-      }
-    }
-    defer {
-      interrupted.set()
-      thread.join()
-    }
+    let daemon = DaemonThread(config: config, settings: settings)
+    defer { daemon.stop() }
+    let (logs, board, result) = (daemon.logs, daemon.board, daemon.result)
     let written = try? waitFor(seconds: 20) { FileManager.default.fileExists(atPath: dir + "/checkpoint.herd") ? true : nil }
     try #require(written != nil, "no checkpoint: \(logs.all)")
     try FileManager.default.removeItem(atPath: dir)
     let failed = try? waitFor(seconds: 20) { board.get()?.status?.diskError }
     try #require(failed != nil, "no failed write; the folder holds \((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])")
     usleep(1_500_000)  // more checkpoints and progress records fail meanwhile
-    interrupted.set()
-    thread.join()
+    daemon.stop()
     #expect(try result.get()?.get().disk_error != nil)
     let removed = logs.all.filter { $0.contains("the run directory \(dir) was removed while this run trained") }
     #expect(removed.count == 2, "the failure once, the lost final checkpoint once: \(removed)")
@@ -197,6 +163,36 @@ extension FullDiskTests {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     FileManager.default.createFile(atPath: dir + "/progress.jsonl", contents: Data())
     #expect(run.whatBecameOfIt?.contains("is not this run's folder any more") == true)
+  }
+}
+
+/// A learner daemon (with in-process workers) on a thread of its own: its logs,
+/// its status board once it is ready, and its summary once it returns.
+struct DaemonThread {
+  let logs = CollectedLogs()
+  let board = SharedBoard()
+  let result = SharedResult()
+  let interrupted = StopFlag()
+  let thread: JoinableThread
+
+  init(config: TrainingConfig, settings: LearnerSettings) {
+    let (logs, board, result, interrupted) = (logs, board, result, interrupted)
+    thread = JoinableThread(name: "test-daemon") {
+      do {
+        let s = try LearnerDaemon(config: config, settings: settings, logger: logs.logger()).run(
+          interrupted: interrupted
+        ) { board.set($0.status) }
+        result.set(.success(s))
+      } catch {
+        result.set(.failure(error))
+      }
+    }
+  }
+
+  /// Asks the daemon to stop and waits for it (again: returns at once).
+  func stop() {
+    interrupted.set()
+    thread.join()
   }
 }
 
