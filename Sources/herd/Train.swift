@@ -318,7 +318,7 @@ struct Train: ParsableCommand {
   static func checkWorkerCount(_ n: Int, cpus: Int) throws {
     let most = workersPerCPU * max(1, cpus)
     guard n > most else { return }
-    throw ValidationError(
+    throw CommandFailure(
       "--workers / num_workers = \(n) is more worker processes than herd train starts on one machine: at most \(most) here (\(workersPerCPU) per CPU, \(cpus) CPU\(cpus == 1 ? "" : "s")). For more environments per worker set num_envs_per_worker; for more machines run `herd learner` and start `herd worker` on each"
     )
   }
