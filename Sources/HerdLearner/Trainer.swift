@@ -116,9 +116,7 @@ final class Trainer: @unchecked Sendable {
   func prepare(resume: Bool) throws -> LearnerParts {
     // A built-in environment's spaces are known now: a model or batch too large for
     // this machine is a config error at start, not every worker's refusal later.
-    if config.gymID == nil, let spec = try? EnvironmentFactory.spec(config) {
-      try Self.checkMemory(config, spec: spec, network: try PolicyNetwork(config: config, spec: spec))
-    }
+    try MemoryFootprint.checkBuiltIn(config, worker: false)
     let stats = RunStats(window: 100)
     let board = WeightBoard()
     let model = RunModel { [self] spec in try self.build(spec, resume: resume, stats: stats, board: board) }

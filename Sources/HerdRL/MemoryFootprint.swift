@@ -72,14 +72,21 @@ public struct MemoryFootprint: Sendable, Equatable {
       largest: largest(network), dataKeys: "num_envs_per_worker = \(envs)")
   }
 
-  /// Throws when one worker of `config` cannot fit in this machine's memory, for
-  /// a built-in environment (its spaces are known without making its copies); a
-  /// Gymnasium one is checked once a worker has made it.
-  public static func checkWorker(_ config: TrainingConfig) throws {
+  /// For a built-in environment (its spaces are known without making its copies):
+  /// throws when the learner, or one worker, of `config` cannot fit in this
+  /// machine's memory. A Gymnasium environment is checked once a worker has made it.
+  public static func checkBuiltIn(_ config: TrainingConfig, learner: Bool = true, worker: Bool = true) throws {
     guard config.gymID == nil else { return }
     let spec = try EnvironmentFactory.spec(config)
-    try worker(config, network: try PolicyNetwork(config: config, spec: spec), envs: config.num_envs_per_worker)
-      .check(against: physicalMemory, role: "worker")
+    let network = try PolicyNetwork(config: config, spec: spec)
+    let bytes = spec.observation.flatIsBytes ? 1 : 4
+    if learner {
+      try Self.learner(config, network: network, observationBytes: bytes).check(against: physicalMemory, role: "learner")
+    }
+    if worker {
+      try Self.worker(config, network: network, envs: config.num_envs_per_worker, observationBytes: bytes)
+        .check(against: physicalMemory, role: "worker")
+    }
   }
 
   /// This machine's memory in bytes (nil when it cannot be read).
@@ -96,14 +103,16 @@ public struct MemoryFootprint: Sendable, Equatable {
     guard let memory, bytes > memory else { return }
     let cause: String
     if modelBytes >= dataBytes {
-      let tensor = largest.map { ", the largest \($0.name) \($0.shape)" } ?? ""
+      let tensor = largest.map { ", the largest \($0.name) \($0.shape)," } ?? ""
+      let copies = role == "learner" ? " with their gradient and optimiser state" : ""
       cause =
-        "the model's \(parameters) parameters\(tensor) take \(Self.format(modelBytes)) with their gradient and optimiser state: lstm_cell_size, fcnet_hiddens, post_fcnet_hiddens and the conv_ keys set its size"
+        "the model's \(parameters) parameters\(tensor) take \(Self.format(modelBytes))\(copies) (lstm_cell_size, fcnet_hiddens, post_fcnet_hiddens and the conv_ keys set its size)"
     } else {
       cause = "\(dataKeys) takes \(Self.format(dataBytes)) of observations and recurrent state at the least"
     }
+    // The machine's memory last: the rest reads the same on every machine.
     throw ConfigError(
-      "this config needs at least \(Self.format(bytes)) of memory in the \(role), more than this machine's \(Self.format(memory)): \(cause)"
+      "this config needs at least \(Self.format(bytes)) of memory in the \(role): \(cause); this machine has \(Self.format(memory))"
     )
   }
 

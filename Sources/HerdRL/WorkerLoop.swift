@@ -93,7 +93,7 @@ public final class WorkerLoop {
     }
     made?.envs.close()
     made = nil
-    try MemoryFootprint.checkWorker(config)  // before making K copies
+    try MemoryFootprint.checkBuiltIn(config, learner: false)  // before making K copies
     let logger = self.logger
     let envs = try EnvironmentFactory.make(
       config, count: config.num_envs_per_worker, seed: RolloutWorker.envSeed(seed: seed, workerID: 0),

@@ -249,7 +249,7 @@ struct Train: ParsableCommand {
     var (config, fromRun) = try options.resolve(resuming: resume ? runDir : nil)
     if let w = workers { config.num_workers = w }
     try Self.checkWorkerCount(config.num_workers, cpus: ProcessInfo.processInfo.activeProcessorCount)
-    try MemoryFootprint.checkWorker(config)  // the workers run here: an error now, not each child's
+    try MemoryFootprint.checkBuiltIn(config)  // the workers run here too: an error now, not each child's
     let logger = logs.bootstrap(label: "herd.train")
     if let fromRun {
       logger.info("\(Self.resumeBase(fromRun, overrides: options.overrides, seed: options.seed, workers: workers))")

@@ -259,7 +259,7 @@ import Testing
     (["--stop-seconds", "-3"], "--stop-seconds must be positive, got -3.0"),
     (["--seed", "-5"], "The value '-5' is invalid for '--seed <seed>'"),
     // A model far beyond this machine's memory: an error, not the allocator's crash.
-    (["--set", "lstm_cell_size=1000000"], "more than this machine's"),
+    (["--set", "lstm_cell_size=1000000"], "of memory in the learner: the model's"),
     (["--set", "num_envs_per_worker=100000000"], "num_envs_per_worker = 100000000 takes"),
     // More local worker processes than 32 per CPU: refused before any starts.
     (["--workers", "\(TrainCommandTests.tooManyWorkers)"], "num_workers = \(TrainCommandTests.tooManyWorkers) is more worker processes"),
