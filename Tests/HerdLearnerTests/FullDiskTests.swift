@@ -59,13 +59,7 @@ struct TinyDisk {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     disk.fill()
 
-    var config = TrainingConfig.defaults(for: "MemoryChain-v0")
-    config.num_envs_per_worker = 8
-    config.checkpoint_interval_seconds = 1
-    config.progress_interval_seconds = 0.5
-    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(seconds: 60))
-    settings.inProcessWorkers = 1
-    let daemon = DaemonThread(config: config, settings: settings)
+    let daemon = DaemonThread.memoryChain(in: dir, checkpointSeconds: 1)
     defer { daemon.stop() }
     let (logs, board, result) = (daemon.logs, daemon.board, daemon.result)
     // Degraded, with the reason, while the disk is full.
@@ -126,13 +120,7 @@ extension FullDiskTests {
   @Test func aRemovedRunFolderIsSaidOnceAndTheEndSaysTheRunIsLost() throws {
     let dir = NSTemporaryDirectory() + "herd-removed-\(UInt32.random(in: 0...UInt32.max))"
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    var config = TrainingConfig.defaults(for: "MemoryChain-v0")
-    config.num_envs_per_worker = 8
-    config.checkpoint_interval_seconds = 0.5
-    config.progress_interval_seconds = 0.5
-    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(seconds: 60))
-    settings.inProcessWorkers = 1
-    let daemon = DaemonThread(config: config, settings: settings)
+    let daemon = DaemonThread.memoryChain(in: dir, checkpointSeconds: 0.5)
     defer { daemon.stop() }
     let (logs, board, result) = (daemon.logs, daemon.board, daemon.result)
     let written = try? waitFor(seconds: 20) { FileManager.default.fileExists(atPath: dir + "/checkpoint.herd") ? true : nil }
@@ -187,6 +175,18 @@ struct DaemonThread {
         result.set(.failure(error))
       }
     }
+  }
+
+  /// A MemoryChain run in `dir`: one in-process worker of 8 environments, a
+  /// progress record every 0.5 s, a checkpoint every `checkpointSeconds`, 60 s at most.
+  static func memoryChain(in dir: String, checkpointSeconds: Double) -> DaemonThread {
+    var config = TrainingConfig.defaults(for: "MemoryChain-v0")
+    config.num_envs_per_worker = 8
+    config.checkpoint_interval_seconds = checkpointSeconds
+    config.progress_interval_seconds = 0.5
+    var settings = LearnerSettings(runDirectory: dir, stop: StopCriteria(seconds: 60))
+    settings.inProcessWorkers = 1
+    return DaemonThread(config: config, settings: settings)
   }
 
   /// Asks the daemon to stop and waits for it (again: returns at once).
