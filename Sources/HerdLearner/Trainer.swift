@@ -194,7 +194,7 @@ final class Trainer: @unchecked Sendable {
     }
     try spec.observation.checkObservation()
     let network = try PolicyNetwork(config: config, spec: spec)
-    try Self.checkMemory(config, spec: spec, network: network)
+    if config.gymID != nil { try Self.checkMemory(config, spec: spec, network: network) }  // built-ins: in prepare
     let learner = Learner(config: config, network: network)
     if resume {
       let path = runDirectory.file("checkpoint.herd")

@@ -129,13 +129,16 @@ public final class WorkerLoop {
         "the learner's model (\(a.spec)) is not the one its config builds here (\(ModelSpec(config: config, network: network)))"
       )
     }
-    do {
-      try MemoryFootprint.worker(
-        config, network: network, envs: made.envs.count,
-        observationBytes: made.envs.spec.observation.flatIsBytes ? 1 : 4
-      ).check(against: MemoryFootprint.physicalMemory, role: "worker")
-    } catch {
-      throw Refusal.refused("\(error)")
+    // Built-in environments were checked before their copies were made.
+    if config.gymID != nil {
+      do {
+        try MemoryFootprint.worker(
+          config, network: network, envs: made.envs.count,
+          observationBytes: made.envs.spec.observation.flatIsBytes ? 1 : 4
+        ).check(against: MemoryFootprint.physicalMemory, role: "worker")
+      } catch {
+        throw Refusal.refused("\(error)")
+      }
     }
     let worker = try RolloutWorker(
       config: config, network: network, envs: made.envs, workerID: a.workerID, seed: seed, runID: runID)
