@@ -32,6 +32,8 @@ public final class HostedEnvironments: VectorEnv {
   public let groups: [Range<Int>]
   public private(set) var observations: [Float]
   public private(set) var finalObservations: [Float]
+  public private(set) var episodeInfo: [Float]
+  public var infoKeyCount: Int { options.infoKeys.count }
   public private(set) var outcomes: [StepOutcome]
   public private(set) var faults = EnvFaults()
   /// Whether observations travel as bytes (every observation leaf is a uint8 Box).
@@ -73,6 +75,8 @@ public final class HostedEnvironments: VectorEnv {
     /// Write copy 0's first episode to this GIF file (the host renders it with
     /// `render_mode="rgb_array"`; not again after a restart).
     public var record: String?
+    /// Info keys read at each episode's end (``VectorEnv/episodeInfo``).
+    public var infoKeys: [String] = []
 
     public init(id: String, config: String, count: Int, processes: Int, seed: UInt64, python: String) {
       self.id = id
@@ -168,7 +172,8 @@ public final class HostedEnvironments: VectorEnv {
     }
     var made: [Host] = []
     for s in started {
-      let lay = HostLayout(k: s.rows.count, f: observationSize, d: actionDims, itemSize: bytes ? 1 : 4)
+      let lay = HostLayout(
+        k: s.rows.count, f: observationSize, d: actionDims, itemSize: bytes ? 1 : 4, infoCount: options.infoKeys.count)
       guard ftruncate(s.memory, off_t(lay.size)) == 0,
         let base = mmap(nil, lay.size, PROT_READ | PROT_WRITE, MAP_SHARED, s.memory, 0), base != MAP_FAILED
       else {
@@ -183,6 +188,7 @@ public final class HostedEnvironments: VectorEnv {
     hosts = made
     observations = [Float](repeating: 0, count: count * observationSize)
     finalObservations = observations
+    episodeInfo = [Float](repeating: .nan, count: count * options.infoKeys.count)
     outcomes = [StepOutcome](repeating: StepOutcome(reward: 0, terminated: false, truncated: false), count: count)
     do {
       for h in hosts { try attach(h) }
@@ -248,10 +254,12 @@ public final class HostedEnvironments: VectorEnv {
     h.pending.removeAll()
     try restart(h)
     let f = observationSize
+    let n = options.infoKeys.count
     for g in lost {
       for i in groups[g] {
         outcomes[i] = StepOutcome(reward: 0, terminated: false, truncated: true)
         for j in 0..<f { finalObservations[i * f + j] = observations[i * f + j] }
+        for j in 0..<n { episodeInfo[i * n + j] = .nan }
       }
       copyObservations(h, rows: groups[g])
     }
@@ -282,7 +290,9 @@ public final class HostedEnvironments: VectorEnv {
     let lay = h.layout
     let rewards = (h.base + lay.rewards).assumingMemoryBound(to: Float.self)
     let flags = (h.base + lay.flags).assumingMemoryBound(to: UInt8.self)
+    let info = (h.base + lay.episodeInfo).assumingMemoryBound(to: Float.self)
     let f = observationSize
+    let n = lay.infoCount
     for i in rows {
       let r = i - h.rows.lowerBound
       let flag = flags[r]
@@ -298,6 +308,9 @@ public final class HostedEnvironments: VectorEnv {
         finalObservations.withUnsafeMutableBufferPointer { fin in
           copyRow(h.base + lay.finalObservations, row: r, into: fin.baseAddress.unsafelyUnwrapped + i * f)
         }
+      }
+      if outcomes[i].done {
+        for j in 0..<n { episodeInfo[i * n + j] = info[r * n + j] }
       }
     }
     copyObservations(h, rows: rows)
@@ -404,7 +417,7 @@ public final class HostedEnvironments: VectorEnv {
       o.python, "-m", "herd_env.host", "--env", o.id, "--config", o.config, "--count", String(rows.count),
       "--seed", String(seed), "--first-index", String(rows.lowerBound), "--shm-fd", "3",
       "--groups", String(groupCount(o, rows: rows)),
-    ] + (o.record != nil && rows.contains(0) && restarts == 0 ? ["--record", o.record!] : [])
+    ] + (o.infoKeys.isEmpty ? [] : ["--info-keys", Self.jsonList(o.infoKeys)]) + (o.record != nil && rows.contains(0) && restarts == 0 ? ["--record", o.record!] : [])
     var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
     defer { for a in argv { free(a) } }
     var pid: pid_t = 0
@@ -422,6 +435,12 @@ public final class HostedEnvironments: VectorEnv {
   }
 
   /// Reads the host's first line: its spec, or its error.
+  /// `keys` as a JSON list of strings.
+  static func jsonList(_ keys: [String]) -> String {
+    let data = (try? JSONSerialization.data(withJSONObject: keys, options: [.withoutEscapingSlashes])) ?? Data("[]".utf8)
+    return String(decoding: data, as: UTF8.self)
+  }
+
   static func readSpec(reply: Int32, pid: pid_t, options o: Options) throws -> EnvSpec {
     var line: [UInt8] = []
     let deadline = Date().addingTimeInterval(o.startSeconds)
@@ -544,34 +563,37 @@ public final class HostedEnvironments: VectorEnv {
 
 /// The shared-memory layout a host and its worker agree on (herd_env/layout.py has
 /// the same function). Regions, each aligned to 64 bytes: a 64-byte header (`HERD`,
-/// then uint32 version 1, K, F, D, item size), actions `[K, D]` (int32, or float32 for
-/// a Box action space), float32
-/// rewards `[K]`, uint8 flags `[K]`, observations `[K, F]` and final observations
-/// `[K, F]` (float32, or uint8 when every observation leaf is a uint8 Box).
+/// then uint32 version 2, K, F, D, item size, N), actions `[K, D]` (int32, or float32
+/// for a Box action space), float32 rewards `[K]`, uint8 flags `[K]`, observations
+/// `[K, F]` and final observations `[K, F]` (float32, or uint8 when every observation
+/// leaf is a uint8 Box), and float32 episode info `[K, N]` (the N info keys of the step
+/// that ended a row's episode).
 public struct HostLayout: Sendable, Equatable {
   public static let terminated: UInt8 = 1
   public static let truncated: UInt8 = 2
   public static let stepError: UInt8 = 4
   public static let nonFinite: UInt8 = 8
 
-  public let k: Int, f: Int, d: Int, itemSize: Int
-  public let actions: Int, rewards: Int, flags: Int, observations: Int, finalObservations: Int, size: Int
+  public let k: Int, f: Int, d: Int, itemSize: Int, infoCount: Int
+  public let actions: Int, rewards: Int, flags: Int, observations: Int, finalObservations: Int, episodeInfo: Int
+  public let size: Int
 
-  public init(k: Int, f: Int, d: Int, itemSize: Int) {
+  public init(k: Int, f: Int, d: Int, itemSize: Int, infoCount: Int = 0) {
     func align(_ x: Int) -> Int { (x + 63) / 64 * 64 }
-    (self.k, self.f, self.d, self.itemSize) = (k, f, d, itemSize)
+    (self.k, self.f, self.d, self.itemSize, self.infoCount) = (k, f, d, itemSize, infoCount)
     actions = 64
     rewards = align(actions + 4 * k * d)
     flags = align(rewards + 4 * k)
     observations = align(flags + k)
     finalObservations = align(observations + k * f * itemSize)
-    size = align(finalObservations + k * f * itemSize)
+    episodeInfo = align(finalObservations + k * f * itemSize)
+    size = align(episodeInfo + 4 * k * infoCount)
   }
 
   func writeHeader(_ base: UnsafeMutableRawPointer) {
     let magic: [UInt8] = Array("HERD".utf8)
     for (i, b) in magic.enumerated() { base.storeBytes(of: b, toByteOffset: i, as: UInt8.self) }
-    for (i, v) in [1, k, f, d, itemSize].enumerated() {
+    for (i, v) in [2, k, f, d, itemSize, infoCount].enumerated() {
       base.storeBytes(of: UInt32(v).littleEndian, toByteOffset: 4 + 4 * i, as: UInt32.self)
     }
   }

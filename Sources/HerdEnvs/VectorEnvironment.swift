@@ -32,6 +32,12 @@ public protocol VectorEnv: AnyObject {
   var finalObservations: [Float] { get }
   /// The last step's outcome per copy.
   var outcomes: [StepOutcome] { get }
+  /// Info keys N read at each episode's end (the run's `episode_info_keys`; 0 for
+  /// built-in environments).
+  var infoKeyCount: Int { get }
+  /// For rows whose outcome is done: the values of the N info keys in the info of
+  /// the step that ended the episode `[K, N]` (NaN for a key it lacked).
+  var episodeInfo: [Float] { get }
   /// Faults so far (environment errors, restarted hosts, non-finite observations).
   var faults: EnvFaults { get }
   /// Starts every copy (copy i with seed `seed + i`).
@@ -56,6 +62,9 @@ public protocol VectorEnv: AnyObject {
 }
 
 extension VectorEnv {
+  public var infoKeyCount: Int { 0 }
+  public var episodeInfo: [Float] { [] }
+
   public func setWaitingHandler(_ handler: ((Double) throws -> Void)?) {}
 
   public func beginStep(group: Int, continuousActions: UnsafePointer<Float>) throws {

@@ -46,6 +46,9 @@ public struct RunSummary: Codable, Sendable {
   /// The last write the run directory refused (null when every write succeeded in
   /// the end): when set, the final checkpoint may be an older one.
   @ExplicitNull public var disk_error: String?
+  /// Each `episode_info_keys` entry's mean over the last 100 episodes that had it
+  /// (null when none had it; empty without the keys).
+  public var final_episode_info: [String: Float?] = [:]
 }
 
 /// Everything the learner's side of a run holds: model, learner, channels, stats.
@@ -117,7 +120,7 @@ final class Trainer: @unchecked Sendable {
     // A built-in environment's spaces are known now: a model or batch too large for
     // this machine is a config error at start, not every worker's refusal later.
     try MemoryFootprint.checkBuiltIn(config, worker: false)
-    let stats = RunStats(window: 100)
+    let stats = RunStats(window: 100, infoKeys: config.episode_info_keys)
     let board = WeightBoard()
     let model = RunModel { [self] spec in try self.build(spec, resume: resume, stats: stats, board: board) }
     let status = StatusBoard()
@@ -488,6 +491,7 @@ final class Trainer: @unchecked Sendable {
       skipped_updates: final.skippedUpdates, use_lstm: config.use_lstm, run_dir: runDirectory.path,
       disk_error: diskError)
     summary.reused_steps = learner.reusedSteps
+    summary.final_episode_info = Dictionary(uniqueKeysWithValues: final.episodeInfo.map { ($0.key, $0.mean) })
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     if let data = try? encoder.encode(summary) {
@@ -595,7 +599,7 @@ final class Trainer: @unchecked Sendable {
   static func progressRecord(_ t: TrainerStatus) -> [String: Any] {
     let s = t.stats
     let u = t.lastUpdate
-    return [
+    var record: [String: Any] = [
       MetricKey.wallSeconds: t.wallSeconds, MetricKey.envStepsSampled: s.envSteps,
       MetricKey.envStepsTrained: t.trainedSteps, MetricKey.updates: t.updates, MetricKey.policyVersion: t.updates,
       MetricKey.envStepsReused: t.reusedSteps, MetricKey.sampleReuse: t.sampleReuse,
@@ -613,6 +617,8 @@ final class Trainer: @unchecked Sendable {
       MetricKey.queueBytes: t.queueBytes, MetricKey.replayFragments: t.replayFragments,
       MetricKey.replayBytes: t.replayBytes,
     ]
+    for i in s.episodeInfo { record[MetricKey.episodeInfo(i.key)] = jsonNumber(i.mean) }
+    return record
   }
 
   /// The one-line progress report the learner logs every few seconds.
@@ -621,9 +627,10 @@ final class Trainer: @unchecked Sendable {
     func f(_ x: Float?, _ digits: Int = 2) -> String { x.map { String(format: "%.\(digits)f", $0) } ?? "-" }
     let ret = s.meanReturn.map { "\(f($0)) (\(s.windowEpisodes) ep)" } ?? "- (no episode yet)"
     let reuse = t.reusedSteps > 0 ? String(format: "  reuse %.2fx", t.sampleReuse) : ""
+    let info = s.episodeInfo.map { "  \($0.key) \(f($0.mean, 3))" }.joined()
     return String(
-      format: "%7.1fs  steps %@ (%@/s)  updates %d%@  return %@  loss pg %@ vf %@ ent %@  lag p50 %d max %d",
-      t.wallSeconds, Int(s.envSteps).formatted(), Int(t.sampledPerSecond).formatted(), t.updates, reuse, ret,
+      format: "%7.1fs  steps %@ (%@/s)  updates %d%@  return %@%@  loss pg %@ vf %@ ent %@  lag p50 %d max %d",
+      t.wallSeconds, Int(s.envSteps).formatted(), Int(t.sampledPerSecond).formatted(), t.updates, reuse, ret, info,
       f(t.lastUpdate?.policyLoss, 3), f(t.lastUpdate?.baselineLoss, 3), f(t.lastUpdate?.entropy, 3), s.lagP50,
       s.lagMax)
   }

@@ -84,6 +84,7 @@ public enum EnvironmentFactory {
       options.groupsPerHost = host.groups ?? EnvHostSettings.defaultGroups(processes: processes)
       options.record = host.record
       options.stepSeconds = config.env_step_timeout_seconds
+      options.infoKeys = config.episode_info_keys
       return try HostedEnvironments(options, log: log)
     }
     let make = try maker(config)

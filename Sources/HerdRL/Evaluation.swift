@@ -15,6 +15,9 @@ public struct Evaluation: Sendable {
   public var lengths: [Int] = []
   /// The env each episode ran in.
   public var envIndices: [Int] = []
+  /// Each episode's values of the config's `episode_info_keys` (NaN for a key it
+  /// lacked; empty rows without the keys).
+  public var info: [[Float]] = []
   /// Env steps taken (including the ignored episodes' steps).
   public var envSteps = 0
   /// Whether every asked-for episode finished (false when stopped early).
@@ -47,6 +50,13 @@ public struct Evaluation: Sendable {
 
   public var returnSummary: Summary { Summary(returns.map(Double.init)) }
   public var lengthSummary: Summary { Summary(lengths.map(Double.init)) }
+
+  /// The statistics of info key `k` (an index into `episode_info_keys`) over the
+  /// episodes that had it, and how many did.
+  public func infoSummary(_ k: Int) -> (summary: Summary, episodes: Int) {
+    let xs = info.compactMap { k < $0.count && $0[k].isFinite ? Double($0[k]) : nil }
+    return (Summary(xs), xs.count)
+  }
 
   /// Episodes each of `envs` environments runs for `episodes` in all.
   public static func quotas(episodes: Int, envs: Int) -> [Int] {
@@ -81,6 +91,7 @@ public struct Evaluation: Sendable {
           result.returns.append(e.envReturn)
           result.lengths.append(e.length)
           result.envIndices.append(e.envIndex)
+          result.info.append(e.info)
           progress(result)
         }
       } catch is StoppedWhileWaiting {

@@ -12,13 +12,26 @@ public struct EpisodeRecord: Sendable, Equatable {
   /// The policy version the worker acted with when the episode ended (over the
   /// wire: the newest version among its batch's fragments); nil when unknown.
   public var policyVersion: Int?
+  /// The run's `episode_info_keys`, in order, from the info of the step that ended
+  /// the episode (NaN for a key it lacked); empty without them.
+  public var info: [Float]
 
-  public init(workerID: Int, envReturn: Float, length: Int, envIndex: Int = 0, policyVersion: Int? = nil) {
+  public init(
+    workerID: Int, envReturn: Float, length: Int, envIndex: Int = 0, policyVersion: Int? = nil, info: [Float] = []
+  ) {
     self.workerID = workerID
     self.envReturn = envReturn
     self.length = length
     self.envIndex = envIndex
     self.policyVersion = policyVersion
+    self.info = info
+  }
+
+  // NaN info values (keys an episode lacked) are equal here: records compare by content.
+  public static func == (a: EpisodeRecord, b: EpisodeRecord) -> Bool {
+    a.workerID == b.workerID && a.envReturn == b.envReturn && a.length == b.length && a.envIndex == b.envIndex
+      && a.policyVersion == b.policyVersion && a.info.count == b.info.count
+      && zip(a.info, b.info).allSatisfy { $0.bitPattern == $1.bitPattern || $0 == $1 }
   }
 }
 
@@ -305,10 +318,11 @@ public final class RolloutWorker {
                 emit(fr)
               }
             }
+            let n = envs.infoKeyCount
             episode(
               EpisodeRecord(
                 workerID: workerID, envReturn: episodeReturns[i], length: stepInEpisode[i], envIndex: i,
-                policyVersion: policyVersion))
+                policyVersion: policyVersion, info: n == 0 ? [] : Array(envs.episodeInfo[(i * n)..<((i + 1) * n)])))
             // New episode: zero state, zero previous action and reward.
             for j in 0..<hs {
               h[i * hs + j] = 0

@@ -17,18 +17,25 @@ public final class RunStats: Sendable {
     var lastEnvStepsAt: ContinuousClock.Instant?
     var droppedStale = 0
     var skippedUpdates = 0
+    /// Per info key, its finite values at episode ends, oldest first.
+    var info: [[Float]] = []
   }
   private let state = Mutex(State())
   /// Episodes in the mean-return window.
   public let window: Int
   /// Fragments in the policy-lag window.
   public let lagWindow: Int
+  /// The run's `episode_info_keys`: each has a mean over the last `window`
+  /// episodes that reported it.
+  public let infoKeys: [String]
 
   /// Stats with a mean-return window of `window` episodes and policy-lag percentiles
   /// over the last `lagWindow` trained fragments.
-  public init(window: Int = 100, lagWindow: Int = 1000) {
+  public init(window: Int = 100, lagWindow: Int = 1000, infoKeys: [String] = []) {
     self.window = window
     self.lagWindow = max(1, lagWindow)
+    self.infoKeys = infoKeys
+    state.withLock { $0.info = [[Float]](repeating: [], count: infoKeys.count) }
   }
 
   /// Records a finished episode.
@@ -43,6 +50,14 @@ public final class RunStats: Sendable {
         s.returns.removeFirst(s.returns.count - window)
         s.lengths.removeFirst(s.lengths.count - window)
         s.versions.removeFirst(s.versions.count - window)
+      }
+      // A record with another count of info values (a worker of another config) is
+      // not mixed in; a value that is not finite (a key the episode lacked) is skipped.
+      if e.info.count == s.info.count {
+        for (k, v) in e.info.enumerated() where v.isFinite {
+          s.info[k].append(v)
+          if s.info[k].count > 4 * window { s.info[k].removeFirst(s.info[k].count - window) }
+        }
       }
     }
   }
@@ -108,6 +123,11 @@ public final class RunStats: Sendable {
       func pct(_ q: Double) -> Int {
         sortedLags.isEmpty ? 0 : sortedLags[min(sortedLags.count - 1, Int(q * Double(sortedLags.count)))]
       }
+      let info = zip(infoKeys, s.info).map { key, values in
+        let recent = values.suffix(window)
+        return InfoMean(
+          key: key, mean: recent.isEmpty ? nil : recent.reduce(0, +) / Float(recent.count), episodes: recent.count)
+      }
       return Snapshot(
         episodes: s.episodes, envSteps: s.envSteps,
         meanReturn: recent.isEmpty ? nil : recent.reduce(0, +) / Float(recent.count),
@@ -117,7 +137,7 @@ public final class RunStats: Sendable {
         windowOldestPolicyVersion: versions.first,
         lagP50: pct(0.5), lagP95: pct(0.95), lagMax: sortedLags.last ?? 0,
         droppedStale: s.droppedStale, skippedUpdates: s.skippedUpdates,
-        secondsSinceEnvSteps: s.lastEnvStepsAt.map { ($0.duration(to: .now)).seconds })
+        secondsSinceEnvSteps: s.lastEnvStepsAt.map { ($0.duration(to: .now)).seconds }, episodeInfo: info)
     }
   }
 
@@ -144,6 +164,17 @@ public final class RunStats: Sendable {
     public var skippedUpdates: Int
     /// Seconds since env steps last arrived (nil before the first).
     public var secondsSinceEnvSteps: Double?
+    /// Each `episode_info_keys` entry's mean, in the config's order.
+    public var episodeInfo: [InfoMean] = []
+  }
+
+  /// The mean of one info key over the last `window` episodes that reported it.
+  public struct InfoMean: Sendable, Equatable {
+    public var key: String
+    /// nil before an episode reported it.
+    public var mean: Float?
+    /// Episodes the mean covers (up to the window).
+    public var episodes: Int
   }
 }
 

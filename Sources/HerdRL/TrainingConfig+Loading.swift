@@ -34,6 +34,9 @@ extension TrainingConfig {
   public static let gymTrainingDefaults =
     #"{"optimizer": "adam", "lr": 0.001, "observation_filter": "MeanStdFilter", "lstm_use_prev_action": true, "lstm_use_prev_reward": true}"#
 
+  /// The most `episode_info_keys` a run records.
+  public static let maxInfoKeys = 16
+
   /// Every top-level key, in declaration order (for messages and `--set`).
   public static var keys: [String] {
     Mirror(reflecting: TrainingConfig()).children.compactMap(\.label)
@@ -187,13 +190,22 @@ extension TrainingConfig {
       return try JSONDecoder().decode(TrainingConfig.self, from: data)
     } catch let DecodingError.typeMismatch(type, context) {
       throw ConfigError(
-        "\(source): '\(context.codingPath.map(\.stringValue).joined(separator: "."))' must be \(Self.typeName(type))")
+        "\(source): '\(Self.keyPath(context.codingPath))' must be \(Self.typeName(type, key: context.codingPath.first?.stringValue))")
     } catch let DecodingError.dataCorrupted(context) {
       throw ConfigError(
-        "\(source): '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has an unusable value (\(context.debugDescription))"
+        "\(source): '\(Self.keyPath(context.codingPath))' has an unusable value (\(context.debugDescription))"
       )
     } catch {
       throw ConfigError("\(source): \(error)")
+    }
+  }
+
+  /// A decoding error's place as a user writes it: `env_config.length`,
+  /// `conv_filters[1][0]`.
+  static func keyPath(_ path: [any CodingKey]) -> String {
+    path.reduce("") { text, key in
+      if let i = key.intValue { return text + "[\(i)]" }
+      return text.isEmpty ? key.stringValue : text + "." + key.stringValue
     }
   }
 
@@ -212,13 +224,16 @@ extension TrainingConfig {
     (C.allCases.map(\.rawValue), C.choices)
   }
 
-  static func typeName(_ type: Any.Type) -> String {
+  static func typeName(_ type: Any.Type, key: String? = nil) -> String {
+    // A list's element type is not in the error; the one list of strings is named.
+    if key == "episode_info_keys" && type is [Any].Type { return typeName([String].self) }
     switch type {
     case is Int.Type, is UInt64.Type: return "an integer"
     case is Float.Type, is Double.Type: return "a number"
     case is Bool.Type: return "true or false"
     case is String.Type: return "a string"
     case is [Int].Type: return "a list of integers, e.g. [64, 64]"
+    case is [String].Type: return "a list of strings, e.g. [\"is_success\"]"
     case is [[Int]].Type: return "a list of lists of integers, e.g. [[16, 8, 4], [32, 4, 2]]"
     case is [Any].Type: return "a list, e.g. [64, 64]"
     case is [String: Any].Type: return "an object, e.g. {\"length\": 30}"
@@ -249,6 +264,23 @@ extension TrainingConfig {
         ?? (env.wholeMatch(of: /[\w.:\/]+-v\d+/) != nil ? "gym:\(env)" : nil)
       let hint = guess.map { " (did you mean '\($0)'?)" } ?? ""
       throw ConfigError("env = '\(env)' is invalid\(hint): use \(Self.environmentChoices)")
+    }
+    if !episode_info_keys.isEmpty {
+      let list = "[" + episode_info_keys.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
+      guard gymID != nil else {
+        throw fail(
+          "episode_info_keys", list,
+          "is for gym:ID environments (keys of their step's info dict); built-in environments have no info")
+      }
+      if episode_info_keys.contains("") {
+        throw fail("episode_info_keys", list, "a key must not be empty")
+      }
+      if Set(episode_info_keys).count != episode_info_keys.count {
+        throw fail("episode_info_keys", list, "each key at most once")
+      }
+      if episode_info_keys.count > Self.maxInfoKeys {
+        throw fail("episode_info_keys", list, "at most \(Self.maxInfoKeys) keys")
+      }
     }
     for (k, v) in [
       ("num_envs_per_worker", num_envs_per_worker), ("num_workers", num_workers), ("lstm_cell_size", lstm_cell_size),

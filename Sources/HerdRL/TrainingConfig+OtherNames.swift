@@ -88,6 +88,7 @@ extension TrainingConfig {
     OtherName(name: "norm_adv", from: ["CleanRL"], here: "`normalize_advantages`"),
     OtherName(name: "ortho_init", from: ["Stable Baselines"], here: "`weight_init` orthogonal"),
     OtherName(name: "normalize_input", from: ["Sample Factory"], here: "`observation_filter` MeanStdFilter"),
+    OtherName(name: "info_keywords", from: ["Stable Baselines"], here: "`episode_info_keys`"),
     OtherName(
       name: "total_steps", from: ["TorchBeast"], here: "`--stop-steps`, a command-line option, not a key"),
     OtherName(

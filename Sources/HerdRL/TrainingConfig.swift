@@ -36,6 +36,14 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var num_workers = 1
   /// `NoFilter` or `MeanStdFilter` (running normalisation of observations, RLlib's names).
   public var observation_filter = ObservationFilterKind.NoFilter
+  /// Keys of a Gymnasium environment's `info` dict to record at each episode's
+  /// end (`["is_success"]`), as Stable Baselines' `info_keywords`: the info of the
+  /// step that ended the episode, a number or a bool (1 or 0). Each key's mean over
+  /// the last 100 episodes that had it is reported beside the return: the progress
+  /// line, `progress.jsonl` and TensorBoard (`episode_info/KEY`), `/stats`,
+  /// `/metrics`, `summary.json` and `herd eval`. An episode without the key, or
+  /// with a value that is not a number, records none (the env host says so once).
+  public var episode_info_keys: [String] = []
 
   // MARK: Model
   /// Encoder hidden sizes.

@@ -156,6 +156,7 @@ enum Dashboard {
         ["sample reuse", si(s["learner/sample_reuse"]) + "x (" + si(s["env_steps/reused"]) + " reused)"],
         ["episodes", s["episodes/total"]], ["return min / max", si(s["episode_return/min"]) + " / " + si(s["episode_return/max"])],
         ["episode length", si(s["episode_length/mean"])],
+        ...Object.entries(s.episode_info || {}).map(([k, v]) => ["info " + k, si(v)]),
         ["loss pg / baseline / entropy", [s["losses/pg"], s["losses/baseline"], s["losses/entropy"]].map(si).join(" / ")],
         ["entropy", si(s["learner/entropy"])], ["grad norm", si(s["learner/grad_norm"])], ["learning rate", si(s["learner/lr"])],
         ["policy lag p50 / p95 / max", [s["policy_lag/p50"], s["policy_lag/p95"], s["policy_lag/max"]].join(" / ")],

@@ -35,4 +35,7 @@ public enum MetricKey {
   public static let replayBytes = "replay/bytes"
   public static let droppedStale = "dropped/stale_policy"
   public static let diskError = "run/disk_error"
+  /// An `episode_info_keys` entry's mean (`progress.jsonl` and TensorBoard; `/stats`
+  /// has them under `episode_info`).
+  public static func episodeInfo(_ key: String) -> String { "episode_info/\(key)" }
 }

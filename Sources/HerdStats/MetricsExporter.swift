@@ -42,6 +42,11 @@ public struct MetricsExporter: Sendable {
     gauge("herd_episode_return_min", "Lowest return over the last 100 episodes.", d.returnMin.map(Double.init))
     gauge("herd_episode_return_max", "Highest return over the last 100 episodes.", d.returnMax.map(Double.init))
     gauge("herd_episode_length_mean", "Mean length over the last 100 episodes.", d.lengthMean.map(Double.init))
+    for (key, v) in d.episodeInfo.sorted(by: { $0.key < $1.key }) {
+      gauge(
+        "herd_episode_info_mean", "Mean of an episode_info_keys entry over the last 100 episodes that had it.",
+        v.map(Double.init), labels: [("key", key)])
+    }
     let lossHelp = "The latest update's loss terms (entropy: -entropy_coeff * entropy)."
     for (term, v) in [("pg", d.lossPG), ("baseline", d.lossBaseline), ("entropy", d.lossEntropy)] {
       gauge("herd_loss", lossHelp, v.map(Double.init), labels: [("term", term)])

@@ -70,6 +70,9 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   /// limit (`RLIMIT_NOFILE`); null where /proc cannot say.
   @ExplicitNull public var openFiles: Int? = nil
   @ExplicitNull public var openFilesLimit: Int? = nil
+  /// Each `episode_info_keys` entry's mean over the last 100 episodes that had it
+  /// (null before one had it; empty without the keys).
+  public var episodeInfo: [String: Float?] = [:]
 
   enum CodingKeys: String, CodingKey {
     case schema
@@ -121,6 +124,7 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case envNonFinite = "env/nonfinite"
     case openFiles = "process/open_files"
     case openFilesLimit = "process/open_files_limit"
+    case episodeInfo = "episode_info"
   }
 
   /// One worker, as its heartbeats describe it.

@@ -199,6 +199,7 @@ public final class StatsService: Sendable {
     doc.envNonFinite = rows.reduce(0) { $0 + $1.envNonFinite }
     doc.openFiles = OpenFiles.inUse
     doc.openFilesLimit = OpenFiles.limit
+    doc.episodeInfo = Dictionary(uniqueKeysWithValues: (s?.episodeInfo ?? []).map { ($0.key, finite($0.mean)) })
     return (doc, health)
   }
 

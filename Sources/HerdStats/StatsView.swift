@@ -74,6 +74,10 @@ public enum StatsView {
     out.append(
       "return      \(f(d.returnMean)) mean (\(range) over \(d.episodesWindow) episodes)   length \(f(d.lengthMean))   episodes \(d.episodes)"
     )
+    if !d.episodeInfo.isEmpty {
+      let info = d.episodeInfo.sorted { $0.key < $1.key }.map { "\($0.key) \(f($0.value))" }
+      out.append("info        " + info.joined(separator: "   ") + "   (means over the last 100 episodes)")
+    }
     out.append(
       "losses      pg \(f(d.lossPG))   baseline \(f(d.lossBaseline))   entropy term \(f(d.lossEntropy))   entropy \(f(d.entropy))   grad norm \(f(d.gradNorm))   lr \(f(d.learningRate))"
     )

@@ -279,6 +279,7 @@ public enum FragmentCodec {
       var e = Herd_V1_Episode()
       e.episodeReturn = $0.envReturn
       e.length = Int32($0.length)
+      e.info = $0.info
       return e
     }
     b.envSteps = Int64(envSteps)
@@ -333,7 +334,9 @@ public enum FragmentCodec {
         continue
       }
       out.episodes.append(
-        EpisodeRecord(workerID: out.workerID, envReturn: e.episodeReturn, length: Int(e.length), policyVersion: version))
+        EpisodeRecord(
+          workerID: out.workerID, envReturn: e.episodeReturn, length: Int(e.length), policyVersion: version,
+          info: e.info))
     }
     return out
   }

@@ -19,14 +19,17 @@ struct EvalCommand: ParsableCommand {
       favoured.
 
       Prints progress on stderr, then the result as JSON on stdout: the mean,
-      standard deviation, min and max of the return and the length. --output writes
-      the same with every episode's return and length. Ctrl-C stops early and
-      reports the episodes finished so far ("complete": false).
+      standard deviation, min and max of the return and the length, and under
+      "info" those of each info key (--info-key, or the run's episode_info_keys:
+      a success flag, a score) over the episodes whose last info had it. --output
+      writes the same with every episode's return, length and info values. Ctrl-C
+      stops early and reports the episodes finished so far ("complete": false).
 
       Examples:
         herd eval --checkpoint runs/demo --episodes 100 --greedy
         herd eval --checkpoint runs/demo/checkpoint.herd --env CartPole-v1 \\
           --output eval.json
+        herd eval --checkpoint runs/fetch --info-key is_success
       """
   )
 
@@ -60,6 +63,12 @@ struct EvalCommand: ParsableCommand {
       frames; needs Pillow, which make venv installs; its folder is made if missing).
       """)
   var record: String?
+  @Option(
+    name: .customLong("info-key"),
+    help: ArgumentHelp(
+      "Record this key of the info dict at each episode's end and report its mean, as a number (a bool counts 1 or 0); repeatable (default: the run's episode_info_keys). gym:ID environments only.",
+      valueName: "KEY"))
+  var infoKeys: [String] = []
   @OptionGroup var envHost: EnvHostOptions
 
   func validate() throws {
@@ -80,6 +89,19 @@ struct EvalCommand: ParsableCommand {
           "--env \(env) has observation space \(spec.observation) and action space \(spec.action); the policy was trained on \(policy.spec.observation) and \(policy.spec.action)"
         )
       }
+    }
+    if !infoKeys.isEmpty {
+      guard config.gymID != nil else {
+        throw CommandFailure("--info-key needs a gym:ID environment: \(config.env) is built in and has no info dict")
+      }
+      config.episode_info_keys = infoKeys
+      do {
+        try config.validate()
+      } catch let error as ConfigError {
+        throw CommandFailure("--info-key: \(error)")
+      }
+    } else if config.gymID == nil {
+      config.episode_info_keys = []  // the run's keys were for its gym:ID environment, not this built-in one
     }
     if record != nil && config.gymID == nil {
       throw CommandFailure(
@@ -125,6 +147,13 @@ struct EvalCommand: ParsableCommand {
       String(
         format: "eval: return %.3f +- %.3f (min %.3f, max %.3f), length %.1f +- %.1f (min %.0f, max %.0f) over %d episodes",
         ret.mean, ret.std, ret.min, ret.max, len.mean, len.std, len.min, len.max, result.returns.count))
+    for (k, key) in config.episode_info_keys.enumerated() {
+      let (s, n) = result.infoSummary(k)
+      printError(
+        n == 0
+          ? "eval: info \(key): no episode had it"
+          : String(format: "eval: info %@ %.3f +- %.3f (min %.3f, max %.3f) over %d episodes", key, s.mean, s.std, s.min, s.max, n))
+    }
     let elapsed = seconds(clock.now - start)
     // The summary first: a file that fails to write at the end (a full disk) loses
     // no result.
@@ -172,9 +201,22 @@ struct EvalCommand: ParsableCommand {
       "envs": k, "env_steps": r.envSteps, "wall_seconds": seconds,
       "return": summary(r.returnSummary), "length": summary(r.lengthSummary),
     ]
+    var info: [String: Any] = [:]
+    for (k, key) in config.episode_info_keys.enumerated() {
+      let (s, n) = r.infoSummary(k)
+      var entry = n == 0 ? ["mean": NSNull(), "std": NSNull(), "min": NSNull(), "max": NSNull()] : summary(s)
+      entry["episodes"] = n
+      info[key] = entry
+    }
+    object["info"] = info
     if withEpisodes {
       object["returns"] = r.returns.map(Double.init)
       object["lengths"] = r.lengths
+      var values: [String: Any] = [:]
+      for (k, key) in config.episode_info_keys.enumerated() {
+        values[key] = r.info.map { k < $0.count && $0[k].isFinite ? Double($0[k]) as Any : NSNull() }
+      }
+      object["info_values"] = values
     }
     let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     return String(decoding: data, as: UTF8.self)

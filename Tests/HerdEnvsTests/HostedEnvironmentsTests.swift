@@ -235,6 +235,35 @@ struct HostedEnvironmentsTests {
     #expect(bad.faults.nonFiniteObservations == 4)
   }
 
+  /// The info keys of each episode's last step reach the worker's rows through two
+  /// hosts; an episode a killed host ended has none.
+  @Test func episodeInfoKeysArriveAtEachEpisodesEnd() throws {
+    var options = EnvHostPython.options(
+      "herd_env.testing_envs:HerdTest/Scored-v0", config: #"{"length":2}"#, count: 4, processes: 2)
+    options.infoKeys = ["steps", "is_success", "odd"]
+    let envs = try HostedEnvironments(options, log: { _ in })
+    defer { envs.close() }
+    #expect(envs.infoKeyCount == 3 && envs.episodeInfo.count == 12)
+    try envs.reset()
+    for episode in 1...3 {
+      try stepAll(envs, action: 0)
+      #expect(envs.outcomes.allSatisfy { !$0.done })
+      try stepAll(envs, action: episode == 2 ? 0 : 1)
+      #expect(envs.outcomes.allSatisfy { $0.terminated })
+      for i in 0..<4 {
+        let row = Array(envs.episodeInfo[(i * 3)..<(i * 3 + 3)])
+        #expect(row[0] == 2 && row[1] == (episode == 2 ? 0 : 1), "episode \(episode), row \(i): \(row)")
+        #expect(episode % 2 == 1 ? row[2] == 1 : row[2].isNaN, "episode \(episode), row \(i): \(row)")
+      }
+    }
+    try stepAll(envs)
+    kill(envs.hostPIDs[1], SIGKILL)
+    try stepAll(envs)
+    #expect(envs.outcomes[2..<4].allSatisfy { $0.truncated })
+    #expect(envs.episodeInfo[6..<12].allSatisfy { $0.isNaN }, "\(envs.episodeInfo)")
+    #expect(envs.outcomes[0..<2].allSatisfy(\.terminated) && envs.episodeInfo[0] == 2 && envs.episodeInfo[3] == 2)
+  }
+
   @Test func everySpaceKindFlattensAsDocumented() throws {
     let envs = try HostedEnvironments(
       EnvHostPython.options("herd_env.testing_envs:HerdTest/Spaces-v0", count: 1, processes: 1), log: { _ in })

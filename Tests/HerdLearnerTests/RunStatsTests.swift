@@ -46,6 +46,26 @@ import Testing
     #expect(recent.returns == [3, 4, 11] && recent.lengths == [7, 8, 9])
   }
 
+  /// Each info key's mean covers the last `window` episodes that had it (a NaN is
+  /// a key the episode lacked); a record with another count of values is left out.
+  @Test func episodeInfoMeansSkipMissingValues() {
+    let stats = RunStats(window: 3, infoKeys: ["is_success", "odd"])
+    #expect(stats.snapshot().episodeInfo == [
+      RunStats.InfoMean(key: "is_success", mean: nil, episodes: 0), RunStats.InfoMean(key: "odd", mean: nil, episodes: 0),
+    ])
+    for (ok, odd) in [(1, 5), (0, Float.nan), (1, 7), (1, .nan), (0, .infinity)] as [(Float, Float)] {
+      stats.record(EpisodeRecord(workerID: 1, envReturn: 0, length: 1, info: [ok, odd]))
+    }
+    stats.record(EpisodeRecord(workerID: 1, envReturn: 0, length: 1, info: [9]))
+    stats.record(EpisodeRecord(workerID: 1, envReturn: 0, length: 1))
+    let s = stats.snapshot().episodeInfo
+    #expect(s[0] == RunStats.InfoMean(key: "is_success", mean: 2.0 / 3, episodes: 3), "the newest 3: 1, 1, 0")
+    #expect(s[1] == RunStats.InfoMean(key: "odd", mean: 6, episodes: 2), "5 and 7; NaN and infinity skipped")
+    // Many more than the window: the trimmed values stay the newest.
+    for v in 0..<50 { stats.record(EpisodeRecord(workerID: 1, envReturn: 0, length: 1, info: [Float(v), .nan])) }
+    #expect(stats.snapshot().episodeInfo[0].mean == 48 && stats.snapshot().episodeInfo[1].mean == 6)
+  }
+
   /// The window's policy version is the median of its episodes' versions, over the
   /// episodes whose version is known, and follows the window as it slides.
   @Test func windowPolicyVersionIsTheMedianOfItsEpisodes() {
@@ -216,7 +236,14 @@ import Testing
       dropped_stale_fragments: 0, skipped_updates: 0, use_lstm: true, run_dir: "runs/x", disk_error: nil)
     let data = try JSONEncoder().encode(summary)
     let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    #expect(object.count == 19)
+    #expect(object.count == 20)
+    #expect((object["final_episode_info"] as? [String: Any])?.isEmpty == true)
+    var withInfo = summary
+    withInfo.final_episode_info = ["is_success": 0.5, "never": nil]
+    let info = try #require(
+      try JSONSerialization.jsonObject(with: try JSONEncoder().encode(withInfo)) as? [String: Any])["final_episode_info"]
+      as? [String: Any]
+    #expect(info?["is_success"] as? Double == 0.5 && info?["never"] is NSNull, "a key no episode had is null")
     for key in ["final_mean_return", "stop_reward", "env_steps_to_stop_reward", "seconds_to_stop_reward", "disk_error"] {
       #expect(object[key] is NSNull, "\(key)")
     }

@@ -87,6 +87,27 @@ private func message(_ body: () throws -> Void) -> String {
     }
   }
 
+  /// `episode_info_keys` is a list of distinct, non-empty strings, for gym:ID
+  /// environments only (built-in ones have no info dict).
+  @Test func episodeInfoKeysAreCheckedAndNamed() throws {
+    let gym = TrainingConfig.defaults(for: "gym:CartPole-v1")
+    let ok = try gym.applying(overrides: [#"episode_info_keys=["is_success", "score"]"#])
+    try ok.validate()
+    #expect(ok.episode_info_keys == ["is_success", "score"])
+    for (config, set, expected) in [
+      (TrainingConfig(), #"episode_info_keys=["x"]"#,
+       #"episode_info_keys = ["x"] is invalid: is for gym:ID environments (keys of their step's info dict); built-in environments have no info"#),
+      (gym, #"episode_info_keys=["a", "a"]"#, #"episode_info_keys = ["a", "a"] is invalid: each key at most once"#),
+      (gym, #"episode_info_keys=[""]"#, #"episode_info_keys = [""] is invalid: a key must not be empty"#),
+      (gym, "episode_info_keys=[" + (0...16).map { "\"k\($0)\"" }.joined(separator: ",") + "]", "at most 16 keys"),
+      (gym, "episode_info_keys=is_success", #"'episode_info_keys' must be a list of strings, e.g. ["is_success"]"#),
+      (gym, "episode_info_keys=[1]", "'episode_info_keys[0]' must be a string"),
+    ] {
+      let m = message { try config.applying(overrides: [set]).validate() }
+      #expect(m.contains(expected), "\(set): \(m)")
+    }
+  }
+
   /// A config file that is not JSON says where: the line and column of the first
   /// unexpected text (a doubled comma, a missing one before the next line's key,
   /// single quotes), or that it ends too soon.

@@ -149,5 +149,25 @@ enum PrometheusParser {
     let rows = text.split(separator: "\n").filter { $0.contains("node-a") || $0.contains("odd\"host") }
     #expect(rows.count == 2)
     #expect(rows[0].hasSuffix("connected") && rows[1].hasSuffix("lost"))
+    #expect(!text.contains("info "), "no episode_info_keys: no info line")
+  }
+
+  /// `episode_info_keys` means: a line of the terminal view, and a gauge per key
+  /// in /metrics (none for a key no episode had yet).
+  @Test func episodeInfoInTheViewAndTheMetrics() throws {
+    let board = StatusBoard()
+    var status = sampleStatus()
+    status.stats.episodeInfo = [
+      RunStats.InfoMean(key: "is_success", mean: 0.75, episodes: 100), RunStats.InfoMean(key: "never", mean: nil, episodes: 0),
+    ]
+    board.publish(status)
+    let service = makeService(board: board)
+    let doc = service.document().0
+    #expect(doc.episodeInfo.count == 2 && doc.episodeInfo["is_success"] == 0.75 && doc.episodeInfo["never"] == .some(nil))
+    let text = StatsView.render(doc, history: nil)
+    #expect(text.contains("info        is_success 0.75   never -   (means over the last 100 episodes)"), "\(text)")
+    let metrics = MetricsExporter().render(doc, health: service.document().1)
+    #expect(metrics.contains(#"herd_episode_info_mean{key="is_success"} 0.75"#), "\(metrics)")
+    #expect(!metrics.contains(#"key="never""#))
   }
 }

@@ -35,6 +35,12 @@ func sampleFragment(_ n: Int = 3, seed: UInt64 = 1) -> Fragment {
       [], episodes: [EpisodeRecord(workerID: 3, envReturn: 1, length: 2)], envSteps: 0, workerID: 3, runID: 77,
       spec: spec)
     #expect(try FragmentCodec.decodeBatch(alone, spec: spec).episodes.first.map { $0.policyVersion == nil } == true)
+    // Episode info values travel in order, NaN (a key the episode lacked) included.
+    let info = try FragmentCodec.encodeBatch(
+      [], episodes: [EpisodeRecord(workerID: 3, envReturn: 1, length: 2, info: [1, .nan, -2.5])], envSteps: 0,
+      workerID: 3, runID: 77, spec: spec)
+    let got = try FragmentCodec.decodeBatch(info, spec: spec).episodes.first?.info ?? []
+    #expect(got.count == 3 && got[0] == 1 && got[1].isNaN && got[2] == -2.5, "\(got)")
     // Floats travel as raw bytes: about 4 bytes each, not a varint list.
     let floats = fragments.reduce(0) {
       $0 + $1.observations.count + $1.rewards.count + $1.behaviourLogits.count + $1.stateIn.count

@@ -86,6 +86,56 @@ struct EnvHostTests {
     #expect(spec.contains(#""id":"CartPole-v1""#), "\(spec)")
   }
 
+  /// `episode_info_keys` from the env host through a worker process and ZeroMQ to
+  /// the learner's /stats, /metrics, progress.jsonl, summary.json, and `herd eval`:
+  /// `odd` is in half the episodes (always 1), `label` is a string (no value).
+  @Test func episodeInfoKeysReachEveryReport() throws {
+    let dir = HerdBinary.tempDir("gyminfo")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let learner = try HerdProcess([
+      "learner", "--env", "gym:herd_env.testing_envs:HerdTest/Scored-v0", "--port", "0", "--run-dir", dir,
+      "--stop-seconds", "150", "--set", #"episode_info_keys=["is_success", "odd", "label"]"#,
+    ])
+    #expect(learner.waitReady(10), "\(learner.stderr)")
+    let endpoint = try #require(learner.controlEndpoint)
+    let worker = try HerdProcess(["worker", "--learner", endpoint, "--python", python, "--envs", "8"])
+    #expect(
+      learner.waitForStats(60) { $0.episodesWindow >= 100 && $0.episodeInfo["is_success"] != nil },
+      "\(learner.stderr.suffix(1500))\n\(worker.stderr.suffix(1500))")
+    let s = try #require(learner.stats)
+    #expect(s.episodeInfo.count == 3 && s.episodeInfo["odd"] == 1 && s.episodeInfo["label"] == .some(nil), "\(s.episodeInfo)")
+    let success = try #require(s.episodeInfo["is_success"] ?? nil)
+    #expect(success >= 0 && success <= 1)
+    let metrics = String(decoding: try HTTPClient.get(try #require(learner.statsURL) + "/metrics", timeout: 5).body, as: UTF8.self)
+    #expect(metrics.contains(#"herd_episode_info_mean{key="odd"} 1"#), "\(metrics.split(separator: "\n").filter { $0.contains("info") })")
+    #expect(worker.stderr.contains("info['label'] at an episode's end is str 'done', not a number"), "\(worker.stderr)")
+    #expect(learner.waitForStats(10) { $0.updates > 0 })
+    usleep(2_500_000)  // a progress record with the means
+    worker.signal(SIGTERM)
+    #expect(worker.wait(20) == 0)
+    learner.signal(SIGTERM)
+    #expect(learner.wait(20) == 0, "\(learner.stderr.suffix(1500))")
+    let summaryData = try #require(FileManager.default.contents(atPath: dir + "/summary.json"))
+    let summary = try #require(try JSONSerialization.jsonObject(with: summaryData) as? [String: Any])
+    let final = try #require(summary["final_episode_info"] as? [String: Any])
+    #expect(final["odd"] as? Double == 1 && final["label"] is NSNull && final["is_success"] is Double, "\(final)")
+    let progress = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8)
+    let last = try #require(progress.split(separator: "\n").last)
+    let record = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+    #expect(record["episode_info/odd"] as? Double == 1 && record["episode_info/label"] is NSNull, "\(last)")
+    #expect(learner.stderr.contains("  is_success 0.") || learner.stderr.contains("  is_success 1.000"), "the progress line")
+    // herd eval: the run's keys, or --info-key's. Each env runs one episode: its first, an odd one.
+    let eval = try HerdBinary.run([
+      "eval", "--checkpoint", dir, "--episodes", "6", "--info-key", "odd", "--info-key", "steps", "--python", python,
+    ])
+    #expect(eval.status == 0, "\(eval.stderr)")
+    let out = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
+    let info = try #require(out["info"] as? [String: [String: Any]])
+    #expect(info["odd"]?["mean"] as? Double == 1 && info["odd"]?["episodes"] as? Int == 6, "\(info)")
+    #expect(info["steps"]?["mean"] as? Double == 5 && info["steps"]?["std"] as? Double == 0, "\(info)")
+    #expect(eval.stderr.contains("eval: info odd 1.000 +- 0.000 (min 1.000, max 1.000) over 6 episodes"), "\(eval.stderr)")
+  }
+
   @Test func aWorkerWhoseEnvironmentDiffersIsRefusedOnBothSides() throws {
     let dir = HerdBinary.tempDir("gymdiff")
     defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -195,7 +195,7 @@ class AtariFrames(gymnasium.Wrapper):
         return self._push(frame), total, terminated, truncated, info
 
 
-def vector_obstacle(env_id, config, render_mode=None):
+def vector_obstacle(env_id, config, render_mode=None, info_keys=()):
     """Why ALE's vector environment cannot step ``env_id`` with this env_config,
     or None when it can: ``(reason, chosen)``, ``chosen`` when the user asked
     for the Python wrapper (or for no preprocessing, or a recording) rather than
@@ -207,6 +207,8 @@ def vector_obstacle(env_id, config, render_mode=None):
         return "vector_env is false", True
     if render_mode is not None:
         return "a recorded copy renders its frames", True
+    if info_keys:
+        return "episode_info_keys reads each episode's last info, and ALE's vector environment gives the next one's", False
     if opts["screen_size"] in (160, 210):
         return f"screen_size {opts['screen_size']} equals a side of the screen", False
     other = sorted(k for k in kwargs if k not in VECTOR_KWARGS)

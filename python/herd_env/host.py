@@ -40,6 +40,7 @@ which it still holds.
 """
 
 import argparse
+import difflib
 import faulthandler
 import json
 import math
@@ -147,8 +148,9 @@ class Host:
     for an option the user set, one line says so). Every other id, and an ALE one
     it cannot take, is K Gymnasium environments stepped in turn."""
 
-    def __init__(self, env_id, config, count, seed, first_index, record=None, groups=None):
+    def __init__(self, env_id, config, count, seed, first_index, record=None, groups=None, info_keys=()):
         self.env_id = env_id
+        self.info_keys = list(info_keys)
         self.config = config
         self.count = count
         self.base_seed = seed + first_index
@@ -158,7 +160,9 @@ class Host:
         self.vectors = None
         resolved = resolve(env_id)
         if atari.is_atari(resolved):
-            obstacle = atari.vector_obstacle(resolved, config, render_mode="rgb_array" if record else None)
+            obstacle = atari.vector_obstacle(
+                resolved, config, render_mode="rgb_array" if record else None, info_keys=self.info_keys
+            )
             if obstacle is None:
                 self.vectors = [atari.AtariVector(resolved, config, hi - lo) for lo, hi in self.groups]
         else:
@@ -198,10 +202,13 @@ class Host:
         }
 
     def attach(self, buf):
-        lay = L.Layout(self.count, self.flatten.size, self.mapper.dims, np.dtype(self.flatten.dtype).itemsize)
+        lay = L.Layout(
+            self.count, self.flatten.size, self.mapper.dims, np.dtype(self.flatten.dtype).itemsize, len(self.info_keys)
+        )
         lay.check_header(buf)
         v = lay.views(buf, self.flatten.dtype)
         self.actions, self.rewards, self.flags = v["actions"], v["rewards"], v["flags"]
+        self.episode_info = v["episode_info"]
         self.obs, self.final = v["observations"], v["final_observations"]
         # A Box observation is written straight into its row (no flattening call):
         # the rows seen with the Box's own shape.
@@ -241,6 +248,41 @@ class Host:
             f"{self.env_id} copy {i} {what} and the environment is made again:\n" + traceback.format_exc().rstrip(),
         )
 
+    def _info_value(self, key, value):
+        """A number for an info value: a bool, an integer, a float or an array of one
+        element; NaN (said once per key) for anything else."""
+        try:
+            a = np.asarray(value)
+            if a.size == 1 and (a.dtype.kind in "biuf"):
+                return float(a.reshape(()))
+        except Exception:
+            pass
+        self._log_once(
+            ("info type", key),
+            f"{self.env_id}: info[{key!r}] at an episode's end is {type(value).__name__} {value!r:.60}, not a number: "
+            "episode_info_keys records numbers and bools; these episodes record none for it",
+        )
+        return math.nan
+
+    def _record_info(self, i, info):
+        """Writes row ``i``'s episode info: each key of ``episode_info_keys`` from the
+        info dict of the step that ended its episode (NaN for a key it lacks, said
+        once per key with the keys it has)."""
+        row = self.episode_info[i]
+        for n, key in enumerate(self.info_keys):
+            if key in info:
+                row[n] = self._info_value(key, info[key])
+            else:
+                row[n] = math.nan
+                have = ", ".join(repr(k) for k in sorted(info, key=str)) or "none"
+                close = difflib.get_close_matches(key, [k for k in info if isinstance(k, str)], n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self._log_once(
+                    ("info missing", key),
+                    f"{self.env_id}: an episode ended without {key!r} in its info{hint} (its keys: {have}); "
+                    "it records none for that episode_info_keys entry",
+                )
+
     def _remake(self, i):
         try:
             self.envs[i].close()
@@ -269,13 +311,15 @@ class Host:
             env = envs[i]
             phase = "step"
             try:
-                o, r, terminated, truncated, _ = env.step(actions[j])
+                o, r, terminated, truncated, info = env.step(actions[j])
                 phase = "observation"
                 if terminated or truncated:
                     if final_rows is None:
                         flatten(o, final[i])
                     else:
                         final_rows[i] = o
+                    if self.info_keys:
+                        self._record_info(i, info)
                     phase = "reset"
                     o, _ = env.reset()
                     phase = "observation"
@@ -295,6 +339,7 @@ class Host:
                     flags[j] = (L.TERMINATED if terminated else 0) | (L.TRUNCATED if truncated else 0)
                 else:
                     flags[j] = L.TRUNCATED | L.STEP_ERROR
+                    self.episode_info[i] = math.nan
                 self._remake(i)
                 continue
             rewards[j] = r
@@ -371,6 +416,8 @@ class Host:
             else:
                 raise RuntimeError(f"{self.env_id} copy {i} gives non-finite observations after reset")
             flags[j] = (flags[j] & ~L.TERMINATED) | L.TRUNCATED | L.NON_FINITE
+            if self.info_keys:
+                self.episode_info[i] = math.nan
 
     def close(self):
         for env in self.envs + (self.vectors or []):
@@ -394,6 +441,9 @@ def main(argv=None):
     parser.add_argument("--shm-fd", type=int, default=3, help="the shared-memory file descriptor")
     parser.add_argument("--groups", type=int, default=1, help="row groups G the worker steps one at a time")
     parser.add_argument("--record", help="write copy 0's first episode to this GIF file")
+    parser.add_argument(
+        "--info-keys", default="[]", help="JSON list of info keys recorded at each episode's end (episode_info_keys)"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.groups <= min(26, args.count):
         parser.error(f"--groups {args.groups}: must be in 1..{min(26, args.count)}")
@@ -416,7 +466,13 @@ def main(argv=None):
         config = json.loads(args.config)
         if not isinstance(config, dict):
             raise ValueError(f"env_config must be a JSON object, not {args.config}")
-        host = Host(args.env, config, args.count, args.seed, args.first_index, record=args.record, groups=bounds)
+        info_keys = json.loads(args.info_keys)
+        if not isinstance(info_keys, list) or not all(isinstance(k, str) for k in info_keys):
+            raise ValueError(f"--info-keys must be a JSON list of strings, not {args.info_keys}")
+        host = Host(
+            args.env, config, args.count, args.seed, args.first_index, record=args.record, groups=bounds,
+            info_keys=info_keys,
+        )
     except Exception as e:
         _write_line(replies, {"error": f"{type(e).__name__}: {e}"})
         return 2

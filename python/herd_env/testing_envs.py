@@ -12,7 +12,10 @@ Importing this module registers them (``gym:herd_env.testing_envs:HerdTest/Flaky
 - ``HerdTest/Slow-v0``: every ``slow_every``-th ``step`` call sleeps ``seconds``
   (a slow simulator, or with a long sleep a hung one);
 - ``HerdTest/Misshapen-v0``: every ``bad_every``-th ``step`` returns an observation
-  two entries too long, and every ``reset_fails_every``-th ``reset`` raises.
+  two entries too long, and every ``reset_fails_every``-th ``reset`` raises;
+- ``HerdTest/Scored-v0``: ``length`` steps; the info of an episode's last step has
+  ``is_success`` (its last action was 1, the one rewarded), ``steps`` (``length``),
+  ``odd`` (1.0, in odd-numbered episodes of an instance only) and ``label`` (a string).
 """
 
 import os
@@ -120,6 +123,26 @@ gymnasium.register("HerdTest/Flaky-v0", entry_point=Flaky)
 gymnasium.register("HerdTest/NonFinite-v0", entry_point=NonFinite)
 gymnasium.register("HerdTest/Spaces-v0", entry_point=AllSpaces)
 gymnasium.register("HerdTest/Misshapen-v0", entry_point=Misshapen)
+
+
+class Scored(Flaky):
+    def __init__(self, length=5):
+        super().__init__(fail_every=0, length=length)
+        self.episodes = 0
+
+    def step(self, action):
+        obs, _, term, trunc, info = super().step(action)
+        reward = 0.0
+        if term:
+            self.episodes += 1
+            reward = 1.0 if int(action) == 1 else 0.0
+            info = {"is_success": int(action) == 1, "steps": self.t, "label": "done"}
+            if self.episodes % 2 == 1:
+                info["odd"] = np.float32(1.0)
+        return obs, reward, term, trunc, info
+
+
+gymnasium.register("HerdTest/Scored-v0", entry_point=Scored)
 
 
 class Slow(Flaky):

@@ -160,6 +160,9 @@ def test_which_configs_ale_vector_environment_takes(capfd):
     assert vector_obstacle("ALE/Pong-v5", {"atari_preprocessing": False}) == ("atari_preprocessing is false", True)
     assert vector_obstacle("ALE/Pong-v5", {}, render_mode="rgb_array")[1]
     assert "screen_size 160" in vector_obstacle("ALE/Pong-v5", {"screen_size": 160})[0]
+    # ALE's vector environment gives an ended episode's row the next episode's info.
+    reason, chosen = vector_obstacle("ALE/Pong-v5", {}, info_keys=["lives"])
+    assert reason.startswith("episode_info_keys reads each episode's last info") and not chosen
     with pytest.raises(ValueError, match="vector_env = 'yes' is invalid: must be true or false"):
         split_options({"vector_env": "yes"})
     # A host says why it steps in Python only when an option the user set forces it.
@@ -256,3 +259,21 @@ def test_seeds_beyond_a_c_int_are_folded():
         assert np.array_equal(oa, ob) and np.array_equal(ra, rb), t
     a.close()
     b.close()
+
+
+def test_episode_info_keys_step_atari_copy_by_copy_with_each_episodes_last_info(capfd):
+    pytest.importorskip("ale_py.vector_env")
+    config = {"noop_max": 0, "repeat_action_probability": 0.0, "max_num_frames_per_episode": 40}
+    host = Host("ALE/Pong-v5", config, 2, 0, 0, info_keys=["episode_frame_number"])
+    assert not host.vectors
+    lay = L.Layout(2, host.flatten.size, host.mapper.dims, 1, 1)
+    buf = bytearray(lay.size)
+    buf[:64] = lay.header()
+    host.attach(buf)
+    host.reset()
+    for _ in range(10):  # 40 frames, 4 per step
+        host.step()
+    assert (host.flags & L.TRUNCATED).all()
+    assert host.episode_info[:, 0].tolist() == [40.0, 40.0], "the ended episode's frame count, not the next one's"
+    host.close()
+    assert "stepped one copy at a time in Python, more slowly: episode_info_keys" in capfd.readouterr().err

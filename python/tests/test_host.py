@@ -18,9 +18,11 @@ from herd_env.make import make_env
 from herd_env.spaces import Flattener
 
 
-def attached(env_id, config, count, seed, first_index=0):
-    host = Host(env_id, config, count, seed, first_index)
-    lay = L.Layout(count, host.flatten.size, host.mapper.dims, np.dtype(host.flatten.dtype).itemsize)
+def attached(env_id, config, count, seed, first_index=0, info_keys=()):
+    host = Host(env_id, config, count, seed, first_index, info_keys=info_keys)
+    lay = L.Layout(
+        count, host.flatten.size, host.mapper.dims, np.dtype(host.flatten.dtype).itemsize, len(info_keys)
+    )
     buf = bytearray(lay.size)
     buf[:64] = lay.header()
     host.attach(buf)
@@ -150,6 +152,65 @@ def test_non_finite_observation_ends_the_episode_and_resets():
     assert np.isfinite(host.obs).all() and host.obs[0, 0] == 0.0
     host.step()
     assert host.flags[0] == 0, "a stale non-finite final row does not flag later steps"
+
+
+def test_episode_info_keys_are_read_from_the_last_steps_info(capsys):
+    """Each key of an episode's last info in its row (a bool as 1 or 0), NaN for a
+    key it lacks or a value that is not a number, each said once."""
+    keys = ["is_success", "steps", "odd", "label", "missing"]
+    host = attached("HerdTest/Scored-v0", {"length": 3}, 2, 0, info_keys=keys)
+    host.reset()
+    host.episode_info[:] = -7.0
+    for episode in range(1, 4):
+        for t in range(3):
+            host.actions[:, 0] = [1, 0] if t == 2 else [0, 1]
+            host.step()
+            if t < 2:
+                assert host.flags.tolist() == [0, 0]
+        assert host.flags.tolist() == [L.TERMINATED] * 2
+        rows = host.episode_info
+        assert rows[:, :3].tolist()[0][:2] == [1.0, 3.0] and rows[1, :2].tolist() == [0.0, 3.0]
+        odd = rows[:, 2]
+        assert (odd == 1.0).all() if episode % 2 == 1 else np.isnan(odd).all(), episode
+        assert np.isnan(rows[:, 3:]).all()
+    err = capsys.readouterr().err
+    assert err.count("info['label'] at an episode's end is str 'done', not a number") == 1
+    assert err.count("an episode ended without 'missing' in its info (its keys: 'is_success', 'label', 'odd', 'steps')") == 1
+    assert err.count("without 'odd'") == 1
+
+
+
+def test_a_misspelt_info_key_gets_a_suggestion(capsys):
+    host = attached("HerdTest/Scored-v0", {"length": 1}, 1, 0, info_keys=["is_sucess"])
+    host.reset()
+    host.step()
+    assert np.isnan(host.episode_info[0, 0])
+    assert "without 'is_sucess' in its info (did you mean 'is_success'?)" in capsys.readouterr().err
+
+
+def test_an_episode_that_ends_in_an_error_has_no_info():
+    host = attached("HerdTest/Flaky-v0", {"fail_every": 2}, 1, 0, info_keys=["x"])
+    host.reset()
+    host.episode_info[:] = 5.0
+    host.step()
+    host.step()
+    assert host.flags[0] == L.TRUNCATED | L.STEP_ERROR and np.isnan(host.episode_info[0, 0])
+
+
+def test_without_info_keys_the_layout_has_no_info_rows():
+    host = attached("HerdTest/Scored-v0", {"length": 1}, 1, 0)
+    host.reset()
+    host.step()
+    assert host.flags[0] == L.TERMINATED and host.episode_info.shape == (1, 0)
+
+
+def test_the_info_keys_count_is_in_the_header():
+    with pytest.raises(ValueError, match="is not this host's"):
+        host = Host("HerdTest/Scored-v0", {}, 1, 0, 0, info_keys=["a"])
+        lay = L.Layout(1, 1, 1, 4, 2)
+        buf = bytearray(lay.size)
+        buf[:64] = lay.header()
+        host.attach(buf)
 
 
 def spawn(args, shm_fd):

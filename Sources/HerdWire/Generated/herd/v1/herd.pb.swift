@@ -673,6 +673,10 @@ public nonisolated struct Herd_V1_Episode: Sendable {
 
   public var length: Int32 = 0
 
+  /// The run's episode_info_keys, in their order, from the info of the step that
+  /// ended the episode (NaN where it had none). Empty without episode_info_keys.
+  public var info: [Float] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1534,7 +1538,7 @@ nonisolated extension Herd_V1_Fragment.End: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Herd_V1_Episode: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Episode"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}episode_return\0\u{1}length\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}episode_return\0\u{1}length\0\u{1}info\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1544,6 +1548,7 @@ nonisolated extension Herd_V1_Episode: SwiftProtobuf.Message, SwiftProtobuf._Mes
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularFloatField(value: &self.episodeReturn) }()
       case 2: try { try decoder.decodeSingularInt32Field(value: &self.length) }()
+      case 3: try { try decoder.decodeRepeatedFloatField(value: &self.info) }()
       default: break
       }
     }
@@ -1556,12 +1561,16 @@ nonisolated extension Herd_V1_Episode: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.length != 0 {
       try visitor.visitSingularInt32Field(value: self.length, fieldNumber: 2)
     }
+    if !self.info.isEmpty {
+      try visitor.visitPackedFloatField(value: self.info, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Herd_V1_Episode, rhs: Herd_V1_Episode) -> Bool {
     if lhs.episodeReturn != rhs.episodeReturn {return false}
     if lhs.length != rhs.length {return false}
+    if lhs.info != rhs.info {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
