@@ -155,7 +155,10 @@ final class Trainer: @unchecked Sendable {
       data.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
     }
     let path = runDirectory.file("config.json")
-    guard let run = object(FileManager.default.contents(atPath: path)),
+    // The run's file as this version reads it: a key it lacks (written by an older
+    // version) has the value a resume gives it, not a difference.
+    let runConfig = (try? TrainingConfig.load(path: path, env: nil)).flatMap { try? $0.prettyJSON().data(using: .utf8) }
+    guard let run = object(runConfig ?? FileManager.default.contents(atPath: path)),
       let now = object(try? config.prettyJSON().data(using: .utf8))
     else { return "" }
     func text(_ value: Any?) -> String {
