@@ -110,7 +110,30 @@ public final class RunDirectory: Sendable {
     for name in names where ["summary.json", "best.herd"].contains(name) || name.hasPrefix("events.out.tfevents.") {
       if unlink(file(name)) == 0 { cleared.append(name) }
     }
+    // The old run's milestones (its own files only; the folder goes when that empties it).
+    let milestones = file(Self.milestoneFolder)
+    let kept = ((try? FileManager.default.contentsOfDirectory(atPath: milestones)) ?? []).sorted()
+    let removed = kept.filter { $0.hasSuffix(".herd") && unlink(milestones + "/" + $0) == 0 }
+    if !removed.isEmpty {
+      cleared.append("\(Self.milestoneFolder)/ (\(removed.count) file(s))")
+      rmdir(milestones)
+    }
     return cleared
+  }
+
+  /// The folder of a run's milestone policies (`checkpoint_milestone_env_steps`).
+  public static let milestoneFolder = "milestones"
+
+  /// The name of the milestone policy at `steps` env steps, within the run folder.
+  public static func milestoneName(_ steps: Int) -> String { "\(milestoneFolder)/\(steps).herd" }
+
+  /// Makes the milestones folder when it is missing (not the run folder itself: a
+  /// removed run folder stays removed).
+  public func makeMilestoneFolder() throws {
+    let folder = file(Self.milestoneFolder)
+    guard mkdir(folder, 0o755) == 0 || errno == EEXIST else {
+      throw RunDirectoryError("cannot make \(folder): \(Self.errnoText())")
+    }
   }
 
   /// Writes `text` to `name` atomically (temporary file, fsync, rename).
@@ -289,6 +312,11 @@ public enum CheckpointKey {
   /// `policy_version` is that of the weights that played the record's episodes (the
   /// median of theirs), which the learner had moved past by the policy lag.
   public static let recordSeenAtVersion = "record_seen_at_policy_version"
+  /// A milestone only: the 100-episode training mean return when it was kept
+  /// (absent before 100 episodes).
+  public static let meanReturn = "mean_return"
+  /// A milestone only: the multiple of `checkpoint_milestone_env_steps` it stands for.
+  public static let milestoneEnvSteps = "milestone_env_steps"
   public static let config = "config"
   /// The observation filter's running statistics (JSON), with MeanStdFilter.
   public static let observationStatistics = "observation_statistics"

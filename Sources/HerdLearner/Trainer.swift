@@ -355,6 +355,31 @@ final class Trainer: @unchecked Sendable {
       }
       (bestUnsaved, lastBestSave) = (false, now)
     }
+    // Milestones: the learner's weights each time the env steps pass a multiple of
+    // checkpoint_milestone_env_steps (one file, the highest, when a batch passes
+    // several), kept for good. A resumed run goes on from its env steps.
+    let milestoneEvery = config.checkpoint_milestone_env_steps
+    var nextMilestone =
+      milestoneEvery > 0 ? (stats.snapshot(lags: false).envSteps / milestoneEvery + 1) * milestoneEvery : Int.max
+    var milestoneRetryAt = -Double.infinity
+    func saveMilestone(_ snap: RunStats.Snapshot, _ now: Double) {
+      let steps = snap.envSteps / milestoneEvery * milestoneEvery
+      let name = RunDirectory.milestoneName(steps)
+      var metadata = [
+        CheckpointKey.envSteps: String(snap.envSteps), CheckpointKey.episodes: String(snap.episodes),
+        CheckpointKey.milestoneEnvSteps: String(steps),
+      ]
+      if let m = snap.meanReturn, snap.windowEpisodes >= 100 { metadata[CheckpointKey.meanReturn] = String(m) }
+      attempt("milestones") {
+        try runDirectory.makeMilestoneFolder()
+        try runDirectory.writeCheckpoint(
+          learner, metadata: metadata, name: name, weights: (learner.version, learner.parameters.flatValues))
+        logger.info(
+          "milestone: policy version \(learner.version) at \(snap.envSteps.formatted()) env steps kept as \(runDirectory.file(name))")
+      }
+      // A milestone the disk refused is tried again in 5 s (as the multiple reached then).
+      if failing["milestones"] == nil { nextMilestone = steps + milestoneEvery } else { milestoneRetryAt = now + 5 }
+    }
     var reachedAt: (steps: Int, seconds: Double)?
     var reason = "stop criteria"
     func report(now: Double, stopped: String? = nil) -> TrainerStatus {
@@ -451,6 +476,7 @@ final class Trainer: @unchecked Sendable {
       // the learner's newest, which no episode has judged yet), written at most
       // every 5 s (a record within that time is written when it is over).
       if bestUnsaved && now - lastBestSave >= 5 { saveBest(snap, now) }
+      if snap.envSteps >= nextMilestone && now >= milestoneRetryAt { saveMilestone(snap, now) }
       if reachedAt == nil, let r = stop.reward, let m = snap.meanReturn, snap.windowEpisodes >= 100, m >= r {
         reachedAt = (snap.envSteps, clockOffset + now)
       }

@@ -90,6 +90,9 @@ extension TrainingConfig {
     OtherName(name: "normalize_input", from: ["Sample Factory"], here: "`observation_filter` MeanStdFilter"),
     OtherName(name: "info_keywords", from: ["Stable Baselines"], here: "`episode_info_keys`"),
     OtherName(
+      name: "save_milestones_sec", from: ["Sample Factory"],
+      here: "`checkpoint_milestone_env_steps` (in env steps, not seconds)"),
+    OtherName(
       name: "total_steps", from: ["TorchBeast"], here: "`--stop-steps`, a command-line option, not a key"),
     OtherName(
       name: "total_timesteps", from: ["Stable Baselines", "CleanRL"],

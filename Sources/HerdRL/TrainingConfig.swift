@@ -239,6 +239,12 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var seed: UInt64 = 0
   /// Seconds between checkpoints (also written at the end and on Ctrl-C).
   public var checkpoint_interval_seconds: Double = 60
+  /// Every this many env steps, also keep the policy's weights as
+  /// `RUN_DIR/milestones/STEPS.herd` (STEPS: the multiple of this reached; never
+  /// replaced), so the policy can be evaluated, exported or compared along the run
+  /// (`herd eval --checkpoint RUN_DIR/milestones/1000000.herd`). Weights only, as
+  /// `best.herd`. 0 keeps none.
+  public var checkpoint_milestone_env_steps = 0
   /// Seconds between progress lines and `progress.jsonl` records (the status board,
   /// `/stats`, is refreshed every second, or at this interval when shorter).
   public var progress_interval_seconds: Double = 2

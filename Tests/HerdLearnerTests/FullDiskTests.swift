@@ -59,9 +59,11 @@ struct TinyDisk {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     disk.fill()
 
-    let daemon = DaemonThread.memoryChain(in: dir, checkpointSeconds: 1)
+    let daemon = DaemonThread.memoryChain(in: dir, checkpointSeconds: 1, milestoneSteps: 100_000)
     defer { daemon.stop() }
     let (logs, board, result) = (daemon.logs, daemon.board, daemon.result)
+    // A milestone the disk refuses is said, and tried again once there is space.
+    _ = try waitFor(seconds: 30) { logs.all.contains { $0.contains("/milestones/") && $0.contains("No space left") } ? true : nil }
     // Degraded, with the reason, while the disk is full.
     let full = try waitFor(seconds: 20) { board.get()?.status.flatMap { $0.updates > 0 ? $0.diskError : nil } }
     #expect(full.contains("No space left on device"), "\(full)")
@@ -82,6 +84,10 @@ struct TinyDisk {
     let archive = try TensorArchive.read(from: dir + "/checkpoint.herd")
     #expect(try CheckpointCounters(archive, source: "checkpoint").policyVersion > 0)
     #expect(logs.all.contains { $0.contains("writable again") })
+    let milestone = try waitFor(seconds: 20) {
+      ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/milestones")) ?? []).first { $0.hasSuffix(".herd") }
+    }
+    #expect(try TensorArchive.read(from: dir + "/milestones/" + milestone).metadata["milestone_env_steps"] != nil)
 
     // Full again mid-run: the last good checkpoint stays whole and loadable.
     disk.fill()
@@ -179,8 +185,9 @@ struct DaemonThread {
 
   /// A MemoryChain run in `dir`: one in-process worker of 8 environments, a
   /// progress record every 0.5 s, a checkpoint every `checkpointSeconds`, 60 s at most.
-  static func memoryChain(in dir: String, checkpointSeconds: Double) -> DaemonThread {
+  static func memoryChain(in dir: String, checkpointSeconds: Double, milestoneSteps: Int = 0) -> DaemonThread {
     var config = TrainingConfig.defaults(for: "MemoryChain-v0")
+    config.checkpoint_milestone_env_steps = milestoneSteps
     config.num_envs_per_worker = 8
     config.checkpoint_interval_seconds = checkpointSeconds
     config.progress_interval_seconds = 0.5

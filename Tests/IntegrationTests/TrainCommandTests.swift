@@ -507,6 +507,52 @@ import Testing
 
   /// A misspelt subcommand, at the top or in a group, is named with the likely one
   /// and the list; options, `help` and real commands go on to ArgumentParser.
+  /// `checkpoint_milestone_env_steps`: a weights-only policy per multiple of the
+  /// interval, never replaced, going on over a resume, each one loadable by `herd
+  /// eval`; a new run in the folder (checkpoint removed by hand) clears them.
+  @Test func milestonesKeepThePolicyAlongTheRun() throws {
+    let dir = HerdBinary.tempDir("milestones")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let args = [
+      "train", "--env", "MemoryChain-v0", "--no-stats", "--run-dir", dir, "--seed", "1", "--set",
+      "checkpoint_milestone_env_steps=10000",
+    ]
+    let first = try HerdBinary.run(args + ["--stop-steps", "30000"], timeout: 60)
+    #expect(first.status == 0, "\(first.stderr.suffix(1500))")
+    let folder = dir + "/milestones"
+    func names() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() }
+    #expect(names() == ["10000.herd", "20000.herd", "30000.herd"], "\(names())")
+    #expect(first.stderr.contains("milestone: policy version") && first.stderr.contains("kept as \(folder)/10000.herd"))
+    let kept = try Data(contentsOf: URL(fileURLWithPath: folder + "/10000.herd"))
+    var versions: [Int] = []
+    for name in names() {
+      let archive = try TensorArchive.read(from: folder + "/" + name)
+      let steps = try #require(archive.metadata["env_steps"].flatMap(Int.init))
+      let milestone = Int(name.dropLast(5))!
+      #expect(archive.metadata["milestone_env_steps"] == String(milestone))
+      #expect(steps >= milestone && steps < milestone + 10000, "\(name): \(steps) env steps")
+      #expect(!archive.entries.contains { $0.name.hasPrefix("optim/") }, "weights only")
+      versions.append(try #require(archive.metadata["policy_version"].flatMap(Int.init)))
+    }
+    #expect(versions == versions.sorted() && Set(versions).count == 3, "\(versions)")
+    // A resume goes on from its env steps; the earlier milestones are not touched.
+    let second = try HerdBinary.run(["train", "--no-stats", "--run-dir", dir, "--resume", "--stop-steps", "50000"], timeout: 60)
+    #expect(second.status == 0, "\(second.stderr.suffix(1500))")
+    #expect(names() == ["10000.herd", "20000.herd", "30000.herd", "40000.herd", "50000.herd"], "\(names())")
+    #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/10000.herd")) == kept)
+    let e = try HerdBinary.run(["eval", "--checkpoint", folder + "/20000.herd", "--episodes", "3"])
+    #expect(e.status == 0 && e.stdout.contains("\"return\""), "\(e.stderr)")
+    // A new run where the checkpoint was removed by hand: the old run's milestones go.
+    try FileManager.default.removeItem(atPath: dir + "/checkpoint.herd")
+    let again = try HerdBinary.run(args + ["--stop-steps", "5000"], timeout: 60)
+    #expect(again.status == 0, "\(again.stderr.suffix(1500))")
+    #expect(again.stderr.contains("milestones/ (5 file(s))"), "\(again.stderr.prefix(1500))")
+    #expect(!FileManager.default.fileExists(atPath: folder), "no milestone of its own yet: the folder is gone")
+    #expect(
+      try HerdBinary.run(args + ["--set", "checkpoint_milestone_env_steps=-1", "--print-config"]).stderr.contains(
+        "checkpoint_milestone_env_steps = -1 is invalid"))
+  }
+
   @Test func aMisspeltCommandGetsASuggestion() throws {
     let top = try HerdBinary.run(["trian", "--env", "CartPole-v1"])
     #expect(top.status == 64)
