@@ -44,9 +44,15 @@ public struct TrainedPolicy: Sendable {
     var base = TrainingConfig()
     base.env = object["env"] as? String ?? base.env
     let config = try TrainingConfig.decode(json: Data(text.utf8), over: base, source: file)
-    let specFile = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("env_spec.json")
+    // The run's env_spec.json: beside the file, or for a milestone
+    // (RUN/milestones/N.herd) in the run folder above it.
+    let folder = (file as NSString).deletingLastPathComponent
+    let specFile = [folder, (folder as NSString).deletingLastPathComponent]
+      .map { ($0 as NSString).appendingPathComponent("env_spec.json") }
+      .prefix((folder as NSString).lastPathComponent == RunDirectory.milestoneFolder ? 2 : 1)
+      .first { FileManager.default.fileExists(atPath: $0) }
     let spec: EnvSpec
-    if let json = try? String(contentsOfFile: specFile, encoding: .utf8) {
+    if let specFile, let json = try? String(contentsOfFile: specFile, encoding: .utf8) {
       spec = try EnvSpec(json: json.trimmingCharacters(in: .whitespacesAndNewlines))
     } else {
       spec = try EnvironmentFactory.spec(config, host: host)

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import HerdEnvs
 import HerdLearner
+import HerdNN
 import HerdRL
 
 /// `herd eval`: a trained policy, run for N episodes, its returns and lengths.
@@ -25,15 +27,25 @@ struct EvalCommand: ParsableCommand {
       writes the same with every episode's return, length and info values. Ctrl-C
       stops early and reports the episodes finished so far ("complete": false).
 
+      A folder of checkpoints (a run's milestones/, kept with
+      checkpoint_milestone_env_steps) evaluates each one in the order of its env
+      steps, on the same environments and episode starts, one line each, then
+      one JSON document with them all: the policy along its run.
+
       Examples:
         herd eval --checkpoint runs/demo --episodes 100 --greedy
         herd eval --checkpoint runs/demo/checkpoint.herd --env CartPole-v1 \\
           --output eval.json
         herd eval --checkpoint runs/fetch --info-key is_success
+        herd eval --checkpoint runs/demo/milestones --episodes 20 --greedy
       """
   )
 
-  @Option(help: "A run directory (its checkpoint.herd) or a checkpoint file.")
+  @Option(
+    help: """
+      A run directory (its checkpoint.herd), a checkpoint file, or a folder of checkpoints (a run's milestones/: \
+      each is evaluated in turn).
+      """)
   var checkpoint: String
   @Option(
     help: """
@@ -78,7 +90,8 @@ struct EvalCommand: ParsableCommand {
   }
 
   func run() throws {
-    let policy = try TrainedPolicy.load(checkpoint, host: envHost.settings)
+    let files = try Self.checkpointFiles(checkpoint)
+    let policy = try TrainedPolicy.load(files.first ?? checkpoint, host: envHost.settings)
     var config = policy.config
     if let env {
       config.env = env
@@ -108,19 +121,89 @@ struct EvalCommand: ParsableCommand {
         "--record needs an environment that renders frames: \(config.env) is built in and has no renderer (gym:ID environments render, e.g. gym:CartPole-v1)"
       )
     }
+    if record != nil && files.count > 1 {
+      throw CommandFailure("--record takes one checkpoint: \(checkpoint) holds \(files.count); give one of them")
+    }
     // A path that cannot be written fails now, not after the episodes.
     if let output { try Self.prepareFile(output, option: "--output", example: "eval.json") }
     if let record { try Self.prepareFile(record, option: "--record", example: "episode.gif") }
     let k = min(envs ?? min(episodes, config.num_envs_per_worker), episodes)
     StopSignals.install(interruptFlag)
-    printError(
-      "eval: \(policy.source) (policy version \(policy.policyVersion)) on \(config.env), \(episodes) episodes in \(k) envs, \(greedy ? "greedy" : "sampled")"
-    )
+    if files.count > 1 {
+      printError(
+        "eval: \(files.count) checkpoints in \(checkpoint) on \(config.env), \(episodes) episodes each in \(k) envs, \(greedy ? "greedy" : "sampled"); each meets the same episode starts"
+      )
+    } else {
+      printError(
+        "eval: \(policy.source) (policy version \(policy.policyVersion)) on \(config.env), \(episodes) episodes in \(k) envs, \(greedy ? "greedy" : "sampled")"
+      )
+    }
     var host = envHost.settings
     host.record = record.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     let environments = try EnvironmentFactory.make(
       config, count: k, seed: seed &* 1000, host: host, log: { printError($0) })
     defer { environments.close() }
+    if files.count > 1 {
+      try runEach(files, first: policy, config: config, environments: environments, k: k)
+      return
+    }
+    let (result, elapsed) = try evaluate(policy, config: config, environments: environments)
+    if !result.complete { printError("eval: stopped after \(result.returns.count) of \(episodes) episodes") }
+    if let path = host.record, !FileManager.default.fileExists(atPath: path) {
+      printError(
+        "eval: no recording in \(path): environment 0 did not finish an episode, or it could not render (the env host "
+          + "says so above)")
+    }
+    summarise(result, config: config, prefix: "eval: ")
+    // The summary first: a file that fails to write at the end (a full disk) loses
+    // no result.
+    print(try Self.json(report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: false)))
+    if let output {
+      let json = try Self.json(report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: true))
+      try RunDirectory.writeFile(output, bytes: Array((json + "\n").utf8))
+    }
+  }
+
+  /// Each checkpoint of a folder in turn, on the same environments (each run
+  /// resets them with the same seeds, so every checkpoint meets the same episode
+  /// starts): one line per checkpoint, then one JSON document with them all.
+  func runEach(
+    _ files: [String], first: TrainedPolicy, config: TrainingConfig, environments: any VectorEnv, k: Int
+  ) throws {
+    var short: [[String: Any]] = []
+    var full: [[String: Any]] = []
+    for (i, file) in files.enumerated() {
+      if interruptFlag.isSet { break }
+      let policy = i == 0 ? first : try TrainedPolicy.load(file, host: envHost.settings)
+      guard policy.spec == first.spec, policy.config.env == first.config.env else {
+        throw CommandFailure(
+          "\(file) is a policy for \(policy.config.env) (\(policy.spec.observation) -> \(policy.spec.action)), \(files[0]) for \(first.config.env) (\(first.spec.observation) -> \(first.spec.action)): the checkpoints of one folder are evaluated on one environment"
+        )
+      }
+      let (result, elapsed) = try evaluate(policy, config: config, environments: environments)
+      let steps = (try? TensorArchive.read(from: file)).flatMap { $0.metadata[CheckpointKey.envSteps] }.flatMap(Int.init)
+      let at = steps.map { ", \($0.formatted()) env steps" } ?? ""
+      summarise(result, config: config, prefix: "eval: \((file as NSString).lastPathComponent) (policy version \(policy.policyVersion)\(at)): ")
+      var entry = report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: false)
+      entry["env_steps_trained_on"] = steps ?? NSNull()
+      short.append(entry)
+      if output != nil {
+        var withEpisodes = report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: true)
+        withEpisodes["env_steps_trained_on"] = steps ?? NSNull()
+        full.append(withEpisodes)
+      }
+      if !result.complete { break }
+    }
+    if short.count < files.count { printError("eval: stopped after \(short.count) of \(files.count) checkpoints") }
+    print(try Self.json(["folder": checkpoint, "checkpoints": short]))
+    if let output {
+      let json = try Self.json(["folder": checkpoint, "checkpoints": full])
+      try RunDirectory.writeFile(output, bytes: Array((json + "\n").utf8))
+    }
+  }
+
+  /// Runs `policy` for the episodes asked, with a progress line every 2 s.
+  func evaluate(_ policy: TrainedPolicy, config: TrainingConfig, environments: any VectorEnv) throws -> (Evaluation, Double) {
     let clock = ContinuousClock()
     let start = clock.now
     var lastShown = clock.now
@@ -135,33 +218,41 @@ struct EvalCommand: ParsableCommand {
           format: "  %5.1fs  %d/%d episodes  return mean %.3f", seconds(clock.now - start), r.returns.count, episodes,
           r.returnSummary.mean))
     }
-    if !result.complete { printError("eval: stopped after \(result.returns.count) of \(episodes) episodes") }
-    if let path = host.record, !FileManager.default.fileExists(atPath: path) {
-      printError(
-        "eval: no recording in \(path): environment 0 did not finish an episode, or it could not render (the env host "
-          + "says so above)")
-    }
+    return (result, seconds(clock.now - start))
+  }
+
+  /// The result's lines on stderr: return and length, and each info key.
+  func summarise(_ result: Evaluation, config: TrainingConfig, prefix: String) {
     let ret = result.returnSummary
     let len = result.lengthSummary
     printError(
-      String(
-        format: "eval: return %.3f +- %.3f (min %.3f, max %.3f), length %.1f +- %.1f (min %.0f, max %.0f) over %d episodes",
-        ret.mean, ret.std, ret.min, ret.max, len.mean, len.std, len.min, len.max, result.returns.count))
+      prefix
+        + String(
+          format: "return %.3f +- %.3f (min %.3f, max %.3f), length %.1f +- %.1f (min %.0f, max %.0f) over %d episodes",
+          ret.mean, ret.std, ret.min, ret.max, len.mean, len.std, len.min, len.max, result.returns.count))
     for (k, key) in config.episode_info_keys.enumerated() {
       let (s, n) = result.infoSummary(k)
       printError(
         n == 0
-          ? "eval: info \(key): no episode had it"
-          : String(format: "eval: info %@ %.3f +- %.3f (min %.3f, max %.3f) over %d episodes", key, s.mean, s.std, s.min, s.max, n))
+          ? "\(prefix)info \(key): no episode had it"
+          : prefix
+            + String(format: "info %@ %.3f +- %.3f (min %.3f, max %.3f) over %d episodes", key, s.mean, s.std, s.min, s.max, n))
     }
-    let elapsed = seconds(clock.now - start)
-    // The summary first: a file that fails to write at the end (a full disk) loses
-    // no result.
-    print(try report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: false))
-    if let output {
-      let json = try report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: true)
-      try RunDirectory.writeFile(output, bytes: Array((json + "\n").utf8))
-    }
+  }
+
+  /// The checkpoint files `path` names: itself (a file, or a run directory, whose
+  /// checkpoint.herd `TrainedPolicy.load` finds), or for a folder without a
+  /// checkpoint.herd but with `.herd` files (a run's `milestones/`), each of them,
+  /// in the order of the env steps their names or metadata give.
+  static func checkpointFiles(_ path: String) throws -> [String] {
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue,
+      !FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("checkpoint.herd"))
+    else { return [path] }
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".herd") }
+    guard !names.isEmpty else { return [path] }  // TrainedPolicy.load says what is missing
+    func order(_ name: String) -> (Int, String) { (Int(name.dropLast(5)) ?? Int.max, name) }
+    return names.sorted { order($0) < order($1) }.map { (path as NSString).appendingPathComponent($0) }
   }
 
   /// Makes the folder of a file the command writes at the end (as `herd export`
@@ -187,10 +278,11 @@ struct EvalCommand: ParsableCommand {
 
   func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 
-  /// The result as JSON; with `episodes`, every episode's return and length too.
+  /// The result as a JSON object; with `episodes`, every episode's return, length
+  /// and info values too.
   func report(
     _ r: Evaluation, policy: TrainedPolicy, config: TrainingConfig, k: Int, seconds: Double, episodes withEpisodes: Bool
-  ) throws -> String {
+  ) -> [String: Any] {
     func summary(_ s: Evaluation.Summary) -> [String: Any] {
       ["mean": s.mean.isFinite ? s.mean : NSNull(), "std": s.std.isFinite ? s.std : NSNull(),
        "min": s.min.isFinite ? s.min : NSNull(), "max": s.max.isFinite ? s.max : NSNull()]
@@ -218,6 +310,10 @@ struct EvalCommand: ParsableCommand {
       }
       object["info_values"] = values
     }
+    return object
+  }
+
+  static func json(_ object: [String: Any]) throws -> String {
     let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     return String(decoding: data, as: UTF8.self)
   }

@@ -542,6 +542,34 @@ import Testing
     #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/10000.herd")) == kept)
     let e = try HerdBinary.run(["eval", "--checkpoint", folder + "/20000.herd", "--episodes", "3"])
     #expect(e.status == 0 && e.stdout.contains("\"return\""), "\(e.stderr)")
+    // The folder: every milestone in the order of its env steps, on the same episode starts.
+    let each = try HerdBinary.run(["eval", "--checkpoint", folder, "--episodes", "4", "--greedy"])
+    #expect(each.status == 0, "\(each.stderr)")
+    let out = try #require(try JSONSerialization.jsonObject(with: Data(each.stdout.utf8)) as? [String: Any])
+    let rows = try #require(out["checkpoints"] as? [[String: Any]])
+    #expect(rows.map { ($0["checkpoint"] as? String ?? "").split(separator: "/").last ?? "" } == [
+      "10000.herd", "20000.herd", "30000.herd", "40000.herd", "50000.herd",
+    ])
+    let trainedOn = rows.compactMap { $0["env_steps_trained_on"] as? Int }
+    #expect(trainedOn.count == 5 && trainedOn == trainedOn.sorted(), "\(trainedOn)")
+    #expect(rows.allSatisfy { ($0["episodes"] as? Int) == 4 && $0["return"] is [String: Any] })
+    #expect(each.stderr.contains("eval: 5 checkpoints in \(folder)"), "\(each.stderr)")
+    #expect(each.stderr.contains("eval: 30000.herd (policy version \(versions[2]), 3"), "\(each.stderr)")
+    // A policy of another environment in the folder is refused, naming both.
+    let other = HerdBinary.tempDir("milestones-other")
+    defer { try? FileManager.default.removeItem(atPath: other) }
+    let cartPole = try HerdBinary.run([
+      "train", "--env", "CartPole-v1", "--no-stats", "--run-dir", other, "--stop-steps", "2000", "--log-level", "warning",
+    ])
+    #expect(cartPole.status == 0, "\(cartPole.stderr)")
+    let mixed = other + "/mixed"
+    try FileManager.default.createDirectory(atPath: mixed, withIntermediateDirectories: true)
+    try FileManager.default.copyItem(atPath: folder + "/10000.herd", toPath: mixed + "/10000.herd")
+    try FileManager.default.copyItem(atPath: other + "/checkpoint.herd", toPath: mixed + "/20000.herd")
+    let refused = try HerdBinary.run(["eval", "--checkpoint", mixed, "--episodes", "2"])
+    #expect(
+      refused.status != 0 && refused.stderr.contains("20000.herd is a policy for CartPole-v1")
+        && refused.stderr.contains("for MemoryChain-v0"), "\(refused.stderr)")
     // A new run where the checkpoint was removed by hand: the old run's milestones go.
     try FileManager.default.removeItem(atPath: dir + "/checkpoint.herd")
     let again = try HerdBinary.run(args + ["--stop-steps", "5000"], timeout: 60)
