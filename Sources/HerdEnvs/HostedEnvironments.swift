@@ -458,14 +458,24 @@ public final class HostedEnvironments: VectorEnv {
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         throw EnvHostError(
-          "\(o.id): the env host (\(o.python) -m herd_env.host) exited with status \(status >> 8) before describing the environment; its error is above. Is herd_env installed in that interpreter (make venv, or pip install -e python/)?"
+          "\(o.id): the env host (\(o.python) -m herd_env.host) exited with status \(status >> 8) before describing the environment; its error is above. Is herd_env installed in that interpreter, and from this version of Herd (make venv, or pip install -e python/)?"
         )
       }
       line += buf[0..<n]
     }
     let text = String(decoding: line.dropLast(), as: UTF8.self)
-    if let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], let e = obj["error"] as? String {
+    let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+    if let e = obj?["error"] as? String {
       throw EnvHostError("environment \(o.id) cannot be made: \(e)")
+    }
+    // A herd_env from another version of Herd lays the shared memory out otherwise
+    // (one from before the layout was said speaks version 1).
+    let layout = obj?["layout"] as? Int ?? 1
+    guard layout == HostLayout.version else {
+      let place = (obj?["herd_env"] as? String).map { " (\($0))" } ?? ""
+      throw EnvHostError(
+        "\(o.id): the herd_env of \(o.python)\(place) lays out shared memory version \(layout), this herd version \(HostLayout.version): they are from different versions of Herd. Install this checkout's into that interpreter (make venv, or pip install -e python/)"
+      )
     }
     return try EnvSpec(json: text)
   }
@@ -573,6 +583,8 @@ public struct HostLayout: Sendable, Equatable {
   public static let truncated: UInt8 = 2
   public static let stepError: UInt8 = 4
   public static let nonFinite: UInt8 = 8
+  /// The layout's version, in the header and in the host's spec line.
+  public static let version = 2
 
   public let k: Int, f: Int, d: Int, itemSize: Int, infoCount: Int
   public let actions: Int, rewards: Int, flags: Int, observations: Int, finalObservations: Int, episodeInfo: Int
@@ -593,7 +605,7 @@ public struct HostLayout: Sendable, Equatable {
   func writeHeader(_ base: UnsafeMutableRawPointer) {
     let magic: [UInt8] = Array("HERD".utf8)
     for (i, b) in magic.enumerated() { base.storeBytes(of: b, toByteOffset: i, as: UInt8.self) }
-    for (i, v) in [2, k, f, d, itemSize, infoCount].enumerated() {
+    for (i, v) in [Self.version, k, f, d, itemSize, infoCount].enumerated() {
       base.storeBytes(of: UInt32(v).littleEndian, toByteOffset: 4 + 4 * i, as: UInt32.self)
     }
   }

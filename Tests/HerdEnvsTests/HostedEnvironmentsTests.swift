@@ -297,6 +297,32 @@ struct HostedEnvironmentsTests {
     #expect(message(badPython).contains("--python"))
   }
 
+  /// A herd_env from another version of Herd (another layout, or one from before
+  /// the layout was said: version 1) is named as such before the memory is mapped.
+  @Test func aHerdEnvOfAnotherVersionIsSaidSo() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("herd-oldenv-\(getpid())").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for (name, line, expected) in [
+      ("old", #"{"id": "CartPole-v1", "config": "{}"}"#, "lays out shared memory version 1, this herd version 2"),
+      ("new", #"{"layout": 3, "herd_env": "/elsewhere/herd_env"}"#,
+       "(/elsewhere/herd_env) lays out shared memory version 3, this herd version 2"),
+    ] {
+      // A stand-in interpreter that answers like a host of that version.
+      let script = dir + "/" + name
+      try "#!/bin/sh\necho '\(line)'\ncat >/dev/null\n".write(toFile: script, atomically: true, encoding: .utf8)
+      chmod(script, 0o755)
+      var o = EnvHostPython.options("CartPole-v1", count: 1, processes: 1)
+      o.python = script
+      let m: String
+      do {
+        _ = try HostedEnvironments(o, log: { _ in })
+        m = "no error"
+      } catch { m = "\(error)" }
+      #expect(m.contains(expected) && m.contains("different versions of Herd") && m.contains("pip install -e python/"), "\(m)")
+    }
+  }
+
   @Test func closingLeavesNoHostProcess() throws {
     let envs = try HostedEnvironments(EnvHostPython.options("CartPole-v1", count: 2, processes: 2), log: { _ in })
     let pids = envs.hostPIDs

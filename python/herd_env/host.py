@@ -199,6 +199,9 @@ class Host:
             "config": config_text,
             "observation": describe(self.observation_space),
             "action": describe(self.action_space),
+            # The worker checks that this herd_env lays out the memory as it does.
+            "layout": L.VERSION,
+            "herd_env": os.path.dirname(os.path.abspath(__file__)),
         }
 
     def attach(self, buf):

@@ -53,6 +53,12 @@ class Layout:
 
     def check_header(self, buf):
         got = bytes(buf[:28])
+        if got[:4] == MAGIC and got[4:8] != self.header()[4:8]:
+            theirs = struct.unpack("<I", got[4:8])[0]
+            raise ValueError(
+                f"the worker lays out shared memory version {theirs}, this herd_env version {VERSION}: "
+                "herd and herd_env are from different versions of Herd; install the herd_env of the herd you run"
+            )
         if got != self.header()[:28]:
             raise ValueError(f"shared memory header {got!r} is not this host's {self.header()[:28]!r}")
 

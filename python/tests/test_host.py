@@ -204,6 +204,16 @@ def test_without_info_keys_the_layout_has_no_info_rows():
     assert host.flags[0] == L.TERMINATED and host.episode_info.shape == (1, 0)
 
 
+def test_a_worker_of_another_layout_version_is_named_as_such():
+    host = Host("HerdTest/Scored-v0", {}, 1, 0, 0)
+    lay = L.Layout(1, 1, 1, 4)
+    buf = bytearray(lay.size)
+    buf[:64] = lay.header()
+    buf[4:8] = (L.VERSION + 1).to_bytes(4, "little")
+    with pytest.raises(ValueError, match=f"the worker lays out shared memory version {L.VERSION + 1}, this herd_env"):
+        host.attach(buf)
+
+
 def test_the_info_keys_count_is_in_the_header():
     with pytest.raises(ValueError, match="is not this host's"):
         host = Host("HerdTest/Scored-v0", {}, 1, 0, 0, info_keys=["a"])
@@ -227,6 +237,7 @@ def test_process_protocol_over_pipes_and_shared_memory():
     spec = json.loads(p.stdout.readline())
     assert spec["id"] == "CartPole-v1" and spec["config"] == '{"max_episode_steps": 5}'
     assert spec["observation"]["shape"] == [4] and spec["action"] == {"type": "discrete", "n": 2, "start": 0}
+    assert spec["layout"] == L.VERSION and spec["herd_env"] == os.path.dirname(os.path.abspath(L.__file__))
     lay = L.Layout(2, 4, 1, 4)
     os.ftruncate(fd, lay.size)
     os.pwrite(fd, lay.header(), 0)
