@@ -29,6 +29,9 @@ public final class WorkerLoop {
   public var sendEvery = (fragments: 8, seconds: 0.1)
   /// Seconds between heartbeats.
   public var heartbeatSeconds = 2.0
+  /// The share of a progress interval's env steps ending in a fault (a step that
+  /// raised, a misshapen or non-finite observation) from which the worker warns.
+  static let faultWarningShare = 0.1
   /// The level of the lines that say the worker stopped (`herd train`'s workers
   /// log them at debug: the run's summary follows).
   public var stopLogLevel = Logger.Level.info
@@ -162,6 +165,8 @@ public final class WorkerLoop {
     var lastBeatSteps = 0
     var lastWeights = clock.now
     var lastProgress = (time: clock.now, steps: 0)
+    var lastFaults = worker.envs.faults
+    var faultWarnedAt: ContinuousClock.Instant?
     func seconds(since t: ContinuousClock.Instant) -> Double {
       let d = clock.now - t
       return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
@@ -229,11 +234,32 @@ public final class WorkerLoop {
       // A progress line every 5 progress intervals (10 s by default).
       let sinceProgress = seconds(since: lastProgress.time)
       if sinceProgress >= 5 * config.progress_interval_seconds {
-        let rate = Double(worker.envSteps - lastProgress.steps) / sinceProgress
+        let steps = worker.envSteps - lastProgress.steps
+        let rate = Double(steps) / sinceProgress
         let ret = recent.isEmpty ? "-" : String(format: "%.2f", meanRecent())
-        logger.info(
-          "worker \(a.workerID): steps \(worker.envSteps.formatted()) (\(Int(rate).formatted())/s)  episodes \(totalEpisodes)  return \(ret)  policy version \(worker.policyVersion) (weights \(String(format: "%.1f", seconds(since: lastWeights))) s old)"
+        let faults = worker.envs.faults
+        let (errors, nonFinite, restarts) = (
+          faults.stepErrors - lastFaults.stepErrors, faults.nonFiniteObservations - lastFaults.nonFiniteObservations,
+          faults.hostRestarts - lastFaults.hostRestarts
         )
+        let faultText =
+          errors + nonFinite + restarts > 0
+          ? "  env faults: \(errors.formatted()) step errors, \(nonFinite.formatted()) non-finite, \(restarts) host restarts"
+          : ""
+        logger.info(
+          "worker \(a.workerID): steps \(worker.envSteps.formatted()) (\(Int(rate).formatted())/s)  episodes \(totalEpisodes)  return \(ret)  policy version \(worker.policyVersion) (weights \(String(format: "%.1f", seconds(since: lastWeights))) s old)\(faultText)"
+        )
+        // Most steps ending in a fault: the run learns nothing, whatever its curves
+        // look like. Said at once, then at most every 10 minutes while it lasts.
+        if steps > 0 && Double(errors + nonFinite) >= Self.faultWarningShare * Double(steps),
+          faultWarnedAt.map({ seconds(since: $0) >= 600 }) ?? true
+        {
+          faultWarnedAt = clock.now
+          logger.warning(
+            "worker \(a.workerID): \((errors + nonFinite).formatted()) of \(steps.formatted()) env steps in the last \(Int(sinceProgress.rounded())) s ended in an environment fault (\(errors.formatted()) raised in step or had an observation of another shape, \(nonFinite.formatted()) non-finite): each such episode ends at once and teaches the policy nothing; the env host's first traceback of each kind is above"
+          )
+        }
+        lastFaults = faults
         lastProgress = (clock.now, worker.envSteps)
       }
       // The learner's decisions.

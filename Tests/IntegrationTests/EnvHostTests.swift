@@ -136,6 +136,25 @@ struct EnvHostTests {
     #expect(eval.stderr.contains("eval: info odd 1.000 +- 0.000 (min 1.000, max 1.000) over 6 episodes"), "\(eval.stderr)")
   }
 
+  /// An environment whose steps mostly fail is said in a warning (a run on it
+  /// learns nothing), and the worker's progress line counts the faults; a few
+  /// faults are counted without a warning.
+  @Test func mostStepsFailingIsAWarning() throws {
+    for (every, warned) in [(1, true), (50, false)] {
+      let dir = HerdBinary.tempDir("flaky\(every)")
+      defer { try? FileManager.default.removeItem(atPath: dir) }
+      let r = try HerdBinary.run([
+        "train", "--env", "gym:herd_env.testing_envs:HerdTest/Flaky-v0", "--set", #"env_config={"fail_every": \#(every)}"#,
+        "--set", "progress_interval_seconds=0.5", "--stop-seconds", "6", "--run-dir", dir, "--python", python, "--no-stats",
+      ])
+      #expect(r.status == 0, "\(r.stderr.suffix(1500))")
+      let warning = r.stderr.split(separator: "\n").first { $0.contains("ended in an environment fault") }
+      #expect((warning != nil) == warned, "fail_every \(every): \(r.stderr.suffix(2500))")
+      if let warning { #expect(warning.hasPrefix("warning: worker 1: ") && warning.contains("teaches the policy nothing")) }
+      #expect(r.stderr.contains("step errors, 0 non-finite, 0 host restarts"), "\(r.stderr.suffix(2500))")
+    }
+  }
+
   @Test func aWorkerWhoseEnvironmentDiffersIsRefusedOnBothSides() throws {
     let dir = HerdBinary.tempDir("gymdiff")
     defer { try? FileManager.default.removeItem(atPath: dir) }
