@@ -43,16 +43,34 @@ struct ExportCommand: ParsableCommand {
 
   @Option(help: "A run directory (its checkpoint.herd) or a checkpoint file.")
   var checkpoint: String
-  @Option(help: "Folder to write the three files into (created if missing; default: the run directory's export/).")
+  @Option(
+    help: """
+      Folder to write the three files into (created if missing; default: the run directory's export/ for its \
+      checkpoint, export-best/ for best.herd, export-milestone-N/ for milestones/N.herd).
+      """)
   var output: String?
   @OptionGroup var envHost: EnvHostOptions
 
   func validate() throws { try envHost.validate() }
 
+  /// Where a checkpoint file's export goes by default: `export/` beside the run's
+  /// checkpoint.herd, `export-NAME/` beside any other NAME.herd (best.herd), and
+  /// `export-milestone-N/` in the run folder for `milestones/N.herd`, so that no
+  /// two of a run's policies share a folder.
+  static func defaultOutput(_ file: String) -> String {
+    let folder = (file as NSString).deletingLastPathComponent
+    let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+    if stem == "checkpoint" { return (folder as NSString).appendingPathComponent("export") }
+    if (folder as NSString).lastPathComponent == RunDirectory.milestoneFolder {
+      return ((folder as NSString).deletingLastPathComponent as NSString).appendingPathComponent("export-milestone-\(stem)")
+    }
+    return (folder as NSString).appendingPathComponent("export-\(stem)")
+  }
+
   func run() throws {
     let policy = try TrainedPolicy.load(checkpoint, host: envHost.settings)
     let directory =
-      output ?? ((policy.source as NSString).deletingLastPathComponent as NSString).appendingPathComponent("export")
+      output ?? Self.defaultOutput(policy.source)
     let export = PolicyExport(policy)
     let paths = try export.write(to: directory)
     printError(

@@ -542,6 +542,13 @@ import Testing
     #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/10000.herd")) == kept)
     let e = try HerdBinary.run(["eval", "--checkpoint", folder + "/20000.herd", "--episodes", "3"])
     #expect(e.status == 0 && e.stdout.contains("\"return\""), "\(e.stderr)")
+    // Exports default to a folder of their own: a milestone's, best.herd's, the checkpoint's.
+    for (file, folder) in [
+      ("milestones/20000.herd", "export-milestone-20000"), ("best.herd", "export-best"), ("checkpoint.herd", "export"),
+    ] {
+      let x = try HerdBinary.run(["export", "--checkpoint", dir + "/" + file])
+      #expect(x.status == 0 && FileManager.default.fileExists(atPath: "\(dir)/\(folder)/policy.onnx"), "\(file): \(x.stderr)")
+    }
     // The folder: every milestone in the order of its env steps, on the same episode starts.
     let each = try HerdBinary.run(["eval", "--checkpoint", folder, "--episodes", "4", "--greedy"])
     #expect(each.status == 0, "\(each.stderr)")
