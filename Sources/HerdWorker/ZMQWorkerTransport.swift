@@ -9,10 +9,13 @@ import Logging
 public enum WorkerError: Error, CustomStringConvertible {
   /// `--learner` is not `tcp://HOST:PORT`.
   case badAddress(String)
+  /// `--learner`'s port is not a TCP port.
+  case badPort(String, Int)
 
   public var description: String {
     switch self {
     case .badAddress(let a): return "--learner \(a) is not tcp://HOST:PORT"
+    case .badPort(let a, let p): return "--learner \(a): port \(p) is not a TCP port (1 to 65535; the learner's --port, 5555 by default)"
     }
   }
 }
@@ -68,8 +71,9 @@ public final class ZMQWorkerTransport: WorkerTransport {
 
   public init(learner: String, curve: (server: CurveKey, pair: CurveKeyPair)? = nil, logger: Logger) throws {
     guard learner.hasPrefix("tcp://"), let colon = learner.lastIndex(of: ":"),
-      colon > learner.index(learner.startIndex, offsetBy: 6), Int(learner[learner.index(after: colon)...]) != nil
+      colon > learner.index(learner.startIndex, offsetBy: 6), let port = Int(learner[learner.index(after: colon)...])
     else { throw WorkerError.badAddress(learner) }
+    guard (1...65535).contains(port) else { throw WorkerError.badPort(learner, port) }
     learnerAddress = learner
     learnerHost = String(learner[learner.index(learner.startIndex, offsetBy: 6)..<colon])
     self.curve = curve

@@ -91,6 +91,19 @@ import Testing
 
   /// A worker given the learner's stats port or fragment port instead of its
   /// control port says which mistake it looks like, instead of "no answer" alone.
+  /// A --learner that is no TCP address, or whose port cannot exist, is refused at
+  /// once by name (a port past 65535 was tried for ever, "no answer").
+  @Test func aLearnerAddressThatCannotBeIsRefused() throws {
+    for (address, expected) in [
+      ("foo", "--learner foo is not tcp://HOST:PORT"), ("tcp://127.0.0.1", "is not tcp://HOST:PORT"),
+      ("tcp://127.0.0.1:99999", "--learner tcp://127.0.0.1:99999: port 99999 is not a TCP port (1 to 65535"),
+      ("tcp://127.0.0.1:0", "port 0 is not a TCP port"),
+    ] {
+      let r = try HerdBinary.run(["worker", "--learner", address], timeout: 10)
+      #expect(r.status == 1 && r.stderr.contains(expected) && !r.stderr.contains("no answer"), "\(address): \(r.stderr)")
+    }
+  }
+
   @Test func aWorkerPointedAtTheWrongPortSaysSo() throws {
     let dir = HerdBinary.tempDir("wrong-port")
     defer { try? FileManager.default.removeItem(atPath: dir) }
