@@ -239,12 +239,16 @@ public final class RunDirectory: Sendable {
       func float(_ key: String) -> Float? { (r[key] as? NSNumber).map { $0.floatValue } }
       func double(_ key: String) -> Double { (r[key] as? NSNumber)?.doubleValue ?? 0 }
       func int(_ key: String) -> Int { (r[key] as? NSNumber)?.intValue ?? 0 }
-      points.append(
-        HistoryPoint(
-          wallSeconds: t, envSteps: steps, meanReturn: float(MetricKey.returnMean),
-          sampledPerSecond: double(MetricKey.sampledPerSecond), trainedPerSecond: double(MetricKey.trainedPerSecond),
-          policyLoss: float(MetricKey.lossPG), baselineLoss: float(MetricKey.lossBaseline),
-          entropyLoss: float(MetricKey.lossEntropy), lagP50: int(MetricKey.lagP50), lagP95: int(MetricKey.lagP95)))
+      var point = HistoryPoint(
+        wallSeconds: t, envSteps: steps, meanReturn: float(MetricKey.returnMean),
+        sampledPerSecond: double(MetricKey.sampledPerSecond), trainedPerSecond: double(MetricKey.trainedPerSecond),
+        policyLoss: float(MetricKey.lossPG), baselineLoss: float(MetricKey.lossBaseline),
+        entropyLoss: float(MetricKey.lossEntropy), lagP50: int(MetricKey.lagP50), lagP95: int(MetricKey.lagP95))
+      let prefix = MetricKey.episodeInfo("")
+      for (key, value) in r where key.hasPrefix(prefix) {
+        if let v = (value as? NSNumber)?.floatValue { point.episodeInfo[String(key.dropFirst(prefix.count))] = v }
+      }
+      points.append(point)
     }
     return points
   }

@@ -54,6 +54,7 @@ enum Dashboard {
       <section><h2>Env steps per second</h2><canvas id="c-sps"></canvas><div class="legend" id="l-sps"></div></section>
       <section><h2>Losses</h2><canvas id="c-loss"></canvas><div class="legend" id="l-loss"></div></section>
       <section><h2>Policy lag (updates)</h2><canvas id="c-lag"></canvas><div class="legend" id="l-lag"></div></section>
+      <section id="s-info" style="display:none"><h2>Episode info (means over the last 100 episodes) vs env steps</h2><canvas id="c-info"></canvas><div class="legend" id="l-info"></div></section>
       <section class="wide"><h2>Workers</h2>
         <table><thead><tr><th>id</th><th>host</th><th>pid</th><th>envs</th><th>env steps</th><th>steps/s</th>
         <th>episodes</th><th>mean return</th><th>policy</th><th>heartbeat</th><th>state</th></tr></thead>
@@ -146,6 +147,9 @@ enum Dashboard {
                         { name: "entropy", ys: hist["losses/entropy"], color: "#b83280" }], tf);
       chart("lag", t, [{ name: "p50", ys: hist["policy_lag/p50"], color: "#2f855a" },
                        { name: "p95", ys: hist["policy_lag/p95"], color: "#c53030" }], tf);
+      const info = Object.keys(hist.episode_info || {}).sort(), palette = ["#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b83280", "#c53030"];
+      $("s-info").style.display = info.length ? "" : "none";
+      if (info.length) chart("info", hist["env_steps/sampled"], info.map((k, i) => ({ name: k, ys: hist.episode_info[k], color: palette[i % palette.length] })), si);
       const rows = s.workers.map((w) => `<tr class="${w.state}"><td>${w.id}</td><td>${esc(w.host)}</td><td>${w.pid}</td>
         <td>${w.envs}</td><td>${si(w.env_steps)}</td><td>${si(w.steps_per_second)}</td><td>${w.episodes}</td>
         <td>${si(w.mean_return)}</td><td>${w.policy_version}</td><td>${w.seconds_since_heartbeat.toFixed(1)} s</td>

@@ -207,11 +207,12 @@ public final class StatsService: Sendable {
   func historyJSON() -> [UInt8] {
     let h = sources.board.history
     func finite(_ x: Float?) -> Float? { x.flatMap { $0.isFinite ? $0 : nil } }
-    let c = HistoryDocument(
+    var c = HistoryDocument(
       wallSeconds: h.map(\.wallSeconds), envSteps: h.map(\.envSteps), returnMean: h.map { finite($0.meanReturn) },
       sampledPerSecond: h.map(\.sampledPerSecond), trainedPerSecond: h.map(\.trainedPerSecond),
       lossPG: h.map { finite($0.policyLoss) }, lossBaseline: h.map { finite($0.baselineLoss) },
       lossEntropy: h.map { finite($0.entropyLoss) }, lagP50: h.map(\.lagP50), lagP95: h.map(\.lagP95))
+    for key in Set(h.flatMap(\.episodeInfo.keys)) { c.episodeInfo[key] = h.map { $0.episodeInfo[key] } }
     let e = JSONEncoder()
     e.outputFormatting = [.sortedKeys]
     return Array((try? e.encode(c)) ?? Data("{}".utf8)) + [10]

@@ -12,6 +12,8 @@ public struct HistoryDocument: Codable, Sendable {
   public var lossEntropy: [Float?]
   public var lagP50: [Int]
   public var lagP95: [Int]
+  /// Each `episode_info_keys` entry's mean, by key (null before an episode had it).
+  public var episodeInfo: [String: [Float?]] = [:]
 
   /// The same names as `/stats` and `progress.jsonl` (``MetricKey``).
   enum CodingKeys: String, CodingKey {
@@ -25,6 +27,7 @@ public struct HistoryDocument: Codable, Sendable {
     case lossEntropy = "losses/entropy"
     case lagP50 = "policy_lag/p50"
     case lagP95 = "policy_lag/p95"
+    case episodeInfo = "episode_info"
   }
 }
 

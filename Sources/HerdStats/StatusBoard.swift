@@ -92,6 +92,8 @@ public struct HistoryPoint: Sendable, Equatable {
   public var entropyLoss: Float?
   public var lagP50: Int
   public var lagP95: Int
+  /// Each `episode_info_keys` entry's mean, for the keys an episode had by then.
+  public var episodeInfo: [String: Float] = [:]
 
   public init(
     wallSeconds: Double, envSteps: Int, meanReturn: Float?, sampledPerSecond: Double, trainedPerSecond: Double,
@@ -150,11 +152,12 @@ public final class StatusBoard: Sendable {
 
   /// Publishes a status and offers its point to the history.
   public func publish(_ status: TrainerStatus) {
-    let point = HistoryPoint(
+    var point = HistoryPoint(
       wallSeconds: status.wallSeconds, envSteps: status.stats.envSteps, meanReturn: status.stats.meanReturn,
       sampledPerSecond: status.sampledPerSecond, trainedPerSecond: status.trainedPerSecond,
       policyLoss: status.lastUpdate?.policyLoss, baselineLoss: status.lastUpdate?.baselineLoss,
       entropyLoss: status.lastUpdate?.entropyLoss, lagP50: status.stats.lagP50, lagP95: status.stats.lagP95)
+    for i in status.stats.episodeInfo { if let m = i.mean, m.isFinite { point.episodeInfo[i.key] = m } }
     let capacity = self.capacity
     state.withLock { s in
       s.latest = status

@@ -123,6 +123,7 @@ import Testing
         MetricKey.wallSeconds: Double(t) * 2, MetricKey.envStepsSampled: t * 100,
         MetricKey.returnMean: t < 3 ? NSNull() : Double(t) / 2, MetricKey.sampledPerSecond: 50.0,
         MetricKey.trainedPerSecond: 49.0, MetricKey.lossPG: 0.25, MetricKey.lagP50: 3, MetricKey.lagP95: 7,
+        MetricKey.episodeInfo("is_success"): t < 5 ? NSNull() : Double(t) / 20,
       ])
     }
     let handle = try #require(FileHandle(forWritingAtPath: dir + "/progress.jsonl"))
@@ -134,6 +135,7 @@ import Testing
     #expect(points[0].meanReturn == nil && points[2].meanReturn == 1.5)
     #expect(points[4].envSteps == 500 && points[4].policyLoss == 0.25 && points[4].baselineLoss == nil)
     #expect(points[4].lagP95 == 7 && points[4].sampledPerSecond == 50)
+    #expect(points[3].episodeInfo.isEmpty && points[4].episodeInfo == ["is_success": 0.25], "info means, nulls left out")
     let board = StatusBoard(capacity: 8)
     board.seed(points)
     let kept = board.history

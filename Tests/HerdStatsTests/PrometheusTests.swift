@@ -168,6 +168,9 @@ enum PrometheusParser {
     #expect(text.contains("info        is_success 0.75   never -   (means over the last 100 episodes)"), "\(text)")
     let metrics = MetricsExporter().render(doc, health: service.document().1)
     #expect(metrics.contains(#"herd_episode_info_mean{key="is_success"} 0.75"#), "\(metrics)")
+    // /history has the curve of each key an episode had.
+    let hist = try JSONDecoder().decode(HistoryDocument.self, from: Data(service.historyJSON()))
+    #expect(hist.episodeInfo == ["is_success": [0.75]], "\(hist.episodeInfo)")
     #expect(!metrics.contains(#"key="never""#))
   }
 }

@@ -312,6 +312,42 @@ import Testing
     #expect(dom.contains("connected"))
     #expect(dom.contains("<div id=\"error\" style=\"display: none;\"></div>"), "no fetch error shown")
     #expect(dom.contains("CartPole-v1"))
+    #expect(
+      dom.range(of: #"<section id="s-info" style="display: ?none;?">"#, options: .regularExpression) != nil,
+      "no episode_info_keys: no info chart")
+    worker.signal(SIGTERM)
+    learner.signal(SIGTERM)
+    _ = worker.wait(10)
+    #expect(learner.wait(20) == 0)
+  }
+
+  /// With episode_info_keys the dashboard shows their chart, one line per key.
+  @Test(.enabled(if: chromium != nil && (envHostPython != nil || requireTools), "needs chromium and herd_env"))
+  func dashboardChartsEpisodeInfo() throws {
+    let dir = HerdBinary.tempDir("dashinfo")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let learner = try HerdProcess([
+      "learner", "--env", "gym:herd_env.testing_envs:HerdTest/Scored-v0", "--port", "0", "--stats-port", "0",
+      "--run-dir", dir + "/run", "--stop-seconds", "60", "--set", #"episode_info_keys=["is_success", "steps"]"#,
+    ])
+    #expect(learner.waitReady(10), "\(learner.stderr)")
+    let url = try #require(learner.statsURL)
+    let worker = try HerdProcess([
+      "worker", "--learner", try #require(learner.controlEndpoint), "--envs", "8", "--python", envHostPython ?? "python3",
+    ])
+    #expect(learner.waitForStats(30) { $0.episodeInfo["steps"] != nil }, "\(learner.stderr)\n\(worker.stderr)")
+    sleep(3)  // a few history points
+    let r = try HerdBinary.runCommand(
+      try #require(Self.chromium),
+      [
+        "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", "--virtual-time-budget=4000",
+        "--user-data-dir=\(dir)/profile", url + "/",
+      ], timeout: 90)
+    #expect(r.status == 0, "\(r.stderr.suffix(500))")
+    let dom = r.stdout
+    #expect(dom.contains("<section id=\"s-info\" style=\"\">"), "\(dom.prefix(3000))")
+    #expect(dom.contains("</i>is_success</span>") && dom.contains("</i>steps</span>"), "the legend names the keys")
+    #expect(dom.contains("<td style=\"text-align:left\">info steps</td><td style=\"text-align:left\">5.00</td>"))
     worker.signal(SIGTERM)
     learner.signal(SIGTERM)
     _ = worker.wait(10)
