@@ -14,11 +14,24 @@ public struct StopCriteria: Sendable, Equatable {
   public var envSteps: Int?
   /// Wall-clock seconds.
   public var seconds: Double?
+  /// An `episode_info_keys` entry's mean over the last 100 episodes that had it at
+  /// or above `value` (checked once 100 episodes had it).
+  public var info: InfoTarget?
 
-  public init(reward: Float? = nil, envSteps: Int? = nil, seconds: Double? = nil) {
+  public struct InfoTarget: Sendable, Equatable {
+    public var key: String
+    public var value: Float
+    public init(key: String, value: Float) {
+      self.key = key
+      self.value = value
+    }
+  }
+
+  public init(reward: Float? = nil, envSteps: Int? = nil, seconds: Double? = nil, info: InfoTarget? = nil) {
     self.reward = reward
     self.envSteps = envSteps
     self.seconds = seconds
+    self.info = info
   }
 }
 
@@ -484,6 +497,12 @@ final class Trainer: @unchecked Sendable {
       if let f = failure() { (reason, finished) = ("error: \(f)", true) }
       if interrupted.isSet { (reason, finished) = ("interrupted", true) }
       if reachedAt != nil { (reason, finished) = ("stop_reward reached", true) }
+      if let target = stop.info, let i = snap.episodeInfo.first(where: { $0.key == target.key }), i.episodes >= 100,
+        let m = i.mean, m >= target.value, !finished
+      {
+        (reason, finished) = ("stop_info reached", true)
+        logger.info("stop: \(target.key) \(m) over the last 100 episodes that had it, at or above \(target.value)")
+      }
       if let s = stop.envSteps, snap.envSteps >= s { (reason, finished) = ("stop_steps reached", true) }
       if let s = stop.seconds, now >= s { (reason, finished) = ("stop_seconds reached", true) }
       // The status board every second, or at the progress interval when shorter.

@@ -110,6 +110,7 @@ struct LearnerCommand: ParsableCommand {
     }
     if let notice = options.environmentNotice(config, fromRun: fromRun) { logger.notice("\(notice)") }
     if let notice = config.roundingNotice { logger.notice("\(notice)") }
+    try stopping.check(config)
     let security = try curve.security(logger: logger)
     let dirPath = runDir ?? "runs/\(config.env)-\(Train.timestamp())"
     BLAS.setThreadCount(1)

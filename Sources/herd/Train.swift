@@ -133,9 +133,35 @@ struct StopOptions: ParsableArguments {
     parsing: .unconditional,
     help: "Stop after this many seconds (of this invocation: a resumed run gets this much more).")
   var stopSeconds: Double?
+  @Option(
+    name: .customLong("stop-info"), parsing: .unconditional,
+    help: ArgumentHelp(
+      "Stop when the mean of an episode_info_keys entry over the last 100 episodes that had it reaches VALUE, e.g. is_success=0.95.",
+      valueName: "KEY=VALUE"))
+  var stopInfo: String?
+
+  /// `--stop-info`'s key and value.
+  var infoTarget: StopCriteria.InfoTarget? {
+    guard let text = stopInfo, let eq = text.lastIndex(of: "="), let v = Float(text[text.index(after: eq)...]), v.isFinite,
+      eq > text.startIndex
+    else { return nil }
+    return StopCriteria.InfoTarget(key: String(text[..<eq]), value: v)
+  }
+
+  /// Checks `--stop-info` against the run's config: its key must be recorded.
+  func check(_ config: TrainingConfig) throws {
+    guard let t = infoTarget, !config.episode_info_keys.contains(t.key) else { return }
+    let keys = config.episode_info_keys.isEmpty ? "none" : config.episode_info_keys.joined(separator: ", ")
+    throw CommandFailure(
+      "--stop-info \(stopInfo ?? ""): \(t.key) is not in episode_info_keys (here: \(keys)); add it, e.g. --set 'episode_info_keys=[\"\(t.key)\"]'"
+    )
+  }
 
   func validate() throws {
     if let r = stopReward, !r.isFinite { throw ValidationError("--stop-reward must be a number, got \(r)") }
+    if stopInfo != nil && infoTarget == nil {
+      throw ValidationError("--stop-info must be KEY=VALUE with VALUE a number, e.g. is_success=0.95; got \(stopInfo!)")
+    }
     if let s = stopSteps, s < 1 { throw ValidationError("--stop-steps must be at least 1, got \(s)") }
     if let s = stopSeconds, !(s > 0) { throw ValidationError("--stop-seconds must be positive, got \(s)") }
   }
@@ -143,9 +169,10 @@ struct StopOptions: ParsableArguments {
   /// The criteria; with none given, the env's solved return or 600 s.
   func criteria(for env: String) -> StopCriteria {
     StopCriteria(
-      reward: stopReward ?? (stopSteps == nil && stopSeconds == nil ? Train.solvedReturn(env) : nil),
+      reward: stopReward ?? (stopSteps == nil && stopSeconds == nil && stopInfo == nil ? Train.solvedReturn(env) : nil),
       envSteps: stopSteps,
-      seconds: stopSeconds ?? (stopReward == nil && stopSteps == nil ? 600 : nil))
+      seconds: stopSeconds ?? (stopReward == nil && stopSteps == nil && stopInfo == nil ? 600 : nil),
+      info: infoTarget)
   }
 }
 
@@ -263,6 +290,7 @@ struct Train: ParsableCommand {
       return
     }
     BLAS.setThreadCount(1)
+    try stopping.check(config)
     let stop = stopping.criteria(for: config.env)
     StopSignals.install(interruptFlag)
     logger.info(
@@ -347,6 +375,7 @@ struct Train: ParsableCommand {
     if let r = s.reward { parts.append("mean return >= \(r)") }
     if let n = s.envSteps { parts.append("\(n) env steps") }
     if let t = s.seconds { parts.append("\(t) s") }
+    if let i = s.info { parts.append("mean \(i.key) >= \(i.value)") }
     return parts.joined(separator: " or ")
   }
 

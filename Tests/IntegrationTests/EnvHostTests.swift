@@ -136,6 +136,33 @@ struct EnvHostTests {
     #expect(eval.stderr.contains("eval: info odd 1.000 +- 0.000 (min 1.000, max 1.000) over 6 episodes"), "\(eval.stderr)")
   }
 
+  /// `--stop-info KEY=VALUE` ends a run once a recorded info key's mean reaches
+  /// VALUE (Scored's success is learned within seconds); a key the run does not
+  /// record, or a malformed target, is refused before anything starts.
+  @Test func stopInfoEndsTheRunAtTheTarget() throws {
+    let dir = HerdBinary.tempDir("stopinfo")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let env = "gym:herd_env.testing_envs:HerdTest/Scored-v0"
+    let r = try HerdBinary.run([
+      "train", "--env", env, "--set", #"episode_info_keys=["odd", "is_success"]"#, "--stop-info", "is_success=0.9",
+      "--stop-seconds", "100", "--run-dir", dir, "--python", python, "--no-stats",
+    ])
+    #expect(r.status == 0, "\(r.stderr.suffix(1500))")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    #expect(summary["stopped_because"] as? String == "stop_info reached", "\(summary)")
+    #expect(r.stderr.contains("or mean is_success >= 0.9") && r.stderr.contains("stop: is_success 0.9"), "\(r.stderr.prefix(2000))")
+    #expect(((summary["wall_seconds"] as? Double) ?? 100) < 90)
+    for (args, expected) in [
+      (["--stop-info", "is_success=0.9"], "--stop-info is_success=0.9: is_success is not in episode_info_keys (here: none)"),
+      (["--stop-info", "is_success"], "--stop-info must be KEY=VALUE with VALUE a number"),
+      (["--stop-info", "is_success=high"], "--stop-info must be KEY=VALUE with VALUE a number"),
+    ] {
+      let bad = try HerdBinary.run(["train", "--env", env, "--run-dir", dir + "-bad", "--python", python] + args)
+      #expect(bad.status != 0 && bad.stderr.contains(expected), "\(args): \(bad.stderr)")
+      #expect(!FileManager.default.fileExists(atPath: dir + "-bad"), "nothing made")
+    }
+  }
+
   /// An environment whose steps mostly fail is said in a warning (a run on it
   /// learns nothing), and the worker's progress line counts the faults; a few
   /// faults are counted without a warning.
