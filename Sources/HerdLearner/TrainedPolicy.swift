@@ -12,6 +12,8 @@ public struct TrainedPolicy: Sendable {
   public var network: PolicyNetwork
   public var weights: [Float]
   public var policyVersion: Int
+  /// The env steps of the run when the file was written (nil when it does not say).
+  public var envSteps: Int? = nil
   /// The checkpoint file read.
   public var source: String
 
@@ -68,7 +70,8 @@ public struct TrainedPolicy: Sendable {
     }
     return TrainedPolicy(
       config: config, spec: spec, network: network, weights: parameters.flatValues,
-      policyVersion: Int(archive.metadata[CheckpointKey.policyVersion] ?? "") ?? 0, source: file)
+      policyVersion: Int(archive.metadata[CheckpointKey.policyVersion] ?? "") ?? 0,
+      envSteps: archive.metadata[CheckpointKey.envSteps].flatMap { Int($0) }, source: file)
   }
 }
 

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import HerdEnvs
 import HerdLearner
-import HerdNN
 import HerdRL
 
 /// `herd eval`: a trained policy, run for N episodes, its returns and lengths.
@@ -181,7 +180,7 @@ struct EvalCommand: ParsableCommand {
         )
       }
       let (result, elapsed) = try evaluate(policy, config: config, environments: environments)
-      let steps = (try? TensorArchive.read(from: file)).flatMap { $0.metadata[CheckpointKey.envSteps] }.flatMap(Int.init)
+      let steps = policy.envSteps
       let at = steps.map { ", \($0.formatted()) env steps" } ?? ""
       summarise(result, config: config, prefix: "eval: \((file as NSString).lastPathComponent) (policy version \(policy.policyVersion)\(at)): ")
       var entry = report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: false)

@@ -286,6 +286,18 @@ import Testing
 @Suite(.serialized) struct DashboardBrowserTests {
   static let chromium = which("chromium") ?? which("chromium-browser")
 
+  /// The dashboard at `url` as headless Chromium leaves it after 4 s of its time.
+  static func dom(_ url: String, profile: String) throws -> String {
+    let r = try HerdBinary.runCommand(
+      try #require(chromium),
+      [
+        "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", "--virtual-time-budget=4000",
+        "--user-data-dir=\(profile)", url + "/",
+      ], timeout: 90)
+    #expect(r.status == 0, "\(r.stderr.suffix(500))")
+    return r.stdout
+  }
+
   @Test(.enabled(if: chromium != nil, "needs Debian's chromium for a headless browser"))
   func dashboardRendersInHeadlessChromium() throws {
     let dir = HerdBinary.tempDir("dash")
@@ -299,14 +311,7 @@ import Testing
     let worker = try HerdProcess(["worker", "--learner", try #require(learner.controlEndpoint), "--envs", "8"])
     #expect(learner.waitForStats(20) { $0.updates > 0 && $0.envStepsSampled > 0 }, "\(learner.stderr)")
     sleep(3)  // a few history points
-    let r = try HerdBinary.runCommand(
-      try #require(Self.chromium),
-      [
-        "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", "--virtual-time-budget=4000",
-        "--user-data-dir=\(dir)/profile", url + "/",
-      ], timeout: 90)
-    #expect(r.status == 0, "\(r.stderr.suffix(500))")
-    let dom = r.stdout
+    let dom = try Self.dom(url, profile: dir + "/profile")
     #expect(dom.contains("class=\"badge training\""), "the status badge is set from /stats")
     #expect(dom.contains("<td>\(worker.process.processIdentifier)</td>"), "the worker row is filled in")
     #expect(dom.contains("connected"))
@@ -337,14 +342,7 @@ import Testing
     ])
     #expect(learner.waitForStats(30) { $0.episodeInfo["steps"] != nil }, "\(learner.stderr)\n\(worker.stderr)")
     sleep(3)  // a few history points
-    let r = try HerdBinary.runCommand(
-      try #require(Self.chromium),
-      [
-        "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", "--virtual-time-budget=4000",
-        "--user-data-dir=\(dir)/profile", url + "/",
-      ], timeout: 90)
-    #expect(r.status == 0, "\(r.stderr.suffix(500))")
-    let dom = r.stdout
+    let dom = try Self.dom(url, profile: dir + "/profile")
     #expect(dom.contains("<section id=\"s-info\" style=\"\">"), "\(dom.prefix(3000))")
     #expect(dom.contains("</i>is_success</span>") && dom.contains("</i>steps</span>"), "the legend names the keys")
     #expect(dom.contains("<td style=\"text-align:left\">info steps</td><td style=\"text-align:left\">5.00</td>"))
