@@ -334,6 +334,9 @@ public enum CheckpointKey {
   public static let recentReturns = "recent_returns"
   /// Their lengths (JSON array), in the same order.
   public static let recentLengths = "recent_lengths"
+  /// Each `episode_info_keys` entry's values in its window, oldest first (a JSON
+  /// object of arrays): a resumed run's means go on from them.
+  public static let recentEpisodeInfo = "recent_episode_info"
 }
 
 /// Where a run stood when a checkpoint was written: its clock, and the episodes of
@@ -344,14 +347,17 @@ public struct CheckpointProgress: Equatable, Sendable {
   public var wallSeconds: Double
   public var returns: [Float]
   public var lengths: [Int]
+  /// Each info key's window (``RunStats/recentInfo()``).
+  public var episodeInfo: [String: [Float]]
 
-  public init(wallSeconds: Double, returns: [Float], lengths: [Int]) {
+  public init(wallSeconds: Double, returns: [Float], lengths: [Int], episodeInfo: [String: [Float]] = [:]) {
     precondition(returns.count == lengths.count, "one length per return")
     self.wallSeconds = wallSeconds
     // Non-finite returns cannot be written as JSON; they are left out with their lengths.
     let kept = zip(returns, lengths).filter { $0.0.isFinite }
     self.returns = kept.map(\.0)
     self.lengths = kept.map(\.1)
+    self.episodeInfo = episodeInfo.mapValues { $0.filter(\.isFinite) }
   }
 
   /// Reads the values of `archive` (from `source`).
@@ -377,7 +383,14 @@ public struct CheckpointProgress: Equatable, Sendable {
       throw RunDirectoryError(
         "\(source): \(returns.count) \(CheckpointKey.recentReturns) but \(lengths.count) \(CheckpointKey.recentLengths)")
     }
-    self.init(wallSeconds: seconds, returns: returns.map { Float($0) }, lengths: lengths.map { Int($0) })
+    var info: [String: [Float]] = [:]
+    if let text = meta[CheckpointKey.recentEpisodeInfo] {
+      guard let any = try? JSONSerialization.jsonObject(with: Data(text.utf8)), let object = any as? [String: [Double]]
+      else { throw RunDirectoryError("\(source): \(CheckpointKey.recentEpisodeInfo) is not a JSON object of number arrays") }
+      info = object.mapValues { $0.map { Float($0) } }
+    }
+    self.init(
+      wallSeconds: seconds, returns: returns.map { Float($0) }, lengths: lengths.map { Int($0) }, episodeInfo: info)
   }
 
   /// The metadata entries a checkpoint stores these under.
@@ -385,10 +398,17 @@ public struct CheckpointProgress: Equatable, Sendable {
     func json(_ values: [Any]) -> String {
       (try? JSONSerialization.data(withJSONObject: values)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
     }
-    return [
+    var entries = [
       CheckpointKey.wallSeconds: String(wallSeconds), CheckpointKey.recentReturns: json(returns.map { Double($0) }),
       CheckpointKey.recentLengths: json(lengths),
     ]
+    if !episodeInfo.isEmpty,
+      let data = try? JSONSerialization.data(
+        withJSONObject: episodeInfo.mapValues { $0.map { Double($0) } }, options: [.sortedKeys])
+    {
+      entries[CheckpointKey.recentEpisodeInfo] = String(decoding: data, as: UTF8.self)
+    }
+    return entries
   }
 }
 

@@ -240,6 +240,7 @@ final class Trainer: @unchecked Sendable {
       stats.restore(
         envSteps: counters.envSteps, episodes: counters.episodes, recentReturns: progress.returns,
         recentLengths: progress.lengths)
+      stats.restoreInfo(progress.episodeInfo)
       clockOffset = progress.wallSeconds
       savedCheckpoint = (learner.version, progress.wallSeconds)
       tensorBoard?.restartStep = counters.envSteps + 1  // TensorBoard keeps the steps below it
@@ -616,7 +617,8 @@ final class Trainer: @unchecked Sendable {
   private func checkpoint(_ learner: Learner, _ s: RunStats.Snapshot, window stats: RunStats, seconds: Double) {
     writeConfig()
     let recent = stats.recentEpisodes()
-    let progress = CheckpointProgress(wallSeconds: seconds, returns: recent.returns, lengths: recent.lengths)
+    let progress = CheckpointProgress(
+      wallSeconds: seconds, returns: recent.returns, lengths: recent.lengths, episodeInfo: stats.recentInfo())
     attempt("checkpoint.herd") {
       try runDirectory.writeCheckpoint(
         learner,

@@ -77,6 +77,24 @@ public final class RunStats: Sendable {
     }
   }
 
+  /// Each info key's values in its window, oldest first, by key (what a checkpoint
+  /// keeps so that a resumed run's means go on).
+  public func recentInfo() -> [String: [Float]] {
+    let window = self.window
+    return state.withLock { s in
+      Dictionary(uniqueKeysWithValues: zip(infoKeys, s.info).map { ($0, Array($1.suffix(window))) })
+    }
+  }
+
+  /// Starts each info key's window from `values` (oldest first; keys this run does
+  /// not record are left out, the newest `window` kept).
+  public func restoreInfo(_ values: [String: [Float]]) {
+    let window = self.window
+    state.withLock { s in
+      for (k, key) in infoKeys.enumerated() { s.info[k] = Array((values[key] ?? []).filter(\.isFinite).suffix(window)) }
+    }
+  }
+
   /// The returns and lengths of the episodes in the mean-return window, oldest
   /// first (what a checkpoint keeps so that a resumed run's mean goes on).
   public func recentEpisodes() -> (returns: [Float], lengths: [Int]) {

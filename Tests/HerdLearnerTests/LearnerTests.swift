@@ -95,6 +95,15 @@ final class CollectedLogs: Sendable {
     #expect { try CheckpointProgress(archive(["recent_returns": "{}"]), source: "x.herd") } throws: {
       "\($0)".contains("recent_returns is not a JSON array")
     }
+    // The episode info windows too (absent in older checkpoints: none).
+    let info = CheckpointProgress(
+      wallSeconds: 1, returns: [1], lengths: [1], episodeInfo: ["is_success": [1, 0, .nan, 1], "x": []])
+    #expect(info.episodeInfo == ["is_success": [1, 0, 1], "x": []])
+    #expect(try CheckpointProgress(archive(info.metadata), source: "x.herd") == info)
+    #expect(older.episodeInfo.isEmpty)
+    #expect { try CheckpointProgress(archive(["recent_episode_info": "[1]"]), source: "x.herd") } throws: {
+      "\($0)".contains("recent_episode_info is not a JSON object of number arrays")
+    }
   }
 
   /// The daemon refuses to resume from such a checkpoint (and says why).

@@ -64,6 +64,13 @@ import Testing
     // Many more than the window: the trimmed values stay the newest.
     for v in 0..<50 { stats.record(EpisodeRecord(workerID: 1, envReturn: 0, length: 1, info: [Float(v), .nan])) }
     #expect(stats.snapshot().episodeInfo[0].mean == 48 && stats.snapshot().episodeInfo[1].mean == 6)
+    // A checkpoint's windows: what recentInfo gives, restore takes back (another key left out).
+    #expect(stats.recentInfo() == ["is_success": [47, 48, 49], "odd": [5, 7]])
+    let resumed = RunStats(window: 3, infoKeys: ["is_success", "odd"])
+    resumed.restoreInfo(["is_success": [1, 2, 3, 4], "odd": [2], "gone": [9]])
+    #expect(resumed.snapshot().episodeInfo == [
+      RunStats.InfoMean(key: "is_success", mean: 3, episodes: 3), RunStats.InfoMean(key: "odd", mean: 2, episodes: 1),
+    ])
   }
 
   /// The window's policy version is the median of its episodes' versions, over the

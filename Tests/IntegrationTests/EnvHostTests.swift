@@ -124,6 +124,13 @@ struct EnvHostTests {
     let record = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
     #expect(record["episode_info/odd"] as? Double == 1 && record["episode_info/label"] is NSNull, "\(last)")
     #expect(learner.stderr.contains("  is_success 0.") || learner.stderr.contains("  is_success 1.000"), "the progress line")
+    // A resumed learner's means go on from the checkpoint's windows, before any worker.
+    let resumed = try HerdProcess(["learner", "--run-dir", dir, "--resume", "--port", "0", "--stop-seconds", "30"])
+    #expect(
+      resumed.waitForStats(20) { $0.episodeInfo["odd"] == 1 && $0.episodeInfo["is_success"] != nil },
+      "\(resumed.stderr.suffix(1500))")
+    resumed.signal(SIGTERM)
+    #expect(resumed.wait(20) == 0)
     // herd eval: the run's keys, or --info-key's. Each env runs one episode: its first, an odd one.
     let eval = try HerdBinary.run([
       "eval", "--checkpoint", dir, "--episodes", "6", "--info-key", "odd", "--info-key", "steps", "--python", python,
