@@ -321,10 +321,12 @@ extension TrainingConfig {
         "replay_buffer_num_slots", replay_buffer_num_slots,
         "must be positive when replay_proportion is \(replay_proportion): the buffer replayed fragments are drawn from (for example \(4 * fragmentsPerBatch), four batches)")
     }
-    if checkpoint_milestone_env_steps < 0 {
+    if checkpoint_milestone_env_steps < 0
+      || (checkpoint_milestone_env_steps > 0 && checkpoint_milestone_env_steps < train_batch_size)
+    {
       throw fail(
         "checkpoint_milestone_env_steps", checkpoint_milestone_env_steps,
-        "must be 0 (no milestones) or positive, env steps between kept policies (e.g. 1000000)")
+        "must be 0 (no milestones) or at least train_batch_size (\(train_batch_size)): the env steps between kept policies, e.g. 1000000 (the weights change once per batch, and each milestone is a file)")
     }
     if lr_decay_env_steps < 0 {
       throw fail("lr_decay_env_steps", lr_decay_env_steps, "must be 0 (constant) or positive")

@@ -131,7 +131,13 @@ extension FullDiskTests {
     let (logs, board, result) = (daemon.logs, daemon.board, daemon.result)
     let written = try? waitFor(seconds: 20) { FileManager.default.fileExists(atPath: dir + "/checkpoint.herd") ? true : nil }
     try #require(written != nil, "no checkpoint: \(logs.all)")
-    try FileManager.default.removeItem(atPath: dir)
+    // Gone at once, as `rm -rf` leaves it: renamed aside, then emptied there, so a
+    // checkpoint written meanwhile (by its path) cannot add a file to a folder being
+    // removed (FileManager's removal then fails: a flaky test, not the daemon).
+    let aside = dir + ".removed"
+    defer { try? FileManager.default.removeItem(atPath: aside) }
+    try #require(rename(dir, aside) == 0, "rename: \(String(cString: strerror(errno)))")
+    try FileManager.default.removeItem(atPath: aside)
     let failed = try? waitFor(seconds: 20) { board.get()?.status?.diskError }
     try #require(failed != nil, "no failed write; the folder holds \((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])")
     usleep(1_500_000)  // more checkpoints and progress records fail meanwhile

@@ -583,9 +583,13 @@ import Testing
     #expect(again.status == 0, "\(again.stderr.suffix(1500))")
     #expect(again.stderr.contains("milestones/ (5 file(s))"), "\(again.stderr.prefix(1500))")
     #expect(!FileManager.default.fileExists(atPath: folder), "no milestone of its own yet: the folder is gone")
-    #expect(
-      try HerdBinary.run(args + ["--set", "checkpoint_milestone_env_steps=-1", "--print-config"]).stderr.contains(
-        "checkpoint_milestone_env_steps = -1 is invalid"))
+    for bad in ["-1", "1"] {
+      let r = try HerdBinary.run(args + ["--set", "checkpoint_milestone_env_steps=\(bad)", "--print-config"])
+      #expect(
+        r.status != 0
+          && r.stderr.contains("checkpoint_milestone_env_steps = \(bad) is invalid: must be 0 (no milestones) or at least train_batch_size"),
+        "\(r.stderr)")
+    }
   }
 
   @Test func aMisspeltCommandGetsASuggestion() throws {
