@@ -243,7 +243,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// `RUN_DIR/milestones/STEPS.herd` (STEPS: the multiple of this reached; never
   /// replaced), so the policy can be evaluated, exported or compared along the run
   /// (`herd eval --checkpoint RUN_DIR/milestones/1000000.herd`). Weights only, as
-  /// `best.herd`. 0 keeps none.
+  /// `best.herd`. 0 keeps none; otherwise at least `train_batch_size`.
   public var checkpoint_milestone_env_steps = 0
   /// Seconds between progress lines and `progress.jsonl` records (the status board,
   /// `/stats`, is refreshed every second, or at this interval when shorter).
