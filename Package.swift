@@ -186,7 +186,9 @@ let testTargets: [Target] = [
   ),
   .testTarget(
     name: "HerdLearnerTests",
-    dependencies: ["HerdLearner", "HerdStats", "HerdRL", "HerdWire", "HerdWorker", "HerdNN", "HerdTestSupport"],
+    dependencies: [
+      "HerdLearner", "HerdStats", "HerdRL", "HerdWire", "HerdWorker", "HerdNN", "HerdEnvs", "HerdMath", "HerdTestSupport",
+    ],
     path: "Tests/HerdLearnerTests"
   ),
   .testTarget(

@@ -291,6 +291,23 @@ public final class LearnerDaemon {
             })))
     }
 
+    // The evaluator's thread (evaluation_interval_env_steps): it stops after the
+    // trainer, abandoning an evaluation still running.
+    if config.evaluation_interval_env_steps > 0 {
+      let evaluator = PeriodicEvaluator(config: config, model: parts.model, envHost: settings.envHost)
+      trainer.evaluator = evaluator
+      let evaluatorStop = StopFlag()
+      let logger = self.logger
+      logger.info(
+        "evaluation: every \(config.evaluation_interval_env_steps.formatted()) env steps, \(config.evaluation_episodes) \(config.evaluation_greedy ? "greedy" : "sampled") episodes in \(evaluator.envCount) environments of the learner's own (\(RunDirectory.evaluationsFile), \(RunDirectory.bestEvaluationFile))"
+      )
+      services.append(
+        .init(
+          service: BlockingService(
+            name: "herd-evaluator", body: { evaluator.run(stop: evaluatorStop) { logger.info("evaluation: \($0)") } },
+            stop: { evaluatorStop.set() })))
+    }
+
     // The trainer, last: the first to stop.
     let summary = SummaryBox()
     services.append(

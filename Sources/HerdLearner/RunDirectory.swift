@@ -100,14 +100,18 @@ public final class RunDirectory: Sendable {
   /// For a new run in a folder that has no checkpoint but another run's records
   /// (that run stopped, or was killed, before its first checkpoint, or its
   /// checkpoint was removed by hand; it cannot be resumed): empties `progress.jsonl`
-  /// and removes that run's `summary.json`, `best.herd` and TensorBoard event files,
+  /// and removes that run's `summary.json`, `best.herd`, evaluations (`evaluations.jsonl`,
+  /// `best_eval.herd`), milestones and TensorBoard event files,
   /// so the new run's curves and record are its own, not mixed with another's.
   /// Returns the names emptied or removed (nothing else in the folder is touched).
   public func clearPreviousRun() -> [String] {
     var cleared: [String] = []
     if lseek(progressFD, 0, SEEK_END) > 0 && ftruncate(progressFD, 0) == 0 { cleared.append("progress.jsonl") }
     let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
-    for name in names where ["summary.json", "best.herd"].contains(name) || name.hasPrefix("events.out.tfevents.") {
+    for name in names
+    where ["summary.json", "best.herd", Self.evaluationsFile, Self.bestEvaluationFile].contains(name)
+      || name.hasPrefix("events.out.tfevents.")
+    {
       if unlink(file(name)) == 0 { cleared.append(name) }
     }
     // The old run's milestones (its own files only; the folder goes when that empties it).
@@ -119,6 +123,87 @@ public final class RunDirectory: Sendable {
       rmdir(milestones)
     }
     return cleared
+  }
+
+  /// One line per evaluation of the learner's weights (`evaluation_interval_env_steps`).
+  public static let evaluationsFile = "evaluations.jsonl"
+  /// The weights of the best evaluation so far.
+  public static let bestEvaluationFile = "best_eval.herd"
+
+  /// Appends one evaluation to `evaluations.jsonl`, whole or not at all.
+  public func appendEvaluation(_ record: [String: Any]) throws {
+    let path = file(Self.evaluationsFile)
+    guard
+      let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes])
+    else { throw RunDirectoryError("an evaluation record is not JSON: \(record)") }
+    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw RunDirectoryError("cannot append to \(path): \(Self.errnoText())") }
+    defer { close(fd) }
+    let before = lseek(fd, 0, SEEK_END)
+    if !Self.writeAll(fd, Array(data) + [10]) {
+      let why = Self.errnoText()
+      if before >= 0 { _ = ftruncate(fd, before) }  // no half line left behind
+      throw RunDirectoryError("cannot append to \(path): \(why)")
+    }
+  }
+
+  /// The evaluations of `evaluations.jsonl`, oldest first (lines that are not
+  /// records are skipped): a resumed run goes on with its latest and best.
+  public func evaluations() -> [EvaluationFigures] {
+    guard let data = FileManager.default.contents(atPath: file(Self.evaluationsFile)) else { return [] }
+    return data.split(separator: 10).compactMap { line in
+      (try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]).flatMap(Self.evaluation)
+    }
+  }
+
+  /// Keeps in `evaluations.jsonl` only the evaluations that finished by `seconds` of
+  /// run time (on resume, as ``dropProgress(after:)`` does for progress records).
+  /// Returns how many went.
+  public func dropEvaluations(after seconds: Double) throws -> Int {
+    guard let data = FileManager.default.contents(atPath: file(Self.evaluationsFile)) else { return 0 }
+    let lines = data.split(separator: 10)
+    let kept = lines.filter { line in
+      guard let r = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else { return true }
+      return ((r[MetricKey.wallSeconds] as? NSNumber)?.doubleValue ?? 0) <= seconds
+    }
+    guard kept.count < lines.count else { return 0 }
+    try writeAtomically(Self.evaluationsFile, kept.map { String(decoding: $0, as: UTF8.self) + "\n" }.joined())
+    return lines.count - kept.count
+  }
+
+  /// The `evaluations.jsonl` record of `e` (the names of ``MetricKey``).
+  public static func evaluationRecord(_ e: EvaluationFigures) -> [String: Any] {
+    func number(_ x: Double?) -> Any { x.flatMap { $0.isFinite ? $0 : nil } ?? NSNull() }
+    var record: [String: Any] = [
+      MetricKey.wallSeconds: e.wallSeconds, MetricKey.evaluationPolicyVersion: e.policyVersion,
+      MetricKey.evaluationEnvSteps: e.envSteps, MetricKey.evaluationSeconds: e.seconds,
+      MetricKey.evaluationEpisodes: e.episodes, MetricKey.evaluationGreedy: e.greedy,
+      MetricKey.evaluationReturnMean: number(e.returnMean), MetricKey.evaluationReturnStd: number(e.returnStd),
+      MetricKey.evaluationReturnMin: number(e.returnMin), MetricKey.evaluationReturnMax: number(e.returnMax),
+      MetricKey.evaluationLengthMean: number(e.lengthMean),
+    ]
+    for (key, v) in e.info { record[MetricKey.evaluationInfo(key)] = number(v) }
+    return record
+  }
+
+  /// The evaluation an `evaluations.jsonl` record holds (nil when it is not one).
+  static func evaluation(_ r: [String: Any]) -> EvaluationFigures? {
+    func double(_ key: String) -> Double? { (r[key] as? NSNumber)?.doubleValue }
+    guard let version = (r[MetricKey.evaluationPolicyVersion] as? NSNumber)?.intValue,
+      let steps = (r[MetricKey.evaluationEnvSteps] as? NSNumber)?.intValue,
+      let t = double(MetricKey.wallSeconds)
+    else { return nil }
+    var e = EvaluationFigures(
+      policyVersion: version, envSteps: steps, wallSeconds: t, seconds: double(MetricKey.evaluationSeconds) ?? 0,
+      episodes: (r[MetricKey.evaluationEpisodes] as? NSNumber)?.intValue ?? 0,
+      greedy: (r[MetricKey.evaluationGreedy] as? Bool) ?? true, returnMean: double(MetricKey.evaluationReturnMean),
+      returnStd: double(MetricKey.evaluationReturnStd), returnMin: double(MetricKey.evaluationReturnMin),
+      returnMax: double(MetricKey.evaluationReturnMax), lengthMean: double(MetricKey.evaluationLengthMean))
+    let prefix = MetricKey.evaluationInfo("")
+    for (key, value) in r where key.hasPrefix(prefix) {
+      e.info[String(key.dropFirst(prefix.count))] = .some((value as? NSNumber)?.doubleValue)
+    }
+    return e
   }
 
   /// The folder of a run's milestone policies (`checkpoint_milestone_env_steps`).
@@ -248,6 +333,7 @@ public final class RunDirectory: Sendable {
       for (key, value) in r where key.hasPrefix(prefix) {
         if let v = (value as? NSNumber)?.floatValue { point.episodeInfo[String(key.dropFirst(prefix.count))] = v }
       }
+      point.evaluationReturn = float(MetricKey.evaluationReturnMean)
       points.append(point)
     }
     return points
@@ -321,6 +407,11 @@ public enum CheckpointKey {
   public static let meanReturn = "mean_return"
   /// A milestone only: the multiple of `checkpoint_milestone_env_steps` it stands for.
   public static let milestoneEnvSteps = "milestone_env_steps"
+  /// `best_eval.herd` only: the evaluation that made it the best (its mean return,
+  /// episodes, and whether greedy).
+  public static let evaluationReturnMean = "evaluation_return_mean"
+  public static let evaluationEpisodes = "evaluation_episodes"
+  public static let evaluationGreedy = "evaluation_greedy"
   public static let config = "config"
   /// The observation filter's running statistics (JSON), with MeanStdFilter.
   public static let observationStatistics = "observation_statistics"

@@ -17,6 +17,9 @@ public struct StopCriteria: Sendable, Equatable {
   /// An `episode_info_keys` entry's mean over the last 100 episodes that had it at
   /// or above `value` (checked once 100 episodes had it).
   public var info: InfoTarget?
+  /// An evaluation's mean return (`evaluation_interval_env_steps`) at or above this
+  /// (checked as each evaluation finishes).
+  public var evaluationReward: Float?
 
   public struct InfoTarget: Sendable, Equatable {
     public var key: String
@@ -27,11 +30,15 @@ public struct StopCriteria: Sendable, Equatable {
     }
   }
 
-  public init(reward: Float? = nil, envSteps: Int? = nil, seconds: Double? = nil, info: InfoTarget? = nil) {
+  public init(
+    reward: Float? = nil, envSteps: Int? = nil, seconds: Double? = nil, info: InfoTarget? = nil,
+    evaluationReward: Float? = nil
+  ) {
     self.reward = reward
     self.envSteps = envSteps
     self.seconds = seconds
     self.info = info
+    self.evaluationReward = evaluationReward
   }
 }
 
@@ -62,6 +69,11 @@ public struct RunSummary: Codable, Sendable {
   /// Each `episode_info_keys` entry's mean over the last 100 episodes that had it
   /// (null when none had it; empty without the keys).
   public var final_episode_info: [String: Float?] = [:]
+  /// The run's evaluations (`evaluation_interval_env_steps`): how many finished,
+  /// the latest and the best by mean return (null without any).
+  public var evaluations = 0
+  @ExplicitNull public var last_evaluation: EvaluationFigures? = nil
+  @ExplicitNull public var best_evaluation: EvaluationFigures? = nil
 }
 
 /// Everything the learner's side of a run holds: model, learner, channels, stats.
@@ -112,6 +124,13 @@ final class Trainer: @unchecked Sendable {
   var workerLostSeconds: Double = 10
   /// Called after each update of new data with the policy version (tests).
   var afterUpdate: (@Sendable (Int) -> Void)?
+  /// Evaluates the weights every `evaluation_interval_env_steps` (nil: never).
+  var evaluator: PeriodicEvaluator?
+  /// The latest evaluation, the best by mean return, and how many have finished
+  /// (a resumed run's from its `evaluations.jsonl`).
+  private var evaluation: EvaluationFigures?
+  private var bestEvaluation: EvaluationFigures?
+  private var evaluationCount = 0
   /// Bytes of recently published weights kept for `best.herd` (``PublishedWeights``)
   /// at most: 8 versions of a 1M-parameter model. The versions older than every
   /// episode of the mean-return window are dropped first, so usually only the
@@ -153,6 +172,16 @@ final class Trainer: @unchecked Sendable {
       }
       // The dashboard's curves go on from the invocations before this one.
       status.seed(runDirectory.progressHistory(upTo: clockOffset))
+      // So do the evaluations (those after the checkpoint judged weights it lost).
+      let droppedEvaluations = try runDirectory.dropEvaluations(after: clockOffset)
+      if droppedEvaluations > 0 {
+        logger.notice(
+          "resume: removed \(droppedEvaluations) evaluation(s) finished after the checkpoint from \(RunDirectory.evaluationsFile)")
+      }
+      let before = runDirectory.evaluations()
+      evaluation = before.last
+      bestEvaluation = before.max { ($0.returnMean ?? -.infinity) < ($1.returnMean ?? -.infinity) }
+      evaluationCount = before.count
     }
     writeConfig()
     return LearnerParts(
@@ -394,6 +423,75 @@ final class Trainer: @unchecked Sendable {
       // A milestone the disk refused is tried again in 5 s (as the multiple reached then).
       if failing["milestones"] == nil { nextMilestone = steps + milestoneEvery } else { milestoneRetryAt = now + 5 }
     }
+    // Evaluations: the learner's newest weights each time the env steps pass a
+    // multiple of evaluation_interval_env_steps, handed to the evaluator's thread
+    // (when it is busy, at the first iteration it is free); what it finishes comes
+    // back here to be reported and written. A resumed run goes on from its env steps.
+    let evaluateEvery = config.evaluation_interval_env_steps
+    var nextEvaluation =
+      evaluator != nil && evaluateEvery > 0
+      ? (stats.snapshot(lags: false).envSteps / evaluateEvery + 1) * evaluateEvery : Int.max
+    // The best evaluation's weights while best_eval.herd does not hold them yet.
+    var bestEvaluationWeights: (version: Int, values: [Float])?
+    var bestEvaluationRetryAt = -Double.infinity
+    var evaluationReached = false
+    func saveBestEvaluation(_ now: Double) {
+      guard let w = bestEvaluationWeights, let e = bestEvaluation else { return }
+      let name = RunDirectory.bestEvaluationFile
+      attempt(name) {
+        try runDirectory.writeCheckpoint(
+          learner,
+          metadata: [
+            CheckpointKey.envSteps: String(e.envSteps), CheckpointKey.evaluationEpisodes: String(e.episodes),
+            CheckpointKey.evaluationReturnMean: String(e.returnMean ?? .nan),
+            CheckpointKey.evaluationGreedy: String(e.greedy),
+          ], name: name, weights: (w.version, w.values))
+      }
+      // One the disk refused is tried again in 5 s.
+      if failing[name] == nil { bestEvaluationWeights = nil } else { bestEvaluationRetryAt = now + 5 }
+    }
+    func record(_ outcome: PeriodicEvaluator.Outcome, now: Double) {
+      guard let r = outcome.result else {
+        logger.error("evaluation: \(outcome.failure ?? "it failed"); no more evaluations in this run")
+        nextEvaluation = Int.max
+        return
+      }
+      let (ret, len) = (r.returnSummary, r.lengthSummary)
+      var e = EvaluationFigures(
+        policyVersion: outcome.request.version, envSteps: outcome.request.envSteps, wallSeconds: clockOffset + now,
+        seconds: outcome.seconds, episodes: r.returns.count, greedy: config.evaluation_greedy, returnMean: ret.mean,
+        returnStd: ret.std, returnMin: ret.min, returnMax: ret.max, lengthMean: len.mean)
+      var infoText = ""
+      for (k, key) in config.episode_info_keys.enumerated() {
+        let (s, n) = r.infoSummary(k)
+        e.info.updateValue(n > 0 ? s.mean : nil, forKey: key)
+        infoText += n > 0 ? String(format: ", %@ %.3f", key, s.mean) : ", \(key) -"
+      }
+      evaluationCount += 1
+      evaluation = e
+      let best = (e.returnMean ?? -.infinity) > (bestEvaluation?.returnMean ?? -.infinity)
+      logger.info(
+        "\(String(format: "evaluation %d: policy version %d (%@ env steps): return %.3f +- %.3f (min %.3f, max %.3f), length %.1f over %d %@ episodes%@ in %.2f s", evaluationCount, e.policyVersion, e.envSteps.formatted(), ret.mean, ret.std, ret.min, ret.max, len.mean, e.episodes, e.greedy ? "greedy" : "sampled", infoText, e.seconds))\(best ? " (the best so far: \(RunDirectory.bestEvaluationFile))" : "")"
+      )
+      attempt(RunDirectory.evaluationsFile) { try runDirectory.appendEvaluation(RunDirectory.evaluationRecord(e)) }
+      if let tensorBoard {
+        let scalars = Self.scalars(RunDirectory.evaluationRecord(e)).filter {
+          $0.tag.hasPrefix(MetricKey.evaluationPrefix) && $0.tag != MetricKey.evaluationGreedy
+        }
+        attempt("tensorboard") {
+          try tensorBoard.append(step: e.envSteps, wallTime: Date().timeIntervalSince1970, scalars: scalars)
+        }
+      }
+      if best {
+        bestEvaluation = e
+        bestEvaluationWeights = (outcome.request.version, outcome.request.weights)
+        saveBestEvaluation(now)
+      }
+      if let target = stop.evaluationReward, let m = e.returnMean, m >= Double(target) {
+        evaluationReached = true
+        logger.info("stop: evaluation \(evaluationCount)'s mean return \(m) is at or above \(target)")
+      }
+    }
     var reachedAt: (steps: Int, seconds: Double)?
     var reason = "stop criteria"
     func report(now: Double, stopped: String? = nil) -> TrainerStatus {
@@ -414,6 +512,9 @@ final class Trainer: @unchecked Sendable {
       status.queueBytes = queue.bytes
       status.replayFragments = replay.fragments.count
       status.replayBytes = replay.storageBytes
+      status.evaluation = evaluation
+      status.bestEvaluation = bestEvaluation
+      status.evaluations = evaluationCount
       return status
     }
     while true {
@@ -491,6 +592,16 @@ final class Trainer: @unchecked Sendable {
       // every 5 s (a record within that time is written when it is over).
       if bestUnsaved && now - lastBestSave >= 5 { saveBest(snap, now) }
       if snap.envSteps >= nextMilestone && now >= milestoneRetryAt { saveMilestone(snap, now) }
+      if snap.envSteps >= nextEvaluation, let evaluator,
+        evaluator.offer(
+          .init(
+            version: learner.version, weights: learner.parameters.flatValues, envSteps: snap.envSteps,
+            runSeconds: clockOffset + now))
+      {
+        nextEvaluation = (snap.envSteps / evaluateEvery + 1) * evaluateEvery
+      }
+      for outcome in evaluator?.takeFinished() ?? [] { record(outcome, now: now) }
+      if bestEvaluationWeights != nil && now >= bestEvaluationRetryAt { saveBestEvaluation(now) }
       if reachedAt == nil, let r = stop.reward, let m = snap.meanReturn, snap.windowEpisodes >= 100, m >= r {
         reachedAt = (snap.envSteps, clockOffset + now)
       }
@@ -498,6 +609,7 @@ final class Trainer: @unchecked Sendable {
       if let f = failure() { (reason, finished) = ("error: \(f)", true) }
       if interrupted.isSet { (reason, finished) = ("interrupted", true) }
       if reachedAt != nil { (reason, finished) = ("stop_reward reached", true) }
+      if evaluationReached { (reason, finished) = ("stop_eval_reward reached", true) }
       if let target = stop.info, let i = snap.episodeInfo.first(where: { $0.key == target.key }), i.episodes >= 100,
         let m = i.mean, m >= target.value, !finished
       {
@@ -532,6 +644,7 @@ final class Trainer: @unchecked Sendable {
     checkpoint(learner, final, window: stats, seconds: runSeconds())
     if let why = failing["checkpoint.herd"] { logLostFinalCheckpoint(why, version: learner.version) }
     if bestUnsaved { saveBest(final, seconds()) }
+    if bestEvaluationWeights != nil { saveBestEvaluation(seconds()) }
     var summary = RunSummary(
       env: config.env, env_steps: final.envSteps, trained_steps: learner.trainedSteps, updates: learner.version,
       episodes: final.episodes, wall_seconds: runSeconds(), final_mean_return: final.meanReturn, best_mean_return: best,
@@ -541,6 +654,7 @@ final class Trainer: @unchecked Sendable {
       disk_error: diskError)
     summary.reused_steps = learner.reusedSteps
     summary.final_episode_info = Dictionary(uniqueKeysWithValues: final.episodeInfo.map { ($0.key, $0.mean) })
+    (summary.evaluations, summary.last_evaluation, summary.best_evaluation) = (evaluationCount, evaluation, bestEvaluation)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     if let data = try? encoder.encode(summary) {
@@ -634,15 +748,22 @@ final class Trainer: @unchecked Sendable {
     if let tensorBoard {
       attempt("tensorboard") {
         try tensorBoard.append(
-          step: t.stats.envSteps, wallTime: Date().timeIntervalSince1970, scalars: Self.scalars(record))
+          step: t.stats.envSteps, wallTime: Date().timeIntervalSince1970, scalars: Self.progressScalars(record))
       }
     }
     logger.info("\(Self.progressLine(t))")
   }
 
   /// The numbers of a progress record, by name (its nulls left out).
+  /// The latest evaluation's figures repeat in every record after it; TensorBoard
+  /// gets them once, when it finishes (at the env steps of the weights it judged).
   static func scalars(_ record: [String: Any]) -> [(tag: String, value: Double)] {
     record.compactMap { key, value in (value as? NSNumber).map { (key, $0.doubleValue) } }.sorted { $0.tag < $1.tag }
+  }
+
+  /// A progress record's numbers for TensorBoard: all but the evaluation's.
+  static func progressScalars(_ record: [String: Any]) -> [(tag: String, value: Double)] {
+    scalars(record).filter { !$0.tag.hasPrefix(MetricKey.evaluationPrefix) }
   }
 
   /// One `progress.jsonl` record, with the `/stats` names (``MetricKey``).
@@ -668,6 +789,8 @@ final class Trainer: @unchecked Sendable {
       MetricKey.replayBytes: t.replayBytes,
     ]
     for i in s.episodeInfo { record[MetricKey.episodeInfo(i.key)] = jsonNumber(i.mean) }
+    record[MetricKey.evaluationReturnMean] = t.evaluation?.returnMean.flatMap { $0.isFinite ? $0 : nil } ?? NSNull()
+    record[MetricKey.evaluationEnvSteps] = t.evaluation.map { $0.envSteps as Any } ?? NSNull()
     return record
   }
 
@@ -678,6 +801,7 @@ final class Trainer: @unchecked Sendable {
     let ret = s.meanReturn.map { "\(f($0)) (\(s.windowEpisodes) ep)" } ?? "- (no episode yet)"
     let reuse = t.reusedSteps > 0 ? String(format: "  reuse %.2fx", t.sampleReuse) : ""
     let info = s.episodeInfo.map { "  \($0.key) \(f($0.mean, 3))" }.joined()
+      + (t.evaluation.map { "  eval \(f($0.returnMean.map(Float.init)))" } ?? "")
     return String(
       format: "%7.1fs  steps %@ (%@/s)  updates %d%@  return %@%@  loss pg %@ vf %@ ent %@  lag p50 %d max %d",
       t.wallSeconds, Int(s.envSteps).formatted(), Int(t.sampledPerSecond).formatted(), t.updates, reuse, ret, info,

@@ -328,6 +328,16 @@ extension TrainingConfig {
         "checkpoint_milestone_env_steps", checkpoint_milestone_env_steps,
         "must be 0 (no milestones) or at least train_batch_size (\(train_batch_size)): the env steps between kept policies, e.g. 1000000 (the weights change once per batch, and each milestone is a file)")
     }
+    if evaluation_interval_env_steps < 0
+      || (evaluation_interval_env_steps > 0 && evaluation_interval_env_steps < train_batch_size)
+    {
+      throw fail(
+        "evaluation_interval_env_steps", evaluation_interval_env_steps,
+        "must be 0 (no evaluations) or at least train_batch_size (\(train_batch_size)): the env steps between evaluations, e.g. 100000")
+    }
+    if evaluation_episodes < 1 {
+      throw fail("evaluation_episodes", evaluation_episodes, "must be at least 1: the episodes each evaluation runs")
+    }
     if lr_decay_env_steps < 0 {
       throw fail("lr_decay_env_steps", lr_decay_env_steps, "must be 0 (constant) or positive")
     }

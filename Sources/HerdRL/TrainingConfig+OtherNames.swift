@@ -93,6 +93,14 @@ extension TrainingConfig {
       name: "save_milestones_sec", from: ["Sample Factory"],
       here: "`checkpoint_milestone_env_steps` (in env steps, not seconds)"),
     OtherName(
+      name: "eval_freq", from: ["Stable Baselines"],
+      here: "`evaluation_interval_env_steps` (in env steps of all environments, not steps of each)"),
+    OtherName(
+      name: "evaluation_interval", from: ["RLlib"],
+      here: "`evaluation_interval_env_steps` (in env steps, not training iterations)"),
+    OtherName(name: "n_eval_episodes", from: ["Stable Baselines"], here: "`evaluation_episodes`"),
+    OtherName(name: "evaluation_duration", from: ["RLlib"], here: "`evaluation_episodes` (in episodes)"),
+    OtherName(
       name: "total_steps", from: ["TorchBeast"], here: "`--stop-steps`, a command-line option, not a key"),
     OtherName(
       name: "total_timesteps", from: ["Stable Baselines", "CleanRL"],

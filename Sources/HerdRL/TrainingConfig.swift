@@ -245,6 +245,22 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// (`herd eval --checkpoint RUN_DIR/milestones/1000000.herd`). Weights only, as
   /// `best.herd`. 0 keeps none; otherwise at least `train_batch_size`.
   public var checkpoint_milestone_env_steps = 0
+  /// Every this many env steps, evaluate the learner's newest weights on
+  /// environments of the learner's own, away from training: `evaluation_episodes`
+  /// episodes, each environment starting where `herd eval --seed 1000000` starts
+  /// it, so every evaluation (of any run) meets the same episode starts, none of
+  /// them a worker's first. The result goes to the log,
+  /// `RUN_DIR/evaluations.jsonl`, TensorBoard (`evaluation/...`), `/stats` and
+  /// `summary.json`; the best evaluated weights to `RUN_DIR/best_eval.herd`.
+  /// Training goes on meanwhile (the evaluation is a thread of its own). 0
+  /// evaluates never; otherwise at least `train_batch_size`.
+  public var evaluation_interval_env_steps = 0
+  /// Episodes per evaluation (at least 1), run in the smaller of this and
+  /// `num_envs_per_worker` environments, each a fixed share as `herd eval` does.
+  public var evaluation_episodes = 10
+  /// Evaluate with each head's most likely action (a Gaussian policy's mean);
+  /// false samples from the policy as training does.
+  public var evaluation_greedy = true
   /// Seconds between progress lines and `progress.jsonl` records (the status board,
   /// `/stats`, is refreshed every second, or at this interval when shorter).
   public var progress_interval_seconds: Double = 2

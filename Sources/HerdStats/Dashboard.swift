@@ -139,7 +139,9 @@ enum Dashboard {
       $("uptime").textContent = duration(s["run/uptime_seconds"]);
       document.title = "herd " + s["run/env"] + " " + si(s["episode_return/mean"]);
       const t = hist["run/wall_seconds"], tf = (x) => duration(x);
-      chart("return", hist["env_steps/sampled"], [{ name: "mean return", ys: hist["episode_return/mean"], color: "#2b6cb0" }], si);
+      const evals = (hist["evaluation/return_mean"] || []).some((y) => y !== null)
+        ? [{ name: "evaluation", ys: hist["evaluation/return_mean"], color: "#c05621" }] : [];
+      chart("return", hist["env_steps/sampled"], [{ name: "mean return", ys: hist["episode_return/mean"], color: "#2b6cb0" }, ...evals], si);
       chart("sps", t, [{ name: "sampled", ys: hist["throughput/sampled_per_second"], color: "#2f855a" },
                        { name: "trained", ys: hist["throughput/trained_per_second"], color: "#c05621" }], tf);
       chart("loss", t, [{ name: "pg", ys: hist["losses/pg"], color: "#6b46c1" },
@@ -160,6 +162,9 @@ enum Dashboard {
         ["sample reuse", si(s["learner/sample_reuse"]) + "x (" + si(s["env_steps/reused"]) + " reused)"],
         ["episodes", s["episodes/total"]], ["return min / max", si(s["episode_return/min"]) + " / " + si(s["episode_return/max"])],
         ["episode length", si(s["episode_length/mean"])],
+        ...(s["evaluation/latest"] ? [["evaluation", si(s["evaluation/latest"].return_mean) + " over " + s["evaluation/latest"].episodes
+          + (s["evaluation/latest"].greedy ? " greedy" : " sampled") + " episodes at " + si(s["evaluation/latest"].env_steps)
+          + " env steps; best " + si(s["evaluation/best"].return_mean) + " (" + s["evaluation/count"] + " evaluations)"]] : []),
         ...Object.entries(s.episode_info || {}).map(([k, v]) => ["info " + k, si(v)]),
         ["loss pg / baseline / entropy", [s["losses/pg"], s["losses/baseline"], s["losses/entropy"]].map(si).join(" / ")],
         ["entropy", si(s["learner/entropy"])], ["grad norm", si(s["learner/grad_norm"])], ["learning rate", si(s["learner/lr"])],

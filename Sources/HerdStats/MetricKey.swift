@@ -38,4 +38,22 @@ public enum MetricKey {
   /// An `episode_info_keys` entry's mean (`progress.jsonl` and TensorBoard; `/stats`
   /// has them under `episode_info`).
   public static func episodeInfo(_ key: String) -> String { "episode_info/\(key)" }
+  /// The latest evaluation's figures (`evaluation_interval_env_steps`): in each
+  /// `progress.jsonl` record after it, and in TensorBoard once per evaluation, at
+  /// the env steps of the weights it evaluated.
+  public static let evaluationReturnMean = "evaluation/return_mean"
+  public static let evaluationReturnStd = "evaluation/return_std"
+  public static let evaluationReturnMin = "evaluation/return_min"
+  public static let evaluationReturnMax = "evaluation/return_max"
+  public static let evaluationLengthMean = "evaluation/length_mean"
+  public static let evaluationEnvSteps = "evaluation/env_steps"
+  public static let evaluationPolicyVersion = "evaluation/policy_version"
+  public static let evaluationEpisodes = "evaluation/episodes"
+  public static let evaluationSeconds = "evaluation/seconds"
+  public static let evaluations = "evaluation/count"
+  public static let evaluationGreedy = "evaluation/greedy"
+  /// The prefix of every evaluation key.
+  public static let evaluationPrefix = "evaluation/"
+  /// An `episode_info_keys` entry's mean over an evaluation's episodes.
+  public static func evaluationInfo(_ key: String) -> String { "evaluation/info/\(key)" }
 }

@@ -47,6 +47,18 @@ public struct MetricsExporter: Sendable {
         "herd_episode_info_mean", "Mean of an episode_info_keys entry over the last 100 episodes that had it.",
         v.map(Double.init), labels: [("key", key)])
     }
+    counter("herd_evaluations", "Evaluations of the learner's weights finished (evaluation_interval_env_steps).", d.evaluations ?? 0)
+    if let e = d.evaluation {
+      gauge("herd_evaluation_return_mean", "Mean return of the latest evaluation's episodes.", e.returnMean)
+      gauge("herd_evaluation_length_mean", "Mean length of the latest evaluation's episodes.", e.lengthMean)
+      gauge("herd_evaluation_env_steps", "Env steps sampled when the latest evaluation's weights were taken.", Double(e.envSteps))
+      for (key, v) in e.info.sorted(by: { $0.key < $1.key }) {
+        gauge(
+          "herd_evaluation_info_mean", "Mean of an episode_info_keys entry over the latest evaluation's episodes that had it.",
+          v, labels: [("key", key)])
+      }
+    }
+    gauge("herd_evaluation_return_best", "The best evaluation's mean return so far.", d.bestEvaluation?.returnMean)
     let lossHelp = "The latest update's loss terms (entropy: -entropy_coeff * entropy)."
     for (term, v) in [("pg", d.lossPG), ("baseline", d.lossBaseline), ("entropy", d.lossEntropy)] {
       gauge("herd_loss", lossHelp, v.map(Double.init), labels: [("term", term)])

@@ -73,6 +73,12 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   /// Each `episode_info_keys` entry's mean over the last 100 episodes that had it
   /// (null before one had it; empty without the keys).
   public var episodeInfo: [String: Float?] = [:]
+  /// The latest evaluation of the learner's weights and the best so far by mean
+  /// return (`evaluation_interval_env_steps`; null before the first), and how many
+  /// have finished.
+  @ExplicitNull public var evaluation: EvaluationFigures? = nil
+  @ExplicitNull public var bestEvaluation: EvaluationFigures? = nil
+  @ExplicitNull public var evaluations: Int? = nil
 
   enum CodingKeys: String, CodingKey {
     case schema
@@ -125,6 +131,9 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case openFiles = "process/open_files"
     case openFilesLimit = "process/open_files_limit"
     case episodeInfo = "episode_info"
+    case evaluation = "evaluation/latest"
+    case bestEvaluation = "evaluation/best"
+    case evaluations = "evaluation/count"
   }
 
   /// One worker, as its heartbeats describe it.

@@ -200,6 +200,9 @@ public final class StatsService: Sendable {
     doc.openFiles = OpenFiles.inUse
     doc.openFilesLimit = OpenFiles.limit
     doc.episodeInfo = Dictionary(uniqueKeysWithValues: (s?.episodeInfo ?? []).map { ($0.key, finite($0.mean)) })
+    doc.evaluation = status?.evaluation
+    doc.bestEvaluation = status?.bestEvaluation
+    doc.evaluations = status?.evaluations ?? 0
     return (doc, health)
   }
 
@@ -213,6 +216,7 @@ public final class StatsService: Sendable {
       lossPG: h.map { finite($0.policyLoss) }, lossBaseline: h.map { finite($0.baselineLoss) },
       lossEntropy: h.map { finite($0.entropyLoss) }, lagP50: h.map(\.lagP50), lagP95: h.map(\.lagP95))
     for key in Set(h.flatMap(\.episodeInfo.keys)) { c.episodeInfo[key] = h.map { $0.episodeInfo[key] } }
+    c.evaluationReturn = h.map { finite($0.evaluationReturn) }
     let e = JSONEncoder()
     e.outputFormatting = [.sortedKeys]
     return Array((try? e.encode(c)) ?? Data("{}".utf8)) + [10]

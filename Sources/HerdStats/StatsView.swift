@@ -1,4 +1,5 @@
 import Foundation
+import HerdRL
 
 /// The learning curves as `GET /history` returns them (column by column).
 public struct HistoryDocument: Codable, Sendable {
@@ -14,6 +15,9 @@ public struct HistoryDocument: Codable, Sendable {
   public var lagP95: [Int]
   /// Each `episode_info_keys` entry's mean, by key (null before an episode had it).
   public var episodeInfo: [String: [Float?]] = [:]
+  /// The latest evaluation's mean return at each point (null before the first;
+  /// null throughout from a learner without evaluations).
+  @ExplicitNull public var evaluationReturn: [Float?]? = nil
 
   /// The same names as `/stats` and `progress.jsonl` (``MetricKey``).
   enum CodingKeys: String, CodingKey {
@@ -28,6 +32,7 @@ public struct HistoryDocument: Codable, Sendable {
     case lagP50 = "policy_lag/p50"
     case lagP95 = "policy_lag/p95"
     case episodeInfo = "episode_info"
+    case evaluationReturn = "evaluation/return_mean"
   }
 }
 
@@ -80,6 +85,13 @@ public enum StatsView {
     if !d.episodeInfo.isEmpty {
       let info = d.episodeInfo.sorted { $0.key < $1.key }.map { "\($0.key) \(f($0.value))" }
       out.append("info        " + info.joined(separator: "   ") + "   (means over the last 100 episodes)")
+    }
+    if let e = d.evaluation {
+      func g(_ x: Double?) -> String { x.map(Self.value) ?? "-" }
+      let best = d.bestEvaluation.map { "   best \(g($0.returnMean)) at \(n(Double($0.envSteps))) env steps" } ?? ""
+      out.append(
+        "evaluation  \(g(e.returnMean)) mean (\(g(e.returnMin)) .. \(g(e.returnMax)) over \(e.episodes) \(e.greedy ? "greedy" : "sampled") episodes) at \(n(Double(e.envSteps))) env steps\(best)   evaluations \(d.evaluations ?? 0)"
+      )
     }
     out.append(
       "losses      pg \(f(d.lossPG))   baseline \(f(d.lossBaseline))   entropy term \(f(d.lossEntropy))   entropy \(f(d.entropy))   grad norm \(f(d.gradNorm))   lr \(f(d.learningRate))"

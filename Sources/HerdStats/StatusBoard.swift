@@ -31,6 +31,11 @@ public struct TrainerStatus: Sendable {
   /// Fragments in the replay buffer (`replay_buffer_num_slots`), and the bytes they hold.
   public var replayFragments = 0
   public var replayBytes = 0
+  /// The latest evaluation of the learner's weights (`evaluation_interval_env_steps`),
+  /// the best so far by mean return, and how many have finished (nil, nil, 0 before the first).
+  public var evaluation: EvaluationFigures? = nil
+  public var bestEvaluation: EvaluationFigures? = nil
+  public var evaluations = 0
   /// (trained + reused) / trained: how often each trained sample was used (1: once).
   public var sampleReuse: Double { trainedSteps > 0 ? Double(trainedSteps + reusedSteps) / Double(trainedSteps) : 1 }
 
@@ -80,6 +85,54 @@ public struct TrainerStatus: Sendable {
   }
 }
 
+/// One evaluation of the learner's weights during training, away from training's
+/// episodes (`evaluation_interval_env_steps`): what `/stats`, `summary.json` and
+/// `evaluations.jsonl` report of it.
+public struct EvaluationFigures: Codable, Sendable, Equatable {
+  /// The policy version evaluated, and the env steps sampled when its weights were taken.
+  public var policyVersion: Int
+  public var envSteps: Int
+  /// The run's seconds when the evaluation finished, and the seconds it took.
+  public var wallSeconds: Double
+  public var seconds: Double
+  public var episodes: Int
+  /// Each head's most likely action (true) or actions sampled from the policy.
+  public var greedy: Bool
+  @ExplicitNull public var returnMean: Double?
+  @ExplicitNull public var returnStd: Double?
+  @ExplicitNull public var returnMin: Double?
+  @ExplicitNull public var returnMax: Double?
+  @ExplicitNull public var lengthMean: Double?
+  /// Each `episode_info_keys` entry's mean over the evaluation's episodes that had
+  /// it (null when none had it; empty without the keys).
+  public var info: [String: Double?] = [:]
+
+  public init(
+    policyVersion: Int, envSteps: Int, wallSeconds: Double, seconds: Double, episodes: Int, greedy: Bool,
+    returnMean: Double?, returnStd: Double?, returnMin: Double?, returnMax: Double?, lengthMean: Double?
+  ) {
+    (self.policyVersion, self.envSteps, self.wallSeconds, self.seconds) = (policyVersion, envSteps, wallSeconds, seconds)
+    (self.episodes, self.greedy) = (episodes, greedy)
+    (self.returnMean, self.returnStd, self.returnMin, self.returnMax) = (returnMean, returnStd, returnMin, returnMax)
+    self.lengthMean = lengthMean
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case policyVersion = "policy_version"
+    case envSteps = "env_steps"
+    case wallSeconds = "wall_seconds"
+    case seconds
+    case episodes
+    case greedy
+    case returnMean = "return_mean"
+    case returnStd = "return_std"
+    case returnMin = "return_min"
+    case returnMax = "return_max"
+    case lengthMean = "length_mean"
+    case info
+  }
+}
+
 /// One point of the learning curves the dashboard draws.
 public struct HistoryPoint: Sendable, Equatable {
   public var wallSeconds: Double
@@ -94,6 +147,8 @@ public struct HistoryPoint: Sendable, Equatable {
   public var lagP95: Int
   /// Each `episode_info_keys` entry's mean, for the keys an episode had by then.
   public var episodeInfo: [String: Float] = [:]
+  /// The mean return of the latest evaluation by then (nil before the first).
+  public var evaluationReturn: Float? = nil
 
   public init(
     wallSeconds: Double, envSteps: Int, meanReturn: Float?, sampledPerSecond: Double, trainedPerSecond: Double,
@@ -158,6 +213,7 @@ public final class StatusBoard: Sendable {
       policyLoss: status.lastUpdate?.policyLoss, baselineLoss: status.lastUpdate?.baselineLoss,
       entropyLoss: status.lastUpdate?.entropyLoss, lagP50: status.stats.lagP50, lagP95: status.stats.lagP95)
     for i in status.stats.episodeInfo { if let m = i.mean, m.isFinite { point.episodeInfo[i.key] = m } }
+    point.evaluationReturn = status.evaluation?.returnMean.map(Float.init)
     let capacity = self.capacity
     state.withLock { s in
       s.latest = status

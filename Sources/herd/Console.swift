@@ -119,23 +119,32 @@ final class ProgressDisplay: @unchecked Sendable {
   private func write(_ s: String) { writeWhole(2, s) }
 
   /// The status bar for `s`: the fraction is the furthest of the stop criteria
-  /// (steps, seconds, or the mean return over the target when both are positive).
+  /// (steps, seconds, or the mean return over the target when both are positive,
+  /// the training episodes' or the latest evaluation's).
   static func render(_ s: TrainerStatus, stop: StopCriteria, width: Int) -> String {
     var fraction = 0.0
     if let n = stop.envSteps { fraction = max(fraction, Double(s.stats.envSteps) / Double(n)) }
     if let t = stop.seconds { fraction = max(fraction, s.wallSeconds / t) }
     if let r = stop.reward, r > 0, let m = s.stats.meanReturn, m > 0 { fraction = max(fraction, Double(m / r)) }
+    if let r = stop.evaluationReward, r > 0, let m = s.evaluation?.returnMean, m > 0 {
+      fraction = max(fraction, m / Double(r))
+    }
     fraction = min(1, fraction)
     let barWidth = 20
     let filled = Int((fraction * Double(barWidth)).rounded(.down))
     let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: barWidth - filled)
     let ret = s.stats.meanReturn.map { String(format: "%.1f", $0) } ?? "-"
     let target = stop.reward.map { String(format: " / %g", $0) } ?? ""
+    // The latest evaluation, when the run evaluates (and its target).
+    let evaluationTarget = stop.evaluationReward.map { String(format: " / %g", $0) } ?? ""
+    let evaluation =
+      s.evaluation.map { "  eval " + ($0.returnMean.map { String(format: "%.1f", $0) } ?? "-") + evaluationTarget }
+      ?? ""
     let t = Int(s.wallSeconds)
     let line = String(
-      format: "%@ %3d%%  return %@%@  steps %@  %@/s  updates %d  lag %d  %d:%02d",
-      bar, Int(fraction * 100), ret, target, Int(s.stats.envSteps).formatted(), Int(s.sampledPerSecond).formatted(),
-      s.updates, s.stats.lagP50, t / 60, t % 60)
+      format: "%@ %3d%%  return %@%@%@  steps %@  %@/s  updates %d  lag %d  %d:%02d",
+      bar, Int(fraction * 100), ret, target, evaluation, Int(s.stats.envSteps).formatted(),
+      Int(s.sampledPerSecond).formatted(), s.updates, s.stats.lagP50, t / 60, t % 60)
     return String(line.prefix(max(20, width - 1)))
   }
 }

@@ -46,7 +46,8 @@ struct ExportCommand: ParsableCommand {
   @Option(
     help: """
       Folder to write the three files into (created if missing; default: the run directory's export/ for its \
-      checkpoint, export-best/ for best.herd, export-milestone-N/ for milestones/N.herd).
+      checkpoint, export-best/ for best.herd, export-best_eval/ for best_eval.herd, export-milestone-N/ for \
+      milestones/N.herd).
       """)
   var output: String?
   @OptionGroup var envHost: EnvHostOptions

@@ -80,8 +80,16 @@ struct LearnerCommand: ParsableCommand {
   @Flag(help: "Resume when RUN_DIR/checkpoint.herd exists, else start fresh (for services that restart).")
   var resumeIfPresent = false
   @OptionGroup var ready: ReadyOptions
+  @Option(
+    help: """
+      Python interpreter for the learner's own gym:ID environments, which evaluate the weights when \
+      evaluation_interval_env_steps is set (default: $HERD_PYTHON, else ./.venv/bin/python when present, else the \
+      .venv of the checkout this herd was built in, else python3).
+      """)
+  var python: String?
 
   func validate() throws {
+    if let p = python, p.isEmpty { throw ValidationError("--python must name an interpreter") }
     try stopping.validate()
     try endpoints.validate()
     try stats.validate()
@@ -122,6 +130,7 @@ struct LearnerCommand: ParsableCommand {
     settings.network = NetworkSettings(endpoints: e, security: security)
     settings.stats = try stats.settings(host: e.host, defaultPort: e.controlPort == 0 ? 0 : e.controlPort + 3)
     settings.tensorBoard = !noTensorboard
+    settings.envHost = EnvHostSettings(python: python ?? EnvHostSettings.defaultPython, processes: 1)
     let summary = try LearnerDaemon(config: config, settings: settings, logger: logger).run(interrupted: interruptFlag) {
       r in
       if let url = r.statsURL { stats.announce(url, host: e.host, logger: logger) }

@@ -139,6 +139,15 @@ struct StopOptions: ParsableArguments {
       "Stop when the mean of an episode_info_keys entry over the last 100 episodes that had it reaches VALUE, e.g. is_success=0.95.",
       valueName: "KEY=VALUE"))
   var stopInfo: String?
+  @Option(
+    name: .customLong("stop-eval-reward"), parsing: .unconditional,
+    help: ArgumentHelp(
+      "Stop when an evaluation's mean return reaches this (needs evaluation_interval_env_steps: the learner's weights are evaluated on episodes of their own every that many env steps).",
+      valueName: "RETURN"))
+  var stopEvalReward: Float?
+
+  /// Whether any stop option was given.
+  var anyGiven: Bool { stopReward != nil || stopSteps != nil || stopSeconds != nil || stopInfo != nil || stopEvalReward != nil }
 
   /// `--stop-info`'s key and value.
   var infoTarget: StopCriteria.InfoTarget? {
@@ -148,8 +157,14 @@ struct StopOptions: ParsableArguments {
     return StopCriteria.InfoTarget(key: String(text[..<eq]), value: v)
   }
 
-  /// Checks `--stop-info` against the run's config: its key must be recorded.
+  /// Checks `--stop-info` against the run's config: its key must be recorded; and
+  /// `--stop-eval-reward`: the run must evaluate.
   func check(_ config: TrainingConfig) throws {
+    if let r = stopEvalReward, config.evaluation_interval_env_steps == 0 {
+      throw CommandFailure(
+        "--stop-eval-reward \(r): this run does not evaluate (evaluation_interval_env_steps is 0); give it the env steps between evaluations, e.g. --set evaluation_interval_env_steps=\(max(config.train_batch_size, 50_000))"
+      )
+    }
     guard let t = infoTarget, !config.episode_info_keys.contains(t.key) else { return }
     let keys = config.episode_info_keys.isEmpty ? "none" : config.episode_info_keys.joined(separator: ", ")
     throw CommandFailure(
@@ -159,6 +174,7 @@ struct StopOptions: ParsableArguments {
 
   func validate() throws {
     if let r = stopReward, !r.isFinite { throw ValidationError("--stop-reward must be a number, got \(r)") }
+    if let r = stopEvalReward, !r.isFinite { throw ValidationError("--stop-eval-reward must be a number, got \(r)") }
     if stopInfo != nil && infoTarget == nil {
       throw ValidationError("--stop-info must be KEY=VALUE with VALUE a number, e.g. is_success=0.95; got \(stopInfo!)")
     }
@@ -169,10 +185,8 @@ struct StopOptions: ParsableArguments {
   /// The criteria; with none given, the env's solved return or 600 s.
   func criteria(for env: String) -> StopCriteria {
     StopCriteria(
-      reward: stopReward ?? (stopSteps == nil && stopSeconds == nil && stopInfo == nil ? Train.solvedReturn(env) : nil),
-      envSteps: stopSteps,
-      seconds: stopSeconds ?? (stopReward == nil && stopSteps == nil && stopInfo == nil ? 600 : nil),
-      info: infoTarget)
+      reward: stopReward ?? (anyGiven ? nil : Train.solvedReturn(env)), envSteps: stopSteps,
+      seconds: stopSeconds ?? (anyGiven ? nil : 600), info: infoTarget, evaluationReward: stopEvalReward)
   }
 }
 
@@ -205,6 +219,10 @@ struct Train: ParsableCommand {
       totals, --stop-seconds is this invocation's time. Without --config a
       resume starts from the run's own RUN_DIR/config.json (--set, --seed and
       --workers apply on top; --env, if given, must be the run's).
+
+      With evaluation_interval_env_steps the learner also evaluates its weights
+      on episodes of their own along the run (RUN_DIR/evaluations.jsonl, the
+      best in RUN_DIR/best_eval.herd; --stop-eval-reward stops on them).
 
       Without stop options a run stops at the environment's solved return (475 for
       CartPole, 0.9 for MemoryChain and PixelMemory: 95% right, -200 for Pendulum,
@@ -303,9 +321,9 @@ struct Train: ParsableCommand {
     // (every CPU is busy) and their extra wake-ups cost: one group, unless asked.
     var envHost = envHost
     if envHost.envGroups == nil && ProcessInfo.processInfo.activeProcessorCount < 4 { envHost.envGroups = 1 }
+    settings.envHost = envHost.settings  // in-process workers' and the evaluations' environments
     if inProcess {
       settings.inProcessWorkers = config.num_workers
-      settings.envHost = envHost.settings
     } else {
       settings.network = NetworkSettings(
         endpoints: LearnerEndpoints(host: "127.0.0.1", controlPort: 0, fragmentPort: 0, weightsPort: 0))
@@ -376,6 +394,7 @@ struct Train: ParsableCommand {
     if let n = s.envSteps { parts.append("\(n) env steps") }
     if let t = s.seconds { parts.append("\(t) s") }
     if let i = s.info { parts.append("mean \(i.key) >= \(i.value)") }
+    if let r = s.evaluationReward { parts.append("an evaluation's mean return >= \(r)") }
     return parts.joined(separator: " or ")
   }
 

@@ -118,6 +118,39 @@ import Testing
     #expect(big.entries.count == 1 && big.weights(for: 2)?.weights == [7, 8, 9], "a version published again replaces it")
   }
 
+  /// `evaluations.jsonl`: records appended whole, read back (lines that are not
+  /// records skipped), cut back to a resumed checkpoint's clock, and removed with
+  /// `best_eval.herd` by a new run in a folder without a checkpoint.
+  @Test func evaluationsFileAppendsReadsDropsAndClears() throws {
+    let dir = NSTemporaryDirectory() + "herd-evaluations-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let run = try RunDirectory(path: dir)
+    #expect(run.evaluations().isEmpty)
+    var written: [EvaluationFigures] = []
+    for i in 1...4 {
+      var e = EvaluationFigures(
+        policyVersion: i * 10, envSteps: i * 1000 + 7, wallSeconds: Double(i) * 5, seconds: 0.5, episodes: 10,
+        greedy: i != 2, returnMean: Double(i) * 1.5, returnStd: 0.25, returnMin: 1, returnMax: Double(i) * 2,
+        lengthMean: 9)
+      e.info = ["is_success": i == 3 ? nil : 0.5]
+      written.append(e)
+      try run.appendEvaluation(RunDirectory.evaluationRecord(e))
+    }
+    let handle = try #require(FileHandle(forWritingAtPath: dir + "/evaluations.jsonl"))
+    handle.seekToEndOfFile()
+    handle.write(Data("half a li\n".utf8))
+    try handle.close()
+    #expect(run.evaluations() == written)
+    // Resuming from a checkpoint at 12 s: the evaluations that finished after it go.
+    #expect(try run.dropEvaluations(after: 12) == 2)
+    #expect(run.evaluations() == Array(written.prefix(2)))
+    #expect(try run.dropEvaluations(after: 12) == 0)
+    try run.writeAtomically("best_eval.herd", "weights")
+    let cleared = run.clearPreviousRun()
+    #expect(cleared.contains("evaluations.jsonl") && cleared.contains("best_eval.herd"), "\(cleared)")
+    #expect(run.evaluations().isEmpty && !FileManager.default.fileExists(atPath: dir + "/best_eval.herd"))
+  }
+
   /// A resumed run's dashboard starts with the curves of `progress.jsonl` up to
   /// the checkpoint it resumes from: records past it (training the resume drops)
   /// and lines that are not records are left out; the board keeps its capacity.
@@ -131,6 +164,7 @@ import Testing
         MetricKey.returnMean: t < 3 ? NSNull() : Double(t) / 2, MetricKey.sampledPerSecond: 50.0,
         MetricKey.trainedPerSecond: 49.0, MetricKey.lossPG: 0.25, MetricKey.lagP50: 3, MetricKey.lagP95: 7,
         MetricKey.episodeInfo("is_success"): t < 5 ? NSNull() : Double(t) / 20,
+        MetricKey.evaluationReturnMean: t < 6 ? NSNull() : Double(t) * 10,
       ])
     }
     let handle = try #require(FileHandle(forWritingAtPath: dir + "/progress.jsonl"))
@@ -143,6 +177,7 @@ import Testing
     #expect(points[4].envSteps == 500 && points[4].policyLoss == 0.25 && points[4].baselineLoss == nil)
     #expect(points[4].lagP95 == 7 && points[4].sampledPerSecond == 50)
     #expect(points[3].episodeInfo.isEmpty && points[4].episodeInfo == ["is_success": 0.25], "info means, nulls left out")
+    #expect(points[4].evaluationReturn == nil && points[5].evaluationReturn == 60, "the evaluations' column")
     let board = StatusBoard(capacity: 8)
     board.seed(points)
     let kept = board.history
@@ -245,7 +280,8 @@ import Testing
       dropped_stale_fragments: 0, skipped_updates: 0, use_lstm: true, run_dir: "runs/x", disk_error: nil)
     let data = try JSONEncoder().encode(summary)
     let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    #expect(object.count == 20)
+    #expect(object.count == 23)
+    #expect(object["evaluations"] as? Int == 0 && object["last_evaluation"] is NSNull && object["best_evaluation"] is NSNull)
     #expect((object["final_episode_info"] as? [String: Any])?.isEmpty == true)
     var withInfo = summary
     withInfo.final_episode_info = ["is_success": 0.5, "never": nil]

@@ -173,4 +173,48 @@ enum PrometheusParser {
     #expect(hist.episodeInfo == ["is_success": [0.75]], "\(hist.episodeInfo)")
     #expect(!metrics.contains(#"key="never""#))
   }
+
+  /// An evaluation of the learner's weights: a line of the terminal view, its
+  /// gauges in /metrics, the objects of /stats, and a column of /history (null at
+  /// the points before it).
+  @Test func evaluationsInTheViewTheMetricsAndTheHistory() throws {
+    let board = StatusBoard()
+    board.publish(sampleStatus())
+    var status = sampleStatus()
+    var latest = EvaluationFigures(
+      policyVersion: 40, envSteps: 250_112, wallSeconds: 30, seconds: 2.5, episodes: 10, greedy: true, returnMean: 431.5,
+      returnStd: 12, returnMin: 402, returnMax: 500, lengthMean: 431.5)
+    latest.info = ["is_success": 0.9, "never": nil]
+    var best = latest
+    (best.policyVersion, best.envSteps, best.returnMean) = (30, 200_000, 480.25)
+    (status.evaluation, status.bestEvaluation, status.evaluations) = (latest, best, 3)
+    board.publish(status)
+    let service = makeService(board: board)
+    let doc = service.document().0
+    #expect(doc.evaluation == latest && doc.bestEvaluation == best && doc.evaluations == 3)
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(doc.json())) as? [String: Any])
+    let l = try #require(object["evaluation/latest"] as? [String: Any])
+    #expect(l["return_mean"] as? Double == 431.5 && l["env_steps"] as? Int == 250_112 && l["greedy"] as? Bool == true)
+    #expect((l["info"] as? [String: Any])?["never"] is NSNull)
+    let text = StatsView.render(doc, history: nil)
+    #expect(
+      text.contains(
+        "evaluation  431.50 mean (402.00 .. 500.00 over 10 greedy episodes) at 250.1k env steps   best 480.25 at 200.0k env steps   evaluations 3"
+      ), "\(text)")
+    let metrics = MetricsExporter().render(doc, health: service.document().1)
+    for line in [
+      "herd_evaluation_return_mean 431.5", "herd_evaluation_return_best 480.25", "herd_evaluations_total 3",
+      "herd_evaluation_env_steps 250112", #"herd_evaluation_info_mean{key="is_success"} 0.9"#,
+    ] {
+      #expect(metrics.contains(line), "\(line): \(metrics)")
+    }
+    #expect(!metrics.contains(#"herd_evaluation_info_mean{key="never"}"#))
+    let hist = try JSONDecoder().decode(HistoryDocument.self, from: Data(service.historyJSON()))
+    #expect(hist.evaluationReturn == [nil, 431.5], "\(String(describing: hist.evaluationReturn))")
+    // Without evaluations: no line, no gauge but the count.
+    let plain = makeService(board: { let b = StatusBoard(); b.publish(sampleStatus()); return b }()).document()
+    #expect(!StatsView.render(plain.0, history: nil).contains("evaluation"))
+    let none = MetricsExporter().render(plain.0, health: plain.1)
+    #expect(none.contains("herd_evaluations_total 0") && !none.contains("herd_evaluation_return_mean"), "\(none)")
+  }
 }

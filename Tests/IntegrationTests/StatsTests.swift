@@ -304,12 +304,14 @@ import Testing
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let learner = try HerdProcess([
       "learner", "--env", "CartPole-v1", "--port", "0", "--stats-port", "0", "--run-dir", dir + "/run",
-      "--stop-seconds", "60",
+      "--stop-seconds", "60", "--set", "evaluation_interval_env_steps=5000", "--set", "evaluation_episodes=4",
     ])
     #expect(learner.waitReady(10), "\(learner.stderr)")
     let url = try #require(learner.statsURL)
     let worker = try HerdProcess(["worker", "--learner", try #require(learner.controlEndpoint), "--envs", "8"])
-    #expect(learner.waitForStats(20) { $0.updates > 0 && $0.envStepsSampled > 0 }, "\(learner.stderr)")
+    #expect(
+      learner.waitForStats(30) { $0.updates > 0 && $0.envStepsSampled > 0 && ($0.evaluations ?? 0) >= 1 },
+      "\(learner.stderr)")
     sleep(3)  // a few history points
     let dom = try Self.dom(url, profile: dir + "/profile")
     #expect(dom.contains("class=\"badge training\""), "the status badge is set from /stats")
@@ -320,6 +322,8 @@ import Testing
     #expect(
       dom.range(of: #"<section id="s-info" style="display: ?none;?">"#, options: .regularExpression) != nil,
       "no episode_info_keys: no info chart")
+    #expect(dom.contains("</i>mean return</span>") && dom.contains("</i>evaluation</span>"), "the evaluations' line")
+    #expect(dom.contains("<td style=\"text-align:left\">evaluation</td>"), "and their figures")
     worker.signal(SIGTERM)
     learner.signal(SIGTERM)
     _ = worker.wait(10)

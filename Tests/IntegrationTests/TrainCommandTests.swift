@@ -592,6 +592,117 @@ import Testing
     }
   }
 
+  /// evaluation_interval_env_steps: the learner's weights evaluated along the run on
+  /// environments of its own, each evaluation reported (log, evaluations.jsonl,
+  /// TensorBoard, progress.jsonl, summary.json) and the best one's weights kept in
+  /// best_eval.herd, which `herd eval` with the evaluation's settings scores the
+  /// same; a resume goes on; --stop-eval-reward ends a run at an evaluation.
+  @Test func evaluationsJudgeTheWeightsAlongTheRun() throws {
+    let dir = HerdBinary.tempDir("evaluations")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let args = [
+      "train", "--env", "CartPole-v1", "--no-stats", "--run-dir", dir, "--seed", "1", "--set",
+      "evaluation_interval_env_steps=20000", "--set", "evaluation_episodes=6", "--set", "progress_interval_seconds=0.5",
+    ]
+    let first = try HerdBinary.run(args + ["--stop-steps", "200000"], timeout: 120)
+    #expect(first.status == 0, "\(first.stderr.suffix(1500))")
+    #expect(
+      first.stderr.contains(
+        "evaluation: every 20,000 env steps, 6 greedy episodes in 6 environments of the learner's own (evaluations.jsonl, best_eval.herd)"),
+      "\(first.stderr.prefix(2000))")
+    func records() throws -> [[String: Any]] {
+      let text = try String(contentsOfFile: dir + "/evaluations.jsonl", encoding: .utf8)
+      return try text.split(separator: "\n").map {
+        try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+      }
+    }
+    let evaluations = try records()
+    // Offered at 20k, 40k, ...; one still running when the run stops is abandoned.
+    #expect(evaluations.count >= 3 && evaluations.count <= 10, "\(evaluations.count)")
+    let steps = evaluations.compactMap { $0["evaluation/env_steps"] as? Int }
+    #expect(steps.count == evaluations.count && steps == steps.sorted() && steps[0] >= 20000, "\(steps)")
+    #expect(Set(steps.map { $0 / 20000 }).count == steps.count, "at most one per interval: \(steps)")
+    for r in evaluations {
+      let mean = try #require(r["evaluation/return_mean"] as? Double)
+      let (lo, hi) = (try #require(r["evaluation/return_min"] as? Double), try #require(r["evaluation/return_max"] as? Double))
+      #expect(r["evaluation/episodes"] as? Int == 6 && r["evaluation/greedy"] as? Bool == true, "\(r)")
+      #expect(lo <= mean && mean <= hi && lo >= 1 && hi <= 500, "\(r)")
+      #expect(r["evaluation/length_mean"] as? Double == mean, "CartPole pays 1 per step: \(r)")
+    }
+    let means = evaluations.compactMap { $0["evaluation/return_mean"] as? Double }
+    #expect(first.stderr.contains("evaluation 1: policy version "), "\(first.stderr.suffix(2000))")
+    // summary.json: the count, the latest and the best.
+    func summary() throws -> [String: Any] {
+      try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/summary.json"))) as? [String: Any])
+    }
+    let s = try summary()
+    #expect(s["evaluations"] as? Int == evaluations.count)
+    let last = try #require(s["last_evaluation"] as? [String: Any])
+    let best = try #require(s["best_evaluation"] as? [String: Any])
+    #expect(last["env_steps"] as? Int == steps.last && last["return_mean"] as? Double == means.last, "\(last)")
+    #expect(best["return_mean"] as? Double == means.max(), "\(best) of \(means)")
+    // progress.jsonl carries the latest evaluation once there is one.
+    let progress = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n").map {
+      try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+    }
+    let firstAt = try #require(evaluations[0]["run/wall_seconds"] as? Double)
+    for r in progress {
+      let t = try #require(r["run/wall_seconds"] as? Double)
+      #expect(t < firstAt ? r["evaluation/return_mean"] is NSNull : r["evaluation/return_mean"] is Double, "\(r)")
+    }
+    #expect(progress.last?["evaluation/return_mean"] as? Double == means.last, "\(String(describing: progress.last))")
+    // TensorBoard has the evaluation's scalars.
+    let events = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("events.out.tfevents.") }
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + (try #require(events.first))))
+    #expect(bytes.range(of: Data("evaluation/return_mean".utf8)) != nil)
+    #expect(bytes.range(of: Data("evaluation/greedy".utf8)) == nil)
+    // best_eval.herd: the best evaluation's weights; herd eval with its settings
+    // (seed 1000000, 6 episodes in 6 envs, greedy) scores them the same.
+    let archive = try TensorArchive.read(from: dir + "/best_eval.herd")
+    #expect(archive.metadata["evaluation_return_mean"].flatMap(Double.init) == means.max())
+    #expect(archive.metadata["policy_version"].flatMap(Int.init) == best["policy_version"] as? Int)
+    let e = try HerdBinary.run([
+      "eval", "--checkpoint", dir + "/best_eval.herd", "--episodes", "6", "--greedy", "--seed", "1000000",
+    ])
+    #expect(e.status == 0, "\(e.stderr)")
+    let out = try #require(try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+    #expect((out["return"] as? [String: Any])?["mean"] as? Double == means.max(), "\(e.stdout)")
+    let x = try HerdBinary.run(["export", "--checkpoint", dir + "/best_eval.herd"])
+    #expect(x.status == 0 && FileManager.default.fileExists(atPath: dir + "/export-best_eval/policy.onnx"), "\(x.stderr)")
+    // A resume goes on from its env steps and keeps the evaluations before it.
+    let second = try HerdBinary.run(["train", "--no-stats", "--run-dir", dir, "--resume", "--stop-steps", "300000"], timeout: 120)
+    #expect(second.status == 0, "\(second.stderr.suffix(1500))")
+    let after = try records()
+    #expect(after.count > evaluations.count, "\(after.count)")
+    let resumedSteps = after.compactMap { $0["evaluation/env_steps"] as? Int }
+    #expect(resumedSteps == resumedSteps.sorted() && (resumedSteps.last ?? 0) >= 200_000, "\(resumedSteps)")
+    #expect(try summary()["evaluations"] as? Int == after.count)
+    // --stop-eval-reward: the first evaluation at or above it ends the run.
+    let stopDir = HerdBinary.tempDir("evaluations-stop")
+    defer { try? FileManager.default.removeItem(atPath: stopDir) }
+    let stopped = try HerdBinary.run(
+      ["train", "--env", "CartPole-v1", "--no-stats", "--run-dir", stopDir, "--set", "evaluation_interval_env_steps=5000",
+       "--stop-eval-reward", "1", "--stop-steps", "1000000"], timeout: 120)
+    #expect(stopped.status == 0, "\(stopped.stderr.suffix(1500))")
+    let stoppedSummary = try #require(try JSONSerialization.jsonObject(with: Data(stopped.stdout.utf8)) as? [String: Any])
+    #expect(stoppedSummary["stopped_because"] as? String == "stop_eval_reward reached", "\(stopped.stdout)")
+    #expect(stoppedSummary["evaluations"] as? Int == 1 && (stoppedSummary["env_steps"] as? Int ?? .max) < 100_000)
+    // Refused: a stop no evaluation can reach, and intervals or episodes out of range.
+    let noEval = try HerdBinary.run(["train", "--env", "CartPole-v1", "--no-stats", "--stop-eval-reward", "400"])
+    #expect(
+      noEval.status != 0
+        && noEval.stderr.contains("--stop-eval-reward 400.0: this run does not evaluate (evaluation_interval_env_steps is 0)"),
+      "\(noEval.stderr)")
+    for (key, value, why) in [
+      ("evaluation_interval_env_steps", "100", "must be 0 (no evaluations) or at least train_batch_size"),
+      ("evaluation_episodes", "0", "must be at least 1"),
+    ] {
+      let r = try HerdBinary.run(["train", "--env", "CartPole-v1", "--set", "\(key)=\(value)", "--print-config"])
+      #expect(r.status != 0 && r.stderr.contains("\(key) = \(value) is invalid: \(why)"), "\(r.stderr)")
+    }
+  }
+
   @Test func aMisspeltCommandGetsASuggestion() throws {
     let top = try HerdBinary.run(["trian", "--env", "CartPole-v1"])
     #expect(top.status == 64)
