@@ -79,6 +79,10 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   @ExplicitNull public var evaluation: EvaluationFigures? = nil
   @ExplicitNull public var bestEvaluation: EvaluationFigures? = nil
   @ExplicitNull public var evaluations: Int? = nil
+  /// The latest evaluation's mean return and the env steps of the weights it
+  /// judged, as `progress.jsonl` has them (null before the first).
+  @ExplicitNull public var evaluationReturnMean: Double? = nil
+  @ExplicitNull public var evaluationEnvSteps: Int? = nil
 
   enum CodingKeys: String, CodingKey {
     case schema
@@ -134,6 +138,8 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case evaluation = "evaluation/latest"
     case bestEvaluation = "evaluation/best"
     case evaluations = "evaluation/count"
+    case evaluationReturnMean = "evaluation/return_mean"
+    case evaluationEnvSteps = "evaluation/env_steps"
   }
 
   /// One worker, as its heartbeats describe it.

@@ -203,6 +203,8 @@ public final class StatsService: Sendable {
     doc.evaluation = status?.evaluation
     doc.bestEvaluation = status?.bestEvaluation
     doc.evaluations = status?.evaluations ?? 0
+    doc.evaluationReturnMean = status?.evaluation?.returnMean.flatMap { $0.isFinite ? $0 : nil }
+    doc.evaluationEnvSteps = status?.evaluation?.envSteps
     return (doc, health)
   }
 

@@ -192,6 +192,7 @@ enum PrometheusParser {
     let service = makeService(board: board)
     let doc = service.document().0
     #expect(doc.evaluation == latest && doc.bestEvaluation == best && doc.evaluations == 3)
+    #expect(doc.evaluationReturnMean == 431.5 && doc.evaluationEnvSteps == 250_112)
     let object = try #require(try JSONSerialization.jsonObject(with: Data(doc.json())) as? [String: Any])
     let l = try #require(object["evaluation/latest"] as? [String: Any])
     #expect(l["return_mean"] as? Double == 431.5 && l["env_steps"] as? Int == 250_112 && l["greedy"] as? Bool == true)

@@ -123,11 +123,13 @@ func serving<T>(_ endpoint: StatsEndpoint, _ body: (StatsEndpoint) throws -> T) 
       "queue/capacity", "intake/seconds_since_fragments", "dropped", "endpoints", "workers", "run/wall_seconds",
       "run/disk_error", "env/step_errors", "env/host_restarts", "env/nonfinite", "process/open_files",
       "process/open_files_limit", "episode_info", "evaluation/latest", "evaluation/best", "evaluation/count",
+      "evaluation/return_mean", "evaluation/env_steps",
     ]
     #expect(Set(object.keys) == expected)
     #expect((object["episode_info"] as? [String: Any])?.isEmpty == true, "no episode_info_keys: an empty object")
     #expect(object["evaluation/latest"] is NSNull && object["evaluation/best"] is NSNull, "no evaluation yet")
     #expect(object["evaluation/count"] as? Int == 0)
+    #expect(object["evaluation/return_mean"] is NSNull && object["evaluation/env_steps"] is NSNull)
     // This process's own descriptors: a few at least, below its limit.
     let open = try #require(object["process/open_files"] as? Int)
     let limit = try #require(object["process/open_files_limit"] as? Int)
