@@ -298,8 +298,9 @@ public final class LearnerDaemon {
       trainer.evaluator = evaluator
       let evaluatorStop = StopFlag()
       let logger = self.logger
+      let own = config.evaluation_env_config.values.isEmpty ? "" : " with env_config \(evaluator.environmentConfig.env_config.json)"
       logger.info(
-        "evaluation: every \(config.evaluation_interval_env_steps.formatted()) env steps, \(config.evaluation_episodes) \(config.evaluation_greedy ? "greedy" : "sampled") episodes in \(evaluator.envCount) environments of the learner's own (\(RunDirectory.evaluationsFile), \(RunDirectory.bestEvaluationFile))"
+        "evaluation: every \(config.evaluation_interval_env_steps.formatted()) env steps, \(config.evaluation_episodes) \(config.evaluation_greedy ? "greedy" : "sampled") episodes in \(evaluator.envCount) environments of the learner's own\(own) (\(RunDirectory.evaluationsFile), \(RunDirectory.bestEvaluationFile))"
       )
       services.append(
         .init(

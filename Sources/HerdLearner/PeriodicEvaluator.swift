@@ -59,6 +59,14 @@ final class PeriodicEvaluator: Sendable {
   /// Environments per evaluation.
   var envCount: Int { min(config.evaluation_episodes, config.num_envs_per_worker) }
 
+  /// The config the evaluations' environments are made from: the run's, with
+  /// `evaluation_env_config`'s keys in its `env_config`.
+  var environmentConfig: TrainingConfig {
+    var c = config
+    for (key, value) in config.evaluation_env_config.values { c.env_config[key] = value }
+    return c
+  }
+
   /// Hands over weights to evaluate; false while an evaluation is running or waiting.
   func offer(_ request: Request) -> Bool {
     let taken = state.withLock { s in
@@ -105,13 +113,17 @@ final class PeriodicEvaluator: Sendable {
         if envs == nil {
           guard let adopted = model.current else { throw EvaluatorFailure("the run has no model yet") }
           let made: any VectorEnv
+          let own = environmentConfig
           do {
-            made = try EnvironmentFactory.make(
-              config, count: envCount, seed: Self.seed &* 1000, host: envHost, log: log)
+            made = try EnvironmentFactory.make(own, count: envCount, seed: Self.seed &* 1000, host: envHost, log: log)
           } catch {
             throw EvaluatorFailure("cannot make \(envCount) \(config.env) environments in the learner's process: \(error)")
           }
-          if let difference = made.spec.difference(from: adopted.env) {
+          // With evaluation_env_config the environments differ on purpose; their
+          // spaces must still be the run's.
+          var spec = made.spec
+          if !config.evaluation_env_config.values.isEmpty { spec.config = adopted.env.config }
+          if let difference = spec.difference(from: adopted.env) {
             made.close()
             throw EvaluatorFailure(
               "the learner's own \(config.env) environments differ from the ones the run was built from: \(difference)")

@@ -132,7 +132,7 @@ extension TrainingConfig {
       } else if parts.count == 2 {
         dict = [parts[0]: [parts[1]: value]]
       } else {
-        throw ConfigError("--set \(item): keys have at most one dot (env_config.length)")
+        throw ConfigError("--set \(item): keys have at most one dot (env_config.length, evaluation_env_config.length)")
       }
       config = try config.merging(dict, source: "--set \(item)")
     }
@@ -162,7 +162,14 @@ extension TrainingConfig {
     }
     var current = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as? [String: Any] ?? [:]
     for (key, value) in dict {
-      if key == "env_config" {
+      if key == "evaluation_env_config" {
+        guard let sub = value as? [String: Any] else {
+          throw ConfigError("\(source): evaluation_env_config must be an object, e.g. {\"length\": 30}")
+        }
+        var merged = current[key] as? [String: Any] ?? [:]
+        for (k, v) in sub { merged[k] = v }
+        current[key] = merged
+      } else if key == "env_config" {
         guard let sub = value as? [String: Any] else {
           throw ConfigError("\(source): env_config must be an object, e.g. {\"length\": 30}")
         }
@@ -257,6 +264,20 @@ extension TrainingConfig {
           throw fail("env_config.\(key)", value.description, "must be an integer of at least 1")
         }
       }
+      let valid = builtIn.options.keys.sorted().map { "evaluation_env_config.\($0)" }
+      for key in evaluation_env_config.values.keys.sorted() {
+        guard builtIn.options[key] != nil else {
+          let hint = Spelling.hint(for: "evaluation_env_config.\(key)", among: valid)
+          throw ConfigError(
+            "unknown key 'evaluation_env_config.\(key)' for \(env)\(hint); valid: \(valid.isEmpty ? "none" : valid.joined(separator: ", "))"
+          )
+        }
+        guard let v = evaluation_env_config[key]?.intValue, v >= 1 else {
+          throw fail(
+            "evaluation_env_config.\(key)", evaluation_env_config[key]?.description ?? "null",
+            "must be an integer of at least 1")
+        }
+      }
     } else {
       // A Gymnasium id written without its prefix is the likeliest other mistake.
       let guess =
@@ -334,6 +355,11 @@ extension TrainingConfig {
       throw fail(
         "evaluation_interval_env_steps", evaluation_interval_env_steps,
         "must be 0 (no evaluations) or at least train_batch_size (\(train_batch_size)): the env steps between evaluations, e.g. 100000")
+    }
+    if !evaluation_env_config.values.isEmpty && evaluation_interval_env_steps == 0 {
+      throw fail(
+        "evaluation_env_config", evaluation_env_config.json,
+        "needs evaluation_interval_env_steps (the env steps between evaluations, e.g. 100000): without it nothing is evaluated")
     }
     if evaluation_episodes < 1 {
       throw fail("evaluation_episodes", evaluation_episodes, "must be at least 1: the episodes each evaluation runs")

@@ -261,6 +261,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// Evaluate with each head's most likely action (a Gaussian policy's mean);
   /// false samples from the policy as training does.
   public var evaluation_greedy = true
+  /// `env_config` keys the evaluations' environments take instead of the run's
+  /// (RLlib's `evaluation_config` for the environment): `{"length": 30}` evaluates
+  /// a MemoryChain policy trained at length 10 on chains three times as long. The
+  /// observation and action spaces must stay the run's. Empty: the run's own.
+  public var evaluation_env_config = EnvConfig()
   /// Seconds between progress lines and `progress.jsonl` records (the status board,
   /// `/stats`, is refreshed every second, or at this interval when shorter).
   public var progress_interval_seconds: Double = 2

@@ -703,6 +703,42 @@ import Testing
     }
   }
 
+  /// evaluation_env_config: the evaluations' environments take other env_config
+  /// keys (a MemoryChain policy trained at length 10 evaluated at 30), their spaces
+  /// the run's; bad keys and values are refused by name.
+  @Test func evaluationsOnAnotherEnvConfig() throws {
+    let dir = HerdBinary.tempDir("evaluations-env")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let args = ["train", "--env", "MemoryChain-v0", "--no-stats", "--set", "evaluation_interval_env_steps=10000"]
+    let r = try HerdBinary.run(
+      args + ["--run-dir", dir, "--set", "evaluation_env_config.length=30", "--set", "evaluation_episodes=4", "--stop-steps", "40000"],
+      timeout: 120)
+    #expect(r.status == 0, "\(r.stderr.suffix(1500))")
+    #expect(r.stderr.contains(#"environments of the learner's own with env_config {"length":30}"#), "\(r.stderr.prefix(2000))")
+    let lines = try String(contentsOfFile: dir + "/evaluations.jsonl", encoding: .utf8).split(separator: "\n")
+    #expect(!lines.isEmpty)
+    for line in lines {
+      let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+      #expect(record["evaluation/length_mean"] as? Double == 30, "episodes of the evaluation's length: \(record)")
+    }
+    let progress = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n").last
+    let last = try #require(try JSONSerialization.jsonObject(with: Data((progress ?? "").utf8)) as? [String: Any])
+    #expect(last["episode_length/mean"] as? Double == 10, "training stays at the run's length: \(last)")
+    for (set, why) in [
+      ("evaluation_env_config.lenght=30", "unknown key 'evaluation_env_config.lenght' for MemoryChain-v0 (did you mean 'evaluation_env_config.length'?)"),
+      ("evaluation_env_config.length=0", "evaluation_env_config.length = 0 is invalid: must be an integer of at least 1"),
+    ] {
+      let bad = try HerdBinary.run(args + ["--set", set, "--print-config"])
+      #expect(bad.status != 0 && bad.stderr.contains(why), "\(bad.stderr)")
+    }
+    let none = try HerdBinary.run([
+      "train", "--env", "MemoryChain-v0", "--set", "evaluation_env_config.length=30", "--print-config",
+    ])
+    #expect(
+      none.status != 0 && none.stderr.contains("evaluation_env_config = {\"length\":30} is invalid: needs evaluation_interval_env_steps"),
+      "\(none.stderr)")
+  }
+
   @Test func aMisspeltCommandGetsASuggestion() throws {
     let top = try HerdBinary.run(["trian", "--env", "CartPole-v1"])
     #expect(top.status == 64)
