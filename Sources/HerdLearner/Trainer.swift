@@ -473,9 +473,10 @@ final class Trainer: @unchecked Sendable {
       logger.info(
         "\(String(format: "evaluation %d: policy version %d (%@ env steps): return %.3f +- %.3f (min %.3f, max %.3f), length %.1f over %d %@ episodes%@ in %.2f s", evaluationCount, e.policyVersion, e.envSteps.formatted(), ret.mean, ret.std, ret.min, ret.max, len.mean, e.episodes, e.greedy ? "greedy" : "sampled", infoText, e.seconds))\(best ? " (the best so far: \(RunDirectory.bestEvaluationFile))" : "")"
       )
-      attempt(RunDirectory.evaluationsFile) { try runDirectory.appendEvaluation(RunDirectory.evaluationRecord(e)) }
+      let evaluationRecord = RunDirectory.evaluationRecord(e)
+      attempt(RunDirectory.evaluationsFile) { try runDirectory.appendEvaluation(evaluationRecord) }
       if let tensorBoard {
-        let scalars = Self.scalars(RunDirectory.evaluationRecord(e)).filter {
+        let scalars = Self.scalars(evaluationRecord).filter {
           $0.tag.hasPrefix(MetricKey.evaluationPrefix) && $0.tag != MetricKey.evaluationGreedy
         }
         attempt("tensorboard") {
@@ -754,14 +755,14 @@ final class Trainer: @unchecked Sendable {
     logger.info("\(Self.progressLine(t))")
   }
 
-  /// The numbers of a progress record, by name (its nulls left out).
-  /// The latest evaluation's figures repeat in every record after it; TensorBoard
-  /// gets them once, when it finishes (at the env steps of the weights it judged).
+  /// The numbers of a record, by name (its nulls left out).
   static func scalars(_ record: [String: Any]) -> [(tag: String, value: Double)] {
     record.compactMap { key, value in (value as? NSNumber).map { (key, $0.doubleValue) } }.sorted { $0.tag < $1.tag }
   }
 
-  /// A progress record's numbers for TensorBoard: all but the evaluation's.
+  /// A progress record's numbers for TensorBoard: all but the evaluation's, which
+  /// repeat in every record after it; TensorBoard gets those once, when the
+  /// evaluation finishes, at the env steps of the weights it judged.
   static func progressScalars(_ record: [String: Any]) -> [(tag: String, value: Double)] {
     scalars(record).filter { !$0.tag.hasPrefix(MetricKey.evaluationPrefix) }
   }
