@@ -292,7 +292,8 @@ public final class LearnerDaemon {
     }
 
     // The evaluator's thread (evaluation_interval_env_steps): it stops after the
-    // trainer, abandoning an evaluation still running.
+    // trainer, abandoning an evaluation still running. When evaluations cannot run
+    // it ends by itself, and the run goes on without them.
     if config.evaluation_interval_env_steps > 0 {
       let evaluator = PeriodicEvaluator(config: config, model: parts.model, envHost: settings.envHost)
       trainer.evaluator = evaluator
@@ -306,7 +307,8 @@ public final class LearnerDaemon {
         .init(
           service: BlockingService(
             name: "herd-evaluator", body: { evaluator.run(stop: evaluatorStop) { logger.info("evaluation: \($0)") } },
-            stop: { evaluatorStop.set() })))
+            stop: { evaluatorStop.set() }),
+          successTerminationBehavior: .ignore))
     }
 
     // The trainer, last: the first to stop.

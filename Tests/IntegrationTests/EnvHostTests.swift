@@ -89,6 +89,31 @@ struct EnvHostTests {
   /// `episode_info_keys` from the env host through a worker process and ZeroMQ to
   /// the learner's /stats, /metrics, progress.jsonl, summary.json, and `herd eval`:
   /// `odd` is in half the episodes (always 1), `label` is a string (no value).
+  /// A learner whose own environments cannot be made (its --python lacks them)
+  /// says so once and trains on: the evaluations stop, the run does not.
+  @Test func evaluationsThatCannotRunLeaveTheRunGoing() throws {
+    let dir = HerdBinary.tempDir("evaluations-fail")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let learner = try HerdProcess([
+      "learner", "--env", "gym:CartPole-v1", "--port", "0", "--no-stats", "--run-dir", dir, "--stop-seconds", "6",
+      "--python", "/nonexistent/python", "--set", "evaluation_interval_env_steps=2000",
+    ])
+    #expect(learner.waitReady(10), "\(learner.stderr)")
+    let worker = try HerdProcess([
+      "worker", "--learner", try #require(learner.controlEndpoint), "--envs", "8", "--python", python,
+    ])
+    #expect(learner.wait(60) == 0, "\(learner.stderr.suffix(2000))")
+    worker.signal(SIGTERM)
+    _ = worker.wait(10)
+    #expect(
+      learner.stderr.contains(
+        "evaluation: cannot make 10 gym:CartPole-v1 environments in the learner's process: cannot start /nonexistent/python"
+      ) && learner.stderr.contains("no more evaluations in this run"), "\(learner.stderr.suffix(2000))")
+    let summary = try #require(try JSONSerialization.jsonObject(with: Data(learner.stdout.utf8)) as? [String: Any])
+    #expect(summary["stopped_because"] as? String == "stop_seconds reached", "\(learner.stdout)")
+    #expect((summary["updates"] as? Int ?? 0) > 0 && summary["evaluations"] as? Int == 0, "\(learner.stdout)")
+  }
+
   @Test func episodeInfoKeysReachEveryReport() throws {
     let dir = HerdBinary.tempDir("gyminfo")
     defer { try? FileManager.default.removeItem(atPath: dir) }
