@@ -286,6 +286,7 @@ final class Trainer: @unchecked Sendable {
     logger.info(
       "run: \(spec.id) observations \(spec.observation) (\(spec.observationSize) \(spec.observation.flatIsBytes ? "bytes" : "floats")), actions \(spec.action); model \(network.layout.count) parameters, batch \(config.fragmentsPerBatch) x \(config.max_seq_len)"
     )
+    if let note = ConvPlan.autoNote(config: config, observation: spec.observation) { logger.info("run: \(note)") }
     return model
   }
 

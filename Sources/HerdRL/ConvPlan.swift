@@ -42,7 +42,13 @@ public struct ConvPlan: Sendable, Equatable {
     let isBytes: Bool
     if case .box(_, let dtype, _, _) = space { isBytes = dtype == "uint8" } else { isBytes = false }
     if kind == .auto {
-      kind = !config.conv_filters.isEmpty ? .custom : (image != nil && isBytes ? .impala_shallow : .none)
+      if !config.conv_filters.isEmpty {
+        kind = .custom
+      } else if let image, isBytes, fits(.impala_shallow, image) {
+        kind = .impala_shallow
+      } else {
+        kind = .none
+      }
     }
     if kind == .none { return nil }
     guard let image else {
@@ -50,6 +56,53 @@ public struct ConvPlan: Sendable, Equatable {
         "conv_encoder = \(kind.rawValue) needs image observations (a Box of shape [H, W, C] or [H, W]); \(config.env) observes \(space): use conv_encoder = none"
       )
     }
+    let layers: [ConvLayerSpec]
+    let fc: [Int]
+    if let preset = preset(kind) {
+      (layers, fc) = preset
+    } else {
+      guard !config.conv_filters.isEmpty else {
+        throw ConfigError("conv_encoder = custom needs conv_filters, e.g. [[16, 8, 4], [32, 4, 2]]")
+      }
+      layers = config.conv_filters.flatMap { f -> [ConvLayerSpec] in
+        [.conv(outChannels: f[0], kernel: f[1], stride: f[2], padding: f.count > 3 ? f[3] : 0), .activation]
+      }
+      fc = [256]
+    }
+    let plan = ConvPlan(
+      image: image, name: kind.rawValue, layers: layers,
+      fcHiddens: config.conv_fc_hiddens.isEmpty ? fc : config.conv_fc_hiddens, activation: config.conv_activation,
+      inputScale: isBytes && config.observation_filter == .NoFilter ? 1 / 255 : 1)
+    // Check the shapes now, so a bad stack is a config error, not a crash.
+    var scratch = ParameterLayout()
+    do {
+      _ = try ConvNet("conv", input: image, specs: layers, activation: plan.activation, layout: &scratch)
+    } catch {
+      throw ConfigError("conv_encoder \(kind.rawValue) over \(image) images: \(error.description)")
+    }
+    return plan
+  }
+
+  /// Why `conv_encoder = auto` leaves the images of `space` to the fully connected
+  /// encoder, when they are uint8 images too small for `impala_shallow` (MiniGrid's
+  /// 7 x 7 views); nil otherwise.
+  public static func autoNote(config: TrainingConfig, observation space: Space) -> String? {
+    guard config.conv_encoder == .auto, config.conv_filters.isEmpty, let image = imageShape(space),
+      case .box(_, "uint8", _, _) = space, !fits(.impala_shallow, image)
+    else { return nil }
+    return
+      "conv_encoder auto: \(image) images are smaller than impala_shallow's 20 x 20, so the fully connected encoder reads them flat (conv_filters sets a stack of your own)"
+  }
+
+  /// Whether the preset's layers fit `image`.
+  static func fits(_ kind: ConvEncoderKind, _ image: ImageShape) -> Bool {
+    guard let (layers, _) = preset(kind) else { return false }
+    var scratch = ParameterLayout()
+    return (try? ConvNet("conv", input: image, specs: layers, activation: .relu, layout: &scratch)) != nil
+  }
+
+  /// A preset's layers and fully connected layers; nil for `custom`, `auto` and `none`.
+  static func preset(_ kind: ConvEncoderKind) -> (layers: [ConvLayerSpec], fc: [Int])? {
     let layers: [ConvLayerSpec]
     let fc: [Int]
     switch kind {
@@ -76,28 +129,9 @@ public struct ConvPlan: Sendable, Equatable {
         .conv(outChannels: 64, kernel: 3, stride: 1, padding: 0), .activation,
       ]
       fc = [512]
-    case .custom:
-      guard !config.conv_filters.isEmpty else {
-        throw ConfigError("conv_encoder = custom needs conv_filters, e.g. [[16, 8, 4], [32, 4, 2]]")
-      }
-      layers = config.conv_filters.flatMap { f -> [ConvLayerSpec] in
-        [.conv(outChannels: f[0], kernel: f[1], stride: f[2], padding: f.count > 3 ? f[3] : 0), .activation]
-      }
-      fc = [256]
-    case .auto, .none:
+    case .custom, .auto, .none:
       return nil
     }
-    let plan = ConvPlan(
-      image: image, name: kind.rawValue, layers: layers,
-      fcHiddens: config.conv_fc_hiddens.isEmpty ? fc : config.conv_fc_hiddens, activation: config.conv_activation,
-      inputScale: isBytes && config.observation_filter == .NoFilter ? 1 / 255 : 1)
-    // Check the shapes now, so a bad stack is a config error, not a crash.
-    var scratch = ParameterLayout()
-    do {
-      _ = try ConvNet("conv", input: image, specs: layers, activation: plan.activation, layout: &scratch)
-    } catch {
-      throw ConfigError("conv_encoder \(kind.rawValue) over \(image) images: \(error.description)")
-    }
-    return plan
+    return (layers, fc)
   }
 }

@@ -27,6 +27,7 @@ public enum Explain {
       offset += n
     }
     for d in spec.observation.droppedParts { out.append("    dropped             \(d): not numbers, the policy does not see it") }
+    if let note = ConvPlan.autoNote(config: config, observation: spec.observation) { out.append("  note: \(note)") }
     if let box = try spec.action.continuousAction() {
       let d = box.low.count
       out.append(

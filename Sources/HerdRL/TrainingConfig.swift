@@ -51,9 +51,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// Encoder activation: `tanh`, `relu` or `linear`.
   public var fcnet_activation = Activation.tanh
   /// The convolutional encoder for image observations (a Box of rank 2 or 3,
-  /// height x width x channels): `auto` (`impala_shallow` for uint8 images,
-  /// `custom` when `conv_filters` is set, none otherwise), `none`, `impala_shallow`,
-  /// `impala_deep`, `nature` or `custom`. See ``ConvPlan``.
+  /// height x width x channels): `auto` (`impala_shallow` for uint8 images of at
+  /// least 20 x 20, `custom` when `conv_filters` is set, none otherwise), `none`,
+  /// `impala_shallow`, `impala_deep`, `nature` or `custom`. See ``ConvPlan``.
   public var conv_encoder = ConvEncoderKind.auto
   /// A custom stack (RLlib's format): `[[channels, kernel, stride], ...]`, with an
   /// optional fourth entry, the padding (default 0); each layer is followed by
@@ -380,7 +380,8 @@ public enum ObservationFilterKind: String, ConfigChoice {
 
 /// The convolutional encoder (`conv_encoder`).
 public enum ConvEncoderKind: String, ConfigChoice {
-  /// `impala_shallow` for uint8 images, `custom` with `conv_filters`, else none.
+  /// `impala_shallow` for uint8 images of at least 20 x 20, `custom` with
+  /// `conv_filters`, else none.
   case auto
   /// No convolutions: the MLP over the flat observation.
   case none

@@ -67,10 +67,30 @@ import Testing
   @Test func presetsAndErrors() throws {
     let pixels = try EnvironmentFactory.spec(TrainingConfig.defaults(for: "PixelMemory-v0"))
     var c = TrainingConfig.defaults(for: "PixelMemory-v0")
-    // auto: conv_filters set -> custom; uint8 image without -> impala_shallow, which
-    // does not fit 16x16 (its second layer sees 3x3): a config error naming it.
+    // auto: conv_filters set -> custom; a uint8 image without -> impala_shallow where
+    // it fits (20 x 20 and up), else the flat encoder with a note saying why.
     #expect(try ConvPlan.make(config: c, observation: pixels.observation)?.name == "custom")
+    #expect(ConvPlan.autoNote(config: c, observation: pixels.observation) == nil)
     c.conv_filters = []
+    #expect(try ConvPlan.make(config: c, observation: pixels.observation) == nil)
+    let note = try #require(ConvPlan.autoNote(config: c, observation: pixels.observation))
+    #expect(note.contains("16x16x1") && note.contains("impala_shallow") && note.contains("flat"), "\(note)")
+    func bytes(_ h: Int, _ w: Int, _ ch: Int) -> Space {
+      .box(
+        shape: [h, w, ch], dtype: "uint8", low: [Float](repeating: 0, count: h * w * ch),
+        high: [Float](repeating: 255, count: h * w * ch))
+    }
+    for (h, w, expected) in [(19, 40, nil), (40, 19, nil), (20, 20, "impala_shallow"), (7, 7, nil)] as [(Int, Int, String?)] {
+      #expect(try ConvPlan.make(config: c, observation: bytes(h, w, 3))?.name == expected, "\(h)x\(w)")
+      #expect((ConvPlan.autoNote(config: c, observation: bytes(h, w, 3)) == nil) == (expected != nil), "\(h)x\(w)")
+    }
+    // Float images stay flat under auto, without a note.
+    let floats = Space.box(shape: [7, 7, 3], dtype: "float32", low: [Float](repeating: 0, count: 147), high: [Float](repeating: 1, count: 147))
+    #expect(try ConvPlan.make(config: c, observation: floats) == nil)
+    #expect(ConvPlan.autoNote(config: c, observation: floats) == nil)
+    // Asked for by name, impala_shallow over 16x16 (its second layer sees 3x3) is a
+    // config error naming it.
+    c.conv_encoder = .impala_shallow
     do {
       _ = try ConvPlan.make(config: c, observation: pixels.observation)
       Issue.record("impala_shallow over 16x16 was accepted")
