@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Learning through the env host, beside the built-in environment, recurrent beside
-# feed-forward on POPGym memory tasks, and one MiniGrid memory task. Prints one line
+# feed-forward on POPGym memory tasks and on MiniGrid-MemoryS7 (raw and with its one-hot
+# view through env_wrappers). Prints one line
 # per run: env, policy, seed, whether the target was reached, env steps, wall seconds,
 # best mean return over 100 episodes. Not part of `make test`.
 #
@@ -36,5 +37,7 @@ for seed in "${seeds[@]}"; do
   run "gym:popgym-PositionOnlyCartPoleEasy-v0 LSTM" 0.95 90 "$seed" --env gym:popgym-PositionOnlyCartPoleEasy-v0
   run "gym:popgym-PositionOnlyCartPoleEasy-v0 FF"   0.95 90 "$seed" --env gym:popgym-PositionOnlyCartPoleEasy-v0 --set use_lstm=false
   run "gym:MiniGrid-MemoryS7-v0 LSTM"             0.9 120 "$seed" --env gym:MiniGrid-MemoryS7-v0
+  run "MiniGrid-MemoryS7, one-hot view, LSTM"     0.9 600 "$seed" --config configs/minigrid-memory.json
+  run "MiniGrid-MemoryS7, one-hot view, FF"       0.9 300 "$seed" --config configs/minigrid-memory.json --set use_lstm=false
 done
 echo "run directories: $out"

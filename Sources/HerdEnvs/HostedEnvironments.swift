@@ -77,6 +77,9 @@ public final class HostedEnvironments: VectorEnv {
     public var record: String?
     /// Info keys read at each episode's end (``VectorEnv/episodeInfo``).
     public var infoKeys: [String] = []
+    /// Gymnasium wrappers around each copy, innermost first, as a JSON list of
+    /// `[import path, {keyword arguments}]` pairs (`env_wrappers`); nil for none.
+    public var wrappers: String?
 
     public init(id: String, config: String, count: Int, processes: Int, seed: UInt64, python: String) {
       self.id = id
@@ -417,7 +420,7 @@ public final class HostedEnvironments: VectorEnv {
       o.python, "-m", "herd_env.host", "--env", o.id, "--config", o.config, "--count", String(rows.count),
       "--seed", String(seed), "--first-index", String(rows.lowerBound), "--shm-fd", "3",
       "--groups", String(groupCount(o, rows: rows)),
-    ] + (o.infoKeys.isEmpty ? [] : ["--info-keys", Self.jsonList(o.infoKeys)]) + (o.record != nil && rows.contains(0) && restarts == 0 ? ["--record", o.record!] : [])
+    ] + (o.infoKeys.isEmpty ? [] : ["--info-keys", Self.jsonList(o.infoKeys)]) + (o.wrappers.map { ["--wrappers", $0] } ?? []) + (o.record != nil && rows.contains(0) && restarts == 0 ? ["--record", o.record!] : [])
     var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
     defer { for a in argv { free(a) } }
     var pid: pid_t = 0

@@ -303,6 +303,17 @@ extension TrainingConfig {
         throw fail("episode_info_keys", list, "at most \(Self.maxInfoKeys) keys")
       }
     }
+    if !env_wrappers.isEmpty {
+      let list = "[" + env_wrappers.map(\.description).joined(separator: ", ") + "]"
+      guard gymID != nil else {
+        throw fail(
+          "env_wrappers", list,
+          "is for gym:ID environments (Gymnasium wrappers); built-in environments take env_config keys only")
+      }
+      for (i, w) in env_wrappers.enumerated() {
+        if let problem = w.pathProblem { throw fail("env_wrappers[\(i)]", "\"\(w.path)\"", problem) }
+      }
+    }
     for (k, v) in [
       ("num_envs_per_worker", num_envs_per_worker), ("num_workers", num_workers), ("lstm_cell_size", lstm_cell_size),
       ("max_seq_len", max_seq_len), ("train_batch_size", train_batch_size), ("max_policy_lag", max_policy_lag),

@@ -89,6 +89,8 @@ extension TrainingConfig {
     OtherName(name: "ortho_init", from: ["Stable Baselines"], here: "`weight_init` orthogonal"),
     OtherName(name: "normalize_input", from: ["Sample Factory"], here: "`observation_filter` MeanStdFilter"),
     OtherName(name: "info_keywords", from: ["Stable Baselines"], here: "`episode_info_keys`"),
+    OtherName(name: "env_wrapper", from: ["RL Zoo"], here: "`env_wrappers` (the same entries)"),
+    OtherName(name: "wrapper_class", from: ["Stable Baselines"], here: "`env_wrappers` (by import path)"),
     OtherName(
       name: "save_milestones_sec", from: ["Sample Factory"],
       here: "`checkpoint_milestone_env_steps` (in env steps, not seconds)"),

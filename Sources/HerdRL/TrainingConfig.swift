@@ -44,6 +44,13 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// `/metrics`, `summary.json` and `herd eval`. An episode without the key, or
   /// with a value that is not a number, records none (the env host says so once).
   public var episode_info_keys: [String] = []
+  /// Gymnasium wrappers around each gym:ID environment, innermost first, as RL
+  /// Zoo's `env_wrapper`: `"module:Class"` (or `"module.Class"`), or with keyword
+  /// arguments `{"module:Class": {"name": value}}`, e.g.
+  /// `["minigrid.wrappers:OneHotPartialObsWrapper", "minigrid.wrappers:ImgObsWrapper"]`.
+  /// The env host imports each module and wraps what `gymnasium.make` built
+  /// (`Class(env, **kwargs)`); the policy sees the outermost wrapper's spaces.
+  public var env_wrappers: [EnvWrapper] = []
 
   // MARK: Model
   /// Encoder hidden sizes.

@@ -68,4 +68,35 @@ import Testing
     #expect(-start.timeIntervalSinceNow < 10, "\(-start.timeIntervalSinceNow) s")
     #expect(!result.complete && result.returns.count == 4, "\(result.returns)")
   }
+
+  /// `env_wrappers` reach the env host: TimeLimit's keyword argument ends every
+  /// CartPole episode at 4 steps (a random policy lasts about 22), and MiniGrid's
+  /// one-hot view gives the run a 7 x 7 x 20 image, which `auto` reads flat.
+  @Test(.enabled(if: envHostPython != nil || ProcessInfo.processInfo.environment["HERD_REQUIRE_TOOLS"] == "1"))
+  func envWrappersWrapTheHostsEnvironments() throws {
+    let host = EnvHostSettings(python: envHostPython ?? "python3", processes: 1)
+    var config = TrainingConfig.defaults(for: "gym:CartPole-v1")
+    config.env_wrappers = [EnvWrapper("gymnasium.wrappers:TimeLimit", kwargs: ["max_episode_steps": .number(4)])]
+    try config.validate()
+    let net = PolicyNetwork(config: config, observationSize: 4, actionCount: 2)
+    var rng = SeededGenerator(seed: 1)
+    let weights = Parameters(layout: net.layout, rng: &rng).flatValues
+    let envs = try EnvironmentFactory.make(config, count: 2, seed: 5, host: host)
+    let r = try Evaluation.run(config: config, network: net, weights: weights, envs: envs, episodes: 6, greedy: false, seed: 2)
+    #expect(r.lengths == [Int](repeating: 4, count: 6), "\(r.lengths)")
+    var grid = TrainingConfig.defaults(for: "gym:MiniGrid-MemoryS7-v0")
+    grid.env_wrappers = [EnvWrapper("minigrid.wrappers:OneHotPartialObsWrapper"), EnvWrapper("minigrid.wrappers:ImgObsWrapper")]
+    let spec = try EnvironmentFactory.spec(grid, host: host)
+    #expect(spec.observation.description == "Box(7x7x20, uint8)", "\(spec.observation)")
+    #expect(try ConvPlan.make(config: grid, observation: spec.observation) == nil)
+    #expect(ConvPlan.autoNote(config: grid, observation: spec.observation)?.contains("7x7x20") == true)
+    // A wrapper the host cannot load is the host's error, naming it.
+    grid.env_wrappers = [EnvWrapper("minigrid.wrappers:NoSuchWrapper")]
+    do {
+      _ = try EnvironmentFactory.spec(grid, host: host)
+      Issue.record("a wrapper that does not exist was accepted")
+    } catch {
+      #expect("\(error)".contains("env_wrappers") && "\(error)".contains("NoSuchWrapper"), "\(error)")
+    }
+  }
 }

@@ -108,6 +108,44 @@ private func message(_ body: () throws -> Void) -> String {
     }
   }
 
+  /// `env_wrappers` entries: a path, or a path with keyword arguments; printed as
+  /// written and read back the same; for gym:ID environments only; a path that
+  /// cannot name a class, or an entry of another shape, is named.
+  @Test func envWrappersAreReadCheckedAndNamed() throws {
+    let gym = TrainingConfig.defaults(for: "gym:MiniGrid-MemoryS7-v0")
+    let ok = try gym.applying(overrides: [
+      #"env_wrappers=["minigrid.wrappers:OneHotPartialObsWrapper", {"minigrid.wrappers.ViewSizeWrapper": {"agent_view_size": 5}}]"#
+    ])
+    try ok.validate()
+    #expect(
+      ok.env_wrappers == [
+        EnvWrapper("minigrid.wrappers:OneHotPartialObsWrapper"),
+        EnvWrapper("minigrid.wrappers.ViewSizeWrapper", kwargs: ["agent_view_size": .number(5)]),
+      ])
+    #expect(
+      EnvWrapper.hostJSON(ok.env_wrappers)
+        == #"[["minigrid.wrappers:OneHotPartialObsWrapper",{}],["minigrid.wrappers.ViewSizeWrapper",{"agent_view_size":5}]]"#)
+    let printed = try ok.prettyJSON()
+    #expect(printed.contains(#""minigrid.wrappers:OneHotPartialObsWrapper""#), "\(printed)")
+    let again = try TrainingConfig.decode(json: Data(printed.utf8), over: TrainingConfig(), source: "printed")
+    #expect(again.env_wrappers == ok.env_wrappers)
+    for (config, set, expected) in [
+      (TrainingConfig(), #"env_wrappers=["gymnasium.wrappers:TimeLimit"]"#,
+       #"env_wrappers = ["gymnasium.wrappers:TimeLimit"] is invalid: is for gym:ID environments (Gymnasium wrappers); built-in environments take env_config keys only"#),
+      (gym, #"env_wrappers=["ImgObsWrapper"]"#,
+       #"env_wrappers[0] = "ImgObsWrapper" is invalid: names no module: write module:Class, e.g. minigrid.wrappers:ImgObsWrapper"#),
+      (gym, #"env_wrappers=["a:B", "minigrid wrappers:X"]"#,
+       #"env_wrappers[1] = "minigrid wrappers:X" is invalid: is not module:Class with Python names"#),
+      (gym, #"env_wrappers=["a.:B"]"#, "is not module:Class with Python names"),
+      (gym, #"env_wrappers=[{"a:B": {}, "c:D": {}}]"#,
+       #"'env_wrappers[0]' has an unusable value (each entry is "module:Class" or {"module:Class": {keyword arguments}})"#),
+      (gym, #"env_wrappers=[3]"#, "'env_wrappers[0]' has an unusable value"),
+    ] {
+      let m = message { try config.applying(overrides: [set]).validate() }
+      #expect(m.contains(expected), "\(set): \(m)")
+    }
+  }
+
   /// A config file that is not JSON says where: the line and column of the first
   /// unexpected text (a doubled comma, a missing one before the next line's key,
   /// single quotes), or that it ends too soon.

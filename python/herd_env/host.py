@@ -56,7 +56,7 @@ from gymnasium import spaces
 from herd_env import layout as L
 from herd_env import atari
 from herd_env.make import log as _log
-from herd_env.make import make_env, resolve
+from herd_env.make import make_env, parse_wrappers, resolve
 from herd_env.spaces import ActionMapper, Flattener, describe
 
 REMAKE_SEED_STRIDE = 1000003
@@ -92,12 +92,12 @@ class EpisodeRecorder:
             os.environ.setdefault("MUJOCO_GL", "egl")
 
     @staticmethod
-    def make(env_id, config):
+    def make(env_id, config, wrappers=()):
         """Copy 0, made to render rgb_array frames. A MuJoCo model with a camera
         named "track" (the locomotion tasks have one that follows the body) is
         filmed through it unless the config picks a camera: the default free
         camera stays put while a running agent leaves the picture."""
-        env = make_env(env_id, config, render_mode="rgb_array")
+        env = make_env(env_id, config, render_mode="rgb_array", wrappers=wrappers)
         model = getattr(env.unwrapped, "model", None)
         if {"camera_name", "camera_id"} & set(config or {}) or "mujoco" not in type(model).__module__:
             return env
@@ -106,7 +106,9 @@ class EpisodeRecorder:
         if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "track") < 0:
             return env
         try:
-            tracked = make_env(env_id, dict(config or {}, camera_name="track"), render_mode="rgb_array")
+            tracked = make_env(
+                env_id, dict(config or {}, camera_name="track"), render_mode="rgb_array", wrappers=wrappers
+            )
         except TypeError:  # an environment that takes no camera_name
             return env
         env.close()
@@ -148,8 +150,11 @@ class Host:
     for an option the user set, one line says so). Every other id, and an ALE one
     it cannot take, is K Gymnasium environments stepped in turn."""
 
-    def __init__(self, env_id, config, count, seed, first_index, record=None, groups=None, info_keys=()):
+    def __init__(
+        self, env_id, config, count, seed, first_index, record=None, groups=None, info_keys=(), wrappers=()
+    ):
         self.env_id = env_id
+        self.wrappers = list(wrappers)
         self.info_keys = list(info_keys)
         self.config = config
         self.count = count
@@ -160,8 +165,12 @@ class Host:
         self.vectors = None
         resolved = resolve(env_id)
         if atari.is_atari(resolved):
-            obstacle = atari.vector_obstacle(
-                resolved, config, render_mode="rgb_array" if record else None, info_keys=self.info_keys
+            obstacle = (
+                ("env_wrappers wrap each copy", True)
+                if self.wrappers
+                else atari.vector_obstacle(
+                    resolved, config, render_mode="rgb_array" if record else None, info_keys=self.info_keys
+                )
             )
             if obstacle is None:
                 self.vectors = [atari.AtariVector(resolved, config, hi - lo) for lo, hi in self.groups]
@@ -174,7 +183,9 @@ class Host:
             if record:
                 EpisodeRecorder.headless()
             self.envs = [
-                EpisodeRecorder.make(env_id, config) if record and i == 0 else make_env(env_id, config)
+                EpisodeRecorder.make(env_id, config, self.wrappers)
+                if record and i == 0
+                else make_env(env_id, config, wrappers=self.wrappers)
                 for i in range(count)
             ]
             space_source = self.envs[0]
@@ -292,7 +303,7 @@ class Host:
         except Exception:
             pass
         self.remakes[i] += 1
-        self.envs[i] = make_env(self.env_id, self.config)
+        self.envs[i] = make_env(self.env_id, self.config, wrappers=self.wrappers)
         obs, _ = self.envs[i].reset(seed=self.base_seed + i + REMAKE_SEED_STRIDE * self.remakes[i])
         self.flatten(obs, self.obs[i])
 
@@ -447,6 +458,9 @@ def main(argv=None):
     parser.add_argument(
         "--info-keys", default="[]", help="JSON list of info keys recorded at each episode's end (episode_info_keys)"
     )
+    parser.add_argument(
+        "--wrappers", default="[]", help="JSON list of [import path, {kwargs}] pairs wrapping each copy (env_wrappers)"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.groups <= min(26, args.count):
         parser.error(f"--groups {args.groups}: must be in 1..{min(26, args.count)}")
@@ -474,7 +488,7 @@ def main(argv=None):
             raise ValueError(f"--info-keys must be a JSON list of strings, not {args.info_keys}")
         host = Host(
             args.env, config, args.count, args.seed, args.first_index, record=args.record, groups=bounds,
-            info_keys=info_keys,
+            info_keys=info_keys, wrappers=parse_wrappers(args.wrappers),
         )
     except Exception as e:
         _write_line(replies, {"error": f"{type(e).__name__}: {e}"})

@@ -1,6 +1,8 @@
 """Making a Gymnasium environment from a Herd env id."""
 
+import difflib
 import importlib
+import json
 import os
 import sys
 
@@ -81,18 +83,67 @@ def _handle_mujoco_warnings(entry_point):
     _mujoco_handled = True
 
 
-def make_env(env_id, config=None, render_mode=None):
-    """``gymnasium.make(id, **config)`` after :func:`resolve` (with ``render_mode`` when given).
+def make_env(env_id, config=None, render_mode=None, wrappers=()):
+    """``gymnasium.make(id, **config)`` after :func:`resolve` (with ``render_mode`` when given),
+    wrapped in ``wrappers`` (:func:`wrap`).
 
-    ``ALE/...`` ids get Herd's Atari preprocessing (:mod:`herd_env.atari`).
+    ``ALE/...`` ids get Herd's Atari preprocessing (:mod:`herd_env.atari`) first.
     """
     resolved = resolve(env_id)
     if atari.is_atari(resolved):
-        return atari.make_atari(resolved, config, render_mode)
+        return wrap(atari.make_atari(resolved, config, render_mode), wrappers)
     kwargs = dict(config or {})
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     _handle_mujoco_warnings(gymnasium.spec(resolved).entry_point)
     env = gymnasium.make(resolved, **kwargs)
     _handle_mujoco_warnings("")  # an environment that loaded MuJoCo itself
+    return wrap(env, wrappers)
+
+
+def parse_wrappers(text):
+    """The env host's ``--wrappers``: a JSON list of ``[import path, {keyword arguments}]``
+    pairs (Herd's ``env_wrappers``), as a list of ``(path, kwargs)``."""
+    value = json.loads(text)
+    if not isinstance(value, list) or not all(
+        isinstance(w, list) and len(w) == 2 and isinstance(w[0], str) and isinstance(w[1], dict) for w in value
+    ):
+        raise ValueError(f"--wrappers must be a JSON list of [path, {{keyword arguments}}] pairs, not {text}")
+    return [(path, kwargs) for path, kwargs in value]
+
+
+def load_wrapper(path):
+    """The object ``path`` names: ``module:Name`` (the name may be dotted) or
+    ``module.Name``. Errors name the path and what is missing."""
+    module_name, sep, attribute = path.partition(":")
+    if not sep:
+        module_name, _, attribute = path.rpartition(".")
+    if not module_name or not attribute:
+        raise ValueError(f"env_wrappers: {path!r} is not module:Class (e.g. minigrid.wrappers:ImgObsWrapper)")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"env_wrappers: cannot import {module_name!r} for {path!r}: {e}") from e
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            close = difflib.get_close_matches(part, [n for n in dir(obj) if not n.startswith("_")], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"env_wrappers: {module_name!r} has no {attribute!r}{hint}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"env_wrappers: {path!r} is not a class or function that takes an environment")
+    return obj
+
+
+def wrap(env, wrappers):
+    """``env`` inside each of ``wrappers`` (``(path, kwargs)``, innermost first):
+    ``Class(env, **kwargs)``."""
+    for path, kwargs in wrappers:
+        cls = load_wrapper(path)
+        try:
+            env = cls(env, **kwargs)
+        except TypeError as e:
+            raise ValueError(f"env_wrappers: {path}(env, **{json.dumps(kwargs)}) failed: {e}") from e
+        if not isinstance(env, gymnasium.Env):
+            raise ValueError(f"env_wrappers: {path} returned {type(env).__name__}, not a Gymnasium environment")
     return env
