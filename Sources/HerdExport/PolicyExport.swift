@@ -209,6 +209,7 @@ public struct PolicyExport {
       "source": [
         "checkpoint": policy.source, "policy_version": policy.policyVersion,
         "env": policy.config.env, "env_spec": try json(policy.spec),
+        "env_wrappers": try json(policy.config.env_wrappers),
       ] as [String: Any],
       "observation": [
         "space": try json(policy.spec.observation), "size": net.observationSize,

@@ -194,6 +194,14 @@ func worstDifference(_ a: Outputs, _ b: Outputs) -> (Float, String) {
     #expect(scale.count == policy.network.observationSize)
     // scale = 1 / (std + 1e-8)
     for (s, d) in zip(scale, std) { #expect(abs(s * (d + 1e-8) - 1) < 1e-5) }
+    // The run's wrappers, as the config writes them, so a user can make the
+    // environment the policy was trained on.
+    #expect((meta["source"] as? [String: Any])?["env_wrappers"] as? [Any] != nil)
+    var wrapped = policy
+    wrapped.config.env_wrappers = [EnvWrapper("a.b:C"), EnvWrapper("d:E", kwargs: ["n": .number(3)])]
+    let source = try #require(try PolicyExport(wrapped).sidecar()["source"] as? [String: Any])
+    let wrappers = try #require(source["env_wrappers"] as? [Any])
+    #expect(wrappers.first as? String == "a.b:C" && (wrappers.last as? [String: [String: Int]]) == ["d:E": ["n": 3]], "\(wrappers)")
     let onnx = try #require(meta["onnx"] as? [String: Any])
     #expect(onnx["inputs"] as? [String] == ["obs", "prev_action", "prev_reward", "h"])
     #expect(onnx["outputs"] as? [String] == ["logits", "value", "h_out"])

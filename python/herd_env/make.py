@@ -135,10 +135,24 @@ def load_wrapper(path):
     return obj
 
 
+def wrapper_entry(entry):
+    """One ``env_wrappers`` entry as ``(path, kwargs)``: a config's ``"module:Class"``
+    or ``{"module:Class": {kwargs}}`` (an export's sidecar holds them so), or a pair."""
+    if isinstance(entry, str):
+        return entry, {}
+    if isinstance(entry, dict) and len(entry) == 1:
+        (path, kwargs), = entry.items()
+        if isinstance(path, str) and isinstance(kwargs, dict):
+            return path, kwargs
+    if isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], dict):
+        return entry[0], entry[1]
+    raise ValueError(f'env_wrappers: {entry!r} is not "module:Class" or {{"module:Class": {{keyword arguments}}}}')
+
+
 def wrap(env, wrappers):
-    """``env`` inside each of ``wrappers`` (``(path, kwargs)``, innermost first):
-    ``Class(env, **kwargs)``."""
-    for path, kwargs in wrappers:
+    """``env`` inside each of ``wrappers``, innermost first: ``Class(env, **kwargs)``.
+    Entries as :func:`wrapper_entry` reads them."""
+    for path, kwargs in map(wrapper_entry, wrappers):
         cls = load_wrapper(path)
         try:
             env = cls(env, **kwargs)

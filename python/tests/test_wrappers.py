@@ -131,3 +131,14 @@ def test_the_recorded_copy_is_wrapped_too(tmp_path):
     assert [e._max_episode_steps for e in host.envs] == [5, 5]
     assert host.envs[0].render_mode == "rgb_array"
     assert episode_length(host.envs[0]) == (5, True)
+
+
+def test_entries_as_a_config_or_a_sidecar_writes_them():
+    env = make_env("CartPole-v1", wrappers=[{"gymnasium.wrappers:TimeLimit": {"max_episode_steps": 3}}])
+    assert episode_length(env) == (3, True)
+    env = make_env("CartPole-v1", wrappers=["gymnasium.wrappers:FlattenObservation"])
+    assert type(env).__name__ == "FlattenObservation"
+    for bad in [3, {"a:B": {}, "c:D": {}}, {"a:B": []}, ("a:B",)]:
+        with pytest.raises(ValueError) as e:
+            make_env("CartPole-v1", wrappers=[bad])
+        assert "env_wrappers" in str(e.value)
