@@ -63,8 +63,18 @@ public struct EnvWrapper: Codable, Sendable, Equatable, CustomStringConvertible 
     return nil
   }
 
+  /// The class's name, the path's last part: `ImgObsWrapper`.
+  public var name: String { String(path.split(whereSeparator: { $0 == ":" || $0 == "." }).last ?? Substring(path)) }
+
   /// The list as the env host reads it (`--wrappers`): `[["m:C", {kwargs}], ...]`.
   static func hostJSON(_ wrappers: [EnvWrapper]) -> String {
     JSONValue.array(wrappers.map { .array([.string($0.path), .object($0.kwargs)]) }).description
+  }
+}
+
+extension TrainingConfig {
+  /// `" wrapped in A, B"` (innermost first) for a log line, or "" without wrappers.
+  public var wrappedText: String {
+    env_wrappers.isEmpty ? "" : " wrapped in " + env_wrappers.map(\.name).joined(separator: ", ")
   }
 }

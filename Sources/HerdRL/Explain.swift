@@ -8,7 +8,9 @@ public enum Explain {
   /// The explanation of `config` for the environment `spec` describes: its spaces,
   /// how observations flatten, then the model.
   public static func text(_ config: TrainingConfig, spec: EnvSpec) throws -> String {
-    var out = ["Environment \(config.env)" + (spec.config == "{}" ? "" : " with env_config \(spec.config)") + ":"]
+    var out = [
+      "Environment \(config.env)" + (spec.config == "{}" ? "" : " with env_config \(spec.config)") + config.wrappedText + ":"
+    ]
     out.append("  observation space  \(spec.observation)")
     out.append(
       "  flattened          [\(spec.observationSize)] \(spec.observation.flatIsBytes ? "uint8 (bytes from the env host to the learner's batch)" : "float32"), in this order:"

@@ -108,7 +108,7 @@ public final class WorkerLoop {
       logger.notice("\(config.env): observation part \(part) is not numbers; the policy does not see it")
     }
     logger.info(
-      "worker: \(envs.count) envs of \(config.env)\(hosts): observations \(spec.observation) (\(spec.observationSize) \(spec.observation.flatIsBytes ? "bytes" : "floats")), actions \(spec.action)"
+      "worker: \(envs.count) envs of \(config.env)\(config.wrappedText)\(hosts): observations \(spec.observation) (\(spec.observationSize) \(spec.observation.flatIsBytes ? "bytes" : "floats")), actions \(spec.action)"
     )
     made = (envs, config)
   }

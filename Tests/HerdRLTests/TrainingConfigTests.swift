@@ -125,6 +125,8 @@ private func message(_ body: () throws -> Void) -> String {
     #expect(
       EnvWrapper.hostJSON(ok.env_wrappers)
         == #"[["minigrid.wrappers:OneHotPartialObsWrapper",{}],["minigrid.wrappers.ViewSizeWrapper",{"agent_view_size":5}]]"#)
+    #expect(ok.wrappedText == " wrapped in OneHotPartialObsWrapper, ViewSizeWrapper")
+    #expect(gym.wrappedText == "")
     let printed = try ok.prettyJSON()
     #expect(printed.contains(#""minigrid.wrappers:OneHotPartialObsWrapper""#), "\(printed)")
     let again = try TrainingConfig.decode(json: Data(printed.utf8), over: TrainingConfig(), source: "printed")
