@@ -1,9 +1,9 @@
 extension TrainingConfig {
   /// A setting's name in another RL framework that is not a key here, and what
   /// Herd calls it. Someone bringing a TorchBeast, Sample Factory, Stable
-  /// Baselines, CleanRL or RLlib config types these; the unknown-key error then
-  /// names the right key instead of a bare list, and docs/configuration.md lists
-  /// them all.
+  /// Baselines (or RL Zoo), CleanRL or RLlib config types these; the unknown-key
+  /// error then names the right key instead of a bare list, and
+  /// docs/configuration.md lists them all.
   public struct OtherName: Sendable {
     /// The other framework's key.
     public var name: String
