@@ -130,11 +130,11 @@ struct EvalCommand: ParsableCommand {
     StopSignals.install(interruptFlag)
     if files.count > 1 {
       printError(
-        "eval: \(files.count) checkpoints in \(checkpoint) on \(config.env), \(episodes) episodes each in \(k) envs, \(greedy ? "greedy" : "sampled"); each meets the same episode starts"
+        "eval: \(files.count) checkpoints in \(checkpoint) on \(config.env)\(config.wrappedText), \(episodes) episodes each in \(k) envs, \(greedy ? "greedy" : "sampled"); each meets the same episode starts"
       )
     } else {
       printError(
-        "eval: \(policy.source) (policy version \(policy.policyVersion)) on \(config.env), \(episodes) episodes in \(k) envs, \(greedy ? "greedy" : "sampled")"
+        "eval: \(policy.source) (policy version \(policy.policyVersion)) on \(config.env)\(config.wrappedText), \(episodes) episodes in \(k) envs, \(greedy ? "greedy" : "sampled")"
       )
     }
     var host = envHost.settings
