@@ -39,5 +39,7 @@ for seed in "${seeds[@]}"; do
   run "gym:MiniGrid-MemoryS7-v0 LSTM"             0.9 120 "$seed" --env gym:MiniGrid-MemoryS7-v0
   run "MiniGrid-MemoryS7, one-hot view, LSTM"     0.9 600 "$seed" --config configs/minigrid-memory.json
   run "MiniGrid-MemoryS7, one-hot view, FF"       0.9 300 "$seed" --config configs/minigrid-memory.json --set use_lstm=false
+  run "MiniGrid-MemoryS11, one-hot view, LSTM"    0.9 600 "$seed" --config configs/minigrid-memory.json --env gym:MiniGrid-MemoryS11-v0
+  run "MiniGrid-MemoryS11, one-hot view, FF"      0.9 600 "$seed" --config configs/minigrid-memory.json --env gym:MiniGrid-MemoryS11-v0 --set use_lstm=false
 done
 echo "run directories: $out"
