@@ -102,14 +102,12 @@ def make_env(env_id, config=None, render_mode=None, wrappers=()):
 
 
 def parse_wrappers(text):
-    """The env host's ``--wrappers``: a JSON list of ``[import path, {keyword arguments}]``
-    pairs (Herd's ``env_wrappers``), as a list of ``(path, kwargs)``."""
+    """The env host's ``--wrappers`` (Herd's ``env_wrappers``; the worker sends
+    ``[import path, {keyword arguments}]`` pairs), as a list of ``(path, kwargs)``."""
     value = json.loads(text)
-    if not isinstance(value, list) or not all(
-        isinstance(w, list) and len(w) == 2 and isinstance(w[0], str) and isinstance(w[1], dict) for w in value
-    ):
-        raise ValueError(f"--wrappers must be a JSON list of [path, {{keyword arguments}}] pairs, not {text}")
-    return [(path, kwargs) for path, kwargs in value]
+    if not isinstance(value, list):
+        raise ValueError(f"--wrappers must be a JSON list, not {text}")
+    return [wrapper_entry(w) for w in value]
 
 
 def load_wrapper(path):

@@ -83,7 +83,7 @@ def test_bad_keyword_arguments_and_a_non_environment_are_named():
 def test_parse_wrappers_reads_pairs_and_refuses_anything_else():
     assert parse_wrappers('[["a:B", {}], ["c.d:E", {"n": 2}]]') == [("a:B", {}), ("c.d:E", {"n": 2})]
     assert parse_wrappers("[]") == []
-    for bad in ['["a:B"]', '[["a:B"]]', '{"a:B": {}}', '[["a:B", []]]']:
+    for bad in ['[3]', '[["a:B"]]', '{"a:B": {}}', '[["a:B", []]]']:
         with pytest.raises(ValueError):
             parse_wrappers(bad)
 
