@@ -77,8 +77,9 @@ public final class HostedEnvironments: VectorEnv {
     public var record: String?
     /// Info keys read at each episode's end (``VectorEnv/episodeInfo``).
     public var infoKeys: [String] = []
-    /// Gymnasium wrappers around each copy, innermost first, as a JSON list of
-    /// `[import path, {keyword arguments}]` pairs (`env_wrappers`); nil for none.
+    /// Gymnasium wrappers around each copy, innermost first: `env_wrappers` as a
+    /// config writes it (JSON: `"module:Class"` or `{"module:Class": {kwargs}}`
+    /// entries); nil for none.
     public var wrappers: String?
 
     public init(id: String, config: String, count: Int, processes: Int, seed: UInt64, python: String) {

@@ -66,9 +66,12 @@ public struct EnvWrapper: Codable, Sendable, Equatable, CustomStringConvertible 
   /// The class's name, the path's last part: `ImgObsWrapper`.
   public var name: String { String(path.split(whereSeparator: { $0 == ":" || $0 == "." }).last ?? Substring(path)) }
 
-  /// The list as the env host reads it (`--wrappers`): `[["m:C", {kwargs}], ...]`.
-  static func hostJSON(_ wrappers: [EnvWrapper]) -> String {
-    JSONValue.array(wrappers.map { .array([.string($0.path), .object($0.kwargs)]) }).description
+  /// The list as a config writes it, compact with sorted keys: what the env host
+  /// reads (`--wrappers`).
+  static func json(_ wrappers: [EnvWrapper]) -> String {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: (try? e.encode(wrappers)) ?? Data("[]".utf8), as: UTF8.self)
   }
 }
 

@@ -85,7 +85,7 @@ public enum EnvironmentFactory {
       options.record = host.record
       options.stepSeconds = config.env_step_timeout_seconds
       options.infoKeys = config.episode_info_keys
-      options.wrappers = config.env_wrappers.isEmpty ? nil : EnvWrapper.hostJSON(config.env_wrappers)
+      options.wrappers = config.env_wrappers.isEmpty ? nil : EnvWrapper.json(config.env_wrappers)
       return try HostedEnvironments(options, log: log)
     }
     let make = try maker(config)

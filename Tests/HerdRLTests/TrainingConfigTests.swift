@@ -123,8 +123,8 @@ private func message(_ body: () throws -> Void) -> String {
         EnvWrapper("minigrid.wrappers.ViewSizeWrapper", kwargs: ["agent_view_size": .number(5)]),
       ])
     #expect(
-      EnvWrapper.hostJSON(ok.env_wrappers)
-        == #"[["minigrid.wrappers:OneHotPartialObsWrapper",{}],["minigrid.wrappers.ViewSizeWrapper",{"agent_view_size":5}]]"#)
+      EnvWrapper.json(ok.env_wrappers)
+        == #"["minigrid.wrappers:OneHotPartialObsWrapper",{"minigrid.wrappers.ViewSizeWrapper":{"agent_view_size":5}}]"#)
     #expect(ok.wrappedText == " wrapped in OneHotPartialObsWrapper, ViewSizeWrapper")
     #expect(gym.wrappedText == "")
     let printed = try ok.prettyJSON()

@@ -459,7 +459,7 @@ def main(argv=None):
         "--info-keys", default="[]", help="JSON list of info keys recorded at each episode's end (episode_info_keys)"
     )
     parser.add_argument(
-        "--wrappers", default="[]", help="JSON list of [import path, {kwargs}] pairs wrapping each copy (env_wrappers)"
+        "--wrappers", default="[]", help='env_wrappers as JSON: "module:Class" or {"module:Class": {kwargs}} entries, innermost first'
     )
     args = parser.parse_args(argv)
     if not 1 <= args.groups <= min(26, args.count):

@@ -102,8 +102,8 @@ def make_env(env_id, config=None, render_mode=None, wrappers=()):
 
 
 def parse_wrappers(text):
-    """The env host's ``--wrappers`` (Herd's ``env_wrappers``; the worker sends
-    ``[import path, {keyword arguments}]`` pairs), as a list of ``(path, kwargs)``."""
+    """The env host's ``--wrappers`` (Herd's ``env_wrappers`` as JSON), as a list of
+    ``(path, kwargs)``."""
     value = json.loads(text)
     if not isinstance(value, list):
         raise ValueError(f"--wrappers must be a JSON list, not {text}")

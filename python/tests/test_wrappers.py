@@ -80,7 +80,8 @@ def test_bad_keyword_arguments_and_a_non_environment_are_named():
     assert "returned str, not a Gymnasium environment" in str(e.value)
 
 
-def test_parse_wrappers_reads_pairs_and_refuses_anything_else():
+def test_parse_wrappers_reads_entries_and_refuses_anything_else():
+    assert parse_wrappers('["a:B", {"c.d:E": {"n": 2}}]') == [("a:B", {}), ("c.d:E", {"n": 2})]
     assert parse_wrappers('[["a:B", {}], ["c.d:E", {"n": 2}]]') == [("a:B", {}), ("c.d:E", {"n": 2})]
     assert parse_wrappers("[]") == []
     for bad in ['[3]', '[["a:B"]]', '{"a:B": {}}', '[["a:B", []]]']:
@@ -107,7 +108,7 @@ def test_the_process_reads_wrappers_from_its_command_line():
     import sys
 
     fd = os.memfd_create("herd-test")
-    args = ["--env", "CartPole-v1", "--count", "1", "--wrappers", json.dumps([["gymnasium.wrappers:FlattenObservation", {}]])]
+    args = ["--env", "CartPole-v1", "--count", "1", "--wrappers", json.dumps(["gymnasium.wrappers:FlattenObservation"])]
     p = subprocess.Popen(
         [sys.executable, "-m", "herd_env.host", *args, "--shm-fd", str(fd)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(fd,),
@@ -116,7 +117,7 @@ def test_the_process_reads_wrappers_from_its_command_line():
     assert line["id"] == "CartPole-v1" and "error" not in line
     p.stdin.close()
     assert p.wait(timeout=10) == 0
-    bad = ["--env", "CartPole-v1", "--count", "1", "--wrappers", json.dumps([["gymnasium.wrappers:Nope", {}]])]
+    bad = ["--env", "CartPole-v1", "--count", "1", "--wrappers", json.dumps([{"gymnasium.wrappers:Nope": {}}])]
     p = subprocess.Popen(
         [sys.executable, "-m", "herd_env.host", *bad, "--shm-fd", str(fd)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(fd,),
