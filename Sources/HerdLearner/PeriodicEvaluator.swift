@@ -78,6 +78,10 @@ final class PeriodicEvaluator: Sendable {
     return taken
   }
 
+  /// True when no evaluation is running or waiting to start (one that finished
+  /// since may still wait in ``takeFinished()``).
+  var idle: Bool { state.withLock { !$0.busy && $0.request == nil } }
+
   /// The evaluations finished since the last call, oldest first.
   func takeFinished() -> [Outcome] {
     state.withLock { s in

@@ -74,6 +74,10 @@ public struct RunSummary: Codable, Sendable {
   public var evaluations = 0
   @ExplicitNull public var last_evaluation: EvaluationFigures? = nil
   @ExplicitNull public var best_evaluation: EvaluationFigures? = nil
+  /// The evaluation of the weights the run ended with (those of its final
+  /// checkpoint): null when the run does not evaluate, or stopped on Ctrl-C or an
+  /// error before it.
+  @ExplicitNull public var final_evaluation: EvaluationFigures? = nil
 }
 
 /// Everything the learner's side of a run holds: model, learner, channels, stats.
@@ -436,6 +440,9 @@ final class Trainer: @unchecked Sendable {
     var bestEvaluationWeights: (version: Int, values: [Float])?
     var bestEvaluationRetryAt = -Double.infinity
     var evaluationReached = false
+    var evaluationsFailed = false
+    // The policy version of the final evaluation, once offered (for its log line).
+    var finalVersion: Int?
     func saveBestEvaluation(_ now: Double) {
       guard let w = bestEvaluationWeights, let e = bestEvaluation else { return }
       let name = RunDirectory.bestEvaluationFile
@@ -455,6 +462,7 @@ final class Trainer: @unchecked Sendable {
       guard let r = outcome.result else {
         logger.error("evaluation: \(outcome.failure ?? "it failed"); no more evaluations in this run")
         nextEvaluation = Int.max
+        evaluationsFailed = true
         return
       }
       let (ret, len) = (r.returnSummary, r.lengthSummary)
@@ -472,7 +480,7 @@ final class Trainer: @unchecked Sendable {
       evaluation = e
       let best = (e.returnMean ?? -.infinity) > (bestEvaluation?.returnMean ?? -.infinity)
       logger.info(
-        "\(String(format: "evaluation %d: policy version %d (%@ env steps): return %.3f +- %.3f (min %.3f, max %.3f), length %.1f over %d %@ episodes%@ in %.2f s", evaluationCount, e.policyVersion, e.envSteps.formatted(), ret.mean, ret.std, ret.min, ret.max, len.mean, e.episodes, e.greedy ? "greedy" : "sampled", infoText, e.seconds))\(best ? " (the best so far: \(RunDirectory.bestEvaluationFile))" : "")"
+        "\(String(format: "evaluation %d: policy version %d (%@ env steps): return %.3f +- %.3f (min %.3f, max %.3f), length %.1f over %d %@ episodes%@ in %.2f s", evaluationCount, e.policyVersion, e.envSteps.formatted(), ret.mean, ret.std, ret.min, ret.max, len.mean, e.episodes, e.greedy ? "greedy" : "sampled", infoText, e.seconds))\(e.policyVersion == finalVersion ? " (the final weights)" : "")\(best ? " (the best so far: \(RunDirectory.bestEvaluationFile))" : "")"
       )
       let evaluationRecord = RunDirectory.evaluationRecord(e)
       attempt(RunDirectory.evaluationsFile) { try runDirectory.appendEvaluation(evaluationRecord) }
@@ -489,7 +497,7 @@ final class Trainer: @unchecked Sendable {
         bestEvaluationWeights = (outcome.request.version, outcome.request.weights)
         saveBestEvaluation(now)
       }
-      if let target = stop.evaluationReward, let m = e.returnMean, m >= Double(target) {
+      if finalVersion == nil, let target = stop.evaluationReward, let m = e.returnMean, m >= Double(target) {
         evaluationReached = true
         logger.info("stop: evaluation \(evaluationCount)'s mean return \(m) is at or above \(target)")
       }
@@ -519,6 +527,50 @@ final class Trainer: @unchecked Sendable {
       status.evaluations = evaluationCount
       return status
     }
+    // The final evaluation: a run that stopped on its criteria (not on Ctrl-C or
+    // an error) evaluates the weights it ends with, unless its latest evaluation
+    // already judged them. An evaluation still running is let finish first. The
+    // status says the run has stopped meanwhile (no fragment is trained any more,
+    // so /healthz must not call it stalled), and Ctrl-C skips the rest. Then the
+    // run's last status and progress record carry it.
+    var finalEvaluation: EvaluationFigures?
+    func evaluateFinalWeights() {
+      guard let evaluator, !evaluationsFailed, !interrupted.isSet, !reason.hasPrefix("error") else { return }
+      parts.status.publish(report(now: clockOffset + seconds(), stopped: "\(reason); evaluating the final weights"))
+      func drain() { for outcome in evaluator.takeFinished() { record(outcome, now: seconds()) } }
+      /// Waits (the trainer's heart still beating) until `done`; false on Ctrl-C or
+      /// when evaluations fail.
+      func wait(until done: () -> Bool) -> Bool {
+        while true {
+          drain()
+          if done() { return true }
+          if interrupted.isSet || evaluationsFailed { return false }
+          parts.status.beat()
+          Thread.sleep(forTimeInterval: 0.02)
+        }
+      }
+      finalVersion = learner.version
+      if wait(until: { evaluator.idle }) {
+        drain()
+        if evaluation?.policyVersion != learner.version {
+          let steps = stats.snapshot(lags: false).envSteps
+          if evaluator.offer(
+            .init(
+              version: learner.version, weights: learner.parameters.flatValues, envSteps: steps,
+              runSeconds: clockOffset + seconds()))
+          {
+            logger.info(
+              "final evaluation: policy version \(learner.version) (\(steps.formatted()) env steps), \(config.evaluation_episodes) \(config.evaluation_greedy ? "greedy" : "sampled") episodes; Ctrl-C skips it"
+            )
+            if !wait(until: { evaluation?.policyVersion == learner.version }) && interrupted.isSet {
+              logger.notice("final evaluation: skipped (Ctrl-C)")
+            }
+          }
+        }
+      }
+      if evaluation?.policyVersion == learner.version { finalEvaluation = evaluation }
+    }
+
     while true {
       parts.status.beat()
       // Intake: fresh fragments only.
@@ -579,7 +631,7 @@ final class Trainer: @unchecked Sendable {
       }
       board.markDone(trainedNow)  // after the publication: sync_sampling's acknowledgement
       // Status, progress, checkpoints, stop criteria.
-      let now = seconds()
+      var now = seconds()
       let snap = stats.snapshot(lags: false)
       if let oldest = snap.windowOldestPolicyVersion { published.drop(before: oldest) }
       if let m = snap.meanReturn, snap.windowEpisodes >= 100, m > best ?? -.infinity {
@@ -620,6 +672,10 @@ final class Trainer: @unchecked Sendable {
       }
       if let s = stop.envSteps, snap.envSteps >= s { (reason, finished) = ("stop_steps reached", true) }
       if let s = stop.seconds, now >= s { (reason, finished) = ("stop_seconds reached", true) }
+      if finished {
+        evaluateFinalWeights()
+        now = seconds()
+      }
       // The status board every second, or at the progress interval when shorter.
       if now - lastStatus >= min(1, config.progress_interval_seconds) || finished {
         let status = report(now: clockOffset + now, stopped: finished ? reason : nil)
@@ -657,6 +713,7 @@ final class Trainer: @unchecked Sendable {
     summary.reused_steps = learner.reusedSteps
     summary.final_episode_info = Dictionary(uniqueKeysWithValues: final.episodeInfo.map { ($0.key, $0.mean) })
     (summary.evaluations, summary.last_evaluation, summary.best_evaluation) = (evaluationCount, evaluation, bestEvaluation)
+    summary.final_evaluation = finalEvaluation
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     if let data = try? encoder.encode(summary) {

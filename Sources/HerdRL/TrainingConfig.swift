@@ -259,8 +259,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// them a worker's first. The result goes to the log,
   /// `RUN_DIR/evaluations.jsonl`, TensorBoard (`evaluation/...`), `/stats` and
   /// `summary.json`; the best evaluated weights to `RUN_DIR/best_eval.herd`.
-  /// Training goes on meanwhile (the evaluation is a thread of its own). 0
-  /// evaluates never; otherwise at least `train_batch_size`.
+  /// Training goes on meanwhile (the evaluation is a thread of its own). A run
+  /// that stops on its criteria (not on Ctrl-C) ends with an evaluation of its
+  /// final weights (`final_evaluation` in `summary.json`). 0 evaluates never;
+  /// otherwise at least `train_batch_size`.
   public var evaluation_interval_env_steps = 0
   /// Episodes per evaluation (at least 1), run in the smaller of this and
   /// `num_envs_per_worker` environments, each a fixed share as `herd eval` does.

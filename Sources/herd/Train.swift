@@ -222,7 +222,8 @@ struct Train: ParsableCommand {
 
       With evaluation_interval_env_steps the learner also evaluates its weights
       on episodes of their own along the run (RUN_DIR/evaluations.jsonl, the
-      best in RUN_DIR/best_eval.herd; --stop-eval-reward stops on them).
+      best in RUN_DIR/best_eval.herd; --stop-eval-reward stops on them), and
+      the final weights when the run stops (not on Ctrl-C).
 
       Without stop options a run stops at the environment's solved return (475 for
       CartPole, 0.9 for MemoryChain and PixelMemory: 95% right, -200 for Pendulum,

@@ -280,8 +280,9 @@ import Testing
       dropped_stale_fragments: 0, skipped_updates: 0, use_lstm: true, run_dir: "runs/x", disk_error: nil)
     let data = try JSONEncoder().encode(summary)
     let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    #expect(object.count == 23)
+    #expect(object.count == 24)
     #expect(object["evaluations"] as? Int == 0 && object["last_evaluation"] is NSNull && object["best_evaluation"] is NSNull)
+    #expect(object["final_evaluation"] is NSNull)
     #expect((object["final_episode_info"] as? [String: Any])?.isEmpty == true)
     var withInfo = summary
     withInfo.final_episode_info = ["is_success": 0.5, "never": nil]

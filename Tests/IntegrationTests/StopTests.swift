@@ -1,5 +1,6 @@
 import Foundation
 import HerdLearner
+import HerdStats
 import Testing
 
 @testable import herd
@@ -96,5 +97,38 @@ import Testing
     let said = train.stderr.components(separatedBy: "Ctrl-C (SIGINT): stopping cleanly").count - 1
     #expect(said == 1, "\(train.stderr.suffix(1500))")
     #expect(train.stdout.contains("\"stopped_because\" : \"interrupted\""), "\(train.stdout)")
+  }
+
+  /// A run that evaluates (evaluation_interval_env_steps) and stops on its criteria
+  /// ends with an evaluation of its final weights. Meanwhile `/healthz` says the
+  /// run has stopped and what it is doing, not that it stalled (no fragment is
+  /// trained then; --stall-seconds 1), and Ctrl-C skips it: exit 130, the
+  /// checkpoint and summary written, `final_evaluation` null. (MemoryChain
+  /// evaluated on chains of 10^8 steps: the evaluation would take minutes.)
+  @Test func ctrlCSkipsTheFinalEvaluation() throws {
+    let dir = HerdBinary.tempDir("final-eval")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let train = try HerdProcess([
+      "train", "--env", "MemoryChain-v0", "--in-process", "--run-dir", dir, "--stop-steps", "20000", "--set",
+      "evaluation_interval_env_steps=1000000", "--set", "evaluation_env_config.length=100000000", "--set",
+      "evaluation_episodes=1", "--stats-port", "0", "--stall-seconds", "1", "--no-tensorboard",
+    ])
+    #expect(train.waitReady(20), "\(train.stderr)")
+    let url = try #require(train.statsURL)
+    #expect(
+      train.waitFor(60) { $0.contains("final evaluation: policy version ") && $0.contains("Ctrl-C skips it") },
+      "\(train.stderr.suffix(1500))")
+    usleep(2_000_000)
+    let health = try HTTPClient.get(url + "/healthz")
+    #expect(health.status == 503, "\(health.text)")
+    #expect(
+      health.text.contains("the run has stopped: stop_steps reached; evaluating the final weights"), "\(health.text)")
+    train.signal(SIGINT)
+    #expect(train.wait(30) == 130, "\(train.stderr.suffix(1500))")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    #expect(summary["final_evaluation"] is NSNull && summary["evaluations"] as? Int == 0, "\(summary)")
+    #expect(summary["stopped_because"] as? String == "stop_steps reached", "\(summary)")
+    #expect(train.stderr.contains("final evaluation: skipped (Ctrl-C)"), "\(train.stderr.suffix(800))")
+    #expect(FileManager.default.fileExists(atPath: dir + "/checkpoint.herd"))
   }
 }

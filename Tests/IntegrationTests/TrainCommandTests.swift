@@ -642,6 +642,15 @@ import Testing
     let best = try #require(s["best_evaluation"] as? [String: Any])
     #expect(last["env_steps"] as? Int == steps.last && last["return_mean"] as? Double == means.last, "\(last)")
     #expect(best["return_mean"] as? Double == means.max(), "\(best) of \(means)")
+    // The run ends with an evaluation of its final weights (the checkpoint's): the
+    // last record, unless the latest periodic one had judged them already.
+    let final = try #require(s["final_evaluation"] as? [String: Any], "\(s)")
+    let version = try TensorArchive.read(from: dir + "/checkpoint.herd").metadata["policy_version"].flatMap(Int.init)
+    #expect(final["policy_version"] as? Int == s["updates"] as? Int && version == s["updates"] as? Int, "\(final) \(s)")
+    #expect(final["env_steps"] as? Int == steps.last && final["return_mean"] as? Double == means.last, "\(final)")
+    #expect(
+      first.stderr.contains("policy version \(version ?? -1) (") && first.stderr.contains(" (the final weights)"),
+      "\(first.stderr.suffix(2000))")
     // progress.jsonl carries the latest evaluation once there is one.
     let progress = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n").map {
       try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
@@ -687,7 +696,13 @@ import Testing
     #expect(stopped.status == 0, "\(stopped.stderr.suffix(1500))")
     let stoppedSummary = try #require(try JSONSerialization.jsonObject(with: Data(stopped.stdout.utf8)) as? [String: Any])
     #expect(stoppedSummary["stopped_because"] as? String == "stop_eval_reward reached", "\(stopped.stdout)")
-    #expect(stoppedSummary["evaluations"] as? Int == 1 && (stoppedSummary["env_steps"] as? Int ?? .max) < 100_000)
+    // The evaluation that reached it, then (when the learner trained on meanwhile)
+    // the final weights'.
+    let stoppedFinal = try #require(stoppedSummary["final_evaluation"] as? [String: Any], "\(stopped.stdout)")
+    #expect(stoppedFinal["policy_version"] as? Int == stoppedSummary["updates"] as? Int, "\(stopped.stdout)")
+    #expect(
+      [1, 2].contains(stoppedSummary["evaluations"] as? Int ?? 0) && (stoppedSummary["env_steps"] as? Int ?? .max) < 100_000,
+      "\(stopped.stdout)")
     // Refused: a stop no evaluation can reach, and intervals or episodes out of range.
     let noEval = try HerdBinary.run(["train", "--env", "CartPole-v1", "--no-stats", "--stop-eval-reward", "400"])
     #expect(
