@@ -143,6 +143,32 @@ public indirect enum Space: Sendable, Equatable, Codable, CustomStringConvertibl
     }
   }
 
+  /// Where a top-level ``dict(_:)`` entry named `key` sits in the flat vector (nil
+  /// when the space is not a Dict or has no such entry): an action mask's entries.
+  /// Throws when the entry is not a Box or MultiBinary of `actions` entries, one
+  /// per logit of the action space's heads.
+  public func actionMask(key: String, actions: Int) throws -> Range<Int>? {
+    guard !key.isEmpty, case .dict(let entries) = self else { return nil }
+    var offset = 0
+    for e in entries {
+      let n = e.space.flatSize
+      if e.key == key {
+        switch e.space {
+        case .box, .multiBinary: break
+        default:
+          throw SpaceError("the observation's '\(key)' entry is \(e.space): an action mask is a Box or MultiBinary of 0/1")
+        }
+        guard n == actions else {
+          throw SpaceError(
+            "the observation's '\(key)' entry \(e.space) has \(n) entries, but the action space has \(actions) actions to mask (one entry per action, MultiDiscrete components one after another)")
+        }
+        return offset..<(offset + n)
+      }
+      offset += n
+    }
+    return nil
+  }
+
   /// Checks an observation space Herd can flatten: at least one number, sizes positive.
   public func checkObservation() throws {
     func check(_ s: Space) throws {

@@ -259,12 +259,21 @@ public struct PolicyExport {
       ]
     }
     let heads = net.heads
-    return [
+    var entry: [String: Any] = [
       "space": space,
       "distribution": heads.count == 1 ? "categorical" : "multi_categorical",
       "heads": heads.sizes, "logit_offsets": heads.offsets, "strides": heads.strides, "logits": heads.logits,
       "encoding": "action index a = sum over heads of component_k * strides[k]; component_k = (a / strides[k]) % heads[k]",
     ]
+    if let mask = net.actionMask {
+      entry["mask"] = [
+        "key": policy.config.action_mask_key, "obs_start": mask.lowerBound, "obs_end": mask.upperBound,
+        "masked_logit": Double(ActionMask.maskedLogit),
+        "rule": "logits[:, j] = masked_logit where obs[:, obs_start + j] < 0.5 (the raw observation; "
+          + "the ONNX graph and herd_policy apply it)",
+      ] as [String: Any]
+    }
+    return entry
   }
 
   /// The sidecar's `conv` entry: the image, its scale, and each layer in order
@@ -443,6 +452,17 @@ extension PolicyExport {
       let mean = linear(features, net.policyHead, "pi")
       let spread = m.op("Add", m.op("Mul", mean, m.constant(floats: [0], dims: [])), weight(logStd, "pi.log_std"))
       m.node("Concat", [mean, spread], outputs: ["logits"], [.int("axis", 1)])
+    } else if let mask = net.actionMask {
+      // Masked logits: obs[:, mask] < 0.5 -> masked_logit (ActionMask).
+      let raw = linear(features, net.policyHead, "pi")
+      let entries = m.node(
+        "Slice",
+        [
+          "obs", m.constant(ints: [Int64(mask.lowerBound)], dims: [1]),
+          m.constant(ints: [Int64(mask.upperBound)], dims: [1]), m.constant(ints: [1], dims: [1]),
+        ])[0]
+      let masked = m.op("Less", entries, m.constant(floats: [0.5], dims: []))
+      m.node("Where", [masked, m.constant(floats: [ActionMask.maskedLogit], dims: []), raw], outputs: ["logits"])
     } else {
       _ = linear(features, net.policyHead, "pi", output: "logits")
     }

@@ -44,11 +44,16 @@ public enum Explain {
     }
     let heads = try spec.action.actionHeads()
     out.append("  action space       \(spec.action): \(heads.count == 1 ? "one categorical head of \(heads[0])" : "\(heads.count) categorical heads \(heads)")")
+    let conv = try ConvPlan.make(config: config, observation: spec.observation)
+    if let mask = try PolicyNetwork.actionMask(
+      config: config, observation: spec.observation, actions: heads.reduce(0, +), conv: conv)
+    {
+      out.append(
+        "  action mask        '\(config.action_mask_key)' = o_t[\(mask.lowerBound)..<\(mask.upperBound)]: where it is 0 the logit becomes -1e9 (probability 0, never taken, no gradient); the filter passes it unchanged")
+    }
     out.append("")
     return out.joined(separator: "\n") + "\n"
-      + text(
-        config, observationSize: spec.observationSize, actionCount: heads.reduce(0, +), actionHeads: heads,
-        conv: try ConvPlan.make(config: config, observation: spec.observation))
+      + text(config, observationSize: spec.observationSize, actionCount: heads.reduce(0, +), actionHeads: heads, conv: conv)
   }
 
   /// The convolutional encoder, a line per layer: what it does, its shapes and parameters.

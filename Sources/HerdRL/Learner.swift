@@ -114,6 +114,9 @@ public final class Learner {
     guard let stats = observationStatistics, let meanSlot = network.filterMean, let scaleSlot = network.filterScale
     else { return }
     stats.write(mean: parameters.value(meanSlot), scale: parameters.value(scaleSlot))
+    if let mask = network.actionMask {
+      ActionMask.pin(mean: parameters.value(meanSlot), scale: parameters.value(scaleSlot), entries: mask)
+    }
     rememberFilter()
   }
 

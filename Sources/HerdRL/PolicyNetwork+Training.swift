@@ -146,6 +146,11 @@ extension PolicyNetwork {
     let logits = ws.logits.reserve(rows &* actionCount)
     policyHead.forward(p, x: headInput, rows: rows, y: logits)
     spreadFreeLogStd(p, logits, rows: rows)
+    if let actionMask {
+      // The mask's entries pass the filter unchanged (the learner pins them).
+      precondition(!ws.usedBytes, "action masks are read from float observations")
+      ActionMask.apply(logits, observations: obs, features: observationSize, entries: actionMask, rows: rows)
+    }
     let logProbs = ws.logProbs.reserve(rows &* actionCount)
     if distribution.isContinuous {
       // The Gaussian's log-probabilities are of the actions taken: the loss computes them.

@@ -80,19 +80,32 @@ public struct PolicyNetwork: Sendable {
   /// The observation filter's mean and scale `[F]` each (nil with NoFilter).
   public let filterMean: ParameterSlot?
   public let filterScale: ParameterSlot?
+  /// The entries of the flat observation that mask the logits (`action_mask_key`;
+  /// one per logit), or nil. See ``ActionMask``.
+  public let actionMask: Range<Int>?
 
   /// Builds the network for `config` over an environment's spaces: `actionCount`
   /// logits in `actionHeads` (nil: one head of `actionCount`), or with
   /// `continuousDims` D a Gaussian over D floats (`actionCount` must be 2D) whose
   /// `actionBounds` (`[D]` each; nil: unbounded) clip the previous action as an
   /// input, and with `conv` a convolutional encoder
-  /// (``ConvPlan/make(config:observation:)``).
+  /// (``ConvPlan/make(config:observation:)``). `actionMask`: the observation's
+  /// entries that mask the logits (one per logit; categorical heads and flat
+  /// observations only).
   public init(
     config: TrainingConfig, observationSize: Int, actionCount: Int, actionHeads: [Int]? = nil,
-    continuousDims: Int? = nil, actionBounds: (low: [Float], high: [Float])? = nil, conv: ConvPlan? = nil
+    continuousDims: Int? = nil, actionBounds: (low: [Float], high: [Float])? = nil, conv: ConvPlan? = nil,
+    actionMask: Range<Int>? = nil
   ) {
     self.observationSize = observationSize
     self.actionCount = actionCount
+    if let actionMask {
+      precondition(
+        continuousDims == nil && conv == nil && actionMask.count == actionCount && actionMask.lowerBound >= 0
+          && actionMask.upperBound <= observationSize,
+        "an action mask is \(actionCount) entries of a flat observation of \(observationSize), for categorical heads")
+    }
+    self.actionMask = actionMask
     if let d = continuousDims {
       precondition(d >= 1 && actionCount == 2 * d, "a Gaussian over \(d) dims has 2 x \(d) inputs, not \(actionCount)")
       distribution = .gaussian(dims: d, freeLogStd: config.free_log_std)
@@ -236,14 +249,47 @@ public struct PolicyNetwork: Sendable {
         "vf_share_layers = false is supported for flat observations only; \(config.env) observes images through a convolutional encoder: set vf_share_layers to true")
     }
     if let box = try spec.action.continuousAction() {
+      _ = try Self.actionMask(config: config, observation: spec.observation, actions: nil, conv: conv)
       self.init(
         config: config, observationSize: spec.observationSize, actionCount: 2 * box.low.count,
         continuousDims: box.low.count, actionBounds: (box.low, box.high), conv: conv)
     } else {
+      let count = try spec.actionCount()
       self.init(
-        config: config, observationSize: spec.observationSize, actionCount: try spec.actionCount(),
-        actionHeads: try spec.action.actionHeads(), conv: conv)
+        config: config, observationSize: spec.observationSize, actionCount: count,
+        actionHeads: try spec.action.actionHeads(), conv: conv,
+        actionMask: try Self.actionMask(config: config, observation: spec.observation, actions: count, conv: conv))
     }
+  }
+
+  /// The entries of `observation`'s flat vector that mask the logits
+  /// (`action_mask_key`), or nil when it has no such entry. `actions`: the logits
+  /// of categorical heads, nil for a Gaussian policy. Throws, naming the key, for
+  /// an entry that cannot mask these actions (continuous ones, a size that is not
+  /// the logits', an image read by convolutions).
+  public static func actionMask(
+    config: TrainingConfig, observation: Space, actions: Int?, conv: ConvPlan?
+  ) throws -> Range<Int>? {
+    let key = config.action_mask_key
+    guard !key.isEmpty, case .dict(let entries) = observation, entries.contains(where: { $0.key == key }) else {
+      return nil
+    }
+    let unmask = "action_mask_key = \"\" reads the entry as an input only"
+    guard let actions else {
+      throw ConfigError(
+        "\(config.env): the observation's '\(key)' entry would mask the actions, but they are continuous: masks are for Discrete and MultiDiscrete actions (\(unmask))")
+    }
+    let mask: Range<Int>?
+    do {
+      mask = try observation.actionMask(key: key, actions: actions)
+    } catch {
+      throw ConfigError("\(config.env): \(error) (\(unmask))")
+    }
+    if mask != nil && conv != nil {
+      throw ConfigError(
+        "\(config.env): the observation's '\(key)' entry would mask the actions, but Herd reads masks from flat observations and this one goes through a convolutional encoder (\(unmask))")
+    }
+    return mask
   }
 
   /// Outputs of the policy head per step: A, or D with a free log std.
@@ -414,6 +460,9 @@ extension PolicyNetwork {
     let logits = ws.logits.reserve(rows &* actionCount)
     policyHead.forward(p, x: headInput, rows: rows, y: logits)
     spreadFreeLogStd(p, logits, rows: rows)
+    if let actionMask {
+      ActionMask.apply(logits, observations: obs, features: observationSize, entries: actionMask, rows: rows)
+    }
     guard let valueEncoder, let valuePost else {
       valueHead.forward(p, x: headInput, rows: rows, y: ws.values.reserve(rows))
       return

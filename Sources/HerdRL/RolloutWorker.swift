@@ -351,7 +351,8 @@ public final class RolloutWorker {
   }
 }
 
-/// Samples an index from softmax(`logits[count]`) with `rng`.
+/// Samples an index from softmax(`logits[count]`) with `rng`. Only an index of
+/// nonzero probability comes out, rounding or not (a masked action's is 0).
 @inlinable
 public func sampleCategorical<G: RandomNumberGenerator>(_ logits: UnsafePointer<Float>, count: Int, rng: inout G) -> Int
 {
@@ -360,11 +361,15 @@ public func sampleCategorical<G: RandomNumberGenerator>(_ logits: UnsafePointer<
   var total: Float = 0
   for j in 0..<count { total += expf(logits[j] - m) }
   var u = rng.nextUnitFloat() * total
+  var last = count - 1
   for j in 0..<count {
-    u -= expf(logits[j] - m)
+    let e = expf(logits[j] - m)
+    guard e > 0 else { continue }
+    u -= e
+    last = j
     if u < 0 { return j }
   }
-  return count - 1
+  return last
 }
 
 #if canImport(Glibc)

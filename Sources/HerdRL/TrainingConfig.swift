@@ -51,6 +51,13 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// The env host imports each module and wraps what `gymnasium.make` built
   /// (`Class(env, **kwargs)`); the policy sees the outermost wrapper's spaces.
   public var env_wrappers: [EnvWrapper] = []
+  /// The entry of a Dict observation that masks the actions (PettingZoo's and
+  /// RLlib's `action_mask`): a Box or MultiBinary of one 0/1 per action (per
+  /// logit: a MultiDiscrete's components one after another). Where it is 0 the
+  /// policy's logit is replaced by -1e9, so the action is never sampled nor taken
+  /// greedily and gets no gradient; the observation filter leaves the entry as it
+  /// is. An observation without the entry is not masked. Empty: never mask.
+  public var action_mask_key = "action_mask"
 
   // MARK: Model
   /// Encoder hidden sizes.

@@ -124,9 +124,23 @@ public final class WorkerLoop {
     } catch {
       throw Refusal.refused("the learner's config does not fit the environments here: \(error)")
     }
+    // The action mask, as the learner found it in the same spaces (they described them).
+    let mask: Range<Int>?
+    do {
+      guard made.envs.spec.observationSize == a.spec.observationSize else {
+        throw ConfigError(
+          "its observations have \(a.spec.observationSize) floats, these \(made.envs.spec.observationSize)")
+      }
+      mask = try PolicyNetwork.actionMask(
+        config: config, observation: made.envs.spec.observation, actions: a.spec.actionDims > 0 ? nil : a.spec.actionCount,
+        conv: conv)
+    } catch {
+      throw Refusal.refused("the learner's config does not fit the environments here: \(error)")
+    }
     let network = PolicyNetwork(
       config: config, observationSize: a.spec.observationSize, actionCount: a.spec.actionCount,
-      actionHeads: a.spec.actionHeads, continuousDims: a.spec.actionDims > 0 ? a.spec.actionDims : nil, conv: conv)
+      actionHeads: a.spec.actionHeads, continuousDims: a.spec.actionDims > 0 ? a.spec.actionDims : nil, conv: conv,
+      actionMask: mask)
     guard ModelSpec(config: config, network: network) == a.spec else {
       throw Refusal.refused(
         "the learner's model (\(a.spec)) is not the one its config builds here (\(ModelSpec(config: config, network: network)))"

@@ -111,6 +111,10 @@ class HerdPolicy(nn.Module):
         act = meta["action"]
         self.gaussian = act.get("distribution") == "gaussian"
         self.heads = [] if self.gaussian else list(act["heads"])
+        # Action masking (policy.json's action.mask): logits where the raw
+        # observation's mask entry is below 0.5 become masked_logit.
+        mask = act.get("mask")
+        self.mask = (mask["obs_start"], mask["obs_end"], float(mask["masked_logit"])) if mask else None
         self.strides = [] if self.gaussian else list(act["strides"])
         self.use_prev_action = bool(meta["prev_action"])
         self.use_prev_reward = bool(meta["prev_reward"])
@@ -178,6 +182,7 @@ class HerdPolicy(nn.Module):
 
     def forward(self, obs, state, prev_action=None, prev_reward=None):
         x = torch.as_tensor(obs, dtype=torch.float32)
+        raw = x
         if self.obs_filter is not None:
             x = self.obs_filter(x)
         if self.conv is not None:
@@ -197,6 +202,9 @@ class HerdPolicy(nn.Module):
         logits = self.pi(features)
         if self.gaussian and hasattr(self.pi, "log_std"):
             logits = torch.cat([logits, self.pi.log_std.expand(logits.shape[0], self.dims)], dim=1)
+        if self.mask is not None:
+            start, end, value = self.mask
+            logits = torch.where(raw[:, start:end] < 0.5, torch.full_like(logits, value), logits)
         return logits, self.vf(value_features)[:, 0], new_state
 
     def _post(self, x, layers):

@@ -1,0 +1,46 @@
+/// Action masking (`action_mask_key`): an environment whose Dict observation has an
+/// entry of one 0/1 per logit says, step by step, which actions are allowed.
+///
+/// The network replaces each masked logit (its entry below 0.5) by ``maskedLogit``
+/// after the policy head, in rollout and in training alike, so the softmax gives
+/// the action a probability of exactly 0: it is never sampled, never the greedy
+/// choice, its log-probability is about -1e9 (finite, so no 0 x inf in an entropy
+/// or a KL), and the loss's gradient at it is 0 (every term's is a multiple of
+/// its probability or of the one-hot of an action taken), so the head learns
+/// nothing from it. The worker's behaviour
+/// logits are masked the same way, from the same observation the fragment
+/// carries, so V-trace's ratios compare like with like.
+///
+/// The observation filter leaves the entries as they are (the learner pins their
+/// mean to 0 and scale to 1), so the mask reads the same 0/1 before and after it,
+/// and the policy also sees the mask as an input.
+public enum ActionMask {
+  /// What a masked logit becomes: finite, far below any logit a head computes.
+  public static let maskedLogit: Float = -1e9
+
+  /// Replaces the logits `[rows, A]` whose mask entry (`entries` of each
+  /// observation row `[rows, features]`) is below 0.5 by ``maskedLogit``.
+  @inlinable
+  public static func apply(
+    _ logits: UnsafeMutablePointer<Float>, observations: UnsafePointer<Float>, features: Int, entries: Range<Int>,
+    rows: Int
+  ) {
+    let a = entries.count
+    for r in 0..<rows {
+      let mask = observations + (r &* features &+ entries.lowerBound)
+      let row = logits + r &* a
+      for j in 0..<a where !(mask[j] >= 0.5) { row[j] = maskedLogit }
+    }
+  }
+
+  /// Sets a filter's mean to 0 and scale to 1 over the mask's entries, so it
+  /// passes them unchanged.
+  public static func pin(
+    mean: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>, entries: Range<Int>
+  ) {
+    for k in entries {
+      mean[k] = 0
+      scale[k] = 1
+    }
+  }
+}

@@ -1,0 +1,293 @@
+import Foundation
+import HerdEnvs
+import HerdMath
+import HerdNN
+@testable import HerdRL
+import HerdTestSupport
+import Testing
+
+/// K copies of a task whose actions are not all allowed: the observation is a Dict
+/// of `action_mask` (one 0/1 per logit, drawn at random each step with at least one
+/// allowed per head) and `x` (2 random floats); reward 1 when head 0's action is
+/// the allowed one nearest to `x[0]`'s bucket. Records every action taken where its
+/// mask was 0. Episodes end terminated after 5 steps or truncated after 3.
+final class MaskedEnvironments: VectorEnv {
+  let spec: EnvSpec
+  let count: Int
+  let heads: [Int]
+  let logits: Int
+  var observationSize: Int { logits + 2 }
+  var actionDims: Int { heads.count }
+  var groups: [Range<Int>] { [0..<count] }
+  private(set) var observations: [Float]
+  private(set) var finalObservations: [Float]
+  private(set) var outcomes: [StepOutcome]
+  var faults: EnvFaults { EnvFaults() }
+  /// Actions taken where the mask said 0, and actions taken in all.
+  private(set) var violations = 0
+  private(set) var taken = 0
+  /// How many of the masks drawn allowed one action only in some head, and all.
+  private(set) var maskedEntries = 0
+  private var t: [Int]
+  private var rng = SeededGenerator(seed: 8)
+
+  init(count: Int, heads: [Int] = [5]) {
+    self.count = count
+    self.heads = heads
+    logits = heads.reduce(0, +)
+    let action: Space = heads.count == 1 ? .discrete(heads[0]) : .multiDiscrete(nvec: heads, start: heads.map { _ in 0 })
+    let observation: Space = .dict([
+      .init(key: "action_mask", space: .multiBinary(shape: [heads.reduce(0, +)])),
+      .init(key: "x", space: .box(low: [-1, -1], high: [1, 1])),
+    ])
+    spec = EnvSpec(id: "Masked", config: "{}", observation: observation, action: action)
+    observations = [Float](repeating: 0, count: count * (logits + 2))
+    finalObservations = observations
+    outcomes = [StepOutcome](repeating: StepOutcome(reward: 0, terminated: false, truncated: false), count: count)
+    t = [Int](repeating: 0, count: count)
+  }
+
+  private func draw(_ i: Int) {
+    let base = i * observationSize
+    var offset = 0
+    for n in heads {
+      let keep = Int(rng.next() % UInt64(n))  // always allowed
+      for j in 0..<n {
+        let allowed = j == keep || rng.nextUnitFloat() < 0.4
+        observations[base + offset + j] = allowed ? 1 : 0
+        if !allowed { maskedEntries += 1 }
+      }
+      offset += n
+    }
+    observations[base + logits] = rng.nextUnitFloat() * 2 - 1
+    observations[base + logits + 1] = rng.nextUnitFloat() * 2 - 1
+  }
+
+  func reset() { for i in 0..<count { draw(i) } }
+
+  func beginStep(group: Int, actions: UnsafePointer<Int32>) {
+    for i in 0..<count {
+      let base = i * observationSize
+      var offset = 0
+      var right = false
+      for (h, n) in heads.enumerated() {
+        let a = Int(actions[i * heads.count + h])
+        taken += 1
+        if !(0..<n).contains(a) || observations[base + offset + a] < 0.5 { violations += 1 }
+        if h == 0 {
+          let bucket = min(n - 1, Int((observations[base + logits] + 1) / 2 * Float(n)))
+          right = a == bucket
+        }
+        offset += n
+      }
+      t[i] += 1
+      let terminated = i % 2 == 0 && t[i] == 5
+      let truncated = i % 2 == 1 && t[i] == 3
+      outcomes[i] = StepOutcome(reward: right ? 1 : 0, terminated: terminated, truncated: truncated)
+      draw(i)
+      if terminated || truncated {
+        for j in 0..<observationSize { finalObservations[base + j] = observations[base + j] }
+        draw(i)
+        t[i] = 0
+      }
+    }
+  }
+
+  func finishStep(group: Int) {}
+  func close() {}
+}
+
+@Suite struct ActionMaskTests {
+  static func config() -> TrainingConfig {
+    var config = smallConfig("CartPole-v1")
+    config.lstm_use_prev_action = true
+    config.entropy_coeff = 0.05
+    return config
+  }
+
+  /// The network over the masked task's spec, as a run builds it.
+  static func network(_ config: TrainingConfig, _ envs: MaskedEnvironments) throws -> PolicyNetwork {
+    try PolicyNetwork(config: config, spec: envs.spec)
+  }
+
+  /// Where the mask sits, and what cannot mask the actions.
+  @Test func theMaskIsFoundOrRefusedByName() throws {
+    let envs = MaskedEnvironments(count: 2, heads: [3, 2])
+    #expect(try envs.spec.observation.actionMask(key: "action_mask", actions: 5) == 0..<5)
+    #expect(try envs.spec.observation.actionMask(key: "other", actions: 5) == nil)
+    #expect(try envs.spec.observation.actionMask(key: "", actions: 5) == nil)
+    #expect(try Space.box(low: [0, 0], high: [1, 1]).actionMask(key: "action_mask", actions: 2) == nil)
+    let later: Space = .dict([
+      .init(key: "a", space: .discrete(3)), .init(key: "action_mask", space: .box(low: [0, 0], high: [1, 1])),
+    ])
+    #expect(try later.actionMask(key: "action_mask", actions: 2) == 3..<5)
+    #expect(throws: SpaceError.self) { try later.actionMask(key: "action_mask", actions: 3) }
+    do {
+      _ = try later.actionMask(key: "a", actions: 3)
+      Issue.record("a Discrete entry is not a mask")
+    } catch {
+      #expect("\(error)".contains("the observation's 'a' entry is Discrete(3): an action mask is a Box or MultiBinary of 0/1"), "\(error)")
+    }
+    var config = Self.config()
+    #expect(try Self.network(config, envs).actionMask == 0..<5)
+    config.action_mask_key = ""
+    #expect(try Self.network(config, envs).actionMask == nil)
+    // Refused: a size that is not the logits', and continuous actions.
+    config.action_mask_key = "action_mask"
+    let wrong = EnvSpec(id: "W", config: "{}", observation: envs.spec.observation, action: .discrete(4))
+    do {
+      _ = try PolicyNetwork(config: config, spec: wrong)
+      Issue.record("a mask of 5 for 4 actions")
+    } catch {
+      #expect("\(error)".contains("has 5 entries, but the action space has 4 actions to mask"), "\(error)")
+      #expect("\(error)".contains(#"action_mask_key = "" reads the entry as an input only"#), "\(error)")
+    }
+    let box = EnvSpec(id: "B", config: "{}", observation: envs.spec.observation, action: .box(low: [-1], high: [1]))
+    do {
+      _ = try PolicyNetwork(config: config, spec: box)
+      Issue.record("a mask for continuous actions")
+    } catch {
+      #expect("\(error)".contains("would mask the actions, but they are continuous"), "\(error)")
+    }
+    config.action_mask_key = ""
+    #expect(try PolicyNetwork(config: config, spec: box).actionMask == nil)
+  }
+
+  /// Sampled and greedy, for one head and two: no action is ever taken where its
+  /// mask is 0, and the behaviour logits the fragments carry are -1e9 there and
+  /// the unmasked network's elsewhere.
+  @Test(arguments: [[5], [3, 2]])
+  func maskedActionsAreNeverTaken(heads: [Int]) throws {
+    let config = Self.config()
+    for greedy in [false, true] {
+      let envs = MaskedEnvironments(count: 4, heads: heads)
+      let net = try Self.network(config, envs)
+      let learner = Learner(config: config, network: net)
+      let p = learner.parameters
+      for i in 0..<p.count { p.values[i] *= 20 }  // far from uniform: masked actions would be likely
+      let worker = try RolloutWorker(config: config, network: net, envs: envs, workerID: 0, seed: 3)
+      worker.greedy = greedy
+      try worker.setWeights(p.flatValues, version: 0)
+      var fragments: [Fragment] = []
+      while envs.taken < 2000 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+      #expect(envs.violations == 0, "\(heads) greedy \(greedy): \(envs.violations) of \(envs.taken)")
+      #expect(envs.maskedEntries > 500)
+      // The same network without the mask on the same observations.
+      var plain = config
+      plain.action_mask_key = ""
+      let unmasked = try Self.network(plain, envs)
+      let a = net.actionCount
+      var checked = 0
+      for fr in fragments.prefix(20) {
+        for t in 0..<fr.length {
+          let obs = Array(fr.observations.floats[(t * net.observationSize)..<((t + 1) * net.observationSize)])
+          for j in 0..<a {
+            let logit = fr.behaviourLogits[t * a + j]
+            if obs[j] < 0.5 {
+              #expect(logit == ActionMask.maskedLogit)
+              checked += 1
+            } else {
+              #expect(logit > -1e6)
+            }
+          }
+        }
+      }
+      #expect(checked > 20)
+      #expect(unmasked.actionMask == nil && unmasked.layout.count == net.layout.count)
+    }
+  }
+
+  /// A masked entry's probability is exactly 0 for the sampler whatever the
+  /// rounding, and an allowed one keeps its share.
+  @Test func theSamplerNeverDrawsAMaskedAction() {
+    var rng = SeededGenerator(seed: 1)
+    let logits: [Float] = [ActionMask.maskedLogit, 3, ActionMask.maskedLogit, -2, ActionMask.maskedLogit]
+    var counts = [0, 0, 0, 0, 0]
+    for _ in 0..<20_000 { counts[logits.withUnsafeBufferPointer { sampleCategorical($0.baseAddress!, count: 5, rng: &rng) }] += 1 }
+    #expect(counts[0] == 0 && counts[2] == 0 && counts[4] == 0, "\(counts)")
+    let share = Double(counts[3]) / 20_000
+    #expect(abs(share - Double(1 / (1 + expf(5)))) < 0.003, "\(counts)")
+  }
+
+  /// The learner recomputes the worker's masked behaviour logits bit for bit
+  /// (every importance ratio 1), its log-probabilities of masked actions are about
+  /// -1e9 and no loss gradient reaches a masked logit.
+  @Test(arguments: [[5], [3, 2]])
+  func theLearnerMasksAsTheWorkerDid(heads: [Int]) throws {
+    var config = Self.config()
+    config.observation_filter = .MeanStdFilter
+    let envs = MaskedEnvironments(count: 4, heads: heads)
+    let net = try Self.network(config, envs)
+    let learner = Learner(config: config, network: net)
+    let worker = try RolloutWorker(config: config, network: net, envs: envs, workerID: 0, seed: 3)
+    var fragments: [Fragment] = []
+    // A few updates first, so the filter has statistics (pinned over the mask).
+    for _ in 0..<3 {
+      try worker.setWeights(learner.parameters.flatValues, version: learner.version)
+      fragments.removeAll()
+      while fragments.count < 8 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+      _ = try learner.train(fragments)
+    }
+    let p = learner.parameters
+    let mean = p.value(try #require(net.filterMean))
+    let scale = p.value(try #require(net.filterScale))
+    for k in 0..<net.actionCount { #expect(mean[k] == 0 && scale[k] == 1, "mask entry \(k) passes the filter") }
+    #expect(mean[net.actionCount] != 0 && scale[net.actionCount] != 1, "the other entries are filtered")
+    // A new worker on these weights (the old one's first steps would record actions
+    // drawn with the weights before).
+    let fresh = try RolloutWorker(config: config, network: net, envs: envs, workerID: 0, seed: 4)
+    try fresh.setWeights(p.flatValues, version: learner.version)
+    fragments.removeAll()
+    while fragments.count < 8 { try fresh.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    var batch = try Batch(
+      fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
+      actionCount: net.actionCount, stateSize: net.stateSize, heads: net.heads)
+    learner.filterObservations(&batch, fragments: fragments)
+    let ws = TrainingWorkspace()
+    try net.forward(p, batch: batch, ws: ws)
+    let packing = try #require(ws.packing)
+    let a = net.actionCount
+    var masked = 0
+    for (i, fr) in fragments.enumerated() {
+      for t in 0..<fr.length {
+        let r = packing.row(sequence: i, time: t)
+        for j in 0..<a {
+          #expect(ws.logits.pointer[r * a + j] == fr.behaviourLogits[t * a + j], "bit-identical logits")
+          if fr.behaviourLogits[t * a + j] == ActionMask.maskedLogit {
+            masked += 1
+            #expect(ws.logProbs.pointer[r * a + j] < -1e8)
+          }
+        }
+      }
+    }
+    #expect(masked > 10)
+    let settings = ImpalaLoss.Settings(config, network: net)
+    let targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: settings)
+    #expect(abs(targets.meanRho - 1) < 1e-6, "mean rho \(targets.meanRho)")
+    let terms = ImpalaLoss.evaluate(batch: batch, ws: ws, targets: targets, settings: settings)
+    #expect(terms.total.isFinite && terms.entropy.isFinite && terms.entropy > 0)
+    for (i, fr) in fragments.enumerated() {
+      for t in 0..<fr.length {
+        let r = packing.row(sequence: i, time: t)
+        for j in 0..<a where fr.behaviourLogits[t * a + j] == ActionMask.maskedLogit {
+          #expect(ws.gradLogits.pointer[r * a + j] == 0)
+        }
+      }
+    }
+  }
+}
+
+extension ImpalaLossTests {
+  /// The whole loss's gradient with masked actions (one head and two), against
+  /// central differences: the masked logits are constants, the rest train.
+  @Test(arguments: [[5], [3, 2]])
+  func maskedLossGradientMatchesFiniteDifferences(heads: [Int]) throws {
+    let config = ActionMaskTests.config()
+    let envs = MaskedEnvironments(count: 4, heads: heads)
+    let net = try PolicyNetwork(config: config, spec: envs.spec)
+    #expect(net.actionMask != nil)
+    let worker = try RolloutWorker(config: config, network: net, envs: envs, workerID: 0, seed: 9)
+    try checkWholeLossGradient(config: config, net: net, worker: worker, label: "masked \(heads)")
+    #expect(envs.violations == 0)
+  }
+}
