@@ -93,6 +93,12 @@ VARIANTS = {
         "StatelessCartPole-v1",
         ["lstm_cell_size=8", "fcnet_hiddens=[16]", "post_fcnet_hiddens=[12,6]"],
     ),
+    # Action masking: TicTacToe's Dict observation carries action_mask; the logits
+    # where it is below 0.5 are masked (the inputs draw it at random, both sides).
+    "masked": (
+        "gym:herd_env.games:Herd/TicTacToe-v0",
+        ["lstm_cell_size=8", "fcnet_hiddens=[16]"],
+    ),
     # The value's own tower with its own post layers (vf_post), after a GRU, tanh.
     "post_own_value": (
         "StatelessCartPole-v1",

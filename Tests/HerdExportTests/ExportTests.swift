@@ -16,10 +16,11 @@ import Testing
 /// log std vector (StatelessPendulum) and a feed-forward one whose log std comes
 /// from the state (Pendulum); the value's own encoder and core; post layers between
 /// an LSTM and both heads, and a GRU whose value tower has its own post layers; a
-/// Gaussian LSTM with the previous action (floats, clipped to the bounds) as an input.
+/// Gaussian LSTM with the previous action (floats, clipped to the bounds) as an input;
+/// an LSTM over TicTacToe whose logits its observation's action mask masks.
 let variants = [
   "lstm", "gru", "ff", "conv", "gaussian", "gaussian_state_std", "own_value", "post", "post_own_value",
-  "gaussian_prev_action",
+  "gaussian_prev_action", "masked",
 ]
 
 func fixture(_ variant: String) -> String { fixturesDirectory() + "/export/" + variant }

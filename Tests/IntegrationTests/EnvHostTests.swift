@@ -276,6 +276,44 @@ struct EnvHostTests {
     #expect(r.stdout.contains("worker, P = 2, 2 groups/host"), "\(env): \(r.stdout)")
   }
 
+  /// Action masking through the env host (TicTacToe's `action_mask`): with the
+  /// mask no episode ever ends on a move to a taken square, training or in `herd
+  /// eval`, and the policy learns to win; with `action_mask_key = ""` (the mask an
+  /// input only) such moves end some of the episodes (a fifth of them at first).
+  @Test func maskedMovesAreNeverPlayed() throws {
+    let env = "gym:herd_env.games:Herd/TicTacToe-v0"
+    func train(_ dir: String, _ extra: [String]) throws -> (stderr: String, info: [String: Any], illegal: [Double]) {
+      let r = try HerdBinary.run(
+        [
+          "train", "--env", env, "--python", python, "--run-dir", dir, "--stop-seconds", "8", "--seed", "1", "--set",
+          #"episode_info_keys=["illegal", "win"]"#,
+        ] + extra, timeout: 90)
+      #expect(r.status == 0, "\(r.stderr.suffix(1500))")
+      let progress = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n")
+      let illegal = progress.compactMap {
+        (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["episode_info/illegal"] as? Double
+      }
+      let info = try #require(try HerdBinary.json(dir + "/summary.json")["final_episode_info"] as? [String: Any])
+      return (r.stderr, info, illegal)
+    }
+    let dir = HerdBinary.tempDir("masked")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let masked = try train(dir, [])
+    #expect(masked.stderr.contains("observations Dict(action_mask: Box(9, int8), board: Box(9x3, float32))"))
+    #expect(masked.info["illegal"] as? Double == 0, "\(masked.info)")
+    #expect((masked.info["win"] as? Double ?? 0) > 0.6, "a random legal player wins about 0.5: \(masked.info)")
+    #expect(!masked.illegal.isEmpty && masked.illegal.allSatisfy { $0 == 0 }, "\(masked.illegal)")
+    let eval = try HerdBinary.run(["eval", "--checkpoint", dir, "--episodes", "50", "--python", python])
+    #expect(eval.status == 0, "\(eval.stderr)")
+    #expect(eval.stderr.contains("eval: info illegal 0.000 +- 0.000"), "\(eval.stderr)")
+    let explain = try HerdBinary.run(["explain", "--env", env, "--python", python])
+    #expect(explain.stdout.contains("action mask        'action_mask' = o_t[0..<9]"), "\(explain.stdout.prefix(1500))")
+    let plainDir = HerdBinary.tempDir("unmasked")
+    defer { try? FileManager.default.removeItem(atPath: plainDir) }
+    let plain = try train(plainDir, ["--set", #"action_mask_key="""#])
+    #expect((plain.illegal.max() ?? 0) > 0.05, "\(plain.illegal)")
+  }
+
   @Test func multiDiscreteActionsTrainEndToEnd() throws {
     let dir = HerdBinary.tempDir("gymmd")
     defer { try? FileManager.default.removeItem(atPath: dir) }

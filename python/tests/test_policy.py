@@ -14,7 +14,7 @@ from herd_policy.check import main as check_main
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "Fixtures", "export")
 VARIANTS = ["lstm", "gru", "ff", "conv", "gaussian", "gaussian_state_std", "own_value", "post", "post_own_value",
-            "gaussian_prev_action"]
+            "gaussian_prev_action", "masked"]
 
 
 def fixture(variant, name=""):
@@ -60,6 +60,19 @@ def test_the_pytorch_module_gives_the_fixtures_numbers(variant):
 
     result = run_torch(fixture(variant), load_json(fixture(variant, "inputs.json")))
     assert worst(result, load_json(fixture(variant, "torch.json"))) <= 1e-6
+
+
+def test_the_masked_policys_logits_are_masked_where_its_observation_says():
+    meta = read_sidecar(fixture("masked"))
+    mask = meta["action"]["mask"]
+    assert (mask["key"], mask["obs_start"], mask["obs_end"]) == ("action_mask", 0, 9)
+    inputs = load_json(fixture("masked", "inputs.json"))
+    logits = np.array(load_json(fixture("masked", "torch.json"))["logits"])
+    entries = np.array(inputs["obs"])[:, :, 0:9]
+    masked = entries < 0.5
+    assert masked.any() and (~masked).any()
+    assert np.all(logits[masked] == mask["masked_logit"])
+    assert np.all(logits[~masked] > -1e6)
 
 
 def test_damaged_exports_are_clear_errors(tmp_path):
