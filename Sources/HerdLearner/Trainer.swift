@@ -291,6 +291,10 @@ final class Trainer: @unchecked Sendable {
       "run: \(spec.id) observations \(spec.observation) (\(spec.observationSize) \(spec.observation.flatIsBytes ? "bytes" : "floats")), actions \(spec.action); model \(network.layout.count) parameters, batch \(config.fragmentsPerBatch) x \(config.max_seq_len)"
     )
     if let note = ConvPlan.autoNote(config: config, observation: spec.observation) { logger.info("run: \(note)") }
+    if let mask = network.actionMask {
+      logger.info(
+        "run: actions masked by the observation's '\(config.action_mask_key)' (entries \(mask.lowerBound)..<\(mask.upperBound)): where it is 0 an action is never taken")
+    }
     return model
   }
 
@@ -441,8 +445,10 @@ final class Trainer: @unchecked Sendable {
     var bestEvaluationRetryAt = -Double.infinity
     var evaluationReached = false
     var evaluationsFailed = false
-    // The policy version of the final evaluation, once offered (for its log line).
+    // The policy version of the final evaluation, once offered (for its log line),
+    // and whether a log line has called an evaluation the final weights'.
     var finalVersion: Int?
+    var finalSaid = false
     func saveBestEvaluation(_ now: Double) {
       guard let w = bestEvaluationWeights, let e = bestEvaluation else { return }
       let name = RunDirectory.bestEvaluationFile
@@ -478,6 +484,7 @@ final class Trainer: @unchecked Sendable {
       }
       evaluationCount += 1
       evaluation = e
+      if e.policyVersion == finalVersion { finalSaid = true }
       let best = (e.returnMean ?? -.infinity) > (bestEvaluation?.returnMean ?? -.infinity)
       logger.info(
         "\(String(format: "evaluation %d: policy version %d (%@ env steps): return %.3f +- %.3f (min %.3f, max %.3f), length %.1f over %d %@ episodes%@ in %.2f s", evaluationCount, e.policyVersion, e.envSteps.formatted(), ret.mean, ret.std, ret.min, ret.max, len.mean, e.episodes, e.greedy ? "greedy" : "sampled", infoText, e.seconds))\(e.policyVersion == finalVersion ? " (the final weights)" : "")\(best ? " (the best so far: \(RunDirectory.bestEvaluationFile))" : "")"
@@ -552,7 +559,9 @@ final class Trainer: @unchecked Sendable {
       finalVersion = learner.version
       if wait(until: { evaluator.idle }) {
         drain()
-        if evaluation?.policyVersion != learner.version {
+        if let e = evaluation, e.policyVersion == learner.version, !finalSaid {
+          logger.info("final evaluation: evaluation \(evaluationCount) already judged the final weights (policy version \(e.policyVersion))")
+        } else if evaluation?.policyVersion != learner.version {
           let steps = stats.snapshot(lags: false).envSteps
           if evaluator.offer(
             .init(

@@ -7,9 +7,9 @@
 /// choice, its log-probability is about -1e9 (finite, so no 0 x inf in an entropy
 /// or a KL), and the loss's gradient at it is 0 (every term's is a multiple of
 /// its probability or of the one-hot of an action taken), so the head learns
-/// nothing from it. The worker's behaviour
-/// logits are masked the same way, from the same observation the fragment
-/// carries, so V-trace's ratios compare like with like.
+/// nothing from it. The worker's behaviour logits are masked the same way, from
+/// the same observation the fragment carries, so V-trace's ratios compare like
+/// with like.
 ///
 /// The observation filter leaves the entries as they are (the learner pins their
 /// mean to 0 and scale to 1), so the mask reads the same 0/1 before and after it,

@@ -300,6 +300,7 @@ struct EnvHostTests {
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let masked = try train(dir, [])
     #expect(masked.stderr.contains("observations Dict(action_mask: Box(9, int8), board: Box(9x3, float32))"))
+    #expect(masked.stderr.contains("run: actions masked by the observation's 'action_mask' (entries 0..<9)"))
     #expect(masked.info["illegal"] as? Double == 0, "\(masked.info)")
     #expect((masked.info["win"] as? Double ?? 0) > 0.6, "a random legal player wins about 0.5: \(masked.info)")
     #expect(!masked.illegal.isEmpty && masked.illegal.allSatisfy { $0 == 0 }, "\(masked.illegal)")

@@ -648,8 +648,12 @@ import Testing
     let version = try TensorArchive.read(from: dir + "/checkpoint.herd").metadata["policy_version"].flatMap(Int.init)
     #expect(final["policy_version"] as? Int == s["updates"] as? Int && version == s["updates"] as? Int, "\(final) \(s)")
     #expect(final["env_steps"] as? Int == steps.last && final["return_mean"] as? Double == means.last, "\(final)")
+    // Said in the log: as the final evaluation, or as the latest one (when it
+    // judged the weights the run stopped with).
     #expect(
-      first.stderr.contains("policy version \(version ?? -1) (") && first.stderr.contains(" (the final weights)"),
+      first.stderr.contains("policy version \(version ?? -1) (")
+        && (first.stderr.contains(" (the final weights)")
+          || first.stderr.contains("final evaluation: evaluation \(evaluations.count) already judged the final weights (policy version \(version ?? -1))")),
       "\(first.stderr.suffix(2000))")
     // progress.jsonl carries the latest evaluation once there is one.
     let progress = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n").map {
