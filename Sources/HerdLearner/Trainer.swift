@@ -540,7 +540,6 @@ final class Trainer: @unchecked Sendable {
     // status says the run has stopped meanwhile (no fragment is trained any more,
     // so /healthz must not call it stalled), and Ctrl-C skips the rest. Then the
     // run's last status and progress record carry it.
-    var finalEvaluation: EvaluationFigures?
     func evaluateFinalWeights() {
       guard let evaluator, !evaluationsFailed, !interrupted.isSet, !reason.hasPrefix("error") else { return }
       parts.status.publish(report(now: clockOffset + seconds(), stopped: "\(reason); evaluating the final weights"))
@@ -577,7 +576,6 @@ final class Trainer: @unchecked Sendable {
           }
         }
       }
-      if evaluation?.policyVersion == learner.version { finalEvaluation = evaluation }
     }
 
     while true {
@@ -722,7 +720,8 @@ final class Trainer: @unchecked Sendable {
     summary.reused_steps = learner.reusedSteps
     summary.final_episode_info = Dictionary(uniqueKeysWithValues: final.episodeInfo.map { ($0.key, $0.mean) })
     (summary.evaluations, summary.last_evaluation, summary.best_evaluation) = (evaluationCount, evaluation, bestEvaluation)
-    summary.final_evaluation = finalEvaluation
+    // The final evaluation, when one judged the weights the run ends with.
+    summary.final_evaluation = finalVersion != nil && evaluation?.policyVersion == learner.version ? evaluation : nil
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     if let data = try? encoder.encode(summary) {
