@@ -7,7 +7,10 @@
 /// choice, its log-probability is about -1e9 (finite, so no 0 x inf in an entropy
 /// or a KL), and the loss's gradient at it is 0 (every term's is a multiple of
 /// its probability or of the one-hot of an action taken), so the head learns
-/// nothing from it. The worker's behaviour logits are masked the same way, from
+/// nothing from it. A row may mask every action (PettingZoo's turn-based games
+/// show the player whose turn it is not a mask of zeros): its softmax is uniform,
+/// whatever action it draws is ignored, and the backward zeroes the gradient at
+/// its logits (``zeroGradient``), which are constants. The worker's behaviour logits are masked the same way, from
 /// the same observation the fragment carries, so V-trace's ratios compare like
 /// with like.
 ///
@@ -30,6 +33,24 @@ public enum ActionMask {
       let mask = observations + (r &* features &+ entries.lowerBound)
       let row = logits + r &* a
       for j in 0..<a where !(mask[j] >= 0.5) { row[j] = maskedLogit }
+    }
+  }
+
+  /// Zeroes the gradient `[rows, A]` at each masked logit. A masked logit is a
+  /// constant, so none of the loss's gradient passes through it to the head.
+  /// Where a row allows some action the loss's gradient there is already 0 (its
+  /// probability is); where it allows none (a turn-based game's player waiting
+  /// for its turn: every logit masked, the softmax uniform) it is not.
+  @inlinable
+  public static func zeroGradient(
+    _ gradient: UnsafeMutablePointer<Float>, observations: UnsafePointer<Float>, features: Int, entries: Range<Int>,
+    rows: Int
+  ) {
+    let a = entries.count
+    for r in 0..<rows {
+      let mask = observations + (r &* features &+ entries.lowerBound)
+      let row = gradient + r &* a
+      for j in 0..<a where !(mask[j] >= 0.5) { row[j] = 0 }
     }
   }
 

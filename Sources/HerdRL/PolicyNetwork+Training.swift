@@ -250,6 +250,10 @@ extension PolicyNetwork {
     // layers' output's first.
     let dF = ws.gradFeatures.reserve(rows &* fs)
     let dU = post.layers.isEmpty ? dF : ws.gradHeadInput.reserve(rows &* headInputSize)
+    if let actionMask {
+      ActionMask.zeroGradient(
+        ws.gradLogits.pointer, observations: ws.obs.pointer, features: observationSize, entries: actionMask, rows: rows)
+    }
     var dHead = UnsafePointer(ws.gradLogits.pointer)
     if let logStd {
       // The mean columns go to the head; the log std columns sum into pi.log_std.

@@ -10,7 +10,10 @@ import Testing
 /// of `action_mask` (one 0/1 per logit, drawn at random each step with at least one
 /// allowed per head) and `x` (2 random floats); reward 1 when head 0's action is
 /// the allowed one nearest to `x[0]`'s bucket. Records every action taken where its
-/// mask was 0. Episodes end terminated after 5 steps or truncated after 3.
+/// mask was 0. Episodes end terminated after 5 steps or truncated after 3. With
+/// `idleEvery` n > 0, row i's mask is all 0 at each step t with (t + i) % n == 0,
+/// as a turn-based game's is for the player whose turn it is not: its action is
+/// ignored (reward 0, never a violation).
 final class MaskedEnvironments: VectorEnv {
   let spec: EnvSpec
   let count: Int
@@ -30,10 +33,14 @@ final class MaskedEnvironments: VectorEnv {
   private(set) var maskedEntries = 0
   private var t: [Int]
   private var rng = SeededGenerator(seed: 8)
+  let idleEvery: Int
+  /// Steps taken on an all-0 mask.
+  private(set) var idleSteps = 0
 
-  init(count: Int, heads: [Int] = [5]) {
+  init(count: Int, heads: [Int] = [5], idleEvery: Int = 0) {
     self.count = count
     self.heads = heads
+    self.idleEvery = idleEvery
     logits = heads.reduce(0, +)
     let action: Space = heads.count == 1 ? .discrete(heads[0]) : .multiDiscrete(nvec: heads, start: heads.map { _ in 0 })
     let observation: Space = .dict([
@@ -50,7 +57,11 @@ final class MaskedEnvironments: VectorEnv {
   private func draw(_ i: Int) {
     let base = i * observationSize
     var offset = 0
-    for n in heads {
+    if idleEvery > 0 && (t[i] + i) % idleEvery == 0 {
+      for j in 0..<logits { observations[base + j] = 0 }
+      offset = logits
+    }
+    for n in heads where offset < logits {
       let keep = Int(rng.next() % UInt64(n))  // always allowed
       for j in 0..<n {
         let allowed = j == keep || rng.nextUnitFloat() < 0.4
@@ -70,7 +81,9 @@ final class MaskedEnvironments: VectorEnv {
       let base = i * observationSize
       var offset = 0
       var right = false
-      for (h, n) in heads.enumerated() {
+      let idle = (0..<logits).allSatisfy { observations[base + $0] < 0.5 }
+      if idle { idleSteps += 1 }
+      for (h, n) in heads.enumerated() where !idle {
         let a = Int(actions[i * heads.count + h])
         taken += 1
         if !(0..<n).contains(a) || observations[base + offset + a] < 0.5 { violations += 1 }
@@ -278,11 +291,15 @@ extension ImpalaLossTests {
   @Test(arguments: [[5], [3, 2]])
   func maskedLossGradientMatchesFiniteDifferences(heads: [Int]) throws {
     let config = ActionMaskTests.config()
-    let envs = MaskedEnvironments(count: 4, heads: heads)
+    // Every third step of a row has every action masked (a turn-based game's
+    // player waiting for its turn): its logits are constants, so none of the
+    // loss's gradient may pass through them to the head.
+    let envs = MaskedEnvironments(count: 4, heads: heads, idleEvery: 3)
     let net = try PolicyNetwork(config: config, spec: envs.spec)
     #expect(net.actionMask != nil)
     let worker = try RolloutWorker(config: config, network: net, envs: envs, workerID: 0, seed: 9)
     try checkWholeLossGradient(config: config, net: net, worker: worker, label: "masked \(heads)")
     #expect(envs.violations == 0)
+    #expect(envs.idleSteps > 0)
   }
 }
