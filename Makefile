@@ -15,7 +15,7 @@ TEST_PACKAGES := python3-venv iproute2 shellcheck chromium qemu-user
 # text parser for /metrics, the Kubernetes schemas. PyTorch is not installed: the export tests compare with
 # committed PyTorch outputs (Tests/Fixtures/make_export_fixtures.py writes them).
 VENV := .venv
-PYTHON_ENV_PACKAGES := gymnasium==1.4.0 numpy==2.4.6 popgym==1.0.7 minigrid==3.2.0 pillow==11.3.0 ale-py==0.12.1
+PYTHON_ENV_PACKAGES := gymnasium==1.4.0 numpy==2.4.6 popgym==1.0.7 minigrid==3.2.0 pillow==11.3.0 ale-py==0.12.1 pettingzoo==1.27.0
 PYTHON_TEST_TOOLS := pytest==9.2.0 onnxruntime==1.32.0 prometheus-client==0.21.1 kubernetes-validate==1.37.0 tensorboard==2.21.0
 SWIFT ?= swift
 # The numeric kernels are Swift SIMD: on a build host with AVX2 and FMA, build every
@@ -45,8 +45,8 @@ test-deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(APT_PACKAGES) $(TEST_PACKAGES)"
 	@$(MAKE) --no-print-directory venv
 
-## venv: the project's virtualenv: herd_env (the env host for gym:ID environments),
-## Gymnasium, POPGym, MiniGrid and the Python test tools
+## venv: the project's virtualenv: herd_env (the env host for gym:ID and pz:MODULE
+## environments), Gymnasium, POPGym, MiniGrid, PettingZoo and the Python test tools
 venv: $(VENV)/.installed
 $(VENV)/.installed: Makefile python/pyproject.toml
 	@command -v python3 >/dev/null && python3 -c 'import ensurepip' 2>/dev/null || \

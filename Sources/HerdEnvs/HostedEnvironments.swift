@@ -81,6 +81,13 @@ public final class HostedEnvironments: VectorEnv {
     /// config writes it (JSON: `"module:Class"` or `{"module:Class": {kwargs}}`
     /// entries); nil for none.
     public var wrappers: String?
+    /// For a PettingZoo environment (`pz:ID`, whose games take a row per
+    /// agent): whether a ``count`` that is not whole games is rounded up to them
+    /// (an evaluation's or a spec's) instead of refused (a training worker's,
+    /// which must step `num_envs_per_worker` rows).
+    public var roundUpToGames = true
+    /// Rows a game takes (its agents; 1 for Gymnasium), asked of a probe host.
+    var rowsPerGame = 1
 
     public init(id: String, config: String, count: Int, processes: Int, seed: UInt64, python: String) {
       self.id = id
@@ -124,18 +131,37 @@ public final class HostedEnvironments: VectorEnv {
   public init(_ options: Options, log: @escaping (String) -> Void) throws {
     precondition(options.count >= 1 && options.processes >= 1)
     signal(SIGPIPE, SIG_IGN)  // a dead host's pipe must not kill the worker
+    var options = options
+    if options.id.hasPrefix(Self.pettingZooPrefix) {
+      // A game's agents are consecutive rows of one host and one group: split along whole games.
+      let n = try Self.probeRowsPerGame(options)
+      options.rowsPerGame = n
+      if options.count % n != 0 {
+        let (down, up) = (options.count / n * n, (options.count / n + 1) * n)
+        guard options.roundUpToGames else {
+          throw EnvHostError(
+            "\(options.id): a game has \(n) agents and each plays on a row, so \(options.count) rows are not whole games: num_envs_per_worker must be a multiple of \(n)\(down > 0 ? " (\(down) or \(up))" : " (\(up))")"
+          )
+        }
+        options.count = up
+      }
+    }
     self.options = options
     self.log = log
     count = options.count
-    let p = min(options.processes, options.count)
-    let hostRows = (0..<p).map { g in (g * options.count / p)..<((g + 1) * options.count / p) }
+    let unit = options.rowsPerGame
+    let games = options.count / unit
+    let p = min(options.processes, games)
+    let hostRows = (0..<p).map { g in (g * games / p * unit)..<((g + 1) * games / p * unit) }
     var groups: [Range<Int>] = []
     var groupHost: [Int] = []
     var groupIndex: [Int] = []
     for (h, rows) in hostRows.enumerated() {
       let s = Self.groupCount(options, rows: rows)
+      let hostGames = rows.count / unit
       for j in 0..<s {
-        groups.append((rows.lowerBound + j * rows.count / s)..<(rows.lowerBound + (j + 1) * rows.count / s))
+        groups.append(
+          (rows.lowerBound + j * hostGames / s * unit)..<(rows.lowerBound + (j + 1) * hostGames / s * unit))
         groupHost.append(h)
         groupIndex.append(s == 1 ? -1 : j)
       }
@@ -154,7 +180,11 @@ public final class HostedEnvironments: VectorEnv {
       }
       var specs: [EnvSpec] = []
       for s in started {
-        specs.append(try Self.readSpec(reply: s.reply, pid: s.pid, options: options))
+        let (spec, agents) = try Self.readSpec(reply: s.reply, pid: s.pid, options: options)
+        guard agents == options.rowsPerGame else {
+          throw EnvHostError("\(options.id): a host reports \(agents) agents per game, its probe \(options.rowsPerGame)")
+        }
+        specs.append(spec)
       }
       let first = specs[0]
       for (g, s) in specs.enumerated() where s != first {
@@ -286,6 +316,8 @@ public final class HostedEnvironments: VectorEnv {
 
   /// The pids of the host processes (tests and logs).
   public var hostPIDs: [Int32] { hosts.map(\.pid) }
+  /// Rows one game takes: a PettingZoo environment's agents, 1 for Gymnasium.
+  public var agentsPerGame: Int { options.rowsPerGame }
 
   // MARK: Steps
 
@@ -376,7 +408,7 @@ public final class HostedEnvironments: VectorEnv {
     )
     let (pid, command, reply) = try Self.spawn(options, rows: h.rows, restarts: faults.hostRestarts, memory: h.memory)
     (h.pid, h.command, h.reply) = (pid, command, reply)
-    let again = try Self.readSpec(reply: reply, pid: pid, options: options)
+    let (again, _) = try Self.readSpec(reply: reply, pid: pid, options: options)
     guard again == spec else { throw EnvHostError("\(options.id): the restarted host reports \(again), not \(spec)") }
     try attach(h)
     guard write(h.command, "R"), try read(h, expect: "r", seconds: options.startSeconds, doing: "a reset") else {
@@ -386,10 +418,29 @@ public final class HostedEnvironments: VectorEnv {
 
   /// Row groups of a host with `rows`: as asked, at most one per copy and 26
   /// (commands `a` to `z`).
-  static func groupCount(_ o: Options, rows: Range<Int>) -> Int { max(1, min(o.groupsPerHost, rows.count, 26)) }
+  static func groupCount(_ o: Options, rows: Range<Int>) -> Int {
+    max(1, min(o.groupsPerHost, rows.count / o.rowsPerGame, 26))
+  }
+
+  /// The prefix of a PettingZoo environment's id (`pz:classic/tictactoe-v3`).
+  public static let pettingZooPrefix = "pz:"
+
+  /// The rows one game of a PettingZoo environment takes (its agents), from a
+  /// host started with `--probe`, which makes one game, describes it and exits.
+  static func probeRowsPerGame(_ o: Options) throws -> Int {
+    let memory = herd_memfd_create("herd-env-probe")
+    guard memory >= 0 else { throw EnvHostError("memfd_create failed: \(String(cString: strerror(errno)))") }
+    defer { Glibc.close(memory) }
+    let (pid, command, reply) = try spawn(o, rows: 0..<1, restarts: 0, memory: memory, probe: true)
+    defer { terminate(pid: pid, command: command, reply: reply) }
+    let (_, agents) = try readSpec(reply: reply, pid: pid, options: o)
+    return agents
+  }
 
   /// Spawns one host with its pipes and the shared memory on fd 3.
-  static func spawn(_ o: Options, rows: Range<Int>, restarts: Int, memory: Int32) throws -> (pid_t, Int32, Int32) {
+  static func spawn(_ o: Options, rows: Range<Int>, restarts: Int, memory: Int32, probe: Bool = false) throws -> (
+    pid_t, Int32, Int32
+  ) {
     var commandPipe: [Int32] = [0, 0]
     var replyPipe: [Int32] = [0, 0]
     guard pipe2(&commandPipe, O_CLOEXEC) == 0, pipe2(&replyPipe, O_CLOEXEC) == 0 else {
@@ -417,11 +468,15 @@ public final class HostedEnvironments: VectorEnv {
     posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
     // A restarted host draws new episodes: its seeds move on by a stride per restart.
     let seed = o.seed &+ UInt64(restarts) &* 7_000_003
-    let args = [
+    var args: [String] = [
       o.python, "-m", "herd_env.host", "--env", o.id, "--config", o.config, "--count", String(rows.count),
       "--seed", String(seed), "--first-index", String(rows.lowerBound), "--shm-fd", "3",
-      "--groups", String(groupCount(o, rows: rows)),
-    ] + (o.infoKeys.isEmpty ? [] : ["--info-keys", Self.jsonList(o.infoKeys)]) + (o.wrappers.map { ["--wrappers", $0] } ?? []) + (o.record != nil && rows.contains(0) && restarts == 0 ? ["--record", o.record!] : [])
+      "--groups", String(probe ? 1 : groupCount(o, rows: rows)),
+    ]
+    if !o.infoKeys.isEmpty { args += ["--info-keys", Self.jsonList(o.infoKeys)] }
+    if let wrappers = o.wrappers { args += ["--wrappers", wrappers] }
+    if let record = o.record, rows.contains(0), restarts == 0, !probe { args += ["--record", record] }
+    if probe { args.append("--probe") }
     var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
     defer { for a in argv { free(a) } }
     var pid: pid_t = 0
@@ -445,7 +500,9 @@ public final class HostedEnvironments: VectorEnv {
     return String(decoding: data, as: UTF8.self)
   }
 
-  static func readSpec(reply: Int32, pid: pid_t, options o: Options) throws -> EnvSpec {
+  /// The spec a host writes first, and the rows each of its games takes (1 but
+  /// for a PettingZoo environment).
+  static func readSpec(reply: Int32, pid: pid_t, options o: Options) throws -> (EnvSpec, agents: Int) {
     var line: [UInt8] = []
     let deadline = Date().addingTimeInterval(o.startSeconds)
     while line.last != UInt8(ascii: "\n") {
@@ -481,7 +538,9 @@ public final class HostedEnvironments: VectorEnv {
         "\(o.id): the herd_env of \(o.python)\(place) lays out shared memory version \(layout), this herd version \(HostLayout.version): they are from different versions of Herd. Install this checkout's into that interpreter (make venv, or pip install -e python/)"
       )
     }
-    return try EnvSpec(json: text)
+    let agents = obj?["agents"] as? Int ?? 1
+    guard agents >= 1 else { throw EnvHostError("\(o.id): the env host reports \(agents) agents per game") }
+    return (try EnvSpec(json: text), agents)
   }
 
   /// Ends a host: quit command, closed pipes, then SIGKILL if it has not exited

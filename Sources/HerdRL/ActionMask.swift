@@ -8,9 +8,11 @@
 /// or a KL), and the loss's gradient at it is 0 (every term's is a multiple of
 /// its probability or of the one-hot of an action taken), so the head learns
 /// nothing from it. A row may mask every action (PettingZoo's turn-based games
-/// show the player whose turn it is not a mask of zeros): its softmax is uniform,
-/// whatever action it draws is ignored, and the backward zeroes the gradient at
-/// its logits (``zeroGradient``), which are constants. The worker's behaviour logits are masked the same way, from
+/// show the player whose turn it is not a mask of zeros): the worker draws one
+/// of its actions uniformly (the game ignores it); the log-softmax of equal
+/// logits of -1e9 rounds to 0 at each in float32, so the row adds 0 to the
+/// policy loss and the entropy (it still counts in their means), and the backward
+/// zeroes the gradient at its logits (``zeroGradient``), which are constants. The worker's behaviour logits are masked the same way, from
 /// the same observation the fragment carries, so V-trace's ratios compare like
 /// with like.
 ///

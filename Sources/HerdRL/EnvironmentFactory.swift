@@ -70,12 +70,15 @@ public struct EnvHostSettings: Sendable, Equatable {
 }
 
 /// Builds the environments a config names: built-in Swift ones in this thread, or
-/// Gymnasium ones (`gym:ID`) in env host processes.
+/// Gymnasium (`gym:ID`) and PettingZoo (`pz:ID`) ones in env host processes.
 public enum EnvironmentFactory {
-  /// K = `count` copies of `config.env`, copy i seeded `seed + i`.
+  /// K = `count` copies of `config.env`, copy i seeded `seed + i`. A PettingZoo
+  /// environment's games take a row per agent: with `exactCount` a `count` that
+  /// is not whole games is an error (a training worker's `num_envs_per_worker`),
+  /// else it is rounded up to whole games (an evaluation's, a spec's).
   public static func make(
     _ config: TrainingConfig, count: Int, seed: UInt64, host: EnvHostSettings = EnvHostSettings(),
-    log: @escaping (String) -> Void = { _ in }
+    exactCount: Bool = false, log: @escaping (String) -> Void = { _ in }
   ) throws -> any VectorEnv {
     if let id = config.gymID {
       let processes = host.processes ?? EnvHostSettings.defaultProcesses
@@ -86,6 +89,7 @@ public enum EnvironmentFactory {
       options.stepSeconds = config.env_step_timeout_seconds
       options.infoKeys = config.episode_info_keys
       options.wrappers = config.env_wrappers.isEmpty ? nil : EnvWrapper.json(config.env_wrappers)
+      options.roundUpToGames = !exactCount
       return try HostedEnvironments(options, log: log)
     }
     let make = try maker(config)

@@ -101,7 +101,7 @@ public final class RolloutWorker {
     config: TrainingConfig, network: PolicyNetwork, workerID: Int, seed: UInt64, runID: UInt64? = nil
   ) throws {
     let envs = try EnvironmentFactory.make(
-      config, count: config.num_envs_per_worker, seed: Self.envSeed(seed: seed, workerID: workerID))
+      config, count: config.num_envs_per_worker, seed: Self.envSeed(seed: seed, workerID: workerID), exactCount: true)
     try self.init(config: config, network: network, envs: envs, workerID: workerID, seed: seed, runID: runID)
   }
 

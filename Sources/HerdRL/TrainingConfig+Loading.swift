@@ -16,14 +16,21 @@ extension TrainingConfig {
   /// The prefix of a Gymnasium environment's name (`gym:CartPole-v1`).
   public static let gymPrefix = "gym:"
 
+  /// The prefix of a PettingZoo environment's name (`pz:classic/tictactoe-v3`).
+  public static let pettingZooPrefix = "pz:"
+
   /// What `env` may be, in words (for errors and help).
   public static var environmentChoices: String {
-    environmentNames.joined(separator: ", ") + ", or gym:ID for a Gymnasium environment (gym:CartPole-v1, gym:my_package.envs:MyEnv-v0)"
+    environmentNames.joined(separator: ", ")
+      + ", gym:ID for a Gymnasium environment (gym:CartPole-v1, gym:my_package.envs:MyEnv-v0), or pz:ID for a PettingZoo one (pz:classic/tictactoe-v3, pz:my_package.envs:make_env)"
   }
 
-  /// The Gymnasium id when `env` names one (`gym:ID`), else nil.
+  /// The env host's id when `env` names an environment stepped in one: a
+  /// Gymnasium id (`gym:ID` gives `ID`) or a PettingZoo one (`pz:ID`, given whole:
+  /// the host reads the prefix); nil for a built-in environment.
   public var gymID: String? {
-    env.hasPrefix(Self.gymPrefix) ? String(env.dropFirst(Self.gymPrefix.count)) : nil
+    if env.hasPrefix(Self.pettingZooPrefix) { return env }
+    return env.hasPrefix(Self.gymPrefix) ? String(env.dropFirst(Self.gymPrefix.count)) : nil
   }
 
   /// Training defaults for a Gymnasium environment Herd has never seen (see the
@@ -53,7 +60,7 @@ extension TrainingConfig {
     if let r = Environments.named(env) {
       tuned = r.trainingDefaults
       c.env_config = EnvConfig(r.options.mapValues { .number(Double($0)) })
-    } else if env.hasPrefix(gymPrefix) {
+    } else if env.hasPrefix(gymPrefix) || env.hasPrefix(pettingZooPrefix) {
       tuned = gymTrainingDefaults
     } else {
       return c
@@ -253,7 +260,12 @@ extension TrainingConfig {
     func fail(_ key: String, _ value: Any, _ valid: String) -> ConfigError {
       ConfigError("\(key) = \(value) is invalid: \(valid)")
     }
-    if let id = gymID {
+    if env.hasPrefix(Self.pettingZooPrefix) {
+      let module = env.dropFirst(Self.pettingZooPrefix.count)
+      guard !module.isEmpty, !module.contains(where: \.isWhitespace) else {
+        throw fail("env", "'\(env)'", "pz: needs a PettingZoo id without spaces, e.g. pz:classic/tictactoe-v3")
+      }
+    } else if let id = gymID {
       guard !id.isEmpty, !id.contains(where: \.isWhitespace) else {
         throw fail("env", "'\(env)'", "gym: needs a Gymnasium id without spaces, e.g. gym:CartPole-v1")
       }
@@ -280,8 +292,14 @@ extension TrainingConfig {
       }
     } else {
       // A Gymnasium id written without its prefix is the likeliest other mistake.
+      // PettingZoo's registry ids name their family (classic/tictactoe-v3), its
+      // older modules end in _vN (pettingzoo.classic.tictactoe_v3).
+      let pettingZoo =
+        env.wholeMatch(of: /(classic|butterfly|sisl|mpe|magent|atari)\/[\w.]+-v\d+/) != nil
+        || env.wholeMatch(of: /\w+(\.\w+)*_v\d+/) != nil
       let guess =
         Spelling.suggestion(for: env, among: Self.environmentNames)
+        ?? (pettingZoo ? "pz:\(env)" : nil)
         ?? (env.wholeMatch(of: /[\w.:\/]+-v\d+/) != nil ? "gym:\(env)" : nil)
       let hint = guess.map { " (did you mean '\($0)'?)" } ?? ""
       throw ConfigError("env = '\(env)' is invalid\(hint): use \(Self.environmentChoices)")

@@ -15,14 +15,21 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   // MARK: Environment
   /// A built-in environment (`CartPole-v1`, `StatelessCartPole-v1`,
   /// `MemoryChain-v0`, `Pendulum-v1`, `StatelessPendulum-v1`, `PixelMemory-v0`, or
-  /// one a program registers) or a Gymnasium one, `gym:ID` (`gym:CartPole-v1`,
-  /// `gym:my_package.envs:MyEnv-v0`), stepped in Python env host processes.
+  /// one a program registers), a Gymnasium one, `gym:ID` (`gym:CartPole-v1`,
+  /// `gym:my_package.envs:MyEnv-v0`), or a PettingZoo one, `pz:ID`
+  /// (`pz:classic/connect_four-v3`, `pz:my_package.envs:make_env`), whose agents
+  /// take a row each and are all played by the one policy (self-play); the last
+  /// two are stepped in Python env host processes.
   public var env = "StatelessCartPole-v1"
   /// Environment options, a JSON object: `length` (MemoryChain's and PixelMemory's
   /// episode length), `max_episode_steps` (CartPole's and Pendulum's time limit);
-  /// a Gymnasium environment gets them all as keyword arguments of `gymnasium.make`.
+  /// a Gymnasium environment gets them all as keyword arguments of `gymnasium.make`,
+  /// a PettingZoo one as those of its maker, but for Herd's `herd_opponent`:
+  /// `"random"` plays every agent but one (picked per game) with random legal moves,
+  /// to evaluate a self-play policy (`evaluation_env_config`, `herd eval --env-config`).
   public var env_config = EnvConfig()
-  /// Environments per rollout worker, stepped as one batch (K).
+  /// Environments per rollout worker, stepped as one batch (K): rows of the batch.
+  /// A PettingZoo game takes one per agent, so this must be a multiple of its agents.
   public var num_envs_per_worker = 32
   /// Seconds a Gymnasium environment's step or reset may take in its env host
   /// before the worker takes the host as hung: the host's Python stack goes to the
@@ -288,7 +295,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
 
   /// Environment options: a JSON object. A built-in environment reads its own keys
   /// (MemoryChain's `length`, CartPole's `max_episode_steps`); a Gymnasium one gets
-  /// them all as keyword arguments of `gymnasium.make`.
+  /// them all as keyword arguments of `gymnasium.make`, a PettingZoo one as those of
+  /// its maker (see `env_config`).
   public struct EnvConfig: Codable, Sendable, Equatable {
     public var values: [String: JSONValue]
 

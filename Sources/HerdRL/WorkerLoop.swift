@@ -100,15 +100,17 @@ public final class WorkerLoop {
     let logger = self.logger
     let envs = try EnvironmentFactory.make(
       config, count: config.num_envs_per_worker, seed: RolloutWorker.envSeed(seed: seed, workerID: 0),
-      host: envHost, log: { logger.warning("\($0)") })
+      host: envHost, exactCount: true, log: { logger.warning("\($0)") })
     let spec = envs.spec
     let processes = (envs as? HostedEnvironments)?.hostPIDs.count
     let hosts = processes.map { $0 == 1 ? " in 1 env host process" : " in \($0) env host processes" } ?? ""
+    let agents = (envs as? HostedEnvironments)?.agentsPerGame ?? 1
+    let games = agents > 1 ? " (\(envs.count / agents) games of \(agents) agents, a row each, one policy)" : ""
     for part in spec.observation.droppedParts {
       logger.notice("\(config.env): observation part \(part) is not numbers; the policy does not see it")
     }
     logger.info(
-      "worker: \(envs.count) envs of \(config.env)\(config.wrappedText)\(hosts): observations \(spec.observation) (\(spec.observationSize) \(spec.observation.flatIsBytes ? "bytes" : "floats")), actions \(spec.action)"
+      "worker: \(envs.count) envs of \(config.env)\(games)\(config.wrappedText)\(hosts): observations \(spec.observation) (\(spec.observationSize) \(spec.observation.flatIsBytes ? "bytes" : "floats")), actions \(spec.action)"
     )
     made = (envs, config)
   }

@@ -36,6 +36,7 @@ struct EvalCommand: ParsableCommand {
         herd eval --checkpoint runs/demo/checkpoint.herd --env CartPole-v1 \\
           --output eval.json
         herd eval --checkpoint runs/fetch --info-key is_success
+        herd eval --checkpoint runs/connect4 --env-config '{"herd_opponent": "random"}'
         herd eval --checkpoint runs/demo/milestones --episodes 20 --greedy
       """
   )
@@ -48,10 +49,18 @@ struct EvalCommand: ParsableCommand {
   var checkpoint: String
   @Option(
     help: """
-      Evaluate on this environment instead of the run's (a built-in name or gym:ID); its observation and action \
-      spaces must be the run's.
+      Evaluate on this environment instead of the run's (a built-in name, gym:ID or pz:ID); its observation and \
+      action spaces must be the run's.
       """)
   var env: String?
+  @Option(
+    name: .customLong("env-config"),
+    help: ArgumentHelp(
+      """
+      Environment options to set over the run's env_config, a JSON object (e.g. '{"herd_opponent": "random"}' \
+      plays a self-play policy of a PettingZoo game against random moves).
+      """, valueName: "JSON"))
+  var envConfig: String?
   @Option(parsing: .unconditional, help: "Episodes to run (at least 1).")
   var episodes = 100
   @Flag(help: "Act with each head's most likely action (a Gaussian policy's mean) instead of sampling from the policy.")
@@ -100,6 +109,18 @@ struct EvalCommand: ParsableCommand {
         throw CommandFailure(
           "--env \(env) has observation space \(spec.observation) and action space \(spec.action); the policy was trained on \(policy.spec.observation) and \(policy.spec.action)"
         )
+      }
+    }
+    if let envConfig {
+      guard let extra = try? JSONDecoder().decode(TrainingConfig.EnvConfig.self, from: Data(envConfig.utf8)) else {
+        throw CommandFailure(
+          #"--env-config \#(envConfig): not a JSON object of environment options, e.g. '{"herd_opponent": "random"}'"#)
+      }
+      config.env_config.values.merge(extra.values) { $1 }
+      do {
+        try config.validate()
+      } catch let error as ConfigError {
+        throw CommandFailure("--env-config: \(error)")
       }
     }
     if !infoKeys.isEmpty {

@@ -11,7 +11,7 @@ import Synchronization
 struct ConfigOptions: ParsableArguments {
   @Option(
     help:
-      "Environment: \(TrainingConfig.environmentNames.joined(separator: ", ")), or gym:ID for a Gymnasium one (default: the config file's \"env\", else StatelessCartPole-v1). Picks that environment's tuned preset (docs/configuration.md lists what each sets)."
+      "Environment: \(TrainingConfig.environmentNames.joined(separator: ", ")), gym:ID for a Gymnasium one or pz:ID for a PettingZoo one (default: the config file's \"env\", else StatelessCartPole-v1). Picks that environment's tuned preset (docs/configuration.md lists what each sets)."
   )
   var env: String?
 
@@ -227,8 +227,9 @@ struct Train: ParsableCommand {
 
       Without stop options a run stops at the environment's solved return (475 for
       CartPole, 0.9 for MemoryChain and PixelMemory: 95% right, -200 for Pendulum,
-      -300 for StatelessPendulum) or after 10 minutes; any other gym:ID
-      environment after 10 minutes (give --stop-reward for its own scale).
+      -300 for StatelessPendulum) or after 10 minutes; any other gym:ID or
+      pz:ID environment after 10 minutes (give --stop-reward for its own
+      scale).
 
       Examples:
         herd train --env CartPole-v1

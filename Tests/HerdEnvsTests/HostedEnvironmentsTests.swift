@@ -56,6 +56,37 @@ struct HostedEnvironmentsTests {
     #expect(envs.faults == EnvFaults())
   }
 
+  /// A PettingZoo game takes a row per agent: hosts and row groups split along
+  /// whole games (3 runners each in `parallel_race`), a count that is not whole
+  /// games is rounded up or refused as asked, and a game's rows end together.
+  @Test func pettingZooGamesAreSplitAlongWholeGames() throws {
+    let race = "pz:herd_env.testing_envs:parallel_race"
+    var options = EnvHostPython.options(race, count: 9, processes: 2)
+    let envs = try HostedEnvironments(options, log: { _ in })
+    defer { envs.close() }
+    #expect(envs.agentsPerGame == 3 && envs.count == 9)
+    #expect(envs.groups == [0..<3, 3..<6, 6..<9], "host 0 holds one game (one group), host 1 two")
+    try envs.reset()
+    for step in 1...4 {
+      try stepAll(envs, action: 1)
+      // Runners need 2, 3 and 4 points: runner i waits from step i + 3 on with
+      // reward 0, and every row ends at step 4, terminated.
+      let rewards = envs.outcomes.map(\.reward)
+      #expect(rewards == (0..<9).map { i -> Float in step <= i % 3 + 2 ? 1 : 0 }, "step \(step)")
+      #expect(envs.outcomes.allSatisfy { $0.terminated == (step == 4) && !$0.truncated })
+    }
+    options.count = 4
+    let rounded = try HostedEnvironments(options, log: { _ in })
+    defer { rounded.close() }
+    #expect(rounded.count == 6, "an evaluation's 4 rows round up to 2 games")
+    options.roundUpToGames = false
+    #expect {
+      try HostedEnvironments(options, log: { _ in })
+    } throws: { error in
+      "\(error)".contains("4 rows are not whole games: num_envs_per_worker must be a multiple of 3 (3 or 6)")
+    }
+  }
+
   @Test func aKilledHostIsStartedAgainAndItsEpisodesEndTruncated() throws {
     var lines: [String] = []
     let envs = try HostedEnvironments(

@@ -21,6 +21,12 @@ first episode is written to PATH as an animated GIF (Pillow) when it ends, befor
 the step is answered: a frame after the reset and after every step, at most 300
 frames (longer episodes keep every k-th), at most 320 pixels wide.
 
+A ``pz:`` id names a PettingZoo environment (``herd_env.multiagent``): each
+game fills as many consecutive rows as it has agents (``"agents"`` in the spec),
+so K and every row group's bounds must be multiples of it. ``--probe`` makes one
+game, writes the spec and exits: the worker asks it first, to split its rows
+along whole games.
+
 An ``ALE/...`` id's copies are stepped by ALE's vector environment in C++, one
 per row group, when it takes the env_config (``herd_env.atari``); the rows it
 fills are the same as the per-copy wrapper's.
@@ -55,6 +61,7 @@ from gymnasium import spaces
 
 from herd_env import layout as L
 from herd_env import atari
+from herd_env import multiagent
 from herd_env.make import log as _log
 from herd_env.make import make_env, parse_wrappers, resolve
 from herd_env.spaces import ActionMapper, Flattener, describe
@@ -163,6 +170,11 @@ class Host:
         self.logged = set()
         self.groups = list(groups or [(0, count)])
         self.vectors = None
+        self.games = None
+        self.agents = 1
+        if multiagent.is_pettingzoo(env_id):
+            self._make_games(record)
+            return
         resolved = resolve(env_id)
         if atari.is_atari(resolved):
             obstacle = (
@@ -200,9 +212,43 @@ class Host:
                 f"observation space {self.observation_space} has no numbers Herd can use: it reads Box, Discrete, "
                 "MultiBinary, MultiDiscrete and Dict/Tuple of these"
             )
+        self._spaces_ready()
+
+    def _spaces_ready(self):
         self.mapper = ActionMapper(self.action_space)
         self.is_float = self.flatten.dtype == np.float32
         self.views = None
+
+    def _make_games(self, record):
+        """The PettingZoo games of a ``pz:`` id: ``count`` rows, a game's agents
+        on consecutive rows (K and the row groups' bounds multiples of them)."""
+        if self.wrappers:
+            raise ValueError(
+                f"{self.env_id}: env_wrappers wrap Gymnasium environments; for a PettingZoo one, wrap it in a "
+                "function of your own module and name that (pz:MODULE:FUNCTION)"
+            )
+        first = multiagent.make_game(self.env_id, self.config)
+        n = self.agents = first.rows
+        if self.count % n:
+            raise ValueError(
+                f"{self.env_id}: {self.count} rows are not whole games of {n} agents: a game's agents take "
+                f"{n} rows, so num_envs_per_worker (and each env host's and row group's share) must be a multiple of {n}"
+            )
+        for lo, hi in self.groups:
+            if lo % n or hi % n:
+                raise ValueError(f"{self.env_id}: row group {lo}..<{hi} splits a game of {n} agents")
+        if record:
+            _log(f"{self.env_id}: episodes of PettingZoo environments are not recorded; the run goes on without a GIF")
+        self.games = [first] + [multiagent.make_game(self.env_id, self.config) for _ in range(self.count // n - 1)]
+        self.remakes = [0] * len(self.games)
+        self.envs = []
+        self.recorder = None
+        self.observation_space = first.observation_space
+        self.action_space = first.action_space
+        self.flatten = Flattener(self.observation_space)
+        if self.flatten.size == 0:
+            raise ValueError(f"{self.env_id}: observation space {self.observation_space} has no numbers Herd can use")
+        self._spaces_ready()
 
     def spec(self, config_text):
         return {
@@ -213,6 +259,7 @@ class Host:
             # The worker checks that this herd_env lays out the memory as it does.
             "layout": L.VERSION,
             "herd_env": os.path.dirname(os.path.abspath(__file__)),
+            "agents": self.agents,
         }
 
     def attach(self, buf):
@@ -233,6 +280,12 @@ class Host:
             self.obs_rows = self.final_rows = None
 
     def reset(self):
+        if self.games is not None:
+            for g, game in enumerate(self.games):
+                self._write_game(g, game.reset(seed=self.base_seed + g * self.agents), self.obs)
+            self.rewards[:] = 0
+            self.flags[:] = 0
+            return
         if self.vectors:
             for (lo, hi), vector in zip(self.groups, self.vectors):
                 self.obs_rows[lo:hi] = vector.reset(self.base_seed + np.arange(lo, hi))
@@ -250,8 +303,8 @@ class Host:
             self.logged.add(key)
             _log(message + " (logged once)")
 
-    def _fault(self, i, phase, e):
-        """Logs, once per phase and exception type, that copy ``i`` failed."""
+    def _fault(self, i, phase, e, unit="copy"):
+        """Logs, once per phase and exception type, that copy (or game) ``i`` failed."""
         what = {
             "step": "raised in step; the episode ends",
             "reset": "raised in reset after its episode ended",
@@ -259,7 +312,7 @@ class Host:
         }[phase]
         self._log_once(
             (phase, type(e).__name__),
-            f"{self.env_id} copy {i} {what} and the environment is made again:\n" + traceback.format_exc().rstrip(),
+            f"{self.env_id} {unit} {i} {what} and the environment is made again:\n" + traceback.format_exc().rstrip(),
         )
 
     def _info_value(self, key, value):
@@ -310,6 +363,9 @@ class Host:
     def step(self, lo=0, hi=None):
         """Steps copies ``lo`` up to ``hi`` (all by default)."""
         hi = self.count if hi is None else hi
+        if self.games is not None:
+            self._step_games(lo, hi)
+            return
         if self.vectors:
             self._step_vectors(lo, hi)
             return
@@ -370,6 +426,69 @@ class Host:
         ):
             self._non_finite(flags, ended, lo, hi)
         self.flags[lo:hi] = flags
+
+    def _write_game(self, g, observations, into):
+        n = self.agents
+        for j, o in enumerate(observations):
+            self.flatten(o, into[g * n + j])
+
+    def _step_games(self, lo, hi):
+        """Steps the PettingZoo games of rows ``lo..<hi`` (whole games). A game that
+        ends is reset at once; one that raises or gives a non-finite number ends as
+        a Gymnasium copy would (truncated, flag bit 2 or 3), made again if it raised."""
+        n = self.agents
+        for g in range(lo // n, hi // n):
+            rows = slice(g * n, (g + 1) * n)
+            game = self.games[g]
+            actions = self.mapper.actions(self.actions[rows])
+            phase = "step"
+            try:
+                observations, rewards, over, terminated, infos = game.step(list(actions))
+                phase = "observation"
+                if over:
+                    self._write_game(g, observations, self.final)
+                    if self.info_keys:
+                        for j, info in enumerate(infos):
+                            self._record_info(g * n + j, info)
+                    phase = "reset"
+                    observations = game.reset()
+                    phase = "observation"
+                self._write_game(g, observations, self.obs)
+            except Exception as e:
+                self._fault(g, phase, e, unit="game")
+                self.flags[rows] = L.TRUNCATED | L.STEP_ERROR
+                self.rewards[rows] = 0
+                self.episode_info[rows] = math.nan
+                self._remake_game(g)
+                continue
+            self.rewards[rows] = rewards
+            flags = [
+                (L.TERMINATED if t else L.TRUNCATED) if over else 0 for t in terminated
+            ]
+            if not np.isfinite(self.rewards[rows]).all() or (
+                self.is_float
+                and not (np.isfinite(self.obs[rows]).all() and (not over or np.isfinite(self.final[rows]).all()))
+            ):
+                self._log_once(
+                    ("nonfinite",),
+                    f"{self.env_id} game {g} gave a non-finite observation or reward; its episodes end and it is reset",
+                )
+                self.rewards[rows] = np.nan_to_num(self.rewards[rows], nan=0.0, posinf=0.0, neginf=0.0)
+                self._write_game(g, game.reset(), self.obs)
+                flags = [L.TRUNCATED | L.NON_FINITE] * n
+                if self.info_keys:
+                    self.episode_info[rows] = math.nan
+            self.flags[rows] = flags
+
+    def _remake_game(self, g):
+        try:
+            self.games[g].close()
+        except Exception:
+            pass
+        self.remakes[g] += 1
+        self.games[g] = multiagent.make_game(self.env_id, self.config)
+        seed = self.base_seed + g * self.agents + REMAKE_SEED_STRIDE * self.remakes[g]
+        self._write_game(g, self.games[g].reset(seed=seed), self.obs)
 
     def _step_vectors(self, lo, hi):
         """Steps the groups that make up rows ``lo..<hi`` through their vector environments."""
@@ -434,7 +553,7 @@ class Host:
                 self.episode_info[i] = math.nan
 
     def close(self):
-        for env in self.envs + (self.vectors or []):
+        for env in self.envs + (self.vectors or []) + (self.games or []):
             try:
                 env.close()
             except Exception:
@@ -456,12 +575,17 @@ def main(argv=None):
     parser.add_argument("--groups", type=int, default=1, help="row groups G the worker steps one at a time")
     parser.add_argument("--record", help="write copy 0's first episode to this GIF file")
     parser.add_argument(
+        "--probe", action="store_true", help="make one copy (or game), write the spec and exit (the rows a game takes)"
+    )
+    parser.add_argument(
         "--info-keys", default="[]", help="JSON list of info keys recorded at each episode's end (episode_info_keys)"
     )
     parser.add_argument(
         "--wrappers", default="[]", help='env_wrappers as JSON: "module:Class" or {"module:Class": {kwargs}} entries, innermost first'
     )
     args = parser.parse_args(argv)
+    if args.probe:
+        args.count, args.groups = 1, 1
     if not 1 <= args.groups <= min(26, args.count):
         parser.error(f"--groups {args.groups}: must be in 1..{min(26, args.count)}")
     bounds = [(j * args.count // args.groups, (j + 1) * args.count // args.groups) for j in range(args.groups)]
@@ -486,6 +610,11 @@ def main(argv=None):
         info_keys = json.loads(args.info_keys)
         if not isinstance(info_keys, list) or not all(isinstance(k, str) for k in info_keys):
             raise ValueError(f"--info-keys must be a JSON list of strings, not {args.info_keys}")
+        if args.probe and multiagent.is_pettingzoo(args.env):
+            game = multiagent.make_game(args.env, config)
+            args.count = game.rows
+            bounds = [(0, game.rows)]
+            game.close()
         host = Host(
             args.env, config, args.count, args.seed, args.first_index, record=args.record, groups=bounds,
             info_keys=info_keys, wrappers=parse_wrappers(args.wrappers),
@@ -494,6 +623,9 @@ def main(argv=None):
         _write_line(replies, {"error": f"{type(e).__name__}: {e}"})
         return 2
     _write_line(replies, host.spec(args.config))
+    if args.probe:
+        host.close()
+        return 0
 
     buf = None
     try:

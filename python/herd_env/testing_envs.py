@@ -15,7 +15,9 @@ Importing this module registers them (``gym:herd_env.testing_envs:HerdTest/Flaky
   two entries too long, and every ``reset_fails_every``-th ``reset`` raises;
 - ``HerdTest/Scored-v0``: ``length`` steps; the info of an episode's last step has
   ``is_success`` (its last action was 1, the one rewarded), ``steps`` (``length``),
-  ``odd`` (1.0, in odd-numbered episodes of an instance only) and ``label`` (a string).
+  ``odd`` (1.0, in odd-numbered episodes of an instance only) and ``label`` (a string);
+- ``pz:herd_env.testing_envs:parallel_race``: a PettingZoo parallel game (see
+  :func:`parallel_race`) whose agents finish at different steps.
 """
 
 import os
@@ -216,3 +218,55 @@ class BrokenRender(Null):
 
 
 gymnasium.register("HerdTest/BrokenRender-v0", entry_point=BrokenRender, max_episode_steps=5)
+
+
+def parallel_race(need=(2, 3, 4), max_cycles=8, fail_every=0):
+    """A PettingZoo parallel game of ``len(need)`` runners (``runner_0``, ...): each
+    step a runner that plays 1 scores (reward 1) and one that plays 0 does not;
+    runner i is done (terminated) once it scored ``need[i]`` times; the rest are
+    truncated after ``max_cycles`` steps. Observation ``[score / max(need), steps /
+    max_cycles]``; ``infos[runner]["score"]`` its score. With ``fail_every`` n > 0,
+    every n-th ``step`` call of an instance raises."""
+    from pettingzoo import ParallelEnv
+
+    class Race(ParallelEnv):
+        metadata = {"name": "parallel_race_v0"}
+
+        def __init__(self):
+            self.possible_agents = [f"runner_{i}" for i in range(len(need))]
+            self.need = dict(zip(self.possible_agents, need))
+            self.calls = 0
+
+        def observation_space(self, agent):
+            return spaces.Box(0.0, 1.0, (2,), np.float32)
+
+        def action_space(self, agent):
+            return spaces.Discrete(2)
+
+        def _obs(self, agent):
+            return np.array([self.score[agent] / max(need), self.t / max_cycles], np.float32)
+
+        def reset(self, seed=None, options=None):
+            self.agents = list(self.possible_agents)
+            self.score = dict.fromkeys(self.agents, 0)
+            self.t = 0
+            return {a: self._obs(a) for a in self.agents}, {a: {} for a in self.agents}
+
+        def step(self, actions):
+            self.calls += 1
+            if fail_every and self.calls % fail_every == 0:
+                raise RuntimeError(f"parallel_race: step call {self.calls} fails on purpose")
+            self.t += 1
+            rewards, terminations, truncations, infos = {}, {}, {}, {}
+            for a in self.agents:
+                scored = int(actions[a]) == 1
+                self.score[a] += scored
+                rewards[a] = float(scored)
+                terminations[a] = self.score[a] >= self.need[a]
+                truncations[a] = not terminations[a] and self.t >= max_cycles
+                infos[a] = {"score": self.score[a]}
+            observations = {a: self._obs(a) for a in self.agents}
+            self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
+            return observations, rewards, terminations, truncations, infos
+
+    return Race()
