@@ -109,9 +109,17 @@ public enum EnvironmentFactory {
 
   /// The spec of `config.env` (a Gymnasium one is asked through one env host).
   public static func spec(_ config: TrainingConfig, host: EnvHostSettings = EnvHostSettings()) throws -> EnvSpec {
+    try describe(config, host: host).spec
+  }
+
+  /// The spec of `config.env` and the rows one of its games takes (a PettingZoo
+  /// environment's agents; 1 for any other).
+  public static func describe(_ config: TrainingConfig, host: EnvHostSettings = EnvHostSettings()) throws -> (
+    spec: EnvSpec, agents: Int
+  ) {
     let envs = try make(config, count: 1, seed: config.seed, host: EnvHostSettings(python: host.python, processes: 1))
     defer { envs.close() }
-    return envs.spec
+    return (envs.spec, (envs as? HostedEnvironments)?.agentsPerGame ?? 1)
   }
 
   /// Observation size and action count of `config.env`, for categorical actions

@@ -7,10 +7,17 @@ import HerdNN
 public enum Explain {
   /// The explanation of `config` for the environment `spec` describes: its spaces,
   /// how observations flatten, then the model.
-  public static func text(_ config: TrainingConfig, spec: EnvSpec) throws -> String {
+  /// `agents`: the rows one game of a PettingZoo environment takes (1 otherwise).
+  public static func text(_ config: TrainingConfig, spec: EnvSpec, agents: Int = 1) throws -> String {
     var out = [
       "Environment \(config.env)" + (spec.config == "{}" ? "" : " with env_config \(spec.config)") + config.wrappedText + ":"
     ]
+    if agents > 1 {
+      let k = config.num_envs_per_worker
+      out.append(
+        "  agents             \(agents) per game, a row each, all played by this one policy (self-play): K = \(k) rows \(k % agents == 0 ? "are \(k / agents) games" : "are not whole games (num_envs_per_worker must be a multiple of \(agents))")"
+      )
+    }
     out.append("  observation space  \(spec.observation)")
     out.append(
       "  flattened          [\(spec.observationSize)] \(spec.observation.flatIsBytes ? "uint8 (bytes from the env host to the learner's batch)" : "float32"), in this order:"

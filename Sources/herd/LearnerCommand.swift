@@ -120,7 +120,7 @@ struct LearnerCommand: ParsableCommand {
     if let notice = config.roundingNotice { logger.notice("\(notice)") }
     try stopping.check(config)
     let security = try curve.security(logger: logger)
-    let dirPath = runDir ?? "runs/\(config.env)-\(Train.timestamp())"
+    let dirPath = runDir ?? Train.defaultRunDirectory(config.env)
     BLAS.setThreadCount(1)
     logger.info("learner: OpenBLAS threads 1 (\(BLAS.configuration))")
     StopSignals.install(interruptFlag)

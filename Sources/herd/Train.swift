@@ -315,7 +315,7 @@ struct Train: ParsableCommand {
     StopSignals.install(interruptFlag)
     logger.info(
       "herd train: OpenBLAS threads 1 (\(BLAS.configuration)); stop at \(Self.describe(stop)); Ctrl-C stops cleanly")
-    var settings = LearnerSettings(runDirectory: runDir ?? "runs/\(config.env)-\(Self.timestamp())", stop: stop)
+    var settings = LearnerSettings(runDirectory: runDir ?? Self.defaultRunDirectory(config.env), stop: stop)
     settings.stats = try stats.settings(host: "127.0.0.1", defaultPort: 5558)
     settings.tensorBoard = !noTensorboard
     settings.resume = resume
@@ -414,6 +414,15 @@ struct Train: ParsableCommand {
     let f = DateFormatter()
     f.dateFormat = "yyyyMMdd-HHmmss"
     return f.string(from: Date())
+  }
+
+  /// `runs/ENV-TIME`, the environment's name with every character but letters,
+  /// digits, `.`, `_` and `-` made a `-`: `gym:ALE/Pong-v5` must not become a
+  /// folder `gym:ALE` holding `Pong-v5-TIME`.
+  static func defaultRunDirectory(_ env: String) -> String {
+    let name = String(
+      env.map { c -> Character in c.isASCII && (c.isLetter || c.isNumber || "._-".contains(c)) ? c : "-" })
+    return "runs/\(name)-\(timestamp())"
   }
 }
 

@@ -251,6 +251,12 @@ class ParallelGame(Game):
     def reset(self, seed=None):
         self._pick_seats(seed)
         observations, infos = self.env.reset(seed=seed)
+        missing = [a for a in self.played if a not in observations]
+        if missing:
+            raise ValueError(
+                f"{self.env_id}: agents {missing} have no observation after reset: Herd gives each of "
+                "possible_agents a row from the start of every game"
+            )
         self.last = dict(observations)
         self.done = {a: False for a in self.played}
         self.terminated = {a: False for a in self.played}
