@@ -220,13 +220,14 @@ class BrokenRender(Null):
 gymnasium.register("HerdTest/BrokenRender-v0", entry_point=BrokenRender, max_episode_steps=5)
 
 
-def parallel_race(need=(2, 3, 4), max_cycles=8, fail_every=0):
+def parallel_race(need=(2, 3, 4), max_cycles=8, fail_every=0, nan_every=0):
     """A PettingZoo parallel game of ``len(need)`` runners (``runner_0``, ...): each
     step a runner that plays 1 scores (reward 1) and one that plays 0 does not;
     runner i is done (terminated) once it scored ``need[i]`` times; the rest are
     truncated after ``max_cycles`` steps. Observation ``[score / max(need), steps /
     max_cycles]``; ``infos[runner]["score"]`` its score. With ``fail_every`` n > 0,
-    every n-th ``step`` call of an instance raises."""
+    every n-th ``step`` call of an instance raises; with ``nan_every`` n > 0, every
+    n-th gives runner_1 a NaN reward."""
     from pettingzoo import ParallelEnv
 
     class Race(ParallelEnv):
@@ -265,6 +266,8 @@ def parallel_race(need=(2, 3, 4), max_cycles=8, fail_every=0):
                 terminations[a] = self.score[a] >= self.need[a]
                 truncations[a] = not terminations[a] and self.t >= max_cycles
                 infos[a] = {"score": self.score[a]}
+            if nan_every and self.calls % nan_every == 0 and "runner_1" in rewards:
+                rewards["runner_1"] = float("nan")
             observations = {a: self._obs(a) for a in self.agents}
             self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
             return observations, rewards, terminations, truncations, infos

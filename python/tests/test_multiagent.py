@@ -128,6 +128,34 @@ def test_a_game_that_raises_ends_all_its_rows_and_is_made_again(capsys):
     assert "game 0 raised in step" in capsys.readouterr().err
 
 
+def test_a_non_finite_reward_ends_the_game_for_all_its_rows(capsys):
+    host = attached(RACE, {"nan_every": 2}, 3, seed=0)
+    host.reset()
+    host.actions[:] = 0
+    host.step()
+    assert not host.flags.any()
+    host.step()
+    assert (host.flags == L.TRUNCATED | L.NON_FINITE).all()
+    assert np.isfinite(host.rewards).all() and host.rewards[1] == 0
+    assert (host.obs[:, 1] == 0).all()  # reset
+    assert "game 0 gave a non-finite observation or reward" in capsys.readouterr().err
+
+
+def test_a_parallel_game_against_random_moves_takes_one_row():
+    host = attached("pz:classic/rps-v2", {"herd_opponent": "random"}, 2, seed=4)
+    assert host.agents == 1
+    host.reset()
+    rewards, games = [], 0
+    for _ in range(400):
+        host.actions[:] = 0  # always rock
+        host.step()
+        rewards += host.rewards.tolist()
+        games += int((host.flags != 0).sum())
+    # Rock against uniform moves: won, lost and drawn about a third of the time each.
+    counts = [rewards.count(r) for r in (1.0, -1.0, 0.0)]
+    assert games >= 2 and all(180 < c < 360 for c in counts), counts
+
+
 def test_rows_that_are_not_whole_games_are_refused():
     with pytest.raises(ValueError, match="multiple of 2"):
         attached(TTT, {}, 3, seed=0)
