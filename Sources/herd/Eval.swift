@@ -36,7 +36,8 @@ struct EvalCommand: ParsableCommand {
         herd eval --checkpoint runs/demo/checkpoint.herd --env CartPole-v1 \\
           --output eval.json
         herd eval --checkpoint runs/fetch --info-key is_success
-        herd eval --checkpoint runs/connect4 --env-config '{"herd_opponent": "random"}'
+        herd eval --checkpoint runs/connect4 \\
+          --env-config '{"herd_opponent": "random"}'
         herd eval --checkpoint runs/demo/milestones --episodes 20 --greedy
       """
   )
