@@ -45,7 +45,7 @@ test-deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(APT_PACKAGES) $(TEST_PACKAGES)"
 	@$(MAKE) --no-print-directory venv
 
-## venv: the project's virtualenv: herd_env (the env host for gym:ID and pz:MODULE
+## venv: the project's virtualenv: herd_env (the env host for gym:ID and pz:ID
 ## environments), Gymnasium, POPGym, MiniGrid, PettingZoo and the Python test tools
 venv: $(VENV)/.installed
 $(VENV)/.installed: Makefile python/pyproject.toml

@@ -80,8 +80,8 @@ struct EvalCommand: ParsableCommand {
   var output: String?
   @Option(
     help: """
-      Write the first episode of environment 0 to this animated GIF (gym:ID environments that render rgb_array \
-      frames; needs Pillow, which make venv installs; its folder is made if missing).
+      Write the first episode of environment 0 to this animated GIF (gym:ID and pz:ID environments that render \
+      rgb_array frames; needs Pillow, which make venv installs; its folder is made if missing).
       """)
   var record: String?
   @Option(

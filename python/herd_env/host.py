@@ -16,7 +16,7 @@ own prints go to stderr, which the worker forwards.
    The worker steps one group here while its policy acts for another.
    ``Q`` or the end of the command pipe: close the environments and exit.
 
-With ``--record PATH`` copy 0 is made with ``render_mode="rgb_array"`` and its
+With ``--record PATH`` copy 0 (or game 0) is made with ``render_mode="rgb_array"`` and its
 first episode is written to PATH as an animated GIF (Pillow) when it ends, before
 the step is answered: a frame after the reset and after every step, at most 300
 frames (longer episodes keep every k-th), at most 320 pixels wide.
@@ -227,7 +227,9 @@ class Host:
                 f"{self.env_id}: env_wrappers wrap Gymnasium environments; for a PettingZoo one, wrap it in a "
                 "function of your own module and name that (pz:MODULE:FUNCTION)"
             )
-        first = multiagent.make_game(self.env_id, self.config)
+        if record:
+            EpisodeRecorder.headless()
+        first = multiagent.make_game(self.env_id, self.config, render_mode="rgb_array" if record else None)
         n = self.agents = first.rows
         if self.count % n:
             raise ValueError(
@@ -237,12 +239,11 @@ class Host:
         for lo, hi in self.groups:
             if lo % n or hi % n:
                 raise ValueError(f"{self.env_id}: row group {lo}..<{hi} splits a game of {n} agents")
-        if record:
-            _log(f"{self.env_id}: episodes of PettingZoo environments are not recorded; the run goes on without a GIF")
         self.games = [first] + [multiagent.make_game(self.env_id, self.config) for _ in range(self.count // n - 1)]
         self.remakes = [0] * len(self.games)
         self.envs = []
-        self.recorder = None
+        # Game 0's first game is filmed as a Gymnasium copy 0's first episode is.
+        self.recorder = EpisodeRecorder(first.env, record) if record else None
         self.observation_space = first.observation_space
         self.action_space = first.action_space
         self.flatten = Flattener(self.observation_space)
@@ -285,6 +286,9 @@ class Host:
                 self._write_game(g, game.reset(seed=self.base_seed + g * self.agents), self.obs)
             self.rewards[:] = 0
             self.flags[:] = 0
+            if self.recorder:
+                self.recorder.frames = []
+                self._record_frame(ended=False)
             return
         if self.vectors:
             for (lo, hi), vector in zip(self.groups, self.vectors):
@@ -444,6 +448,8 @@ class Host:
             phase = "step"
             try:
                 observations, rewards, over, terminated, infos = game.step(list(actions))
+                if g == 0 and self.recorder:
+                    self._record_frame(ended=over)
                 phase = "observation"
                 if over:
                     self._write_game(g, observations, self.final)
@@ -455,6 +461,8 @@ class Host:
                     phase = "observation"
                 self._write_game(g, observations, self.obs)
             except Exception as e:
+                if g == 0 and self.recorder:
+                    self._finish_recording()
                 self._fault(g, phase, e, unit="game")
                 self.flags[rows] = L.TRUNCATED | L.STEP_ERROR
                 self.rewards[rows] = 0

@@ -216,3 +216,27 @@ def test_the_probe_describes_one_game_and_exits():
     spec = json.loads(out.stdout.decode().splitlines()[0])
     assert spec["agents"] == 3 and spec["id"] == RACE
     assert spec["action"]["type"] == "discrete"
+
+
+def test_game_zeros_first_game_is_recorded(tmp_path):
+    pytest.importorskip("pygame")
+    from PIL import Image
+
+    from herd_env.host import Host
+
+    path = str(tmp_path / "game.gif")
+    host = Host(TTT, {}, 4, 0, 0, record=path)
+    lay = L.Layout(4, host.flatten.size, host.mapper.dims, np.dtype(host.flatten.dtype).itemsize, 0)
+    buf = bytearray(lay.size)
+    buf[:64] = lay.header()
+    host.attach(buf)
+    host.reset()
+    rng = np.random.default_rng(2)
+    moves = 0
+    while not host.flags[:2].any():
+        legal_or_zero(host, rng)
+        host.step()
+        moves += 1
+    with Image.open(path) as gif:
+        assert gif.n_frames == moves + 1  # the empty board, then one frame per move
+    assert host.recorder is None  # one game only
