@@ -339,6 +339,15 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// Derived: fragments per batch (B / T, at least 1).
   public var fragmentsPerBatch: Int { max(1, train_batch_size / max(1, max_seq_len)) }
 
+  /// For the log: a PettingZoo run that does not evaluate shows no sign of what
+  /// self-play learns (in a zero-sum game every win is another row's loss, so the
+  /// mean return is 0), and how to see it. Nil otherwise.
+  public var selfPlayNotice: String? {
+    guard env.hasPrefix(Self.pettingZooPrefix), evaluation_interval_env_steps == 0 else { return nil }
+    return
+      #"\#(env): one policy plays every agent, so in a zero-sum game the mean return stays 0 whatever it learns; to measure it against random moves, --set evaluation_interval_env_steps=200000 --set 'evaluation_env_config={"herd_opponent": "random"}'"#
+  }
+
   /// What a batch size that is not a whole number of fragments becomes, for the
   /// log: batches and minibatches hold whole fragments of `max_seq_len` steps, so
   /// the sizes round down. Nil when both divide evenly.

@@ -118,6 +118,7 @@ struct LearnerCommand: ParsableCommand {
     }
     if let notice = options.environmentNotice(config, fromRun: fromRun) { logger.notice("\(notice)") }
     if let notice = config.roundingNotice { logger.notice("\(notice)") }
+    if let notice = config.selfPlayNotice { logger.notice("\(notice)") }
     try stopping.check(config)
     let security = try curve.security(logger: logger)
     let dirPath = runDir ?? Train.defaultRunDirectory(config.env)

@@ -305,6 +305,7 @@ struct Train: ParsableCommand {
     }
     if let notice = options.environmentNotice(config, fromRun: fromRun) { logger.notice("\(notice)") }
     if let notice = config.roundingNotice { logger.notice("\(notice)") }
+    if let notice = config.selfPlayNotice, !printConfig { logger.notice("\(notice)") }
     if printConfig {
       print(try config.prettyJSON())
       return

@@ -361,6 +361,9 @@ struct EnvHostTests {
     defer { try? FileManager.default.removeItem(atPath: dir + "-odd") }
     #expect(odd.status != 0)
     #expect(odd.stderr.contains("num_envs_per_worker must be a multiple of 2 (30 or 32)"), "\(odd.stderr.suffix(1500))")
+    // Without evaluations the log says how to see what self-play learns; with them it does not.
+    #expect(odd.stderr.contains(#"evaluation_env_config={"herd_opponent": "random"}'"#), "\(odd.stderr.prefix(1500))")
+    #expect(!r.stderr.contains("the mean return stays 0"), "\(r.stderr.prefix(1500))")
     let explain = try HerdBinary.run(["explain", "--env", env, "--python", python])
     #expect(
       explain.stdout.contains("agents             2 per game, a row each, all played by this one policy (self-play): K = 32 rows are 16 games"),
