@@ -416,8 +416,8 @@ public final class HostedEnvironments: VectorEnv {
     }
   }
 
-  /// Row groups of a host with `rows`: as asked, at most one per copy and 26
-  /// (commands `a` to `z`).
+  /// Row groups of a host with `rows`: as asked, at most one per copy (per game
+  /// of a PettingZoo environment) and 26 (commands `a` to `z`).
   static func groupCount(_ o: Options, rows: Range<Int>) -> Int {
     max(1, min(o.groupsPerHost, rows.count / o.rowsPerGame, 26))
   }

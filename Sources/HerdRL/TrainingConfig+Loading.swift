@@ -17,7 +17,7 @@ extension TrainingConfig {
   public static let gymPrefix = "gym:"
 
   /// The prefix of a PettingZoo environment's name (`pz:classic/tictactoe-v3`).
-  public static let pettingZooPrefix = "pz:"
+  public static var pettingZooPrefix: String { HostedEnvironments.pettingZooPrefix }
 
   /// What `env` may be, in words (for errors and help).
   public static var environmentChoices: String {

@@ -75,6 +75,16 @@ struct HostedEnvironmentsTests {
       #expect(rewards == (0..<9).map { i -> Float in step <= i % 3 + 2 ? 1 : 0 }, "step \(step)")
       #expect(envs.outcomes.allSatisfy { $0.terminated == (step == 4) && !$0.truncated })
     }
+    // One host of three games in two groups: the host splits them as the worker
+    // does (one game and two), not at row 4, inside the second game.
+    var one = EnvHostPython.options(race, count: 9, processes: 1)
+    one.groupsPerHost = 2
+    let uneven = try HostedEnvironments(one, log: { _ in })
+    defer { uneven.close() }
+    #expect(uneven.groups == [0..<3, 3..<9])
+    try uneven.reset()
+    try stepAll(uneven, action: 1)
+    #expect(uneven.outcomes.allSatisfy { $0.reward == 1 })
     options.count = 4
     let rounded = try HostedEnvironments(options, log: { _ in })
     defer { rounded.close() }

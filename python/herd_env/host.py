@@ -69,6 +69,13 @@ from herd_env.spaces import ActionMapper, Flattener, describe
 REMAKE_SEED_STRIDE = 1000003
 
 
+def group_bounds(count, groups, unit=1):
+    """The row groups ``[(lo, hi), ...]`` of ``count`` rows split ``groups`` ways along
+    whole units of ``unit`` rows (a PettingZoo game's agents), as the worker splits them."""
+    units = count // unit
+    return [(j * units // groups * unit, (j + 1) * units // groups * unit) for j in range(groups)]
+
+
 def _die_with_parent():
     """Asks Linux to kill this process when the worker that started it dies."""
     try:
@@ -158,7 +165,8 @@ class Host:
     it cannot take, is K Gymnasium environments stepped in turn."""
 
     def __init__(
-        self, env_id, config, count, seed, first_index, record=None, groups=None, info_keys=(), wrappers=()
+        self, env_id, config, count, seed, first_index, record=None, groups=None, info_keys=(), wrappers=(),
+        group_count=None,
     ):
         self.env_id = env_id
         self.wrappers = list(wrappers)
@@ -168,7 +176,9 @@ class Host:
         self.base_seed = seed + first_index
         self.remakes = [0] * count
         self.logged = set()
-        self.groups = list(groups or [(0, count)])
+        # ``group_count``: the worker's ``--groups``, split here along whole games.
+        self.group_count = group_count if groups is None else None
+        self.groups = list(groups or group_bounds(count, group_count or 1))
         self.vectors = None
         self.games = None
         self.agents = 1
@@ -236,6 +246,10 @@ class Host:
                 f"{self.env_id}: {self.count} rows are not whole games of {n} agents: a game's agents take "
                 f"{n} rows, so num_envs_per_worker (and each env host's and row group's share) must be a multiple of {n}"
             )
+        if self.group_count:
+            if self.group_count > self.count // n:
+                raise ValueError(f"{self.env_id}: {self.group_count} row groups for {self.count // n} games")
+            self.groups = group_bounds(self.count, self.group_count, n)
         for lo, hi in self.groups:
             if lo % n or hi % n:
                 raise ValueError(f"{self.env_id}: row group {lo}..<{hi} splits a game of {n} agents")
@@ -596,7 +610,6 @@ def main(argv=None):
         args.count, args.groups = 1, 1
     if not 1 <= args.groups <= min(26, args.count):
         parser.error(f"--groups {args.groups}: must be in 1..{min(26, args.count)}")
-    bounds = [(j * args.count // args.groups, (j + 1) * args.count // args.groups) for j in range(args.groups)]
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when the host stops
     # A worker that takes this host as hung (env_step_timeout_seconds) sends SIGUSR1
@@ -621,12 +634,12 @@ def main(argv=None):
         if args.probe and multiagent.is_pettingzoo(args.env):
             game = multiagent.make_game(args.env, config)
             args.count = game.rows
-            bounds = [(0, game.rows)]
             game.close()
         host = Host(
-            args.env, config, args.count, args.seed, args.first_index, record=args.record, groups=bounds,
-            info_keys=info_keys, wrappers=parse_wrappers(args.wrappers),
+            args.env, config, args.count, args.seed, args.first_index, record=args.record,
+            info_keys=info_keys, wrappers=parse_wrappers(args.wrappers), group_count=args.groups,
         )
+        bounds = host.groups
     except Exception as e:
         _write_line(replies, {"error": f"{type(e).__name__}: {e}"})
         return 2

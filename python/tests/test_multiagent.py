@@ -163,6 +163,17 @@ def test_rows_that_are_not_whole_games_are_refused():
         multiagent_host_with_groups(TTT, 4, [(0, 1), (1, 4)])
 
 
+def test_row_groups_split_along_whole_games_as_the_worker_splits_them():
+    from herd_env.host import Host, group_bounds
+
+    # 3 games of 2 in 2 groups: the worker's split is 1 game and 2, not rows 0..<3 and 3..<6.
+    host = Host(TTT, {}, 6, 0, 0, group_count=2)
+    assert host.groups == [(0, 2), (2, 6)]
+    assert group_bounds(7, 2) == [(0, 3), (3, 7)]  # one row per copy: as before
+    with pytest.raises(ValueError, match="3 row groups for 2 games"):
+        Host(TTT, {}, 4, 0, 0, group_count=3)
+
+
 def multiagent_host_with_groups(env_id, count, groups):
     from herd_env.host import Host
 
