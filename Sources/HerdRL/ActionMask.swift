@@ -30,29 +30,34 @@ public enum ActionMask {
     _ logits: UnsafeMutablePointer<Float>, observations: UnsafePointer<Float>, features: Int, entries: Range<Int>,
     rows: Int
   ) {
-    let a = entries.count
-    for r in 0..<rows {
-      let mask = observations + (r &* features &+ entries.lowerBound)
-      let row = logits + r &* a
-      for j in 0..<a where !(mask[j] >= 0.5) { row[j] = maskedLogit }
-    }
+    set(logits, to: maskedLogit, observations: observations, features: features, entries: entries, rows: rows)
   }
 
   /// Zeroes the gradient `[rows, A]` at each masked logit. A masked logit is a
   /// constant, so none of the loss's gradient passes through it to the head.
   /// Where a row allows some action the loss's gradient there is already 0 (its
   /// probability is); where it allows none (a turn-based game's player waiting
-  /// for its turn: every logit masked, the softmax uniform) it is not.
+  /// for its turn: every logit masked, each log-probability rounded to 0) it is not.
   @inlinable
   public static func zeroGradient(
     _ gradient: UnsafeMutablePointer<Float>, observations: UnsafePointer<Float>, features: Int, entries: Range<Int>,
     rows: Int
   ) {
+    set(gradient, to: 0, observations: observations, features: features, entries: entries, rows: rows)
+  }
+
+  /// Sets each entry of `[rows, A]` whose mask entry (`entries` of each
+  /// observation row `[rows, features]`) is below 0.5 to `value`.
+  @inlinable
+  static func set(
+    _ values: UnsafeMutablePointer<Float>, to value: Float, observations: UnsafePointer<Float>, features: Int,
+    entries: Range<Int>, rows: Int
+  ) {
     let a = entries.count
     for r in 0..<rows {
       let mask = observations + (r &* features &+ entries.lowerBound)
-      let row = gradient + r &* a
-      for j in 0..<a where !(mask[j] >= 0.5) { row[j] = 0 }
+      let row = values + r &* a
+      for j in 0..<a where !(mask[j] >= 0.5) { row[j] = value }
     }
   }
 
