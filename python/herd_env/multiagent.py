@@ -166,6 +166,25 @@ class Game:
         space.seed(int(self.rng.integers(2**31)))
         return space.sample()
 
+    def over(self):
+        return all(self.done.values()) or not self.env.agents
+
+    def _result(self):
+        """``(observations, rewards, over, terminated, infos)``, one entry per row;
+        agents cut short by a game that ended count as truncated."""
+        over = self.over()
+        if over:
+            for a in self.played:
+                if not self.done[a]:
+                    self.terminated[a] = False
+        return (
+            [self._observation(a) for a in self.played],
+            [self.rewards[a] for a in self.played],
+            over,
+            [self.terminated[a] for a in self.played],
+            [self.infos[a] for a in self.played],
+        )
+
     def close(self):
         self.env.close()
 
@@ -182,9 +201,9 @@ class AECGame(Game):
         self.infos = {a: {} for a in self.played}
         self.rewards = {a: 0.0 for a in self.played}
         self._advance()
-        return [self._observe(a) for a in self.played]
+        return [self._observation(a) for a in self.played]
 
-    def _observe(self, agent):
+    def _observation(self, agent):
         if agent in self.env.agents:
             self.last[agent] = self.env.observe(agent)
         return self.last[agent]
@@ -201,9 +220,6 @@ class AECGame(Game):
                 self.done[a] = True
                 self.terminated[a] = bool(env.terminations.get(a, False))
                 self.last[a] = env.observe(a)
-
-    def over(self):
-        return all(self.done.values()) or not self.env.agents
 
     def _advance(self):
         """Plays the moves that are not the rows' (the opponents', and the steps
@@ -230,20 +246,6 @@ class AECGame(Game):
         self._advance()
         return self._result()
 
-    def _result(self):
-        over = self.over()
-        if over:  # agents cut short by a game that ended count as truncated
-            for a in self.played:
-                if not self.done[a]:
-                    self.terminated[a] = False
-        return (
-            [self._observe(a) for a in self.played],
-            [self.rewards[a] for a in self.played],
-            over,
-            [self.terminated[a] for a in self.played],
-            [self.infos[a] for a in self.played],
-        )
-
 
 class ParallelGame(Game):
     """A game whose live agents all act at every step."""
@@ -264,8 +266,8 @@ class ParallelGame(Game):
         self.rewards = {a: 0.0 for a in self.played}
         return [self.last[a] for a in self.played]
 
-    def over(self):
-        return all(self.done.values()) or not self.env.agents
+    def _observation(self, agent):
+        return self.last[agent]
 
     def step(self, actions):
         actions_by_agent = {}
@@ -290,15 +292,4 @@ class ParallelGame(Game):
         for a, o in observations.items():
             if a not in self.played:
                 self.last[a] = o
-        over = self.over()
-        if over:
-            for a in self.played:
-                if not self.done[a]:
-                    self.terminated[a] = False
-        return (
-            [self.last[a] for a in self.played],
-            [self.rewards[a] for a in self.played],
-            over,
-            [self.terminated[a] for a in self.played],
-            [self.infos[a] for a in self.played],
-        )
+        return self._result()
