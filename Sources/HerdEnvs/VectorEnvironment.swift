@@ -40,6 +40,9 @@ public protocol VectorEnv: AnyObject {
   var episodeInfo: [Float] { get }
   /// Faults so far (environment errors, restarted hosts, non-finite observations).
   var faults: EnvFaults { get }
+  /// Rows one game takes: consecutive rows, one per agent, that start and end
+  /// together (a PettingZoo game's agents; 1 for any other environment).
+  var agentsPerGame: Int { get }
   /// Starts every copy (copy i with seed `seed + i`).
   func reset() throws
   /// Starts stepping the rows of `group` with `actions[row * D ..< (row + 1) * D]`
@@ -62,6 +65,7 @@ public protocol VectorEnv: AnyObject {
 }
 
 extension VectorEnv {
+  public var agentsPerGame: Int { 1 }
   public var infoKeyCount: Int { 0 }
   public var episodeInfo: [Float] { [] }
 

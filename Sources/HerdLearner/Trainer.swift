@@ -156,7 +156,7 @@ final class Trainer: @unchecked Sendable {
     // A built-in environment's spaces are known now: a model or batch too large for
     // this machine is a config error at start, not every worker's refusal later.
     try MemoryFootprint.checkBuiltIn(config, worker: false)
-    let stats = RunStats(window: 100, infoKeys: config.episode_info_keys)
+    let stats = RunStats(window: 100, infoKeys: config.reportedInfoKeys)
     let board = WeightBoard()
     let model = RunModel { [self] spec in try self.build(spec, resume: resume, stats: stats, board: board) }
     let status = StatusBoard()

@@ -65,13 +65,18 @@ public struct Evaluation: Sendable {
 
   /// Runs `weights` (a flat parameter blob of `network`) on `envs` for `episodes`
   /// episodes: greedy (each head's most likely action) or sampled with `seed`.
+  /// With an `opponent` (weights of `opponentNetwork`, or of `network` when nil)
+  /// in a game of several agents, it plays every seat but one (``RolloutWorker``).
   /// `progress` hears each counted episode; `stop` ends the run early.
   public static func run(
     config: TrainingConfig, network: PolicyNetwork, weights: [Float], envs: any VectorEnv, episodes: Int,
-    greedy: Bool, seed: UInt64, stop: StopFlag? = nil, progress: (Evaluation) -> Void = { _ in }
+    greedy: Bool, seed: UInt64, opponent: [Float]? = nil, opponentNetwork: PolicyNetwork? = nil,
+    stop: StopFlag? = nil, progress: (Evaluation) -> Void = { _ in }
   ) throws -> Evaluation {
     precondition(episodes >= 1)
-    let worker = try RolloutWorker(config: config, network: network, envs: envs, workerID: 0, seed: seed)
+    let worker = try RolloutWorker(
+      config: config, network: network, envs: envs, workerID: 0, seed: seed, opponent: opponent,
+      opponentNetwork: opponentNetwork)
     try worker.setWeights(weights, version: 0)
     worker.greedy = greedy
     // Told to stop while an env host is busy (a slow or hung environment): stop

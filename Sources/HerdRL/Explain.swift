@@ -17,6 +17,11 @@ public enum Explain {
       out.append(
         "  agents             \(agents) per game, a row each, all played by this one policy (self-play): K = \(k) rows \(k % agents == 0 ? "are \(k / agents) games" : "are not whole games (num_envs_per_worker must be a multiple of \(agents))")"
       )
+      out.append(
+        config.self_play_pool_size > 0
+          ? "  past opponents     each worker keeps its policy every \(config.self_play_snapshot_interval) versions, the newest \(config.self_play_pool_size); in \(Int((config.self_play_past_fraction * 100).rounded()))% of games one of them plays every seat but one, and only that seat is learned from (return_vs_past)"
+          : "  past opponents     none (self_play_pool_size 0): every game against itself"
+      )
     }
     out.append("  observation space  \(spec.observation)")
     out.append(

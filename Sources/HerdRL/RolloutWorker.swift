@@ -94,25 +94,58 @@ public final class RolloutWorker {
   public private(set) var envSteps = 0
   /// Act with each head's most likely action instead of sampling (evaluation).
   public var greedy = false
+  /// Past policies playing some seats of its games (nil: the current policy plays
+  /// every row).
+  public let pool: OpponentPool?
+  /// Rows one game takes (1 but for games of several agents).
+  let agents: Int
+  /// Per game: the past policy playing its seats but `learnerSeat`, chosen when
+  /// the game starts (nil: the current policy plays them all).
+  var games: [(opponent: OpponentPool.Snapshot?, learnerSeat: Int)]
+  /// Each episode record ends with its return against a past policy (NaN in a
+  /// game the current policy played alone): the run's `return_vs_past`.
+  let reportsPastReturn: Bool
+  /// Env steps taken by past policies (not recorded, not in ``envSteps``).
+  public private(set) var pastSteps = 0
+  /// A fixed opponent of another model: its network and recurrent state per row
+  /// (`[K, H']` each).
+  final class OtherModel {
+    let network: PolicyNetwork
+    var h: [Float]
+    var c: [Float]
+    init(_ network: PolicyNetwork, rows: Int) {
+      self.network = network
+      h = [Float](repeating: 0, count: rows * network.stateWidth)
+      c = h
+    }
+  }
+  let otherModel: OtherModel?
 
   /// A worker for `config` over built-in environments made here, with env seeds
   /// `seed * 1000 + workerID * 100000 + i` (tests and tools).
   public convenience init(
-    config: TrainingConfig, network: PolicyNetwork, workerID: Int, seed: UInt64, runID: UInt64? = nil
+    config: TrainingConfig, network: PolicyNetwork, workerID: Int, seed: UInt64, runID: UInt64? = nil,
+    selfPlay: Bool = false
   ) throws {
     let envs = try EnvironmentFactory.make(
       config, count: config.num_envs_per_worker, seed: Self.envSeed(seed: seed, workerID: workerID), exactCount: true)
-    try self.init(config: config, network: network, envs: envs, workerID: workerID, seed: seed, runID: runID)
+    try self.init(
+      config: config, network: network, envs: envs, workerID: workerID, seed: seed, runID: runID, selfPlay: selfPlay)
   }
 
   /// The seed of a worker's first env.
   public static func envSeed(seed: UInt64, workerID: Int) -> UInt64 { seed &* 1000 &+ UInt64(workerID) &* 100_000 }
 
   /// A worker stepping `envs` (reset here) with its own sampling RNG; `runID`
-  /// identifies the process session (drawn from the seed when nil).
+  /// identifies the process session (drawn from the seed when nil). With
+  /// `selfPlay` (a training run's workers; evaluations play the present alone) it
+  /// keeps the run's pool of past policies for games of several agents
+  /// (``OpponentPool``); with an `opponent` (weights of `opponentNetwork`, a model
+  /// of the same spaces, or of `network` when nil) that policy plays every seat of
+  /// every game but one, which takes turns.
   public init(
     config: TrainingConfig, network: PolicyNetwork, envs: any VectorEnv, workerID: Int, seed: UInt64,
-    runID: UInt64? = nil
+    runID: UInt64? = nil, selfPlay: Bool = false, opponent: [Float]? = nil, opponentNetwork: PolicyNetwork? = nil
   ) throws {
     precondition(envs.observationSize == network.observationSize, "environments and network disagree on F")
     let width = network.distribution.actionWidth
@@ -154,6 +187,25 @@ public final class RolloutWorker {
     openingState = [[Float]](repeating: [], count: k)
     actedOn = [Float](repeating: 0, count: k * network.observationSize)
     inFlight = [Bool](repeating: false, count: envs.groups.count)
+    agents = envs.agentsPerGame
+    precondition(k % agents == 0, "rows are whole games")
+    games = [(opponent: OpponentPool.Snapshot?, learnerSeat: Int)](
+      repeating: (nil, 0), count: k / agents)
+    if let opponent {
+      guard agents > 1 else {
+        throw ConfigError("\(config.env) has one agent per game: there is no seat for an opponent to play")
+      }
+      pool = try OpponentPool(opponent: opponent, network: opponentNetwork, layout: network.layout)
+    } else {
+      pool = (selfPlay ? OpponentPool.Settings(config: config, agents: agents) : nil).map {
+        OpponentPool(settings: $0, layout: network.layout)
+      }
+    }
+    reportsPastReturn = selfPlay && config.reportsPastReturn
+    otherModel = opponent == nil ? nil : opponentNetwork.map { OtherModel($0, rows: k) }
+    if let pool {
+      for g in games.indices { startGame(g, pool: pool) }
+    }
     try envs.reset()
   }
 
@@ -161,6 +213,15 @@ public final class RolloutWorker {
   public func setWeights(_ blob: [Float], version: Int) throws {
     try parameters.load(flatValues: blob)
     policyVersion = version
+    try pool?.offer(blob, version: version)
+  }
+
+  /// The past policy playing row `i` (nil: the current one).
+  func pastPolicy(row i: Int) -> OpponentPool.Snapshot? {
+    guard pool != nil else { return nil }
+    let g = games[i / agents]
+    guard let o = g.opponent, i % agents != g.learnerSeat else { return nil }
+    return o
   }
 
   /// One step of all K envs, group by group; finished fragments go to `emit`,
@@ -227,25 +288,50 @@ public final class RolloutWorker {
       actedOn.withMutablePointer { ($0 + r0 * f).update(from: raw + r0 * f, count: n * f) }
     }
     let d = network.distribution.actionWidth
-    actedOn.withPointer { obs in
-      prevActions.withUnsafeBufferPointer { pa in
-        prevActionValues.withUnsafeBufferPointer { pav in
-          prevRewards.withPointer { pr in
-            h.withMutablePointer { ph in
-              c.withMutablePointer { pc in
-                network.step(
-                  parameters, obs: obs + r0 * f, prevActions: pa.baseAddress.unsafelyUnwrapped + r0,
-                  prevActionValues: d > 0 ? pav.baseAddress.unsafelyUnwrapped + r0 * d : nil, prevRewards: pr + r0,
-                  rows: n, h: ph + r0 * hs, c: pc + r0 * hs, ws: ws)
+    if pool != nil, rows.contains(where: { pastPolicy(row: $0) != nil }) {
+      // Some rows are past policies' seats: one forward per policy over its rows.
+      var byPolicy: [ObjectIdentifier: (past: OpponentPool.Snapshot?, rows: [Int])] = [:]
+      var order: [ObjectIdentifier] = []
+      for i in rows {
+        let past = pastPolicy(row: i)
+        let id = ObjectIdentifier(past?.parameters ?? parameters)
+        if byPolicy[id] == nil {
+          byPolicy[id] = (past, [])
+          order.append(id)
+        }
+        byPolicy[id]!.rows.append(i)
+      }
+      for id in order {
+        let (past, idx) = byPolicy[id]!
+        if let past, past.network != nil, let otherModel {
+          forward(
+            past.parameters, gathering: idx, network: otherModel.network, h: &otherModel.h, c: &otherModel.c,
+            ws: past.workspace)
+        } else {
+          forward(
+            past?.parameters ?? parameters, gathering: idx, network: network, h: &h, c: &c, ws: past?.workspace ?? ws)
+        }
+      }
+    } else {
+      actedOn.withPointer { obs in
+        prevActions.withUnsafeBufferPointer { pa in
+          prevActionValues.withUnsafeBufferPointer { pav in
+            prevRewards.withPointer { pr in
+              h.withMutablePointer { ph in
+                c.withMutablePointer { pc in
+                  network.step(
+                    parameters, obs: obs + r0 * f, prevActions: pa.baseAddress.unsafelyUnwrapped + r0,
+                    prevActionValues: d > 0 ? pav.baseAddress.unsafelyUnwrapped + r0 * d : nil, prevRewards: pr + r0,
+                    rows: n, h: ph + r0 * hs, c: pc + r0 * hs, ws: ws)
+                }
               }
             }
           }
         }
       }
+      logits.withMutablePointer { (($0 + r0 * a).update(from: ws.logits.pointer, count: n * a)) }
     }
-    let out = ws.logits.pointer
     logits.withMutablePointer { dst in
-      (dst + r0 * a).update(from: out, count: n * a)
       let heads = network.heads
       if d > 0 {
         // The Gaussian: the sample (or the mean) as recorded, clipped for the environment.
@@ -284,49 +370,117 @@ public final class RolloutWorker {
     }
   }
 
+  /// The forward of policy `p` (of `network`, whose recurrent state per row is
+  /// `h` and `c`) for the scattered rows `idx`: their inputs and states gathered,
+  /// their logits and new states put back.
+  func forward(
+    _ p: Parameters, gathering idx: [Int], network: PolicyNetwork, h: inout [Float], c: inout [Float],
+    ws: PolicyWorkspace
+  ) {
+    let f = network.observationSize
+    let a = network.actionCount
+    let hs = network.stateWidth
+    let d = network.distribution.actionWidth
+    let n = idx.count
+    var obs = [Float](repeating: 0, count: n * f)
+    var pa = [Int32](repeating: 0, count: n)
+    var pav = [Float](repeating: 0, count: max(1, n * d))
+    var pr = [Float](repeating: 0, count: n)
+    var hg = [Float](repeating: 0, count: n * hs)
+    var cg = hg
+    for (j, i) in idx.enumerated() {
+      for x in 0..<f { obs[j * f + x] = actedOn[i * f + x] }
+      pa[j] = prevActions[i]
+      for x in 0..<d { pav[j * d + x] = prevActionValues[i * d + x] }
+      pr[j] = prevRewards[i]
+      for x in 0..<hs {
+        hg[j * hs + x] = h[i * hs + x]
+        cg[j * hs + x] = c[i * hs + x]
+      }
+    }
+    obs.withPointer { o in
+      pa.withUnsafeBufferPointer { pap in
+        pav.withPointer { pavp in
+          pr.withPointer { prp in
+            hg.withMutablePointer { ph in
+              cg.withMutablePointer { pc in
+                network.step(
+                  p, obs: o, prevActions: pap.baseAddress.unsafelyUnwrapped, prevActionValues: d > 0 ? pavp : nil,
+                  prevRewards: prp, rows: n, h: ph, c: pc, ws: ws)
+              }
+            }
+          }
+        }
+      }
+    }
+    let out = ws.logits.pointer
+    for (j, i) in idx.enumerated() {
+      for x in 0..<a { logits[i * a + x] = out[j * a + x] }
+      for x in 0..<hs {
+        h[i * hs + x] = hg[j * hs + x]
+        c[i * hs + x] = cg[j * hs + x]
+      }
+    }
+  }
+
   /// Records the last step of `rows`; closes fragments at episode ends and at T steps.
   func record(_ rows: Range<Int>, emit: (Fragment) -> Void, episode: (EpisodeRecord) -> Void) {
     let f = network.observationSize
     let a = network.actionCount
     let hs = network.stateWidth
     let stateSize = network.stateSize
-    envSteps += rows.count
     actedOn.withPointer { obs in
       logits.withPointer { lg in
         let d = network.distribution.actionWidth
         for i in rows {
           let outcome = envs.outcomes[i]
-          actionValues.withPointer { av in
-            builders[i].record(
-              observation: obs + i * f, action: actions[i], actionValues: d > 0 ? av + i * d : nil, logits: lg + i * a,
-              reward: outcome.reward
-            ) {
-              FragmentOrigin(
-                stateIn: openingState[i].count == stateSize
-                  ? openingState[i] : [Float](repeating: 0, count: stateSize),
-                prevAction: prevActions[i], prevReward: prevRewards[i], policyVersion: policyVersion,
-                workerID: workerID, runID: runID, envIndex: i, episodeID: episodeIDs[i],
-                indexInEpisode: stepInEpisode[i],
-                prevActionValues: d > 0 ? Array(prevActionValues[(i * d)..<((i + 1) * d)]) : [])
+          // A past policy's seat: its state goes on, nothing is recorded.
+          let past = pastPolicy(row: i) != nil
+          if past { pastSteps += 1 } else { envSteps += 1 }
+          if !past {
+            actionValues.withPointer { av in
+              builders[i].record(
+                observation: obs + i * f, action: actions[i], actionValues: d > 0 ? av + i * d : nil,
+                logits: lg + i * a, reward: outcome.reward
+              ) {
+                FragmentOrigin(
+                  stateIn: openingState[i].count == stateSize
+                    ? openingState[i] : [Float](repeating: 0, count: stateSize),
+                  prevAction: prevActions[i], prevReward: prevRewards[i], policyVersion: policyVersion,
+                  workerID: workerID, runID: runID, envIndex: i, episodeID: episodeIDs[i],
+                  indexInEpisode: stepInEpisode[i],
+                  prevActionValues: d > 0 ? Array(prevActionValues[(i * d)..<((i + 1) * d)]) : [])
+              }
             }
           }
           stepInEpisode[i] += 1
           episodeReturns[i] += outcome.reward
-          if outcome.done {
+          if outcome.done && !past {
             envs.finalObservations.withPointer { fin in
               if let fr = builders[i].finish(bootstrap: fin + i * f, end: outcome.terminated ? .terminated : .truncated) {
                 emit(fr)
               }
             }
             let n = envs.infoKeyCount
+            var info = n == 0 ? [] : Array(envs.episodeInfo[(i * n)..<((i + 1) * n)])
+            if reportsPastReturn { info.append(games[i / agents].opponent == nil ? .nan : episodeReturns[i]) }
             episode(
               EpisodeRecord(
                 workerID: workerID, envReturn: episodeReturns[i], length: stepInEpisode[i], envIndex: i,
-                policyVersion: policyVersion, info: n == 0 ? [] : Array(envs.episodeInfo[(i * n)..<((i + 1) * n)])))
+                policyVersion: policyVersion, info: info))
+          }
+          if outcome.done {
             // New episode: zero state, zero previous action and reward.
             for j in 0..<hs {
               h[i * hs + j] = 0
               c[i * hs + j] = 0
+            }
+            if let otherModel {
+              let w = otherModel.network.stateWidth
+              for j in 0..<w {
+                otherModel.h[i * w + j] = 0
+                otherModel.c[i * w + j] = 0
+              }
             }
             prevActions[i] = 0
             for j in 0..<d { prevActionValues[i * d + j] = 0 }
@@ -347,6 +501,30 @@ public final class RolloutWorker {
           }
         }
       }
+    }
+    if let pool { drawOpponents(rows, pool: pool) }
+  }
+
+  /// Picks who plays each game of `rows` that has just ended (all its rows done):
+  /// a past policy for all seats but one (``OpponentPool/draw(rng:)``), or nil.
+  func drawOpponents(_ rows: Range<Int>, pool: OpponentPool) {
+    var g = rows.lowerBound / agents
+    while g * agents < rows.upperBound {
+      let seats = (g * agents)..<((g + 1) * agents)
+      if seats.allSatisfy({ envs.outcomes[$0].done }) { startGame(g, pool: pool) }
+      g += 1
+    }
+  }
+
+  /// Who plays game `g`, about to start: a fixed opponent with the seat after the
+  /// last one (game g's first is seat g mod n), else a draw from the pool.
+  func startGame(_ g: Int, pool: OpponentPool) {
+    if pool.isFixed {
+      let first = games[g].opponent == nil
+      games[g] = (pool.snapshots[0], first ? g % agents : (games[g].learnerSeat + 1) % agents)
+    } else {
+      let opponent = pool.draw(rng: &rng)
+      games[g] = (opponent, opponent == nil ? 0 : Int(rng.next() % UInt64(agents)))
     }
   }
 }

@@ -19,6 +19,17 @@ extension TrainingConfig {
   /// The prefix of a PettingZoo environment's name (`pz:classic/tictactoe-v3`).
   public static var pettingZooPrefix: String { HostedEnvironments.pettingZooPrefix }
 
+  /// The info mean of the return against past policies (``OpponentPool``).
+  public static let pastReturnKey = "return_vs_past"
+
+  /// Workers end each episode record's info with its return against a past
+  /// policy (``pastReturnKey``): a PettingZoo run that keeps a pool.
+  public var reportsPastReturn: Bool { self_play_pool_size > 0 && env.hasPrefix(Self.pettingZooPrefix) }
+
+  /// The info keys episode records carry, in order: `episode_info_keys`, then
+  /// ``pastReturnKey`` when ``reportsPastReturn``.
+  public var reportedInfoKeys: [String] { episode_info_keys + (reportsPastReturn ? [Self.pastReturnKey] : []) }
+
   /// What `env` may be, in words (for errors and help).
   public static var environmentChoices: String {
     environmentNames.joined(separator: ", ")
@@ -331,6 +342,26 @@ extension TrainingConfig {
       for (i, w) in env_wrappers.enumerated() {
         if let problem = w.pathProblem { throw fail("env_wrappers[\(i)]", "\"\(w.path)\"", problem) }
       }
+    }
+    if self_play_pool_size < 0 {
+      throw fail("self_play_pool_size", self_play_pool_size, "must be 0 (always against itself) or positive")
+    }
+    if self_play_pool_size > 0 && !env.hasPrefix(Self.pettingZooPrefix) {
+      throw fail(
+        "self_play_pool_size", self_play_pool_size,
+        "is for games of several agents (pz:ID environments); \(env) has one agent per environment: leave it 0")
+    }
+    if self_play_snapshot_interval < 1 {
+      throw fail(
+        "self_play_snapshot_interval", self_play_snapshot_interval, "must be at least 1 (policy versions between snapshots)")
+    }
+    if !(0...1).contains(self_play_past_fraction) {
+      throw fail("self_play_past_fraction", self_play_past_fraction, "must be in [0, 1] (the share of games a past policy plays in)")
+    }
+    if reportsPastReturn && episode_info_keys.contains(Self.pastReturnKey) {
+      throw fail(
+        "episode_info_keys", "[\"\(Self.pastReturnKey)\"]",
+        "\(Self.pastReturnKey) is Herd's own with self_play_pool_size (the return against past policies); rename the environment's")
     }
     for (k, v) in [
       ("num_envs_per_worker", num_envs_per_worker), ("num_workers", num_workers), ("lstm_cell_size", lstm_cell_size),

@@ -65,6 +65,20 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// greedily and gets no gradient; the observation filter leaves the entry as it
   /// is. An observation without the entry is not masked. Empty: never mask.
   public var action_mask_key = "action_mask"
+  /// Past policies each worker keeps to play against in games of several agents
+  /// (`pz:ID`): a snapshot of its weights every `self_play_snapshot_interval`
+  /// policy versions, the newest this many. In a share
+  /// (`self_play_past_fraction`) of games one of them, drawn at random, plays
+  /// every seat but one, and the current policy learns from that seat alone; the
+  /// other games it plays against itself. Its return in the games against the
+  /// past is reported as `return_vs_past` beside the episode info means. 0: always
+  /// against itself. For `pz:ID` runs only; a game of one row (`herd_opponent`)
+  /// leaves it unused.
+  public var self_play_pool_size = 0
+  /// Policy versions (updates) between the snapshots of `self_play_pool_size`.
+  public var self_play_snapshot_interval = 50
+  /// The share of games (0 to 1) a past policy plays in, with `self_play_pool_size`.
+  public var self_play_past_fraction: Double = 0.2
 
   // MARK: Model
   /// Encoder hidden sizes.

@@ -104,7 +104,7 @@ public final class WorkerLoop {
     let spec = envs.spec
     let processes = (envs as? HostedEnvironments)?.hostPIDs.count
     let hosts = processes.map { $0 == 1 ? " in 1 env host process" : " in \($0) env host processes" } ?? ""
-    let agents = (envs as? HostedEnvironments)?.agentsPerGame ?? 1
+    let agents = envs.agentsPerGame
     let games = agents > 1 ? " (\(envs.count / agents) games of \(agents) agents, a row each, one policy)" : ""
     for part in spec.observation.droppedParts {
       logger.notice("\(config.env): observation part \(part) is not numbers; the policy does not see it")
@@ -160,7 +160,7 @@ public final class WorkerLoop {
       }
     }
     let worker = try RolloutWorker(
-      config: config, network: network, envs: made.envs, workerID: a.workerID, seed: seed, runID: runID)
+      config: config, network: network, envs: made.envs, workerID: a.workerID, seed: seed, runID: runID, selfPlay: true)
     defer {
       worker.drain()  // with the waiting handler still set: a stop does not wait for a hung host
       made.envs.setWaitingHandler(nil)
@@ -169,6 +169,11 @@ public final class WorkerLoop {
     logger.info(
       "worker \(a.workerID): welcomed by \(transport.learnerAddress) at policy version \(a.policyVersion); \(config.num_envs_per_worker) envs of \(config.env)"
     )
+    if let s = worker.pool?.settings {
+      logger.info(
+        "worker \(a.workerID): self-play against the past: keeps its policy every \(s.interval) versions, the newest \(s.size); one of them plays every seat but one in \(Int((s.fraction * 100).rounded()))% of games"
+      )
+    }
     var pending: [Fragment] = []
     var episodes: [EpisodeRecord] = []
     var recent: [Float] = []

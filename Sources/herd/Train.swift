@@ -165,8 +165,8 @@ struct StopOptions: ParsableArguments {
         "--stop-eval-reward \(r): this run does not evaluate (evaluation_interval_env_steps is 0); give it the env steps between evaluations, e.g. --set evaluation_interval_env_steps=\(max(config.train_batch_size, 50_000))"
       )
     }
-    guard let t = infoTarget, !config.episode_info_keys.contains(t.key) else { return }
-    let keys = config.episode_info_keys.isEmpty ? "none" : config.episode_info_keys.joined(separator: ", ")
+    guard let t = infoTarget, !config.reportedInfoKeys.contains(t.key) else { return }
+    let keys = config.reportedInfoKeys.isEmpty ? "none" : config.reportedInfoKeys.joined(separator: ", ")
     throw CommandFailure(
       "--stop-info \(stopInfo ?? ""): \(t.key) is not in episode_info_keys (here: \(keys)); add it, e.g. --set 'episode_info_keys=[\"\(t.key)\"]'"
     )

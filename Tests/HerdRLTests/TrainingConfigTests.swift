@@ -108,6 +108,26 @@ private func message(_ body: () throws -> Void) -> String {
     }
   }
 
+  /// The pool of past opponents: PettingZoo runs only; its return is one more info
+  /// key after the environment's; bad sizes, intervals and shares are named.
+  @Test func selfPlayPoolKeysAreCheckedAndNamed() throws {
+    let pz = TrainingConfig.defaults(for: "pz:classic/connect_four-v3")
+    #expect(!pz.reportsPastReturn && pz.reportedInfoKeys.isEmpty)
+    let ok = try pz.applying(overrides: ["self_play_pool_size=8", #"episode_info_keys=["win"]"#])
+    try ok.validate()
+    #expect(ok.reportsPastReturn && ok.reportedInfoKeys == ["win", "return_vs_past"])
+    for (config, set, expected) in [
+      (TrainingConfig(), "self_play_pool_size=4", "self_play_pool_size = 4 is invalid: is for games of several agents (pz:ID environments)"),
+      (pz, "self_play_pool_size=-1", "self_play_pool_size = -1 is invalid: must be 0 (always against itself) or positive"),
+      (pz, "self_play_snapshot_interval=0", "self_play_snapshot_interval = 0 is invalid: must be at least 1"),
+      (pz, "self_play_past_fraction=1.5", "self_play_past_fraction = 1.5 is invalid: must be in [0, 1]"),
+      (ok, #"episode_info_keys=["return_vs_past"]"#, "return_vs_past is Herd's own with self_play_pool_size"),
+    ] {
+      let m = message { try config.applying(overrides: [set]).validate() }
+      #expect(m.contains(expected), "\(set): \(m)")
+    }
+  }
+
   /// `env_wrappers` entries: a path, or a path with keyword arguments; printed as
   /// written and read back the same; for gym:ID environments only; a path that
   /// cannot name a class, or an entry of another shape, is named.
