@@ -26,6 +26,14 @@ struct EvalCommand: ParsableCommand {
       writes the same with every episode's return, length and info values. Ctrl-C
       stops early and reports the episodes finished so far ("complete": false).
 
+      In a game of several agents (pz:ID), --opponent plays one policy against
+      another: the opponent (another run or checkpoint of the same spaces, of
+      any model) takes every seat but one in every game, and the seat left to
+      the evaluated policy moves on by one each game, so each plays every seat
+      equally often. The result is the evaluated policy's return. With --greedy
+      both act greedily; in a game without chance that repeats a few games, so
+      a head-to-head is best sampled.
+
       A folder of checkpoints (a run's milestones/, kept with
       checkpoint_milestone_env_steps) evaluates each one in the order of its env
       steps, on the same environments and episode starts, one line each, then
@@ -38,6 +46,7 @@ struct EvalCommand: ParsableCommand {
         herd eval --checkpoint runs/fetch --info-key is_success
         herd eval --checkpoint runs/connect4 \\
           --env-config '{"herd_opponent": "random"}'
+        herd eval --checkpoint runs/connect4 --opponent runs/connect4-b
         herd eval --checkpoint runs/demo/milestones --episodes 20 --greedy
       """
   )
@@ -62,6 +71,13 @@ struct EvalCommand: ParsableCommand {
       plays a self-play policy of a PettingZoo game against random moves).
       """, valueName: "JSON"))
   var envConfig: String?
+  @Option(
+    help: ArgumentHelp(
+      """
+      In a game of several agents, the policy (a run directory or a checkpoint file, of the same spaces) that \
+      plays every seat but one of every game; the seat left takes turns.
+      """, valueName: "CHECKPOINT"))
+  var opponent: String?
   @Option(parsing: .unconditional, help: "Episodes to run (at least 1).")
   var episodes = 100
   @Flag(help: "Act with each head's most likely action (a Gaussian policy's mean) instead of sampling from the policy.")
@@ -101,6 +117,12 @@ struct EvalCommand: ParsableCommand {
   func run() throws {
     let files = try Self.checkpointFiles(checkpoint)
     let policy = try TrainedPolicy.load(files.first ?? checkpoint, host: envHost.settings)
+    let rival = try opponent.map { try TrainedPolicy.load($0, host: envHost.settings) }
+    if let rival, rival.spec.observation != policy.spec.observation || rival.spec.action != policy.spec.action {
+      throw CommandFailure(
+        "--opponent \(opponent ?? ""): a policy of observations \(rival.spec.observation) and actions \(rival.spec.action); the one evaluated was trained on \(policy.spec.observation) and \(policy.spec.action)"
+      )
+    }
     var config = policy.config
     if let env {
       config.env = env
@@ -159,16 +181,19 @@ struct EvalCommand: ParsableCommand {
         "eval: \(policy.source) (policy version \(policy.policyVersion)) on \(config.env)\(config.wrappedText), \(episodes) episodes in \(k) envs, \(greedy ? "greedy" : "sampled")"
       )
     }
+    if let rival {
+      printError("eval: against \(rival.source) (policy version \(rival.policyVersion)) in every seat but the evaluated one")
+    }
     var host = envHost.settings
     host.record = record.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     let environments = try EnvironmentFactory.make(
       config, count: k, seed: seed &* 1000, host: host, log: { printError($0) })
     defer { environments.close() }
     if files.count > 1 {
-      try runEach(files, first: policy, config: config, environments: environments, k: k)
+      try runEach(files, first: policy, config: config, environments: environments, k: k, rival: rival)
       return
     }
-    let (result, elapsed) = try evaluate(policy, config: config, environments: environments)
+    let (result, elapsed) = try evaluate(policy, config: config, environments: environments, rival: rival)
     if !result.complete { printError("eval: stopped after \(result.returns.count) of \(episodes) episodes") }
     if let path = host.record, !FileManager.default.fileExists(atPath: path) {
       printError(
@@ -178,9 +203,12 @@ struct EvalCommand: ParsableCommand {
     summarise(result, config: config, prefix: "eval: ")
     // The summary first: a file that fails to write at the end (a full disk) loses
     // no result.
-    print(try Self.json(report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: false)))
+    print(
+      try Self.json(
+        report(result, policy: policy, rival: rival, config: config, k: k, seconds: elapsed, episodes: false)))
     if let output {
-      let json = try Self.json(report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: true))
+      let json = try Self.json(
+        report(result, policy: policy, rival: rival, config: config, k: k, seconds: elapsed, episodes: true))
       try RunDirectory.writeFile(output, bytes: Array((json + "\n").utf8))
     }
   }
@@ -189,7 +217,8 @@ struct EvalCommand: ParsableCommand {
   /// resets them with the same seeds, so every checkpoint meets the same episode
   /// starts): one line per checkpoint, then one JSON document with them all.
   func runEach(
-    _ files: [String], first: TrainedPolicy, config: TrainingConfig, environments: any VectorEnv, k: Int
+    _ files: [String], first: TrainedPolicy, config: TrainingConfig, environments: any VectorEnv, k: Int,
+    rival: TrainedPolicy?
   ) throws {
     var short: [[String: Any]] = []
     var full: [[String: Any]] = []
@@ -201,15 +230,16 @@ struct EvalCommand: ParsableCommand {
           "\(file) is a policy for \(policy.config.env) (\(policy.spec.observation) -> \(policy.spec.action)), \(files[0]) for \(first.config.env) (\(first.spec.observation) -> \(first.spec.action)): the checkpoints of one folder are evaluated on one environment"
         )
       }
-      let (result, elapsed) = try evaluate(policy, config: config, environments: environments)
+      let (result, elapsed) = try evaluate(policy, config: config, environments: environments, rival: rival)
       let steps = policy.envSteps
       let at = steps.map { ", \($0.formatted()) env steps" } ?? ""
       summarise(result, config: config, prefix: "eval: \((file as NSString).lastPathComponent) (policy version \(policy.policyVersion)\(at)): ")
-      var entry = report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: false)
+      var entry = report(result, policy: policy, rival: rival, config: config, k: k, seconds: elapsed, episodes: false)
       entry["env_steps_trained_on"] = steps ?? NSNull()
       short.append(entry)
       if output != nil {
-        var withEpisodes = report(result, policy: policy, config: config, k: k, seconds: elapsed, episodes: true)
+        var withEpisodes = report(
+          result, policy: policy, rival: rival, config: config, k: k, seconds: elapsed, episodes: true)
         withEpisodes["env_steps_trained_on"] = steps ?? NSNull()
         full.append(withEpisodes)
       }
@@ -223,14 +253,17 @@ struct EvalCommand: ParsableCommand {
     }
   }
 
-  /// Runs `policy` for the episodes asked, with a progress line every 2 s.
-  func evaluate(_ policy: TrainedPolicy, config: TrainingConfig, environments: any VectorEnv) throws -> (Evaluation, Double) {
+  /// Runs `policy` for the episodes asked (against `rival` in the other seats),
+  /// with a progress line every 2 s.
+  func evaluate(
+    _ policy: TrainedPolicy, config: TrainingConfig, environments: any VectorEnv, rival: TrainedPolicy?
+  ) throws -> (Evaluation, Double) {
     let clock = ContinuousClock()
     let start = clock.now
     var lastShown = clock.now
     let result = try Evaluation.run(
       config: config, network: policy.network, weights: policy.weights, envs: environments, episodes: episodes,
-      greedy: greedy, seed: seed, stop: interruptFlag
+      greedy: greedy, seed: seed, opponent: rival?.weights, opponentNetwork: rival?.network, stop: interruptFlag
     ) { r in
       guard clock.now - lastShown >= .seconds(2) else { return }
       lastShown = clock.now
@@ -302,7 +335,8 @@ struct EvalCommand: ParsableCommand {
   /// The result as a JSON object; with `episodes`, every episode's return, length
   /// and info values too.
   func report(
-    _ r: Evaluation, policy: TrainedPolicy, config: TrainingConfig, k: Int, seconds: Double, episodes withEpisodes: Bool
+    _ r: Evaluation, policy: TrainedPolicy, rival: TrainedPolicy?, config: TrainingConfig, k: Int, seconds: Double,
+    episodes withEpisodes: Bool
   ) -> [String: Any] {
     func summary(_ s: Evaluation.Summary) -> [String: Any] {
       ["mean": s.mean.isFinite ? s.mean : NSNull(), "std": s.std.isFinite ? s.std : NSNull(),
@@ -322,6 +356,10 @@ struct EvalCommand: ParsableCommand {
       info[key] = entry
     }
     object["info"] = info
+    if let rival {
+      object["opponent"] = rival.source
+      object["opponent_policy_version"] = rival.policyVersion
+    }
     if withEpisodes {
       object["returns"] = r.returns.map(Double.init)
       object["lengths"] = r.lengths
