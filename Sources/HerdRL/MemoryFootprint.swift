@@ -67,8 +67,10 @@ public struct MemoryFootprint: Sendable, Equatable {
     let perEnv =
       Double(config.max_seq_len + 1) * Double(network.observationSize * observationBytes)
       + 4 * coreFloats(config, training: false)
+    // Each past policy a worker keeps: its values, unused gradients and packed weights.
+    let snapshots = Double(config.reportsPastReturn ? config.self_play_pool_size : 0)
     return MemoryFootprint(
-      modelBytes: 4 * p, dataBytes: Double(envs) * perEnv, parameters: network.layout.count,
+      modelBytes: 4 * p * (1 + 3 * snapshots), dataBytes: Double(envs) * perEnv, parameters: network.layout.count,
       largest: largest(network), dataKeys: "num_envs_per_worker = \(envs)")
   }
 

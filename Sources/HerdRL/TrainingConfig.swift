@@ -72,8 +72,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// every seat but one, and the current policy learns from that seat alone; the
   /// other games it plays against itself. Its return in the games against the
   /// past is reported as `return_vs_past` beside the episode info means. 0: always
-  /// against itself. For `pz:ID` runs only; a game of one row (`herd_opponent`)
-  /// leaves it unused.
+  /// against itself. Each kept policy takes about three times the model's size in
+  /// the worker. For `pz:ID` runs only; a game of one row (`herd_opponent`) leaves
+  /// it unused.
   public var self_play_pool_size = 0
   /// Policy versions (updates) between the snapshots of `self_play_pool_size`.
   public var self_play_snapshot_interval = 50
@@ -358,8 +359,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   /// mean return is 0), and how to see it. Nil otherwise.
   public var selfPlayNotice: String? {
     guard env.hasPrefix(Self.pettingZooPrefix), evaluation_interval_env_steps == 0 else { return nil }
-    return
-      #"\#(env): one policy plays every agent, so in a zero-sum game the mean return stays 0 whatever it learns; to measure it against random moves, --set evaluation_interval_env_steps=200000 --set 'evaluation_env_config={"herd_opponent": "random"}'"#
+    let how =
+      #"to measure it against random moves, --set evaluation_interval_env_steps=200000 --set 'evaluation_env_config={"herd_opponent": "random"}'"#
+    return reportsPastReturn
+      ? "\(env): one policy plays every agent, so in a zero-sum game its games against itself add 0 to the mean return whatever it learns, and return_vs_past says how it does against its past; \(how)"
+      : "\(env): one policy plays every agent, so in a zero-sum game the mean return stays 0 whatever it learns; \(how)"
   }
 
   /// What a batch size that is not a whole number of fragments becomes, for the
