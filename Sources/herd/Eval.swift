@@ -117,7 +117,14 @@ struct EvalCommand: ParsableCommand {
   func run() throws {
     let files = try Self.checkpointFiles(checkpoint)
     let policy = try TrainedPolicy.load(files.first ?? checkpoint, host: envHost.settings)
-    let rival = try opponent.map { try TrainedPolicy.load($0, host: envHost.settings) }
+    var rival: TrainedPolicy?
+    if let opponent {
+      do {
+        rival = try TrainedPolicy.load(opponent, host: envHost.settings)
+      } catch {
+        throw CommandFailure("--opponent \(opponent): \(error)")
+      }
+    }
     if let rival, rival.spec.observation != policy.spec.observation || rival.spec.action != policy.spec.action {
       throw CommandFailure(
         "--opponent \(opponent ?? ""): a policy of observations \(rival.spec.observation) and actions \(rival.spec.action); the one evaluated was trained on \(policy.spec.observation) and \(policy.spec.action)"

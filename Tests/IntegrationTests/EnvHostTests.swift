@@ -408,6 +408,8 @@ struct EnvHostTests {
     #expect(c.status == 0, "\(c.stderr.suffix(1500))")
     let mismatched = try HerdBinary.run(["eval", "--checkpoint", dir, "--opponent", cartPole, "--python", python])
     #expect(mismatched.status != 0 && mismatched.stderr.contains("--opponent \(cartPole): a policy of observations"), "\(mismatched.stderr)")
+    let missing = try HerdBinary.run(["eval", "--checkpoint", dir, "--opponent", dir + "-nowhere", "--python", python])
+    #expect(missing.status != 0 && missing.stderr.contains("--opponent \(dir)-nowhere: "), "\(missing.stderr)")
     let lone = try HerdBinary.run(["eval", "--checkpoint", cartPole, "--opponent", cartPole, "--episodes", "2"])
     #expect(lone.status != 0 && lone.stderr.contains("one agent per game"), "\(lone.stderr)")
   }
