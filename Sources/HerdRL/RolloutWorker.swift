@@ -289,20 +289,18 @@ public final class RolloutWorker {
     }
     let d = network.distribution.actionWidth
     if pool != nil, rows.contains(where: { pastPolicy(row: $0) != nil }) {
-      // Some rows are past policies' seats: one forward per policy over its rows.
-      var byPolicy: [ObjectIdentifier: (past: OpponentPool.Snapshot?, rows: [Int])] = [:]
-      var order: [ObjectIdentifier] = []
+      // Some rows are past policies' seats: one forward per policy (nil: the
+      // current one) over its rows.
+      var byPolicy: [(past: OpponentPool.Snapshot?, rows: [Int])] = []
       for i in rows {
         let past = pastPolicy(row: i)
-        let id = ObjectIdentifier(past?.parameters ?? parameters)
-        if byPolicy[id] == nil {
-          byPolicy[id] = (past, [])
-          order.append(id)
+        if let j = byPolicy.firstIndex(where: { $0.past === past }) {
+          byPolicy[j].rows.append(i)
+        } else {
+          byPolicy.append((past, [i]))
         }
-        byPolicy[id]!.rows.append(i)
       }
-      for id in order {
-        let (past, idx) = byPolicy[id]!
+      for (past, idx) in byPolicy {
         if let past, past.network != nil, let otherModel {
           forward(
             past.parameters, gathering: idx, network: otherModel.network, h: &otherModel.h, c: &otherModel.c,
@@ -382,22 +380,20 @@ public final class RolloutWorker {
     let hs = network.stateWidth
     let d = network.distribution.actionWidth
     let n = idx.count
-    var obs = [Float](repeating: 0, count: n * f)
-    var pa = [Int32](repeating: 0, count: n)
-    var pav = [Float](repeating: 0, count: max(1, n * d))
-    var pr = [Float](repeating: 0, count: n)
-    var hg = [Float](repeating: 0, count: n * hs)
-    var cg = hg
-    for (j, i) in idx.enumerated() {
-      for x in 0..<f { obs[j * f + x] = actedOn[i * f + x] }
-      pa[j] = prevActions[i]
-      for x in 0..<d { pav[j * d + x] = prevActionValues[i * d + x] }
-      pr[j] = prevRewards[i]
-      for x in 0..<hs {
-        hg[j * hs + x] = h[i * hs + x]
-        cg[j * hs + x] = c[i * hs + x]
+    /// Rows `idx` of `src` (`width` each), one after another.
+    func gathered<T>(_ src: [T], width: Int) -> [T] { idx.flatMap { src[($0 * width)..<(($0 + 1) * width)] } }
+    /// Puts the rows of `rows` back at `idx` in `dst`.
+    func scatter<T>(_ rows: [T], into dst: inout [T], width: Int) {
+      for (j, i) in idx.enumerated() {
+        dst.replaceSubrange((i * width)..<((i + 1) * width), with: rows[(j * width)..<((j + 1) * width)])
       }
     }
+    let obs = gathered(actedOn, width: f)
+    let pa = gathered(prevActions, width: 1)
+    let pav = d > 0 ? gathered(prevActionValues, width: d) : [0]
+    let pr = gathered(prevRewards, width: 1)
+    var hg = gathered(h, width: hs)
+    var cg = gathered(c, width: hs)
     obs.withPointer { o in
       pa.withUnsafeBufferPointer { pap in
         pav.withPointer { pavp in
@@ -413,14 +409,9 @@ public final class RolloutWorker {
         }
       }
     }
-    let out = ws.logits.pointer
-    for (j, i) in idx.enumerated() {
-      for x in 0..<a { logits[i * a + x] = out[j * a + x] }
-      for x in 0..<hs {
-        h[i * hs + x] = hg[j * hs + x]
-        c[i * hs + x] = cg[j * hs + x]
-      }
-    }
+    scatter(Array(UnsafeBufferPointer(start: ws.logits.pointer, count: n * a)), into: &logits, width: a)
+    scatter(hg, into: &h, width: hs)
+    scatter(cg, into: &c, width: hs)
   }
 
   /// Records the last step of `rows`; closes fragments at episode ends and at T steps.

@@ -145,7 +145,7 @@ final class SeatedGames: VectorEnv {
   /// send no fragment and no episode, carry their own recurrent state (the learner
   /// still recomputes every recorded logit from the fragments alone), and the
   /// seat's episode reports its return against the past.
-  @Test(arguments: ["lstm", "gru"])
+  @Test(arguments: ["lstm", "gru", "none"])
   func pastPoliciesPlayEverySeatButOne(core: String) throws {
     let config = Self.config(core: core, pool: 2)
     let envs = SeatedGames(games: 6, agents: 3)
