@@ -113,6 +113,7 @@ public final class LearnerDaemon {
     -> RunSummary
   {
     let started = try start(interrupted: interrupted)
+    defer { started.runDirectory.release() }
     do {
       let statsURL = try started.statsServer.map { "http://\($0.host):\(try $0.waitUntilBound())" }
       try ready(started.ready(statsURL: statsURL))
@@ -132,6 +133,7 @@ public final class LearnerDaemon {
     -> RunSummary
   {
     let started = try start(interrupted: interrupted)
+    defer { started.runDirectory.release() }
     do {
       var statsURL: String?
       if let server = started.statsServer { statsURL = "http://\(server.host):\(try await server.waitUntilBound())" }
@@ -152,6 +154,8 @@ public final class LearnerDaemon {
   /// A started run: its services running, training not yet begun.
   struct Started {
     let runner: ServiceRunner
+    /// The run's folder, released when the run ends.
+    let runDirectory: RunDirectory
     let statsServer: StatsServer?
     let control: String?
     let status: StatusBoard
@@ -327,7 +331,7 @@ public final class LearnerDaemon {
       services: services, signals: settings.handleSignals ? [.sigterm, .sigint] : [], logger: logger,
       name: "herd-learner-services")
     return Started(
-      runner: runner, statsServer: statsServer, control: network?.bound.control, status: parts.status,
+      runner: runner, runDirectory: runDirectory, statsServer: statsServer, control: network?.bound.control, status: parts.status,
       summary: summary, failure: failure, workersFailed: workersFailed)
   }
 

@@ -35,7 +35,7 @@ public final class RunDirectory: Sendable {
   public let removedTemporaries: [String]
 
   /// Creates the folder (and parents), opens `progress.jsonl` for appending and
-  /// locks it for as long as this object lives, then removes temporary files that
+  /// locks it until ``release()`` or this object goes, then removes temporary files that
   /// processes no longer running left in the folder.
   ///
   /// The lock (`flock`, exclusive) keeps a second run out of a folder in use: two
@@ -61,6 +61,12 @@ public final class RunDirectory: Sendable {
   }
 
   deinit { close(progressFD) }
+
+  /// Lets another run have the folder now: unlocks `progress.jsonl` (the file
+  /// stays open until this object goes). A learner calls it when its run has
+  /// ended, so a run resumed right after it in the same process does not find
+  /// the folder locked by a service closure not yet released.
+  public func release() { flock(progressFD, LOCK_UN) }
 
   /// Nil while the folder this object opened is still at ``path``; else what
   /// became of it, for the log: removed while the run trained (`rm -rf` of the

@@ -244,7 +244,9 @@ import Testing
   }
 
   /// A folder one run has open is refused to a second, with a message that says
-  /// why and what to do; once the first lets go, it opens.
+  /// why and what to do; once the first releases it (while still alive, as a
+  /// learner's run directory is after its run when a closure still holds it) or
+  /// is gone, it opens.
   @Test func aRunFolderInUseIsRefusedToASecondRun() throws {
     let dir = NSTemporaryDirectory() + "herd-inuse-\(UInt32.random(in: 0...UInt32.max))"
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -255,11 +257,14 @@ import Testing
         "\(error)"
           == "--run-dir \(dir) is in use by another run (its progress.jsonl is locked): stop that run first, or give another --run-dir")
       try first.appendProgress(["t": 1])
+      first.release()
+      let meanwhile = try RunDirectory(path: dir)
+      try meanwhile.appendProgress(["t": 1.5])
     }
     let second = try RunDirectory(path: dir)
     try second.appendProgress(["t": 2])
     let lines = try String(contentsOfFile: second.file("progress.jsonl"), encoding: .utf8).split(separator: "\n")
-    #expect(lines == [#"{"t":1}"#, #"{"t":2}"#])
+    #expect(lines == [#"{"t":1}"#, #"{"t":1.5}"#, #"{"t":2}"#])
   }
 
   /// The time since env steps last arrived is nil until they do.
