@@ -520,8 +520,9 @@ final class Trainer: @unchecked Sendable {
         lastUpdate: last.map {
           var u = TrainerStatus.UpdateFigures(
             policyLoss: $0.terms.policy, baselineLoss: $0.terms.baseline,
-            entropyLoss: -config.entropy_coeff * $0.terms.entropy, entropy: $0.terms.entropy, gradNorm: $0.gradNorm,
+            entropyLoss: -$0.entropyCoeff * $0.terms.entropy, entropy: $0.terms.entropy, gradNorm: $0.gradNorm,
             learningRate: $0.learningRate, meanRho: $0.terms.meanRho)
+          u.entropyCoeff = $0.entropyCoeff
           u.clippedFraction = $0.terms.clippedFraction
           return u
         }, queueDepth: queue.depth, queueCapacity: queue.capacity, stoppedBecause: stopped, diskError: diskError)
@@ -848,6 +849,7 @@ final class Trainer: @unchecked Sendable {
       MetricKey.lossPG: jsonNumber(u?.policyLoss), MetricKey.lossBaseline: jsonNumber(u?.baselineLoss),
       MetricKey.lossEntropy: jsonNumber(u?.entropyLoss), MetricKey.entropy: jsonNumber(u?.entropy),
       MetricKey.gradNorm: jsonNumber(u?.gradNorm), MetricKey.learningRate: jsonNumber(u?.learningRate),
+      MetricKey.entropyCoeff: jsonNumber(u?.entropyCoeff),
       MetricKey.meanRho: jsonNumber(u?.meanRho), MetricKey.clippedFraction: jsonNumber(u?.clippedFraction),
       MetricKey.skippedUpdates: s.skippedUpdates,
       MetricKey.lagP50: s.lagP50, MetricKey.lagP95: s.lagP95, MetricKey.lagMax: s.lagMax,

@@ -27,8 +27,9 @@ public enum GradientClipping {
   }
 }
 
-/// Linear learning-rate decay from `initial` to `final` over `totalSteps` (IMPALA's
-/// schedule decays to zero over the run); constant after.
+/// Linear decay of a rate from `initial` to `final` over `totalSteps`, constant
+/// after: the learning rate's (IMPALA's schedule decays it to zero over the run)
+/// and the entropy bonus weight's.
 public struct LinearDecay: Sendable, Equatable, Codable {
   /// Learning rate at step 0.
   public var initial: Float

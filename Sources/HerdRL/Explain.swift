@@ -220,7 +220,11 @@ public enum Explain {
       line("  no recurrence: every step is an independent row; up to \(b) timesteps per update")
     }
     line("  bootstrap: terminated -> 0;  truncated or cut -> V(o_n) of the same episode")
-    line("  V-trace (rho-bar \(config.vtrace_clip_rho_threshold), c-bar \(config.vtrace_clip_c_threshold), gamma \(config.gamma)) -> loss = pg + \(config.vf_loss_coeff) x baseline - \(config.entropy_coeff) x entropy, mean over valid steps")
+    let entropyWeight =
+      config.entropy_decay_env_steps > 0
+      ? "(\(config.entropy_coeff) to \(config.entropy_coeff_final) over \(config.entropy_decay_env_steps.formatted()) env steps)"
+      : "\(config.entropy_coeff)"
+    line("  V-trace (rho-bar \(config.vtrace_clip_rho_threshold), c-bar \(config.vtrace_clip_c_threshold), gamma \(config.gamma)) -> loss = pg + \(config.vf_loss_coeff) x baseline - \(entropyWeight) x entropy, mean over valid steps")
     line()
     line("Parameters:")
     let width = net.layout.entries.map(\.name.count).max() ?? 10

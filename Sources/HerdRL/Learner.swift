@@ -8,6 +8,9 @@ public struct LearnerStepStats: Sendable {
   /// Global gradient norm before clipping.
   public var gradNorm: Float
   public var learningRate: Float
+  /// The entropy bonus weight of this step (`entropy_coeff`, or where its decay
+  /// has reached).
+  public var entropyCoeff: Float
   /// Timesteps trained in this step (valid steps).
   public var timesteps: Int
   /// Policy lag of each fragment: learner version minus the fragment's.
@@ -26,7 +29,7 @@ public final class Learner {
   /// Policy version: the number of updates applied.
   public private(set) var version = 0
   /// Env steps trained so far, each counted once however often it is reused
-  /// (drives the learning-rate schedule).
+  /// (drives the learning rate's and the entropy bonus's schedules).
   public var trainedSteps = 0
   /// Timesteps trained again: the passes after the first (`num_epochs`) and the
   /// idle learner's reuse. (trainedSteps + reusedSteps) / trainedSteps is the reuse ratio.
@@ -44,8 +47,10 @@ public final class Learner {
   /// published with: the learner filters a fragment's observations with the filter
   /// its worker acted with, so it trains on the inputs the actor saw.
   var filterHistory: [Int: [Float]] = [:]
-  let settings: ImpalaLoss.Settings
+  /// The loss's settings; its entropy weight follows ``entropySchedule``.
+  var settings: ImpalaLoss.Settings
   let schedule: LinearDecay
+  let entropySchedule: LinearDecay
   /// One workspace and one gradient buffer per shard (shard 0 uses `parameters`).
   let workspaces: [TrainingWorkspace]
   let shardParameters: [Parameters]
@@ -66,6 +71,8 @@ public final class Learner {
       )
     settings = ImpalaLoss.Settings(config, network: network)
     schedule = LinearDecay(initial: config.lr, final: config.lr_final, totalSteps: config.lr_decay_env_steps)
+    entropySchedule = LinearDecay(
+      initial: config.entropy_coeff, final: config.entropy_coeff_final, totalSteps: config.entropy_decay_env_steps)
     let shards = max(1, config.learner_threads)
     workspaces = (0..<shards).map { _ in TrainingWorkspace() }
     shardParameters = [parameters] + (1..<shards).map { [parameters] _ in Parameters(sharingValuesWith: parameters) }
@@ -260,6 +267,7 @@ public final class Learner {
       let scale = returns.scale
       for s in batches.indices { batches[s].scaleRewards(by: scale) }
     }
+    settings.entropyCoeff = entropySchedule.rate(at: trainedSteps)
     // Forward from the stored states, V-trace (constants), loss, backward.
     let results = ShardResults(count: batches.count)
     var firsts = [0]
@@ -306,7 +314,7 @@ public final class Learner {
     terms.total = terms.policy + settings.vfLossCoeff * terms.baseline - settings.entropyCoeff * terms.entropy
     let lr = schedule.rate(at: trainedSteps)
     var stats = LearnerStepStats(
-      terms: terms, gradNorm: 0, learningRate: lr, timesteps: total,
+      terms: terms, gradNorm: 0, learningRate: lr, entropyCoeff: settings.entropyCoeff, timesteps: total,
       lags: fragments.map { version - $0.policyVersion }, skipped: false)
     // The shards' gradients summed, clipped and applied: a non-finite gradient skips
     // the update; otherwise a new policy version.

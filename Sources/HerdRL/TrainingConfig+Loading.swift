@@ -424,8 +424,17 @@ extension TrainingConfig {
     if evaluation_episodes < 1 {
       throw fail("evaluation_episodes", evaluation_episodes, "must be at least 1: the episodes each evaluation runs")
     }
-    if lr_decay_env_steps < 0 {
-      throw fail("lr_decay_env_steps", lr_decay_env_steps, "must be 0 (constant) or positive")
+    for (k, v) in [("lr_decay_env_steps", lr_decay_env_steps), ("entropy_decay_env_steps", entropy_decay_env_steps)]
+    where v < 0 {
+      throw fail(k, v, "must be 0 (constant) or positive")
+    }
+    for (k, v, start, decay, steps) in [
+      ("lr_final", lr_final, "lr", "lr_decay_env_steps", lr_decay_env_steps),
+      ("entropy_coeff_final", entropy_coeff_final, "entropy_coeff", "entropy_decay_env_steps", entropy_decay_env_steps),
+    ] where steps == 0 && v != 0 {
+      throw fail(
+        k, v,
+        "needs \(decay) (the env steps over which \(start) decays to it, e.g. 10000000): without it \(start) stays constant")
     }
     if train_batch_size < max_seq_len {
       throw fail(
@@ -460,7 +469,7 @@ extension TrainingConfig {
     }
     for (k, v) in [
       ("lr_final", lr_final), ("grad_clip", grad_clip), ("vf_loss_coeff", vf_loss_coeff),
-      ("entropy_coeff", entropy_coeff),
+      ("entropy_coeff", entropy_coeff), ("entropy_coeff_final", entropy_coeff_final),
       ("momentum", momentum),
     ] where !(v >= 0) || !v.isFinite {
       throw fail(k, v, "must be 0 or positive")

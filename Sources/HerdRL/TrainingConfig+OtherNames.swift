@@ -47,7 +47,16 @@ extension TrainingConfig {
     OtherName(
       name: "learning_rate", from: ["TorchBeast", "Sample Factory", "Stable Baselines", "CleanRL"], here: "`lr`"),
     OtherName(name: "discounting", from: ["TorchBeast"], here: "`gamma`"),
+    OtherName(
+      name: "lr_schedule", from: ["RLlib"],
+      here: "`lr`, `lr_final` and `lr_decay_env_steps` (a linear decay from one to the other; RLlib's takes [step, value] points)"),
+    OtherName(name: "anneal_lr", from: ["CleanRL"], here: "`lr_decay_env_steps` (with `lr_final` 0, CleanRL's anneal to 0)"),
     OtherName(name: "entropy_cost", from: ["TorchBeast"], here: "`entropy_coeff`"),
+    OtherName(
+      name: "entropy_coeff_schedule", from: ["RLlib"],
+      here:
+        "`entropy_coeff`, `entropy_coeff_final` and `entropy_decay_env_steps` (a linear decay from one to the other; RLlib's takes [step, value] points)"
+    ),
     OtherName(name: "ent_coef", from: ["Stable Baselines", "CleanRL"], here: "`entropy_coeff`"),
     OtherName(name: "exploration_loss_coeff", from: ["Sample Factory"], here: "`entropy_coeff`"),
     OtherName(name: "baseline_cost", from: ["TorchBeast"], here: "`vf_loss_coeff`"),

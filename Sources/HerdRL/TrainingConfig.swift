@@ -181,8 +181,14 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
   public var grad_clip: Float = 40
   /// Baseline loss weight.
   public var vf_loss_coeff: Float = 0.5
-  /// Entropy bonus weight.
+  /// Entropy bonus weight at the start.
   public var entropy_coeff: Float = 0.01
+  /// Entropy bonus weight reached after `entropy_decay_env_steps` (linear decay,
+  /// as `lr_final`; RLlib's `entropy_coeff_schedule` from `entropy_coeff` to this).
+  public var entropy_coeff_final: Float = 0
+  /// Env steps over which the entropy bonus weight decays; 0 keeps `entropy_coeff`
+  /// constant.
+  public var entropy_decay_env_steps = 0
   /// V-trace rho-bar (value targets).
   public var vtrace_clip_rho_threshold: Float = 1
   /// V-trace rho-bar for the policy-gradient advantages.

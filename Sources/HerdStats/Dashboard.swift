@@ -167,7 +167,7 @@ enum Dashboard {
           + " env steps; best " + si(s["evaluation/best"].return_mean) + " (" + s["evaluation/count"] + " evaluations)"]] : []),
         ...Object.entries(s.episode_info || {}).map(([k, v]) => ["info " + k, si(v)]),
         ["loss pg / baseline / entropy", [s["losses/pg"], s["losses/baseline"], s["losses/entropy"]].map(si).join(" / ")],
-        ["entropy", si(s["learner/entropy"])], ["grad norm", si(s["learner/grad_norm"])], ["learning rate", si(s["learner/lr"])],
+        ["entropy (weight)", si(s["learner/entropy"]) + " (" + si(s["learner/entropy_coeff"]) + ")"], ["grad norm", si(s["learner/grad_norm"])], ["learning rate", si(s["learner/lr"])],
         ["policy lag p50 / p95 / max", [s["policy_lag/p50"], s["policy_lag/p95"], s["policy_lag/max"]].join(" / ")],
         ["queue", s["queue/depth"] + " / " + s["queue/capacity"] + " fragments, " + (s["queue/bytes"] / 1048576).toFixed(1) + " MiB"],
         ["replay buffer", s["replay/fragments"] + " fragments, " + (s["replay/bytes"] / 1048576).toFixed(1) + " MiB"], ["dropped", dropped],

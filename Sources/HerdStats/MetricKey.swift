@@ -23,6 +23,7 @@ public enum MetricKey {
   public static let entropy = "learner/entropy"
   public static let gradNorm = "learner/grad_norm"
   public static let learningRate = "learner/lr"
+  public static let entropyCoeff = "learner/entropy_coeff"
   public static let meanRho = "learner/mean_rho"
   public static let clippedFraction = "learner/clipped_fraction"
   public static let skippedUpdates = "learner/skipped_updates"

@@ -66,6 +66,7 @@ public struct MetricsExporter: Sendable {
     gauge("herd_policy_entropy", "Mean policy entropy in the latest update.", d.entropy.map(Double.init))
     gauge("herd_grad_norm", "Global gradient norm before clipping, latest update.", d.gradNorm.map(Double.init))
     gauge("herd_learning_rate", "Learning rate of the latest update.", d.learningRate.map(Double.init))
+    gauge("herd_entropy_coeff", "Entropy bonus weight of the latest update.", d.entropyCoeff.map(Double.init))
     gauge("herd_mean_rho", "Mean importance weight pi/mu in the latest update.", d.meanRho.map(Double.init))
     gauge(
       "herd_clipped_fraction", "Fraction of the latest update's steps whose policy gradient the clip zeroed.",

@@ -44,6 +44,8 @@ public struct StatsDocument: Codable, Sendable, Equatable {
   @ExplicitNull public var entropy: Float?
   @ExplicitNull public var gradNorm: Float?
   @ExplicitNull public var learningRate: Float?
+  /// The latest update's entropy bonus weight (`entropy_coeff` as decayed).
+  @ExplicitNull public var entropyCoeff: Float? = nil
   @ExplicitNull public var meanRho: Float?
   /// The fraction of the latest update's steps whose policy gradient the clip zeroed.
   @ExplicitNull public var clippedFraction: Float? = nil
@@ -115,6 +117,7 @@ public struct StatsDocument: Codable, Sendable, Equatable {
     case entropy = "learner/entropy"
     case gradNorm = "learner/grad_norm"
     case learningRate = "learner/lr"
+    case entropyCoeff = "learner/entropy_coeff"
     case meanRho = "learner/mean_rho"
     case clippedFraction = "learner/clipped_fraction"
     case skippedUpdates = "learner/skipped_updates"

@@ -190,6 +190,7 @@ public final class StatsService: Sendable {
       endpoints: sources.endpoints, workers: rows)
     doc.envStepsReused = status?.reusedSteps ?? 0
     doc.clippedFraction = finite(u?.clippedFraction)
+    doc.entropyCoeff = finite(u?.entropyCoeff)
     doc.queueBytes = status?.queueBytes ?? 0
     doc.replayFragments = status?.replayFragments ?? 0
     doc.replayBytes = status?.replayBytes ?? 0

@@ -94,7 +94,7 @@ public enum StatsView {
       )
     }
     out.append(
-      "losses      pg \(f(d.lossPG))   baseline \(f(d.lossBaseline))   entropy term \(f(d.lossEntropy))   entropy \(f(d.entropy))   grad norm \(f(d.gradNorm))   lr \(f(d.learningRate))"
+      "losses      pg \(f(d.lossPG))   baseline \(f(d.lossBaseline))   entropy term \(f(d.lossEntropy))   entropy \(f(d.entropy)) (weight \(f(d.entropyCoeff)))   grad norm \(f(d.gradNorm))   lr \(f(d.learningRate))"
     )
     out.append("policy lag  p50 \(d.lagP50)   p95 \(d.lagP95)   max \(d.lagMax)")
     let drops = d.dropped.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }

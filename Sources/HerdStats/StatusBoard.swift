@@ -48,6 +48,8 @@ public struct TrainerStatus: Sendable {
     public var entropy: Float
     public var gradNorm: Float
     public var learningRate: Float
+    /// The entropy bonus weight of the update (`entropy_coeff` as decayed).
+    public var entropyCoeff: Float = 0
     public var meanRho: Float
     /// The fraction of steps whose policy gradient the surrogate's clip zeroed.
     public var clippedFraction: Float = 0

@@ -231,6 +231,36 @@ extension CheckpointCounters {
     #expect(records.count >= 10, "\(records.count) records in \(summary.wall_seconds) s")
   }
 
+  /// A run whose entropy bonus weight decays over its first 20,000 env steps:
+  /// progress.jsonl has the weight of each record's update, never rising, at its
+  /// final value by the end, and the entropy loss term made with it.
+  @Test func progressRecordsCarryTheDecayingEntropyWeight() throws {
+    let dir = NSTemporaryDirectory() + "herd-entropy-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var (config, settings) = Self.shortCartPoleRun(in: dir)
+    config.entropy_coeff = 0.05
+    config.entropy_coeff_final = 0.005
+    config.entropy_decay_env_steps = 20_000
+    config.progress_interval_seconds = 0.01
+    settings.stop = StopCriteria(envSteps: 40_000, seconds: 60)
+    _ = try LearnerDaemon(config: config, settings: settings, logger: CollectedLogs().logger()).run()
+    let records = try String(contentsOfFile: dir + "/progress.jsonl", encoding: .utf8).split(separator: "\n").map {
+      try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+    }
+    let weights = records.compactMap { $0[MetricKey.entropyCoeff] as? Double }
+    #expect(weights.count >= 2, "\(records.count) records")
+    #expect(weights == weights.sorted(by: >), "\(weights)")
+    #expect(weights.allSatisfy { $0 <= 0.05 + 1e-6 && $0 >= 0.005 - 1e-6 })
+    #expect(weights.contains { $0 < 0.05 - 1e-6 && $0 > 0.005 + 1e-6 }, "a weight part-way: \(weights)")
+    #expect(abs((weights.last ?? 0) - 0.005) < 1e-6, "40,000 env steps are past the decay: \(weights)")
+    for r in records {
+      guard let w = r[MetricKey.entropyCoeff] as? Double, let h = r[MetricKey.entropy] as? Double,
+        let term = r[MetricKey.lossEntropy] as? Double
+      else { continue }
+      #expect(abs(term + w * h) < 1e-6, "\(r)")
+    }
+  }
+
   /// A run of 8,000 CartPole steps in `dir`: one in-process worker of 8
   /// environments, a progress record every 0.2 s.
   static func shortCartPoleRun(in dir: String) -> (TrainingConfig, LearnerSettings) {

@@ -116,7 +116,7 @@ func serving<T>(_ endpoint: StatsEndpoint, _ body: (StatsEndpoint) throws -> T) 
       "learner/sample_reuse",
       "throughput/sampled_per_second", "throughput/trained_per_second", "episodes/total", "episodes/window",
       "episode_return/mean", "episode_return/min", "episode_return/max", "episode_length/mean", "losses/pg",
-      "losses/baseline", "losses/entropy", "learner/entropy", "learner/grad_norm", "learner/lr", "learner/mean_rho",
+      "losses/baseline", "losses/entropy", "learner/entropy", "learner/grad_norm", "learner/lr", "learner/entropy_coeff", "learner/mean_rho",
       "learner/clipped_fraction",
       "learner/skipped_updates", "policy_lag/p50", "policy_lag/p95", "policy_lag/max", "queue/depth", "queue/bytes",
       "replay/fragments", "replay/bytes",
