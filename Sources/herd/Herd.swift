@@ -14,7 +14,7 @@ struct Herd: ParsableCommand {
       environments and stream trajectory fragments to a learner over ZeroMQ.
       """,
     version: "\(HerdVersion.string) (built for \(BuildTarget.summary))",
-    subcommands: [Train.self, LearnerCommand.self, WorkerCommand.self, StatsCommand.self, KeysCommand.self, ExplainCommand.self, EvalCommand.self, ExportCommand.self, Bench.self]
+    subcommands: [Train.self, SweepCommand.self, LearnerCommand.self, WorkerCommand.self, StatsCommand.self, KeysCommand.self, ExplainCommand.self, EvalCommand.self, ExportCommand.self, Bench.self]
   )
 
   /// Parses and runs, after naming a misspelt subcommand: ArgumentParser
