@@ -119,6 +119,9 @@ struct SweepPlan {
   /// The environment, and what stops each run, for the log.
   let env: String
   let stop: String
+  /// Whether the runs stop at a target (a mean return, an evaluation's, an info
+  /// key's mean), so that the table says which reached it.
+  let hasTarget: Bool
 
   /// Options of `herd train` that the sweep sets itself, and what to give instead.
   static let reserved: [(option: String, instead: String)] = [
@@ -159,6 +162,7 @@ struct SweepPlan {
     // before its first run, not after hours of others.
     var env = ""
     var stop = ""
+    var hasTarget = false
     for setting in settings {
       var options = train.options
       options.overrides += setting
@@ -167,13 +171,15 @@ struct SweepPlan {
         let config = try options.resolve()
         try train.stopping.check(config)
         env = config.env
-        stop = Train.describe(train.stopping.criteria(for: config.env))
+        let criteria = train.stopping.criteria(for: config.env)
+        stop = Train.describe(criteria)
+        hasTarget = criteria.reward != nil || criteria.evaluationReward != nil || criteria.info != nil
       } catch {
         let named = setting.isEmpty ? "" : " with --vary \(setting.joined(separator: " "))"
         throw CommandFailure("the runs\(named): \(error)")
       }
     }
-    (self.env, self.stop) = (env, stop)
+    (self.env, self.stop, self.hasTarget) = (env, stop, hasTarget)
     var runs: [Run] = []
     var names = Set<String>()
     for seed in seeds {
@@ -288,7 +294,7 @@ struct SweepResult: Sendable {
 
 /// Starts the plan's runs as `herd train` child processes, at most `parallel` at
 /// a time, reports their progress and collects their summaries.
-final class SweepRunner: @unchecked Sendable {
+final class SweepRunner {
   let plan: SweepPlan
   let folder: String
   let parallel: Int
@@ -338,14 +344,16 @@ final class SweepRunner: @unchecked Sendable {
     printError(
       "sweep: \(settingCount) setting\(settingCount == 1 ? "" : "s") x \(plan.seeds.count) seed\(plan.seeds.count == 1 ? "" : "s") = \(total) runs of herd train \(plan.trainArguments.joined(separator: " ")) (\(plan.env), stop at \(plan.stop)), \(parallel) at a time, in \(folder)"
     )
-    var pending: [Int] = []
+    // Each run not finished before, and whether it resumes.
+    var pending: [(index: Int, resume: Bool)] = []
     for (i, r) in plan.runs.enumerated() {
-      if let summary = previous(r).finished {
+      let before = previous(r)
+      if let summary = before.finished {
         results[i].status = .done
         results[i].summary = summary
         printError("run \(i + 1)/\(total) \(label(r)): finished before (\(runDirectory(r))): \(Self.outcome(summary))")
       } else {
-        pending.append(i)
+        pending.append((i, before.resumable))
       }
     }
     var going: [Going] = []
@@ -356,13 +364,13 @@ final class SweepRunner: @unchecked Sendable {
         stopping = true
         for g in going where g.process.isRunning { kill(g.process.processIdentifier, SIGTERM) }
       }
-      while !stopping && going.count < parallel, let i = pending.first {
+      while !stopping && going.count < parallel, let next = pending.first {
         pending.removeFirst()
-        if let g = start(i) {
+        if let g = start(next.index, resume: next.resume) {
           going.append(g)
         } else {
-          results[i].status = .failed
-          results[i].error = "could not start \(executable)"
+          results[next.index].status = .failed
+          results[next.index].error = "could not start \(executable)"
         }
       }
       if stopping { pending.removeAll() }
@@ -391,11 +399,10 @@ final class SweepRunner: @unchecked Sendable {
   /// "lr=0.001 seed 2" (or "seed 2" without settings).
   func label(_ r: SweepPlan.Run) -> String { (r.setting + ["seed \(r.seed)"]).joined(separator: " ") }
 
-  /// Starts run `i`; nil when its process could not start.
-  private func start(_ i: Int) -> Going? {
+  /// Starts run `i` (resuming it from its checkpoint); nil when its process could not start.
+  private func start(_ i: Int, resume: Bool) -> Going? {
     let r = plan.runs[i]
     let dir = runDirectory(r)
-    let resume = previous(r).resumable
     let ready = (folder as NSString).appendingPathComponent(".\(r.name).ready.json")
     try? FileManager.default.removeItem(atPath: ready)
     var arguments = ["train"] + plan.trainArguments
@@ -565,25 +572,35 @@ struct SweepTable {
   }
 
   let rows: [Row]
-  /// Whether a stop return was set (the reached columns say something).
+  /// Whether the runs stop at a target (the reached columns say something).
   let hasTarget: Bool
+
+  /// The env steps and seconds a finished run took to its target: to its stop
+  /// return, or, stopped by an evaluation's return or an info key's mean, to its
+  /// stop; nil when it did not reach one.
+  static func toTarget(_ s: RunSummary) -> (steps: Double, seconds: Double)? {
+    if s.stop_reward_reached, let steps = s.env_steps_to_stop_reward, let seconds = s.seconds_to_stop_reward {
+      return (Double(steps), seconds)
+    }
+    guard ["stop_eval_reward reached", "stop_info reached"].contains(s.stopped_because) else { return nil }
+    return (Double(s.env_steps), s.wall_seconds)
+  }
 
   init(plan: SweepPlan, results: [SweepResult]) {
     rows = plan.settings.map { setting in
       let mine = results.filter { $0.run.setting == setting }
       let done = mine.filter { $0.status == .done }.compactMap(\.summary)
-      let reached = done.filter(\.stop_reward_reached)
+      let reached = done.compactMap(Self.toTarget)
       return Row(
         setting: setting.isEmpty ? "(as given)" : setting.joined(separator: " "), planned: mine.count,
-        finished: done.count, reached: reached.count,
-        stepsToTarget: reached.compactMap { $0.env_steps_to_stop_reward.map(Double.init) },
-        secondsToTarget: reached.compactMap(\.seconds_to_stop_reward),
+        finished: done.count, reached: reached.count, stepsToTarget: reached.map(\.steps),
+        secondsToTarget: reached.map(\.seconds),
         bestReturn: done.compactMap { $0.best_mean_return.map(Double.init) },
         finalReturn: done.compactMap { $0.final_mean_return.map(Double.init) },
         bestEvaluation: done.compactMap { $0.best_evaluation?.returnMean },
         finalEvaluation: done.compactMap { ($0.final_evaluation ?? $0.last_evaluation)?.returnMean })
     }
-    hasTarget = results.contains { $0.summary?.stop_reward != nil }
+    hasTarget = plan.hasTarget
   }
 
   /// The table as text, columns aligned; the evaluation columns only when a run evaluated.

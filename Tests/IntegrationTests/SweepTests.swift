@@ -141,6 +141,19 @@ import Testing
       plan: plan, results: [result(0, .done, summary(reached: false, steps: 10, seconds: 1, best: 1, final: 1, evaluation: 0.25))])
     #expect(evaluated.text.contains("best evaluation") && evaluated.rows[0].bestEvaluation == [0.25])
     #expect(SweepTable.number(-0.4567) == "-0.457" && SweepTable.steps(9_500) == "9500" && SweepTable.steps(371_000) == "371k")
+    // A run stopped by an evaluation's return (or an info key's mean) reached its
+    // target at its stop; one stopped by time did not.
+    var byEvaluation = summary(reached: false, steps: 700_000, seconds: 42, best: 0.5, final: 0.5, evaluation: 0.95)
+    byEvaluation.stopped_because = "stop_eval_reward reached"
+    #expect(SweepTable.toTarget(byEvaluation).map { [$0.steps, $0.seconds] } == [700_000, 42])
+    #expect(SweepTable.toTarget(summary(reached: false, steps: 9, seconds: 9, best: 1, final: 1)) == nil)
+    let eval = try SweepPlan(
+      seeds: "1", vary: [],
+      trainArguments: ["--env", "CartPole-v1", "--set", "evaluation_interval_env_steps=100000", "--stop-eval-reward", "400"])
+    let row = SweepTable(plan: eval, results: [SweepResult(run: eval.runs[0], status: .done, summary: byEvaluation)])
+    #expect(row.hasTarget && row.rows[0].reached == 1 && row.text.contains("700k"), "\(row.text)")
+    let timed = try SweepPlan(seeds: "1", vary: [], trainArguments: ["--env", "CartPole-v1", "--stop-seconds", "9"])
+    #expect(!timed.hasTarget && !SweepTable(plan: timed, results: []).text.contains("reached"))
   }
 
   /// A run whose process fails is reported as failed with its log's last error,

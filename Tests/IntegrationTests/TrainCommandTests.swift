@@ -763,7 +763,7 @@ import Testing
     #expect(top.status == 64)
     #expect(
       top.stderr.hasPrefix(
-        "Error: Unknown command 'trian' (did you mean 'train'?); herd has: train, learner, worker, stats, keys, explain, eval, export, bench\nUsage: herd <subcommand>\n"),
+        "Error: Unknown command 'trian' (did you mean 'train'?); herd has: train, sweep, learner, worker, stats, keys, explain, eval, export, bench\nUsage: herd <subcommand>\n"),
       "\(top.stderr)")
     let nested = try HerdBinary.run(["bench", "lstmm"])
     #expect(nested.status == 64)
