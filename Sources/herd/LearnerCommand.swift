@@ -188,7 +188,7 @@ struct WorkerCommand: ParsableCommand {
     let logger = logs.bootstrap(label: "herd.worker")
     // A worker herd train started gets the terminal's Ctrl-C beside it: one announcement is enough.
     StopSignals.install(interruptFlag, announce: parentPid == nil)
-    if let parentPid { ParentWatch.start(parent: parentPid, stop: interruptFlag, logger: logger) }
+    if let parentPid { ParentWatch.start(parent: parentPid, stop: interruptFlag, logger: logger, who: "worker") }
     BLAS.setThreadCount(1)
     let transport = try ZMQWorkerTransport(learner: learner, curve: try curve.keys(), logger: logger)
     let loop = WorkerLoop(transport: transport, envs: envs, seed: seed, logger: logger, envHost: envHost.settings)
@@ -202,17 +202,17 @@ struct WorkerCommand: ParsableCommand {
   }
 }
 
-/// `herd worker --parent-pid`: a thread that sets the stop flag once the worker's
-/// parent is another process than the one named, which is what Linux does to an
-/// orphan (it is handed to init or a subreaper). Polling rather than
-/// `PR_SET_PDEATHSIG`, which fires when the thread that spawned the child ends,
-/// not its process.
+/// `herd worker --parent-pid` and `herd train --parent-pid`: a thread that sets the
+/// stop flag once the process's parent is another process than the one named,
+/// which is what Linux does to an orphan (it is handed to init or a subreaper).
+/// Polling rather than `PR_SET_PDEATHSIG`, which fires when the thread that
+/// spawned the child ends, not its process.
 enum ParentWatch {
-  static func start(parent: Int32, stop: StopFlag, logger: Logger) {
+  static func start(parent: Int32, stop: StopFlag, logger: Logger, who: String) {
     let thread = Thread {
       while !stop.isSet {
         if getppid() != parent {
-          logger.warning("worker: parent process \(parent) is gone; stopping")
+          logger.warning("\(who): parent process \(parent) is gone; stopping")
           stop.set()
           return
         }

@@ -59,7 +59,7 @@ struct SweepCommand: ParsableCommand {
   @Argument(
     parsing: .postTerminator,
     help: ArgumentHelp(
-      "herd train's options, after --: the environment, config, --set and stop options every run shares (not --seed, --run-dir, --resume, --ready-file or --print-config, which the sweep sets).",
+      "herd train's options, after --: the environment, config, --set and stop options every run shares (not --seed, --run-dir, --resume, --ready-file, --parent-pid or --print-config, which the sweep sets).",
       valueName: "train options"))
   var trainArguments: [String] = []
 
@@ -129,6 +129,7 @@ struct SweepPlan {
     ("--run-dir", "the sweep gives each run its folder: choose where with --sweep-dir"),
     ("--resume", "a sweep resumes its stopped runs itself: give the same --sweep-dir"),
     ("--ready-file", "the sweep writes each run's"),
+    ("--parent-pid", "the sweep gives each run its own id"),
     ("--print-config", "use herd train --print-config for one config"),
   ]
 
@@ -407,7 +408,9 @@ final class SweepRunner {
     try? FileManager.default.removeItem(atPath: ready)
     var arguments = ["train"] + plan.trainArguments
     for s in r.setting { arguments += ["--set", s] }
-    arguments += ["--seed", String(r.seed), "--run-dir", dir, "--ready-file", ready]
+    arguments += [
+      "--seed", String(r.seed), "--run-dir", dir, "--ready-file", ready, "--parent-pid", String(getpid()),
+    ]
     if resume { arguments.append("--resume") }
     let log = logFile(r)
     _ = FileManager.default.createFile(atPath: log, contents: nil)

@@ -273,6 +273,13 @@ struct Train: ParsableCommand {
   @Flag(help: "Print the effective config as JSON and exit.")
   var printConfig = false
 
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp(
+      "Stop cleanly, as on SIGTERM, once process PID is no longer this run's parent (checked every second). herd sweep passes its own id, so its runs end with it even when it is killed outright.",
+      valueName: "PID"))
+  var parentPid: Int32?
+
   @OptionGroup var envHost: EnvHostOptions
 
   @OptionGroup var logs: LogOptions
@@ -280,7 +287,8 @@ struct Train: ParsableCommand {
   let display = SharedSlot<ProgressDisplay>()
 
   enum CodingKeys: CodingKey {
-    case options, stopping, stats, runDir, noTensorboard, workers, inProcess, resume, printConfig, envHost, logs, ready
+    case options, stopping, stats, runDir, noTensorboard, workers, inProcess, resume, printConfig, parentPid, envHost, logs
+    case ready
   }
 
   func validate() throws {
@@ -288,6 +296,7 @@ struct Train: ParsableCommand {
     try stats.validate()
     if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1, got \(w)") }
     if resume && runDir == nil { throw ValidationError("--resume needs --run-dir (the run to continue)") }
+    if let p = parentPid, p < 1 { throw ValidationError("--parent-pid must be a process id (1 or more), got \(p)") }
     try envHost.validate()
   }
 
@@ -314,6 +323,7 @@ struct Train: ParsableCommand {
     try stopping.check(config)
     let stop = stopping.criteria(for: config.env)
     StopSignals.install(interruptFlag)
+    if let parentPid { ParentWatch.start(parent: parentPid, stop: interruptFlag, logger: logger, who: "herd train") }
     logger.info(
       "herd train: OpenBLAS threads 1 (\(BLAS.configuration)); stop at \(Self.describe(stop)); Ctrl-C stops cleanly")
     var settings = LearnerSettings(runDirectory: runDir ?? Self.defaultRunDirectory(config.env), stop: stop)

@@ -250,4 +250,48 @@ import Testing
     let third = try HerdBinary.run(arguments)
     #expect(third.status == 0 && third.stderr.contains("run 2/2 seed 2: finished before"), "\(third.stderr)")
   }
+
+  /// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+  func ended(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = stat.range(of: ") ", options: .backwards)
+    else { return true }
+    return stat[close.upperBound...].first == "Z"
+  }
+
+  /// A sweep killed outright (SIGKILL: nothing forwards a signal) takes its run
+  /// down with it: the run sees its parent gone, stops cleanly with its
+  /// checkpoint and an "interrupted" summary, and says why in its log.
+  @Test func aKilledSweepsRunStopsCleanly() throws {
+    let folder = HerdBinary.tempDir("sweep-kill")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: HerdBinary.path)
+    p.arguments = [
+      "sweep", "--seeds", "1", "--sweep-dir", folder, "--", "--env", "CartPole-v1", "--stop-steps", "100000000",
+      "--no-stats", "--set", "progress_interval_seconds=0.2",
+    ]
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let ready = folder + "/.seed-1.ready.json"
+    var run: Int32?
+    let deadline = Date(timeIntervalSinceNow: 60)
+    while run == nil && Date() < deadline {
+      run = (try? HerdBinary.json(ready))?["pid"] as? Int32
+      usleep(50_000)
+    }
+    let pid = try #require(run, "the run's ready file \(ready)")
+    kill(p.processIdentifier, SIGKILL)
+    p.waitUntilExit()
+    let gone = Date(timeIntervalSinceNow: 30)
+    while !ended(pid) && Date() < gone { usleep(100_000) }
+    #expect(ended(pid), "the run (pid \(pid)) outlived its sweep by 30 s")
+    if !ended(pid) { kill(pid, SIGKILL) }
+    let summary = try HerdBinary.json(folder + "/seed-1/summary.json")
+    #expect(summary["stopped_because"] as? String == "interrupted", "\(summary)")
+    #expect(FileManager.default.fileExists(atPath: folder + "/seed-1/checkpoint.herd"))
+    let log = try String(contentsOfFile: folder + "/seed-1.log", encoding: .utf8)
+    #expect(log.contains("herd train: parent process \(p.processIdentifier) is gone; stopping"), "\(log.suffix(2000))")
+  }
 }
