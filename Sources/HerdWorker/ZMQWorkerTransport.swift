@@ -38,6 +38,9 @@ public final class ZMQWorkerTransport: WorkerTransport {
   private var warned: Set<String> = []
   /// Handshake problems seen so far, by kind.
   private var sightings: [String: Int] = [:]
+  /// Whether the learner's address sends the ZMTP signature (``ZMTPProbe``), asked
+  /// when a handshake breaks off without detail; nil until a probe could tell.
+  private var addressSpeaksZeroMQ: Bool?
   /// Whether the learner's host name resolves, checked after each unanswered hello.
   private let resolution = HostResolution()
   private var control: ZMQSocket?
@@ -160,6 +163,11 @@ public final class ZMQWorkerTransport: WorkerTransport {
         )
     }
     if event.isNotZeroMQ {
+      // A ZeroMQ socket of the wrong type (a learner's fragment or weights port)
+      // sometimes shows as this too, by the timing of its close: its greeting
+      // tells it from a server of another protocol (the stats port).
+      if curve == nil && addressSpeaksZeroMQ == nil { addressSpeaksZeroMQ = ZMTPProbe.speaksZeroMQ(learnerAddress) }
+      if curve == nil && addressSpeaksZeroMQ == true { return closedProblem() }
       // With CURVE, a learner that cannot decrypt the hello (another learner's
       // public key) breaks off the same way as a peer that is not ZeroMQ at all.
       return curve == nil

@@ -85,3 +85,35 @@ import Testing
     #expect(throws: ZMQError.closed) { try s.bind("tcp://127.0.0.1:*") }
   }
 }
+
+/// The probe that tells a ZeroMQ port from another server by its first bytes.
+@Suite struct ZMTPProbeTests {
+  /// A TCP listener on loopback that accepts and then says nothing (an HTTP
+  /// server waiting for its request); its port, and the descriptor to close.
+  func silentListener() throws -> (port: Int, fd: Int32) {
+    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let size = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, size) } }
+    #expect(bound == 0 && listen(s, 4) == 0)
+    var length = size
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &length) } }
+    return (Int(UInt16(bigEndian: addr.sin_port)), s)
+  }
+
+  @Test func aZeroMQSocketOfAnyTypeIsToldFromAServerThatWaits() throws {
+    let ctx = try ZMQContext()
+    for type in [SocketType.pull, .pub, .router] {
+      let socket = try ZMQSocket(ctx, type)
+      let endpoint = try socket.bind("tcp://127.0.0.1:*")
+      #expect(ZMTPProbe.speaksZeroMQ(endpoint) == true, "\(type) at \(endpoint)")
+    }
+    let (port, fd) = try silentListener()
+    #expect(ZMTPProbe.speaksZeroMQ("tcp://127.0.0.1:\(port)", timeoutMs: 200) == false)
+    close(fd)
+    #expect(ZMTPProbe.speaksZeroMQ("tcp://127.0.0.1:\(port)") == nil, "nothing listens there now")
+    #expect(ZMTPProbe.speaksZeroMQ("ipc:///tmp/x") == nil && ZMTPProbe.speaksZeroMQ("tcp://127.0.0.1") == nil)
+  }
+}
