@@ -76,6 +76,7 @@ struct SweepCommand: ParsableCommand {
     } catch {
       throw CommandFailure("--sweep-dir \(folder): cannot create the folder (\(error.localizedDescription))")
     }
+    try SweepRunner.checkFolder(folder, plan: plan)
     StopSignals.install(interruptFlag)
     let runner = SweepRunner(plan: plan, folder: folder, parallel: parallel, progressInterval: progressInterval)
     let results = runner.run(until: interruptFlag)
@@ -323,6 +324,20 @@ final class SweepRunner {
   func runDirectory(_ run: SweepPlan.Run) -> String { (folder as NSString).appendingPathComponent(run.name) }
   func logFile(_ run: SweepPlan.Run) -> String { (folder as NSString).appendingPathComponent(run.name + ".log") }
 
+  /// Throws when `folder` holds a sweep of other `herd train` options: its finished
+  /// runs would be taken as this sweep's. (Other seeds and --vary values are
+  /// welcome: each run's folder names its setting and seed.)
+  static func checkFolder(_ folder: String, plan: SweepPlan) throws {
+    let path = (folder as NSString).appendingPathComponent("sweep.json")
+    guard let data = FileManager.default.contents(atPath: path),
+      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+      let before = object["train_arguments"] as? [String], before != plan.trainArguments
+    else { return }
+    throw CommandFailure(
+      "--sweep-dir \(folder) holds a sweep of other herd train options (-- \(before.joined(separator: " "))): give the same options to go on with it, or another --sweep-dir"
+    )
+  }
+
   /// What an earlier invocation left of a run: its summary when it finished,
   /// whether it can be resumed (a checkpoint without a finished summary).
   func previous(_ run: SweepPlan.Run) -> (finished: RunSummary?, resumable: Bool) {
@@ -360,6 +375,8 @@ final class SweepRunner {
     var going: [Going] = []
     var stopping = false
     var lastProgress = Date()
+    /// Seconds each run that finished in this invocation took, for the estimate.
+    var durations: [Double] = []
     while !(pending.isEmpty && going.isEmpty) {
       if stop.isSet && !stopping {
         stopping = true
@@ -367,7 +384,8 @@ final class SweepRunner {
       }
       while !stopping && going.count < parallel, let next = pending.first {
         pending.removeFirst()
-        if let g = start(next.index, resume: next.resume) {
+        let left = Self.estimate(durations, runsLeft: pending.count + going.count + 1, parallel: parallel)
+        if let g = start(next.index, resume: next.resume, left: left) {
           going.append(g)
         } else {
           results[next.index].status = .failed
@@ -382,11 +400,14 @@ final class SweepRunner {
           printError("run \(going[k].index + 1)/\(total) \(label(plan.runs[going[k].index])): dashboard \(url)/")
         }
       }
-      let ended = going.filter { !$0.process.isRunning }
-      going.removeAll { !$0.process.isRunning }
+      // Decided once per run: one that ends between two looks must not be dropped.
+      let running = going.map(\.process.isRunning)
+      let ended = zip(going, running).filter { !$0.1 }.map(\.0)
+      going = zip(going, running).filter { $0.1 }.map(\.0)
       for g in ended {
         g.process.waitUntilExit()
         results[g.index] = finish(g)
+        if results[g.index].status == .done { durations.append(Date().timeIntervalSince(g.started)) }
       }
       let now = Date()
       if now.timeIntervalSince(lastProgress) >= progressInterval {
@@ -400,8 +421,23 @@ final class SweepRunner {
   /// "lr=0.001 seed 2" (or "seed 2" without settings).
   func label(_ r: SweepPlan.Run) -> String { (r.setting + ["seed \(r.seed)"]).joined(separator: " ") }
 
-  /// Starts run `i` (resuming it from its checkpoint); nil when its process could not start.
-  private func start(_ i: Int, resume: Bool) -> Going? {
+  /// ", about 4 min of the sweep left": from the mean time of the runs finished so
+  /// far, for `runsLeft` runs (this one included) `parallel` at a time; empty
+  /// before any run has finished.
+  static func estimate(_ durations: [Double], runsLeft: Int, parallel: Int) -> String {
+    guard !durations.isEmpty, runsLeft > 0 else { return "" }
+    let mean = durations.reduce(0, +) / Double(durations.count)
+    let seconds = mean * Double((runsLeft + parallel - 1) / parallel)
+    let text =
+      seconds < 90
+      ? "\(Int(seconds.rounded())) s"
+      : seconds < 5400 ? "\(Int((seconds / 60).rounded())) min" : String(format: "%.1f h", seconds / 3600)
+    return ", about \(text) of the sweep left"
+  }
+
+  /// Starts run `i` (resuming it from its checkpoint); nil when its process could
+  /// not start. `left` ends its line (``estimate(_:runsLeft:parallel:)``).
+  private func start(_ i: Int, resume: Bool, left: String) -> Going? {
     let r = plan.runs[i]
     let dir = runDirectory(r)
     let ready = (folder as NSString).appendingPathComponent(".\(r.name).ready.json")
@@ -430,7 +466,7 @@ final class SweepRunner {
     }
     try? handle.close()
     printError(
-      "run \(i + 1)/\(plan.runs.count) \(label(r)): \(resume ? "resumed" : "started") in \(dir) (pid \(p.processIdentifier), log \(log))")
+      "run \(i + 1)/\(plan.runs.count) \(label(r)): \(resume ? "resumed" : "started") in \(dir) (pid \(p.processIdentifier), log \(log))\(left)")
     return Going(index: i, process: p, runDirectory: dir, log: log, ready: ready, started: Date())
   }
 

@@ -80,6 +80,14 @@ import Testing
     #expect(unknown.hasPrefix("herd train's options after --: ") && unknown.contains("--stop-stepz"), "\(unknown)")
   }
 
+  /// The time left: the finished runs' mean times the rounds of `parallel` runs left.
+  @Test func theEstimateIsTheMeanRunTimesTheRoundsLeft() {
+    #expect(SweepRunner.estimate([], runsLeft: 5, parallel: 1) == "")
+    #expect(SweepRunner.estimate([10, 20], runsLeft: 3, parallel: 1) == ", about 45 s of the sweep left")
+    #expect(SweepRunner.estimate([60], runsLeft: 3, parallel: 2) == ", about 2 min of the sweep left")
+    #expect(SweepRunner.estimate([3600], runsLeft: 3, parallel: 1) == ", about 3.0 h of the sweep left")
+  }
+
   /// A finished summary with these figures.
   func summary(
     reached: Bool, steps: Int, seconds: Double, best: Float, final: Float, evaluation: Double? = nil
@@ -193,6 +201,8 @@ import Testing
     ])
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.stderr.contains("sweep: 2 settings x 2 seeds = 4 runs of herd train --env CartPole-v1"), "\(r.stderr)")
+    let starts = r.stderr.split(separator: "\n").filter { $0.contains(": started in ") }
+    #expect(starts.count == 4 && !starts[0].contains("left") && starts[1].hasSuffix(" of the sweep left"), "\(starts)")
     let lines = r.stdout.split(separator: "\n").map(String.init)
     #expect(lines.count == 3 && lines[0].hasPrefix("setting") && lines[0].contains("reached"), "\(r.stdout)")
     #expect(lines[1].hasPrefix("lr=0.001") && lines[2].hasPrefix("lr=0.002"), "\(r.stdout)")
@@ -246,9 +256,15 @@ import Testing
     for run in runs {
       #expect((((run["summary"] as? [String: Any])?["env_steps"]) as? Int ?? 0) >= 1_500_000, "\(run)")
     }
-    // A third time: nothing left to run, both kept.
+    // A third time: nothing left to run, both kept; with other train options, refused.
     let third = try HerdBinary.run(arguments)
     #expect(third.status == 0 && third.stderr.contains("run 2/2 seed 2: finished before"), "\(third.stderr)")
+    let other = try HerdBinary.run(arguments.map { $0 == "1500000" ? "3000000" : $0 })
+    #expect(other.status != 0, "\(other.stderr)")
+    #expect(
+      other.stderr.contains(
+        "--sweep-dir \(folder) holds a sweep of other herd train options (-- --env CartPole-v1 --stop-steps 1500000 --no-stats --set progress_interval_seconds=0.2): give the same options to go on with it, or another --sweep-dir"
+      ), "\(other.stderr)")
   }
 
   /// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
