@@ -46,6 +46,12 @@ func seedArgument(_ text: String) throws -> UInt64 {
 
 /// A failure at run time (not a usage error): printed as "Error: ..." with exit
 /// status 1 and no usage line.
+/// This program's path, for starting children of it (`herd worker`, `herd train`):
+/// the kernel's link to the running executable, else argv[0].
+func ownExecutable() -> String {
+  (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
+
 struct CommandFailure: Error, CustomStringConvertible {
   let description: String
   init(_ d: String) { description = d }

@@ -306,8 +306,7 @@ final class SweepRunner {
 
   init(plan: SweepPlan, folder: String, parallel: Int, progressInterval: Double, executable: String? = nil) {
     (self.plan, self.folder, self.parallel, self.progressInterval) = (plan, folder, parallel, progressInterval)
-    self.executable =
-      executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    self.executable = executable ?? ownExecutable()
   }
 
   /// A run going: its child, where it writes, and when it started.

@@ -504,8 +504,7 @@ final class ChildWorkers: @unchecked Sendable {
   func start(
     count: Int, control: String, seed: UInt64, logLevel: Logger.Level, extra: [String] = [], until: StopFlag? = nil
   ) {
-    let exe =
-      executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let exe = executable ?? ownExecutable()
     state.withLock { s in
       s.launch = Launch(exe: exe, control: control, seed: seed, count: count, logLevel: logLevel, extra: extra)
     }
