@@ -14,19 +14,15 @@ import Foundation
 /// weights port) closes during the handshake is sometimes reported as a handshake
 /// that failed without detail, as a peer that is not ZeroMQ at all is.
 public enum ZMTPProbe {
-  /// True when `tcp://HOST:PORT` sends the ZMTP signature within `timeoutMs`;
-  /// false when it answers otherwise or not at all; nil when no connection opens
-  /// (or the address is not `tcp://HOST:PORT`).
-  public static func speaksZeroMQ(_ address: String, timeoutMs: Int32 = 500) -> Bool? {
-    let hostStart = address.index(address.startIndex, offsetBy: 6, limitedBy: address.endIndex) ?? address.endIndex
-    guard address.hasPrefix("tcp://"), let colon = address.lastIndex(of: ":"), colon >= hostStart else { return nil }
-    var host = String(address[hostStart..<colon])
-    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-    let port = String(address[address.index(after: colon)...])
+  /// True when `host:port` (over TCP; an IPv6 address in brackets or not) sends
+  /// the ZMTP signature within `timeoutMs`; false when it answers otherwise or not
+  /// at all; nil when no connection opens.
+  public static func speaksZeroMQ(host: String, port: Int, timeoutMs: Int32 = 500) -> Bool? {
+    let host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
     var hints = addrinfo()
     hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
     var list: UnsafeMutablePointer<addrinfo>?
-    guard getaddrinfo(host, port, &hints, &list) == 0, let first = list else { return nil }
+    guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else { return nil }
     defer { freeaddrinfo(list) }
     let s = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
     guard s >= 0 else { return nil }

@@ -29,6 +29,7 @@ public enum WorkerError: Error, CustomStringConvertible {
 public final class ZMQWorkerTransport: WorkerTransport {
   public let learnerAddress: String
   let learnerHost: String
+  let learnerPort: Int
   /// CURVE: the learner's public key and this worker's pair (nil: plain TCP).
   let curve: (server: CurveKey, pair: CurveKeyPair)?
   let logger: Logger
@@ -79,6 +80,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
     guard (1...65535).contains(port) else { throw WorkerError.badPort(learner, port) }
     learnerAddress = learner
     learnerHost = String(learner[learner.index(learner.startIndex, offsetBy: 6)..<colon])
+    learnerPort = port
     self.curve = curve
     self.logger = logger
     ctx = try ZMQContext()
@@ -166,7 +168,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
       // A ZeroMQ socket of the wrong type (a learner's fragment or weights port)
       // sometimes shows as this too, by the timing of its close: its greeting
       // tells it from a server of another protocol (the stats port).
-      if curve == nil && addressSpeaksZeroMQ == nil { addressSpeaksZeroMQ = ZMTPProbe.speaksZeroMQ(learnerAddress) }
+      if curve == nil && addressSpeaksZeroMQ == nil { addressSpeaksZeroMQ = ZMTPProbe.speaksZeroMQ(host: learnerHost, port: learnerPort) }
       if curve == nil && addressSpeaksZeroMQ == true { return closedProblem() }
       // With CURVE, a learner that cannot decrypt the hello (another learner's
       // public key) breaks off the same way as a peer that is not ZeroMQ at all.

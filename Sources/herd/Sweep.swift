@@ -337,13 +337,16 @@ final class SweepRunner {
     )
   }
 
+  /// The `summary.json` of the run in `dir`, nil while it has none (or half of one).
+  static func summary(in dir: String) -> RunSummary? {
+    FileManager.default.contents(atPath: dir + "/summary.json").flatMap { try? JSONDecoder().decode(RunSummary.self, from: $0) }
+  }
+
   /// What an earlier invocation left of a run: its summary when it finished,
   /// whether it can be resumed (a checkpoint without a finished summary).
   func previous(_ run: SweepPlan.Run) -> (finished: RunSummary?, resumable: Bool) {
     let dir = runDirectory(run)
-    let summary = (FileManager.default.contents(atPath: dir + "/summary.json")).flatMap {
-      try? JSONDecoder().decode(RunSummary.self, from: $0)
-    }
+    let summary = Self.summary(in: dir)
     if let summary, summary.stopped_because != "interrupted", !summary.stopped_because.hasPrefix("error") {
       return (summary, false)
     }
@@ -474,9 +477,7 @@ final class SweepRunner {
     let r = plan.runs[g.index]
     try? FileManager.default.removeItem(atPath: g.ready)
     var result = SweepResult(run: r, status: .failed)
-    result.summary = FileManager.default.contents(atPath: g.runDirectory + "/summary.json").flatMap {
-      try? JSONDecoder().decode(RunSummary.self, from: $0)
-    }
+    result.summary = Self.summary(in: g.runDirectory)
     let status = g.process.terminationStatus
     let head = "run \(g.index + 1)/\(plan.runs.count) \(label(r))"
     if g.process.terminationReason == .exit && status == 0, let s = result.summary {

@@ -108,12 +108,12 @@ import Testing
     for type in [SocketType.pull, .pub, .router] {
       let socket = try ZMQSocket(ctx, type)
       let endpoint = try socket.bind("tcp://127.0.0.1:*")
-      #expect(ZMTPProbe.speaksZeroMQ(endpoint) == true, "\(type) at \(endpoint)")
+      let port = try #require(Int(endpoint.split(separator: ":").last ?? ""))
+      #expect(ZMTPProbe.speaksZeroMQ(host: "127.0.0.1", port: port) == true, "\(type) at \(endpoint)")
     }
     let (port, fd) = try silentListener()
-    #expect(ZMTPProbe.speaksZeroMQ("tcp://127.0.0.1:\(port)", timeoutMs: 200) == false)
+    #expect(ZMTPProbe.speaksZeroMQ(host: "127.0.0.1", port: port, timeoutMs: 200) == false)
     close(fd)
-    #expect(ZMTPProbe.speaksZeroMQ("tcp://127.0.0.1:\(port)") == nil, "nothing listens there now")
-    #expect(ZMTPProbe.speaksZeroMQ("ipc:///tmp/x") == nil && ZMTPProbe.speaksZeroMQ("tcp://127.0.0.1") == nil)
+    #expect(ZMTPProbe.speaksZeroMQ(host: "127.0.0.1", port: port) == nil, "nothing listens there now")
   }
 }
