@@ -11,8 +11,10 @@
 /// show the player whose turn it is not a mask of zeros): the worker draws one
 /// of its actions uniformly (the game ignores it); the log-softmax of equal
 /// logits of -1e9 rounds to 0 at each in float32, so the row adds 0 to the
-/// policy loss and the entropy (it still counts in their means), and the backward
-/// zeroes the gradient at its logits (``zeroGradient``), which are constants. The worker's behaviour logits are masked the same way, from
+/// policy loss and the entropy; the loss gives its logits, which are constants, no
+/// gradient and leaves it out of those terms' means (it waits:
+/// ``Batch/waitingSteps(actionMask:)``), and the backward zeroes the gradient at
+/// masked logits again (``zeroGradient``). The worker's behaviour logits are masked the same way, from
 /// the same observation the fragment carries, so V-trace's ratios compare like
 /// with like.
 ///
@@ -35,9 +37,11 @@ public enum ActionMask {
 
   /// Zeroes the gradient `[rows, A]` at each masked logit. A masked logit is a
   /// constant, so none of the loss's gradient passes through it to the head.
-  /// Where a row allows some action the loss's gradient there is already 0 (its
-  /// probability is); where it allows none (a turn-based game's player waiting
-  /// for its turn: every logit masked, each log-probability rounded to 0) it is not.
+  /// The IMPALA loss's gradient there is already 0: where a row allows some
+  /// action because the masked one's probability is, where it allows none (a
+  /// turn-based game's player waiting for its turn: every logit masked, each
+  /// log-probability rounded to 0) because the loss skips the step; this keeps it
+  /// so for any loss.
   @inlinable
   public static func zeroGradient(
     _ gradient: UnsafeMutablePointer<Float>, observations: UnsafePointer<Float>, features: Int, entries: Range<Int>,

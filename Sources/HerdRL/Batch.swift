@@ -164,3 +164,34 @@ extension Batch {
     for k in rewards.indices { rewards[k] *= scale }
   }
 }
+
+extension Batch {
+  /// Per step `[N, T]`, whether the step waits: the observation's action-mask
+  /// entries `entries` allow no action (a turn-based game's player whose turn it is
+  /// not). Padding never waits. Empty when there is no mask or no step waits, so
+  /// callers can skip the lookups.
+  ///
+  /// A waiting step's action is ignored by its environment and adds exactly 0 to
+  /// the policy and entropy terms (see ``ActionMask``); the loss takes those terms'
+  /// means over the steps that act, and the value loss's over every valid step.
+  public func waitingSteps(actionMask entries: Range<Int>?) -> [Bool] {
+    guard let entries, !entries.isEmpty, case .floats(let values) = obs.storage else { return [] }
+    var waiting = [Bool](repeating: false, count: sequences * maxLength)
+    var any = false
+    for i in 0..<sequences {
+      for t in 0..<seqLens[i] {
+        let base = (i * (maxLength + 1) + t) * observationSize
+        if !entries.contains(where: { values[base + $0] >= 0.5 }) {
+          waiting[i * maxLength + t] = true
+          any = true
+        }
+      }
+    }
+    return any ? waiting : []
+  }
+
+  /// Valid steps that do not wait (``waitingSteps(actionMask:)``).
+  public func actingSteps(actionMask entries: Range<Int>?) -> Int {
+    validSteps - waitingSteps(actionMask: entries).reduce(0) { $0 + ($1 ? 1 : 0) }
+  }
+}

@@ -51,10 +51,28 @@ public enum ImpalaLoss {
     public var meanRho: Float = 0
     /// Mean V-trace target.
     public var meanTarget: Float = 0
-    /// The fraction of valid steps whose policy gradient the clip zeroed
+    /// The fraction of acting steps whose policy gradient the clip zeroed
     /// (`clip_param` > 0; 0 otherwise).
     public var clippedFraction: Float = 0
     public var validSteps = 0
+    /// Valid steps at which the policy acts: all of them but a turn-based game's
+    /// waiting ones (``Batch/waitingSteps(actionMask:)``). `policy`, `entropy`,
+    /// `meanRho` and `clippedFraction` are means over these; `baseline` and
+    /// `meanTarget` over every valid step.
+    public var actingSteps = 0
+  }
+
+  /// The counts a shard's gradient is averaged over: the whole batch's, so the
+  /// shards' gradients add up to the batch's.
+  public struct Normalizer: Sendable, Equatable {
+    /// Valid steps (the value loss's mean).
+    public var steps: Int
+    /// Acting steps (the policy and entropy terms' mean).
+    public var acting: Int
+    public init(steps: Int, acting: Int) {
+      self.steps = steps
+      self.acting = acting
+    }
   }
 
   /// Coefficients and V-trace settings from a config.
@@ -74,12 +92,16 @@ public enum ImpalaLoss {
     /// A Box action space's bounds, where a sample at or beyond one counts its
     /// tail's probability (`clipped_action_logp`); nil: the Gaussian density.
     public var actionBounds: ActionBounds?
+    /// The observation's action-mask entries (`action_mask_key`): a step where they
+    /// allow no action waits, and the policy terms' means leave it out.
+    public var actionMask: Range<Int>?
 
     /// The settings of `config`, with `network`'s action bounds when
     /// `clipped_action_logp` asks for them. `network` has no default: nil means
     /// the Gaussian density for every sample, which a caller should say it wants.
     public init(_ config: TrainingConfig, network: PolicyNetwork?) {
       actionBounds = config.clipped_action_logp ? network?.actionBounds : nil
+      actionMask = network?.actionMask
       gamma = config.gamma
       vfLossCoeff = config.vf_loss_coeff
       entropyCoeff = config.entropy_coeff
@@ -113,8 +135,13 @@ public enum ImpalaLoss {
     /// `log pi(a_t)` under the weights of this forward, per packed row: the anchor
     /// a later pass takes its ratio against.
     public var currentLogProbs: [Float]
-    /// Mean unclipped ratio.
+    /// Mean unclipped ratio over the acting steps.
     public var meanRho: Float
+    /// Per step `[N, T]`, whether it waits (``Batch/waitingSteps(actionMask:)``);
+    /// empty when none does.
+    public var waiting: [Bool] = []
+    /// Valid steps that do not wait.
+    public var actingSteps = 0
     /// Per sequence, the value targets and advantages as computed (before any
     /// normalisation): what `freeze_targets` keeps for the passes after. Empty
     /// unless ``targets(batch:ws:settings:anchors:frozen:)`` was given `frozen`.
@@ -156,6 +183,7 @@ public enum ImpalaLoss {
     let heads = batch.heads
     var behaviour = [Float](repeating: 0, count: a)
     let d = batch.distribution.actionWidth
+    let waiting = batch.waitingSteps(actionMask: settings.actionMask)
     for i in 0..<batch.sequences {
       let n = batch.seqLens[i]
       var logRhos = [Float](repeating: 0, count: n)
@@ -204,7 +232,7 @@ public enum ImpalaLoss {
           weightOut[r] = min(settings.clipping.pgRho, expf(anchor - logMu))
         }
         logRhos[t] = logRho
-        rhoSum += Double(expf(logRhos[t]))
+        if waiting.isEmpty || !waiting[k] { rhoSum += Double(expf(logRhos[t])) }
         let reward = batch.rewards[k]
         rewards[t] = settings.clipRewards ? max(-1, min(1, reward)) : reward
         values[t] = ws.values.pointer[r]
@@ -241,27 +269,31 @@ public enum ImpalaLoss {
       }
     }
     if settings.normalizeAdvantages {
-      normalize(&advOut, packing: packing, batch: batch)
-      normalize(&rawOut, packing: packing, batch: batch)
+      normalize(&advOut, packing: packing, batch: batch, waiting: waiting)
+      normalize(&rawOut, packing: packing, batch: batch, waiting: waiting)
     }
+    let acting = batch.validSteps - waiting.reduce(0) { $0 + ($1 ? 1 : 0) }
     return Targets(
       vs: vsOut, advantages: advOut, surrogateAdvantages: rawOut, anchorLogProbs: anchorOut,
-      surrogateWeights: weightOut, currentLogProbs: logPiOut, meanRho: Float(rhoSum / Double(max(1, batch.validSteps))),
-      frozen: kept)
+      surrogateWeights: weightOut, currentLogProbs: logPiOut, meanRho: Float(rhoSum / Double(max(1, acting))),
+      waiting: waiting, actingSteps: acting, frozen: kept)
   }
 
-  /// Scales the valid rows of `x` to mean 0 and standard deviation 1 (1e-8 added).
-  static func normalize(_ x: inout [Float], packing: PackedSequences, batch: Batch) {
+  /// Scales the acting rows of `x` (valid and not `waiting`) to mean 0 and
+  /// standard deviation 1 (1e-8 added).
+  static func normalize(_ x: inout [Float], packing: PackedSequences, batch: Batch, waiting: [Bool]) {
     var sum = 0.0
     var sq = 0.0
+    var count = 0
     for i in 0..<batch.sequences {
-      for t in 0..<batch.seqLens[i] {
+      for t in 0..<batch.seqLens[i] where waiting.isEmpty || !waiting[i * batch.maxLength + t] {
         let v = Double(x[packing.row(sequence: i, time: t)])
         sum += v
         sq += v * v
+        count += 1
       }
     }
-    let n = Double(max(1, batch.validSteps))
+    let n = Double(max(1, count))
     let mean = sum / n
     let std = (max(0, sq / n - mean * mean)).squareRoot()
     for i in 0..<batch.sequences {
@@ -275,18 +307,25 @@ public enum ImpalaLoss {
   /// The loss terms for fixed `targets`, and its gradient w.r.t. the logits and
   /// values in `ws.gradLogits` / `ws.gradValues` (zero on bootstrap rows).
   ///
-  /// - Parameter normalizer: valid steps the gradient is averaged over (default:
-  ///   this batch's); a shard of a larger batch passes the whole batch's count so the
-  ///   shards' gradients add up to the batch's. The returned terms are means over
-  ///   this batch's own steps.
+  /// The value loss is a mean over the valid steps, the policy and entropy terms
+  /// over the acting ones (``Targets/actingSteps``): a turn-based game's waiting
+  /// steps add 0 to those terms, and counting them would shrink the terms' weight
+  /// against the value loss by the share of steps that wait.
+  ///
+  /// - Parameter normalizer: the counts the gradient is averaged over (default:
+  ///   this batch's); a shard of a larger batch passes the whole batch's counts so
+  ///   the shards' gradients add up to the batch's. The returned terms are means
+  ///   over this batch's own steps.
   public static func evaluate(
-    batch: Batch, ws: TrainingWorkspace, targets: Targets, settings: Settings, normalizer: Int? = nil
+    batch: Batch, ws: TrainingWorkspace, targets: Targets, settings: Settings, normalizer: Normalizer? = nil
   ) -> Terms {
     guard let packing = ws.packing else { preconditionFailure("loss before forward") }
     let a = batch.actionCount
     let rows = packing.rowCount
     let count = batch.validSteps
-    let scale = 1 / Float(max(1, normalizer ?? count))
+    let scale = 1 / Float(max(1, normalizer?.steps ?? count))
+    let acting = targets.actingSteps
+    let policyScale = 1 / Float(max(1, normalizer?.acting ?? acting))
     let heads = batch.heads
     let dLogits = ws.gradLogits.zeroed(rows * a)
     let dValues = ws.gradValues.zeroed(rows)
@@ -302,7 +341,7 @@ public enum ImpalaLoss {
         if d > 0 {
           let (p, b, h, c) = gaussianStep(
             batch: batch, ws: ws, targets: targets, settings: settings, row: r, step: i * batch.maxLength + t,
-            scale: scale, into: dLogits + r * a)
+            scale: policyScale, into: dLogits + r * a)
           pg += Double(p)
           ent += Double(h)
           base += Double(b)
@@ -311,6 +350,14 @@ public enum ImpalaLoss {
           dValues[r] = -settings.vfLossCoeff * (targets.vs[r] - ws.values.pointer[r]) * scale
           continue
         }
+        let v = ws.values.pointer[r]
+        let err = targets.vs[r] - v
+        base += Double(0.5 * err * err)
+        targetSum += Double(targets.vs[r])
+        dValues[r] = -settings.vfLossCoeff * err * scale
+        // A waiting step's policy and entropy terms are exactly 0 and its logits
+        // constants: no policy gradient (the row's stays zeroed).
+        if !targets.waiting.isEmpty && targets.waiting[i * batch.maxLength + t] { continue }
         let act = Int(batch.actions[i * batch.maxLength + t])
         let logProbs = ws.logProbs.pointer + r * a
         var adv = targets.advantages[r]
@@ -329,10 +376,6 @@ public enum ImpalaLoss {
           pgScale = binds ? 0 : w * ratio
           if binds { clippedSteps += 1 }
         }
-        let v = ws.values.pointer[r]
-        let err = targets.vs[r] - v
-        base += Double(0.5 * err * err)
-        targetSum += Double(targets.vs[r])
         // Per head: d/dlogits of (-adv log pi_h(a_h) - entropy_coeff H_h); log pi
         // and H are sums over the heads.
         let g = dLogits + r * a
@@ -347,23 +390,24 @@ public enum ImpalaLoss {
           let weight = adv * pgScale
           for j in 0..<heads.sizes[hd] {
             let pj = expf(lp[j])
-            g[o + j] = (-weight * ((j == chosen ? 1 : 0) - pj) + settings.entropyCoeff * pj * (lp[j] + h)) * scale
+            g[o + j] = (-weight * ((j == chosen ? 1 : 0) - pj) + settings.entropyCoeff * pj * (lp[j] + h)) * policyScale
           }
         }
         if settings.clipParam > 0 { pg += Double(pgValue) }
-        dValues[r] = -settings.vfLossCoeff * err * scale
       }
     }
     let c = Double(max(1, count))
+    let ca = Double(max(1, acting))
     var terms = Terms()
-    terms.policy = Float(pg / c)
+    terms.policy = Float(pg / ca)
     terms.baseline = Float(base / c)
-    terms.entropy = Float(ent / c)
+    terms.entropy = Float(ent / ca)
     terms.total = terms.policy + settings.vfLossCoeff * terms.baseline - settings.entropyCoeff * terms.entropy
     terms.meanRho = targets.meanRho
     terms.meanTarget = Float(targetSum / c)
-    terms.clippedFraction = Float(Double(clippedSteps) / c)
+    terms.clippedFraction = Float(Double(clippedSteps) / ca)
     terms.validSteps = count
+    terms.actingSteps = acting
     return terms
   }
 

@@ -268,6 +268,8 @@ public final class Learner {
       for s in batches.indices { batches[s].scaleRewards(by: scale) }
     }
     settings.entropyCoeff = entropySchedule.rate(at: trainedSteps)
+    let acting = batches.map { $0.actingSteps(actionMask: settings.actionMask) }
+    let normalizer = ImpalaLoss.Normalizer(steps: total, acting: acting.reduce(0, +))
     // Forward from the stored states, V-trace (constants), loss, backward.
     let results = ShardResults(count: batches.count)
     var firsts = [0]
@@ -291,7 +293,7 @@ public final class Learner {
           }
         }
         let terms = ImpalaLoss.evaluate(
-          batch: batches[s], ws: ws, targets: targets, settings: settings, normalizer: total)
+          batch: batches[s], ws: ws, targets: targets, settings: settings, normalizer: normalizer)
         p.zeroGrads()
         network.backward(p, ws: ws)
         results.set(s, .success(terms))
@@ -302,15 +304,18 @@ public final class Learner {
     var terms = ImpalaLoss.Terms()
     for (s, result) in results.all.enumerated() {
       let t = try result.get()
+      // The value terms weigh each shard by its valid steps, the policy's by its acting ones.
       let w = Float(batches[s].validSteps) / Float(max(1, total))
-      terms.policy += w * t.policy
+      let wa = Float(acting[s]) / Float(max(1, normalizer.acting))
+      terms.policy += wa * t.policy
       terms.baseline += w * t.baseline
-      terms.entropy += w * t.entropy
-      terms.meanRho += w * t.meanRho
+      terms.entropy += wa * t.entropy
+      terms.meanRho += wa * t.meanRho
       terms.meanTarget += w * t.meanTarget
-      terms.clippedFraction += w * t.clippedFraction
+      terms.clippedFraction += wa * t.clippedFraction
     }
     terms.validSteps = total
+    terms.actingSteps = normalizer.acting
     terms.total = terms.policy + settings.vfLossCoeff * terms.baseline - settings.entropyCoeff * terms.entropy
     let lr = schedule.rate(at: trainedSteps)
     var stats = LearnerStepStats(

@@ -303,3 +303,141 @@ extension ImpalaLossTests {
     #expect(envs.idleSteps > 0)
   }
 }
+
+/// A turn-based game's waiting steps (every action masked) add nothing to the
+/// policy and entropy terms, and the loss takes those terms' means over the steps
+/// that act; the value loss stays a mean over every valid step.
+@Suite struct WaitingStepTests {
+  /// Fragments of the masked task in which row i waits at every step t with
+  /// (t + i) % 3 == 0, the batch the learner builds from them, and its forward.
+  static func batch(config: TrainingConfig) throws -> (PolicyNetwork, Learner, [Fragment], Batch, TrainingWorkspace) {
+    let envs = MaskedEnvironments(count: 4, idleEvery: 3)
+    let net = try ActionMaskTests.network(config, envs)
+    let learner = Learner(config: config, network: net)
+    let worker = try RolloutWorker(config: config, network: net, envs: envs, workerID: 0, seed: 6)
+    try worker.setWeights(learner.parameters.flatValues, version: 0)
+    var fragments: [Fragment] = []
+    while fragments.count < 8 { try worker.step(emit: { fragments.append($0) }, episode: { _ in }) }
+    var batch = try Batch(
+      fragments: fragments, maxLength: config.max_seq_len, observationSize: net.observationSize,
+      actionCount: net.actionCount, stateSize: net.stateSize, heads: net.heads)
+    learner.filterObservations(&batch, fragments: fragments)
+    let ws = TrainingWorkspace()
+    try net.forward(learner.parameters, batch: batch, ws: ws)
+    return (net, learner, fragments, batch, ws)
+  }
+
+  /// The steps found waiting are exactly those whose observation masks every action.
+  @Test func theWaitingStepsAreTheOnesWithNoActionAllowed() throws {
+    let (net, _, fragments, batch, _) = try Self.batch(config: ActionMaskTests.config())
+    let mask = try #require(net.actionMask)
+    let waiting = batch.waitingSteps(actionMask: mask)
+    #expect(waiting.count == batch.sequences * batch.maxLength)
+    var found = 0
+    for (i, fr) in fragments.enumerated() {
+      for t in 0..<batch.maxLength {
+        let k = i * batch.maxLength + t
+        guard t < fr.length else {
+          #expect(!waiting[k], "padding never waits")
+          continue
+        }
+        let none = mask.allSatisfy { fr.observations[t * net.observationSize + $0] < 0.5 }
+        #expect(waiting[k] == none, "sequence \(i) step \(t)")
+        if none { found += 1 }
+      }
+    }
+    #expect(found > 5 && found < batch.validSteps / 2, "\(found) of \(batch.validSteps)")
+    #expect(batch.actingSteps(actionMask: mask) == batch.validSteps - found)
+    #expect(batch.waitingSteps(actionMask: nil).isEmpty && batch.actingSteps(actionMask: nil) == batch.validSteps)
+  }
+
+  /// The terms against their definitions over the acting steps, and the gradient
+  /// at each row's logits and value against its closed form: the policy's part
+  /// divided by the acting steps, the value's by every valid step.
+  @Test func thePolicyTermsAreMeansOverTheActingSteps() throws {
+    let config = ActionMaskTests.config()
+    let (net, _, _, batch, ws) = try Self.batch(config: config)
+    let settings = ImpalaLoss.Settings(config, network: net)
+    let targets = ImpalaLoss.targets(batch: batch, ws: ws, settings: settings)
+    let terms = ImpalaLoss.evaluate(batch: batch, ws: ws, targets: targets, settings: settings)
+    let packing = try #require(ws.packing)
+    let waiting = batch.waitingSteps(actionMask: net.actionMask)
+    let acting = batch.actingSteps(actionMask: net.actionMask)
+    #expect(targets.actingSteps == acting && terms.actingSteps == acting && terms.validSteps == batch.validSteps)
+    #expect(acting < batch.validSteps)
+    let a = net.actionCount
+    var entropy = 0.0
+    var policy = 0.0
+    var rho = 0.0
+    var baseline = 0.0
+    var checked = 0
+    for i in 0..<batch.sequences {
+      for t in 0..<batch.seqLens[i] {
+        let r = packing.row(sequence: i, time: t)
+        let k = i * batch.maxLength + t
+        let err = Double(targets.vs[r] - ws.values.pointer[r])
+        baseline += 0.5 * err * err
+        let dv = Double(ws.gradValues.pointer[r])
+        #expect(abs(dv + Double(settings.vfLossCoeff) * err / Double(batch.validSteps)) < 1e-7)
+        let lp = (0..<a).map { Double(ws.logProbs.pointer[r * a + $0]) }
+        let g = (0..<a).map { Double(ws.gradLogits.pointer[r * a + $0]) }
+        if waiting[k] {
+          // Every log-probability rounds to 0: nothing to add, nothing to learn
+          // (the loss itself leaves the row's gradient at 0).
+          #expect(lp.allSatisfy { $0 == 0 } && g.allSatisfy { $0 == 0 }, "waiting row \(r)")
+          continue
+        }
+        let p = lp.map { exp($0) }
+        let h = -zip(p, lp).reduce(0) { $0 + ($1.1 < -1e8 ? 0 : $1.0 * $1.1) }
+        let act = Int(batch.actions[k])
+        let adv = Double(targets.advantages[r])
+        entropy += h
+        policy -= adv * lp[act]
+        rho += exp(lp[act] - Double(targets.anchorLogProbs[r]))
+        for j in 0..<a where lp[j] > -1e8 {
+          let expected =
+            (-adv * ((j == act ? 1 : 0) - p[j]) + Double(settings.entropyCoeff) * p[j] * (lp[j] + h)) / Double(acting)
+          #expect(abs(g[j] - expected) <= 1e-5 * max(1e-3, abs(expected)), "row \(r) logit \(j): \(g[j]) vs \(expected)")
+          checked += 1
+        }
+      }
+    }
+    #expect(checked > 20)
+    #expect(abs(Double(terms.entropy) - entropy / Double(acting)) < 1e-5)
+    #expect(abs(Double(terms.policy) - policy / Double(acting)) < 1e-5)
+    #expect(abs(Double(targets.meanRho) - rho / Double(acting)) < 1e-5)
+    #expect(abs(Double(terms.baseline) - baseline / Double(batch.validSteps)) < 1e-5)
+  }
+
+  /// Over shards that wait in different shares, the learner's update is the whole
+  /// batch's: every shard's policy gradient is divided by the whole batch's acting
+  /// steps, and the terms are weighed by each shard's acting steps.
+  @Test func aShardedStepWithWaitingStepsIsTheWholeBatchStep() throws {
+    var config = ActionMaskTests.config()
+    config.train_batch_size = 8 * config.max_seq_len
+    let (net, single, fragments, _, _) = try Self.batch(config: config)
+    var sharded = config
+    sharded.learner_threads = 2
+    let parallel = Learner(config: sharded, network: net)
+    #expect(single.parameters.flatValues == parallel.parameters.flatValues, "same seed, same start")
+    // The shards' shares of waiting steps differ.
+    let halves = parallel.split(fragments).map {
+      try? Batch(
+        fragments: $0, maxLength: config.max_seq_len, observationSize: net.observationSize,
+        actionCount: net.actionCount, stateSize: net.stateSize, heads: net.heads)
+    }
+    let shares = halves.map { b in b.map { Double($0.actingSteps(actionMask: net.actionMask)) / Double($0.validSteps) } }
+    #expect(shares.count == 2 && shares[0] != shares[1], "\(shares)")
+    for round in 0..<3 {
+      let x = try single.step(fragments)
+      let y = try parallel.step(fragments)
+      #expect(x.terms.actingSteps == y.terms.actingSteps && x.terms.actingSteps < x.terms.validSteps)
+      for (u, v) in [(x.terms.entropy, y.terms.entropy), (x.terms.policy, y.terms.policy), (x.terms.total, y.terms.total)] {
+        #expect(abs(u - v) <= 1e-5 * max(1, abs(u)), "round \(round): \(u) vs \(v)")
+      }
+      #expect(abs(x.gradNorm - y.gradNorm) <= 1e-4 * max(1, x.gradNorm))
+      let c = closeness(parallel.parameters.flatValues, single.parameters.flatValues, rtol: 1e-4, atol: 1e-5)
+      #expect(c.ok, "round \(round): \(c)")
+    }
+  }
+}
