@@ -10,12 +10,12 @@ APT_PACKAGES := libzmq3-dev libopenblas-dev
 TEST_PACKAGES := python3-venv iproute2 shellcheck chromium qemu-user
 # From PyPI, into the project's virtualenv .venv (never the system Python): the env
 # host package herd_env (python/, editable) with Gymnasium and the environment
-# packages the tests and examples use, Pillow for `herd eval --record`, and herd_policy (python/, the loader of
+# packages the tests and examples use (MPE2: PettingZoo's particle games, whose agents' spaces differ), Pillow for `herd eval --record`, and herd_policy (python/, the loader of
 # `herd export`'s files); test-only: pytest, onnxruntime (runs exported policies against Herd), Prometheus' own
 # text parser for /metrics, the Kubernetes schemas. PyTorch is not installed: the export tests compare with
 # committed PyTorch outputs (Tests/Fixtures/make_export_fixtures.py writes them).
 VENV := .venv
-PYTHON_ENV_PACKAGES := gymnasium==1.4.0 numpy==2.4.6 popgym==1.0.7 minigrid==3.2.0 pillow==11.3.0 ale-py==0.12.1 pettingzoo==1.27.0
+PYTHON_ENV_PACKAGES := gymnasium==1.4.0 numpy==2.4.6 popgym==1.0.7 minigrid==3.2.0 pillow==11.3.0 ale-py==0.12.1 pettingzoo==1.27.0 mpe2==1.1.1
 PYTHON_TEST_TOOLS := pytest==9.2.0 onnxruntime==1.32.0 prometheus-client==0.21.1 kubernetes-validate==1.37.0 tensorboard==2.21.0
 SWIFT ?= swift
 # The numeric kernels are Swift SIMD: on a build host with AVX2 and FMA, build every
@@ -46,7 +46,7 @@ test-deps:
 	@$(MAKE) --no-print-directory venv
 
 ## venv: the project's virtualenv: herd_env (the env host for gym:ID and pz:ID
-## environments), Gymnasium, POPGym, MiniGrid, PettingZoo and the Python test tools
+## environments), Gymnasium, POPGym, MiniGrid, PettingZoo, MPE2 and the Python test tools
 venv: $(VENV)/.installed
 $(VENV)/.installed: Makefile python/pyproject.toml
 	@command -v python3 >/dev/null && python3 -c 'import ensurepip' 2>/dev/null || \

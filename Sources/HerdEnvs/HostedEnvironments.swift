@@ -23,6 +23,9 @@ import Foundation
 /// end as truncated, bootstrapping from their last observation.
 public final class HostedEnvironments: VectorEnv {
   public let spec: EnvSpec
+  /// What the host says about the spaces it shows (a PettingZoo game whose agents'
+  /// spaces it made alike), for the worker's log.
+  public let notes: [String]
   public let count: Int
   public let observationSize: Int
   public let actionDims: Int
@@ -179,8 +182,10 @@ public final class HostedEnvironments: VectorEnv {
         started.append((rows, pid, command, reply, memory))
       }
       var specs: [EnvSpec] = []
+      var notes: [String] = []
       for s in started {
-        let (spec, agents) = try Self.readSpec(reply: s.reply, pid: s.pid, options: options)
+        let (spec, agents, said) = try Self.readSpec(reply: s.reply, pid: s.pid, options: options)
+        notes = said
         guard agents == options.rowsPerGame else {
           throw EnvHostError("\(options.id): a host reports \(agents) agents per game, its probe \(options.rowsPerGame)")
         }
@@ -195,6 +200,7 @@ public final class HostedEnvironments: VectorEnv {
       let box = try first.action.continuousAction()
       let heads = box == nil ? try first.action.actionHeads() : []
       spec = first
+      self.notes = notes
       observationSize = first.observation.flatSize
       continuous = box != nil
       actionDims = box?.low.count ?? heads.count
@@ -408,7 +414,7 @@ public final class HostedEnvironments: VectorEnv {
     )
     let (pid, command, reply) = try Self.spawn(options, rows: h.rows, restarts: faults.hostRestarts, memory: h.memory)
     (h.pid, h.command, h.reply) = (pid, command, reply)
-    let (again, _) = try Self.readSpec(reply: reply, pid: pid, options: options)
+    let (again, _, _) = try Self.readSpec(reply: reply, pid: pid, options: options)
     guard again == spec else { throw EnvHostError("\(options.id): the restarted host reports \(again), not \(spec)") }
     try attach(h)
     guard write(h.command, "R"), try read(h, expect: "r", seconds: options.startSeconds, doing: "a reset") else {
@@ -433,7 +439,7 @@ public final class HostedEnvironments: VectorEnv {
     defer { Glibc.close(memory) }
     let (pid, command, reply) = try spawn(o, rows: 0..<1, restarts: 0, memory: memory, probe: true)
     defer { terminate(pid: pid, command: command, reply: reply) }
-    let (_, agents) = try readSpec(reply: reply, pid: pid, options: o)
+    let (_, agents, _) = try readSpec(reply: reply, pid: pid, options: o)
     return agents
   }
 
@@ -502,7 +508,9 @@ public final class HostedEnvironments: VectorEnv {
 
   /// The spec a host writes first, and the rows each of its games takes (1 but
   /// for a PettingZoo environment).
-  static func readSpec(reply: Int32, pid: pid_t, options o: Options) throws -> (EnvSpec, agents: Int) {
+  static func readSpec(reply: Int32, pid: pid_t, options o: Options) throws -> (
+    EnvSpec, agents: Int, notes: [String]
+  ) {
     var line: [UInt8] = []
     let deadline = Date().addingTimeInterval(o.startSeconds)
     while line.last != UInt8(ascii: "\n") {
@@ -540,7 +548,7 @@ public final class HostedEnvironments: VectorEnv {
     }
     let agents = obj?["agents"] as? Int ?? 1
     guard agents >= 1 else { throw EnvHostError("\(o.id): the env host reports \(agents) agents per game") }
-    return (try EnvSpec(json: text), agents)
+    return (try EnvSpec(json: text), agents, obj?["notes"] as? [String] ?? [])
   }
 
   /// Ends a host: quit command, closed pipes, then SIGKILL if it has not exited

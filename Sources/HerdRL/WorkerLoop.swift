@@ -106,6 +106,7 @@ public final class WorkerLoop {
     let hosts = processes.map { $0 == 1 ? " in 1 env host process" : " in \($0) env host processes" } ?? ""
     let agents = envs.agentsPerGame
     let games = agents > 1 ? " (\(envs.count / agents) games of \(agents) agents, a row each, one policy)" : ""
+    for note in (envs as? HostedEnvironments)?.notes ?? [] { logger.notice("\(config.env): \(note)") }
     for part in spec.observation.droppedParts {
       logger.notice("\(config.env): observation part \(part) is not numbers; the policy does not see it")
     }

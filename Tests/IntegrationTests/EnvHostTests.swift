@@ -315,6 +315,37 @@ struct EnvHostTests {
     #expect((plain.illegal.max() ?? 0) > 0.05, "\(plain.illegal)")
   }
 
+  /// Agents whose spaces differ share the one policy through padding: in the
+  /// signal game (`herd_env.testing_envs.signal_game`) a speaker sees the target
+  /// (3 floats, 3 words) and a listener what was said (4 floats, 4 names). The
+  /// worker says what was padded, the policy sees a Dict of the padded
+  /// observation with the role and an action mask, and it learns to talk: a
+  /// listener naming at random scores 2 per episode of 8 steps, one that repeats
+  /// a speaker who says the target 7.3; the run must reach 6 (5-7 s in trials).
+  @Test func agentsOfDifferentSpacesShareOnePolicyAndLearnToTalk() throws {
+    let env = "pz:herd_env.testing_envs:signal_game"
+    let dir = HerdBinary.tempDir("signal")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let r = try HerdBinary.run(
+      [
+        "train", "--env", env, "--python", python, "--run-dir", dir, "--stop-reward", "6", "--stop-seconds", "90",
+        "--seed", "1", "--no-stats",
+      ], timeout: 180)
+    #expect(r.status == 0, "\(r.stderr.suffix(1500))")
+    #expect(
+      r.stderr.contains(
+        "\(env): the agents' spaces differ: observations (speaker_0 3, listener_0 4) padded with zeros to 4 and followed by a one-hot of the role (speaker, listener); actions Discrete(4), masked to each agent's own (speaker_0 3, listener_0 4)"
+      ), "\(r.stderr.prefix(3000))")
+    #expect(
+      r.stderr.contains(
+        "observations Dict(action_mask: Box(4, int8), observation: Box(6, float32)) (10 floats), actions Discrete(4)"),
+      "\(r.stderr.prefix(3000))")
+    #expect(r.stderr.contains("run: actions masked by the observation's 'action_mask'"), "\(r.stderr.prefix(3000))")
+    let summary = try HerdBinary.json(dir + "/summary.json")
+    #expect(summary["stop_reward_reached"] as? Bool == true, "\(summary)")
+    #expect((summary["best_mean_return"] as? Double ?? 0) >= 6, "\(summary)")
+  }
+
   /// A PettingZoo game through the env host (`pz:classic/connect_four-v3`): each
   /// game's two players take a row each and one policy plays both (self-play),
   /// the waiting player's mask all zeros. The final evaluation, against a random

@@ -182,6 +182,9 @@ class Host:
         self.vectors = None
         self.games = None
         self.agents = 1
+        # What the worker should say about the spaces it is shown (a game whose
+        # agents' spaces were made alike).
+        self.notes = []
         if multiagent.is_pettingzoo(env_id):
             self._make_games(record)
             return
@@ -260,6 +263,8 @@ class Host:
         self.recorder = EpisodeRecorder(first.env, record) if record else None
         self.observation_space = first.observation_space
         self.action_space = first.action_space
+        if first.padding:
+            self.notes.append(first.padding.describe())
         self.flatten = Flattener(self.observation_space)
         if self.flatten.size == 0:
             raise ValueError(f"{self.env_id}: observation space {self.observation_space} has no numbers Herd can use")
@@ -275,6 +280,7 @@ class Host:
             "layout": L.VERSION,
             "herd_env": os.path.dirname(os.path.abspath(__file__)),
             "agents": self.agents,
+            "notes": self.notes,
         }
 
     def attach(self, buf):

@@ -13,7 +13,18 @@ Each game is one :class:`Game` that fills as many
 consecutive rows as it has agents (``possible_agents``, in their order), so
 ``num_envs_per_worker`` counts agents and must be a multiple of them. Every agent
 is played by the policy being trained, which is self-play in a game of
-opponents; all agents must have the same observation and action spaces.
+opponents, and parameter sharing in a team.
+
+Agents whose spaces differ (MPE's adversaries and good agents, a speaker and a
+listener) are made to look alike, as parameter sharing across kinds of agents
+does it (Terry et al., 2020: "Revisiting parameter sharing in multi-agent deep
+RL"): each observation, a Box, is flattened and padded with zeros to the
+largest, and a one-hot of the agent's role (its name without a trailing
+``_N``: ``adversary_0`` plays ``adversary``) follows it, so the one policy knows
+whom it plays. Discrete actions of different sizes become the largest, with an
+``action_mask`` that allows each agent its own (the observation is then a Dict of
+``observation`` and ``action_mask``); Box actions must match. :class:`Padding`
+does it; other differences are refused by name.
 
 - A turn-based (AEC) game advances by one move of one agent per Herd step. The
   other agents' rows wait: their actions are ignored and their observations are
@@ -123,15 +134,100 @@ def make_game(env_id, config=None, render_mode=None):
     raise ValueError(f"{env_id}: made a {type(env).__name__}, not a PettingZoo AEC or parallel environment")
 
 
-def _same(spaces_by_agent, what, env_id):
-    first_agent, first = next(iter(spaces_by_agent.items()))
-    for agent, space in spaces_by_agent.items():
-        if space != first:
+def _same(spaces_by_agent):
+    first = next(iter(spaces_by_agent.values()))
+    return all(space == first for space in spaces_by_agent.values())
+
+
+def role(agent):
+    """An agent's role: its name without a trailing ``_N`` (``adversary_0``: ``adversary``)."""
+    return re.sub(r"_\d+$", "", str(agent))
+
+
+class Padding:
+    """One observation and action space for agents whose spaces differ (see the
+    module): observations flattened, padded with zeros to the largest and followed
+    by a one-hot of the agent's role; Discrete actions of the largest size with an
+    ``action_mask`` allowing each agent its own."""
+
+    def __init__(self, env_id, agents, observation_spaces, action_spaces):
+        from gymnasium import spaces
+
+        def refuse(agent, what, space, why):
             raise ValueError(
-                f"{env_id}: agent {agent!r}'s {what} space {space} differs from {first_agent!r}'s {first}: "
-                "Herd plays every agent with one policy, so they must be the same"
+                f"{env_id}: the agents' {what} spaces differ and agent {agent!r}'s is {space}: {why}. Herd plays "
+                "every agent with one policy; it pads Box observations and Discrete actions of different sizes "
+                "(wrap the game in a function of your own module, pz:MODULE:FUNCTION, to make the rest alike)"
             )
-    return first
+
+        for agent, space in observation_spaces.items():
+            if not isinstance(space, spaces.Box):
+                refuse(agent, "observation", space, "only Box observations are padded")
+        key = role
+        self.roles = list(dict.fromkeys(role(a) for a in agents))
+        if len(self.roles) == 1:  # one role name, different spaces: tell the agents apart
+            key = str
+            self.roles = [str(a) for a in agents]
+        self.role_of = {a: self.roles.index(key(a)) for a in agents}
+        self.sizes = {a: int(np.prod(s.shape)) for a, s in observation_spaces.items()}
+        self.size = max(self.sizes.values())
+        width = self.size + len(self.roles)
+        low = np.zeros(width, np.float32)
+        high = np.zeros(width, np.float32)
+        high[self.size:] = 1
+        for a, s in observation_spaces.items():
+            n = self.sizes[a]
+            low[:n] = np.minimum(low[:n], np.asarray(s.low, np.float32).reshape(-1))
+            high[:n] = np.maximum(high[:n], np.asarray(s.high, np.float32).reshape(-1))
+        body = spaces.Box(low, high, (width,), np.float32)
+        first_agent, first = next(iter(action_spaces.items()))
+        self.actions = None  # each agent's action count when they differ
+        if _same(action_spaces):
+            self.action_space = first
+        elif all(isinstance(s, spaces.Discrete) for s in action_spaces.values()):
+            for agent, space in action_spaces.items():
+                if int(space.start) != 0:
+                    refuse(agent, "action", space, "a Discrete action space is padded only when it starts at 0")
+            self.actions = {a: int(s.n) for a, s in action_spaces.items()}
+            self.action_space = spaces.Discrete(max(self.actions.values()))
+        else:
+            agent = next(a for a, s in action_spaces.items() if s != first)
+            refuse(agent, "action", action_spaces[agent],
+                   f"{first_agent!r}'s is {first}; only Discrete action spaces of different sizes are padded")
+        if self.actions is None:
+            self.observation_space = body
+        else:
+            n = self.action_space.n
+            self.observation_space = spaces.Dict(
+                {"observation": body, "action_mask": spaces.Box(0, 1, (n,), np.int8)})
+            self.masks = {a: (np.arange(n) < k).astype(np.int8) for a, k in self.actions.items()}
+
+    def describe(self):
+        """What was made alike, in words, for the worker's log."""
+        sizes = ", ".join(f"{a} {n}" for a, n in self.sizes.items())
+        text = (f"the agents' spaces differ: observations ({sizes}) padded with zeros to {self.size} and followed "
+                f"by a one-hot of the role ({', '.join(self.roles)})")
+        if self.actions is not None:
+            counts = ", ".join(f"{a} {n}" for a, n in self.actions.items())
+            text += f"; actions Discrete({self.action_space.n}), masked to each agent's own ({counts})"
+        return text
+
+    def observation(self, agent, observation):
+        out = np.zeros(self.size + len(self.roles), np.float32)
+        flat = np.asarray(observation, np.float32).reshape(-1)
+        out[:flat.size] = flat
+        out[self.size + self.role_of[agent]] = 1
+        if self.actions is None:
+            return out
+        return {"observation": out, "action_mask": self.masks[agent]}
+
+    def action(self, agent, action):
+        """The agent's own action: an index past its Discrete space (a row that
+        waits draws from all of them) becomes 0."""
+        if self.actions is None:
+            return action
+        a = int(np.asarray(action).reshape(-1)[0])
+        return a if a < self.actions[agent] else 0
 
 
 class Game:
@@ -144,8 +240,16 @@ class Game:
         if not agents:
             raise ValueError(f"{env_id}: the environment has no agents")
         self.agents = agents
-        self.observation_space = _same({a: env.observation_space(a) for a in agents}, "observation", env_id)
-        self.action_space = _same({a: env.action_space(a) for a in agents}, "action", env_id)
+        observation_spaces = {a: env.observation_space(a) for a in agents}
+        action_spaces = {a: env.action_space(a) for a in agents}
+        self.padding = None
+        if _same(observation_spaces) and _same(action_spaces):
+            self.observation_space = observation_spaces[agents[0]]
+            self.action_space = action_spaces[agents[0]]
+        else:
+            self.padding = Padding(env_id, agents, observation_spaces, action_spaces)
+            self.observation_space = self.padding.observation_space
+            self.action_space = self.padding.action_space
         self.rows = 1 if opponent else len(agents)
         self.rng = np.random.default_rng(0)
         self.played = agents[: self.rows]  # the agents the rows play, in row order
@@ -169,6 +273,15 @@ class Game:
     def over(self):
         return all(self.done.values()) or not self.env.agents
 
+    def _shown(self, agent):
+        """The observation a row of ``agent`` sees (padded when the agents' spaces differ)."""
+        observation = self._observation(agent)
+        return self.padding.observation(agent, observation) if self.padding else observation
+
+    def _own(self, agent, action):
+        """A row's action as ``agent``'s own space takes it."""
+        return self.padding.action(agent, action) if self.padding else action
+
     def _result(self):
         """``(observations, rewards, over, terminated, infos)``, one entry per row;
         agents cut short by a game that ended count as truncated."""
@@ -178,7 +291,7 @@ class Game:
                 if not self.done[a]:
                     self.terminated[a] = False
         return (
-            [self._observation(a) for a in self.played],
+            [self._shown(a) for a in self.played],
             [self.rewards[a] for a in self.played],
             over,
             [self.terminated[a] for a in self.played],
@@ -201,7 +314,7 @@ class AECGame(Game):
         self.infos = {a: {} for a in self.played}
         self.rewards = {a: 0.0 for a in self.played}
         self._advance()
-        return [self._observation(a) for a in self.played]
+        return [self._shown(a) for a in self.played]
 
     def _observation(self, agent):
         if agent in self.env.agents:
@@ -241,7 +354,7 @@ class AECGame(Game):
         for a in self.played:
             self.rewards[a] = 0.0
         agent = self.env.agent_selection
-        self.env.step(actions[self.played.index(agent)])
+        self.env.step(self._own(agent, actions[self.played.index(agent)]))
         self._collect()
         self._advance()
         return self._result()
@@ -264,7 +377,7 @@ class ParallelGame(Game):
         self.terminated = {a: False for a in self.played}
         self.infos = {a: infos.get(a, {}) for a in self.played}
         self.rewards = {a: 0.0 for a in self.played}
-        return [self.last[a] for a in self.played]
+        return [self._shown(a) for a in self.played]
 
     def _observation(self, agent):
         return self.last[agent]
@@ -273,7 +386,7 @@ class ParallelGame(Game):
         actions_by_agent = {}
         for a in self.env.agents:
             if a in self.played:
-                actions_by_agent[a] = actions[self.played.index(a)]
+                actions_by_agent[a] = self._own(a, actions[self.played.index(a)])
             else:
                 actions_by_agent[a] = self._random_action(a, self.last.get(a))
         observations, rewards, terminations, truncations, infos = self.env.step(actions_by_agent)

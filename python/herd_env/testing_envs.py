@@ -17,7 +17,9 @@ Importing this module registers them (``gym:herd_env.testing_envs:HerdTest/Flaky
   ``is_success`` (its last action was 1, the one rewarded), ``steps`` (``length``),
   ``odd`` (1.0, in odd-numbered episodes of an instance only) and ``label`` (a string);
 - ``pz:herd_env.testing_envs:parallel_race``: a PettingZoo parallel game (see
-  :func:`parallel_race`) whose agents finish at different steps.
+  :func:`parallel_race`) whose agents finish at different steps;
+- ``pz:herd_env.testing_envs:signal_game``: a cooperative PettingZoo parallel
+  game of a speaker and a listener whose spaces differ (see :func:`signal_game`).
 """
 
 import os
@@ -273,3 +275,76 @@ def parallel_race(need=(2, 3, 4), max_cycles=8, fail_every=0, nan_every=0):
             return observations, rewards, terminations, truncations, infos
 
     return Race()
+
+
+def signal_game(targets=3, length=8):
+    """A cooperative PettingZoo parallel game of two agents whose spaces differ.
+
+    ``speaker_0`` sees the episode's target (a one-hot of ``targets``) and says one
+    of ``targets`` words (``Discrete(targets)``); ``listener_0`` sees the word said
+    the step before (a one-hot, zeros at the first step) and the steps taken over
+    ``length``, and names one of ``targets + 1`` things (``Discrete(targets + 1)``,
+    the last never the target). Both get reward 1 at each step at which the
+    listener names the target; both are terminated after ``length`` steps.
+    Naming at random scores ``length / (targets + 1)``; saying the target and
+    repeating what was said scores ``length - 1`` and a third. ``infos`` hold
+    ``right``, the listener's right answers so far.
+    """
+    from pettingzoo import ParallelEnv
+
+    class Signal(ParallelEnv):
+        metadata = {"name": "signal_v0"}
+
+        def __init__(self):
+            self.possible_agents = ["speaker_0", "listener_0"]
+            self.rng = np.random.default_rng(0)
+
+        def observation_space(self, agent):
+            size = targets if agent == "speaker_0" else targets + 1
+            return spaces.Box(0.0, 1.0, (size,), np.float32)
+
+        def action_space(self, agent):
+            return spaces.Discrete(targets if agent == "speaker_0" else targets + 1)
+
+        def _observations(self):
+            target = np.zeros(targets, np.float32)
+            target[self.target] = 1
+            heard = np.zeros(targets + 1, np.float32)
+            if self.word is not None:
+                heard[self.word] = 1
+            heard[targets] = self.t / length
+            return {"speaker_0": target, "listener_0": heard}
+
+        def reset(self, seed=None, options=None):
+            if seed is not None:
+                self.rng = np.random.default_rng(seed)
+            self.agents = list(self.possible_agents)
+            self.target = int(self.rng.integers(targets))
+            self.word = None
+            self.t = 0
+            self.right = 0
+            return self._observations(), {a: {} for a in self.agents}
+
+        def step(self, actions):
+            word = int(actions["speaker_0"])
+            if not 0 <= word < targets:
+                raise ValueError(f"signal: the speaker said {word}, not a word 0..{targets - 1}")
+            named = int(actions["listener_0"])
+            if not 0 <= named <= targets:
+                raise ValueError(f"signal: the listener named {named}, not 0..{targets}")
+            reward = float(named == self.target)
+            self.right += int(reward)
+            self.word = word
+            self.t += 1
+            over = self.t >= length
+            agents = self.agents
+            self.agents = [] if over else list(agents)
+            return (
+                self._observations(),
+                {a: reward for a in agents},
+                {a: over for a in agents},
+                {a: False for a in agents},
+                {a: {"right": self.right} for a in agents},
+            )
+
+    return Signal()

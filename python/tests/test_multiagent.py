@@ -187,14 +187,72 @@ def test_env_wrappers_are_refused_for_pettingzoo():
         Host(TTT, {}, 2, 0, 0, wrappers=["herd_env.wrappers:ActionMaskObservation"])
 
 
-def test_agents_with_different_spaces_are_refused():
+SIGNAL = "pz:herd_env.testing_envs:signal_game"
+
+
+def test_agents_whose_spaces_differ_are_padded_and_told_their_role():
+    game = multiagent.make_game(SIGNAL)
+    # speaker: Box(3), Discrete(3); listener: Box(4), Discrete(4).
+    assert game.padding.roles == ["speaker", "listener"]
+    assert game.action_space.n == 4
+    assert game.observation_space["observation"].shape == (6,)
+    assert "padded with zeros to 4" in game.padding.describe()
+    assert "masked to each agent's own (speaker_0 3, listener_0 4)" in game.padding.describe()
+    speaker, listener = game.reset(seed=3)
+    target = int(np.argmax(speaker["observation"][:3]))
+    assert speaker["observation"].tolist() == [float(i == target) for i in range(3)] + [0, 1, 0]
+    assert listener["observation"].tolist() == [0, 0, 0, 0, 0, 1]
+    assert speaker["action_mask"].tolist() == [1, 1, 1, 0] and listener["action_mask"].tolist() == [1, 1, 1, 1]
+    # The speaker says the target, the listener names it from the step after.
+    (speaker, listener), rewards, over, _, infos = game.step([target, 3])
+    assert rewards == [0.0, 0.0] and not over
+    assert listener["observation"].tolist() == [float(i == target) for i in range(3)] + [1 / 8, 0, 1]
+    (_, listener), rewards, _, _, _ = game.step([target, target])
+    assert rewards == [1.0, 1.0]
+    # An index past the speaker's own words (a waiting row may draw one) says word 0.
+    game.step([3, 0])
+    assert game.env.word == 0
+
+
+def test_a_host_shows_the_padded_spaces_and_says_what_it_did():
+    host = attached(SIGNAL, {}, 4, seed=2)
+    assert host.agents == 2
+    spec = host.spec("{}")
+    assert spec["notes"] == [host.games[0].padding.describe()]
+    assert spec["action"] == {"type": "discrete", "n": 4, "start": 0}
+    host.reset()
+    # Rows: the Dict's action_mask (4) then observation (6), per agent, two games.
+    assert host.obs.shape == (4, 10)
+    assert host.obs[0, :4].tolist() == [1, 1, 1, 0] and host.obs[1, :4].tolist() == [1, 1, 1, 1]
+    assert host.obs[0, 8:].tolist() == [1, 0] and host.obs[3, 8:].tolist() == [0, 1]
+    for _ in range(8):
+        host.actions[:] = 3  # the speaker's 3 is not a word: it says 0
+        host.step()
+    assert (host.flags == L.TERMINATED).all()
+
+
+def test_differences_that_padding_cannot_make_alike_are_refused():
+    from gymnasium import spaces
     from pettingzoo.classic import tictactoe_v3
 
     env = tictactoe_v3.env()
     env.observation_space("player_1")
     env.unwrapped.observation_spaces["player_2"] = env.action_space("player_2")
-    with pytest.raises(ValueError, match="must be the same"):
+    with pytest.raises(ValueError, match="'player_1'.*only Box observations are padded"):
         multiagent.AECGame(TTT, env, None)
+    game = multiagent.make_game(SIGNAL)
+    game.env.action_space = lambda a: spaces.Box(-1, 1, (2,)) if a == "speaker_0" else spaces.Discrete(4)
+    with pytest.raises(ValueError, match="agent 'listener_0'.*only Discrete action spaces of different sizes"):
+        multiagent.ParallelGame(SIGNAL, game.env, None)
+    game.env.action_space = lambda a: spaces.Discrete(3, start=1) if a == "speaker_0" else spaces.Discrete(4)
+    with pytest.raises(ValueError, match="'speaker_0'.*starts at 0"):
+        multiagent.ParallelGame(SIGNAL, game.env, None)
+    # Same kinds, one role name: each agent is its own role.
+    game.env.possible_agents = ["agent_0", "agent_1"]
+    game.env.observation_space = lambda a: spaces.Box(0, 1, (2 if a == "agent_0" else 3,))
+    game.env.action_space = lambda a: spaces.Discrete(2)
+    padded = multiagent.ParallelGame(SIGNAL, game.env, None)
+    assert padded.padding.roles == ["agent_0", "agent_1"] and padded.observation_space.shape == (5,)
 
 
 def test_registry_ids_and_module_paths_make_the_same_game():
@@ -251,3 +309,16 @@ def test_game_zeros_first_game_is_recorded(tmp_path):
     with Image.open(path) as gif:
         assert gif.n_frames == moves + 1  # the empty board, then one frame per move
     assert host.recorder is None  # one game only
+
+
+def test_mpe_games_of_several_roles_are_padded():
+    pytest.importorskip("mpe2")
+    game = multiagent.make_game("pz:mpe2.simple_adversary_v3")
+    assert game.padding.roles == ["adversary", "agent"] and game.padding.actions is None
+    adversary, agent, _ = game.reset(seed=0)
+    assert game.observation_space.shape == (12,)
+    assert (adversary[8:10] == 0).all() and adversary[10:].tolist() == [1, 0] and agent[10:].tolist() == [0, 1]
+    game.step([0, 1, 2])
+    listener = multiagent.make_game("pz:mpe2.simple_speaker_listener_v4")
+    speaker, _ = listener.reset(seed=0)
+    assert speaker["action_mask"].tolist() == [1, 1, 1, 0, 0]
