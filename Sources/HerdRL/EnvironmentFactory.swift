@@ -115,11 +115,12 @@ public enum EnvironmentFactory {
   /// The spec of `config.env` and the rows one of its games takes (a PettingZoo
   /// environment's agents; 1 for any other).
   public static func describe(_ config: TrainingConfig, host: EnvHostSettings = EnvHostSettings()) throws -> (
-    spec: EnvSpec, agents: Int
+    spec: EnvSpec, agents: Int, notes: [String]
   ) {
     let envs = try make(config, count: 1, seed: config.seed, host: EnvHostSettings(python: host.python, processes: 1))
     defer { envs.close() }
-    return (envs.spec, (envs as? HostedEnvironments)?.agentsPerGame ?? 1)
+    let hosted = envs as? HostedEnvironments
+    return (envs.spec, hosted?.agentsPerGame ?? 1, hosted?.notes ?? [])
   }
 
   /// Observation size and action count of `config.env`, for categorical actions

@@ -7,8 +7,10 @@ import HerdNN
 public enum Explain {
   /// The explanation of `config` for the environment `spec` describes: its spaces,
   /// how observations flatten, then the model.
-  /// `agents`: the rows one game of a PettingZoo environment takes (1 otherwise).
-  public static func text(_ config: TrainingConfig, spec: EnvSpec, agents: Int = 1) throws -> String {
+  /// `agents`: the rows one game of a PettingZoo environment takes (1 otherwise);
+  /// `notes`: what the env host says it did to the spaces (a game whose agents'
+  /// spaces it padded to one).
+  public static func text(_ config: TrainingConfig, spec: EnvSpec, agents: Int = 1, notes: [String] = []) throws -> String {
     var out = [
       "Environment \(config.env)" + (spec.config == "{}" ? "" : " with env_config \(spec.config)") + config.wrappedText + ":"
     ]
@@ -23,6 +25,7 @@ public enum Explain {
           : "  past opponents     none (self_play_pool_size 0): every game against itself"
       )
     }
+    for note in notes { out.append("  spaces             \(note)") }
     out.append("  observation space  \(spec.observation)")
     out.append(
       "  flattened          [\(spec.observationSize)] \(spec.observation.flatIsBytes ? "uint8 (bytes from the env host to the learner's batch)" : "float32"), in this order:"

@@ -23,7 +23,7 @@ struct ExplainCommand: ParsableCommand {
   func run() throws {
     let config = try options.resolve()
     // A gym:ID environment is asked for its spaces through one env host.
-    let (spec, agents) = try EnvironmentFactory.describe(config, host: envHost.settings)
-    print(try Explain.text(config, spec: spec, agents: agents))
+    let (spec, agents, notes) = try EnvironmentFactory.describe(config, host: envHost.settings)
+    print(try Explain.text(config, spec: spec, agents: agents, notes: notes))
   }
 }

@@ -322,6 +322,7 @@ struct EnvHostTests {
   /// observation with the role and an action mask, and it learns to talk: a
   /// listener naming at random scores 2 per episode of 8 steps, one that repeats
   /// a speaker who says the target 7.3; the run must reach 6 (5-7 s in trials).
+  /// `herd explain` says what was padded too.
   @Test func agentsOfDifferentSpacesShareOnePolicyAndLearnToTalk() throws {
     let env = "pz:herd_env.testing_envs:signal_game"
     let dir = HerdBinary.tempDir("signal")
@@ -344,6 +345,11 @@ struct EnvHostTests {
     let summary = try HerdBinary.json(dir + "/summary.json")
     #expect(summary["stop_reward_reached"] as? Bool == true, "\(summary)")
     #expect((summary["best_mean_return"] as? Double ?? 0) >= 6, "\(summary)")
+    let explain = try HerdBinary.run(["explain", "--env", env, "--python", python])
+    #expect(explain.status == 0, "\(explain.stderr)")
+    #expect(
+      explain.stdout.contains("  spaces             the agents' spaces differ: observations (speaker_0 3, listener_0 4)"),
+      "\(explain.stdout.prefix(1500))")
   }
 
   /// A PettingZoo game through the env host (`pz:classic/connect_four-v3`): each
